@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite and the test-data script need, only when
+# something is missing. Safe to run repeatedly.
+set -euo pipefail
+
+need=()
+check() { command -v "$1" >/dev/null 2>&1 || need+=("$2"); }
+check qemu-img qemu-utils
+check sgdisk gdisk
+check sfdisk fdisk
+check mkfs.vfat dosfstools
+check mcopy mtools
+check mkfs.xfs xfsprogs
+check mkfs.ext4 e2fsprogs
+check xorriso xorriso
+check debootstrap debootstrap
+check cpio cpio
+check zstd zstd
+check lz4 lz4
+check xz xz-utils
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "install-deps: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

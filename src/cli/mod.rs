@@ -1,0 +1,88 @@
+//! Command-line layer: clap definitions, one file per subcommand, turning flags into the
+//! library's plain option structs and the library's values into text or JSON.
+//! No business logic lives here.
+
+pub mod inspect;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit codes of the binary, as DESIGN.md fixes them.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const REFUSED: u8 = 3;
+    pub const CLOUD: u8 = 4;
+    pub const IMPORT_FAILED: u8 = 5;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// Turn local disk images into cloud images.
+#[derive(Debug, Parser)]
+#[command(name = "imgport", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect images: format, sizes, safety verdict, and what is inside.
+    Inspect(inspect::InspectArgs),
+}
+
+/// Container formats as command-line values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Raw,
+    Vhd,
+    Qcow2,
+}
+
+impl From<FormatArg> for crate::image::ImageFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Raw => crate::image::ImageFormat::Raw,
+            FormatArg::Vhd => crate::image::ImageFormat::Vhd,
+            FormatArg::Qcow2 => crate::image::ImageFormat::Qcow2,
+        }
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+    }
+}
+
+/// Writes `value` as pretty JSON to stdout followed by a newline.
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Formats a byte count for people, e.g. `40.0 GiB (42949672960 bytes)`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {} ({n} bytes)", UNITS[unit])
+    }
+}

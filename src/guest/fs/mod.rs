@@ -1,0 +1,77 @@
+//! Read-only file-system readers behind one small trait, and the one path resolver that walks
+//! guest paths with symlinks resolved *inside* the guest, with bounded depth.
+
+use std::fmt;
+
+/// What a directory entry or path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// `lstat` result: the kind and, for files, the size in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub kind: NodeKind,
+    pub size: u64,
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub kind: NodeKind,
+}
+
+/// Errors of the file-system readers.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("cannot read the volume")]
+    Io(#[from] std::io::Error),
+    #[error("{fs}: {what}: {rule}")]
+    Corrupt {
+        fs: &'static str,
+        what: String,
+        rule: String,
+    },
+    #[error("{fs}: {what} is not supported")]
+    Unsupported { fs: &'static str, what: String },
+    #[error("{path}: {rule}")]
+    Path { path: String, rule: String },
+}
+
+/// A read-only file system. Paths handed to it are absolute and already free of symlinks
+/// (the resolver guarantees it); the implementation must not follow symlinks itself.
+pub trait FileSystem: Send + Sync {
+    /// Short kind, e.g. `ext4`, `xfs`, `vfat`, `ntfs`.
+    fn kind(&self) -> &'static str;
+    /// Volume label, when set.
+    fn label(&self) -> Option<String> {
+        None
+    }
+    /// Volume UUID (or serial), formatted as the guest's tools print it.
+    fn uuid(&self) -> Option<String> {
+        None
+    }
+    /// True for file systems whose names compare without case (FAT, NTFS).
+    fn case_insensitive(&self) -> bool {
+        false
+    }
+    /// Kind and size of `path` without following a final symlink; `None` when absent.
+    fn lstat(&self, path: &[u8]) -> Result<Option<NodeInfo>, FsError>;
+    /// Target of the symlink at `path`.
+    fn read_link(&self, path: &[u8]) -> Result<Vec<u8>, FsError>;
+    /// Entries of the directory at `path`, without `.` and `..`.
+    fn read_dir(&self, path: &[u8]) -> Result<Vec<DirEntry>, FsError>;
+    /// Reads up to `buf.len()` bytes of the file at `path` from `offset`; returns bytes read.
+    fn read_at(&self, path: &[u8], offset: u64, buf: &mut [u8]) -> Result<usize, FsError>;
+}
+
+impl fmt::Debug for dyn FileSystem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FileSystem({})", self.kind())
+    }
+}

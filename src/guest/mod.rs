@@ -1,0 +1,9 @@
+//! What is inside a virtual disk: partitions, file systems, operating system, architecture,
+//! boot mode, drivers and readiness for the cloud. Everything is read in userspace through
+//! [`ByteSource`](crate::source::ByteSource); nothing is mounted.
+//!
+//! Owns: partition tables, read-only file-system readers, OS recipes and [`facts::GuestFacts`].
+//! Must not touch container formats (it sees only a virtual disk) nor any cloud API.
+
+pub mod facts;
+pub mod fs;

@@ -1,0 +1,11 @@
+//! imgport: inspect local RAW, VHD and QCOW2 disk images, convert and checksum them in one
+//! streaming pass, upload them to OSS/S3 and import them as cloud images.
+//!
+//! The library never prints; progress leaves through [`report::Reporter`]. The binary in
+//! `main.rs` and the `cli` module are the only places that talk to a terminal.
+
+pub mod cli;
+pub mod guest;
+pub mod image;
+pub mod report;
+pub mod source;

@@ -1,0 +1,19 @@
+//! How long-running library work tells the outside world about progress without printing:
+//! the CLI implements [`Reporter`] with indicatif bars, tests and batch runs with logs.
+
+/// Receives progress of long operations. Every method has a no-op default.
+pub trait Reporter: Send + Sync {
+    /// A stage named `what` starts; `total` bytes (or units) are expected when known.
+    fn start(&self, _what: &str, _total: Option<u64>) {}
+    /// `done` more bytes (or units) of the current stage finished.
+    fn advance(&self, _done: u64) {}
+    /// A free-form status line, e.g. "Progress 40%" from a polled cloud task.
+    fn message(&self, _text: &str) {}
+    /// The current stage finished.
+    fn finish(&self) {}
+}
+
+/// A reporter that discards everything.
+pub struct Silent;
+
+impl Reporter for Silent {}
