@@ -1,0 +1,141 @@
+//! Shared helpers: run the binary, find the cached test images, ask qemu-img.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Directory of the cached test images; fails loudly when they were not built.
+pub fn testdata() -> PathBuf {
+    let dir = std::env::var_os("IMGPORT_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cache"));
+    assert!(
+        dir.join("STAMP").exists(),
+        "test images missing in {}: run scripts/make-testdata.sh (scripts/test.sh does)",
+        dir.display()
+    );
+    dir
+}
+
+/// Path of one cached test image.
+pub fn image(name: &str) -> PathBuf {
+    let p = testdata().join(name);
+    assert!(p.exists(), "test image {} missing", p.display());
+    p
+}
+
+/// The result of running the binary, with a readable failure description.
+pub struct Run {
+    pub cmd: String,
+    pub out: Output,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+    pub fn code(&self) -> i32 {
+        self.out.status.code().unwrap_or(-1)
+    }
+    /// Asserts the exit code, showing the command and both streams when it differs.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "command: {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.cmd,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+    /// Parses stdout as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "command: {}\nstdout is not JSON ({e})\n--- stdout\n{}\n--- stderr\n{}",
+                self.cmd,
+                self.stdout(),
+                self.stderr()
+            )
+        })
+    }
+}
+
+/// Runs `imgport ARGS` in a fresh temporary directory.
+pub fn imgport<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let dir = tempfile::tempdir().expect("temp dir");
+    imgport_in(dir.path(), args)
+}
+
+/// Runs `imgport ARGS` in `dir`.
+pub fn imgport_in<I, S>(dir: &Path, args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgport"));
+    cmd.args(&args).current_dir(dir);
+    let text = format!(
+        "imgport {}",
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let out = cmd.output().expect("run imgport");
+    Run { cmd: text, out }
+}
+
+/// `qemu-img info --output=json [-f FORMAT] PATH`, parsed.
+pub fn qemu_info(path: &Path, format: Option<&str>) -> serde_json::Value {
+    let mut cmd = Command::new("qemu-img");
+    cmd.args(["info", "--output=json"]);
+    if let Some(f) = format {
+        cmd.args(["-f", f]);
+    }
+    let out = cmd.arg(path).output().expect("run qemu-img");
+    assert!(
+        out.status.success(),
+        "qemu-img info {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("qemu-img JSON")
+}
+
+/// Inspects one file with `--json` and returns its object.
+pub fn inspect_one(path: &Path, extra: &[&str]) -> (Run, serde_json::Value) {
+    let mut args: Vec<std::ffi::OsString> = vec!["inspect".into(), "--json".into()];
+    args.extend(extra.iter().map(Into::into));
+    args.push(path.into());
+    let run = imgport(&args);
+    let v = run.json();
+    let obj = v
+        .as_array()
+        .and_then(|a| a.first())
+        .cloned()
+        .unwrap_or_else(|| panic!("command: {}\nno report in {v}", run.cmd));
+    (run, obj)
+}
+
+/// The codes of the findings of one report object.
+pub fn finding_codes(report: &serde_json::Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["code"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
