@@ -177,17 +177,19 @@ fn probe(head: &[u8], tail: &[u8], size: u64) -> Vec<Signature> {
             "Parallels images are not accepted by ECS; convert to qcow2 or raw",
         );
     }
-    for off in [0x8001usize, 0x8801, 0x9001] {
-        for magic in [b"CD001", b"BEA01", b"NSR02", b"NSR03"] {
-            if at(head, off, magic) {
-                sig(
-                    "iso",
-                    refused,
-                    off as u64,
-                    "an ISO or UDF image is an installer or data disc, not a disk image; install it into a disk first",
-                );
-            }
-        }
+    // ISO 9660 / UDF volume descriptors at 32, 34 and 36 KiB: one match is enough.
+    let iso = [0x8001usize, 0x8801, 0x9001].into_iter().find(|&off| {
+        [b"CD001", b"BEA01", b"NSR02", b"NSR03"]
+            .iter()
+            .any(|magic| at(head, off, *magic))
+    });
+    if let Some(off) = iso {
+        sig(
+            "iso",
+            refused,
+            off as u64,
+            "an ISO or UDF image is an installer or data disc, not a disk image; install it into a disk first",
+        );
     }
     if at(head, 0, &[0x1f, 0x8b]) {
         sig(
