@@ -5,7 +5,10 @@
 //! `main.rs` and the `cli` module are the only places that talk to a terminal.
 
 pub mod cli;
+pub mod cloud;
 pub mod guest;
 pub mod image;
 pub mod report;
+pub mod secret;
 pub mod source;
+pub mod transfer;
