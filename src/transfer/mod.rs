@@ -2,9 +2,15 @@
 //! in order, hashed on the way, from a [`DiskImage`](crate::image::DiskImage)'s data extents.
 //!
 //! Owns: output-format layouts (raw, dynamic/fixed VHD, qcow2), digests, the buffer pool.
-//! Must not touch object storage or cloud APIs: the uploader consumes [`Part`]s.
+//! Must not touch object storage or cloud APIs: the uploader consumes [`Part`]s from a
+//! [`PartSource`].
 
 pub mod digest;
+pub mod file;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
 
 /// One part of an output byte stream, with the checksums object storage wants per part.
 pub struct Part {
@@ -18,4 +24,54 @@ pub struct Part {
     pub md5: [u8; 16],
     /// CRC-64/XZ of `data` (OSS `x-oss-hash-crc64ecma`).
     pub crc64: u64,
+}
+
+/// Digests of a whole stream, known once its last part has been produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamDigests {
+    /// Total bytes.
+    pub size: u64,
+    /// SHA-256 of all bytes, lower-case hex.
+    pub sha256: String,
+    /// CRC-64/XZ of all bytes (combined from the part CRCs).
+    pub crc64: u64,
+}
+
+/// A byte stream cut into parts of a fixed size (the last may be shorter), produced in order.
+pub trait PartSource: Send {
+    /// Total bytes the stream will produce.
+    fn total_size(&self) -> u64;
+    /// Size of every part but the last.
+    fn part_size(&self) -> u64;
+    /// Number of parts (at least 1, even for an empty stream).
+    fn part_count(&self) -> u32 {
+        let n = self.total_size().div_ceil(self.part_size().max(1));
+        u32::try_from(n.max(1)).unwrap_or(u32::MAX)
+    }
+    /// The next part, or `None` after the last.
+    fn next_part(&mut self) -> Option<Result<Part, TransferError>>;
+    /// Digests of the whole stream; `None` until every part has been produced.
+    fn digests(&self) -> Option<StreamDigests>;
+}
+
+/// Errors of the transfer layer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("{path}: cannot read")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading the source image")]
+    Image(#[from] crate::image::ImageError),
+    #[error(
+        "part size {part_size} gives {parts} parts for {total} bytes; at most {max} are allowed"
+    )]
+    TooManyParts {
+        part_size: u64,
+        parts: u64,
+        total: u64,
+        max: u64,
+    },
 }
