@@ -13,6 +13,7 @@ check mcopy mtools
 check mkfs.xfs xfsprogs
 check mkfs.ext4 e2fsprogs
 check xorriso xorriso
+check genisoimage genisoimage
 check debootstrap debootstrap
 check cpio cpio
 check zstd zstd

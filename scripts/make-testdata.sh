@@ -127,6 +127,19 @@ xz -c qcow2-7M.qcow2 > archive.qcow2.xz
 zstd -q -c qcow2-7M.qcow2 > archive.qcow2.zst
 tar -cf archive.tar qcow2-7M.qcow2
 
+# --- more oslo.utils format_inspector cases (test numbers from the reference §1.7) ---
+q create -f qcow2 qcow2-oslo-5M.qcow2 5M
+xorriso -as mkisofs -quiet -V TEST -o oslo-iso9660.iso iso-src.bin 2>/dev/null
+genisoimage -quiet -udf -V TEST -o oslo-udf.iso iso-src.bin 2>/dev/null
+q create -f vmdk vmdk-5M.vmdk 5M
+cp vmdk-5M.vmdk vmdk-bad-desc-offset.vmdk && $py poke vmdk-bad-desc-offset.vmdk 0x1C '<Q' 2
+cp vmdk-stream.vmdk vmdk-stream-bad-desc-offset.vmdk && $py poke vmdk-stream-bad-desc-offset.vmdk 0x1C '<Q' 2
+cp vmdk-5M.vmdk vmdk-desc-mem.vmdk && $py poke vmdk-desc-mem.vmdk 0x24 '<Q' 4096
+printf '# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="someunknownformat"\nRW 10240 SPARSE "x.vmdk"\n' > vmdk-invalid-type.vmdk
+{ printf 'KDMV\0'; head -c 507 /dev/zero; } > vmdk-kdmv-zero.vmdk
+head -c 512 /dev/zero > zeros-512.raw
+for c in boot-flag no-partitions start-chs start-lba extra-partition; do $py mbr-case "mbr-$c.raw" "$c"; done
+
 rm -f iso-src.bin
 echo "$stamp_src" > STAMP
 cd "$root"

@@ -163,6 +163,30 @@ def main():
             hdr[446:512] = old[446:512]
             f.seek(0)
             f.write(hdr)
+    elif op == "poke":
+        # poke FILE OFFSET STRUCT-FORMAT VALUE: write one packed value at OFFSET.
+        off, fmt, value = int(args[0], 0), args[1], int(args[2], 0)
+        with rw(path) as f:
+            f.seek(off)
+            f.write(struct.pack(fmt, value))
+    elif op == "mbr-case":
+        # oslo test_gpt_mbr_check cases on its synthetic 10-sector GPT.
+        case = args[0]
+        b = bytearray(5120)
+        b[510:512] = b"\x55\xaa"
+        boot, chs, kind, lba = 0, b"\x00\x02\x00", 0xEE, 1
+        if case == "boot-flag":
+            boot = 0x0A
+        elif case == "no-partitions":
+            kind = 0
+        elif case == "start-chs":
+            chs = b"\x01\x02\x00"
+        elif case == "start-lba":
+            lba = 2
+        b[446:462] = struct.pack("<B3sB3sII", boot, chs, kind, b"\x00\x00\x00", lba, 0)
+        if case == "extra-partition":
+            b[462:478] = struct.pack("<B3sB3sII", 0, b"\x00\x00\x00", 0x0C, b"\x00\x00\x00", 2048, 2048)
+        open(path, "wb").write(b)
     elif op == "synthetic-gpt":
         # oslo's synthetic GPT: 10 sectors, protective MBR entry only.
         b = bytearray(5120)

@@ -76,7 +76,7 @@ fn le32(buf: &[u8], offset: usize) -> Option<u32> {
 
 /// True when sector 0 is a FAT or NTFS volume boot record rather than an MBR: those also end
 /// in 55 AA but carry a BIOS parameter block.
-fn is_volume_boot_record(head: &[u8]) -> bool {
+pub(super) fn is_volume_boot_record(head: &[u8]) -> bool {
     at(head, 3, b"NTFS    ")
         || at(head, 3, b"EXFAT   ")
         || at(head, 3, b"-FVE-FS-")
@@ -301,6 +301,7 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Opened, ImageError> {
         virtual_size: None,
         allocated_size: None,
         file_size: size,
+        bytes_read: 0,
         safe: false,
         findings: Vec::new(),
         details: None,
@@ -308,6 +309,7 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Opened, ImageError> {
 
     let refuse = |mut report: ContainerReport, finding: Finding| {
         report.findings.push(finding);
+        report.bytes_read = file.bytes_read();
         report.safe = false;
         Err(ImageError::Refused {
             report: Box::new(report),
@@ -428,6 +430,7 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Opened, ImageError> {
         Some(image) if !refused => {
             report.virtual_size = Some(image.virtual_size());
             report.allocated_size = Some(image.allocated_size()?);
+            report.bytes_read = file.bytes_read();
             report.safe = true;
             Ok(Opened {
                 image,
@@ -437,6 +440,7 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Opened, ImageError> {
         }
         _ => {
             report.safe = false;
+            report.bytes_read = file.bytes_read();
             Err(ImageError::Refused {
                 report: Box::new(report),
             })

@@ -302,6 +302,8 @@ pub struct ContainerReport {
     pub virtual_size: Option<u64>,
     pub allocated_size: Option<u64>,
     pub file_size: u64,
+    /// Bytes of the file read to reach this verdict (metadata only for QCOW2 and VHD).
+    pub bytes_read: u64,
     pub safe: bool,
     pub findings: Vec<Finding>,
     #[serde(skip_serializing_if = "Option::is_none")]

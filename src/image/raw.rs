@@ -44,6 +44,11 @@ impl RawImage {
                 format!("file size {size} is not a multiple of 512 bytes; the last partial sector will be padded with zeros on conversion"),
             ));
         }
+        if size >= 512 {
+            let mut sector = [0u8; 512];
+            file.read_exact_at(&mut sector, 0)?;
+            check_boot_sector(&sector, findings);
+        }
         Ok(Self { file })
     }
 
@@ -151,10 +156,135 @@ impl DiskImage for RawImage {
     }
 }
 
+/// Offset of the four MBR partition entries in sector 0.
+const MBR_ENTRIES: usize = 446;
+/// Size of one MBR partition entry.
+const MBR_ENTRY_LEN: usize = 16;
+/// Partition type of the protective entry that guards a GPT.
+const GPT_PROTECTIVE: u8 = 0xEE;
+
+/// Judges sector 0 of a RAW disk when it carries an MBR signature: the rules of
+/// oslo.utils' `mbr` safety check, except that a hybrid MBR (a protective entry next to
+/// others) is a legitimate layout and only warned about.
+fn check_boot_sector(sector: &[u8; 512], findings: &mut Vec<Finding>) {
+    if sector[510..512] != [0x55, 0xAA] || super::detect::is_volume_boot_record(sector) {
+        return;
+    }
+    let entries: Vec<(usize, &[u8])> = (0..4)
+        .map(|i| {
+            let off = MBR_ENTRIES + i * MBR_ENTRY_LEN;
+            (off, &sector[off..off + MBR_ENTRY_LEN])
+        })
+        .collect();
+    for (i, (off, e)) in entries.iter().enumerate() {
+        if e[0] != 0x00 && e[0] != 0x80 {
+            findings.push(Finding::at(
+                Severity::Refuse,
+                "mbr.boot_flag",
+                &format!("partition entry {} boot flag", i + 1),
+                *off as u64,
+                format!(
+                    "MBR partition entry {} at offset {off} has boot flag {:#04x}; only 0x00 and 0x80 are valid, so sector 0 is not a sane MBR",
+                    i + 1,
+                    e[0]
+                ),
+            ));
+        }
+    }
+    let used: Vec<&(usize, &[u8])> = entries.iter().filter(|(_, e)| e[4] != 0).collect();
+    if used.is_empty() {
+        findings.push(Finding::at(
+            Severity::Refuse,
+            "mbr.no_partitions",
+            "partition types",
+            MBR_ENTRIES as u64,
+            "sector 0 carries an MBR signature (55 AA at offset 510) but no partition entry is defined",
+        ));
+        return;
+    }
+    if let Some((off, e)) = entries.iter().find(|(_, e)| e[4] == GPT_PROTECTIVE) {
+        let start_lba = u32::from_le_bytes([e[8], e[9], e[10], e[11]]);
+        if start_lba != 1 {
+            findings.push(Finding::at(
+                Severity::Refuse,
+                "mbr.protective_start_lba",
+                "protective entry start LBA",
+                *off as u64 + 8,
+                format!("the GPT protective MBR entry at offset {off} starts at LBA {start_lba}; it must start at LBA 1"),
+            ));
+        }
+        if e[1..4] != [0x00, 0x02, 0x00] {
+            findings.push(Finding::at(
+                Severity::Refuse,
+                "mbr.protective_start_chs",
+                "protective entry start CHS",
+                *off as u64 + 1,
+                format!(
+                    "the GPT protective MBR entry at offset {off} has start CHS {:02x} {:02x} {:02x}; it must be 00 02 00",
+                    e[1], e[2], e[3]
+                ),
+            ));
+        }
+        if used.len() > 1 {
+            findings.push(Finding::at(
+                Severity::Warning,
+                "mbr.hybrid",
+                "partition entries",
+                MBR_ENTRIES as u64,
+                "hybrid MBR: a GPT protective entry sits next to other MBR partitions; firmware that boots by MBR sees a different layout than GPT",
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Seek, SeekFrom, Write};
+
+    /// Sector 0 with one MBR entry: boot flag, start CHS, type, start LBA (protective GPT).
+    fn mbr(boot: u8, chs: [u8; 3], kind: u8, lba: u32) -> [u8; 512] {
+        let mut s = [0u8; 512];
+        s[446] = boot;
+        s[447..450].copy_from_slice(&chs);
+        s[450] = kind;
+        s[454..458].copy_from_slice(&lba.to_le_bytes());
+        s[510] = 0x55;
+        s[511] = 0xAA;
+        s
+    }
+
+    fn codes(sector: &[u8; 512]) -> Vec<String> {
+        let mut f = Vec::new();
+        check_boot_sector(sector, &mut f);
+        f.into_iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn oslo_mbr_cases() {
+        // The protective entry oslo's synthetic GPT uses passes.
+        assert!(codes(&mbr(0, [0, 2, 0], 0xEE, 1)).is_empty());
+        assert_eq!(codes(&mbr(0x0A, [0, 2, 0], 0xEE, 1)), ["mbr.boot_flag"]);
+        assert_eq!(codes(&mbr(0, [0, 2, 0], 0, 1)), ["mbr.no_partitions"]);
+        assert_eq!(
+            codes(&mbr(0, [1, 2, 0], 0xEE, 1)),
+            ["mbr.protective_start_chs"]
+        );
+        assert_eq!(
+            codes(&mbr(0, [0, 2, 0], 0xEE, 2)),
+            ["mbr.protective_start_lba"]
+        );
+        // Non-protective types accept any CHS and LBA.
+        assert!(codes(&mbr(0x80, [9, 9, 9], 0x83, 77)).is_empty());
+        // A second entry next to the protective one is a hybrid MBR: warned, not refused.
+        let mut hybrid = mbr(0, [0, 2, 0], 0xEE, 1);
+        hybrid[462 + 4] = 0x0C;
+        assert_eq!(codes(&hybrid), ["mbr.hybrid"]);
+        // No signature: nothing to judge.
+        let mut blank = mbr(0x0A, [0, 2, 0], 0, 1);
+        blank[510] = 0;
+        assert!(codes(&blank).is_empty());
+    }
 
     #[test]
     fn sparse_file_extents_skip_holes() {
