@@ -1,0 +1,6 @@
+//! Running imports end to end: the only module that knows the order of the stages (inspect,
+//! plan, stream-convert-hash-upload, import, poll, finish), plus batches and reports.
+//!
+//! Must not parse formats, sign requests or talk HTTP itself: it calls the layers that do.
+
+pub mod report;
