@@ -3,4 +3,6 @@
 //!
 //! Must not parse formats, sign requests or talk HTTP itself: it calls the layers that do.
 
+pub mod manifest;
+pub mod packer;
 pub mod report;
