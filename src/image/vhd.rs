@@ -1,49 +1,1007 @@
-//! VHD (Microsoft Virtual Hard Disk v1.0) fixed and dynamic images. (Reader being written.)
+//! VHD (Microsoft Virtual Hard Disk Image Format Specification v1.0, 2006) fixed and dynamic
+//! images: footer, dynamic-disk header and BAT parsing, the safety verdict (`vhd.*` findings),
+//! the virtual size exactly as QEMU ≥ 10 (`block/vpc.c`) computes it, and reads.
+//!
+//! Differencing disks are refused, never read: their unallocated blocks live in a parent file.
+//! Does not write VHDs (the converter does) and never follows a name found in the file.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{DiskImage, Extent, Finding, ImageError, ImageFile, ImageFormat};
+use super::{
+    DiskImage, Extent, ExtentKind, Finding, ImageError, ImageFile, ImageFormat, Severity,
+    check_read, push_extent,
+};
+
+/// Size of the hard disk footer (spec "Hard Disk Footer Format").
+pub const FOOTER_LEN: usize = 512;
+/// Virtual PC before 2004 wrote the footer one byte short (the last reserved byte dropped).
+pub const LEGACY_FOOTER_LEN: usize = 511;
+/// Size of the dynamic disk header (spec "Dynamic Disk Header Format").
+pub const DYN_HEADER_LEN: usize = 1024;
+/// Footer cookie.
+pub const COOKIE: &[u8; 8] = b"conectix";
+/// Dynamic disk header cookie.
+pub const DYN_COOKIE: &[u8; 8] = b"cxsparse";
+/// The only footer and dynamic-header version the spec defines.
+pub const VERSION: u32 = 0x0001_0000;
+/// Disk type 2: the data region is the disk.
+pub const TYPE_FIXED: u32 = 2;
+/// Disk type 3: blocks allocated on demand through the BAT.
+pub const TYPE_DYNAMIC: u32 = 3;
+/// Disk type 4: a dynamic disk whose unallocated blocks come from a parent file.
+pub const TYPE_DIFFERENCING: u32 = 4;
+/// BAT entry of a block that is not allocated.
+pub const BAT_UNALLOCATED: u32 = 0xFFFF_FFFF;
+/// QEMU's `VHD_MAX_SECTORS`: a virtual disk of at most 2040 GiB.
+pub const MAX_SECTORS: u64 = 0xFF00_0000;
+/// QEMU's `VHD_MAX_GEOMETRY`: the CHS product meaning "use current_size instead".
+pub const MAX_GEOMETRY: u64 = 65535 * 16 * 255;
+/// Largest BAT we load (64 MiB): with the usual 2 MiB blocks this covers 32 PiB, far beyond
+/// [`MAX_SECTORS`]; a larger table is refused rather than allocated.
+pub const MAX_BAT_ENTRIES: u32 = 16 << 20;
+
+const SECTOR: u64 = 512;
+
+/// Footer field offsets (spec "Hard Disk Footer Format").
+mod foot {
+    pub const FEATURES: usize = 8;
+    pub const VERSION: usize = 12;
+    pub const DATA_OFFSET: usize = 16;
+    pub const TIMESTAMP: usize = 24;
+    pub const CREATOR_APP: usize = 28;
+    pub const CREATOR_VERSION: usize = 32;
+    pub const CREATOR_OS: usize = 36;
+    pub const ORIGINAL_SIZE: usize = 40;
+    pub const CURRENT_SIZE: usize = 48;
+    pub const CYLINDERS: usize = 56;
+    pub const HEADS: usize = 58;
+    pub const SECTORS: usize = 59;
+    pub const DISK_TYPE: usize = 60;
+    pub const CHECKSUM: usize = 64;
+    pub const UUID: usize = 68;
+    pub const SAVED_STATE: usize = 84;
+}
+
+/// Dynamic disk header field offsets (spec "Dynamic Disk Header Format").
+mod dynh {
+    pub const TABLE_OFFSET: usize = 16;
+    pub const VERSION: usize = 24;
+    pub const MAX_TABLE_ENTRIES: usize = 28;
+    pub const BLOCK_SIZE: usize = 32;
+    pub const CHECKSUM: usize = 36;
+}
+
+fn be16(b: &[u8], off: usize) -> u16 {
+    let mut a = [0u8; 2];
+    if let Some(s) = b.get(off..off + 2) {
+        a.copy_from_slice(s);
+    }
+    u16::from_be_bytes(a)
+}
+
+fn be32(b: &[u8], off: usize) -> u32 {
+    let mut a = [0u8; 4];
+    if let Some(s) = b.get(off..off + 4) {
+        a.copy_from_slice(s);
+    }
+    u32::from_be_bytes(a)
+}
+
+fn be64(b: &[u8], off: usize) -> u64 {
+    let mut a = [0u8; 8];
+    if let Some(s) = b.get(off..off + 8) {
+        a.copy_from_slice(s);
+    }
+    u64::from_be_bytes(a)
+}
+
+/// The spec's checksum: one's complement of the byte sum, the 4-byte checksum field at
+/// `field` counted as zero.
+pub fn checksum(buf: &[u8], field: usize) -> u32 {
+    let sum = buf.iter().enumerate().fold(0u32, |acc, (i, &b)| {
+        if (field..field + 4).contains(&i) {
+            acc
+        } else {
+            acc.wrapping_add(u32::from(b))
+        }
+    });
+    !sum
+}
+
+/// Cylinders / heads / sectors-per-track as stored in the footer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Geometry {
+    pub cylinders: u16,
+    pub heads: u8,
+    pub sectors_per_track: u8,
+}
+
+impl Geometry {
+    /// Number of 512-byte sectors the geometry addresses.
+    pub fn sectors(&self) -> u64 {
+        u64::from(self.cylinders) * u64::from(self.heads) * u64::from(self.sectors_per_track)
+    }
+}
+
+/// The spec's CHS algorithm (Appendix "CHS Calculation") for a disk of `total_sectors`.
+/// The result can address fewer sectors than asked for.
+pub fn chs_geometry(total_sectors: u64) -> Geometry {
+    let ts = total_sectors.min(MAX_GEOMETRY);
+    let (spt, heads, cyl_times_heads) = if ts >= 65535 * 16 * 63 {
+        (255u64, 16u64, ts / 255)
+    } else {
+        let mut spt = 17;
+        let mut cth = ts / spt;
+        let mut heads = cth.div_ceil(1024).max(4);
+        if cth >= heads * 1024 || heads > 16 {
+            spt = 31;
+            heads = 16;
+            cth = ts / spt;
+        }
+        if cth >= heads * 1024 {
+            spt = 63;
+            heads = 16;
+            cth = ts / spt;
+        }
+        (spt, heads, cth)
+    };
+    Geometry {
+        cylinders: u16::try_from(cyl_times_heads / heads).unwrap_or(u16::MAX),
+        heads: heads as u8,
+        sectors_per_track: spt as u8,
+    }
+}
+
+/// The geometry `qemu-img create -f vpc` writes for a requested size: the spec's algorithm
+/// applied to ever larger sector counts until the geometry covers the request, so the disk
+/// is rounded up, never truncated. `None` when no geometry below the maximum covers it
+/// (QEMU then stores the maximum geometry and sizes the disk by current_size).
+pub fn chs_round_up(total_sectors: u64) -> Option<Geometry> {
+    // One cylinder is at most 16 × 255 sectors, so the search ends within that many steps.
+    for extra in 0..=16 * 255 {
+        let g = chs_geometry(total_sectors.checked_add(extra)?);
+        if g.sectors() >= total_sectors {
+            return Some(g);
+        }
+    }
+    None
+}
+
+/// Where QEMU takes the virtual size from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SizeSource {
+    /// cylinders × heads × sectors-per-track × 512.
+    Chs,
+    /// The footer's current_size, rounded down to whole sectors.
+    CurrentSize,
+}
+
+/// QEMU ≥ 10.0 (`vpc_ignore_current_size`): only Virtual PC (`vpc `) and old QEMU (`qemu`)
+/// size a disk by its geometry, and not even they when the geometry is the maximum
+/// 65535×16×255. Returns the size in bytes, its source and why.
+pub fn qemu_size(
+    creator: [u8; 4],
+    geometry: Geometry,
+    current_size: u64,
+) -> (u64, SizeSource, &'static str) {
+    let chs_creator = &creator == b"vpc " || &creator == b"qemu";
+    if chs_creator && geometry.sectors() != MAX_GEOMETRY {
+        (
+            geometry.sectors() * SECTOR,
+            SizeSource::Chs,
+            "the creator is Virtual PC (\"vpc \") or old QEMU (\"qemu\"), which size the disk by its CHS geometry (QEMU >= 10 rule)",
+        )
+    } else if chs_creator {
+        (
+            current_size / SECTOR * SECTOR,
+            SizeSource::CurrentSize,
+            "the CHS geometry is the maximum 65535x16x255, so current_size is used",
+        )
+    } else {
+        (
+            current_size / SECTOR * SECTOR,
+            SizeSource::CurrentSize,
+            "the creator is neither Virtual PC nor old QEMU, so current_size is used (QEMU >= 10 rule)",
+        )
+    }
+}
+
+/// A 4-byte footer tag as text, non-printable bytes escaped (`wa\0\0`).
+fn creator_text(tag: [u8; 4]) -> String {
+    tag.iter()
+        .flat_map(|b| std::ascii::escape_default(*b))
+        .map(char::from)
+        .collect()
+}
+
+/// The decoded hard disk footer.
+#[derive(Debug, Clone)]
+struct Footer {
+    /// The bytes as read (511 or 512), for the copy-at-0 comparison.
+    raw: Vec<u8>,
+    features: u32,
+    version: u32,
+    data_offset: u64,
+    timestamp: u32,
+    creator_app: [u8; 4],
+    creator_version: u32,
+    creator_os: [u8; 4],
+    original_size: u64,
+    current_size: u64,
+    geometry: Geometry,
+    disk_type: u32,
+    checksum: u32,
+    uuid: [u8; 16],
+    saved_state: u8,
+}
+
+impl Footer {
+    /// Decodes a 511- or 512-byte footer (a short one reads as if zero-padded).
+    fn parse(raw: &[u8]) -> Self {
+        let mut b = [0u8; FOOTER_LEN];
+        let n = raw.len().min(FOOTER_LEN);
+        b[..n].copy_from_slice(&raw[..n]);
+        let tag = |off: usize| [b[off], b[off + 1], b[off + 2], b[off + 3]];
+        let mut uuid = [0u8; 16];
+        uuid.copy_from_slice(&b[foot::UUID..foot::UUID + 16]);
+        Self {
+            raw: raw[..n].to_vec(),
+            features: be32(&b, foot::FEATURES),
+            version: be32(&b, foot::VERSION),
+            data_offset: be64(&b, foot::DATA_OFFSET),
+            timestamp: be32(&b, foot::TIMESTAMP),
+            creator_app: tag(foot::CREATOR_APP),
+            creator_version: be32(&b, foot::CREATOR_VERSION),
+            creator_os: tag(foot::CREATOR_OS),
+            original_size: be64(&b, foot::ORIGINAL_SIZE),
+            current_size: be64(&b, foot::CURRENT_SIZE),
+            geometry: Geometry {
+                cylinders: be16(&b, foot::CYLINDERS),
+                heads: b[foot::HEADS],
+                sectors_per_track: b[foot::SECTORS],
+            },
+            disk_type: be32(&b, foot::DISK_TYPE),
+            checksum: be32(&b, foot::CHECKSUM),
+            uuid,
+            saved_state: b[foot::SAVED_STATE],
+        }
+    }
+}
+
+/// Dynamic-disk facts for [`VhdDetails`].
+#[derive(Debug, Clone, Serialize)]
+pub struct VhdDynamicDetails {
+    /// File offset of the `cxsparse` header (the footer's data offset).
+    pub header_offset: u64,
+    /// File offset of the block allocation table.
+    pub bat_offset: u64,
+    /// Number of BAT entries.
+    pub max_table_entries: u32,
+    /// Bytes of virtual disk per block.
+    pub block_size: u32,
+    /// Bytes of the sector bitmap in front of each block.
+    pub bitmap_size: u64,
+    /// Blocks with a BAT entry.
+    pub allocated_blocks: u64,
+    /// `max_table_entries × block_size`, which ECS requires to equal the disk size.
+    pub table_coverage: u64,
+}
 
 /// Facts about a VHD file.
 #[derive(Debug, Clone, Serialize)]
-pub struct VhdDetails {}
+pub struct VhdDetails {
+    /// `fixed` or `dynamic`.
+    pub disk_type: &'static str,
+    /// Creator application tag (`qemu`, `vpc `, `win `, `wa\x00\x00` …).
+    pub creator_app: String,
+    /// Creator version as `major.minor`.
+    pub creator_version: String,
+    /// Creator host OS tag (`Wi2k`, `Mac `).
+    pub creator_host_os: String,
+    /// Seconds since 2000-01-01 00:00 UTC.
+    pub timestamp: u32,
+    /// Footer features field (bit 0 temporary, bit 1 reserved).
+    pub features: u32,
+    /// Size of the disk at creation.
+    pub original_size: u64,
+    /// Size of the disk now, as Hyper-V, Azure and ECS read it.
+    pub current_size: u64,
+    /// The stored CHS geometry.
+    pub geometry: Geometry,
+    /// Bytes the geometry addresses, as Virtual PC reads it.
+    pub chs_size: u64,
+    /// The size QEMU (and imgport) uses.
+    pub virtual_size: u64,
+    /// Which field the virtual size comes from.
+    pub size_source: SizeSource,
+    /// Why QEMU takes that field.
+    pub size_reason: &'static str,
+    /// Footer length at the end of the file: 512, or 511 for Virtual PC before 2004.
+    pub footer_length: usize,
+    /// File offset of the footer.
+    pub footer_offset: u64,
+    /// The VM was saved with this disk attached (its contents may be inconsistent).
+    pub saved_state: bool,
+    /// Disk UUID.
+    pub uuid: String,
+    /// Dynamic-disk header and BAT facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dynamic: Option<Box<VhdDynamicDetails>>,
+}
+
+/// How the virtual disk maps onto the file.
+enum Layout {
+    /// The virtual disk is the first `virtual_size` bytes of the file.
+    Fixed,
+    /// Blocks through the BAT; each block is `bitmap_size` bytes of bitmap then data.
+    Dynamic {
+        block_size: u64,
+        bitmap_size: u64,
+        bat: Vec<u32>,
+        details: VhdDynamicDetails,
+    },
+}
 
 /// A fixed or dynamic VHD.
 pub struct VhdImage {
-    _file: Arc<ImageFile>,
+    file: Arc<ImageFile>,
+    footer: Footer,
+    footer_offset: u64,
+    virtual_size: u64,
+    size_source: SizeSource,
+    size_reason: &'static str,
+    layout: Layout,
+}
+
+/// Collects findings and remembers whether one refused.
+struct Verdict<'a> {
+    findings: &'a mut Vec<Finding>,
+    refused: bool,
+}
+
+impl Verdict<'_> {
+    fn refuse(&mut self, code: &str, field: &str, offset: u64, msg: String) {
+        self.refused = true;
+        self.findings.push(Finding::at(
+            Severity::Refuse,
+            code,
+            field,
+            offset,
+            format!("{field} at offset {offset}: {msg}"),
+        ));
+    }
+    fn note(&mut self, sev: Severity, code: &str, field: &str, offset: u64, msg: String) {
+        self.findings.push(Finding::at(
+            sev,
+            code,
+            field,
+            offset,
+            format!("{field} at offset {offset}: {msg}"),
+        ));
+    }
 }
 
 impl VhdImage {
     /// Parses and judges the footer (and dynamic header, BAT); `None` when refused.
     pub fn open(
-        _file: Arc<ImageFile>,
-        _findings: &mut Vec<Finding>,
+        file: Arc<ImageFile>,
+        findings: &mut Vec<Finding>,
     ) -> Result<Option<Self>, ImageError> {
-        todo!("vhd reader")
+        let mut v = Verdict {
+            findings,
+            refused: false,
+        };
+        let size = file.size();
+        let tail_start = size.saturating_sub(FOOTER_LEN as u64);
+        let tail = file.read_upto(tail_start, FOOTER_LEN)?;
+        // The footer is the last 512 bytes; a legacy one the last 511 (spec §3.2 note).
+        let (footer_offset, footer_len) = if tail.len() == FOOTER_LEN && tail.starts_with(COOKIE) {
+            (tail_start, FOOTER_LEN)
+        } else if tail.len() >= LEGACY_FOOTER_LEN
+            && tail
+                .get(tail.len() - LEGACY_FOOTER_LEN..)
+                .is_some_and(|t| t.starts_with(COOKIE))
+        {
+            (size - LEGACY_FOOTER_LEN as u64, LEGACY_FOOTER_LEN)
+        } else {
+            v.refuse(
+                "vhd.cookie",
+                "footer cookie",
+                tail_start,
+                "no \"conectix\" footer in the last 512 (or 511) bytes: the file is truncated or not a VHD; the footer at the end is the authoritative copy".into(),
+            );
+            return Ok(None);
+        };
+        let raw = tail
+            .get(tail.len() - footer_len..)
+            .unwrap_or_default()
+            .to_vec();
+        let footer = Footer::parse(&raw);
+        let at = |field: usize| footer_offset + field as u64;
+
+        // Spec "Checksum"; QEMU refuses a wrong one too ("Incorrect header checksum").
+        let want = checksum(&footer.raw, foot::CHECKSUM);
+        if want != footer.checksum {
+            v.refuse(
+                "vhd.footer_checksum",
+                "footer checksum",
+                at(foot::CHECKSUM),
+                format!(
+                    "stored {:#010x} but the footer sums to {want:#010x}: the footer is corrupt",
+                    footer.checksum
+                ),
+            );
+            return Ok(None);
+        }
+        if footer.version != VERSION {
+            v.refuse(
+                "vhd.version",
+                "footer file format version",
+                at(foot::VERSION),
+                format!(
+                    "{:#010x} is not the only defined version 0x00010000",
+                    footer.version
+                ),
+            );
+        }
+        match footer.disk_type {
+            TYPE_FIXED | TYPE_DYNAMIC => {}
+            TYPE_DIFFERENCING => v.refuse(
+                "vhd.differencing",
+                "footer disk type",
+                at(foot::DISK_TYPE),
+                "4 (differencing): unallocated blocks come from a parent file that is not imported (QEMU would silently read zeros there); merge the chain into one disk first".into(),
+            ),
+            other => v.refuse(
+                "vhd.disk_type",
+                "footer disk type",
+                at(foot::DISK_TYPE),
+                format!("{other} is not 2 (fixed) or 3 (dynamic)"),
+            ),
+        }
+        if v.refused {
+            return Ok(None);
+        }
+
+        let (virtual_size, size_source, size_reason) =
+            qemu_size(footer.creator_app, footer.geometry, footer.current_size);
+        let chs_size = footer.geometry.sectors() * SECTOR;
+        // QEMU: `total_sectors > VHD_MAX_SECTORS` is EFBIG.
+        if virtual_size / SECTOR > MAX_SECTORS {
+            v.refuse(
+                "vhd.too_large",
+                "footer current size",
+                at(foot::CURRENT_SIZE),
+                format!("the virtual size {virtual_size} passes the VHD limit of 2040 GiB"),
+            );
+        }
+        if footer.saved_state != 0 {
+            v.note(
+                Severity::Warning,
+                "vhd.saved_state",
+                "footer saved state",
+                at(foot::SAVED_STATE),
+                "the VM was saved (not shut down) with this disk attached; file systems may be inconsistent".into(),
+            );
+        }
+        if chs_size != footer.current_size {
+            let used = match size_source {
+                SizeSource::Chs => "the CHS size",
+                SizeSource::CurrentSize => "current_size",
+            };
+            v.note(
+                Severity::Info,
+                "vhd.chs_size_differs",
+                "footer disk geometry",
+                at(foot::CYLINDERS),
+                format!(
+                    "the CHS size {chs_size} ({}/{}/{}) differs from current_size {}; {used} is used ({size_reason}); Hyper-V, Azure and ECS read current_size",
+                    footer.geometry.cylinders,
+                    footer.geometry.heads,
+                    footer.geometry.sectors_per_track,
+                    footer.current_size
+                ),
+            );
+        }
+        if footer.current_size % SECTOR != 0 {
+            v.note(
+                Severity::Warning,
+                "vhd.size_not_sector_multiple",
+                "footer current size",
+                at(foot::CURRENT_SIZE),
+                format!(
+                    "{} is not a multiple of 512; the partial last sector is dropped",
+                    footer.current_size
+                ),
+            );
+        }
+
+        // The copy of the footer at offset 0 (dynamic disks only).
+        let head = if footer_offset >= FOOTER_LEN as u64 {
+            file.read_upto(0, FOOTER_LEN)?
+        } else {
+            Vec::new()
+        };
+        let has_copy = head.starts_with(COOKIE);
+        let layout = if footer.disk_type == TYPE_FIXED {
+            if has_copy {
+                // QEMU reads a footer at 0 in preference to the one at the end: a guest that
+                // wrote one into the first sector could change how the disk is read.
+                v.refuse(
+                    "vhd.fixed_header_copy",
+                    "first sector",
+                    0,
+                    "a fixed disk's data starts with a VHD footer; a guest may have written it and QEMU would take it as the footer".into(),
+                );
+            }
+            // The data region is everything before the footer. QEMU does not check it: a
+            // larger size reads the footer and then zeros, a smaller one hides data, and
+            // Hyper-V/ECS use current_size. Both sizes must therefore be the data region.
+            if footer.current_size != footer_offset || virtual_size > footer_offset {
+                v.refuse(
+                    "vhd.fixed_size_mismatch",
+                    "footer current size",
+                    at(foot::CURRENT_SIZE),
+                    format!(
+                        "a fixed disk of current_size {} (virtual size {virtual_size}) needs a data region of that size, but {footer_offset} bytes precede the footer",
+                        footer.current_size
+                    ),
+                );
+            }
+            Layout::Fixed
+        } else {
+            let mut first_diff = None;
+            if has_copy {
+                first_diff = footer.raw.iter().zip(head.iter()).position(|(a, b)| a != b);
+            }
+            if !has_copy {
+                v.refuse(
+                    "vhd.header_copy_mismatch",
+                    "footer copy",
+                    0,
+                    "a dynamic disk must start with a copy of its footer, and there is none (QEMU refuses it too)".into(),
+                );
+            } else if let Some(d) = first_diff {
+                v.refuse(
+                    "vhd.header_copy_mismatch",
+                    "footer copy",
+                    d as u64,
+                    format!(
+                        "the copy at offset 0 differs from the footer at {footer_offset} (first at byte {d}); QEMU reads the copy, other tools the footer"
+                    ),
+                );
+            }
+            match open_dynamic(&file, &footer, footer_offset, virtual_size, &mut v)? {
+                Some(l) => l,
+                None => return Ok(None),
+            }
+        };
+        if v.refused {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            file,
+            footer,
+            footer_offset,
+            virtual_size,
+            size_source,
+            size_reason,
+            layout,
+        }))
     }
+
     /// `fixed` or `dynamic`.
     pub fn subformat(&self) -> &'static str {
-        todo!()
+        match self.layout {
+            Layout::Fixed => "fixed",
+            Layout::Dynamic { .. } => "dynamic",
+        }
     }
-    /// Footer facts.
+
+    /// Footer facts, and for dynamic disks the header and BAT facts.
     pub fn details(&self) -> VhdDetails {
-        todo!()
+        let f = &self.footer;
+        let uuid: String = f
+            .uuid
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let dash = if matches!(i, 4 | 6 | 8 | 10) { "-" } else { "" };
+                format!("{dash}{b:02x}")
+            })
+            .collect();
+        VhdDetails {
+            disk_type: self.subformat(),
+            creator_app: creator_text(f.creator_app),
+            creator_version: format!("{}.{}", f.creator_version >> 16, f.creator_version & 0xffff),
+            creator_host_os: creator_text(f.creator_os),
+            timestamp: f.timestamp,
+            features: f.features,
+            original_size: f.original_size,
+            current_size: f.current_size,
+            geometry: f.geometry,
+            chs_size: f.geometry.sectors() * SECTOR,
+            virtual_size: self.virtual_size,
+            size_source: self.size_source,
+            size_reason: self.size_reason,
+            footer_length: f.raw.len(),
+            footer_offset: self.footer_offset,
+            saved_state: f.saved_state != 0,
+            uuid,
+            dynamic: match &self.layout {
+                Layout::Fixed => None,
+                Layout::Dynamic { details, .. } => Some(Box::new(details.clone())),
+            },
+        }
     }
+}
+
+/// A file range that metadata or a block occupies, for overlap checks.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u64,
+    end: u64,
+    what: SpanKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpanKind {
+    FooterCopy,
+    Header,
+    Bat,
+    Block(usize),
+}
+
+impl SpanKind {
+    fn name(self) -> String {
+        match self {
+            SpanKind::FooterCopy => "the footer copy".into(),
+            SpanKind::Header => "the dynamic disk header".into(),
+            SpanKind::Bat => "the BAT".into(),
+            SpanKind::Block(i) => format!("block {i}"),
+        }
+    }
+}
+
+/// Parses and judges the `cxsparse` header and the BAT (spec "Dynamic Disk Header Format",
+/// "Block Allocation Table and Data Blocks"). `None` when nothing further can be checked.
+fn open_dynamic(
+    file: &ImageFile,
+    footer: &Footer,
+    footer_offset: u64,
+    virtual_size: u64,
+    v: &mut Verdict<'_>,
+) -> Result<Option<Layout>, ImageError> {
+    let hdr_off = footer.data_offset;
+    let data_offset_at = footer_offset + foot::DATA_OFFSET as u64;
+    let hdr_end = hdr_off.checked_add(DYN_HEADER_LEN as u64);
+    if hdr_off < FOOTER_LEN as u64 || hdr_end.is_none_or(|e| e > footer_offset) {
+        v.refuse(
+            "vhd.dyn_header_offset",
+            "footer data offset",
+            data_offset_at,
+            format!(
+                "the dynamic disk header at {hdr_off} must lie between the footer copy and the footer at {footer_offset}"
+            ),
+        );
+        return Ok(None);
+    }
+    let mut h = vec![0u8; DYN_HEADER_LEN];
+    file.read_exact_at(&mut h, hdr_off)?;
+    let hat = |field: usize| hdr_off + field as u64;
+    if !h.starts_with(DYN_COOKIE) {
+        v.refuse(
+            "vhd.dyn_cookie",
+            "dynamic header cookie",
+            hdr_off,
+            "is not \"cxsparse\"".into(),
+        );
+        return Ok(None);
+    }
+    let stored = be32(&h, dynh::CHECKSUM);
+    let want = checksum(&h, dynh::CHECKSUM);
+    if stored != want {
+        // QEMU does not check this one; a wrong sum still means the header is corrupt.
+        v.refuse(
+            "vhd.dyn_checksum",
+            "dynamic header checksum",
+            hat(dynh::CHECKSUM),
+            format!("stored {stored:#010x} but the header sums to {want:#010x}"),
+        );
+        return Ok(None);
+    }
+    let version = be32(&h, dynh::VERSION);
+    if version != VERSION {
+        v.refuse(
+            "vhd.dyn_version",
+            "dynamic header version",
+            hat(dynh::VERSION),
+            format!("{version:#010x} is not 0x00010000"),
+        );
+    }
+    let block_size = be32(&h, dynh::BLOCK_SIZE);
+    if !block_size.is_power_of_two() || block_size < 512 {
+        v.refuse(
+            "vhd.block_size",
+            "dynamic header block size",
+            hat(dynh::BLOCK_SIZE),
+            format!("{block_size} is not a power of two of at least 512"),
+        );
+        return Ok(None);
+    }
+    let block = u64::from(block_size);
+    // One bit per sector, padded to whole sectors (spec "Block Allocation Table").
+    let bitmap_size = (block / SECTOR).div_ceil(8).div_ceil(SECTOR) * SECTOR;
+    let entries = be32(&h, dynh::MAX_TABLE_ENTRIES);
+    if entries > MAX_BAT_ENTRIES {
+        v.refuse(
+            "vhd.bat_too_large",
+            "dynamic header max table entries",
+            hat(dynh::MAX_TABLE_ENTRIES),
+            format!("{entries} entries pass imgport's limit of {MAX_BAT_ENTRIES}"),
+        );
+        return Ok(None);
+    }
+    let coverage = u64::from(entries) * block;
+    if coverage < virtual_size {
+        // QEMU: "Page table too small".
+        v.refuse(
+            "vhd.page_table_too_small",
+            "dynamic header max table entries",
+            hat(dynh::MAX_TABLE_ENTRIES),
+            format!(
+                "{entries} entries of {block_size} bytes cover {coverage} bytes, less than the virtual size {virtual_size}"
+            ),
+        );
+        return Ok(None);
+    }
+    if coverage != footer.current_size {
+        v.note(
+            Severity::Warning,
+            "vhd.ecs_incorrect_size",
+            "dynamic header max table entries",
+            hat(dynh::MAX_TABLE_ENTRIES),
+            format!(
+                "max table entries × block size = {coverage} but current_size is {}; ECS refuses such a VHD (InvalidVHDImage.IncorrectSize), so convert it rather than upload it as is",
+                footer.current_size
+            ),
+        );
+    }
+    let bat_off = be64(&h, dynh::TABLE_OFFSET);
+    let bat_len = u64::from(entries) * 4;
+    let bat_end = bat_off.checked_add(bat_len);
+    if bat_off < FOOTER_LEN as u64 || bat_end.is_none_or(|e| e > footer_offset) {
+        v.refuse(
+            "vhd.bat_past_eof",
+            "dynamic header table offset",
+            hat(dynh::TABLE_OFFSET),
+            format!(
+                "the BAT ({bat_len} bytes at {bat_off}) must lie between the footer copy and the footer at {footer_offset}"
+            ),
+        );
+        return Ok(None);
+    }
+    let bat_end = bat_off + bat_len;
+    let hdr_end = hdr_off + DYN_HEADER_LEN as u64;
+    if bat_off < hdr_end && hdr_off < bat_end {
+        v.refuse(
+            "vhd.bat_overlap",
+            "dynamic header table offset",
+            hat(dynh::TABLE_OFFSET),
+            format!("the BAT ({bat_len} bytes at {bat_off}) overlaps the dynamic disk header at {hdr_off}"),
+        );
+        return Ok(None);
+    }
+    // Bounded: entries ≤ MAX_BAT_ENTRIES and the table lies inside the file.
+    let mut raw = vec![0u8; bat_len as usize];
+    file.read_exact_at(&mut raw, bat_off)?;
+    let bat: Vec<u32> = raw
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    drop(raw);
+
+    let mut spans = vec![
+        Span {
+            start: 0,
+            end: FOOTER_LEN as u64,
+            what: SpanKind::FooterCopy,
+        },
+        Span {
+            start: hdr_off,
+            end: hdr_end,
+            what: SpanKind::Header,
+        },
+        Span {
+            start: bat_off,
+            end: bat_end,
+            what: SpanKind::Bat,
+        },
+    ];
+    let mut past_eof = 0u64;
+    let mut allocated = 0u64;
+    for (i, &e) in bat.iter().enumerate() {
+        if e == BAT_UNALLOCATED {
+            continue;
+        }
+        allocated += 1;
+        let start = u64::from(e) * SECTOR;
+        // QEMU requires the whole block (bitmap + data) inside the file; it must also end
+        // before the footer, which is metadata.
+        let end = start + bitmap_size + block;
+        if end > footer_offset {
+            if past_eof == 0 {
+                v.refuse(
+                    "vhd.bat_entry_past_eof",
+                    &format!("BAT entry {i}"),
+                    bat_off + 4 * i as u64,
+                    format!(
+                        "block {i} at sector {e} (bytes {start}..{end}) does not end before the footer at {footer_offset}"
+                    ),
+                );
+            }
+            past_eof += 1;
+            continue;
+        }
+        spans.push(Span {
+            start,
+            end,
+            what: SpanKind::Block(i),
+        });
+    }
+    if past_eof > 1 {
+        v.note(
+            Severity::Refuse,
+            "vhd.bat_entry_past_eof",
+            "BAT",
+            bat_off,
+            format!("{past_eof} blocks in all lie past the end of the data"),
+        );
+    }
+    spans.sort_by_key(|s| (s.start, s.end));
+    let mut overlaps = 0u64;
+    // Each span is compared with the furthest-reaching earlier one, which catches every
+    // overlap chain in one pass.
+    let mut reach: Option<Span> = None;
+    for s in &spans {
+        if let Some(r) = reach {
+            if s.start < r.end {
+                if overlaps == 0 {
+                    let (field, offset) = match (s.what, r.what) {
+                        (SpanKind::Block(i), _) | (_, SpanKind::Block(i)) => {
+                            (format!("BAT entry {i}"), bat_off + 4 * i as u64)
+                        }
+                        _ => (
+                            "dynamic header table offset".to_string(),
+                            hat(dynh::TABLE_OFFSET),
+                        ),
+                    };
+                    v.refuse(
+                        "vhd.bat_overlap",
+                        &field,
+                        offset,
+                        format!(
+                            "{} (bytes {}..{}) overlaps {} (bytes {}..{}); two reads of different disk offsets would share storage",
+                            s.what.name(),
+                            s.start,
+                            s.end,
+                            r.what.name(),
+                            r.start,
+                            r.end
+                        ),
+                    );
+                }
+                overlaps += 1;
+            }
+            if s.end > r.end {
+                reach = Some(*s);
+            }
+        } else {
+            reach = Some(*s);
+        }
+    }
+    if overlaps > 1 {
+        v.note(
+            Severity::Refuse,
+            "vhd.bat_overlap",
+            "BAT",
+            bat_off,
+            format!("{overlaps} overlaps in all"),
+        );
+    }
+    let details = VhdDynamicDetails {
+        header_offset: hdr_off,
+        bat_offset: bat_off,
+        max_table_entries: entries,
+        block_size,
+        bitmap_size,
+        allocated_blocks: allocated,
+        table_coverage: coverage,
+    };
+    Ok(Some(Layout::Dynamic {
+        block_size: block,
+        bitmap_size,
+        bat,
+        details,
+    }))
 }
 
 impl DiskImage for VhdImage {
     fn format(&self) -> ImageFormat {
         ImageFormat::Vhd
     }
+
     fn virtual_size(&self) -> u64 {
-        todo!()
+        self.virtual_size
     }
-    fn read_at(&self, _buf: &mut [u8], _offset: u64) -> Result<(), ImageError> {
-        todo!()
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), ImageError> {
+        check_read(self.virtual_size, buf.len(), offset)?;
+        match &self.layout {
+            // Opening checked that the virtual size fits in the data region before the footer.
+            Layout::Fixed => self.file.read_exact_at(buf, offset),
+            Layout::Dynamic {
+                block_size,
+                bitmap_size,
+                bat,
+                ..
+            } => {
+                let mut done = 0usize;
+                while done < buf.len() {
+                    let pos = offset + done as u64;
+                    let index = pos / block_size;
+                    let within = pos % block_size;
+                    let n = ((block_size - within) as usize).min(buf.len() - done);
+                    let chunk = &mut buf[done..done + n];
+                    // QEMU ignores the sector bitmap of a dynamic disk: an allocated block is
+                    // read whole, an unallocated one reads zeros.
+                    match bat.get(index as usize).copied() {
+                        Some(e) if e != BAT_UNALLOCATED => {
+                            let at = u64::from(e) * SECTOR + bitmap_size + within;
+                            self.file.read_exact_at(chunk, at)?;
+                        }
+                        _ => chunk.fill(0),
+                    }
+                    done += n;
+                }
+                Ok(())
+            }
+        }
     }
+
     fn extents(&self) -> Result<Vec<Extent>, ImageError> {
-        todo!()
+        match &self.layout {
+            Layout::Fixed => super::raw::file_extents(&self.file, self.virtual_size),
+            Layout::Dynamic {
+                block_size, bat, ..
+            } => {
+                let mut out = Vec::new();
+                let mut pos = 0u64;
+                for &e in bat {
+                    if pos >= self.virtual_size {
+                        break;
+                    }
+                    let length = (*block_size).min(self.virtual_size - pos);
+                    let kind = if e == BAT_UNALLOCATED {
+                        ExtentKind::Unallocated
+                    } else {
+                        ExtentKind::Data
+                    };
+                    push_extent(
+                        &mut out,
+                        Extent {
+                            offset: pos,
+                            length,
+                            kind,
+                        },
+                    );
+                    pos += length;
+                }
+                Ok(out)
+            }
+        }
     }
 }
