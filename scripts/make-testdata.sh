@@ -102,8 +102,8 @@ q create -f vpc vhd-base-129M.vhd 129M
 cp vhd-base-129M.vhd vhd-badsum.vhd && $py vhd-badsum vhd-badsum.vhd
 cp vhd-base-129M.vhd vhd-diff.vhd && $py vhd-type vhd-diff.vhd 4
 cp vhd-base-129M.vhd vhd-creator-xyz1.vhd && $py vhd-creator vhd-creator-xyz1.vhd xyz1 4194304
-cp vhd-base-129M.vhd vhd-creator-win.vhd && $py vhd-creator vhd-creator-win.vhd 'win ' 0
-cp vhd-base-129M.vhd vhd-creator-wa.vhd && $py vhd-creator vhd-creator-wa.vhd 'wa\0\0' 0
+cp vhd-base-129M.vhd vhd-creator-win.vhd && $py vhd-creator vhd-creator-win.vhd 'win ' -98304
+cp vhd-base-129M.vhd vhd-creator-wa.vhd && $py vhd-creator vhd-creator-wa.vhd 'wa\0\0' -98304
 cp vhdfixed-7M.vhd vhd-fixed-511.vhd && $py vhd-legacy-511 vhd-fixed-511.vhd
 cp content.vhd vhd-bat-past-eof.vhd && $py vhd-bat vhd-bat-past-eof.vhd past-eof
 cp content.vhd vhd-bat-overlap.vhd && $py vhd-bat vhd-bat-overlap.vhd overlap
@@ -126,6 +126,11 @@ gzip -c qcow2-7M.qcow2 > archive.qcow2.gz
 xz -c qcow2-7M.qcow2 > archive.qcow2.xz
 zstd -q -c qcow2-7M.qcow2 > archive.qcow2.zst
 tar -cf archive.tar qcow2-7M.qcow2
+
+# VHD size rules: creator "vpc " keeps CHS even when current_size differs; the maximum
+# geometry makes even a "qemu" creator use current_size
+cp vhd-base-129M.vhd vhd-creator-vpc.vhd && $py vhd-creator vhd-creator-vpc.vhd 'vpc ' -98304
+cp vhdforce-129M.vhd vhd-creator-qemu-maxchs.vhd && $py vhd-creator vhd-creator-qemu-maxchs.vhd qemu 0
 
 rm -f iso-src.bin
 echo "$stamp_src" > STAMP
