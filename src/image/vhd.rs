@@ -1005,3 +1005,9 @@ impl DiskImage for VhdImage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod image_tests;
