@@ -509,3 +509,34 @@ fn chs_round_up_matches_qemu_img_create() {
     assert_eq!(chs_round_up(83_886_080), Some(g(20561, 16, 255))); // 40G
     assert_eq!(chs_round_up(MAX_GEOMETRY + 1), None);
 }
+
+#[test]
+fn every_single_byte_corruption_of_the_metadata_is_handled() {
+    // Each metadata byte of the dynamic fixture changed in turn: opening must refuse or
+    // succeed, never panic, and an opened image must read its whole disk.
+    let good = dynamic().bytes();
+    let n = good.len();
+    let positions = (0..BAT + 16).chain(n - FOOTER_LEN..n);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.vhd");
+    for pos in positions {
+        for delta in [1u8, 0x80] {
+            let mut bytes = good.clone();
+            bytes[pos] = bytes[pos].wrapping_add(delta);
+            std::fs::write(&path, &bytes).unwrap();
+            let file = Arc::new(ImageFile::open(&path).unwrap());
+            let mut findings = Vec::new();
+            if let Some(img) = VhdImage::open(file, &mut findings).unwrap() {
+                assert!(!findings.iter().any(Finding::refuses));
+                let size = img.virtual_size();
+                if size <= 1 << 20 {
+                    let mut buf = vec![0u8; size as usize];
+                    img.read_at(&mut buf, 0).unwrap();
+                }
+                img.extents().unwrap();
+            } else {
+                assert!(findings.iter().any(Finding::refuses), "byte {pos}");
+            }
+        }
+    }
+}
