@@ -404,7 +404,7 @@ impl VhdImage {
                 "footer disk geometry",
                 at(foot::CYLINDERS),
                 format!(
-                    "the CHS size {chs_size} ({}/{}/{}) differs from current_size {}; {used} is used ({size_reason}); Hyper-V, Azure and ECS read current_size",
+                    "the CHS size {chs_size} ({}/{}/{}) differs from current_size {}; {used} is used because {size_reason}; Hyper-V, Azure and ECS read current_size",
                     footer.geometry.cylinders,
                     footer.geometry.heads,
                     footer.geometry.sectors_per_track,

@@ -93,13 +93,13 @@ pub fn qemu_size(
         (
             current_size / SECTOR * SECTOR,
             SizeSource::CurrentSize,
-            "the CHS geometry is the maximum 65535x16x255, so current_size is used",
+            "the CHS geometry is the maximum 65535x16x255",
         )
     } else {
         (
             current_size / SECTOR * SECTOR,
             SizeSource::CurrentSize,
-            "the creator is neither Virtual PC nor old QEMU, so current_size is used (QEMU >= 10 rule)",
+            "the creator is neither Virtual PC nor old QEMU (QEMU >= 10 rule)",
         )
     }
 }
