@@ -133,3 +133,25 @@ fn chs_round_up_matches_fresh_qemu_img_images() {
         assert_eq!(chs_round_up(size / 512), Some(f.geometry), "{size}");
     }
 }
+
+#[test]
+fn concurrent_reads_agree_with_the_raw_disk() {
+    let raw = std::fs::read(cached("content.raw")).unwrap();
+    let opened = open(&cached("content.vhd"), &OpenOptions::default()).unwrap();
+    let img = opened.image;
+    let chunk = (1 << 20) + 4097;
+    std::thread::scope(|s| {
+        for t in 0..4usize {
+            let (img, raw) = (&img, &raw);
+            s.spawn(move || {
+                let mut buf = vec![0u8; chunk];
+                let mut pos = t * chunk;
+                while pos + chunk <= raw.len() {
+                    img.read_at(&mut buf, pos as u64).unwrap();
+                    assert!(buf[..] == raw[pos..pos + chunk], "thread {t} at {pos}");
+                    pos += 4 * chunk;
+                }
+            });
+        }
+    });
+}
