@@ -445,14 +445,18 @@ impl VhdImage {
             }
             // The data region is everything before the footer. QEMU does not check it: a
             // larger size reads the footer and then zeros, a smaller one hides data, and
-            // Hyper-V/ECS use current_size. Both sizes must therefore be the data region.
-            if footer.current_size != footer_offset || virtual_size > footer_offset {
+            // Hyper-V/ECS use current_size. Both sizes must therefore be the data region,
+            // in whole sectors (QEMU rounds the file length up to a sector to find the footer).
+            if footer.current_size != footer_offset
+                || virtual_size > footer_offset
+                || footer_offset % SECTOR != 0
+            {
                 v.refuse(
                     "vhd.fixed_size_mismatch",
                     "footer current size",
                     at(foot::CURRENT_SIZE),
                     format!(
-                        "a fixed disk of current_size {} (virtual size {virtual_size}) needs a data region of that size, but {footer_offset} bytes precede the footer",
+                        "a fixed disk of current_size {} (virtual size {virtual_size}) needs a data region of that size in whole sectors, but {footer_offset} bytes precede the footer",
                         footer.current_size
                     ),
                 );

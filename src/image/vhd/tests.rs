@@ -353,6 +353,14 @@ fn fixed_size_must_match_the_data_region() {
         seal_footer(f);
         refused(&bytes, "vhd.fixed_size_mismatch");
     }
+    // A data region that is not whole sectors, even when current_size says the same.
+    let mut bytes = fixed();
+    let mut f = bytes.split_off(VSIZE as usize);
+    bytes.extend([0u8; 100]);
+    put64(&mut f, foot::CURRENT_SIZE, VSIZE + 100);
+    seal_footer(&mut f);
+    bytes.extend(f);
+    refused(&bytes, "vhd.fixed_size_mismatch");
 }
 
 #[test]
