@@ -102,8 +102,8 @@ q create -f vpc vhd-base-129M.vhd 129M
 cp vhd-base-129M.vhd vhd-badsum.vhd && $py vhd-badsum vhd-badsum.vhd
 cp vhd-base-129M.vhd vhd-diff.vhd && $py vhd-type vhd-diff.vhd 4
 cp vhd-base-129M.vhd vhd-creator-xyz1.vhd && $py vhd-creator vhd-creator-xyz1.vhd xyz1 4194304
-cp vhd-base-129M.vhd vhd-creator-win.vhd && $py vhd-creator vhd-creator-win.vhd 'win ' 0
-cp vhd-base-129M.vhd vhd-creator-wa.vhd && $py vhd-creator vhd-creator-wa.vhd 'wa\0\0' 0
+cp vhd-base-129M.vhd vhd-creator-win.vhd && $py vhd-creator vhd-creator-win.vhd 'win ' -98304
+cp vhd-base-129M.vhd vhd-creator-wa.vhd && $py vhd-creator vhd-creator-wa.vhd 'wa\0\0' -98304
 cp vhdfixed-7M.vhd vhd-fixed-511.vhd && $py vhd-legacy-511 vhd-fixed-511.vhd
 cp content.vhd vhd-bat-past-eof.vhd && $py vhd-bat vhd-bat-past-eof.vhd past-eof
 cp content.vhd vhd-bat-overlap.vhd && $py vhd-bat vhd-bat-overlap.vhd overlap
@@ -139,6 +139,10 @@ printf '# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncrea
 { printf 'KDMV\0'; head -c 507 /dev/zero; } > vmdk-kdmv-zero.vmdk
 head -c 512 /dev/zero > zeros-512.raw
 for c in boot-flag no-partitions start-chs start-lba extra-partition; do $py mbr-case "mbr-$c.raw" "$c"; done
+# VHD size rules: creator "vpc " keeps CHS even when current_size differs; the maximum
+# geometry makes even a "qemu" creator use current_size
+cp vhd-base-129M.vhd vhd-creator-vpc.vhd && $py vhd-creator vhd-creator-vpc.vhd 'vpc ' -98304
+cp vhdforce-129M.vhd vhd-creator-qemu-maxchs.vhd && $py vhd-creator vhd-creator-qemu-maxchs.vhd qemu 0
 
 rm -f iso-src.bin
 echo "$stamp_src" > STAMP

@@ -72,31 +72,81 @@ impl RawImage {
             .unwrap_or(self.file.size());
         RawDetails { disk_usage }
     }
+}
 
-    /// `lseek(fd, offset, whence)`; `None` when the kernel says ENXIO (no more data/holes).
-    fn seek(&self, offset: u64, whence: libc::c_int) -> Result<Option<u64>, ImageError> {
-        let fd = self.file.file().as_raw_fd();
-        // SAFETY: lseek on a valid, owned descriptor has no memory effects; the shared file
-        // position it moves is never used (all reads are positional).
-        let r = unsafe { libc::lseek(fd, offset as libc::off_t, whence) };
-        if r >= 0 {
-            return Ok(Some(r as u64));
-        }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::ENXIO) => Ok(None),
-            // File systems without SEEK_DATA support: everything is data.
-            Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => Ok(Some(if whence == libc::SEEK_DATA {
-                offset
-            } else {
-                self.file.size()
-            })),
-            _ => Err(ImageError::Io {
-                path: self.file.path().to_path_buf(),
-                source: err,
-            }),
-        }
+/// `lseek(fd, offset, whence)`; `None` when the kernel says ENXIO (no more data/holes).
+fn seek(file: &ImageFile, offset: u64, whence: libc::c_int) -> Result<Option<u64>, ImageError> {
+    let fd = file.file().as_raw_fd();
+    let Ok(pos) = libc::off_t::try_from(offset) else {
+        return Ok(None);
+    };
+    // SAFETY: lseek on a valid, owned descriptor has no memory effects; the shared file
+    // position it moves is never used (all reads are positional).
+    let r = unsafe { libc::lseek(fd, pos, whence) };
+    if r >= 0 {
+        return Ok(Some(r as u64));
     }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::ENXIO) => Ok(None),
+        // File systems without SEEK_DATA support: everything is data.
+        Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => Ok(Some(if whence == libc::SEEK_DATA {
+            offset
+        } else {
+            file.size()
+        })),
+        _ => Err(ImageError::Io {
+            path: file.path().to_path_buf(),
+            source: err,
+        }),
+    }
+}
+
+/// The first `len` bytes of `file` as data and unallocated extents, from the file system's
+/// `SEEK_DATA` / `SEEK_HOLE` answers (holes are never read). Shared by RAW and fixed VHD,
+/// whose data region starts at offset 0 of the file.
+pub(crate) fn file_extents(file: &ImageFile, len: u64) -> Result<Vec<Extent>, ImageError> {
+    let size = len.min(file.size());
+    let mut extents = Vec::new();
+    let mut pos = 0u64;
+    while pos < size {
+        if extents.len() >= MAX_SEEK_EXTENTS {
+            push_extent(
+                &mut extents,
+                Extent {
+                    offset: pos,
+                    length: size - pos,
+                    kind: ExtentKind::Data,
+                },
+            );
+            break;
+        }
+        let data = seek(file, pos, libc::SEEK_DATA)?.unwrap_or(size).min(size);
+        push_extent(
+            &mut extents,
+            Extent {
+                offset: pos,
+                length: data - pos,
+                kind: ExtentKind::Unallocated,
+            },
+        );
+        if data >= size {
+            break;
+        }
+        let hole = seek(file, data, libc::SEEK_HOLE)?
+            .unwrap_or(size)
+            .clamp(data + 1, size);
+        push_extent(
+            &mut extents,
+            Extent {
+                offset: data,
+                length: hole - data,
+                kind: ExtentKind::Data,
+            },
+        );
+        pos = hole;
+    }
+    Ok(extents)
 }
 
 impl DiskImage for RawImage {
@@ -114,45 +164,7 @@ impl DiskImage for RawImage {
     }
 
     fn extents(&self) -> Result<Vec<Extent>, ImageError> {
-        let size = self.file.size();
-        let mut extents = Vec::new();
-        let mut pos = 0u64;
-        while pos < size {
-            if extents.len() >= MAX_SEEK_EXTENTS {
-                push_extent(
-                    &mut extents,
-                    Extent {
-                        offset: pos,
-                        length: size - pos,
-                        kind: ExtentKind::Data,
-                    },
-                );
-                break;
-            }
-            let data = self.seek(pos, libc::SEEK_DATA)?.unwrap_or(size).min(size);
-            push_extent(
-                &mut extents,
-                Extent {
-                    offset: pos,
-                    length: data - pos,
-                    kind: ExtentKind::Unallocated,
-                },
-            );
-            if data >= size {
-                break;
-            }
-            let hole = self.seek(data, libc::SEEK_HOLE)?.unwrap_or(size).min(size);
-            push_extent(
-                &mut extents,
-                Extent {
-                    offset: data,
-                    length: hole - data,
-                    kind: ExtentKind::Data,
-                },
-            );
-            pos = hole;
-        }
-        Ok(extents)
+        file_extents(&self.file, self.file.size())
     }
 }
 

@@ -3,3 +3,4 @@
 
 mod inspect_container;
 mod util;
+mod vhd;
