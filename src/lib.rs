@@ -10,5 +10,6 @@ pub mod guest;
 pub mod image;
 pub mod report;
 pub mod secret;
+pub mod sim;
 pub mod source;
 pub mod transfer;

@@ -29,6 +29,11 @@ impl EcsClient {
         Self { rpc }
     }
 
+    /// The underlying RPC client, for actions without a typed request.
+    pub fn rpc(&self) -> &RpcClient {
+        &self.rpc
+    }
+
     /// The region the client calls.
     pub fn region(&self) -> &str {
         &self.rpc.config().region

@@ -48,6 +48,13 @@ impl Params {
         }
     }
 
+    /// Adds `Prefix.N=value` for each value of a plain list (1-based).
+    pub fn put_list(&mut self, prefix: &str, values: &[String]) {
+        for (i, v) in values.iter().enumerate() {
+            self.put(&format!("{prefix}.{}", i + 1), v);
+        }
+    }
+
     /// The flattened pairs.
     pub fn into_pairs(self) -> Vec<(String, String)> {
         self.0
@@ -620,12 +627,7 @@ impl Action for DescribeTasksRequest {
         }
         p.put_opt("TaskAction", self.task_action.as_ref());
         p.put_opt("TaskStatus", self.task_status.as_ref());
-        if !self.resource_ids.is_empty() {
-            p.put(
-                "ResourceIds",
-                serde_json::Value::from(self.resource_ids.clone()),
-            );
-        }
+        p.put_list("ResourceIds", &self.resource_ids);
         p.put_opt("PageSize", self.page_size);
         p.put_opt("PageNumber", self.page_number);
         p
