@@ -159,6 +159,9 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Raw parameters of one call.
+type Params = Vec<(&'static str, &'static str)>;
+
 /// Calls `action` with raw parameters (bypassing local validation) and returns the error.
 async fn raw_error(
     client: &EcsClient,
@@ -340,7 +343,7 @@ fn emulator_answers_documented_error_codes() {
         v.extend_from_slice(extra);
         v
     };
-    let cases: Vec<(Vec<(&str, &str)>, &str, u16)> = vec![
+    let cases: Vec<(Params, &str, u16)> = vec![
         (d1.to_vec(), "MissingParameter", 400),
         (vec![("RegionId", REGION)], "MissingParameter", 400),
         (
