@@ -208,27 +208,26 @@ fn v3(
             ));
         }
     }
-    let signed: Vec<(String, String)> = req
-        .headers
-        .iter()
-        .filter(|(k, _)| auth.signed_headers.contains(k))
-        .cloned()
-        .collect();
     let mut query: Vec<(String, String)> = req.query.to_vec();
     query.extend(req.form.iter().cloned());
-    let query_signed: Vec<(String, String)> = req.query.to_vec();
     let input = sign::V3Input {
         method: req.method,
         uri: req.path,
-        query: &query_signed,
-        headers: &signed,
+        query: req.query,
+        headers: req.headers,
         hashed_payload: &payload_hash,
     };
-    let canonical = sign::v3_canonical_request(&input);
+    let mut wanted = auth.signed_headers.clone();
+    wanted.sort();
+    wanted.dedup();
+    // Every signed header must be present.
+    if let Some(name) = wanted.iter().find(|n| req.header(n).is_none()) {
+        return Err(incomplete(&format!("signed header {name} is missing")));
+    }
+    let canonical = sign::v3_canonical_request_for(&input, &wanted);
     let string_to_sign = sign::v3_string_to_sign(&canonical);
     let expected = sign::v3_signature(&key.secret, &string_to_sign);
-    let signed_names = sign::v3_signed_headers(&signed);
-    if expected != auth.signature || signed_names != auth.signed_headers.join(";") {
+    if expected != auth.signature || wanted.join(";") != auth.signed_headers.join(";") {
         return Err(ApiFault::new(
             400,
             "SignatureDoesNotMatch",

@@ -117,12 +117,16 @@ fn v3_signs(name: &str) -> bool {
     name == "host" || name == "content-type" || name.starts_with("x-acs-")
 }
 
-/// Signed headers as (lower-case name, values sorted and joined by `,`), sorted by name.
-fn v3_header_groups(headers: &[(String, String)]) -> Vec<(String, String)> {
+/// Signed headers as (lower-case name, values sorted and joined by `,`), sorted by name:
+/// the headers whose lower-case name `select` accepts.
+fn v3_header_groups(
+    headers: &[(String, String)],
+    select: impl Fn(&str) -> bool,
+) -> Vec<(String, String)> {
     let mut groups: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for (name, value) in headers {
         let name = name.trim().to_ascii_lowercase();
-        if v3_signs(&name) {
+        if select(&name) {
             groups
                 .entry(name)
                 .or_default()
@@ -140,7 +144,7 @@ fn v3_header_groups(headers: &[(String, String)]) -> Vec<(String, String)> {
 
 /// `host;x-acs-action;…`: the names V3 signs, lower-case, sorted, joined by `;`.
 pub fn v3_signed_headers(headers: &[(String, String)]) -> String {
-    v3_header_groups(headers)
+    v3_header_groups(headers, v3_signs)
         .into_iter()
         .map(|(name, _)| name)
         .collect::<Vec<_>>()
@@ -150,7 +154,18 @@ pub fn v3_signed_headers(headers: &[(String, String)]) -> String {
 /// The V3 canonical request: method, URI, query, headers block (each `name:value\n`), signed
 /// header names and payload hash, joined by `\n`.
 pub fn v3_canonical_request(input: &V3Input<'_>) -> String {
-    let groups = v3_header_groups(input.headers);
+    canonical_request_of(input, v3_header_groups(input.headers, v3_signs))
+}
+
+/// The V3 canonical request over exactly the headers named in `signed` (lower-case), as a
+/// verifier must build it: a client may sign more headers than the minimum (Alibaba's
+/// Python SDK signs all it sends, `user-agent` and `accept` included).
+pub fn v3_canonical_request_for(input: &V3Input<'_>, signed: &[String]) -> String {
+    let groups = v3_header_groups(input.headers, |name| signed.iter().any(|s| s == name));
+    canonical_request_of(input, groups)
+}
+
+fn canonical_request_of(input: &V3Input<'_>, groups: Vec<(String, String)>) -> String {
     let mut block = String::new();
     for (name, value) in &groups {
         block.push_str(name);
