@@ -28,6 +28,9 @@ pub const TEST_STS_KEY_ID: &str = "STS.imgportSimTestKey";
 /// The STS token that goes with [`TEST_STS_KEY_ID`] (secret: [`TEST_ACCESS_KEY_SECRET`]).
 pub const TEST_SECURITY_TOKEN: &str = "imgport-sim-test-token";
 
+/// `x-acs-retry-after` sent with injected throttling, in milliseconds.
+const THROTTLE_RETRY_AFTER_MS: &str = "20";
+
 /// Largest request body read (RPC bodies are small forms).
 const MAX_BODY: usize = 1 << 20;
 
@@ -283,12 +286,19 @@ impl Bound {
                         if let Value::Object(m) = &mut value {
                             m.insert("RequestId".into(), Value::String(request_id.clone()));
                         }
+                        let throttled = value["Code"]
+                            .as_str()
+                            .is_some_and(|c| c.starts_with("Throttling"));
                         let body = serde_json::to_vec(&value).unwrap_or_default();
-                        Response::builder()
+                        let mut resp = Response::builder()
                             .status(status)
                             .header("content-type", "application/json;charset=utf-8")
-                            .header("x-acs-request-id", request_id)
-                            .body(Full::new(Bytes::from(body)))
+                            .header("x-acs-request-id", request_id);
+                        if throttled {
+                            // Milliseconds to wait, as the service hints it.
+                            resp = resp.header("x-acs-retry-after", THROTTLE_RETRY_AFTER_MS);
+                        }
+                        resp.body(Full::new(Bytes::from(body)))
                     }
                 });
                 let io = hyper_util::rt::TokioIo::new(stream);

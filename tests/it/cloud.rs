@@ -659,6 +659,34 @@ fn emulator_authenticates_like_the_service() {
                 "InvalidSecurityToken.MismatchWithAccessKey"
             );
         }
+        // A plain GET signed with V2 by hand (the doc's request style) is accepted.
+        let mut get = pairs(&[
+            ("Action", "DescribeImages"),
+            ("Version", ECS_VERSION),
+            ("Format", "JSON"),
+            ("AccessKeyId", &sim.key_id),
+            ("SignatureMethod", "HMAC-SHA1"),
+            ("SignatureVersion", "1.0"),
+            ("SignatureNonce", &new_nonce()),
+            (
+                "Timestamp",
+                &imgport::cloud::aliyun::rpc::utc_timestamp(unix_now()),
+            ),
+            ("RegionId", REGION),
+        ]);
+        let signature = imgport::cloud::aliyun::sign::v2_sign("GET", &get, &sim.secret);
+        get.push(("Signature".into(), signature));
+        let req = HttpRequest {
+            method: "GET",
+            url: format!(
+                "{}/?{}",
+                sim.endpoint,
+                imgport::cloud::aliyun::sign::canonical_query(&get)
+            ),
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        assert_eq!(send(req).await, (200, String::new()));
         // Old timestamps: V3 allows 15 minutes, V2 31 minutes.
         let v3 = rpc(SignatureVersion::V3, sim.credentials());
         let req = v3.build_request(
@@ -744,6 +772,11 @@ fn client_retries_injected_throttling_and_5xx() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), Some("Throttling.User"));
+        // The emulator hints its backoff in milliseconds, as the service does.
+        assert_eq!(
+            err.api().and_then(|e| e.retry_after),
+            Some(Duration::from_millis(20))
+        );
     });
     drop(sim);
     let sim = SimProcess::start(&["--error-rate", "1"]);
@@ -848,6 +881,7 @@ fn poll_times_out_fails_typed_and_cancels() {
             )
             .await
             .unwrap_err();
+        assert_eq!(err.exit_code(), 5);
         match err {
             WaitError::ImportFailed {
                 status,
@@ -876,6 +910,7 @@ fn poll_times_out_fails_typed_and_cancels() {
             )
             .await
             .unwrap_err();
+        assert_eq!(err.exit_code(), 130);
         assert!(
             matches!(
                 err,

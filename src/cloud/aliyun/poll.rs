@@ -77,6 +77,18 @@ pub enum WaitError {
     },
 }
 
+impl WaitError {
+    /// The process exit code DESIGN.md fixes for this outcome: 5 for an import that ended in
+    /// CreateFailed/UnAvailable, 130 when interrupted, 4 for other cloud errors.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            WaitError::ImportFailed { .. } => 5,
+            WaitError::Interrupted { .. } => 130,
+            _ => 4,
+        }
+    }
+}
+
 /// Parses `"40%"` to 40.
 fn percent(s: &str) -> Option<u64> {
     s.trim().trim_end_matches('%').trim().parse().ok()

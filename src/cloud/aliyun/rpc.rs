@@ -283,8 +283,8 @@ pub struct ApiError {
     /// Troubleshooting link the service suggests.
     pub recommend: String,
     pub http_status: u16,
-    /// From the `x-acs-retry-after` header (milliseconds on the wire? the SDK treats it as a
-    /// backoff; we read it as seconds, capped by the retry policy).
+    /// From the `x-acs-retry-after` header: milliseconds to wait, as darabonba's retry policy
+    /// reads it (it sleeps that many milliseconds, capped by its max delay).
     pub retry_after: Option<Duration>,
 }
 
@@ -319,7 +319,7 @@ pub fn parse_error(status: u16, headers: &[(String, String)], body: &[u8]) -> Ap
     let retry_after = header("x-acs-retry-after")
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|&n| n > 0)
-        .map(Duration::from_secs);
+        .map(Duration::from_millis);
     let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let field = |names: &[&str]| {
         names.iter().find_map(|n| {
@@ -792,7 +792,7 @@ mod tests {
         assert!(e.retryable());
         let e = parse_error(
             400,
-            &[("X-Acs-Retry-After".into(), "2".into())],
+            &[("X-Acs-Retry-After".into(), "2000".into())],
             br#"{"Code":"Foo"}"#,
         );
         assert_eq!(e.retry_after, Some(Duration::from_secs(2)));
