@@ -389,9 +389,8 @@ impl Ecs {
             let size = match size {
                 None => None,
                 Some(s) => {
-                    let gib: u64 = s.parse().map_err(|_| {
-                        ApiFault::from(validate::disk_image_size(n, 0).unwrap_err())
-                    })?;
+                    // A value that is not a whole number is out of range like 0 is.
+                    let gib: u64 = s.parse().unwrap_or(0);
                     validate::disk_image_size(n, gib)?;
                     Some(gib)
                 }

@@ -391,6 +391,11 @@ fn emulator_answers_documented_error_codes() {
             400,
         ),
         (
+            with(&[("DiskDeviceMapping.1.DiskImageSize", "big")]),
+            "InvalidImageSize",
+            400,
+        ),
+        (
             with(&[("DiskDeviceMapping.1.DiskImageSize", "3")]),
             "InvalidImageSize",
             400,

@@ -408,6 +408,37 @@ mod tests {
         ));
     }
 
+    /// A verifier signs exactly the headers the client listed, more than the minimum too.
+    #[test]
+    fn v3_canonical_request_over_listed_headers() {
+        let headers = params(&[
+            ("Host", "h"),
+            ("User-Agent", "ua"),
+            ("x-acs-date", "d"),
+            ("x-acs-unlisted", "u"),
+        ]);
+        let input = V3Input {
+            method: "GET",
+            uri: "/",
+            query: &[],
+            headers: &headers,
+            hashed_payload: EMPTY_SHA256,
+        };
+        let listed = ["host".to_string(), "user-agent".into(), "x-acs-date".into()];
+        let c = v3_canonical_request_for(&input, &listed);
+        assert_eq!(
+            c,
+            format!(
+                "GET\n/\n\nhost:h\nuser-agent:ua\nx-acs-date:d\n\nhost;user-agent;x-acs-date\n{EMPTY_SHA256}"
+            )
+        );
+        // The client-side default signs host and x-acs-* only.
+        assert_eq!(
+            v3_signed_headers(&headers),
+            "host;x-acs-date;x-acs-unlisted"
+        );
+    }
+
     #[test]
     fn parses_v3_authorization() {
         let a = parse_v3_authorization(
