@@ -506,6 +506,32 @@ fn emulator_answers_documented_error_codes() {
                 "params {params:?}"
             );
         }
+        // A dynamic VHD made with force_size passes; declared as RAW it is refused.
+        sim.put_link("good.vhd", &crate::util::image("content-force.vhd"));
+        let vhd = [
+            ("RegionId", REGION),
+            ("DiskDeviceMapping.1.OSSBucket", BUCKET),
+            ("DiskDeviceMapping.1.OSSObject", "good.vhd"),
+        ];
+        let mut as_raw = vhd.to_vec();
+        as_raw.push(("DiskDeviceMapping.1.Format", "RAW"));
+        let got = raw_error(&client, "ImportImage", &as_raw).await;
+        assert_eq!(got, ("InvalidImageFormat.Malformed".to_string(), 400));
+        let mut as_vhd = vhd.to_vec();
+        as_vhd.push(("DiskDeviceMapping.1.Format", "VHD"));
+        let body = client
+            .rpc()
+            .call_raw("ImportImage", ECS_VERSION, &pairs(&as_vhd))
+            .await
+            .expect("a force_size VHD is accepted");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let img = client
+            .find_image(v["ImageId"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let disk = &img.disk_device_mappings.disk_device_mapping[0];
+        assert_eq!((disk.format.as_str(), disk.size.as_str()), ("VHD", "1"));
         // Duplicate names are refused once an image holds the name.
         client
             .rpc()
