@@ -7,5 +7,7 @@ pub mod ecs;
 pub mod poll;
 pub mod rpc;
 pub mod sign;
+pub mod time;
+pub mod transport;
 pub mod types;
 pub mod validate;

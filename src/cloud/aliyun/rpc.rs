@@ -8,15 +8,19 @@
 //! `Debug`, logs or errors: the transport error drops the URL (V2 URLs carry the signature
 //! and token).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::credentials::Credentials;
 use super::ecs::{Action, ECS_VERSION};
 use super::sign;
 use super::validate::Invalid;
+
+pub use super::time::{parse_utc_timestamp, unix_now, utc_timestamp};
+pub use super::transport::{
+    HttpRequest, HttpResponse, ReqwestTransport, SendFuture, Transport, TransportError,
+    TransportErrorKind, error_chain,
+};
 
 /// Which signature the client sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -137,139 +141,6 @@ impl ClientConfig {
         };
         (scheme.to_string(), rest.trim_end_matches('/').to_string())
     }
-}
-
-/// An HTTP request as the transport sends it.
-#[derive(Clone)]
-pub struct HttpRequest {
-    pub method: &'static str,
-    /// Full URL including the encoded query.
-    pub url: String,
-    /// Headers to send; `host` is listed because it is signed, the transport may derive it
-    /// from the URL instead.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl std::fmt::Debug for HttpRequest {
-    /// Shows only the method and header names: URLs and header values may hold secrets.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
-        f.debug_struct("HttpRequest")
-            .field("method", &self.method)
-            .field("headers", &names)
-            .finish_non_exhaustive()
-    }
-}
-
-/// An HTTP answer.
-#[derive(Debug, Clone)]
-pub struct HttpResponse {
-    pub status: u16,
-    /// Lower-case names.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-/// Why an exchange produced no HTTP answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransportErrorKind {
-    Connect,
-    Timeout,
-    Other,
-}
-
-/// A failed exchange, without the URL.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{kind:?}: {message}")]
-pub struct TransportError {
-    pub kind: TransportErrorKind,
-    pub message: String,
-}
-
-/// Future returned by [`Transport::send`].
-pub type SendFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<HttpResponse, TransportError>> + Send + 'a>>;
-
-/// Sends one HTTP request. Injected so tests and other runtimes can swap it.
-pub trait Transport: Send + Sync {
-    /// Sends `req` and returns the full answer.
-    fn send(&self, req: HttpRequest) -> SendFuture<'_>;
-}
-
-/// The real transport: reqwest with rustls.
-#[derive(Debug, Clone)]
-pub struct ReqwestTransport {
-    client: reqwest::Client,
-}
-
-impl ReqwestTransport {
-    /// A transport whose exchanges time out after `timeout`.
-    pub fn new(timeout: Duration) -> Result<Self, RpcError> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| RpcError::Setup(e.without_url().to_string()))?;
-        Ok(Self { client })
-    }
-}
-
-impl Transport for ReqwestTransport {
-    fn send(&self, req: HttpRequest) -> SendFuture<'_> {
-        Box::pin(async move {
-            let method =
-                reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|e| TransportError {
-                    kind: TransportErrorKind::Other,
-                    message: e.to_string(),
-                })?;
-            let mut builder = self.client.request(method, &req.url);
-            for (k, v) in &req.headers {
-                if !k.eq_ignore_ascii_case("host") {
-                    builder = builder.header(k, v);
-                }
-            }
-            let classify = |e: reqwest::Error| TransportError {
-                kind: if e.is_timeout() {
-                    TransportErrorKind::Timeout
-                } else if e.is_connect() {
-                    TransportErrorKind::Connect
-                } else {
-                    TransportErrorKind::Other
-                },
-                message: error_chain(&e.without_url()),
-            };
-            let resp = builder.body(req.body).send().await.map_err(classify)?;
-            let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_ascii_lowercase(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            let body = resp.bytes().await.map_err(classify)?.to_vec();
-            Ok(HttpResponse {
-                status,
-                headers,
-                body,
-            })
-        })
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// An error answer of the service, parsed by [`parse_error`].
@@ -420,72 +291,6 @@ pub fn retry_delay(err: &RpcError, attempt: u32, policy: &RetryPolicy) -> Option
         hint.map_or(backoff, |h| h.max(backoff))
             .min(policy.max_delay),
     )
-}
-
-/// Seconds since the Unix epoch, now.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// `yyyy-MM-ddTHH:mm:ssZ` (UTC) of a Unix time, the format of `Timestamp`/`x-acs-date`.
-pub fn utc_timestamp(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Civil-from-days (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-/// Parses `yyyy-MM-ddTHH:mm:ssZ` back to a Unix time; `None` for anything else.
-pub fn parse_utc_timestamp(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 20
-        || b.get(4) != Some(&b'-')
-        || b.get(7) != Some(&b'-')
-        || b.get(10) != Some(&b'T')
-        || b.get(13) != Some(&b':')
-        || b.get(16) != Some(&b':')
-        || b.get(19) != Some(&b'Z')
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        if !t.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        t.parse().ok()
-    };
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    // Days-from-civil.
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
 /// A fresh 32-hex-digit nonce (SignatureNonce / x-acs-signature-nonce).
@@ -700,19 +505,6 @@ mod tests {
         );
         c.endpoint = Some("http://127.0.0.1:8080/".into());
         assert_eq!(c.base(), ("http".into(), "127.0.0.1:8080".into()));
-    }
-
-    #[test]
-    fn timestamps_round_trip() {
-        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc_timestamp(1_456_231_584), "2016-02-23T12:46:24Z");
-        assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
-        for t in [0, 1_456_231_584, 951_782_400, 1_698_315_752, 4_102_444_800] {
-            assert_eq!(parse_utc_timestamp(&utc_timestamp(t)), Some(t));
-        }
-        assert_eq!(parse_utc_timestamp("2016-02-23 12:46:24Z"), None);
-        assert_eq!(parse_utc_timestamp("2016-13-23T12:46:24Z"), None);
-        assert_eq!(parse_utc_timestamp("2016-02-23T12:46:24"), None);
     }
 
     #[test]
