@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::auth::Call;
-use super::disk::{self, ObjectFacts};
+use super::disk::ObjectFacts;
 use crate::cloud::aliyun::rpc::utc_timestamp;
 use crate::cloud::aliyun::types::{
     Architecture, BootMode, DetectionStrategy, DiskFormat, ImageStatus, ImdsSupport, LicenseType,
@@ -83,78 +83,75 @@ pub struct EcsConfig {
 
 /// One image of the emulator.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct ImageRec {
-    image_id: String,
-    region_id: String,
-    name: String,
-    description: String,
-    status: ImageStatus,
-    progress: u64,
-    created_ms: u64,
-    duration_ms: u64,
-    architecture: Architecture,
-    os_type: OsType,
-    platform: Platform,
-    boot_mode: BootMode,
-    license_type: LicenseType,
-    image_family: String,
-    nvme_support: Option<NvmeSupport>,
-    imds_support: ImdsSupport,
-    resource_group_id: String,
-    detection_strategy: Option<DetectionStrategy>,
-    tags: Vec<(String, String)>,
-    disks: Vec<DiskRec>,
-    task_id: String,
+pub(super) struct ImageRec {
+    pub(super) image_id: String,
+    pub(super) region_id: String,
+    pub(super) name: String,
+    pub(super) description: String,
+    pub(super) status: ImageStatus,
+    pub(super) progress: u64,
+    pub(super) created_ms: u64,
+    pub(super) duration_ms: u64,
+    pub(super) architecture: Architecture,
+    pub(super) os_type: OsType,
+    pub(super) platform: Platform,
+    pub(super) boot_mode: BootMode,
+    pub(super) license_type: LicenseType,
+    pub(super) image_family: String,
+    pub(super) nvme_support: Option<NvmeSupport>,
+    pub(super) imds_support: ImdsSupport,
+    pub(super) resource_group_id: String,
+    pub(super) detection_strategy: Option<DetectionStrategy>,
+    pub(super) tags: Vec<(String, String)>,
+    pub(super) disks: Vec<DiskRec>,
+    pub(super) task_id: String,
     /// `(ErrorCode, ErrorMsg)` the import will fail with.
-    failure: Option<(String, String)>,
+    pub(super) failure: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct DiskRec {
-    bucket: String,
-    object: String,
-    format: DiskFormat,
-    size_gib: u64,
+pub(super) struct DiskRec {
+    pub(super) bucket: String,
+    pub(super) object: String,
+    pub(super) format: DiskFormat,
+    pub(super) size_gib: u64,
 }
-
-/// A disk as ImportImage asked for it: N, bucket, key, declared format, DiskImageSize.
-type RequestedDisk = (usize, String, String, Option<DiskFormat>, Option<u64>);
 
 /// One task of the emulator.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct TaskRec {
-    task_id: String,
-    region_id: String,
-    image_id: String,
+pub(super) struct TaskRec {
+    pub(super) task_id: String,
+    pub(super) region_id: String,
+    pub(super) image_id: String,
     /// Processing, Finished, Failed or Cancelled.
-    status: String,
-    created_ms: u64,
-    finished_ms: Option<u64>,
+    pub(super) status: String,
+    pub(super) created_ms: u64,
+    pub(super) finished_ms: Option<u64>,
 }
 
 /// A ClientToken seen before: the parameters it came with and the answer given.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct TokenRec {
-    params: Vec<(String, String)>,
-    answer: Value,
+pub(super) struct TokenRec {
+    pub(super) params: Vec<(String, String)>,
+    pub(super) answer: Value,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct State {
-    next_id: u64,
-    images: BTreeMap<String, ImageRec>,
-    tasks: BTreeMap<String, TaskRec>,
-    tokens: BTreeMap<String, TokenRec>,
+pub(super) struct State {
+    pub(super) next_id: u64,
+    pub(super) images: BTreeMap<String, ImageRec>,
+    pub(super) tasks: BTreeMap<String, TaskRec>,
+    pub(super) tokens: BTreeMap<String, TokenRec>,
 }
 
 impl State {
-    fn next(&mut self, prefix: &str) -> String {
+    pub(super) fn next(&mut self, prefix: &str) -> String {
         self.next_id += 1;
         format!("{prefix}-sim{:016x}", self.next_id ^ 0x5eed_0000)
     }
 
     /// Moves imports forward to `now_ms`; true when something changed.
-    fn refresh(&mut self, now_ms: u64) -> bool {
+    pub(super) fn refresh(&mut self, now_ms: u64) -> bool {
         let mut changed = false;
         for img in self.images.values_mut() {
             if img.status != ImageStatus::Creating {
@@ -194,30 +191,30 @@ impl State {
 }
 
 /// Operation parameters of one call.
-struct P<'a>(&'a [(String, String)]);
+pub(super) struct P<'a>(pub(super) &'a [(String, String)]);
 
 impl<'a> P<'a> {
-    fn get(&self, name: &str) -> Option<&'a str> {
+    pub(super) fn get(&self, name: &str) -> Option<&'a str> {
         self.0
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
 
-    fn required(&self, name: &str) -> Result<&'a str, ApiFault> {
+    pub(super) fn required(&self, name: &str) -> Result<&'a str, ApiFault> {
         match self.get(name) {
             Some(v) if !v.is_empty() => Ok(v),
             _ => Err(validate::missing(name).into()),
         }
     }
 
-    fn flag(&self, name: &str) -> bool {
+    pub(super) fn flag(&self, name: &str) -> bool {
         self.get(name)
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
     /// Parses an enumerated parameter; an unknown value is `code`.
-    fn parse<T>(
+    pub(super) fn parse<T>(
         &self,
         name: &str,
         parse: fn(&str) -> Option<T>,
@@ -250,12 +247,12 @@ pub fn new_request_id() -> String {
     )
 }
 
-fn minutes_time(ms: u64) -> String {
+pub(super) fn minutes_time(ms: u64) -> String {
     let full = utc_timestamp((ms / 1000) as i64);
     format!("{}Z", &full[..16])
 }
 
-fn check_region(region: &str) -> Result<(), ApiFault> {
+pub(super) fn check_region(region: &str) -> Result<(), ApiFault> {
     let ok = region.len() <= 64
         && region.contains('-')
         && region
@@ -272,7 +269,7 @@ fn check_region(region: &str) -> Result<(), ApiFault> {
     }
 }
 
-fn dry_run_ok() -> ApiFault {
+pub(super) fn dry_run_ok() -> ApiFault {
     ApiFault::new(
         400,
         "DryRunOperation",
@@ -280,7 +277,7 @@ fn dry_run_ok() -> ApiFault {
     )
 }
 
-fn image_not_found(id: &str) -> ApiFault {
+pub(super) fn image_not_found(id: &str) -> ApiFault {
     ApiFault::new(
         404,
         "InvalidImageId.NotFound",
@@ -290,7 +287,7 @@ fn image_not_found(id: &str) -> ApiFault {
 
 /// The emulated ECS service.
 pub struct Ecs {
-    config: EcsConfig,
+    pub(super) config: EcsConfig,
     state: Mutex<State>,
     state_file: Option<PathBuf>,
 }
@@ -316,12 +313,12 @@ impl Ecs {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Writes the state atomically (temporary file, then rename).
-    fn persist(&self, state: &State) -> Result<(), ApiFault> {
+    pub(super) fn persist(&self, state: &State) -> Result<(), ApiFault> {
         let Some(file) = &self.state_file else {
             return Ok(());
         };
@@ -356,235 +353,6 @@ impl Ecs {
                 format!("Specified api {other:?} is not found, please check your url and method."),
             )),
         }
-    }
-
-    async fn import_image(&self, p: &P<'_>, now_ms: u64) -> Result<Value, ApiFault> {
-        let region = p.required("RegionId")?;
-        check_region(region)?;
-        // Disks 1..=17 (N > 17 is ignored, seed 003 / cloud-api.md §1).
-        let mut disks: Vec<RequestedDisk> = Vec::new();
-        for n in 1..=validate::MAX_DISKS {
-            let key = |f: &str| format!("DiskDeviceMapping.{n}.{f}");
-            let bucket = p.get(&key("OSSBucket"));
-            let object = p.get(&key("OSSObject"));
-            if bucket.is_none() && object.is_none() {
-                if n == 1 {
-                    return Err(validate::missing("DiskDeviceMapping.1.OSSBucket").into());
-                }
-                continue;
-            }
-            let bucket = p.required(&key("OSSBucket"))?;
-            let object = p.required(&key("OSSObject"))?;
-            validate::oss_bucket(n, bucket)?;
-            validate::oss_object(n, object)?;
-            let format = p.parse(
-                &key("Format"),
-                DiskFormat::parse,
-                "InvalidImageFormat.Malformed",
-            )?;
-            let size = p
-                .get(&key("DiskImageSize"))
-                .or_else(|| p.get(&key("DiskImSize")))
-                .filter(|s| !s.is_empty());
-            let size = match size {
-                None => None,
-                Some(s) => {
-                    // A value that is not a whole number is out of range like 0 is.
-                    let gib: u64 = s.parse().unwrap_or(0);
-                    validate::disk_image_size(n, gib)?;
-                    Some(gib)
-                }
-            };
-            disks.push((n, bucket.to_string(), object.to_string(), format, size));
-        }
-        let name = p.get("ImageName").filter(|s| !s.is_empty());
-        if let Some(n) = name {
-            validate::image_name(n)?;
-        }
-        let description = p.get("Description").unwrap_or_default();
-        if !description.is_empty() {
-            validate::description(description)?;
-        }
-        let arch = p
-            .parse(
-                "Architecture",
-                Architecture::parse,
-                "InvalidArchitecture.Malformed",
-            )?
-            .unwrap_or(Architecture::X86_64);
-        let os_type = p
-            .parse("OSType", OsType::parse, "InvalidOSType.Malformed")?
-            .unwrap_or(OsType::Linux);
-        let platform = p
-            .parse("Platform", Platform::parse, "InvalidPlatform.Malformed")?
-            .unwrap_or(Platform::OthersLinux);
-        let boot_mode = p.parse(
-            "BootMode",
-            |s| BootMode::parse(s).filter(|b| *b != BootMode::UefiPreferred),
-            "InvalidBootMode.Malformed",
-        )?;
-        let license = p
-            .parse(
-                "LicenseType",
-                LicenseType::parse,
-                "InvalidLicenseType.NotSupported",
-            )?
-            .unwrap_or(LicenseType::Auto);
-        let detection = p.parse(
-            "DetectionStrategy",
-            DetectionStrategy::parse,
-            "InvalidParameter.DetectionStrategy",
-        )?;
-        let nvme = p.parse(
-            "Features.NvmeSupport",
-            NvmeSupport::parse,
-            "InvalidParameter.FeaturesNvmeSupport",
-        )?;
-        let imds = p
-            .parse(
-                "Features.ImdsSupport",
-                ImdsSupport::parse,
-                "InvalidParameter.FeaturesImdsSupport",
-            )?
-            .unwrap_or(ImdsSupport::V1);
-        let tags = collect_tags(p)?;
-        if let Some(t) = p.get("ClientToken") {
-            validate::client_token(t)?;
-        }
-        let windows = os_type == OsType::Windows || platform.as_str().starts_with("Windows");
-        if arch == Architecture::Arm64 && windows {
-            return Err(ApiFault::new(
-                403,
-                "InvalidArchitecture.PlatformUnsupported",
-                "The specified architecture arm64 does not support this platform.",
-            ));
-        }
-        if arch == Architecture::Arm64 && boot_mode == Some(BootMode::Bios) {
-            return Err(ApiFault::new(
-                400,
-                "InvalidBootMode.NotSupport",
-                "arm64 images boot with UEFI only.",
-            ));
-        }
-        if windows && detection.is_some() {
-            return Err(ApiFault::new(
-                403,
-                "ImageCheckUnsupported.WindowsImage",
-                "Image check is not supported for Windows images.",
-            ));
-        }
-        if p.flag("DryRun") {
-            return Err(dry_run_ok());
-        }
-        let token_key = p.get("ClientToken").map(|t| format!("ImportImage/{t}"));
-        let mut signature: Vec<(String, String)> = p.0.to_vec();
-        signature.sort();
-        if let Some(k) = &token_key {
-            if let Some(prev) = self.lock().tokens.get(k) {
-                if prev.params == signature {
-                    return Ok(prev.answer.clone());
-                }
-                return Err(ApiFault::new(
-                    403,
-                    "InvalidParamter.Conflict",
-                    "The specified same token is trying to make requests with different parameters.",
-                ));
-            }
-        }
-        {
-            let st = self.lock();
-            conflicts(&st, region, name, &disks)?;
-        }
-        // Read the objects off the async threads.
-        let root = self.config.s3_root.clone();
-        let plan = disks.clone();
-        let checked = tokio::task::spawn_blocking(move || {
-            plan.iter()
-                .map(|(n, b, o, f, s)| {
-                    let facts = disk::check_object(&root, *n, b, o, *f, *s)?;
-                    let path = disk::object_path(&root, b, o).unwrap_or_default();
-                    Ok((path, facts))
-                })
-                .collect::<Result<Vec<(PathBuf, ObjectFacts)>, ApiFault>>()
-        })
-        .await
-        .map_err(|e| ApiFault::new(500, "InternalError", format!("object check failed: {e}")))??;
-        let (paths, facts): (Vec<PathBuf>, Vec<ObjectFacts>) = checked.into_iter().unzip();
-        let mut failure = self
-            .config
-            .import_hook
-            .as_ref()
-            .and_then(|hook| hook(&paths, &facts));
-        if let Some(text) = &self.config.fail_objects_containing {
-            if disks.first().is_some_and(|d| d.2.contains(text.as_str())) {
-                failure = Some((
-                    "ImportImageFailed".to_string(),
-                    "no operating system found".to_string(),
-                ));
-            }
-        }
-        let mut st = self.lock();
-        conflicts(&st, region, name, &disks)?;
-        let image_id = st.next("m");
-        let task_id = st.next("t");
-        let rec = ImageRec {
-            image_id: image_id.clone(),
-            region_id: region.to_string(),
-            name: name.map_or_else(|| format!("import-{image_id}"), str::to_string),
-            description: description.to_string(),
-            status: ImageStatus::Creating,
-            progress: 0,
-            created_ms: now_ms,
-            duration_ms: self.config.import_duration.as_millis() as u64,
-            architecture: arch,
-            os_type,
-            platform,
-            boot_mode: boot_mode.unwrap_or(BootMode::Bios),
-            license_type: license,
-            image_family: String::new(),
-            nvme_support: nvme,
-            imds_support: imds,
-            resource_group_id: p.get("ResourceGroupId").unwrap_or_default().to_string(),
-            detection_strategy: detection,
-            tags,
-            disks: disks
-                .iter()
-                .zip(&facts)
-                .map(|((_, b, o, f, s), fact)| DiskRec {
-                    bucket: b.clone(),
-                    object: o.clone(),
-                    format: f.unwrap_or(fact.format.into()),
-                    size_gib: s.unwrap_or(fact.size_gib),
-                })
-                .collect(),
-            task_id: task_id.clone(),
-            failure,
-        };
-        st.images.insert(image_id.clone(), rec);
-        st.tasks.insert(
-            task_id.clone(),
-            TaskRec {
-                task_id: task_id.clone(),
-                region_id: region.to_string(),
-                image_id: image_id.clone(),
-                status: "Processing".into(),
-                created_ms: now_ms,
-                finished_ms: None,
-            },
-        );
-        let answer = json!({"ImageId": image_id, "TaskId": task_id, "RegionId": region});
-        if let Some(k) = token_key {
-            st.tokens.insert(
-                k,
-                TokenRec {
-                    params: signature,
-                    answer: answer.clone(),
-                },
-            );
-        }
-        st.refresh(now_ms);
-        self.persist(&st)?;
-        Ok(answer)
     }
 
     fn describe_images(&self, p: &P<'_>) -> Result<Value, ApiFault> {
@@ -928,57 +696,12 @@ fn task_not_found(id: &str) -> ApiFault {
     )
 }
 
-fn duplicated_name() -> ApiFault {
+pub(super) fn duplicated_name() -> ApiFault {
     ApiFault::new(
         400,
         "InvalidImageName.Duplicated",
         "The specified Image name has already been used.",
     )
-}
-
-/// Name already used, or one of the objects already being imported.
-fn conflicts(
-    st: &State,
-    region: &str,
-    name: Option<&str>,
-    disks: &[RequestedDisk],
-) -> Result<(), ApiFault> {
-    for img in st.images.values().filter(|i| i.region_id == region) {
-        if name.is_some_and(|n| n == img.name) {
-            return Err(duplicated_name());
-        }
-        if img.status == ImageStatus::Creating
-            && img.disks.iter().any(|d| {
-                disks
-                    .iter()
-                    .any(|(_, b, o, _, _)| *b == d.bucket && *o == d.object)
-            })
-        {
-            return Err(ApiFault::new(
-                403,
-                "ImageIsImporting",
-                "The specified Image is importing.",
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn collect_tags(p: &P<'_>) -> Result<Vec<(String, String)>, ApiFault> {
-    let mut tags = Vec::new();
-    for n in 1..=validate::MAX_TAGS + 1 {
-        let key = p.get(&format!("Tag.{n}.Key"));
-        let value = p.get(&format!("Tag.{n}.Value"));
-        match (key, value) {
-            (None, None) => continue,
-            (k, v) => tags.push((
-                k.unwrap_or_default().to_string(),
-                v.unwrap_or_default().to_string(),
-            )),
-        }
-    }
-    validate::tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    Ok(tags)
 }
 
 fn image_json(i: &ImageRec) -> Value {
