@@ -216,6 +216,33 @@ fn client_checks_rules_before_sending() {
             .unwrap_err();
         assert!(matches!(err, RpcError::Transport { .. }), "{err:?}");
     });
+    // Neither the secret nor the STS token leaks into errors or Debug, with V2 either (whose
+    // URL carries the token and the signature).
+    let mut cfg = ClientConfig::new(REGION);
+    cfg.endpoint = Some("http://127.0.0.1:1".into());
+    cfg.retry.max_attempts = 1;
+    cfg.signature = SignatureVersion::V2;
+    let client = EcsClient::new(
+        cfg,
+        Credentials {
+            access_key_id: "AK".into(),
+            access_key_secret: Secret::new("very-secret-value"),
+            security_token: Some(Secret::new("sts-token-value")),
+        },
+    )
+    .unwrap();
+    let err = rt
+        .block_on(client.describe_images(&DescribeImagesRequest::new(REGION)))
+        .unwrap_err();
+    let mut text = format!("{err:?} {client:?}");
+    let mut cur: Option<&dyn std::error::Error> = Some(&err);
+    while let Some(e) = cur {
+        text.push_str(&e.to_string());
+        cur = e.source();
+    }
+    assert!(!text.contains("very-secret-value"), "{text}");
+    assert!(!text.contains("sts-token-value"), "{text}");
+    assert!(!text.contains("Signature="), "{text}");
 }
 
 #[test]
