@@ -177,6 +177,23 @@ fn client_retries_injected_throttling_and_5xx() {
             Some(("ServiceUnavailable", 503))
         );
     });
+    drop(sim);
+    // A slow answer is a timeout, retried, then reported as such.
+    let sim = SimProcess::start(&["--delay-ms", "500"]);
+    let mut cfg = sim.config(SignatureVersion::V3);
+    cfg.timeout = Duration::from_millis(100);
+    cfg.retry.max_attempts = 2;
+    let client = EcsClient::new(cfg, sim.credentials()).unwrap();
+    rt.block_on(async {
+        let err = client
+            .describe_images(&DescribeImagesRequest::new(REGION))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, RpcError::Transport { source, .. } if source.kind == TransportErrorKind::Timeout),
+            "{err:?}"
+        );
+    });
 }
 
 #[test]

@@ -17,7 +17,7 @@ use imgport::cloud::aliyun::ecs::{
 use imgport::cloud::aliyun::poll::{WaitError, WaitOptions};
 use imgport::cloud::aliyun::rpc::{
     ClientConfig, HttpRequest, ReqwestTransport, RetryPolicy, RpcClient, RpcError,
-    SignatureVersion, Transport, new_nonce, unix_now,
+    SignatureVersion, Transport, TransportErrorKind, new_nonce, unix_now,
 };
 use imgport::cloud::aliyun::types::{DiskFormat, ImageStatus, ModifiableStatus, Platform};
 use imgport::report::Reporter;
