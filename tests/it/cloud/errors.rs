@@ -182,6 +182,25 @@ fn emulator_answers_documented_error_codes() {
                 "params {params:?}"
             );
         }
+        // An image the inspector refuses (an ISO, a LUKS volume) is a malformed format.
+        for (key, file) in [("cd.iso", "plain.iso"), ("vol.luks", "luks.luks")] {
+            sim.put_link(key, &crate::util::image(file));
+            let got = raw_error(
+                &client,
+                "ImportImage",
+                &[
+                    ("RegionId", REGION),
+                    ("DiskDeviceMapping.1.OSSBucket", BUCKET),
+                    ("DiskDeviceMapping.1.OSSObject", key),
+                ],
+            )
+            .await;
+            assert_eq!(
+                got,
+                ("InvalidImageFormat.Malformed".to_string(), 400),
+                "{file}"
+            );
+        }
         // A dynamic VHD made with force_size passes; declared as RAW it is refused.
         sim.put_link("good.vhd", &crate::util::image("content-force.vhd"));
         let vhd = [
