@@ -22,7 +22,7 @@ pub struct SimArgs {
     #[arg(long)]
     pub state: Option<PathBuf>,
     /// Root of the object store read by ImportImage: objects are `<root>/<bucket>/<key>`
-    /// [default: `<state>/s3`, or `./s3` without --state].
+    /// (default: `<state>/s3`, or `./s3` without --state).
     #[arg(long)]
     pub s3_root: Option<PathBuf>,
     /// Seconds an import takes from Creating to Available.

@@ -98,7 +98,9 @@ impl EcsClient {
     /// Waits until image `image_id` (imported by task `task_id`, may be empty) is
     /// `Available`. `cancel` is polled alongside: when it completes, the task is cancelled if
     /// the service says it can be (`SupportCancel` = "true") and [`WaitError::Interrupted`]
-    /// is returned.
+    /// is returned. The CLI passes Ctrl-C:
+    /// `async { let _ = tokio::signal::ctrl_c().await; }`, and maps the error with
+    /// [`WaitError::exit_code`].
     pub async fn wait_available(
         &self,
         image_id: &str,
