@@ -19,6 +19,8 @@ check cpio cpio
 check zstd zstd
 check lz4 lz4
 check xz xz-utils
+# The official-SDK smoke test (tests/it/cloud/sdk.rs) makes a venv with pip.
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: installing ${need[*]}" >&2

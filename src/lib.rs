@@ -12,5 +12,6 @@ pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod secret;
+pub mod sim;
 pub mod source;
 pub mod transfer;

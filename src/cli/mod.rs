@@ -3,6 +3,7 @@
 //! No business logic lives here.
 
 pub mod inspect;
+pub mod sim;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,8 @@ pub struct Cli {
 pub enum Command {
     /// Inspect images: format, sizes, safety verdict, and what is inside.
     Inspect(inspect::InspectArgs),
+    /// Run the local cloud emulator (ECS API) on 127.0.0.1 for tests and dry runs.
+    Sim(sim::SimArgs),
 }
 
 /// Container formats as command-line values.
@@ -59,6 +62,7 @@ impl From<FormatArg> for crate::image::ImageFormat {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Sim(args) => sim::run(args),
     }
 }
 

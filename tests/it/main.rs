@@ -1,6 +1,7 @@
 //! Integration tests: one binary that runs the real `imgport` executable against images made
 //! by real tools (`scripts/make-testdata.sh`) and compares with `qemu-img` as the oracle.
 
+mod cloud;
 mod inspect_container;
 mod util;
 mod vhd;

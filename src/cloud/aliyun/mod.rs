@@ -1,4 +1,13 @@
 //! Alibaba Cloud: credentials, RPC signing (V2 HMAC-SHA1 and V3 ACS3-HMAC-SHA256), the RPC
 //! client, and typed ECS / E-HPC requests.
 
+pub mod client;
 pub mod credentials;
+pub mod ecs;
+pub mod poll;
+pub mod rpc;
+pub mod sign;
+pub mod time;
+pub mod transport;
+pub mod types;
+pub mod validate;

@@ -1,0 +1,100 @@
+//! `imgport sim`: run the local cloud emulator on 127.0.0.1 until killed, printing its
+//! endpoint and the fixed test credentials it accepts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::exit;
+use crate::sim::ecs::EcsConfig;
+use crate::sim::server::{self, Faults, SimConfig};
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Address to listen on (port 0 picks a free port; the endpoint line shows it).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Directory keeping the emulator's state (JSON) across restarts; memory only if absent.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Root of the object store read by ImportImage: objects are `<root>/<bucket>/<key>`
+    /// (default: `<state>/s3`, or `./s3` without --state).
+    #[arg(long)]
+    pub s3_root: Option<PathBuf>,
+    /// Seconds an import takes from Creating to Available.
+    #[arg(long, default_value_t = 5.0)]
+    pub import_seconds: f64,
+    /// Test fault: fraction (0..1) of requests answered Throttling.User.
+    #[arg(long, default_value_t = 0.0)]
+    pub throttle_rate: f64,
+    /// Test fault: fraction (0..1) of requests answered 503 ServiceUnavailable.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Test fault: milliseconds of delay before every answer.
+    #[arg(long, default_value_t = 0)]
+    pub delay_ms: u64,
+    /// Test fault: imports whose system-disk object key contains this text end in
+    /// CreateFailed ("no operating system found").
+    #[arg(long)]
+    pub fail_objects_containing: Option<String>,
+}
+
+/// Serves until killed.
+pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
+    let s3_root = args.s3_root.clone().unwrap_or_else(|| {
+        args.state
+            .as_ref()
+            .map_or_else(|| PathBuf::from("s3"), |s| s.join("s3"))
+    });
+    std::fs::create_dir_all(&s3_root)
+        .with_context(|| format!("creating the object root {}", s3_root.display()))?;
+    let import_seconds = if args.import_seconds.is_finite() && args.import_seconds >= 0.0 {
+        args.import_seconds
+    } else {
+        anyhow::bail!("--import-seconds must be a non-negative number");
+    };
+    let config = SimConfig {
+        listen: args.listen,
+        state_dir: args.state.clone(),
+        ecs: EcsConfig {
+            s3_root: s3_root.clone(),
+            import_duration: Duration::from_secs_f64(import_seconds),
+            fail_objects_containing: args.fail_objects_containing.clone(),
+            import_hook: None,
+        },
+        faults: Faults {
+            throttle_rate: args.throttle_rate,
+            error_rate: args.error_rate,
+            delay: Duration::from_millis(args.delay_ms),
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let bound = server::bind(&config)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            // The emulator's own fixed test credentials: printing them is intended.
+            writeln!(out, "endpoint: http://{}", bound.addr)?;
+            writeln!(out, "access_key_id: {}", server::TEST_ACCESS_KEY_ID)?;
+            writeln!(out, "access_key_secret: {}", server::TEST_ACCESS_KEY_SECRET)?;
+            writeln!(out, "sts_access_key_id: {}", server::TEST_STS_KEY_ID)?;
+            writeln!(out, "security_token: {}", server::TEST_SECURITY_TOKEN)?;
+            writeln!(out, "s3_root: {}", s3_root.display())?;
+            out.flush()?;
+        }
+        bound.serve().await.context("serving")?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::from(exit::OK))
+}

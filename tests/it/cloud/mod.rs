@@ -1,0 +1,202 @@
+//! The Alibaba Cloud client against the real `imgport sim` emulator over loopback HTTP:
+//! import → poll → Available, the emulator's documented error codes, authentication
+//! failures, retries on injected faults, poll timeout, CreateFailed, cancellation, state
+//! persistence, and Alibaba's official Python SDK talking to the emulator.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use imgport::cloud::aliyun::client::EcsClient;
+use imgport::cloud::aliyun::credentials::Credentials;
+use imgport::cloud::aliyun::ecs::{
+    DescribeImagesRequest, DescribeTasksRequest, DiskDeviceMapping, ECS_VERSION,
+    ImportImageRequest, ModifyImageAttributeRequest,
+};
+use imgport::cloud::aliyun::poll::{WaitError, WaitOptions};
+use imgport::cloud::aliyun::rpc::{
+    ClientConfig, HttpRequest, ReqwestTransport, RetryPolicy, RpcClient, RpcError,
+    SignatureVersion, Transport, TransportErrorKind, new_nonce, unix_now,
+};
+use imgport::cloud::aliyun::types::{DiskFormat, ImageStatus, ModifiableStatus, Platform};
+use imgport::report::Reporter;
+use imgport::secret::Secret;
+
+const REGION: &str = "cn-hangzhou";
+const BUCKET: &str = "images";
+
+/// A running `imgport sim` child process, killed on drop.
+struct SimProcess {
+    child: Child,
+    endpoint: String,
+    key_id: String,
+    secret: String,
+    sts_key_id: String,
+    token: String,
+    state: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SimProcess {
+    fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = dir.path().join("state");
+        let mut sim = Self::start_in(&state, extra);
+        sim._dir = Some(dir);
+        sim
+    }
+
+    fn start_in(state: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_imgport"))
+            .args(["sim", "--listen", "127.0.0.1:0", "--state"])
+            .arg(state)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start imgport sim");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut field = |name: &str| -> String {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("imgport sim ended before printing {name}"))
+                .expect("read sim output");
+            line.strip_prefix(&format!("{name}: "))
+                .unwrap_or_else(|| panic!("expected {name}, got {line:?}"))
+                .to_string()
+        };
+        let endpoint = field("endpoint");
+        let key_id = field("access_key_id");
+        let secret = field("access_key_secret");
+        let sts_key_id = field("sts_access_key_id");
+        let token = field("security_token");
+        let _ = field("s3_root");
+        Self {
+            child,
+            endpoint,
+            key_id,
+            secret,
+            sts_key_id,
+            token,
+            state: state.to_path_buf(),
+            _dir: None,
+        }
+    }
+
+    fn s3(&self) -> PathBuf {
+        self.state.join("s3")
+    }
+
+    /// Places `src` as object `key` of [`BUCKET`] (a symlink: no copy).
+    fn put_link(&self, key: &str, src: &Path) {
+        let dst = self.s3().join(BUCKET).join(key);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(src, &dst).unwrap();
+    }
+
+    /// Places a sparse RAW object of `size` bytes.
+    fn put_raw(&self, key: &str, size: u64) {
+        let dst = self.s3().join(BUCKET).join(key);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        let f = std::fs::File::create(&dst).unwrap();
+        f.set_len(size).unwrap();
+    }
+
+    fn config(&self, version: SignatureVersion) -> ClientConfig {
+        let mut c = ClientConfig::new(REGION);
+        c.endpoint = Some(self.endpoint.clone());
+        c.signature = version;
+        c.timeout = Duration::from_secs(20);
+        c.retry = RetryPolicy {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(100),
+        };
+        c
+    }
+
+    fn credentials(&self) -> Credentials {
+        Credentials {
+            access_key_id: self.key_id.clone(),
+            access_key_secret: Secret::new(self.secret.clone()),
+            security_token: None,
+        }
+    }
+
+    fn client(&self, version: SignatureVersion) -> EcsClient {
+        EcsClient::new(self.config(version), self.credentials()).unwrap()
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn import_request(key: &str) -> ImportImageRequest {
+    ImportImageRequest::builder(REGION)
+        .image_name(format!("img-{}", key.replace(['/', '.'], "-")))
+        .platform(Platform::Debian)
+        .disk(DiskDeviceMapping::new(BUCKET, key))
+        .build()
+        .unwrap()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Raw parameters of one call.
+type Params = Vec<(&'static str, &'static str)>;
+
+/// Calls `action` with raw parameters (bypassing local validation) and returns the error.
+async fn raw_error(
+    client: &EcsClient,
+    action: &'static str,
+    params: &[(&str, &str)],
+) -> (String, u16) {
+    let err = client
+        .rpc()
+        .call_raw(action, ECS_VERSION, &pairs(params))
+        .await
+        .expect_err("the emulator should refuse this request");
+    let api = err
+        .api()
+        .unwrap_or_else(|| panic!("not an API error: {err:?}"));
+    (api.code.clone(), api.http_status)
+}
+
+/// Collects progress messages.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl Reporter for Recorder {
+    fn message(&self, text: &str) {
+        self.0.lock().unwrap().push(text.to_string());
+    }
+}
+
+fn fast_wait(timeout: Duration) -> WaitOptions {
+    WaitOptions {
+        interval: Duration::from_millis(100),
+        timeout,
+        not_found_polls: 3,
+    }
+}
+
+mod errors;
+mod flow;
+mod sdk;
