@@ -9,6 +9,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::cloud::aliyun::ecs::{
+    DiskDeviceMapping, ImportImageRequest, ModifyImageAttributeRequest,
+};
+use crate::cloud::aliyun::types::{
+    Architecture, BootMode, DetectionStrategy, DiskFormat, ImdsSupport, LicenseType, NvmeSupport,
+    OsType, Platform,
+};
+use crate::cloud::aliyun::validate::{self, Invalid};
 use crate::guest::facts::GuestFacts;
 use crate::image::{ContainerReport, Finding, ImageFormat, Severity};
 
@@ -75,11 +83,11 @@ pub enum OutputFormat {
 
 impl OutputFormat {
     /// ImportImage's `DiskDeviceMapping.N.Format` value.
-    pub fn ecs_format(self) -> &'static str {
+    pub fn ecs_format(self) -> DiskFormat {
         match self {
-            OutputFormat::Raw => "RAW",
-            OutputFormat::Vhd | OutputFormat::VhdFixed => "VHD",
-            OutputFormat::Qcow2 => "QCOW2",
+            OutputFormat::Raw => DiskFormat::Raw,
+            OutputFormat::Vhd | OutputFormat::VhdFixed => DiskFormat::Vhd,
+            OutputFormat::Qcow2 => DiskFormat::Qcow2,
         }
     }
 
@@ -124,17 +132,17 @@ pub enum DiskRole {
 pub struct ImageOptions {
     pub name: Option<String>,
     pub description: Option<String>,
-    pub os_type: Option<String>,
-    pub platform: Option<String>,
-    pub architecture: Option<String>,
-    pub boot_mode: Option<String>,
-    pub license_type: Option<String>,
-    pub nvme_support: Option<bool>,
-    pub imds_v2: Option<bool>,
+    pub os_type: Option<OsType>,
+    pub platform: Option<Platform>,
+    pub architecture: Option<Architecture>,
+    pub boot_mode: Option<BootMode>,
+    pub license_type: Option<LicenseType>,
+    pub nvme_support: Option<NvmeSupport>,
+    pub imds_support: Option<ImdsSupport>,
     pub family: Option<String>,
     pub resource_group_id: Option<String>,
     pub role_name: Option<String>,
-    pub detection_strategy: Option<String>,
+    pub detection_strategy: Option<DetectionStrategy>,
     pub tags: Vec<(String, String)>,
 }
 
@@ -183,16 +191,16 @@ pub struct PlannedDisk {
 pub struct PlannedImage {
     pub name: Sourced<String>,
     pub description: Option<Sourced<String>>,
-    pub os_type: Sourced<String>,
-    pub platform: Sourced<String>,
-    pub architecture: Sourced<String>,
-    pub boot_mode: Sourced<String>,
-    pub license_type: Option<Sourced<String>>,
-    pub nvme_support: Option<Sourced<bool>>,
-    pub imds_v2: Option<Sourced<bool>>,
+    pub os_type: Sourced<OsType>,
+    pub platform: Sourced<Platform>,
+    pub architecture: Sourced<Architecture>,
+    pub boot_mode: Sourced<BootMode>,
+    pub license_type: Option<Sourced<LicenseType>>,
+    pub nvme_support: Option<Sourced<NvmeSupport>>,
+    pub imds_support: Option<Sourced<ImdsSupport>>,
     pub resource_group_id: Option<String>,
     pub role_name: Option<String>,
-    pub detection_strategy: Option<String>,
+    pub detection_strategy: Option<DetectionStrategy>,
     pub tags: Vec<(String, String)>,
 }
 
@@ -201,7 +209,7 @@ pub struct PlannedImage {
 pub struct Finishing {
     pub family: Option<String>,
     /// `UEFI-Preferred` cannot be given to ImportImage; it is set afterwards.
-    pub boot_mode: Option<String>,
+    pub boot_mode: Option<BootMode>,
 }
 
 /// The complete, serialisable list of what an import will do.
@@ -238,6 +246,8 @@ pub enum PlanError {
         "{path}: virtual size {gib} GiB exceeds ImportImage's DiskImageSize limit of {MAX_DISK_IMAGE_SIZE_GIB} GiB"
     )]
     DiskTooLarge { path: PathBuf, gib: u64 },
+    #[error("{}: {} ({})", .0.field, .0.rule, .0.code)]
+    Invalid(Invalid),
 }
 
 /// Builds the plan for importing `disks` (in the order given) with `opts`.
@@ -275,18 +285,88 @@ pub fn infer(disks: &[DiskInput<'_>], opts: &PlanOptions) -> Result<ImportPlan, 
     let image = plan_image(&disks[system], system_guest, opts, &mut notes);
     let finishing = Finishing {
         family: opts.image.family.clone(),
-        boot_mode: (image.boot_mode.value == "UEFI"
+        boot_mode: (image.boot_mode.value == BootMode::Uefi
             && system_guest.and_then(|g| g.boot_mode.as_deref()) == Some("UEFI-Preferred")
             && opts.image.boot_mode.is_none())
-        .then(|| "UEFI-Preferred".to_string()),
+        .then_some(BootMode::UefiPreferred),
     };
-    Ok(ImportPlan {
+    let plan = ImportPlan {
         region: opts.region.clone(),
         image,
         disks: planned,
         finishing,
         notes,
-    })
+    };
+    plan.import_request().map_err(PlanError::Invalid)?;
+    if let Some(family) = &plan.finishing.family {
+        validate::image_family(family).map_err(PlanError::Invalid)?;
+    }
+    Ok(plan)
+}
+
+impl ImportPlan {
+    /// The ImportImage request this plan sends, checked by every documented rule.
+    pub fn import_request(&self) -> Result<ImportImageRequest, Invalid> {
+        let i = &self.image;
+        let mut b = ImportImageRequest::builder(self.region.clone())
+            .image_name(i.name.value.clone())
+            .os_type(i.os_type.value)
+            .platform(i.platform.value)
+            .architecture(i.architecture.value)
+            .boot_mode(i.boot_mode.value);
+        if let Some(d) = &i.description {
+            b = b.description(d.value.clone());
+        }
+        if let Some(l) = &i.license_type {
+            b = b.license_type(l.value);
+        }
+        if let Some(n) = &i.nvme_support {
+            b = b.nvme_support(n.value);
+        }
+        if let Some(m) = &i.imds_support {
+            b = b.imds_support(m.value);
+        }
+        if let Some(r) = &i.resource_group_id {
+            b = b.resource_group_id(r.clone());
+        }
+        if let Some(r) = &i.role_name {
+            b = b.role_name(r.clone());
+        }
+        if let Some(d) = i.detection_strategy {
+            b = b.detection_strategy(d);
+        }
+        for (k, v) in &i.tags {
+            b = b.tag(k.clone(), v.clone());
+        }
+        for d in &self.disks {
+            b = b.disk(
+                DiskDeviceMapping::new(d.bucket.clone(), d.object_key.clone())
+                    .format(d.output.value.ecs_format())
+                    .size_gib(d.disk_image_size_gib.value),
+            );
+        }
+        b.build()
+    }
+
+    /// The ModifyImageAttribute request that finishes `image_id`, when there is anything
+    /// to finish.
+    pub fn finishing_request(
+        &self,
+        image_id: &str,
+    ) -> Option<Result<ModifyImageAttributeRequest, Invalid>> {
+        let f = &self.finishing;
+        if f.family.is_none() && f.boot_mode.is_none() {
+            return None;
+        }
+        let mut b = ModifyImageAttributeRequest::builder(self.region.clone(), image_id);
+        if let Some(family) = &f.family {
+            b = b.image_family(family.clone());
+        }
+        if let Some(mode) = f.boot_mode {
+            b = b.boot_mode(mode);
+        }
+        Some(b.build())
+    }
 }
 
 fn has_os(d: &DiskInput<'_>) -> bool {
@@ -451,6 +531,22 @@ pub fn default_image_name(path: &Path) -> String {
     name
 }
 
+/// `user` if given, else the guest's value parsed into the wire enum, else `default`.
+fn pick<T: Copy>(
+    user: Option<T>,
+    found: Option<&str>,
+    parse: fn(&str) -> Option<T>,
+    from: &str,
+    default: T,
+    why: &str,
+) -> Sourced<T> {
+    match (user, found.and_then(parse)) {
+        (Some(v), _) => Sourced::user(v),
+        (None, Some(v)) => Sourced::inferred(v, from),
+        (None, None) => Sourced::default(default, why),
+    }
+}
+
 fn plan_image(
     system: &DiskInput<'_>,
     guest: Option<&GuestFacts>,
@@ -458,69 +554,64 @@ fn plan_image(
     notes: &mut Vec<Finding>,
 ) -> PlannedImage {
     let o = &opts.image;
-    let pick = |given: &Option<String>,
-                found: Option<&String>,
-                from: &str,
-                default: &str,
-                why: &str|
-     -> Sourced<String> {
-        match (given, found) {
-            (Some(v), _) => Sourced::user(v.clone()),
-            (None, Some(v)) => Sourced::inferred(v.clone(), from),
-            (None, None) => Sourced::default(default.to_string(), why),
-        }
-    };
-    let g = guest;
+    let fact = |f: fn(&GuestFacts) -> &Option<String>| guest.and_then(|g| f(g).as_deref());
     let os_type = pick(
-        &o.os_type,
-        g.and_then(|g| g.os_type.as_ref()),
+        o.os_type,
+        fact(|g| &g.os_type),
+        OsType::parse,
         "the operating system found on the system disk",
-        "linux",
+        OsType::Linux,
         "ImportImage's default; no operating system was recognised",
     );
-    let default_platform = if os_type.value == "windows" {
-        "Windows Server 2022"
-    } else {
-        "Others Linux"
+    let (default_platform, platform_why) = match os_type.value {
+        OsType::Windows => (
+            Platform::WindowsServer2022,
+            "the Windows version is not one ImportImage names",
+        ),
+        OsType::Linux => (
+            Platform::OthersLinux,
+            "the distribution is not one ImportImage names",
+        ),
     };
     let platform = pick(
-        &o.platform,
-        g.and_then(|g| g.platform.as_ref()),
+        o.platform,
+        fact(|g| &g.platform),
+        Platform::parse,
         "the distribution found on the system disk",
         default_platform,
-        "the distribution is not one ImportImage names",
+        platform_why,
     );
     let architecture = pick(
-        &o.architecture,
-        g.and_then(|g| g.architecture.as_ref()),
+        o.architecture,
+        fact(|g| &g.architecture),
+        Architecture::parse,
         "the ELF/PE headers of system binaries",
-        "x86_64",
+        Architecture::X86_64,
         "ImportImage's default; the architecture could not be read",
     );
     // ImportImage takes BIOS or UEFI; UEFI-Preferred is set by ModifyImageAttribute afterwards.
-    let found_boot = g.and_then(|g| g.boot_mode.as_ref()).map(|b| {
-        if b == "UEFI-Preferred" {
-            "UEFI".to_string()
-        } else {
-            b.clone()
-        }
-    });
+    let import_boot = |b: &str| match BootMode::parse(b) {
+        Some(BootMode::UefiPreferred) => Some(BootMode::Uefi),
+        other => other,
+    };
     let mut boot_mode = pick(
-        &o.boot_mode,
-        found_boot.as_ref(),
+        o.boot_mode,
+        fact(|g| &g.boot_mode),
+        import_boot,
         "the partition table and boot loaders on the system disk",
-        "BIOS",
+        BootMode::Bios,
         "ImportImage's default; no boot loader was recognised",
     );
-    if architecture.value == "arm64" && boot_mode.value != "UEFI" && o.boot_mode.is_none() {
-        boot_mode = Sourced::inferred("UEFI".to_string(), "arm64 images boot only by UEFI");
-    }
-    if architecture.value == "arm64" && boot_mode.value != "UEFI" {
-        notes.push(Finding::new(
-            Severity::Warning,
-            "plan.arm64_bios",
-            "arm64 images must boot by UEFI, but BIOS was asked for",
-        ));
+    if architecture.value == Architecture::Arm64 && boot_mode.value != BootMode::Uefi {
+        if o.boot_mode.is_none() {
+            boot_mode = Sourced::inferred(BootMode::Uefi, "arm64 images boot only by UEFI");
+        } else {
+            notes.push(Finding::new(
+                Severity::Warning,
+                "plan.arm64_bios",
+                "arm64 images must boot by UEFI, but BIOS was asked for",
+            ));
+        }
     }
     let name = match &o.name {
         Some(n) => Sourced::user(n.clone()),
@@ -529,9 +620,16 @@ fn plan_image(
             "the system disk's file name",
         ),
     };
-    let nvme_support = match (o.nvme_support, g.and_then(|g| g.drivers.nvme)) {
+    let nvme_support = match (o.nvme_support, guest.and_then(|g| g.drivers.nvme)) {
         (Some(v), _) => Some(Sourced::user(v)),
-        (None, Some(v)) => Some(Sourced::inferred(v, "the NVMe driver lookup in the guest")),
+        (None, Some(found)) => Some(Sourced::inferred(
+            if found {
+                NvmeSupport::Supported
+            } else {
+                NvmeSupport::Unsupported
+            },
+            "the NVMe driver lookup in the guest",
+        )),
         (None, None) => None,
     };
     PlannedImage {
@@ -541,12 +639,12 @@ fn plan_image(
         platform,
         architecture,
         boot_mode,
-        license_type: o.license_type.clone().map(Sourced::user),
+        license_type: o.license_type.map(Sourced::user),
         nvme_support,
-        imds_v2: o.imds_v2.map(Sourced::user),
+        imds_support: o.imds_support.map(Sourced::user),
         resource_group_id: o.resource_group_id.clone(),
         role_name: o.role_name.clone(),
-        detection_strategy: o.detection_strategy.clone(),
+        detection_strategy: o.detection_strategy,
         tags: o.tags.clone(),
     }
 }
@@ -586,7 +684,7 @@ mod tests {
     fn opts() -> PlanOptions {
         PlanOptions {
             region: "cn-hangzhou".into(),
-            bucket: "b".into(),
+            bucket: "images".into(),
             key_prefix: "imgport/".into(),
             ..Default::default()
         }
@@ -630,10 +728,17 @@ mod tests {
         assert_eq!(plan.disks[2].device_index, 3);
         assert_eq!(plan.disks[0].disk_image_size_gib.value, 40);
         assert_eq!(plan.disks[0].object_key, "imgport/root-disk1.qcow2");
-        assert_eq!(plan.image.platform.value, "Debian");
-        assert_eq!(plan.image.boot_mode.value, "UEFI");
-        assert_eq!(plan.finishing.boot_mode.as_deref(), Some("UEFI-Preferred"));
+        assert_eq!(plan.image.platform.value, Platform::Debian);
+        assert_eq!(plan.image.boot_mode.value, BootMode::Uefi);
+        assert_eq!(plan.finishing.boot_mode, Some(BootMode::UefiPreferred));
         assert_eq!(plan.image.name.value, "root");
+        let req = plan.import_request().unwrap();
+        assert_eq!(req.disks.len(), 3);
+        assert_eq!(req.disks[0].oss_object, "imgport/root-disk1.qcow2");
+        assert_eq!(req.disks[0].format, Some(DiskFormat::Qcow2));
+        assert_eq!(req.disks[1].format, Some(DiskFormat::Qcow2));
+        let modify = plan.finishing_request("m-1").unwrap().unwrap();
+        assert_eq!(modify.boot_mode, Some(BootMode::UefiPreferred));
     }
 
     #[test]
@@ -751,13 +856,16 @@ mod tests {
             guest: Some(&g),
         }];
         let plan = infer(&one, &opts()).unwrap();
-        assert_eq!(plan.image.boot_mode.value, "UEFI");
+        assert_eq!(plan.image.boot_mode.value, BootMode::Uefi);
+        assert!(plan.finishing_request("m-1").is_none());
         let mut o = opts();
-        o.image.platform = Some("CentOS".into());
+        o.image.platform = Some(Platform::CentOs);
         o.image.name = Some("golden-1".into());
         let plan = infer(&one, &o).unwrap();
-        assert_eq!(plan.image.platform, Sourced::user("CentOS".to_string()));
+        assert_eq!(plan.image.platform, Sourced::user(Platform::CentOs));
         assert_eq!(plan.image.name.value, "golden-1");
+        o.image.name = Some("http://bad".into());
+        assert!(matches!(infer(&one, &o), Err(PlanError::Invalid(_))));
     }
 
     #[test]

@@ -88,22 +88,22 @@ fn image_rows(plan: &ImportPlan) -> Vec<(String, String, String)> {
         ),
         (
             "OSType".into(),
-            i.os_type.value.clone(),
+            i.os_type.value.to_string(),
             source_text(&i.os_type.source),
         ),
         (
             "Platform".into(),
-            i.platform.value.clone(),
+            i.platform.value.to_string(),
             source_text(&i.platform.source),
         ),
         (
             "Architecture".into(),
-            i.architecture.value.clone(),
+            i.architecture.value.to_string(),
             source_text(&i.architecture.source),
         ),
         (
             "BootMode".into(),
-            i.boot_mode.value.clone(),
+            i.boot_mode.value.to_string(),
             source_text(&i.boot_mode.source),
         ),
     ];
@@ -115,17 +115,16 @@ fn image_rows(plan: &ImportPlan) -> Vec<(String, String, String)> {
         ));
     }
     if let Some(n) = &i.nvme_support {
-        let v = if n.value { "supported" } else { "unsupported" };
         rows.push((
             "Features.NvmeSupport".into(),
-            v.into(),
+            n.value.to_string(),
             source_text(&n.source),
         ));
     }
     if let Some(l) = &i.license_type {
         rows.push((
             "LicenseType".into(),
-            l.value.clone(),
+            l.value.to_string(),
             source_text(&l.source),
         ));
     }
