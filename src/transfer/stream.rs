@@ -1,0 +1,336 @@
+//! The streaming engine: produces the bytes of a [`Layout`] part by part, in order, as a
+//! [`PartSource`], with no temporary file.
+//!
+//! Each part is filled on the rayon pool in chunks (source reads and decompression run on
+//! several threads through `DiskImage::read_at`), its CRC-64 computed per chunk while the bytes
+//! are in cache and combined, its MD5 computed on the pool (parts are independent, so several
+//! parts hash at once). SHA-256 of the whole stream runs on its own thread over the same
+//! buffers. Parts come from a bounded [`BufferPool`] and at most `buffers` parts exist at once,
+//! so memory is `buffers × part_size` whatever the image size.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::digest::{crc64, crc64_combine, hex};
+use super::layout::Layout;
+use super::pool::{BufferPool, PartData, PoolBuf};
+use super::{Part, PartSource, StreamDigests, TransferError};
+use crate::image::DiskImage;
+
+/// Most parts S3 and OSS accept in one multipart upload.
+pub const MAX_PARTS: u64 = 10_000;
+/// Default part size: large enough for few requests, small enough that a handful of parts in
+/// flight stay within the memory budget.
+pub const DEFAULT_PART_SIZE: u64 = 32 * 1024 * 1024;
+/// Unit of parallel work inside a part.
+pub const CHUNK_SIZE: usize = 4 * 1024 * 1024;
+/// Memory the part buffers may use by default.
+pub const DEFAULT_BUFFER_BUDGET: u64 = 192 * 1024 * 1024;
+
+/// How a stream cuts and buffers its output.
+#[derive(Debug, Clone, Default)]
+pub struct StreamOptions {
+    /// Size of every part but the last; 0 picks [`auto_part_size`].
+    pub part_size: u64,
+    /// Parts that may exist at once (being filled, hashed, or held by the consumer); 0 picks
+    /// as many as fit [`DEFAULT_BUFFER_BUDGET`] (at least 3, at most 8). A consumer that holds
+    /// this many parts blocks the next `next_part` until it drops one.
+    pub buffers: usize,
+    /// Set from a signal handler to stop the stream at the next part.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// The part size used when none is given: [`DEFAULT_PART_SIZE`], or larger (whole MiB) when
+/// the stream would otherwise need more than [`MAX_PARTS`] parts.
+pub fn auto_part_size(total: u64) -> u64 {
+    const MIB: u64 = 1024 * 1024;
+    let min = total.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+    DEFAULT_PART_SIZE.max(min)
+}
+
+struct Shared {
+    layout: Layout,
+    src: Arc<dyn DiskImage>,
+    /// MD5 of an all-zero part, by length: a sparse disk has many such parts.
+    zero_md5: Mutex<HashMap<usize, [u8; 16]>>,
+}
+
+struct Filled {
+    data: PoolBuf,
+    md5: [u8; 16],
+    crc64: u64,
+}
+
+enum ShaState {
+    Running(JoinHandle<String>),
+    Done(String),
+    Failed,
+}
+
+/// The bytes of a [`Layout`] as a [`PartSource`].
+pub struct LayoutStream {
+    shared: Arc<Shared>,
+    pool: BufferPool,
+    part_size: u64,
+    parts: u32,
+    next_launch: u32,
+    next_out: u32,
+    pending: VecDeque<(u32, Receiver<Result<Filled, TransferError>>)>,
+    sha_tx: Option<SyncSender<PartData>>,
+    sha: Mutex<ShaState>,
+    crc: u64,
+    failed: bool,
+    cancel: Option<Arc<AtomicBool>>,
+}
+
+impl LayoutStream {
+    /// Streams `layout`, reading source ranges from `src`.
+    pub fn new(
+        layout: Layout,
+        src: Arc<dyn DiskImage>,
+        opts: &StreamOptions,
+    ) -> Result<Self, TransferError> {
+        let total = layout.size;
+        let part_size = if opts.part_size == 0 {
+            auto_part_size(total)
+        } else {
+            opts.part_size
+        };
+        let parts = total.div_ceil(part_size).max(1);
+        if parts > MAX_PARTS {
+            return Err(TransferError::TooManyParts {
+                part_size,
+                parts,
+                total,
+                max: MAX_PARTS,
+            });
+        }
+        let buffer_size = usize::try_from(part_size.min(total.max(1))).map_err(|_| {
+            TransferError::TooManyParts {
+                part_size,
+                parts,
+                total,
+                max: MAX_PARTS,
+            }
+        })?;
+        let buffers = if opts.buffers == 0 {
+            (DEFAULT_BUFFER_BUDGET / buffer_size as u64).clamp(3, 8) as usize
+        } else {
+            opts.buffers
+        };
+        let (tx, rx) = sync_channel::<PartData>(buffers);
+        let sha = std::thread::Builder::new()
+            .name("imgport-sha256".into())
+            .spawn(move || {
+                let mut h = Sha256::new();
+                for part in rx {
+                    h.update(&part[..]);
+                }
+                hex(&h.finalize())
+            })
+            .map_err(TransferError::Thread)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                layout,
+                src,
+                zero_md5: Mutex::new(HashMap::new()),
+            }),
+            pool: BufferPool::new(buffer_size, buffers),
+            part_size,
+            parts: parts as u32,
+            next_launch: 1,
+            next_out: 1,
+            pending: VecDeque::new(),
+            sha_tx: Some(tx),
+            sha: Mutex::new(ShaState::Running(sha)),
+            crc: 0,
+            failed: false,
+            cancel: opts.cancel.clone(),
+        })
+    }
+
+    /// The layout being streamed.
+    pub fn layout(&self) -> &Layout {
+        &self.shared.layout
+    }
+
+    fn part_range(&self, number: u32) -> (u64, usize) {
+        let offset = u64::from(number - 1) * self.part_size;
+        let len = (self.shared.layout.size - offset).min(self.part_size) as usize;
+        (offset, len)
+    }
+
+    fn launch(&mut self, buf: PoolBuf) {
+        let number = self.next_launch;
+        self.next_launch += 1;
+        let (offset, _) = self.part_range(number);
+        let (tx, rx) = sync_channel(1);
+        let shared = self.shared.clone();
+        rayon::spawn(move || {
+            let _ = tx.send(fill_part(&shared, buf, offset));
+        });
+        self.pending.push_back((number, rx));
+    }
+
+    /// Starts filling parts ahead while buffers are free; waits for one only when nothing is
+    /// in flight.
+    fn launch_ahead(&mut self) {
+        while self.next_launch <= self.parts {
+            let (_, len) = self.part_range(self.next_launch);
+            let buf = if self.pending.is_empty() {
+                self.pool.get(len)
+            } else {
+                match self.pool.try_get(len) {
+                    Some(b) => b,
+                    None => break,
+                }
+            };
+            self.launch(buf);
+        }
+    }
+
+    fn finish_sha(&self) -> Option<String> {
+        let mut state = self.sha.lock().unwrap_or_else(|p| p.into_inner());
+        if let ShaState::Running(_) = &*state {
+            let ShaState::Running(handle) = std::mem::replace(&mut *state, ShaState::Failed) else {
+                return None;
+            };
+            *state = match handle.join() {
+                Ok(hex) => ShaState::Done(hex),
+                Err(_) => ShaState::Failed,
+            };
+        }
+        match &*state {
+            ShaState::Done(hex) => Some(hex.clone()),
+            _ => None,
+        }
+    }
+}
+
+fn fill_part(shared: &Shared, mut buf: PoolBuf, offset: u64) -> Result<Filled, TransferError> {
+    let layout = &shared.layout;
+    let len = buf.len();
+    if layout.is_zero(offset, len as u64) {
+        buf.fill(0);
+        let crc = crc64(&buf);
+        let cached = shared
+            .zero_md5
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&len)
+            .copied();
+        let md5 = match cached {
+            Some(m) => m,
+            None => {
+                let m = super::digest::md5(&buf);
+                shared
+                    .zero_md5
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(len, m);
+                m
+            }
+        };
+        return Ok(Filled {
+            data: buf,
+            md5,
+            crc64: crc,
+        });
+    }
+    let crcs: Vec<(u64, u64)> = buf
+        .par_chunks_mut(CHUNK_SIZE)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let at = offset + (i * CHUNK_SIZE) as u64;
+            layout.read(shared.src.as_ref(), chunk, at)?;
+            Ok((crc64(chunk), chunk.len() as u64))
+        })
+        .collect::<Result<_, crate::image::ImageError>>()?;
+    let crc = crcs
+        .iter()
+        .fold(0u64, |acc, &(c, n)| crc64_combine(acc, c, n));
+    let md5 = super::digest::md5(&buf);
+    Ok(Filled {
+        data: buf,
+        md5,
+        crc64: crc,
+    })
+}
+
+impl PartSource for LayoutStream {
+    fn total_size(&self) -> u64 {
+        self.shared.layout.size
+    }
+
+    fn part_size(&self) -> u64 {
+        self.part_size
+    }
+
+    fn next_part(&mut self) -> Option<Result<Part, TransferError>> {
+        if self.failed || self.next_out > self.parts {
+            return None;
+        }
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            self.failed = true;
+            self.sha_tx = None;
+            return Some(Err(TransferError::Interrupted));
+        }
+        self.launch_ahead();
+        let (number, rx) = self.pending.pop_front()?;
+        let filled = match rx.recv() {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => {
+                self.failed = true;
+                self.sha_tx = None;
+                return Some(Err(e));
+            }
+            Err(_) => {
+                self.failed = true;
+                self.sha_tx = None;
+                return Some(Err(TransferError::WorkerLost));
+            }
+        };
+        let (offset, len) = self.part_range(number);
+        let data = PartData::new(filled.data);
+        if let Some(tx) = &self.sha_tx {
+            if tx.send(data.clone()).is_err() {
+                self.sha_tx = None;
+            }
+        }
+        self.crc = crc64_combine(self.crc, filled.crc64, len as u64);
+        self.next_out += 1;
+        if self.next_out > self.parts {
+            self.sha_tx = None; // ends the SHA-256 thread's loop
+        } else {
+            self.launch_ahead();
+        }
+        Some(Ok(Part {
+            number,
+            offset,
+            data,
+            md5: filled.md5,
+            crc64: filled.crc64,
+        }))
+    }
+
+    fn digests(&self) -> Option<StreamDigests> {
+        if self.failed || self.next_out <= self.parts {
+            return None;
+        }
+        Some(StreamDigests {
+            size: self.shared.layout.size,
+            sha256: self.finish_sha()?,
+            crc64: self.crc,
+        })
+    }
+}
