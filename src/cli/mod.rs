@@ -2,7 +2,10 @@
 //! library's plain option structs and the library's values into text or JSON.
 //! No business logic lives here.
 
+pub mod checksum;
+pub mod convert;
 pub mod inspect;
+pub mod progress;
 
 use std::process::ExitCode;
 
@@ -35,6 +38,10 @@ pub struct Cli {
 pub enum Command {
     /// Inspect images: format, sizes, safety verdict, and what is inside.
     Inspect(inspect::InspectArgs),
+    /// Convert an image to raw, vhd, vhd-fixed or qcow2, with digests of the written bytes.
+    Convert(convert::ConvertArgs),
+    /// Digests of an image as it is (or as converted), plus the content digest of its disk.
+    Checksum(checksum::ChecksumArgs),
 }
 
 /// Container formats as command-line values.
@@ -59,6 +66,8 @@ impl From<FormatArg> for crate::image::ImageFormat {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Convert(args) => convert::run(args),
+        Command::Checksum(args) => checksum::run(args),
     }
 }
 
@@ -85,4 +94,16 @@ pub fn human_bytes(n: u64) -> String {
     } else {
         format!("{v:.1} {} ({n} bytes)", UNITS[unit])
     }
+}
+
+/// An error and its causes on one line, for `error: ...` messages.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

@@ -45,8 +45,9 @@ pub struct PartDigest {
 /// The result of streaming a layout: sizes, digests, parts and notices.
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamReport {
-    /// Output format.
-    pub format: OutputFormat,
+    /// Output format; `None` when the stream is a file as it is (`imgport checksum` without
+    /// `--to`).
+    pub format: Option<OutputFormat>,
     /// The file written, when one was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<PathBuf>,
@@ -56,8 +57,9 @@ pub struct StreamReport {
     pub virtual_size: u64,
     /// Bytes of the output stream.
     pub size: u64,
-    /// SHA-256 of the output stream, lower-case hex.
-    pub sha256: String,
+    /// SHA-256 of the output stream, lower-case hex (absent when skipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     /// CRC-64/XZ of the output stream as an unsigned decimal string (OSS's form).
     pub crc64: String,
     /// The same CRC-64/XZ in hex.
@@ -118,12 +120,12 @@ fn report(
     content: Option<ContentDigest>,
 ) -> StreamReport {
     StreamReport {
-        format: layout.format,
+        format: Some(layout.format),
         output,
         source_virtual_size: layout.source_size,
         virtual_size: layout.virtual_size,
         size: digests.size,
-        sha256: digests.sha256,
+        sha256: Some(digests.sha256).filter(|s| !s.is_empty()),
         crc64: digests.crc64.to_string(),
         crc64_hex: format!("{:016x}", digests.crc64),
         part_size,
@@ -177,6 +179,28 @@ fn content_if(
     } else {
         Ok(None)
     }
+}
+
+/// The digests of the file at `path` as it is (no conversion), e.g. before uploading it.
+pub fn checksum_file(
+    path: &Path,
+    opts: &StreamOptions,
+    reporter: &dyn Reporter,
+) -> Result<StreamReport, TransferError> {
+    let mut stream = super::file::FileStream::with_options(path, opts)?;
+    reporter.start("checksum", Some(stream.total_size()));
+    let (digests, parts) = drain(&mut stream, reporter, |_| Ok(()))?;
+    reporter.finish();
+    let mut r = report(
+        stream.layout(),
+        digests,
+        stream.part_size(),
+        parts,
+        None,
+        None,
+    );
+    r.format = None;
+    Ok(r)
 }
 
 /// A temporary output file, removed on drop unless [`TempFile::persist`] renamed it.

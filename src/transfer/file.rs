@@ -39,6 +39,11 @@ impl FileStream {
             inner: LayoutStream::new(layout, image, opts)?,
         })
     }
+
+    /// The identity layout being streamed.
+    pub fn layout(&self) -> &Layout {
+        self.inner.layout()
+    }
 }
 
 impl PartSource for FileStream {

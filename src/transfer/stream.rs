@@ -44,6 +44,9 @@ pub struct StreamOptions {
     pub buffers: usize,
     /// Set from a signal handler to stop the stream at the next part.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Skip the whole-stream SHA-256 (serial, ~1.5 GiB/s: 26 s for a 40 GiB sparse RAW
+    /// output, where everything else is nearly free); [`StreamDigests::sha256`] is then empty.
+    pub skip_sha256: bool,
 }
 
 /// The part size used when none is given: [`DEFAULT_PART_SIZE`], or larger (whole MiB) when
@@ -57,8 +60,8 @@ pub fn auto_part_size(total: u64) -> u64 {
 struct Shared {
     layout: Layout,
     src: Arc<dyn DiskImage>,
-    /// MD5 of an all-zero part, by length: a sparse disk has many such parts.
-    zero_md5: Mutex<HashMap<usize, [u8; 16]>>,
+    /// MD5 and CRC-64 of an all-zero part, by length: a sparse disk has many such parts.
+    zero_digests: Mutex<HashMap<usize, ([u8; 16], u64)>>,
 }
 
 struct Filled {
@@ -125,21 +128,28 @@ impl LayoutStream {
             opts.buffers
         };
         let (tx, rx) = sync_channel::<PartData>(buffers);
+        let skip = opts.skip_sha256;
         let sha = std::thread::Builder::new()
             .name("imgport-sha256".into())
             .spawn(move || {
                 let mut h = Sha256::new();
                 for part in rx {
-                    h.update(&part[..]);
+                    if !skip {
+                        h.update(&part[..]);
+                    }
                 }
-                hex(&h.finalize())
+                if skip {
+                    String::new()
+                } else {
+                    hex(&h.finalize())
+                }
             })
             .map_err(TransferError::Thread)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 layout,
                 src,
-                zero_md5: Mutex::new(HashMap::new()),
+                zero_digests: Mutex::new(HashMap::new()),
             }),
             pool: BufferPool::new(buffer_size, buffers),
             part_size,
@@ -218,23 +228,22 @@ fn fill_part(shared: &Shared, mut buf: PoolBuf, offset: u64) -> Result<Filled, T
     let len = buf.len();
     if layout.is_zero(offset, len as u64) {
         buf.fill(0);
-        let crc = crc64(&buf);
         let cached = shared
-            .zero_md5
+            .zero_digests
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&len)
             .copied();
-        let md5 = match cached {
-            Some(m) => m,
+        let (md5, crc) = match cached {
+            Some(d) => d,
             None => {
-                let m = super::digest::md5(&buf);
+                let d = (super::digest::md5(&buf), crc64(&buf));
                 shared
-                    .zero_md5
+                    .zero_digests
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(len, m);
-                m
+                    .insert(len, d);
+                d
             }
         };
         return Ok(Filled {
