@@ -9,7 +9,8 @@
 //! (`number`, `offset`, `size`, `md5` hex, `crc64` decimal, `crc64_hex`), `multipart_etag`,
 //! `content` (`algorithm`, `block_size`, `size`, `digest`: the format-independent content
 //! digest of the virtual disk) and `notices` (e.g. the VHD size was rounded up).
-//! Exit codes: 0 done, 1 failed (no file left behind), 3 source refused, 130 interrupted.
+//! Exit codes: 0 done, 1 failed (no file left behind), 2 usage (e.g. DST is SRC), 3 source
+//! refused, 130 interrupted.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -178,8 +179,24 @@ pub fn print_human(out: &Output) {
     }
 }
 
+/// True when `a` and `b` name the same existing file (same device and inode).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
 /// Runs `imgport convert`.
 pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
+    if same_file(&args.src, &args.dst) {
+        eprintln!(
+            "error: {} is the source itself; write the conversion to another file",
+            args.dst.display()
+        );
+        return Ok(ExitCode::from(exit::USAGE));
+    }
     let cancel = cancel_on_signals()?;
     let opened = match open_source(&args.src) {
         Ok(o) => o,

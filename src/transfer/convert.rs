@@ -47,6 +47,7 @@ pub struct PartDigest {
 pub struct StreamReport {
     /// Output format; `None` when the stream is a file as it is (`imgport checksum` without
     /// `--to`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<OutputFormat>,
     /// The file written, when one was.
     #[serde(skip_serializing_if = "Option::is_none")]

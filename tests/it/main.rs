@@ -1,5 +1,6 @@
 //! Integration tests: one binary that runs the real `imgport` executable against images made
 //! by real tools (`scripts/make-testdata.sh`) and compares with `qemu-img` as the oracle.
 
+mod convert;
 mod inspect_container;
 mod util;
