@@ -343,3 +343,111 @@ impl PartSource for LayoutStream {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::ImageFile;
+    use crate::image::raw::RawImage;
+    use crate::transfer::layout::OutputFormat;
+    use std::io::{Seek, SeekFrom, Write};
+
+    fn sparse_image(dir: &std::path::Path) -> (Arc<ImageFile>, Arc<dyn DiskImage>) {
+        let path = dir.join("disk.raw");
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.set_len(1 << 30).unwrap();
+        f.seek(SeekFrom::Start(500 << 20)).unwrap();
+        let data: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8 + 1).collect();
+        f.write_all(&data).unwrap();
+        drop(f);
+        let file = Arc::new(ImageFile::open(&path).unwrap());
+        let img: Arc<dyn DiskImage> =
+            Arc::new(RawImage::open(file.clone(), &mut Vec::new()).unwrap());
+        (file, img)
+    }
+
+    #[test]
+    fn holes_are_never_read_and_parts_follow_the_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, img) = sparse_image(dir.path());
+        for format in [OutputFormat::Vhd, OutputFormat::Qcow2, OutputFormat::Raw] {
+            let before = file.bytes_read();
+            let layout = Layout::plan(img.as_ref(), format).unwrap();
+            let reference = layout.clone();
+            let opts = StreamOptions {
+                part_size: 3 << 20 | 12345,
+                buffers: 2,
+                ..StreamOptions::default()
+            };
+            let mut s = LayoutStream::new(layout, img.clone(), &opts).unwrap();
+            let mut sha = Sha256::new();
+            let mut crc = 0u64;
+            let mut expect_offset = 0u64;
+            let mut probe = vec![0u8; 1 << 20];
+            while let Some(p) = s.next_part() {
+                let p = p.unwrap();
+                assert_eq!(p.offset, expect_offset);
+                assert_eq!(p.md5, super::super::digest::md5(&p.data));
+                assert_eq!(p.crc64, crc64(&p.data));
+                // Spot-check the part against a direct read of the layout.
+                let n = probe.len().min(p.data.len());
+                reference
+                    .read(img.as_ref(), &mut probe[..n], p.offset)
+                    .unwrap();
+                assert_eq!(&probe[..n], &p.data[..n]);
+                sha.update(&p.data[..]);
+                crc = crc64_combine(crc, p.crc64, p.data.len() as u64);
+                expect_offset += p.data.len() as u64;
+            }
+            let d = s.digests().unwrap();
+            assert_eq!(d.size, expect_offset);
+            assert_eq!(d.sha256, hex(&sha.finalize()));
+            assert_eq!(d.crc64, crc);
+            let read = file.bytes_read() - before;
+            // Only the data extents are read (plus the spot checks above, which also skip holes).
+            let data = img.allocated_size().unwrap();
+            assert!(
+                read <= 2 * data,
+                "{format:?}: read {read} bytes for {data} of data"
+            );
+        }
+    }
+
+    #[test]
+    fn cancel_stops_the_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_file, img) = sparse_image(dir.path());
+        let cancel = Arc::new(AtomicBool::new(false));
+        let opts = StreamOptions {
+            part_size: 1 << 20,
+            cancel: Some(cancel.clone()),
+            ..StreamOptions::default()
+        };
+        let layout = Layout::plan(img.as_ref(), OutputFormat::Raw).unwrap();
+        let mut s = LayoutStream::new(layout, img, &opts).unwrap();
+        assert!(s.next_part().unwrap().is_ok());
+        cancel.store(true, Ordering::Relaxed);
+        assert!(matches!(
+            s.next_part(),
+            Some(Err(TransferError::Interrupted))
+        ));
+        assert!(s.next_part().is_none());
+        assert!(s.digests().is_none());
+    }
+
+    #[test]
+    fn too_many_parts_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_file, img) = sparse_image(dir.path());
+        let layout = Layout::plan(img.as_ref(), OutputFormat::Raw).unwrap();
+        let opts = StreamOptions {
+            part_size: 4096,
+            ..StreamOptions::default()
+        };
+        assert!(matches!(
+            LayoutStream::new(layout, img, &opts),
+            Err(TransferError::TooManyParts { .. })
+        ));
+        assert_eq!(auto_part_size(1 << 40), 105 << 20);
+    }
+}
