@@ -65,6 +65,9 @@ pub struct ConvertArgs {
     /// large sparse RAW or fixed VHD outputs); per-part MD5/CRC-64 are still computed.
     #[arg(long)]
     pub no_sha256: bool,
+    /// Skip the content digest of the source disk (a second pass over its data).
+    #[arg(long)]
+    pub no_content_digest: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -209,7 +212,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             cancel: Some(cancel),
             skip_sha256: args.no_sha256,
         },
-        content_digest: true,
+        content_digest: !args.no_content_digest,
     };
     let reporter = super::progress::reporter();
     let result = crate::transfer::convert::convert(

@@ -493,3 +493,19 @@ fn converting_a_file_onto_itself_is_refused() {
     run.expect_code(2);
     assert_eq!(dir_names(dir.path()), ["disk.raw"]);
 }
+
+#[test]
+fn checksum_of_a_refused_image_exits_3() {
+    let run = imgport([
+        "checksum".as_ref(),
+        image("qcow2-backing.qcow2").as_os_str(),
+    ]);
+    run.expect_code(3);
+    let run = imgport([
+        "checksum".as_ref(),
+        image("vhdx-7M.vhdx").as_os_str(),
+        "--to".as_ref(),
+        "raw".as_ref(),
+    ]);
+    run.expect_code(3);
+}
