@@ -414,15 +414,31 @@ fn send_signal(pid: u32, sig: &str) {
 
 // --- QCOW2 and VHD sources: they need the readers being written on their own branches. ---
 
+/// Converts `name` to every format and checks each output against the source. For the 40 GiB
+/// sources the RAW and fixed VHD outputs skip SHA-256 (26 s of zeros) and check only two parts.
 fn source_to_every_format(name: &str, fmt: &str) -> Vec<serde_json::Value> {
     let src = image(name);
+    let big = name.starts_with("big");
     let dir = tempfile::tempdir().unwrap();
     let mut out = Vec::new();
     for (to, qfmt) in FORMATS {
         let dst = dir.path().join(format!("o.{to}"));
-        let v = convert(&src, &dst, to, &["--part-size", "5M"]);
+        let full = !big || to == "vhd" || to == "qcow2";
+        let extra: &[&str] = if full {
+            &["--part-size", "5M"]
+        } else {
+            &["--no-sha256"]
+        };
+        let v = convert(&src, &dst, to, extra);
         compare(&src, fmt, &dst, qfmt);
-        check_digests(&v, &dst);
+        if full {
+            check_digests(&v, &dst);
+        } else {
+            for p in &v["parts"].as_array().unwrap()[..2] {
+                let (off, len) = (p["offset"].as_u64().unwrap(), p["size"].as_u64().unwrap());
+                assert_eq!(p["md5"], md5_range(&dst, off, len), "{name} {to}");
+            }
+        }
         if to == "qcow2" {
             sh(&format!("qemu-img check -f qcow2 '{}'", dst.display()));
         }
@@ -452,6 +468,11 @@ fn qcow2_sources_convert_identically_and_share_the_content_digest() {
     }
     source_to_every_format("content-zero.qcow2", "qcow2");
     source_to_every_format("big.qcow2", "qcow2");
+    // Our own QCOW2 output reads back with the same content digest.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.qcow2");
+    convert(&image("content.raw"), &out, "qcow2", &[]);
+    assert_eq!(checksum(&out, &[])["content"]["digest"], expected.as_str());
 }
 
 #[test]
@@ -467,7 +488,7 @@ fn vhd_sources_convert_identically_and_share_the_content_digest() {
     }
     // Our own VHD and QCOW2 outputs read back with the same content digest.
     let dir = tempfile::tempdir().unwrap();
-    for to in ["vhd", "vhd-fixed", "qcow2"] {
+    for to in ["vhd", "vhd-fixed"] {
         let out: PathBuf = dir.path().join(format!("o.{to}"));
         convert(&image("content.raw"), &out, to, &[]);
         assert_eq!(
