@@ -48,7 +48,7 @@ pub fn run(args: ChecksumArgs) -> anyhow::Result<ExitCode> {
     let stream = StreamOptions {
         part_size: args.part_size.unwrap_or(0),
         buffers: 0,
-        cancel: Some(cancel),
+        cancel: Some(cancel.clone()),
         skip_sha256: args.no_sha256,
     };
     let reporter = super::progress::reporter();
@@ -63,7 +63,11 @@ pub fn run(args: ChecksumArgs) -> anyhow::Result<ExitCode> {
             reporter.as_ref(),
         ),
         None => checksum_file(&args.file, &stream, reporter.as_ref()).and_then(|mut r| {
-            r.content = Some(content_digest(opened.image.as_ref(), reporter.as_ref())?);
+            r.content = Some(content_digest(
+                opened.image.as_ref(),
+                reporter.as_ref(),
+                Some(&cancel),
+            )?);
             Ok(r)
         }),
     };

@@ -9,11 +9,13 @@
 //! bounded windows, so memory does not grow with the disk.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::TransferError;
 use super::digest::hex;
 use super::pool::BufferPool;
 use crate::image::{DiskImage, Extent, ExtentKind, ImageError};
@@ -64,13 +66,16 @@ fn block_digest(buf: &[u8]) -> [u8; 32] {
 }
 
 /// Computes the content digest of `src`, reading only blocks that overlap data extents.
+/// `cancel`, when set (e.g. by a signal handler), stops the work at the next window.
 pub fn content_digest(
     src: &dyn DiskImage,
     reporter: &dyn Reporter,
-) -> Result<ContentDigest, ImageError> {
+    cancel: Option<&AtomicBool>,
+) -> Result<ContentDigest, TransferError> {
     let size = src.virtual_size();
     let data: Vec<Extent> = src
-        .extents()?
+        .extents()
+        .map_err(TransferError::Image)?
         .into_iter()
         .filter(|e| e.kind == ExtentKind::Data)
         .collect();
@@ -82,11 +87,14 @@ pub fn content_digest(
     reporter.start("content digest", Some(size));
     let mut task = 0u64;
     while task < tasks {
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(TransferError::Interrupted);
+        }
         let window_end = (task + TASKS_PER_WINDOW).min(tasks);
         let results: Vec<Vec<[u8; 32]>> = (task..window_end)
             .into_par_iter()
             .map(|t| hash_task(src, &data, &pool, size, t))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, ImageError>>()?;
         for digests in results {
             for d in digests {
                 outer.update(d);
@@ -162,6 +170,68 @@ fn hash_task(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::ImageFile;
+    use crate::image::raw::RawImage;
+    use crate::report::Silent;
+    use std::sync::Arc;
+
+    fn digest_of(path: &std::path::Path) -> (ContentDigest, u64) {
+        let file = Arc::new(ImageFile::open(path).unwrap());
+        let img = RawImage::open(file.clone(), &mut Vec::new()).unwrap();
+        (
+            content_digest(&img, &Silent, None).unwrap(),
+            file.bytes_read(),
+        )
+    }
+
+    #[test]
+    fn holes_and_written_zeros_digest_alike_and_match_the_plain_construction() {
+        use std::io::{Seek, SeekFrom, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let len = 9 * 1024 * 1024 + 1000; // a short last block
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 7 + 1) as u8).collect();
+        let at = 5 * 1024 * 1024 + 77;
+        let sparse = dir.path().join("sparse");
+        let mut f = std::fs::File::create(&sparse).unwrap();
+        f.set_len(len).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&data).unwrap();
+        drop(f);
+        let mut dense_bytes = vec![0u8; len as usize];
+        dense_bytes[at as usize..at as usize + data.len()].copy_from_slice(&data);
+        let dense = dir.path().join("dense");
+        std::fs::write(&dense, &dense_bytes).unwrap();
+
+        let mut outer = Sha256::new();
+        for block in dense_bytes.chunks(CONTENT_BLOCK as usize) {
+            outer.update(Sha256::digest(block));
+        }
+        outer.update(len.to_le_bytes());
+        let expected = hex(&outer.finalize());
+
+        let (a, read_sparse) = digest_of(&sparse);
+        let (b, _) = digest_of(&dense);
+        assert_eq!(a.digest, expected);
+        assert_eq!(b.digest, expected);
+        assert!(
+            read_sparse < 1024 * 1024,
+            "holes were read: {read_sparse} bytes"
+        );
+    }
+
+    #[test]
+    fn cancel_stops_the_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, [1u8; 4096]).unwrap();
+        let file = Arc::new(ImageFile::open(&p).unwrap());
+        let img = RawImage::open(file, &mut Vec::new()).unwrap();
+        let stop = AtomicBool::new(true);
+        assert!(matches!(
+            content_digest(&img, &Silent, Some(&stop)),
+            Err(TransferError::Interrupted)
+        ));
+    }
 
     #[test]
     fn zero_detection() {

@@ -176,7 +176,11 @@ fn content_if(
     reporter: &dyn Reporter,
 ) -> Result<Option<ContentDigest>, TransferError> {
     if opts.content_digest {
-        Ok(Some(content_digest(src, reporter)?))
+        Ok(Some(content_digest(
+            src,
+            reporter,
+            opts.stream.cancel.as_deref(),
+        )?))
     } else {
         Ok(None)
     }
