@@ -207,15 +207,12 @@ impl LayoutStream {
 
     fn finish_sha(&self) -> Option<String> {
         let mut state = self.sha.lock().unwrap_or_else(|p| p.into_inner());
-        if let ShaState::Running(_) = &*state {
-            let ShaState::Running(handle) = std::mem::replace(&mut *state, ShaState::Failed) else {
-                return None;
-            };
-            *state = match handle.join() {
-                Ok(hex) => ShaState::Done(hex),
-                Err(_) => ShaState::Failed,
-            };
-        }
+        // Join the thread once (it ends when the last part has been sent) and keep the value.
+        let current = std::mem::replace(&mut *state, ShaState::Failed);
+        *state = match current {
+            ShaState::Running(handle) => handle.join().map_or(ShaState::Failed, ShaState::Done),
+            other => other,
+        };
         match &*state {
             ShaState::Done(hex) => Some(hex.clone()),
             _ => None,
@@ -400,6 +397,7 @@ mod tests {
                 expect_offset += p.data.len() as u64;
             }
             let d = s.digests().unwrap();
+            assert_eq!(s.digests().as_ref(), Some(&d), "digests stay available");
             assert_eq!(d.size, expect_offset);
             assert_eq!(d.sha256, hex(&sha.finalize()));
             assert_eq!(d.crc64, crc);

@@ -64,8 +64,11 @@ pub enum Piece {
 /// A contiguous range `[offset, offset + length)` of the output and what it holds.
 #[derive(Debug, Clone)]
 pub struct Segment {
+    /// Offset of the segment in the output.
     pub offset: u64,
+    /// Bytes in the segment.
     pub length: u64,
+    /// What the bytes are.
     pub piece: Piece,
 }
 
