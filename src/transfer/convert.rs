@@ -154,8 +154,7 @@ pub fn checksum(
     opts: &ConvertOptions,
     reporter: &dyn Reporter,
 ) -> Result<StreamReport, TransferError> {
-    let layout = Layout::plan(src.as_ref(), format)?;
-    let mut stream = LayoutStream::new(layout, src.clone(), &opts.stream)?;
+    let mut stream = LayoutStream::convert(src.clone(), format, &opts.stream)?;
     reporter.start("checksum", Some(stream.total_size()));
     let (digests, parts) = drain(&mut stream, reporter, |_| Ok(()))?;
     reporter.finish();
@@ -337,8 +336,7 @@ pub fn convert(
     opts: &ConvertOptions,
     reporter: &dyn Reporter,
 ) -> Result<StreamReport, TransferError> {
-    let layout = Layout::plan(src.as_ref(), format)?;
-    let mut stream = LayoutStream::new(layout, src.clone(), &opts.stream)?;
+    let mut stream = LayoutStream::convert(src.clone(), format, &opts.stream)?;
     let tmp = TempFile::create(dst)?;
     reporter.start("convert", Some(stream.total_size()));
     let layout = stream.layout().clone();

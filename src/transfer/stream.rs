@@ -165,6 +165,17 @@ impl LayoutStream {
         })
     }
 
+    /// Streams `src` converted to `format`: what the uploader uses to upload a conversion
+    /// without a temporary file.
+    pub fn convert(
+        src: Arc<dyn DiskImage>,
+        format: super::layout::OutputFormat,
+        opts: &StreamOptions,
+    ) -> Result<Self, TransferError> {
+        let layout = Layout::plan(src.as_ref(), format)?;
+        Self::new(layout, src, opts)
+    }
+
     /// The layout being streamed.
     pub fn layout(&self) -> &Layout {
         &self.shared.layout
@@ -369,14 +380,13 @@ mod tests {
         let (file, img) = sparse_image(dir.path());
         for format in [OutputFormat::Vhd, OutputFormat::Qcow2, OutputFormat::Raw] {
             let before = file.bytes_read();
-            let layout = Layout::plan(img.as_ref(), format).unwrap();
-            let reference = layout.clone();
+            let reference = Layout::plan(img.as_ref(), format).unwrap();
             let opts = StreamOptions {
                 part_size: 3 << 20 | 12345,
                 buffers: 2,
                 ..StreamOptions::default()
             };
-            let mut s = LayoutStream::new(layout, img.clone(), &opts).unwrap();
+            let mut s = LayoutStream::convert(img.clone(), format, &opts).unwrap();
             let mut sha = Sha256::new();
             let mut crc = 0u64;
             let mut expect_offset = 0u64;
