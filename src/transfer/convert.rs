@@ -299,7 +299,26 @@ impl TempFile {
             let bytes = &part.data[(from - part.offset) as usize..(to - part.offset) as usize];
             self.write_sparse(bytes, from)?;
         }
+        self.start_writeback(part.offset, len);
         Ok(())
+    }
+
+    /// Asks the kernel to start writing the part back now, so the final fsync does not have
+    /// to flush the whole file at once (buffered writeback is slow on the project's VMs,
+    /// performance-limits.md §B.4). Advisory: errors surface at fsync.
+    fn start_writeback(&self, offset: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        let (Ok(off), Ok(n)) = (
+            libc::off64_t::try_from(offset),
+            libc::off64_t::try_from(len),
+        ) else {
+            return;
+        };
+        // SAFETY: sync_file_range only reads its integer arguments and acts on a descriptor
+        // this struct owns; it touches no memory of ours.
+        unsafe {
+            libc::sync_file_range(self.file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE);
+        }
     }
 
     fn persist(mut self, size: u64, dst: &Path) -> Result<(), TransferError> {
