@@ -91,9 +91,9 @@ echo
 echo "source: $src ($((chunks * 640)) MiB virtual, $data_mib MiB data), $runs runs, $(nproc) cores"
 for i in 0 1 2; do
   printf '%-62s median %8.3f s  %7.0f MiB/s of data  peak RSS %7.1f MiB\n' "${names[$i]}" \
-    "${medians[$i]}" "$(echo "$data_mib / ${medians[$i]}" | bc -l)" "$(echo "${rss[$i]} / 1024" | bc -l)"
+    "${medians[$i]}" "$(awk "BEGIN {print $data_mib / ${medians[$i]}}")" "$(awk "BEGIN {print ${rss[$i]} / 1024}")"
 done
-printf 'ratio imgport / (qemu-img + sha256sum): %.2f\n' "$(echo "${medians[0]} / ${medians[1]}" | bc -l)"
-printf 'ratio imgport / (qemu-img -W alone):     %.2f\n' "$(echo "${medians[0]} / ${medians[2]}" | bc -l)"
+printf 'ratio imgport / (qemu-img + sha256sum): %.2f\n' "$(awk "BEGIN {print ${medians[0]} / ${medians[1]}}")"
+printf 'ratio imgport / (qemu-img -W alone):     %.2f\n' "$(awk "BEGIN {print ${medians[0]} / ${medians[2]}}")"
 echo "outputs checked: qemu-img compare identical; imgport's sha256 = sha256sum of its output"
 rm -f "$out".*
