@@ -1,7 +1,7 @@
 //! `imgport convert SRC DST --to FORMAT`: write SRC (any supported, safe image) as DST in the
 //! output format, atomically, with the digests of the written bytes computed in the same pass.
 //!
-//! `--json` prints one object (the [`StreamReport`](crate::transfer::convert::StreamReport)
+//! `--json` prints one object (the `transfer::convert::StreamReport`
 //! plus `source` and `source_format`):
 //! `source`, `source_format`, `format` (`raw`|`vhd`|`vhd-fixed`|`qcow2`), `output`,
 //! `source_virtual_size`, `virtual_size`, `size` (bytes written), `sha256` (hex), `crc64`
