@@ -2,7 +2,10 @@
 //! library's plain option structs and the library's values into text or JSON.
 //! No business logic lives here.
 
+pub mod checksum;
+pub mod convert;
 pub mod inspect;
+pub mod progress;
 pub mod sim;
 
 use std::process::ExitCode;
@@ -38,6 +41,10 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Run the local cloud emulator (ECS API) on 127.0.0.1 for tests and dry runs.
     Sim(sim::SimArgs),
+    /// Convert an image to raw, vhd, vhd-fixed or qcow2, with digests of the written bytes.
+    Convert(convert::ConvertArgs),
+    /// Digests of an image as it is (or as converted), plus the content digest of its disk.
+    Checksum(checksum::ChecksumArgs),
 }
 
 /// Container formats as command-line values.
@@ -63,6 +70,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Convert(args) => convert::run(args),
+        Command::Checksum(args) => checksum::run(args),
     }
 }
 
@@ -89,4 +98,16 @@ pub fn human_bytes(n: u64) -> String {
     } else {
         format!("{v:.1} {} ({n} bytes)", UNITS[unit])
     }
+}
+
+/// An error and its causes on one line, for `error: ...` messages.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

@@ -1,99 +1,74 @@
 //! A file's bytes as they are, as a [`PartSource`]: for uploading an image without conversion.
+//! It runs on the same engine as conversions (an identity layout over the file read as RAW),
+//! so holes of a sparse file are never read.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
-use super::digest::{crc64, crc64_combine, hex, md5};
+use super::layout::Layout;
+use super::stream::{LayoutStream, StreamOptions};
 use super::{Part, PartSource, StreamDigests, TransferError};
+use crate::image::raw::RawImage;
+use crate::image::{DiskImage, ImageFile};
 
 /// Reads a file part by part, hashing as it goes.
 pub struct FileStream {
-    file: File,
-    path: PathBuf,
-    size: u64,
-    part_size: u64,
-    next: u32,
-    sha: Sha256,
-    crc: u64,
-    done: Option<StreamDigests>,
+    inner: LayoutStream,
 }
 
 impl FileStream {
     /// Opens `path` to be streamed in parts of `part_size` bytes.
     pub fn open(path: &Path, part_size: u64) -> Result<Self, TransferError> {
-        let read_err = |source| TransferError::Read {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = File::open(path).map_err(read_err)?;
-        let size = file.metadata().map_err(read_err)?.len();
+        Self::with_options(
+            path,
+            &StreamOptions {
+                part_size: part_size.max(1),
+                ..StreamOptions::default()
+            },
+        )
+    }
+
+    /// Opens `path` with full stream options (0 part size picks one).
+    pub fn with_options(path: &Path, opts: &StreamOptions) -> Result<Self, TransferError> {
+        let file = Arc::new(ImageFile::open(path)?);
+        // The file is read as bytes, whatever it contains: RAW's verdicts do not apply.
+        let mut ignored = Vec::new();
+        let image: Arc<dyn DiskImage> = Arc::new(RawImage::open(file, &mut ignored)?);
+        let layout = Layout::identity(image.as_ref())?;
         Ok(Self {
-            file,
-            path: path.to_path_buf(),
-            size,
-            part_size: part_size.max(1),
-            next: 1,
-            sha: Sha256::new(),
-            crc: 0,
-            done: None,
+            inner: LayoutStream::new(layout, image, opts)?,
         })
+    }
+
+    /// The identity layout being streamed.
+    pub fn layout(&self) -> &Layout {
+        self.inner.layout()
     }
 }
 
 impl PartSource for FileStream {
     fn total_size(&self) -> u64 {
-        self.size
+        self.inner.total_size()
     }
 
     fn part_size(&self) -> u64 {
-        self.part_size
+        self.inner.part_size()
     }
 
     fn next_part(&mut self) -> Option<Result<Part, TransferError>> {
-        if self.next > self.part_count() {
-            return None;
-        }
-        let offset = u64::from(self.next - 1) * self.part_size;
-        let len = (self.size - offset).min(self.part_size) as usize;
-        let mut data = vec![0u8; len];
-        if let Err(source) = self.file.read_exact_at(&mut data, offset) {
-            return Some(Err(TransferError::Read {
-                path: self.path.clone(),
-                source,
-            }));
-        }
-        self.sha.update(&data);
-        let part_crc = crc64(&data);
-        self.crc = crc64_combine(self.crc, part_crc, len as u64);
-        let part = Part {
-            number: self.next,
-            offset,
-            md5: md5(&data),
-            crc64: part_crc,
-            data,
-        };
-        self.next += 1;
-        if self.next > self.part_count() {
-            self.done = Some(StreamDigests {
-                size: self.size,
-                sha256: hex(&self.sha.clone().finalize()),
-                crc64: self.crc,
-            });
-        }
-        Some(Ok(part))
+        self.inner.next_part()
     }
 
     fn digests(&self) -> Option<StreamDigests> {
-        self.done.clone()
+        self.inner.digests()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transfer::digest::{crc64, hex, md5};
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn parts_cover_the_file_and_digests_match() {

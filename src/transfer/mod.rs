@@ -5,8 +5,13 @@
 //! Must not touch object storage or cloud APIs: the uploader consumes [`Part`]s from a
 //! [`PartSource`].
 
+pub mod content;
+pub mod convert;
 pub mod digest;
 pub mod file;
+pub mod layout;
+pub mod pool;
+pub mod stream;
 
 use std::path::PathBuf;
 
@@ -18,8 +23,9 @@ pub struct Part {
     pub number: u32,
     /// Offset of the part's first byte in the whole stream.
     pub offset: u64,
-    /// The part's bytes.
-    pub data: Vec<u8>,
+    /// The part's bytes: a pooled buffer (derefs to `[u8]`) that returns to the stream's
+    /// pool when dropped, so hold parts only as long as needed.
+    pub data: pool::PartData,
     /// MD5 of `data` (S3 `Content-MD5`, OSS part ETag).
     pub md5: [u8; 16],
     /// CRC-64/XZ of `data` (OSS `x-oss-hash-crc64ecma`).
@@ -65,6 +71,21 @@ pub enum TransferError {
     },
     #[error("reading the source image")]
     Image(#[from] crate::image::ImageError),
+    #[error("planning the output layout")]
+    Layout(#[from] layout::LayoutError),
+    #[error("{path}: cannot {step}")]
+    Write {
+        path: PathBuf,
+        step: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting a worker thread")]
+    Thread(#[source] std::io::Error),
+    #[error("a worker thread stopped before finishing its part")]
+    WorkerLost,
+    #[error("interrupted")]
+    Interrupted,
     #[error(
         "part size {part_size} gives {parts} parts for {total} bytes; at most {max} are allowed"
     )]

@@ -2,6 +2,7 @@
 //! by real tools (`scripts/make-testdata.sh`) and compares with `qemu-img` as the oracle.
 
 mod cloud;
+mod convert;
 mod inspect_container;
 mod util;
 mod vhd;

@@ -1,0 +1,203 @@
+//! A bounded pool of reused byte buffers.
+//!
+//! Fresh memory is expensive on the project's VMs (first touch runs at ~0.4 GiB/s because of
+//! balloon free-page reporting, performance-limits.md §B.6), and buffers above glibc's mmap
+//! threshold are unmapped on free. So every large buffer the streaming engine uses comes from
+//! here: at most `max_buffers` are ever allocated, and a dropped buffer goes back to the pool.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// A pool of at most `max_buffers` buffers of `buffer_size` bytes each.
+#[derive(Clone)]
+pub struct BufferPool {
+    inner: Arc<PoolInner>,
+}
+
+struct PoolInner {
+    buffer_size: usize,
+    max_buffers: usize,
+    state: Mutex<PoolState>,
+    returned: Condvar,
+}
+
+struct PoolState {
+    free: Vec<Vec<u8>>,
+    created: usize,
+}
+
+impl BufferPool {
+    /// A pool handing out buffers of up to `buffer_size` bytes, at most `max_buffers` at once.
+    pub fn new(buffer_size: usize, max_buffers: usize) -> Self {
+        Self {
+            inner: Arc::new(PoolInner {
+                buffer_size,
+                max_buffers: max_buffers.max(1),
+                state: Mutex::new(PoolState {
+                    free: Vec::new(),
+                    created: 0,
+                }),
+                returned: Condvar::new(),
+            }),
+        }
+    }
+
+    /// Size in bytes of every buffer of the pool.
+    pub fn buffer_size(&self) -> usize {
+        self.inner.buffer_size
+    }
+
+    /// Most buffers the pool will ever hold.
+    pub fn max_buffers(&self) -> usize {
+        self.inner.max_buffers
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // A poisoned lock only means another thread panicked while holding it; the free list
+        // itself is always consistent.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn take(&self, state: &mut PoolState, len: usize) -> Option<PoolBuf> {
+        let len = len.min(self.inner.buffer_size);
+        let data = if let Some(buf) = state.free.pop() {
+            buf
+        } else if state.created < self.inner.max_buffers {
+            state.created += 1;
+            vec![0u8; self.inner.buffer_size]
+        } else {
+            return None;
+        };
+        Some(PoolBuf {
+            data,
+            len,
+            pool: self.inner.clone(),
+        })
+    }
+
+    /// A buffer of `len` bytes (capped at the buffer size) if one is free now.
+    pub fn try_get(&self, len: usize) -> Option<PoolBuf> {
+        let mut state = self.lock();
+        self.take(&mut state, len)
+    }
+
+    /// A buffer of `len` bytes (capped at the buffer size), waiting until one is returned.
+    pub fn get(&self, len: usize) -> PoolBuf {
+        let mut state = self.lock();
+        loop {
+            if let Some(buf) = self.take(&mut state, len) {
+                return buf;
+            }
+            state = self
+                .inner
+                .returned
+                .wait(state)
+                .unwrap_or_else(|poison| poison.into_inner());
+        }
+    }
+}
+
+/// A buffer borrowed from a [`BufferPool`]; it goes back to the pool when dropped.
+/// Its contents are whatever the previous user left: callers overwrite every byte.
+pub struct PoolBuf {
+    data: Vec<u8>,
+    len: usize,
+    pool: Arc<PoolInner>,
+}
+
+impl Deref for PoolBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.data.get(..self.len).unwrap_or_default()
+    }
+}
+
+impl DerefMut for PoolBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.data.get_mut(..self.len).unwrap_or_default()
+    }
+}
+
+impl Drop for PoolBuf {
+    fn drop(&mut self) {
+        let data = std::mem::take(&mut self.data);
+        let mut state = self
+            .pool
+            .state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        state.free.push(data);
+        drop(state);
+        self.pool.returned.notify_one();
+    }
+}
+
+/// The bytes of one part, shared read-only between the consumer (uploader, writer) and the
+/// SHA-256 thread; the buffer returns to its pool when the last holder drops it.
+#[derive(Clone)]
+pub struct PartData(Arc<PoolBuf>);
+
+impl PartData {
+    /// Freezes a filled buffer.
+    pub fn new(buf: PoolBuf) -> Self {
+        Self(Arc::new(buf))
+    }
+}
+
+impl Deref for PartData {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for PartData {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PartData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PartData({} bytes)", self.0.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_reused_and_bounded() {
+        let pool = BufferPool::new(1024, 2);
+        let a = pool.get(100);
+        let b = pool.get(2000);
+        assert_eq!(a.len(), 100);
+        assert_eq!(b.len(), 1024);
+        assert!(pool.try_get(10).is_none());
+        let ptr = a.as_ptr();
+        drop(a);
+        let c = pool.try_get(10).unwrap();
+        assert_eq!(c.as_ptr(), ptr, "the returned buffer is reused");
+        let shared = PartData::new(c);
+        let other = shared.clone();
+        drop(shared);
+        assert!(pool.try_get(1).is_none(), "still held by a clone");
+        drop(other);
+        assert!(pool.try_get(1).is_some());
+    }
+
+    #[test]
+    fn get_waits_for_a_returned_buffer() {
+        let pool = BufferPool::new(16, 1);
+        let held = pool.get(16);
+        let p2 = pool.clone();
+        let t = std::thread::spawn(move || p2.get(8).len());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        drop(held);
+        assert_eq!(t.join().unwrap(), 8);
+    }
+}
