@@ -13,12 +13,13 @@ use crate::cloud::aliyun::ecs::{
     DiskDeviceMapping, ImportImageRequest, ModifyImageAttributeRequest,
 };
 use crate::cloud::aliyun::types::{
-    Architecture, BootMode, DetectionStrategy, DiskFormat, ImdsSupport, LicenseType, NvmeSupport,
-    OsType, Platform,
+    Architecture, BootMode, DetectionStrategy, ImdsSupport, LicenseType, NvmeSupport, OsType,
+    Platform,
 };
 use crate::cloud::aliyun::validate::{self, Invalid};
 use crate::guest::facts::GuestFacts;
 use crate::image::{ContainerReport, Finding, ImageFormat, Severity};
+pub use crate::transfer::layout::OutputFormat;
 
 /// One GiB, the unit of `DiskImageSize`.
 pub const GIB: u64 = 1 << 30;
@@ -26,8 +27,6 @@ pub const GIB: u64 = 1 << 30;
 pub const MAX_DISKS: usize = 17;
 /// ImportImage: `DiskImageSize` is 1–2048 GiB for every disk.
 pub const MAX_DISK_IMAGE_SIZE_GIB: u64 = 2048;
-/// Dynamic VHD block size imgport writes; the VHD disk size is a whole number of blocks.
-pub const VHD_BLOCK_SIZE: u64 = 2 << 20;
 
 /// Where a planned value came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -67,54 +66,6 @@ impl<T> Sourced<T> {
         Self {
             value,
             source: Source::Default { why: why.into() },
-        }
-    }
-}
-
-/// The output format a disk is uploaded in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OutputFormat {
-    Raw,
-    Vhd,
-    VhdFixed,
-    Qcow2,
-}
-
-impl OutputFormat {
-    /// ImportImage's `DiskDeviceMapping.N.Format` value.
-    pub fn ecs_format(self) -> DiskFormat {
-        match self {
-            OutputFormat::Raw => DiskFormat::Raw,
-            OutputFormat::Vhd | OutputFormat::VhdFixed => DiskFormat::Vhd,
-            OutputFormat::Qcow2 => DiskFormat::Qcow2,
-        }
-    }
-
-    /// Object-key suffix ECS accepts for the format (`UnsupportedSuffix.OSSObject` otherwise).
-    pub fn suffix(self) -> &'static str {
-        match self {
-            OutputFormat::Raw => "raw",
-            OutputFormat::Vhd | OutputFormat::VhdFixed => "vhd",
-            OutputFormat::Qcow2 => "qcow2",
-        }
-    }
-
-    /// The container format of the output.
-    pub fn image_format(self) -> ImageFormat {
-        match self {
-            OutputFormat::Raw => ImageFormat::Raw,
-            OutputFormat::Vhd | OutputFormat::VhdFixed => ImageFormat::Vhd,
-            OutputFormat::Qcow2 => ImageFormat::Qcow2,
-        }
-    }
-
-    /// Virtual size of the output disk for a source of `virtual_size` bytes: a dynamic VHD is
-    /// rounded up to whole 2 MiB blocks (ECS: size must equal MaxTableEntries × BlockSize).
-    pub fn output_virtual_size(self, virtual_size: u64) -> u64 {
-        match self {
-            OutputFormat::Vhd => virtual_size.div_ceil(VHD_BLOCK_SIZE) * VHD_BLOCK_SIZE,
-            _ => virtual_size,
         }
     }
 }
@@ -443,14 +394,19 @@ fn plan_disk(
             ),
         },
     };
-    let output_virtual_size = output.value.output_virtual_size(source_virtual_size);
+    let output_virtual_size = output
+        .value
+        .output_virtual_size(source_virtual_size)
+        .unwrap_or(u64::MAX);
     if output_virtual_size != source_virtual_size {
         notes.push(Finding::new(
             Severity::Info,
-            "plan.vhd_size_rounded",
+            "plan.size_rounded",
             format!(
-                "{}: the dynamic VHD disk grows from {source_virtual_size} to {output_virtual_size} bytes, a whole number of 2 MiB blocks, because ECS requires size = MaxTableEntries x BlockSize",
-                d.path.display()
+                "{}: the {} disk grows from {source_virtual_size} to {output_virtual_size} bytes, a multiple of {} bytes as the format requires",
+                d.path.display(),
+                output.value.name(),
+                output.value.size_alignment()
             ),
         ));
     }
@@ -652,6 +608,7 @@ fn plan_image(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::aliyun::types::DiskFormat;
 
     fn report(format: ImageFormat, size: u64) -> ContainerReport {
         ContainerReport {
@@ -840,7 +797,7 @@ mod tests {
         let plan = infer(&one, &o).unwrap();
         assert_eq!(plan.disks[0].output_virtual_size, 8 * 1024 * 1024);
         assert_eq!(plan.disks[0].disk_image_size_gib.value, 1);
-        assert!(plan.notes.iter().any(|n| n.code == "plan.vhd_size_rounded"));
+        assert!(plan.notes.iter().any(|n| n.code == "plan.size_rounded"));
         assert_eq!(plan.disks[0].object_key, "imgport/a-disk1.vhd");
     }
 

@@ -21,7 +21,7 @@ pub use vhd::{VHD_BLOCK_SIZE, chs_geometry};
 pub const SECTOR: u64 = 512;
 
 /// The output formats imgport writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OutputFormat {
     /// The virtual disk as a plain (sparse) file.
@@ -35,6 +35,41 @@ pub enum OutputFormat {
 }
 
 impl OutputFormat {
+    /// What the output's virtual size is rounded up to a multiple of: 512-byte sectors for
+    /// RAW and QCOW2, whole 2 MiB blocks for a dynamic VHD (ECS wants size = MaxTableEntries ×
+    /// BlockSize), whole MiB for a fixed VHD (Azure's rule).
+    pub fn size_alignment(self) -> u64 {
+        match self {
+            OutputFormat::Raw | OutputFormat::Qcow2 => SECTOR,
+            OutputFormat::Vhd => VHD_BLOCK_SIZE,
+            OutputFormat::VhdFixed => vhd::FIXED_ALIGN,
+        }
+    }
+
+    /// Virtual size of the output for a source disk of `size` bytes; `None` on overflow.
+    pub fn output_virtual_size(self, size: u64) -> Option<u64> {
+        round_up(size, self.size_alignment())
+    }
+
+    /// ImportImage's `DiskDeviceMapping.N.Format` value for this output.
+    pub fn ecs_format(self) -> crate::cloud::aliyun::types::DiskFormat {
+        use crate::cloud::aliyun::types::DiskFormat;
+        match self {
+            OutputFormat::Raw => DiskFormat::Raw,
+            OutputFormat::Vhd | OutputFormat::VhdFixed => DiskFormat::Vhd,
+            OutputFormat::Qcow2 => DiskFormat::Qcow2,
+        }
+    }
+
+    /// Object-key suffix ECS expects for the format (`UnsupportedSuffix.OSSObject` otherwise).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            OutputFormat::Raw => "raw",
+            OutputFormat::Vhd | OutputFormat::VhdFixed => "vhd",
+            OutputFormat::Qcow2 => "qcow2",
+        }
+    }
+
     /// The name used on the command line and in JSON.
     pub fn name(self) -> &'static str {
         match self {

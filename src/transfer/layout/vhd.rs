@@ -22,7 +22,7 @@ pub const VHD_BLOCK_SIZE: u64 = 2 * 1024 * 1024;
 /// Largest virtual size QEMU accepts for VHD (`VHD_MAX_SECTORS` = 0xFF000000 sectors).
 const VHD_MAX_SIZE: u64 = 0xFF00_0000 * SECTOR;
 /// Fixed VHD sizes are whole MiB.
-const FIXED_ALIGN: u64 = 1024 * 1024;
+pub(super) const FIXED_ALIGN: u64 = 1024 * 1024;
 const FOOTER_LEN: usize = 512;
 const DYN_HEADER_LEN: usize = 1024;
 /// Creator application written in the footer (offset 28).
@@ -155,7 +155,7 @@ fn rounded(size: u64, align: u64, what: &str) -> Result<(u64, Vec<String>), Layo
 pub(super) fn dynamic(source_size: u64, data: &[Extent]) -> Result<Layout, LayoutError> {
     let (size, notices) = rounded(
         source_size,
-        VHD_BLOCK_SIZE,
+        OutputFormat::Vhd.size_alignment(),
         "a whole number of 2 MiB blocks, so that size = MaxTableEntries x BlockSize as ECS requires (InvalidVHDImage.IncorrectSize otherwise)",
     )?;
     let entries = size / VHD_BLOCK_SIZE; // ≤ 0xFF000000/4096: fits u32
@@ -217,7 +217,11 @@ pub(super) fn dynamic(source_size: u64, data: &[Extent]) -> Result<Layout, Layou
 
 /// Plans a fixed VHD.
 pub(super) fn fixed(source_size: u64, data: &[Extent]) -> Result<Layout, LayoutError> {
-    let (size, notices) = rounded(source_size, FIXED_ALIGN, "a whole number of MiB")?;
+    let (size, notices) = rounded(
+        source_size,
+        OutputFormat::VhdFixed.size_alignment(),
+        "a whole number of MiB",
+    )?;
     let mut b = SegmentBuilder::new();
     let mut cursor = 0;
     b.virtual_range(data, &mut cursor, 0, size);
