@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{FormatArg, exit, human_bytes, print_json};
-use crate::image::{self, ContainerReport, ImageError, OpenOptions, Severity};
+use crate::image::{self, ContainerReport, OpenOptions, Severity};
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -33,7 +33,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
             Ok(report) => reports.push(report),
             Err(e) => {
                 io_failed = true;
-                eprintln!("error: {}", error_chain(&e));
+                eprintln!("error: {}", super::error_chain(&e));
             }
         }
     }
@@ -52,17 +52,6 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         exit::OK
     };
     Ok(ExitCode::from(code))
-}
-
-fn error_chain(e: &ImageError) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn print_human(r: &ContainerReport) {

@@ -5,6 +5,7 @@
 pub mod checksum;
 pub mod convert;
 pub mod inspect;
+pub mod plan;
 pub mod progress;
 pub mod sim;
 
@@ -39,6 +40,9 @@ pub struct Cli {
 pub enum Command {
     /// Inspect images: format, sizes, safety verdict, and what is inside.
     Inspect(inspect::InspectArgs),
+    /// Dry run: inspect, plan and show what an import would do, without uploading or calling
+    /// any cloud API (JSON, Markdown, or a self-contained HTML report).
+    Plan(plan::PlanArgs),
     /// Run the local cloud emulator (ECS API) on 127.0.0.1 for tests and dry runs.
     Sim(sim::SimArgs),
     /// Convert an image to raw, vhd, vhd-fixed or qcow2, with digests of the written bytes.
@@ -69,6 +73,7 @@ impl From<FormatArg> for crate::image::ImageFormat {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inspect(args) => inspect::run(args),
+        Command::Plan(args) => plan::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Checksum(args) => checksum::run(args),

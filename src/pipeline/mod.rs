@@ -5,4 +5,5 @@
 
 pub mod manifest;
 pub mod packer;
+pub mod prepare;
 pub mod report;

@@ -4,5 +4,6 @@
 mod cloud;
 mod convert;
 mod inspect_container;
+mod plan;
 mod util;
 mod vhd;

@@ -1,0 +1,246 @@
+//! `imgport plan FILE...` (also `imgport import --dry-run`): inspect, plan, and render what an
+//! import would do — JSON, Markdown, or one self-contained HTML page — without any upload or
+//! cloud call. The flags that shape a plan live here too and are shared with `import`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use super::{FormatArg, exit, print_json};
+use crate::cloud::aliyun::types::{
+    Architecture, BootMode, DetectionStrategy, ImdsSupport, LicenseType, NvmeSupport, OsType,
+    Platform,
+};
+use crate::pipeline::prepare::{dry_run_report, inspect_disks, plan_import};
+use crate::pipeline::report::{render_html, render_markdown};
+use crate::plan::{ImageOptions, OutputFormat, PlanOptions};
+
+/// Output formats of disks as command-line values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputArg {
+    Raw,
+    Vhd,
+    VhdFixed,
+    Qcow2,
+}
+
+impl From<OutputArg> for OutputFormat {
+    fn from(o: OutputArg) -> Self {
+        match o {
+            OutputArg::Raw => OutputFormat::Raw,
+            OutputArg::Vhd => OutputFormat::Vhd,
+            OutputArg::VhdFixed => OutputFormat::VhdFixed,
+            OutputArg::Qcow2 => OutputFormat::Qcow2,
+        }
+    }
+}
+
+/// Parses a wire enum value (e.g. `Platform`) from the command line.
+fn wire<T>(parse: fn(&str) -> Option<T>, all: &[T], what: &str, s: &str) -> Result<T, String>
+where
+    T: std::fmt::Display,
+{
+    parse(s).ok_or_else(|| {
+        let names: Vec<String> = all.iter().map(|v| format!("`{v}`")).collect();
+        format!("unknown {what} `{s}`; one of {}", names.join(", "))
+    })
+}
+
+fn platform(s: &str) -> Result<Platform, String> {
+    wire(Platform::parse, Platform::ALL, "platform", s)
+}
+fn os_type(s: &str) -> Result<OsType, String> {
+    wire(OsType::parse, OsType::ALL, "OS type", s)
+}
+fn architecture(s: &str) -> Result<Architecture, String> {
+    wire(Architecture::parse, Architecture::ALL, "architecture", s)
+}
+fn boot_mode(s: &str) -> Result<BootMode, String> {
+    wire(BootMode::parse, BootMode::ALL, "boot mode", s)
+}
+fn license_type(s: &str) -> Result<LicenseType, String> {
+    wire(LicenseType::parse, LicenseType::ALL, "license type", s)
+}
+fn nvme(s: &str) -> Result<NvmeSupport, String> {
+    wire(NvmeSupport::parse, NvmeSupport::ALL, "NVMe support", s)
+}
+fn imds(s: &str) -> Result<ImdsSupport, String> {
+    wire(ImdsSupport::parse, ImdsSupport::ALL, "IMDS support", s)
+}
+fn detection(s: &str) -> Result<DetectionStrategy, String> {
+    wire(
+        DetectionStrategy::parse,
+        DetectionStrategy::ALL,
+        "detection strategy",
+        s,
+    )
+}
+fn tag(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("tag `{s}` is not KEY=VALUE"))
+}
+
+/// Flags that shape an import plan; every inferred value can be overridden here.
+#[derive(Debug, Clone, Args)]
+pub struct PlanFlags {
+    /// Region of the bucket and the image, e.g. cn-hangzhou.
+    #[arg(long, env = "ALIBABA_CLOUD_REGION_ID")]
+    pub region: String,
+    /// OSS bucket the disks are uploaded to (same region).
+    #[arg(long)]
+    pub bucket: String,
+    /// Prefix of every object key.
+    #[arg(long, default_value = "imgport/")]
+    pub key_prefix: String,
+    /// Upload every disk in this format (default: qcow2 stays qcow2, VHD becomes an
+    /// ECS-sized dynamic VHD, raw becomes qcow2).
+    #[arg(long = "to", value_enum)]
+    pub output: Option<OutputArg>,
+    /// Which disk (counting from 1, in the order given) is the system disk, when inspection
+    /// finds none or several.
+    #[arg(long)]
+    pub system_disk: Option<usize>,
+    /// The format the files must have; a different detected format is refused.
+    #[arg(long, value_enum)]
+    pub declared_format: Option<FormatArg>,
+    /// ImageName (2–128 chars, starts with a letter); default from the file name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Description (2–256 chars).
+    #[arg(long)]
+    pub description: Option<String>,
+    /// OSType override: linux or windows.
+    #[arg(long, value_parser = os_type)]
+    pub os_type: Option<OsType>,
+    /// Platform override, e.g. "CentOS", "Windows Server 2022".
+    #[arg(long, value_parser = platform)]
+    pub platform: Option<Platform>,
+    /// Architecture override: i386, x86_64, arm64.
+    #[arg(long, value_parser = architecture)]
+    pub architecture: Option<Architecture>,
+    /// BootMode override: BIOS, UEFI (UEFI-Preferred is set after the import).
+    #[arg(long, value_parser = boot_mode)]
+    pub boot_mode: Option<BootMode>,
+    /// LicenseType: Auto, Aliyun, BYOL.
+    #[arg(long, value_parser = license_type)]
+    pub license_type: Option<LicenseType>,
+    /// Features.NvmeSupport override: supported or unsupported.
+    #[arg(long, value_parser = nvme)]
+    pub nvme_support: Option<NvmeSupport>,
+    /// Features.ImdsSupport: v1 or v2.
+    #[arg(long, value_parser = imds)]
+    pub imds_support: Option<ImdsSupport>,
+    /// Image family, set by ModifyImageAttribute once the image is Available.
+    #[arg(long)]
+    pub family: Option<String>,
+    /// Resource group of the image.
+    #[arg(long)]
+    pub resource_group_id: Option<String>,
+    /// RAM role ECS uses to read the bucket.
+    #[arg(long)]
+    pub role_name: Option<String>,
+    /// Run ECS's image check (only "Standard" exists).
+    #[arg(long, value_parser = detection)]
+    pub detection_strategy: Option<DetectionStrategy>,
+    /// Tag the image: KEY=VALUE, repeatable.
+    #[arg(long = "tag", value_parser = tag)]
+    pub tags: Vec<(String, String)>,
+}
+
+impl PlanFlags {
+    /// The library's plan options.
+    pub fn options(&self) -> PlanOptions {
+        PlanOptions {
+            region: self.region.clone(),
+            bucket: self.bucket.clone(),
+            key_prefix: self.key_prefix.clone(),
+            output: self.output.map(Into::into),
+            system_disk: self.system_disk.map(|n| n.saturating_sub(1)),
+            image: ImageOptions {
+                name: self.name.clone(),
+                description: self.description.clone(),
+                os_type: self.os_type,
+                platform: self.platform,
+                architecture: self.architecture,
+                boot_mode: self.boot_mode,
+                license_type: self.license_type,
+                nvme_support: self.nvme_support,
+                imds_support: self.imds_support,
+                family: self.family.clone(),
+                resource_group_id: self.resource_group_id.clone(),
+                role_name: self.role_name.clone(),
+                detection_strategy: self.detection_strategy,
+                tags: self.tags.clone(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Disk image files: the system disk and data disks, in order.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub plan: PlanFlags,
+    /// Print the plan as JSON (the default prints Markdown).
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the report as one self-contained HTML file.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Also write the report as Markdown to this file.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+}
+
+/// Inspects, plans and renders; exit 0, 3 when a disk is refused, 2 when the plan needs the
+/// user (e.g. two bootable disks), 1 on I/O errors.
+pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let declared = args.plan.declared_format.map(Into::into);
+    let disks = match inspect_disks(&args.files, declared) {
+        Ok(d) => d,
+        Err(e) => return Ok(fail(&e, e.exit_code())),
+    };
+    let plan = match plan_import(&disks, &args.plan.options()) {
+        Ok(p) => p,
+        Err(e) => return Ok(fail(&e, e.exit_code())),
+    };
+    let report = dry_run_report(&disks, &plan);
+    if let Some(path) = &args.html {
+        write_atomic(path, render_html(&report).as_bytes())?;
+    }
+    if let Some(path) = &args.markdown {
+        write_atomic(path, render_markdown(&report).as_bytes())?;
+    }
+    if args.json {
+        print_json(&report)?;
+    } else {
+        print!("{}", render_markdown(&report));
+    }
+    Ok(ExitCode::from(exit::OK))
+}
+
+fn fail(e: &dyn std::error::Error, code: u8) -> ExitCode {
+    eprintln!("error: {}", super::error_chain(e));
+    ExitCode::from(code)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
+/// reader never sees half a report.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
