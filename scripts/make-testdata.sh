@@ -2,18 +2,45 @@
 # Builds the test images with real tools (qemu-img, sgdisk, mkfs.*, xorriso) into
 # testdata/cache. The cache is keyed by a hash of this script and its helpers: an unchanged
 # script is a no-op, so the suite builds its images once.
+#
+# Each further part, scripts/testdata/NAME.sh, builds into testdata/cache/NAME/ with a cache
+# stamp of its own (so a slow part, such as a debootstrap tree, is not rebuilt when another
+# part changes). A part runs in its empty output directory with $root, $out and $py set; its
+# stamp covers the part and its own NAME.py, when it has one.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${IMGPORT_TESTDATA:-$root/testdata/cache}
-stamp_src=$(cat "$0" "$root"/scripts/testdata/*.py 2>/dev/null | sha256sum | cut -c1-16)
+py="python3 $root/scripts/testdata/patch.py"
+export root out py
+
+build_parts() {
+  local part name stamp
+  for part in "$root"/scripts/testdata/*.sh; do
+    [ -e "$part" ] || continue
+    name=$(basename "$part" .sh)
+    stamp=$(cat "$part" "${part%.sh}".py 2>/dev/null | sha256sum | cut -c1-16)
+    if [ -f "$out/$name/STAMP" ] && [ "$(cat "$out/$name/STAMP")" = "$stamp" ]; then
+      continue
+    fi
+    echo "make-testdata: building $name" >&2
+    rm -rf "$out/$name.tmp"
+    mkdir -p "$out/$name.tmp"
+    (cd "$out/$name.tmp" && bash -euo pipefail "$part")
+    echo "$stamp" > "$out/$name.tmp/STAMP"
+    rm -rf "${out:?}/$name"
+    mv "$out/$name.tmp" "$out/$name"
+  done
+}
+
+stamp_src=$(cat "$0" "$root"/scripts/testdata/patch.py | sha256sum | cut -c1-16)
 if [ -f "$out/STAMP" ] && [ "$(cat "$out/STAMP")" = "$stamp_src" ]; then
+  build_parts
   exit 0
 fi
 "$root/scripts/install-deps.sh"
 rm -rf "$out.tmp"
 mkdir -p "$out.tmp"
 cd "$out.tmp"
-py="python3 $root/scripts/testdata/patch.py"
 q() { qemu-img "$@" >/dev/null; }
 
 # --- container formats at the sizes the oslo suite uses (7, 128, 129 MiB) and 40 GiB ---
@@ -147,6 +174,11 @@ cp vhdforce-129M.vhd vhd-creator-qemu-maxchs.vhd && $py vhd-creator vhd-creator-
 rm -f iso-src.bin
 echo "$stamp_src" > STAMP
 cd "$root"
+# keep the parts' own caches across a rebuild of the main set
+for d in "$out"/*/; do
+  if [ -f "$d/STAMP" ]; then mv "$d" "$out.tmp/"; fi
+done
 rm -rf "$out"
 mv "$out.tmp" "$out"
+build_parts
 echo "make-testdata: images in $out" >&2
