@@ -378,24 +378,24 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Opened, ImageError> {
         None => ImageFormat::Raw,
     };
 
-    if let Some(declared) = opts.declared {
-        if declared != detected {
-            let offset = containers.first().map_or(0, |s| s.offset);
-            report.recognised_as = Some(detected.name().to_string());
-            return refuse(
-                report,
-                Finding::at(
-                    Severity::Refuse,
-                    "format.declared_mismatch",
-                    "signature",
-                    offset,
-                    format!(
-                        "declared format {declared} but the file is {detected} (signature at offset {offset}); \
+    if let Some(declared) = opts.declared
+        && declared != detected
+    {
+        let offset = containers.first().map_or(0, |s| s.offset);
+        report.recognised_as = Some(detected.name().to_string());
+        return refuse(
+            report,
+            Finding::at(
+                Severity::Refuse,
+                "format.declared_mismatch",
+                "signature",
+                offset,
+                format!(
+                    "declared format {declared} but the file is {detected} (signature at offset {offset}); \
                          a {detected} header in a file declared {declared} is refused because it may have been written by a guest"
-                    ),
                 ),
-            );
-        }
+            ),
+        );
     }
 
     report.format = Some(detected);

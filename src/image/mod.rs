@@ -80,11 +80,12 @@ pub fn push_extent(extents: &mut Vec<Extent>, next: Extent) {
     if next.length == 0 {
         return;
     }
-    if let Some(last) = extents.last_mut() {
-        if last.kind == next.kind && last.end() == next.offset {
-            last.length += next.length;
-            return;
-        }
+    if let Some(last) = extents.last_mut()
+        && last.kind == next.kind
+        && last.end() == next.offset
+    {
+        last.length += next.length;
+        return;
     }
     extents.push(next);
 }

@@ -37,7 +37,7 @@ impl RawImage {
                 "raw.empty",
                 "the file is empty: there is no disk to import",
             ));
-        } else if size % 512 != 0 {
+        } else if !size.is_multiple_of(512) {
             findings.push(Finding::new(
                 Severity::Warning,
                 "raw.size_not_sector_multiple",

@@ -412,7 +412,7 @@ impl VhdImage {
                 ),
             );
         }
-        if footer.current_size % SECTOR != 0 {
+        if !footer.current_size.is_multiple_of(SECTOR) {
             v.note(
                 Severity::Warning,
                 "vhd.size_not_sector_multiple",

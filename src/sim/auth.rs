@@ -199,14 +199,14 @@ fn v3(
         ));
     }
     let payload_hash = sign::sha256_hex(req.body);
-    if let Some(claimed) = req.header("x-acs-content-sha256") {
-        if !claimed.eq_ignore_ascii_case(&payload_hash) {
-            return Err(ApiFault::new(
-                400,
-                "SignatureDoesNotMatch",
-                "The x-acs-content-sha256 header does not match the request body.",
-            ));
-        }
+    if let Some(claimed) = req.header("x-acs-content-sha256")
+        && !claimed.eq_ignore_ascii_case(&payload_hash)
+    {
+        return Err(ApiFault::new(
+            400,
+            "SignatureDoesNotMatch",
+            "The x-acs-content-sha256 header does not match the request body.",
+        ));
     }
     let mut query: Vec<(String, String)> = req.query.to_vec();
     query.extend(req.form.iter().cloned());

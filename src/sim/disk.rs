@@ -213,21 +213,21 @@ pub fn check_object(
         },
     };
     let size_gib = virtual_size.div_ceil(GIB).max(1);
-    if let Some(gib) = disk_image_size_gib {
-        if gib < size_gib {
-            let code = if n == 1 {
-                "InvalidImageSize"
-            } else {
-                "InvalidDataDiskSize"
-            };
-            return Err(ApiFault::new(
-                400,
-                code,
-                format!(
-                    "The specified \"DiskDeviceMapping.{n}.DiskImageSize\" ({gib} GiB) should be not less than the image's virtual size ({size_gib} GiB)."
-                ),
-            ));
-        }
+    if let Some(gib) = disk_image_size_gib
+        && gib < size_gib
+    {
+        let code = if n == 1 {
+            "InvalidImageSize"
+        } else {
+            "InvalidDataDiskSize"
+        };
+        return Err(ApiFault::new(
+            400,
+            code,
+            format!(
+                "The specified \"DiskDeviceMapping.{n}.DiskImageSize\" ({gib} GiB) should be not less than the image's virtual size ({size_gib} GiB)."
+            ),
+        ));
     }
     Ok(ObjectFacts {
         format,

@@ -175,15 +175,15 @@ impl State {
                 img.status = status;
                 img.progress = progress;
             }
-            if status != ImageStatus::Creating {
-                if let Some(task) = self.tasks.get_mut(&img.task_id) {
-                    task.status = if status == ImageStatus::Available {
-                        "Finished".into()
-                    } else {
-                        "Failed".into()
-                    };
-                    task.finished_ms = Some(img.created_ms + elapsed.min(duration));
-                }
+            if status != ImageStatus::Creating
+                && let Some(task) = self.tasks.get_mut(&img.task_id)
+            {
+                task.status = if status == ImageStatus::Available {
+                    "Finished".into()
+                } else {
+                    "Failed".into()
+                };
+                task.finished_ms = Some(img.created_ms + elapsed.min(duration));
             }
         }
         changed
@@ -618,14 +618,13 @@ impl Ecs {
             }
             _ => {}
         }
-        if let Some(n) = name {
-            if st
+        if let Some(n) = name
+            && st
                 .images
                 .values()
                 .any(|i| i.region_id == region && i.name == n && i.image_id != image_id)
-            {
-                return Err(duplicated_name());
-            }
+        {
+            return Err(duplicated_name());
         }
         if p.flag("DryRun") {
             return Err(dry_run_ok());

@@ -142,17 +142,17 @@ impl Ecs {
         let token_key = p.get("ClientToken").map(|t| format!("ImportImage/{t}"));
         let mut signature: Vec<(String, String)> = p.0.to_vec();
         signature.sort();
-        if let Some(k) = &token_key {
-            if let Some(prev) = self.lock().tokens.get(k) {
-                if prev.params == signature {
-                    return Ok(prev.answer.clone());
-                }
-                return Err(ApiFault::new(
-                    403,
-                    "InvalidParamter.Conflict",
-                    "The specified same token is trying to make requests with different parameters.",
-                ));
+        if let Some(k) = &token_key
+            && let Some(prev) = self.lock().tokens.get(k)
+        {
+            if prev.params == signature {
+                return Ok(prev.answer.clone());
             }
+            return Err(ApiFault::new(
+                403,
+                "InvalidParamter.Conflict",
+                "The specified same token is trying to make requests with different parameters.",
+            ));
         }
         {
             let st = self.lock();
@@ -178,13 +178,13 @@ impl Ecs {
             .import_hook
             .as_ref()
             .and_then(|hook| hook(&paths, &facts));
-        if let Some(text) = &self.config.fail_objects_containing {
-            if disks.first().is_some_and(|d| d.2.contains(text.as_str())) {
-                failure = Some((
-                    "ImportImageFailed".to_string(),
-                    "no operating system found".to_string(),
-                ));
-            }
+        if let Some(text) = &self.config.fail_objects_containing
+            && disks.first().is_some_and(|d| d.2.contains(text.as_str()))
+        {
+            failure = Some((
+                "ImportImageFailed".to_string(),
+                "no operating system found".to_string(),
+            ));
         }
         let mut st = self.lock();
         conflicts(&st, region, name, &disks)?;

@@ -319,10 +319,10 @@ impl PartSource for LayoutStream {
         };
         let (offset, len) = self.part_range(number);
         let data = PartData::new(filled.data);
-        if let Some(tx) = &self.sha_tx {
-            if tx.send(data.clone()).is_err() {
-                self.sha_tx = None;
-            }
+        if let Some(tx) = &self.sha_tx
+            && tx.send(data.clone()).is_err()
+        {
+            self.sha_tx = None;
         }
         self.crc = crc64_combine(self.crc, filled.crc64, len as u64);
         self.next_out += 1;

@@ -168,19 +168,20 @@ impl EcsClient {
                     not_found = 0;
                     let status = image.status();
                     let mut progress = image.progress.clone();
-                    if progress.is_empty() && !task_id.is_empty() {
-                        if let Ok(t) = self.describe_task_attribute(task_id).await {
-                            progress = t.task_process;
-                        }
+                    if progress.is_empty()
+                        && !task_id.is_empty()
+                        && let Ok(t) = self.describe_task_attribute(task_id).await
+                    {
+                        progress = t.task_process;
                     }
                     if image.status != last_status || progress != last_progress {
                         reporter.message(&format!("image {image_id}: {} {progress}", image.status));
                     }
-                    if let Some(p) = percent(&progress).map(|p| p.min(100)) {
-                        if p > reported {
-                            reporter.advance(p - reported);
-                            reported = p;
-                        }
+                    if let Some(p) = percent(&progress).map(|p| p.min(100))
+                        && p > reported
+                    {
+                        reporter.advance(p - reported);
+                        reported = p;
                     }
                     last_status = image.status.clone();
                     last_progress = progress;
