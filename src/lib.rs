@@ -14,4 +14,5 @@ pub mod report;
 pub mod secret;
 pub mod sim;
 pub mod source;
+pub mod store;
 pub mod transfer;
