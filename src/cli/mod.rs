@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod plan;
 pub mod progress;
 pub mod sim;
+pub mod upload;
 
 use std::process::ExitCode;
 
@@ -49,6 +50,9 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     /// Digests of an image as it is (or as converted), plus the content digest of its disk.
     Checksum(checksum::ChecksumArgs),
+    /// Upload a file as it is or converted on the fly to OSS/S3 by multipart: resumable,
+    /// verified.
+    Upload(upload::UploadArgs),
 }
 
 /// Container formats as command-line values.
@@ -77,6 +81,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(args) => sim::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Checksum(args) => checksum::run(args),
+        Command::Upload(args) => upload::run(args),
     }
 }
 

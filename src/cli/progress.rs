@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -59,5 +60,85 @@ pub fn reporter() -> Box<dyn Reporter> {
         })
     } else {
         Box::new(Silent)
+    }
+}
+
+/// Log lines on stderr every `every` for long work when stderr is not a terminal.
+struct LogLines {
+    every: Duration,
+    state: Mutex<LogState>,
+}
+
+struct LogState {
+    what: String,
+    total: Option<u64>,
+    done: u64,
+    started: Instant,
+    last: Instant,
+}
+
+impl LogLines {
+    fn line(s: &LogState) -> String {
+        let secs = s.started.elapsed().as_secs_f64().max(1e-3);
+        let rate = s.done as f64 / secs / (1024.0 * 1024.0);
+        match s.total {
+            Some(t) if t > 0 => format!(
+                "{}: {} of {} MiB ({:.0}%), {rate:.1} MiB/s",
+                s.what,
+                s.done >> 20,
+                t >> 20,
+                s.done as f64 * 100.0 / t as f64
+            ),
+            _ => format!("{}: {} MiB, {rate:.1} MiB/s", s.what, s.done >> 20),
+        }
+    }
+}
+
+impl Reporter for LogLines {
+    fn start(&self, what: &str, total: Option<u64>) {
+        let now = Instant::now();
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = LogState {
+            what: what.to_string(),
+            total,
+            done: 0,
+            started: now,
+            last: now,
+        };
+    }
+    fn advance(&self, done: u64) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.done = s.done.saturating_add(done);
+        if s.last.elapsed() >= self.every {
+            s.last = Instant::now();
+            eprintln!("{}", Self::line(&s));
+        }
+    }
+    fn message(&self, text: &str) {
+        eprintln!("{text}");
+    }
+    fn finish(&self) {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.started.elapsed() >= self.every {
+            eprintln!("{}", Self::line(&s));
+        }
+    }
+}
+
+/// Bars on a terminal; otherwise a log line every `every` (and each message) on stderr.
+pub fn reporter_or_log(every: Duration) -> Box<dyn Reporter> {
+    if std::io::stderr().is_terminal() {
+        reporter()
+    } else {
+        let now = Instant::now();
+        Box::new(LogLines {
+            every,
+            state: Mutex::new(LogState {
+                what: String::new(),
+                total: None,
+                done: 0,
+                started: now,
+                last: now,
+            }),
+        })
     }
 }

@@ -41,6 +41,17 @@ pub struct SimArgs {
     /// CreateFailed ("no operating system found").
     #[arg(long)]
     pub fail_objects_containing: Option<String>,
+    /// Address of the embedded S3 server serving the object root (port 0 picks one; the
+    /// `s3_endpoint` line shows it).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub s3_listen: SocketAddr,
+    /// Buckets to create in the object root at start.
+    #[arg(long)]
+    pub bucket: Vec<String>,
+    /// Test fault of the S3 server on UploadPart: PART:KIND[:TIMES], KIND one of 500,
+    /// slowdown, drop, delay=MS; PART 0 means every part. Repeatable.
+    #[arg(long)]
+    pub s3_fault: Vec<crate::sim::s3::PartFault>,
 }
 
 /// Serves until killed.
@@ -81,6 +92,14 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         let bound = server::bind(&config)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
+        let buckets: Vec<&str> = args.bucket.iter().map(String::as_str).collect();
+        let s3 = crate::sim::s3::S3Server::start(args.s3_listen, &s3_root, &buckets)
+            .await
+            .with_context(|| format!("starting the S3 server on {}", args.s3_listen))?;
+        s3.set_faults(crate::sim::s3::S3Faults {
+            parts: args.s3_fault.clone(),
+            tamper_after_complete: false,
+        });
         {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
@@ -91,8 +110,10 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "sts_access_key_id: {}", server::TEST_STS_KEY_ID)?;
             writeln!(out, "security_token: {}", server::TEST_SECURITY_TOKEN)?;
             writeln!(out, "s3_root: {}", s3_root.display())?;
+            writeln!(out, "s3_endpoint: {}", s3.endpoint())?;
             out.flush()?;
         }
+        tokio::spawn(s3.serve());
         bound.serve().await.context("serving")?;
         Ok::<_, anyhow::Error>(())
     })?;

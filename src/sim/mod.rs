@@ -11,4 +11,5 @@ pub mod auth;
 pub mod disk;
 pub mod ecs;
 pub mod import;
+pub mod s3;
 pub mod server;

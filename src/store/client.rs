@@ -207,9 +207,8 @@ impl ObjectStore for S3Store {
             .connect_timeout(self.config.connect_timeout)
             .operation_attempt_timeout(self.config.part_timeout(size))
             .build();
-        let number_i32 = i32::try_from(number).map_err(|_| StoreError::Config(format!(
-            "part number {number} out of range"
-        )))?;
+        let number_i32 = i32::try_from(number)
+            .map_err(|_| StoreError::Config(format!("part number {number} out of range")))?;
         let mut op = self
             .client
             .upload_part()

@@ -3,9 +3,7 @@
 //! credentials. The secret leaves its [`Secret`](crate::secret::Secret) only here, into the
 //! SDK's own redacting credentials type.
 
-pub use crate::cloud::aliyun::credentials::{
-    ChainOptions, CredentialSource, Credentials, resolve,
-};
+pub use crate::cloud::aliyun::credentials::{ChainOptions, CredentialSource, Credentials, resolve};
 
 /// The SDK's credentials for `c`; an STS token becomes the session token
 /// (`x-amz-security-token`, cloud-api.md §3 "How STS credentials are sent").
@@ -35,6 +33,9 @@ mod tests {
         assert_eq!(s.secret_access_key(), "the-secret");
         assert_eq!(s.session_token(), Some("the-token"));
         let text = format!("{s:?}");
-        assert!(!text.contains("the-secret") && !text.contains("the-token"), "{text}");
+        assert!(
+            !text.contains("the-secret") && !text.contains("the-token"),
+            "{text}"
+        );
     }
 }

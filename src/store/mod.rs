@@ -81,7 +81,10 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
     /// Endpoint URL, for journals and messages.
     fn endpoint(&self) -> &str;
     /// CreateMultipartUpload; returns the upload id.
-    fn create_multipart(&self, target: &ObjectTarget) -> impl Future<Output = Result<String, StoreError>> + Send;
+    fn create_multipart(
+        &self,
+        target: &ObjectTarget,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
     /// UploadPart with `Content-MD5: md5`.
     fn upload_part(
         &self,
@@ -106,11 +109,22 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
         parts: &[(u32, String)],
     ) -> impl Future<Output = Result<(String, Option<u64>), StoreError>> + Send;
     /// AbortMultipartUpload; an upload the server no longer knows counts as aborted.
-    fn abort(&self, target: &ObjectTarget, upload_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn abort(
+        &self,
+        target: &ObjectTarget,
+        upload_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// HeadObject; `Ok(None)` when there is no such object.
-    fn head(&self, target: &ObjectTarget) -> impl Future<Output = Result<Option<ObjectHead>, StoreError>> + Send;
+    fn head(
+        &self,
+        target: &ObjectTarget,
+    ) -> impl Future<Output = Result<Option<ObjectHead>, StoreError>> + Send;
     /// PutObject of a small body (the digest record).
-    fn put_small(&self, target: &ObjectTarget, body: Vec<u8>) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn put_small(
+        &self,
+        target: &ObjectTarget,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// GetObject of a small object, at most `limit` bytes; `Ok(None)` when absent.
     fn get_small(
         &self,

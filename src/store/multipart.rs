@@ -132,15 +132,23 @@ async fn send_part<S: ObjectStore>(
     upload_id: String,
     part: Part,
     opts: UploadOptions,
-) -> (u32, u64, [u8; 16], Vec<String>, Result<PartReceipt, StoreError>) {
+) -> (
+    u32,
+    u64,
+    [u8; 16],
+    Vec<String>,
+    Result<PartReceipt, StoreError>,
+) {
     let mut notes = Vec::new();
     let (number, size, md5) = (part.number, part.data.len() as u64, part.md5);
     let result = retry(
         &opts,
-        |attempt, e| notes.push(format!("part {number}: attempt {attempt} failed ({e}); retrying")),
-        || {
-            store.upload_part(&target, &upload_id, number, part.data.clone(), md5)
+        |attempt, e| {
+            notes.push(format!(
+                "part {number}: attempt {attempt} failed ({e}); retrying"
+            ))
         },
+        || store.upload_part(&target, &upload_id, number, part.data.clone(), md5),
     )
     .await;
     let result = result.and_then(|(receipt, _)| {
@@ -288,8 +296,15 @@ pub async fn upload<S: ObjectStore>(
         && state.header.source == header.source
         && state.header.part_size == part_size
         && state.header.total_size == total
-        && verify::is_present(store, target, done.size, &done.etag, &done.sha256, done.crc64)
-            .await?
+        && verify::is_present(
+            store,
+            target,
+            done.size,
+            &done.etag,
+            &done.sha256,
+            done.crc64,
+        )
+        .await?
     {
         return Ok(UploadOutcome {
             bucket: target.bucket.clone(),
@@ -364,7 +379,10 @@ pub async fn upload<S: ObjectStore>(
     {
         return Err(StoreError::Verify {
             target: target.to_string(),
-            what: format!("Complete reported CRC-64 {c}, the uploaded bytes have {}", d.crc64),
+            what: format!(
+                "Complete reported CRC-64 {c}, the uploaded bytes have {}",
+                d.crc64
+            ),
         });
     }
     let (head, n) = retry(opts, |_, _| {}, || store.head(target)).await?;
@@ -430,7 +448,13 @@ struct Sent {
     digests: StreamDigests,
 }
 
-type PartResult = (u32, u64, [u8; 16], Vec<String>, Result<PartReceipt, StoreError>);
+type PartResult = (
+    u32,
+    u64,
+    [u8; 16],
+    Vec<String>,
+    Result<PartReceipt, StoreError>,
+);
 
 #[allow(clippy::too_many_arguments)]
 async fn send_all<S: ObjectStore>(
@@ -460,12 +484,11 @@ async fn send_all<S: ObjectStore>(
         },
     };
     let finish = |r: Result<PartResult, tokio::task::JoinError>,
-                      out: &mut Sent,
-                      journal: &mut Option<&mut Journal>|
+                  out: &mut Sent,
+                  journal: &mut Option<&mut Journal>|
      -> Result<(), StoreError> {
-        let (number, size, md5, notes, result) = r.map_err(|_| {
-            StoreError::Source(TransferError::WorkerLost)
-        })?;
+        let (number, size, md5, notes, result) =
+            r.map_err(|_| StoreError::Source(TransferError::WorkerLost))?;
         out.retries += notes.len() as u32;
         for n in &notes {
             reporter.message(n);
@@ -492,7 +515,11 @@ async fn send_all<S: ObjectStore>(
     let result: Result<(), StoreError> = async {
         while let Some(part) = rx.recv().await {
             let part = part?;
-            if opts.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+            if opts
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+            {
                 return Err(StoreError::Interrupted);
             }
             out.md5s.push(part.md5);
@@ -608,28 +635,40 @@ mod tests {
             message: String::new(),
         };
         let mut calls = 0;
-        let r: Result<((), u32), _> = rt.block_on(retry(&opts, |_, _| {}, || {
-            calls += 1;
-            std::future::ready(Err(err(503, "SlowDown")))
-        }));
+        let r: Result<((), u32), _> = rt.block_on(retry(
+            &opts,
+            |_, _| {},
+            || {
+                calls += 1;
+                std::future::ready(Err(err(503, "SlowDown")))
+            },
+        ));
         assert!(r.is_err());
         assert_eq!(calls, 3);
         let mut calls = 0;
-        let r: Result<((), u32), _> = rt.block_on(retry(&opts, |_, _| {}, || {
-            calls += 1;
-            std::future::ready(Err(err(403, "AccessDenied")))
-        }));
+        let r: Result<((), u32), _> = rt.block_on(retry(
+            &opts,
+            |_, _| {},
+            || {
+                calls += 1;
+                std::future::ready(Err(err(403, "AccessDenied")))
+            },
+        ));
         assert!(r.is_err());
         assert_eq!(calls, 1);
         let mut calls = 0;
-        let r = rt.block_on(retry(&opts, |_, _| {}, || {
-            calls += 1;
-            std::future::ready(if calls < 3 {
-                Err(err(500, "InternalError"))
-            } else {
-                Ok(7)
-            })
-        }));
+        let r = rt.block_on(retry(
+            &opts,
+            |_, _| {},
+            || {
+                calls += 1;
+                std::future::ready(if calls < 3 {
+                    Err(err(500, "InternalError"))
+                } else {
+                    Ok(7)
+                })
+            },
+        ));
         assert_eq!(r.unwrap(), (7, 2));
     }
 }

@@ -147,9 +147,9 @@ pub async fn is_present<S: ObjectStore>(
     if check_head(target, head.as_ref(), &expected).is_err() {
         return Ok(false);
     }
-    Ok(read_record(store, target).await?.is_some_and(|r| {
-        r.sha256 == sha256 && r.etag.eq_ignore_ascii_case(etag) && r.size == size
-    }))
+    Ok(read_record(store, target)
+        .await?
+        .is_some_and(|r| r.sha256 == sha256 && r.etag.eq_ignore_ascii_case(etag) && r.size == size))
 }
 
 #[cfg(test)]
@@ -176,12 +176,24 @@ mod tests {
             crc64: Some(42),
         };
         assert_eq!(check_head(&t(), Some(&ok), &want).unwrap(), Some(42));
-        let no_crc = ObjectHead { crc64: None, ..ok.clone() };
+        let no_crc = ObjectHead {
+            crc64: None,
+            ..ok.clone()
+        };
         assert_eq!(check_head(&t(), Some(&no_crc), &want).unwrap(), None);
         for bad in [
-            ObjectHead { size: 11, ..ok.clone() },
-            ObjectHead { etag: "x-2".into(), ..ok.clone() },
-            ObjectHead { crc64: Some(1), ..ok.clone() },
+            ObjectHead {
+                size: 11,
+                ..ok.clone()
+            },
+            ObjectHead {
+                etag: "x-2".into(),
+                ..ok.clone()
+            },
+            ObjectHead {
+                crc64: Some(1),
+                ..ok.clone()
+            },
         ] {
             let e = check_head(&t(), Some(&bad), &want).unwrap_err();
             assert!(matches!(e, StoreError::Verify { .. }), "{e}");

@@ -139,7 +139,9 @@ enum ProfileCreds {
 }
 
 /// Resolves credentials with the process environment.
-pub async fn resolve(opts: &ChainOptions) -> Result<(Credentials, CredentialSource), CredentialError> {
+pub async fn resolve(
+    opts: &ChainOptions,
+) -> Result<(Credentials, CredentialSource), CredentialError> {
     resolve_with(opts, &|name| std::env::var(name).ok()).await
 }
 
@@ -176,14 +178,17 @@ pub async fn resolve_with(
             CredentialSource::Environment,
         ));
     }
-    let metadata = var("IMGPORT_ECS_METADATA_ENDPOINT")
-        .unwrap_or_else(|| ECS_METADATA_ENDPOINT.to_string());
+    let metadata =
+        var("IMGPORT_ECS_METADATA_ENDPOINT").unwrap_or_else(|| ECS_METADATA_ENDPOINT.to_string());
     if var("ALIBABA_CLOUD_CLI_PROFILE_DISABLED").as_deref() != Some("true") {
         let path = var("ALIBABA_CLOUD_CONFIG_FILE")
             .map(PathBuf::from)
             .or_else(|| var("HOME").map(|h| Path::new(&h).join(".aliyun/config.json")));
         if let Some(path) = path.filter(|p| p.exists()) {
-            let wanted = opts.profile.clone().or_else(|| var("ALIBABA_CLOUD_PROFILE"));
+            let wanted = opts
+                .profile
+                .clone()
+                .or_else(|| var("ALIBABA_CLOUD_PROFILE"));
             let (name, creds) = read_profile(&path, wanted.as_deref())?;
             return match creds {
                 ProfileCreds::Static(c) => Ok((c, CredentialSource::Profile(name))),
@@ -407,20 +412,32 @@ mod tests {
             ("AWS_SECRET_ACCESS_KEY", "saws"),
         ];
         let (c, s) = run(&flags, &env).unwrap();
-        assert_eq!((c.access_key_id.as_str(), s), ("AKflag", CredentialSource::Flags));
+        assert_eq!(
+            (c.access_key_id.as_str(), s),
+            ("AKflag", CredentialSource::Flags)
+        );
         let none = ChainOptions {
             allow_aws_env: true,
             ..ChainOptions::default()
         };
         let (c, s) = run(&none, &env).unwrap();
-        assert_eq!((c.access_key_id.as_str(), s), ("AKenv", CredentialSource::Environment));
+        assert_eq!(
+            (c.access_key_id.as_str(), s),
+            ("AKenv", CredentialSource::Environment)
+        );
         let (c, s) = run(&none, &env[2..]).unwrap();
         assert_eq!(c.access_key_id, "AKprof");
         assert_eq!(s, CredentialSource::Profile("default".into()));
         let (c, s) = run(&none, &env[3..]).unwrap();
-        assert_eq!((c.access_key_id.as_str(), s), ("AKaws", CredentialSource::AwsEnvironment));
+        assert_eq!(
+            (c.access_key_id.as_str(), s),
+            ("AKaws", CredentialSource::AwsEnvironment)
+        );
         let no_aws = ChainOptions::default();
-        assert!(matches!(run(&no_aws, &env[3..]), Err(CredentialError::NotFound)));
+        assert!(matches!(
+            run(&no_aws, &env[3..]),
+            Err(CredentialError::NotFound)
+        ));
     }
 
     #[test]
@@ -439,12 +456,18 @@ mod tests {
             ..ChainOptions::default()
         };
         let err = run(&odd, &env).unwrap_err();
-        assert!(matches!(err, CredentialError::UnsupportedMode { .. }), "{err}");
+        assert!(
+            matches!(err, CredentialError::UnsupportedMode { .. }),
+            "{err}"
+        );
         let missing = ChainOptions {
             profile: Some("nope".into()),
             ..ChainOptions::default()
         };
-        assert!(matches!(run(&missing, &env), Err(CredentialError::NoProfile { .. })));
+        assert!(matches!(
+            run(&missing, &env),
+            Err(CredentialError::NoProfile { .. })
+        ));
         let half = ChainOptions {
             access_key_id: Some("x".into()),
             ..ChainOptions::default()
