@@ -5,5 +5,6 @@ mod cloud;
 mod convert;
 mod inspect_container;
 mod plan;
+mod upload;
 mod util;
 mod vhd;

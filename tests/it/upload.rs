@@ -1,0 +1,507 @@
+//! `imgport upload` against the embedded S3 server (s3s + s3s-fs, `imgport::sim::s3`) started
+//! in this test process on 127.0.0.1:0: objects equal the file or `imgport convert`'s output,
+//! many parts, injected faults (5xx, SlowDown, dropped connections, delay) still complete with
+//! every part stored exactly once, kill -9 then resume reuses the finished parts, a re-run
+//! after success does nothing, `--abort`, verification catches a changed object, the
+//! credential order, and no secret in any output or journal.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use imgport::sim::s3::{FaultKind, PartFault, S3Faults, S3Server, S3Thread};
+use imgport::sim::server::{TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET};
+
+use crate::util::image;
+
+const BUCKET: &str = "images";
+const MIB: usize = 1 << 20;
+
+struct Env {
+    dir: tempfile::TempDir,
+    s3: S3Thread,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let s3 = S3Server::spawn(&dir.path().join("s3"), &[BUCKET]).expect("start S3 server");
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        Self { dir, s3 }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn object(&self, key: &str) -> PathBuf {
+        self.s3.root.join(BUCKET).join(key)
+    }
+
+    fn journal_dir(&self) -> PathBuf {
+        self.path("journal")
+    }
+
+    /// `imgport upload` with an environment of only what is given (no inherited keys).
+    fn command(&self, extra: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgport"));
+        cmd.arg("upload")
+            .args(["--bucket", BUCKET, "--endpoint"])
+            .arg(self.s3.endpoint())
+            .args([
+                "--path-style",
+                "--region",
+                "us-east-1",
+                "--retry-base-ms",
+                "5",
+            ])
+            .arg("--journal")
+            .arg(self.journal_dir())
+            .args(extra)
+            .env_clear()
+            .env("HOME", self.path("home"))
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .current_dir(self.dir.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    fn run(&self, extra: &[&str], env: &[(&str, &str)]) -> Output {
+        let out = self
+            .command(extra, env)
+            .output()
+            .expect("run imgport upload");
+        for stream in [&out.stdout, &out.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            assert!(
+                !text.contains(TEST_ACCESS_KEY_SECRET) && !text.contains("wrong-secret-xyz"),
+                "a secret leaked into the output:\n{text}"
+            );
+        }
+        out
+    }
+
+    /// Runs with the test keys in the environment and expects success; returns the JSON.
+    fn upload(&self, extra: &[&str]) -> serde_json::Value {
+        let mut args = extra.to_vec();
+        args.push("--json");
+        let out = self.run(&args, &keys());
+        assert!(
+            out.status.success(),
+            "imgport upload {extra:?} failed ({:?})\n--- stdout\n{}\n--- stderr\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+
+    fn journal_text(&self) -> String {
+        let mut all = String::new();
+        if let Ok(rd) = std::fs::read_dir(self.journal_dir()) {
+            for e in rd.flatten() {
+                all.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        all
+    }
+}
+
+fn keys() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID),
+        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", TEST_ACCESS_KEY_SECRET),
+    ]
+}
+
+fn sha256_file(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn random_file(path: &Path, len: usize, seed: u64) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut data = vec![0u8; len];
+    rng.fill(&mut data);
+    std::fs::write(path, data).unwrap();
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+#[test]
+fn file_as_is_then_rerun_does_nothing() {
+    let env = Env::new();
+    let src = env.path("disk.raw");
+    random_file(&src, 23 * MIB + 12345, 1);
+    let j = env.upload(&[
+        src.to_str().unwrap(),
+        "--key",
+        "d/disk.raw",
+        "--part-size",
+        "5M",
+    ]);
+    assert_eq!(j["parts"], 5);
+    assert_eq!(j["parts_sent"], 5);
+    assert_eq!(j["already_present"], false);
+    assert_eq!(j["credentials"]["kind"], "environment");
+    let sha = sha256_file(&src);
+    assert_eq!(j["sha256"], sha.as_str());
+    assert_eq!(sha256_file(&env.object("d/disk.raw")), sha);
+    assert_eq!(j["etag"], j["multipart_etag"]);
+    assert_eq!(
+        j["server_crc64"], j["crc64"],
+        "HEAD's x-oss-hash-crc64ecma was compared"
+    );
+    assert!(env.object("d/disk.raw.imgport.json").exists());
+    let before = env.s3.stats();
+    assert!(before.parts_ok.values().all(|&n| n == 1), "{before:?}");
+
+    let again = env.upload(&[
+        src.to_str().unwrap(),
+        "--key",
+        "d/disk.raw",
+        "--part-size",
+        "5M",
+    ]);
+    assert_eq!(again["already_present"], true);
+    assert_eq!(again["parts_sent"], 0);
+    assert_eq!(again["sha256"], sha.as_str());
+    let after = env.s3.stats();
+    assert_eq!(after.parts_ok, before.parts_ok, "nothing was sent again");
+    assert_eq!(after.completes, before.completes);
+    assert!(!env.journal_text().contains(TEST_ACCESS_KEY_SECRET));
+}
+
+#[test]
+fn converted_on_the_fly_equals_convert_output() {
+    let env = Env::new();
+    let src = image("content.raw");
+    for to in ["vhd", "qcow2"] {
+        let converted = env.path(&format!("c.{to}"));
+        let out = Command::new(env!("CARGO_BIN_EXE_imgport"))
+            .args([
+                "convert",
+                src.to_str().unwrap(),
+                converted.to_str().unwrap(),
+                "--to",
+                to,
+            ])
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let key = format!("disk.{to}");
+        let j = env.upload(&[
+            src.to_str().unwrap(),
+            "--key",
+            &key,
+            "--to",
+            to,
+            "--part-size",
+            "5M",
+        ]);
+        let want = sha256_file(&converted);
+        assert_eq!(sha256_file(&env.object(&key)), want, "{to}: object bytes");
+        assert_eq!(j["sha256"], want.as_str(), "{to}");
+        assert_eq!(
+            j["size"].as_u64().unwrap(),
+            std::fs::metadata(&converted).unwrap().len()
+        );
+    }
+    // ImportImage's object lookup finds what the S3 server stored.
+    let p = imgport::sim::disk::object_path(&env.s3.root, BUCKET, "disk.vhd").unwrap();
+    assert!(p.is_file());
+}
+
+#[test]
+fn faults_are_retried_and_each_part_is_stored_once() {
+    let env = Env::new();
+    let src = env.path("f.bin");
+    random_file(&src, 30 * MIB, 2);
+    env.s3.set_faults(S3Faults {
+        parts: vec![
+            PartFault {
+                part: 1,
+                kind: FaultKind::Internal,
+                times: 2,
+            },
+            PartFault {
+                part: 2,
+                kind: FaultKind::SlowDown,
+                times: 2,
+            },
+            PartFault {
+                part: 3,
+                kind: FaultKind::Drop,
+                times: 1,
+            },
+            PartFault {
+                part: 4,
+                kind: FaultKind::DelayMs(300),
+                times: 1,
+            },
+        ],
+        tamper_after_complete: false,
+    });
+    let j = env.upload(&[src.to_str().unwrap(), "--key", "f.bin", "--part-size", "5M"]);
+    assert_eq!(j["parts"], 6);
+    assert!(j["retries"].as_u64().unwrap() >= 5, "{j}");
+    assert_eq!(sha256_file(&env.object("f.bin")), sha256_file(&src));
+    let s = env.s3.stats();
+    assert_eq!(s.parts_ok.len(), 6);
+    assert!(s.parts_ok.values().all(|&n| n == 1), "exactly once: {s:?}");
+    assert_eq!(s.part_requests[&1], 3);
+    assert_eq!(s.part_requests[&2], 3);
+    assert_eq!(s.part_requests[&3], 2);
+}
+
+#[test]
+fn permanent_failure_gives_up_then_abort_removes_the_upload() {
+    let env = Env::new();
+    let src = env.path("f.bin");
+    random_file(&src, 12 * MIB, 3);
+    env.s3.set_faults(S3Faults {
+        parts: vec![PartFault {
+            part: 2,
+            kind: FaultKind::SlowDown,
+            times: 100,
+        }],
+        tamper_after_complete: false,
+    });
+    let out = env.run(
+        &[
+            src.to_str().unwrap(),
+            "--key",
+            "f.bin",
+            "--part-size",
+            "5M",
+            "--attempts",
+            "3",
+        ],
+        &keys(),
+    );
+    assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("part 2") && err.contains("SlowDown"), "{err}");
+    assert_eq!(env.s3.stats().part_requests[&2], 3);
+    let uploads = || {
+        std::fs::read_dir(&env.s3.root)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".upload-"))
+            .count()
+    };
+    assert_eq!(uploads(), 1, "the unfinished upload stays for a resume");
+    let out = env.run(&["--key", "f.bin", "--abort", "--json"], &keys());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(j["aborted"].is_string(), "{j}");
+    assert_eq!(uploads(), 0, "the server forgot the upload");
+    assert!(env.journal_text().is_empty(), "journal removed");
+    let out = env.run(&["--key", "f.bin", "--abort", "--json"], &keys());
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(j["aborted"].is_null());
+}
+
+#[test]
+fn kill_mid_upload_then_resume_reuses_finished_parts() {
+    let env = Env::new();
+    let src = env.path("big.bin");
+    random_file(&src, 50 * MIB, 4);
+    env.s3.set_faults(S3Faults {
+        parts: vec![PartFault {
+            part: 0,
+            kind: FaultKind::DelayMs(250),
+            times: 100,
+        }],
+        tamper_after_complete: false,
+    });
+    let mut child = env
+        .command(
+            &[
+                src.to_str().unwrap(),
+                "--key",
+                "big.bin",
+                "--part-size",
+                "5M",
+                "--concurrency",
+                "1",
+            ],
+            &keys(),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while env.s3.stats().parts_ok.len() < 4 {
+        assert!(Instant::now() < deadline, "no progress");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let journaled: Vec<u32> = env
+        .journal_text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["part"].as_u64().map(|n| n as u32))
+        .collect();
+    assert!(journaled.len() >= 3, "journal: {}", env.journal_text());
+    let sent_before = env.s3.stats().parts_ok;
+    env.s3.set_faults(S3Faults::default());
+    let j = env.upload(&[
+        src.to_str().unwrap(),
+        "--key",
+        "big.bin",
+        "--part-size",
+        "5M",
+    ]);
+    assert_eq!(sha256_file(&env.object("big.bin")), sha256_file(&src));
+    assert_eq!(j["parts"], 10);
+    assert_eq!(
+        j["parts_reused"].as_u64().unwrap() as usize,
+        journaled.len()
+    );
+    assert_eq!(
+        j["parts_sent"].as_u64().unwrap() + j["parts_reused"].as_u64().unwrap(),
+        10
+    );
+    let after = env.s3.stats().parts_ok;
+    for n in &journaled {
+        assert_eq!(after[n], 1, "finished part {n} was sent again");
+        assert_eq!(sent_before[n], 1);
+    }
+}
+
+#[test]
+fn verification_catches_a_changed_object_and_a_replaced_one_is_uploaded_again() {
+    let env = Env::new();
+    let src = env.path("f.bin");
+    random_file(&src, 11 * MIB, 5);
+    env.s3.set_faults(S3Faults {
+        parts: Vec::new(),
+        tamper_after_complete: true,
+    });
+    let out = env.run(
+        &[src.to_str().unwrap(), "--key", "f.bin", "--part-size", "5M"],
+        &keys(),
+    );
+    assert_eq!(code(&out), 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("verification after Complete failed"), "{err}");
+    assert!(
+        !env.object("f.bin.imgport.json").exists(),
+        "no digest record for a bad object"
+    );
+
+    env.s3.set_faults(S3Faults::default());
+    let j = env.upload(&[src.to_str().unwrap(), "--key", "f.bin", "--part-size", "5M"]);
+    assert_eq!(j["already_present"], false);
+    // Replace the object behind our back: the re-run must not call it present.
+    random_file(&env.object("f.bin"), 11 * MIB, 6);
+    let j = env.upload(&[src.to_str().unwrap(), "--key", "f.bin", "--part-size", "5M"]);
+    assert_eq!(j["already_present"], false);
+    assert_eq!(j["parts_sent"], 3);
+    assert_eq!(sha256_file(&env.object("f.bin")), sha256_file(&src));
+}
+
+#[test]
+fn credentials_come_in_order_and_never_show() {
+    let env = Env::new();
+    let src = env.path("small.bin");
+    random_file(&src, 300 * 1024, 7);
+    let arg = |k: &str| {
+        vec![
+            src.to_str().unwrap().to_string(),
+            "--key".into(),
+            k.into(),
+            "--json".into(),
+        ]
+    };
+    let run = |extra: Vec<String>, env_vars: &[(&str, &str)]| {
+        let args: Vec<&str> = extra.iter().map(String::as_str).collect();
+        env.run(&args, env_vars)
+    };
+    let kind = |out: &Output| -> String {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        j["credentials"]["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    // A CLI profile (StsToken mode works too: the server ignores the token).
+    let cfg = env.path("home/.aliyun/config.json");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"current":"default","profiles":[
+              {{"name":"default","mode":"AK","access_key_id":"{TEST_ACCESS_KEY_ID}","access_key_secret":"{TEST_ACCESS_KEY_SECRET}"}},
+              {{"name":"sts","mode":"StsToken","access_key_id":"{TEST_ACCESS_KEY_ID}","access_key_secret":"{TEST_ACCESS_KEY_SECRET}","sts_token":"tok-secret-abc"}}]}}"#
+        ),
+    )
+    .unwrap();
+    assert_eq!(kind(&run(arg("a"), &[])), "profile");
+    let mut sts = arg("a2");
+    sts.extend(["--profile".into(), "sts".into()]);
+    let out = run(sts, &[]);
+    assert_eq!(kind(&out), "profile");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("tok-secret-abc"));
+    // The environment comes before the profile: a wrong secret there is used, and fails.
+    let bad_env = [
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID),
+        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "wrong-secret-xyz"),
+    ];
+    let out = run(arg("b"), &bad_env);
+    assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
+    // Flags come before the environment.
+    let mut flags = arg("c");
+    flags.extend([
+        "--access-key-id".into(),
+        TEST_ACCESS_KEY_ID.into(),
+        "--access-key-secret".into(),
+        TEST_ACCESS_KEY_SECRET.into(),
+    ]);
+    assert_eq!(kind(&run(flags, &bad_env)), "flags");
+    // Without any Alibaba source, the AWS variables serve a plain S3 endpoint.
+    std::fs::remove_file(&cfg).unwrap();
+    let aws = [
+        ("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", TEST_ACCESS_KEY_SECRET),
+    ];
+    assert_eq!(kind(&run(arg("d"), &aws)), "aws_environment");
+    let out = run(arg("e"), &[]);
+    assert_eq!(code(&out), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no credentials"));
+    let journal = env.journal_text();
+    assert!(!journal.is_empty());
+    assert!(!journal.contains(TEST_ACCESS_KEY_SECRET) && !journal.contains("tok-secret-abc"));
+}
