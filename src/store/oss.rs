@@ -60,7 +60,17 @@ impl StoreConfig {
             format!("https://{endpoint}")
         };
         let host = url.split_once("://").map_or("", |(_, h)| h);
-        if host.is_empty() || host.contains('/') || host.contains('?') || host.contains('@') {
+        let host_ok = !host.is_empty()
+            && !host.starts_with(':')
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+        if !host_ok
+            || endpoint
+                .trim_start_matches("https:")
+                .trim_start_matches("http:")
+                .is_empty()
+        {
             return Err(StoreError::Config(format!(
                 "endpoint {endpoint:?}: expected a scheme and host (and port), no path"
             )));
@@ -170,6 +180,8 @@ mod tests {
         assert!(c.path_style);
         assert!(StoreConfig::custom("us-east-1", "http://h/path", true).is_err());
         assert!(StoreConfig::custom("us-east-1", "https://", true).is_err());
+        assert!(StoreConfig::custom("us-east-1", "http://u@h", true).is_err());
+        assert!(StoreConfig::custom("us-east-1", "http://h?x", true).is_err());
     }
 
     #[test]
