@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Benchmarks `imgport upload` against `aws s3 cp` (awscli from PyPI, in a venv) on the same
+# machine and the same server: the embedded S3 server of `imgport sim` (s3s + s3s-fs) on
+# 127.0.0.1. One run each, warm page cache; wall time and client CPU seconds from
+# /usr/bin/time. Then converting and uploading in one pass against uploading the
+# already-converted file.
+#
+# Targets (issue 5): imgport wall ≤ 0.67 × aws, imgport CPU-s/GiB ≤ 0.5 × aws's;
+# convert+upload ≤ 1.1 × upload of the converted file.
+#
+# usage: scripts/bench-upload.sh [--size-mib N]   (default 1024)
+# Uses target/release/imgport (build it first: cargo build --release). Files in $BENCH_DIR
+# (default target/bench-upload).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+size_mib=1024
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --size-mib) size_mib=$2; shift 2 ;;
+    *) echo "usage: $0 [--size-mib N]" >&2; exit 2 ;;
+  esac
+done
+bin=${IMGPORT_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/imgport}
+[ -x "$bin" ] || { echo "no $bin: run cargo build --release first" >&2; exit 1; }
+dir=${BENCH_DIR:-$root/target/bench-upload}
+mkdir -p "$dir"
+venv=$dir/venv
+if [ ! -x "$venv/bin/aws" ]; then
+  echo "installing awscli into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q awscli
+fi
+src=$dir/rnd.bin
+if [ ! -f "$src" ] || [ "$(stat -c %s "$src")" != $((size_mib << 20)) ]; then
+  head -c $((size_mib << 20)) /dev/urandom > "$src"
+fi
+
+# The server: imgport sim prints its endpoints; it is stopped by PID at exit.
+state=$dir/state
+rm -rf "$state"
+"$bin" sim --state "$state" --bucket bench > "$dir/sim.out" 2> "$dir/sim.err" &
+sim_pid=$!
+trap 'kill "$sim_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q '^s3_endpoint:' "$dir/sim.out" 2>/dev/null && break; sleep 0.1; done
+endpoint=$(sed -n 's/^s3_endpoint: //p' "$dir/sim.out")
+key_id=$(sed -n 's/^access_key_id: //p' "$dir/sim.out")
+secret=$(sed -n 's/^access_key_secret: //p' "$dir/sim.out")
+[ -n "$endpoint" ] || { echo "imgport sim did not start" >&2; cat "$dir/sim.err" >&2; exit 1; }
+echo "server: $endpoint (imgport sim, pid $sim_pid)"
+
+export AWS_ACCESS_KEY_ID=$key_id AWS_SECRET_ACCESS_KEY=$secret AWS_DEFAULT_REGION=us-east-1
+export AWS_CONFIG_FILE=$dir/awsconfig AWS_SHARED_CREDENTIALS_FILE=/dev/null
+: > "$AWS_CONFIG_FILE"
+export ALIBABA_CLOUD_ACCESS_KEY_ID=$key_id ALIBABA_CLOUD_ACCESS_KEY_SECRET=$secret
+
+# measure NAME CMD...: one run; prints and records "wall user sys".
+measure() {
+  local name=$1; shift
+  /usr/bin/time -f "%e %U %S" -o "$dir/$name.time" "$@" > "$dir/$name.out" 2> "$dir/$name.err" \
+    || { echo "$name failed:" >&2; cat "$dir/$name.err" >&2; exit 1; }
+  read -r wall user sys < "$dir/$name.time"
+  printf '%-26s wall %7.2f s   cpu %6.2f s (user %.2f sys %.2f)\n' \
+    "$name" "$wall" "$(awk "BEGIN{print $user+$sys}")" "$user" "$sys"
+}
+val() { awk '{print $1}' "$dir/$1.time"; }
+cpu() { awk '{print $2+$3}' "$dir/$1.time"; }
+ratio() { awk "BEGIN{printf \"%.3f\", $1/$2}"; }
+
+cat "$src" > /dev/null
+gib=$(awk "BEGIN{print $size_mib/1024}")
+echo "file: $src ($size_mib MiB)"
+measure aws-s3-cp "$venv/bin/aws" --endpoint-url "$endpoint" s3 cp "$src" s3://bench/aws.bin \
+  --no-progress --only-show-errors
+measure imgport-upload "$bin" upload "$src" --bucket bench --key imgport.bin \
+  --endpoint "$endpoint" --path-style --region us-east-1 --journal "$dir/journal" --json
+cmp -s "$src" "$state/s3/bench/imgport.bin" || { echo "uploaded object differs" >&2; exit 1; }
+wall_ratio=$(ratio "$(val imgport-upload)" "$(val aws-s3-cp)")
+cpu_aws=$(awk "BEGIN{print $(cpu aws-s3-cp)/$gib}")
+cpu_imgport=$(awk "BEGIN{print $(cpu imgport-upload)/$gib}")
+echo "aws CPU-s/GiB $cpu_aws, imgport CPU-s/GiB $cpu_imgport"
+echo "ratio wall imgport/aws: $wall_ratio (target <= 0.67)"
+echo "ratio CPU  imgport/aws: $(ratio "$cpu_imgport" "$cpu_aws") (target <= 0.5)"
+
+# Convert + upload in one pass vs upload of the already-converted file. The source is a
+# sparse disk: the random file's data spread over twice its size as a QCOW2 (qemu-img), or
+# as RAW when this build's QCOW2 reader cannot open it.
+disk=$dir/disk.raw
+if [ ! -f "$disk" ]; then
+  truncate -s $((size_mib * 2))M "$disk.tmp"
+  dd if="$src" of="$disk.tmp" bs=1M seek=0 conv=notrunc status=none
+  mv "$disk.tmp" "$disk"
+fi
+conv_src=$dir/disk.qcow2
+[ -f "$conv_src" ] || qemu-img convert -O qcow2 "$disk" "$conv_src"
+if ! "$bin" convert "$conv_src" "$dir/converted.vhd" --to vhd --no-content-digest > /dev/null 2>&1; then
+  echo "(this build cannot read QCOW2: converting the RAW disk instead)"
+  conv_src=$disk
+  "$bin" convert "$conv_src" "$dir/converted.vhd" --to vhd --no-content-digest > /dev/null
+fi
+cat "$dir/converted.vhd" "$conv_src" > /dev/null
+measure upload-converted "$bin" upload "$dir/converted.vhd" --bucket bench --key conv1.vhd \
+  --endpoint "$endpoint" --path-style --region us-east-1 --journal "$dir/journal" --json
+measure convert-and-upload "$bin" upload "$conv_src" --to vhd --bucket bench --key conv2.vhd \
+  --endpoint "$endpoint" --path-style --region us-east-1 --journal "$dir/journal" --json
+cmp -s "$dir/converted.vhd" "$state/s3/bench/conv2.vhd" || { echo "converted object differs" >&2; exit 1; }
+echo "ratio convert+upload / upload of converted: $(ratio "$(val convert-and-upload)" "$(val upload-converted)") (target <= 1.1)"
