@@ -374,8 +374,8 @@ fn read_l1(
         }
     }
     let cs = geo.cluster_size;
+    // Offset 0 means "no table", so an L2 table can never sit on the header cluster.
     let metadata = [
-        (0, cs, "the header cluster"),
         (
             h.l1_table_offset,
             (u64::from(h.l1_size) * 8).next_multiple_of(cs),
@@ -447,3 +447,6 @@ impl DiskImage for Qcow2Image {
         Ok(self.counts.allocated_bytes)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -357,8 +357,11 @@ impl Header {
     fn validate_tables(&self, file_size: u64, v: &mut Verdict<'_>) -> bool {
         let cs = self.cluster_size();
         let mut usable = true;
+        // Aligned, after the header cluster, and inside the file.
         let inside = |offset: u64, len: u64| {
-            offset.is_multiple_of(cs) && offset.checked_add(len).is_some_and(|e| e <= file_size)
+            offset >= cs
+                && offset.is_multiple_of(cs)
+                && offset.checked_add(len).is_some_and(|e| e <= file_size)
         };
         let l1_bytes = u64::from(self.l1_size) * 8;
         let needed = self.l1_needed();
@@ -390,7 +393,7 @@ impl Header {
                 "l1_table_offset",
                 off::L1_TABLE_OFFSET,
                 format!(
-                    "the L1 table ({l1_bytes} bytes at {}) must be cluster-aligned ({cs}) and inside the file ({file_size} bytes)",
+                    "the L1 table ({l1_bytes} bytes at {}) must be cluster-aligned ({cs}), after the header cluster and inside the file ({file_size} bytes)",
                     self.l1_table_offset
                 ),
             );
@@ -413,7 +416,7 @@ impl Header {
                 "refcount_table_offset",
                 off::REFCOUNT_TABLE_OFFSET,
                 format!(
-                    "the refcount table ({rt_bytes} bytes at {}) must be cluster-aligned ({cs}) and inside the file ({file_size} bytes)",
+                    "the refcount table ({rt_bytes} bytes at {}) must be cluster-aligned ({cs}), after the header cluster and inside the file ({file_size} bytes)",
                     self.refcount_table_offset
                 ),
             );
@@ -434,7 +437,7 @@ impl Header {
                 "snapshots_offset",
                 off::SNAPSHOTS_OFFSET,
                 format!(
-                    "the snapshot table at {} must be cluster-aligned ({cs}) and inside the file ({file_size} bytes)",
+                    "the snapshot table at {} must be cluster-aligned ({cs}), after the header cluster and inside the file ({file_size} bytes)",
                     self.snapshots_offset
                 ),
             );
