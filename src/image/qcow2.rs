@@ -450,3 +450,6 @@ impl DiskImage for Qcow2Image {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod image_tests;
