@@ -4,6 +4,8 @@
 mod cloud;
 mod convert;
 mod inspect_container;
+mod oslo;
 mod plan;
+mod qcow2;
 mod util;
 mod vhd;
