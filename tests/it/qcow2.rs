@@ -145,3 +145,39 @@ fn dirty_images_warn_and_snapshots_are_reported() {
     let (_, r) = inspect_one(&image("content-extl2.qcow2"), &[]);
     assert_eq!(r["details"]["extended_l2"], true);
 }
+
+#[test]
+fn hostile_tables_from_the_qcow2_part_are_refused() {
+    refusal("qcow2/share-l2.qcow2", "qcow2.l2_table_shared");
+    refusal("qcow2/l1-loop.qcow2", "qcow2.l2_table_overlap");
+    refusal("qcow2/l1-size.qcow2", "qcow2.l1_too_large");
+    let (run, _) = inspect_one(&image("qcow2/base.qcow2"), &[]);
+    run.expect_code(0);
+}
+
+#[test]
+fn a_deflate_bomb_decompresses_to_one_cluster_like_qemu() {
+    // 64 MiB of zeros in one compressed 64 KiB cluster: reading stops at the cluster.
+    let src = image("qcow2/bomb.qcow2");
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join("bomb.raw");
+    imgport([
+        "convert".as_ref(),
+        src.as_os_str(),
+        dst.as_os_str(),
+        "--to".as_ref(),
+        "raw".as_ref(),
+    ])
+    .expect_code(0);
+    let out = Command::new("qemu-img")
+        .args(["compare", "-q", "-f", "qcow2", "-F", "raw"])
+        .arg(&src)
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
