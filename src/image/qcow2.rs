@@ -81,6 +81,8 @@ pub struct Qcow2Details {
     pub compressed_clusters: u64,
     /// Guest clusters that read as zeros by the zero flag or bitmap.
     pub zero_clusters: u64,
+    /// Names (from the image's feature name table) of the feature bits that are set.
+    pub features: Vec<String>,
     /// The header extensions found, in file order.
     pub extensions: Vec<ExtensionInfo>,
     pub snapshots: Snapshots,
@@ -260,6 +262,21 @@ impl Qcow2Image {
             data_clusters: self.counts.data,
             compressed_clusters: self.counts.compressed,
             zero_clusters: self.counts.zero,
+            features: self
+                .ext
+                .feature_names
+                .iter()
+                .filter(|(kind, bit, _)| {
+                    let field = match kind {
+                        0 => h.incompatible,
+                        1 => h.compatible,
+                        2 => h.autoclear,
+                        _ => 0,
+                    };
+                    *bit < 64 && field & (1u64 << bit) != 0
+                })
+                .map(|(_, _, name)| name.clone())
+                .collect(),
             extensions: self.ext.found.clone(),
             snapshots: self.snapshots.clone(),
         }
@@ -318,6 +335,7 @@ fn judge_backing_file(file: &ImageFile, h: &Header, v: &mut Verdict<'_>) -> Resu
             extensions::escaped(b)
         ),
         Some(b) => format!("named \"{}\"", extensions::escaped(b)),
+        None if len == 0 => "with an empty name".to_string(),
         None => format!(
             "whose name ({} bytes at {}) does not lie inside the first cluster",
             h.backing_file_size, h.backing_file_offset

@@ -144,6 +144,16 @@ fn dirty_images_warn_and_snapshots_are_reported() {
     assert_eq!(r["details"]["compression"], "zstd");
     let (_, r) = inspect_one(&image("content-extl2.qcow2"), &[]);
     assert_eq!(r["details"]["extended_l2"], true);
+    // Named by the feature name table qemu-img writes.
+    assert_eq!(
+        r["details"]["features"],
+        serde_json::json!(["extended L2 entries"])
+    );
+    let (_, r) = inspect_one(&image("qcow2-lazy.qcow2"), &[]);
+    assert_eq!(
+        r["details"]["features"],
+        serde_json::json!(["lazy refcounts"])
+    );
 }
 
 #[test]
