@@ -279,6 +279,46 @@ impl Finding {
     }
 }
 
+/// Collects a reader's findings while it judges a file, and remembers whether one refused.
+/// Every message starts with the field and its offset, then states the rule broken.
+pub(crate) struct Verdict<'a> {
+    pub(crate) findings: &'a mut Vec<Finding>,
+    pub(crate) refused: bool,
+}
+
+impl Verdict<'_> {
+    /// Records a refusal of `code` about `field` at file offset `offset`.
+    pub(crate) fn refuse(&mut self, code: &str, field: &str, offset: u64, msg: String) {
+        self.refused = true;
+        self.findings.push(Finding::at(
+            Severity::Refuse,
+            code,
+            field,
+            offset,
+            format!("{field} at offset {offset}: {msg}"),
+        ));
+    }
+
+    /// Records a finding of severity `sev` (a refusal still counts as one).
+    pub(crate) fn note(
+        &mut self,
+        sev: Severity,
+        code: &str,
+        field: &str,
+        offset: u64,
+        msg: String,
+    ) {
+        self.refused |= sev == Severity::Refuse;
+        self.findings.push(Finding::at(
+            sev,
+            code,
+            field,
+            offset,
+            format!("{field} at offset {offset}: {msg}"),
+        ));
+    }
+}
+
 /// Format-specific facts reported by `inspect`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::{
-    DiskImage, Extent, ExtentKind, Finding, ImageError, ImageFile, ImageFormat, Severity,
+    DiskImage, Extent, ExtentKind, Finding, ImageError, ImageFile, ImageFormat, Severity, Verdict,
     check_read, push_extent,
 };
 
@@ -260,34 +260,6 @@ pub struct VhdImage {
     size_source: SizeSource,
     size_reason: &'static str,
     layout: Layout,
-}
-
-/// Collects findings and remembers whether one refused.
-struct Verdict<'a> {
-    findings: &'a mut Vec<Finding>,
-    refused: bool,
-}
-
-impl Verdict<'_> {
-    fn refuse(&mut self, code: &str, field: &str, offset: u64, msg: String) {
-        self.refused = true;
-        self.findings.push(Finding::at(
-            Severity::Refuse,
-            code,
-            field,
-            offset,
-            format!("{field} at offset {offset}: {msg}"),
-        ));
-    }
-    fn note(&mut self, sev: Severity, code: &str, field: &str, offset: u64, msg: String) {
-        self.findings.push(Finding::at(
-            sev,
-            code,
-            field,
-            offset,
-            format!("{field} at offset {offset}: {msg}"),
-        ));
-    }
 }
 
 impl VhdImage {

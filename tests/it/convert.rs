@@ -412,7 +412,7 @@ fn send_signal(pid: u32, sig: &str) {
     sh(&format!("kill -{sig} {pid}"));
 }
 
-// --- QCOW2 and VHD sources: they need the readers being written on their own branches. ---
+// --- QCOW2 and VHD sources ---
 
 /// Converts `name` to every format and checks each output against the source. For the 40 GiB
 /// sources the RAW and fixed VHD outputs skip SHA-256 (26 s of zeros) and check only two parts.
@@ -448,7 +448,6 @@ fn source_to_every_format(name: &str, fmt: &str) -> Vec<serde_json::Value> {
 }
 
 #[test]
-#[ignore = "needs the qcow2/vhd reader from its branch"]
 fn qcow2_sources_convert_identically_and_share_the_content_digest() {
     let expected = reference_content_digest(&image("content.raw"));
     for name in [

@@ -4,7 +4,9 @@
 mod cloud;
 mod convert;
 mod inspect_container;
+mod oslo;
 mod plan;
+mod qcow2;
 mod upload;
 mod util;
 mod vhd;
