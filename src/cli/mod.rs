@@ -4,6 +4,7 @@
 
 pub mod checksum;
 pub mod convert;
+pub mod import;
 pub mod inspect;
 pub mod plan;
 pub mod progress;
@@ -53,6 +54,9 @@ pub enum Command {
     /// Upload a file as it is or converted on the fly to OSS/S3 by multipart: resumable,
     /// verified.
     Upload(upload::UploadArgs),
+    /// Import disk images as an ECS image: inspect, plan, convert and upload in one pass,
+    /// ImportImage, wait until Available, finish (`--sandbox` runs it all locally).
+    Import(import::ImportArgs),
 }
 
 /// Container formats as command-line values.
@@ -82,6 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Convert(args) => convert::run(args),
         Command::Checksum(args) => checksum::run(args),
         Command::Upload(args) => upload::run(args),
+        Command::Import(args) => import::run(args),
     }
 }
 

@@ -3,7 +3,9 @@
 //!
 //! Must not parse formats, sign requests or talk HTTP itself: it calls the layers that do.
 
+pub mod import;
 pub mod manifest;
 pub mod packer;
 pub mod prepare;
 pub mod report;
+pub mod sandbox;

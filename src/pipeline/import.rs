@@ -1,0 +1,353 @@
+//! One import end to end, in the order DESIGN.md fixes: inspect and plan (`prepare`), stream
+//! every disk converted and hashed into its object (`store`), ImportImage, wait until
+//! `Available`, then finish the image (ModifyImageAttribute). The stages hand plain values on;
+//! this file is the only one that knows their order.
+//!
+//! Re-runs are safe: uploads resume from their journal (and are skipped when the object is
+//! already there with our digests), and the ImportImage ClientToken is derived from the plan
+//! and the uploaded bytes, so a retried or repeated call returns the same image.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::prepare::{InspectedDisk, PrepareError, inspect_disks, plan_import};
+use crate::cloud::aliyun::client::EcsClient;
+use crate::cloud::aliyun::poll::{WaitError, WaitOptions};
+use crate::cloud::aliyun::rpc::RpcError;
+use crate::cloud::aliyun::validate::Invalid;
+use crate::image::ImageFormat;
+use crate::plan::{ImportPlan, PlanOptions, PlannedDisk};
+use crate::report::Reporter;
+use crate::store::{ObjectStore, ObjectTarget, StoreError, UploadOptions, UploadOutcome};
+use crate::transfer::stream::{LayoutStream, StreamOptions};
+use crate::transfer::{PartSource, TransferError};
+
+/// How one import runs, besides the plan itself.
+#[derive(Debug, Clone, Default)]
+pub struct ImportSettings {
+    /// The format the files must have (`--declared-format`).
+    pub declared: Option<ImageFormat>,
+    pub plan: PlanOptions,
+    /// Part size, buffers; its `cancel` is replaced by [`ImportSettings::cancel`].
+    pub stream: StreamOptions,
+    /// Concurrency, retries, journal directory; `source_id` and `cancel` are set per disk.
+    pub upload: UploadOptions,
+    pub wait: WaitOptions,
+    /// Set (e.g. on Ctrl-C) to stop: uploads stop after the parts in flight and stay
+    /// resumable; a running import task is cancelled when the service allows it.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// One uploaded disk of an import.
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadedDisk {
+    /// N of `DiskDeviceMapping.N`.
+    pub device_index: usize,
+    pub source: PathBuf,
+    /// Format of the object (`raw`, `vhd`, `vhd-fixed`, `qcow2`).
+    pub format: &'static str,
+    #[serde(flatten)]
+    pub upload: UploadOutcome,
+}
+
+/// Wall time of one stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageTiming {
+    pub stage: String,
+    pub seconds: f64,
+}
+
+/// What an import did: the JSON result of `imgport import --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportOutcome {
+    pub image_id: String,
+    pub status: String,
+    pub region: String,
+    pub image_name: String,
+    pub task_id: String,
+    pub client_token: String,
+    pub disks: Vec<UploadedDisk>,
+    /// ModifyImageAttribute was sent after the image became `Available`.
+    pub finished: bool,
+    pub timings: Vec<StageTiming>,
+}
+
+/// Why an import stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    #[error("{path}: streaming the disk")]
+    Stream {
+        path: PathBuf,
+        #[source]
+        source: TransferError,
+    },
+    #[error("uploading {target}")]
+    Upload {
+        target: ObjectTarget,
+        #[source]
+        source: StoreError,
+    },
+    #[error("{}: {} ({})", .0.field, .0.rule, .0.code)]
+    Invalid(Invalid),
+    #[error("ImportImage")]
+    Import(#[source] RpcError),
+    #[error("waiting for the image")]
+    Wait(#[from] WaitError),
+    #[error("finishing image {image_id} (ModifyImageAttribute)")]
+    Finish {
+        image_id: String,
+        #[source]
+        source: RpcError,
+    },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl ImportError {
+    /// Exit code per DESIGN.md: 3 refused, 2 a plan to correct, 4 cloud or storage service,
+    /// 5 CreateFailed, 130 interrupted, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ImportError::Prepare(e) => e.exit_code(),
+            ImportError::Invalid(_) => 2,
+            ImportError::Interrupted
+            | ImportError::Stream {
+                source: TransferError::Interrupted,
+                ..
+            }
+            | ImportError::Upload {
+                source: StoreError::Interrupted | StoreError::Source(TransferError::Interrupted),
+                ..
+            } => 130,
+            ImportError::Upload {
+                source: StoreError::Config(_),
+                ..
+            } => 2,
+            ImportError::Upload {
+                source:
+                    StoreError::Service { .. }
+                    | StoreError::Transport { .. }
+                    | StoreError::RetriesExhausted { .. }
+                    | StoreError::PartEtag { .. },
+                ..
+            } => 4,
+            ImportError::Import(_) | ImportError::Finish { .. } => 4,
+            ImportError::Wait(e) => e.exit_code(),
+            _ => 1,
+        }
+    }
+}
+
+/// Where the bytes and the calls go.
+pub struct Targets<'a, S: ObjectStore> {
+    pub store: &'a S,
+    pub ecs: &'a EcsClient,
+}
+
+/// Inspects and plans `paths`; the first half of [`run`], also what a dry run shows.
+pub fn prepare(
+    paths: &[PathBuf],
+    settings: &ImportSettings,
+) -> Result<(Vec<InspectedDisk>, ImportPlan), ImportError> {
+    let disks = inspect_disks(paths, settings.declared)?;
+    let plan = plan_import(&disks, &settings.plan)?;
+    Ok((disks, plan))
+}
+
+/// Runs the whole import of `paths`.
+pub async fn run<S: ObjectStore>(
+    paths: &[PathBuf],
+    settings: &ImportSettings,
+    targets: Targets<'_, S>,
+    reporter: &dyn Reporter,
+) -> Result<ImportOutcome, ImportError> {
+    let mut timings = Vec::new();
+    let run_started = Instant::now();
+    let started = run_started;
+    let (disks, plan) = prepare(paths, settings)?;
+    timings.push(timing("inspect and plan", started));
+    // Every request is checked before the first byte leaves the machine.
+    let request = plan.import_request().map_err(ImportError::Invalid)?;
+    if let Some(Err(e)) = plan.finishing_request("m-check") {
+        return Err(ImportError::Invalid(e));
+    }
+
+    let mut uploaded = Vec::with_capacity(plan.disks.len());
+    for planned in &plan.disks {
+        let disk = disks
+            .iter()
+            .find(|d| d.path == planned.source)
+            .expect("the plan names only inspected disks");
+        let started = Instant::now();
+        let upload = upload_disk(disk, planned, settings, targets.store, reporter).await?;
+        timings.push(timing(
+            &format!("upload disk {}", planned.device_index),
+            started,
+        ));
+        uploaded.push(UploadedDisk {
+            device_index: planned.device_index,
+            source: planned.source.clone(),
+            format: planned.output.value.name(),
+            upload,
+        });
+    }
+    check_cancel(settings)?;
+
+    let client_token = client_token(&plan, &uploaded);
+    let mut request = request;
+    request.client_token = Some(client_token.clone());
+    let started = Instant::now();
+    let imported = targets
+        .ecs
+        .import_image(request)
+        .await
+        .map_err(ImportError::Import)?;
+    timings.push(timing("ImportImage", started));
+
+    let started = Instant::now();
+    targets
+        .ecs
+        .wait_available(
+            &imported.image_id,
+            &imported.task_id,
+            settings.wait,
+            reporter,
+            cancelled(settings.cancel.clone()),
+        )
+        .await?;
+    timings.push(timing("wait until Available", started));
+
+    let mut finished = false;
+    if let Some(req) = plan.finishing_request(&imported.image_id) {
+        let req = req.map_err(ImportError::Invalid)?;
+        let started = Instant::now();
+        targets
+            .ecs
+            .modify_image_attribute(&req)
+            .await
+            .map_err(|source| ImportError::Finish {
+                image_id: imported.image_id.clone(),
+                source,
+            })?;
+        finished = true;
+        timings.push(timing("ModifyImageAttribute", started));
+    }
+    timings.push(timing("total", run_started));
+
+    Ok(ImportOutcome {
+        image_id: imported.image_id,
+        status: "Available".to_string(),
+        region: plan.region.clone(),
+        image_name: plan.image.name.value.clone(),
+        task_id: imported.task_id,
+        client_token,
+        disks: uploaded,
+        finished,
+        timings,
+    })
+}
+
+/// Streams one disk in its planned output format into its object: converted and hashed in
+/// one pass, no temporary file.
+async fn upload_disk<S: ObjectStore>(
+    disk: &InspectedDisk,
+    planned: &PlannedDisk,
+    settings: &ImportSettings,
+    store: &S,
+    reporter: &dyn Reporter,
+) -> Result<UploadOutcome, ImportError> {
+    let mut stream_opts = settings.stream.clone();
+    stream_opts.cancel = settings.cancel.clone();
+    let stream = LayoutStream::convert(
+        disk.opened.image.clone(),
+        planned.output.value,
+        &stream_opts,
+    )
+    .map_err(|source| ImportError::Stream {
+        path: disk.path.clone(),
+        source,
+    })?;
+    let target = ObjectTarget {
+        bucket: planned.bucket.clone(),
+        key: planned.object_key.clone(),
+    };
+    let mut upload_opts = settings.upload.clone();
+    upload_opts.cancel = settings.cancel.clone();
+    upload_opts.source_id = source_id(&disk.path, planned, stream.part_size());
+    reporter.start(
+        &format!("disk {}", planned.device_index),
+        Some(stream.layout().size),
+    );
+    let outcome = crate::store::upload(store, Box::new(stream), &target, &upload_opts, reporter)
+        .await
+        .map_err(|source| ImportError::Upload {
+            target: target.clone(),
+            source,
+        });
+    reporter.finish();
+    outcome
+}
+
+/// Identity of the bytes an upload sends: a resume journal is reused only for the same file
+/// (path, size, modification time, inode), output format and part size.
+fn source_id(path: &std::path::Path, planned: &PlannedDisk, part_size: u64) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let (size, mtime, ino) = std::fs::metadata(path)
+        .map(|m| (m.len(), m.mtime() * 1_000_000_000 + m.mtime_nsec(), m.ino()))
+        .unwrap_or_default();
+    format!(
+        "path={};size={size};mtime_ns={mtime};ino={ino};to={};part_size={part_size}",
+        abs.display(),
+        planned.output.value.name()
+    )
+}
+
+/// The ImportImage ClientToken: the same image name, objects and bytes give the same token,
+/// so a repeated run (or a retry after a lost answer) cannot create a second image. At most
+/// 64 ASCII characters (validate.rs).
+fn client_token(plan: &ImportPlan, uploaded: &[UploadedDisk]) -> String {
+    let mut h = Sha256::new();
+    h.update(plan.region.as_bytes());
+    h.update([0]);
+    h.update(plan.image.name.value.as_bytes());
+    for d in uploaded {
+        for part in [&d.upload.bucket, &d.upload.key, &d.upload.sha256] {
+            h.update([0]);
+            h.update(part.as_bytes());
+        }
+    }
+    let digest = crate::transfer::digest::hex(&h.finalize());
+    format!("imgport-{}", &digest[..48])
+}
+
+fn check_cancel(settings: &ImportSettings) -> Result<(), ImportError> {
+    match &settings.cancel {
+        Some(flag) if flag.load(Ordering::SeqCst) => Err(ImportError::Interrupted),
+        _ => Ok(()),
+    }
+}
+
+/// Completes when `flag` is set; never when there is none.
+async fn cancelled(flag: Option<Arc<AtomicBool>>) {
+    loop {
+        if flag.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn timing(stage: &str, started: Instant) -> StageTiming {
+    StageTiming {
+        stage: stage.to_string(),
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}

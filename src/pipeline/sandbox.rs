@@ -1,0 +1,85 @@
+//! The sandbox behind `imgport import --sandbox`: the ECS emulator and the embedded S3 server
+//! started in-process on 127.0.0.1, so the whole pipeline runs on a machine with no cloud
+//! account. Both serve one directory: the S3 server stores objects as `<dir>/s3/<bucket>/<key>`
+//! and the emulated ImportImage reads them from there with imgport's own inspector.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cloud::aliyun::credentials::Credentials;
+use crate::secret::Secret;
+use crate::sim::ecs::EcsConfig;
+use crate::sim::s3::S3Server;
+use crate::sim::server::{self, Faults, SimConfig};
+
+/// How long an emulated import takes from `Creating` to `Available` by default.
+pub const DEFAULT_IMPORT_TIME: Duration = Duration::from_secs(3);
+
+/// A running sandbox: its endpoints and the credentials it accepts. The servers run on the
+/// tokio runtime that started them and stop with it.
+pub struct Sandbox {
+    /// `http://127.0.0.1:PORT` of the ECS emulator.
+    pub ecs_endpoint: String,
+    /// `http://127.0.0.1:PORT` of the S3 server (path-style addressing).
+    pub s3_endpoint: String,
+    /// Where objects and the emulator's state live.
+    pub dir: PathBuf,
+    s3: S3Server,
+    ecs: tokio::task::JoinHandle<()>,
+}
+
+impl Sandbox {
+    /// Starts both servers on the current runtime, keeping their state under `dir`, with
+    /// `bucket` created.
+    pub async fn start(dir: &Path, bucket: &str, import_time: Duration) -> std::io::Result<Self> {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let s3_root = dir.join("s3");
+        let s3 = S3Server::start(loopback, &s3_root, &[bucket]).await?;
+        let config = SimConfig {
+            listen: loopback,
+            state_dir: Some(dir.join("ecs")),
+            ecs: EcsConfig {
+                s3_root: s3.root.clone(),
+                import_duration: import_time,
+                fail_objects_containing: None,
+                import_hook: None,
+            },
+            faults: Faults::default(),
+        };
+        let bound = server::bind(&config).await?;
+        let ecs_endpoint = format!("http://{}", bound.addr);
+        let ecs = tokio::spawn(async move {
+            if let Err(e) = bound.serve().await {
+                tracing::error!("sandbox ECS emulator stopped: {e}");
+            }
+        });
+        Ok(Self {
+            ecs_endpoint,
+            s3_endpoint: s3.endpoint(),
+            dir: dir.to_path_buf(),
+            s3,
+            ecs,
+        })
+    }
+
+    /// The fixed test credentials both servers accept (not secrets of any account).
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            access_key_id: server::TEST_ACCESS_KEY_ID.to_string(),
+            access_key_secret: Secret::new(server::TEST_ACCESS_KEY_SECRET),
+            security_token: None,
+        }
+    }
+
+    /// The embedded S3 server, for fault injection and request counts in tests.
+    pub fn s3(&self) -> &S3Server {
+        &self.s3
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.ecs.abort();
+    }
+}
