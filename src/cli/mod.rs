@@ -56,7 +56,7 @@ pub enum Command {
     Upload(upload::UploadArgs),
     /// Import disk images as an ECS image: inspect, plan, convert and upload in one pass,
     /// ImportImage, wait until Available, finish (`--sandbox` runs it all locally).
-    Import(import::ImportArgs),
+    Import(Box<import::ImportArgs>),
 }
 
 /// Container formats as command-line values.
@@ -86,7 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Convert(args) => convert::run(args),
         Command::Checksum(args) => checksum::run(args),
         Command::Upload(args) => upload::run(args),
-        Command::Import(args) => import::run(args),
+        Command::Import(args) => import::run(*args),
     }
 }
 

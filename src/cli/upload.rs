@@ -142,22 +142,9 @@ fn source_id(path: &std::path::Path, to: Option<ToArg>, part_size: u64) -> Strin
     )
 }
 
-fn exit_for(e: &StoreError) -> u8 {
-    match e {
-        StoreError::Interrupted
-        | StoreError::Source(crate::transfer::TransferError::Interrupted) => exit::INTERRUPTED,
-        StoreError::Service { .. }
-        | StoreError::Transport { .. }
-        | StoreError::RetriesExhausted { .. }
-        | StoreError::PartEtag { .. } => exit::CLOUD,
-        StoreError::Config(_) => exit::USAGE,
-        _ => exit::FAILED,
-    }
-}
-
 fn fail(e: &StoreError) -> ExitCode {
     eprintln!("error: {}", super::error_chain(e));
-    ExitCode::from(exit_for(e))
+    ExitCode::from(e.exit_code())
 }
 
 /// Runs `imgport upload`.

@@ -92,7 +92,7 @@ pub enum ImportError {
     Upload {
         target: ObjectTarget,
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
     #[error("{}: {} ({})", .0.field, .0.rule, .0.code)]
     Invalid(Invalid),
@@ -121,26 +121,11 @@ impl ImportError {
             | ImportError::Stream {
                 source: TransferError::Interrupted,
                 ..
-            }
-            | ImportError::Upload {
-                source: StoreError::Interrupted | StoreError::Source(TransferError::Interrupted),
-                ..
             } => 130,
-            ImportError::Upload {
-                source: StoreError::Config(_),
-                ..
-            } => 2,
-            ImportError::Upload {
-                source:
-                    StoreError::Service { .. }
-                    | StoreError::Transport { .. }
-                    | StoreError::RetriesExhausted { .. }
-                    | StoreError::PartEtag { .. },
-                ..
-            } => 4,
+            ImportError::Upload { source, .. } => source.exit_code(),
             ImportError::Import(_) | ImportError::Finish { .. } => 4,
             ImportError::Wait(e) => e.exit_code(),
-            _ => 1,
+            ImportError::Stream { .. } => 1,
         }
     }
 }
@@ -289,7 +274,7 @@ async fn upload_disk<S: ObjectStore>(
         .await
         .map_err(|source| ImportError::Upload {
             target: target.clone(),
-            source,
+            source: Box::new(source),
         });
     reporter.finish();
     outcome

@@ -205,6 +205,21 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Exit code per DESIGN.md: 130 interrupted, 2 a setting to correct, 4 the storage
+    /// service failed or could not be reached, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StoreError::Interrupted
+            | StoreError::Source(crate::transfer::TransferError::Interrupted) => 130,
+            StoreError::Config(_) => 2,
+            StoreError::Service { .. }
+            | StoreError::Transport { .. }
+            | StoreError::RetriesExhausted { .. }
+            | StoreError::PartEtag { .. } => 4,
+            _ => 1,
+        }
+    }
+
     /// The one retry predicate: only temporary failures are retried — 5xx, throttling
     /// (`SlowDown`, `Throttling*`, 429), `RequestTimeout`, and transport failures (timeouts,
     /// connection resets, truncated answers). Everything else (auth, bad digest, missing
