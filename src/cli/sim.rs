@@ -102,15 +102,21 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         });
         {
             use std::io::Write;
+            // The emulator's own fixed test credentials: printing them is intended. One write,
+            // so a reader that stops after the lines it needs never makes a later line fail.
+            let text = format!(
+                "endpoint: http://{}\naccess_key_id: {}\naccess_key_secret: {}\n\
+                 sts_access_key_id: {}\nsecurity_token: {}\ns3_root: {}\ns3_endpoint: {}\n",
+                bound.addr,
+                server::TEST_ACCESS_KEY_ID,
+                server::TEST_ACCESS_KEY_SECRET,
+                server::TEST_STS_KEY_ID,
+                server::TEST_SECURITY_TOKEN,
+                s3_root.display(),
+                s3.endpoint()
+            );
             let mut out = std::io::stdout().lock();
-            // The emulator's own fixed test credentials: printing them is intended.
-            writeln!(out, "endpoint: http://{}", bound.addr)?;
-            writeln!(out, "access_key_id: {}", server::TEST_ACCESS_KEY_ID)?;
-            writeln!(out, "access_key_secret: {}", server::TEST_ACCESS_KEY_SECRET)?;
-            writeln!(out, "sts_access_key_id: {}", server::TEST_STS_KEY_ID)?;
-            writeln!(out, "security_token: {}", server::TEST_SECURITY_TOKEN)?;
-            writeln!(out, "s3_root: {}", s3_root.display())?;
-            writeln!(out, "s3_endpoint: {}", s3.endpoint())?;
+            out.write_all(text.as_bytes())?;
             out.flush()?;
         }
         tokio::spawn(s3.serve());

@@ -17,27 +17,6 @@ const FORMATS: [(&str, &str); 4] = [
     ("qcow2", "qcow2"),
 ];
 
-fn sh(script: &str) -> String {
-    let out = Command::new("bash")
-        .args(["-c", script])
-        .output()
-        .expect("run bash");
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn first_word(s: &str) -> String {
-    s.split_whitespace().next().unwrap_or_default().to_string()
-}
-
-fn sha256sum(path: &Path) -> String {
-    first_word(&sh(&format!("sha256sum '{}'", path.display())))
-}
-
 /// MD5 of `len` bytes at `offset` of `path`, by `tail -c` and `head -c`.
 fn md5_range(path: &Path, offset: u64, len: u64) -> String {
     first_word(&sh(&format!(

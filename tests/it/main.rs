@@ -3,6 +3,7 @@
 
 mod cloud;
 mod convert;
+mod import;
 mod inspect_container;
 mod oslo;
 mod plan;

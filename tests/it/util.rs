@@ -139,3 +139,27 @@ pub fn finding_codes(report: &serde_json::Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Runs `script` with bash; panics with its stderr when it fails. Returns stdout.
+pub fn sh(script: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-c", script])
+        .output()
+        .expect("run bash");
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The first whitespace-separated word of `s` (the digest of a `*sum` line).
+pub fn first_word(s: &str) -> String {
+    s.split_whitespace().next().unwrap_or_default().to_string()
+}
+
+/// `sha256sum PATH`, the digest only.
+pub fn sha256sum(path: &Path) -> String {
+    first_word(&sh(&format!("sha256sum '{}'", path.display())))
+}

@@ -1,0 +1,252 @@
+//! `imgport import --sandbox`: the whole pipeline against the in-process emulator and S3
+//! server — the image ends `Available`, the object holds exactly the converted bytes, a re-run
+//! returns the same image, several disks map to DiskDeviceMapping.1..N, a refused image
+//! uploads nothing, `--dry-run` is `imgport plan`, and Ctrl-C while waiting exits 130.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+const BUCKET: &str = "sandbox";
+
+/// `imgport import --sandbox` with a sandbox and journal under `dir`.
+fn import_args(dir: &Path, files: &[&Path], extra: &[&str]) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["import".into()];
+    args.extend(files.iter().map(|f| f.as_os_str().to_owned()));
+    for a in [
+        "--region",
+        "cn-hangzhou",
+        "--bucket",
+        BUCKET,
+        "--sandbox",
+        "--json",
+    ] {
+        args.push(a.into());
+    }
+    args.push("--sandbox-dir".into());
+    args.push(dir.join("sandbox").into());
+    args.push("--journal".into());
+    args.push(dir.join("journal").into());
+    args.push("--sandbox-import-seconds".into());
+    args.push("1".into());
+    args.extend(extra.iter().map(Into::into));
+    args
+}
+
+fn object(dir: &Path, key: &str) -> std::path::PathBuf {
+    dir.join("sandbox/s3").join(BUCKET).join(key)
+}
+
+/// Image records the emulator keeps in its state file.
+fn images_in_state(dir: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("sandbox/ecs/ecs-state.json"))
+        .expect("emulator state file");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("state JSON");
+    let images = &v["images"];
+    match images {
+        serde_json::Value::Array(a) => a.clone(),
+        serde_json::Value::Object(m) => m.values().cloned().collect(),
+        other => panic!("no images in the emulator state: {other}"),
+    }
+}
+
+#[test]
+fn sandbox_import_ends_available_with_the_converted_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = image("content.qcow2");
+    let run = imgport_in(
+        dir.path(),
+        import_args(dir.path(), &[&src], &["--system-disk", "1", "--to", "vhd"]),
+    );
+    run.expect_code(0);
+    let r = run.json();
+    assert_eq!(r["status"], "Available", "{r}");
+    assert!(r["image_id"].as_str().is_some_and(|s| !s.is_empty()), "{r}");
+    assert_eq!(r["region"], "cn-hangzhou");
+    assert_eq!(r["sandbox"], true);
+    let disk = &r["disks"][0];
+    assert_eq!(disk["device_index"], 1);
+    assert_eq!(disk["format"], "vhd");
+    let key = disk["key"].as_str().unwrap();
+    let obj = object(dir.path(), key);
+    // The object is exactly what `imgport convert --to vhd` writes, and the same disk.
+    assert_eq!(disk["sha256"].as_str().unwrap(), sha256sum(&obj));
+    let converted = dir.path().join("converted.vhd");
+    let convert: [&std::ffi::OsStr; 5] = [
+        "convert".as_ref(),
+        src.as_os_str(),
+        converted.as_os_str(),
+        "--to".as_ref(),
+        "vhd".as_ref(),
+    ];
+    imgport(convert).expect_code(0);
+    assert_eq!(sha256sum(&converted), sha256sum(&obj));
+    sh(&format!(
+        "qemu-img compare -f qcow2 -F vpc '{}' '{}'",
+        src.display(),
+        obj.display()
+    ));
+    let stages: Vec<&str> = r["timings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["stage"].as_str())
+        .collect();
+    for s in [
+        "inspect and plan",
+        "upload disk 1",
+        "ImportImage",
+        "wait until Available",
+    ] {
+        assert!(stages.contains(&s), "stage {s} missing in {stages:?}");
+    }
+}
+
+#[test]
+fn a_rerun_returns_the_same_image_and_creates_no_second_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = image("content.qcow2");
+    let args = import_args(dir.path(), &[&src], &["--system-disk", "1"]);
+    let first = imgport_in(dir.path(), &args);
+    first.expect_code(0);
+    let second = imgport_in(dir.path(), &args);
+    second.expect_code(0);
+    assert_eq!(first.json()["image_id"], second.json()["image_id"]);
+    assert_eq!(first.json()["client_token"], second.json()["client_token"]);
+    assert_eq!(images_in_state(dir.path()).len(), 1);
+}
+
+#[test]
+fn data_disks_follow_the_system_disk_in_the_given_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let system = image("content.qcow2");
+    let data = image("content.vhd");
+    let run = imgport_in(
+        dir.path(),
+        import_args(dir.path(), &[&system, &data], &["--system-disk", "1"]),
+    );
+    run.expect_code(0);
+    let r = run.json();
+    let disks = r["disks"].as_array().unwrap();
+    assert_eq!(disks.len(), 2);
+    assert_eq!(disks[0]["device_index"], 1);
+    assert_eq!(disks[1]["device_index"], 2);
+    assert_eq!(disks[1]["format"], "vhd");
+    for d in disks {
+        let obj = object(dir.path(), d["key"].as_str().unwrap());
+        assert_eq!(d["sha256"].as_str().unwrap(), sha256sum(&obj));
+    }
+    sh(&format!(
+        "qemu-img compare -f vpc -F vpc '{}' '{}'",
+        data.display(),
+        object(dir.path(), disks[1]["key"].as_str().unwrap()).display()
+    ));
+}
+
+#[test]
+fn a_refused_image_uploads_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = imgport_in(
+        dir.path(),
+        import_args(
+            dir.path(),
+            &[&image("qcow2-backing.qcow2")],
+            &["--system-disk", "1"],
+        ),
+    );
+    run.expect_code(3);
+    assert!(
+        run.stderr().contains("qcow2-backing.qcow2"),
+        "{}",
+        run.stderr()
+    );
+    let bucket = dir.path().join("sandbox/s3").join(BUCKET);
+    let stored: Vec<_> = walk(&bucket);
+    assert!(stored.is_empty(), "objects were stored: {stored:?}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn dry_run_is_the_plan_and_calls_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = image("content.qcow2");
+    let common = [
+        "--region",
+        "cn-hangzhou",
+        "--bucket",
+        BUCKET,
+        "--system-disk",
+        "1",
+        "--json",
+    ];
+    let mut args: Vec<&std::ffi::OsStr> =
+        vec!["import".as_ref(), src.as_os_str(), "--dry-run".as_ref()];
+    args.extend(common.iter().map(std::ffi::OsStr::new));
+    let dry = imgport_in(dir.path(), &args);
+    dry.expect_code(0);
+    let mut args: Vec<&std::ffi::OsStr> = vec!["plan".as_ref(), src.as_os_str()];
+    args.extend(common.iter().map(std::ffi::OsStr::new));
+    let plan = imgport_in(dir.path(), &args);
+    plan.expect_code(0);
+    assert_eq!(dry.json(), plan.json());
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "a dry run wrote files"
+    );
+}
+
+#[test]
+fn ctrl_c_while_waiting_cancels_the_task_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = image("content.qcow2");
+    let mut args = import_args(dir.path(), &[&src], &["--system-disk", "1"]);
+    // A slow import, so the signal arrives while waiting.
+    let i = args
+        .iter()
+        .position(|a| a == "--sandbox-import-seconds")
+        .unwrap();
+    args[i + 1] = "60".into();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imgport"))
+        .args(&args)
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until ImportImage was accepted: the emulator's state names an image.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir.path().join("sandbox/ecs/ecs-state.json").exists()
+        || images_in_state(dir.path()).is_empty()
+    {
+        assert!(Instant::now() < deadline, "the import never started");
+        assert!(child.try_wait().unwrap().is_none(), "imgport ended early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    sh(&format!("kill -INT {}", child.id()));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted"), "{stderr}");
+}
