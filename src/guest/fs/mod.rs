@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+pub mod fat;
+
 /// What a directory entry or path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeKind {
