@@ -4,6 +4,7 @@
 use std::fmt;
 
 pub mod fat;
+pub mod ntfs;
 
 /// What a directory entry or path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
