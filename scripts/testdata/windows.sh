@@ -69,6 +69,10 @@ for set in $($gen sets); do
     printf 'MZ' > "mnt/Program Files/Cloudbase Solutions/Cloudbase-Init/bin/OpenStackService.exe"
   fi
   case $set in win11|win2008) ;; *) mkdir -p mnt/Windows/SysWOW64 ;; esac
+  if [ "$set" = win2025 ]; then
+    # Hibernated / Fast Startup: hiberfil.sys with a non-zero header.
+    { printf 'HIBR'; head -c 8188 /dev/zero; } > mnt/hiberfil.sys
+  fi
   umount mnt
 done
 # A copy of the win2022 cmd.exe for byte comparison.

@@ -1,0 +1,168 @@
+//! Windows facts for each generated system volume (scripts/testdata/windows.sh and .py).
+
+use std::sync::Arc;
+
+use super::*;
+use crate::guest::fs::fat::tests::test_image;
+use crate::guest::fs::{fat, ntfs};
+
+fn inspect_img(name: &str) -> WindowsFacts {
+    let fs = ntfs::open(Arc::new(test_image(name))).unwrap();
+    inspect(&fs).unwrap().expect("a Windows system volume")
+}
+
+fn codes(w: &WindowsFacts) -> Vec<&str> {
+    w.findings.iter().map(|f| f.code.as_str()).collect()
+}
+
+#[test]
+fn server_2022_with_virtio_and_cloudbase() {
+    let w = inspect_img("ntfs-win2022.img");
+    assert_eq!(w.systemroot, "/Windows");
+    assert_eq!(
+        w.product_name.as_deref(),
+        Some("Windows Server 2022 Datacenter")
+    );
+    assert_eq!(w.product.as_deref(), Some("Windows Server 2022"));
+    assert_eq!(w.platform.as_deref(), Some("Windows Server 2022"));
+    assert_eq!(w.edition_id.as_deref(), Some("ServerDatacenter"));
+    assert_eq!(w.installation_type.as_deref(), Some("Server"));
+    assert!(w.server);
+    assert_eq!(w.version.as_deref(), Some("10.0.20348"));
+    assert_eq!((w.build, w.ubr), (Some(20348), Some(2227)));
+    assert_eq!(w.display_version.as_deref(), Some("21H2"));
+    assert_eq!(w.architecture.as_deref(), Some("x86_64"));
+    assert_eq!(w.current_control_set.as_deref(), Some("ControlSet001"));
+    assert_eq!(w.hostname.as_deref(), Some("WIN-TEST"));
+    assert_eq!(w.drivers.virtio, Some(true));
+    assert_eq!(w.drivers.virtio_in_initramfs, Some(true));
+    assert_eq!(w.drivers.nvme, Some(true));
+    assert_eq!(w.drivers.nvme_in_initramfs, Some(true));
+    assert!(
+        w.drivers
+            .evidence
+            .contains(&"SYSTEM\\ControlSet001\\Services\\viostor Start=0".to_string()),
+        "{:?}",
+        w.drivers.evidence
+    );
+    assert_eq!(w.cloud_init, Some(true));
+    assert!(w.findings.is_empty(), "{:?}", w.findings);
+    let mut g = GuestFacts::default();
+    w.apply_to(&mut g);
+    assert_eq!(g.os_type.as_deref(), Some("windows"));
+    assert_eq!(g.platform.as_deref(), Some("Windows Server 2022"));
+    assert_eq!(g.architecture.as_deref(), Some("x86_64"));
+    assert_eq!(g.version.as_deref(), Some("10.0.20348"));
+}
+
+#[test]
+fn server_2019_current_control_set_dirty_hive_compressed_cmd() {
+    let w = inspect_img("ntfs-win2019.img");
+    assert_eq!(w.product.as_deref(), Some("Windows Server 2019"));
+    assert_eq!(w.platform.as_deref(), Some("Windows Server 2019"));
+    assert_eq!(w.version.as_deref(), Some("10.0.17763"));
+    // Select\Current = 2: the stale ControlSet001 (with viostor) is not read.
+    assert_eq!(w.current_control_set.as_deref(), Some("ControlSet002"));
+    assert_eq!(w.drivers.virtio, Some(false));
+    assert_eq!(w.drivers.virtio_in_initramfs, Some(false));
+    assert_eq!(w.drivers.nvme, Some(true));
+    assert_eq!(w.drivers.nvme_in_initramfs, Some(false));
+    assert_eq!(w.cloud_init, Some(false));
+    // cmd.exe is compressed: the architecture comes from PROCESSOR_ARCHITECTURE.
+    assert_eq!(w.architecture.as_deref(), Some("x86_64"));
+    let c = codes(&w);
+    assert!(c.contains(&"windows.dirty_hive"), "{c:?}");
+    assert!(c.contains(&"windows.no_virtio"), "{c:?}");
+    assert!(c.contains(&"windows.cmd_unreadable"), "{c:?}");
+    let dirty = w
+        .findings
+        .iter()
+        .find(|f| f.code == "windows.dirty_hive")
+        .unwrap();
+    assert!(dirty.message.contains("SYSTEM") && dirty.message.contains("9 and 8"));
+    let unreadable = w
+        .findings
+        .iter()
+        .find(|f| f.code == "windows.cmd_unreadable")
+        .unwrap();
+    assert!(
+        unreadable.message.contains("cmd.exe"),
+        "{}",
+        unreadable.message
+    );
+}
+
+#[test]
+fn server_2012_r2_from_current_version_string() {
+    let w = inspect_img("ntfs-win2012r2.img");
+    assert_eq!((w.major_version, w.minor_version), (Some(6), Some(3)));
+    assert_eq!(w.version.as_deref(), Some("6.3.9600"));
+    assert_eq!(w.product.as_deref(), Some("Windows Server 2012 R2"));
+    assert_eq!(w.platform.as_deref(), Some("Windows Server 2012"));
+    // viostor is installed but demand-start (3).
+    assert_eq!(w.drivers.virtio, Some(true));
+    assert_eq!(w.drivers.virtio_in_initramfs, Some(false));
+    assert_eq!(codes(&w), ["windows.virtio_not_boot_start"]);
+    // No service, but the program directory.
+    assert_eq!(w.cloud_init, Some(true));
+    assert!(
+        w.drivers
+            .evidence
+            .iter()
+            .any(|e| e.contains("Cloudbase-Init exists"))
+    );
+}
+
+#[test]
+fn windows_11_client_on_arm64() {
+    let w = inspect_img("ntfs-win11.img");
+    assert_eq!(w.product_name.as_deref(), Some("Windows 10 Pro"));
+    assert_eq!(w.product.as_deref(), Some("Windows 11"));
+    assert!(!w.server);
+    assert_eq!(w.platform, None);
+    assert_eq!(w.architecture.as_deref(), Some("arm64"));
+    let c = codes(&w);
+    assert!(c.contains(&"windows.client_edition"), "{c:?}");
+    assert!(c.contains(&"windows.no_virtio"), "{c:?}");
+    let f = w
+        .findings
+        .iter()
+        .find(|f| f.code == "windows.client_edition")
+        .unwrap();
+    assert!(f.message.contains("Windows Server"), "{}", f.message);
+}
+
+#[test]
+fn server_2025_has_no_documented_platform_and_is_hibernated() {
+    let w = inspect_img("ntfs-win2025.img");
+    assert_eq!(w.product.as_deref(), Some("Windows Server 2025"));
+    assert_eq!(w.platform, None);
+    let c = codes(&w);
+    assert!(c.contains(&"windows.platform_unlisted"), "{c:?}");
+    assert!(c.contains(&"windows.hibernated"), "{c:?}");
+}
+
+#[test]
+fn server_2008_i386() {
+    let w = inspect_img("ntfs-win2008.img");
+    assert_eq!(w.version.as_deref(), Some("6.0.6002"));
+    assert_eq!(w.product.as_deref(), Some("Windows Server 2008"));
+    assert_eq!(w.platform.as_deref(), Some("Windows Server 2008"));
+    assert_eq!(w.architecture.as_deref(), Some("i386"));
+    assert_eq!(w.drivers.virtio_in_initramfs, Some(true));
+    assert_eq!(codes(&w), ["windows.no_nvme"]);
+}
+
+#[test]
+fn a_volume_without_systemroot_is_not_windows() {
+    let fs = fat::open(Arc::new(test_image("esp32.img"))).unwrap();
+    assert!(inspect(&fs).unwrap().is_none());
+}
+
+#[test]
+fn facts_serialize() {
+    let w = inspect_img("ntfs-win2019.img");
+    let json = serde_json::to_value(&w).unwrap();
+    assert_eq!(json["platform"], "Windows Server 2019");
+    assert_eq!(json["findings"][0]["severity"], "warning");
+}
