@@ -159,7 +159,8 @@ fn is_kind(fs: &dyn FileSystem, path: &str, kind: NodeKind) -> Result<bool, FsEr
     Ok(fs.lstat(path.as_bytes())?.is_some_and(|i| i.kind == kind))
 }
 
-/// `dir/name`, matched without case even on a case-sensitive file system; the stored name.
+/// `dir/name`, matched without case even on a case-sensitive file system (there the stored
+/// spelling is returned; on a case-insensitive one, the requested spelling).
 fn find_child(fs: &dyn FileSystem, dir: &str, name: &str) -> Result<Option<String>, FsError> {
     let join = |n: &str| format!("{}/{n}", dir.trim_end_matches('/'));
     if fs.case_insensitive() {

@@ -166,3 +166,84 @@ fn facts_serialize() {
     assert_eq!(json["platform"], "Windows Server 2019");
     assert_eq!(json["findings"][0]["severity"], "warning");
 }
+
+/// Every string and number value our reader finds under `key` equals what hivexget (libhivex,
+/// an independent implementation) prints for it.
+fn agrees_with_hivexget(hive_file: &str, key: &str) -> usize {
+    let bytes = test_image(hive_file);
+    let hive = Hive::parse(&bytes).unwrap();
+    let k = hive.key(key).unwrap().unwrap();
+    let path = crate::guest::fs::fat::tests::test_image_path(hive_file);
+    let mut checked = 0;
+    for v in k.values().unwrap() {
+        let ours = match v.data().unwrap() {
+            crate::guest::registry::ValueData::String(s)
+            | crate::guest::registry::ValueData::ExpandString(s) => s,
+            crate::guest::registry::ValueData::Dword(d) => d.to_string(),
+            crate::guest::registry::ValueData::Qword(q) => q.to_string(),
+            _ => continue,
+        };
+        let out = std::process::Command::new("hivexget")
+            .arg(&path)
+            .arg(key)
+            .arg(v.name())
+            .output()
+            .expect("hivexget (libhivex-bin) is installed by scripts/install-deps.sh");
+        assert!(out.status.success(), "hivexget {key} {}", v.name());
+        let theirs = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            ours,
+            theirs.trim_end_matches('\n'),
+            "{hive_file} {key} {}",
+            v.name()
+        );
+        checked += 1;
+    }
+    checked
+}
+
+#[test]
+fn registry_reads_match_hivexget() {
+    let mut checked = 0;
+    for set in [
+        "win2022",
+        "win2019",
+        "win2012r2",
+        "win11",
+        "win2025",
+        "win2008",
+    ] {
+        checked += agrees_with_hivexget(
+            &format!("hives/{set}/SOFTWARE"),
+            "Microsoft\\Windows NT\\CurrentVersion",
+        );
+        checked += agrees_with_hivexget(&format!("hives/{set}/SYSTEM"), "Select");
+        checked += agrees_with_hivexget(
+            &format!("hives/{set}/SYSTEM"),
+            "ControlSet001\\Control\\Session Manager\\Environment",
+        );
+    }
+    checked += agrees_with_hivexget("hives/win2022/SYSTEM", "ControlSet001\\Services\\viostor");
+    assert!(checked > 60, "{checked} values compared");
+}
+
+#[test]
+fn hostile_hives_become_findings_never_panics() {
+    let mut rng = fastrand::Rng::with_seed(0x4849_5645);
+    for file in ["hives/win2022/SOFTWARE", "hives/win2019/SYSTEM"] {
+        let good = test_image(file);
+        let start = std::time::Instant::now();
+        for _ in 0..300 {
+            let mut bytes = good.clone();
+            for _ in 0..rng.usize(1..10) {
+                let i = rng.usize(4096..bytes.len());
+                bytes[i] = rng.u8(..);
+            }
+            let mut w = WindowsFacts::default();
+            with_hive(&bytes, "SOFTWARE", &mut w, read_software);
+            with_hive(&bytes, "SYSTEM", &mut w, |h, w| read_system(h, w).map(drop));
+            classify(&mut w);
+        }
+        assert!(start.elapsed().as_secs() < 60, "{file}");
+    }
+}

@@ -44,7 +44,7 @@ pub struct Decoder {
 /// The LFN checksum of an 11-byte short name (fatgen103 §7).
 pub fn short_name_checksum(name: &[u8]) -> u8 {
     name.iter()
-        .fold(0u8, |sum, &c| (sum >> 1 | sum << 7).wrapping_add(c))
+        .fold(0u8, |sum, &c| sum.rotate_right(1).wrapping_add(c))
 }
 
 impl Decoder {

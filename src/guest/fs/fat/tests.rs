@@ -9,16 +9,22 @@ use super::*;
 /// Bytes of `windows/<name>` from the test-image cache (`$IMGPORT_TESTDATA`, else
 /// `testdata/cache`); fails loudly when scripts/make-testdata.sh has not built it.
 pub(crate) fn test_image(name: &str) -> Vec<u8> {
-    let dir = std::env::var_os("IMGPORT_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/cache"));
-    let p = dir.join("windows").join(name);
+    let p = test_image_path(name);
     std::fs::read(&p).unwrap_or_else(|e| {
         panic!(
             "test image {} missing ({e}): run scripts/make-testdata.sh",
             p.display()
         )
     })
+}
+
+/// Path of `windows/<name>` in the test-image cache.
+pub(crate) fn test_image_path(name: &str) -> PathBuf {
+    std::env::var_os("IMGPORT_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/cache"))
+        .join("windows")
+        .join(name)
 }
 
 fn open_img(name: &str) -> FatFs {
