@@ -9,6 +9,13 @@
 # LZNT1-compressed cmd.exe as CompactOS would. The registry hives come from windows.py (our
 # own regf writer); hivexget (libhivex-bin) reads them back as an oracle.
 gen="python3 $root/scripts/testdata/windows.py"
+# make-testdata.sh installs packages only when its main set is rebuilt; this part's tools
+# (ntfs-3g, libhivex-bin) may be newer than a cached main set.
+"$root/scripts/install-deps.sh"
+if [ ! -c /dev/fuse ]; then
+  echo "windows.sh: /dev/fuse is missing: the NTFS images need the ntfs-3g FUSE driver" >&2
+  exit 1
+fi
 
 # --- source files, kept beside the images so tests compare bytes ---
 mkdir -p files

@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use super::hives::{read_software, read_system, with_hive};
 use super::*;
 use crate::guest::fs::fat::tests::test_image;
 use crate::guest::fs::{fat, ntfs};
+use crate::guest::registry::Hive;
 
 fn inspect_img(name: &str) -> WindowsFacts {
     let fs = ntfs::open(Arc::new(test_image(name))).unwrap();
