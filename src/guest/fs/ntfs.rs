@@ -406,8 +406,8 @@ mod tests {
     #[test]
     fn hostile_byte_flips_never_panic() {
         let good = test_image("ntfs-win2012r2.img");
-        // Boot sector and the start of the MFT region mkntfs lays out (first 64 KiB and the
-        // MFT at cluster 4 with 4 KiB clusters).
+        // The boot sector and the MFT (cluster 4 of 4 KiB): records 0..80 of 1 KiB hold the
+        // metafiles and, from record 64, the files windows.sh wrote.
         let mut rng = fastrand::Rng::with_seed(0x4e7f5);
         let mut opened = 0;
         for _ in 0..150 {
@@ -416,7 +416,7 @@ mod tests {
                 let i = if rng.bool() {
                     rng.usize(0..1024)
                 } else {
-                    rng.usize(0x4000..0x4000 + 64 * 1024)
+                    rng.usize(0x4000..0x4000 + 80 * 1024)
                 };
                 img[i] = rng.u8(..);
             }

@@ -15,6 +15,8 @@ const NT_LOWER_EXT: u8 = 0x10;
 pub struct Entry {
     /// The long name when a valid LFN run precedes the entry, else the 8.3 name.
     pub name: String,
+    /// The 8.3 name (`PROGRA~1`), which Windows also resolves.
+    pub short: String,
     pub is_dir: bool,
     pub first_cluster: u32,
     pub size: u32,
@@ -70,11 +72,13 @@ impl Decoder {
         if e[0] == b'.' && (e[1..11].iter().all(|&b| b == b' ') || &e[1..11] == b".         ") {
             return Slot::Skip;
         }
-        let name = long.unwrap_or_else(|| short_name(e));
+        let short = short_name(e);
+        let name = long.unwrap_or_else(|| short.clone());
         let hi = u32::from(u16::from_le_bytes([e[20], e[21]]));
         let lo = u32::from(u16::from_le_bytes([e[26], e[27]]));
         Slot::Entry(Entry {
             name,
+            short,
             is_dir: attr & ATTR_DIRECTORY != 0,
             first_cluster: hi << 16 | lo,
             size: u32::from_le_bytes([e[28], e[29], e[30], e[31]]),

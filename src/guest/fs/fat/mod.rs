@@ -240,7 +240,7 @@ impl FatFs {
             let found = self
                 .entries(&node, path)?
                 .into_iter()
-                .find(|e| same_name(&e.name, part));
+                .find(|e| same_name(&e.name, part) || same_name(&e.short, part));
             match found {
                 Some(e) => node = Node::Entry(e),
                 None => return Ok(None),

@@ -53,6 +53,7 @@ fn check_volume(name: &str, fat_type: &str, label: &str, uuid: &str) {
         ("/EFI/MICROSOFT/BOOT/BOOTMGFW.EFI", "bootmgfw.efi"),
         ("/A long file name, with spaces.txt", "long.txt"),
         ("/a LONG file name, WITH spaces.TXT", "long.txt"),
+        ("/ALONGF~1.TXT", "long.txt"),
         ("/big.bin", "big.bin"),
         ("/many/entry-117.txt", "entry-117.txt"),
     ] {
