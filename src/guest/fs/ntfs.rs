@@ -9,7 +9,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 use ntfs::indexes::NtfsFileNameIndex;
-use ntfs::structured_values::{NtfsFileAttributeFlags, NtfsFileNamespace};
+use ntfs::structured_values::{NtfsFileAttributeFlags, NtfsFileNamespace, NtfsVolumeFlags};
 use ntfs::{Ntfs, NtfsAttributeFlags, NtfsFile, NtfsReadSeek};
 
 use super::{DirEntry, FileSystem, FsError, NodeInfo, NodeKind};
@@ -60,6 +60,7 @@ pub struct NtfsFs {
     source: Arc<dyn ByteSource>,
     ntfs: Ntfs,
     label: Option<String>,
+    dirty: Option<bool>,
 }
 
 /// True when `boot` (the first 512 bytes of a volume) is an NTFS boot sector (`NTFS    ` at 3
@@ -89,10 +90,15 @@ pub fn open(source: Arc<dyn ByteSource>) -> Result<NtfsFs, FsError> {
         Some(Ok(name)) => Some(name.name().to_string_lossy()).filter(|s| !s.is_empty()),
         _ => None,
     };
+    let dirty = ntfs
+        .volume_info(&mut r)
+        .ok()
+        .map(|i| i.flags().contains(NtfsVolumeFlags::IS_DIRTY));
     Ok(NtfsFs {
         source,
         ntfs,
         label,
+        dirty,
     })
 }
 
@@ -128,6 +134,13 @@ fn kind_of(file: &NtfsFile<'_>) -> Result<NodeKind, ntfs::NtfsError> {
 }
 
 impl NtfsFs {
+    /// The `$Volume` dirty flag: Windows did not unmount cleanly (or chkdsk is pending), so
+    /// the captured volume may be inconsistent (reference §5.2 item 5). `None` when the
+    /// volume information cannot be read.
+    pub fn is_dirty(&self) -> Option<bool> {
+        self.dirty
+    }
+
     fn reader(&self) -> Reader<'_> {
         Reader {
             src: self.source.as_ref(),
@@ -394,6 +407,30 @@ mod tests {
             .read_at(b"/Windows/System32/config/SYSTEM", 0, &mut buf)
             .unwrap();
         assert_eq!(&buf[..n], &want[..]);
+    }
+
+    /// Sets the dirty flag in `$Volume`'s `$VOLUME_INFORMATION` (MFT record 3; the MFT is at
+    /// cluster 4 of 4 KiB in these images, records are 1 KiB).
+    fn make_dirty(img: &mut [u8]) {
+        let rec = 0x4000 + 3 * 1024;
+        assert_eq!(&img[rec..rec + 4], b"FILE");
+        let le16 = |b: &[u8], at: usize| usize::from(u16::from_le_bytes([b[at], b[at + 1]]));
+        let le32 = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+        let mut at = rec + le16(img, rec + 0x14);
+        while le32(img, at) != 0x70 {
+            assert_ne!(le32(img, at), u32::MAX, "no $VOLUME_INFORMATION");
+            at += le32(img, at + 4) as usize;
+        }
+        let flags = at + le16(img, at + 0x14) + 10;
+        img[flags] |= 1;
+    }
+
+    #[test]
+    fn dirty_volume_flag() {
+        assert_eq!(open_img("ntfs-win2022.img").is_dirty(), Some(false));
+        let mut img = test_image("ntfs-win2022.img");
+        make_dirty(&mut img);
+        assert_eq!(open(Arc::new(img)).unwrap().is_dirty(), Some(true));
     }
 
     #[test]
