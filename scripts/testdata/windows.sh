@@ -82,5 +82,14 @@ for set in $($gen sets); do
   fi
   umount mnt
 done
+# A system volume whose SOFTWARE hive is cut short (the base block says more bins follow).
+truncate -s 12M ntfs-badhive.img
+mkntfs -q -F -f -L BADHIVE -s 512 -c 4096 ntfs-badhive.img >/dev/null 2>&1
+ntfs-3g ntfs-badhive.img mnt
+mkdir -p mnt/Windows/System32/config
+head -c 8192 hives/win2022/SOFTWARE > mnt/Windows/System32/config/SOFTWARE
+cp hives/win2022/SYSTEM mnt/Windows/System32/config/
+$gen pe mnt/Windows/System32/cmd.exe 0x8664
+umount mnt
 # A copy of the win2022 cmd.exe for byte comparison.
 $gen pe files/cmd-x86_64.exe 0x8664

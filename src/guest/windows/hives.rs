@@ -15,13 +15,14 @@ const CLOUDBASE: &str = "cloudbase-init";
 const BOOT_START: u64 = 0;
 const DISABLED: u64 = 4;
 
-/// Parses a hive and runs `f` on it; a registry error becomes a finding.
+/// Parses a hive and runs `f` on it; a registry error becomes a finding. True when both
+/// succeeded.
 pub(super) fn with_hive(
     bytes: &[u8],
     name: &str,
     w: &mut WindowsFacts,
     f: impl FnOnce(&Hive<'_>, &mut WindowsFacts) -> Result<(), RegistryError>,
-) {
+) -> bool {
     let result = Hive::parse(bytes).and_then(|h| {
         if h.is_dirty() {
             let (p, s) = h.sequence_numbers();
@@ -37,12 +38,16 @@ pub(super) fn with_hive(
         }
         f(&h, w)
     });
-    if let Err(e) = result {
-        w.findings.push(Finding::new(
-            Severity::Warning,
-            "windows.hive_corrupt",
-            format!("registry hive {name}: {e}"),
-        ));
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            w.findings.push(Finding::new(
+                Severity::Warning,
+                "windows.hive_corrupt",
+                format!("registry hive {name}: {e}"),
+            ));
+            false
+        }
     }
 }
 

@@ -84,12 +84,12 @@ pub fn inspect(fs: &dyn FileSystem) -> Result<Option<WindowsFacts>, FsError> {
         with_hive(bytes, "SOFTWARE", &mut w, read_software);
     }
     let mut registry_arch = None;
-    if let Some(bytes) = &system {
+    let system_read = system.as_ref().is_some_and(|bytes| {
         with_hive(bytes, "SYSTEM", &mut w, |h, w| {
             registry_arch = read_system(h, w)?;
             Ok(())
-        });
-    }
+        })
+    });
     let cloudbase_dir = find_path(
         fs,
         &["Program Files", "Cloudbase Solutions", "Cloudbase-Init"],
@@ -99,7 +99,10 @@ pub fn inspect(fs: &dyn FileSystem) -> Result<Option<WindowsFacts>, FsError> {
         // A disabled service wins over the files being there.
         w.cloud_init.get_or_insert(true);
     }
-    w.cloud_init.get_or_insert(false);
+    if system_read {
+        // No service and no program directory; unknown when SYSTEM could not be read.
+        w.cloud_init.get_or_insert(false);
+    }
     architecture(fs, &root.cmd, registry_arch, &mut w)?;
     classify(&mut w);
     hibernation(fs, &mut w)?;
@@ -122,7 +125,7 @@ impl WindowsFacts {
     }
 }
 
-/// Paths of a found SystemRoot, with the case as stored on the volume.
+/// Paths of a found SystemRoot (see [`find_child`] for their spelling).
 struct SystemRoot {
     root: String,
     config: String,

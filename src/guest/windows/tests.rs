@@ -156,6 +156,29 @@ fn server_2008_i386() {
 }
 
 #[test]
+fn a_truncated_hive_is_a_finding_and_the_rest_is_still_read() {
+    let w = inspect_img("ntfs-badhive.img");
+    let c = codes(&w);
+    assert!(c.contains(&"windows.hive_corrupt"), "{c:?}");
+    assert!(c.contains(&"windows.version_unknown"), "{c:?}");
+    let f = w
+        .findings
+        .iter()
+        .find(|f| f.code == "windows.hive_corrupt")
+        .unwrap();
+    assert!(
+        f.message.contains("SOFTWARE") && f.message.contains("0x28"),
+        "{}",
+        f.message
+    );
+    assert_eq!(w.product_name, None);
+    assert_eq!(w.platform, None);
+    // SYSTEM and cmd.exe are fine.
+    assert_eq!(w.architecture.as_deref(), Some("x86_64"));
+    assert_eq!(w.drivers.virtio_in_initramfs, Some(true));
+}
+
+#[test]
 fn a_volume_without_systemroot_is_not_windows() {
     let fs = fat::open(Arc::new(test_image("esp32.img"))).unwrap();
     assert!(inspect(&fs).unwrap().is_none());
@@ -242,8 +265,10 @@ fn hostile_hives_become_findings_never_panics() {
                 bytes[i] = rng.u8(..);
             }
             let mut w = WindowsFacts::default();
-            with_hive(&bytes, "SOFTWARE", &mut w, read_software);
-            with_hive(&bytes, "SYSTEM", &mut w, |h, w| read_system(h, w).map(drop));
+            let ok = with_hive(&bytes, "SOFTWARE", &mut w, read_software);
+            let ok2 = with_hive(&bytes, "SYSTEM", &mut w, |h, w| read_system(h, w).map(drop));
+            // A failure is always reported as a finding.
+            assert!(ok && ok2 || w.findings.iter().any(|f| f.code == "windows.hive_corrupt"));
             classify(&mut w);
         }
         assert!(start.elapsed().as_secs() < 60, "{file}");
