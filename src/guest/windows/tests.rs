@@ -274,3 +274,35 @@ fn hostile_hives_become_findings_never_panics() {
         assert!(start.elapsed().as_secs() < 60, "{file}");
     }
 }
+
+#[test]
+fn architecture_cross_check_rules() {
+    // The ESP's BOOTX64.EFI is an x86_64 PE file; lower.txt is not a PE file.
+    let fs = fat::open(Arc::new(test_image("esp32.img"))).unwrap();
+    let run = |path: &str, reg: Option<&str>| {
+        let mut w = WindowsFacts::default();
+        architecture(&fs, path, reg.map(str::to_string), &mut w).unwrap();
+        (w.architecture.clone(), codes(&w).join(","))
+    };
+    let pe = "/EFI/BOOT/BOOTX64.EFI";
+    assert_eq!(
+        run(pe, Some("AMD64")),
+        (Some("x86_64".into()), String::new())
+    );
+    assert_eq!(
+        run(pe, Some("x86")),
+        (Some("x86_64".into()), "windows.arch_mismatch".into())
+    );
+    assert_eq!(
+        run(pe, Some("IA64")),
+        (Some("x86_64".into()), "windows.arch_unsupported".into())
+    );
+    assert_eq!(
+        run("/lower.txt", Some("ARM64")),
+        (Some("arm64".into()), "windows.cmd_not_pe".into())
+    );
+    assert_eq!(
+        run("/lower.txt", None),
+        (None, "windows.cmd_not_pe,windows.arch_unknown".into())
+    );
+}
