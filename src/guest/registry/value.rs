@@ -152,7 +152,12 @@ impl<'h> Value<'h> {
             )));
         }
         let cell = self.hive.cell(data_off)?;
-        if size > BIG_DATA_MIN && cell.len() >= 2 && &cell[0..2] == b"db" {
+        // Big data exists from format 1.4 on; 1.3 hives keep large data in one cell.
+        if size > BIG_DATA_MIN
+            && self.hive.version().1 >= 4
+            && cell.len() >= 2
+            && &cell[0..2] == b"db"
+        {
             return self.big_data(data_off, cell, size);
         }
         if size > cell.len() {

@@ -257,7 +257,6 @@ fn hostile_hives_become_findings_never_panics() {
     let mut rng = fastrand::Rng::with_seed(0x4849_5645);
     for file in ["hives/win2022/SOFTWARE", "hives/win2019/SYSTEM"] {
         let good = test_image(file);
-        let start = std::time::Instant::now();
         for _ in 0..300 {
             let mut bytes = good.clone();
             for _ in 0..rng.usize(1..10) {
@@ -271,7 +270,6 @@ fn hostile_hives_become_findings_never_panics() {
             assert!(ok && ok2 || w.findings.iter().any(|f| f.code == "windows.hive_corrupt"));
             classify(&mut w);
         }
-        assert!(start.elapsed().as_secs() < 60, "{file}");
     }
 }
 
