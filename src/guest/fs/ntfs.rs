@@ -392,6 +392,18 @@ mod tests {
     }
 
     #[test]
+    fn reads_resident_data_and_names_with_spaces() {
+        let fs = open_img("ntfs-win2012r2.img");
+        let path = b"/program files/Cloudbase Solutions/cloudbase-init/BIN/OpenStackService.exe";
+        assert_eq!(fs.lstat(path).unwrap().unwrap().size, 2);
+        let mut buf = [0u8; 8];
+        assert_eq!(fs.read_at(path, 0, &mut buf).unwrap(), 2);
+        assert_eq!(&buf[..2], b"MZ");
+        assert_eq!(fs.read_at(path, 1, &mut buf).unwrap(), 1);
+        assert_eq!(fs.read_at(path, 2, &mut buf).unwrap(), 0);
+    }
+
+    #[test]
     fn compressed_file_is_unsupported_by_name() {
         let fs = open_img("ntfs-win2019.img");
         let err = fs
