@@ -19,6 +19,10 @@ check cpio cpio
 check zstd zstd
 check lz4 lz4
 check xz xz-utils
+# Windows part: NTFS volumes (mkntfs, the ntfs-3g FUSE driver) and a hive oracle (hivexget).
+check mkntfs ntfs-3g
+check ntfs-3g ntfs-3g
+check hivexget libhivex-bin
 # The official-SDK smoke test (tests/it/cloud/sdk.rs) makes a venv with pip.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 

@@ -5,5 +5,8 @@
 //! Owns: partition tables, read-only file-system readers, OS recipes and [`facts::GuestFacts`].
 //! Must not touch container formats (it sees only a virtual disk) nor any cloud API.
 
+pub mod arch;
 pub mod facts;
 pub mod fs;
+pub mod registry;
+pub mod windows;

@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+pub mod fat;
+pub mod ntfs;
+
 /// What a directory entry or path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeKind {
