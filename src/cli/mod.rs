@@ -2,9 +2,13 @@
 //! library's plain option structs and the library's values into text or JSON.
 //! No business logic lives here.
 
+pub mod aliyun;
 pub mod checksum;
 pub mod convert;
+pub mod ehpc;
+pub mod image;
 pub mod inspect;
+pub mod ksyun;
 pub mod plan;
 pub mod progress;
 pub mod sim;
@@ -49,6 +53,12 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     /// Digests of an image as it is (or as converted), plus the content digest of its disk.
     Checksum(checksum::ChecksumArgs),
+    /// ECS images: CreateImage (from snapshots or an instance) and ModifyImageAttribute.
+    Image(image::ImageArgs),
+    /// E-HPC Instant: register a VM or container image (AddImage).
+    Ehpc(ehpc::EhpcArgs),
+    /// Kingsoft Cloud KEC: reinstall an instance with an image (ModifyInstanceImage).
+    Ksyun(ksyun::KsyunArgs),
 }
 
 /// Container formats as command-line values.
@@ -77,6 +87,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sim(args) => sim::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Checksum(args) => checksum::run(args),
+        Command::Image(args) => image::run(args),
+        Command::Ehpc(args) => ehpc::run(args),
+        Command::Ksyun(args) => ksyun::run(args),
     }
 }
 

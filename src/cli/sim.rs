@@ -82,15 +82,26 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         {
+            use std::fmt::Write as _;
             use std::io::Write;
-            let mut out = std::io::stdout().lock();
+            // One write for the whole block: a reader that stops after the lines it needs
+            // cannot make a later line fail with a broken pipe.
+            let mut text = String::new();
             // The emulator's own fixed test credentials: printing them is intended.
-            writeln!(out, "endpoint: http://{}", bound.addr)?;
-            writeln!(out, "access_key_id: {}", server::TEST_ACCESS_KEY_ID)?;
-            writeln!(out, "access_key_secret: {}", server::TEST_ACCESS_KEY_SECRET)?;
-            writeln!(out, "sts_access_key_id: {}", server::TEST_STS_KEY_ID)?;
-            writeln!(out, "security_token: {}", server::TEST_SECURITY_TOKEN)?;
-            writeln!(out, "s3_root: {}", s3_root.display())?;
+            writeln!(text, "endpoint: http://{}", bound.addr)?;
+            writeln!(text, "access_key_id: {}", server::TEST_ACCESS_KEY_ID)?;
+            writeln!(
+                text,
+                "access_key_secret: {}",
+                server::TEST_ACCESS_KEY_SECRET
+            )?;
+            writeln!(text, "sts_access_key_id: {}", server::TEST_STS_KEY_ID)?;
+            writeln!(text, "security_token: {}", server::TEST_SECURITY_TOKEN)?;
+            writeln!(text, "s3_root: {}", s3_root.display())?;
+            // The fixtures of CreateImage, E-HPC and KEC.
+            text.push_str(&crate::sim::fixtures_text());
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
             out.flush()?;
         }
         bound.serve().await.context("serving")?;
