@@ -200,6 +200,7 @@ fn fast_wait(timeout: Duration) -> WaitOptions {
 mod create;
 mod errors;
 mod flow;
+mod modify;
 mod sdk;
 
 /// An endpoint where nothing listens: a command that sent its request would fail with a
