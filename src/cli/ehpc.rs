@@ -55,16 +55,16 @@ pub struct AddImageArgs {
     #[arg(long, group = "kind")]
     pub registry_url: Option<String>,
     /// The registry is Alibaba Cloud Container Registry (IsACRRegistry).
-    #[arg(long, requires = "registry_url")]
+    #[arg(long, conflicts_with = "vm_image_id")]
     pub acr: bool,
     /// The registry is an ACR Enterprise Edition instance (IsACREnterprise).
-    #[arg(long, requires = "registry_url")]
+    #[arg(long, conflicts_with = "vm_image_id")]
     pub acr_enterprise: bool,
     /// ACR Enterprise instance id (RegistryCriId), e.g. cri-xyz….
-    #[arg(long, requires = "registry_url")]
+    #[arg(long, conflicts_with = "vm_image_id")]
     pub cri_id: Option<String>,
     /// Login address of a private registry (RegistryCredential.Server).
-    #[arg(long, requires_all = ["registry_url", "registry_user", "registry_password"])]
+    #[arg(long, conflicts_with = "vm_image_id", requires_all = ["registry_user", "registry_password"])]
     pub registry_server: Option<String>,
     /// Registry user name.
     #[arg(long, requires = "registry_server")]

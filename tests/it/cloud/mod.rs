@@ -198,6 +198,7 @@ fn fast_wait(timeout: Duration) -> WaitOptions {
 }
 
 mod create;
+mod ehpc;
 mod errors;
 mod flow;
 mod modify;
