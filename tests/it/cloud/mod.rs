@@ -201,6 +201,7 @@ mod create;
 mod ehpc;
 mod errors;
 mod flow;
+mod ksyun;
 mod modify;
 mod sdk;
 
