@@ -79,14 +79,11 @@ fn request_of(p: &P<'_>) -> Result<AddImageRequest, ApiFault> {
                 return Err(params_error("VMImageSpec", "not for a container image"));
             }
             let c = json_of("ContainerImageSpec")?;
-            let credential = match c.get("RegistryCredential") {
-                None => None,
-                Some(cred) => Some(RegistryCredential {
-                    server: text(cred, "Server").unwrap_or_default(),
-                    user_name: text(cred, "UserName").unwrap_or_default(),
-                    password: Secret::new(text(cred, "Password").unwrap_or_default()),
-                }),
-            };
+            let credential = c.get("RegistryCredential").map(|cred| RegistryCredential {
+                server: text(cred, "Server").unwrap_or_default(),
+                user_name: text(cred, "UserName").unwrap_or_default(),
+                password: Secret::new(text(cred, "Password").unwrap_or_default()),
+            });
             ImageSpec::Container(ContainerImageSpec {
                 registry_url: text(&c, "RegistryUrl").unwrap_or_default(),
                 is_acr_registry: c.get("IsACRRegistry").and_then(Value::as_bool),

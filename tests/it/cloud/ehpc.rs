@@ -235,7 +235,7 @@ fn emulator_answers_add_image_error_codes() {
             (api.code, api.http_status)
         })
     };
-    let cases: Vec<(Vec<(&str, &str)>, &str, u16)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             vec![("ImageType", "VM"), ("VMImageSpec", &spec)],
             "InvalidParams",

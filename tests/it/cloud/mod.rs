@@ -162,6 +162,9 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 /// Raw parameters of one call.
 type Params = Vec<(&'static str, &'static str)>;
 
+/// One error case: raw parameters, the expected code and HTTP status.
+type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, u16);
+
 /// Calls `action` with raw parameters (bypassing local validation) and returns the error.
 async fn raw_error(
     client: &EcsClient,

@@ -228,7 +228,7 @@ fn emulator_answers_modify_error_codes() {
     rt.block_on(async {
         let r = ("RegionId", REGION);
         let i = ("ImageId", id.as_str());
-        let cases: Vec<(Vec<(&str, &str)>, &str, u16)> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (
                 vec![r, i, ("Features.ImdsSupport", "v1")],
                 "InvalidOperation.FeaturesImdsSupportNotMatch",
