@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 
 use super::exit;
 use crate::cloud::aliyun::credentials::Credentials;
-use crate::cloud::aliyun::rpc::{ApiError, ClientConfig, RpcError, SignatureVersion};
+use crate::cloud::aliyun::rpc::{ClientConfig, RpcError, SignatureVersion};
 use crate::secret::Secret;
 
 /// A secret from the command line or the environment.
@@ -82,19 +82,30 @@ pub fn rpc_exit(e: &RpcError) -> u8 {
     }
 }
 
-/// The JSON shape of a service error under `--json`: `code`, `message`, `request_id`,
-/// `http_status`.
-pub fn api_error_json(e: &ApiError) -> serde_json::Value {
-    serde_json::json!({
-        "code": e.code,
-        "message": e.message,
-        "request_id": e.request_id,
-        "http_status": e.http_status,
-    })
+/// The JSON shape of a failed call under `--json`: for a service error `code`, `message`,
+/// `request_id`, `http_status`; for a rule broken locally `code`, `field`, `message`;
+/// otherwise `message`.
+pub fn rpc_error_json(e: &RpcError) -> serde_json::Value {
+    match (e.api(), e) {
+        (Some(api), _) => serde_json::json!({
+            "code": api.code,
+            "message": api.message,
+            "request_id": api.request_id,
+            "http_status": api.http_status,
+        }),
+        (None, RpcError::Invalid(i)) => {
+            serde_json::json!({"code": i.code, "field": i.field, "message": i.rule})
+        }
+        (None, other) => serde_json::json!({"message": super::error_chain(other)}),
+    }
 }
 
-/// Prints `error: …` for `e` and returns its exit code.
-pub fn fail_rpc(e: &RpcError) -> std::process::ExitCode {
+/// Prints `error: …` for `e` (and `{"error": …}` on stdout under `--json`) and returns its
+/// exit code.
+pub fn fail_rpc(e: &RpcError, json: bool) -> anyhow::Result<std::process::ExitCode> {
     eprintln!("error: {}", super::error_chain(e));
-    std::process::ExitCode::from(rpc_exit(e))
+    if json {
+        super::print_json(&serde_json::json!({ "error": rpc_error_json(e) }))?;
+    }
+    Ok(std::process::ExitCode::from(rpc_exit(e)))
 }

@@ -13,12 +13,11 @@ use anyhow::Context;
 use clap::{ArgGroup, Args, Subcommand};
 use serde_json::json;
 
-use super::aliyun::{AliyunFlags, api_error_json, rpc_exit, secret};
+use super::aliyun::{AliyunFlags, fail_rpc, secret};
 use super::{exit, print_json};
 use crate::cloud::aliyun::ehpc::{
     AddImageRequest, ContainerImageSpec, EhpcClient, ImageSpec, RegistryCredential,
 };
-use crate::cloud::aliyun::rpc::RpcError;
 use crate::secret::Secret;
 
 #[derive(Debug, Args)]
@@ -125,20 +124,7 @@ async fn add_image(a: AddImageArgs) -> anyhow::Result<ExitCode> {
     let client = EhpcClient::new(a.cloud.config(), a.cloud.credentials())?;
     let resp = match client.add_image(&request).await {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {}", super::error_chain(&e));
-            if a.json {
-                let body = match (&e, e.api()) {
-                    (_, Some(api)) => api_error_json(api),
-                    (RpcError::Invalid(i), None) => {
-                        json!({"code": i.code, "field": i.field, "message": i.rule})
-                    }
-                    (other, None) => json!({"message": super::error_chain(other)}),
-                };
-                print_json(&json!({ "error": body }))?;
-            }
-            return Ok(ExitCode::from(rpc_exit(&e)));
-        }
+        Err(e) => return fail_rpc(&e, a.json),
     };
     let spec = match &request.spec {
         ImageSpec::Vm { image_id } => json!({ "image_id": image_id }),

@@ -18,7 +18,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::aliyun::{AliyunFlags, api_error_json, rpc_exit};
+use super::aliyun::{AliyunFlags, fail_rpc};
 use super::plan::{architecture, boot_mode, imds, license_type, nvme, platform};
 use super::{exit, print_json};
 use crate::cloud::aliyun::client::EcsClient;
@@ -182,22 +182,6 @@ pub fn run(args: ImageArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Prints a failed call (and its JSON under `--json`) and returns the exit code.
-fn failed(e: &RpcError, json: bool) -> anyhow::Result<ExitCode> {
-    eprintln!("error: {}", super::error_chain(e));
-    if json {
-        let body = match (e.api(), e) {
-            (Some(api), _) => api_error_json(api),
-            (None, RpcError::Invalid(i)) => {
-                json!({"code": i.code, "field": i.field, "message": i.rule})
-            }
-            (None, other) => json!({"message": super::error_chain(other)}),
-        };
-        print_json(&json!({ "error": body }))?;
-    }
-    Ok(ExitCode::from(rpc_exit(e)))
-}
-
 fn seconds(what: &str, v: f64) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(v)
         .with_context(|| format!("--{what} must be a non-negative number of seconds"))
@@ -240,13 +224,13 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     }
     let request = match b.build() {
         Ok(r) => r,
-        Err(e) => return failed(&RpcError::Invalid(e), a.json),
+        Err(e) => return fail_rpc(&RpcError::Invalid(e), a.json),
     };
     let client = EcsClient::new(a.cloud.config(), a.cloud.credentials())?;
     let started = Instant::now();
     let created = match client.create_image(request).await {
         Ok(c) => c,
-        Err(e) => return failed(&e, a.json),
+        Err(e) => return fail_rpc(&e, a.json),
     };
     let mut status = "Creating";
     if !a.no_wait {
@@ -316,7 +300,7 @@ async fn modify(a: ModifyArgs) -> anyhow::Result<ExitCode> {
     }
     let request = match b.dry_run(a.dry_run).build() {
         Ok(r) => r,
-        Err(e) => return failed(&RpcError::Invalid(e), a.json),
+        Err(e) => return fail_rpc(&RpcError::Invalid(e), a.json),
     };
     let changed: serde_json::Map<String, serde_json::Value> = request
         .params()
@@ -343,12 +327,12 @@ async fn modify(a: ModifyArgs) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::from(exit::OK));
         }
-        Err(e) => return failed(&e, a.json),
+        Err(e) => return fail_rpc(&e, a.json),
     };
     if a.json {
         let image = match client.find_image(&a.image_id).await {
             Ok(i) => i,
-            Err(e) => return failed(&e, true),
+            Err(e) => return fail_rpc(&e, true),
         };
         print_json(&json!({
             "image_id": a.image_id, "region": a.cloud.region, "dry_run": false,

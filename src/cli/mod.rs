@@ -47,7 +47,7 @@ pub enum Command {
     /// Dry run: inspect, plan and show what an import would do, without uploading or calling
     /// any cloud API (JSON, Markdown, or a self-contained HTML report).
     Plan(plan::PlanArgs),
-    /// Run the local cloud emulator (ECS API) on 127.0.0.1 for tests and dry runs.
+    /// Run the local cloud emulator (ECS, E-HPC and KEC APIs) on 127.0.0.1 for tests and dry runs.
     Sim(sim::SimArgs),
     /// Convert an image to raw, vhd, vhd-fixed or qcow2, with digests of the written bytes.
     Convert(convert::ConvertArgs),
