@@ -25,6 +25,8 @@ pub struct SimSnapshot {
     pub created: &'static str,
     /// Finished (`accomplished`); an unfinished one is `InvalidSnapshotId.NotReady`.
     pub ready: bool,
+    /// An image made from it ends in CreateFailed (a test fault).
+    pub fails: bool,
 }
 
 /// An instance the emulator knows.
@@ -47,6 +49,7 @@ pub const SNAPSHOTS: &[SimSnapshot] = &[
         system: true,
         created: "2024-05-01",
         ready: true,
+        fails: false,
     },
     SimSnapshot {
         id: "s-simdata100",
@@ -54,6 +57,7 @@ pub const SNAPSHOTS: &[SimSnapshot] = &[
         system: false,
         created: "2024-05-01",
         ready: true,
+        fails: false,
     },
     SimSnapshot {
         id: "s-simold2012",
@@ -61,6 +65,7 @@ pub const SNAPSHOTS: &[SimSnapshot] = &[
         system: true,
         created: "2012-12-31",
         ready: true,
+        fails: false,
     },
     SimSnapshot {
         id: "s-simprogressing",
@@ -68,6 +73,15 @@ pub const SNAPSHOTS: &[SimSnapshot] = &[
         system: true,
         created: "2024-05-01",
         ready: false,
+        fails: false,
+    },
+    SimSnapshot {
+        id: "s-simbroken",
+        size_gib: 40,
+        system: true,
+        created: "2024-05-01",
+        ready: true,
+        fails: true,
     },
 ];
 
@@ -176,6 +190,7 @@ impl Ecs {
                 .any(|f| p.get(&format!("DiskDeviceMapping.{n}.{f}")).is_some())
         });
         let given = [snapshot_id.is_some(), instance_id.is_some(), mapped];
+        let mut fails = false;
         let sizes: Vec<u64> = match given.iter().filter(|g| **g).count() {
             0 => {
                 return Err(ApiFault::new(
@@ -193,6 +208,7 @@ impl Ecs {
                             "The specified snapshot is not from system disk.",
                         ));
                     }
+                    fails = s.fails;
                     vec![s.size_gib]
                 } else if let Some(id) = instance_id {
                     instance_disks(id)?
@@ -271,7 +287,12 @@ impl Ecs {
                 .collect(),
             // CreateImage returns no task; the image alone is polled.
             task_id: String::new(),
-            failure: None,
+            failure: fails.then(|| {
+                (
+                    "CreateImageFailed".to_string(),
+                    "the snapshot's data cannot be read".to_string(),
+                )
+            }),
         };
         st.images.insert(image_id.clone(), rec);
         let answer = json!({ "ImageId": image_id });

@@ -47,11 +47,12 @@ pub fn fixtures_text() -> String {
         lines.push((
             "ecs_snapshot",
             format!(
-                "{} {kind} {} GiB created {}{}",
+                "{} {kind} {} GiB created {}{}{}",
                 s.id,
                 s.size_gib,
                 s.created,
-                if s.ready { "" } else { " (not ready)" }
+                if s.ready { "" } else { " (not ready)" },
+                if s.fails { " (images fail)" } else { "" }
             ),
         ));
     }

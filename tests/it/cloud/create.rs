@@ -420,3 +420,68 @@ fn emulator_answers_create_image_error_codes() {
     run.expect_code(4);
     assert_eq!(json_code(&run), "InvalidSnapshot.TooOld");
 }
+
+#[test]
+fn create_failed_is_exit_5_and_ctrl_c_is_130() {
+    let sim = SimProcess::start(&["--import-seconds", "1"]);
+    let ep = sim.endpoint.as_str();
+    let run = cli(&[
+        "image",
+        "create",
+        "--endpoint",
+        ep,
+        "--json",
+        "--snapshot",
+        "s-simbroken",
+        "--poll-interval",
+        "0.1",
+    ]);
+    run.expect_code(5);
+    assert!(run.stderr().contains("CreateFailed"), "{}", run.stderr());
+    assert!(run.json()["image_id"].as_str().unwrap().starts_with("m-"));
+    // Ctrl-C while waiting: exit 130.
+    let slow = SimProcess::start(&["--import-seconds", "60"]);
+    let child = Command::new(env!("CARGO_BIN_EXE_imgport"))
+        .args([
+            "image",
+            "create",
+            "--endpoint",
+            &slow.endpoint,
+            "--snapshot",
+            "s-simsystem40",
+            "--poll-interval",
+            "0.1",
+        ])
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", &slow.key_id)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", &slow.secret)
+        .env("ALIBABA_CLOUD_REGION_ID", REGION)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = slow.client(SignatureVersion::V3);
+    let rt = runtime();
+    // Wait until the image exists (the command is polling), then interrupt it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed = rt
+            .block_on(client.describe_images(&DescribeImagesRequest::new(REGION)))
+            .unwrap();
+        if listed.total_count > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no image was created");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: sends SIGINT to the child this test spawned.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
