@@ -20,18 +20,21 @@ use crate::cloud::aliyun::ehpc::{
 };
 use crate::secret::Secret;
 
+/// `imgport ehpc`.
 #[derive(Debug, Args)]
 pub struct EhpcArgs {
     #[command(subcommand)]
     pub command: EhpcCommand,
 }
 
+/// The `ehpc` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum EhpcCommand {
     /// AddImage: register a VM image or a container image for E-HPC jobs.
     AddImage(AddImageArgs),
 }
 
+/// `imgport ehpc add-image`.
 #[derive(Debug, Args)]
 #[command(group = ArgGroup::new("kind").required(true).multiple(false))]
 pub struct AddImageArgs {

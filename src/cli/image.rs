@@ -31,12 +31,14 @@ use crate::cloud::aliyun::types::{
     Architecture, BootMode, ImdsSupport, LicenseType, ModifiableStatus, NvmeSupport, Platform,
 };
 
+/// `imgport image`.
 #[derive(Debug, Args)]
 pub struct ImageArgs {
     #[command(subcommand)]
     pub command: ImageCommand,
 }
 
+/// The `image` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// CreateImage from a system-disk snapshot, an instance, or several snapshots; waits
@@ -78,6 +80,7 @@ fn status(s: &str) -> Result<ModifiableStatus, String> {
         .ok_or_else(|| format!("unknown status `{s}`; one of Deprecated, Available"))
 }
 
+/// `imgport image create`.
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("source").required(true).multiple(false))]
 pub struct CreateArgs {
@@ -132,6 +135,7 @@ pub struct CreateArgs {
     pub json: bool,
 }
 
+/// `imgport image modify`.
 #[derive(Debug, Args)]
 pub struct ModifyArgs {
     /// The custom image, e.g. m-bp1….

@@ -28,12 +28,14 @@ use crate::cloud::ksyun::sigv4::{KsyunConfig, KsyunError};
 use crate::cloud::ksyun::{ENV_ACCESS_KEY, ENV_REGION, ENV_SECRET_KEY, KsyunCredentials};
 use crate::secret::Secret;
 
+/// `imgport ksyun`.
 #[derive(Debug, Args)]
 pub struct KsyunArgs {
     #[command(subcommand)]
     pub command: KsyunCommand,
 }
 
+/// The `ksyun` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum KsyunCommand {
     /// ModifyInstanceImage: reinstall a Stopped instance, with its image or another one.
@@ -43,10 +45,13 @@ pub enum KsyunCommand {
 /// `SystemDisk.ResizeType` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ResizeArg {
+    /// Offline resize.
     Offline,
+    /// Online resize.
     Online,
 }
 
+/// `imgport ksyun reinstall`.
 #[derive(Debug, Args)]
 #[command(group = ArgGroup::new("login").required(true).multiple(false))]
 pub struct ReinstallArgs {

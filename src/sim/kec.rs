@@ -346,3 +346,81 @@ fn authenticate(req: &Incoming<'_>, now: i64) -> Result<(), (u16, Value)> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::ksyun::KsyunCredentials;
+    use crate::cloud::ksyun::sigv4::{KsyunConfig, SigV4Client};
+    use crate::secret::Secret;
+    use std::time::{Duration, SystemTime};
+
+    /// Signs with the client (aws-sigv4) and answers with the emulator (own verifier).
+    fn exchange(secret: &str, params: &[(&str, &str)], tamper: bool) -> (u16, Value) {
+        let mut cfg = KsyunConfig::new("cn-beijing-6");
+        cfg.endpoint = Some("http://127.0.0.1:9".into());
+        let client = SigV4Client::new(
+            cfg,
+            KsyunCredentials {
+                access_key_id: TEST_ACCESS_KEY_ID.into(),
+                secret_access_key: Secret::new(secret),
+            },
+        )
+        .unwrap();
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let now = 1_700_000_000;
+        let time = SystemTime::UNIX_EPOCH + Duration::from_secs(now as u64);
+        let mut req = client
+            .build_request(
+                KEC_SERVICE,
+                "ModifyInstanceImage",
+                KEC_VERSION,
+                &params,
+                time,
+            )
+            .unwrap();
+        if tamper {
+            req.body.push(b'1');
+        }
+        let query = super::super::server::parse_form(req.url.split_once('?').unwrap().1);
+        let form = super::super::server::parse_form(&String::from_utf8_lossy(&req.body));
+        let incoming = Incoming {
+            method: req.method,
+            path: "/",
+            query: &query,
+            form: &form,
+            headers: &req.headers,
+            body: &req.body,
+        };
+        Kec::new().handle(&incoming, now)
+    }
+
+    #[test]
+    fn verifies_what_aws_sigv4_signs() {
+        let ok = [
+            ("InstanceId", INSTANCE_STOPPED),
+            ("InstancePassword", "1qaQ!abc"),
+        ];
+        let (status, body) = exchange(TEST_SECRET_KEY, &ok, false);
+        assert_eq!((status, &body["Return"]), (200, &json!(true)), "{body}");
+        let (status, body) = exchange("wrong", &ok, false);
+        assert_eq!(
+            (status, &body["Error"]["Code"]),
+            (403, &json!("SignatureDoesNotMatch"))
+        );
+        let (status, body) = exchange(TEST_SECRET_KEY, &ok, true);
+        assert_eq!(
+            (status, &body["Error"]["Code"]),
+            (403, &json!("SignatureDoesNotMatch"))
+        );
+        let spot = [
+            ("InstanceId", INSTANCE_SPOT),
+            ("InstancePassword", "1qaQ!abc"),
+        ];
+        let (_, body) = exchange(TEST_SECRET_KEY, &spot, false);
+        assert_eq!(body["Error"]["Code"], "OperationDenied.SpotInstance");
+    }
+}
