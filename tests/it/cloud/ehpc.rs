@@ -311,3 +311,59 @@ fn emulator_answers_add_image_error_codes() {
         .unwrap_err();
     assert_eq!(err.code(), Some("SignatureDoesNotMatch"));
 }
+
+/// The SDK venv of [`super::sdk::sdk_python`] with `package` installed (importable as
+/// `module`); `None` without python3.
+pub(super) fn venv_with(package: &str, module: &str) -> Option<PathBuf> {
+    let py = super::sdk::sdk_python()?;
+    let present = Command::new(&py)
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        let ok = Command::new(&py)
+            .args(["-m", "pip", "install", "--quiet", package])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "installing {package} into the SDK venv failed");
+    }
+    Some(py)
+}
+
+#[test]
+fn official_python_ehpc_sdk_against_the_emulator() {
+    let Some(py) = venv_with(
+        "alibabacloud_ehpcinstant20230701",
+        "alibabacloud_ehpcinstant20230701",
+    ) else {
+        eprintln!("python3 not found: skipping the official E-HPC SDK test");
+        return;
+    };
+    let sim = SimProcess::start(&["--import-seconds", "0"]);
+    let rt = runtime();
+    let image = ecs_image(&sim, &rt, "sdk-base");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ehpc-sdk-smoke.py");
+    let out = Command::new(py)
+        .arg(&script)
+        .env("SIM_ENDPOINT", sim.endpoint.trim_start_matches("http://"))
+        .env("SIM_ACCESS_KEY_ID", &sim.key_id)
+        .env("SIM_ACCESS_KEY_SECRET", &sim.secret)
+        .env("SIM_IMAGE_ID", &image)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "ehpc-sdk-smoke.py failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    for line in [
+        format!("vm {image} success True"),
+        "again ImageAlreadyExists".to_string(),
+        "success True".to_string(),
+        "missing ImageNotFound".to_string(),
+        "bad secret SignatureDoesNotMatch".to_string(),
+    ] {
+        assert!(stdout.contains(&line), "{line:?} missing in\n{stdout}");
+    }
+}

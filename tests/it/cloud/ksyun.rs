@@ -449,3 +449,35 @@ fn emulator_verifies_sigv4_signatures() {
         );
     });
 }
+
+#[test]
+fn botocore_sigv4_signer_against_the_emulator() {
+    let Some(py) = super::ehpc::venv_with("botocore", "botocore") else {
+        eprintln!("python3 not found: skipping the botocore SigV4 test");
+        return;
+    };
+    let sim = SimProcess::start(&[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kec-botocore-smoke.py");
+    let out = Command::new(py)
+        .arg(&script)
+        .env("SIM_ENDPOINT", &sim.endpoint)
+        .env("SIM_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID)
+        .env("SIM_SECRET_KEY", TEST_SECRET_KEY)
+        .env("SIM_INSTANCE", INSTANCE_STOPPED)
+        .env("SIM_IMAGE", IMAGE_CUSTOM)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "kec-botocore-smoke.py failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    for line in [
+        "bad secret SignatureDoesNotMatch",
+        "reinstalled return True",
+        "again InstanceStateNotSupported",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing in\n{stdout}");
+    }
+}
