@@ -4,6 +4,7 @@
 //! answered as `{"RequestId","Error":{"Code","Message"}}`. It knows fixed instances, images
 //! and key pairs (the constants below, printed by `imgport sim`); a reinstall changes the
 //! instance's image and boots it (Running), so a second one is refused until it is stopped.
+//! With a state directory the instances are kept in `kec-state.json`.
 //!
 //! The signature failure codes (`IncompleteSignature`, `InvalidClientTokenId`,
 //! `SignatureDoesNotMatch`, `RequestExpired`) are the AWS-compatible common codes; KEC's
@@ -46,9 +47,9 @@ pub const KEY_ID: &str = "552a0523-b9b4-4868-b8d9-52ad7a38bf89";
 /// Largest system disk the emulator accepts, GB.
 const MAX_SYSTEM_DISK_GB: u32 = 500;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Instance {
-    state: &'static str,
+    state: String,
     spot: bool,
     image_id: String,
 }
@@ -65,6 +66,8 @@ struct Image {
 pub struct Kec {
     instances: Mutex<BTreeMap<String, Instance>>,
     images: BTreeMap<&'static str, Image>,
+    /// `kec-state.json` of the state directory, when there is one.
+    state_file: Option<std::path::PathBuf>,
 }
 
 /// An error answer of KEC.
@@ -85,8 +88,8 @@ impl Default for Kec {
 impl Kec {
     /// The service with its fixed instances, images and keys.
     pub fn new() -> Self {
-        let instance = |state, spot| Instance {
-            state,
+        let instance = |state: &str, spot| Instance {
+            state: state.to_string(),
             spot,
             image_id: IMAGE_PUBLIC.to_string(),
         };
@@ -111,7 +114,34 @@ impl Kec {
         Self {
             instances: Mutex::new(instances),
             images,
+            state_file: None,
         }
+    }
+
+    /// The service whose instances are kept in `kec-state.json` of `state_dir` (the
+    /// fixtures when absent), or in memory only.
+    pub fn open(state_dir: Option<&std::path::Path>) -> std::io::Result<Self> {
+        let mut kec = Self::new();
+        kec.state_file = state_dir.map(|d| d.join("kec-state.json"));
+        if let Some(f) = kec.state_file.as_ref().filter(|f| f.exists()) {
+            let saved: BTreeMap<String, Instance> =
+                serde_json::from_slice(&std::fs::read(f)?).map_err(std::io::Error::other)?;
+            kec.instances = Mutex::new(saved);
+        }
+        Ok(kec)
+    }
+
+    /// Writes the instances atomically (temporary file, then rename).
+    fn persist(&self, instances: &BTreeMap<String, Instance>) -> Result<(), (u16, Value)> {
+        let Some(file) = &self.state_file else {
+            return Ok(());
+        };
+        let tmp = file.with_extension("json.tmp");
+        serde_json::to_vec_pretty(instances)
+            .map_err(std::io::Error::other)
+            .and_then(|t| std::fs::write(&tmp, t))
+            .and_then(|()| std::fs::rename(&tmp, file))
+            .map_err(|e| fault(500, "InternalError", format!("saving state: {e}")))
     }
 
     /// Whether `headers` carry a SigV4 `Authorization` (such requests are KEC's).
@@ -253,8 +283,9 @@ impl Kec {
         }
         if let Some(i) = instances.get_mut(instance_id) {
             i.image_id = target;
-            i.state = "Running";
+            i.state = "Running".to_string();
         }
+        self.persist(&instances)?;
         Ok(json!({ "Return": true }))
     }
 }

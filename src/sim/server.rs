@@ -132,7 +132,7 @@ impl Sim {
         Ok(Self {
             ecs: Ecs::open(config.ecs.clone(), config.state_dir.as_deref())?,
             ehpc: Ehpc::open(config.state_dir.as_deref())?,
-            kec: Kec::new(),
+            kec: Kec::open(config.state_dir.as_deref())?,
             keys: vec![
                 Key {
                     id: TEST_ACCESS_KEY_ID.into(),

@@ -481,3 +481,32 @@ fn botocore_sigv4_signer_against_the_emulator() {
         assert!(stdout.contains(line), "{line:?} missing in\n{stdout}");
     }
 }
+
+#[test]
+fn kec_state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let args = |ep: &str| {
+        cli(&[
+            "ksyun",
+            "reinstall",
+            "--endpoint",
+            ep,
+            "--json",
+            "--instance",
+            INSTANCE_STOPPED,
+            "--image",
+            IMAGE_CUSTOM,
+            "--keep-image-login",
+        ])
+    };
+    {
+        let sim = SimProcess::start_in(&state, &[]);
+        args(&sim.endpoint).expect_code(0);
+    }
+    assert!(state.join("kec-state.json").exists());
+    let sim = SimProcess::start_in(&state, &[]);
+    let run = args(&sim.endpoint);
+    run.expect_code(4);
+    assert_eq!(json_code(&run), "InstanceStateNotSupported");
+}
