@@ -2,10 +2,14 @@
 //! library's plain option structs and the library's values into text or JSON.
 //! No business logic lives here.
 
+pub mod aliyun;
 pub mod checksum;
 pub mod convert;
+pub mod ehpc;
+pub mod image;
 pub mod import;
 pub mod inspect;
+pub mod ksyun;
 pub mod plan;
 pub mod progress;
 pub mod sim;
@@ -45,7 +49,7 @@ pub enum Command {
     /// Dry run: inspect, plan and show what an import would do, without uploading or calling
     /// any cloud API (JSON, Markdown, or a self-contained HTML report).
     Plan(plan::PlanArgs),
-    /// Run the local cloud emulator (ECS API) on 127.0.0.1 for tests and dry runs.
+    /// Run the local cloud emulator (ECS, E-HPC and KEC APIs) on 127.0.0.1 for tests and dry runs.
     Sim(sim::SimArgs),
     /// Convert an image to raw, vhd, vhd-fixed or qcow2, with digests of the written bytes.
     Convert(convert::ConvertArgs),
@@ -57,6 +61,12 @@ pub enum Command {
     /// Import disk images as an ECS image: inspect, plan, convert and upload in one pass,
     /// ImportImage, wait until Available, finish (`--sandbox` runs it all locally).
     Import(Box<import::ImportArgs>),
+    /// ECS images: CreateImage (from snapshots or an instance) and ModifyImageAttribute.
+    Image(image::ImageArgs),
+    /// E-HPC Instant: register a VM or container image (AddImage).
+    Ehpc(ehpc::EhpcArgs),
+    /// Kingsoft Cloud KEC: reinstall an instance with an image (ModifyInstanceImage).
+    Ksyun(ksyun::KsyunArgs),
 }
 
 /// Container formats as command-line values.
@@ -87,6 +97,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Checksum(args) => checksum::run(args),
         Command::Upload(args) => upload::run(args),
         Command::Import(args) => import::run(*args),
+        Command::Image(args) => image::run(args),
+        Command::Ehpc(args) => ehpc::run(args),
+        Command::Ksyun(args) => ksyun::run(args),
     }
 }
 

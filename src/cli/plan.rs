@@ -48,28 +48,28 @@ where
     })
 }
 
-fn platform(s: &str) -> Result<Platform, String> {
+pub(crate) fn platform(s: &str) -> Result<Platform, String> {
     wire(Platform::parse, Platform::ALL, "platform", s)
 }
-fn os_type(s: &str) -> Result<OsType, String> {
+pub(crate) fn os_type(s: &str) -> Result<OsType, String> {
     wire(OsType::parse, OsType::ALL, "OS type", s)
 }
-fn architecture(s: &str) -> Result<Architecture, String> {
+pub(crate) fn architecture(s: &str) -> Result<Architecture, String> {
     wire(Architecture::parse, Architecture::ALL, "architecture", s)
 }
-fn boot_mode(s: &str) -> Result<BootMode, String> {
+pub(crate) fn boot_mode(s: &str) -> Result<BootMode, String> {
     wire(BootMode::parse, BootMode::ALL, "boot mode", s)
 }
-fn license_type(s: &str) -> Result<LicenseType, String> {
+pub(crate) fn license_type(s: &str) -> Result<LicenseType, String> {
     wire(LicenseType::parse, LicenseType::ALL, "license type", s)
 }
-fn nvme(s: &str) -> Result<NvmeSupport, String> {
+pub(crate) fn nvme(s: &str) -> Result<NvmeSupport, String> {
     wire(NvmeSupport::parse, NvmeSupport::ALL, "NVMe support", s)
 }
-fn imds(s: &str) -> Result<ImdsSupport, String> {
+pub(crate) fn imds(s: &str) -> Result<ImdsSupport, String> {
     wire(ImdsSupport::parse, ImdsSupport::ALL, "IMDS support", s)
 }
-fn detection(s: &str) -> Result<DetectionStrategy, String> {
+pub(crate) fn detection(s: &str) -> Result<DetectionStrategy, String> {
     wire(
         DetectionStrategy::parse,
         DetectionStrategy::ALL,

@@ -101,20 +101,25 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             tamper_after_complete: false,
         });
         {
+            use std::fmt::Write as _;
             use std::io::Write;
-            // The emulator's own fixed test credentials: printing them is intended. One write,
-            // so a reader that stops after the lines it needs never makes a later line fail.
-            let text = format!(
-                "endpoint: http://{}\naccess_key_id: {}\naccess_key_secret: {}\n\
-                 sts_access_key_id: {}\nsecurity_token: {}\ns3_root: {}\ns3_endpoint: {}\n",
-                bound.addr,
-                server::TEST_ACCESS_KEY_ID,
-                server::TEST_ACCESS_KEY_SECRET,
-                server::TEST_STS_KEY_ID,
-                server::TEST_SECURITY_TOKEN,
-                s3_root.display(),
-                s3.endpoint()
-            );
+            // One write for the whole block: a reader that stops after the lines it needs
+            // cannot make a later line fail with a broken pipe.
+            let mut text = String::new();
+            // The emulator's own fixed test credentials: printing them is intended.
+            writeln!(text, "endpoint: http://{}", bound.addr)?;
+            writeln!(text, "access_key_id: {}", server::TEST_ACCESS_KEY_ID)?;
+            writeln!(
+                text,
+                "access_key_secret: {}",
+                server::TEST_ACCESS_KEY_SECRET
+            )?;
+            writeln!(text, "sts_access_key_id: {}", server::TEST_STS_KEY_ID)?;
+            writeln!(text, "security_token: {}", server::TEST_SECURITY_TOKEN)?;
+            writeln!(text, "s3_root: {}", s3_root.display())?;
+            writeln!(text, "s3_endpoint: {}", s3.endpoint())?;
+            // The fixtures of CreateImage, E-HPC and KEC.
+            text.push_str(&crate::sim::fixtures_text());
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())?;
             out.flush()?;

@@ -4,3 +4,4 @@
 //! responses. Must not touch image files or object uploads.
 
 pub mod aliyun;
+pub mod ksyun;

@@ -341,6 +341,7 @@ impl Ecs {
         let p = P(&call.params);
         match call.action.as_str() {
             "ImportImage" => self.import_image(&p, now_ms).await,
+            "CreateImage" => self.create_image(&p, now_ms),
             "DescribeImages" => self.describe_images(&p),
             "DescribeTaskAttribute" => self.describe_task_attribute(&p),
             "DescribeTasks" => self.describe_tasks(&p),

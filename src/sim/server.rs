@@ -16,7 +16,10 @@ use tokio::net::TcpListener;
 
 use super::auth::{self, Incoming, Key, NonceCache};
 use super::ecs::{ApiFault, Ecs, EcsConfig};
+use super::ehpc::Ehpc;
+use super::kec::Kec;
 use crate::cloud::aliyun::ecs::ECS_VERSION;
+use crate::cloud::aliyun::ehpc::EHPC_VERSION;
 use crate::cloud::aliyun::rpc::unix_now;
 
 /// AccessKey ID the emulator accepts (a fixed test value).
@@ -63,6 +66,8 @@ struct FaultState {
 /// The running service.
 pub struct Sim {
     ecs: Ecs,
+    ehpc: Ehpc,
+    kec: Kec,
     keys: Vec<Key>,
     nonces: Mutex<NonceCache>,
     faults: Faults,
@@ -126,6 +131,8 @@ impl Sim {
     pub fn new(config: &SimConfig) -> std::io::Result<Self> {
         Ok(Self {
             ecs: Ecs::open(config.ecs.clone(), config.state_dir.as_deref())?,
+            ehpc: Ehpc::open(config.state_dir.as_deref())?,
+            kec: Kec::open(config.state_dir.as_deref())?,
             keys: vec![
                 Key {
                     id: TEST_ACCESS_KEY_ID.into(),
@@ -217,6 +224,10 @@ impl Sim {
             headers: &headers,
             body: &body,
         };
+        // KEC requests are signed with AWS SigV4 and answered in KEC's own shapes.
+        if Kec::is_sigv4(&headers) {
+            return self.kec.handle(&incoming, unix_now());
+        }
         let call = {
             let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
             auth::authenticate(&incoming, &self.keys, &mut nonces, unix_now())
@@ -230,6 +241,15 @@ impl Sim {
         }
         if let Some(f) = self.next_fault() {
             return fault_body(f);
+        }
+        if call.version == EHPC_VERSION {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            return match self.ehpc.handle(&call, &self.ecs, now_ms) {
+                Ok(v) => (200, v),
+                Err(f) => fault_body(f),
+            };
         }
         if call.version != ECS_VERSION {
             return fault_body(ApiFault::new(

@@ -3,9 +3,9 @@
 
 use super::credentials::Credentials;
 use super::ecs::{
-    Acknowledged, CancelTaskRequest, DeleteImageRequest, DescribeImagesRequest,
-    DescribeImagesResponse, DescribeTaskAttributeRequest, DescribeTasksRequest,
-    DescribeTasksResponse, Image, ImportImageRequest, ImportImageResponse,
+    Acknowledged, CancelTaskRequest, CreateImageRequest, CreateImageResponse, DeleteImageRequest,
+    DescribeImagesRequest, DescribeImagesResponse, DescribeTaskAttributeRequest,
+    DescribeTasksRequest, DescribeTasksResponse, Image, ImportImageRequest, ImportImageResponse,
     ModifyImageAttributeRequest, TaskAttribute,
 };
 use super::rpc::{ClientConfig, RpcClient, RpcError, new_client_token};
@@ -122,5 +122,17 @@ impl EcsClient {
                 dry_run: false,
             })
             .await
+    }
+
+    /// CreateImage. Checks the request first; fills in a ClientToken when absent so that a
+    /// retry after a lost answer cannot create a second image. The image starts in
+    /// `Creating`: wait for it with [`EcsClient::wait_available`] (no task id).
+    pub async fn create_image(
+        &self,
+        mut request: CreateImageRequest,
+    ) -> Result<CreateImageResponse, RpcError> {
+        request.client_token.get_or_insert_with(new_client_token);
+        request.validate()?;
+        self.rpc.call(&request).await
     }
 }

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod credentials;
 pub mod ecs;
+pub mod ehpc;
 pub mod poll;
 pub mod rpc;
 pub mod sign;

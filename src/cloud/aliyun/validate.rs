@@ -268,6 +268,94 @@ pub fn disk_count(n: usize) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// CreateImage `DiskDeviceMapping.N.Size` range in GiB (seed 001: [5, 20000]).
+pub const CREATE_DISK_SIZE_GIB: std::ops::RangeInclusive<u64> = 5..=20000;
+/// Longest CreateImage ImageVersion (seed 001: [1, 40]).
+pub const MAX_IMAGE_VERSION: usize = 40;
+
+/// CreateImage Description (seed 001): 0–256 characters, not starting with `http://` or
+/// `https://` (ImportImage and ModifyImageAttribute ask for at least 2, see [`description`]).
+pub fn create_description(value: &str) -> Result<(), Invalid> {
+    let fail = |rule: String| {
+        Err(Invalid::new(
+            "Description",
+            "InvalidDescription.Malformed",
+            rule,
+        ))
+    };
+    let len = value.chars().count();
+    if len > 256 {
+        return fail(format!("must be at most 256 characters long (got {len})"));
+    }
+    if value.starts_with("http://") || value.starts_with("https://") {
+        return fail("must not start with `http://` or `https://`".into());
+    }
+    Ok(())
+}
+
+/// CreateImage ImageVersion (seed 001): 1–40 ASCII letters and digits.
+pub fn image_version(value: &str) -> Result<(), Invalid> {
+    let len = value.chars().count();
+    if !(1..=MAX_IMAGE_VERSION).contains(&len) || !value.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(Invalid::new(
+            "ImageVersion",
+            "InvalidImageVersion.Malformed",
+            format!("must be 1 to {MAX_IMAGE_VERSION} letters and digits (got {value:?})"),
+        ));
+    }
+    Ok(())
+}
+
+/// CreateImage `DiskDeviceMapping.N.Size` in GiB: 5–20000 (seed 001).
+pub fn create_disk_size(n: usize, gib: u64) -> Result<(), Invalid> {
+    if CREATE_DISK_SIZE_GIB.contains(&gib) {
+        return Ok(());
+    }
+    Err(Invalid::new(
+        format!("DiskDeviceMapping.{n}.Size"),
+        "InvalidSize.ValueNotSupported",
+        format!("must be 5 to 20000 GiB (got {gib})"),
+    ))
+}
+
+/// The device name CreateImage's mapping N must carry (seed 001): N = 1 is the one system
+/// disk `/dev/xvda`; data disks follow in order, `/dev/xvdb` … `/dev/xvdq` (N ≤ 17), no gaps
+/// and no duplicates. `None` when N is outside 1..=17.
+pub fn create_device_for(n: usize) -> Option<String> {
+    if !(1..=MAX_DISKS).contains(&n) {
+        return None;
+    }
+    let letter = char::from(b'a' + u8::try_from(n - 1).ok()?);
+    Some(format!("/dev/xvd{letter}"))
+}
+
+/// CreateImage `DiskDeviceMapping.N.Device`: must be [`create_device_for`]`(n)`; a repeated or
+/// out-of-order name breaks the rule "one system disk `/dev/xvda`, data disks `/dev/xvdb` to
+/// `/dev/xvdz` in order without duplicates" (seed 001).
+pub fn create_device(n: usize, device: &str) -> Result<(), Invalid> {
+    let field = format!("DiskDeviceMapping.{n}.Device");
+    match create_device_for(n) {
+        Some(want) if want == device => Ok(()),
+        Some(want) => Err(Invalid::new(
+            field,
+            "InvalidParameter.Malformed",
+            if n == 1 {
+                format!("the system disk must be /dev/xvda (got {device:?})")
+            } else {
+                format!(
+                    "data disks are /dev/xvdb, /dev/xvdc … in order without duplicates: mapping {n} must be {want} (got {device:?})"
+                )
+            },
+        )),
+        None => Err(Invalid::new(
+            field,
+            "InvalidParameter.DiskDeviceMapping",
+            format!("at most {MAX_DISKS} disks (1 system disk and 16 data disks)"),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,5 +488,56 @@ mod tests {
         );
         assert_eq!(code(region_id("")), "MissingParameter");
         assert_eq!(code(region_id("cn-hangzhou")), "ok");
+    }
+
+    #[test]
+    fn create_image_rules() {
+        assert_eq!(code(create_description("")), "ok");
+        assert_eq!(code(create_description("x")), "ok");
+        assert_eq!(
+            code(create_description(&"d".repeat(257))),
+            "InvalidDescription.Malformed"
+        );
+        assert_eq!(
+            code(create_description("http://x")),
+            "InvalidDescription.Malformed"
+        );
+        assert_eq!(code(image_version("v1")), "ok");
+        assert_eq!(code(image_version(&"1".repeat(40))), "ok");
+        for bad in ["", "1.0", &"1".repeat(41), "v 1"] {
+            assert_eq!(
+                code(image_version(bad)),
+                "InvalidImageVersion.Malformed",
+                "{bad}"
+            );
+        }
+        assert_eq!(code(create_disk_size(1, 5)), "ok");
+        assert_eq!(code(create_disk_size(2, 20000)), "ok");
+        assert_eq!(
+            code(create_disk_size(1, 4)),
+            "InvalidSize.ValueNotSupported"
+        );
+        assert_eq!(
+            code(create_disk_size(3, 20001)),
+            "InvalidSize.ValueNotSupported"
+        );
+        assert_eq!(create_device_for(1).as_deref(), Some("/dev/xvda"));
+        assert_eq!(create_device_for(17).as_deref(), Some("/dev/xvdq"));
+        assert_eq!(create_device_for(0), None);
+        assert_eq!(create_device_for(18), None);
+        assert_eq!(code(create_device(1, "/dev/xvda")), "ok");
+        assert_eq!(code(create_device(2, "/dev/xvdb")), "ok");
+        assert_eq!(
+            code(create_device(1, "/dev/xvdb")),
+            "InvalidParameter.Malformed"
+        );
+        assert_eq!(
+            code(create_device(3, "/dev/xvdb")),
+            "InvalidParameter.Malformed"
+        );
+        assert_eq!(
+            code(create_device(18, "/dev/xvdr")),
+            "InvalidParameter.DiskDeviceMapping"
+        );
     }
 }

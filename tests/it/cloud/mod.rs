@@ -162,6 +162,9 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 /// Raw parameters of one call.
 type Params = Vec<(&'static str, &'static str)>;
 
+/// One error case: raw parameters, the expected code and HTTP status.
+type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, u16);
+
 /// Calls `action` with raw parameters (bypassing local validation) and returns the error.
 async fn raw_error(
     client: &EcsClient,
@@ -197,6 +200,50 @@ fn fast_wait(timeout: Duration) -> WaitOptions {
     }
 }
 
+mod create;
+mod ehpc;
 mod errors;
 mod flow;
+mod ksyun;
+mod modify;
 mod sdk;
+
+/// An endpoint where nothing listens: a command that sent its request would fail with a
+/// transport error (exit 4), so exit 2 proves it refused the request locally.
+const DEAD_ENDPOINT: &str = "http://127.0.0.1:1";
+
+/// Runs `imgport ARGS` with the emulator's Alibaba and ksyun test credentials in the
+/// environment (region cn-hangzhou / cn-beijing-6), in a fresh directory.
+fn cli(args: &[&str]) -> crate::util::Run {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgport"));
+    cmd.args(args)
+        .current_dir(dir.path())
+        .env(
+            "ALIBABA_CLOUD_ACCESS_KEY_ID",
+            imgport::sim::server::TEST_ACCESS_KEY_ID,
+        )
+        .env(
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            imgport::sim::server::TEST_ACCESS_KEY_SECRET,
+        )
+        .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+        .env("ALIBABA_CLOUD_REGION_ID", REGION)
+        .env("KSYUN_ACCESS_KEY", imgport::sim::kec::TEST_ACCESS_KEY_ID)
+        .env("KSYUN_SECRET_KEY", imgport::sim::kec::TEST_SECRET_KEY)
+        .env("KSYUN_REGION", "cn-beijing-6")
+        .env_remove("IMGPORT_REGISTRY_PASSWORD");
+    let out = cmd.output().expect("run imgport");
+    crate::util::Run {
+        cmd: format!("imgport {}", args.join(" ")),
+        out,
+    }
+}
+
+/// The `error.code` of a `--json` failure.
+fn json_code(run: &crate::util::Run) -> String {
+    run.json()["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -3,7 +3,7 @@
 use super::*;
 
 /// A venv with Alibaba's official ECS SDK, cached between runs; `None` without python3.
-fn sdk_python() -> Option<PathBuf> {
+pub(super) fn sdk_python() -> Option<PathBuf> {
     let python = which("python3")?;
     let cache = std::env::var_os("IMGPORT_CACHE")
         .map(PathBuf::from)

@@ -1,6 +1,6 @@
 //! Typed ECS (API 2014-05-26) requests and responses for importing and finishing images:
 //! ImportImage, DescribeImages, DescribeTaskAttribute, DescribeTasks, CancelTask,
-//! ModifyImageAttribute, DeleteImage.
+//! ModifyImageAttribute, DeleteImage, CreateImage.
 //!
 //! Requests are built with builders whose `build()` checks every documented rule
 //! ([`super::validate`]) before anything is sent. The only place that turns a request into
@@ -71,10 +71,12 @@ pub trait Action {
     fn params(&self) -> Params;
 }
 
+mod create;
 mod images;
 mod import;
 mod tasks;
 
+pub use create::*;
 pub use images::*;
 pub use import::*;
 pub use tasks::*;

@@ -1,0 +1,111 @@
+//! Flags every Alibaba Cloud command shares (region, endpoint, AccessKey, STS token,
+//! signature version) and the exit codes of RPC errors. Secrets are parsed straight into
+//! [`Secret`], so neither `Debug` of the parsed flags nor an error shows them.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::exit;
+use crate::cloud::aliyun::credentials::Credentials;
+use crate::cloud::aliyun::rpc::{ClientConfig, RpcError, SignatureVersion};
+use crate::secret::Secret;
+
+/// A secret from the command line or the environment.
+pub(crate) fn secret(s: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(s))
+}
+
+/// Signature versions as command-line values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SignatureArg {
+    /// ACS3-HMAC-SHA256 in the Authorization header.
+    V3,
+    /// HMAC-SHA1 `Signature` parameter (discontinued, still served).
+    V2,
+}
+
+/// Where and as whom Alibaba Cloud is called.
+#[derive(Debug, Clone, Args)]
+pub struct AliyunFlags {
+    /// Region, e.g. cn-hangzhou.
+    #[arg(long, env = "ALIBABA_CLOUD_REGION_ID")]
+    pub region: String,
+    /// Endpoint override, `host[:port]` or `http(s)://host[:port]` (e.g. `imgport sim`'s).
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// AccessKey ID.
+    #[arg(long, env = "ALIBABA_CLOUD_ACCESS_KEY_ID", hide_env_values = true)]
+    pub access_key_id: String,
+    /// AccessKey secret (prefer the environment variable: flags show in `ps`).
+    #[arg(long, env = "ALIBABA_CLOUD_ACCESS_KEY_SECRET", hide_env_values = true, value_parser = secret)]
+    pub access_key_secret: Secret,
+    /// STS security token, for temporary credentials.
+    #[arg(long, env = "ALIBABA_CLOUD_SECURITY_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub security_token: Option<Secret>,
+    /// Request signature version.
+    #[arg(long, value_enum, default_value = "v3")]
+    pub signature: SignatureArg,
+    /// Seconds one HTTP exchange may take.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+impl AliyunFlags {
+    /// The client configuration.
+    pub fn config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new(self.region.clone());
+        c.endpoint = self.endpoint.clone();
+        c.signature = match self.signature {
+            SignatureArg::V3 => SignatureVersion::V3,
+            SignatureArg::V2 => SignatureVersion::V2,
+        };
+        c.timeout = Duration::from_secs(self.timeout.max(1));
+        c
+    }
+
+    /// The credentials.
+    pub fn credentials(&self) -> Credentials {
+        Credentials {
+            access_key_id: self.access_key_id.clone(),
+            access_key_secret: self.access_key_secret.clone(),
+            security_token: self.security_token.clone(),
+        }
+    }
+}
+
+/// Exit code of an RPC error: 2 when a rule was broken locally (nothing sent), 4 otherwise.
+pub fn rpc_exit(e: &RpcError) -> u8 {
+    match e {
+        RpcError::Invalid(_) => exit::USAGE,
+        _ => exit::CLOUD,
+    }
+}
+
+/// The JSON shape of a failed call under `--json`: for a service error `code`, `message`,
+/// `request_id`, `http_status`; for a rule broken locally `code`, `field`, `message`;
+/// otherwise `message`.
+pub fn rpc_error_json(e: &RpcError) -> serde_json::Value {
+    match (e.api(), e) {
+        (Some(api), _) => serde_json::json!({
+            "code": api.code,
+            "message": api.message,
+            "request_id": api.request_id,
+            "http_status": api.http_status,
+        }),
+        (None, RpcError::Invalid(i)) => {
+            serde_json::json!({"code": i.code, "field": i.field, "message": i.rule})
+        }
+        (None, other) => serde_json::json!({"message": super::error_chain(other)}),
+    }
+}
+
+/// Prints `error: …` for `e` (and `{"error": …}` on stdout under `--json`) and returns its
+/// exit code.
+pub fn fail_rpc(e: &RpcError, json: bool) -> anyhow::Result<std::process::ExitCode> {
+    eprintln!("error: {}", super::error_chain(e));
+    if json {
+        super::print_json(&serde_json::json!({ "error": rpc_error_json(e) }))?;
+    }
+    Ok(std::process::ExitCode::from(rpc_exit(e)))
+}

@@ -1,0 +1,304 @@
+//! `imgport image modify` (ECS ModifyImageAttribute, seed 000) against the emulator: every
+//! attribute, deprecate and undo, DryRun, every local rule refused before sending, and the
+//! emulator's documented error codes.
+
+use super::*;
+use imgport::cloud::aliyun::ecs::{CreateImageRequest, ImageSource};
+use imgport::cloud::aliyun::types::{BootMode, ImdsSupport};
+
+/// A new Available image made by CreateImage (the emulator runs with `--import-seconds 0`).
+fn available_image(client: &EcsClient, rt: &tokio::runtime::Runtime, name: &str) -> String {
+    rt.block_on(async {
+        let req =
+            CreateImageRequest::builder(REGION, ImageSource::Snapshot("s-simsystem40".into()))
+                .image_name(name)
+                .build()
+                .unwrap();
+        let id = client.create_image(req).await.unwrap().image_id;
+        client
+            .wait_available(
+                &id,
+                "",
+                fast_wait(Duration::from_secs(10)),
+                &imgport::report::Silent,
+                std::future::pending(),
+            )
+            .await
+            .unwrap();
+        id
+    })
+}
+
+#[test]
+fn modify_sets_every_attribute_and_deprecates() {
+    let sim = SimProcess::start(&["--import-seconds", "0"]);
+    let client = sim.client(SignatureVersion::V3);
+    let rt = runtime();
+    let id = available_image(&client, &rt, "plain");
+    let ep = sim.endpoint.as_str();
+    let run = cli(&[
+        "image",
+        "modify",
+        &id,
+        "--endpoint",
+        ep,
+        "--json",
+        "--name",
+        "golden:v1",
+        "--description",
+        "finished by imgport",
+        "--family",
+        "golden-family",
+        "--boot-mode",
+        "UEFI-Preferred",
+        "--license-type",
+        "BYOL",
+        "--nvme-support",
+        "supported",
+        "--imds-support",
+        "v2",
+    ]);
+    run.expect_code(0);
+    let v = run.json();
+    assert_eq!(v["changed"]["ImageName"], "golden:v1", "{v}");
+    assert_eq!(v["changed"]["Features.ImdsSupport"], "v2");
+    let img = &v["image"];
+    assert_eq!(img["ImageName"], "golden:v1");
+    assert_eq!(img["Description"], "finished by imgport");
+    assert_eq!(img["ImageFamily"], "golden-family");
+    assert_eq!(img["BootMode"], "UEFI-Preferred");
+    // A DryRun checks and changes nothing.
+    let run = cli(&[
+        "image",
+        "modify",
+        &id,
+        "--endpoint",
+        ep,
+        "--json",
+        "--dry-run",
+        "--name",
+        "renamed",
+    ]);
+    run.expect_code(0);
+    assert_eq!(run.json()["dry_run"], true);
+    let img = rt.block_on(client.find_image(&id)).unwrap().unwrap();
+    assert_eq!(img.image_name, "golden:v1");
+    // Deprecate, then make it Available again (V2 signing this time).
+    cli(&[
+        "image",
+        "modify",
+        &id,
+        "--endpoint",
+        ep,
+        "--status",
+        "Deprecated",
+    ])
+    .expect_code(0);
+    let img = rt.block_on(client.find_image(&id)).unwrap().unwrap();
+    assert_eq!(img.status(), Some(ImageStatus::Deprecated));
+    let run = cli(&[
+        "image",
+        "modify",
+        &id,
+        "--endpoint",
+        ep,
+        "--signature",
+        "v2",
+        "--status",
+        "Available",
+    ]);
+    run.expect_code(0);
+    assert!(
+        run.stdout().contains("Status=Available"),
+        "{}",
+        run.stdout()
+    );
+    let img = rt.block_on(client.find_image(&id)).unwrap().unwrap();
+    assert_eq!(img.status(), Some(ImageStatus::Available));
+    // The planner's finishing request is this same typed request, accepted by the service.
+    let finishing = ModifyImageAttributeRequest::builder(REGION, &id)
+        .boot_mode(BootMode::Uefi)
+        .imds_support(ImdsSupport::V2)
+        .build()
+        .unwrap();
+    rt.block_on(client.modify_image_attribute(&finishing))
+        .unwrap();
+}
+
+#[test]
+fn modify_refuses_every_local_rule_before_sending() {
+    let base = ["image", "modify", "m-1", "--endpoint", DEAD_ENDPOINT];
+    let d257 = "d".repeat(257);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--imds-support", "v1"],
+            "InvalidParameter.FeaturesImdsSupport",
+        ),
+        (
+            vec!["--license-type", "Auto"],
+            "InvalidLicenseType.NotSupported",
+        ),
+        (
+            vec!["--license-type", "Aliyun"],
+            "InvalidLicenseType.NotSupported",
+        ),
+        (vec!["--name", "x"], "InvalidImageName.Malformed"),
+        (vec!["--name", "acs:golden"], "InvalidImageName.Malformed"),
+        (vec!["--description", "x"], "InvalidDescription.Malformed"),
+        (vec!["--description", &d257], "InvalidDescription.Malformed"),
+        (
+            vec!["--description", "http://x.y"],
+            "InvalidDescription.Malformed",
+        ),
+        (vec!["--family", "1family"], "InvalidImageFamily.Malformed"),
+        (vec!["--status", "Creating"], "unknown status"),
+        (vec!["--boot-mode", "legacy"], "unknown boot mode"),
+        (vec!["--nvme-support", "maybe"], "unknown NVMe support"),
+    ];
+    for (extra, needle) in &cases {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        let run = cli(&args);
+        run.expect_code(2);
+        assert!(
+            run.stderr().contains(needle),
+            "{}: expected {needle:?} in\n{}",
+            run.cmd,
+            run.stderr()
+        );
+    }
+    let run = cli(&["image", "modify", "", "--endpoint", DEAD_ENDPOINT, "--json"]);
+    run.expect_code(2);
+    assert_eq!(json_code(&run), "MissingParameter");
+    let run = cli(&[
+        "image",
+        "modify",
+        "m-1",
+        "--endpoint",
+        DEAD_ENDPOINT,
+        "--json",
+        "--region",
+        "",
+    ]);
+    run.expect_code(2);
+    assert_eq!(json_code(&run), "MissingParameter");
+}
+
+#[test]
+fn emulator_answers_modify_error_codes() {
+    let sim = SimProcess::start(&["--import-seconds", "0"]);
+    let client = sim.client(SignatureVersion::V3);
+    let rt = runtime();
+    let id = available_image(&client, &rt, "first");
+    let _other = available_image(&client, &rt, "second");
+    let ep = sim.endpoint.as_str();
+    let code_of = |args: &[&str]| {
+        let mut all = vec!["image", "modify"];
+        all.extend(args);
+        all.extend(["--endpoint", ep, "--json"]);
+        let run = cli(&all);
+        run.expect_code(4);
+        (
+            json_code(&run),
+            run.json()["error"]["http_status"].as_u64().unwrap_or(0),
+        )
+    };
+    assert_eq!(
+        code_of(&["m-nope", "--name", "abc"]),
+        ("InvalidImageId.NotFound".into(), 404)
+    );
+    assert_eq!(
+        code_of(&[&id, "--name", "second"]),
+        ("InvalidImageName.Duplicated".into(), 400)
+    );
+    assert_eq!(
+        code_of(&[&id, "--status", "Available"]),
+        ("ImageStatus.NotDeprecated".into(), 403)
+    );
+    cli(&[
+        "image",
+        "modify",
+        &id,
+        "--endpoint",
+        ep,
+        "--imds-support",
+        "v2",
+    ])
+    .expect_code(0);
+    rt.block_on(async {
+        let r = ("RegionId", REGION);
+        let i = ("ImageId", id.as_str());
+        let cases: Vec<Case<'_>> = vec![
+            (
+                vec![r, i, ("Features.ImdsSupport", "v1")],
+                "InvalidOperation.FeaturesImdsSupportNotMatch",
+                403,
+            ),
+            (
+                vec![r, i, ("BootMode", "Legacy")],
+                "InvalidBootMode.NotSupport",
+                400,
+            ),
+            (
+                vec![r, i, ("LicenseType", "Auto")],
+                "InvalidLicenseType.NotSupported",
+                400,
+            ),
+            (
+                vec![r, i, ("ImageFamily", "-x")],
+                "InvalidImageFamily.Malformed",
+                400,
+            ),
+            (
+                vec![r, i, ("Description", "y")],
+                "InvalidDescription.Malformed",
+                400,
+            ),
+            (vec![i], "MissingParameter", 400),
+        ];
+        for (params, code, status) in &cases {
+            let got = raw_error(&client, "ModifyImageAttribute", params).await;
+            assert_eq!((got.0.as_str(), got.1), (*code, *status), "{params:?}");
+        }
+    });
+    // An image still being created cannot be modified.
+    let slow = SimProcess::start(&["--import-seconds", "60"]);
+    let c = slow.client(SignatureVersion::V3);
+    let creating = rt
+        .block_on(
+            c.create_image(
+                CreateImageRequest::builder(REGION, ImageSource::Snapshot("s-simsystem40".into()))
+                    .build()
+                    .unwrap(),
+            ),
+        )
+        .unwrap()
+        .image_id;
+    let run = cli(&[
+        "image",
+        "modify",
+        &creating,
+        "--endpoint",
+        &slow.endpoint,
+        "--json",
+        "--family",
+        "fam",
+    ]);
+    run.expect_code(4);
+    assert_eq!(json_code(&run), "InvalidStatus.ImageIsCreating");
+    // Deprecating a Deprecated image is refused too.
+    cli(&[
+        "image",
+        "modify",
+        &id,
+        "--endpoint",
+        ep,
+        "--status",
+        "Deprecated",
+    ])
+    .expect_code(0);
+    assert_eq!(
+        code_of(&[&id, "--status", "Deprecated"]),
+        ("ImageStatus.NotAvailable".into(), 403)
+    );
+}
