@@ -13,12 +13,18 @@ out=${IMGPORT_TESTDATA:-$root/testdata/cache}
 py="python3 $root/scripts/testdata/patch.py"
 export root out py
 
+# The part script and its own NAME.py, when it has one.
+part_sources() {
+  cat "$1"
+  if [ -f "${1%.sh}.py" ]; then cat "${1%.sh}.py"; fi
+}
+
 build_parts() {
   local part name stamp
   for part in "$root"/scripts/testdata/*.sh; do
     [ -e "$part" ] || continue
     name=$(basename "$part" .sh)
-    stamp=$(cat "$part" "${part%.sh}".py 2>/dev/null | sha256sum | cut -c1-16)
+    stamp=$(part_sources "$part" | sha256sum | cut -c1-16)
     if [ -f "$out/$name/STAMP" ] && [ "$(cat "$out/$name/STAMP")" = "$stamp" ]; then
       continue
     fi
