@@ -19,6 +19,7 @@ check cpio cpio
 check zstd zstd
 check lz4 lz4
 check xz xz-utils
+check bzip2 bzip2
 # The official-SDK smoke test (tests/it/cloud/sdk.rs) makes a venv with pip.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 

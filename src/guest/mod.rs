@@ -7,3 +7,4 @@
 
 pub mod facts;
 pub mod fs;
+pub mod initramfs;
