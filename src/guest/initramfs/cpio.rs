@@ -296,7 +296,7 @@ impl<'c, 'o> Parser<'c, 'o> {
                 Ok(take)
             }
             State::Between => {
-                let zeros = data.iter().take_while(|&&b| b == 0).count();
+                let zeros = leading_zeros(data);
                 if zeros == data.len() {
                     self.advance(zeros);
                     return Ok(zeros);
@@ -574,6 +574,21 @@ impl<'c, 'o> Parser<'c, 'o> {
             self.state = State::Header { need: 2 };
         }
     }
+}
+
+/// Number of zero bytes at the front of `data`. Compares whole blocks with `memcmp` first,
+/// so that padding between archives (or a bomb of zeros) is skipped quickly.
+pub(crate) fn leading_zeros(data: &[u8]) -> usize {
+    static ZEROS: [u8; 4096] = [0; 4096];
+    let mut n = 0;
+    for block in data.chunks(ZEROS.len()) {
+        if block == &ZEROS[..block.len()] {
+            n += block.len();
+        } else {
+            return n + block.iter().take_while(|&&b| b == 0).count();
+        }
+    }
+    n
 }
 
 /// `n` as a usize no larger than `max`.

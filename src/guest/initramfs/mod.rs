@@ -193,7 +193,7 @@ pub fn parse(data: &[u8], opts: &ReadOptions<'_>) -> Result<Initramfs, Initramfs
     let mut pos = 0usize;
     while pos < data.len() {
         if data[pos] == 0 {
-            pos += data[pos..].iter().take_while(|&&b| b == 0).count();
+            pos += cpio::leading_zeros(&data[pos..]);
             continue;
         }
         let offset = pos as u64;
