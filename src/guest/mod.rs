@@ -8,3 +8,4 @@
 pub mod facts;
 pub mod fs;
 pub mod initramfs;
+pub mod kmod;
