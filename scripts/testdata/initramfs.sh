@@ -62,6 +62,9 @@ cat early.cpio virtio.cpio.lz4 > early-virtio-lz4.img
 # Two archives in one compressed stream, and two compressed archives with padding between.
 cat plain.cpio virtio.cpio | gzip -n -c > two-in-one.cpio.gz
 { cat plain.cpio.gz; head -c 3 /dev/zero; cat virtio.cpio.xz; } > gz-pad-xz.img
+# One cpio stream split over two zstd frames (the kernel reads them as one stream).
+head -c 40000 virtio.cpio | zstd -q -c > two-frames.cpio.zst
+tail -c +40001 virtio.cpio | zstd -q -c >> two-frames.cpio.zst
 
 # Broken variants: truncated streams, a corrupt gzip body, a non-hex header field, junk.
 size=$(stat -c %s virtio.cpio.gz)

@@ -19,6 +19,15 @@ const LZ4_LEGACY_BLOCK: usize = 8 << 20;
 const LZ4_LEGACY_MAGIC: [u8; 4] = [0x02, 0x21, 0x4C, 0x18];
 /// `LZ4_compressBound(8 MiB)`: a legacy block larger than this is corrupt.
 const LZ4_LEGACY_BOUND: usize = LZ4_LEGACY_BLOCK + LZ4_LEGACY_BLOCK / 255 + 16;
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+/// Cap on zstd frames in one archive.
+const MAX_FRAMES: usize = 4096;
+
+/// A zstd skippable frame: magic 0x184D2A50..=0x184D2A5F, then a u32 length (RFC 8878 §3.1.2).
+fn is_skippable(b: &[u8]) -> bool {
+    b.len() >= 8 && (b[0] & 0xF0) == 0x50 && b[1..4] == [0x2A, 0x4D, 0x18]
+}
+
 /// Size of the buffer decoders fill before a push.
 const CHUNK: usize = 64 << 10;
 
@@ -29,7 +38,7 @@ pub(crate) fn detect(bytes: &[u8]) -> Option<Compression> {
         (&[0x1F, 0x8B], Compression::Gzip),
         (&[0x1F, 0x9E], Compression::Gzip),
         (&[0xFD, b'7', b'z', b'X', b'Z', 0x00], Compression::Xz),
-        (&[0x28, 0xB5, 0x2F, 0xFD], Compression::Zstd),
+        (&ZSTD_MAGIC, Compression::Zstd),
         (&LZ4_LEGACY_MAGIC, Compression::Lz4Legacy),
         (&[0x5D, 0x00, 0x00], Compression::Lzma),
         (b"BZh", Compression::Bzip2),
@@ -78,10 +87,34 @@ pub(crate) fn decompress(
             return Ok(used.saturating_sub(unused.len()));
         }
         Compression::Zstd => {
-            let mut dec =
-                ruzstd::decoding::StreamingDecoder::new_with_max_window_size(&mut rest, MAX_WINDOW)
-                    .map_err(|e| fail(io::Error::new(io::ErrorKind::InvalidData, e)))?;
-            pump(&mut dec, sink, fail)?;
+            // Frames written back to back (`zstd` on split input, `cat a.zst b.zst`) are one
+            // stream, as the kernel's unzstd reads them; skippable frames are passed over.
+            let mut frames = 0usize;
+            while frames == 0 || rest.starts_with(&ZSTD_MAGIC) || is_skippable(rest) {
+                frames += 1;
+                if frames > MAX_FRAMES {
+                    return Err(fail(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("more than {MAX_FRAMES} zstd frames"),
+                    )));
+                }
+                if is_skippable(rest) {
+                    let len = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+                    let Some(after) = rest.get(8usize.saturating_add(len)..) else {
+                        return Err(fail(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "zstd skippable frame runs past the end of the file",
+                        )));
+                    };
+                    rest = after;
+                    continue;
+                }
+                let mut dec = ruzstd::decoding::StreamingDecoder::new_with_max_window_size(
+                    &mut rest, MAX_WINDOW,
+                )
+                .map_err(|e| fail(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+                pump(&mut dec, sink, fail)?;
+            }
         }
         Compression::Lz4Legacy => return lz4_legacy(input, sink, fail),
         Compression::Bzip2 | Compression::Lzo | Compression::Lz4Frame | Compression::None => {
