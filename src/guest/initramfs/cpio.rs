@@ -12,63 +12,12 @@
 use std::collections::BTreeMap;
 
 use super::error::{At, InitramfsError};
+use super::header::{self, BIN_HEADER_LEN, BIN_MAGIC_BE, BIN_MAGIC_LE, Format, NEWC_HEADER_LEN};
 use super::{
-    Compression, Entry, EntryKind, MAX_ENTRIES, MAX_LINK_TARGET, MAX_NAME_LEN, MAX_TOTAL_BYTES,
-    ReadOptions,
+    Compression, Entry, EntryKind, MAX_ENTRIES, MAX_LINK_TARGET, MAX_TOTAL_BYTES, ReadOptions,
 };
 
-const NEWC_MAGIC: &[u8; 6] = b"070701";
-const CRC_MAGIC: &[u8; 6] = b"070702";
-const ODC_MAGIC: &[u8; 6] = b"070707";
-/// Old binary magic 070707 (octal) as it appears in little- and big-endian archives.
-const BIN_MAGIC_LE: [u8; 2] = [0xC7, 0x71];
-const BIN_MAGIC_BE: [u8; 2] = [0x71, 0xC7];
-const NEWC_HEADER_LEN: usize = 110;
-const ODC_HEADER_LEN: usize = 76;
-const BIN_HEADER_LEN: usize = 26;
 const TRAILER: &[u8] = b"TRAILER!!!";
-
-/// Field names of a newc header after the magic, in order.
-const NEWC_FIELDS: [&str; 13] = [
-    "c_ino",
-    "c_mode",
-    "c_uid",
-    "c_gid",
-    "c_nlink",
-    "c_mtime",
-    "c_filesize",
-    "c_devmajor",
-    "c_devminor",
-    "c_rdevmajor",
-    "c_rdevminor",
-    "c_namesize",
-    "c_check",
-];
-
-/// Whether `bytes` (at least 2 of them) start like a cpio header of any supported format.
-pub(crate) fn looks_like_cpio(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"0707")
-        || bytes.starts_with(&BIN_MAGIC_LE)
-        || bytes.starts_with(&BIN_MAGIC_BE)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Newc { crc: bool },
-    Odc,
-    Binary { big_endian: bool },
-}
-
-impl Format {
-    /// Alignment of the data start and of the next header, relative to the stream.
-    fn align(self) -> u64 {
-        match self {
-            Format::Newc { .. } => 4,
-            Format::Odc => 1,
-            Format::Binary { .. } => 2,
-        }
-    }
-}
 
 /// What the parser expects next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +44,6 @@ struct Member {
     header_at: u64,
     mode: u32,
     size: u64,
-    namesize: u64,
     check: u32,
     crc: bool,
     sum: u32,
@@ -237,7 +185,7 @@ impl<'c, 'o> Parser<'c, 'o> {
                 self.have += take;
                 self.advance(take);
                 if self.have == need {
-                    self.header_progress()?;
+                    self.header_progress(need)?;
                 }
                 Ok(take)
             }
@@ -327,10 +275,12 @@ impl<'c, 'o> Parser<'c, 'o> {
         self.pos = self.pos.saturating_add(n as u64);
     }
 
-    /// Called when `need` header bytes are present.
-    fn header_progress(&mut self) -> Result<(), InitramfsError> {
+    /// Called when `need` header bytes are present: 2 tell binary from ASCII, 6 tell the
+    /// ASCII format, the full length is decoded.
+    fn header_progress(&mut self, need: usize) -> Result<(), InitramfsError> {
+        const BAD_MAGIC: &str = "bad cpio magic (want 070701, 070702, 070707 or binary 0x71c7)";
         let start = self.header_at;
-        if self.have == 2 {
+        if need == 2 {
             let head = [self.header[0], self.header[1]];
             if head == BIN_MAGIC_LE || head == BIN_MAGIC_BE {
                 self.format = Format::Binary {
@@ -339,36 +289,22 @@ impl<'c, 'o> Parser<'c, 'o> {
                 self.state = State::Header {
                     need: BIN_HEADER_LEN,
                 };
-                return Ok(());
+            } else if head == *b"07" {
+                self.state = State::Header { need: 6 };
+            } else {
+                return Err(self.rule(start, BAD_MAGIC));
             }
-            if head != *b"07" {
-                return Err(self.rule(
-                    start,
-                    "bad cpio magic (want 070701, 070702, 070707 or binary 0x71c7)",
-                ));
-            }
-            self.state = State::Header { need: 6 };
             return Ok(());
         }
-        if self.have == 6 && !matches!(self.format, Format::Binary { .. }) {
-            let magic = &self.header[..6];
-            let (format, need) = if magic == NEWC_MAGIC {
-                (Format::Newc { crc: false }, NEWC_HEADER_LEN)
-            } else if magic == CRC_MAGIC {
-                (Format::Newc { crc: true }, NEWC_HEADER_LEN)
-            } else if magic == ODC_MAGIC {
-                (Format::Odc, ODC_HEADER_LEN)
-            } else {
-                return Err(self.rule(
-                    start,
-                    "bad cpio magic (want 070701, 070702, 070707 or binary 0x71c7)",
-                ));
+        if need == 6 {
+            let Some((format, len)) = Format::from_magic(&self.header[..6]) else {
+                return Err(self.rule(start, BAD_MAGIC));
             };
             if matches!(format, Format::Newc { .. }) && !start.is_multiple_of(4) {
                 return Err(self.rule(start, "newc header not on a 4-byte boundary"));
             }
             self.format = format;
-            self.state = State::Header { need };
+            self.state = State::Header { need: len };
             return Ok(());
         }
         self.decode_header(start)
@@ -377,90 +313,24 @@ impl<'c, 'o> Parser<'c, 'o> {
     /// Decodes a complete header of the current format.
     fn decode_header(&mut self, start: u64) -> Result<(), InitramfsError> {
         let at = self.at(start);
-        let field =
-            |field: &'static str, rule: &'static str| InitramfsError::Field { at, field, rule };
-        let mut m = Member {
-            header_at: start,
-            ..Member::default()
-        };
-        match self.format {
-            Format::Newc { crc } => {
-                let mut v = [0u32; 13];
-                for (i, name) in NEWC_FIELDS.iter().enumerate() {
-                    let s = &self.header[6 + 8 * i..6 + 8 * (i + 1)];
-                    v[i] = parse_hex(s).ok_or_else(|| field(name, "must be 8 ASCII hex digits"))?;
-                }
-                m.mode = v[1];
-                m.size = u64::from(v[6]);
-                m.namesize = u64::from(v[11]);
-                m.check = v[12];
-                m.crc = crc;
-            }
-            Format::Odc => {
-                // magic(6) dev(6) ino(6) mode(6) uid(6) gid(6) nlink(6) rdev(6) mtime(11)
-                // namesize(6) filesize(11)
-                let h = &self.header[..ODC_HEADER_LEN];
-                let oct = |range: std::ops::Range<usize>, name: &'static str| {
-                    parse_octal(&h[range]).ok_or_else(|| field(name, "must be ASCII octal digits"))
-                };
-                for (r, name) in [
-                    (6..12, "c_dev"),
-                    (12..18, "c_ino"),
-                    (24..30, "c_uid"),
-                    (30..36, "c_gid"),
-                    (36..42, "c_nlink"),
-                    (42..48, "c_rdev"),
-                    (48..59, "c_mtime"),
-                ] {
-                    oct(r, name)?;
-                }
-                m.mode = u32::try_from(oct(18..24, "c_mode")?)
-                    .map_err(|_| field("c_mode", "out of range"))?;
-                m.namesize = oct(59..65, "c_namesize")?;
-                m.size = oct(65..76, "c_filesize")?;
-            }
-            Format::Binary { big_endian } => {
-                let h = &self.header[..BIN_HEADER_LEN];
-                let w = |i: usize| {
-                    let b = [h[2 * i], h[2 * i + 1]];
-                    if big_endian {
-                        u16::from_be_bytes(b)
-                    } else {
-                        u16::from_le_bytes(b)
-                    }
-                };
-                // magic dev ino mode uid gid nlink rdev mtime[2] namesize filesize[2]
-                m.mode = u32::from(w(3));
-                m.namesize = u64::from(w(10));
-                m.size = (u64::from(w(11)) << 16) | u64::from(w(12));
-            }
-        }
-        if m.namesize == 0 {
-            return Err(field(
-                "c_namesize",
-                "must count the terminating NUL (at least 1)",
-            ));
-        }
-        if m.namesize > MAX_NAME_LEN as u64 + 1 {
-            return Err(InitramfsError::NameTooLong {
-                at,
-                len: m.namesize - 1,
-                limit: MAX_NAME_LEN,
-            });
-        }
-        if m.size > MAX_TOTAL_BYTES {
-            return Err(field("c_filesize", "exceeds the decompression cap"));
-        }
+        let f = header::decode(self.format, &self.header[..self.have], at)?;
         if self.out.entries.len() >= MAX_ENTRIES {
             return Err(InitramfsError::TooManyEntries {
                 at,
                 limit: MAX_ENTRIES,
             });
         }
-        self.state = State::Name {
-            remaining: m.namesize,
+        self.member = Member {
+            header_at: start,
+            mode: f.mode,
+            size: f.size,
+            check: f.check.unwrap_or(0),
+            crc: f.check.is_some(),
+            ..Member::default()
         };
-        self.member = m;
+        self.state = State::Name {
+            remaining: f.namesize,
+        };
         self.have = 0;
         Ok(())
     }
@@ -599,26 +469,6 @@ fn clamp(n: u64, max: usize) -> usize {
 /// Bytes needed to bring `pos` to a multiple of `align`.
 fn padding(pos: u64, align: u64) -> u64 {
     (align - pos % align) % align
-}
-
-/// Strict hex: exactly the given ASCII hex digits, nothing else.
-fn parse_hex(s: &[u8]) -> Option<u32> {
-    let mut v: u32 = 0;
-    for &c in s {
-        let d = (c as char).to_digit(16)?;
-        v = (v << 4) | d;
-    }
-    Some(v)
-}
-
-/// Strict octal: only ASCII digits 0-7.
-fn parse_octal(s: &[u8]) -> Option<u64> {
-    let mut v: u64 = 0;
-    for &c in s {
-        let d = (c as char).to_digit(8)?;
-        v = v.checked_mul(8)?.checked_add(u64::from(d))?;
-    }
-    Some(v)
 }
 
 /// A member name as a path relative to the initramfs root: no leading `/` or `./`.

@@ -15,6 +15,7 @@
 mod cpio;
 mod decompress;
 mod error;
+mod header;
 
 use std::collections::BTreeMap;
 
@@ -204,7 +205,7 @@ pub fn parse(data: &[u8], opts: &ReadOptions<'_>) -> Result<Initramfs, Initramfs
             });
         }
         let rest = &data[pos..];
-        let (compression, used, members) = if cpio::looks_like_cpio(rest) {
+        let (compression, used, members) = if header::looks_like_cpio(rest) {
             let mut p = cpio::Parser::new(&mut out, offset, Compression::None, offset, false);
             let used = p.feed(rest)?;
             if !p.at_end() {
