@@ -79,6 +79,9 @@ pub enum InitramfsError {
     /// More members than [`super::MAX_ENTRIES`].
     #[error("initramfs {at}: more than {limit} members")]
     TooManyEntries { at: At, limit: usize },
+    /// The initramfs file is larger than [`super::MAX_IMAGE_BYTES`].
+    #[error("initramfs of {len} bytes exceeds the limit of {limit}")]
+    ImageTooLarge { len: u64, limit: u64 },
     /// More concatenated archives than [`super::MAX_ARCHIVES`].
     #[error("initramfs file offset {offset}: more than {limit} concatenated archives")]
     TooManyArchives { offset: u64, limit: usize },

@@ -24,6 +24,9 @@ use serde::Serialize;
 pub use decompress::MAX_WINDOW;
 pub use error::{At, InitramfsError};
 
+/// Cap on the initramfs file itself: callers check the file size against it before reading
+/// the file into memory (real ones are 10–150 MiB).
+pub const MAX_IMAGE_BYTES: u64 = 512 << 20;
 /// Cap on the decompressed cpio bytes of all archives together (a compression bomb stops here).
 pub const MAX_TOTAL_BYTES: u64 = 1 << 30;
 /// Cap on the number of members over all archives (real images hold a few thousand).
@@ -41,8 +44,11 @@ pub const MAX_ARCHIVES: usize = 64;
 pub enum Compression {
     /// A plain cpio archive.
     None,
+    /// gzip (`1f 8b`).
     Gzip,
+    /// xz (`fd 37 7a 58 5a 00`); the kernel wants `--check=crc32`, any check is read here.
     Xz,
+    /// zstd (`28 b5 2f fd`); frames back to back form one stream.
     Zstd,
     /// The LZ4 legacy frame (`lz4 -l`), the only LZ4 format the kernel unpacks.
     Lz4Legacy,
@@ -77,12 +83,19 @@ impl Compression {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
+    /// Regular file.
     File,
+    /// Directory.
     Dir,
+    /// Symbolic link; the target is in [`Entry::link_target`].
     Symlink,
+    /// Character device node.
     CharDev,
+    /// Block device node.
     BlockDev,
+    /// Named pipe.
     Fifo,
+    /// Unix socket.
     Socket,
     /// A type the kernel would ignore.
     Unknown,
@@ -110,6 +123,7 @@ pub struct Entry {
     /// Path relative to the initramfs root, without leading `/` or `./`, e.g.
     /// `usr/lib/modules/6.1.0-18-amd64/kernel/drivers/block/virtio_blk.ko`.
     pub path: String,
+    /// File type from the mode.
     pub kind: EntryKind,
     /// Full mode (type and permission bits).
     pub mode: u32,
@@ -128,6 +142,7 @@ pub struct Archive {
     pub offset: u64,
     /// Bytes of the file it occupies (compressed size).
     pub len: u64,
+    /// How it is compressed.
     pub compression: Compression,
     /// Members it holds, trailers not counted.
     pub members: usize,
@@ -189,6 +204,12 @@ impl Initramfs {
 /// the archive and offset; nothing on any input panics, and work and memory are bounded by
 /// the input size and the `MAX_*` caps.
 pub fn parse(data: &[u8], opts: &ReadOptions<'_>) -> Result<Initramfs, InitramfsError> {
+    if data.len() as u64 > MAX_IMAGE_BYTES {
+        return Err(InitramfsError::ImageTooLarge {
+            len: data.len() as u64,
+            limit: MAX_IMAGE_BYTES,
+        });
+    }
     let mut out = cpio::Collector::new(opts);
     let mut archives = Vec::new();
     let mut pos = 0usize;

@@ -92,6 +92,7 @@ pub struct BootConfig<'a> {
 /// The kernel that boots by default, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DefaultKernel {
+    /// Its version, as in [`InstalledKernel::version`].
     pub version: String,
     /// Evidence, e.g. `grub.cfg default "0" -> menuentry 'Debian GNU/Linux' -> /boot/vmlinuz-6.1.0-18-amd64`.
     pub reason: String,

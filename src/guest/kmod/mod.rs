@@ -33,10 +33,15 @@ pub use version::compare_versions;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Driver {
+    /// virtio block disk (`virtio_blk`).
     VirtioBlk,
+    /// virtio SCSI disk controller (`virtio_scsi`).
     VirtioScsi,
+    /// virtio network card (`virtio_net`).
     VirtioNet,
+    /// virtio PCI transport (`virtio_pci`), needed by all of the above on PCI machines.
     VirtioPci,
+    /// NVMe disk (`nvme`).
     Nvme,
 }
 
@@ -94,6 +99,7 @@ pub enum InitramfsInput<'a> {
 /// What the caller read for one kernel version. `None` means the file was not there.
 #[derive(Debug, Clone, Copy)]
 pub struct KernelSources<'a> {
+    /// Kernel version, as in `/lib/modules/<version>`.
     pub version: &'a str,
     /// `/boot/config-<ver>`.
     pub config: Option<&'a str>,
@@ -109,6 +115,7 @@ pub struct KernelSources<'a> {
     pub module_files: Option<&'a [String]>,
     /// `(path, text)` of `/etc/modprobe.d/*.conf` and `/lib/modprobe.d/*.conf` on the root.
     pub modprobe_d: &'a [(&'a str, &'a str)],
+    /// The kernel's initramfs.
     pub initramfs: InitramfsInput<'a>,
 }
 
@@ -185,11 +192,17 @@ fn and3(a: Option<bool>, b: Option<bool>) -> Option<bool> {
 /// Driver facts for one kernel version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KernelDrivers {
+    /// Kernel version.
     pub version: String,
+    /// `virtio_blk` ([`Driver::VirtioBlk`]).
     pub virtio_blk: DriverStatus,
+    /// `virtio_scsi` ([`Driver::VirtioScsi`]).
     pub virtio_scsi: DriverStatus,
+    /// `virtio_net` ([`Driver::VirtioNet`]).
     pub virtio_net: DriverStatus,
+    /// `virtio_pci` ([`Driver::VirtioPci`]).
     pub virtio_pci: DriverStatus,
+    /// `nvme` ([`Driver::Nvme`]).
     pub nvme: DriverStatus,
     /// `qemu_fw_cfg` available (`CONFIG_FW_CFG_SYSFS=y|m`, or its module exists).
     pub fw_cfg_sysfs: Option<bool>,

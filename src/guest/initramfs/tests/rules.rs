@@ -215,3 +215,16 @@ fn too_many_entries() {
         }
     ));
 }
+
+#[test]
+fn image_size_cap() {
+    // Zeroed pages are never touched: the length is checked first.
+    let big = vec![0u8; MAX_IMAGE_BYTES as usize + 1];
+    assert!(matches!(
+        parse_all(&big).unwrap_err(),
+        InitramfsError::ImageTooLarge {
+            limit: MAX_IMAGE_BYTES,
+            ..
+        }
+    ));
+}
