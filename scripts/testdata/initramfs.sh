@@ -83,5 +83,7 @@ python3 "$root/scripts/testdata/initramfs.py" badhex badhex.cpio
 
 # A bomb: a tiny archive followed by 1.2 GiB of zeros, zstd-compressed to a few hundred KiB.
 { cat early.cpio; head -c 1200M /dev/zero; } | zstd -q -3 -c > bomb.cpio.zst
+# An xz bomb of 200 MiB, refused by a lower cap in ReadOptions (xz decodes slower than zstd).
+{ cat early.cpio; head -c 200M /dev/zero; } | xz -T1 --check=crc32 -0 -c > bomb.cpio.xz
 
 rm -rf tree-virtio tree-plain early

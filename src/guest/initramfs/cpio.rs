@@ -59,8 +59,9 @@ pub(crate) struct Collector<'o> {
     pub(crate) files: BTreeMap<String, Vec<u8>>,
     pub(crate) oversized: Vec<String>,
     captured: usize,
-    /// Bytes fed to the parser over all archives.
+    /// Bytes fed to the parser over all archives, and their cap.
     total: u64,
+    limit: u64,
 }
 
 impl<'o> Collector<'o> {
@@ -72,6 +73,7 @@ impl<'o> Collector<'o> {
             oversized: Vec::new(),
             captured: 0,
             total: 0,
+            limit: opts.max_total_bytes.min(MAX_TOTAL_BYTES),
         }
     }
 }
@@ -156,11 +158,12 @@ impl<'c, 'o> Parser<'c, 'o> {
             if self.state == State::Done {
                 break;
             }
-            let budget = MAX_TOTAL_BYTES.saturating_sub(self.out.total);
+            let limit = self.out.limit;
+            let budget = limit.saturating_sub(self.out.total);
             if budget == 0 {
                 return Err(InitramfsError::TooLarge {
                     at: self.at(self.pos),
-                    limit: MAX_TOTAL_BYTES,
+                    limit,
                 });
             }
             let end = used

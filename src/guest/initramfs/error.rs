@@ -73,7 +73,8 @@ pub enum InitramfsError {
         expected: u32,
         actual: u32,
     },
-    /// The decompressed archives together exceed [`super::MAX_TOTAL_BYTES`].
+    /// The decompressed archives together exceed the cap (`ReadOptions::max_total_bytes`,
+    /// at most [`super::MAX_TOTAL_BYTES`]).
     #[error("initramfs {at}: more than {limit} bytes of cpio data (decompression cap)")]
     TooLarge { at: At, limit: u64 },
     /// More members than [`super::MAX_ENTRIES`].

@@ -156,15 +156,19 @@ pub struct ReadOptions<'a> {
     pub max_file_size: usize,
     /// Cap on all kept contents together.
     pub max_captured_total: usize,
+    /// Cap on decompressed cpio bytes; never above [`MAX_TOTAL_BYTES`].
+    pub max_total_bytes: u64,
 }
 
 impl Default for ReadOptions<'_> {
-    /// Keep no contents; 1 MiB per file and 16 MiB in all when a `want` is set.
+    /// Keep no contents; 1 MiB per file and 16 MiB in all when a `want` is set; the full
+    /// decompression cap.
     fn default() -> Self {
         ReadOptions {
             want: &|_| false,
             max_file_size: 1 << 20,
             max_captured_total: 16 << 20,
+            max_total_bytes: MAX_TOTAL_BYTES,
         }
     }
 }

@@ -146,6 +146,7 @@ fn nothing_kept_unless_wanted_and_caps_respected() {
         want: &want_all,
         max_file_size: 20,
         max_captured_total: 1 << 20,
+        ..ReadOptions::default()
     };
     let ini = parse(&sample(), &opts).unwrap();
     assert_eq!(

@@ -184,15 +184,39 @@ fn real_broken_images_are_refused_with_the_place() {
 
 #[test]
 fn real_zstd_bomb_refused_by_the_cap() {
+    // 1.2 GiB of cpio stream in a few hundred KiB: the decoder streams (its window is capped
+    // by MAX_WINDOW), so the cap stops it, not the memory.
     let data = testdata("bomb.cpio.zst");
     assert!(data.len() < 1 << 20);
     match real("bomb.cpio.zst").unwrap_err() {
         InitramfsError::TooLarge { limit, at } => {
             assert_eq!(limit, MAX_TOTAL_BYTES);
-            assert_eq!(at.offset, MAX_TOTAL_BYTES);
+            assert_eq!(
+                (at.offset, at.compression),
+                (MAX_TOTAL_BYTES, Compression::Zstd)
+            );
         }
         e => panic!("{e}"),
     }
+}
+
+#[test]
+fn real_xz_bomb_refused_by_a_lower_cap() {
+    let data = testdata("bomb.cpio.xz");
+    let opts = ReadOptions {
+        max_total_bytes: 64 << 20,
+        ..ReadOptions::default()
+    };
+    match parse(&data, &opts).unwrap_err() {
+        InitramfsError::TooLarge { limit, at } => {
+            assert_eq!(limit, 64 << 20);
+            assert_eq!((at.offset, at.compression), (64 << 20, Compression::Xz));
+        }
+        e => panic!("{e}"),
+    }
+    // Under the full cap the same stream is accepted: zeros after a trailer are padding.
+    let ini = parse(&data, &ReadOptions::default()).unwrap();
+    assert!(ini.entry("kernel/x86/microcode/GenuineIntel.bin").is_some());
 }
 
 #[test]
