@@ -8,6 +8,14 @@
 //! present when its module file exists or `CONFIG_X` is `y`/`m`; it is available at boot when
 //! it is built in or its module is in the initramfs.
 //!
+//! Wiring, for the inspector that reads the guest: list `/boot` and call
+//! [`installed_kernels`]; read `grub.cfg`, `grubenv` and `/boot/loader/entries/*.conf` into a
+//! [`BootConfig`] and call [`default_kernel`]; for that kernel read its initramfs (size checked
+//! against [`crate::guest::initramfs::MAX_IMAGE_BYTES`]) and parse it with
+//! [`initramfs_wanted`] as the filter; fill [`KernelSources`] with whatever else exists
+//! (`modules.dep` alone is enough to know the module files); then
+//! `driver_facts(&kernel_drivers(&sources), Some(&default.reason))`.
+//!
 //! Owns: these pure decisions and [`DriverFacts`] filling. Must not touch file systems,
 //! partitions or OS detection: the caller reads the files.
 
