@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use super::error::{At, InitramfsError};
 use super::header::{self, BIN_HEADER_LEN, BIN_MAGIC_BE, BIN_MAGIC_LE, Format, NEWC_HEADER_LEN};
 use super::{
-    Compression, Entry, EntryKind, MAX_ENTRIES, MAX_LINK_TARGET, MAX_TOTAL_BYTES, ReadOptions,
+    Compression, Entry, EntryKind, MAX_ENTRIES, MAX_LINK_TARGET, MAX_NAME_BYTES, MAX_TOTAL_BYTES,
+    ReadOptions,
 };
 
 const TRAILER: &[u8] = b"TRAILER!!!";
@@ -62,6 +63,8 @@ pub(crate) struct Collector<'o> {
     /// Bytes fed to the parser over all archives, and their cap.
     total: u64,
     limit: u64,
+    /// Bytes of names and symlink targets kept.
+    name_bytes: u64,
 }
 
 impl<'o> Collector<'o> {
@@ -74,6 +77,7 @@ impl<'o> Collector<'o> {
             captured: 0,
             total: 0,
             limit: opts.max_total_bytes.min(MAX_TOTAL_BYTES),
+            name_bytes: 0,
         }
     }
 }
@@ -408,6 +412,19 @@ impl<'c, 'o> Parser<'c, 'o> {
             let path = normalise(raw_name);
             if !path.is_empty() {
                 self.members += 1;
+                let kept = path.len() as u64
+                    + if kind == EntryKind::Symlink {
+                        m.size
+                    } else {
+                        0
+                    };
+                self.out.name_bytes = self.out.name_bytes.saturating_add(kept);
+                if self.out.name_bytes > MAX_NAME_BYTES {
+                    return Err(InitramfsError::TooMuchMetadata {
+                        at: self.at(m.header_at),
+                        limit: MAX_NAME_BYTES,
+                    });
+                }
                 let mut link_target = None;
                 if kind == EntryKind::Symlink {
                     link_target = m.body.map(|b| String::from_utf8_lossy(&b).into_owned());

@@ -83,6 +83,9 @@ pub enum InitramfsError {
     /// The initramfs file is larger than [`super::MAX_IMAGE_BYTES`].
     #[error("initramfs of {len} bytes exceeds the limit of {limit}")]
     ImageTooLarge { len: u64, limit: u64 },
+    /// The names and symlink targets together exceed [`super::MAX_NAME_BYTES`].
+    #[error("initramfs {at}: names and link targets exceed {limit} bytes")]
+    TooMuchMetadata { at: At, limit: u64 },
     /// More concatenated archives than [`super::MAX_ARCHIVES`].
     #[error("initramfs file offset {offset}: more than {limit} concatenated archives")]
     TooManyArchives { offset: u64, limit: usize },

@@ -31,6 +31,9 @@ pub const MAX_IMAGE_BYTES: u64 = 512 << 20;
 pub const MAX_TOTAL_BYTES: u64 = 1 << 30;
 /// Cap on the number of members over all archives (real images hold a few thousand).
 pub const MAX_ENTRIES: usize = 200_000;
+/// Cap on the bytes of all names and symlink targets kept (real images need well under 1 MiB;
+/// without it [`MAX_ENTRIES`] names of [`MAX_NAME_LEN`] would take 800 MiB).
+pub const MAX_NAME_BYTES: u64 = 64 << 20;
 /// Cap on a member name, without its NUL (Linux `PATH_MAX` is 4096 with the NUL).
 pub const MAX_NAME_LEN: usize = 4095;
 /// Cap on a symlink target, as the kernel's `PATH_MAX`.

@@ -228,3 +228,22 @@ fn image_size_cap() {
         }
     ));
 }
+
+#[test]
+fn name_bytes_cap() {
+    // 17,000 names of 4,000 bytes = 68 MB of names in 70 MB of archive: refused before the
+    // entry cap, so names cannot take more memory than MAX_NAME_BYTES.
+    let mut v = Vec::new();
+    let long = "d/".repeat(1999);
+    for i in 0..17_000 {
+        member(&mut v, &format!("{long}{i:05}"), REG, b"");
+    }
+    trailer(&mut v);
+    assert!(matches!(
+        parse(&v, &ReadOptions::default()).unwrap_err(),
+        InitramfsError::TooMuchMetadata {
+            limit: MAX_NAME_BYTES,
+            ..
+        }
+    ));
+}
