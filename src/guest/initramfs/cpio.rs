@@ -19,6 +19,8 @@ use super::{
 };
 
 const TRAILER: &[u8] = b"TRAILER!!!";
+/// Wanted-but-too-large paths listed at most (the list is a diagnostic).
+const MAX_OVERSIZED: usize = 1000;
 
 /// What the parser expects next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,7 +381,7 @@ impl<'c, 'o> Parser<'c, 'o> {
                 if fits {
                     m.body = Some(Vec::with_capacity(clamp(m.size, usize::MAX)));
                     self.out.captured += clamp(m.size, usize::MAX);
-                } else {
+                } else if self.out.oversized.len() < MAX_OVERSIZED {
                     self.out.oversized.push(path);
                 }
             }
