@@ -184,7 +184,7 @@ pub struct Initramfs {
     /// All members in archive order; a later member with the same path replaces an earlier
     /// one when the kernel unpacks, so look-ups take the last.
     pub entries: Vec<Entry>,
-    /// Wanted files that were not kept because of the size caps.
+    /// Wanted files that were not kept because of the size caps (the first 1000).
     pub oversized: Vec<String>,
     #[serde(skip)]
     files: BTreeMap<String, Vec<u8>>,
