@@ -23,6 +23,7 @@ check xz xz-utils
 check mkntfs ntfs-3g
 check ntfs-3g ntfs-3g
 check hivexget libhivex-bin
+check bzip2 bzip2
 # The official-SDK smoke test (tests/it/cloud/sdk.rs) makes a venv with pip.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 

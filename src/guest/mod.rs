@@ -8,5 +8,7 @@
 pub mod arch;
 pub mod facts;
 pub mod fs;
+pub mod initramfs;
+pub mod kmod;
 pub mod registry;
 pub mod windows;
