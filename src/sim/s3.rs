@@ -140,6 +140,7 @@ impl S3Server {
             fs,
             root: root.clone(),
             crc_cache: Mutex::new(HashMap::new()),
+            create_lock: tokio::sync::Mutex::new(()),
             shared: shared.clone(),
         });
         let mut auth = s3s::auth::SimpleAuth::new();
@@ -315,6 +316,8 @@ async fn faulty(
 struct OssLike {
     fs: s3s_fs::FileSystem,
     root: PathBuf,
+    /// Held by create-only writes, so their check and write are one step for other writers.
+    create_lock: tokio::sync::Mutex<()>,
     crc_cache: Mutex<HashMap<PathBuf, (u64, SystemTime, u64)>>,
     shared: Arc<Shared>,
 }
@@ -402,6 +405,28 @@ impl S3 for OssLike {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        // OSS's create-only write: `x-oss-forbid-overwrite: true` answers 409
+        // FileAlreadyExists for an existing object; S3's `If-None-Match: *` answers 412.
+        let forbid = req
+            .headers
+            .get("x-oss-forbid-overwrite")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+        if !forbid && req.input.if_none_match.is_none() {
+            return self.fs.put_object(req).await;
+        }
+        let _one_at_a_time = self.create_lock.lock().await;
+        if forbid
+            && self
+                .object_path(&req.input.bucket, &req.input.key)
+                .is_some_and(|p| p.exists())
+        {
+            let mut e = s3s::S3Error::with_message(
+                s3s::S3ErrorCode::Custom("FileAlreadyExists".into()),
+                "The object you specified already exists and can not be overwritten.",
+            );
+            e.set_status_code(hyper::StatusCode::CONFLICT);
+            return Err(e);
+        }
         self.fs.put_object(req).await
     }
 

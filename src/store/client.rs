@@ -387,6 +387,74 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
+    async fn put_new(&self, target: &ObjectTarget, body: Vec<u8>) -> Result<bool, StoreError> {
+        let md5 = crate::transfer::digest::md5(&body);
+        let sent = self
+            .client
+            .put_object()
+            .bucket(&target.bucket)
+            .key(&target.key)
+            .content_type("application/json")
+            .content_md5(b64(&md5))
+            .if_none_match("*")
+            .body(ByteStream::from(body))
+            .customize()
+            .mutate_request(|req| {
+                // OSS ignores If-None-Match on PutObject; this is its create-only switch.
+                req.headers_mut().insert("x-oss-forbid-overwrite", "true");
+            })
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) => match sdk_err("PutObject", target, e) {
+                // 412 PreconditionFailed (S3), 409 FileAlreadyExists (OSS).
+                StoreError::Service {
+                    status: 412 | 409, ..
+                } => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn list_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let target = ObjectTarget {
+            bucket: bucket.to_string(),
+            key: prefix.to_string(),
+        };
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| sdk_err("ListObjectsV2", &target, e))?;
+            keys.extend(
+                out.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+            if keys.len() >= limit {
+                keys.truncate(limit);
+                return Ok(keys);
+            }
+            match out.next_continuation_token() {
+                Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => return Ok(keys),
+            }
+        }
+    }
+
     async fn get_small(
         &self,
         target: &ObjectTarget,

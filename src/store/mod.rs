@@ -125,6 +125,21 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
         target: &ObjectTarget,
         body: Vec<u8>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// PutObject of a small body only when no object has the key yet (S3 `If-None-Match: *`,
+    /// OSS `x-oss-forbid-overwrite: true`): the one atomic step batch shards claim work with.
+    /// `Ok(false)` when the object already exists.
+    fn put_new(
+        &self,
+        target: &ObjectTarget,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Keys under `prefix` in `bucket` (ListObjectsV2, all pages, at most `limit` keys).
+    fn list_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
     /// GetObject of a small object, at most `limit` bytes; `Ok(None)` when absent.
     fn get_small(
         &self,
