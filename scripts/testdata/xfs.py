@@ -74,7 +74,10 @@ def build():
     # Block-form directory (~50 entries).
     for i in range(50):
         write(f"{tree}/block50/entry-{i:03}", f"{i}\n".encode())
-    # Leaf/node-form directory (~2000 entries).
+    # Leaf-form directory (a few data blocks and one leaf block).
+    for i in range(300):
+        write(f"{tree}/leaf300/leaf-entry-{i:04}", b"")
+    # Node-form directory (~2000 entries).
     for i in range(2000):
         write(f"{tree}/leaf2000/file-with-a-longer-name-{i:05}", b"")
     # Big directory: enough names for a multi-extent, probably btree-format, directory.

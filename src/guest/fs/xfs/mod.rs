@@ -41,8 +41,43 @@ pub struct XfsFs {
 
 #[derive(Default)]
 struct DirCache {
-    map: HashMap<u64, Arc<Vec<Entry>>>,
+    map: HashMap<u64, Arc<Dir>>,
     entries: usize,
+}
+
+/// A directory's entries with an index sorted by name, for lookups by binary search.
+struct Dir {
+    entries: Vec<Entry>,
+    by_name: Vec<u32>,
+}
+
+impl Dir {
+    fn new(entries: Vec<Entry>, ci: bool) -> Self {
+        let mut by_name: Vec<u32> = (0..entries.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| {
+            cmp_names(&entries[a as usize].name, &entries[b as usize].name, ci)
+        });
+        Self { entries, by_name }
+    }
+
+    fn find(&self, name: &[u8], ci: bool) -> Option<&Entry> {
+        let i = self
+            .by_name
+            .binary_search_by(|&i| cmp_names(&self.entries[i as usize].name, name, ci))
+            .ok()?;
+        self.entries.get(self.by_name[i] as usize)
+    }
+}
+
+/// Name order of the index: bytes, or ASCII-case-folded bytes on `-n version=ci` volumes.
+fn cmp_names(a: &[u8], b: &[u8], ci: bool) -> std::cmp::Ordering {
+    if ci {
+        a.iter()
+            .map(u8::to_ascii_lowercase)
+            .cmp(b.iter().map(u8::to_ascii_lowercase))
+    } else {
+        a.cmp(b)
+    }
 }
 
 /// True when `first_block` (the volume's first bytes, at least 512) holds an XFS superblock.
@@ -115,23 +150,20 @@ impl XfsFs {
         bmap::extents(self.source.as_ref(), &self.sb, inode)
     }
 
-    fn entries(&self, inode: &Inode) -> Result<Arc<Vec<Entry>>, FsError> {
+    fn entries(&self, inode: &Inode) -> Result<Arc<Dir>, FsError> {
         if let Some(hit) = self.dir_cache().map.get(&inode.ino) {
             return Ok(hit.clone());
         }
         let extents = self.extents(inode)?;
-        let list = Arc::new(dir::entries(
-            self.source.as_ref(),
-            &self.sb,
-            inode,
-            &extents,
-        )?);
-        if list.len() <= MAX_CACHED_ENTRIES {
+        let list = dir::entries(self.source.as_ref(), &self.sb, inode, &extents)?;
+        let list = Arc::new(Dir::new(list, self.sb.ascii_ci));
+        let n = list.entries.len();
+        if n <= MAX_CACHED_ENTRIES {
             let mut cache = self.dir_cache();
-            if cache.entries + list.len() > MAX_CACHED_ENTRIES {
+            if cache.entries + n > MAX_CACHED_ENTRIES {
                 *cache = DirCache::default();
             }
-            cache.entries += list.len();
+            cache.entries += n;
             cache.map.insert(inode.ino, list.clone());
         }
         Ok(list)
@@ -139,14 +171,6 @@ impl XfsFs {
 
     fn dir_cache(&self) -> std::sync::MutexGuard<'_, DirCache> {
         self.dirs.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn names_equal(&self, a: &[u8], b: &[u8]) -> bool {
-        if self.sb.ascii_ci {
-            a.eq_ignore_ascii_case(b)
-        } else {
-            a == b
-        }
     }
 
     /// The inode at `path`, `None` when a component is missing or not a directory.
@@ -179,8 +203,8 @@ impl XfsFs {
             if node.kind != NodeKind::Dir {
                 return Ok(None);
             }
-            let entries = self.entries(&node)?;
-            let Some(e) = entries.iter().find(|e| self.names_equal(&e.name, name)) else {
+            let dir = self.entries(&node)?;
+            let Some(e) = dir.find(name, self.sb.ascii_ci) else {
                 return Ok(None);
             };
             let child = self.inode(e.ino)?;
@@ -274,8 +298,8 @@ impl FileSystem for XfsFs {
 
     fn read_dir(&self, path: &[u8]) -> Result<Vec<DirEntry>, FsError> {
         let node = self.walk_kind(path, NodeKind::Dir)?;
-        let entries = self.entries(&node)?;
-        entries
+        let dir = self.entries(&node)?;
+        dir.entries
             .iter()
             .map(|e| {
                 let kind = match e.kind() {
