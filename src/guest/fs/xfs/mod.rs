@@ -3,12 +3,14 @@
 //! [`FileSystem`](crate::guest::fs::FileSystem). Paths are walked by name from the root
 //! inode; symlinks are never followed here (the resolver does that).
 //! Owns only XFS decoding; never writes, never replays the log (a dirty state is reported by
-//! [`XfsFs::dirty_reasons`]). Reference: XFS Algorithms & Data Structures (kernel docs).
+//! [`XfsFs::dirty_reasons`], from the superblock flags and the log's last record).
+//! Reference: XFS Algorithms & Data Structures (kernel docs).
 
 mod bmap;
 mod dir;
 mod disk;
 mod inode;
+mod log;
 mod superblock;
 mod symlink;
 #[cfg(test)]
@@ -102,7 +104,10 @@ pub fn open(source: Arc<dyn ByteSource>) -> Result<XfsFs, FsError> {
     } else {
         head
     };
-    let sb = Superblock::parse(&buf, size)?;
+    let mut sb = Superblock::parse(&buf, size)?;
+    if let Some(why) = log::unclean(source.as_ref(), &sb) {
+        sb.dirty.push(why);
+    }
     let fs = XfsFs {
         source,
         sb,
@@ -126,8 +131,8 @@ impl XfsFs {
         !self.sb.dirty.is_empty()
     }
 
-    /// Why [`dirty`](Self::dirty) is true, one sentence each (needsrepair, unfinished mkfs,
-    /// log incompatible flags). The log itself is not read.
+    /// Why [`dirty`](Self::dirty) is true, one sentence each: needsrepair, unfinished mkfs,
+    /// log incompatible flags, or an internal log that does not end with an unmount record.
     pub fn dirty_reasons(&self) -> &[String] {
         &self.sb.dirty
     }

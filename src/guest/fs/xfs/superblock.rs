@@ -59,6 +59,9 @@ pub struct Superblock {
     pub inode_log: u8,
     pub inop_blog: u8,
     pub root_ino: u64,
+    /// First block of the internal log (0 for an external log) and its length in blocks.
+    pub log_start: u64,
+    pub log_blocks: u32,
     /// Directory block size in bytes (`blocksize << sb_dirblklog`).
     pub dir_block_size: u32,
     /// Directory entries carry a file-type byte.
@@ -265,6 +268,8 @@ impl Superblock {
             inode_log,
             inop_blog,
             root_ino: be64(buf, 56),
+            log_start: be64(buf, 48),
+            log_blocks: be32(buf, 96),
             dir_block_size,
             ftype: if version == 5 {
                 incompat & INCOMPAT_FTYPE != 0

@@ -413,6 +413,39 @@ fn unknown_incompatible_features_are_refused_and_bad_crcs_reported() {
     );
 }
 
+#[test]
+fn a_log_without_a_final_unmount_record_is_dirty() {
+    for name in ["v4", "v5-1k"] {
+        let src = source(name);
+        let fs = open(src.clone()).unwrap();
+        assert!(!fs.dirty(), "{name}: {:?}", fs.dirty_reasons());
+        // mkfs leaves one record at the log's start: a header block, then the unmount op.
+        let log = fs.sb.fsb_offset(fs.sb.log_start).unwrap();
+        let head = read(src.as_ref(), log, 1024).unwrap();
+        assert_eq!(disk::be32(&head, 0), 0xfeed_babe, "{name}");
+        let mut no_unmount = head.clone();
+        no_unmount[512 + 9] = 0;
+        let fs = open(Arc::new(Patched {
+            inner: src.clone(),
+            patches: vec![(log, no_unmount)],
+        }))
+        .unwrap();
+        assert!(
+            fs.dirty() && fs.dirty_reasons()[0].contains("unmount"),
+            "{name}: {:?}",
+            fs.dirty_reasons()
+        );
+        let fs = open(Arc::new(Patched {
+            inner: src.clone(),
+            patches: vec![(log, vec![0; 1024])],
+        }))
+        .unwrap();
+        assert!(fs.dirty(), "{name}: a log without records");
+        // Reading still works on a dirty volume.
+        assert_eq!(fs.lstat(b"/etc").unwrap().unwrap().kind, NodeKind::Dir);
+    }
+}
+
 /// What a corrupted image is asked: the root, then the node whose metadata was hit (`region`;
 /// `/` for the superblock, which everything depends on). None of it may panic or take long.
 fn exercise(src: Arc<dyn ByteSource>, region: &[u8]) {
