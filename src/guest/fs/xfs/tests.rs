@@ -380,6 +380,19 @@ fn unknown_incompatible_features_are_refused_and_bad_crcs_reported() {
     .err()
     .unwrap();
     assert!(matches!(err, FsError::Unsupported { .. }), "{err}");
+    // Read-only-compatible features (rmapbt, reflink and ones not yet defined) do not stop a
+    // reader.
+    let mut sb = sect.clone();
+    sb[212..216].copy_from_slice(&0x8000_0006u32.to_be_bytes());
+    let ro = open(Arc::new(Patched {
+        inner: src.clone(),
+        patches: vec![(0, mutate(&sb, 0, 0, Some(224)))],
+    }))
+    .unwrap();
+    assert_eq!(
+        ro.read_link(b"/etc/os-release").unwrap(),
+        b"../usr/lib/os-release"
+    );
     // A flipped byte without a CRC fix: Corrupt, naming the CRC.
     let err = open(Arc::new(Patched {
         inner: src.clone(),
@@ -475,8 +488,11 @@ fn exercise(src: Arc<dyn ByteSource>, region: &[u8]) {
     }
 }
 
+/// A metadata region: the path it belongs to, its offset, its bytes, its CRC offset (v5).
+type Region = (&'static [u8], u64, Vec<u8>, Option<usize>);
+
 /// The metadata regions worth corrupting in `name`: (offset, bytes, CRC offset on v5).
-fn regions(name: &str) -> Vec<(&'static [u8], u64, Vec<u8>, Option<usize>)> {
+fn regions(name: &str) -> Vec<Region> {
     let src = source(name);
     let fs = open(src.clone()).unwrap();
     let v5 = fs.sb.has_crc();
