@@ -11,7 +11,7 @@ use super::*;
 use crate::image::raw::RawImage;
 use crate::image::{ImageFile, ImageSource};
 
-const IMAGES: [&str; 4] = ["v5", "v4", "v5-1k", "v5-i1k"];
+const IMAGES: [&str; 5] = ["v5", "v4", "v5-1k", "v5-i1k", "v5-ci"];
 
 fn part_dir() -> PathBuf {
     let base = std::env::var_os("IMGPORT_TESTDATA")
@@ -194,8 +194,31 @@ fn label_uuid_and_geometry_match_xfs_db() {
             ("xfs", version, bs),
             "{name}"
         );
-        assert!(!fs.case_insensitive());
+        assert_eq!(fs.case_insensitive(), name == "v5-ci", "{name}");
     }
+}
+
+#[test]
+fn ascii_ci_volumes_find_names_in_any_case() {
+    let ci = open_image("v5-ci");
+    assert_eq!(
+        ci.read_link(b"/ETC/OS-Release").unwrap(),
+        b"../usr/lib/os-release"
+    );
+    assert_eq!(
+        ci.lstat(b"/BLOCK50/Entry-049").unwrap().unwrap().kind,
+        NodeKind::File
+    );
+    assert!(ci.lstat(b"/block50/entry-050").unwrap().is_none());
+    // Listings keep the case the names were created with.
+    assert!(
+        ci.read_dir(b"/Long")
+            .unwrap()
+            .iter()
+            .any(|e| e.name == [b'L'; 255])
+    );
+    let cs = open_image("v5");
+    assert!(cs.lstat(b"/ETC/os-release").unwrap().is_none());
 }
 
 /// The images really hold the shapes the reader claims to decode.
