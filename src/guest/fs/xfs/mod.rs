@@ -27,8 +27,9 @@ use self::superblock::Superblock;
 use crate::guest::fs::{DirEntry, FileSystem, FsError, NodeInfo, NodeKind};
 use crate::source::ByteSource;
 
-/// Most directory entries kept in the listing cache, over all cached directories.
+/// Most directory entries, and name bytes, kept in the listing cache over all directories.
 const MAX_CACHED_ENTRIES: usize = 1 << 18;
+const MAX_CACHED_NAME_BYTES: usize = 16 << 20;
 /// Most path components walked for one path.
 const MAX_COMPONENTS: usize = 4096;
 
@@ -45,6 +46,7 @@ pub struct XfsFs {
 struct DirCache {
     map: HashMap<u64, Arc<Dir>>,
     entries: usize,
+    name_bytes: usize,
 }
 
 /// A directory's entries with an index sorted by name, for lookups by binary search.
@@ -163,12 +165,16 @@ impl XfsFs {
         let list = dir::entries(self.source.as_ref(), &self.sb, inode, &extents)?;
         let list = Arc::new(Dir::new(list, self.sb.ascii_ci));
         let n = list.entries.len();
-        if n <= MAX_CACHED_ENTRIES {
+        let bytes: usize = list.entries.iter().map(|e| e.name.len()).sum();
+        if n <= MAX_CACHED_ENTRIES && bytes <= MAX_CACHED_NAME_BYTES {
             let mut cache = self.dir_cache();
-            if cache.entries + n > MAX_CACHED_ENTRIES {
+            if cache.entries + n > MAX_CACHED_ENTRIES
+                || cache.name_bytes + bytes > MAX_CACHED_NAME_BYTES
+            {
                 *cache = DirCache::default();
             }
             cache.entries += n;
+            cache.name_bytes += bytes;
             cache.map.insert(inode.ino, list.clone());
         }
         Ok(list)
