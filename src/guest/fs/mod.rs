@@ -1,6 +1,8 @@
 //! Read-only file-system readers behind one small trait, and the one path resolver that walks
 //! guest paths with symlinks resolved *inside* the guest, with bounded depth.
 
+pub mod xfs;
+
 use std::fmt;
 
 pub mod fat;
