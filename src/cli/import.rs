@@ -11,24 +11,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use super::convert::{cancel_on_signals, parse_size};
+use super::connect::{ConnectFlags, Connection};
+use super::convert::cancel_on_signals;
 use super::plan::{PlanArgs, PlanFlags};
 use super::{exit, human_bytes, print_json};
-use crate::cloud::aliyun::client::EcsClient;
-use crate::cloud::aliyun::credentials::{ChainOptions, CredentialSource, Credentials};
-use crate::cloud::aliyun::poll::WaitOptions;
-use crate::cloud::aliyun::rpc::ClientConfig;
+use crate::cloud::aliyun::credentials::CredentialSource;
 use crate::pipeline::import::{self, ImportOutcome, ImportSettings, Targets};
-use crate::pipeline::sandbox::{DEFAULT_IMPORT_TIME, Sandbox};
-use crate::secret::Secret;
-use crate::store::{S3Store, StoreConfig, UploadOptions, journal};
-use crate::transfer::stream::StreamOptions;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -37,6 +30,8 @@ pub struct ImportArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub plan: PlanFlags,
+    #[command(flatten)]
+    pub connect: ConnectFlags,
     /// Only inspect and plan; print what would happen (as `imgport plan`), upload nothing,
     /// call nothing.
     #[arg(long)]
@@ -44,54 +39,6 @@ pub struct ImportArgs {
     /// With --dry-run: also write the report as one self-contained HTML file.
     #[arg(long, requires = "dry_run")]
     pub html: Option<PathBuf>,
-    /// Run against the embedded emulator and S3 server on 127.0.0.1 (no cloud account).
-    #[arg(long, conflicts_with_all = ["ecs_endpoint", "oss_endpoint"])]
-    pub sandbox: bool,
-    /// Keep the sandbox's objects and state in this directory (default: a temporary one).
-    #[arg(long, requires = "sandbox")]
-    pub sandbox_dir: Option<PathBuf>,
-    /// Seconds a sandbox import takes from Creating to Available.
-    #[arg(long, requires = "sandbox", default_value_t = DEFAULT_IMPORT_TIME.as_secs_f64())]
-    pub sandbox_import_seconds: f64,
-    /// ECS endpoint instead of ecs.REGION.aliyuncs.com (`http://` for a local emulator).
-    #[arg(long)]
-    pub ecs_endpoint: Option<String>,
-    /// OSS/S3 endpoint instead of https://oss-REGION.aliyuncs.com.
-    #[arg(long)]
-    pub oss_endpoint: Option<String>,
-    /// Use OSS's internal (VPC) endpoint.
-    #[arg(long)]
-    pub internal: bool,
-    /// Path-style S3 addressing (for S3-compatible servers on an IP address).
-    #[arg(long)]
-    pub path_style: bool,
-    /// Part size, e.g. 64M (default: 32 MiB, or larger to stay within 10000 parts).
-    #[arg(long, value_parser = parse_size)]
-    pub part_size: Option<u64>,
-    /// Parts in flight at once.
-    #[arg(long, default_value_t = 4)]
-    pub concurrency: usize,
-    /// Directory of resume journals (default: ~/.cache/imgport/uploads).
-    #[arg(long)]
-    pub journal: Option<PathBuf>,
-    /// Seconds between two polls of the importing image.
-    #[arg(long, default_value_t = 15.0)]
-    pub poll_interval: f64,
-    /// Give up waiting after this many seconds.
-    #[arg(long, default_value_t = 7200.0)]
-    pub timeout: f64,
-    /// AccessKey ID (else ALIBABA_CLOUD_ACCESS_KEY_ID, ~/.aliyun/config.json, ECS RAM role).
-    #[arg(long)]
-    pub access_key_id: Option<String>,
-    /// AccessKey secret (prefer the environment: flags are visible to other local users).
-    #[arg(long, hide_env_values = true)]
-    pub access_key_secret: Option<String>,
-    /// STS security token.
-    #[arg(long, hide_env_values = true)]
-    pub security_token: Option<String>,
-    /// Profile of ~/.aliyun/config.json.
-    #[arg(long)]
-    pub profile: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -105,12 +52,15 @@ struct Output<'a> {
     credentials: &'a CredentialSource,
 }
 
-fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
-    if s.is_finite() && s >= 0.0 {
-        Ok(Duration::from_secs_f64(s))
-    } else {
-        anyhow::bail!("{what} must be a non-negative number of seconds")
-    }
+/// Runs a future on a fresh multi-threaded runtime (two workers: the machines are small and
+/// the heavy work runs on rayon).
+pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    Ok(runtime.block_on(f))
 }
 
 /// Runs `imgport import`.
@@ -125,98 +75,19 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         });
     }
     let cancel = cancel_on_signals()?;
-    let settings = ImportSettings {
-        declared: args.plan.declared_format.map(Into::into),
-        plan: args.plan.options(),
-        stream: StreamOptions {
-            part_size: args.part_size.unwrap_or(0),
-            ..StreamOptions::default()
-        },
-        upload: UploadOptions {
-            concurrency: args.concurrency.max(1),
-            journal_dir: Some(args.journal.clone().unwrap_or_else(journal::default_dir)),
-            ..UploadOptions::default()
-        },
-        wait: WaitOptions {
-            interval: seconds("--poll-interval", args.poll_interval)?,
-            timeout: seconds("--timeout", args.timeout)?,
-            ..WaitOptions::default()
-        },
-        cancel: Some(cancel),
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(run_async(args, settings))
+    let settings = args.connect.settings(
+        args.plan.options(),
+        args.plan.declared_format.map(Into::into),
+        cancel,
+    )?;
+    block_on(run_async(args, settings))?
 }
 
-async fn run_async(args: ImportArgs, mut settings: ImportSettings) -> anyhow::Result<ExitCode> {
+async fn run_async(args: ImportArgs, settings: ImportSettings) -> anyhow::Result<ExitCode> {
     let region = settings.plan.region.clone();
-    // The sandbox lives as long as this function; its directory too unless one was given.
-    let mut _sandbox_tmp = None;
-    let sandbox = if args.sandbox {
-        let dir = match &args.sandbox_dir {
-            Some(d) => d.clone(),
-            None => {
-                let t = tempfile::tempdir().context("creating the sandbox directory")?;
-                let p = t.path().to_path_buf();
-                _sandbox_tmp = Some(t);
-                p
-            }
-        };
-        let import_time = seconds("--sandbox-import-seconds", args.sandbox_import_seconds)?;
-        let sandbox = Sandbox::start(&dir, &settings.plan.bucket, import_time)
-            .await
-            .context("starting the sandbox")?;
-        // The emulator finishes in seconds: poll it often.
-        settings.wait.interval = settings.wait.interval.min(Duration::from_millis(500));
-        Some(sandbox)
-    } else {
-        None
-    };
-
-    let (credentials, source): (Credentials, CredentialSource) = match &sandbox {
-        Some(s) => (s.credentials(), CredentialSource::Flags),
-        None => {
-            let chain = ChainOptions {
-                access_key_id: args.access_key_id.clone(),
-                access_key_secret: args.access_key_secret.clone().map(Secret::new),
-                security_token: args.security_token.clone().map(Secret::new),
-                profile: args.profile.clone(),
-                allow_aws_env: false,
-            };
-            match crate::cloud::aliyun::credentials::resolve(&chain).await {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {}", super::error_chain(&e));
-                    return Ok(ExitCode::from(exit::USAGE));
-                }
-            }
-        }
-    };
-
-    let store_config = match (&sandbox, &args.oss_endpoint) {
-        (Some(s), _) => StoreConfig::custom(&region, &s.s3_endpoint, true),
-        (None, Some(e)) => StoreConfig::custom(&region, e, args.path_style),
-        (None, None) => StoreConfig::oss(&region, args.internal),
-    };
-    let store_config = match store_config {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {}", super::error_chain(&e));
-            return Ok(ExitCode::from(exit::USAGE));
-        }
-    };
-    let store = S3Store::new(&store_config, &credentials);
-    let mut ecs_config = ClientConfig::new(region.clone());
-    ecs_config.endpoint = match &sandbox {
-        Some(s) => Some(s.ecs_endpoint.clone()),
-        None => args.ecs_endpoint.clone(),
-    };
-    let ecs = EcsClient::new(ecs_config, credentials).context("building the ECS client")?;
-
+    let conn = Connection::open(&args.connect, &[settings.plan.bucket.as_str()]).await?;
+    let store = conn.store(&region)?;
+    let ecs = conn.ecs(&region)?;
     let reporter = super::progress::reporter();
     let result = import::run(
         &args.files,
@@ -234,11 +105,11 @@ async fn run_async(args: ImportArgs, mut settings: ImportSettings) -> anyhow::Re
             if args.json {
                 print_json(&Output {
                     outcome: &outcome,
-                    sandbox: sandbox.is_some(),
-                    credentials: &source,
+                    sandbox: conn.is_sandbox(),
+                    credentials: &conn.credential_source,
                 })?;
             } else {
-                print_human(&outcome, sandbox.is_some());
+                print_human(&outcome, conn.is_sandbox());
             }
             Ok(ExitCode::from(exit::OK))
         }
@@ -249,7 +120,8 @@ async fn run_async(args: ImportArgs, mut settings: ImportSettings) -> anyhow::Re
     }
 }
 
-fn print_human(o: &ImportOutcome, sandbox: bool) {
+/// Human summary of one import.
+pub fn print_human(o: &ImportOutcome, sandbox: bool) {
     let where_ = if sandbox { " (sandbox)" } else { "" };
     println!(
         "image {} ({}) is {} in {}{where_}",

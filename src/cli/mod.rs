@@ -3,7 +3,9 @@
 //! No business logic lives here.
 
 pub mod aliyun;
+pub mod batch;
 pub mod checksum;
+pub mod connect;
 pub mod convert;
 pub mod ehpc;
 pub mod image;
@@ -61,6 +63,11 @@ pub enum Command {
     /// Import disk images as an ECS image: inspect, plan, convert and upload in one pass,
     /// ImportImage, wait until Available, finish (`--sandbox` runs it all locally).
     Import(Box<import::ImportArgs>),
+    /// Import every image of a batch manifest (TOML or CSV), several at once, resumable and
+    /// shardable across machines.
+    Batch(Box<batch::BatchArgs>),
+    /// Import the artifacts of Packer's manifest post-processor (a build hook).
+    Packer(Box<batch::PackerArgs>),
     /// ECS images: CreateImage (from snapshots or an instance) and ModifyImageAttribute.
     Image(image::ImageArgs),
     /// E-HPC Instant: register a VM or container image (AddImage).
@@ -97,6 +104,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Checksum(args) => checksum::run(args),
         Command::Upload(args) => upload::run(args),
         Command::Import(args) => import::run(*args),
+        Command::Batch(args) => batch::run_batch(*args),
+        Command::Packer(args) => batch::run_packer(*args),
         Command::Image(args) => image::run(args),
         Command::Ehpc(args) => ehpc::run(args),
         Command::Ksyun(args) => ksyun::run(args),
@@ -128,14 +137,4 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// An error and its causes on one line, for `error: ...` messages.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+pub use crate::report::error_chain;

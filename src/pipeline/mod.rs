@@ -3,6 +3,8 @@
 //!
 //! Must not parse formats, sign requests or talk HTTP itself: it calls the layers that do.
 
+pub mod batch;
+pub mod claims;
 pub mod import;
 pub mod manifest;
 pub mod packer;

@@ -31,11 +31,15 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// Starts both servers on the current runtime, keeping their state under `dir`, with
-    /// `bucket` created.
-    pub async fn start(dir: &Path, bucket: &str, import_time: Duration) -> std::io::Result<Self> {
+    /// `buckets` created.
+    pub async fn start(
+        dir: &Path,
+        buckets: &[&str],
+        import_time: Duration,
+    ) -> std::io::Result<Self> {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let s3_root = dir.join("s3");
-        let s3 = S3Server::start(loopback, &s3_root, &[bucket]).await?;
+        let s3 = S3Server::start(loopback, &s3_root, buckets).await?;
         let config = SimConfig {
             listen: loopback,
             state_dir: Some(dir.join("ecs")),

@@ -1,6 +1,7 @@
 //! Integration tests: one binary that runs the real `imgport` executable against images made
 //! by real tools (`scripts/make-testdata.sh`) and compares with `qemu-img` as the oracle.
 
+mod batch;
 mod cloud;
 mod convert;
 mod import;

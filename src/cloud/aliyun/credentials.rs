@@ -40,6 +40,8 @@ pub enum CredentialSource {
     EcsRamRole(String),
     /// The standard AWS environment variables (plain S3).
     AwsEnvironment,
+    /// The fixed test keys of imgport's own sandbox (`--sandbox`).
+    Sandbox,
 }
 
 /// What the chain may use besides the process environment.

@@ -70,6 +70,19 @@ impl OutputFormat {
         }
     }
 
+    /// Every output format.
+    pub const ALL: [OutputFormat; 4] = [
+        OutputFormat::Raw,
+        OutputFormat::Vhd,
+        OutputFormat::VhdFixed,
+        OutputFormat::Qcow2,
+    ];
+
+    /// The format named `name` (as [`OutputFormat::name`] spells it).
+    pub fn parse(name: &str) -> Option<OutputFormat> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
     /// The name used on the command line and in JSON.
     pub fn name(self) -> &'static str {
         match self {

@@ -1,0 +1,208 @@
+//! Flags shared by every command that imports (`import`, `batch`, `packer`): where the
+//! services are (or `--sandbox`), the credentials, and the transfer and polling knobs; and
+//! the connection they open.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::convert::parse_size;
+use crate::cloud::aliyun::client::EcsClient;
+use crate::cloud::aliyun::credentials::{ChainOptions, CredentialSource, Credentials};
+use crate::cloud::aliyun::poll::WaitOptions;
+use crate::cloud::aliyun::rpc::ClientConfig;
+use crate::image::ImageFormat;
+use crate::pipeline::batch::Connect;
+use crate::pipeline::import::ImportSettings;
+use crate::pipeline::sandbox::{DEFAULT_IMPORT_TIME, Sandbox};
+use crate::plan::PlanOptions;
+use crate::secret::Secret;
+use crate::store::{S3Store, StoreConfig, UploadOptions, journal};
+use crate::transfer::stream::StreamOptions;
+
+#[derive(Debug, Clone, Args)]
+pub struct ConnectFlags {
+    /// Run against the embedded emulator and S3 server on 127.0.0.1 (no cloud account).
+    #[arg(long, conflicts_with_all = ["ecs_endpoint", "oss_endpoint"])]
+    pub sandbox: bool,
+    /// Keep the sandbox's objects and state in this directory (default: a temporary one).
+    #[arg(long, requires = "sandbox")]
+    pub sandbox_dir: Option<PathBuf>,
+    /// Seconds a sandbox import takes from Creating to Available.
+    #[arg(long, requires = "sandbox", default_value_t = DEFAULT_IMPORT_TIME.as_secs_f64())]
+    pub sandbox_import_seconds: f64,
+    /// ECS endpoint instead of ecs.REGION.aliyuncs.com (`http://` for a local emulator).
+    #[arg(long, env = "IMGPORT_ECS_ENDPOINT")]
+    pub ecs_endpoint: Option<String>,
+    /// OSS/S3 endpoint instead of https://oss-REGION.aliyuncs.com.
+    #[arg(long, env = "IMGPORT_OSS_ENDPOINT")]
+    pub oss_endpoint: Option<String>,
+    /// Use OSS's internal (VPC) endpoint.
+    #[arg(long)]
+    pub internal: bool,
+    /// Path-style S3 addressing (for S3-compatible servers on an IP address).
+    #[arg(long)]
+    pub path_style: bool,
+    /// Part size, e.g. 64M (default: 32 MiB, or larger to stay within 10000 parts).
+    #[arg(long, value_parser = parse_size)]
+    pub part_size: Option<u64>,
+    /// Parts in flight at once, per image.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Directory of resume journals (default: ~/.cache/imgport/uploads).
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// Seconds between two polls of an importing image.
+    #[arg(long, default_value_t = 15.0)]
+    pub poll_interval: f64,
+    /// Give up waiting for an image after this many seconds.
+    #[arg(long, default_value_t = 7200.0)]
+    pub timeout: f64,
+    /// AccessKey ID (else ALIBABA_CLOUD_ACCESS_KEY_ID, ~/.aliyun/config.json, ECS RAM role).
+    #[arg(long)]
+    pub access_key_id: Option<String>,
+    /// AccessKey secret (prefer the environment: flags are visible to other local users).
+    #[arg(long, hide_env_values = true)]
+    pub access_key_secret: Option<String>,
+    /// STS security token.
+    #[arg(long, hide_env_values = true)]
+    pub security_token: Option<String>,
+    /// Profile of ~/.aliyun/config.json.
+    #[arg(long)]
+    pub profile: Option<String>,
+}
+
+fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
+    if s.is_finite() && s >= 0.0 {
+        Ok(Duration::from_secs_f64(s))
+    } else {
+        anyhow::bail!("{what} must be a non-negative number of seconds")
+    }
+}
+
+impl ConnectFlags {
+    /// The import settings these flags give, around `plan`.
+    pub fn settings(
+        &self,
+        plan: PlanOptions,
+        declared: Option<ImageFormat>,
+        cancel: Arc<AtomicBool>,
+    ) -> anyhow::Result<ImportSettings> {
+        let mut wait = WaitOptions {
+            interval: seconds("--poll-interval", self.poll_interval)?,
+            timeout: seconds("--timeout", self.timeout)?,
+            ..WaitOptions::default()
+        };
+        if self.sandbox {
+            // The emulator finishes in seconds: poll it often.
+            wait.interval = wait.interval.min(Duration::from_millis(500));
+        }
+        Ok(ImportSettings {
+            declared,
+            plan,
+            stream: StreamOptions {
+                part_size: self.part_size.unwrap_or(0),
+                ..StreamOptions::default()
+            },
+            upload: UploadOptions {
+                concurrency: self.concurrency.max(1),
+                journal_dir: Some(self.journal.clone().unwrap_or_else(journal::default_dir)),
+                ..UploadOptions::default()
+            },
+            wait,
+            cancel: Some(cancel),
+        })
+    }
+}
+
+/// Where imports go: the real services, or a sandbox running in this process.
+pub struct Connection {
+    flags: ConnectFlags,
+    credentials: Credentials,
+    /// Where the credentials came from (safe to print).
+    pub credential_source: CredentialSource,
+    sandbox: Option<Sandbox>,
+    _sandbox_tmp: Option<tempfile::TempDir>,
+}
+
+impl Connection {
+    /// Resolves credentials, or starts the sandbox (with `buckets` created) when asked. Must
+    /// run inside the tokio runtime that will serve the sandbox.
+    pub async fn open(flags: &ConnectFlags, buckets: &[&str]) -> anyhow::Result<Self> {
+        if !flags.sandbox {
+            let chain = ChainOptions {
+                access_key_id: flags.access_key_id.clone(),
+                access_key_secret: flags.access_key_secret.clone().map(Secret::new),
+                security_token: flags.security_token.clone().map(Secret::new),
+                profile: flags.profile.clone(),
+                allow_aws_env: false,
+            };
+            let (credentials, credential_source) =
+                crate::cloud::aliyun::credentials::resolve(&chain)
+                    .await
+                    .context("finding credentials")?;
+            return Ok(Self {
+                flags: flags.clone(),
+                credentials,
+                credential_source,
+                sandbox: None,
+                _sandbox_tmp: None,
+            });
+        }
+        let (dir, tmp) = match &flags.sandbox_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let t = tempfile::tempdir().context("creating the sandbox directory")?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        let import_time = seconds("--sandbox-import-seconds", flags.sandbox_import_seconds)?;
+        let sandbox = Sandbox::start(&dir, buckets, import_time)
+            .await
+            .context("starting the sandbox")?;
+        Ok(Self {
+            flags: flags.clone(),
+            credentials: sandbox.credentials(),
+            credential_source: CredentialSource::Sandbox,
+            sandbox: Some(sandbox),
+            _sandbox_tmp: tmp,
+        })
+    }
+
+    /// True when running against the in-process sandbox.
+    pub fn is_sandbox(&self) -> bool {
+        self.sandbox.is_some()
+    }
+
+    /// The object store of `region`.
+    pub fn store(&self, region: &str) -> anyhow::Result<S3Store> {
+        let config = match (&self.sandbox, &self.flags.oss_endpoint) {
+            (Some(s), _) => StoreConfig::custom(region, &s.s3_endpoint, true),
+            (None, Some(e)) => StoreConfig::custom(region, e, self.flags.path_style),
+            (None, None) => StoreConfig::oss(region, self.flags.internal),
+        }
+        .context("configuring the object store")?;
+        Ok(S3Store::new(&config, &self.credentials))
+    }
+
+    /// The ECS client of `region`.
+    pub fn ecs(&self, region: &str) -> anyhow::Result<EcsClient> {
+        let mut config = ClientConfig::new(region.to_string());
+        config.endpoint = match &self.sandbox {
+            Some(s) => Some(s.ecs_endpoint.clone()),
+            None => self.flags.ecs_endpoint.clone(),
+        };
+        EcsClient::new(config, self.credentials.clone()).context("building the ECS client")
+    }
+}
+
+impl Connect<S3Store> for Connection {
+    fn connect(&self, region: &str) -> Result<(S3Store, EcsClient), String> {
+        let both = self.store(region).and_then(|s| Ok((s, self.ecs(region)?)));
+        both.map_err(|e| format!("{e:#}"))
+    }
+}
