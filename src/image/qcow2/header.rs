@@ -32,10 +32,15 @@ pub const MAX_SNAPSHOTS: u32 = 65536;
 
 /// Incompatible feature bits (qcow2.rst "incompatible_features").
 pub mod incompat {
+    /// Refcounts may be stale (reads are unaffected).
     pub const DIRTY: u64 = 1 << 0;
+    /// QEMU found inconsistent metadata.
     pub const CORRUPT: u64 = 1 << 1;
+    /// Guest data lives in an external data file.
     pub const DATA_FILE: u64 = 1 << 2;
+    /// `compression_type` (byte 104) is not deflate.
     pub const COMPRESSION: u64 = 1 << 3;
+    /// 128-bit L2 entries with subclusters.
     pub const EXTENDED_L2: u64 = 1 << 4;
 }
 /// Compatible bit 0: lazy refcounts.
@@ -43,7 +48,7 @@ pub const COMPAT_LAZY_REFCOUNTS: u64 = 1 << 0;
 /// Autoclear bit 1: the external data file is a consistent raw image.
 pub const AUTOCLEAR_RAW_DATA: u64 = 1 << 1;
 
-/// Header field offsets.
+/// Header field offsets (qcow2.rst "Header"), for findings.
 pub mod off {
     pub const VERSION: u64 = 4;
     pub const BACKING_FILE_OFFSET: u64 = 8;
@@ -75,7 +80,8 @@ pub enum Compression {
     Zstd,
 }
 
-/// The decoded header. Version 2 files leave the version 3 fields at their v2 meaning.
+/// The decoded header, one field per header field of qcow2.rst. Version 2 files leave the
+/// version 3 fields at their v2 meaning.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     pub version: u32,

@@ -8,9 +8,11 @@ use super::*;
 use crate::image::{OpenOptions, open};
 
 fn cached(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/cache")
-        .join(name);
+    // Like tests/it/util.rs: IMGPORT_TESTDATA names a shared cache.
+    let dir = std::env::var_os("IMGPORT_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cache"));
+    let p = dir.join(name);
     assert!(
         p.exists(),
         "{} missing: run scripts/make-testdata.sh",
