@@ -74,6 +74,13 @@ pub struct ConnectFlags {
     /// Profile of ~/.aliyun/config.json.
     #[arg(long)]
     pub profile: Option<String>,
+    /// Import even when an image with the same disks' content (tag imgport:content-digest)
+    /// exists already; skips the content-digest pass.
+    #[arg(long)]
+    pub no_dedupe: bool,
+    /// Once the new image is Available, deprecate the other images of its --family.
+    #[arg(long)]
+    pub replace: bool,
 }
 
 fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
@@ -115,6 +122,8 @@ impl ConnectFlags {
             },
             wait,
             cancel: Some(cancel),
+            no_dedupe: self.no_dedupe,
+            replace: self.replace,
         })
     }
 }

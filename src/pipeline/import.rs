@@ -41,7 +41,16 @@ pub struct ImportSettings {
     /// Set (e.g. on Ctrl-C) to stop: uploads stop after the parts in flight and stay
     /// resumable; a running import task is cancelled when the service allows it.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Skip the content-digest lookup: always upload and import, even when an image with the
+    /// same disks' content exists already.
+    pub no_dedupe: bool,
+    /// Once the new image is `Available`, deprecate the other images of its family.
+    pub replace: bool,
 }
+
+/// Tag carrying the content digest of an imported image's disks: how a later run finds that
+/// this content was imported already.
+pub const CONTENT_TAG: &str = "imgport:content-digest";
 
 /// One uploaded disk of an import.
 #[derive(Debug, Clone, Serialize)]
@@ -74,6 +83,12 @@ pub struct ImportOutcome {
     pub disks: Vec<UploadedDisk>,
     /// ModifyImageAttribute was sent after the image became `Available`.
     pub finished: bool,
+    /// The disks' content digest (the [`CONTENT_TAG`] value); empty with `no_dedupe`.
+    pub content_digest: String,
+    /// An image with this content existed already: nothing was uploaded or imported.
+    pub already_imported: bool,
+    /// Images of the family deprecated by `replace`.
+    pub deprecated: Vec<String>,
     pub timings: Vec<StageTiming>,
 }
 
@@ -100,6 +115,20 @@ pub enum ImportError {
     Import(#[source] RpcError),
     #[error("waiting for the image")]
     Wait(#[from] WaitError),
+    #[error("looking for an image with the same content")]
+    Lookup(#[source] RpcError),
+    #[error("computing the content digest of {path}")]
+    Digest {
+        path: PathBuf,
+        #[source]
+        source: TransferError,
+    },
+    #[error("deprecating image {image_id} of the family")]
+    Deprecate {
+        image_id: String,
+        #[source]
+        source: RpcError,
+    },
     #[error("finishing image {image_id} (ModifyImageAttribute)")]
     Finish {
         image_id: String,
@@ -123,7 +152,15 @@ impl ImportError {
                 ..
             } => 130,
             ImportError::Upload { source, .. } => source.exit_code(),
-            ImportError::Import(_) | ImportError::Finish { .. } => 4,
+            ImportError::Import(_)
+            | ImportError::Finish { .. }
+            | ImportError::Lookup(_)
+            | ImportError::Deprecate { .. } => 4,
+            ImportError::Digest {
+                source: TransferError::Interrupted,
+                ..
+            } => 130,
+            ImportError::Digest { .. } => 1,
             ImportError::Wait(e) => e.exit_code(),
             ImportError::Stream { .. } => 1,
         }
@@ -164,6 +201,35 @@ pub async fn run<S: ObjectStore>(
         return Err(ImportError::Invalid(e));
     }
 
+    let content_digest = if settings.no_dedupe {
+        String::new()
+    } else {
+        let started = Instant::now();
+        let digest = content_digest(&disks, &plan, settings, reporter)?;
+        timings.push(timing("content digest", started));
+        let started = Instant::now();
+        let found = find_by_content(targets.ecs, &digest).await?;
+        timings.push(timing("lookup", started));
+        if let Some(image) = found {
+            timings.push(timing("total", run_started));
+            return Ok(ImportOutcome {
+                image_id: image.image_id,
+                status: image.status,
+                region: plan.region.clone(),
+                image_name: image.image_name,
+                task_id: String::new(),
+                client_token: String::new(),
+                disks: Vec::new(),
+                finished: false,
+                content_digest: digest,
+                already_imported: true,
+                deprecated: Vec::new(),
+                timings,
+            });
+        }
+        digest
+    };
+
     let mut uploaded = Vec::with_capacity(plan.disks.len());
     for planned in &plan.disks {
         let disk = disks
@@ -185,9 +251,12 @@ pub async fn run<S: ObjectStore>(
     }
     check_cancel(settings)?;
 
-    let client_token = client_token(&plan, &uploaded);
+    let client_token = client_token(&plan, &uploaded, &content_digest);
     let mut request = request;
     request.client_token = Some(client_token.clone());
+    if !content_digest.is_empty() {
+        request = request_with_tag(request, &content_digest);
+    }
     let started = Instant::now();
     let imported = targets
         .ecs
@@ -224,6 +293,14 @@ pub async fn run<S: ObjectStore>(
         finished = true;
         timings.push(timing("ModifyImageAttribute", started));
     }
+    let mut deprecated = Vec::new();
+    if settings.replace
+        && let Some(family) = plan.finishing.family.as_deref()
+    {
+        let started = Instant::now();
+        deprecated = deprecate_family(targets.ecs, family, &imported.image_id).await?;
+        timings.push(timing("deprecate old images", started));
+    }
     timings.push(timing("total", run_started));
 
     Ok(ImportOutcome {
@@ -235,6 +312,9 @@ pub async fn run<S: ObjectStore>(
         client_token,
         disks: uploaded,
         finished,
+        content_digest,
+        already_imported: false,
+        deprecated,
         timings,
     })
 }
@@ -295,14 +375,16 @@ fn source_id(path: &std::path::Path, planned: &PlannedDisk, part_size: u64) -> S
     )
 }
 
-/// The ImportImage ClientToken: the same image name, objects and bytes give the same token,
-/// so a repeated run (or a retry after a lost answer) cannot create a second image. At most
-/// 64 ASCII characters (validate.rs).
-fn client_token(plan: &ImportPlan, uploaded: &[UploadedDisk]) -> String {
+/// The ImportImage ClientToken: the same image name, content tag, objects and bytes give the
+/// same token, so a repeated run (or a retry after a lost answer) cannot create a second
+/// image. At most 64 ASCII characters (validate.rs).
+fn client_token(plan: &ImportPlan, uploaded: &[UploadedDisk], content_digest: &str) -> String {
     let mut h = Sha256::new();
     h.update(plan.region.as_bytes());
     h.update([0]);
     h.update(plan.image.name.value.as_bytes());
+    h.update([0]);
+    h.update(content_digest.as_bytes());
     for d in uploaded {
         for part in [&d.upload.bucket, &d.upload.key, &d.upload.sha256] {
             h.update([0]);
@@ -335,4 +417,97 @@ fn timing(stage: &str, started: Instant) -> StageTiming {
         stage: stage.to_string(),
         seconds: started.elapsed().as_secs_f64(),
     }
+}
+
+/// The content digest of the whole image: SHA-256 over the device index and content digest
+/// of every disk, in device order. Format-independent, so the same disks give the same value
+/// whatever container they come in or are uploaded as.
+fn content_digest(
+    disks: &[InspectedDisk],
+    plan: &ImportPlan,
+    settings: &ImportSettings,
+    reporter: &dyn Reporter,
+) -> Result<String, ImportError> {
+    let mut h = Sha256::new();
+    for planned in &plan.disks {
+        let disk = disks
+            .iter()
+            .find(|d| d.path == planned.source)
+            .expect("the plan names only inspected disks");
+        let d = crate::transfer::content::content_digest(
+            disk.opened.image.as_ref(),
+            reporter,
+            settings.cancel.as_deref(),
+        )
+        .map_err(|source| ImportError::Digest {
+            path: disk.path.clone(),
+            source,
+        })?;
+        h.update((planned.device_index as u64).to_le_bytes());
+        h.update(d.digest.as_bytes());
+    }
+    Ok(crate::transfer::digest::hex(&h.finalize()))
+}
+
+/// An `Available` image tagged with `digest`, when there is one.
+async fn find_by_content(
+    ecs: &EcsClient,
+    digest: &str,
+) -> Result<Option<crate::cloud::aliyun::ecs::Image>, ImportError> {
+    use crate::cloud::aliyun::ecs::DescribeImagesRequest;
+    use crate::cloud::aliyun::types::ImageStatus;
+    let req = DescribeImagesRequest::new(ecs.region())
+        .status(&[ImageStatus::Available])
+        .tag(CONTENT_TAG, digest);
+    let resp = ecs
+        .describe_images(&req)
+        .await
+        .map_err(ImportError::Lookup)?;
+    Ok(resp.images.image.into_iter().next())
+}
+
+fn request_with_tag(
+    request: crate::cloud::aliyun::ecs::ImportImageRequest,
+    digest: &str,
+) -> crate::cloud::aliyun::ecs::ImportImageRequest {
+    let mut request = request;
+    request.tags.retain(|t| t.key != CONTENT_TAG);
+    request.tags.push(crate::cloud::aliyun::ecs::Tag {
+        key: CONTENT_TAG.to_string(),
+        value: digest.to_string(),
+    });
+    request
+}
+
+/// Deprecates every `Available` image of `family` but `keep`; returns their ids.
+async fn deprecate_family(
+    ecs: &EcsClient,
+    family: &str,
+    keep: &str,
+) -> Result<Vec<String>, ImportError> {
+    use crate::cloud::aliyun::ecs::{DescribeImagesRequest, ModifyImageAttributeRequest};
+    use crate::cloud::aliyun::types::{ImageStatus, ModifiableStatus};
+    let req = DescribeImagesRequest::new(ecs.region())
+        .status(&[ImageStatus::Available])
+        .family(family)
+        .page(100, 1);
+    let resp = ecs
+        .describe_images(&req)
+        .await
+        .map_err(ImportError::Lookup)?;
+    let mut done = Vec::new();
+    for image in resp.images.image.into_iter().filter(|i| i.image_id != keep) {
+        let modify = ModifyImageAttributeRequest::builder(ecs.region(), &image.image_id)
+            .status(ModifiableStatus::Deprecated)
+            .build()
+            .map_err(ImportError::Invalid)?;
+        ecs.modify_image_attribute(&modify)
+            .await
+            .map_err(|source| ImportError::Deprecate {
+                image_id: image.image_id.clone(),
+                source,
+            })?;
+        done.push(image.image_id);
+    }
+    Ok(done)
 }

@@ -382,6 +382,15 @@ impl Ecs {
             .map(|s| s.split(',').map(str::trim).collect());
         let name = p.get("ImageName").filter(|s| !s.is_empty());
         let alias = p.get("ImageOwnerAlias").filter(|s| !s.is_empty());
+        let family = p.get("ImageFamily").filter(|s| !s.is_empty());
+        // `Tag.N.Key` / `Tag.N.Value` (N = 1..20): an image matches when it has every pair;
+        // a key without a value matches any value.
+        let tag_filters: Vec<(&str, Option<&str>)> = (1..=20)
+            .filter_map(|n| {
+                let key = p.get(&format!("Tag.{n}.Key")).filter(|k| !k.is_empty())?;
+                Some((key, p.get(&format!("Tag.{n}.Value"))))
+            })
+            .collect();
         let page_size: usize = p
             .get("PageSize")
             .and_then(|s| s.parse().ok())
@@ -403,6 +412,14 @@ impl Ecs {
                     .is_none_or(|ids| ids.contains(&i.image_id.as_str()))
             })
             .filter(|i| name.is_none_or(|n| i.name == n))
+            .filter(|i| family.is_none_or(|f| i.image_family == f))
+            .filter(|i| {
+                tag_filters.iter().all(|(k, v)| {
+                    i.tags
+                        .iter()
+                        .any(|(tk, tv)| tk == k && v.is_none_or(|v| tv == v))
+                })
+            })
             .filter(|_| alias.is_none_or(|a| a == "self"))
             .collect();
         let images: Vec<Value> = matching

@@ -105,17 +105,78 @@ fn sandbox_import_ends_available_with_the_converted_bytes() {
 }
 
 #[test]
-fn a_rerun_returns_the_same_image_and_creates_no_second_one() {
+fn a_rerun_finds_the_image_by_its_content_and_creates_no_second_one() {
     let dir = tempfile::tempdir().unwrap();
     let src = image("content.qcow2");
     let args = import_args(dir.path(), &[&src], &["--system-disk", "1"]);
     let first = imgport_in(dir.path(), &args);
     first.expect_code(0);
+    let first = first.json();
+    assert_eq!(first["already_imported"], false);
+    let digest = first["content_digest"].as_str().unwrap().to_string();
+    assert_eq!(digest.len(), 64);
+    // The same disk as a RAW file has the same content: found by its tag, not uploaded or
+    // imported again.
+    let raw = image("content.raw");
+    let second = imgport_in(
+        dir.path(),
+        import_args(dir.path(), &[&raw], &["--system-disk", "1"]),
+    );
+    second.expect_code(0);
+    let second = second.json();
+    assert_eq!(second["already_imported"], true, "{second}");
+    assert_eq!(second["image_id"], first["image_id"]);
+    assert_eq!(second["content_digest"], digest.as_str());
+    assert!(second["disks"].as_array().unwrap().is_empty());
+    assert_eq!(images_in_state(dir.path()).len(), 1);
+}
+
+#[test]
+fn without_the_lookup_the_client_token_returns_the_same_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = image("content.qcow2");
+    let args = import_args(dir.path(), &[&src], &["--system-disk", "1", "--no-dedupe"]);
+    let first = imgport_in(dir.path(), &args);
+    first.expect_code(0);
     let second = imgport_in(dir.path(), &args);
     second.expect_code(0);
-    assert_eq!(first.json()["image_id"], second.json()["image_id"]);
-    assert_eq!(first.json()["client_token"], second.json()["client_token"]);
+    assert_eq!(first.json()["content_digest"], "");
+    assert_eq!(second.json()["image_id"], first.json()["image_id"]);
+    assert_eq!(second.json()["client_token"], first.json()["client_token"]);
     assert_eq!(images_in_state(dir.path()).len(), 1);
+}
+
+#[test]
+fn replace_deprecates_the_older_images_of_the_family() {
+    let dir = tempfile::tempdir().unwrap();
+    let family = ["--system-disk", "1", "--family", "web"];
+    let old = imgport_in(
+        dir.path(),
+        import_args(dir.path(), &[&image("content.qcow2")], &family),
+    );
+    old.expect_code(0);
+    let old_id = old.json()["image_id"].as_str().unwrap().to_string();
+    let mut replace = family.to_vec();
+    replace.push("--replace");
+    let new = imgport_in(
+        dir.path(),
+        import_args(dir.path(), &[&image("content-zero.qcow2")], &replace),
+    );
+    new.expect_code(0);
+    let new = new.json();
+    assert_ne!(new["image_id"].as_str().unwrap(), old_id);
+    assert_eq!(new["deprecated"], serde_json::json!([old_id]));
+    let status = |id: &str| {
+        images_in_state(dir.path())
+            .into_iter()
+            .find(|i| i["image_id"] == id)
+            .map(|i| i["status"].clone())
+    };
+    assert_eq!(status(&old_id), Some("Deprecated".into()));
+    assert_eq!(
+        status(new["image_id"].as_str().unwrap()),
+        Some("Available".into())
+    );
 }
 
 #[test]

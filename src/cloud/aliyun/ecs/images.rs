@@ -19,6 +19,9 @@ pub struct DescribeImagesRequest {
     /// Never empty; defaults to [`ImageStatus::POLLING`].
     pub status: Vec<ImageStatus>,
     pub image_owner_alias: Option<ImageOwnerAlias>,
+    pub image_family: Option<String>,
+    /// `Tag.N.Key` = `Tag.N.Value` filters: only images carrying every pair.
+    pub tags: Vec<(String, String)>,
     pub page_size: Option<u32>,
     pub page_number: Option<u32>,
 }
@@ -32,6 +35,8 @@ impl DescribeImagesRequest {
             image_name: None,
             status: ImageStatus::POLLING.to_vec(),
             image_owner_alias: None,
+            image_family: None,
+            tags: Vec::new(),
             page_size: None,
             page_number: None,
         }
@@ -54,6 +59,18 @@ impl DescribeImagesRequest {
         if !status.is_empty() {
             self.status = status.to_vec();
         }
+        self
+    }
+
+    /// Only images of the family `family`.
+    pub fn family(mut self, family: impl Into<String>) -> Self {
+        self.image_family = Some(family.into());
+        self
+    }
+
+    /// Only images tagged `key` = `value` (repeatable: every pair must match).
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.push((key.into(), value.into()));
         self
     }
 
@@ -83,6 +100,11 @@ impl Action for DescribeImagesRequest {
         let status: Vec<&str> = self.status.iter().map(|s| s.as_str()).collect();
         p.put("Status", status.join(","));
         p.put_opt("ImageOwnerAlias", self.image_owner_alias);
+        p.put_opt("ImageFamily", self.image_family.as_ref());
+        for (n, (k, v)) in self.tags.iter().enumerate() {
+            p.put_indexed("Tag", n + 1, "Key", k);
+            p.put_indexed("Tag", n + 1, "Value", v);
+        }
         p.put_opt("PageSize", self.page_size);
         p.put_opt("PageNumber", self.page_number);
         p
