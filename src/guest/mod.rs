@@ -7,3 +7,5 @@
 
 pub mod facts;
 pub mod fs;
+pub mod linux;
+pub mod partition;

@@ -1,7 +1,16 @@
 //! Read-only file-system readers behind one small trait, and the one path resolver that walks
 //! guest paths with symlinks resolved *inside* the guest, with bounded depth.
 
+pub mod ext4;
+#[cfg(test)]
+pub mod memfs;
+pub mod probe;
+pub mod resolve;
+
 use std::fmt;
+
+pub use probe::{FsKind, open_filesystem};
+pub use resolve::Guest;
 
 /// What a directory entry or path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
