@@ -9,3 +9,8 @@ pub mod facts;
 pub mod fs;
 pub mod linux;
 pub mod partition;
+pub mod elf;
+pub mod fstab;
+pub mod drivers;
+pub mod boot;
+pub mod readiness;

@@ -144,7 +144,7 @@ fn to_partition(
         size,
         part_type: PartType::Mbr(e.kind),
         name: None,
-        part_uuid: Some(format!("{:08x}-{index:02}", mbr.disk_id)),
+        part_uuid: Some(format!("{:08x}-{index:02x}", mbr.disk_id)),
         bootable: e.boot == 0x80,
     })
 }
