@@ -37,8 +37,7 @@ pub fn loader_arch(name: &str) -> Option<&'static str> {
 
 /// Fills the tree part of the evidence from the root file system.
 pub fn root_evidence(root: &Guest, ev: &mut BootEvidence) {
-    ev.grub_bios_modules =
-        root.exists("/boot/grub/i386-pc") || root.exists("/boot/grub2/i386-pc");
+    ev.grub_bios_modules = root.exists("/boot/grub/i386-pc") || root.exists("/boot/grub2/i386-pc");
 }
 
 /// The EFI loaders on an ESP (`/EFI/BOOT/BOOT*.EFI` and `/EFI/<vendor>/*.efi`), upper-cased.

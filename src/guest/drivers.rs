@@ -79,7 +79,10 @@ fn config_value<'a>(config: &'a str, symbol: &str) -> Option<&'a str> {
 
 /// The value of `symbol` in a kernel config (`y`, `m`, a string …); `None` when not set.
 pub fn config_symbol<'a>(inputs: &'a KernelInputs, symbol: &str) -> Option<&'a str> {
-    inputs.config.as_deref().and_then(|c| config_value(c, symbol))
+    inputs
+        .config
+        .as_deref()
+        .and_then(|c| config_value(c, symbol))
 }
 
 fn provided(k: &KernelInputs, d: &Driver) -> Provided {
@@ -137,7 +140,8 @@ pub fn conclude(k: &KernelInputs) -> DriverFacts {
             Provided::Module => "module",
             Provided::Absent => "absent",
         };
-        f.evidence.push(format!("{name}: {how} (kernel {}, {src})", k.version));
+        f.evidence
+            .push(format!("{name}: {how} (kernel {}, {src})", k.version));
     }
     f
 }
@@ -213,7 +217,11 @@ mod tests {
         assert_eq!(f.nvme, Some(true));
         assert_eq!(f.nvme_in_initramfs, Some(true));
         assert_eq!(f.virtio_in_initramfs, None);
-        assert!(f.evidence[0].contains("virtio_blk: module"), "{:?}", f.evidence);
+        assert!(
+            f.evidence[0].contains("virtio_blk: module"),
+            "{:?}",
+            f.evidence
+        );
 
         let k = KernelInputs {
             version: "3.10".into(),

@@ -50,7 +50,11 @@ mod tests {
         h[..4].copy_from_slice(b"\x7fELF");
         h[4] = class;
         h[5] = data;
-        let b = if data == 1 { m.to_le_bytes() } else { m.to_be_bytes() };
+        let b = if data == 1 {
+            m.to_le_bytes()
+        } else {
+            m.to_be_bytes()
+        };
         h[18..20].copy_from_slice(&b);
         h
     }

@@ -122,7 +122,10 @@ mod tests {
         assert_eq!(e[2].device, DeviceSpec::PartUuid("0d15ea5e-01".into()));
         assert!(e[3].device.is_unstable_kernel_name());
         assert!(e[4].device.is_unstable_kernel_name());
-        assert_eq!(e[5].device, DeviceSpec::Path("/dev/mapper/centos-root".into()));
+        assert_eq!(
+            e[5].device,
+            DeviceSpec::Path("/dev/mapper/centos-root".into())
+        );
         assert!(!e[5].device.is_unstable_kernel_name());
         assert_eq!(e[6].device, DeviceSpec::Uuid("1111".into()));
         assert_eq!(e[7].device, DeviceSpec::Other("tmpfs".into()));

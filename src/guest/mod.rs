@@ -5,12 +5,13 @@
 //! Owns: partition tables, read-only file-system readers, OS recipes and [`facts::GuestFacts`].
 //! Must not touch container formats (it sees only a virtual disk) nor any cloud API.
 
+pub mod boot;
+pub mod drivers;
+pub mod elf;
 pub mod facts;
 pub mod fs;
-pub mod linux;
-pub mod partition;
-pub mod elf;
 pub mod fstab;
-pub mod drivers;
-pub mod boot;
+pub mod linux;
+pub mod lvm;
+pub mod partition;
 pub mod readiness;

@@ -191,9 +191,15 @@ mod tests {
         let mut g = linux();
         g.drivers.virtio = Some(true);
         g.drivers.virtio_in_initramfs = Some(false);
-        assert_eq!(codes(&check(&g, &Inputs::default())), ["guest.no_virtio_in_initramfs"]);
+        assert_eq!(
+            codes(&check(&g, &Inputs::default())),
+            ["guest.no_virtio_in_initramfs"]
+        );
         g.drivers.virtio = Some(false);
-        assert_eq!(codes(&check(&g, &Inputs::default())), ["guest.no_virtio_driver"]);
+        assert_eq!(
+            codes(&check(&g, &Inputs::default())),
+            ["guest.no_virtio_driver"]
+        );
 
         let tab = fstab::parse("/dev/sda1 / ext4 defaults\nUUID=x /boot ext4 defaults\n");
         let i = Inputs {
