@@ -44,3 +44,120 @@ for d in debian-gpt debian-mbr; do
   qemu-img convert -f raw -O qcow2 "$d.raw" "$d.qcow2"
   qemu-img convert -f raw -O vpc "$d.raw" "$d.vhd"
 done
+
+# --- LVM layouts -------------------------------------------------------------------------
+# Real lvm2 metadata: pvcreate/vgcreate/lvcreate run on a loop device over the PV partition
+# with device-mapper activation switched off (`global/activation = 0`: no dm needed, nothing
+# is activated or zeroed). The file systems are built as images and copied to where LVM put
+# each LV's extents (guest.py place). Each root LV is grown after the next LV was made, so
+# it has two segments.
+lvmcfg='global { activation = 0 } backup { backup = 0 archive = 0 } devices { obtain_device_list_from_udev = 0 }'
+export LVM_SUPPRESS_FD_WARNINGS=1
+gp="python3 $root/scripts/testdata/guest.py"
+
+lvm_on() { # DISK OFFSET SIZE: a loop device over the PV partition, in $loop
+  loop=$(losetup -f --show -o "$2" --sizelimit "$3" "$1")
+}
+lvm_place() { # DISK OFFSET VG LV IMAGE
+  local pe_start extent segs
+  pe_start=$(pvs --config "$lvmcfg" --noheadings --units b --nosuffix -o pe_start "$loop" | tr -d ' ')
+  extent=$(vgs --config "$lvmcfg" --noheadings --units b --nosuffix -o vg_extent_size "$3" | tr -d ' ')
+  segs=$(lvs --config "$lvmcfg" --noheadings --segments -o seg_start_pe,seg_pe_ranges "$3/$4" \
+    | awk '{print $1":"$2}')
+  # shellcheck disable=SC2086
+  $gp place "$1" "$2" "$pe_start" "$extent" "$5" $segs
+}
+lvm_off() { # detach (no vgremove: that would wipe the metadata just written)
+  losetup -d "$loop"
+}
+
+# A small RHEL-like tree: real x86-64 bash from the Debian tree, /bin -> usr/bin, release
+# files, a kernel config and module names (empty .ko.xz files stand for the modules).
+rhel_tree() { # DIR OS_RELEASE RELEASE_FILE RELEASE_TEXT KERNEL FW_CFG FSTAB
+  mkdir -p "$1"/etc "$1"/usr/bin "$1"/boot "$1"/lib/modules/"$5"/kernel/drivers/block \
+    "$1"/lib/modules/"$5"/kernel/drivers/net "$1"/lib/modules/"$5"/kernel/drivers/virtio \
+    "$1"/lib/modules/"$5"/kernel/drivers/nvme/host
+  cp "$tree/usr/bin/bash" "$1/usr/bin/bash"
+  ln -s usr/bin "$1/bin"
+  printf '%s' "$2" > "$1/etc/os-release"
+  printf '%s\n' "$4" > "$1/etc/$3"
+  printf '127.0.0.1 localhost\n' > "$1/etc/hosts"
+  printf '%s' "$7" > "$1/etc/fstab"
+  printf 'CONFIG_VIRTIO_BLK=m\nCONFIG_VIRTIO_NET=m\nCONFIG_VIRTIO_PCI=y\nCONFIG_BLK_DEV_NVME=m\n%s\n' "$6" \
+    > "$1/boot/config-$5"
+  for m in block/virtio_blk net/virtio_net nvme/host/nvme; do
+    : > "$1/lib/modules/$5/kernel/drivers/$m.ko.xz"
+  done
+  printf 'kernel/drivers/virtio/virtio_pci.ko\n' > "$1/lib/modules/$5/modules.builtin"
+}
+
+# 1. CentOS 7 default layout: MBR, sda1 = XFS /boot, sda2 = LVM PV (VG centos: root XFS,
+#    swap), fstab naming /dev/mapper/centos-root and UUID= for /boot.
+boot_uuid=3e8d1c52-1b2a-4c6d-8e9f-0a1b2c3d4e5f
+rhel_tree centos-root 'NAME="CentOS Linux"
+VERSION="7 (Core)"
+ID="centos"
+ID_LIKE="rhel fedora"
+VERSION_ID="7"
+PRETTY_NAME="CentOS Linux 7 (Core)"
+' centos-release 'CentOS Linux release 7.9.2009 (Core)' 3.10.0-1160.el7.x86_64 \
+  '# CONFIG_FW_CFG_SYSFS is not set' "/dev/mapper/centos-root / xfs defaults 0 0
+UUID=$boot_uuid /boot xfs defaults 0 0
+/dev/mapper/centos-swap swap swap defaults 0 0
+"
+mkdir -p centos-boot/grub2
+printf 'menuentry "CentOS Linux (3.10.0-1160.el7.x86_64) 7 (Core)" {\n}\n' > centos-boot/grub2/grub.cfg
+# XFS refuses file systems under 300 MiB; the files are sparse.
+truncate -s 320M boot.xfs
+$gp proto centos-boot > boot.proto
+mkfs.xfs -q -f -m uuid=$boot_uuid -p boot.proto boot.xfs
+truncate -s 1024M rhel-lvm.raw
+printf 'label: dos\nlabel-id: 0x0c3e7057\nstart=2048, size=655360, type=83, bootable\nstart=657408, type=8e\n' \
+  | sfdisk -q rhel-lvm.raw
+dd if=boot.xfs of=rhel-lvm.raw bs=1M seek=1 conv=notrunc,sparse status=none
+pv_off=$((657408 * 512)); pv_len=$(( 1024 * 1048576 - pv_off ))
+lvm_on rhel-lvm.raw $pv_off $pv_len
+pvcreate --config "$lvmcfg" -q -ff -y "$loop" >/dev/null
+vgcreate --config "$lvmcfg" -q centos "$loop" >/dev/null
+lvcreate --config "$lvmcfg" -q -an -Zn -y -L 320M -n root centos >/dev/null 2>&1
+lvcreate --config "$lvmcfg" -q -an -Zn -y -L 32M -n swap centos >/dev/null 2>&1
+lvextend --config "$lvmcfg" -q -L +80M centos/root >/dev/null 2>&1
+truncate -s 400M root.xfs
+$gp proto centos-root > root.proto
+mkfs.xfs -q -f -p root.proto root.xfs
+truncate -s 32M swap.img && mkswap -q -U 5a5a5a5a-0000-4000-8000-000000000001 swap.img
+lvm_place rhel-lvm.raw $pv_off centos root root.xfs
+lvm_place rhel-lvm.raw $pv_off centos swap swap.img
+lvm_off
+rm -rf centos-root centos-boot boot.xfs root.xfs swap.img boot.proto root.proto
+
+# 2. GPT with a BIOS boot partition and an LVM PV (VG "vg-test", a dash that /dev/mapper
+#    doubles): root LV ext4 with a Rocky Linux 8 tree whose kernel lacks FW_CFG_SYSFS=y,
+#    no cloud-init, and an fstab that names a data disk /dev/vdb1.
+rhel_tree rocky-root 'NAME="Rocky Linux"
+VERSION="8.8 (Green Obsidian)"
+ID="rocky"
+ID_LIKE="rhel centos fedora"
+VERSION_ID="8.8"
+PRETTY_NAME="Rocky Linux 8.8 (Green Obsidian)"
+' rocky-release 'Rocky Linux release 8.8 (Green Obsidian)' 4.18.0-477.10.1.el8_8.x86_64 \
+  'CONFIG_FW_CFG_SYSFS=m' "/dev/mapper/vg--test-root / ext4 defaults 1 1
+/dev/vdb1 /data ext4 defaults 0 2
+"
+echo rocky-lvm > rocky-root/etc/hostname
+truncate -s 256M lvm-ext4.raw
+sgdisk -o -n 1:2048:+1M -t 1:EF02 -c 1:bios -n 2:0:0 -t 2:8E00 -c 2:pv lvm-ext4.raw >/dev/null
+pv_start=$(sgdisk -i 2 lvm-ext4.raw | awk '/First sector/ {print $3}')
+pv_end=$(sgdisk -i 2 lvm-ext4.raw | awk '/Last sector/ {print $3}')
+pv_off=$((pv_start * 512)); pv_len=$(( (pv_end - pv_start + 1) * 512 ))
+lvm_on lvm-ext4.raw $pv_off $pv_len
+pvcreate --config "$lvmcfg" -q -ff -y "$loop" >/dev/null
+vgcreate --config "$lvmcfg" -q -s 1M vg-test "$loop" >/dev/null
+lvcreate --config "$lvmcfg" -q -an -Zn -y -L 64M -n root vg-test >/dev/null 2>&1
+lvcreate --config "$lvmcfg" -q -an -Zn -y -L 8M -n data vg-test >/dev/null 2>&1
+lvextend --config "$lvmcfg" -q -L +32M vg-test/root >/dev/null 2>&1
+truncate -s 96M rocky.ext4
+mkfs.ext4 -q -F -L rockyroot -E root_owner=0:0 -d rocky-root rocky.ext4
+lvm_place lvm-ext4.raw $pv_off vg-test root rocky.ext4
+lvm_off
+rm -rf rocky-root rocky.ext4

@@ -200,7 +200,9 @@ fn read_mda(pv: &dyn ByteSource, mda: u64) -> Result<(u64, Section), LvmError> {
     if lvm_crc(&text) != crc {
         return Err(corrupt("metadata", "text CRC mismatch"));
     }
-    let text = String::from_utf8_lossy(&text);
+    // The stored text ends with a NUL byte.
+    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+    let text = String::from_utf8_lossy(&text[..end]);
     let root = parse(&text)?;
     let (_, vg) = root
         .iter()

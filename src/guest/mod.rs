@@ -11,7 +11,10 @@ pub mod elf;
 pub mod facts;
 pub mod fs;
 pub mod fstab;
+pub mod inspect;
 pub mod linux;
 pub mod lvm;
 pub mod partition;
 pub mod readiness;
+
+pub use inspect::inspect;

@@ -48,6 +48,14 @@ impl FsKind {
         }
     }
 
+    /// True for kinds that hold files (not swap, volume managers or encrypted containers).
+    pub fn is_filesystem(self) -> bool {
+        !matches!(
+            self,
+            FsKind::Swap | FsKind::Luks | FsKind::BitLocker | FsKind::Lvm2 | FsKind::MdRaid
+        )
+    }
+
     /// True for encrypted containers whose content cannot be inspected.
     pub fn is_encrypted(self) -> bool {
         matches!(self, FsKind::Luks | FsKind::BitLocker)
