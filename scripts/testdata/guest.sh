@@ -1,14 +1,43 @@
-# Guest-inspection test disks, packed from the debootstrap tree of debian-rootfs.sh WITHOUT
-# mounting anything: `mkfs.ext4 -d` fills the root file system from the tree, mkfs.vfat +
-# mtools make the ESP, sgdisk/sfdisk write the tables and dd places the volumes.
+# Guest-inspection test disks, packed from a real Debian tree WITHOUT mounting anything:
+# `mkfs.ext4 -d` fills the root file system from the tree, mkfs.vfat + mtools make the ESP,
+# sgdisk/sfdisk write the tables and dd places the volumes.
+#   tree/                       debootstrap --variant=minbase of bookworm plus a cloud kernel
+#                               with initramfs-tools (real modules, /boot/config-*, initramfs,
+#                               modules.builtin), cloud-init, qemu-guest-agent, grub-pc-bin
 #   debian-gpt.{raw,qcow2,vhd}  GPT: 1 ESP (FAT, EFI/BOOT/BOOTX64.EFI), 2 ext4 root
 #   debian-mbr.{raw,qcow2,vhd}  MBR: 1 ext4 root (active), GRUB's boot.img in sector 0
+#   rhel-lvm.raw, lvm-ext4.raw  LVM layouts (below)
 # Fixed identities so tests can assert them: root label debroot, UUID below, ESP serial
 # 1234-ABCD (the tree's fstab names both).
-tree=$out/debian-rootfs/tree
-[ -d "$tree/etc" ] || { echo "guest.sh: $tree missing (debian-rootfs.sh builds it)" >&2; exit 1; }
+#
+# The debootstrap tree is the slow step (~1-2 min): it is kept across rebuilds of this part
+# as long as the debootstrap command line below is unchanged (tree.key).
+suite=bookworm
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+include=linux-image-cloud-amd64,initramfs-tools,cloud-init,qemu-guest-agent,grub-pc-bin,systemd-sysv,python3-cffi-backend
+key="$suite $include v1"
+if [ -f "$out/guest/tree.key" ] && [ "$(cat "$out/guest/tree.key")" = "$key" ] && [ -d "$out/guest/tree/etc" ]; then
+  mv "$out/guest/tree" tree
+else
+  debootstrap --variant=minbase --include="$include" "$suite" tree "$mirror" >debootstrap.log 2>&1 \
+    || { tail -30 debootstrap.log >&2; exit 1; }
+  rm -f debootstrap.log
+  # Keep what inspection looks at; drop what only makes the tree big.
+  rm -rf tree/usr/share/doc/* tree/usr/share/man/* tree/usr/share/locale/* tree/usr/share/info/* \
+    tree/var/lib/apt/lists/* tree/var/cache/apt/*.bin tree/var/cache/apt/archives/*.deb \
+    tree/usr/share/zoneinfo/[a-z]* tree/var/log/*.log
+  # A minimal fstab naming the root by LABEL and the ESP by UUID, as an installer writes it.
+  cat > tree/etc/fstab <<'FSTAB'
+# <file system> <mount point> <type> <options> <dump> <pass>
+LABEL=debroot / ext4 errors=remount-ro 0 1
+UUID=1234-ABCD /boot/efi vfat umask=0077 0 1
+FSTAB
+  echo imgport-debian > tree/etc/hostname
+fi
+echo "$key" > tree.key
+tree=$PWD/tree
+kib=$(du -sk tree | cut -f1)
 root_uuid=6f1b3c2a-8d4e-4f5a-9b6c-7d8e9f0a1b2c
-kib=$(cat "$out/debian-rootfs/tree.du")
 # room for the tree plus ext4 metadata, rounded to whole MiB
 root_mib=$(( (kib * 13 / 10) / 1024 + 64 ))
 truncate -s "${root_mib}M" root.ext4

@@ -123,17 +123,18 @@ pub fn check(facts: &GuestFacts, inputs: &Inputs<'_>) -> Vec<Finding> {
             .platform
             .as_deref()
             .is_some_and(|p| FW_CFG_PLATFORMS.contains(&p));
-    if needs_fw_cfg && let Some(value) = &inputs.fw_cfg_sysfs {
-        if value.as_deref() != Some("y") {
-            warn(
-                &mut out,
-                "guest.no_fw_cfg_sysfs",
-                format!(
-                    "the kernel has CONFIG_FW_CFG_SYSFS={}; this platform needs =y",
-                    value.as_deref().unwrap_or("(not set)")
-                ),
-            );
-        }
+    if needs_fw_cfg
+        && let Some(value) = &inputs.fw_cfg_sysfs
+        && value.as_deref() != Some("y")
+    {
+        warn(
+            &mut out,
+            "guest.no_fw_cfg_sysfs",
+            format!(
+                "the kernel has CONFIG_FW_CFG_SYSFS={}; this platform needs =y",
+                value.as_deref().unwrap_or("(not set)")
+            ),
+        );
     }
     out
 }

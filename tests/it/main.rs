@@ -3,6 +3,7 @@
 
 mod cloud;
 mod convert;
+mod guest;
 mod inspect_container;
 mod plan;
 mod util;

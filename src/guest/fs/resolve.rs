@@ -14,11 +14,14 @@ const MAX_COMPONENTS: usize = 256;
 /// Cap for configuration files read whole (libguestfs's `is_small_file`, reference §2.6).
 pub const CONFIG_CAP: u64 = 2 * 1024 * 1024;
 
+/// A path as its components.
+type Components = Vec<Vec<u8>>;
+
 /// A guest's directory tree: a root file system and the file systems mounted below it.
 #[derive(Clone)]
 pub struct Guest {
-    /// (mount point as components, file system), the root first.
-    mounts: Vec<(Vec<Vec<u8>>, Arc<dyn FileSystem>)>,
+    /// (mount point as components, file system), the deepest first.
+    mounts: Vec<(Components, Arc<dyn FileSystem>)>,
 }
 
 fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
@@ -99,7 +102,7 @@ impl Guest {
         &self,
         path: &[u8],
         follow_last: bool,
-    ) -> Result<Option<(Vec<Vec<u8>>, NodeInfo)>, FsError> {
+    ) -> Result<Option<(Components, NodeInfo)>, FsError> {
         if !path.starts_with(b"/") {
             return Err(path_err(path, "guest paths must be absolute"));
         }

@@ -103,7 +103,11 @@ pub fn partitions(
     let mut parts = Vec::new();
     for e in &mbr.entries {
         if is_extended(e.kind) {
-            logicals(disk, mbr, e, sector, &mut parts, findings)?;
+            // The container itself is listed (as sfdisk and parted do), then its logicals.
+            if let Some(p) = to_partition(disk, mbr, e.slot, e, 0, sector, findings) {
+                parts.push(p);
+                logicals(disk, mbr, e, sector, &mut parts, findings)?;
+            }
             continue;
         }
         if let Some(p) = to_partition(disk, mbr, e.slot, e, 0, sector, findings) {
@@ -293,6 +297,7 @@ mod tests {
             got,
             vec![
                 (1, 64 * 512, 64 * 512, 0x83),
+                (2, 256 * 512, 512 * 512, 0x05),
                 (5, 264 * 512, 16 * 512, 0x83),
                 (6, 360 * 512, 8 * 512, 0x82),
             ]

@@ -219,7 +219,11 @@ pub fn read(disk: &dyn ByteSource) -> Result<PartitionTable, PartitionError> {
 
 /// Adds an overlap finding for every pair of partitions that share bytes.
 pub(crate) fn check_overlaps(parts: &[Partition], findings: &mut Vec<Finding>) {
-    let mut sorted: Vec<&Partition> = parts.iter().collect();
+    // An extended partition contains its logicals by design.
+    let mut sorted: Vec<&Partition> = parts
+        .iter()
+        .filter(|p| !matches!(p.part_type, PartType::Mbr(0x05 | 0x0f | 0x85)))
+        .collect();
     sorted.sort_by_key(|p| p.start);
     for w in sorted.windows(2) {
         if w[0].start.saturating_add(w[0].size) > w[1].start {
