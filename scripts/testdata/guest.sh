@@ -190,3 +190,24 @@ mkfs.ext4 -q -F -L rockyroot -E root_owner=0:0 -d rocky-root rocky.ext4
 lvm_place lvm-ext4.raw $pv_off vg-test root rocky.ext4
 lvm_off
 rm -rf rocky-root rocky.ext4
+
+# --- partition-table cases ----------------------------------------------------------------
+# GPT on 4096-byte logical sectors: sgdisk on a loop device with 4 KiB blocks; sfdisk's JSON of
+# that device is kept as the oracle (sfdisk reading the plain file would assume 512).
+truncate -s 64M tables-4kn.raw
+loop=$(losetup -b 4096 -f --show tables-4kn.raw)
+sgdisk -o -n 1:0:+8M -t 1:EF00 -c 1:esp -n 2:0:0 -t 2:8300 -c 2:data "$loop" >/dev/null
+sfdisk --json "$loop" > tables-4kn.sfdisk.json
+losetup -d "$loop"
+# MBR with an extended partition holding three logicals (an EBR chain).
+truncate -s 64M tables-ebr.raw
+printf 'label: dos\nstart=2048, size=16MiB, type=83\ntype=5\nsize=8MiB, type=83\nsize=8MiB, type=82\ntype=83\n' \
+  | sfdisk -q tables-ebr.raw
+# Hybrid MBR: GPT plus partitions 1 and 2 also listed in the protective MBR.
+truncate -s 64M tables-hybrid.raw
+sgdisk -o -n 1:2048:+16M -t 1:EF00 -n 2:0:0 -t 2:8300 tables-hybrid.raw >/dev/null
+sgdisk -h 1:2 tables-hybrid.raw >/dev/null
+# GPT whose primary header is corrupt (one byte of its first-usable-LBA field flipped).
+truncate -s 64M tables-bad-primary.raw
+sgdisk -o -n 1:2048:+16M -t 1:EF00 -n 2:0:0 -t 2:8300 tables-bad-primary.raw >/dev/null
+printf '\x7f' | dd of=tables-bad-primary.raw bs=1 seek=$((512 + 40)) conv=notrunc status=none

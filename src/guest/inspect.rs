@@ -69,6 +69,9 @@ struct Volume {
     device: String,
     source: Arc<dyn ByteSource>,
     kind: Option<FsKind>,
+    /// Label and UUID from the superblock, known even without a reader.
+    label: Option<String>,
+    uuid: Option<String>,
     /// The partition it is (or lies on).
     partition: Option<Partition>,
     /// `vg/lv` for logical volumes.
@@ -94,14 +97,15 @@ fn volume(
     lv: Option<(String, String)>,
     findings: &mut Vec<Finding>,
 ) -> Volume {
-    let kind = match probe::probe(&*source) {
-        Ok(k) => k,
+    let probed = match probe::probe(&*source) {
+        Ok(p) => p,
         Err(e) => {
             findings.push(fs_finding(&device, e));
             None
         }
     };
-    let fs = match kind {
+    let kind = probed.as_ref().map(|p| p.kind);
+    let fs: Option<Arc<dyn FileSystem>> = match kind {
         Some(k) => match open_filesystem(k, source.clone()) {
             Ok(None) if k.is_filesystem() => {
                 findings.push(Finding::new(
@@ -132,10 +136,17 @@ fn volume(
             ),
         ));
     }
+    let (mut label, mut uuid) = probed.map(|p| (p.label, p.uuid)).unwrap_or_default();
+    if let Some(fs) = &fs {
+        label = fs.label().or(label);
+        uuid = fs.uuid().or(uuid);
+    }
     Volume {
         device,
         source,
         kind,
+        label,
+        uuid,
         partition,
         lv,
         fs,
@@ -222,12 +233,9 @@ fn role_of(v: &Volume) -> Option<&'static str> {
 /// The volume an fstab device names, by UUID, label, PARTUUID, PARTLABEL, LVM path or the
 /// partition number of a kernel name (`/dev/sda2` → partition 2 of this disk).
 fn matches(v: &Volume, spec: &DeviceSpec) -> bool {
-    let fs = v.fs.as_ref();
     match spec {
-        DeviceSpec::Uuid(u) => fs
-            .and_then(|f| f.uuid())
-            .is_some_and(|x| x.eq_ignore_ascii_case(u)),
-        DeviceSpec::Label(l) => fs.and_then(|f| f.label()).is_some_and(|x| x == *l),
+        DeviceSpec::Uuid(u) => v.uuid.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(u)),
+        DeviceSpec::Label(l) => v.label.as_deref() == Some(l.as_str()),
         DeviceSpec::PartUuid(u) => {
             v.lv.is_none()
                 && v.partition
@@ -462,8 +470,8 @@ pub fn inspect(source: Arc<dyn ByteSource>) -> GuestFacts {
                     .map(|f| f.kind())
                     .unwrap_or(kind.name())
                     .to_string(),
-                label: v.fs.as_ref().and_then(|f| f.label()),
-                uuid: v.fs.as_ref().and_then(|f| f.uuid()),
+                label: v.label.clone(),
+                uuid: v.uuid.clone(),
                 mountpoint: v.mountpoint.clone(),
                 role: v.role.map(str::to_string),
             });

@@ -75,11 +75,21 @@ fn sfdisk_parse(json: &str) -> (String, Vec<(u64, u64, u64, String)>) {
                 index,
                 p["start"].as_u64().unwrap() * sector,
                 p["size"].as_u64().unwrap() * sector,
-                p["type"].as_str().unwrap().to_ascii_uppercase(),
+                norm_type(p["type"].as_str().unwrap()),
             )
         })
         .collect();
     (t["label"].as_str().unwrap().to_string(), parts)
+}
+
+/// A partition type as comparable text: GUIDs upper case, MBR bytes as two hex digits
+/// (sfdisk prints `5` and `83`, imgport `0x05` and `0x83`).
+fn norm_type(t: &str) -> String {
+    let hex = t.trim_start_matches("0x");
+    match u8::from_str_radix(hex, 16) {
+        Ok(b) if hex.len() <= 2 => format!("{b:02X}"),
+        _ => t.to_ascii_uppercase(),
+    }
 }
 
 /// blkid's TYPE, UUID and LABEL of the volume at `offset` of `path`.
@@ -203,9 +213,7 @@ fn assert_partitions(g: &Value, path: &Path, parts: &[(u64, u64, u64, String)]) 
         .unwrap()
         .iter()
         .map(|p| {
-            let t = p["type_id"].as_str().unwrap().to_ascii_uppercase();
-            // sfdisk prints MBR types without 0x
-            let t = t.strip_prefix("0X").map(str::to_string).unwrap_or(t);
+            let t = norm_type(p["type_id"].as_str().unwrap());
             (
                 p["index"].as_u64().unwrap(),
                 p["start"].as_u64().unwrap(),
@@ -297,7 +305,18 @@ fn debian_gpt_esp_ext4_raw() {
         .collect();
     assert_eq!(names, ["ESP", "root"]);
     assert_eq!(g["partitions"][0]["type_name"], "EFI System");
-    assert_eq!(fs_by_device(&g, "partition 1")["role"], "esp");
+    // the ESP is not read (no FAT reader here), but its identity comes from its boot sector
+    // and the tree's fstab mounts it by that UUID
+    let esp = fs_by_device(&g, "partition 1");
+    assert_eq!(esp["role"], "esp");
+    let (kind, uuid, label) = blkid(&path, g["partitions"][0]["start"].as_u64().unwrap());
+    assert_eq!(
+        (esp["kind"].as_str(), esp["uuid"].as_str()),
+        (Some(kind.as_str()), Some(uuid.as_str()))
+    );
+    assert_eq!(esp["label"], label);
+    assert!(tree_text("etc/fstab").contains(&format!("UUID={uuid} /boot/efi")));
+    assert_eq!(esp["mountpoint"], "/boot/efi");
 }
 
 #[test]
@@ -383,10 +402,16 @@ fn lvm_centos_layout_finds_xfs_and_swap_volumes() {
     let g = guest_of("guest/rhel-lvm.raw");
     assert_table(&g, &path);
     assert_eq!(g["partition_table"], "mbr");
-    assert_eq!(fs_by_device(&g, "partition 1")["kind"], "xfs");
+    let boot = fs_by_device(&g, "partition 1");
+    assert_eq!(boot["kind"], "xfs");
+    let (_, uuid, _) = blkid(&path, g["partitions"][0]["start"].as_u64().unwrap());
+    assert_eq!(boot["uuid"], uuid);
     assert_eq!(fs_by_device(&g, "partition 2")["kind"], "lvm2");
     assert_eq!(fs_by_device(&g, "lvm centos/root")["kind"], "xfs");
-    assert_eq!(fs_by_device(&g, "lvm centos/swap")["kind"], "swap");
+    let swap = fs_by_device(&g, "lvm centos/swap");
+    assert_eq!(swap["kind"], "swap");
+    // the UUID guest.sh gave mkswap
+    assert_eq!(swap["uuid"], "5a5a5a5a-0000-4000-8000-000000000001");
     // an active MBR partition is a BIOS boot path
     assert_eq!(g["boot_mode"], "BIOS");
 }

@@ -124,12 +124,74 @@ pub fn detect(head: &[u8]) -> Option<FsKind> {
     None
 }
 
+/// Label and UUID of a volume of `kind` from its probe window, as blkid prints them; lets
+/// fstab lines and reports name volumes that have no reader.
+pub fn identity(kind: FsKind, head: &[u8]) -> (Option<String>, Option<String>) {
+    let text = |at: usize, len: usize| {
+        head.get(at..at + len).and_then(|b| {
+            let end = b.iter().position(|&c| c == 0).unwrap_or(len);
+            let t = String::from_utf8_lossy(&b[..end]).trim_end().to_string();
+            (!t.is_empty()).then_some(t)
+        })
+    };
+    let uuid = |at: usize| {
+        head.get(at..at + 16)
+            .filter(|b| b.iter().any(|&c| c != 0))
+            .map(|b| {
+                let h: String = b.iter().map(|c| format!("{c:02x}")).collect();
+                format!(
+                    "{}-{}-{}-{}-{}",
+                    &h[..8],
+                    &h[8..12],
+                    &h[12..16],
+                    &h[16..20],
+                    &h[20..]
+                )
+            })
+    };
+    match kind {
+        FsKind::Vfat => {
+            // FAT32 keeps the serial and label at 0x43/0x47, FAT12/16 at 0x27/0x2B.
+            let (serial, label) = if at(head, 0x52, b"FAT32   ") {
+                (0x43, 0x47)
+            } else {
+                (0x27, 0x2b)
+            };
+            let s = le32(head, serial);
+            let label = text(label, 11).filter(|l| l != "NO NAME");
+            (label, Some(format!("{:04X}-{:04X}", s >> 16, s & 0xffff)))
+        }
+        FsKind::Xfs => (text(108, 12), uuid(32)),
+        FsKind::Swap => (text(1024 + 28, 16), uuid(1024 + 12)),
+        FsKind::Btrfs => (text(0x1012b, 256), uuid(0x10020)),
+        FsKind::Ntfs => {
+            let serial = head
+                .get(0x48..0x50)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+            (None, serial.map(|s| format!("{s:016X}")))
+        }
+        FsKind::Luks => (None, text(168, 40)),
+        _ => (None, None),
+    }
+}
+
 /// Reads the probe window of `source` (shorter when the volume is) and detects its kind.
-pub fn probe(source: &dyn ByteSource) -> std::io::Result<Option<FsKind>> {
+pub fn probe(source: &dyn ByteSource) -> std::io::Result<Option<Probed>> {
     let len = (PROBE_LEN as u64).min(source.size()) as usize;
     let mut head = vec![0u8; len];
     source.read_exact_at(&mut head, 0)?;
-    Ok(detect(&head))
+    Ok(detect(&head).map(|kind| {
+        let (label, uuid) = identity(kind, &head);
+        Probed { kind, label, uuid }
+    }))
+}
+
+/// What the probe window tells about a volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probed {
+    pub kind: FsKind,
+    pub label: Option<String>,
+    pub uuid: Option<String>,
 }
 
 /// Opens a read-only reader for a volume of `kind`; `Ok(None)` when imgport has no reader for
@@ -183,5 +245,22 @@ mod tests {
         assert_eq!(detect(&b), Some(FsKind::Lvm2));
         // a short head never panics
         assert_eq!(detect(&[0u8; 3]), None);
+        assert_eq!(identity(FsKind::Btrfs, &[0u8; 3]), (None, None));
+        let mut b = vec![0u8; PROBE_LEN];
+        b[0x27..0x2b].copy_from_slice(&0x1234_abcdu32.to_le_bytes());
+        b[0x2b..0x36].copy_from_slice(b"ESP        ");
+        assert_eq!(
+            identity(FsKind::Vfat, &b),
+            (Some("ESP".into()), Some("1234-ABCD".into()))
+        );
+        let mut b = vec![0u8; PROBE_LEN];
+        b[32..48].copy_from_slice(&[
+            0x3e, 0x8d, 0x1c, 0x52, 0x1b, 0x2a, 0x4c, 0x6d, 0x8e, 0x9f, 0, 0x1b, 0x2c, 0x3d, 0x4e,
+            0x5f,
+        ]);
+        assert_eq!(
+            identity(FsKind::Xfs, &b).1.as_deref(),
+            Some("3e8d1c52-1b2a-4c6d-8e9f-001b2c3d4e5f")
+        );
     }
 }
