@@ -246,7 +246,7 @@ fn gpt_on_4096_byte_sectors() {
     assert_eq!(label, "gpt");
     assert_eq!(g["partition_table"], "gpt");
     assert_partitions(&g, &path, &parts);
-    assert!(g["partitions"][0]["start"].as_u64().unwrap() % 4096 == 0);
+    assert!(g["partitions"][0]["start"].as_u64().unwrap().is_multiple_of(4096));
 }
 
 #[test]
