@@ -22,6 +22,7 @@ check xz xz-utils
 # Guest-inspection test data: real LVM metadata on a loop device (scripts/testdata/guest.sh).
 check pvcreate lvm2
 check losetup mount
+check mkfs.btrfs btrfs-progs
 # The official-SDK smoke test (tests/it/cloud/sdk.rs) makes a venv with pip.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 

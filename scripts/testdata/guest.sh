@@ -211,3 +211,20 @@ sgdisk -h 1:2 tables-hybrid.raw >/dev/null
 truncate -s 64M tables-bad-primary.raw
 sgdisk -o -n 1:2048:+16M -t 1:EF00 -n 2:0:0 -t 2:8300 tables-bad-primary.raw >/dev/null
 printf '\x7f' | dd of=tables-bad-primary.raw bs=1 seek=$((512 + 40)) conv=notrunc status=none
+
+# --- volumes imgport detects but does not read -------------------------------------------
+# GPT: 1 btrfs, 2 LUKS (a LUKS header made by qemu-img), 3 swap, 4 ext2.
+truncate -s 256M volumes.raw
+sgdisk -o -n 1:2048:+128M -t 1:8300 -n 2:0:+16M -t 2:8309 -n 3:0:+16M -t 3:8200 \
+  -n 4:0:0 -t 4:8300 volumes.raw >/dev/null
+part_off() { sgdisk -i "$1" volumes.raw | awk '/First sector/ {print $3 * 512}'; }
+truncate -s 128M vol.btrfs && mkfs.btrfs -q -f -L btrvol -U 0b7cfa3e-1d2c-4e5f-a6b7-c8d9e0f1a2b3 vol.btrfs >/dev/null
+qemu-img create -q -f luks --object secret,id=s0,data=test-passphrase -o key-secret=s0 vol.luks 16M
+truncate -s 16M vol.swap && mkswap -q -L swapvol vol.swap
+truncate -s 16M vol.ext2 && mkfs.ext2 -q -F -L ext2vol vol.ext2
+i=1
+for v in vol.btrfs vol.luks vol.swap vol.ext2; do
+  dd if=$v of=volumes.raw bs=512 seek=$(( $(part_off $i) / 512 )) conv=notrunc,sparse status=none
+  i=$((i + 1))
+done
+rm -f vol.btrfs vol.luks vol.swap vol.ext2

@@ -554,7 +554,7 @@ fn build(
 mod tests {
     use super::*;
 
-    const META: &str = r#"vg0 {
+    pub(super) const META: &str = r#"vg0 {
 id = "abc"
 seqno = 7
 extent_size = 8   # 4 KiB extents
@@ -575,7 +575,7 @@ version = 1
 "#;
 
     /// A PV of 128 KiB: label in sector 1, one metadata area at 4 KiB holding META.
-    fn pv() -> Vec<u8> {
+    pub(super) fn pv() -> Vec<u8> {
         let mut d = vec![0u8; 128 * 1024];
         let l = 512;
         d[l..l + 8].copy_from_slice(LABEL_ID);
@@ -647,5 +647,29 @@ version = 1
         assert!(parse("a { b = ").is_err());
         assert!(parse(&"x {".repeat(100)).is_err());
         assert!(parse("a = [1, \"two\", [3]]\n# c\nb { }").is_ok());
+    }
+}
+
+#[cfg(test)]
+mod hostile {
+    use super::*;
+
+    /// Mutated PVs and metadata texts give errors or partial results, never a panic.
+    #[test]
+    fn mutated_pvs_do_not_panic() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        for _ in 0..300 {
+            let mut d = tests::pv();
+            for _ in 0..8 {
+                let at = rng.usize(..8192);
+                d[at] = rng.u8(..);
+            }
+            let _ = open(Arc::new(d));
+            let text: Vec<u8> = tests::META
+                .bytes()
+                .map(|b| if rng.u8(..) < 8 { rng.u8(..) } else { b })
+                .collect();
+            let _ = parse(&String::from_utf8_lossy(&text));
+        }
     }
 }

@@ -246,7 +246,12 @@ fn gpt_on_4096_byte_sectors() {
     assert_eq!(label, "gpt");
     assert_eq!(g["partition_table"], "gpt");
     assert_partitions(&g, &path, &parts);
-    assert!(g["partitions"][0]["start"].as_u64().unwrap().is_multiple_of(4096));
+    assert!(
+        g["partitions"][0]["start"]
+            .as_u64()
+            .unwrap()
+            .is_multiple_of(4096)
+    );
 }
 
 #[test]
@@ -464,4 +469,29 @@ fn human_output_shows_the_guest() {
     ] {
         assert!(out.contains(want), "{want:?} missing in\n{out}");
     }
+}
+
+#[test]
+fn btrfs_luks_swap_and_ext2_are_detected() {
+    let path = image("guest/volumes.raw");
+    let g = guest_of("guest/volumes.raw");
+    let want = ["btrfs", "luks", "swap", "ext2"];
+    for (i, kind) in want.iter().enumerate() {
+        let p = &g["partitions"][i];
+        assert_eq!(p["filesystem"], *kind, "partition {}", i + 1);
+        let (blk, uuid, label) = blkid(&path, p["start"].as_u64().unwrap());
+        // blkid's name for LUKS is crypto_LUKS
+        assert_eq!(blk.replace("crypto_LUKS", "luks"), *kind);
+        let f = fs_by_device(&g, &format!("partition {}", i + 1));
+        assert_eq!(f["uuid"], uuid, "partition {}", i + 1);
+        if !label.is_empty() {
+            assert_eq!(f["label"], label);
+        }
+    }
+    let c = codes(&g);
+    assert!(c.contains(&"guest.encrypted_volume".to_string()), "{c:?}");
+    assert!(c.contains(&"guest.fs_not_read".to_string()), "{c:?}");
+    assert_eq!(fs_by_device(&g, "partition 4")["role"], "data");
+    assert_eq!(g["os_type"], Value::Null);
+    assert!(c.contains(&"guest.no_os".to_string()));
 }

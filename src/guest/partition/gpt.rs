@@ -321,7 +321,7 @@ pub fn type_name(guid: &str) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A disk of `lbas` sectors of `sector` bytes with a primary and backup GPT holding one

@@ -242,3 +242,33 @@ pub(crate) fn check_overlaps(parts: &[Partition], findings: &mut Vec<Finding>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Garbage and mutated tables never panic, hang or allocate without bound.
+    #[test]
+    fn hostile_tables_do_not_panic() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let valid = gpt::tests::gpt_disk(512, 256);
+        for round in 0..300 {
+            let mut d = if round % 2 == 0 {
+                valid.clone()
+            } else {
+                (0..256 * 512).map(|_| rng.u8(..)).collect()
+            };
+            // sprinkle bytes over the MBR, the GPT header and the first entries
+            for _ in 0..16 {
+                let at = rng.usize(..4096);
+                d[at] = rng.u8(..);
+            }
+            d[510] = 0x55;
+            d[511] = 0xaa;
+            let t = read(&d).expect("in-memory reads do not fail");
+            for p in &t.partitions {
+                assert!(p.start + p.size <= d.len() as u64);
+            }
+        }
+    }
+}
