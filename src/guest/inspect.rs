@@ -277,9 +277,26 @@ fn matches(v: &Volume, spec: &DeviceSpec) -> bool {
     }
 }
 
-/// Inspects the virtual disk `source`. Never fails: problems become findings.
+/// Inspects the virtual disk `source`. Never fails: problems become findings, and a panic in
+/// a reader is caught here and reported (reference §5.1.7: fail closed at stage level).
 pub fn inspect(source: Arc<dyn ByteSource>) -> GuestFacts {
     let disk = Arc::new(Metered::new(source, READ_BUDGET));
+    let run = std::panic::AssertUnwindSafe(|| inspect_metered(disk.clone()));
+    match std::panic::catch_unwind(run) {
+        Ok(facts) => facts,
+        Err(_) => GuestFacts {
+            findings: vec![Finding::new(
+                Severity::Warning,
+                "guest.inspection_failed",
+                "a reader failed on malformed data; nothing inside the disk is reported",
+            )],
+            bytes_read: disk.bytes_read(),
+            ..Default::default()
+        },
+    }
+}
+
+fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
     let mut facts = GuestFacts::default();
     let mut findings = Vec::new();
     let disk_size = disk.size();

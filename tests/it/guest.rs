@@ -476,6 +476,7 @@ fn btrfs_luks_swap_and_ext2_are_detected() {
     let path = image("guest/volumes.raw");
     let g = guest_of("guest/volumes.raw");
     let want = ["btrfs", "luks", "swap", "ext2"];
+    // an empty btrfs and ext2 are read (no root on them), LUKS and swap are not
     for (i, kind) in want.iter().enumerate() {
         let p = &g["partitions"][i];
         assert_eq!(p["filesystem"], *kind, "partition {}", i + 1);
@@ -490,8 +491,35 @@ fn btrfs_luks_swap_and_ext2_are_detected() {
     }
     let c = codes(&g);
     assert!(c.contains(&"guest.encrypted_volume".to_string()), "{c:?}");
-    assert!(c.contains(&"guest.fs_not_read".to_string()), "{c:?}");
+    assert!(!c.contains(&"guest.fs_not_read".to_string()), "{c:?}");
+    assert_eq!(fs_by_device(&g, "partition 1")["role"], "data");
     assert_eq!(fs_by_device(&g, "partition 4")["role"], "data");
     assert_eq!(g["os_type"], Value::Null);
     assert!(c.contains(&"guest.no_os".to_string()));
+}
+
+#[test]
+fn opensuse_on_btrfs() {
+    let path = image("guest/suse-btrfs.raw");
+    let g = guest_of("guest/suse-btrfs.raw");
+    assert_table(&g, &path);
+    let root = fs_by_device(&g, "partition 2");
+    let (kind, uuid, label) = blkid(&path, g["partitions"][1]["start"].as_u64().unwrap());
+    assert_eq!(
+        (root["kind"].as_str(), kind.as_str()),
+        (Some("btrfs"), "btrfs")
+    );
+    assert_eq!(root["uuid"], uuid);
+    assert_eq!(root["label"], label);
+    assert_eq!(root["role"], "root");
+    assert_eq!(g["distro"], "opensuse-leap");
+    assert_eq!(g["version"], "15.5");
+    assert_eq!(g["platform"], "OpenSUSE");
+    // /usr/bin/bash (a regular extent) through the /bin -> usr/bin symlink
+    assert_eq!(g["architecture"], "x86_64");
+    assert_eq!(g["hostname"], "suse-btrfs");
+    assert_eq!(
+        g["boot_mode"], "UEFI-Preferred",
+        "ESP and BIOS boot partition"
+    );
 }

@@ -1,6 +1,7 @@
 //! Read-only file-system readers behind one small trait, and the one path resolver that walks
 //! guest paths with symlinks resolved *inside* the guest, with bounded depth.
 
+pub mod btrfs;
 pub mod ext4;
 #[cfg(test)]
 pub mod memfs;

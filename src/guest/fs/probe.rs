@@ -209,7 +209,8 @@ pub fn open_filesystem(
         // Readers for these kinds live on their own branches (xfs, fat, ntfs); until they
         // are wired here the volumes are reported by kind only.
         FsKind::Xfs | FsKind::Vfat | FsKind::Ntfs => Ok(None),
-        FsKind::Btrfs | FsKind::Exfat => Ok(None),
+        FsKind::Btrfs => Ok(Some(Box::new(super::btrfs::BtrfsFs::open(source)?))),
+        FsKind::Exfat => Ok(None),
         FsKind::Swap | FsKind::Luks | FsKind::BitLocker | FsKind::Lvm2 | FsKind::MdRaid => Ok(None),
     }
 }
