@@ -228,3 +228,24 @@ for v in vol.btrfs vol.luks vol.swap vol.ext2; do
   i=$((i + 1))
 done
 rm -f vol.btrfs vol.luks vol.swap vol.ext2
+
+# --- openSUSE-like root on btrfs ------------------------------------------------------------
+# GPT: 1 BIOS boot, 2 btrfs root (mkfs.btrfs --rootdir: 400 files so the trees have interior
+# nodes, real x86-64 bash as a regular extent, /bin -> usr/bin), 3 ESP.
+mkdir -p suse/etc/sysconfig suse/usr/bin suse/usr/lib
+cp "$tree/usr/bin/bash" suse/usr/bin/bash
+ln -s usr/bin suse/bin
+printf 'NAME="openSUSE Leap"\nVERSION="15.5"\nID="opensuse-leap"\nID_LIKE="suse opensuse"\nVERSION_ID="15.5"\nPRETTY_NAME="openSUSE Leap 15.5"\n' \
+  > suse/usr/lib/os-release
+ln -s ../usr/lib/os-release suse/etc/os-release
+printf '127.0.0.1 localhost\n' > suse/etc/hosts
+echo suse-btrfs > suse/etc/hostname
+btrfs_uuid=7e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b
+printf 'UUID=%s / btrfs defaults 0 0\n' "$btrfs_uuid" > suse/etc/fstab
+for i in $(seq 400); do echo "KEY_$i=value" > "suse/etc/sysconfig/file-$i"; done
+truncate -s 300M suse.btrfs
+mkfs.btrfs -q -f -L suseroot -U "$btrfs_uuid" -r suse suse.btrfs >/dev/null 2>&1
+truncate -s 340M suse-btrfs.raw
+sgdisk -o -n 1:2048:+1M -t 1:EF02 -n 2:0:+300M -t 2:8300 -n 3:0:0 -t 3:EF00 suse-btrfs.raw >/dev/null
+dd if=suse.btrfs of=suse-btrfs.raw bs=1M seek=2 conv=notrunc,sparse status=none
+rm -rf suse suse.btrfs
