@@ -424,6 +424,26 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
             });
             facts.drivers = drivers::conclude(&inputs);
             facts.kernel = Some(k.clone());
+            // The kernel's architecture, from an uncompressed module (reference §2.4): a
+            // 32-bit userland on a 64-bit kernel is worth a warning.
+            let kernel_arch = inputs
+                .module_files
+                .iter()
+                .filter(|f| f.ends_with(".ko"))
+                .find_map(|f| {
+                    let path = format!("/lib/modules/{k}/kernel/{f}");
+                    let head = g.read_prefix(path.as_bytes(), elf::HEADER_LEN).ok()??;
+                    elf::machine(&head)
+                });
+            if let (Some(user), Some(kernel)) = (facts.architecture.as_deref(), kernel_arch)
+                && user != kernel
+            {
+                findings.push(Finding::new(
+                    Severity::Warning,
+                    "guest.arch_kernel_mismatch",
+                    format!("the userland is {user} but kernel {k}'s modules are {kernel}"),
+                ));
+            }
         }
     } else if volumes.iter().any(|v| v.role == Some("windows")) {
         // Windows facts (version, platform, drivers) come from the registry reader.
