@@ -523,3 +523,20 @@ fn opensuse_on_btrfs() {
         "ESP and BIOS boot partition"
     );
 }
+
+#[test]
+fn whole_disk_file_systems_are_read_and_flagged() {
+    for (name, kind) in [("whole-ext4.raw", "ext4"), ("whole-fat32.raw", "vfat")] {
+        let path = image(name);
+        let g = guest_of(name);
+        assert_eq!(g["partition_table"], "none", "{name}");
+        assert_eq!(g["partitions"], Value::Array(vec![]));
+        let f = fs_by_device(&g, "disk");
+        let (blk, uuid, _) = blkid(&path, 0);
+        assert_eq!((f["kind"].as_str(), blk.as_str()), (Some(kind), kind), "{name}");
+        assert_eq!(f["uuid"], uuid, "{name}");
+        let c = codes(&g);
+        assert!(c.contains(&"guest.no_partition_table".to_string()), "{c:?}");
+        assert!(c.contains(&"guest.no_os".to_string()), "{c:?}");
+    }
+}
