@@ -446,7 +446,9 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
             }
         }
     } else if volumes.iter().any(|v| v.role == Some("windows")) {
-        // Windows facts (version, platform, drivers) come from the registry reader.
+        // Hook: Windows facts (version, Platform, arch from cmd.exe, services) come from the
+        // registry reader over this volume's file system; until it is wired here only the
+        // OS type is known.
         facts.os_type = Some("windows".into());
         facts.distro = Some("windows".into());
     }
