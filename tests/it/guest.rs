@@ -533,7 +533,11 @@ fn whole_disk_file_systems_are_read_and_flagged() {
         assert_eq!(g["partitions"], Value::Array(vec![]));
         let f = fs_by_device(&g, "disk");
         let (blk, uuid, _) = blkid(&path, 0);
-        assert_eq!((f["kind"].as_str(), blk.as_str()), (Some(kind), kind), "{name}");
+        assert_eq!(
+            (f["kind"].as_str(), blk.as_str()),
+            (Some(kind), kind),
+            "{name}"
+        );
         assert_eq!(f["uuid"], uuid, "{name}");
         let c = codes(&g);
         assert!(c.contains(&"guest.no_partition_table".to_string()), "{c:?}");
