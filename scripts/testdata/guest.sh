@@ -160,9 +160,11 @@ lvm_place rhel-lvm.raw $pv_off centos swap swap.img
 lvm_off
 rm -rf centos-root centos-boot boot.xfs root.xfs swap.img boot.proto root.proto
 
-# 2. GPT with a BIOS boot partition and an LVM PV (VG "vg-test", a dash that /dev/mapper
-#    doubles): root LV ext4 with a Rocky Linux 8 tree whose kernel lacks FW_CFG_SYSFS=y,
-#    no cloud-init, and an fstab that names a data disk /dev/vdb1.
+# 2. GPT: 1 BIOS boot, 2 ext4 /boot (kernel config, grub2/grub.cfg; fstab mounts it by
+#    UUID), 3 LVM PV (VG "vg-test", a dash that /dev/mapper doubles) whose root LV is ext4
+#    with a Rocky Linux 8 tree: its kernel lacks FW_CFG_SYSFS=y (the config is on /boot, so
+#    only the fstab mount finds it), no cloud-init, and an fstab that names /dev/vdb1.
+rocky_boot_uuid=9d2c4b1a-3e5f-4a6b-8c7d-1e2f3a4b5c6d
 rhel_tree rocky-root 'NAME="Rocky Linux"
 VERSION="8.8 (Green Obsidian)"
 ID="rocky"
@@ -171,13 +173,21 @@ VERSION_ID="8.8"
 PRETTY_NAME="Rocky Linux 8.8 (Green Obsidian)"
 ' rocky-release 'Rocky Linux release 8.8 (Green Obsidian)' 4.18.0-477.10.1.el8_8.x86_64 \
   'CONFIG_FW_CFG_SYSFS=m' "/dev/mapper/vg--test-root / ext4 defaults 1 1
+UUID=$rocky_boot_uuid /boot ext4 defaults 1 2
 /dev/vdb1 /data ext4 defaults 0 2
 "
 echo rocky-lvm > rocky-root/etc/hostname
-truncate -s 256M lvm-ext4.raw
-sgdisk -o -n 1:2048:+1M -t 1:EF02 -c 1:bios -n 2:0:0 -t 2:8E00 -c 2:pv lvm-ext4.raw >/dev/null
-pv_start=$(sgdisk -i 2 lvm-ext4.raw | awk '/First sector/ {print $3}')
-pv_end=$(sgdisk -i 2 lvm-ext4.raw | awk '/Last sector/ {print $3}')
+mkdir -p rocky-boot/grub2
+mv rocky-root/boot/* rocky-boot/
+printf 'set default=0\n' > rocky-boot/grub2/grub.cfg
+truncate -s 32M rocky-boot.ext4
+mkfs.ext4 -q -F -L rockyboot -U $rocky_boot_uuid -E root_owner=0:0 -d rocky-boot rocky-boot.ext4
+truncate -s 288M lvm-ext4.raw
+sgdisk -o -n 1:2048:+1M -t 1:EF02 -c 1:bios -n 2:0:+32M -t 2:8300 -c 2:boot \
+  -n 3:0:0 -t 3:8E00 -c 3:pv lvm-ext4.raw >/dev/null
+dd if=rocky-boot.ext4 of=lvm-ext4.raw bs=1M seek=2 conv=notrunc,sparse status=none
+pv_start=$(sgdisk -i 3 lvm-ext4.raw | awk '/First sector/ {print $3}')
+pv_end=$(sgdisk -i 3 lvm-ext4.raw | awk '/Last sector/ {print $3}')
 pv_off=$((pv_start * 512)); pv_len=$(( (pv_end - pv_start + 1) * 512 ))
 lvm_on lvm-ext4.raw $pv_off $pv_len
 pvcreate --config "$lvmcfg" -q -ff -y "$loop" >/dev/null
@@ -189,7 +199,7 @@ truncate -s 96M rocky.ext4
 mkfs.ext4 -q -F -L rockyroot -E root_owner=0:0 -d rocky-root rocky.ext4
 lvm_place lvm-ext4.raw $pv_off vg-test root rocky.ext4
 lvm_off
-rm -rf rocky-root rocky.ext4
+rm -rf rocky-root rocky-boot rocky.ext4 rocky-boot.ext4
 
 # --- partition-table cases ----------------------------------------------------------------
 # GPT on 4096-byte logical sectors: sgdisk on a loop device with 4 KiB blocks; sfdisk's JSON of

@@ -369,10 +369,13 @@ fn lvm_ext4_root_over_two_segments() {
     let g = guest_of("guest/lvm-ext4.raw");
     assert_table(&g, &path);
     assert_eq!(g["partitions"][0]["type_name"], "BIOS boot");
-    assert_eq!(
-        g["partitions"][1]["filesystem"],
-        "LVM2_member".to_ascii_lowercase().replace("_member", "")
-    );
+    // /boot is a partition of its own, mounted by the root's fstab (UUID=)
+    let boot = fs_by_device(&g, "partition 2");
+    let (_, boot_uuid, _) = blkid(&path, g["partitions"][1]["start"].as_u64().unwrap());
+    assert_eq!(boot["uuid"], boot_uuid);
+    assert_eq!(boot["role"], "boot");
+    assert_eq!(boot["mountpoint"], "/boot");
+    assert_eq!(g["partitions"][2]["filesystem"], "lvm2");
     let root = fs_by_device(&g, "lvm vg-test/root");
     assert_eq!(root["kind"], "ext4");
     assert_eq!(root["label"], "rockyroot");
@@ -391,6 +394,7 @@ fn lvm_ext4_root_over_two_segments() {
     assert_eq!(g["cloud_init"], false);
     assert_eq!(g["drivers"]["virtio"], true);
     assert_eq!(g["drivers"]["nvme"], true);
+    // the kernel config lives on /boot: the FW_CFG finding needs the mount
     let c = codes(&g);
     for want in [
         "guest.fstab_device_name",
