@@ -548,3 +548,23 @@ fn whole_disk_file_systems_are_read_and_flagged() {
         assert!(c.contains(&"guest.no_os".to_string()), "{c:?}");
     }
 }
+
+#[test]
+fn disks_over_2048_gib_are_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.raw");
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(2049 << 30).unwrap(); // sparse
+    drop(f);
+    let (run, obj) = inspect_one(&path, &[]);
+    run.expect_code(0);
+    let c = codes(&obj["guest"]);
+    assert!(c.contains(&"guest.disk_too_large".to_string()), "{c:?}");
+    let small = dir.path().join("small.raw");
+    std::fs::File::create(&small)
+        .unwrap()
+        .set_len(2048 << 30)
+        .unwrap();
+    let (_, obj) = inspect_one(&small, &[]);
+    assert!(!codes(&obj["guest"]).contains(&"guest.disk_too_large".to_string()));
+}
