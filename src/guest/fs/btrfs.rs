@@ -20,6 +20,11 @@ const KEY_PTR: usize = 33;
 const MAX_LEVEL: u8 = 7;
 /// Most items gathered by one range scan.
 const MAX_ITEMS: usize = 200_000;
+/// Most tree nodes read by one range scan (a bound against hostile trees whose pointers
+/// repeat a subtree).
+const MAX_NODES: usize = 20_000;
+/// Largest uncompressed size of one compressed extent (BTRFS_MAX_UNCOMPRESSED, 128 KiB).
+const MAX_UNCOMPRESSED: u64 = 128 * 1024;
 /// Most subvolume crossings in one path.
 const MAX_CROSSINGS: usize = 16;
 
@@ -58,6 +63,14 @@ fn bad(what: impl Into<String>, rule: impl Into<String>) -> FsError {
         what: what.into(),
         rule: rule.into(),
     }
+}
+
+/// One range scan in progress: the key range, what it found, and how many nodes it read.
+struct Scan {
+    lo: Key,
+    hi: Key,
+    out: Vec<(Key, Vec<u8>)>,
+    nodes: usize,
 }
 
 /// A chunk: logical `[logical, logical + len)` is physical from `physical`.
@@ -201,13 +214,15 @@ impl BtrfsFs {
             .iter()
             .find(|c| logical >= c.logical && logical - c.logical < c.len)
             .ok_or_else(|| bad("address", format!("logical {logical} is in no chunk")))?;
-        if logical - c.logical + len as u64 > c.len {
+        if (logical - c.logical).saturating_add(len as u64) > c.len {
             return Err(bad(
                 "address",
                 format!("{len} bytes at {logical} cross a chunk"),
             ));
         }
-        Ok(c.physical + (logical - c.logical))
+        c.physical
+            .checked_add(logical - c.logical)
+            .ok_or_else(|| bad("chunk", "physical address overflows"))
     }
 
     fn read_logical(&self, logical: u64, buf: &mut [u8]) -> Result<(), FsError> {
@@ -230,22 +245,27 @@ impl BtrfsFs {
 
     /// Every item with `lo <= key <= hi` in the tree rooted at `root`.
     fn scan(&self, root: (u64, u8), lo: Key, hi: Key) -> Result<Vec<(Key, Vec<u8>)>, FsError> {
-        let mut out = Vec::new();
-        self.scan_node(root.0, root.1, lo, hi, &mut out, 0)?;
-        Ok(out)
+        let mut scan = Scan {
+            lo,
+            hi,
+            out: Vec::new(),
+            nodes: 0,
+        };
+        self.scan_node(root.0, root.1, 0, &mut scan)?;
+        Ok(scan.out)
     }
 
-    fn scan_node(
-        &self,
-        bytenr: u64,
-        level: u8,
-        lo: Key,
-        hi: Key,
-        out: &mut Vec<(Key, Vec<u8>)>,
-        depth: u8,
-    ) -> Result<(), FsError> {
+    fn scan_node(&self, bytenr: u64, level: u8, depth: u8, scan: &mut Scan) -> Result<(), FsError> {
+        let (lo, hi) = (scan.lo, scan.hi);
         if depth > MAX_LEVEL || level > MAX_LEVEL {
             return Err(bad("tree", "deeper than 8 levels"));
+        }
+        scan.nodes += 1;
+        if scan.nodes > MAX_NODES {
+            return Err(bad(
+                "tree",
+                format!("more than {MAX_NODES} nodes in one scan"),
+            ));
         }
         let n = self.node(bytenr)?;
         if n[0x64] != level {
@@ -270,13 +290,13 @@ impl BtrfsFs {
                 let data = n
                     .get(off..off + size)
                     .ok_or_else(|| bad("leaf", "item data outside the node"))?;
-                if out.len() >= MAX_ITEMS {
+                if scan.out.len() >= MAX_ITEMS {
                     return Err(bad(
                         "tree",
                         format!("more than {MAX_ITEMS} items in a range"),
                     ));
                 }
-                out.push((k, data.to_vec()));
+                scan.out.push((k, data.to_vec()));
             }
             return Ok(());
         }
@@ -298,7 +318,7 @@ impl BtrfsFs {
                 continue;
             }
             let child = le64(&n, at + 17).unwrap_or(0);
-            self.scan_node(child, level - 1, lo, hi, out, depth + 1)?;
+            self.scan_node(child, level - 1, depth + 1, scan)?;
         }
         Ok(())
     }
@@ -401,23 +421,25 @@ impl BtrfsFs {
                     let disk_len = le64(&e, 29).unwrap_or(0);
                     let ext_off = le64(&e, 37).unwrap_or(0);
                     let num = le64(&e, 45).unwrap_or(0);
-                    if file_off >= end || file_off + num <= offset || disk == 0 || kind == 2 {
+                    let ext_end = file_off.saturating_add(num);
+                    if file_off >= end || ext_end <= offset || disk == 0 || kind == 2 {
                         continue; // outside the range, a hole, or preallocated (zeros)
                     }
                     if compression == 0 {
                         // read just the overlap
                         let from = offset.max(file_off);
-                        let to = end.min(file_off + num);
+                        let to = end.min(ext_end);
                         let n = (to - from) as usize;
                         let dst = (from - offset) as usize;
-                        self.read_logical(
-                            disk + ext_off + (from - file_off),
-                            &mut buf[dst..dst + n],
-                        )?;
+                        let at = disk
+                            .checked_add(ext_off)
+                            .and_then(|a| a.checked_add(from - file_off))
+                            .ok_or_else(|| bad("extent", "address overflows"))?;
+                        self.read_logical(at, &mut buf[dst..dst + n])?;
                         continue;
                     }
-                    if disk_len > 128 * 1024 * 1024 {
-                        return Err(bad("extent", "compressed extent too large"));
+                    if disk_len > MAX_UNCOMPRESSED {
+                        return Err(bad("extent", "compressed extent larger than 128 KiB"));
                     }
                     let mut raw = vec![0u8; disk_len as usize];
                     self.read_logical(disk, &mut raw)?;
@@ -429,7 +451,9 @@ impl BtrfsFs {
             };
             // copy data[data_start..] placed at file_off
             for (i, &byte) in data.iter().enumerate().skip(data_start as usize) {
-                let pos = file_off + (i as u64 - data_start);
+                let Some(pos) = file_off.checked_add(i as u64 - data_start) else {
+                    break;
+                };
                 if pos >= end {
                     break;
                 }
@@ -442,9 +466,10 @@ impl BtrfsFs {
     }
 }
 
-/// Decompresses one extent (`ram` bytes expected, the bound on the output).
+/// Decompresses one extent (`ram` bytes expected, the bound on the output, itself at most
+/// 128 KiB as btrfs writes compressed extents).
 fn decompress(kind: u8, raw: Vec<u8>, ram: u64) -> Result<Vec<u8>, FsError> {
-    let cap = ram.min(128 * 1024 * 1024);
+    let cap = ram.min(MAX_UNCOMPRESSED);
     match kind {
         0 => Ok(raw),
         1 => {

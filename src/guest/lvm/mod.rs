@@ -195,7 +195,10 @@ fn read_mda(pv: &dyn ByteSource, mda: u64) -> Result<(u64, Section), LvmError> {
     }
     // The text is a ring buffer after the header: it may wrap to start + 512.
     let first = len.min(size - off);
-    let mut text = read(pv, start + off, first as usize)?;
+    let text_at = start
+        .checked_add(off)
+        .ok_or_else(|| corrupt("metadata area header", "offset overflows"))?;
+    let mut text = read(pv, text_at, first as usize)?;
     if first < len {
         text.extend(read(pv, start + MDA_HEADER_SIZE, (len - first) as usize)?);
     }
