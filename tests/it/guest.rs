@@ -568,3 +568,48 @@ fn disks_over_2048_gib_are_flagged() {
     let (_, obj) = inspect_one(&small, &[]);
     assert!(!codes(&obj["guest"]).contains(&"guest.disk_too_large".to_string()));
 }
+
+/// Flipped bytes in the metadata of real btrfs and ext4 volumes give findings, never a
+/// panic (the stage would report `guest.inspection_failed`), a hang or a failed exit.
+#[test]
+fn corrupted_file_system_metadata_is_survived() {
+    use std::io::{Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir().unwrap();
+    // (image, partition index, bytes of the partition to corrupt)
+    for (name, part, span) in [
+        ("guest/suse-btrfs.raw", 1usize, 40u64 << 20),
+        ("guest/lvm-ext4.raw", 1, 4 << 20),
+    ] {
+        let copy = dir.path().join("copy.raw");
+        sh_out(&format!(
+            "cp --sparse=always '{}' '{}'",
+            image(name).display(),
+            copy.display()
+        ));
+        let g = guest_of(name);
+        let start = g["partitions"][part]["start"].as_u64().unwrap();
+        let mut rng = fastrand::Rng::with_seed(42);
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&copy)
+            .unwrap();
+        for round in 0..25 {
+            // 64 random bytes at random places of the first `span` bytes (superblocks,
+            // chunk and tree nodes, group descriptors, inode tables)
+            for _ in 0..64 {
+                let at = start + 1024 + rng.u64(..span);
+                f.seek(SeekFrom::Start(at)).unwrap();
+                f.write_all(&[rng.u8(..)]).unwrap();
+            }
+            f.flush().unwrap();
+            let (run, obj) = inspect_one(&copy, &[]);
+            run.expect_code(0);
+            let c = codes(&obj["guest"]);
+            assert!(
+                !c.contains(&"guest.inspection_failed".to_string()),
+                "{name} round {round}: a reader panicked"
+            );
+        }
+    }
+}
