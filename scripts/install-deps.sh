@@ -23,6 +23,7 @@ check xz xz-utils
 check pvcreate lvm2
 check losetup mount
 check mkfs.btrfs btrfs-progs
+check file file
 # The official-SDK smoke test (tests/it/cloud/sdk.rs) makes a venv with pip.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 
