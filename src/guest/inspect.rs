@@ -359,11 +359,13 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
     facts.partition_table = table.as_ref().map(|t| t.kind.name().to_string());
 
     // 2. the root, and the volumes its fstab mounts below it
-    let root_idx = volumes.iter().position(|v| v.role == Some("root"));
+    let root = volumes
+        .iter()
+        .position(|v| v.role == Some("root"))
+        .and_then(|r| Some((r, volumes[r].fs.clone()?)));
     let mut guest = None;
     let mut tab: Vec<FstabEntry> = Vec::new();
-    if let Some(r) = root_idx {
-        let root_fs = volumes[r].fs.clone().expect("a root has a file system");
+    if let Some((r, root_fs)) = root {
         let mut g = Guest::new(root_fs);
         volumes[r].mountpoint = Some("/".into());
         tab = g
