@@ -24,6 +24,11 @@ check mkntfs ntfs-3g
 check ntfs-3g ntfs-3g
 check hivexget libhivex-bin
 check bzip2 bzip2
+# Guest-inspection test data: real LVM metadata on a loop device (scripts/testdata/guest.sh).
+check pvcreate lvm2
+check losetup mount
+check mkfs.btrfs btrfs-progs
+check file file
 # The official-SDK smoke test (tests/it/cloud/sdk.rs) makes a venv with pip.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 

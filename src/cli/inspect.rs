@@ -1,12 +1,25 @@
-//! `imgport inspect FILE...`: the container verdict (and, later, the guest facts) per file.
+//! `imgport inspect FILE...`: the container verdict and, for safe images, the guest facts
+//! (partitions, file systems, OS, architecture, boot mode, drivers, readiness) per file.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
+use serde::Serialize;
 
 use super::{FormatArg, exit, human_bytes, print_json};
-use crate::image::{self, ContainerReport, OpenOptions, Severity};
+use crate::guest::{self, facts::GuestFacts};
+use crate::image::{self, ContainerReport, ImageError, ImageSource, OpenOptions, Severity};
+
+/// One file's result: the container report, plus `guest` when the image is safe to read.
+#[derive(Debug, Serialize)]
+struct Inspected {
+    #[serde(flatten)]
+    report: ContainerReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guest: Option<GuestFacts>,
+}
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -19,6 +32,9 @@ pub struct InspectArgs {
     /// The format the files are supposed to have; a different detected format is refused.
     #[arg(long, value_enum)]
     pub declared_format: Option<FormatArg>,
+    /// Report the container verdict only; do not look inside the disk.
+    #[arg(long)]
+    pub no_guest: bool,
 }
 
 /// Inspects every file; exit 0 when all are safe, 3 when any is refused, 1 on I/O errors.
@@ -29,8 +45,19 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let mut reports = Vec::new();
     let mut io_failed = false;
     for path in &args.files {
-        match image::inspect(path, &opts) {
-            Ok(report) => reports.push(report),
+        match image::open(path, &opts) {
+            Ok(opened) => {
+                let guest = (!args.no_guest)
+                    .then(|| guest::inspect(Arc::new(ImageSource(opened.image.clone()))));
+                reports.push(Inspected {
+                    report: opened.report,
+                    guest,
+                });
+            }
+            Err(ImageError::Refused { report }) => reports.push(Inspected {
+                report: *report,
+                guest: None,
+            }),
             Err(e) => {
                 io_failed = true;
                 eprintln!("error: {}", super::error_chain(&e));
@@ -46,7 +73,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     }
     let code = if io_failed {
         exit::FAILED
-    } else if reports.iter().any(|r| !r.safe) {
+    } else if reports.iter().any(|r| !r.report.safe) {
         exit::REFUSED
     } else {
         exit::OK
@@ -54,7 +81,8 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-fn print_human(r: &ContainerReport) {
+fn print_human(i: &Inspected) {
+    let r = &i.report;
     let verdict = if r.safe { "safe" } else { "REFUSED" };
     println!("{}: {verdict}", r.path.display());
     let format = match (&r.format, &r.recognised_as) {
@@ -73,7 +101,77 @@ fn print_human(r: &ContainerReport) {
         println!("  allocated size: {}", human_bytes(a));
     }
     println!("  file size:      {}", human_bytes(r.file_size));
-    for f in &r.findings {
+    print_findings(&r.findings);
+    if let Some(g) = &i.guest {
+        print_guest(g);
+    }
+}
+
+fn print_guest(g: &GuestFacts) {
+    let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
+    match (&g.os_type, &g.product_name) {
+        (Some(os), Some(p)) => println!("  guest os:       {os}: {p}"),
+        (Some(os), None) => println!("  guest os:       {os}"),
+        (None, _) => println!("  guest os:       none found"),
+    }
+    if g.os_type.is_some() {
+        println!(
+            "  platform:       {} ({} {})",
+            or(&g.platform),
+            or(&g.distro),
+            or(&g.version)
+        );
+    }
+    println!("  architecture:   {}", or(&g.architecture));
+    println!("  boot mode:      {}", or(&g.boot_mode));
+    println!("  partitions:     {}", or(&g.partition_table));
+    for p in &g.partitions {
+        println!(
+            "    {:>3}  {:>10}  {:<22} {}",
+            p.index,
+            human_bytes(p.size),
+            p.type_name.clone().unwrap_or_else(|| p.type_id.clone()),
+            p.filesystem.as_deref().unwrap_or("")
+        );
+    }
+    for f in &g.filesystems {
+        println!(
+            "  filesystem:     {} {}{}{}",
+            f.device,
+            f.kind,
+            f.role
+                .as_ref()
+                .map(|r| format!(" role={r}"))
+                .unwrap_or_default(),
+            f.mountpoint
+                .as_ref()
+                .map(|m| format!(" on {m}"))
+                .unwrap_or_default()
+        );
+    }
+    let yn = |b: Option<bool>| match b {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "unknown",
+    };
+    if g.os_type.is_some() {
+        println!(
+            "  drivers:        virtio {}, in initramfs {}, nvme {}",
+            yn(g.drivers.virtio),
+            yn(g.drivers.virtio_in_initramfs),
+            yn(g.drivers.nvme)
+        );
+        println!(
+            "  agents:         cloud-init {}, qemu-guest-agent {}",
+            yn(g.cloud_init),
+            yn(g.qemu_guest_agent)
+        );
+    }
+    print_findings(&g.findings);
+}
+
+fn print_findings(findings: &[crate::image::Finding]) {
+    for f in findings {
         let tag = match f.severity {
             Severity::Info => "info",
             Severity::Warning => "warning",

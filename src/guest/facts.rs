@@ -29,6 +29,15 @@ pub struct GuestFacts {
     /// cloud-init (Linux) or cloudbase-init (Windows) installed and enabled.
     pub cloud_init: Option<bool>,
     pub qemu_guest_agent: Option<bool>,
+    /// Host name the guest gives itself (`/etc/hostname`).
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// Kernel version the driver facts are about (the newest under `/lib/modules`).
+    #[serde(default)]
+    pub kernel: Option<String>,
+    /// Bytes of the virtual disk read to gather these facts.
+    #[serde(default)]
+    pub bytes_read: u64,
     /// Readiness findings, like Alibaba Cloud's image check.
     pub findings: Vec<Finding>,
 }

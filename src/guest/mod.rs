@@ -6,9 +6,20 @@
 //! Must not touch container formats (it sees only a virtual disk) nor any cloud API.
 
 pub mod arch;
+pub mod boot;
+pub mod drivers;
+pub mod elf;
 pub mod facts;
 pub mod fs;
+pub mod fstab;
 pub mod initramfs;
+pub mod inspect;
 pub mod kmod;
+pub mod linux;
+pub mod lvm;
+pub mod partition;
+pub mod readiness;
 pub mod registry;
 pub mod windows;
+
+pub use inspect::inspect;

@@ -76,7 +76,7 @@ fn le32(buf: &[u8], offset: usize) -> Option<u32> {
 
 /// True when sector 0 is a FAT or NTFS volume boot record rather than an MBR: those also end
 /// in 55 AA but carry a BIOS parameter block.
-pub(super) fn is_volume_boot_record(head: &[u8]) -> bool {
+pub fn is_volume_boot_record(head: &[u8]) -> bool {
     at(head, 3, b"NTFS    ")
         || at(head, 3, b"EXFAT   ")
         || at(head, 3, b"-FVE-FS-")

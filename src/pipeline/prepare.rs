@@ -3,6 +3,7 @@
 //! goes on with the same values.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::guest::facts::GuestFacts;
 use crate::image::{self, ImageError, ImageFormat, OpenOptions, Opened};
@@ -60,7 +61,9 @@ pub fn inspect_disks(
                     source,
                 }
             })?;
-            let guest = None;
+            let guest = Some(crate::guest::inspect(Arc::new(image::ImageSource(
+                opened.image.clone(),
+            ))));
             Ok(InspectedDisk {
                 path: path.clone(),
                 opened,

@@ -4,6 +4,7 @@
 mod batch;
 mod cloud;
 mod convert;
+mod guest;
 mod import;
 mod inspect_container;
 mod oslo;

@@ -1,12 +1,20 @@
 //! Read-only file-system readers behind one small trait, and the one path resolver that walks
 //! guest paths with symlinks resolved *inside* the guest, with bounded depth.
 
+pub mod btrfs;
+pub mod ext4;
+pub mod fat;
+#[cfg(test)]
+pub mod memfs;
+pub mod ntfs;
+pub mod probe;
+pub mod resolve;
 pub mod xfs;
 
 use std::fmt;
 
-pub mod fat;
-pub mod ntfs;
+pub use probe::{FsKind, open_filesystem};
+pub use resolve::Guest;
 
 /// What a directory entry or path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

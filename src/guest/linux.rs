@@ -1,0 +1,566 @@
+//! Linux facts read from a guest tree: distribution, version and product name from the
+//! os-release chain and the older release files (reference §2.3, §5.2.3), mapped to
+//! ImportImage's `Platform` (cloud-api.md §1); hostname; cloud-init and qemu-guest-agent.
+//!
+//! Owns the OS recipes only; the tree is given as a [`Guest`] (symlinks already resolved
+//! inside the guest). Must not read disks or partitions.
+
+use super::fs::{Guest, NodeKind};
+
+/// What the release files say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinuxOs {
+    /// Distribution id, lower case (`debian`, `centos`, `alinux`, `rhel` …).
+    pub distro: String,
+    /// `major.minor` when known, else `major`; `None` when no file gives one.
+    pub version: Option<String>,
+    pub product_name: Option<String>,
+    /// ImportImage `Platform`; `Others Linux` when the distribution has no value of its own.
+    pub platform: &'static str,
+}
+
+/// The `Platform` value for an unknown or unlisted Linux (cloud-api.md §1: the default).
+pub const OTHERS_LINUX: &str = "Others Linux";
+
+/// Parses `KEY=value` lines (os-release, lsb-release), unquoting values.
+pub fn parse_kv(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            if l.starts_with('#') {
+                return None;
+            }
+            let (k, v) = l.split_once('=')?;
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            Some((k.trim().to_string(), v.replace("\\\"", "\"")))
+        })
+        .collect()
+}
+
+fn get<'a>(kv: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    kv.iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+/// The first `N` or `N.M…` number in `text` after the word `release` (or anywhere when the
+/// word is absent), cut to `major.minor`.
+pub fn release_version(text: &str) -> Option<String> {
+    let line = text.lines().next().unwrap_or("");
+    let tail = line.find("release").map(|i| &line[i + 7..]).unwrap_or(line);
+    let start = tail.find(|c: char| c.is_ascii_digit())?;
+    let num: String = tail[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let mut parts = num.split('.').filter(|p| !p.is_empty());
+    let major = parts.next()?;
+    Some(match parts.next() {
+        Some(minor) => format!("{major}.{minor}"),
+        None => major.to_string(),
+    })
+}
+
+/// The `Platform` for an os-release `ID` (plus `NAME` and `VARIANT_ID`, which tell CentOS
+/// Stream and Fedora CoreOS apart). Unknown ids are `Others Linux`, never a guess.
+pub fn platform_for(id: &str, name: &str, variant: &str) -> &'static str {
+    match id {
+        "alinux" | "aliyun" => "Aliyun",
+        "anolis" => "Anolis",
+        "centos" if name.contains("Stream") => "CentOS Stream",
+        "centos" => "CentOS",
+        "ubuntu" => "Ubuntu",
+        "coreos" => "CoreOS",
+        "sles" | "sled" | "sles_sap" => "SUSE",
+        "debian" => "Debian",
+        "opensuse" | "opensuse-leap" | "opensuse-tumbleweed" | "opensuse-microos" => "OpenSUSE",
+        "freebsd" => "FreeBSD",
+        "rhel" => "RedHat",
+        "kylin" | "neokylin" => "Kylin",
+        "uos" | "uniontech" => "UOS",
+        "fedora" if variant == "coreos" => "Fedora CoreOS",
+        "fedora" => "Fedora",
+        "almalinux" => "AlmaLinux",
+        "rocky" => "Rocky Linux",
+        "gentoo" => "Gentoo",
+        _ => OTHERS_LINUX,
+    }
+}
+
+/// Distributions whose os-release gives only the major version, while a release file
+/// carries the minor (reference §2.3).
+fn minor_from(distro: &str) -> &'static [&'static str] {
+    match distro {
+        "debian" => &["/etc/debian_version"],
+        "centos" => &["/etc/centos-release", "/etc/redhat-release"],
+        "rocky" => &["/etc/rocky-release", "/etc/redhat-release"],
+        "almalinux" => &["/etc/almalinux-release", "/etc/redhat-release"],
+        "rhel" => &["/etc/redhat-release"],
+        _ => &[],
+    }
+}
+
+/// A more precise version from `file` when it extends `major` (`12` + `12.5` → `12.5`).
+fn refine(guest: &Guest, distro: &str, major: &str) -> Option<String> {
+    for f in minor_from(distro) {
+        let text = guest.read_text(f)?;
+        let v = if *f == "/etc/debian_version" {
+            let t = text.trim();
+            t.chars()
+                .all(|c| c.is_ascii_digit() || c == '.')
+                .then(|| t.to_string())
+        } else {
+            release_version(&text)
+        };
+        if let Some(v) = v
+            && v.starts_with(&format!("{major}."))
+        {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn from_os_release(guest: &Guest) -> Option<LinuxOs> {
+    let text = guest
+        .read_text("/etc/os-release")
+        .or_else(|| guest.read_text("/usr/lib/os-release"))?;
+    let kv = parse_kv(&text);
+    let id = get(&kv, "ID")?.to_ascii_lowercase();
+    let name = get(&kv, "NAME").unwrap_or("");
+    let variant = get(&kv, "VARIANT_ID").unwrap_or("");
+    let mut version = get(&kv, "VERSION_ID").map(str::to_string);
+    if let Some(v) = &version
+        && !v.contains('.')
+        && let Some(better) = refine(guest, &id, v)
+    {
+        version = Some(better);
+    }
+    Some(LinuxOs {
+        platform: platform_for(&id, name, variant),
+        product_name: get(&kv, "PRETTY_NAME")
+            .or(get(&kv, "NAME"))
+            .map(str::to_string),
+        distro: id,
+        version,
+    })
+}
+
+/// Release files tried when there is no os-release, in libguestfs's order (reference §2.3),
+/// with the ids of the distributions they name.
+const RELEASE_FILES: &[(&str, &[(&str, &str)])] = &[
+    (
+        "/etc/alinux-release",
+        &[
+            ("Alibaba Cloud Linux", "alinux"),
+            ("Aliyun Linux", "alinux"),
+        ],
+    ),
+    ("/etc/anolis-release", &[("Anolis", "anolis")]),
+    ("/etc/oracle-release", &[("Oracle", "ol")]),
+    ("/etc/almalinux-release", &[("AlmaLinux", "almalinux")]),
+    ("/etc/rocky-release", &[("Rocky", "rocky")]),
+    (
+        "/etc/centos-release",
+        &[("CentOS Stream", "centos"), ("CentOS", "centos")],
+    ),
+    (
+        "/etc/redhat-release",
+        &[
+            ("Fedora", "fedora"),
+            ("Red Hat", "rhel"),
+            ("CentOS", "centos"),
+            ("Rocky", "rocky"),
+            ("AlmaLinux", "almalinux"),
+            ("Alibaba Cloud Linux", "alinux"),
+            ("Aliyun Linux", "alinux"),
+            ("Anolis", "anolis"),
+        ],
+    ),
+    ("/etc/kylin-release", &[("Kylin", "kylin")]),
+    ("/etc/gentoo-release", &[("Gentoo", "gentoo")]),
+];
+
+fn from_release_files(guest: &Guest) -> Option<LinuxOs> {
+    // lsb-release first (reference §2.3 step 2): only the ids libguestfs trusts it for.
+    if let Some(text) = guest.read_text("/etc/lsb-release") {
+        let kv = parse_kv(&text);
+        if let Some(id) = get(&kv, "DISTRIB_ID")
+            && matches!(id, "Ubuntu" | "CoreOS" | "LinuxMint" | "Mageia")
+        {
+            let distro = id.to_ascii_lowercase();
+            return Some(LinuxOs {
+                platform: platform_for(&distro, "", ""),
+                distro,
+                version: get(&kv, "DISTRIB_RELEASE").map(str::to_string),
+                product_name: get(&kv, "DISTRIB_DESCRIPTION").map(str::to_string),
+            });
+        }
+    }
+    for (file, names) in RELEASE_FILES {
+        let Some(text) = guest.read_text(file) else {
+            continue;
+        };
+        let first = text.lines().next().unwrap_or("").trim();
+        let Some((word, id)) = names.iter().find(|(w, _)| first.contains(w)) else {
+            continue;
+        };
+        let name = if *word == "CentOS Stream" {
+            "CentOS Stream"
+        } else {
+            ""
+        };
+        return Some(LinuxOs {
+            distro: id.to_string(),
+            version: release_version(first),
+            product_name: Some(first.to_string()),
+            platform: platform_for(id, name, ""),
+        });
+    }
+    if let Some(text) = guest.read_text("/etc/debian_version") {
+        let v = text.trim();
+        return Some(LinuxOs {
+            distro: "debian".into(),
+            version: v
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
+                .then(|| v.to_string()),
+            product_name: None,
+            platform: "Debian",
+        });
+    }
+    if let Some(text) = guest.read_text("/etc/SuSE-release") {
+        let first = text.lines().next().unwrap_or("").trim().to_string();
+        let kv = parse_kv(&text);
+        let (distro, platform) = if first.starts_with("openSUSE") {
+            ("opensuse", "OpenSUSE")
+        } else {
+            ("sles", "SUSE")
+        };
+        let version = match (get(&kv, "VERSION"), get(&kv, "PATCHLEVEL")) {
+            (Some(v), Some(p)) => Some(format!("{v}.{p}")),
+            (Some(v), None) => Some(v.to_string()),
+            _ => release_version(&first),
+        };
+        return Some(LinuxOs {
+            distro: distro.into(),
+            version,
+            product_name: Some(first),
+            platform,
+        });
+    }
+    None
+}
+
+/// The distribution of the Linux tree `guest`; `None` when no release file identifies it.
+pub fn detect(guest: &Guest) -> Option<LinuxOs> {
+    from_os_release(guest).or_else(|| from_release_files(guest))
+}
+
+/// True when `guest` looks like a Linux root (reference §2.2): `/etc` is a directory, `/bin`
+/// a directory (or the merged-`/usr` symlink), and `/etc/fstab` or `/etc/hosts` exists.
+pub fn is_root(guest: &Guest) -> bool {
+    guest.is("/etc", NodeKind::Dir)
+        && guest.is("/bin", NodeKind::Dir)
+        && (guest.exists("/etc/fstab")
+            || guest.exists("/etc/hosts")
+            || guest.exists("/etc/os-release"))
+}
+
+/// The first line of `/etc/hostname` (or `HOSTNAME=` of the old Red Hat network file).
+pub fn hostname(guest: &Guest) -> Option<String> {
+    if let Some(t) = guest.read_text("/etc/hostname") {
+        let h = t.lines().next().unwrap_or("").trim();
+        if !h.is_empty() {
+            return Some(h.to_string());
+        }
+    }
+    let t = guest.read_text("/etc/sysconfig/network")?;
+    get(&parse_kv(&t), "HOSTNAME").map(str::to_string)
+}
+
+/// cloud-init: installed, and whether it runs at boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloudInit {
+    pub installed: bool,
+    pub enabled: bool,
+}
+
+/// cloud-init facts (reference §5.2.10): installed when its program or `/etc/cloud/cloud.cfg`
+/// exists; enabled unless `/etc/cloud/cloud-init.disabled` exists, and, on systemd, only
+/// when a `cloud-init*` unit is wanted by a target (or the unit is masked off).
+pub fn cloud_init(guest: &Guest) -> CloudInit {
+    let installed = guest.exists("/usr/bin/cloud-init") || guest.exists("/etc/cloud/cloud.cfg");
+    if !installed || guest.exists("/etc/cloud/cloud-init.disabled") {
+        return CloudInit {
+            installed,
+            enabled: false,
+        };
+    }
+    let masked = matches!(
+        guest.read_link(b"/etc/systemd/system/cloud-init.service"),
+        Ok(Some(t)) if t == b"/dev/null"
+    );
+    let wants = [
+        "/etc/systemd/system/cloud-init.target.wants",
+        "/etc/systemd/system/multi-user.target.wants",
+    ];
+    let wanted = wants.iter().any(|dir| {
+        matches!(guest.read_dir(dir.as_bytes()), Ok(Some(entries))
+            if entries.iter().any(|e| e.name.starts_with(b"cloud-init")))
+    });
+    // Without systemd (SysV init) the init scripts are the evidence.
+    let sysv = !guest.exists("/etc/systemd") && guest.exists("/etc/init.d/cloud-init");
+    CloudInit {
+        installed,
+        enabled: !masked && (wanted || sysv),
+    }
+}
+
+/// True when the QEMU guest agent's program is installed.
+pub fn qemu_guest_agent(guest: &Guest) -> bool {
+    [
+        "/usr/bin/qemu-ga",
+        "/usr/sbin/qemu-ga",
+        "/usr/libexec/qemu-ga",
+    ]
+    .iter()
+    .any(|p| guest.exists(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::fs::memfs::MemFs;
+    use super::*;
+
+    fn guest(files: &[(&str, &str)]) -> Guest {
+        let mut fs = MemFs::default();
+        fs.dir("/etc").dir("/bin").file("/etc/hosts", b"");
+        for (p, c) in files {
+            fs.file(p, c.as_bytes());
+        }
+        Guest::new(Arc::new(fs))
+    }
+
+    fn os_release(id: &str, name: &str, extra: &str) -> String {
+        format!("NAME=\"{name}\"\nID={id}\nVERSION_ID=\"1.2\"\nPRETTY_NAME=\"{name} 1.2\"\n{extra}")
+    }
+
+    /// Every Linux `Platform` value reachable from an os-release id (cloud-api.md §1).
+    #[test]
+    fn os_release_ids_map_to_every_linux_platform() {
+        let cases = [
+            ("alinux", "Alibaba Cloud Linux", "", "Aliyun"),
+            ("anolis", "Anolis OS", "", "Anolis"),
+            ("centos", "CentOS Linux", "", "CentOS"),
+            ("centos", "CentOS Stream", "", "CentOS Stream"),
+            ("ubuntu", "Ubuntu", "", "Ubuntu"),
+            ("coreos", "Container Linux by CoreOS", "", "CoreOS"),
+            ("sles", "SLES", "", "SUSE"),
+            ("debian", "Debian GNU/Linux", "", "Debian"),
+            ("opensuse-leap", "openSUSE Leap", "", "OpenSUSE"),
+            ("freebsd", "FreeBSD", "", "FreeBSD"),
+            ("rhel", "Red Hat Enterprise Linux", "", "RedHat"),
+            ("kylin", "Kylin Linux Advanced Server", "", "Kylin"),
+            ("uos", "UOS Server", "", "UOS"),
+            ("fedora", "Fedora Linux", "", "Fedora"),
+            (
+                "fedora",
+                "Fedora CoreOS",
+                "VARIANT_ID=coreos\n",
+                "Fedora CoreOS",
+            ),
+            ("almalinux", "AlmaLinux", "", "AlmaLinux"),
+            ("rocky", "Rocky Linux", "", "Rocky Linux"),
+            ("gentoo", "Gentoo", "", "Gentoo"),
+            ("amzn", "Amazon Linux", "", OTHERS_LINUX),
+            ("arch", "Arch Linux", "", OTHERS_LINUX),
+        ];
+        for (id, name, extra, platform) in cases {
+            let g = guest(&[("/etc/os-release", &os_release(id, name, extra))]);
+            let os = detect(&g).unwrap();
+            assert_eq!(os.platform, platform, "{id} {name}");
+            assert_eq!(os.distro, id);
+            assert_eq!(os.version.as_deref(), Some("1.2"));
+            assert_eq!(os.product_name.unwrap(), format!("{name} 1.2"));
+        }
+    }
+
+    #[test]
+    fn minor_versions_from_release_files() {
+        let g = guest(&[
+            (
+                "/etc/os-release",
+                "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
+            ),
+            ("/etc/debian_version", "12.5\n"),
+        ]);
+        assert_eq!(detect(&g).unwrap().version.as_deref(), Some("12.5"));
+        let g = guest(&[
+            (
+                "/etc/os-release",
+                "ID=\"centos\"\nVERSION_ID=\"7\"\nNAME=\"CentOS Linux\"\n",
+            ),
+            (
+                "/etc/centos-release",
+                "CentOS Linux release 7.9.2009 (Core)\n",
+            ),
+        ]);
+        let os = detect(&g).unwrap();
+        assert_eq!(
+            (os.version.as_deref(), os.platform),
+            (Some("7.9"), "CentOS")
+        );
+        // a release file of another major is not taken
+        let g = guest(&[
+            ("/etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n"),
+            ("/etc/debian_version", "trixie/sid\n"),
+        ]);
+        assert_eq!(detect(&g).unwrap().version.as_deref(), Some("12"));
+    }
+
+    #[test]
+    fn fallbacks_without_os_release() {
+        let cases: [(&str, &str, &str, Option<&str>, &str); 9] = [
+            (
+                "/etc/redhat-release",
+                "Red Hat Enterprise Linux Server release 6.10 (Santiago)",
+                "rhel",
+                Some("6.10"),
+                "RedHat",
+            ),
+            (
+                "/etc/centos-release",
+                "CentOS release 6.10 (Final)",
+                "centos",
+                Some("6.10"),
+                "CentOS",
+            ),
+            (
+                "/etc/centos-release",
+                "CentOS Stream release 8",
+                "centos",
+                Some("8"),
+                "CentOS Stream",
+            ),
+            (
+                "/etc/redhat-release",
+                "Fedora release 30 (Thirty)",
+                "fedora",
+                Some("30"),
+                "Fedora",
+            ),
+            (
+                "/etc/alinux-release",
+                "Alibaba Cloud Linux (Aliyun Linux) release 2.1903 LTS (Hunting Beagle)",
+                "alinux",
+                Some("2.1903"),
+                "Aliyun",
+            ),
+            (
+                "/etc/rocky-release",
+                "Rocky Linux release 8.8 (Green Obsidian)",
+                "rocky",
+                Some("8.8"),
+                "Rocky Linux",
+            ),
+            (
+                "/etc/oracle-release",
+                "Oracle Linux Server release 7.9",
+                "ol",
+                Some("7.9"),
+                OTHERS_LINUX,
+            ),
+            (
+                "/etc/debian_version",
+                "8.11",
+                "debian",
+                Some("8.11"),
+                "Debian",
+            ),
+            (
+                "/etc/gentoo-release",
+                "Gentoo Base System release 2.14",
+                "gentoo",
+                Some("2.14"),
+                "Gentoo",
+            ),
+        ];
+        for (file, text, distro, version, platform) in cases {
+            let os = detect(&guest(&[(file, text)])).unwrap();
+            assert_eq!(
+                (os.distro.as_str(), os.version.as_deref(), os.platform),
+                (distro, version, platform),
+                "{file}: {text}"
+            );
+        }
+        let os = detect(&guest(&[(
+            "/etc/lsb-release",
+            "DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=14.04\nDISTRIB_DESCRIPTION=\"Ubuntu 14.04.6 LTS\"\n",
+        )]))
+        .unwrap();
+        assert_eq!(
+            (os.platform, os.version.as_deref()),
+            ("Ubuntu", Some("14.04"))
+        );
+        let os = detect(&guest(&[(
+            "/etc/SuSE-release",
+            "SUSE Linux Enterprise Server 11 (x86_64)\nVERSION = 11\nPATCHLEVEL = 4\n",
+        )]))
+        .unwrap();
+        assert_eq!((os.platform, os.version.as_deref()), ("SUSE", Some("11.4")));
+        assert!(detect(&guest(&[])).is_none());
+        // an unknown release file text is not guessed
+        assert!(detect(&guest(&[("/etc/redhat-release", "Something else 1.0")])).is_none());
+    }
+
+    #[test]
+    fn cloud_init_installed_and_enabled() {
+        let mut fs = MemFs::default();
+        fs.file("/usr/bin/cloud-init", b"").link(
+            "/etc/systemd/system/cloud-init.target.wants/cloud-init.service",
+            "/lib/systemd/system/cloud-init.service",
+        );
+        let g = Guest::new(Arc::new(fs));
+        assert_eq!(
+            cloud_init(&g),
+            CloudInit {
+                installed: true,
+                enabled: true
+            }
+        );
+        let mut fs = MemFs::default();
+        fs.file("/usr/bin/cloud-init", b"")
+            .file("/etc/cloud/cloud-init.disabled", b"")
+            .link(
+                "/etc/systemd/system/cloud-init.target.wants/cloud-init.service",
+                "/lib/systemd/system/cloud-init.service",
+            );
+        let g = Guest::new(Arc::new(fs));
+        assert_eq!(
+            cloud_init(&g),
+            CloudInit {
+                installed: true,
+                enabled: false
+            }
+        );
+        let g = guest(&[]);
+        assert_eq!(
+            cloud_init(&g),
+            CloudInit {
+                installed: false,
+                enabled: false
+            }
+        );
+    }
+}
