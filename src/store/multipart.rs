@@ -223,7 +223,10 @@ async fn reconcile<S: ObjectStore>(
                 state.header.upload_id
             ));
             let id = state.header.upload_id.clone();
-            retry(opts, |_, _| {}, || store.abort(target, &id)).await?;
+            // Best effort: a stale upload that cannot be aborted must not block a new one.
+            if let Err(e) = retry(opts, |_, _| {}, || store.abort(target, &id)).await {
+                reporter.message(&format!("could not abort upload {id}: {e}"));
+            }
         }
         return Ok(None);
     }
@@ -366,13 +369,39 @@ pub async fn upload<S: ObjectStore>(
     };
     retries += sent.retries;
     let etags: Vec<(u32, String)> = sent.etags.iter().map(|(n, e)| (*n, e.clone())).collect();
-    let ((etag, complete_crc), n) = retry(
+    let mut complete_retries = 0u32;
+    let completed = retry(
         opts,
-        |_, _| {},
+        |_, _| complete_retries += 1,
         || store.complete(target, &upload_id, &etags),
     )
-    .await?;
-    retries += n;
+    .await;
+    let (etag, complete_crc) = match completed {
+        Ok(((etag, crc), n)) => {
+            retries += n;
+            (etag, crc)
+        }
+        // A retried Complete whose first answer was lost finds the upload gone: the object
+        // is then judged by HEAD below (size and CRC-64; its ETag is whatever HEAD says).
+        Err(StoreError::Service { status, code, .. })
+            if complete_retries > 0 && (status == 404 || code == "NoSuchUpload") =>
+        {
+            retries += complete_retries;
+            let etag = store
+                .head(target)
+                .await?
+                .map(|h| h.etag)
+                .unwrap_or_default();
+            if etag.is_empty() {
+                return Err(StoreError::Verify {
+                    target: target.to_string(),
+                    what: format!("upload {upload_id} vanished and no object is there"),
+                });
+            }
+            (etag, None)
+        }
+        Err(e) => return Err(e),
+    };
     let d = sent.digests;
     if let Some(c) = complete_crc
         && c != d.crc64
@@ -513,7 +542,27 @@ async fn send_all<S: ObjectStore>(
         Ok(())
     };
     let result: Result<(), StoreError> = async {
-        while let Some(part) = rx.recv().await {
+        loop {
+            // Take the next part when there is room; meanwhile record parts as they finish,
+            // so the journal is current when the process is killed.
+            let part = if tasks.len() >= concurrency {
+                if let Some(r) = tasks.join_next().await {
+                    finish(r, &mut out, &mut journal)?;
+                }
+                continue;
+            } else if tasks.is_empty() {
+                rx.recv().await
+            } else {
+                tokio::select! {
+                    biased;
+                    Some(r) = tasks.join_next() => {
+                        finish(r, &mut out, &mut journal)?;
+                        continue;
+                    }
+                    p = rx.recv() => p,
+                }
+            };
+            let Some(part) = part else { break };
             let part = part?;
             if opts
                 .cancel
@@ -532,11 +581,6 @@ async fn send_all<S: ObjectStore>(
                 out.reused += 1;
                 reporter.advance(size);
                 continue;
-            }
-            while tasks.len() >= concurrency {
-                if let Some(r) = tasks.join_next().await {
-                    finish(r, &mut out, &mut journal)?;
-                }
             }
             tasks.spawn(send_part(
                 store.clone(),
