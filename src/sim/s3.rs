@@ -100,6 +100,10 @@ pub struct S3Stats {
     /// UploadPart requests by part number (including failed ones).
     pub part_requests: BTreeMap<u32, u32>,
     pub completes: u32,
+    /// How UploadPart requests were framed: `content-md5`, `x-amz-content-sha256=<value or
+    /// "hash">`, `content-encoding=<v>`, and the names of any `x-amz-checksum-*`,
+    /// `x-amz-sdk-checksum-algorithm` or `x-amz-trailer` headers (OSS refuses those).
+    pub part_framing: std::collections::BTreeSet<String>,
 }
 
 #[derive(Default)]
@@ -274,6 +278,23 @@ async fn faulty(
     if let Some(n) = part {
         let attempt = {
             let mut stats = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+            for (name, value) in req.headers() {
+                let name = name.as_str();
+                let value = value.to_str().unwrap_or("?");
+                let note = match name {
+                    "content-md5" => Some(name.to_string()),
+                    "x-amz-content-sha256" if value.len() == 64 => Some(format!("{name}=hash")),
+                    "x-amz-content-sha256" | "content-encoding" => Some(format!("{name}={value}")),
+                    n if n.starts_with("x-amz-checksum-")
+                        || n == "x-amz-sdk-checksum-algorithm"
+                        || n == "x-amz-trailer" =>
+                    {
+                        Some(name.to_string())
+                    }
+                    _ => None,
+                };
+                stats.part_framing.extend(note);
+            }
             let c = stats.part_requests.entry(n).or_insert(0);
             *c += 1;
             *c

@@ -165,6 +165,13 @@ fn file_as_is_then_rerun_does_nothing() {
     );
     assert!(env.object("d/disk.raw.imgport.json").exists());
     let before = env.s3.stats();
+    // OSS framing (cloud-api.md §4): Content-MD5, no aws-chunked body, no checksum trailer.
+    let framing: Vec<&str> = before.part_framing.iter().map(String::as_str).collect();
+    assert_eq!(
+        framing,
+        ["content-md5", "x-amz-content-sha256=UNSIGNED-PAYLOAD"],
+        "UploadPart headers"
+    );
     assert!(before.parts_ok.values().all(|&n| n == 1), "{before:?}");
 
     let again = env.upload(&[
@@ -181,6 +188,24 @@ fn file_as_is_then_rerun_does_nothing() {
     assert_eq!(after.parts_ok, before.parts_ok, "nothing was sent again");
     assert_eq!(after.completes, before.completes);
     assert!(!env.journal_text().contains(TEST_ACCESS_KEY_SECRET));
+}
+
+#[test]
+fn signed_payload_when_asked() {
+    let env = Env::new();
+    let src = env.path("s.bin");
+    random_file(&src, 6 * MIB, 8);
+    env.upload(&[
+        src.to_str().unwrap(),
+        "--key",
+        "s.bin",
+        "--part-size",
+        "5M",
+        "--sign-payload",
+    ]);
+    let framing: Vec<String> = env.s3.stats().part_framing.into_iter().collect();
+    assert_eq!(framing, ["content-md5", "x-amz-content-sha256=hash"]);
+    assert_eq!(sha256_file(&env.object("s.bin")), sha256_file(&src));
 }
 
 #[test]
