@@ -597,6 +597,17 @@ async fn send_all<S: ObjectStore>(
     }
     .await;
     if let Err(e) = result {
+        let interrupted = matches!(
+            e,
+            StoreError::Interrupted | StoreError::Source(TransferError::Interrupted)
+        );
+        if interrupted {
+            // Ctrl-C: let the parts in flight finish and record them, so a resume need not
+            // send them again (a second Ctrl-C exits at once).
+            while let Some(r) = tasks.join_next().await {
+                let _ = finish(r, &mut out, &mut journal);
+            }
+        }
         tasks.abort_all();
         drop(rx);
         let _ = producer.await;
