@@ -110,8 +110,9 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "sts_access_key_id: {}", server::TEST_STS_KEY_ID)?;
             writeln!(out, "security_token: {}", server::TEST_SECURITY_TOKEN)?;
             writeln!(out, "s3_root: {}", s3_root.display())?;
-            writeln!(out, "s3_endpoint: {}", s3.endpoint())?;
-            out.flush()?;
+            // Readers that stop after the lines above close the pipe: not an error.
+            let _ = writeln!(out, "s3_endpoint: {}", s3.endpoint());
+            let _ = out.flush();
         }
         tokio::spawn(s3.serve());
         bound.serve().await.context("serving")?;
