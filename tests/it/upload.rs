@@ -544,7 +544,7 @@ fn ctrl_c_stops_with_130_and_the_upload_resumes() {
         }],
         tamper_after_complete: false,
     });
-    let mut child = env
+    let child = env
         .command(
             &[
                 src.to_str().unwrap(),
