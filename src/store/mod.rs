@@ -9,12 +9,18 @@
 //! Must not touch: image formats or conversion (it consumes parts, it never re-hashes them),
 //! ECS APIs, printing (progress leaves through [`Reporter`](crate::report::Reporter)).
 //!
-//! The entry point for the pipeline is [`upload`]:
+//! The entry point for the pipeline is [`upload`] (inside a tokio runtime):
 //! ```text
-//! let store = S3Store::new(&StoreConfig::oss("cn-hangzhou"), credentials)?;
-//! let outcome = store::upload(&store, Box::new(stream), target, opts, &reporter).await?;
+//! let (creds, _from) = store::credentials::resolve(&ChainOptions::default()).await?;
+//! let store = S3Store::new(&StoreConfig::oss("cn-hangzhou", false)?, &creds);
+//! let stream = LayoutStream::convert(image, OutputFormat::Vhd, &StreamOptions::default())?;
+//! let target = ObjectTarget { bucket: "b".into(), key: "disk.vhd".into() };
+//! let opts = UploadOptions { journal_dir: Some(journal::default_dir()),
+//!                            source_id: "<path, size, mtime, format>".into(), ..Default::default() };
+//! let outcome = store::upload(&store, Box::new(stream), &target, &opts, &reporter).await?;
 //! // outcome.size / sha256 / crc64 / etag / parts_sent / parts_reused / already_present
 //! ```
+//! Errors are [`StoreError`]; [`StoreError::is_temporary`] is the retry predicate.
 
 pub mod client;
 pub mod credentials;
