@@ -4,7 +4,7 @@
 //! Owns: the [`ObjectStore`] seam and its one implementation on aws-sdk-s3 ([`S3Store`],
 //! `client.rs`), OSS endpoint and client rules (`oss.rs`), credentials for S3 (`credentials.rs`,
 //! on top of the one chain in `cloud::aliyun::credentials`), the multipart driver with its one
-//! retry predicate (`multipart.rs`), the resume journal (`journal.rs`), and the checks after
+//! retry predicate (`multipart.rs`, `retry.rs`), the resume journal (`journal.rs`), and the checks after
 //! Complete plus the record of our digests (`verify.rs`).
 //! Must not touch: image formats or conversion (it consumes parts, it never re-hashes them),
 //! ECS APIs, printing (progress leaves through [`Reporter`](crate::report::Reporter)).
@@ -27,6 +27,7 @@ pub mod credentials;
 pub mod journal;
 pub mod multipart;
 pub mod oss;
+pub mod retry;
 pub mod verify;
 
 use std::fmt;
