@@ -9,7 +9,8 @@
 # convert+upload ≤ 1.1 × upload of the converted file.
 #
 # usage: scripts/bench-upload.sh [--size-mib N]   (default 1024)
-# Uses target/release/imgport (build it first: cargo build --release). Files in $BENCH_DIR
+# Uses target/release/imgport (build it first: cargo build --release), or $IMGPORT_BIN; the
+# server runs from $IMGPORT_SIM_BIN (default: the same binary). Files in $BENCH_DIR
 # (default target/bench-upload).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,7 +39,7 @@ fi
 # The server: imgport sim prints its endpoints; it is stopped by PID at exit.
 state=$dir/state
 rm -rf "$state"
-"$bin" sim --state "$state" --bucket bench > "$dir/sim.out" 2> "$dir/sim.err" &
+"${IMGPORT_SIM_BIN:-$bin}" sim --state "$state" --bucket bench > "$dir/sim.out" 2> "$dir/sim.err" &
 sim_pid=$!
 trap 'kill "$sim_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q '^s3_endpoint:' "$dir/sim.out" 2>/dev/null && break; sleep 0.1; done

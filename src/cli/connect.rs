@@ -113,6 +113,8 @@ impl ConnectFlags {
             plan,
             stream: StreamOptions {
                 part_size: self.part_size.unwrap_or(0),
+                // Every part in flight holds a buffer; two more keep the producer ahead.
+                buffers: self.concurrency.max(1) + 2,
                 ..StreamOptions::default()
             },
             upload: UploadOptions {

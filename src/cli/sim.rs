@@ -48,7 +48,7 @@ pub struct SimArgs {
     /// Buckets to create in the object root at start.
     #[arg(long)]
     pub bucket: Vec<String>,
-    /// Test fault of the S3 server on UploadPart: PART:KIND[:TIMES], KIND one of 500,
+    /// Test fault of the S3 server on UploadPart: PART:KIND or PART:KIND:TIMES, KIND one of 500,
     /// slowdown, drop, delay=MS; PART 0 means every part. Repeatable.
     #[arg(long)]
     pub s3_fault: Vec<crate::sim::s3::PartFault>,

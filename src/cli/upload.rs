@@ -40,7 +40,7 @@ pub struct UploadArgs {
     /// Object key.
     #[arg(long)]
     pub key: String,
-    /// Region: the OSS endpoint is https://oss-REGION.aliyuncs.com unless --endpoint is given.
+    /// Region: the OSS endpoint is oss-REGION.aliyuncs.com (HTTPS) unless --endpoint is given.
     #[arg(long, env = "ALIBABA_CLOUD_REGION_ID", default_value = "cn-hangzhou")]
     pub region: String,
     /// Use OSS's internal (VPC) endpoint oss-REGION-internal.aliyuncs.com.

@@ -100,6 +100,10 @@ pub struct S3Stats {
     /// UploadPart requests by part number (including failed ones).
     pub part_requests: BTreeMap<u32, u32>,
     pub completes: u32,
+    /// How UploadPart requests were framed: `content-md5`, `x-amz-content-sha256=<value or
+    /// "hash">`, `content-encoding=<v>`, and the names of any `x-amz-checksum-*`,
+    /// `x-amz-sdk-checksum-algorithm` or `x-amz-trailer` headers (OSS refuses those).
+    pub part_framing: std::collections::BTreeSet<String>,
 }
 
 #[derive(Default)]
@@ -141,6 +145,7 @@ impl S3Server {
             root: root.clone(),
             crc_cache: Mutex::new(HashMap::new()),
             create_lock: tokio::sync::Mutex::new(()),
+            part_crcs: Mutex::new(HashMap::new()),
             shared: shared.clone(),
         });
         let mut auth = s3s::auth::SimpleAuth::new();
@@ -275,6 +280,23 @@ async fn faulty(
     if let Some(n) = part {
         let attempt = {
             let mut stats = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+            for (name, value) in req.headers() {
+                let name = name.as_str();
+                let value = value.to_str().unwrap_or("?");
+                let note = match name {
+                    "content-md5" => Some(name.to_string()),
+                    "x-amz-content-sha256" if value.len() == 64 => Some(format!("{name}=hash")),
+                    "x-amz-content-sha256" | "content-encoding" => Some(format!("{name}={value}")),
+                    n if n.starts_with("x-amz-checksum-")
+                        || n == "x-amz-sdk-checksum-algorithm"
+                        || n == "x-amz-trailer" =>
+                    {
+                        Some(name.to_string())
+                    }
+                    _ => None,
+                };
+                stats.part_framing.extend(note);
+            }
             let c = stats.part_requests.entry(n).or_insert(0);
             *c += 1;
             *c
@@ -319,6 +341,9 @@ struct OssLike {
     /// Held by create-only writes, so their check and write are one step for other writers.
     create_lock: tokio::sync::Mutex<()>,
     crc_cache: Mutex<HashMap<PathBuf, (u64, SystemTime, u64)>>,
+    /// CRC-64 and size of each stored part, by (upload id, part number): OSS computes the
+    /// CRC on ingest, so Complete and HEAD answer without reading the object again.
+    part_crcs: Mutex<HashMap<(String, i32), (u64, u64)>>,
     shared: Arc<Shared>,
 }
 
@@ -472,7 +497,25 @@ impl S3 for OssLike {
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let want = req.input.content_md5.clone();
-        let resp = self.fs.upload_part(req).await?;
+        let (upload_id, number) = (req.input.upload_id.clone(), req.input.part_number);
+        let mut resp = self.fs.upload_part(req).await?;
+        // The part's CRC-64, read back while the file is in the page cache.
+        let path = self
+            .root
+            .join(format!(".upload_id-{upload_id}.part-{number}"));
+        if let Ok(Ok((len, crc))) = tokio::task::spawn_blocking(move || {
+            file_crc64(&path).and_then(|c| Ok((std::fs::metadata(&path)?.len(), c)))
+        })
+        .await
+        {
+            self.part_crcs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((upload_id, number), (len, crc));
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&crc.to_string()) {
+                resp.headers.insert(crate::store::client::CRC64_HEADER, v);
+            }
+        }
         // s3s-fs does not check Content-MD5; OSS and S3 do (BadDigest). Its ETag is the MD5.
         if let Some(want) = want {
             let got = resp
@@ -522,7 +565,36 @@ impl S3 for OssLike {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let path = self.object_path(&req.input.bucket, &req.input.key);
-        let resp = self.fs.complete_multipart_upload(req).await?;
+        let numbers: Vec<i32> = req
+            .input
+            .multipart_upload
+            .as_ref()
+            .and_then(|m| m.parts.as_ref())
+            .map(|ps| ps.iter().filter_map(|p| p.part_number).collect())
+            .unwrap_or_default();
+        let upload_id = req.input.upload_id.clone();
+        let combined = {
+            let mut crcs = self.part_crcs.lock().unwrap_or_else(|p| p.into_inner());
+            let c = numbers.iter().try_fold(0u64, |acc, n| {
+                crcs.get(&(upload_id.clone(), *n))
+                    .map(|&(len, crc)| crc64_combine(acc, crc, len))
+            });
+            crcs.retain(|(id, _), _| *id != upload_id);
+            c
+        };
+        let mut resp = self.fs.complete_multipart_upload(req).await?;
+        if let (Some(crc), Some(path)) = (combined, &path)
+            && let Ok(meta) = std::fs::metadata(path)
+            && let Ok(mtime) = meta.modified()
+        {
+            self.crc_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(path.clone(), (meta.len(), mtime, crc));
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&crc.to_string()) {
+                resp.headers.insert(crate::store::client::CRC64_HEADER, v);
+            }
+        }
         let tamper = self
             .shared
             .faults
@@ -549,6 +621,11 @@ impl S3 for OssLike {
         {
             return Err(s3_error!(NoSuchUpload));
         }
+        let upload_id = req.input.upload_id.clone();
+        self.part_crcs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(id, _), _| *id != upload_id);
         self.fs.abort_multipart_upload(req).await
     }
 }

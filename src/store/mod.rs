@@ -4,23 +4,30 @@
 //! Owns: the [`ObjectStore`] seam and its one implementation on aws-sdk-s3 ([`S3Store`],
 //! `client.rs`), OSS endpoint and client rules (`oss.rs`), credentials for S3 (`credentials.rs`,
 //! on top of the one chain in `cloud::aliyun::credentials`), the multipart driver with its one
-//! retry predicate (`multipart.rs`), the resume journal (`journal.rs`), and the checks after
+//! retry predicate (`multipart.rs`, `retry.rs`), the resume journal (`journal.rs`), and the checks after
 //! Complete plus the record of our digests (`verify.rs`).
 //! Must not touch: image formats or conversion (it consumes parts, it never re-hashes them),
 //! ECS APIs, printing (progress leaves through [`Reporter`](crate::report::Reporter)).
 //!
-//! The entry point for the pipeline is [`upload`]:
+//! The entry point for the pipeline is [`upload`] (inside a tokio runtime):
 //! ```text
-//! let store = S3Store::new(&StoreConfig::oss("cn-hangzhou"), credentials)?;
-//! let outcome = store::upload(&store, Box::new(stream), target, opts, &reporter).await?;
+//! let (creds, _from) = store::credentials::resolve(&ChainOptions::default()).await?;
+//! let store = S3Store::new(&StoreConfig::oss("cn-hangzhou", false)?, &creds);
+//! let stream = LayoutStream::convert(image, OutputFormat::Vhd, &StreamOptions::default())?;
+//! let target = ObjectTarget { bucket: "b".into(), key: "disk.vhd".into() };
+//! let opts = UploadOptions { journal_dir: Some(journal::default_dir()),
+//!                            source_id: "<path, size, mtime, format>".into(), ..Default::default() };
+//! let outcome = store::upload(&store, Box::new(stream), &target, &opts, &reporter).await?;
 //! // outcome.size / sha256 / crc64 / etag / parts_sent / parts_reused / already_present
 //! ```
+//! Errors are [`StoreError`]; [`StoreError::is_temporary`] is the retry predicate.
 
 pub mod client;
 pub mod credentials;
 pub mod journal;
 pub mod multipart;
 pub mod oss;
+pub mod retry;
 pub mod verify;
 
 use std::fmt;

@@ -3,12 +3,10 @@
 //! here), uploads at most `concurrency` at once with per-part retries, reuses the parts a
 //! journal and ListParts agree on, completes, verifies, and records the object's digests.
 //!
-//! Retries: one predicate, [`StoreError::is_temporary`]; exponential backoff with full jitter
-//! (AWS Architecture Blog "Exponential Backoff And Jitter"). Non-idempotent Create is guarded
+//! Retries: `retry.rs` (one predicate, [`StoreError::is_temporary`]). Non-idempotent Create is guarded
 //! by the journal: a re-run resumes the upload id it recorded instead of creating another.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +16,7 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 
 use super::journal::{self, Done, Header, Journal, JournalPart};
+use super::retry::retry;
 use super::verify::{self, DigestRecord, Expected};
 use super::{ObjectStore, ObjectTarget, PartReceipt, StoreError};
 use crate::report::Reporter;
@@ -88,41 +87,6 @@ pub struct UploadOutcome {
     pub already_present: bool,
     pub upload_id: Option<String>,
     pub journal: Option<PathBuf>,
-}
-
-/// Backoff before retry `attempt` (1-based): uniform in `[0, min(max, base·2^(attempt-1))]`.
-pub fn backoff(opts: &UploadOptions, attempt: u32) -> Duration {
-    let exp = opts
-        .retry_base
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-    let ceiling = exp.min(opts.retry_max);
-    ceiling.mul_f64(fastrand::f64())
-}
-
-/// Runs `call` until it succeeds, fails with a permanent error, or `max_attempts` are used.
-/// Returns the value and the number of retries; `note` hears each retried failure.
-async fn retry<T, F, Fut>(
-    opts: &UploadOptions,
-    mut note: impl FnMut(u32, &StoreError),
-    mut call: F,
-) -> Result<(T, u32), StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, StoreError>>,
-{
-    let max = opts.max_attempts.max(1);
-    let mut attempt = 1;
-    loop {
-        match call().await {
-            Ok(v) => return Ok((v, attempt - 1)),
-            Err(e) if e.is_temporary() && attempt < max => {
-                note(attempt, &e);
-                tokio::time::sleep(backoff(opts, attempt)).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 /// Uploads one part with retries, from a task.
@@ -223,7 +187,10 @@ async fn reconcile<S: ObjectStore>(
                 state.header.upload_id
             ));
             let id = state.header.upload_id.clone();
-            retry(opts, |_, _| {}, || store.abort(target, &id)).await?;
+            // Best effort: a stale upload that cannot be aborted must not block a new one.
+            if let Err(e) = retry(opts, |_, _| {}, || store.abort(target, &id)).await {
+                reporter.message(&format!("could not abort upload {id}: {e}"));
+            }
         }
         return Ok(None);
     }
@@ -366,13 +333,39 @@ pub async fn upload<S: ObjectStore>(
     };
     retries += sent.retries;
     let etags: Vec<(u32, String)> = sent.etags.iter().map(|(n, e)| (*n, e.clone())).collect();
-    let ((etag, complete_crc), n) = retry(
+    let mut complete_retries = 0u32;
+    let completed = retry(
         opts,
-        |_, _| {},
+        |_, _| complete_retries += 1,
         || store.complete(target, &upload_id, &etags),
     )
-    .await?;
-    retries += n;
+    .await;
+    let (etag, complete_crc) = match completed {
+        Ok(((etag, crc), n)) => {
+            retries += n;
+            (etag, crc)
+        }
+        // A retried Complete whose first answer was lost finds the upload gone: the object
+        // is then judged by HEAD below (size and CRC-64; its ETag is whatever HEAD says).
+        Err(StoreError::Service { status, code, .. })
+            if complete_retries > 0 && (status == 404 || code == "NoSuchUpload") =>
+        {
+            retries += complete_retries;
+            let etag = store
+                .head(target)
+                .await?
+                .map(|h| h.etag)
+                .unwrap_or_default();
+            if etag.is_empty() {
+                return Err(StoreError::Verify {
+                    target: target.to_string(),
+                    what: format!("upload {upload_id} vanished and no object is there"),
+                });
+            }
+            (etag, None)
+        }
+        Err(e) => return Err(e),
+    };
     let d = sent.digests;
     if let Some(c) = complete_crc
         && c != d.crc64
@@ -513,7 +506,27 @@ async fn send_all<S: ObjectStore>(
         Ok(())
     };
     let result: Result<(), StoreError> = async {
-        while let Some(part) = rx.recv().await {
+        loop {
+            // Take the next part when there is room; meanwhile record parts as they finish,
+            // so the journal is current when the process is killed.
+            let part = if tasks.len() >= concurrency {
+                if let Some(r) = tasks.join_next().await {
+                    finish(r, &mut out, &mut journal)?;
+                }
+                continue;
+            } else if tasks.is_empty() {
+                rx.recv().await
+            } else {
+                tokio::select! {
+                    biased;
+                    Some(r) = tasks.join_next() => {
+                        finish(r, &mut out, &mut journal)?;
+                        continue;
+                    }
+                    p = rx.recv() => p,
+                }
+            };
+            let Some(part) = part else { break };
             let part = part?;
             if opts
                 .cancel
@@ -533,11 +546,6 @@ async fn send_all<S: ObjectStore>(
                 reporter.advance(size);
                 continue;
             }
-            while tasks.len() >= concurrency {
-                if let Some(r) = tasks.join_next().await {
-                    finish(r, &mut out, &mut journal)?;
-                }
-            }
             tasks.spawn(send_part(
                 store.clone(),
                 target.clone(),
@@ -553,6 +561,17 @@ async fn send_all<S: ObjectStore>(
     }
     .await;
     if let Err(e) = result {
+        let interrupted = matches!(
+            e,
+            StoreError::Interrupted | StoreError::Source(TransferError::Interrupted)
+        );
+        if interrupted {
+            // Ctrl-C: let the parts in flight finish and record them, so a resume need not
+            // send them again (a second Ctrl-C exits at once).
+            while let Some(r) = tasks.join_next().await {
+                let _ = finish(r, &mut out, &mut journal);
+            }
+        }
         tasks.abort_all();
         drop(rx);
         let _ = producer.await;
@@ -592,83 +611,4 @@ pub async fn abort<S: ObjectStore>(
         journal::remove(p)?;
     }
     Ok(id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_is_bounded_and_jittered() {
-        let opts = UploadOptions {
-            retry_base: Duration::from_millis(100),
-            retry_max: Duration::from_secs(1),
-            ..UploadOptions::default()
-        };
-        let mut seen = std::collections::HashSet::new();
-        for attempt in 1..40 {
-            let d = backoff(&opts, attempt);
-            let ceiling = Duration::from_millis(100 * (1u64 << (attempt - 1).min(20)))
-                .min(Duration::from_secs(1));
-            assert!(d <= ceiling, "attempt {attempt}: {d:?} > {ceiling:?}");
-            seen.insert(d.as_micros());
-        }
-        assert!(seen.len() > 30, "jitter spreads the waits");
-    }
-
-    #[test]
-    fn retry_stops_on_permanent_errors_and_after_max_attempts() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let opts = UploadOptions {
-            max_attempts: 3,
-            retry_base: Duration::from_millis(1),
-            ..UploadOptions::default()
-        };
-        let err = |status: u16, code: &str| StoreError::Service {
-            op: "UploadPart",
-            target: "b/k".into(),
-            status,
-            code: code.into(),
-            message: String::new(),
-        };
-        let mut calls = 0;
-        let r: Result<((), u32), _> = rt.block_on(retry(
-            &opts,
-            |_, _| {},
-            || {
-                calls += 1;
-                std::future::ready(Err(err(503, "SlowDown")))
-            },
-        ));
-        assert!(r.is_err());
-        assert_eq!(calls, 3);
-        let mut calls = 0;
-        let r: Result<((), u32), _> = rt.block_on(retry(
-            &opts,
-            |_, _| {},
-            || {
-                calls += 1;
-                std::future::ready(Err(err(403, "AccessDenied")))
-            },
-        ));
-        assert!(r.is_err());
-        assert_eq!(calls, 1);
-        let mut calls = 0;
-        let r = rt.block_on(retry(
-            &opts,
-            |_, _| {},
-            || {
-                calls += 1;
-                std::future::ready(if calls < 3 {
-                    Err(err(500, "InternalError"))
-                } else {
-                    Ok(7)
-                })
-            },
-        ));
-        assert_eq!(r.unwrap(), (7, 2));
-    }
 }

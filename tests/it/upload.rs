@@ -165,6 +165,13 @@ fn file_as_is_then_rerun_does_nothing() {
     );
     assert!(env.object("d/disk.raw.imgport.json").exists());
     let before = env.s3.stats();
+    // OSS framing (cloud-api.md §4): Content-MD5, no aws-chunked body, no checksum trailer.
+    let framing: Vec<&str> = before.part_framing.iter().map(String::as_str).collect();
+    assert_eq!(
+        framing,
+        ["content-md5", "x-amz-content-sha256=UNSIGNED-PAYLOAD"],
+        "UploadPart headers"
+    );
     assert!(before.parts_ok.values().all(|&n| n == 1), "{before:?}");
 
     let again = env.upload(&[
@@ -181,6 +188,24 @@ fn file_as_is_then_rerun_does_nothing() {
     assert_eq!(after.parts_ok, before.parts_ok, "nothing was sent again");
     assert_eq!(after.completes, before.completes);
     assert!(!env.journal_text().contains(TEST_ACCESS_KEY_SECRET));
+}
+
+#[test]
+fn signed_payload_when_asked() {
+    let env = Env::new();
+    let src = env.path("s.bin");
+    random_file(&src, 6 * MIB, 8);
+    env.upload(&[
+        src.to_str().unwrap(),
+        "--key",
+        "s.bin",
+        "--part-size",
+        "5M",
+        "--sign-payload",
+    ]);
+    let framing: Vec<String> = env.s3.stats().part_framing.into_iter().collect();
+    assert_eq!(framing, ["content-md5", "x-amz-content-sha256=hash"]);
+    assert_eq!(sha256_file(&env.object("s.bin")), sha256_file(&src));
 }
 
 #[test]
@@ -504,4 +529,51 @@ fn credentials_come_in_order_and_never_show() {
     let journal = env.journal_text();
     assert!(!journal.is_empty());
     assert!(!journal.contains(TEST_ACCESS_KEY_SECRET) && !journal.contains("tok-secret-abc"));
+}
+
+#[test]
+fn ctrl_c_stops_with_130_and_the_upload_resumes() {
+    let env = Env::new();
+    let src = env.path("i.bin");
+    random_file(&src, 30 * MIB, 9);
+    env.s3.set_faults(S3Faults {
+        parts: vec![PartFault {
+            part: 0,
+            kind: FaultKind::DelayMs(200),
+            times: 100,
+        }],
+        tamper_after_complete: false,
+    });
+    let child = env
+        .command(
+            &[
+                src.to_str().unwrap(),
+                "--key",
+                "i.bin",
+                "--part-size",
+                "5M",
+                "--concurrency",
+                "1",
+            ],
+            &keys(),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while env.s3.stats().parts_ok.len() < 2 {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 130, "{}", String::from_utf8_lossy(&out.stderr));
+    env.s3.set_faults(S3Faults::default());
+    let j = env.upload(&[src.to_str().unwrap(), "--key", "i.bin", "--part-size", "5M"]);
+    assert!(j["parts_reused"].as_u64().unwrap() >= 2, "{j}");
+    assert_eq!(sha256_file(&env.object("i.bin")), sha256_file(&src));
+    assert!(env.s3.stats().parts_ok.values().all(|&n| n == 1));
 }

@@ -477,6 +477,81 @@ mod tests {
         assert!(matches!(run(&half, &env), Err(CredentialError::Incomplete)));
     }
 
+    /// A metadata service on 127.0.0.1 that wants the IMDSv2 token.
+    async fn metadata_server() -> String {
+        use http_body_util::Full;
+        use hyper::{Request, Response, body::Bytes};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let svc = hyper::service::service_fn(
+                    |req: Request<hyper::body::Incoming>| async move {
+                        let path = req.uri().path().to_string();
+                        let token = req
+                            .headers()
+                            .get("x-aliyun-ecs-metadata-token")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string);
+                        let (status, body) = match (req.method().as_str(), path.as_str()) {
+                        ("PUT", "/latest/api/token") => (200, "tok-1".to_string()),
+                        ("GET", "/latest/meta-data/ram/security-credentials/imgrole")
+                            if token.as_deref() == Some("tok-1") =>
+                        {
+                            (200, r#"{"Code":"Success","AccessKeyId":"STS.role","AccessKeySecret":"rs","SecurityToken":"rt","Expiration":"2099-01-01T00:00:00Z"}"#.to_string())
+                        }
+                        _ => (404, String::new()),
+                    };
+                        let mut resp = Response::new(Full::new(Bytes::from(body)));
+                        *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                        Ok::<_, std::convert::Infallible>(resp)
+                    },
+                );
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc),
+                );
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[test]
+    fn ecs_ram_role_from_instance_metadata() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let base = rt.block_on(metadata_server());
+        let vars: HashMap<String, String> = [
+            ("IMGPORT_ECS_METADATA_ENDPOINT", base.as_str()),
+            ("ALIBABA_CLOUD_ECS_METADATA", "imgrole"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let env = move |k: &str| vars.get(k).cloned();
+        let (c, s) = rt
+            .block_on(resolve_with(&ChainOptions::default(), &env))
+            .unwrap();
+        assert_eq!(s, CredentialSource::EcsRamRole("imgrole".into()));
+        assert_eq!(c.access_key_id, "STS.role");
+        assert_eq!(c.security_token.unwrap().expose(), "rt");
+        let vars2: HashMap<String, String> = [
+            ("IMGPORT_ECS_METADATA_ENDPOINT", base.as_str()),
+            ("ALIBABA_CLOUD_ECS_METADATA", "other"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let env2 = move |k: &str| vars2.get(k).cloned();
+        let err = rt
+            .block_on(resolve_with(&ChainOptions::default(), &env2))
+            .unwrap_err();
+        assert!(matches!(err, CredentialError::Metadata { .. }), "{err}");
+    }
+
     #[test]
     fn debug_hides_secrets() {
         let c = Credentials {
