@@ -35,6 +35,10 @@ pub struct ConnectFlags {
     /// Seconds a sandbox import takes from Creating to Available.
     #[arg(long, requires = "sandbox", default_value_t = DEFAULT_IMPORT_TIME.as_secs_f64())]
     pub sandbox_import_seconds: f64,
+    /// Test fault: fraction (0..1) of the sandbox's requests that fail (ECS: throttling or 503;
+    /// S3: 500, SlowDown or a dropped connection), to see retries at work.
+    #[arg(long, requires = "sandbox", default_value_t = 0.0)]
+    pub sandbox_fault_rate: f64,
     /// ECS endpoint instead of ecs.REGION.aliyuncs.com (`http://` for a local emulator).
     #[arg(long, env = "IMGPORT_ECS_ENDPOINT")]
     pub ecs_endpoint: Option<String>,
@@ -172,7 +176,10 @@ impl Connection {
             }
         };
         let import_time = seconds("--sandbox-import-seconds", flags.sandbox_import_seconds)?;
-        let sandbox = Sandbox::start(&dir, buckets, import_time)
+        if !(0.0..=1.0).contains(&flags.sandbox_fault_rate) {
+            anyhow::bail!("--sandbox-fault-rate must be between 0 and 1");
+        }
+        let sandbox = Sandbox::start(&dir, buckets, import_time, flags.sandbox_fault_rate)
             .await
             .context("starting the sandbox")?;
         Ok(Self {
@@ -187,6 +194,11 @@ impl Connection {
     /// True when running against the in-process sandbox.
     pub fn is_sandbox(&self) -> bool {
         self.sandbox.is_some()
+    }
+
+    /// What the sandbox's S3 server saw, for `--json` reports; `None` off the sandbox.
+    pub fn sandbox_stats(&self) -> Option<crate::sim::s3::S3Stats> {
+        self.sandbox.as_ref().map(|s| s.s3().stats())
     }
 
     /// The object store of `region`.

@@ -50,6 +50,17 @@ struct Output<'a> {
     outcome: &'a ImportOutcome,
     sandbox: bool,
     credentials: &'a CredentialSource,
+    /// Requests the sandbox's S3 server saw (total, failed by the fault rate) and successful
+    /// uploads per part number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sandbox_s3: Option<SandboxS3>,
+}
+
+#[derive(Serialize)]
+struct SandboxS3 {
+    requests: u64,
+    injected_faults: u64,
+    part_uploads: std::collections::BTreeMap<u32, u32>,
 }
 
 /// Runs a future on a fresh multi-threaded runtime (two workers: the machines are small and
@@ -107,6 +118,11 @@ async fn run_async(args: ImportArgs, settings: ImportSettings) -> anyhow::Result
                     outcome: &outcome,
                     sandbox: conn.is_sandbox(),
                     credentials: &conn.credential_source,
+                    sandbox_s3: conn.sandbox_stats().map(|s| SandboxS3 {
+                        requests: s.requests,
+                        injected_faults: s.rate_faults,
+                        part_uploads: s.parts_ok,
+                    }),
                 })?;
             } else {
                 print_human(&outcome, conn.is_sandbox());

@@ -99,6 +99,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         s3.set_faults(crate::sim::s3::S3Faults {
             parts: args.s3_fault.clone(),
             tamper_after_complete: false,
+            rate: 0.0,
         });
         {
             use std::fmt::Write as _;

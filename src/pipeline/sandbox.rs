@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::cloud::aliyun::credentials::Credentials;
 use crate::secret::Secret;
 use crate::sim::ecs::EcsConfig;
-use crate::sim::s3::S3Server;
+use crate::sim::s3::{S3Faults, S3Server};
 use crate::sim::server::{self, Faults, SimConfig};
 
 /// How long an emulated import takes from `Creating` to `Available` by default.
@@ -32,14 +32,21 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts both servers on the current runtime, keeping their state under `dir`, with
     /// `buckets` created.
+    /// `fault_rate` (0..=1) of the requests to each server fail: the emulator answers
+    /// throttling or 503, the S3 server 500, SlowDown or a dropped connection.
     pub async fn start(
         dir: &Path,
         buckets: &[&str],
         import_time: Duration,
+        fault_rate: f64,
     ) -> std::io::Result<Self> {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let s3_root = dir.join("s3");
         let s3 = S3Server::start(loopback, &s3_root, buckets).await?;
+        s3.set_faults(S3Faults {
+            rate: fault_rate,
+            ..S3Faults::default()
+        });
         let config = SimConfig {
             listen: loopback,
             state_dir: Some(dir.join("ecs")),
@@ -49,7 +56,11 @@ impl Sandbox {
                 fail_objects_containing: None,
                 import_hook: None,
             },
-            faults: Faults::default(),
+            faults: Faults {
+                error_rate: fault_rate,
+                throttle_rate: fault_rate / 2.0,
+                delay: Duration::ZERO,
+            },
         };
         let bound = server::bind(&config).await?;
         let ecs_endpoint = format!("http://{}", bound.addr);

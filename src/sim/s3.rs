@@ -90,6 +90,9 @@ pub struct S3Faults {
     /// After each successful Complete, append a byte to the object (a stand-in for an object
     /// replaced behind our back), so verification must fail.
     pub tamper_after_complete: bool,
+    /// Fraction (0..=1) of all requests failed, deterministically (the k-th request fails when
+    /// ⌊k·rate⌋ grows), in turn with 500 InternalError, 503 SlowDown and a dropped connection.
+    pub rate: f64,
 }
 
 /// What the server saw.
@@ -97,6 +100,9 @@ pub struct S3Faults {
 pub struct S3Stats {
     /// Successful UploadPart answers by part number.
     pub parts_ok: BTreeMap<u32, u32>,
+    /// Every request seen, and those failed by [`S3Faults::rate`].
+    pub requests: u64,
+    pub rate_faults: u64,
     /// UploadPart requests by part number (including failed ones).
     pub part_requests: BTreeMap<u32, u32>,
     pub completes: u32,
@@ -269,6 +275,25 @@ fn error_response(status: u16, code: &str) -> Response<s3s::Body> {
 }
 
 /// The fault layer in front of the S3 service.
+/// Counts the request; `Some(n)` (0, 1, 2: which fault) when [`S3Faults::rate`] fails it.
+fn rate_fault(shared: &Shared) -> Option<u64> {
+    let rate = shared
+        .faults
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .rate
+        .clamp(0.0, 1.0);
+    let mut stats = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+    let k = stats.requests;
+    stats.requests += 1;
+    if ((k + 1) as f64 * rate).floor() > (k as f64 * rate).floor() {
+        stats.rate_faults += 1;
+        Some(stats.rate_faults % 3)
+    } else {
+        None
+    }
+}
+
 async fn faulty(
     service: s3s::service::S3Service,
     shared: Arc<Shared>,
@@ -277,6 +302,17 @@ async fn faulty(
     let part = upload_part_number(&req);
     let is_complete = req.method() == hyper::Method::POST
         && req.uri().query().is_some_and(|q| q.contains("uploadId="));
+    if let Some(kind) = rate_fault(&shared) {
+        match kind {
+            0 => return Ok(error_response(500, "InternalError")),
+            1 => return Ok(error_response(503, "SlowDown")),
+            _ => {
+                return Err(s3s::HttpError::new(Box::new(std::io::Error::other(
+                    "connection dropped by the fault layer",
+                ))));
+            }
+        }
+    }
     if let Some(n) = part {
         let attempt = {
             let mut stats = shared.stats.lock().unwrap_or_else(|p| p.into_inner());

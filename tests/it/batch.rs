@@ -4,7 +4,6 @@
 //! import every image exactly once — with disjoint shards and with overlapping runs whose
 //! claims in the bucket keep them apart.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -170,50 +169,6 @@ fn shards_come_from_the_flag_kubernetes_or_slurm() {
     bad.expect_code(2);
 }
 
-/// `imgport sim` as a child process, shared by several batch processes.
-struct Sim {
-    child: Child,
-    ecs: String,
-    s3: String,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sim(state: &Path) -> Sim {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imgport"))
-        .args([
-            "sim",
-            "--import-seconds",
-            "0.5",
-            "--bucket",
-            BUCKET,
-            "--state",
-        ])
-        .arg(state)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut ecs, mut s3) = (String::new(), String::new());
-    while ecs.is_empty() || s3.is_empty() {
-        let line = lines.next().expect("sim output").unwrap();
-        if let Some(v) = line.strip_prefix("endpoint: ") {
-            ecs = v.to_string();
-        } else if let Some(v) = line.strip_prefix("s3_endpoint: ") {
-            s3 = v.to_string();
-        }
-    }
-    // Keep reading so the sim never writes into a closed pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Sim { child, ecs, s3 }
-}
-
 fn batch_process(sim: &Sim, dir: &Path, manifest: &Path, extra: &[&str], tag: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_imgport"))
         .arg("batch")
@@ -281,7 +236,7 @@ fn imported_ids(reports: &[serde_json::Value]) -> Vec<String> {
 fn three_shards_as_three_processes_import_each_image_once() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("sim");
-    let sim = start_sim(&state);
+    let sim = start_sim(&state, BUCKET);
     let m = manifest(dir.path(), 6, "");
     let children: Vec<Child> = (0..3)
         .map(|i| {
@@ -303,7 +258,7 @@ fn three_shards_as_three_processes_import_each_image_once() {
 fn overlapping_runs_are_kept_apart_by_claims_in_the_bucket() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("sim");
-    let sim = start_sim(&state);
+    let sim = start_sim(&state, BUCKET);
     let m = manifest(dir.path(), 4, "");
     // Two unsharded processes with journals of their own: only the bucket's claims stop
     // them from importing the same rows.

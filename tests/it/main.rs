@@ -10,6 +10,7 @@ mod inspect_container;
 mod oslo;
 mod plan;
 mod qcow2;
+mod reliability;
 mod upload;
 mod util;
 mod vhd;

@@ -282,6 +282,7 @@ fn faults_are_retried_and_each_part_is_stored_once() {
             },
         ],
         tamper_after_complete: false,
+        rate: 0.0,
     });
     let j = env.upload(&[src.to_str().unwrap(), "--key", "f.bin", "--part-size", "5M"]);
     assert_eq!(j["parts"], 6);
@@ -307,6 +308,7 @@ fn permanent_failure_gives_up_then_abort_removes_the_upload() {
             times: 100,
         }],
         tamper_after_complete: false,
+        rate: 0.0,
     });
     let out = env.run(
         &[
@@ -359,6 +361,7 @@ fn kill_mid_upload_then_resume_reuses_finished_parts() {
             times: 100,
         }],
         tamper_after_complete: false,
+        rate: 0.0,
     });
     let mut child = env
         .command(
@@ -429,6 +432,7 @@ fn verification_catches_a_changed_object_and_a_replaced_one_is_uploaded_again() 
     env.s3.set_faults(S3Faults {
         parts: Vec::new(),
         tamper_after_complete: true,
+        rate: 0.0,
     });
     let out = env.run(
         &[src.to_str().unwrap(), "--key", "f.bin", "--part-size", "5M"],
@@ -543,6 +547,7 @@ fn ctrl_c_stops_with_130_and_the_upload_resumes() {
             times: 100,
         }],
         tamper_after_complete: false,
+        rate: 0.0,
     });
     let child = env
         .command(

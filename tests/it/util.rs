@@ -2,8 +2,9 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// Directory of the cached test images; fails loudly when they were not built.
 pub fn testdata() -> PathBuf {
@@ -162,4 +163,50 @@ pub fn first_word(s: &str) -> String {
 /// `sha256sum PATH`, the digest only.
 pub fn sha256sum(path: &Path) -> String {
     first_word(&sh(&format!("sha256sum '{}'", path.display())))
+}
+
+/// `imgport sim` as a child process (ECS emulator and S3 server), killed on drop.
+pub struct Sim {
+    pub child: Child,
+    pub ecs: String,
+    pub s3: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `imgport sim` keeping its state in `state`, with `bucket` created and imports
+/// taking half a second.
+pub fn start_sim(state: &Path, bucket: &str) -> Sim {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imgport"))
+        .args([
+            "sim",
+            "--import-seconds",
+            "0.5",
+            "--bucket",
+            bucket,
+            "--state",
+        ])
+        .arg(state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut ecs, mut s3) = (String::new(), String::new());
+    while ecs.is_empty() || s3.is_empty() {
+        let line = lines.next().expect("sim output").unwrap();
+        if let Some(v) = line.strip_prefix("endpoint: ") {
+            ecs = v.to_string();
+        } else if let Some(v) = line.strip_prefix("s3_endpoint: ") {
+            s3 = v.to_string();
+        }
+    }
+    // Keep reading so the sim never writes into a closed pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Sim { child, ecs, s3 }
 }
