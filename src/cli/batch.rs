@@ -32,6 +32,9 @@ pub struct BatchFlags {
     /// Default prefix of every object key.
     #[arg(long, default_value = "imgport/")]
     pub key_prefix: String,
+    /// Default image family of the rows that do not set one.
+    #[arg(long)]
+    pub family: Option<String>,
     /// Images imported at once (default: from the cores; each image already uses them all).
     #[arg(long)]
     pub in_flight: Option<usize>,
@@ -125,7 +128,10 @@ fn run_items(
         key_prefix: flags.key_prefix.clone(),
         output: None,
         system_disk: None,
-        image: ImageOptions::default(),
+        image: ImageOptions {
+            family: flags.family.clone(),
+            ..ImageOptions::default()
+        },
     };
     let base = flags.connect.settings(plan, None, cancel)?;
     let journal = flags.batch_journal.clone().unwrap_or_else(|| {
