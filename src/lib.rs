@@ -15,4 +15,6 @@ pub mod secret;
 pub mod sim;
 pub mod source;
 pub mod store;
+#[cfg(test)]
+pub mod test_support;
 pub mod transfer;

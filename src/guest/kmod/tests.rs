@@ -1,8 +1,6 @@
 //! Tests of the driver decisions: parsers of each source, the recipe, and real initramfs
 //! images from scripts/testdata/initramfs.sh.
 
-use std::path::PathBuf;
-
 use super::*;
 use crate::guest::initramfs::{self, ReadOptions};
 
@@ -244,12 +242,7 @@ fn builtin_listing_and_modinfo() {
 // Real initramfs images.
 
 fn testdata(name: &str) -> Vec<u8> {
-    let dir = std::env::var_os("IMGPORT_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/cache"));
-    let p = dir.join("initramfs").join(name);
-    std::fs::read(&p)
-        .unwrap_or_else(|e| panic!("{}: {e}: run scripts/make-testdata.sh", p.display()))
+    crate::test_support::cached_bytes(&format!("initramfs/{name}"))
 }
 
 fn read_initramfs(name: &str) -> Initramfs {

@@ -2,67 +2,8 @@
 //! oracle: whole-disk contents of every content*.qcow2 variant against content.raw, data
 //! ranges against `qemu-img map`, concurrent reads.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use super::*;
 use crate::image::{ExtentKind, OpenOptions, open};
-
-fn cached(name: &str) -> PathBuf {
-    let dir = std::env::var_os("IMGPORT_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cache"));
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "{} missing: run scripts/make-testdata.sh",
-        p.display()
-    );
-    p
-}
-
-/// Merged `[start, end)` ranges that `qemu-img map` reports as data (stored in the file,
-/// compressed or not; zero clusters and holes are not data).
-fn qemu_data_ranges(path: &Path) -> Vec<(u64, u64)> {
-    let out = Command::new("qemu-img")
-        .args(["map", "-f", "qcow2", "--output=json"])
-        .arg(path)
-        .output()
-        .expect("run qemu-img map");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("qemu-img JSON");
-    let mut ranges: Vec<(u64, u64)> = Vec::new();
-    for e in v.as_array().expect("array") {
-        if e["data"].as_bool() != Some(true) {
-            continue;
-        }
-        let start = e["start"].as_u64().unwrap();
-        let end = start + e["length"].as_u64().unwrap();
-        match ranges.last_mut() {
-            Some(last) if last.1 == start => last.1 = end,
-            _ => ranges.push((start, end)),
-        }
-    }
-    ranges
-}
-
-fn our_data_ranges(img: &dyn DiskImage) -> Vec<(u64, u64)> {
-    let mut ranges: Vec<(u64, u64)> = Vec::new();
-    for e in img.extents().unwrap() {
-        if e.kind != ExtentKind::Data {
-            continue;
-        }
-        match ranges.last_mut() {
-            Some(last) if last.1 == e.offset => last.1 = e.end(),
-            _ => ranges.push((e.offset, e.end())),
-        }
-    }
-    ranges
-}
+use crate::test_support::{cached, data_ranges, qemu_data_ranges};
 
 const CONTENT: [(&str, &str); 9] = [
     ("content.qcow2", "v3"),
@@ -99,8 +40,8 @@ fn content_images_read_as_the_raw_disk_and_map_like_qemu() {
             raw[20 << 20..21 << 20].fill(0);
         }
         assert!(disk == raw, "{name}: contents differ from content.raw");
-        let ours = our_data_ranges(img.as_ref());
-        assert_eq!(ours, qemu_data_ranges(&path), "{name}");
+        let ours = data_ranges(img.as_ref());
+        assert_eq!(ours, qemu_data_ranges(&path, "qcow2"), "{name}");
         let sum: u64 = ours.iter().map(|(s, e)| e - s).sum();
         assert_eq!(opened.report.allocated_size, Some(sum), "{name}");
         if name == "content-zero.qcow2" {

@@ -1,25 +1,11 @@
 //! Tests against the cached images made by `scripts/make-testdata.sh`, with qemu-img as the
 //! oracle: metadata-only opening, whole-disk contents and extents.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::*;
 use crate::image::{OpenOptions, open};
-
-fn cached(name: &str) -> PathBuf {
-    // Like tests/it/util.rs: IMGPORT_TESTDATA names a shared cache.
-    let dir = std::env::var_os("IMGPORT_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cache"));
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "{} missing: run scripts/make-testdata.sh",
-        p.display()
-    );
-    p
-}
+use crate::test_support::{cached, data_ranges, qemu_data_ranges};
 
 #[test]
 fn opening_large_dynamic_vhds_reads_only_metadata() {
@@ -30,49 +16,6 @@ fn opening_large_dynamic_vhds_reads_only_metadata() {
         let read = opened.file.bytes_read();
         assert!(read <= 1 << 20, "{name}: opening read {read} bytes");
     }
-}
-
-/// The data ranges of `qemu-img map -f vpc --output=json`, merged.
-fn qemu_data_ranges(path: &Path) -> Vec<(u64, u64)> {
-    let out = Command::new("qemu-img")
-        .args(["map", "-f", "vpc", "--output=json"])
-        .arg(path)
-        .output()
-        .expect("run qemu-img map");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("qemu-img JSON");
-    let mut ranges: Vec<(u64, u64)> = Vec::new();
-    for e in v.as_array().expect("array") {
-        let data = e["data"].as_bool() == Some(true) && e["zero"].as_bool() != Some(true);
-        if !data {
-            continue;
-        }
-        let start = e["start"].as_u64().unwrap();
-        let end = start + e["length"].as_u64().unwrap();
-        match ranges.last_mut() {
-            Some(last) if last.1 == start => last.1 = end,
-            _ => ranges.push((start, end)),
-        }
-    }
-    ranges
-}
-
-fn our_data_ranges(img: &dyn DiskImage) -> Vec<(u64, u64)> {
-    let mut ranges: Vec<(u64, u64)> = Vec::new();
-    for e in img.extents().unwrap() {
-        if e.kind != ExtentKind::Data {
-            continue;
-        }
-        match ranges.last_mut() {
-            Some(last) if last.1 == e.offset => last.1 = e.end(),
-            _ => ranges.push((e.offset, e.end())),
-        }
-    }
-    ranges
 }
 
 #[test]
@@ -106,8 +49,8 @@ fn content_vhds_read_as_the_raw_disk_and_map_like_qemu() {
             "{name}: non-zero tail"
         );
         assert_eq!(
-            our_data_ranges(img.as_ref()),
-            qemu_data_ranges(&path),
+            data_ranges(img.as_ref()),
+            qemu_data_ranges(&path, "vpc"),
             "{name}"
         );
     }

@@ -20,9 +20,7 @@ pub(crate) fn test_image(name: &str) -> Vec<u8> {
 
 /// Path of `windows/<name>` in the test-image cache.
 pub(crate) fn test_image_path(name: &str) -> PathBuf {
-    std::env::var_os("IMGPORT_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/cache"))
+    crate::test_support::testdata_dir()
         .join("windows")
         .join(name)
 }

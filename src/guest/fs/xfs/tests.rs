@@ -14,9 +14,7 @@ use crate::image::{ImageFile, ImageSource};
 const IMAGES: [&str; 5] = ["v5", "v4", "v5-1k", "v5-i1k", "v5-ci"];
 
 fn part_dir() -> PathBuf {
-    let base = std::env::var_os("IMGPORT_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cache"));
+    let base = crate::test_support::testdata_dir();
     let dir = base.join("xfs");
     assert!(
         dir.join("STAMP").exists(),

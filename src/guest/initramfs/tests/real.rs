@@ -1,16 +1,9 @@
 //! Real archives from scripts/testdata/initramfs.sh, and corruption sweeps over them.
 
-use std::path::PathBuf;
-
 use super::*;
 
 fn testdata(name: &str) -> Vec<u8> {
-    let dir = std::env::var_os("IMGPORT_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/cache"));
-    let p = dir.join("initramfs").join(name);
-    std::fs::read(&p)
-        .unwrap_or_else(|e| panic!("{}: {e}: run scripts/make-testdata.sh", p.display()))
+    crate::test_support::cached_bytes(&format!("initramfs/{name}"))
 }
 
 const MODDIR: &str = "usr/lib/modules/6.1.0-test";
