@@ -49,14 +49,7 @@ impl KsyunConfig {
             .endpoint
             .clone()
             .unwrap_or_else(|| format!("{service}.api.ksyun.com"));
-        let (scheme, rest) = if let Some(r) = raw.strip_prefix("http://") {
-            ("http", r)
-        } else if let Some(r) = raw.strip_prefix("https://") {
-            ("https", r)
-        } else {
-            ("https", raw.as_str())
-        };
-        (scheme.to_string(), rest.trim_end_matches('/').to_string())
+        crate::cloud::split_endpoint(&raw)
     }
 }
 
