@@ -90,18 +90,21 @@ echo "servers: ECS $sim_endpoint, S3 $sim_s3_endpoint (imgport sim, pid $sim_pid
 echo "source: $src ($virtual_mib MiB virtual, $data_mib MiB data, $(du -h "$src" | cut -f1) on disk)"
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# timed NAME CMD...: one run under /usr/bin/time; "wall_s peak_rss_kib fs_output_blocks" in
-# $work/NAME.time, the output in NAME.out / NAME.err.
+# timed NAME CMD...: one run under /usr/bin/time; "wall_s peak_rss_kib fs_output_blocks user_s
+# sys_s" in $work/NAME.time, the output in NAME.out / NAME.err.
 timed() {
   local name=$1; shift
-  /usr/bin/time -f '%e %M %O' -o "$work/$name.time" "$@" > "$work/$name.out" 2> "$work/$name.err" \
+  /usr/bin/time -f '%e %M %O %U %S' -o "$work/$name.time" "$@" > "$work/$name.out" 2> "$work/$name.err" \
     || { echo "$name failed:" >&2; cat "$work/$name.err" >&2; exit 1; }
 }
 tf() { awk -v f="$2" '{v=$f} END{print v}' "$work/$1.time"; } # tf NAME FIELD (1 wall 2 rss 3 blocks)
+cpu() { awk '{u=$4; s=$5} END{printf "%.1f", u + s}' "$work/$1.time"; } # client CPU seconds
+sim_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$sim_pid/stat"; }
 allocated() { du -s --block-size=1 "$@" | awk '{s+=$1} END{print s+0}'; }
 
 # ---- imgport ----
 cat "$src" > /dev/null
+sim0=$(sim_cpu)
 scratch=("$work/imgport-cwd" "$work/imgport-tmp")
 base=$(allocated "${scratch[@]}")
 touch "$work/marker"
@@ -122,6 +125,7 @@ run_pid=$!
 ) &
 sampler_pid=$!
 wait "$run_pid"
+sim1=$(sim_cpu)
 wait "$sampler_pid" || true
 sampler_pid=''
 peak=$(cat "$work/scratch.peak" 2>/dev/null || echo "$base")
@@ -151,6 +155,7 @@ rm -f "$object"
 
 # ---- chain ----
 cat "$src" > /dev/null
+sim2=$(sim_cpu)
 cd "$work/chain-cwd"
 export TMPDIR=$work/chain-tmp
 vhd=$work/chain-cwd/tmp.vhd
@@ -163,6 +168,7 @@ rm -f "$vhd"
 timed sdk env SIM_ENDPOINT="${sim_endpoint#http://}" SIM_ACCESS_KEY_ID="$sim_key_id" \
   SIM_ACCESS_KEY_SECRET="$sim_secret" "$sdk_venv/bin/python" "$root/scripts/bench-e2e-chain.py" \
   bench chain/e2e.vhd "$disk_gib" "$poll" 600
+sim3=$(sim_cpu)
 cd "$root"
 unset TMPDIR
 c_convert=$(tf convert 1) c_sha=$(tf sha256 1) c_upload=$(tf upload 1) c_sdk=$(tf sdk 1)
@@ -192,6 +198,8 @@ echo
 ratio=$(bench_ratio "$i_wall" "$c_total")
 echo "ratio imgport / chain (wall): $ratio"
 echo "peak RSS: imgport $(mib $((imgport_rss * 1024))); chain: qemu-img $(mib $(($(tf convert 2) * 1024))), sha256sum $(mib $(($(tf sha256 2) * 1024))), aws $(mib $(($(tf upload 2) * 1024))), python SDK $(mib $(($(tf sdk 2) * 1024)))"
+echo "client CPU s: imgport $(cpu imgport); chain: qemu-img $(cpu convert), sha256sum $(cpu sha256), aws $(cpu upload), python SDK $(cpu sdk)"
+echo "server CPU s (the imgport sim process, ECS + S3, same for both): imgport side $(f2 "$sim1 - $sim0"), chain side $(f2 "$sim3 - $sim2")"
 echo "temporary bytes: imgport $imgport_temp (TMPDIR+cwd peak growth; $big_files new files > 1 MiB); chain $chain_temp ($(mib "$chain_temp"), the converted VHD)"
 echo "disk writes by the client (ru_oublock): imgport $imgport_writes B (resume journal now $journal_bytes B); chain $chain_writes B ($(mib "$chain_writes"))"
 echo "checked: imgport's object = source (qemu-img compare); both images Available"
