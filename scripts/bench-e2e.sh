@@ -100,7 +100,7 @@ timed() {
 tf() { awk -v f="$2" '{v=$f} END{print v}' "$work/$1.time"; } # tf NAME FIELD (1 wall 2 rss 3 blocks)
 cpu() { awk '{u=$4; s=$5} END{printf "%.1f", u + s}' "$work/$1.time"; } # client CPU seconds
 sim_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$sim_pid/stat"; }
-allocated() { du -s --block-size=1 "$@" | awk '{s+=$1} END{print s+0}'; }
+allocated() { du -s --block-size=1 "$@" | awk '{s+=$1} END{printf "%.0f\n", s}'; }
 
 # ---- imgport ----
 cat "$src" > /dev/null
