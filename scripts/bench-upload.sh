@@ -14,6 +14,8 @@
 # (default target/bench-upload).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/bench-lib.sh
+. "$root/scripts/bench-lib.sh"
 size_mib=1024
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -26,11 +28,7 @@ bin=${IMGPORT_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/imgport}
 dir=${BENCH_DIR:-$root/target/bench-upload}
 mkdir -p "$dir"
 venv=$dir/venv
-if [ ! -x "$venv/bin/aws" ]; then
-  echo "installing awscli into $venv" >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q awscli
-fi
+bench_venv "$venv" awscli
 src=$dir/rnd.bin
 if [ ! -f "$src" ] || [ "$(stat -c %s "$src")" != $((size_mib << 20)) ]; then
   head -c $((size_mib << 20)) /dev/urandom > "$src"
@@ -39,14 +37,9 @@ fi
 # The server: imgport sim prints its endpoints; it is stopped by PID at exit.
 state=$dir/state
 rm -rf "$state"
-"${IMGPORT_SIM_BIN:-$bin}" sim --state "$state" --bucket bench > "$dir/sim.out" 2> "$dir/sim.err" &
-sim_pid=$!
-trap 'kill "$sim_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q '^s3_endpoint:' "$dir/sim.out" 2>/dev/null && break; sleep 0.1; done
-endpoint=$(sed -n 's/^s3_endpoint: //p' "$dir/sim.out")
-key_id=$(sed -n 's/^access_key_id: //p' "$dir/sim.out")
-secret=$(sed -n 's/^access_key_secret: //p' "$dir/sim.out")
-[ -n "$endpoint" ] || { echo "imgport sim did not start" >&2; cat "$dir/sim.err" >&2; exit 1; }
+trap 'kill "${sim_pid:-}" 2>/dev/null || true' EXIT
+bench_sim_start "${IMGPORT_SIM_BIN:-$bin}" "$dir" --state "$state" --bucket bench
+endpoint=$sim_s3_endpoint key_id=$sim_key_id secret=$sim_secret
 echo "server: $endpoint (imgport sim, pid $sim_pid)"
 
 export AWS_ACCESS_KEY_ID=$key_id AWS_SECRET_ACCESS_KEY=$secret AWS_DEFAULT_REGION=us-east-1
@@ -65,7 +58,7 @@ measure() {
 }
 val() { awk '{print $1}' "$dir/$1.time"; }
 cpu() { awk '{print $2+$3}' "$dir/$1.time"; }
-ratio() { awk "BEGIN{printf \"%.3f\", $1/$2}"; }
+ratio() { bench_ratio "$@"; }
 
 cat "$src" > /dev/null
 gib=$(awk "BEGIN{print $size_mib/1024}")

@@ -31,6 +31,8 @@ check mkfs.btrfs btrfs-progs
 check file file
 # The official-SDK smoke test (tests/it/cloud/sdk.rs) makes a venv with pip.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# The bench scripts time each process (wall, peak RSS, disk writes) with GNU time.
+check /usr/bin/time time
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: installing ${need[*]}" >&2

@@ -1,0 +1,31 @@
+# Helpers shared by the bench scripts (sourced, not run).
+# shellcheck shell=bash disable=SC2034  # the sim_* globals are for the sourcing script
+
+# bench_venv VENV PACKAGE...: a Python venv with PACKAGE installed from PyPI, made once; the
+# `.ready` marker (the one tests/it/cloud/sdk.rs uses) says the install finished.
+bench_venv() {
+  local venv=$1; shift
+  [ -e "$venv/.ready" ] && return 0
+  echo "installing $* into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q "$@"
+  : > "$venv/.ready"
+}
+
+# bench_sim_start BIN DIR SIM-ARG...: starts `BIN sim SIM-ARG...` in the background (stdout in
+# DIR/sim.out) and waits for its endpoints. Sets sim_pid, sim_endpoint (ECS), sim_s3_endpoint,
+# sim_key_id and sim_secret (the emulator's fixed test credentials). The caller stops it.
+bench_sim_start() {
+  local bin=$1 dir=$2; shift 2
+  "$bin" sim "$@" > "$dir/sim.out" 2> "$dir/sim.err" &
+  sim_pid=$!
+  for _ in $(seq 100); do grep -q '^s3_endpoint:' "$dir/sim.out" 2>/dev/null && break; sleep 0.1; done
+  sim_endpoint=$(sed -n 's/^endpoint: //p' "$dir/sim.out")
+  sim_s3_endpoint=$(sed -n 's/^s3_endpoint: //p' "$dir/sim.out")
+  sim_key_id=$(sed -n 's/^access_key_id: //p' "$dir/sim.out")
+  sim_secret=$(sed -n 's/^access_key_secret: //p' "$dir/sim.out")
+  [ -n "$sim_s3_endpoint" ] || { echo "imgport sim did not start" >&2; cat "$dir/sim.err" >&2; return 1; }
+}
+
+# bench_ratio A B: A/B with three decimals.
+bench_ratio() { awk "BEGIN{printf \"%.3f\", $1/$2}"; }
