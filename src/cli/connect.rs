@@ -13,6 +13,7 @@ use clap::Args;
 use super::convert::parse_size;
 use crate::cloud::aliyun::client::EcsClient;
 use crate::cloud::aliyun::credentials::{ChainOptions, CredentialSource, Credentials};
+use crate::cloud::aliyun::ehpc::EhpcClient;
 use crate::cloud::aliyun::poll::WaitOptions;
 use crate::cloud::aliyun::rpc::ClientConfig;
 use crate::image::ImageFormat;
@@ -42,6 +43,9 @@ pub struct ConnectFlags {
     /// ECS endpoint instead of ecs.REGION.aliyuncs.com (`http://` for a local emulator).
     #[arg(long, env = "IMGPORT_ECS_ENDPOINT")]
     pub ecs_endpoint: Option<String>,
+    /// E-HPC Instant endpoint instead of ehpcinstant.REGION.aliyuncs.com (for --ehpc-name).
+    #[arg(long, env = "IMGPORT_EHPC_ENDPOINT")]
+    pub ehpc_endpoint: Option<String>,
     /// OSS/S3 endpoint instead of https://oss-REGION.aliyuncs.com.
     #[arg(long, env = "IMGPORT_OSS_ENDPOINT")]
     pub oss_endpoint: Option<String>,
@@ -85,6 +89,9 @@ pub struct ConnectFlags {
     /// Once the new image is Available, deprecate the other images of its --family.
     #[arg(long)]
     pub replace: bool,
+    /// Register the imported image with E-HPC Instant under this name (AddImage).
+    #[arg(long)]
+    pub ehpc_name: Option<String>,
 }
 
 fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
@@ -130,6 +137,7 @@ impl ConnectFlags {
             cancel: Some(cancel),
             no_dedupe: self.no_dedupe,
             replace: self.replace,
+            ehpc_name: self.ehpc_name.clone(),
         })
     }
 }
@@ -212,6 +220,16 @@ impl Connection {
         Ok(S3Store::new(&config, &self.credentials))
     }
 
+    /// The E-HPC client of `region` (the sandbox's emulator serves E-HPC too).
+    pub fn ehpc(&self, region: &str) -> anyhow::Result<EhpcClient> {
+        let mut config = ClientConfig::new(region.to_string());
+        config.endpoint = match &self.sandbox {
+            Some(s) => Some(s.ecs_endpoint.clone()),
+            None => self.flags.ehpc_endpoint.clone(),
+        };
+        EhpcClient::new(config, self.credentials.clone()).context("building the E-HPC client")
+    }
+
     /// The ECS client of `region`.
     pub fn ecs(&self, region: &str) -> anyhow::Result<EcsClient> {
         let mut config = ClientConfig::new(region.to_string());
@@ -224,8 +242,14 @@ impl Connection {
 }
 
 impl Connect<S3Store> for Connection {
-    fn connect(&self, region: &str) -> Result<(S3Store, EcsClient), String> {
-        let both = self.store(region).and_then(|s| Ok((s, self.ecs(region)?)));
-        both.map_err(|e| format!("{e:#}"))
+    fn connect(&self, region: &str) -> Result<(S3Store, EcsClient, Option<EhpcClient>), String> {
+        let all = self.store(region).and_then(|s| {
+            let ehpc = match self.flags.ehpc_name {
+                Some(_) => Some(self.ehpc(region)?),
+                None => None,
+            };
+            Ok((s, self.ecs(region)?, ehpc))
+        });
+        all.map_err(|e| format!("{e:#}"))
     }
 }

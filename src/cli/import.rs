@@ -99,6 +99,10 @@ async fn run_async(args: ImportArgs, settings: ImportSettings) -> anyhow::Result
     let conn = Connection::open(&args.connect, &[settings.plan.bucket.as_str()]).await?;
     let store = conn.store(&region)?;
     let ecs = conn.ecs(&region)?;
+    let ehpc = match settings.ehpc_name {
+        Some(_) => Some(conn.ehpc(&region)?),
+        None => None,
+    };
     let reporter = super::progress::reporter();
     let result = import::run(
         &args.files,
@@ -106,6 +110,7 @@ async fn run_async(args: ImportArgs, settings: ImportSettings) -> anyhow::Result
         Targets {
             store: &store,
             ecs: &ecs,
+            ehpc: ehpc.as_ref(),
         },
         reporter.as_ref(),
     )

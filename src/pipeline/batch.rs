@@ -15,6 +15,7 @@ use super::claims::{self, Claim, DoneRecord};
 use super::import::{self, ImportOutcome, ImportSettings, Targets};
 use super::manifest::{BatchItem, Shard};
 use crate::cloud::aliyun::client::EcsClient;
+use crate::cloud::aliyun::ehpc::EhpcClient;
 use crate::cloud::aliyun::types::{Architecture, BootMode, LicenseType, OsType, Platform};
 use crate::plan::OutputFormat;
 use crate::report::Silent;
@@ -289,8 +290,8 @@ fn failed(item: &BatchItem, code: u8, error: String) -> RowReport {
 
 /// Connects to the services of a region: the object store and the ECS client.
 pub trait Connect<S: ObjectStore>: Send + Sync {
-    /// The clients for `region`.
-    fn connect(&self, region: &str) -> Result<(S, EcsClient), String>;
+    /// The clients for `region`: object store, ECS, and E-HPC when images are registered there.
+    fn connect(&self, region: &str) -> Result<(S, EcsClient, Option<EhpcClient>), String>;
 }
 
 /// Runs one row: claim, import, record.
@@ -314,7 +315,7 @@ async fn run_row<S: ObjectStore>(
     };
     let region = row_settings.plan.region.clone();
     let bucket = row_settings.plan.bucket.clone();
-    let (store, ecs) = match connect.connect(&region) {
+    let (store, ecs, ehpc) = match connect.connect(&region) {
         Ok(c) => c,
         Err(e) => return failed(&item, 2, e),
     };
@@ -351,6 +352,7 @@ async fn run_row<S: ObjectStore>(
         Targets {
             store: &store,
             ecs: &ecs,
+            ehpc: ehpc.as_ref(),
         },
         &Silent,
     )

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::prepare::{InspectedDisk, PrepareError, inspect_disks, plan_import};
 use crate::cloud::aliyun::client::EcsClient;
+use crate::cloud::aliyun::ehpc::{AddImageRequest, EhpcClient};
 use crate::cloud::aliyun::poll::{WaitError, WaitOptions};
 use crate::cloud::aliyun::rpc::RpcError;
 use crate::cloud::aliyun::validate::Invalid;
@@ -46,6 +47,8 @@ pub struct ImportSettings {
     pub no_dedupe: bool,
     /// Once the new image is `Available`, deprecate the other images of its family.
     pub replace: bool,
+    /// Register the image with E-HPC Instant under this name as the last stage (AddImage).
+    pub ehpc_name: Option<String>,
 }
 
 /// Tag carrying the content digest of an imported image's disks: how a later run finds that
@@ -89,6 +92,8 @@ pub struct ImportOutcome {
     pub already_imported: bool,
     /// Images of the family deprecated by `replace`.
     pub deprecated: Vec<String>,
+    /// The name the image was registered under in E-HPC (`ehpc_name`).
+    pub ehpc_image: Option<String>,
     pub timings: Vec<StageTiming>,
 }
 
@@ -129,6 +134,14 @@ pub enum ImportError {
         #[source]
         source: RpcError,
     },
+    #[error("registering image {image_id} with E-HPC")]
+    Ehpc {
+        image_id: String,
+        #[source]
+        source: RpcError,
+    },
+    #[error("E-HPC registration needs an E-HPC client")]
+    NoEhpcClient,
     #[error("finishing image {image_id} (ModifyImageAttribute)")]
     Finish {
         image_id: String,
@@ -155,7 +168,9 @@ impl ImportError {
             ImportError::Import(_)
             | ImportError::Finish { .. }
             | ImportError::Lookup(_)
+            | ImportError::Ehpc { .. }
             | ImportError::Deprecate { .. } => 4,
+            ImportError::NoEhpcClient => 2,
             ImportError::Digest {
                 source: TransferError::Interrupted,
                 ..
@@ -171,6 +186,8 @@ impl ImportError {
 pub struct Targets<'a, S: ObjectStore> {
     pub store: &'a S,
     pub ecs: &'a EcsClient,
+    /// Needed only with [`ImportSettings::ehpc_name`].
+    pub ehpc: Option<&'a EhpcClient>,
 }
 
 /// Inspects and plans `paths`; the first half of [`run`], also what a dry run shows.
@@ -200,6 +217,14 @@ pub async fn run<S: ObjectStore>(
     if let Some(Err(e)) = plan.finishing_request("m-check") {
         return Err(ImportError::Invalid(e));
     }
+    if let Some(name) = &settings.ehpc_name {
+        AddImageRequest::vm(name.clone(), "m-check")
+            .validate()
+            .map_err(ImportError::Invalid)?;
+        if targets.ehpc.is_none() {
+            return Err(ImportError::NoEhpcClient);
+        }
+    }
 
     let content_digest = if settings.no_dedupe {
         String::new()
@@ -211,6 +236,7 @@ pub async fn run<S: ObjectStore>(
         let found = find_by_content(targets.ecs, &digest).await?;
         timings.push(timing("lookup", started));
         if let Some(image) = found {
+            let ehpc_image = register_ehpc(settings, &targets, &image.image_id).await?;
             timings.push(timing("total", run_started));
             return Ok(ImportOutcome {
                 image_id: image.image_id,
@@ -224,6 +250,7 @@ pub async fn run<S: ObjectStore>(
                 content_digest: digest,
                 already_imported: true,
                 deprecated: Vec::new(),
+                ehpc_image,
                 timings,
             });
         }
@@ -301,6 +328,11 @@ pub async fn run<S: ObjectStore>(
         deprecated = deprecate_family(targets.ecs, family, &imported.image_id).await?;
         timings.push(timing("deprecate old images", started));
     }
+    let started = Instant::now();
+    let ehpc_image = register_ehpc(settings, &targets, &imported.image_id).await?;
+    if ehpc_image.is_some() {
+        timings.push(timing("E-HPC AddImage", started));
+    }
     timings.push(timing("total", run_started));
 
     Ok(ImportOutcome {
@@ -315,6 +347,7 @@ pub async fn run<S: ObjectStore>(
         content_digest,
         already_imported: false,
         deprecated,
+        ehpc_image,
         timings,
     })
 }
@@ -510,4 +543,22 @@ async fn deprecate_family(
         done.push(image.image_id);
     }
     Ok(done)
+}
+
+/// The last stage: registers `image_id` with E-HPC when asked (already registered counts).
+async fn register_ehpc<S: ObjectStore>(
+    settings: &ImportSettings,
+    targets: &Targets<'_, S>,
+    image_id: &str,
+) -> Result<Option<String>, ImportError> {
+    let (Some(name), Some(ehpc)) = (&settings.ehpc_name, targets.ehpc) else {
+        return Ok(None);
+    };
+    ehpc.register_vm_image(name, image_id, None)
+        .await
+        .map_err(|source| ImportError::Ehpc {
+            image_id: image_id.to_string(),
+            source,
+        })?;
+    Ok(Some(name.clone()))
 }

@@ -311,3 +311,47 @@ fn ctrl_c_while_waiting_cancels_the_task_and_exits_130() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("interrupted"), "{stderr}");
 }
+
+#[test]
+fn ehpc_name_registers_the_imported_image_as_the_last_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = import_args(
+        dir.path(),
+        &[&image("content.qcow2")],
+        &["--system-disk", "1", "--ehpc-name", "app-image"],
+    );
+    let run = imgport_in(dir.path(), &args);
+    run.expect_code(0);
+    let r = run.json();
+    assert_eq!(r["ehpc_image"], "app-image");
+    let text = std::fs::read_to_string(dir.path().join("sandbox/ecs/ehpc-state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let registered: Vec<&serde_json::Value> =
+        state["images"].as_object().unwrap().values().collect();
+    assert_eq!(registered.len(), 1);
+    assert_eq!(registered[0]["name"], "app-image");
+    assert_eq!(registered[0]["source"], r["image_id"]);
+    // A re-run finds the image by its content and the registration stands as it was.
+    let again = imgport_in(dir.path(), &args);
+    again.expect_code(0);
+    assert_eq!(again.json()["already_imported"], true);
+    assert_eq!(again.json()["ehpc_image"], "app-image");
+    // A name E-HPC would refuse (AddImage requires one) stops the import before any upload.
+    let bad = imgport_in(
+        dir.path(),
+        import_args(
+            dir.path(),
+            &[&image("content-zero.qcow2")],
+            &["--system-disk", "1", "--ehpc-name", " "],
+        ),
+    );
+    bad.expect_code(2);
+    assert!(bad.stderr().contains("Name"), "{}", bad.stderr());
+    assert!(
+        !dir.path()
+            .join("sandbox/s3")
+            .join(BUCKET)
+            .join("imgport/content-zero-disk1.qcow2")
+            .exists()
+    );
+}
