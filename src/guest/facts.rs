@@ -21,6 +21,9 @@ pub struct GuestFacts {
     pub architecture: Option<String>,
     /// `BIOS`, `UEFI` or `UEFI-Preferred`.
     pub boot_mode: Option<String>,
+    /// What the boot mode rests on, e.g. `ESP partition 1: EFI/BOOT/BOOTX64.EFI (x86_64)`.
+    #[serde(default)]
+    pub boot_evidence: Vec<String>,
     /// Partition table kind: `gpt`, `mbr`, `hybrid` or `none`.
     pub partition_table: Option<String>,
     pub partitions: Vec<PartitionFact>,
