@@ -439,21 +439,18 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
         facts.cloud_init = Some(ci.enabled);
         cloud_init_installed = Some(ci.installed);
         facts.qemu_guest_agent = Some(linux::qemu_guest_agent(g));
-        if let Some(k) = drivers::kernels(g).first() {
-            let inputs = drivers::gather(g, k);
-            fw_cfg = inputs.config.is_some().then(|| {
-                drivers::config_symbol(&inputs, "CONFIG_FW_CFG_SYSFS").map(str::to_string)
-            });
-            facts.drivers = drivers::conclude(&inputs);
-            facts.kernel = Some(k.clone());
+        let budget_left = READ_BUDGET.saturating_sub(disk.bytes_read());
+        if let Some(k) = drivers::inspect(g, budget_left) {
+            fw_cfg = k.fw_cfg_sysfs.clone();
+            facts.drivers = k.drivers;
+            findings.extend(k.findings);
             // The kernel's architecture, from an uncompressed module (reference §2.4): a
             // 32-bit userland on a 64-bit kernel is worth a warning.
-            let kernel_arch = inputs
-                .module_files
+            let kernel_arch = k
+                .module_paths
                 .iter()
                 .filter(|f| f.ends_with(".ko"))
-                .find_map(|f| {
-                    let path = format!("/lib/modules/{k}/kernel/{f}");
+                .find_map(|path| {
                     let head = g.read_prefix(path.as_bytes(), elf::HEADER_LEN).ok()??;
                     elf::machine(&head)
                 });
@@ -463,9 +460,13 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
                 findings.push(Finding::new(
                     Severity::Warning,
                     "guest.arch_kernel_mismatch",
-                    format!("the userland is {user} but kernel {k}'s modules are {kernel}"),
+                    format!(
+                        "the userland is {user} but kernel {}'s modules are {kernel}",
+                        k.version
+                    ),
                 ));
             }
+            facts.kernel = Some(k.version);
         }
     } else if let Some(w) = volumes.iter_mut().find(|v| v.role == Some("windows")) {
         w.mountpoint = Some("C:".into());
