@@ -168,6 +168,36 @@ fn assert_debian(g: &Value, path: &Path) {
     if sym("CONFIG_BLK_DEV_NVME") == "y" {
         assert_eq!(g["drivers"]["nvme_in_initramfs"], true);
     }
+    // virtio at boot: the cloud kernel builds virtio_blk and virtio_pci as modules, so the
+    // answer comes from the initramfs itself; cpio's listing of it is the oracle
+    let initrd = format!("boot/initrd.img-{}", kernels[0]);
+    let members = sh_out(&format!(
+        "zcat '{}' | cpio -it --quiet",
+        tree().join(&initrd).display()
+    ));
+    let in_initrd = |m: &str| members.lines().any(|l| l.ends_with(&format!("/{m}.ko")));
+    assert_eq!(
+        (sym("CONFIG_VIRTIO_BLK"), sym("CONFIG_VIRTIO_PCI")),
+        ("m".to_string(), "m".to_string())
+    );
+    assert!(
+        in_initrd("virtio_blk") && in_initrd("virtio_pci"),
+        "{members}"
+    );
+    assert_eq!(g["drivers"]["virtio_in_initramfs"], true);
+    let evidence: Vec<&str> = g["drivers"]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    for m in ["virtio_blk", "virtio_pci"] {
+        let want = format!("{m} module in initramfs /{initrd}");
+        assert!(
+            evidence.iter().any(|e| e.contains(&want)),
+            "{want:?} missing in {evidence:?}"
+        );
+    }
     // agents
     assert!(
         tree()
@@ -310,8 +340,7 @@ fn debian_gpt_esp_ext4_raw() {
         .collect();
     assert_eq!(names, ["ESP", "root"]);
     assert_eq!(g["partitions"][0]["type_name"], "EFI System");
-    // the ESP is not read (no FAT reader here), but its identity comes from its boot sector
-    // and the tree's fstab mounts it by that UUID
+    // the ESP is read; its identity is blkid's and the tree's fstab mounts it by that UUID
     let esp = fs_by_device(&g, "partition 1");
     assert_eq!(esp["role"], "esp");
     let (kind, uuid, label) = blkid(&path, g["partitions"][0]["start"].as_u64().unwrap());
@@ -322,6 +351,28 @@ fn debian_gpt_esp_ext4_raw() {
     assert_eq!(esp["label"], label);
     assert!(tree_text("etc/fstab").contains(&format!("UUID={uuid} /boot/efi")));
     assert_eq!(esp["mountpoint"], "/boot/efi");
+    // its loaders are the boot evidence; mtools' listing of the ESP is the oracle
+    let esp_at = format!("{}@@{}", path.display(), g["partitions"][0]["start"]);
+    let listed = sh_out(&format!(
+        "MTOOLS_SKIP_CHECK=1 mdir -b -/ -i '{esp_at}' ::/EFI"
+    ));
+    let mut want: Vec<String> = listed
+        .lines()
+        .filter(|l| l.to_ascii_uppercase().ends_with(".EFI"))
+        .map(|l| {
+            let rel = l.trim_start_matches("::").trim_start_matches('/');
+            format!("ESP partition 1: {} (x86_64)", rel.to_ascii_uppercase())
+        })
+        .collect();
+    want.sort();
+    assert_eq!(
+        want,
+        [
+            "ESP partition 1: EFI/BOOT/BOOTX64.EFI (x86_64)",
+            "ESP partition 1: EFI/DEBIAN/GRUBX64.EFI (x86_64)"
+        ]
+    );
+    assert_eq!(g["boot_evidence"], serde_json::json!(want));
 }
 
 #[test]
@@ -357,7 +408,6 @@ fn debian_vhd_matches_raw() {
 }
 
 #[test]
-#[ignore = "needs the qcow2 reader from its branch"]
 fn debian_qcow2_matches_raw() {
     same_as_raw("guest/debian-gpt.raw", "guest/debian-gpt.qcow2");
     same_as_raw("guest/debian-mbr.raw", "guest/debian-mbr.qcow2");
@@ -423,6 +473,29 @@ fn lvm_centos_layout_finds_xfs_and_swap_volumes() {
     assert_eq!(swap["uuid"], "5a5a5a5a-0000-4000-8000-000000000001");
     // an active MBR partition is a BIOS boot path
     assert_eq!(g["boot_mode"], "BIOS");
+    // the XFS root is read: the OS facts come from the release files guest.sh wrote
+    let root = fs_by_device(&g, "lvm centos/root");
+    assert_eq!(
+        (&root["role"], &root["mountpoint"]),
+        (&"root".into(), &"/".into())
+    );
+    assert_eq!(
+        (&boot["role"], &boot["mountpoint"]),
+        (&"boot".into(), &"/boot".into())
+    );
+    assert_eq!(g["os_type"], "linux");
+    assert_eq!(g["distro"], "centos");
+    assert_eq!(
+        g["version"], "7.9",
+        "minor version from /etc/centos-release (CentOS Linux release 7.9.2009)"
+    );
+    assert_eq!(g["product_name"], "CentOS Linux 7 (Core)");
+    assert_eq!(g["platform"], "CentOS");
+    // /usr/bin/bash (the Debian tree's x86-64 bash) through the /bin -> usr/bin symlink
+    assert_eq!(g["architecture"], "x86_64");
+    assert_eq!(g["kernel"], "3.10.0-1160.el7.x86_64");
+    assert_eq!(g["drivers"]["virtio"], true);
+    assert!(!codes(&g).iter().any(|c| c == "guest.xfs_dirty_log"));
 }
 
 #[test]
@@ -611,5 +684,120 @@ fn corrupted_file_system_metadata_is_survived() {
                 "{name} round {round}: a reader panicked"
             );
         }
+    }
+}
+
+/// A GPT Windows Server 2022 disk (`scripts/testdata/guestwin.sh`): FAT32 ESP with Windows
+/// Boot Manager and the removable-media loader, NTFS system volume with the hives.
+#[test]
+fn windows_server_2022_gpt_disk() {
+    let path = image("guestwin/win2022-gpt.raw");
+    let g = guest_of("guestwin/win2022-gpt.raw");
+    assert_table(&g, &path);
+    // the hive's own values, read back by hivexget (libhivex) as the oracle
+    let hive = testdata().join("guestwin/hives");
+    let hivex = |file: &str, key: &str, value: &str| {
+        sh_out(&format!(
+            "hivexget '{}' '{key}' {value}",
+            hive.join(file).display()
+        ))
+        .trim()
+        .to_string()
+    };
+    let cv = r"Microsoft\Windows NT\CurrentVersion";
+    assert_eq!(g["os_type"], "windows");
+    assert_eq!(g["distro"], "windows");
+    assert_eq!(g["product_name"], hivex("SOFTWARE", cv, "ProductName"));
+    assert_eq!(g["platform"], "Windows Server 2022");
+    assert_eq!(
+        g["version"],
+        format!("10.0.{}", hivex("SOFTWARE", cv, "CurrentBuildNumber"))
+    );
+    // cmd.exe is an x86-64 PE file
+    assert_eq!(g["architecture"], "x86_64");
+    // GPT system disk, ESP with bootmgfw.efi: UEFI
+    assert_eq!(g["boot_mode"], "UEFI");
+    assert_eq!(
+        g["boot_evidence"],
+        serde_json::json!([
+            "ESP partition 1: EFI/BOOT/BOOTX64.EFI (x86_64)",
+            "ESP partition 1: EFI/MICROSOFT/BOOT/BOOTMGFW.EFI (x86_64)"
+        ])
+    );
+    let esp = fs_by_device(&g, "partition 1");
+    let (kind, uuid, label) = blkid(&path, g["partitions"][0]["start"].as_u64().unwrap());
+    assert_eq!(
+        (esp["kind"].as_str(), kind.as_str()),
+        (Some("vfat"), "vfat")
+    );
+    assert_eq!(
+        (esp["uuid"].as_str(), esp["label"].as_str()),
+        (Some(uuid.as_str()), Some(label.as_str()))
+    );
+    assert_eq!(esp["role"], "esp");
+    let win = fs_by_device(&g, "partition 2");
+    let (kind, uuid, label) = blkid(&path, g["partitions"][1]["start"].as_u64().unwrap());
+    assert_eq!(
+        (win["kind"].as_str(), kind.as_str()),
+        (Some("ntfs"), "ntfs")
+    );
+    assert_eq!(
+        (win["uuid"].as_str(), win["label"].as_str()),
+        (Some(uuid.as_str()), Some(label.as_str()))
+    );
+    assert_eq!(win["role"], "windows");
+    // drivers from the services of the current control set: viostor and stornvme boot-start
+    let svc = |name: &str| {
+        hivex(
+            "SYSTEM",
+            &format!(r"ControlSet001\Services\{name}"),
+            "Start",
+        )
+    };
+    assert_eq!(
+        (svc("viostor"), svc("stornvme")),
+        ("0".to_string(), "0".to_string())
+    );
+    assert_eq!(g["drivers"]["virtio"], true);
+    assert_eq!(g["drivers"]["virtio_in_initramfs"], true);
+    assert_eq!(g["drivers"]["nvme"], true);
+    assert_eq!(g["drivers"]["nvme_in_initramfs"], true);
+    assert_eq!(g["cloud_init"], true, "cloudbase-init service, Start=2");
+    // clean volume and hives: no warnings, and each finding once
+    assert!(warnings(&g).is_empty(), "{:?}", warnings(&g));
+    let c = codes(&g);
+    let mut dedup = c.clone();
+    dedup.dedup();
+    assert_eq!(c, dedup);
+
+    let run = imgport([
+        "plan",
+        "--json",
+        "--region",
+        "cn-hangzhou",
+        "--bucket",
+        "my-images",
+        path.to_str().unwrap(),
+    ]);
+    run.expect_code(0);
+    let v = run.json();
+    let import = v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["action"] == "ImportImage")
+        .unwrap()
+        .clone();
+    let params: Vec<(String, String)> = serde_json::from_value(import["params"].clone()).unwrap();
+    for want in [
+        ("Platform", "Windows Server 2022"),
+        ("OSType", "windows"),
+        ("Architecture", "x86_64"),
+        ("BootMode", "UEFI"),
+    ] {
+        assert!(
+            params.iter().any(|(k, v)| k == want.0 && v == want.1),
+            "{want:?} missing in {params:?}"
+        );
     }
 }
