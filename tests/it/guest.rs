@@ -801,3 +801,62 @@ fn windows_server_2022_gpt_disk() {
         );
     }
 }
+
+/// The NTFS `$Volume` dirty flag set on the Windows disk's system volume (as Windows leaves
+/// it after a crash) is a warning of its own; the facts are still read.
+#[test]
+fn dirty_ntfs_volume_is_flagged() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("dirty.raw");
+    sh_out(&format!(
+        "cp --sparse=always '{}' '{}'",
+        image("guestwin/win2022-gpt.raw").display(),
+        copy.display()
+    ));
+    let clean = guest_of("guestwin/win2022-gpt.raw");
+    assert!(!codes(&clean).contains(&"guest.ntfs_dirty".to_string()));
+    let start = clean["partitions"][1]["start"].as_u64().unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&copy)
+        .unwrap();
+    let read_at = |f: &mut std::fs::File, at: u64, len: usize| {
+        let mut b = vec![0u8; len];
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.read_exact(&mut b).unwrap();
+        b
+    };
+    // boot sector: bytes per sector (0x0B), sectors per cluster (0x0D), $MFT cluster (0x30)
+    let boot = read_at(&mut f, start, 512);
+    let cluster = u64::from(u16::from_le_bytes([boot[0x0b], boot[0x0c]])) * u64::from(boot[0x0d]);
+    let mft = u64::from_le_bytes(boot[0x30..0x38].try_into().unwrap()) * cluster;
+    // MFT record 3 is $Volume (1 KiB records); find $VOLUME_INFORMATION (type 0x70)
+    let rec_at = start + mft + 3 * 1024;
+    let rec = read_at(&mut f, rec_at, 1024);
+    assert_eq!(&rec[..4], b"FILE");
+    let le16 = |b: &[u8], at: usize| usize::from(u16::from_le_bytes([b[at], b[at + 1]]));
+    let le32 = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let mut at = le16(&rec, 0x14);
+    while le32(&rec, at) != 0x70 {
+        assert_ne!(le32(&rec, at), u32::MAX, "no $VOLUME_INFORMATION");
+        at += le32(&rec, at + 4) as usize;
+    }
+    // flags: 10 bytes into the resident value; bit 0 is VOLUME_IS_DIRTY (the record's
+    // update sequence covers the last two bytes of each sector only)
+    let flags = at + le16(&rec, at + 0x14) + 10;
+    f.seek(SeekFrom::Start(rec_at + flags as u64)).unwrap();
+    f.write_all(&[rec[flags] | 1]).unwrap();
+    drop(f);
+    let (run, obj) = inspect_one(&copy, &[]);
+    run.expect_code(0);
+    let g = &obj["guest"];
+    let c = codes(g);
+    assert_eq!(
+        c.iter().filter(|x| *x == "guest.ntfs_dirty").count(),
+        1,
+        "{c:?}"
+    );
+    assert_eq!(g["platform"], "Windows Server 2022");
+}
