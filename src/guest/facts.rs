@@ -35,7 +35,7 @@ pub struct GuestFacts {
     /// Host name the guest gives itself (`/etc/hostname`).
     #[serde(default)]
     pub hostname: Option<String>,
-    /// Kernel version the driver facts are about (the newest under `/lib/modules`).
+    /// Kernel version the driver facts are about: the boot loader's default, else the newest.
     #[serde(default)]
     pub kernel: Option<String>,
     /// Bytes of the virtual disk read to gather these facts.

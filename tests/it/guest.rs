@@ -860,3 +860,47 @@ fn dirty_ntfs_volume_is_flagged() {
     );
     assert_eq!(g["platform"], "Windows Server 2022");
 }
+
+/// EFI loaders for another architecture than the userland's (arm64 loaders on the x86-64
+/// Debian disk, written with mtools into a copy of its ESP) are a warning.
+#[test]
+fn esp_loader_architecture_is_cross_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("mixed.raw");
+    sh_out(&format!(
+        "cp --sparse=always '{}' '{}'",
+        image("guest/debian-gpt.raw").display(),
+        copy.display()
+    ));
+    let g = guest_of("guest/debian-gpt.raw");
+    assert!(!codes(&g).contains(&"guest.arch_mismatch".to_string()));
+    let esp_at = format!("{}@@{}", copy.display(), g["partitions"][0]["start"]);
+    let pe = dir.path().join("aa64.efi");
+    sh_out(&format!(
+        "python3 '{}/scripts/testdata/windows.py' pe '{}' 0xAA64 10 4096",
+        env!("CARGO_MANIFEST_DIR"),
+        pe.display()
+    ));
+    sh_out(&format!(
+        "export MTOOLS_SKIP_CHECK=1; mcopy -o -i '{esp_at}' '{0}' ::/EFI/BOOT/BOOTX64.EFI && \
+         mcopy -o -i '{esp_at}' '{0}' ::/EFI/debian/grubx64.efi",
+        pe.display()
+    ));
+    let (run, obj) = inspect_one(&copy, &[]);
+    run.expect_code(0);
+    let g = &obj["guest"];
+    assert_eq!(g["architecture"], "x86_64", "the userland decides");
+    assert_eq!(
+        g["boot_evidence"],
+        serde_json::json!([
+            "ESP partition 1: EFI/BOOT/BOOTX64.EFI (arm64)",
+            "ESP partition 1: EFI/DEBIAN/GRUBX64.EFI (arm64)"
+        ]),
+        "the PE header wins over the file name"
+    );
+    assert!(
+        codes(g).contains(&"guest.arch_mismatch".to_string()),
+        "{:?}",
+        codes(g)
+    );
+}
