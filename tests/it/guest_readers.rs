@@ -1,6 +1,7 @@
-//! Guest inspection of a whole Windows disk (`scripts/testdata/guestwin.sh`) and of the boot
-//! evidence on an ESP: the FAT, NTFS and registry readers wired into one inspector. Oracles:
-//! hivexget for the hives, blkid for the volumes, mtools for the ESP.
+//! The XFS, FAT, NTFS and registry readers wired into the guest inspector: a whole Windows
+//! disk (`scripts/testdata/guestwin.sh`), the loaders on an ESP as boot evidence, and dirty
+//! XFS / NTFS volumes. Oracles: hivexget for the hives, blkid for the volumes, mtools for the
+//! ESP, the on-disk structures (read here by hand) for the dirty flags.
 
 use crate::guest::{assert_table, blkid, codes, fs_by_device, guest_of, sh_out, warnings};
 use crate::util::*;
@@ -221,4 +222,60 @@ fn esp_loader_architecture_is_cross_checked() {
         "{:?}",
         codes(g)
     );
+}
+
+/// An XFS log that does not end with an unmount record (the CentOS disk's /boot, patched as
+/// a crash would leave it) is a warning of its own.
+#[test]
+fn dirty_xfs_log_is_flagged() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("dirty.raw");
+    sh_out(&format!(
+        "cp --sparse=always '{}' '{}'",
+        image("guest/rhel-lvm.raw").display(),
+        copy.display()
+    ));
+    let clean = guest_of("guest/rhel-lvm.raw");
+    assert!(!codes(&clean).contains(&"guest.xfs_dirty_log".to_string()));
+    let start = clean["partitions"][0]["start"].as_u64().unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&copy)
+        .unwrap();
+    let read_at = |f: &mut std::fs::File, at: u64, len: usize| {
+        let mut b = vec![0u8; len];
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.read_exact(&mut b).unwrap();
+        b
+    };
+    // superblock (xfs_sb): blocksize at 4, logstart at 48, agblocks at 84, agblklog at 124
+    let sb = read_at(&mut f, start, 512);
+    assert_eq!(&sb[..4], b"XFSB");
+    let be32 =
+        |b: &[u8], at: usize| u64::from(u32::from_be_bytes(b[at..at + 4].try_into().unwrap()));
+    let block = be32(&sb, 4);
+    let logstart = u64::from_be_bytes(sb[48..56].try_into().unwrap());
+    let (agblocks, agblklog) = (be32(&sb, 84), sb[124]);
+    let (agno, agbno) = (logstart >> agblklog, logstart & ((1 << agblklog) - 1));
+    let log = start + (agno * agblocks + agbno) * block;
+    // mkfs leaves one record: its header block (magic 0xFEEDBABE), then the unmount
+    // operation, whose flags byte (XLOG_UNMOUNT_TRANS) is cleared here
+    let head = read_at(&mut f, log, 1024);
+    assert_eq!(&head[..4], &[0xfe, 0xed, 0xba, 0xbe]);
+    f.seek(SeekFrom::Start(log + 512 + 9)).unwrap();
+    f.write_all(&[0]).unwrap();
+    drop(f);
+    let (run, obj) = inspect_one(&copy, &[]);
+    run.expect_code(0);
+    let g = &obj["guest"];
+    let c = codes(g);
+    assert_eq!(
+        c.iter().filter(|x| *x == "guest.xfs_dirty_log").count(),
+        1,
+        "{c:?}"
+    );
+    // the volume is still read: /boot keeps its role and mount
+    assert_eq!(fs_by_device(g, "partition 1")["mountpoint"], "/boot");
 }
