@@ -71,7 +71,7 @@ pub struct FilesystemFact {
     pub kind: String,
     pub label: Option<String>,
     pub uuid: Option<String>,
-    /// Mount point from the guest's fstab, when known.
+    /// Mount point from the guest's fstab, when known; `C:` for the Windows system volume.
     pub mountpoint: Option<String>,
     /// Role the inspector gave it: `root`, `boot`, `esp`, `windows`, `data`.
     pub role: Option<String>,

@@ -279,3 +279,28 @@ fn dirty_xfs_log_is_flagged() {
     // the volume is still read: /boot keeps its role and mount
     assert_eq!(fs_by_device(g, "partition 1")["mountpoint"], "/boot");
 }
+
+/// The Windows reader's own findings reach the guest facts once each: Server 2019's bare
+/// system volume (`scripts/testdata/windows.sh`) has a dirty SYSTEM hive, no virtio in the
+/// current control set and an LZNT1-compressed cmd.exe.
+#[test]
+fn windows_findings_are_kept_once() {
+    let g = guest_of("windows/ntfs-win2019.img");
+    assert_eq!(g["os_type"], "windows");
+    assert_eq!(g["platform"], "Windows Server 2019");
+    assert_eq!(fs_by_device(&g, "disk")["role"], "windows");
+    let c = codes(&g);
+    for want in [
+        "windows.dirty_hive",
+        "windows.no_virtio",
+        "windows.cmd_unreadable",
+        "guest.no_partition_table",
+    ] {
+        assert_eq!(
+            c.iter().filter(|x| *x == want).count(),
+            1,
+            "{want} in {c:?}"
+        );
+    }
+    assert_eq!(g["drivers"]["virtio"], false);
+}
