@@ -285,14 +285,18 @@ mod tests {
     use super::super::fs::memfs::MemFs;
     use super::*;
 
-    /// A gzip-less (newc) cpio holding one module file, as `initramfs::parse` reads it.
+    /// An uncompressed newc cpio of empty regular files, as `initramfs::parse` reads it.
     fn cpio(files: &[&str]) -> Vec<u8> {
         let mut out = Vec::new();
         let mut put = |name: &str, mode: u32| {
-            let n = name.len() + 1;
-            out.extend_from_slice(
-                format!("070701{:08x}{mode:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{n:08x}{:08x}", 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0).as_bytes(),
-            );
+            // ino mode uid gid nlink mtime filesize devmajor devminor rdevmajor rdevminor
+            // namesize check
+            let namesize = name.len() as u32 + 1;
+            let fields = [1, mode, 0, 0, 1, 0, 0, 0, 0, 0, 0, namesize, 0];
+            out.extend_from_slice(b"070701");
+            for f in fields {
+                out.extend_from_slice(format!("{f:08x}").as_bytes());
+            }
             out.extend_from_slice(name.as_bytes());
             out.push(0);
             while out.len() % 4 != 0 {
@@ -344,5 +348,28 @@ mod tests {
         let r = inspect(&g, AFTER_DRIVERS_RESERVE).unwrap();
         assert_eq!(r.findings[0].code, "guest.initramfs_skipped");
         assert_eq!(r.drivers.virtio_in_initramfs, None);
+
+        // GRUB's default wins over the newest kernel; without an initramfs and with the
+        // drivers as modules, whether they load at boot is unknown
+        let mut fs = MemFs::default();
+        fs.file(&format!("/boot/vmlinuz-{v}"), b"k")
+            .file("/boot/vmlinuz-5.10.0-1-amd64", b"k")
+            .file(
+                "/boot/grub/grub.cfg",
+                b"set default=0\nmenuentry 'Debian, 5.10' {\n linux /boot/vmlinuz-5.10.0-1-amd64 ro\n}\n",
+            )
+            .file(
+                "/boot/config-5.10.0-1-amd64",
+                b"CONFIG_VIRTIO_PCI=m\nCONFIG_VIRTIO_BLK=m\nCONFIG_FW_CFG_SYSFS=y\n",
+            );
+        let r = inspect(&Guest::new(Arc::new(fs)), 64 << 20).unwrap();
+        assert_eq!(r.version, "5.10.0-1-amd64");
+        assert!(
+            r.drivers.evidence[0].contains("grub.cfg"),
+            "{:?}",
+            r.drivers.evidence
+        );
+        assert_eq!(r.drivers.virtio_in_initramfs, None);
+        assert_eq!(r.fw_cfg_sysfs, Some(Some("y".into())));
     }
 }
