@@ -3,7 +3,8 @@
 //! when both do (ImportImage then gets `UEFI`; ModifyImageAttribute sets the preference).
 //! arm64 boots by UEFI only.
 
-use super::fs::Guest;
+use super::arch::{Arch, pe_machine};
+use super::fs::{Guest, NodeKind};
 use super::partition::{PartitionTable, TableKind};
 
 /// The evidence one disk offers.
@@ -11,9 +12,11 @@ use super::partition::{PartitionTable, TableKind};
 pub struct BootEvidence {
     /// An ESP partition (GPT ESP GUID or MBR type 0xEF) exists.
     pub esp_partition: bool,
-    /// Loader files found in the ESP's `\EFI\BOOT` (upper-case names, e.g. `BOOTX64.EFI`) and
-    /// vendor loaders (`\EFI\<vendor>\*.EFI`); `None` when the ESP could not be read.
-    pub esp_loaders: Option<Vec<String>>,
+    /// Loader files found on the ESP ([`esp_loaders`]); `None` when the ESP could not be read.
+    pub esp_loaders: Option<Vec<EspLoader>>,
+    /// The disk holds a Windows system volume: Windows boots a GPT disk only by UEFI
+    /// (reference §5.2 item 6).
+    pub windows: bool,
     /// A GPT BIOS boot partition (GRUB's core.img lives there).
     pub bios_boot_partition: bool,
     /// Sector 0 carries boot code (the first 440 bytes are not all zero).
@@ -25,13 +28,25 @@ pub struct BootEvidence {
     pub table: Option<TableKind>,
 }
 
-/// The loader architectures named by the removable-media boot file names (UEFI 2.10 §3.5.1.1).
+/// Bytes of a loader read for its PE header.
+const PE_HEADER_BYTES: usize = 4096;
+/// Most vendor directories under `\EFI`, and files per directory, looked at.
+const MAX_VENDORS: usize = 64;
+const MAX_FILES: usize = 256;
+
+/// The loader architecture a file name tells: the removable-media names (UEFI 2.10 §3.5.1.1)
+/// and the distributions' `shim<arch>.efi` / `grub<arch>.efi`, which use the same suffixes.
 pub fn loader_arch(name: &str) -> Option<&'static str> {
-    match name.to_ascii_uppercase().as_str() {
-        "BOOTX64.EFI" => Some("x86_64"),
-        "BOOTAA64.EFI" => Some("arm64"),
-        "BOOTIA32.EFI" => Some("i386"),
-        _ => None,
+    let n = name.to_ascii_uppercase();
+    let stem = n.strip_suffix(".EFI")?;
+    if stem.ends_with("X64") {
+        Some("x86_64")
+    } else if stem.ends_with("AA64") {
+        Some("arm64")
+    } else if stem.ends_with("IA32") {
+        Some("i386")
+    } else {
+        None
     }
 }
 
@@ -40,26 +55,71 @@ pub fn root_evidence(root: &Guest, ev: &mut BootEvidence) {
     ev.grub_bios_modules = root.exists("/boot/grub/i386-pc") || root.exists("/boot/grub2/i386-pc");
 }
 
-/// The EFI loaders on an ESP (`/EFI/BOOT/BOOT*.EFI` and `/EFI/<vendor>/*.efi`), upper-cased.
-pub fn esp_loaders(esp: &Guest) -> Vec<String> {
+/// One EFI loader found on an ESP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EspLoader {
+    /// Path below `\EFI`, upper-cased, `/`-separated: `BOOT/BOOTX64.EFI`,
+    /// `MICROSOFT/BOOT/BOOTMGFW.EFI`, `DEBIAN/SHIMX64.EFI`.
+    pub path: String,
+    /// Its architecture: the PE header's machine, else what the file name says.
+    pub arch: Option<&'static str>,
+}
+
+/// The EFI loaders on an ESP: `\EFI\<vendor>\*.efi` and one level deeper
+/// (`\EFI\Microsoft\Boot\bootmgfw.efi`), sorted by path.
+pub fn esp_loaders(esp: &Guest) -> Vec<EspLoader> {
     let mut out = Vec::new();
     let Ok(Some(vendors)) = esp.read_dir(b"/EFI") else {
         return out;
     };
-    for v in vendors.iter().take(64) {
+    for v in vendors
+        .iter()
+        .filter(|v| v.kind == NodeKind::Dir)
+        .take(MAX_VENDORS)
+    {
         let dir = [b"/EFI/".as_slice(), &v.name].concat();
-        if let Ok(Some(files)) = esp.read_dir(&dir) {
-            for f in files.iter().take(256) {
-                let name = String::from_utf8_lossy(&f.name).to_ascii_uppercase();
-                if name.ends_with(".EFI") {
-                    let vendor = String::from_utf8_lossy(&v.name).to_ascii_uppercase();
-                    out.push(format!("{vendor}/{name}"));
+        let Ok(Some(files)) = esp.read_dir(&dir) else {
+            continue;
+        };
+        for f in files.iter().take(MAX_FILES) {
+            let path = [dir.as_slice(), b"/", &f.name].concat();
+            match f.kind {
+                NodeKind::File => loader(esp, &path, &mut out),
+                NodeKind::Dir => {
+                    if let Ok(Some(inner)) = esp.read_dir(&path) {
+                        for g in inner
+                            .iter()
+                            .filter(|g| g.kind == NodeKind::File)
+                            .take(MAX_FILES)
+                        {
+                            loader(esp, &[path.as_slice(), b"/", &g.name].concat(), &mut out);
+                        }
+                    }
                 }
+                _ => {}
             }
         }
     }
-    out.sort();
+    out.sort_by(|a, b| a.path.cmp(&b.path));
     out
+}
+
+fn loader(esp: &Guest, path: &[u8], out: &mut Vec<EspLoader>) {
+    let text = String::from_utf8_lossy(path).to_ascii_uppercase();
+    if !text.ends_with(".EFI") {
+        return;
+    }
+    let name = text.rsplit('/').next().unwrap_or_default();
+    let pe = esp
+        .read_prefix(path, PE_HEADER_BYTES)
+        .ok()
+        .flatten()
+        .and_then(|head| pe_machine(&head))
+        .map(Arch::as_str);
+    out.push(EspLoader {
+        arch: pe.or_else(|| loader_arch(name)),
+        path: text.strip_prefix("/EFI/").unwrap_or(&text).to_string(),
+    });
 }
 
 /// The boot mode the evidence supports, or `None` when no boot path was found.
@@ -68,6 +128,9 @@ pub fn decide(ev: &BootEvidence, arch: Option<&str>) -> Option<&'static str> {
         Some(loaders) => ev.esp_partition && !loaders.is_empty(),
         None => ev.esp_partition,
     };
+    if ev.windows && matches!(ev.table, Some(TableKind::Gpt)) {
+        return Some("UEFI");
+    }
     let bios = match ev.table {
         Some(TableKind::Gpt) => ev.bios_boot_partition,
         Some(TableKind::Hybrid) => ev.bios_boot_partition || ev.mbr_boot_code,
@@ -126,7 +189,10 @@ mod tests {
         assert_eq!(decide(&mbr, None), Some("BIOS"));
         let mbr_esp = BootEvidence {
             esp_partition: true,
-            esp_loaders: Some(vec!["BOOT/BOOTX64.EFI".into()]),
+            esp_loaders: Some(vec![EspLoader {
+                path: "BOOT/BOOTX64.EFI".into(),
+                arch: Some("x86_64"),
+            }]),
             ..mbr.clone()
         };
         assert_eq!(decide(&mbr_esp, None), Some("UEFI-Preferred"));
@@ -137,17 +203,43 @@ mod tests {
             ..mbr
         };
         assert_eq!(decide(&empty_esp, None), Some("BIOS"));
+        // Windows on GPT boots by UEFI only, even with a BIOS boot partition
+        let win = BootEvidence {
+            windows: true,
+            ..gpt(false, true)
+        };
+        assert_eq!(decide(&win, None), Some("UEFI"));
     }
 
     #[test]
     fn loaders_on_an_esp() {
+        // a PE header for arm64 (machine 0xAA64) under a name that tells no architecture
+        let mut pe = vec![0u8; 0x48];
+        pe[..2].copy_from_slice(b"MZ");
+        pe[0x3c] = 0x40;
+        pe[0x40..0x44].copy_from_slice(b"PE\0\0");
+        pe[0x44..0x46].copy_from_slice(&0xaa64u16.to_le_bytes());
         let mut fs = MemFs::default();
         fs.file("/EFI/BOOT/BOOTX64.EFI", b"MZ")
             .file("/EFI/debian/grubx64.efi", b"MZ")
-            .file("/EFI/debian/grub.cfg", b"");
+            .file("/EFI/debian/grub.cfg", b"")
+            .file("/EFI/Microsoft/Boot/bootmgfw.efi", &pe);
         let esp = Guest::new(Arc::new(fs));
-        let l = esp_loaders(&esp);
-        assert_eq!(l, vec!["BOOT/BOOTX64.EFI", "DEBIAN/GRUBX64.EFI"]);
+        let l: Vec<(String, Option<&str>)> = esp_loaders(&esp)
+            .into_iter()
+            .map(|l| (l.path, l.arch))
+            .collect();
+        assert_eq!(
+            l,
+            [
+                ("BOOT/BOOTX64.EFI".to_string(), Some("x86_64")),
+                ("DEBIAN/GRUBX64.EFI".to_string(), Some("x86_64")),
+                ("MICROSOFT/BOOT/BOOTMGFW.EFI".to_string(), Some("arm64")),
+            ]
+        );
         assert_eq!(loader_arch("bootaa64.efi"), Some("arm64"));
+        assert_eq!(loader_arch("shimia32.efi"), Some("i386"));
+        assert_eq!(loader_arch("mmx64.efi"), Some("x86_64"));
+        assert_eq!(loader_arch("bootmgfw.efi"), None);
     }
 }

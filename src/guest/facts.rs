@@ -21,6 +21,9 @@ pub struct GuestFacts {
     pub architecture: Option<String>,
     /// `BIOS`, `UEFI` or `UEFI-Preferred`.
     pub boot_mode: Option<String>,
+    /// What the boot mode rests on, e.g. `ESP partition 1: EFI/BOOT/BOOTX64.EFI (x86_64)`.
+    #[serde(default)]
+    pub boot_evidence: Vec<String>,
     /// Partition table kind: `gpt`, `mbr`, `hybrid` or `none`.
     pub partition_table: Option<String>,
     pub partitions: Vec<PartitionFact>,
@@ -32,7 +35,7 @@ pub struct GuestFacts {
     /// Host name the guest gives itself (`/etc/hostname`).
     #[serde(default)]
     pub hostname: Option<String>,
-    /// Kernel version the driver facts are about (the newest under `/lib/modules`).
+    /// Kernel version the driver facts are about: the boot loader's default, else the newest.
     #[serde(default)]
     pub kernel: Option<String>,
     /// Bytes of the virtual disk read to gather these facts.
@@ -68,7 +71,7 @@ pub struct FilesystemFact {
     pub kind: String,
     pub label: Option<String>,
     pub uuid: Option<String>,
-    /// Mount point from the guest's fstab, when known.
+    /// Mount point from the guest's fstab, when known; `C:` for the Windows system volume.
     pub mountpoint: Option<String>,
     /// Role the inspector gave it: `root`, `boot`, `esp`, `windows`, `data`.
     pub role: Option<String>,

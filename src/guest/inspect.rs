@@ -16,6 +16,7 @@ use super::linux;
 use super::lvm;
 use super::partition::{self, Partition};
 use super::readiness;
+use super::windows;
 use crate::image::{Finding, Severity};
 use crate::source::{ByteSource, Slice, check_bounds};
 
@@ -133,6 +134,25 @@ fn volume(
             format!(
                 "{device} is {} encrypted; its content cannot be inspected",
                 k.name()
+            ),
+        ));
+    }
+    if let Some(fs) = &fs
+        && let Some(reasons) = fs.dirty()
+    {
+        let code = match fs.kind() {
+            "xfs" => "guest.xfs_dirty_log",
+            "ntfs" => "guest.ntfs_dirty",
+            _ => "guest.fs_dirty",
+        };
+        findings.push(Finding::new(
+            Severity::Warning,
+            code,
+            format!(
+                "{device}: the {} file system was not cleanly unmounted ({}); what is read \
+                 from it may be stale",
+                fs.kind(),
+                reasons.join("; ")
             ),
         ));
     }
@@ -419,21 +439,18 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
         facts.cloud_init = Some(ci.enabled);
         cloud_init_installed = Some(ci.installed);
         facts.qemu_guest_agent = Some(linux::qemu_guest_agent(g));
-        if let Some(k) = drivers::kernels(g).first() {
-            let inputs = drivers::gather(g, k);
-            fw_cfg = inputs.config.is_some().then(|| {
-                drivers::config_symbol(&inputs, "CONFIG_FW_CFG_SYSFS").map(str::to_string)
-            });
-            facts.drivers = drivers::conclude(&inputs);
-            facts.kernel = Some(k.clone());
+        let budget_left = READ_BUDGET.saturating_sub(disk.bytes_read());
+        if let Some(k) = drivers::inspect(g, budget_left) {
+            fw_cfg = k.fw_cfg_sysfs.clone();
+            facts.drivers = k.drivers;
+            findings.extend(k.findings);
             // The kernel's architecture, from an uncompressed module (reference §2.4): a
             // 32-bit userland on a 64-bit kernel is worth a warning.
-            let kernel_arch = inputs
-                .module_files
+            let kernel_arch = k
+                .module_paths
                 .iter()
                 .filter(|f| f.ends_with(".ko"))
-                .find_map(|f| {
-                    let path = format!("/lib/modules/{k}/kernel/{f}");
+                .find_map(|path| {
                     let head = g.read_prefix(path.as_bytes(), elf::HEADER_LEN).ok()??;
                     elf::machine(&head)
                 });
@@ -443,16 +460,37 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
                 findings.push(Finding::new(
                     Severity::Warning,
                     "guest.arch_kernel_mismatch",
-                    format!("the userland is {user} but kernel {k}'s modules are {kernel}"),
+                    format!(
+                        "the userland is {user} but kernel {}'s modules are {kernel}",
+                        k.version
+                    ),
                 ));
             }
+            facts.kernel = Some(k.version);
         }
-    } else if volumes.iter().any(|v| v.role == Some("windows")) {
-        // Hook: Windows facts (version, Platform, arch from cmd.exe, services) come from the
-        // registry reader over this volume's file system; until it is wired here only the
-        // OS type is known.
+    } else if let Some(w) = volumes.iter_mut().find(|v| v.role == Some("windows")) {
+        w.mountpoint = Some("C:".into());
         facts.os_type = Some("windows".into());
         facts.distro = Some("windows".into());
+        if let Some(fs) = &w.fs {
+            match windows::inspect(fs.as_ref()) {
+                Ok(Some(win)) => {
+                    win.apply_to(&mut facts);
+                    // apply_to extends `facts.findings`; this stage keeps its findings in
+                    // `findings` until the end, so they move there (once).
+                    findings.append(&mut facts.findings);
+                }
+                Ok(None) => findings.push(Finding::new(
+                    Severity::Warning,
+                    "guest.windows_no_systemroot",
+                    format!(
+                        "{} has a Windows folder but no SystemRoot with System32\\cmd.exe",
+                        w.device
+                    ),
+                )),
+                Err(e) => findings.push(fs_finding(&w.device, e)),
+            }
+        }
     }
     if let Some(a) = &facts.architecture
         && !elf::importable(a)
@@ -470,23 +508,31 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
         if let Some(g) = &guest {
             boot::root_evidence(g, &mut ev);
         }
+        ev.windows = facts.os_type.as_deref() == Some("windows");
         if let Some(esp) = volumes.iter().find(|v| v.role == Some("esp"))
             && let Some(fs) = &esp.fs
         {
-            ev.esp_loaders = Some(boot::esp_loaders(&Guest::new(fs.clone())));
+            let loaders = boot::esp_loaders(&Guest::new(fs.clone()));
+            for l in &loaders {
+                facts.boot_evidence.push(format!(
+                    "ESP {}: EFI/{} ({})",
+                    esp.device,
+                    l.path,
+                    l.arch.unwrap_or("architecture unknown")
+                ));
+            }
+            ev.esp_loaders = Some(loaders);
         }
+        // The loader architecture cross-checks the userland's (issue 3 item 4).
         if let Some(loaders) = &ev.esp_loaders {
-            let efi_arch: Vec<&str> = loaders
-                .iter()
-                .filter_map(|l| l.rsplit('/').next().and_then(boot::loader_arch))
-                .collect();
+            let efi_arch: Vec<&str> = loaders.iter().filter_map(|l| l.arch).collect();
             match (&facts.architecture, efi_arch.first()) {
                 (None, Some(a)) => facts.architecture = Some(a.to_string()),
                 (Some(a), Some(b)) if !efi_arch.contains(&a.as_str()) => {
                     findings.push(Finding::new(
                         Severity::Warning,
                         "guest.arch_mismatch",
-                        format!("the userland is {a} but the EFI loader is for {b}"),
+                        format!("the userland is {a} but the EFI loaders are for {b}"),
                     ))
                 }
                 _ => {}

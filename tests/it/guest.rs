@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::util::*;
 
-fn guest_of(name: &str) -> Value {
+pub(crate) fn guest_of(name: &str) -> Value {
     let (run, obj) = inspect_one(&image(name), &[]);
     run.expect_code(0);
     let g = obj["guest"].clone();
@@ -18,7 +18,7 @@ fn guest_of(name: &str) -> Value {
     g
 }
 
-fn sh_out(cmd: &str) -> String {
+pub(crate) fn sh_out(cmd: &str) -> String {
     let out = Command::new("sh").args(["-c", cmd]).output().expect("sh");
     assert!(
         out.status.success(),
@@ -93,7 +93,7 @@ fn norm_type(t: &str) -> String {
 }
 
 /// blkid's TYPE, UUID and LABEL of the volume at `offset` of `path`.
-fn blkid(path: &Path, offset: u64) -> (String, String, String) {
+pub(crate) fn blkid(path: &Path, offset: u64) -> (String, String, String) {
     let text = sh_out(&format!(
         "blkid -p -O {offset} -o export '{}' || true",
         path.display()
@@ -107,11 +107,11 @@ fn blkid(path: &Path, offset: u64) -> (String, String, String) {
     (get("TYPE"), get("UUID"), get("LABEL"))
 }
 
-fn codes(g: &Value) -> Vec<String> {
+pub(crate) fn codes(g: &Value) -> Vec<String> {
     finding_codes(g)
 }
 
-fn warnings(g: &Value) -> Vec<String> {
+pub(crate) fn warnings(g: &Value) -> Vec<String> {
     g["findings"]
         .as_array()
         .unwrap()
@@ -121,7 +121,7 @@ fn warnings(g: &Value) -> Vec<String> {
         .collect()
 }
 
-fn fs_by_device<'a>(g: &'a Value, device: &str) -> &'a Value {
+pub(crate) fn fs_by_device<'a>(g: &'a Value, device: &str) -> &'a Value {
     g["filesystems"]
         .as_array()
         .unwrap()
@@ -168,6 +168,36 @@ fn assert_debian(g: &Value, path: &Path) {
     if sym("CONFIG_BLK_DEV_NVME") == "y" {
         assert_eq!(g["drivers"]["nvme_in_initramfs"], true);
     }
+    // virtio at boot: the cloud kernel builds virtio_blk and virtio_pci as modules, so the
+    // answer comes from the initramfs itself; cpio's listing of it is the oracle
+    let initrd = format!("boot/initrd.img-{}", kernels[0]);
+    let members = sh_out(&format!(
+        "zcat '{}' | cpio -it --quiet",
+        tree().join(&initrd).display()
+    ));
+    let in_initrd = |m: &str| members.lines().any(|l| l.ends_with(&format!("/{m}.ko")));
+    assert_eq!(
+        (sym("CONFIG_VIRTIO_BLK"), sym("CONFIG_VIRTIO_PCI")),
+        ("m".to_string(), "m".to_string())
+    );
+    assert!(
+        in_initrd("virtio_blk") && in_initrd("virtio_pci"),
+        "{members}"
+    );
+    assert_eq!(g["drivers"]["virtio_in_initramfs"], true);
+    let evidence: Vec<&str> = g["drivers"]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    for m in ["virtio_blk", "virtio_pci"] {
+        let want = format!("{m} module in initramfs /{initrd}");
+        assert!(
+            evidence.iter().any(|e| e.contains(&want)),
+            "{want:?} missing in {evidence:?}"
+        );
+    }
     // agents
     assert!(
         tree()
@@ -200,7 +230,7 @@ fn assert_debian(g: &Value, path: &Path) {
     assert!(g["bytes_read"].as_u64().unwrap() <= 64 << 20);
 }
 
-fn assert_table(g: &Value, path: &Path) {
+pub(crate) fn assert_table(g: &Value, path: &Path) {
     let (label, parts) = sfdisk_partitions(path);
     let want_label = if label == "dos" { "mbr" } else { "gpt" };
     assert_eq!(g["partition_table"], want_label);
@@ -310,8 +340,7 @@ fn debian_gpt_esp_ext4_raw() {
         .collect();
     assert_eq!(names, ["ESP", "root"]);
     assert_eq!(g["partitions"][0]["type_name"], "EFI System");
-    // the ESP is not read (no FAT reader here), but its identity comes from its boot sector
-    // and the tree's fstab mounts it by that UUID
+    // the ESP is read; its identity is blkid's and the tree's fstab mounts it by that UUID
     let esp = fs_by_device(&g, "partition 1");
     assert_eq!(esp["role"], "esp");
     let (kind, uuid, label) = blkid(&path, g["partitions"][0]["start"].as_u64().unwrap());
@@ -322,6 +351,28 @@ fn debian_gpt_esp_ext4_raw() {
     assert_eq!(esp["label"], label);
     assert!(tree_text("etc/fstab").contains(&format!("UUID={uuid} /boot/efi")));
     assert_eq!(esp["mountpoint"], "/boot/efi");
+    // its loaders are the boot evidence; mtools' listing of the ESP is the oracle
+    let esp_at = format!("{}@@{}", path.display(), g["partitions"][0]["start"]);
+    let listed = sh_out(&format!(
+        "MTOOLS_SKIP_CHECK=1 mdir -b -/ -i '{esp_at}' ::/EFI"
+    ));
+    let mut want: Vec<String> = listed
+        .lines()
+        .filter(|l| l.to_ascii_uppercase().ends_with(".EFI"))
+        .map(|l| {
+            let rel = l.trim_start_matches("::").trim_start_matches('/');
+            format!("ESP partition 1: {} (x86_64)", rel.to_ascii_uppercase())
+        })
+        .collect();
+    want.sort();
+    assert_eq!(
+        want,
+        [
+            "ESP partition 1: EFI/BOOT/BOOTX64.EFI (x86_64)",
+            "ESP partition 1: EFI/DEBIAN/GRUBX64.EFI (x86_64)"
+        ]
+    );
+    assert_eq!(g["boot_evidence"], serde_json::json!(want));
 }
 
 #[test]
@@ -357,7 +408,6 @@ fn debian_vhd_matches_raw() {
 }
 
 #[test]
-#[ignore = "needs the qcow2 reader from its branch"]
 fn debian_qcow2_matches_raw() {
     same_as_raw("guest/debian-gpt.raw", "guest/debian-gpt.qcow2");
     same_as_raw("guest/debian-mbr.raw", "guest/debian-mbr.qcow2");
@@ -423,6 +473,29 @@ fn lvm_centos_layout_finds_xfs_and_swap_volumes() {
     assert_eq!(swap["uuid"], "5a5a5a5a-0000-4000-8000-000000000001");
     // an active MBR partition is a BIOS boot path
     assert_eq!(g["boot_mode"], "BIOS");
+    // the XFS root is read: the OS facts come from the release files guest.sh wrote
+    let root = fs_by_device(&g, "lvm centos/root");
+    assert_eq!(
+        (&root["role"], &root["mountpoint"]),
+        (&"root".into(), &"/".into())
+    );
+    assert_eq!(
+        (&boot["role"], &boot["mountpoint"]),
+        (&"boot".into(), &"/boot".into())
+    );
+    assert_eq!(g["os_type"], "linux");
+    assert_eq!(g["distro"], "centos");
+    assert_eq!(
+        g["version"], "7.9",
+        "minor version from /etc/centos-release (CentOS Linux release 7.9.2009)"
+    );
+    assert_eq!(g["product_name"], "CentOS Linux 7 (Core)");
+    assert_eq!(g["platform"], "CentOS");
+    // /usr/bin/bash (the Debian tree's x86-64 bash) through the /bin -> usr/bin symlink
+    assert_eq!(g["architecture"], "x86_64");
+    assert_eq!(g["kernel"], "3.10.0-1160.el7.x86_64");
+    assert_eq!(g["drivers"]["virtio"], true);
+    assert!(!codes(&g).iter().any(|c| c == "guest.xfs_dirty_log"));
 }
 
 #[test]

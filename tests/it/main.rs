@@ -5,6 +5,7 @@ mod batch;
 mod cloud;
 mod convert;
 mod guest;
+mod guest_readers;
 mod import;
 mod inspect_container;
 mod oslo;

@@ -73,6 +73,11 @@ pub trait FileSystem: Send + Sync {
     fn case_insensitive(&self) -> bool {
         false
     }
+    /// Why the volume was not cleanly unmounted (a dirty XFS log, the NTFS dirty flag), one
+    /// sentence each; `None` when clean or when the reader cannot tell.
+    fn dirty(&self) -> Option<Vec<String>> {
+        None
+    }
     /// Kind and size of `path` without following a final symlink; `None` when absent.
     fn lstat(&self, path: &[u8]) -> Result<Option<NodeInfo>, FsError>;
     /// Target of the symlink at `path`.

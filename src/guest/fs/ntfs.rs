@@ -181,6 +181,12 @@ impl FileSystem for NtfsFs {
         "ntfs"
     }
 
+    fn dirty(&self) -> Option<Vec<String>> {
+        (self.is_dirty() == Some(true)).then(|| {
+            vec!["the $Volume dirty flag is set (not shut down cleanly, or chkdsk pending)".into()]
+        })
+    }
+
     fn label(&self) -> Option<String> {
         self.label.clone()
     }

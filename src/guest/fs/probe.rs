@@ -206,9 +206,9 @@ pub fn open_filesystem(
         FsKind::Ext2 | FsKind::Ext3 | FsKind::Ext4 => {
             Ok(Some(Box::new(super::ext4::Ext4Fs::open(source, kind)?)))
         }
-        // Readers for these kinds live on their own branches (xfs, fat, ntfs); until they
-        // are wired here the volumes are reported by kind only.
-        FsKind::Xfs | FsKind::Vfat | FsKind::Ntfs => Ok(None),
+        FsKind::Xfs => Ok(Some(Box::new(super::xfs::open(source)?))),
+        FsKind::Vfat => Ok(Some(Box::new(super::fat::open(source)?))),
+        FsKind::Ntfs => Ok(Some(Box::new(super::ntfs::open(source)?))),
         FsKind::Btrfs => Ok(Some(Box::new(super::btrfs::BtrfsFs::open(source)?))),
         FsKind::Exfat => Ok(None),
         FsKind::Swap | FsKind::Luks | FsKind::BitLocker | FsKind::Lvm2 | FsKind::MdRaid => Ok(None),

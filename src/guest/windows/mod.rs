@@ -119,6 +119,7 @@ impl WindowsFacts {
         g.product_name = self.product_name.clone().or_else(|| self.product.clone());
         g.platform = self.platform.clone();
         g.architecture = self.architecture.clone();
+        g.hostname = self.hostname.clone();
         g.drivers = self.drivers.clone();
         g.cloud_init = self.cloud_init;
         g.findings.extend(self.findings.iter().cloned());

@@ -272,6 +272,10 @@ impl FileSystem for XfsFs {
         "xfs"
     }
 
+    fn dirty(&self) -> Option<Vec<String>> {
+        self.dirty().then(|| self.dirty_reasons().to_vec())
+    }
+
     fn label(&self) -> Option<String> {
         (!self.sb.label.is_empty()).then(|| String::from_utf8_lossy(&self.sb.label).into_owned())
     }
