@@ -3,6 +3,7 @@
 
 mod cloud;
 mod convert;
+mod hostile;
 mod import;
 mod inspect_container;
 mod oslo;
