@@ -24,6 +24,11 @@ check mkntfs ntfs-3g
 check ntfs-3g ntfs-3g
 check hivexget libhivex-bin
 check bzip2 bzip2
+# Hostile corpus (tests/it/hostile.rs): GNU time for wall time and max RSS (`command -v time`
+# finds the shell keyword, so look for the file), qemu-io and debugfs to build the images.
+[ -x /usr/bin/time ] || need+=(time)
+check qemu-io qemu-utils
+check debugfs e2fsprogs
 # The official-SDK smoke test (tests/it/cloud/sdk.rs) makes a venv with pip.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 
