@@ -29,6 +29,11 @@ check pvcreate lvm2
 check losetup mount
 check mkfs.btrfs btrfs-progs
 check file file
+# Hostile corpus (tests/it/hostile.rs): GNU time for wall time and max RSS (`command -v time`
+# finds the shell keyword, so look for the file), qemu-io and debugfs to build the images.
+[ -x /usr/bin/time ] || need+=(time)
+check qemu-io qemu-utils
+check debugfs e2fsprogs
 # The official-SDK smoke test (tests/it/cloud/sdk.rs) makes a venv with pip.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # The bench scripts time each process (wall, peak RSS, disk writes) with GNU time.

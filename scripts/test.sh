@@ -8,3 +8,4 @@ scripts/make-testdata.sh
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+scripts/fuzz-smoke.sh

@@ -6,6 +6,7 @@ mod cloud;
 mod convert;
 mod guest;
 mod guest_readers;
+mod hostile;
 mod import;
 mod inspect_container;
 mod oslo;

@@ -69,8 +69,33 @@ pub fn probe(boot: &[u8]) -> bool {
     boot.len() >= 512 && &boot[3..11] == b"NTFS    " && boot[510..512] == [0x55, 0xAA]
 }
 
+/// Runs `f`, turning a panic inside the `ntfs` crate into [`FsError::Corrupt`] for `what`.
+///
+/// The crate (0.4) indexes slices with lengths taken from the volume without checking them
+/// all, e.g. an index entry whose length is below its 16-byte header panics in
+/// `NtfsIndexEntry::index_entry_length` (found by `fuzz/fuzz_targets/ntfs.rs`). Every call
+/// into the crate goes through here so a hostile volume is an error, never a crash; the
+/// default panic hook still prints the crate's message to stderr.
+fn contain<T>(what: &[u8], f: impl FnOnce() -> Result<T, FsError>) -> Result<T, FsError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(corrupt(
+            &path_str(what),
+            format!("malformed metadata the ntfs crate cannot read ({why})"),
+        ))
+    })
+}
+
 /// Opens the NTFS volume on `source` and reads its `$UpCase` table and label.
 pub fn open(source: Arc<dyn ByteSource>) -> Result<NtfsFs, FsError> {
+    contain(b"volume", || open_volume(source))
+}
+
+fn open_volume(source: Arc<dyn ByteSource>) -> Result<NtfsFs, FsError> {
     let mut boot = [0u8; 512];
     source.read_exact_at(&mut boot, 0)?;
     if !probe(&boot) {
@@ -176,31 +201,9 @@ impl NtfsFs {
     }
 }
 
-impl FileSystem for NtfsFs {
-    fn kind(&self) -> &'static str {
-        "ntfs"
-    }
-
-    fn dirty(&self) -> Option<Vec<String>> {
-        (self.is_dirty() == Some(true)).then(|| {
-            vec!["the $Volume dirty flag is set (not shut down cleanly, or chkdsk pending)".into()]
-        })
-    }
-
-    fn label(&self) -> Option<String> {
-        self.label.clone()
-    }
-
-    /// The 64-bit volume serial as blkid prints it: 16 upper-case hex digits.
-    fn uuid(&self) -> Option<String> {
-        Some(format!("{:016X}", self.ntfs.serial_number()))
-    }
-
-    fn case_insensitive(&self) -> bool {
-        true
-    }
-
-    fn lstat(&self, path: &[u8]) -> Result<Option<NodeInfo>, FsError> {
+/// The [`FileSystem`] operations; the trait methods run them inside [`contain`].
+impl NtfsFs {
+    fn lstat_inner(&self, path: &[u8]) -> Result<Option<NodeInfo>, FsError> {
         let mut r = self.reader();
         let Some(file) = self.lookup(&mut r, path)? else {
             return Ok(None);
@@ -221,14 +224,7 @@ impl FileSystem for NtfsFs {
         Ok(Some(NodeInfo { kind, size }))
     }
 
-    fn read_link(&self, path: &[u8]) -> Result<Vec<u8>, FsError> {
-        Err(FsError::Unsupported {
-            fs: "ntfs",
-            what: format!("reparse point {}", path_str(path)),
-        })
-    }
-
-    fn read_dir(&self, path: &[u8]) -> Result<Vec<DirEntry>, FsError> {
+    fn read_dir_inner(&self, path: &[u8]) -> Result<Vec<DirEntry>, FsError> {
         let mut r = self.reader();
         let file = self
             .lookup(&mut r, path)?
@@ -271,7 +267,7 @@ impl FileSystem for NtfsFs {
         Ok(out)
     }
 
-    fn read_at(&self, path: &[u8], offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+    fn read_at_inner(&self, path: &[u8], offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
         let mut r = self.reader();
         let file = self
             .lookup(&mut r, path)?
@@ -323,6 +319,50 @@ impl FileSystem for NtfsFs {
             done += n;
         }
         Ok(done)
+    }
+}
+
+impl FileSystem for NtfsFs {
+    fn kind(&self) -> &'static str {
+        "ntfs"
+    }
+
+    fn dirty(&self) -> Option<Vec<String>> {
+        (self.is_dirty() == Some(true)).then(|| {
+            vec!["the $Volume dirty flag is set (not shut down cleanly, or chkdsk pending)".into()]
+        })
+    }
+
+    fn label(&self) -> Option<String> {
+        self.label.clone()
+    }
+
+    /// The 64-bit volume serial as blkid prints it: 16 upper-case hex digits.
+    fn uuid(&self) -> Option<String> {
+        Some(format!("{:016X}", self.ntfs.serial_number()))
+    }
+
+    fn case_insensitive(&self) -> bool {
+        true
+    }
+
+    fn lstat(&self, path: &[u8]) -> Result<Option<NodeInfo>, FsError> {
+        contain(path, || self.lstat_inner(path))
+    }
+
+    fn read_link(&self, path: &[u8]) -> Result<Vec<u8>, FsError> {
+        Err(FsError::Unsupported {
+            fs: "ntfs",
+            what: format!("reparse point {}", path_str(path)),
+        })
+    }
+
+    fn read_dir(&self, path: &[u8]) -> Result<Vec<DirEntry>, FsError> {
+        contain(path, || self.read_dir_inner(path))
+    }
+
+    fn read_at(&self, path: &[u8], offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+        contain(path, || self.read_at_inner(path, offset, buf))
     }
 }
 
@@ -441,6 +481,33 @@ mod tests {
         }
         let flags = at + le16(img, at + 0x14) + 10;
         img[flags] |= 1;
+    }
+
+    /// Fuzz finding (fuzz/fuzz_targets/ntfs.rs): an index entry length below the 16-byte
+    /// entry header made the `ntfs` crate index an empty slice and panic while listing the
+    /// directory. It is now a corrupt-volume error naming the path.
+    #[test]
+    fn index_entry_shorter_than_its_header_is_an_error() {
+        let mut img = test_image("ntfs-win2022.img");
+        // The root directory is MFT record 5; its $INDEX_ROOT (0x90) value is a 16-byte
+        // root header, then the node header whose first field is the entries' offset.
+        let rec = 0x4000 + 5 * 1024;
+        assert_eq!(&img[rec..rec + 4], b"FILE");
+        let le16 = |b: &[u8], at: usize| usize::from(u16::from_le_bytes([b[at], b[at + 1]]));
+        let le32 = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+        let mut at = rec + le16(&img, rec + 0x14);
+        while le32(&img, at) != 0x90 {
+            assert_ne!(le32(&img, at), u32::MAX, "no $INDEX_ROOT");
+            at += le32(&img, at + 4) as usize;
+        }
+        let node = at + le16(&img, at + 0x14) + 16;
+        let entry_len = node + le32(&img, node) as usize + 8;
+        assert_ne!(entry_len % 512, 510, "on an update-sequence slot");
+        img[entry_len..entry_len + 2].copy_from_slice(&0u16.to_le_bytes());
+        let fs = open(Arc::new(img)).unwrap();
+        let err = fs.read_dir(b"/").unwrap_err();
+        assert!(matches!(err, FsError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("cannot read"), "{err}");
     }
 
     #[test]

@@ -100,7 +100,14 @@ pub fn open(source: Arc<dyn ByteSource>) -> Result<XfsFs, FsError> {
             "magic is not XFSB or the version is not 4 or 5",
         ));
     }
-    let sect = usize::from(u16::from_be_bytes([head[102], head[103]]));
+    // sb_sectsize (at 102) lies past what the probe looks at.
+    let Some(&[hi, lo]) = head.get(102..104) else {
+        return Err(corrupt(
+            "superblock",
+            format!("a volume of {size} bytes is too small to hold one"),
+        ));
+    };
+    let sect = usize::from(u16::from_be_bytes([hi, lo]));
     let buf = if (513..=32768).contains(&sect) && sect as u64 <= size {
         read(source.as_ref(), 0, sect)?
     } else {

@@ -568,6 +568,20 @@ fn regions(name: &str) -> Vec<Region> {
     out
 }
 
+/// Fuzz finding (fuzz/fuzz_targets/xfs.rs): a volume of 102 or 103 bytes passed the probe
+/// (magic and version) and `open` indexed the sector size at 102 past its end.
+#[test]
+fn volume_ending_inside_the_superblock_is_an_error() {
+    for len in [102, 103] {
+        let mut vol = vec![0u8; len];
+        vol[..4].copy_from_slice(b"XFSB");
+        vol[100..102].copy_from_slice(&5u16.to_be_bytes());
+        let err = open(Arc::new(vol)).err().expect("refused");
+        assert!(matches!(err, FsError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("too small"), "{err}");
+    }
+}
+
 #[test]
 fn corruption_sweep_never_panics_or_hangs() {
     let started = Instant::now();

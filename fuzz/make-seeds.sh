@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Regenerates the committed seed corpus fuzz/corpus/<target>/ from real tools (qemu-img,
+# mkfs.*, ntfscp, mtools) and a few tiny images of scripts/make-testdata.sh's cache. Large
+# volumes are stored in the SPRS sparse form (fuzz/sparse.py), so every seed stays small.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${IMGPORT_TESTDATA:-$here/../testdata/cache}
+corpus=$here/corpus
+sparse="python3 $here/sparse.py"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+rm -rf "$corpus"
+mkdir -p "$corpus"/{detect,qcow2,vhd,xfs,fat,ntfs,registry,initramfs}
+
+# A small guest tree shared by the file-system seeds.
+mkdir -p tree/etc/sub tree/boot
+printf 'NAME="Seed"\nID=seed\nVERSION_ID="1"\n' > tree/etc/os-release
+printf 'UUID=1234 / xfs defaults 0 1\n' > tree/etc/fstab
+head -c 7000 /dev/urandom | base64 > tree/boot/big.txt
+echo deep > tree/etc/sub/file
+
+# qcow2: 512-byte clusters keep the tables and data a few KiB.
+qemu_write() { qemu-io -f qcow2 -c "write -P 0x5a 0 1k" -c "write -P 0xa5 100k 512" "$1" >/dev/null; }
+qemu-img create -q -f qcow2 -o cluster_size=512 q3.qcow2 256K && qemu_write q3.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=512,compat=0.10 q2.qcow2 256K && qemu_write q2.qcow2
+qemu-img create -q -f qcow2 -o cluster_size=16384,extended_l2=on q3x.qcow2 256K && qemu_write q3x.qcow2
+qemu-img snapshot -c snap q3.qcow2
+qemu-img create -q -f raw r.raw 256K && qemu-io -f raw -c "write -P 0x11 0 4k" r.raw >/dev/null
+qemu-img convert -q -c -O qcow2 -o cluster_size=4096 r.raw qz.qcow2
+qemu-img convert -q -c -O qcow2 -o cluster_size=4096,compression_type=zstd r.raw qzstd.qcow2
+cp q3.qcow2 q2.qcow2 q3x.qcow2 qz.qcow2 qzstd.qcow2 "$corpus/qcow2/"
+
+# vhd: dynamic (empty: qemu's 2 MiB blocks would make a written one large), fixed, diff.
+qemu-img create -q -f vpc -o subformat=dynamic d.vhd 4M
+qemu-img create -q -f vpc -o subformat=fixed f.vhd 16K
+qemu-img create -q -f raw r16.raw 16K && qemu-io -f raw -c "write -P 0x11 0 4k" r16.raw >/dev/null
+qemu-img convert -q -O vpc -o subformat=fixed r16.raw fdata.vhd
+cp d.vhd f.vhd fdata.vhd "$cache/vhd-diff.vhd" "$corpus/vhd/"
+
+# detect: one of each thing the detector tells apart.
+cp q3.qcow2 d.vhd f.vhd "$cache/vdi-7M.vdi" "$cache/vmdk-flat.vmdk" "$cache/zeros-512.raw" \
+  "$cache/mbr-start-lba.raw" "$cache/gpt-oslo.raw" "$cache/archive.qcow2.zst" "$corpus/detect/"
+
+# xfs: mkfs.xfs's minimum is 300 MiB, stored sparse.
+cat > proto <<P
+/dev/null
+0 0
+d--755 0 0
+etc d--755 0 0
+os-release ---644 0 0 $PWD/tree/etc/os-release
+fstab ---644 0 0 $PWD/tree/etc/fstab
+sub d--755 0 0
+file ---644 0 0 $PWD/tree/etc/sub/file
+\$
+link l--777 0 0 ../etc/os-release
+\$
+boot d--755 0 0
+big.txt ---644 0 0 $PWD/tree/boot/big.txt
+\$
+\$
+P
+for v in v5 v4; do
+  truncate -s 300M x.img
+  crc=1 && [ $v = v4 ] && crc=0
+  mkfs.xfs -q -f -m crc=$crc -p proto x.img 2>/dev/null
+  $sparse x.img "$corpus/xfs/$v"
+  rm x.img
+done
+
+# fat: FAT12 and FAT16 via mtools.
+for spec in "12 1M" "16 16M"; do
+  set -- $spec
+  truncate -s "$2" v.img
+  mkfs.vfat -F "$1" -n SEED v.img >/dev/null
+  mcopy -s -i v.img tree/etc tree/boot ::/
+  $sparse v.img "$corpus/fat/fat$1"
+  rm v.img
+done
+
+# ntfs: a fresh volume with the tree copied in by ntfscp.
+truncate -s 2M n.img
+mkntfs -q -F -f -L SEED n.img 2>/dev/null
+ntfscp -q n.img tree/etc/os-release os-release
+ntfscp -q n.img tree/boot/big.txt big.txt
+$sparse --drop-ff n.img "$corpus/ntfs/ntfs"
+
+# registry and initramfs: the small generated hives and archives of the test-data cache.
+cp "$cache/windows/hives/win11/SYSTEM" "$corpus/registry/SYSTEM"
+cp "$cache/windows/hives/win2008/SOFTWARE" "$corpus/registry/SOFTWARE"
+for f in early.cpio junk-after.img early-bzip2.img truncated.cpio.gz bomb.cpio.xz; do
+  cp "$cache/initramfs/$f" "$corpus/initramfs/"
+done
+du -sh "$corpus"/*

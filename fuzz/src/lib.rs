@@ -1,0 +1,266 @@
+//! Shared drivers of the fuzz targets: each target is one call into here, so adding a target
+//! for a new reader is a ten-line file in `fuzz_targets/` plus its `[[bin]]` entry.
+//!
+//! A driver exercises a reader's whole read path on the fuzzer's bytes (open, list, read),
+//! with every walk bounded so a slow input is the reader's fault, never the driver's. It only
+//! calls imgport's public API; it must not reimplement any parsing.
+
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use imgport::guest::fs::{FileSystem, NodeKind};
+use imgport::guest::{initramfs, registry};
+use imgport::image::detect::{self, OpenOptions};
+use imgport::image::{DiskImage, ImageFile, ImageFormat, qcow2::Qcow2Image, vhd::VhdImage};
+use imgport::source::ByteSource;
+
+mod sparse;
+pub use sparse::SparseSource;
+
+/// Directories a file-system walk lists at most.
+const MAX_DIRS: usize = 64;
+/// Directory entries a walk visits at most.
+const MAX_NODES: usize = 512;
+/// Bytes read from one file or one extent at most.
+const READ_LEN: usize = 8192;
+/// Extents whose first bytes are read at most.
+const MAX_EXTENT_READS: usize = 16;
+
+/// The per-process file the container targets hand to [`ImageFile`], which reads a real file.
+fn input_path() -> &'static PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = PathBuf::from("/dev/shm");
+        let dir = if dir.is_dir() {
+            dir
+        } else {
+            std::env::temp_dir()
+        };
+        dir.join(format!("imgport-fuzz-{}", std::process::id()))
+    })
+}
+
+/// Writes `data` to the per-process input file and returns its path.
+fn write_input(data: &[u8]) -> &'static PathBuf {
+    let path = input_path();
+    let mut f = fs::File::create(path).expect("create the fuzz input file");
+    f.write_all(data).expect("write the fuzz input file");
+    path
+}
+
+/// Reads a bounded set of ranges of an opened virtual disk: its start and end, and the first
+/// bytes of its first extents.
+fn read_disk(image: &dyn DiskImage) {
+    let size = image.virtual_size();
+    let mut buf = vec![0u8; READ_LEN];
+    let mut read = |offset: u64| {
+        let len = size.saturating_sub(offset).min(READ_LEN as u64) as usize;
+        let _ = image.read_at(&mut buf[..len], offset);
+    };
+    read(0);
+    read(size.saturating_sub(READ_LEN as u64));
+    let _ = image.allocated_size();
+    if let Ok(extents) = image.extents() {
+        for e in extents.iter().take(MAX_EXTENT_READS) {
+            read(e.offset);
+        }
+    }
+}
+
+/// The container format detector and whichever reader it picks, on a whole file.
+pub fn detect(data: &[u8]) {
+    let path = write_input(data);
+    let _ = detect::inspect(path, &OpenOptions::default());
+    for declared in [None, Some(ImageFormat::Qcow2), Some(ImageFormat::Vhd)] {
+        if let Ok(opened) = detect::open(path, &OpenOptions { declared }) {
+            read_disk(opened.image.as_ref());
+        }
+    }
+}
+
+/// The qcow2 reader on its own, past the detector (so mutated magic still reaches it).
+pub fn qcow2(data: &[u8]) {
+    let path = write_input(data);
+    let Ok(file) = ImageFile::open(path) else {
+        return;
+    };
+    let mut findings = Vec::new();
+    if let Ok(Some(image)) = Qcow2Image::open(Arc::new(file), &mut findings) {
+        let _ = image.details();
+        read_disk(&image);
+    }
+}
+
+/// The VHD reader on its own, past the detector.
+pub fn vhd(data: &[u8]) {
+    let path = write_input(data);
+    let Ok(file) = ImageFile::open(path) else {
+        return;
+    };
+    let mut findings = Vec::new();
+    if let Ok(Some(image)) = VhdImage::open(Arc::new(file), &mut findings) {
+        let _ = image.details();
+        read_disk(&image);
+    }
+}
+
+/// The volume a file-system target reads: a [`SparseSource`] when the input is in that
+/// form (how large volumes are seeded), else the bytes themselves.
+pub fn volume(data: &[u8]) -> Arc<dyn ByteSource> {
+    match SparseSource::parse(data) {
+        Some(s) => Arc::new(s),
+        None => Arc::new(data.to_vec()),
+    }
+}
+
+/// Walks a file system breadth-first from `/`, bounded: lists directories, stats every
+/// entry, reads the start and a middle range of files and the targets of symlinks.
+pub fn walk(fs: &dyn FileSystem) {
+    let _ = (fs.kind(), fs.label(), fs.uuid(), fs.case_insensitive());
+    let mut queue: Vec<Vec<u8>> = vec![b"/".to_vec()];
+    let mut dirs = 0;
+    let mut nodes = 0;
+    let mut buf = vec![0u8; READ_LEN];
+    while let Some(dir) = queue.pop() {
+        if dirs == MAX_DIRS {
+            break;
+        }
+        dirs += 1;
+        let Ok(entries) = fs.read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            if nodes == MAX_NODES {
+                return;
+            }
+            nodes += 1;
+            let name = &entry.name;
+            if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+                continue;
+            }
+            let mut path = dir.clone();
+            if path.len() > 1 {
+                path.push(b'/');
+            }
+            path.extend_from_slice(name);
+            let Ok(Some(info)) = fs.lstat(&path) else {
+                continue;
+            };
+            match info.kind {
+                NodeKind::Dir => queue.push(path),
+                NodeKind::File => {
+                    let _ = fs.read_at(&path, 0, &mut buf);
+                    let _ = fs.read_at(&path, info.size / 2, &mut buf);
+                }
+                NodeKind::Symlink => {
+                    let _ = fs.read_link(&path);
+                }
+                NodeKind::Other => {}
+            }
+        }
+    }
+}
+
+/// The XFS reader on a volume.
+pub fn xfs(data: &[u8]) {
+    if let Ok(fs) = imgport::guest::fs::xfs::open(volume(data)) {
+        let _ = (
+            fs.dirty(),
+            fs.dirty_reasons(),
+            fs.version(),
+            fs.block_size(),
+        );
+        walk(&fs);
+    }
+}
+
+/// The FAT reader on a volume.
+pub fn fat(data: &[u8]) {
+    if let Ok(fs) = imgport::guest::fs::fat::open(volume(data)) {
+        let _ = fs.fat_type();
+        walk(&fs);
+    }
+}
+
+/// Lets panics raised in third-party code (the `ntfs` crate and what it calls, e.g.
+/// `byteorder`) unwind to `NtfsFs`, which turns them into errors (see `contain` in
+/// src/guest/fs/ntfs.rs); libFuzzer's hook still aborts on a panic in imgport's own code.
+fn tolerate_ntfs_crate_panics() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let abort = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_crate = info
+                .location()
+                .is_some_and(|l| l.file().contains("/registry/src/"));
+            if !in_crate {
+                abort(info);
+            }
+        }));
+    });
+}
+
+/// The NTFS reader on a volume.
+pub fn ntfs(data: &[u8]) {
+    tolerate_ntfs_crate_panics();
+    if let Ok(fs) = imgport::guest::fs::ntfs::open(volume(data)) {
+        let _ = fs.is_dirty();
+        walk(&fs);
+    }
+}
+
+/// Keys a registry walk visits at most.
+const MAX_KEYS: usize = 2000;
+
+/// The registry hive reader: parse, then walk keys and decode every value, bounded.
+pub fn registry(data: &[u8]) {
+    let Ok(hive) = registry::Hive::parse(data) else {
+        return;
+    };
+    let _ = (hive.is_dirty(), hive.sequence_numbers(), hive.version());
+    let _ = hive.key("ControlSet001\\Control\\Session Manager");
+    let Ok(root) = hive.root() else {
+        return;
+    };
+    let mut stack = vec![(root, 0usize)];
+    let mut keys = 0;
+    while let Some((key, depth)) = stack.pop() {
+        if keys == MAX_KEYS {
+            break;
+        }
+        keys += 1;
+        let _ = (key.name(), key.subkey_count(), key.offset());
+        if let Ok(values) = key.values() {
+            for v in values {
+                let _ = (v.name(), v.value_type(), v.raw_data());
+                if let Ok(d) = v.data() {
+                    let _ = (d.as_str(), d.as_u64());
+                }
+            }
+        }
+        if depth < registry::MAX_KEY_DEPTH
+            && let Ok(subkeys) = key.subkeys()
+        {
+            stack.extend(subkeys.into_iter().map(|k| (k, depth + 1)));
+        }
+    }
+}
+
+/// The initramfs reader, keeping every file within small caps (the decompression cap is
+/// lowered too, so a bomb costs milliseconds; the reader's own cap is tested elsewhere).
+pub fn initramfs(data: &[u8]) {
+    let opts = initramfs::ReadOptions {
+        want: &|_| true,
+        max_file_size: 64 << 10,
+        max_captured_total: 1 << 20,
+        max_total_bytes: 16 << 20,
+    };
+    if let Ok(img) = initramfs::parse(data, &opts) {
+        for path in img.kept_files() {
+            let _ = img.file(path);
+            let _ = img.entry(path);
+        }
+    }
+}
