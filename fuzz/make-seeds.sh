@@ -11,7 +11,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 rm -rf "$corpus"
-mkdir -p "$corpus"/{detect,qcow2,vhd,xfs,fat,ntfs,registry,initramfs}
+mkdir -p "$corpus"/{detect,qcow2,vhd,xfs,fat,ntfs,registry,initramfs,partition,lvm,btrfs}
 
 # A small guest tree shared by the file-system seeds.
 mkdir -p tree/etc/sub tree/boot
@@ -92,3 +92,25 @@ for f in early.cpio junk-after.img early-bzip2.img truncated.cpio.gz bomb.cpio.x
   cp "$cache/initramfs/$f" "$corpus/initramfs/"
 done
 du -sh "$corpus"/*
+
+# partition tables: the guest part's test disks (EBR chain, hybrid MBR, 4Kn GPT, corrupt
+# primary GPT), a plain GPT and one MBR sector.
+for f in tables-ebr tables-hybrid tables-4kn tables-bad-primary; do
+  $sparse "$cache/guest/$f.raw" "$corpus/partition/$f"
+done
+$sparse "$cache/gpt.raw" "$corpus/partition/gpt"
+head -c 512 "$cache/mbr.raw" > "$corpus/partition/mbr-sector"
+
+# lvm: the first MiB of the real PV of the guest part's LVM disk (label and metadata text).
+start=$(sfdisk -d "$cache/guest/lvm-ext4.raw" | awk -F'[=,]' '/raw3/ {gsub(/ /, "", $2); print $2}')
+dd if="$cache/guest/lvm-ext4.raw" of=pv.head bs=512 skip="$start" count=2048 status=none
+$sparse pv.head "$corpus/lvm/pv-head"
+
+# btrfs: the smallest volume mkfs.btrfs makes, filled from a tiny tree.
+mkdir -p btree/etc btree/usr/lib
+printf 'ID=opensuse-leap\nVERSION_ID="15.5"\n' > btree/usr/lib/os-release
+ln -s ../usr/lib/os-release btree/etc/os-release
+head -c 9000 /dev/urandom > btree/etc/blob
+truncate -s 120M b.img
+mkfs.btrfs -q -r btree b.img
+$sparse b.img "$corpus/btrfs/small"

@@ -264,3 +264,33 @@ pub fn initramfs(data: &[u8]) {
         }
     }
 }
+
+/// The partition-table reader (MBR with its logical chain, GPT primary and backup, 512 and
+/// 4096-byte sectors, hybrid) on a whole disk.
+pub fn partition(data: &[u8]) {
+    let disk = volume(data);
+    let _ = imgport::guest::partition::read(disk.as_ref());
+}
+
+/// The LVM2 reader on a physical volume: label, metadata text, and the first bytes of every
+/// linear logical volume it exposes.
+pub fn lvm(data: &[u8]) {
+    if let Ok(pv) = imgport::guest::lvm::open(volume(data)) {
+        let mut buf = vec![0u8; READ_LEN];
+        for lv in &pv.lvs {
+            if let Some(src) = &lv.source {
+                let len = src.size().min(READ_LEN as u64) as usize;
+                let _ = src.read_exact_at(&mut buf[..len], 0);
+                let end = src.size().saturating_sub(len as u64);
+                let _ = src.read_exact_at(&mut buf[..len], end);
+            }
+        }
+    }
+}
+
+/// The btrfs reader (default subvolume) on a volume.
+pub fn btrfs(data: &[u8]) {
+    if let Ok(fs) = imgport::guest::fs::btrfs::BtrfsFs::open(volume(data)) {
+        walk(&fs);
+    }
+}
