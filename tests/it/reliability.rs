@@ -190,7 +190,7 @@ fn kill_9_at_twenty_random_points_then_a_rerun_completes() {
     }
 }
 
-/// A secret and a token no test fixture uses, to search every output for.
+/// A secret, a token and a password no test fixture uses, to search every output for.
 const SECRET: &str = "S3cr3t-Known-Value-7c1f0e";
 const TOKEN: &str = "T0ken-Known-Value-91ab2d";
 const PASSWORD: &str = "Passw0rd-Known-Xy9";
@@ -204,6 +204,16 @@ fn a_known_secret_and_token_appear_in_no_output_log_or_journal() {
     let s = src.display().to_string();
     let journal = dir.path().join("journal").display().to_string();
     let dead = "http://127.0.0.1:1";
+    let out = dir.path().join("out.vhd").display().to_string();
+    let manifest = dir.path().join("rows.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[[image]]\nname = \"row\"\nfiles = [\"{s}\"]\nregion = \"{REGION}\"\nbucket = \"{BUCKET}\"\nsystem_disk = 1\n"
+        ),
+    )
+    .unwrap();
+    let manifest = manifest.display().to_string();
     let uuid = "8c0a1e2b-3f4d-4e5f-8a6b-7c8d9e0f1a2b";
     let commands: Vec<Vec<String>> = [
         vec!["inspect", &s, "--json"],
@@ -305,6 +315,40 @@ fn a_known_secret_and_token_appear_in_no_output_log_or_journal() {
             PASSWORD,
             "--endpoint",
             dead,
+            "--json",
+        ],
+        vec![
+            "image",
+            "create",
+            "--region",
+            REGION,
+            "--endpoint",
+            dead,
+            "--snapshot",
+            "s-test",
+            "--name",
+            "golden",
+            "--json",
+        ],
+        vec!["convert", &s, &out, "--to", "vhd", "--json"],
+        vec!["checksum", &s, "--to", "raw", "--json"],
+        vec![
+            "batch",
+            &manifest,
+            "--ecs-endpoint",
+            dead,
+            "--oss-endpoint",
+            dead,
+            "--path-style",
+            "--journal",
+            &journal,
+            "--access-key-secret",
+            SECRET,
+            "--security-token",
+            TOKEN,
+            "--access-key-id",
+            "AKIDTEST",
+            "--no-dedupe",
             "--json",
         ],
     ]
