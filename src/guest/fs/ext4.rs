@@ -35,6 +35,73 @@ pub struct Ext4Fs {
     tx: Mutex<Sender<Request>>,
 }
 
+/// Block groups accepted (2^18: 32 TiB with 4 KiB blocks, far past ImportImage's 2 TiB). The
+/// `ext4-view` crate allocates its group-descriptor list from the superblock's counts before
+/// reading it, so a hostile count would abort the process (fuzz finding: a 32 GiB allocation).
+const MAX_BLOCK_GROUPS: u64 = 1 << 18;
+
+/// Checks the superblock's geometry before `ext4-view` trusts it: block size, blocks per group,
+/// and a group count that is bounded and whose descriptor table fits in the volume.
+/// Offsets are those of the ext4 superblock (at byte 1024 of the volume).
+fn check_geometry(source: &dyn ByteSource) -> Result<(), FsError> {
+    let bad = |rule: String| FsError::Corrupt {
+        fs: "ext4",
+        what: "superblock".into(),
+        rule,
+    };
+    let mut sb = [0u8; 1024];
+    source
+        .read_exact_at(&mut sb, 1024)
+        .map_err(|e| bad(format!("cannot be read: {e}")))?;
+    let u32_at = |o: usize| u32::from_le_bytes([sb[o], sb[o + 1], sb[o + 2], sb[o + 3]]);
+    let u16_at = |o: usize| u16::from_le_bytes([sb[o], sb[o + 1]]);
+    let log_block = u32_at(0x18);
+    if log_block > 6 {
+        return Err(bad(format!(
+            "s_log_block_size {log_block} gives a block over 64 KiB"
+        )));
+    }
+    let block_size = 1024u64 << log_block;
+    let incompat = u32_at(0x60);
+    let is_64bit = incompat & 0x80 != 0;
+    let blocks_hi = if is_64bit {
+        u64::from(u32_at(0x150))
+    } else {
+        0
+    };
+    let blocks = (blocks_hi << 32) | u64::from(u32_at(0x4));
+    let first_data_block = u64::from(u32_at(0x14));
+    let per_group = u64::from(u32_at(0x20));
+    // With bigalloc a bitmap bit is a cluster of blocks, so a group may hold more blocks.
+    let bigalloc = u32_at(0x64) & 0x200 != 0;
+    if per_group == 0 || (!bigalloc && per_group > 8 * block_size) {
+        return Err(bad(format!(
+            "s_blocks_per_group {per_group} is not within 1..={} (one bitmap block)",
+            8 * block_size
+        )));
+    }
+    let groups = blocks.saturating_sub(first_data_block).div_ceil(per_group);
+    if groups > MAX_BLOCK_GROUPS {
+        return Err(bad(format!(
+            "{groups} block groups ({blocks} blocks of {per_group} per group); at most \
+             {MAX_BLOCK_GROUPS} are read"
+        )));
+    }
+    let desc_size = if is_64bit {
+        u64::from(u16_at(0xFE)).max(32)
+    } else {
+        32
+    };
+    let table = groups.saturating_mul(desc_size);
+    if table > source.size() {
+        return Err(bad(format!(
+            "the group descriptor table ({table} bytes) is larger than the volume ({} bytes)",
+            source.size()
+        )));
+    }
+    Ok(())
+}
+
 /// `ext4-view` reads through this adapter.
 struct Reader(Arc<dyn ByteSource>);
 
@@ -155,6 +222,7 @@ impl Ext4Fs {
     /// Opens the ext2/3/4 volume on `source` (its superblock, group descriptors and journal
     /// are read and checked now).
     pub fn open(source: Arc<dyn ByteSource>, kind: FsKind) -> Result<Self, FsError> {
+        check_geometry(source.as_ref())?;
         let (tx, rx) = channel::<Request>();
         let (ready_tx, ready_rx) = channel();
         std::thread::Builder::new()
@@ -233,5 +301,34 @@ impl FileSystem for Ext4Fs {
         let data = self.ask(|r| Request::ReadAt(path.to_vec(), offset, buf.len(), r))?;
         buf[..data.len()].copy_from_slice(&data);
         Ok(data.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hostile_group_count_is_refused_before_ext4_view_allocates() {
+        // A 64 KiB volume whose superblock claims 2^40 blocks of 1 KiB, 8 per group.
+        let mut v = vec![0u8; 64 * 1024];
+        let sb = 1024;
+        v[sb + 0x38..sb + 0x3A].copy_from_slice(&0xEF53u16.to_le_bytes());
+        v[sb + 0x60..sb + 0x64].copy_from_slice(&0x80u32.to_le_bytes()); // 64bit
+        v[sb + 0x150..sb + 0x154].copy_from_slice(&256u32.to_le_bytes()); // hi: 2^40 blocks
+        v[sb + 0x20..sb + 0x24].copy_from_slice(&8u32.to_le_bytes());
+        let err = check_geometry(&v).unwrap_err().to_string();
+        assert!(err.contains("block groups"), "{err}");
+        // Blocks per group past one bitmap block, and a block size past 64 KiB.
+        v[sb + 0x150..sb + 0x154].copy_from_slice(&0u32.to_le_bytes());
+        v[sb + 0x20..sb + 0x24].copy_from_slice(&(8 * 1024 + 1u32).to_le_bytes());
+        assert!(check_geometry(&v).is_err());
+        v[sb + 0x20..sb + 0x24].copy_from_slice(&8192u32.to_le_bytes());
+        v[sb + 0x18..sb + 0x1C].copy_from_slice(&7u32.to_le_bytes());
+        assert!(check_geometry(&v).is_err());
+        // A sane geometry passes.
+        v[sb + 0x18..sb + 0x1C].copy_from_slice(&0u32.to_le_bytes());
+        v[sb + 0x04..sb + 0x08].copy_from_slice(&64u32.to_le_bytes());
+        assert!(check_geometry(&v).is_ok());
     }
 }
