@@ -23,7 +23,7 @@ use crate::cloud::aliyun::ehpc::EHPC_VERSION;
 use crate::cloud::aliyun::rpc::unix_now;
 
 /// AccessKey ID the emulator accepts (a fixed test value).
-pub const TEST_ACCESS_KEY_ID: &str = "LTAIimgportSimTestKey";
+pub const TEST_ACCESS_KEY_ID: &str = "LTAI-imgport-sim-key";
 /// Its secret: a fixed test value, printed by `imgport sim`; never a real secret.
 pub const TEST_ACCESS_KEY_SECRET: &str = "imgport-sim-test-secret";
 /// An STS AccessKey ID the emulator accepts together with [`TEST_SECURITY_TOKEN`].
