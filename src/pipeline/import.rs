@@ -259,10 +259,7 @@ pub async fn run<S: ObjectStore>(
 
     let mut uploaded = Vec::with_capacity(plan.disks.len());
     for planned in &plan.disks {
-        let disk = disks
-            .iter()
-            .find(|d| d.path == planned.source)
-            .expect("the plan names only inspected disks");
+        let disk = inspected(&disks, planned);
         let started = Instant::now();
         let upload = upload_disk(disk, planned, settings, targets.store, reporter).await?;
         timings.push(timing(
@@ -463,10 +460,7 @@ fn content_digest(
 ) -> Result<String, ImportError> {
     let mut h = Sha256::new();
     for planned in &plan.disks {
-        let disk = disks
-            .iter()
-            .find(|d| d.path == planned.source)
-            .expect("the plan names only inspected disks");
+        let disk = inspected(disks, planned);
         let d = crate::transfer::content::content_digest(
             disk.opened.image.as_ref(),
             reporter,
@@ -561,4 +555,12 @@ async fn register_ehpc<S: ObjectStore>(
             source,
         })?;
     Ok(Some(name.clone()))
+}
+
+/// The inspected disk a planned disk comes from (the plan is built from these disks only).
+fn inspected<'a>(disks: &'a [InspectedDisk], planned: &PlannedDisk) -> &'a InspectedDisk {
+    disks
+        .iter()
+        .find(|d| d.path == planned.source)
+        .expect("the plan names only inspected disks")
 }

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use super::ecs::{
-    ApiFault, DiskRec, Ecs, ImageRec, P, TokenRec, check_region, dry_run_ok, duplicated_name,
+    ApiFault, DiskRec, Ecs, ImageRec, P, Tokened, check_region, dry_run_ok, duplicated_name,
 };
 use crate::cloud::aliyun::types::{
     Architecture, BootMode, DiskFormat, ImageStatus, ImdsSupport, LicenseType, Platform,
@@ -227,21 +227,10 @@ impl Ecs {
         if p.flag("DryRun") {
             return Err(dry_run_ok());
         }
-        let token_key = p.get("ClientToken").map(|t| format!("CreateImage/{t}"));
-        let mut signature: Vec<(String, String)> = p.0.to_vec();
-        signature.sort();
+        let token = Tokened::new("CreateImage", p);
         let mut st = self.lock();
-        if let Some(k) = &token_key
-            && let Some(prev) = st.tokens.get(k)
-        {
-            if prev.params == signature {
-                return Ok(prev.answer.clone());
-            }
-            return Err(ApiFault::new(
-                403,
-                "InvalidParamter.Conflict",
-                "The specified same token is trying to make requests with different parameters.",
-            ));
+        if let Some(replayed) = token.replay(&st) {
+            return replayed;
         }
         if let Some(n) = name
             && st
@@ -296,15 +285,7 @@ impl Ecs {
         };
         st.images.insert(image_id.clone(), rec);
         let answer = json!({ "ImageId": image_id });
-        if let Some(k) = token_key {
-            st.tokens.insert(
-                k,
-                TokenRec {
-                    params: signature,
-                    answer: answer.clone(),
-                },
-            );
-        }
+        token.record(&mut st, &answer);
         st.refresh(now_ms);
         self.persist(&st)?;
         Ok(answer)

@@ -136,6 +136,53 @@ pub(super) struct TokenRec {
     pub(super) answer: Value,
 }
 
+/// A request that may carry a ClientToken: the token's key in [`State::tokens`] and the
+/// sorted parameters it came with, for idempotent replays.
+pub(super) struct Tokened {
+    key: Option<String>,
+    params: Vec<(String, String)>,
+}
+
+impl Tokened {
+    /// The ClientToken of `action`'s request `p`, if it has one.
+    pub(super) fn new(action: &str, p: &P<'_>) -> Self {
+        let mut params = p.0.to_vec();
+        params.sort();
+        Self {
+            key: p.get("ClientToken").map(|t| format!("{action}/{t}")),
+            params,
+        }
+    }
+
+    /// The answer given before to the same token with the same parameters; the documented
+    /// conflict for the same token with other parameters; `None` for a new or absent token.
+    pub(super) fn replay(&self, st: &State) -> Option<Result<Value, ApiFault>> {
+        let prev = st.tokens.get(self.key.as_ref()?)?;
+        Some(if prev.params == self.params {
+            Ok(prev.answer.clone())
+        } else {
+            Err(ApiFault::new(
+                403,
+                "InvalidParamter.Conflict",
+                "The specified same token is trying to make requests with different parameters.",
+            ))
+        })
+    }
+
+    /// Records `answer` for the token, when there is one.
+    pub(super) fn record(self, st: &mut State, answer: &Value) {
+        if let Some(key) = self.key {
+            st.tokens.insert(
+                key,
+                TokenRec {
+                    params: self.params,
+                    answer: answer.clone(),
+                },
+            );
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct State {
     pub(super) next_id: u64,

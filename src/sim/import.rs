@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::disk::{self, ObjectFacts};
 use super::ecs::{
-    ApiFault, DiskRec, Ecs, ImageRec, P, State, TaskRec, TokenRec, check_region, dry_run_ok,
+    ApiFault, DiskRec, Ecs, ImageRec, P, State, TaskRec, Tokened, check_region, dry_run_ok,
     duplicated_name,
 };
 use crate::cloud::aliyun::types::{
@@ -139,20 +139,9 @@ impl Ecs {
         if p.flag("DryRun") {
             return Err(dry_run_ok());
         }
-        let token_key = p.get("ClientToken").map(|t| format!("ImportImage/{t}"));
-        let mut signature: Vec<(String, String)> = p.0.to_vec();
-        signature.sort();
-        if let Some(k) = &token_key
-            && let Some(prev) = self.lock().tokens.get(k)
-        {
-            if prev.params == signature {
-                return Ok(prev.answer.clone());
-            }
-            return Err(ApiFault::new(
-                403,
-                "InvalidParamter.Conflict",
-                "The specified same token is trying to make requests with different parameters.",
-            ));
+        let token = Tokened::new("ImportImage", p);
+        if let Some(replayed) = token.replay(&self.lock()) {
+            return replayed;
         }
         {
             let st = self.lock();
@@ -236,15 +225,7 @@ impl Ecs {
             },
         );
         let answer = json!({"ImageId": image_id, "TaskId": task_id, "RegionId": region});
-        if let Some(k) = token_key {
-            st.tokens.insert(
-                k,
-                TokenRec {
-                    params: signature,
-                    answer: answer.clone(),
-                },
-            );
-        }
+        token.record(&mut st, &answer);
         st.refresh(now_ms);
         self.persist(&st)?;
         Ok(answer)
