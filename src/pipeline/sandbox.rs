@@ -4,7 +4,7 @@
 //! and the emulated ImportImage reads them from there with imgport's own inspector.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::cloud::aliyun::credentials::Credentials;
@@ -23,8 +23,6 @@ pub struct Sandbox {
     pub ecs_endpoint: String,
     /// `http://127.0.0.1:PORT` of the S3 server (path-style addressing).
     pub s3_endpoint: String,
-    /// Where objects and the emulator's state live.
-    pub dir: PathBuf,
     s3: S3Server,
     ecs: tokio::task::JoinHandle<()>,
 }
@@ -72,7 +70,6 @@ impl Sandbox {
         Ok(Self {
             ecs_endpoint,
             s3_endpoint: s3.endpoint(),
-            dir: dir.to_path_buf(),
             s3,
             ecs,
         })
