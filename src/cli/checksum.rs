@@ -25,12 +25,13 @@ pub struct ChecksumArgs {
     /// Checksum the file converted to this format instead of the file itself.
     #[arg(long, value_enum)]
     pub to: Option<ToArg>,
-    /// Part size of the per-part digests, e.g. 64M (default: 32 MiB, or larger to stay within
-    /// 10000 parts).
+    /// Part size of the per-part digests, e.g. 64M; giving it adds each part's MD5 and the
+    /// multipart ETag an upload in these parts gets (default: 32 MiB parts, or larger to stay
+    /// within 10000, with CRC-64 only).
     #[arg(long, value_parser = parse_size)]
     pub part_size: Option<u64>,
     /// Skip the SHA-256 of the whole output (it is serial at ~1.5 GiB/s, so it dominates for
-    /// large sparse RAW or fixed VHD outputs); per-part MD5/CRC-64 are still computed.
+    /// large sparse RAW or fixed VHD outputs); per-part digests are still computed.
     #[arg(long)]
     pub no_sha256: bool,
     /// Print the result as JSON.
@@ -50,6 +51,7 @@ pub fn run(args: ChecksumArgs) -> anyhow::Result<ExitCode> {
         buffers: 0,
         cancel: Some(cancel.clone()),
         skip_sha256: args.no_sha256,
+        skip_part_md5: args.part_size.is_none(),
     };
     let reporter = super::progress::reporter();
     let result = match args.to {

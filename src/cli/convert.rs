@@ -6,7 +6,8 @@
 //! `source`, `source_format`, `format` (`raw`|`vhd`|`vhd-fixed`|`qcow2`), `output`,
 //! `source_virtual_size`, `virtual_size`, `size` (bytes written), `sha256` (hex), `crc64`
 //! (CRC-64/XZ as OSS's unsigned decimal string), `crc64_hex`, `part_size`, `parts`
-//! (`number`, `offset`, `size`, `md5` hex, `crc64` decimal, `crc64_hex`), `multipart_etag`,
+//! (`number`, `offset`, `size`, `md5` hex, `crc64` decimal, `crc64_hex`), `multipart_etag`
+//! (`md5` and `multipart_etag` only with `--part-size`: only an upload needs them),
 //! `content` (`algorithm`, `block_size`, `size`, `digest`: the format-independent content
 //! digest of the virtual disk) and `notices` (e.g. the VHD size was rounded up).
 //! Exit codes: 0 done, 1 failed (no file left behind), 2 usage (e.g. DST is SRC), 3 source
@@ -57,12 +58,13 @@ pub struct ConvertArgs {
     /// Output format.
     #[arg(long, value_enum)]
     pub to: ToArg,
-    /// Part size the per-part digests are computed for, e.g. 64M (default: 32 MiB, or larger
-    /// to stay within 10000 parts).
+    /// Part size of the per-part digests, e.g. 64M; giving it adds each part's MD5 and the
+    /// multipart ETag an upload in these parts gets (default: 32 MiB parts, or larger to stay
+    /// within 10000, with CRC-64 only).
     #[arg(long, value_parser = parse_size)]
     pub part_size: Option<u64>,
     /// Skip the SHA-256 of the whole output (it is serial at ~1.5 GiB/s, so it dominates for
-    /// large sparse RAW or fixed VHD outputs); per-part MD5/CRC-64 are still computed.
+    /// large sparse RAW or fixed VHD outputs); per-part digests are still computed.
     #[arg(long)]
     pub no_sha256: bool,
     /// Skip the content digest of the source disk (a second pass over its data).
@@ -173,7 +175,9 @@ pub fn print_human(out: &Output) {
         r.parts.len(),
         human_bytes(r.part_size)
     );
-    println!("  multipart etag: {}", r.multipart_etag);
+    if let Some(etag) = &r.multipart_etag {
+        println!("  multipart etag: {etag}");
+    }
     if let Some(c) = &r.content {
         println!("  content digest: {} ({})", c.digest, c.algorithm);
     }
@@ -211,6 +215,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             buffers: 0,
             cancel: Some(cancel),
             skip_sha256: args.no_sha256,
+            skip_part_md5: args.part_size.is_none(),
         },
         content_digest: !args.no_content_digest,
     };

@@ -239,6 +239,7 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         buffers: opts.concurrency + 2,
         cancel: Some(cancel),
         skip_sha256: false,
+        skip_part_md5: false,
     };
     let source: Box<dyn PartSource> = match args.to {
         None => match FileStream::with_options(&src, &stream_opts) {

@@ -104,7 +104,7 @@ async fn send_part<S: ObjectStore>(
     Result<PartReceipt, StoreError>,
 ) {
     let mut notes = Vec::new();
-    let (number, size, md5) = (part.number, part.data.len() as u64, part.md5);
+    let (number, size, md5) = (part.number, part.data.len() as u64, part.md5_digest());
     let result = retry(
         &opts,
         |attempt, e| {
@@ -420,7 +420,7 @@ pub async fn upload<S: ObjectStore>(
         crc64: d.crc64.to_string(),
         server_crc64: server_crc.map(|c| c.to_string()),
         etag,
-        multipart_etag: verify::multipart_etag(&sent.md5s),
+        multipart_etag: crate::transfer::digest::multipart_etag(&sent.md5s),
         part_size,
         parts: part_count,
         parts_sent: sent.sent,
@@ -527,7 +527,7 @@ async fn send_all<S: ObjectStore>(
                 }
             };
             let Some(part) = part else { break };
-            let part = part?;
+            let mut part = part?;
             if opts
                 .cancel
                 .as_ref()
@@ -535,11 +535,13 @@ async fn send_all<S: ObjectStore>(
             {
                 return Err(StoreError::Interrupted);
             }
-            out.md5s.push(part.md5);
+            let md5 = part.md5_digest();
+            part.md5 = Some(md5);
+            out.md5s.push(md5);
             let size = part.data.len() as u64;
             if let Some(jp) = reusable.get(&part.number)
                 && jp.size == size
-                && jp.md5 == hex(&part.md5)
+                && jp.md5 == hex(&md5)
             {
                 out.etags.insert(part.number, jp.etag.clone());
                 out.reused += 1;

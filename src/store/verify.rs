@@ -89,19 +89,6 @@ pub fn check_head(
     Ok(head.crc64)
 }
 
-/// S3's multipart ETag from the part MD5s: `md5(md5_1 || … || md5_n)-n`.
-pub fn multipart_etag(md5s: &[[u8; 16]]) -> String {
-    let mut all = Vec::with_capacity(md5s.len() * 16);
-    for m in md5s {
-        all.extend_from_slice(m);
-    }
-    format!(
-        "{}-{}",
-        crate::transfer::digest::hex(&crate::transfer::digest::md5(&all)),
-        md5s.len()
-    )
-}
-
 /// Writes the digest record of `target`.
 pub async fn write_record<S: ObjectStore>(
     store: &S,
@@ -202,14 +189,7 @@ mod tests {
     }
 
     #[test]
-    fn multipart_etag_of_parts() {
-        // md5("") twice: the S3 construction over the raw 16-byte digests.
-        let m = crate::transfer::digest::md5(b"");
-        let e = multipart_etag(&[m, m]);
-        let mut both = m.to_vec();
-        both.extend_from_slice(&m);
-        let want = crate::transfer::digest::hex(&crate::transfer::digest::md5(&both));
-        assert_eq!(e, format!("{want}-2"));
+    fn the_record_sits_beside_the_object() {
         assert_eq!(record_target(&t()).key, "disk.vhd.imgport.json");
     }
 }

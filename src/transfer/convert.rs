@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::content::{ContentDigest, all_zero, content_digest};
-use super::digest::hex;
+use super::digest::{hex, multipart_etag};
 use super::layout::{Layout, OutputFormat, Piece};
 use super::stream::{LayoutStream, StreamOptions};
 use super::{Part, PartSource, TransferError};
@@ -34,8 +34,9 @@ pub struct PartDigest {
     pub offset: u64,
     /// Bytes in the part.
     pub size: u64,
-    /// MD5, lower-case hex.
-    pub md5: String,
+    /// MD5, lower-case hex; absent when no part size was asked for (only uploads need it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
     /// CRC-64/XZ as OSS prints it (`x-oss-hash-crc64ecma`): unsigned decimal.
     pub crc64: String,
     /// CRC-64/XZ, lower-case hex (16 digits).
@@ -69,8 +70,10 @@ pub struct StreamReport {
     pub part_size: u64,
     /// Per-part digests, in order.
     pub parts: Vec<PartDigest>,
-    /// The ETag S3/OSS give a multipart object of these parts: MD5 of the part MD5s, `-N`.
-    pub multipart_etag: String,
+    /// The ETag S3/OSS give a multipart object of these parts: MD5 of the part MD5s, `-N`
+    /// (absent when the part MD5s were skipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multipart_etag: Option<String>,
     /// Content digest of the source's virtual disk, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<ContentDigest>,
@@ -78,48 +81,62 @@ pub struct StreamReport {
     pub notices: Vec<String>,
 }
 
+/// What [`drain`] collects: the whole-stream digests, each part's, and the multipart ETag
+/// (when every part had its MD5).
+struct Drained {
+    /// Digests of the whole stream.
+    pub digests: super::StreamDigests,
+    /// Digests of each part, in order.
+    pub parts: Vec<PartDigest>,
+    /// The multipart ETag of the parts.
+    pub multipart_etag: Option<String>,
+}
+
 /// Drains `stream`, handing each part to `sink`, and collects the digests.
-pub fn drain(
+fn drain(
     stream: &mut dyn PartSource,
     reporter: &dyn Reporter,
     mut sink: impl FnMut(&Part) -> Result<(), TransferError>,
-) -> Result<(super::StreamDigests, Vec<PartDigest>), TransferError> {
+) -> Result<Drained, TransferError> {
     let mut parts = Vec::with_capacity(stream.part_count() as usize);
+    let mut md5s = Some(Vec::with_capacity(parts.capacity()));
     while let Some(part) = stream.next_part() {
         let part = part?;
         sink(&part)?;
         reporter.advance(part.data.len() as u64);
+        md5s = md5s.zip(part.md5).map(|(mut all, m)| {
+            all.push(m);
+            all
+        });
         parts.push(PartDigest {
             number: part.number,
             offset: part.offset,
             size: part.data.len() as u64,
-            md5: hex(&part.md5),
+            md5: part.md5.as_ref().map(|m| hex(m)),
             crc64: part.crc64.to_string(),
             crc64_hex: format!("{:016x}", part.crc64),
         });
     }
     let digests = stream.digests().ok_or(TransferError::WorkerLost)?;
-    Ok((digests, parts))
-}
-
-fn multipart_etag(parts: &[PartDigest]) -> String {
-    let mut all = Vec::with_capacity(parts.len() * 16);
-    for p in parts {
-        for i in (0..p.md5.len()).step_by(2) {
-            all.push(u8::from_str_radix(&p.md5[i..i + 2], 16).unwrap_or(0));
-        }
-    }
-    format!("{}-{}", hex(&super::digest::md5(&all)), parts.len())
+    Ok(Drained {
+        digests,
+        parts,
+        multipart_etag: md5s.map(|m| multipart_etag(&m)),
+    })
 }
 
 fn report(
     layout: &Layout,
-    digests: super::StreamDigests,
+    drained: Drained,
     part_size: u64,
-    parts: Vec<PartDigest>,
     output: Option<PathBuf>,
     content: Option<ContentDigest>,
 ) -> StreamReport {
+    let Drained {
+        digests,
+        parts,
+        multipart_etag,
+    } = drained;
     StreamReport {
         format: Some(layout.format),
         output,
@@ -130,7 +147,7 @@ fn report(
         crc64: digests.crc64.to_string(),
         crc64_hex: format!("{:016x}", digests.crc64),
         part_size,
-        multipart_etag: multipart_etag(&parts),
+        multipart_etag,
         parts,
         content,
         notices: layout.notices.clone(),
@@ -156,14 +173,13 @@ pub fn checksum(
 ) -> Result<StreamReport, TransferError> {
     let mut stream = LayoutStream::convert(src.clone(), format, &opts.stream)?;
     reporter.start("checksum", Some(stream.total_size()));
-    let (digests, parts) = drain(&mut stream, reporter, |_| Ok(()))?;
+    let drained = drain(&mut stream, reporter, |_| Ok(()))?;
     reporter.finish();
     let content = content_if(opts, src.as_ref(), reporter)?;
     Ok(report(
         stream.layout(),
-        digests,
+        drained,
         stream.part_size(),
-        parts,
         None,
         content,
     ))
@@ -193,16 +209,9 @@ pub fn checksum_file(
 ) -> Result<StreamReport, TransferError> {
     let mut stream = super::file::FileStream::with_options(path, opts)?;
     reporter.start("checksum", Some(stream.total_size()));
-    let (digests, parts) = drain(&mut stream, reporter, |_| Ok(()))?;
+    let drained = drain(&mut stream, reporter, |_| Ok(()))?;
     reporter.finish();
-    let mut r = report(
-        stream.layout(),
-        digests,
-        stream.part_size(),
-        parts,
-        None,
-        None,
-    );
+    let mut r = report(stream.layout(), drained, stream.part_size(), None, None);
     r.format = None;
     Ok(r)
 }
@@ -359,48 +368,15 @@ pub fn convert(
     let tmp = TempFile::create(dst)?;
     reporter.start("convert", Some(stream.total_size()));
     let layout = stream.layout().clone();
-    let (digests, parts) = drain(&mut stream, reporter, |part| tmp.write_part(&layout, part))?;
-    tmp.persist(digests.size, dst)?;
+    let drained = drain(&mut stream, reporter, |part| tmp.write_part(&layout, part))?;
+    tmp.persist(drained.digests.size, dst)?;
     reporter.finish();
     let content = content_if(opts, src.as_ref(), reporter)?;
     Ok(report(
         &layout,
-        digests,
+        drained,
         stream.part_size(),
-        parts,
         Some(dst.to_path_buf()),
         content,
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn etag_of_parts() {
-        // Two parts whose MD5s are those of "" and "a".
-        let parts = [
-            "d41d8cd98f00b204e9800998ecf8427e",
-            "0cc175b9c0f1b6a831c399e269772661",
-        ]
-        .iter()
-        .enumerate()
-        .map(|(i, m)| PartDigest {
-            number: i as u32 + 1,
-            offset: 0,
-            size: 0,
-            md5: m.to_string(),
-            crc64: String::new(),
-            crc64_hex: String::new(),
-        })
-        .collect::<Vec<_>>();
-        let mut cat = Vec::new();
-        cat.extend_from_slice(&super::super::digest::md5(b""));
-        cat.extend_from_slice(&super::super::digest::md5(b"a"));
-        assert_eq!(
-            multipart_etag(&parts),
-            format!("{}-2", hex(&super::super::digest::md5(&cat)))
-        );
-    }
 }

@@ -18,6 +18,11 @@ pub fn md5(data: &[u8]) -> [u8; 16] {
     md5::Md5::digest(data).into()
 }
 
+/// S3's multipart ETag from the part MD5s: `md5(md5_1 || … || md5_n)-n`.
+pub fn multipart_etag(md5s: &[[u8; 16]]) -> String {
+    format!("{}-{}", hex(&md5(md5s.as_flattened())), md5s.len())
+}
+
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
@@ -49,6 +54,15 @@ mod tests {
             crc64_combine(crc64(a), crc64(b), b.len() as u64),
             crc64(&data)
         );
+    }
+
+    #[test]
+    fn multipart_etag_is_the_md5_of_the_raw_part_md5s() {
+        // Parts whose MD5s are those of "" and "a".
+        let (m0, m1) = (md5(b""), md5(b"a"));
+        let mut cat = m0.to_vec();
+        cat.extend_from_slice(&m1);
+        assert_eq!(multipart_etag(&[m0, m1]), format!("{}-2", hex(&md5(&cat))));
     }
 
     #[test]

@@ -81,7 +81,7 @@ mod tests {
         let mut all = Vec::new();
         while let Some(p) = s.next_part() {
             let p = p.unwrap();
-            assert_eq!(p.md5, md5(&p.data));
+            assert_eq!(p.md5, Some(md5(&p.data)));
             assert_eq!(p.offset as usize, all.len());
             all.extend_from_slice(&p.data);
         }

@@ -26,10 +26,18 @@ pub struct Part {
     /// The part's bytes: a pooled buffer (derefs to `[u8]`) that returns to the stream's
     /// pool when dropped, so hold parts only as long as needed.
     pub data: pool::PartData,
-    /// MD5 of `data` (S3 `Content-MD5`, OSS part ETag).
-    pub md5: [u8; 16],
+    /// MD5 of `data` (S3 `Content-MD5`, OSS part ETag); `None` when the stream was asked to
+    /// skip it ([`stream::StreamOptions::skip_part_md5`]).
+    pub md5: Option<[u8; 16]>,
     /// CRC-64/XZ of `data` (OSS `x-oss-hash-crc64ecma`).
     pub crc64: u64,
+}
+
+impl Part {
+    /// The part's MD5: the one computed while streaming, else computed now.
+    pub fn md5_digest(&self) -> [u8; 16] {
+        self.md5.unwrap_or_else(|| digest::md5(&self.data))
+    }
 }
 
 /// Digests of a whole stream, known once its last part has been produced.

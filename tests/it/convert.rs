@@ -90,8 +90,9 @@ fn checksum(file: &Path, extra: &[&str]) -> serde_json::Value {
     run.json()
 }
 
-/// Checks the JSON digests against the written file: whole SHA-256, CRC-64, every part's MD5.
-fn check_digests(v: &serde_json::Value, file: &Path) {
+/// Checks the JSON digests against the written file: whole SHA-256, CRC-64, the part layout,
+/// and every part's MD5 when a part size was asked for (`part_md5`), else that there is none.
+fn check_digests(v: &serde_json::Value, file: &Path, part_md5: bool) {
     let size = std::fs::metadata(file).unwrap().len();
     assert_eq!(v["size"], size, "{}", file.display());
     assert_eq!(v["sha256"], sha256sum(file), "{}", file.display());
@@ -105,16 +106,26 @@ fn check_digests(v: &serde_json::Value, file: &Path) {
         let off = p["offset"].as_u64().unwrap();
         let len = p["size"].as_u64().unwrap();
         assert_eq!(off, next);
-        assert_eq!(
-            p["md5"],
-            md5_range(file, off, len),
-            "part {} of {}",
-            i + 1,
-            file.display()
-        );
+        if part_md5 {
+            assert_eq!(
+                p["md5"],
+                md5_range(file, off, len),
+                "part {} of {}",
+                i + 1,
+                file.display()
+            );
+        } else {
+            assert!(p.get("md5").is_none(), "part {}: {p}", i + 1);
+        }
         next = off + len;
     }
     assert_eq!(next, size);
+    assert_eq!(
+        v.get("multipart_etag").is_some(),
+        part_md5,
+        "{}",
+        file.display()
+    );
 }
 
 /// The content digest computed the plain way from a RAW file: SHA-256 of every 64 KiB block,
@@ -142,7 +153,7 @@ fn content_raw_to_every_format_is_identical_with_matching_digests() {
         let out = dir.path().join(format!("out.{to}"));
         let v = convert(&src, &out, to, &["--part-size", "5M"]);
         compare(&src, "raw", &out, qfmt);
-        check_digests(&v, &out);
+        check_digests(&v, &out, true);
         assert_eq!(v["format"], to);
         assert_eq!(v["virtual_size"], 64u64 << 20);
         assert_eq!(
@@ -200,7 +211,7 @@ fn big_sparse_raw_converts_without_reading_holes() {
         let extra: &[&str] = if to == "vhd" || to == "qcow2" {
             &[]
         } else {
-            &["--no-sha256"]
+            &["--no-sha256", "--part-size", "32M"]
         };
         let v = convert(&src, &out, to, extra);
         compare(&src, "raw", &out, qfmt);
@@ -208,7 +219,7 @@ fn big_sparse_raw_converts_without_reading_holes() {
         let used = std::fs::metadata(&out).unwrap().blocks() * 512;
         assert!(used < 64 << 20, "{to}: {used} bytes allocated");
         if extra.is_empty() {
-            check_digests(&v, &out);
+            check_digests(&v, &out, false);
         } else {
             assert!(v.get("sha256").is_none());
             // First part holds data; the second is all zeros.
@@ -237,7 +248,7 @@ fn vhd_size_is_rounded_up_to_whole_blocks_with_a_notice() {
     assert!(notice.contains("IncorrectSize"), "{notice}");
     assert_eq!(qemu_info(&out, Some("vpc"))["virtual-size"], 130u64 << 20);
     compare(&src, "raw", &out, "vpc");
-    check_digests(&v, &out);
+    check_digests(&v, &out, false);
 
     // A source that is not a whole number of sectors is padded for every format.
     let odd = dir.path().join("odd-source.raw");
@@ -251,7 +262,7 @@ fn vhd_size_is_rounded_up_to_whole_blocks_with_a_notice() {
         assert!(v["virtual_size"].as_u64().unwrap() >= 1_000_448, "{to}");
         assert!(!v["notices"].as_array().unwrap().is_empty(), "{to}: {v}");
         compare(&odd, "raw", &out, qfmt);
-        check_digests(&v, &out);
+        check_digests(&v, &out, true);
     }
 }
 
@@ -260,7 +271,7 @@ fn checksum_of_a_file_as_it_is_and_as_converted() {
     let src = image("content.raw");
     let v = checksum(&src, &["--part-size", "7M"]);
     assert!(v.get("format").is_none());
-    check_digests(&v, &src);
+    check_digests(&v, &src, true);
     assert_eq!(
         v["content"]["digest"],
         reference_content_digest(&src).as_str()
@@ -292,7 +303,10 @@ fn crc64_check_values() {
     assert_eq!(v["crc64"], "11051210869376104954");
     assert_eq!(v["crc64_hex"], "995dc9bbdf1939fa");
     assert_eq!(v["parts"][0]["crc64"], "11051210869376104954");
+    assert!(v["parts"][0].get("md5").is_none(), "no part size, no MD5");
+    let v = checksum(&f, &["--part-size", "1M"]);
     assert_eq!(v["parts"][0]["md5"], "25f9e794323b453885f5181f1b624d0b");
+    assert_eq!(v["parts"][0]["crc64"], "11051210869376104954");
     assert_eq!(
         v["sha256"],
         "15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225"
@@ -406,12 +420,12 @@ fn source_to_every_format(name: &str, fmt: &str) -> Vec<serde_json::Value> {
         let extra: &[&str] = if full {
             &["--part-size", "5M"]
         } else {
-            &["--no-sha256"]
+            &["--no-sha256", "--part-size", "32M"]
         };
         let v = convert(&src, &dst, to, extra);
         compare(&src, fmt, &dst, qfmt);
         if full {
-            check_digests(&v, &dst);
+            check_digests(&v, &dst, true);
         } else {
             for p in &v["parts"].as_array().unwrap()[..2] {
                 let (off, len) = (p["offset"].as_u64().unwrap(), p["size"].as_u64().unwrap());
