@@ -7,23 +7,19 @@
 //! holes, and so are all-zero 4 KiB blocks of data (as `qemu-img convert -S 4k` does): zero runs
 //! are never written.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::content::{ContentDigest, all_zero, content_digest};
+use super::content::{ContentDigest, content_digest};
 use super::digest::{hex, multipart_etag};
-use super::layout::{Layout, OutputFormat, Piece};
+use super::layout::{Layout, OutputFormat};
+use super::output::OutputFile;
 use super::stream::{LayoutStream, StreamOptions};
 use super::{Part, PartSource, TransferError};
 use crate::image::DiskImage;
 use crate::report::Reporter;
-
-/// Granularity of hole detection inside data when writing.
-const WRITE_BLOCK: usize = 4096;
 
 /// Digests of one part, as the JSON output and the uploader's checks use them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -216,145 +212,6 @@ pub fn checksum_file(
     Ok(r)
 }
 
-/// A temporary output file, removed on drop unless [`TempFile::persist`] renamed it.
-struct TempFile {
-    path: PathBuf,
-    file: File,
-    done: bool,
-}
-
-impl TempFile {
-    fn create(dst: &Path) -> Result<Self, TransferError> {
-        let err = |step, source| TransferError::Write {
-            path: dst.to_path_buf(),
-            step,
-            source,
-        };
-        let name = dst.file_name().ok_or_else(|| {
-            err(
-                "name the output",
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"),
-            )
-        })?;
-        let dir = match dst.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".imgport-{}.tmp", std::process::id()));
-        let path = dir.join(tmp_name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| TransferError::Write {
-                path: path.clone(),
-                step: "create the temporary file",
-                source: e,
-            })?;
-        Ok(Self {
-            path,
-            file,
-            done: false,
-        })
-    }
-
-    fn err(&self, step: &'static str, source: std::io::Error) -> TransferError {
-        TransferError::Write {
-            path: self.path.clone(),
-            step,
-            source,
-        }
-    }
-
-    /// Writes `bytes` at `at`, leaving all-zero 4 KiB blocks (aligned in the file) as holes.
-    fn write_sparse(&self, bytes: &[u8], at: u64) -> Result<(), TransferError> {
-        let mut i = 0usize;
-        let mut run: Option<usize> = None;
-        while i < bytes.len() {
-            let abs = at + i as u64;
-            let to_boundary = WRITE_BLOCK - (abs % WRITE_BLOCK as u64) as usize;
-            let n = to_boundary.min(bytes.len() - i);
-            let zero = all_zero(&bytes[i..i + n]);
-            match (zero, run) {
-                (false, None) => run = Some(i),
-                (true, Some(s)) => {
-                    self.file
-                        .write_all_at(&bytes[s..i], at + s as u64)
-                        .map_err(|e| self.err("write", e))?;
-                    run = None;
-                }
-                _ => {}
-            }
-            i += n;
-        }
-        if let Some(s) = run {
-            self.file
-                .write_all_at(&bytes[s..], at + s as u64)
-                .map_err(|e| self.err("write", e))?;
-        }
-        Ok(())
-    }
-
-    fn write_part(&self, layout: &Layout, part: &Part) -> Result<(), TransferError> {
-        let len = part.data.len() as u64;
-        for seg in layout.segments_in(part.offset, len) {
-            if matches!(seg.piece, Piece::Zero) {
-                continue;
-            }
-            let from = seg.offset.max(part.offset);
-            let to = seg.end().min(part.offset + len);
-            let bytes = &part.data[(from - part.offset) as usize..(to - part.offset) as usize];
-            self.write_sparse(bytes, from)?;
-        }
-        self.start_writeback(part.offset, len);
-        Ok(())
-    }
-
-    /// Asks the kernel to start writing the part back now, so the final fsync does not have
-    /// to flush the whole file at once (buffered writeback is slow on the project's VMs,
-    /// performance-limits.md §B.4). Advisory: errors surface at fsync.
-    fn start_writeback(&self, offset: u64, len: u64) {
-        use std::os::fd::AsRawFd;
-        let (Ok(off), Ok(n)) = (
-            libc::off64_t::try_from(offset),
-            libc::off64_t::try_from(len),
-        ) else {
-            return;
-        };
-        // SAFETY: sync_file_range only reads its integer arguments and acts on a descriptor
-        // this struct owns; it touches no memory of ours.
-        unsafe {
-            libc::sync_file_range(self.file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE);
-        }
-    }
-
-    fn persist(mut self, size: u64, dst: &Path) -> Result<(), TransferError> {
-        self.file
-            .set_len(size)
-            .map_err(|e| self.err("set the length of", e))?;
-        self.file.sync_all().map_err(|e| self.err("fsync", e))?;
-        std::fs::rename(&self.path, dst).map_err(|e| self.err("rename into place", e))?;
-        self.done = true;
-        if let Some(dir) = dst.parent().filter(|p| !p.as_os_str().is_empty()) {
-            // Make the rename durable; a failure here leaves a complete file, so ignore it.
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// Converts `src` to `format` into the file `dst` (atomically), computing the digests of the
 /// written bytes in the same pass.
 pub fn convert(
@@ -365,7 +222,7 @@ pub fn convert(
     reporter: &dyn Reporter,
 ) -> Result<StreamReport, TransferError> {
     let mut stream = LayoutStream::convert(src.clone(), format, &opts.stream)?;
-    let tmp = TempFile::create(dst)?;
+    let tmp = OutputFile::create(dst)?;
     reporter.start("convert", Some(stream.total_size()));
     let layout = stream.layout().clone();
     let drained = drain(&mut stream, reporter, |part| tmp.write_part(&layout, part))?;

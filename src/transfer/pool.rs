@@ -4,9 +4,13 @@
 //! balloon free-page reporting, performance-limits.md §B.6), and buffers above glibc's mmap
 //! threshold are unmapped on free. So every large buffer the streaming engine uses comes from
 //! here: at most `max_buffers` are ever allocated, and a dropped buffer goes back to the pool.
+//! Every buffer starts on a [`BUFFER_ALIGN`] boundary, so it can be written with `O_DIRECT`.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// Alignment of every buffer's first byte (a page: what `O_DIRECT` asks of memory at most).
+pub const BUFFER_ALIGN: usize = 4096;
 
 /// A pool of at most `max_buffers` buffers of `buffer_size` bytes each.
 #[derive(Clone)]
@@ -22,8 +26,34 @@ struct PoolInner {
 }
 
 struct PoolState {
-    free: Vec<Vec<u8>>,
+    free: Vec<Aligned>,
     created: usize,
+}
+
+/// An allocation with room to start a buffer on a [`BUFFER_ALIGN`] boundary inside it.
+struct Aligned {
+    data: Vec<u8>,
+    start: usize,
+}
+
+impl Aligned {
+    fn new(size: usize) -> Self {
+        let data = vec![0u8; size + BUFFER_ALIGN];
+        let start = data.as_ptr().align_offset(BUFFER_ALIGN);
+        Self { data, start }
+    }
+
+    fn get(&self, len: usize) -> &[u8] {
+        self.data
+            .get(self.start..self.start + len)
+            .unwrap_or_default()
+    }
+
+    fn get_mut(&mut self, len: usize) -> &mut [u8] {
+        self.data
+            .get_mut(self.start..self.start + len)
+            .unwrap_or_default()
+    }
 }
 
 impl BufferPool {
@@ -67,7 +97,7 @@ impl BufferPool {
             buf
         } else if state.created < self.inner.max_buffers {
             state.created += 1;
-            vec![0u8; self.inner.buffer_size]
+            Aligned::new(self.inner.buffer_size)
         } else {
             return None;
         };
@@ -103,7 +133,7 @@ impl BufferPool {
 /// A buffer borrowed from a [`BufferPool`]; it goes back to the pool when dropped.
 /// Its contents are whatever the previous user left: callers overwrite every byte.
 pub struct PoolBuf {
-    data: Vec<u8>,
+    data: Aligned,
     len: usize,
     pool: Arc<PoolInner>,
 }
@@ -111,19 +141,25 @@ pub struct PoolBuf {
 impl Deref for PoolBuf {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        self.data.get(..self.len).unwrap_or_default()
+        self.data.get(self.len)
     }
 }
 
 impl DerefMut for PoolBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
-        self.data.get_mut(..self.len).unwrap_or_default()
+        self.data.get_mut(self.len)
     }
 }
 
 impl Drop for PoolBuf {
     fn drop(&mut self) {
-        let data = std::mem::take(&mut self.data);
+        let data = std::mem::replace(
+            &mut self.data,
+            Aligned {
+                data: Vec::new(),
+                start: 0,
+            },
+        );
         let mut state = self
             .pool
             .state
@@ -177,6 +213,8 @@ mod tests {
         let b = pool.get(2000);
         assert_eq!(a.len(), 100);
         assert_eq!(b.len(), 1024);
+        assert_eq!(a.as_ptr() as usize % BUFFER_ALIGN, 0);
+        assert_eq!(b.as_ptr() as usize % BUFFER_ALIGN, 0);
         assert!(pool.try_get(10).is_none());
         let ptr = a.as_ptr();
         drop(a);
