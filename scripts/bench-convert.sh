@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks `imgport convert --to vhd` (one pass: conversion + SHA-256 + CRC-64 + MD5 per part,
+# Benchmarks `imgport convert --to vhd` (one pass: conversion + SHA-256 + CRC-64 per part,
 # written with fsync) against `qemu-img convert -O vpc` followed by `sha256sum` of its output,
 # and against `qemu-img convert -W -O vpc` alone; prints medians, ratios and peak RSS.
 #
@@ -49,7 +49,7 @@ rm -f "$out".*
 ours="$imgport convert $src $out.ours.vhd --to vhd --no-content-digest --json"
 qemu_sha="qemu-img convert -f $source_fmt -O vpc -o force_size=on $src $out.qemu.vhd && sha256sum $out.qemu.vhd"
 qemu_w="qemu-img convert -W -f $source_fmt -O vpc -o force_size=on $src $out.qemuw.vhd"
-names=("imgport convert --to vhd (+sha256, crc64, md5/part, fsync)" "qemu-img convert -O vpc + sha256sum" "qemu-img convert -W -O vpc")
+names=("imgport convert --to vhd (+sha256, crc64/part, fsync)" "qemu-img convert -O vpc + sha256sum" "qemu-img convert -W -O vpc")
 cmds=("$ours" "$qemu_sha" "$qemu_w")
 
 medians=()
