@@ -11,7 +11,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 rm -rf "$corpus"
-mkdir -p "$corpus"/{detect,qcow2,vhd,xfs,fat,ntfs,registry,initramfs,partition,lvm,btrfs}
+mkdir -p "$corpus"/{detect,qcow2,vhd,xfs,ext4,fat,ntfs,registry,initramfs,partition,lvm,btrfs}
 
 # A small guest tree shared by the file-system seeds.
 mkdir -p tree/etc/sub tree/boot
@@ -67,6 +67,19 @@ for v in v5 v4; do
   $sparse x.img "$corpus/xfs/$v"
   rm x.img
 done
+
+# ext4: ext2 and ext4 (journal, extents, 1 KiB blocks) filled from the tree by mkfs -d,
+# plus the fuzz findings of fuzz/findings/ (see the tests of src/guest/fs/ext4.rs).
+ln -s ../etc/os-release tree/boot/link
+for spec in "ext4 4M" "ext2 2M"; do
+  set -- $spec
+  truncate -s "$2" e.img
+  mkfs.ext4 -q -F -t "$1" -b 1024 -d tree e.img
+  $sparse e.img "$corpus/ext4/$1"
+  rm e.img
+done
+rm tree/boot/link
+cp "$here"/findings/ext4-* "$corpus/ext4/"
 
 # fat: FAT12 and FAT16 via mtools.
 for spec in "12 1M" "16 16M"; do

@@ -4,6 +4,8 @@
 use std::io;
 use std::sync::Arc;
 
+pub mod sparse;
+
 /// Something that can be read at any offset: a virtual disk, a partition, a logical volume.
 pub trait ByteSource: Send + Sync {
     /// Length in bytes; reads past it fail.

@@ -16,8 +16,7 @@ use imgport::image::detect::{self, OpenOptions};
 use imgport::image::{DiskImage, ImageFile, ImageFormat, qcow2::Qcow2Image, vhd::VhdImage};
 use imgport::source::ByteSource;
 
-mod sparse;
-pub use sparse::SparseSource;
+pub use imgport::source::sparse::SparseSource;
 
 /// Directories a file-system walk lists at most.
 const MAX_DIRS: usize = 64;
@@ -176,6 +175,15 @@ pub fn xfs(data: &[u8]) {
     }
 }
 
+/// The ext2/3/4 reader (`ext4-view` behind our geometry checks) on a volume.
+pub fn ext4(data: &[u8]) {
+    use imgport::guest::fs::{ext4::Ext4Fs, probe::FsKind};
+    tolerate_crate_panics();
+    if let Ok(fs) = Ext4Fs::open(volume(data), FsKind::Ext4) {
+        walk(&fs);
+    }
+}
+
 /// The FAT reader on a volume.
 pub fn fat(data: &[u8]) {
     if let Ok(fs) = imgport::guest::fs::fat::open(volume(data)) {
@@ -184,10 +192,11 @@ pub fn fat(data: &[u8]) {
     }
 }
 
-/// Lets panics raised in third-party code (the `ntfs` crate and what it calls, e.g.
-/// `byteorder`) unwind to `NtfsFs`, which turns them into errors (see `contain` in
-/// src/guest/fs/ntfs.rs); libFuzzer's hook still aborts on a panic in imgport's own code.
-fn tolerate_ntfs_crate_panics() {
+/// Lets panics raised in third-party code (the `ntfs` and `ext4-view` crates and what they
+/// call, e.g. `byteorder`) unwind to our readers, which turn them into errors (see
+/// `contain_panics` in src/guest/fs/mod.rs); libFuzzer's hook still aborts on a panic in
+/// imgport's own code.
+fn tolerate_crate_panics() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         let abort = std::panic::take_hook();
@@ -204,7 +213,7 @@ fn tolerate_ntfs_crate_panics() {
 
 /// The NTFS reader on a volume.
 pub fn ntfs(data: &[u8]) {
-    tolerate_ntfs_crate_panics();
+    tolerate_crate_panics();
     if let Ok(fs) = imgport::guest::fs::ntfs::open(volume(data)) {
         let _ = fs.is_dirty();
         walk(&fs);

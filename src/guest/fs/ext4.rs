@@ -12,7 +12,7 @@ use std::sync::mpsc::{Sender, channel};
 use ext4_view::{Ext4, Ext4Error, Ext4Read};
 
 use super::probe::FsKind;
-use super::{DirEntry, FileSystem, FsError, NodeInfo, NodeKind};
+use super::{DirEntry, FileSystem, FsError, NodeInfo, NodeKind, contain_panics};
 use crate::source::ByteSource;
 
 /// Most entries returned for one directory (a bound against hostile directories).
@@ -41,9 +41,10 @@ pub struct Ext4Fs {
 const MAX_BLOCK_GROUPS: u64 = 1 << 18;
 
 /// Checks the superblock's geometry before `ext4-view` trusts it: block size, blocks per group,
-/// and a group count that is bounded and whose descriptor table fits in the volume.
+/// and a group count that is bounded and whose descriptor table fits in the volume. Returns the
+/// block size.
 /// Offsets are those of the ext4 superblock (at byte 1024 of the volume).
-fn check_geometry(source: &dyn ByteSource) -> Result<(), FsError> {
+fn check_geometry(source: &dyn ByteSource) -> Result<u64, FsError> {
     let bad = |rule: String| FsError::Corrupt {
         fs: "ext4",
         what: "superblock".into(),
@@ -64,12 +65,10 @@ fn check_geometry(source: &dyn ByteSource) -> Result<(), FsError> {
     let block_size = 1024u64 << log_block;
     let incompat = u32_at(0x60);
     let is_64bit = incompat & 0x80 != 0;
-    let blocks_hi = if is_64bit {
-        u64::from(u32_at(0x150))
-    } else {
-        0
-    };
-    let blocks = (blocks_hi << 32) | u64::from(u32_at(0x4));
+    // `ext4-view` counts s_blocks_count_hi even without the 64bit feature (fuzz finding: a
+    // 32-bit volume with a stray high word made it allocate 1.8 GiB of descriptors), so the
+    // check must count it too.
+    let blocks = (u64::from(u32_at(0x150)) << 32) | u64::from(u32_at(0x4));
     let first_data_block = u64::from(u32_at(0x14));
     let per_group = u64::from(u32_at(0x20));
     // With bigalloc a bitmap bit is a cluster of blocks, so a group may hold more blocks.
@@ -99,7 +98,7 @@ fn check_geometry(source: &dyn ByteSource) -> Result<(), FsError> {
             source.size()
         )));
     }
-    Ok(())
+    Ok(block_size)
 }
 
 /// `ext4-view` reads through this adapter.
@@ -141,7 +140,18 @@ fn kind_of(t: ext4_view::FileType) -> NodeKind {
     }
 }
 
-fn serve(fs: &Ext4, req: Request) {
+/// Runs one request with `ext4-view`'s panics contained: its `File::read_bytes` unwraps a next
+/// block that a file whose size exceeds its block map does not have (fuzz finding).
+fn contained<T>(path: &[u8], f: impl FnOnce() -> Result<T, FsError>) -> Result<T, FsError> {
+    contain_panics("ext4", path, f)
+}
+
+/// Blocks `ext4-view` may step through to reach a read offset: its `File::seek_to` walks the
+/// block map one block at a time, so a hostile file of 2^40 bytes took seconds per read (fuzz
+/// finding). 2^20 blocks is 1 GiB into a file of 1 KiB blocks, far past what inspection reads.
+const MAX_SEEK_BLOCKS: u64 = 1 << 20;
+
+fn serve(fs: &Ext4, block_size: u64, req: Request) {
     fn path(p: &[u8]) -> Result<ext4_view::Path<'_>, FsError> {
         ext4_view::Path::try_from(p).map_err(|e| FsError::Path {
             path: String::from_utf8_lossy(p).into_owned(),
@@ -150,68 +160,86 @@ fn serve(fs: &Ext4, req: Request) {
     }
     match req {
         Request::Lstat(p, reply) => {
-            let r = path(&p).and_then(|path| match fs.symlink_metadata(path) {
-                Ok(m) => Ok(Some(NodeInfo {
-                    kind: kind_of(m.file_type()),
-                    size: m.len(),
-                })),
-                Err(Ext4Error::NotFound | Ext4Error::NotADirectory) => Ok(None),
-                Err(e) => Err(corrupt(e, &p)),
+            let r = contained(&p, || {
+                path(&p).and_then(|path| match fs.symlink_metadata(path) {
+                    Ok(m) => Ok(Some(NodeInfo {
+                        kind: kind_of(m.file_type()),
+                        size: m.len(),
+                    })),
+                    Err(Ext4Error::NotFound | Ext4Error::NotADirectory) => Ok(None),
+                    Err(e) => Err(corrupt(e, &p)),
+                })
             });
             let _ = reply.send(r);
         }
         Request::ReadLink(p, reply) => {
-            let r = path(&p).and_then(|path| {
-                fs.read_link(path)
-                    .map(|t| t.as_ref().to_vec())
-                    .map_err(|e| corrupt(e, &p))
+            let r = contained(&p, || {
+                path(&p).and_then(|path| {
+                    fs.read_link(path)
+                        .map(|t| t.as_ref().to_vec())
+                        .map_err(|e| corrupt(e, &p))
+                })
             });
             let _ = reply.send(r);
         }
         Request::ReadDir(p, reply) => {
-            let r = path(&p).and_then(|path| {
-                let mut out = Vec::new();
-                for entry in fs.read_dir(path).map_err(|e| corrupt(e, &p))? {
-                    let entry = entry.map_err(|e| corrupt(e, &p))?;
-                    let name = entry.file_name().as_ref().to_vec();
-                    if name == b"." || name == b".." {
-                        continue;
+            let r = contained(&p, || {
+                path(&p).and_then(|path| {
+                    let mut out = Vec::new();
+                    for entry in fs.read_dir(path).map_err(|e| corrupt(e, &p))? {
+                        let entry = entry.map_err(|e| corrupt(e, &p))?;
+                        let name = entry.file_name().as_ref().to_vec();
+                        if name == b"." || name == b".." {
+                            continue;
+                        }
+                        if out.len() >= MAX_DIR_ENTRIES {
+                            return Err(FsError::Path {
+                                path: String::from_utf8_lossy(&p).into_owned(),
+                                rule: format!("more than {MAX_DIR_ENTRIES} directory entries"),
+                            });
+                        }
+                        let kind = entry.file_type().map(kind_of).unwrap_or(NodeKind::Other);
+                        out.push(DirEntry { name, kind });
                     }
-                    if out.len() >= MAX_DIR_ENTRIES {
-                        return Err(FsError::Path {
-                            path: String::from_utf8_lossy(&p).into_owned(),
-                            rule: format!("more than {MAX_DIR_ENTRIES} directory entries"),
-                        });
-                    }
-                    let kind = entry.file_type().map(kind_of).unwrap_or(NodeKind::Other);
-                    out.push(DirEntry { name, kind });
-                }
-                Ok(out)
+                    Ok(out)
+                })
             });
             let _ = reply.send(r);
         }
         Request::ReadAt(p, offset, len, reply) => {
-            let r = path(&p).and_then(|path| {
-                let mut file = fs.open(path).map_err(|e| corrupt(e, &p))?;
-                let size = file.metadata().len();
-                if offset >= size {
-                    return Ok(Vec::new());
-                }
-                let want = (size - offset).min(len as u64) as usize;
-                let mut buf = vec![0u8; want];
-                file.seek_to(offset).map_err(|e| corrupt(e, &p))?;
-                let mut filled = 0;
-                while filled < want {
-                    let n = file
-                        .read_bytes(&mut buf[filled..])
-                        .map_err(|e| corrupt(e, &p))?;
-                    if n == 0 {
-                        break;
+            let r = contained(&p, || {
+                path(&p).and_then(|path| {
+                    let mut file = fs.open(path).map_err(|e| corrupt(e, &p))?;
+                    let size = file.metadata().len();
+                    if offset >= size {
+                        return Ok(Vec::new());
                     }
-                    filled += n;
-                }
-                buf.truncate(filled);
-                Ok(buf)
+                    let want = (size - offset).min(len as u64) as usize;
+                    if offset / block_size > MAX_SEEK_BLOCKS {
+                        return Err(FsError::Path {
+                            path: String::from_utf8_lossy(&p).into_owned(),
+                            rule: format!(
+                                "reading at offset {offset} walks {} blocks of its block map; \
+                                 at most {MAX_SEEK_BLOCKS} are walked",
+                                offset / block_size
+                            ),
+                        });
+                    }
+                    let mut buf = vec![0u8; want];
+                    file.seek_to(offset).map_err(|e| corrupt(e, &p))?;
+                    let mut filled = 0;
+                    while filled < want {
+                        let n = file
+                            .read_bytes(&mut buf[filled..])
+                            .map_err(|e| corrupt(e, &p))?;
+                        if n == 0 {
+                            break;
+                        }
+                        filled += n;
+                    }
+                    buf.truncate(filled);
+                    Ok(buf)
+                })
             });
             let _ = reply.send(r);
         }
@@ -222,16 +250,19 @@ impl Ext4Fs {
     /// Opens the ext2/3/4 volume on `source` (its superblock, group descriptors and journal
     /// are read and checked now).
     pub fn open(source: Arc<dyn ByteSource>, kind: FsKind) -> Result<Self, FsError> {
-        check_geometry(source.as_ref())?;
+        let block_size = check_geometry(source.as_ref())?;
         let (tx, rx) = channel::<Request>();
         let (ready_tx, ready_rx) = channel();
         std::thread::Builder::new()
             .name("ext4".into())
             .spawn(move || {
-                let fs = match Ext4::load(Box::new(Reader(source))) {
+                let loaded = contained(b"superblock", || {
+                    Ext4::load(Box::new(Reader(source))).map_err(|e| corrupt(e, b"superblock"))
+                });
+                let fs = match loaded {
                     Ok(fs) => fs,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(corrupt(e, b"superblock")));
+                        let _ = ready_tx.send(Err(e));
                         return;
                     }
                 };
@@ -239,7 +270,7 @@ impl Ext4Fs {
                 let uuid = fs.uuid().to_string();
                 let _ = ready_tx.send(Ok((label, uuid)));
                 for req in rx {
-                    serve(&fs, req);
+                    serve(&fs, block_size, req);
                 }
             })?;
         let (label, uuid) = ready_rx.recv().map_err(|_| FsError::Corrupt {
@@ -326,9 +357,85 @@ mod tests {
         v[sb + 0x20..sb + 0x24].copy_from_slice(&8192u32.to_le_bytes());
         v[sb + 0x18..sb + 0x1C].copy_from_slice(&7u32.to_le_bytes());
         assert!(check_geometry(&v).is_err());
+        // A 32-bit volume (no 64bit feature) with a stray s_blocks_count_hi.
+        v[sb + 0x18..sb + 0x1C].copy_from_slice(&0u32.to_le_bytes());
+        v[sb + 0x60..sb + 0x64].copy_from_slice(&0x2u32.to_le_bytes()); // filetype only
+        v[sb + 0x150..sb + 0x154].copy_from_slice(&0xDDu32.to_le_bytes());
+        let err = check_geometry(&v).unwrap_err().to_string();
+        assert!(err.contains("block groups"), "{err}");
+        v[sb + 0x150..sb + 0x154].copy_from_slice(&0u32.to_le_bytes());
         // A sane geometry passes.
         v[sb + 0x18..sb + 0x1C].copy_from_slice(&0u32.to_le_bytes());
         v[sb + 0x04..sb + 0x08].copy_from_slice(&64u32.to_le_bytes());
-        assert!(check_geometry(&v).is_ok());
+        assert_eq!(check_geometry(&v).unwrap(), 1024);
+    }
+
+    /// Opens a fuzz finding (SPRS-encoded volume in fuzz/findings/) and reads every file the
+    /// way the fuzz driver does; it must end in errors, never a panic.
+    fn read_everything(finding: &str) -> Vec<String> {
+        let path = format!("{}/fuzz/findings/{finding}", env!("CARGO_MANIFEST_DIR"));
+        let bytes = std::fs::read(&path).unwrap();
+        let volume = crate::source::sparse::SparseSource::parse(&bytes).unwrap();
+        let mut errors = Vec::new();
+        let fs = match Ext4Fs::open(Arc::new(volume), FsKind::Ext4) {
+            Ok(fs) => fs,
+            Err(e) => return vec![e.to_string()],
+        };
+        let mut dirs = vec![b"/".to_vec()];
+        let mut buf = vec![0u8; 8192];
+        while let Some(dir) = dirs.pop() {
+            let entries = match fs.read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) => {
+                    errors.push(e.to_string());
+                    continue;
+                }
+            };
+            for entry in entries {
+                let mut p = dir.clone();
+                if p.len() > 1 {
+                    p.push(b'/');
+                }
+                p.extend_from_slice(&entry.name);
+                match fs.lstat(&p) {
+                    Ok(Some(i)) if i.kind == NodeKind::Dir => dirs.push(p),
+                    Ok(Some(i)) if i.kind == NodeKind::File => {
+                        for at in [0, i.size / 2] {
+                            if let Err(e) = fs.read_at(&p, at, &mut buf) {
+                                errors.push(e.to_string());
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+        }
+        errors
+    }
+
+    #[test]
+    fn a_stray_high_block_count_is_refused_before_ext4_view_allocates() {
+        let errors = read_everything("ext4-blocks-hi");
+        assert!(errors[0].contains("block groups"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_read_deep_into_a_huge_sparse_file_is_refused_not_walked() {
+        // Without the bound the read succeeds after walking the map (12 s in a release build).
+        let errors = read_everything("ext4-huge-sparse-file");
+        assert!(
+            errors.iter().any(|e| e.contains("blocks of its block map")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_file_larger_than_its_block_map_is_an_error_not_a_panic() {
+        let errors = read_everything("ext4-short-block-map");
+        assert!(
+            errors.iter().any(|e| e.contains("malformed metadata")),
+            "{errors:?}"
+        );
     }
 }

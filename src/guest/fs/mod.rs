@@ -56,6 +56,29 @@ pub enum FsError {
     Path { path: String, rule: String },
 }
 
+/// Runs `f`, turning a panic inside the third-party crate that reads `fs` into
+/// [`FsError::Corrupt`] for `what`, so a hostile volume is an error, never a crash (fuzz
+/// findings in `ntfs` 0.4 and `ext4-view` 1.0 index or unwrap values taken from the volume).
+/// The default panic hook still prints the crate's message to stderr.
+pub(crate) fn contain_panics<T>(
+    fs: &'static str,
+    what: &[u8],
+    f: impl FnOnce() -> Result<T, FsError>,
+) -> Result<T, FsError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(FsError::Corrupt {
+            fs,
+            what: String::from_utf8_lossy(what).into_owned(),
+            rule: format!("malformed metadata the {fs} reader crate cannot read ({why})"),
+        })
+    })
+}
+
 /// A read-only file system. Paths handed to it are absolute and already free of symlinks
 /// (the resolver guarantees it); the implementation must not follow symlinks itself.
 pub trait FileSystem: Send + Sync {

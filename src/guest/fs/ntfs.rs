@@ -12,7 +12,7 @@ use ntfs::indexes::NtfsFileNameIndex;
 use ntfs::structured_values::{NtfsFileAttributeFlags, NtfsFileNamespace, NtfsVolumeFlags};
 use ntfs::{Ntfs, NtfsAttributeFlags, NtfsFile, NtfsReadSeek};
 
-use super::{DirEntry, FileSystem, FsError, NodeInfo, NodeKind};
+use super::{DirEntry, FileSystem, FsError, NodeInfo, NodeKind, contain_panics};
 use crate::source::ByteSource;
 
 /// Most entries we list from one directory.
@@ -69,25 +69,12 @@ pub fn probe(boot: &[u8]) -> bool {
     boot.len() >= 512 && &boot[3..11] == b"NTFS    " && boot[510..512] == [0x55, 0xAA]
 }
 
-/// Runs `f`, turning a panic inside the `ntfs` crate into [`FsError::Corrupt`] for `what`.
-///
-/// The crate (0.4) indexes slices with lengths taken from the volume without checking them
-/// all, e.g. an index entry whose length is below its 16-byte header panics in
-/// `NtfsIndexEntry::index_entry_length` (found by `fuzz/fuzz_targets/ntfs.rs`). Every call
-/// into the crate goes through here so a hostile volume is an error, never a crash; the
-/// default panic hook still prints the crate's message to stderr.
+/// Runs `f` with panics of the `ntfs` crate contained (see [`contain_panics`]): the crate (0.4)
+/// indexes slices with lengths taken from the volume without checking them all, e.g. an index
+/// entry whose length is below its 16-byte header panics in `NtfsIndexEntry::index_entry_length`
+/// (found by `fuzz/fuzz_targets/ntfs.rs`). Every call into the crate goes through here.
 fn contain<T>(what: &[u8], f: impl FnOnce() -> Result<T, FsError>) -> Result<T, FsError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        let why = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        Err(corrupt(
-            &path_str(what),
-            format!("malformed metadata the ntfs crate cannot read ({why})"),
-        ))
-    })
+    contain_panics("ntfs", what, f)
 }
 
 /// Opens the NTFS volume on `source` and reads its `$UpCase` table and label.

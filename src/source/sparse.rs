@@ -1,11 +1,11 @@
-//! A compact encoding of a large, mostly empty volume, so a 300 MiB XFS seed is a few KiB of
-//! fuzz input: `SPRS`, the volume size (u64 LE), then chunks of offset (u64 LE), length
-//! (u32 LE) and that many bytes. Everything not in a chunk reads as zeros; a later chunk
-//! wins where two overlap. Owns only this encoding.
+//! A compact encoding of a large, mostly empty volume, so a 300 MiB XFS fuzz seed or a test's
+//! hostile volume is a few KiB (fuzz/sparse.py writes it): `SPRS`, the volume size (u64 LE),
+//! then chunks of offset (u64 LE), length (u32 LE) and that many bytes. Everything not in a
+//! chunk reads as zeros; a later chunk wins where two overlap. Owns only this encoding.
 
 use std::io;
 
-use imgport::source::{ByteSource, check_bounds};
+use super::{ByteSource, check_bounds};
 
 const MAGIC: &[u8; 4] = b"SPRS";
 /// Largest volume the encoding may declare (XFS needs 300 MiB; more buys nothing).
