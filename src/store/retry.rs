@@ -83,41 +83,32 @@ mod tests {
             code: code.into(),
             message: String::new(),
         };
-        let mut calls = 0;
-        let r: Result<((), u32), _> = rt.block_on(retry(
-            &opts,
-            |_, _| {},
-            || {
-                calls += 1;
-                std::future::ready(Err(err(503, "SlowDown")))
-            },
-        ));
+        // Runs `retry` over `answers` (the n-th call gets the n-th, the last repeats; an error
+        // is a status and code) and returns its result and how many calls it made.
+        let run = |answers: &[Result<u32, (u16, &str)>]| {
+            let mut calls = 0usize;
+            let r = rt.block_on(retry(
+                &opts,
+                |_, _| {},
+                || {
+                    let answer = answers[calls.min(answers.len() - 1)];
+                    calls += 1;
+                    std::future::ready(answer.map_err(|(status, code)| err(status, code)))
+                },
+            ));
+            (r, calls)
+        };
+        let (r, calls) = run(&[Err((503, "SlowDown"))]);
         assert!(r.is_err());
         assert_eq!(calls, 3);
-        let mut calls = 0;
-        let r: Result<((), u32), _> = rt.block_on(retry(
-            &opts,
-            |_, _| {},
-            || {
-                calls += 1;
-                std::future::ready(Err(err(403, "AccessDenied")))
-            },
-        ));
+        let (r, calls) = run(&[Err((403, "AccessDenied"))]);
         assert!(r.is_err());
         assert_eq!(calls, 1);
-        let mut calls = 0;
-        let r = rt.block_on(retry(
-            &opts,
-            |_, _| {},
-            || {
-                calls += 1;
-                std::future::ready(if calls < 3 {
-                    Err(err(500, "InternalError"))
-                } else {
-                    Ok(7)
-                })
-            },
-        ));
+        let (r, _) = run(&[
+            Err((500, "InternalError")),
+            Err((500, "InternalError")),
+            Ok(7),
+        ]);
         assert_eq!(r.unwrap(), (7, 2));
     }
 }
