@@ -215,6 +215,24 @@ fn a_known_secret_and_token_appear_in_no_output_log_or_journal() {
     .unwrap();
     let manifest = manifest.display().to_string();
     let uuid = "8c0a1e2b-3f4d-4e5f-8a6b-7c8d9e0f1a2b";
+    // What `import` and `batch` are given: the dead cloud endpoints and the credentials.
+    let cloud = [
+        "--ecs-endpoint",
+        dead,
+        "--oss-endpoint",
+        dead,
+        "--path-style",
+        "--journal",
+        &journal,
+        "--access-key-secret",
+        SECRET,
+        "--security-token",
+        TOKEN,
+        "--access-key-id",
+        "AKIDTEST",
+        "--json",
+        "--no-dedupe",
+    ];
     let commands: Vec<Vec<String>> = [
         vec!["inspect", &s, "--json"],
         vec![
@@ -250,31 +268,20 @@ fn a_known_secret_and_token_appear_in_no_output_log_or_journal() {
             "AKIDTEST",
             "--json",
         ],
-        vec![
-            "import",
-            &s,
-            "--region",
-            REGION,
-            "--bucket",
-            BUCKET,
-            "--system-disk",
-            "1",
-            "--ecs-endpoint",
-            dead,
-            "--oss-endpoint",
-            dead,
-            "--path-style",
-            "--journal",
-            &journal,
-            "--access-key-secret",
-            SECRET,
-            "--security-token",
-            TOKEN,
-            "--access-key-id",
-            "AKIDTEST",
-            "--json",
-            "--no-dedupe",
-        ],
+        [
+            &[
+                "import",
+                &s,
+                "--region",
+                REGION,
+                "--bucket",
+                BUCKET,
+                "--system-disk",
+                "1",
+            ][..],
+            &cloud,
+        ]
+        .concat(),
         vec![
             "image",
             "modify",
@@ -332,25 +339,7 @@ fn a_known_secret_and_token_appear_in_no_output_log_or_journal() {
         ],
         vec!["convert", &s, &out, "--to", "vhd", "--json"],
         vec!["checksum", &s, "--to", "raw", "--json"],
-        vec![
-            "batch",
-            &manifest,
-            "--ecs-endpoint",
-            dead,
-            "--oss-endpoint",
-            dead,
-            "--path-style",
-            "--journal",
-            &journal,
-            "--access-key-secret",
-            SECRET,
-            "--security-token",
-            TOKEN,
-            "--access-key-id",
-            "AKIDTEST",
-            "--no-dedupe",
-            "--json",
-        ],
+        [&["batch", &manifest][..], &cloud].concat(),
     ]
     .iter()
     .map(|c| c.iter().map(|s| s.to_string()).collect())
