@@ -511,26 +511,15 @@ fn plan_uses_the_guest_facts() {
         path.to_str().unwrap(),
     ]);
     run.expect_code(0);
-    let v = run.json();
-    let import = v["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["action"] == "ImportImage")
-        .unwrap()
-        .clone();
-    let params: Vec<(String, String)> = serde_json::from_value(import["params"].clone()).unwrap();
-    for want in [
-        ("Platform", "Debian"),
-        ("OSType", "linux"),
-        ("Architecture", "x86_64"),
-        ("BootMode", "UEFI"),
-    ] {
-        assert!(
-            params.iter().any(|(k, v)| k == want.0 && v == want.1),
-            "{want:?} missing in {params:?}"
-        );
-    }
+    assert_params(
+        &import_params(&run.json()),
+        &[
+            ("Platform", "Debian"),
+            ("OSType", "linux"),
+            ("Architecture", "x86_64"),
+            ("BootMode", "UEFI"),
+        ],
+    );
 }
 
 #[test]

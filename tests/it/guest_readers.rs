@@ -6,6 +6,51 @@
 use crate::guest::{assert_table, blkid, codes, fs_by_device, guest_of, sh_out, warnings};
 use crate::util::*;
 
+/// A sparse copy of a cached test disk, to patch the way a crash or a user would, with the
+/// guest facts of the untouched original.
+struct PatchedCopy {
+    dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    clean: serde_json::Value,
+}
+
+impl PatchedCopy {
+    fn of(name: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("patched.raw");
+        sh_out(&format!(
+            "cp --sparse=always '{}' '{}'",
+            image(name).display(),
+            path.display()
+        ));
+        Self {
+            dir,
+            path,
+            clean: guest_of(name),
+        }
+    }
+
+    fn read_at(&self, at: u64, len: usize) -> Vec<u8> {
+        use std::os::unix::fs::FileExt;
+        let mut b = vec![0u8; len];
+        std::fs::File::open(&self.path)
+            .unwrap()
+            .read_exact_at(&mut b, at)
+            .unwrap();
+        b
+    }
+
+    fn write_at(&self, at: u64, bytes: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .unwrap()
+            .write_all_at(bytes, at)
+            .unwrap();
+    }
+}
+
 /// A GPT Windows Server 2022 disk (`scripts/testdata/guestwin.sh`): FAT32 ESP with Windows
 /// Boot Manager and the removable-media loader, NTFS system volume with the hives.
 #[test]
@@ -99,61 +144,31 @@ fn windows_server_2022_gpt_disk() {
         path.to_str().unwrap(),
     ]);
     run.expect_code(0);
-    let v = run.json();
-    let import = v["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["action"] == "ImportImage")
-        .unwrap()
-        .clone();
-    let params: Vec<(String, String)> = serde_json::from_value(import["params"].clone()).unwrap();
-    for want in [
-        ("Platform", "Windows Server 2022"),
-        ("OSType", "windows"),
-        ("Architecture", "x86_64"),
-        ("BootMode", "UEFI"),
-    ] {
-        assert!(
-            params.iter().any(|(k, v)| k == want.0 && v == want.1),
-            "{want:?} missing in {params:?}"
-        );
-    }
+    assert_params(
+        &import_params(&run.json()),
+        &[
+            ("Platform", "Windows Server 2022"),
+            ("OSType", "windows"),
+            ("Architecture", "x86_64"),
+            ("BootMode", "UEFI"),
+        ],
+    );
 }
 
 /// The NTFS `$Volume` dirty flag set on the Windows disk's system volume (as Windows leaves
 /// it after a crash) is a warning of its own; the facts are still read.
 #[test]
 fn dirty_ntfs_volume_is_flagged() {
-    use std::io::{Read, Seek, SeekFrom, Write};
-    let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("dirty.raw");
-    sh_out(&format!(
-        "cp --sparse=always '{}' '{}'",
-        image("guestwin/win2022-gpt.raw").display(),
-        copy.display()
-    ));
-    let clean = guest_of("guestwin/win2022-gpt.raw");
-    assert!(!codes(&clean).contains(&"guest.ntfs_dirty".to_string()));
-    let start = clean["partitions"][1]["start"].as_u64().unwrap();
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&copy)
-        .unwrap();
-    let read_at = |f: &mut std::fs::File, at: u64, len: usize| {
-        let mut b = vec![0u8; len];
-        f.seek(SeekFrom::Start(at)).unwrap();
-        f.read_exact(&mut b).unwrap();
-        b
-    };
+    let copy = PatchedCopy::of("guestwin/win2022-gpt.raw");
+    assert!(!codes(&copy.clean).contains(&"guest.ntfs_dirty".to_string()));
+    let start = copy.clean["partitions"][1]["start"].as_u64().unwrap();
     // boot sector: bytes per sector (0x0B), sectors per cluster (0x0D), $MFT cluster (0x30)
-    let boot = read_at(&mut f, start, 512);
+    let boot = copy.read_at(start, 512);
     let cluster = u64::from(u16::from_le_bytes([boot[0x0b], boot[0x0c]])) * u64::from(boot[0x0d]);
     let mft = u64::from_le_bytes(boot[0x30..0x38].try_into().unwrap()) * cluster;
     // MFT record 3 is $Volume (1 KiB records); find $VOLUME_INFORMATION (type 0x70)
     let rec_at = start + mft + 3 * 1024;
-    let rec = read_at(&mut f, rec_at, 1024);
+    let rec = copy.read_at(rec_at, 1024);
     assert_eq!(&rec[..4], b"FILE");
     let le16 = |b: &[u8], at: usize| usize::from(u16::from_le_bytes([b[at], b[at + 1]]));
     let le32 = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
@@ -165,10 +180,8 @@ fn dirty_ntfs_volume_is_flagged() {
     // flags: 10 bytes into the resident value; bit 0 is VOLUME_IS_DIRTY (the record's
     // update sequence covers the last two bytes of each sector only)
     let flags = at + le16(&rec, at + 0x14) + 10;
-    f.seek(SeekFrom::Start(rec_at + flags as u64)).unwrap();
-    f.write_all(&[rec[flags] | 1]).unwrap();
-    drop(f);
-    let (run, obj) = inspect_one(&copy, &[]);
+    copy.write_at(rec_at + flags as u64, &[rec[flags] | 1]);
+    let (run, obj) = inspect_one(&copy.path, &[]);
     run.expect_code(0);
     let g = &obj["guest"];
     let c = codes(g);
@@ -184,17 +197,14 @@ fn dirty_ntfs_volume_is_flagged() {
 /// Debian disk, written with mtools into a copy of its ESP) are a warning.
 #[test]
 fn esp_loader_architecture_is_cross_checked() {
-    let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("mixed.raw");
-    sh_out(&format!(
-        "cp --sparse=always '{}' '{}'",
-        image("guest/debian-gpt.raw").display(),
-        copy.display()
-    ));
-    let g = guest_of("guest/debian-gpt.raw");
-    assert!(!codes(&g).contains(&"guest.arch_mismatch".to_string()));
-    let esp_at = format!("{}@@{}", copy.display(), g["partitions"][0]["start"]);
-    let pe = dir.path().join("aa64.efi");
+    let copy = PatchedCopy::of("guest/debian-gpt.raw");
+    assert!(!codes(&copy.clean).contains(&"guest.arch_mismatch".to_string()));
+    let esp_at = format!(
+        "{}@@{}",
+        copy.path.display(),
+        copy.clean["partitions"][0]["start"]
+    );
+    let pe = copy.dir.path().join("aa64.efi");
     sh_out(&format!(
         "python3 '{}/scripts/testdata/windows.py' pe '{}' 0xAA64 10 4096",
         env!("CARGO_MANIFEST_DIR"),
@@ -205,7 +215,7 @@ fn esp_loader_architecture_is_cross_checked() {
          mcopy -o -i '{esp_at}' '{0}' ::/EFI/debian/grubx64.efi",
         pe.display()
     ));
-    let (run, obj) = inspect_one(&copy, &[]);
+    let (run, obj) = inspect_one(&copy.path, &[]);
     run.expect_code(0);
     let g = &obj["guest"];
     assert_eq!(g["architecture"], "x86_64", "the userland decides");
@@ -228,30 +238,11 @@ fn esp_loader_architecture_is_cross_checked() {
 /// a crash would leave it) is a warning of its own.
 #[test]
 fn dirty_xfs_log_is_flagged() {
-    use std::io::{Read, Seek, SeekFrom, Write};
-    let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("dirty.raw");
-    sh_out(&format!(
-        "cp --sparse=always '{}' '{}'",
-        image("guest/rhel-lvm.raw").display(),
-        copy.display()
-    ));
-    let clean = guest_of("guest/rhel-lvm.raw");
-    assert!(!codes(&clean).contains(&"guest.xfs_dirty_log".to_string()));
-    let start = clean["partitions"][0]["start"].as_u64().unwrap();
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&copy)
-        .unwrap();
-    let read_at = |f: &mut std::fs::File, at: u64, len: usize| {
-        let mut b = vec![0u8; len];
-        f.seek(SeekFrom::Start(at)).unwrap();
-        f.read_exact(&mut b).unwrap();
-        b
-    };
+    let copy = PatchedCopy::of("guest/rhel-lvm.raw");
+    assert!(!codes(&copy.clean).contains(&"guest.xfs_dirty_log".to_string()));
+    let start = copy.clean["partitions"][0]["start"].as_u64().unwrap();
     // superblock (xfs_sb): blocksize at 4, logstart at 48, agblocks at 84, agblklog at 124
-    let sb = read_at(&mut f, start, 512);
+    let sb = copy.read_at(start, 512);
     assert_eq!(&sb[..4], b"XFSB");
     let be32 =
         |b: &[u8], at: usize| u64::from(u32::from_be_bytes(b[at..at + 4].try_into().unwrap()));
@@ -262,12 +253,10 @@ fn dirty_xfs_log_is_flagged() {
     let log = start + (agno * agblocks + agbno) * block;
     // mkfs leaves one record: its header block (magic 0xFEEDBABE), then the unmount
     // operation, whose flags byte (XLOG_UNMOUNT_TRANS) is cleared here
-    let head = read_at(&mut f, log, 1024);
+    let head = copy.read_at(log, 1024);
     assert_eq!(&head[..4], &[0xfe, 0xed, 0xba, 0xbe]);
-    f.seek(SeekFrom::Start(log + 512 + 9)).unwrap();
-    f.write_all(&[0]).unwrap();
-    drop(f);
-    let (run, obj) = inspect_one(&copy, &[]);
+    copy.write_at(log + 512 + 9, &[0]);
+    let (run, obj) = inspect_one(&copy.path, &[]);
     run.expect_code(0);
     let g = &obj["guest"];
     let c = codes(g);

@@ -25,23 +25,16 @@ fn plan_json_holds_the_exact_import_request() {
     assert_eq!(disk["object_key"], "imgport/content-disk1.qcow2");
     assert_eq!(disk["disk_image_size_gib"]["value"], 1);
     assert_eq!(v["plan"]["image"]["name"]["source"]["kind"], "inferred");
+    assert_params(
+        &import_params(&v),
+        &[
+            ("DiskDeviceMapping.1.OSSBucket", "my-images"),
+            ("DiskDeviceMapping.1.Format", "QCOW2"),
+            ("Tag.1.Key", "team"),
+            ("Platform", "Others Linux"),
+        ],
+    );
     let requests = v["requests"].as_array().unwrap();
-    let import = requests
-        .iter()
-        .find(|r| r["action"] == "ImportImage")
-        .unwrap();
-    let params: Vec<(String, String)> = serde_json::from_value(import["params"].clone()).unwrap();
-    for want in [
-        ("DiskDeviceMapping.1.OSSBucket", "my-images"),
-        ("DiskDeviceMapping.1.Format", "QCOW2"),
-        ("Tag.1.Key", "team"),
-        ("Platform", "Others Linux"),
-    ] {
-        assert!(
-            params.iter().any(|(k, v)| k == want.0 && v == want.1),
-            "{want:?} missing in {params:?}"
-        );
-    }
     let modify = requests
         .iter()
         .find(|r| r["action"] == "ModifyImageAttribute")

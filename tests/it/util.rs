@@ -210,3 +210,24 @@ pub fn start_sim(state: &Path, bucket: &str) -> Sim {
     std::thread::spawn(move || for _ in lines {});
     Sim { child, ecs, s3 }
 }
+
+/// The parameters of the `ImportImage` request that `imgport plan --json` printed.
+pub fn import_params(plan: &serde_json::Value) -> Vec<(String, String)> {
+    let import = plan["requests"]
+        .as_array()
+        .expect("plan JSON has requests")
+        .iter()
+        .find(|r| r["action"] == "ImportImage")
+        .expect("the plan holds an ImportImage request");
+    serde_json::from_value(import["params"].clone()).expect("params are key/value pairs")
+}
+
+/// Asserts that every `(key, value)` of `want` is among `params`.
+pub fn assert_params(params: &[(String, String)], want: &[(&str, &str)]) {
+    for w in want {
+        assert!(
+            params.iter().any(|(k, v)| k == w.0 && v == w.1),
+            "{w:?} missing in {params:?}"
+        );
+    }
+}
