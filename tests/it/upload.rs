@@ -6,7 +6,7 @@
 //! credential order, and no secret in any output or journal.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use imgport::sim::s3::{FaultKind, PartFault, S3Faults, S3Server, S3Thread};
@@ -81,6 +81,29 @@ impl Env {
             );
         }
         out
+    }
+
+    /// Starts an upload of `src` as `key` that sends one 5 MiB part at a time, to be
+    /// interrupted; stdout is discarded.
+    fn spawn_one_part_at_a_time(&self, src: &Path, key: &str, stderr: Stdio) -> Child {
+        let args = [src.to_str().unwrap(), "--key", key];
+        let slow = ["--part-size", "5M", "--concurrency", "1"];
+        self.command(&[&args[..], &slow].concat(), &keys())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap()
+    }
+
+    /// Waits (at most 60 s) until the server has stored `parts` parts, calling `check`
+    /// between polls.
+    fn wait_for_parts(&self, parts: usize, mut check: impl FnMut()) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.s3.stats().parts_ok.len() < parts {
+            assert!(Instant::now() < deadline, "no progress");
+            check();
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Runs with the test keys in the environment and expects success; returns the JSON.
@@ -363,32 +386,13 @@ fn kill_mid_upload_then_resume_reuses_finished_parts() {
         tamper_after_complete: false,
         rate: 0.0,
     });
-    let mut child = env
-        .command(
-            &[
-                src.to_str().unwrap(),
-                "--key",
-                "big.bin",
-                "--part-size",
-                "5M",
-                "--concurrency",
-                "1",
-            ],
-            &keys(),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while env.s3.stats().parts_ok.len() < 4 {
-        assert!(Instant::now() < deadline, "no progress");
+    let mut child = env.spawn_one_part_at_a_time(&src, "big.bin", Stdio::null());
+    env.wait_for_parts(4, || {
         assert!(
             child.try_wait().unwrap().is_none(),
             "finished before the kill"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        )
+    });
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let journaled: Vec<u32> = env
@@ -549,28 +553,8 @@ fn ctrl_c_stops_with_130_and_the_upload_resumes() {
         tamper_after_complete: false,
         rate: 0.0,
     });
-    let child = env
-        .command(
-            &[
-                src.to_str().unwrap(),
-                "--key",
-                "i.bin",
-                "--part-size",
-                "5M",
-                "--concurrency",
-                "1",
-            ],
-            &keys(),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while env.s3.stats().parts_ok.len() < 2 {
-        assert!(Instant::now() < deadline, "no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = env.spawn_one_part_at_a_time(&src, "i.bin", Stdio::piped());
+    env.wait_for_parts(2, || {});
     let pid = i32::try_from(child.id()).unwrap();
     // SAFETY: signalling our own child process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
