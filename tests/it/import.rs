@@ -224,23 +224,8 @@ fn a_refused_image_uploads_nothing() {
         run.stderr()
     );
     let bucket = dir.path().join("sandbox/s3").join(BUCKET);
-    let stored: Vec<_> = walk(&bucket);
+    let stored: Vec<_> = files_under(&bucket);
     assert!(stored.is_empty(), "objects were stored: {stored:?}");
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[test]
