@@ -218,39 +218,91 @@ fn read_initrd(
 /// when no kernel is installed. `budget_left` is what remains of the disk read budget.
 pub fn inspect(guest: &Guest, budget_left: u64) -> Option<KernelReport> {
     let (version, initrd_name, reason) = default_kernel(guest)?;
-    let moddir = format!("/lib/modules/{version}");
-    let config = text(guest, &format!("/boot/config-{version}"));
-    let builtin = text(guest, &format!("{moddir}/modules.builtin"));
-    let modinfo = bytes(guest, &format!("{moddir}/modules.builtin.modinfo"));
-    let dep = text(guest, &format!("{moddir}/modules.dep"));
-    let order = text(guest, &format!("{moddir}/modules.order"));
-    let mut module_files = Vec::new();
-    let mut any_dir = false;
-    for dir in MODULE_DIRS {
-        let full = format!("{moddir}/kernel/{dir}");
-        if guest.is(&full, NodeKind::Dir) {
-            any_dir = true;
-        }
-        for (n, k) in names_in(guest, &full) {
-            if k == NodeKind::File && kmod::module_name(&n).is_some() {
-                module_files.push(format!("kernel/{dir}/{n}"));
+    // The initramfs (tens of MiB to decompress) is read on a second thread while this one
+    // reads the kernel's other files.
+    std::thread::scope(|scope| {
+        let initrd = scope.spawn(|| {
+            let mut findings = Vec::new();
+            let initrd = read_initrd(guest, initrd_name.as_deref(), budget_left, &mut findings);
+            (initrd, findings)
+        });
+        let others = KernelFiles::read(guest, &version);
+        let (initrd, findings) = initrd.join().unwrap_or_else(|_| {
+            let reason = "the initramfs reader panicked".to_string();
+            (
+                Initrd::Unreadable {
+                    path: String::new(),
+                    reason,
+                },
+                Vec::new(),
+            )
+        });
+        Some(decide(version, reason, others, initrd, findings))
+    })
+}
+
+/// The default kernel's files other than its initramfs.
+struct KernelFiles {
+    moddir: String,
+    config: Option<String>,
+    builtin: Option<String>,
+    modinfo: Option<Vec<u8>>,
+    dep: Option<String>,
+    order: Option<String>,
+    /// Module files below `moddir`, when any of [`MODULE_DIRS`] exists.
+    module_files: Option<Vec<String>>,
+    modprobe: Vec<(String, String)>,
+}
+
+impl KernelFiles {
+    fn read(guest: &Guest, version: &str) -> Self {
+        let moddir = format!("/lib/modules/{version}");
+        let mut module_files = Vec::new();
+        let mut any_dir = false;
+        for dir in MODULE_DIRS {
+            let full = format!("{moddir}/kernel/{dir}");
+            if guest.is(&full, NodeKind::Dir) {
+                any_dir = true;
+            }
+            for (n, k) in names_in(guest, &full) {
+                if k == NodeKind::File && kmod::module_name(&n).is_some() {
+                    module_files.push(format!("kernel/{dir}/{n}"));
+                }
             }
         }
+        KernelFiles {
+            config: text(guest, &format!("/boot/config-{version}")),
+            builtin: text(guest, &format!("{moddir}/modules.builtin")),
+            modinfo: bytes(guest, &format!("{moddir}/modules.builtin.modinfo")),
+            dep: text(guest, &format!("{moddir}/modules.dep")),
+            order: text(guest, &format!("{moddir}/modules.order")),
+            module_files: any_dir.then_some(module_files),
+            modprobe: conf_files(guest, &["/etc/modprobe.d", "/lib/modprobe.d"]),
+            moddir,
+        }
     }
-    let modprobe = conf_files(guest, &["/etc/modprobe.d", "/lib/modprobe.d"]);
-    let modprobe_refs: Vec<(&str, &str)> = modprobe
+}
+
+/// Lets [`kmod`] decide from the files read.
+fn decide(
+    version: String,
+    reason: String,
+    files: KernelFiles,
+    initrd: Initrd,
+    findings: Vec<Finding>,
+) -> KernelReport {
+    let modprobe_refs: Vec<(&str, &str)> = files
+        .modprobe
         .iter()
         .map(|(p, t)| (p.as_str(), t.as_str()))
         .collect();
-    let mut findings = Vec::new();
-    let initrd = read_initrd(guest, initrd_name.as_deref(), budget_left, &mut findings);
     let mut src = KernelSources::new(&version);
-    src.config = config.as_deref();
-    src.modules_builtin = builtin.as_deref();
-    src.modules_builtin_modinfo = modinfo.as_deref();
-    src.modules_dep = dep.as_deref();
-    src.modules_order = order.as_deref();
-    src.module_files = any_dir.then_some(module_files.as_slice());
+    src.config = files.config.as_deref();
+    src.modules_builtin = files.builtin.as_deref();
+    src.modules_builtin_modinfo = files.modinfo.as_deref();
+    src.modules_dep = files.dep.as_deref();
+    src.modules_order = files.order.as_deref();
+    src.module_files = files.module_files.as_deref();
     src.modprobe_d = &modprobe_refs;
     src.initramfs = match &initrd {
         Initrd::Absent => InitramfsInput::Absent,
@@ -259,23 +311,26 @@ pub fn inspect(guest: &Guest, budget_left: u64) -> Option<KernelReport> {
     };
     let k = kmod::kernel_drivers(&src);
     let fw_cfg_sysfs =
-        config
+        files
+            .config
             .as_deref()
             .map(|c| match kmod::config_value(c, kmod::FW_CFG_CONFIG) {
                 Tristate::Yes => Some("y".to_string()),
                 Tristate::Module => Some("m".to_string()),
                 Tristate::No => None,
             });
-    Some(KernelReport {
+    KernelReport {
         drivers: kmod::driver_facts(&k, Some(&reason)),
-        module_paths: module_files
+        module_paths: files
+            .module_files
             .iter()
-            .map(|f| format!("{moddir}/{f}"))
+            .flatten()
+            .map(|f| format!("{}/{f}", files.moddir))
             .collect(),
         version,
         fw_cfg_sysfs,
         findings,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -409,9 +409,14 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
         guest = Some(g);
     }
 
-    // 3. OS facts
+    // 3. OS facts. The kernel's drivers (mostly decompressing its initramfs) are worked out
+    // on another thread meanwhile.
     let mut fw_cfg = None;
     let mut cloud_init_installed = None;
+    let kernel = guest.clone().map(|g| {
+        let budget_left = READ_BUDGET.saturating_sub(disk.bytes_read());
+        std::thread::spawn(move || drivers::inspect(&g, budget_left))
+    });
     if let Some(g) = &guest {
         facts.os_type = Some("linux".into());
         match linux::detect(g) {
@@ -439,8 +444,8 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
         facts.cloud_init = Some(ci.enabled);
         cloud_init_installed = Some(ci.installed);
         facts.qemu_guest_agent = Some(linux::qemu_guest_agent(g));
-        let budget_left = READ_BUDGET.saturating_sub(disk.bytes_read());
-        if let Some(k) = drivers::inspect(g, budget_left) {
+        let kernel = kernel.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        if let Some(k) = kernel.flatten() {
             fw_cfg = k.fw_cfg_sysfs.clone();
             facts.drivers = k.drivers;
             findings.extend(k.findings);

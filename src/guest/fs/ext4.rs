@@ -333,6 +333,9 @@ impl FileSystem for Ext4Fs {
         buf[..data.len()].copy_from_slice(&data);
         Ok(data.len())
     }
+    fn read_head(&self, path: &[u8], len: usize) -> Result<Vec<u8>, FsError> {
+        self.ask(|r| Request::ReadAt(path.to_vec(), 0, len, r))
+    }
 }
 
 #[cfg(test)]

@@ -109,6 +109,14 @@ pub trait FileSystem: Send + Sync {
     fn read_dir(&self, path: &[u8]) -> Result<Vec<DirEntry>, FsError>;
     /// Reads up to `buf.len()` bytes of the file at `path` from `offset`; returns bytes read.
     fn read_at(&self, path: &[u8], offset: u64, buf: &mut [u8]) -> Result<usize, FsError>;
+    /// Up to `len` bytes of the file at `path` from its start, in a buffer of its own; readers
+    /// that build one anyway override it to hand that over without another copy.
+    fn read_head(&self, path: &[u8], len: usize) -> Result<Vec<u8>, FsError> {
+        let mut buf = vec![0u8; len];
+        let n = self.read_at(path, 0, &mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
 }
 
 impl fmt::Debug for dyn FileSystem {

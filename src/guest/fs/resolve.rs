@@ -219,10 +219,7 @@ impl Guest {
             ));
         }
         let (fs, inner) = self.locate(&c);
-        let mut buf = vec![0u8; info.size as usize];
-        let n = fs.read_at(&inner, 0, &mut buf)?;
-        buf.truncate(n);
-        Ok(Some(buf))
+        Ok(Some(fs.read_head(&inner, info.size as usize)?))
     }
 
     /// At most the first `len` bytes of the regular file at `path` (for headers such as ELF).
@@ -234,10 +231,9 @@ impl Guest {
             return Ok(None);
         }
         let (fs, inner) = self.locate(&c);
-        let mut buf = vec![0u8; (info.size.min(len as u64)) as usize];
-        let n = fs.read_at(&inner, 0, &mut buf)?;
-        buf.truncate(n);
-        Ok(Some(buf))
+        Ok(Some(
+            fs.read_head(&inner, info.size.min(len as u64) as usize)?,
+        ))
     }
 
     /// A config file as text (lossy UTF-8), capped at [`CONFIG_CAP`]; `None` when absent,

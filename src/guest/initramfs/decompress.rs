@@ -5,6 +5,11 @@
 //! Magics as the kernel's `lib/decompress.c` lists them; lz4 is the legacy frame that
 //! `lz4 -l` writes (`lib/decompress_unlz4.c`): magic 0x184C2102, then blocks of a little-endian
 //! u32 compressed size and an LZ4 block of at most 8 MiB output.
+//!
+//! gzip, the common case, is first decoded in one call by libdeflate (about twice as fast as
+//! a streaming inflater) into a buffer sized from the member's ISIZE and capped by
+//! [`MAX_WHOLE_GZIP`]; anything that path does not take (a wrong size guess, old-style magic,
+//! corrupt data) is decoded again by the streaming decoder, which also words the errors.
 
 use std::io::{self, Read};
 
@@ -27,6 +32,9 @@ const MAX_FRAMES: usize = 4096;
 fn is_skippable(b: &[u8]) -> bool {
     b.len() >= 8 && (b[0] & 0xF0) == 0x50 && b[1..4] == [0x2A, 0x4D, 0x18]
 }
+
+/// Largest output decoded in one call; a bigger gzip member is streamed.
+const MAX_WHOLE_GZIP: usize = 256 << 20;
 
 /// Size of the buffer decoders fill before a push.
 const CHUNK: usize = 64 << 10;
@@ -68,6 +76,9 @@ pub(crate) fn decompress(
     let mut rest: &[u8] = input;
     match method {
         Compression::Gzip => {
+            if let Some(used) = gzip_whole(input, sink)? {
+                return Ok(used);
+            }
             let mut dec = flate2::bufread::GzDecoder::new(&mut rest);
             pump(&mut dec, sink, fail)?;
         }
@@ -125,6 +136,70 @@ pub(crate) fn decompress(
         }
     }
     Ok(input.len() - rest.len())
+}
+
+/// Decodes the gzip member at the front of `input` in one libdeflate call and pushes its
+/// output into `sink`; `Ok(None)` when this path cannot take it and the caller must stream.
+fn gzip_whole(
+    input: &[u8],
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), InitramfsError>,
+) -> Result<Option<usize>, InitramfsError> {
+    // The member usually runs to the end of the file, so its ISIZE (output size mod 2^32) is
+    // the file's last word; otherwise the guess is wrong, libdeflate says so, and we stream.
+    let Some(tail) = input.len().checked_sub(4).and_then(|at| input.get(at..)) else {
+        return Ok(None);
+    };
+    let isize = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize;
+    if isize == 0 || isize > MAX_WHOLE_GZIP {
+        return Ok(None);
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(isize);
+    advise_huge_pages(out.spare_capacity_mut());
+    let (mut used, mut written) = (0usize, 0usize);
+    // SAFETY: the decompressor is checked for null and freed once; libdeflate reads at most
+    // `input.len()` bytes from `input` and writes at most `isize` bytes into `out`'s spare
+    // capacity, and `written` (what it reports) never exceeds that, so `set_len` covers only
+    // initialised bytes.
+    let ok = unsafe {
+        let d = libdeflate_sys::libdeflate_alloc_decompressor();
+        if d.is_null() {
+            return Ok(None);
+        }
+        let r = libdeflate_sys::libdeflate_gzip_decompress_ex(
+            d,
+            input.as_ptr().cast(),
+            input.len(),
+            out.as_mut_ptr().cast(),
+            isize,
+            &mut used,
+            &mut written,
+        );
+        libdeflate_sys::libdeflate_free_decompressor(d);
+        let ok = r == libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS
+            && written <= isize
+            && used <= input.len();
+        if ok {
+            out.set_len(written);
+        }
+        ok
+    };
+    if !ok {
+        return Ok(None);
+    }
+    sink(&out)?;
+    Ok(Some(used))
+}
+
+/// Asks for transparent huge pages on the 2 MiB-aligned middle of `buf`, which saves most of
+/// the page faults of filling a fresh buffer of tens of MiB. Only a hint.
+fn advise_huge_pages(buf: &mut [std::mem::MaybeUninit<u8>]) {
+    const HUGE: usize = 2 << 20;
+    let start = (buf.as_ptr() as usize).next_multiple_of(HUGE);
+    let end = (buf.as_ptr() as usize + buf.len()) & !(HUGE - 1);
+    if end > start {
+        // SAFETY: the range lies inside `buf`'s allocation; MADV_HUGEPAGE changes no contents.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+    }
 }
 
 /// Reads `dec` to its end in [`CHUNK`] pieces, pushing each into `sink`.
