@@ -10,6 +10,7 @@ pub mod convert;
 pub mod digest;
 pub mod file;
 pub mod layout;
+pub mod md5x16;
 mod output;
 pub mod pool;
 pub mod stream;

@@ -3,10 +3,10 @@
 //!
 //! Each part is filled on the rayon pool in chunks (source reads and decompression run on
 //! several threads through `DiskImage::read_at`), its CRC-64 computed per chunk while the bytes
-//! are in cache and combined, its MD5 computed on the pool (parts are independent, so several
-//! parts hash at once). SHA-256 of the whole stream runs on its own thread over the same
-//! buffers. Parts come from a bounded [`BufferPool`] and at most `buffers` parts exist at once,
-//! so memory is `buffers × part_size` whatever the image size.
+//! are in cache and combined. Part MD5s are computed [`MD5_LANES`] parts at a time by the
+//! multi-buffer MD5 when that many fit the memory budget, else per part on the pool. SHA-256
+//! of the whole stream runs on its own thread over the same buffers. Parts come from a bounded
+//! [`BufferPool`], so memory is bounded by the buffer count × part size whatever the image size.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::digest::{crc64, crc64_combine, hex};
 use super::layout::Layout;
+use super::md5x16::md5_many;
 use super::pool::{BufferPool, PartData, PoolBuf};
 use super::{Part, PartSource, StreamDigests, TransferError};
 use crate::image::DiskImage;
@@ -30,8 +31,13 @@ pub const MAX_PARTS: u64 = 10_000;
 pub const DEFAULT_PART_SIZE: u64 = 32 * 1024 * 1024;
 /// Unit of parallel work inside a part.
 pub const CHUNK_SIZE: usize = 4 * 1024 * 1024;
+/// Default part size of a stream that hashes each part (an upload): small enough that a batch
+/// of [`MD5_LANES`] parts fits the buffer budget next to the parts in flight.
+pub const HASHED_PART_SIZE: u64 = 8 * 1024 * 1024;
 /// Memory the part buffers may use by default.
 pub const DEFAULT_BUFFER_BUDGET: u64 = 192 * 1024 * 1024;
+/// Parts whose MD5s are computed together ([`super::md5x16::md5_many`]: one AVX-512 register).
+pub const MD5_LANES: usize = 16;
 
 /// How a stream cuts and buffers its output.
 #[derive(Debug, Clone, Default)]
@@ -40,7 +46,8 @@ pub struct StreamOptions {
     pub part_size: u64,
     /// Parts that may exist at once (being filled, hashed, or held by the consumer); 0 picks
     /// as many as fit [`DEFAULT_BUFFER_BUDGET`] (at least 3, at most 8). A consumer that holds
-    /// this many parts blocks the next `next_part` until it drops one.
+    /// this many parts blocks the next `next_part` until it drops one. A stream that batches
+    /// part MD5s adds the parts of one batch to this.
     pub buffers: usize,
     /// Set from a signal handler to stop the stream at the next part.
     pub cancel: Option<Arc<AtomicBool>>,
@@ -55,9 +62,15 @@ pub struct StreamOptions {
 /// The part size used when none is given: [`DEFAULT_PART_SIZE`], or larger (whole MiB) when
 /// the stream would otherwise need more than [`MAX_PARTS`] parts.
 pub fn auto_part_size(total: u64) -> u64 {
+    part_size_at_least(DEFAULT_PART_SIZE, total)
+}
+
+/// `base`, or the smallest whole number of MiB above it that cuts `total` into at most
+/// [`MAX_PARTS`] parts.
+fn part_size_at_least(base: u64, total: u64) -> u64 {
     const MIB: u64 = 1024 * 1024;
     let min = total.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
-    DEFAULT_PART_SIZE.max(min)
+    base.max(min)
 }
 
 /// MD5 (when computed) and CRC-64 of an all-zero part.
@@ -69,6 +82,8 @@ struct Shared {
     /// MD5 and CRC-64 of an all-zero part, by length: a sparse disk has many such parts.
     zero_digests: Mutex<HashMap<usize, ZeroDigests>>,
     part_md5: bool,
+    /// Part MD5s are left to the batch in [`LayoutStream::next_part`], not done per part.
+    batch_md5: bool,
 }
 
 struct Filled {
@@ -92,6 +107,10 @@ pub struct LayoutStream {
     next_launch: u32,
     next_out: u32,
     pending: VecDeque<(u32, Receiver<Result<Filled, TransferError>>)>,
+    /// Filled parts whose MD5 batch is done, in order.
+    ready: VecDeque<(u32, Filled)>,
+    /// Parts per MD5 batch (1: MD5 per part on the pool).
+    md5_lanes: usize,
     sha_tx: Option<SyncSender<PartData>>,
     sha: Mutex<ShaState>,
     crc: u64,
@@ -107,10 +126,10 @@ impl LayoutStream {
         opts: &StreamOptions,
     ) -> Result<Self, TransferError> {
         let total = layout.size;
-        let part_size = if opts.part_size == 0 {
-            auto_part_size(total)
-        } else {
-            opts.part_size
+        let part_size = match opts.part_size {
+            0 if !opts.skip_part_md5 => part_size_at_least(HASHED_PART_SIZE, total),
+            0 => auto_part_size(total),
+            given => given,
         };
         let parts = total.div_ceil(part_size).max(1);
         if parts > MAX_PARTS {
@@ -133,6 +152,18 @@ impl LayoutStream {
             (DEFAULT_BUFFER_BUDGET / buffer_size as u64).clamp(3, 8) as usize
         } else {
             opts.buffers
+        };
+        // A batch of part MD5s needs its parts at once, on top of the buffers asked for.
+        let md5_lanes = if opts.skip_part_md5 || parts < 2 {
+            1
+        } else {
+            let room = DEFAULT_BUFFER_BUDGET.saturating_sub(buffers as u64 * buffer_size as u64);
+            (room / buffer_size as u64).clamp(1, MD5_LANES as u64) as usize
+        };
+        let buffers = if md5_lanes > 1 {
+            buffers + md5_lanes
+        } else {
+            buffers
         };
         let (tx, rx) = sync_channel::<PartData>(buffers);
         let skip = opts.skip_sha256;
@@ -158,6 +189,7 @@ impl LayoutStream {
                 src,
                 zero_digests: Mutex::new(HashMap::new()),
                 part_md5: !opts.skip_part_md5,
+                batch_md5: md5_lanes > 1,
             }),
             pool: BufferPool::new(buffer_size, buffers),
             part_size,
@@ -165,6 +197,8 @@ impl LayoutStream {
             next_launch: 1,
             next_out: 1,
             pending: VecDeque::new(),
+            ready: VecDeque::new(),
+            md5_lanes,
             sha_tx: Some(tx),
             sha: Mutex::new(ShaState::Running(sha)),
             crc: 0,
@@ -224,6 +258,48 @@ impl LayoutStream {
         }
     }
 
+    /// The next filled part in order. With batched MD5s, the first part of a batch waits
+    /// for the whole batch to be filled and hashes it in one [`md5_many`] call.
+    fn next_filled(&mut self) -> Option<Result<(u32, Filled), TransferError>> {
+        if self.ready.is_empty() {
+            let want = if self.shared.batch_md5 {
+                self.md5_lanes
+            } else {
+                1
+            };
+            while self.ready.len() < want {
+                if self.pending.is_empty() {
+                    self.launch_ahead();
+                }
+                let Some((number, rx)) = self.pending.pop_front() else {
+                    break;
+                };
+                match rx.recv() {
+                    Ok(Ok(filled)) => self.ready.push_back((number, filled)),
+                    Ok(Err(e)) => return Some(Err(e)),
+                    Err(_) => return Some(Err(TransferError::WorkerLost)),
+                }
+                self.launch_ahead();
+            }
+            if self.shared.batch_md5 {
+                let md5s = {
+                    let unhashed: Vec<&[u8]> = self
+                        .ready
+                        .iter()
+                        .filter(|(_, f)| f.md5.is_none())
+                        .map(|(_, f)| &f.data[..])
+                        .collect();
+                    md5_many(&unhashed)
+                };
+                let unhashed = self.ready.iter_mut().filter(|(_, f)| f.md5.is_none());
+                for ((_, f), md5) in unhashed.zip(md5s) {
+                    f.md5 = Some(md5);
+                }
+            }
+        }
+        self.ready.pop_front().map(Ok)
+    }
+
     fn finish_sha(&self) -> Option<String> {
         let mut state = self.sha.lock().unwrap_or_else(|p| p.into_inner());
         // Join the thread once (it ends when the last part has been sent) and keep the value.
@@ -240,8 +316,9 @@ impl LayoutStream {
 }
 
 impl Shared {
+    /// The MD5 of a part's bytes when it is computed per part.
     fn md5_of(&self, data: &[u8]) -> Option<[u8; 16]> {
-        self.part_md5.then(|| super::digest::md5(data))
+        (self.part_md5 && !self.batch_md5).then(|| super::digest::md5(data))
     }
 }
 
@@ -259,7 +336,10 @@ fn fill_part(shared: &Shared, mut buf: PoolBuf, offset: u64) -> Result<Filled, T
         let (md5, crc) = match cached {
             Some(d) => d,
             None => {
-                let d = (shared.md5_of(&buf), crc64(&buf));
+                let d = (
+                    shared.part_md5.then(|| super::digest::md5(&buf)),
+                    crc64(&buf),
+                );
                 shared
                     .zero_digests
                     .lock()
@@ -317,18 +397,12 @@ impl PartSource for LayoutStream {
             return Some(Err(TransferError::Interrupted));
         }
         self.launch_ahead();
-        let (number, rx) = self.pending.pop_front()?;
-        let filled = match rx.recv() {
-            Ok(Ok(f)) => f,
-            Ok(Err(e)) => {
+        let (number, filled) = match self.next_filled()? {
+            Ok(next) => next,
+            Err(e) => {
                 self.failed = true;
                 self.sha_tx = None;
                 return Some(Err(e));
-            }
-            Err(_) => {
-                self.failed = true;
-                self.sha_tx = None;
-                return Some(Err(TransferError::WorkerLost));
             }
         };
         let (offset, len) = self.part_range(number);
@@ -386,6 +460,51 @@ mod tests {
         let img: Arc<dyn DiskImage> =
             Arc::new(RawImage::open(file.clone(), &mut Vec::new()).unwrap());
         (file, img)
+    }
+
+    #[test]
+    fn part_md5s_are_batched_and_right_for_dense_data_and_any_part_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dense.raw");
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let data: Vec<u8> = (0..(37 << 20) + 999)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(&path, &data).unwrap();
+        let file = Arc::new(ImageFile::open(&path).unwrap());
+        let img: Arc<dyn DiskImage> = Arc::new(RawImage::open(file, &mut Vec::new()).unwrap());
+        // 38 parts: two full batches of 16 and a short one; then a size where batches of 6
+        // lanes fit the budget; then one part, hashed on its own.
+        for part_size in [1 << 20, 20 << 20, 64 << 20] {
+            let opts = StreamOptions {
+                part_size,
+                buffers: 3,
+                ..StreamOptions::default()
+            };
+            let layout = Layout::identity(img.as_ref()).unwrap();
+            let mut s = LayoutStream::new(layout, img.clone(), &opts).unwrap();
+            let mut held = VecDeque::new();
+            let mut next = 1;
+            while let Some(p) = s.next_part() {
+                let p = p.unwrap();
+                assert_eq!(p.number, next);
+                let start = p.offset as usize;
+                let want = &data[start..start + p.data.len()];
+                assert_eq!(p.md5, Some(super::super::digest::md5(want)), "part {next}");
+                next += 1;
+                // A consumer holding as many parts as it asked buffers for still progresses.
+                held.push_back(p);
+                if held.len() == 3 {
+                    held.pop_front();
+                }
+            }
+            assert_eq!(u64::from(next - 1), (data.len() as u64).div_ceil(part_size));
+        }
     }
 
     #[test]
