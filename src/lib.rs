@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cloud;
 pub mod guest;
 pub mod image;
+mod mem;
 pub mod pipeline;
 pub mod plan;
 pub mod report;

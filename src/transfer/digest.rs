@@ -8,9 +8,60 @@ pub fn crc64(data: &[u8]) -> u64 {
     crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Xz, data)
 }
 
-/// CRC-64/XZ of `a || b` from the CRCs of `a` and `b` and the length of `b`.
+/// CRC-64/XZ of `a || b` from the CRCs of `a` and `b` and the length of `b`: `crc_a` times
+/// x^(8·len_b) modulo the polynomial, plus `crc_b` (the init and xorout terms cancel). About
+/// a microsecond; crc_fast's combine took ~100 µs, a tenth of an upload's CPU time at 8 MiB
+/// parts.
 pub fn crc64_combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
-    crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Xz, crc_a, crc_b, len_b)
+    if len_b == 0 {
+        return crc_a;
+    }
+    // x^(8·len_b) as the product of x^(2^k) over the set bits k of 8·len_b.
+    let mut power = 1u64 << 63; // x^0 in the reflected representation
+    let mut bits = u128::from(len_b) << 3;
+    let mut k = 0;
+    while bits != 0 {
+        if bits & 1 != 0 {
+            power = gf2_mul(power, x_pow_2k(k));
+        }
+        bits >>= 1;
+        k += 1;
+    }
+    gf2_mul(power, crc_a) ^ crc_b
+}
+
+/// CRC-64/XZ's polynomial (ECMA-182), reflected.
+const CRC64_POLY_REFLECTED: u64 = 0xC96C_5795_D787_0F42;
+
+/// `a · b` modulo the polynomial, both reflected (bit 63 is x^0).
+fn gf2_mul(a: u64, mut b: u64) -> u64 {
+    let mut product = 0u64;
+    let mut a = a;
+    while a != 0 {
+        if a & (1 << 63) != 0 {
+            product ^= b;
+        }
+        a <<= 1;
+        b = if b & 1 != 0 {
+            (b >> 1) ^ CRC64_POLY_REFLECTED
+        } else {
+            b >> 1
+        };
+    }
+    product
+}
+
+/// x^(2^k) modulo the polynomial (k < 128), from a table built once by squaring.
+fn x_pow_2k(k: usize) -> u64 {
+    static TABLE: std::sync::OnceLock<[u64; 128]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [0u64; 128];
+        t[0] = 1 << 62; // x^1
+        for i in 1..128 {
+            t[i] = gf2_mul(t[i - 1], t[i - 1]);
+        }
+        t
+    })[k]
 }
 
 /// MD5 of `data`.
@@ -49,11 +100,20 @@ mod tests {
     #[test]
     fn crc64_combine_equals_whole() {
         let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let (a, b) = data.split_at(33_333);
-        assert_eq!(
-            crc64_combine(crc64(a), crc64(b), b.len() as u64),
-            crc64(&data)
-        );
+        for at in [0, 1, 7, 8, 33_333, 65_536, 99_999, 100_000] {
+            let (a, b) = data.split_at(at);
+            assert_eq!(
+                crc64_combine(crc64(a), crc64(b), b.len() as u64),
+                crc64(&data),
+                "split at {at}"
+            );
+        }
+        // Lengths past what one part holds, against crc_fast's own combine.
+        for len in [1u64 << 32, (5 << 30) + 3, u64::MAX / 8] {
+            let (x, y) = (0x0123_4567_89AB_CDEF, 0xFEDC_BA98_7654_3210);
+            let theirs = crc_fast::checksum_combine(crc_fast::CrcAlgorithm::Crc64Xz, x, y, len);
+            assert_eq!(crc64_combine(x, y, len), theirs, "len {len}");
+        }
     }
 
     #[test]

@@ -39,6 +39,7 @@ struct Aligned {
 impl Aligned {
     fn new(size: usize) -> Self {
         let data = vec![0u8; size + BUFFER_ALIGN];
+        crate::mem::advise_huge_pages(data.as_ptr(), data.len());
         let start = data.as_ptr().align_offset(BUFFER_ALIGN);
         Self { data, start }
     }

@@ -154,7 +154,7 @@ fn gzip_whole(
         return Ok(None);
     }
     let mut out: Vec<u8> = Vec::with_capacity(isize);
-    advise_huge_pages(out.spare_capacity_mut());
+    crate::mem::advise_huge_pages(out.as_ptr(), out.capacity());
     let (mut used, mut written) = (0usize, 0usize);
     // SAFETY: the decompressor is checked for null and freed once; libdeflate reads at most
     // `input.len()` bytes from `input` and writes at most `isize` bytes into `out`'s spare
@@ -188,18 +188,6 @@ fn gzip_whole(
     }
     sink(&out)?;
     Ok(Some(used))
-}
-
-/// Asks for transparent huge pages on the 2 MiB-aligned middle of `buf`, which saves most of
-/// the page faults of filling a fresh buffer of tens of MiB. Only a hint.
-fn advise_huge_pages(buf: &mut [std::mem::MaybeUninit<u8>]) {
-    const HUGE: usize = 2 << 20;
-    let start = (buf.as_ptr() as usize).next_multiple_of(HUGE);
-    let end = (buf.as_ptr() as usize + buf.len()) & !(HUGE - 1);
-    if end > start {
-        // SAFETY: the range lies inside `buf`'s allocation; MADV_HUGEPAGE changes no contents.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
-    }
 }
 
 /// Reads `dec` to its end in [`CHUNK`] pieces, pushing each into `sink`.
