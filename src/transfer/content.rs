@@ -1,7 +1,9 @@
 //! A format-independent digest of a virtual disk's content, blkhash-style (reference
 //! performance-limits.md §A.1): the disk is cut into [`CONTENT_BLOCK`] blocks, each block
-//! hashed with SHA-256, and the result is SHA-256 over all block digests followed by the disk
-//! size as a little-endian u64.
+//! hashed with BLAKE3, and the result is BLAKE3 over all block digests followed by the disk
+//! size as a little-endian u64. BLAKE3 (one of blkhash's digests) hashes a 64 KiB block about
+//! four times faster than SHA-256 with SHA-NI, and this digest is computed before an import's
+//! upload starts, so its time is the user's.
 //!
 //! A block that is all zeros, whether read or known from metadata to be a hole, contributes the
 //! precomputed zero-block digest, so the RAW, VHD and QCOW2 forms of the same disk give the same
@@ -13,7 +15,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::TransferError;
 use super::digest::hex;
@@ -24,7 +25,7 @@ use crate::report::Reporter;
 /// Block size of the content digest.
 pub const CONTENT_BLOCK: u64 = 64 * 1024;
 /// Name of the construction, reported next to the value.
-pub const CONTENT_ALGORITHM: &str = "imgport-blk-sha256-64k";
+pub const CONTENT_ALGORITHM: &str = "imgport-blk-blake3-64k";
 /// Blocks handled by one parallel task.
 const BLOCKS_PER_TASK: u64 = 64;
 /// Tasks whose block digests are kept before the outer hash consumes them.
@@ -45,7 +46,7 @@ pub struct ContentDigest {
 
 fn zero_block_digest() -> [u8; 32] {
     static ZERO: OnceLock<[u8; 32]> = OnceLock::new();
-    *ZERO.get_or_init(|| Sha256::digest(vec![0u8; CONTENT_BLOCK as usize]).into())
+    *ZERO.get_or_init(|| *blake3::hash(&vec![0u8; CONTENT_BLOCK as usize]).as_bytes())
 }
 
 /// True when every byte of `buf` is zero (vectorised OR-fold).
@@ -62,7 +63,7 @@ fn block_digest(buf: &[u8]) -> [u8; 32] {
     if buf.len() as u64 == CONTENT_BLOCK && all_zero(buf) {
         return zero_block_digest();
     }
-    Sha256::digest(buf).into()
+    *blake3::hash(buf).as_bytes()
 }
 
 /// Computes the content digest of `src`, reading only blocks that overlap data extents.
@@ -83,7 +84,7 @@ pub fn content_digest(
     let tasks = blocks.div_ceil(BLOCKS_PER_TASK);
     let task_bytes = (BLOCKS_PER_TASK * CONTENT_BLOCK) as usize;
     let pool = BufferPool::new(task_bytes, rayon::current_num_threads() + 1);
-    let mut outer = Sha256::new();
+    let mut outer = blake3::Hasher::new();
     reporter.start("content digest", Some(size));
     let mut task = 0u64;
     while task < tasks {
@@ -97,7 +98,7 @@ pub fn content_digest(
             .collect::<Result<_, ImageError>>()?;
         for digests in results {
             for d in digests {
-                outer.update(d);
+                outer.update(&d);
             }
         }
         let done = (window_end * BLOCKS_PER_TASK * CONTENT_BLOCK).min(size)
@@ -105,13 +106,13 @@ pub fn content_digest(
         reporter.advance(done);
         task = window_end;
     }
-    outer.update(size.to_le_bytes());
+    outer.update(&size.to_le_bytes());
     reporter.finish();
     Ok(ContentDigest {
         algorithm: CONTENT_ALGORITHM,
         block_size: CONTENT_BLOCK,
         size,
-        digest: hex(&outer.finalize()),
+        digest: hex(outer.finalize().as_bytes()),
     })
 }
 
@@ -142,7 +143,7 @@ fn hash_task(
             out.push(if be - b == CONTENT_BLOCK {
                 zero_block_digest()
             } else {
-                Sha256::digest(vec![0u8; (be - b) as usize]).into()
+                *blake3::hash(&vec![0u8; (be - b) as usize]).as_bytes()
             });
             b = be;
             continue;
@@ -202,12 +203,12 @@ mod tests {
         let dense = dir.path().join("dense");
         std::fs::write(&dense, &dense_bytes).unwrap();
 
-        let mut outer = Sha256::new();
+        let mut outer = blake3::Hasher::new();
         for block in dense_bytes.chunks(CONTENT_BLOCK as usize) {
-            outer.update(Sha256::digest(block));
+            outer.update(blake3::hash(block).as_bytes());
         }
-        outer.update(len.to_le_bytes());
-        let expected = hex(&outer.finalize());
+        outer.update(&len.to_le_bytes());
+        let expected = hex(outer.finalize().as_bytes());
 
         let (a, read_sparse) = digest_of(&sparse);
         let (b, _) = digest_of(&dense);

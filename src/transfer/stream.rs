@@ -32,9 +32,9 @@ pub const DEFAULT_PART_SIZE: u64 = 32 * 1024 * 1024;
 /// Unit of parallel work inside a part.
 pub const CHUNK_SIZE: usize = 4 * 1024 * 1024;
 /// Default part size of a stream that hashes each part (an upload): small enough that a batch
-/// of [`MD5_LANES`] parts fits the buffer budget next to the parts in flight (an upload of 4
-/// parts in flight then holds ~100 MiB; 8 MiB parts took twice that for no less CPU).
-pub const HASHED_PART_SIZE: u64 = 4 * 1024 * 1024;
+/// of [`MD5_LANES`] parts fits the buffer budget next to the parts in flight, and at least S3's
+/// 5 MiB minimum for every part but the last (OSS takes 100 KiB).
+pub const HASHED_PART_SIZE: u64 = 8 * 1024 * 1024;
 /// Memory the part buffers may use by default.
 pub const DEFAULT_BUFFER_BUDGET: u64 = 192 * 1024 * 1024;
 /// Parts whose MD5s are computed together ([`super::md5x16::md5_many`]: one AVX-512 register).

@@ -6,8 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use sha2::{Digest, Sha256};
-
 use crate::util::*;
 
 const FORMATS: [(&str, &str); 4] = [
@@ -128,17 +126,18 @@ fn check_digests(v: &serde_json::Value, file: &Path, part_md5: bool) {
     );
 }
 
-/// The content digest computed the plain way from a RAW file: SHA-256 of every 64 KiB block,
-/// then SHA-256 over the block digests and the size (little-endian u64).
+/// The content digest computed the plain way from a RAW file: BLAKE3 of every 64 KiB block,
+/// then BLAKE3 over the block digests and the size (little-endian u64).
 fn reference_content_digest(raw: &Path) -> String {
     let bytes = std::fs::read(raw).unwrap();
-    let mut outer = Sha256::new();
+    let mut outer = blake3::Hasher::new();
     for block in bytes.chunks(64 * 1024) {
-        outer.update(Sha256::digest(block));
+        outer.update(blake3::hash(block).as_bytes());
     }
-    outer.update((bytes.len() as u64).to_le_bytes());
+    outer.update(&(bytes.len() as u64).to_le_bytes());
     outer
         .finalize()
+        .as_bytes()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
