@@ -248,6 +248,20 @@ fn sidecar_rel(key: &str) -> PathBuf {
     p
 }
 
+/// A key the file tree cannot hold next to existing ones (`a/b` when object `a` exists, or
+/// `a` when `a/b` does) is the client's error, as in MinIO; anything else is ours.
+fn file_tree_error(e: io::Error, key: &str, step: &'static str, path: &Path) -> S3Error {
+    match e.kind() {
+        ErrorKind::AlreadyExists | ErrorKind::NotADirectory | ErrorKind::IsADirectory => {
+            s3_error!(
+                InvalidArgument,
+                "key {key:?}: an object is a prefix of it, or it is a prefix of objects"
+            )
+        }
+        _ => io_error(step, path)(e),
+    }
+}
+
 fn not_found(e: &io::Error) -> bool {
     matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
 }
@@ -536,10 +550,11 @@ impl Store {
         let dest = self.object_path(bucket, key)?;
         let _commit = self.lock();
         if let Some(dir) = dest.parent() {
-            std::fs::create_dir_all(dir).map_err(io_error("create the directory of", &dest))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| file_tree_error(e, key, "create the directory of", &dest))?;
         }
         if overwrite == Overwrite::Allow {
-            rename_into(src, &dest).map_err(io_error("rename into", &dest))?;
+            rename_into(src, &dest).map_err(|e| file_tree_error(e, key, "rename into", &dest))?;
         } else {
             match std::fs::hard_link(src, &dest) {
                 Ok(()) => {}
@@ -849,6 +864,17 @@ mod tests {
         assert!(!s.meta.join("bkt/x.d").exists());
         // The name is free again for an object.
         put(&s, "x", b"2", Overwrite::Allow).unwrap();
+        for clash in ["x/y", "x/y/z"] {
+            let e = put(&s, clash, b"3", Overwrite::Allow).unwrap_err();
+            assert_eq!(e.code().as_str(), "InvalidArgument", "{clash}");
+        }
+        put(&s, "p/q", b"4", Overwrite::Allow).unwrap();
+        let e = put(&s, "p", b"5", Overwrite::Allow).unwrap_err();
+        assert_eq!(e.code().as_str(), "InvalidArgument");
+        assert!(
+            std::fs::read_dir(&s.tmp).unwrap().next().is_none(),
+            "no temp file left"
+        );
     }
 
     #[test]
