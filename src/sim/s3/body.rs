@@ -19,7 +19,7 @@ use s3s::dto::StreamingBlob;
 use s3s::{S3Result, s3_error};
 use tokio::task::JoinHandle;
 
-use super::store::{Digest, Hasher, TempFile};
+use super::store::{Digest, Hasher, TempFile, io_error, write_all_vectored_at};
 
 /// Bytes gathered before a write.
 const BATCH: usize = 1 << 20;
@@ -34,14 +34,7 @@ pub trait WriteAt: Send + 'static {
 
 impl WriteAt for TempFile {
     fn write_at(&self, bufs: &[Bytes], offset: u64) -> S3Result<()> {
-        let mut at = offset;
-        for b in bufs {
-            self.file
-                .write_all_at(b, at)
-                .map_err(super::store::io_error("write", &self.path))?;
-            at += b.len() as u64;
-        }
-        Ok(())
+        write_all_vectored_at(&self.file, bufs, offset).map_err(io_error("write", &self.path))
     }
 }
 

@@ -24,7 +24,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{self, ErrorKind};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -35,7 +34,9 @@ use s3s::{S3Error, S3Result, s3_error};
 use serde::{Deserialize, Serialize};
 
 use super::body::WriteAt;
-use super::store::{Digest, Meta, Overwrite, Store, copy_range, io_error, write_atomic};
+use super::store::{
+    Digest, Meta, Overwrite, Store, copy_range, io_error, write_all_vectored_at, write_atomic,
+};
 use crate::transfer::digest::{crc64_combine, hex, multipart_etag};
 
 /// S3's part numbers are 1..=10000.
@@ -178,14 +179,8 @@ impl WriteAt for PartClaim {
         if self.upload.closed.load(Ordering::Acquire) {
             return Err(no_such_upload());
         }
-        let mut at = self.base + offset;
-        for b in bufs {
-            self.file
-                .write_all_at(b, at)
-                .map_err(|e| s3_error!(e, InternalError, "writing part {}", self.number))?;
-            at += b.len() as u64;
-        }
-        Ok(())
+        write_all_vectored_at(&self.file, bufs, self.base + offset)
+            .map_err(|e| s3_error!(e, InternalError, "writing part {}", self.number))
     }
 }
 
