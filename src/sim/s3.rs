@@ -261,7 +261,13 @@ fn upload_part_number<B>(req: &Request<B>) -> Option<u32> {
         .and_then(|n| n.parse().ok())
 }
 
-fn error_response(status: u16, code: &str) -> Response<s3s::Body> {
+/// An injected error answer, sent once the request body has been read and dropped: answering
+/// and closing while the client still writes would make its error a broken pipe instead of
+/// the status the test injected.
+async fn error_response(req: Request<Incoming>, status: u16, code: &str) -> Response<s3s::Body> {
+    use http_body_util::BodyExt as _;
+    let mut body = req.into_body();
+    while let Some(Ok(_)) = body.frame().await {}
     let xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
          <Message>injected by the imgport test server</Message></Error>"
@@ -306,8 +312,8 @@ async fn faulty(
         && req.uri().query().is_some_and(|q| q.contains("uploadId="));
     if let Some(kind) = rate_fault(&shared) {
         match kind {
-            0 => return Ok(error_response(500, "InternalError")),
-            1 => return Ok(error_response(503, "SlowDown")),
+            0 => return Ok(error_response(req, 500, "InternalError").await),
+            1 => return Ok(error_response(req, 503, "SlowDown").await),
             _ => {
                 return Err(s3s::HttpError::new(Box::new(std::io::Error::other(
                     "connection dropped by the fault layer",
@@ -348,8 +354,12 @@ async fn faulty(
             .find(|f| (f.part == n || f.part == 0) && attempt <= f.times)
             .copied();
         match fault.map(|f| f.kind) {
-            Some(FaultKind::Internal) => return Ok(error_response(500, "InternalError")),
-            Some(FaultKind::SlowDown) => return Ok(error_response(503, "SlowDown")),
+            Some(FaultKind::Internal) => {
+                return Ok(error_response(req, 500, "InternalError").await);
+            }
+            Some(FaultKind::SlowDown) => {
+                return Ok(error_response(req, 503, "SlowDown").await);
+            }
             Some(FaultKind::Drop) => {
                 return Err(s3s::HttpError::new(Box::new(std::io::Error::other(
                     "connection dropped by the fault layer",

@@ -81,6 +81,7 @@ pub struct UploadInfo {
 }
 
 impl UploadInfo {
+    /// An upload of `bucket`/`key` created now, without content type or user metadata.
     pub fn new(bucket: &str, key: &str) -> Self {
         Self {
             bucket: bucket.into(),

@@ -54,6 +54,7 @@ pub struct Digest {
 }
 
 impl Hasher {
+    /// A hasher that has seen nothing.
     pub fn new() -> Self {
         Self {
             md5: md5::Md5::new(),
@@ -67,12 +68,14 @@ impl Hasher {
         self.len
     }
 
+    /// Feeds the next bytes.
     pub fn update(&mut self, data: &[u8]) {
         self.md5.update(data);
         self.crc.update(data);
         self.len += data.len() as u64;
     }
 
+    /// The digests of all bytes fed.
     pub fn finish(self) -> Digest {
         Digest {
             md5: self.md5.finalize().into(),
@@ -125,6 +128,7 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// A sidecar without content type and user metadata, not yet stamped.
     pub fn new(size: u64, etag: String, crc64: u64) -> Self {
         Self {
             size,
@@ -426,7 +430,7 @@ pub struct Store {
 
 impl Store {
     /// The store of `root` (canonical), with its internal directories made and temporary
-    /// files of an earlier run removed.
+    /// files of an earlier run removed (so one root is served by one server at a time).
     pub fn open(root: &Path) -> io::Result<Self> {
         let internal = root.join(INTERNAL_DIR);
         let tmp = internal.join("tmp");
