@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks `imgport upload` against `aws s3 cp` (awscli from PyPI, in a venv) on the same
-# machine and the same server: the embedded S3 server of `imgport sim` (s3s + s3s-fs) on
-# 127.0.0.1. One run each, warm page cache; wall time and client CPU seconds from
-# /usr/bin/time. Then converting and uploading in one pass against uploading the
-# already-converted file.
+# machine and the same server: the embedded S3 server of `imgport sim` (s3s + its own
+# file-system backend, src/sim/s3/) on 127.0.0.1. One run each, warm page cache; wall time
+# and client CPU seconds from /usr/bin/time. Then converting and uploading in one pass
+# against uploading the already-converted file.
 #
 # Targets (issue 5): imgport wall ≤ 0.67 × aws, imgport CPU-s/GiB ≤ 0.5 × aws's;
 # convert+upload ≤ 1.1 × upload of the converted file.

@@ -1,4 +1,4 @@
-//! `imgport upload` against the embedded S3 server (s3s + s3s-fs, `imgport::sim::s3`) started
+//! `imgport upload` against the embedded S3 server (`imgport::sim::s3`) started
 //! in this test process on 127.0.0.1:0: objects equal the file or `imgport convert`'s output,
 //! many parts, injected faults (5xx, SlowDown, dropped connections, delay) still complete with
 //! every part stored exactly once, kill -9 then resume reuses the finished parts, a re-run
@@ -349,12 +349,17 @@ fn permanent_failure_gives_up_then_abort_removes_the_upload() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("part 2") && err.contains("SlowDown"), "{err}");
     assert_eq!(env.s3.stats().part_requests[&2], 3);
+    // Each unfinished multipart upload is a directory of the server's `uploads/`.
     let uploads = || {
-        std::fs::read_dir(&env.s3.root)
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(".upload-"))
-            .count()
+        std::fs::read_dir(
+            env.s3
+                .root
+                .join(imgport::sim::s3::INTERNAL_DIR)
+                .join("uploads"),
+        )
+        .unwrap()
+        .flatten()
+        .count()
     };
     assert_eq!(uploads(), 1, "the unfinished upload stays for a resume");
     let out = env.run(&["--key", "f.bin", "--abort", "--json"], &keys());
