@@ -7,6 +7,8 @@
 //! not decide anything about drivers itself: every rule lives in `kmod` (and the cpio rules
 //! in `initramfs`), called from here.
 
+use std::sync::mpsc::{Sender, channel};
+
 use super::facts::DriverFacts;
 use super::fs::{Guest, NodeKind};
 use super::initramfs::{self, Initramfs, ReadOptions};
@@ -154,12 +156,14 @@ enum Initrd {
 }
 
 /// Reads and parses the initramfs `/boot/<name>` when it fits in `budget_left` bytes of the
-/// disk read budget (less [`AFTER_DRIVERS_RESERVE`]).
+/// disk read budget (less [`AFTER_DRIVERS_RESERVE`]). `fetched` is called (or dropped) once
+/// its bytes are in memory or known to be absent, so other readers can take the volume.
 fn read_initrd(
     guest: &Guest,
     name: Option<&str>,
     budget_left: u64,
     findings: &mut Vec<Finding>,
+    fetched: impl FnOnce(),
 ) -> Initrd {
     let Some(name) = name else {
         return Initrd::Absent;
@@ -197,6 +201,7 @@ fn read_initrd(
         Ok(None) => return Initrd::Absent,
         Err(e) => return unreadable(e.to_string()),
     };
+    fetched();
     let opts = ReadOptions {
         want: &kmod::initramfs_wanted,
         ..Default::default()
@@ -216,16 +221,22 @@ fn read_initrd(
 
 /// Gathers the sources of the default kernel from `guest` and lets [`kmod`] decide; `None`
 /// when no kernel is installed. `budget_left` is what remains of the disk read budget.
-pub fn inspect(guest: &Guest, budget_left: u64) -> Option<KernelReport> {
+/// `fetched` is dropped once the initramfs is read into memory (or known absent): the
+/// volume's reader is then free for the caller while the initramfs is decompressed.
+pub fn inspect(guest: &Guest, budget_left: u64, fetched: Sender<()>) -> Option<KernelReport> {
     let (version, initrd_name, reason) = default_kernel(guest)?;
-    // The initramfs (tens of MiB to decompress) is read on a second thread while this one
-    // reads the kernel's other files.
+    // The initramfs (tens of MiB to decompress) is read first, on a second thread; the
+    // kernel's other files are read while it is decompressed.
     std::thread::scope(|scope| {
-        let initrd = scope.spawn(|| {
+        let (read_tx, read_rx) = channel::<()>();
+        let initrd = scope.spawn(move || {
             let mut findings = Vec::new();
-            let initrd = read_initrd(guest, initrd_name.as_deref(), budget_left, &mut findings);
+            let done = move || drop((read_tx, fetched));
+            let name = initrd_name.as_deref();
+            let initrd = read_initrd(guest, name, budget_left, &mut findings, done);
             (initrd, findings)
         });
+        let _ = read_rx.recv(); // returns when the sender is dropped
         let others = KernelFiles::read(guest, &version);
         let (initrd, findings) = initrd.join().unwrap_or_else(|_| {
             let reason = "the initramfs reader panicked".to_string();
@@ -388,7 +399,7 @@ mod tests {
                 b"",
             );
         let g = Guest::new(Arc::new(fs));
-        let r = inspect(&g, 64 << 20).unwrap();
+        let r = inspect(&g, 64 << 20, channel().0).unwrap();
         assert_eq!(r.version, v);
         assert_eq!(r.drivers.virtio, Some(true));
         assert_eq!(r.drivers.virtio_in_initramfs, Some(true));
@@ -400,7 +411,7 @@ mod tests {
         );
         assert!(r.findings.is_empty());
         // a budget too small for the initramfs: skipped with an Info finding, answer unknown
-        let r = inspect(&g, AFTER_DRIVERS_RESERVE).unwrap();
+        let r = inspect(&g, AFTER_DRIVERS_RESERVE, channel().0).unwrap();
         assert_eq!(r.findings[0].code, "guest.initramfs_skipped");
         assert_eq!(r.drivers.virtio_in_initramfs, None);
 
@@ -417,7 +428,7 @@ mod tests {
                 "/boot/config-5.10.0-1-amd64",
                 b"CONFIG_VIRTIO_PCI=m\nCONFIG_VIRTIO_BLK=m\nCONFIG_FW_CFG_SYSFS=y\n",
             );
-        let r = inspect(&Guest::new(Arc::new(fs)), 64 << 20).unwrap();
+        let r = inspect(&Guest::new(Arc::new(fs)), 64 << 20, channel().0).unwrap();
         assert_eq!(r.version, "5.10.0-1-amd64");
         assert!(
             r.drivers.evidence[0].contains("grub.cfg"),

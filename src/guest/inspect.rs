@@ -413,10 +413,13 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
     // on another thread meanwhile.
     let mut fw_cfg = None;
     let mut cloud_init_installed = None;
+    let (fetched, initrd_read) = std::sync::mpsc::channel::<()>();
     let kernel = guest.clone().map(|g| {
         let budget_left = READ_BUDGET.saturating_sub(disk.bytes_read());
-        std::thread::spawn(move || drivers::inspect(&g, budget_left))
+        std::thread::spawn(move || drivers::inspect(&g, budget_left, fetched))
     });
+    // The initramfs read goes first: the volume's reader serves one request at a time.
+    let _ = initrd_read.recv();
     if let Some(g) = &guest {
         facts.os_type = Some("linux".into());
         match linux::detect(g) {
