@@ -47,9 +47,17 @@ export AWS_CONFIG_FILE=$dir/awsconfig AWS_SHARED_CREDENTIALS_FILE=/dev/null
 : > "$AWS_CONFIG_FILE"
 export ALIBABA_CLOUD_ACCESS_KEY_ID=$key_id ALIBABA_CLOUD_ACCESS_KEY_SECRET=$secret
 
-# measure NAME CMD...: one run; prints and records "wall user sys".
+# settle: removes the objects uploaded so far and flushes dirty pages, so no run pays for the
+# write-back of an earlier run's gigabyte (the 4th upload in a row was throttled by it).
+settle() {
+  find "$state/s3/bench" -type f -delete 2>/dev/null || true
+  sync
+}
+
+# measure NAME CMD...: one run from a settled page cache; prints and records "wall user sys".
 measure() {
   local name=$1; shift
+  settle
   /usr/bin/time -f "%e %U %S" -o "$dir/$name.time" "$@" > "$dir/$name.out" 2> "$dir/$name.err" \
     || { echo "$name failed:" >&2; cat "$dir/$name.err" >&2; exit 1; }
   read -r wall user sys < "$dir/$name.time"
