@@ -94,8 +94,12 @@ fn check_body(d: &Digest, len: Option<u64>, content_md5: Option<&str>) -> S3Resu
 /// OSS's create-only switch, then S3's `If-None-Match: *`; `If-Match` is not supported.
 fn overwrite_rule(
     headers: &hyper::HeaderMap,
+    if_match: Option<&s3s::dto::ETagCondition>,
     if_none_match: Option<&s3s::dto::ETagCondition>,
 ) -> S3Result<Overwrite> {
+    if if_match.is_some() {
+        return Err(s3_error!(NotImplemented, "If-Match"));
+    }
     let forbid = headers
         .get("x-oss-forbid-overwrite")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
@@ -219,10 +223,11 @@ impl S3 for Backend {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
-        if input.if_match.is_some() {
-            return Err(s3_error!(NotImplemented, "If-Match"));
-        }
-        let overwrite = overwrite_rule(&req.headers, input.if_none_match.as_ref())?;
+        let overwrite = overwrite_rule(
+            &req.headers,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+        )?;
         let len = declared(input.content_length, MAX_PUT_SIZE)?;
         let (store, bucket, key) = (self.store.clone(), input.bucket.clone(), input.key.clone());
         // A create-only PUT of an existing object fails before its body is stored; the commit
@@ -433,10 +438,11 @@ impl S3 for Backend {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let input = req.input;
-        if input.if_match.is_some() {
-            return Err(s3_error!(NotImplemented, "If-Match"));
-        }
-        let overwrite = overwrite_rule(&req.headers, input.if_none_match.as_ref())?;
+        let overwrite = overwrite_rule(
+            &req.headers,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+        )?;
         let chosen = input
             .multipart_upload
             .and_then(|m| m.parts)
@@ -545,12 +551,15 @@ mod tests {
     #[test]
     fn create_only_rules() {
         let mut h = hyper::HeaderMap::new();
-        assert_eq!(overwrite_rule(&h, None).unwrap(), Overwrite::Allow);
+        assert_eq!(overwrite_rule(&h, None, None).unwrap(), Overwrite::Allow);
         let any: s3s::dto::ETagCondition = "*".parse().unwrap();
-        assert_eq!(overwrite_rule(&h, Some(&any)).unwrap(), Overwrite::ForbidS3);
+        assert_eq!(
+            overwrite_rule(&h, None, Some(&any)).unwrap(),
+            Overwrite::ForbidS3
+        );
         h.insert("x-oss-forbid-overwrite", "TRUE".parse().unwrap());
         assert_eq!(
-            overwrite_rule(&h, Some(&any)).unwrap(),
+            overwrite_rule(&h, None, Some(&any)).unwrap(),
             Overwrite::ForbidOss
         );
     }
