@@ -238,16 +238,9 @@ pub fn inspect(guest: &Guest, budget_left: u64, fetched: Sender<()>) -> Option<K
         });
         let _ = read_rx.recv(); // returns when the sender is dropped
         let others = KernelFiles::read(guest, &version);
-        let (initrd, findings) = initrd.join().unwrap_or_else(|_| {
-            let reason = "the initramfs reader panicked".to_string();
-            (
-                Initrd::Unreadable {
-                    path: String::new(),
-                    reason,
-                },
-                Vec::new(),
-            )
-        });
+        let (initrd, findings) = initrd
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
         Some(decide(version, reason, others, initrd, findings))
     })
 }
