@@ -14,3 +14,16 @@ pub(crate) fn advise_huge_pages(ptr: *const u8, len: usize) {
         unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
     }
 }
+
+/// An empty buffer with room for `len` bytes whose pages are already faulted in (huge pages
+/// advised): made on an idle core while the caller does other work, so the thread that fills
+/// it later does not pay the first-touch cost on its critical path.
+pub(crate) fn prefaulted(len: usize) -> Vec<u8> {
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    advise_huge_pages(buf.as_ptr(), buf.capacity());
+    let spare = buf.spare_capacity_mut();
+    for page in spare.chunks_mut(4096) {
+        page[0].write(0);
+    }
+    buf
+}

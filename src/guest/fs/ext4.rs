@@ -226,6 +226,7 @@ fn serve(fs: &Ext4, block_size: u64, req: Request) {
                         });
                     }
                     let mut buf = vec![0u8; want];
+                    crate::mem::advise_huge_pages(buf.as_ptr(), buf.len());
                     file.seek_to(offset).map_err(|e| corrupt(e, &p))?;
                     let mut filled = 0;
                     while filled < want {

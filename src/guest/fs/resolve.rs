@@ -236,6 +236,27 @@ impl Guest {
         ))
     }
 
+    /// Up to `len` bytes of the regular file at `path` from `offset` (a trailer, say);
+    /// `None` when absent or not a regular file.
+    pub fn read_range(
+        &self,
+        path: &[u8],
+        offset: u64,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>, FsError> {
+        let Some((c, info)) = self.resolve(path, true)? else {
+            return Ok(None);
+        };
+        if info.kind != NodeKind::File {
+            return Ok(None);
+        }
+        let (fs, inner) = self.locate(&c);
+        let mut buf = vec![0u8; info.size.saturating_sub(offset).min(len as u64) as usize];
+        let n = fs.read_at(&inner, offset, &mut buf)?;
+        buf.truncate(n);
+        Ok(Some(buf))
+    }
+
     /// A config file as text (lossy UTF-8), capped at [`CONFIG_CAP`]; `None` when absent,
     /// not a regular file, unreadable or too large.
     pub fn read_text(&self, path: &str) -> Option<String> {

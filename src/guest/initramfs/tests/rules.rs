@@ -247,3 +247,34 @@ fn name_bytes_cap() {
         }
     ));
 }
+
+#[test]
+fn zstd_skippable_frames_are_passed_over_and_oversized_windows_refused() {
+    let cpio = sample();
+    let (head, tail) = cpio.split_at(100);
+    let mut v = zstd::encode_all(head, 3).unwrap();
+    // A skippable frame (magic 0x184D2A5A, 5 bytes of payload) between the two frames.
+    v.extend_from_slice(&[0x5A, 0x2A, 0x4D, 0x18, 5, 0, 0, 0, 1, 2, 3, 4, 5]);
+    v.extend(zstd::encode_all(tail, 3).unwrap());
+    let whole = parse_all(&v).unwrap();
+    assert_eq!(whole.archives.len(), 1);
+    assert_eq!(whole.archives[0].len, v.len() as u64);
+    assert_eq!(whole.entries, parse_all(&cpio).unwrap().entries);
+
+    // A frame that declares a 128 MiB window, twice the decoder's limit.
+    let mut enc = zstd::stream::raw::Encoder::new(1).unwrap();
+    enc.set_parameter(zstd::zstd_safe::CParameter::WindowLog(27))
+        .unwrap();
+    enc.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(false))
+        .unwrap();
+    let mut big = Vec::new();
+    {
+        let mut w = zstd::stream::zio::Writer::new(&mut big, enc);
+        std::io::Write::write_all(&mut w, &vec![7u8; 1 << 20]).unwrap();
+        w.finish().unwrap();
+    }
+    assert!(matches!(
+        parse_all(&big).unwrap_err(),
+        InitramfsError::Decompress { method: "zstd", .. }
+    ));
+}
