@@ -4,7 +4,10 @@
 //!
 //! The frames hyper gives are gathered (no copy: `Bytes` are shared) into a batch; each
 //! batch is hashed and written by a blocking task while the next one is received, so the
-//! runtime's threads never wait for the disk.
+//! runtime's threads never wait for the disk. The task copies the batch into a page-aligned
+//! buffer from a small shared pool and writes whole pages, so the sink can write them past
+//! the page cache ([`super::store::write_at`]); the last partial page is carried over to the
+//! next batch, and written as it is at the end.
 
 use std::fs::File;
 use std::io;
@@ -19,30 +22,87 @@ use s3s::dto::StreamingBlob;
 use s3s::{S3Result, s3_error};
 use tokio::task::JoinHandle;
 
-use super::store::{Digest, Hasher, TempFile, io_error, write_all_vectored_at};
+use super::store::{DIRECT_ALIGN, Digest, Hasher, TempFile, io_error, write_at};
+use crate::transfer::pool::BufferPool;
 
 /// Bytes gathered before a write.
 const BATCH: usize = 1 << 20;
+/// Size of the aligned buffers batches are copied into (a batch may end with a large frame).
+const WRITE_BUFFER: usize = 2 * BATCH;
+/// Batches written at once over all requests; more wait for a buffer.
+const WRITE_BUFFERS: usize = 8;
+
+/// The shared aligned buffers (allocated as first needed, then reused).
+fn write_buffers() -> &'static BufferPool {
+    static POOL: std::sync::OnceLock<BufferPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| BufferPool::new(WRITE_BUFFER, WRITE_BUFFERS))
+}
 /// Response bodies up to this size are read at once.
 const SMALL_GET: u64 = 1 << 20;
 
 /// Where a streamed body goes.
 pub trait WriteAt: Send + 'static {
-    /// Writes `bufs`, back to back, at `offset` of the body.
-    fn write_at(&self, bufs: &[Bytes], offset: u64) -> S3Result<()>;
+    /// Writes `data` at `offset` of the body.
+    fn write_at(&self, data: &[u8], offset: u64) -> S3Result<()>;
 }
 
 impl WriteAt for TempFile {
-    fn write_at(&self, bufs: &[Bytes], offset: u64) -> S3Result<()> {
-        write_all_vectored_at(&self.file, bufs, offset).map_err(io_error("write", &self.path))
+    fn write_at(&self, data: &[u8], offset: u64) -> S3Result<()> {
+        write_at(&self.file, self.direct.as_ref(), data, offset)
+            .map_err(io_error("write", &self.path))
     }
 }
 
-type Job<T> = (T, Hasher, S3Result<()>);
+/// What a request's writer keeps between batches: the sink, the hasher of all bytes
+/// received, and the received bytes not yet written (less than a page).
+struct Carry<T> {
+    sink: T,
+    hasher: Hasher,
+    tail: Vec<u8>,
+}
 
-/// The sink and its hasher, either idle here or inside the blocking task writing a batch.
+impl<T: WriteAt> Carry<T> {
+    /// Hashes `bufs` and writes them after what was written so far: whole pages only, unless
+    /// `last`, when everything goes.
+    fn write(&mut self, bufs: &[Bytes], last: bool) -> S3Result<()> {
+        let mut at = self.hasher.len() - self.tail.len() as u64;
+        for b in bufs {
+            self.hasher.update(b);
+        }
+        let mut buf = write_buffers().get(WRITE_BUFFER);
+        let mut fill = self.tail.len();
+        buf[..fill].copy_from_slice(&self.tail);
+        self.tail.clear();
+        for b in bufs {
+            let mut rest = &b[..];
+            while !rest.is_empty() {
+                let n = (WRITE_BUFFER - fill).min(rest.len());
+                buf[fill..fill + n].copy_from_slice(&rest[..n]);
+                (fill, rest) = (fill + n, &rest[n..]);
+                if fill == WRITE_BUFFER {
+                    self.sink.write_at(&buf[..fill], at)?;
+                    (at, fill) = (at + fill as u64, 0);
+                }
+            }
+        }
+        let whole = if last {
+            fill
+        } else {
+            fill - fill % DIRECT_ALIGN
+        };
+        if whole > 0 {
+            self.sink.write_at(&buf[..whole], at)?;
+        }
+        self.tail.extend_from_slice(&buf[whole..fill]);
+        Ok(())
+    }
+}
+
+type Job<T> = (Carry<T>, S3Result<()>);
+
+/// The sink and its state, either idle here or inside the blocking task writing a batch.
 struct Writer<T> {
-    idle: Option<(T, Hasher)>,
+    idle: Option<Carry<T>>,
     busy: Option<JoinHandle<Job<T>>>,
 }
 
@@ -50,29 +110,26 @@ impl<T: WriteAt> Writer<T> {
     /// Waits for the batch under way; its error, if any.
     async fn settle(&mut self) -> S3Result<()> {
         if let Some(h) = self.busy.take() {
-            let (sink, hasher, done) = h
+            let (carry, done) = h
                 .await
                 .map_err(|e| s3_error!(InternalError, "body writer: {e}"))?;
-            self.idle = Some((sink, hasher));
+            self.idle = Some(carry);
             done?;
         }
         Ok(())
     }
 
-    /// Starts hashing and writing `bufs` once the batch under way is done.
-    async fn submit(&mut self, bufs: Vec<Bytes>) -> S3Result<()> {
+    /// Starts hashing and writing `bufs` once the batch under way is done; `last` writes out
+    /// the partial page too.
+    async fn submit(&mut self, bufs: Vec<Bytes>, last: bool) -> S3Result<()> {
         self.settle().await?;
-        let (sink, mut hasher) = self
+        let mut carry = self
             .idle
             .take()
             .ok_or_else(|| s3_error!(InternalError, "body writer lost its state"))?;
         self.busy = Some(tokio::task::spawn_blocking(move || {
-            let at = hasher.len();
-            for b in &bufs {
-                hasher.update(b);
-            }
-            let done = sink.write_at(&bufs, at);
-            (sink, hasher, done)
+            let done = carry.write(&bufs, last);
+            (carry, done)
         }));
         Ok(())
     }
@@ -88,7 +145,11 @@ pub async fn stream_into<T: WriteAt>(
 ) -> S3Result<(T, Digest)> {
     let mut body = s3s::Body::from(body.ok_or_else(|| s3_error!(IncompleteBody))?);
     let mut w = Writer {
-        idle: Some((sink, Hasher::new())),
+        idle: Some(Carry {
+            sink,
+            hasher: Hasher::new(),
+            tail: Vec::new(),
+        }),
         busy: None,
     };
     let mut batch = Vec::new();
@@ -113,7 +174,7 @@ pub async fn stream_into<T: WriteAt>(
         batch.push(data);
         if batched >= BATCH {
             batched = 0;
-            if let Err(e) = w.submit(std::mem::take(&mut batch)).await {
+            if let Err(e) = w.submit(std::mem::take(&mut batch), false).await {
                 break Err(e);
             }
         }
@@ -122,15 +183,13 @@ pub async fn stream_into<T: WriteAt>(
     let settled = w.settle().await;
     received?;
     settled?;
-    if !batch.is_empty() {
-        w.submit(batch).await?;
-        w.settle().await?;
-    }
-    let (sink, hasher) = w
+    w.submit(batch, true).await?;
+    w.settle().await?;
+    let carry = w
         .idle
         .take()
         .ok_or_else(|| s3_error!(InternalError, "body writer lost its state"))?;
-    Ok((sink, hasher.finish()))
+    Ok((carry.sink, carry.hasher.finish()))
 }
 
 /// A failed body read: a signed payload whose SHA-256 differs (s3s checks it while we read),
@@ -215,5 +274,66 @@ impl hyper::body::Body for FileBody {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.left)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Records each write: its offset and length, and the bytes at their place.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<(Vec<u8>, Vec<(u64, usize)>)>>);
+
+    impl WriteAt for Recorder {
+        fn write_at(&self, data: &[u8], offset: u64) -> S3Result<()> {
+            let mut g = self.0.lock().unwrap();
+            let end = offset as usize + data.len();
+            if g.0.len() < end {
+                g.0.resize(end, 0);
+            }
+            g.0[offset as usize..end].copy_from_slice(data);
+            g.1.push((offset, data.len()));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn odd_frames_are_written_in_whole_pages_then_the_tail() {
+        let rec = Recorder::default();
+        let mut carry = Carry {
+            sink: rec.clone(),
+            hasher: Hasher::new(),
+            tail: Vec::new(),
+        };
+        let mut want = Vec::new();
+        let mut frames = |sizes: &[usize], seed: u8| -> Vec<Bytes> {
+            sizes
+                .iter()
+                .map(|&n| {
+                    let b: Vec<u8> = (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect();
+                    want.extend_from_slice(&b);
+                    Bytes::from(b)
+                })
+                .collect()
+        };
+        let batches = [
+            frames(&[1, 4095, 7, 100_000], 1),
+            frames(&[WRITE_BUFFER + 12_345], 2), // a frame larger than a buffer
+            frames(&[0, 3, 65_536, 9], 3),
+        ];
+        let n = batches.len();
+        for (i, b) in batches.iter().enumerate() {
+            carry.write(b, i + 1 == n).unwrap();
+        }
+        let (bytes, writes) = rec.0.lock().unwrap().clone();
+        assert_eq!(bytes, want);
+        let (last, init) = writes.split_last().unwrap();
+        for &(off, len) in init {
+            assert_eq!((off % DIRECT_ALIGN as u64, len % DIRECT_ALIGN), (0, 0));
+        }
+        assert_eq!(last.0 as usize + last.1, want.len());
+        assert_eq!(carry.hasher.finish().len, want.len() as u64);
     }
 }

@@ -29,13 +29,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use s3s::{S3Error, S3Result, s3_error};
 use serde::{Deserialize, Serialize};
 
 use super::body::WriteAt;
 use super::store::{
-    Digest, Meta, Overwrite, Store, copy_range, io_error, write_all_vectored_at, write_atomic,
+    Digest, Meta, Overwrite, Store, copy_range, io_error, open_direct, write_at, write_atomic,
 };
 use crate::transfer::digest::{crc64_combine, hex, multipart_etag};
 
@@ -154,6 +153,8 @@ pub struct Upload {
     pub info: UploadInfo,
     dir: PathBuf,
     staging: Arc<File>,
+    /// The staging file opened for direct writes, when its file system allows them.
+    staging_direct: Option<Arc<File>>,
     state: Mutex<State>,
     /// Held while a part's record is written and put in `state`, and while the upload is
     /// closed or reopened, so records on disk and in memory agree.
@@ -169,18 +170,19 @@ pub struct PartClaim {
     upload: Arc<Upload>,
     number: u32,
     file: Arc<File>,
+    direct: Option<Arc<File>>,
     base: u64,
     place: Place,
     recorded: bool,
 }
 
 impl WriteAt for PartClaim {
-    fn write_at(&self, bufs: &[Bytes], offset: u64) -> S3Result<()> {
+    fn write_at(&self, data: &[u8], offset: u64) -> S3Result<()> {
         let _gate = self.upload.gate.read().unwrap_or_else(|p| p.into_inner());
         if self.upload.closed.load(Ordering::Acquire) {
             return Err(no_such_upload());
         }
-        write_all_vectored_at(&self.file, bufs, self.base + offset)
+        write_at(&self.file, self.direct.as_deref(), data, self.base + offset)
             .map_err(|e| s3_error!(e, InternalError, "writing part {}", self.number))
     }
 }
@@ -278,6 +280,7 @@ impl Upload {
         Self {
             id,
             info,
+            staging_direct: open_direct(&dir.join(STAGING)).map(Arc::new),
             dir,
             staging: Arc::new(staging),
             state: Mutex::new(state),
@@ -325,6 +328,7 @@ impl Upload {
                 upload: self.clone(),
                 number,
                 file: self.staging.clone(),
+                direct: self.staging_direct.clone(),
                 base: u64::from(number - 1) * slot_size,
                 place: Place::Slot { slot_size },
                 recorded: false,
@@ -341,6 +345,7 @@ impl Upload {
             upload: self.clone(),
             number,
             file: Arc::new(file),
+            direct: open_direct(&path).map(Arc::new),
             base: 0,
             place: Place::File { name },
             recorded: false,
@@ -749,7 +754,7 @@ mod tests {
     /// Sends part `n` as one buffer, as UploadPart does in batches.
     fn send(u: &Arc<Upload>, n: u32, bytes: &[u8]) -> S3Result<Part> {
         let claim = u.begin_part(n, Some(bytes.len() as u64))?;
-        claim.write_at(&[Bytes::copy_from_slice(bytes)], 0)?;
+        claim.write_at(bytes, 0)?;
         let d = Digest {
             md5: md5(bytes),
             crc64: crc64(bytes),
@@ -917,11 +922,7 @@ mod tests {
         let claim = u.begin_part(2, None).unwrap();
         f.uploads.abort(&u).unwrap();
         assert_eq!(
-            claim
-                .write_at(&[Bytes::from_static(b"x")], 0)
-                .unwrap_err()
-                .code()
-                .as_str(),
+            claim.write_at(b"x", 0).unwrap_err().code().as_str(),
             "NoSuchUpload"
         );
         drop(claim);
@@ -939,7 +940,7 @@ mod tests {
         let f = fixture();
         let u = f.uploads.create(UploadInfo::new("bkt", "k")).unwrap();
         let claim = u.begin_part(1, None).unwrap();
-        claim.write_at(&[Bytes::from_static(b"half")], 0).unwrap();
+        claim.write_at(b"half", 0).unwrap();
         drop(claim);
         let claim = u.begin_part(1, Some(4)).unwrap();
         drop(claim);

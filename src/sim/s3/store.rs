@@ -182,6 +182,8 @@ impl Overwrite {
 pub struct TempFile {
     pub path: PathBuf,
     pub file: File,
+    /// The same file opened for direct writes, when possible.
+    pub direct: Option<File>,
 }
 
 impl Drop for TempFile {
@@ -335,60 +337,39 @@ fn copy_range_plain(
     Ok(())
 }
 
-/// Writes `bufs` back to back at `offset` with `pwritev`: one system call (and one turn at
-/// the file's inode lock, which parallel writers of the staging file share) per batch, not
-/// per frame.
-pub fn write_all_vectored_at(file: &File, bufs: &[bytes::Bytes], offset: u64) -> io::Result<()> {
-    // Linux's IOV_MAX.
-    const MAX_IOV: usize = 1024;
-    let (mut i, mut skip, mut at) = (0usize, 0usize, offset);
-    while i < bufs.len() {
-        if bufs[i].len() == skip {
-            (i, skip) = (i + 1, 0);
-            continue;
-        }
-        let iov: Vec<libc::iovec> = bufs[i..]
-            .iter()
-            .take(MAX_IOV)
-            .enumerate()
-            .map(|(k, b)| {
-                let b = if k == 0 { &b[skip..] } else { &b[..] };
-                libc::iovec {
-                    iov_base: b.as_ptr().cast_mut().cast(),
-                    iov_len: b.len(),
-                }
-            })
-            .collect();
-        let off = i64::try_from(at).map_err(|_| io::Error::from(ErrorKind::InvalidInput))?;
-        let cnt = libc::c_int::try_from(iov.len()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: every iovec points into a `Bytes` of `bufs`, alive and unchanged for the
-        // call; the kernel only reads them.
-        let n = unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), cnt, off) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        if n == 0 {
-            return Err(ErrorKind::WriteZero.into());
-        }
-        // Step over what was written (a short write ends anywhere).
-        let mut left = n as usize;
-        at += left as u64;
-        while left > 0 {
-            let here = bufs[i].len() - skip;
-            if left < here {
-                skip += left;
-                left = 0;
-            } else {
-                left -= here;
-                (i, skip) = (i + 1, 0);
-            }
+/// Alignment of memory, file offset and length that the direct path takes: a page, which
+/// covers devices of 512- and 4096-byte logical blocks.
+pub const DIRECT_ALIGN: usize = 4096;
+
+/// `path` opened again for writes that bypass the page cache (`O_DIRECT`), when its file
+/// system allows that.
+pub fn open_direct(path: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .ok()
+}
+
+/// Writes `data` at `offset` of `file`. When memory, offset and length are aligned to
+/// [`DIRECT_ALIGN`], through `direct` (the same file opened with `O_DIRECT`): an object's
+/// bytes then go to the disk without filling the page cache, whose fresh pages cost this
+/// VM 2–4 CPU-s per GiB written (performance-limits.md §B.6). Anything else, or a direct
+/// write the file system refuses, goes through `file`.
+pub fn write_at(file: &File, direct: Option<&File>, data: &[u8], offset: u64) -> io::Result<()> {
+    let aligned = |n: usize| n.is_multiple_of(DIRECT_ALIGN);
+    if let Some(d) = direct
+        && aligned(data.as_ptr() as usize)
+        && aligned(data.len())
+        && offset.is_multiple_of(DIRECT_ALIGN as u64)
+    {
+        match d.write_all_at(data, offset) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            done => return done,
         }
     }
-    Ok(())
+    file.write_all_at(data, offset)
 }
 
 /// MD5 and CRC-64 of a whole file.
@@ -530,7 +511,8 @@ impl Store {
             .create_new(true)
             .open(&path)
             .map_err(io_error("create", &path))?;
-        Ok(TempFile { path, file })
+        let direct = open_direct(&path);
+        Ok(TempFile { path, file, direct })
     }
 
     fn read_sidecar(&self, bucket: &str, key: &str) -> Option<Meta> {
@@ -957,18 +939,37 @@ mod tests {
     }
 
     #[test]
-    fn vectored_writes_put_every_piece_in_order() {
+    fn aligned_writes_go_direct_and_the_rest_buffered_with_the_same_bytes() {
         let (_dir, s) = store();
         let t = s.temp_file().unwrap();
-        let pieces: Vec<bytes::Bytes> = (0..2500u32)
-            .map(|i| bytes::Bytes::from(vec![(i % 251) as u8; (i % 7) as usize]))
-            .collect();
-        write_all_vectored_at(&t.file, &pieces, 3).unwrap();
-        let want: Vec<u8> = pieces.iter().flat_map(|b| b.iter().copied()).collect();
-        let mut got = vec![0u8; want.len()];
-        t.file.read_exact_at(&mut got, 3).unwrap();
-        assert_eq!(got, want, "more pieces than IOV_MAX, empty ones among them");
-        write_all_vectored_at(&t.file, &[], 0).unwrap();
+        let mut pool =
+            crate::transfer::pool::BufferPool::new(3 * DIRECT_ALIGN, 1).get(3 * DIRECT_ALIGN);
+        for (i, b) in pool.iter_mut().enumerate() {
+            *b = (i % 251) as u8;
+        }
+        // aligned (direct when the file system allows it), then an unaligned length, then an
+        // unaligned offset: all must land where asked
+        write_at(&t.file, t.direct.as_ref(), &pool[..2 * DIRECT_ALIGN], 0).unwrap();
+        write_at(
+            &t.file,
+            t.direct.as_ref(),
+            &pool[..100],
+            2 * DIRECT_ALIGN as u64,
+        )
+        .unwrap();
+        write_at(
+            &t.file,
+            t.direct.as_ref(),
+            &pool[1..DIRECT_ALIGN + 1],
+            3 * DIRECT_ALIGN as u64 + 5,
+        )
+        .unwrap();
+        let mut want = pool[..2 * DIRECT_ALIGN].to_vec();
+        want.extend_from_slice(&pool[..100]);
+        want.resize(3 * DIRECT_ALIGN + 5, 0);
+        want.extend_from_slice(&pool[1..DIRECT_ALIGN + 1]);
+        let got = std::fs::read(&t.path).unwrap();
+        assert_eq!(got, want);
     }
 
     #[test]
