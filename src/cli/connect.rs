@@ -55,7 +55,7 @@ pub struct ConnectFlags {
     /// Path-style S3 addressing (for S3-compatible servers on an IP address).
     #[arg(long)]
     pub path_style: bool,
-    /// Part size, e.g. 64M (default: 8 MiB, or larger to stay within 10000 parts).
+    /// Part size, e.g. 64M (default: 5 MiB, or larger to stay within 10000 parts).
     #[arg(long, value_parser = parse_size)]
     pub part_size: Option<u64>,
     /// Parts in flight at once, per image.

@@ -56,7 +56,7 @@ pub struct UploadArgs {
     /// Convert on the fly to this format (default: upload the file as it is).
     #[arg(long, value_enum)]
     pub to: Option<ToArg>,
-    /// Part size, e.g. 64M (default: 8 MiB, or larger to stay within 10000 parts; OSS
+    /// Part size, e.g. 64M (default: 5 MiB, or larger to stay within 10000 parts; OSS
     /// accepts 100 KiB to 5 GiB).
     #[arg(long, value_parser = parse_size)]
     pub part_size: Option<u64>,

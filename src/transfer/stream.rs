@@ -31,10 +31,11 @@ pub const MAX_PARTS: u64 = 10_000;
 pub const DEFAULT_PART_SIZE: u64 = 32 * 1024 * 1024;
 /// Unit of parallel work inside a part.
 pub const CHUNK_SIZE: usize = 4 * 1024 * 1024;
-/// Default part size of a stream that hashes each part (an upload): small enough that a batch
-/// of [`MD5_LANES`] parts fits the buffer budget next to the parts in flight, and at least S3's
-/// 5 MiB minimum for every part but the last (OSS takes 100 KiB).
-pub const HASHED_PART_SIZE: u64 = 8 * 1024 * 1024;
+/// Default part size of a stream that hashes each part (an upload): S3's 5 MiB minimum for
+/// every part but the last (OSS takes 100 KiB), so a batch of [`MD5_LANES`] parts and those
+/// in flight take as little fresh memory as S3 allows (first touch is costly on VMs whose
+/// balloon reports free pages: performance-limits.md §B.6).
+pub const HASHED_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// Memory the part buffers may use by default.
 pub const DEFAULT_BUFFER_BUDGET: u64 = 192 * 1024 * 1024;
 /// Parts whose MD5s are computed together ([`super::md5x16::md5_many`]: one AVX-512 register).
