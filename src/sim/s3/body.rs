@@ -282,9 +282,13 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
-    /// Records each write: its offset and length, and the bytes at their place.
+    /// The bytes written, at their place, and each write's offset and length.
     #[derive(Clone, Default)]
-    struct Recorder(Arc<Mutex<(Vec<u8>, Vec<(u64, usize)>)>>);
+    struct Written(Vec<u8>, Vec<(u64, usize)>);
+
+    /// Records each write.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Written>>);
 
     impl WriteAt for Recorder {
         fn write_at(&self, data: &[u8], offset: u64) -> S3Result<()> {
@@ -327,7 +331,7 @@ mod tests {
         for (i, b) in batches.iter().enumerate() {
             carry.write(b, i + 1 == n).unwrap();
         }
-        let (bytes, writes) = rec.0.lock().unwrap().clone();
+        let Written(bytes, writes) = rec.0.lock().unwrap().clone();
         assert_eq!(bytes, want);
         let (last, init) = writes.split_last().unwrap();
         for &(off, len) in init {
