@@ -25,6 +25,7 @@
 
 mod backend;
 mod body;
+mod lanes;
 mod multipart;
 mod store;
 

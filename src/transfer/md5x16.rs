@@ -19,6 +19,45 @@ pub fn md5_many(slices: &[&[u8]]) -> Vec<[u8; 16]> {
 /// Initial MD5 state (A, B, C, D).
 const IV: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
 
+/// The state of a message hashed in steps: the MD5 chaining words after its first whole
+/// blocks. Lets messages that arrive piecemeal (request bodies) share the lanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Md5State([u32; 4]);
+
+impl Default for Md5State {
+    fn default() -> Self {
+        Md5State(IV)
+    }
+}
+
+/// Advances each `states[i]` over `blocks[i]`, which must be whole 64-byte blocks (a
+/// trailing partial block is ignored); the messages are hashed together in the lanes.
+pub fn md5_blocks_many(states: &mut [Md5State], blocks: &[&[u8]]) {
+    #[cfg(target_arch = "x86_64")]
+    if states.len() > 1
+        && let Some(cpu) = x16::Avx512F::detect()
+    {
+        return x16::blocks_many(cpu, states, blocks);
+    }
+    for (st, b) in states.iter_mut().zip(blocks) {
+        for block in b.as_chunks::<64>().0 {
+            compress(&mut st.0, block);
+        }
+    }
+}
+
+/// The MD5 of a message of `len` bytes whose whole blocks are in `state` and whose last
+/// `len % 64` bytes are `tail`.
+pub fn md5_finish(state: Md5State, tail: &[u8], len: u64) -> [u8; 16] {
+    let mut st = state.0;
+    let mut buf = [0u8; 128];
+    let used = pad(tail, len, &mut buf);
+    for block in buf[..used].as_chunks::<64>().0 {
+        compress(&mut st, block);
+    }
+    digest(st)
+}
+
 /// Per-step additive constants, `floor(abs(sin(i + 1)) * 2^32)`.
 const K: [u32; 64] = [
     0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
@@ -284,6 +323,44 @@ mod x16 {
             }
         }
         out
+    }
+
+    /// [`super::md5_blocks_many`] on AVX-512: up to 32 messages at a time, in lockstep over
+    /// the blocks all of them still have; a message that runs out leaves with its state.
+    pub(super) fn blocks_many(cpu: Avx512F, states: &mut [super::Md5State], blocks: &[&[u8]]) {
+        for (sts, bls) in states.chunks_mut(2 * W).zip(blocks.chunks(2 * W)) {
+            let mut state = States([[[0; W]; 4]; 2]);
+            let mut rest: [&[u8]; 2 * W] = [&[]; 2 * W];
+            for (l, (st, b)) in sts.iter().zip(bls).enumerate() {
+                state.set(l, st.0);
+                rest[l] = &b[..b.len() - b.len() % 64];
+            }
+            while let Some(n) = rest
+                .iter()
+                .filter(|r| !r.is_empty())
+                .map(|r| r.len() / 64)
+                .min()
+            {
+                let inputs: [Option<&[u8]>; 2 * W] =
+                    core::array::from_fn(|l| (!rest[l].is_empty()).then_some(rest[l]));
+                let wide = inputs[W..].iter().any(Option::is_some);
+                hash_blocks(
+                    cpu,
+                    &mut state.0[..1 + usize::from(wide)],
+                    &inputs[..W * (1 + usize::from(wide))],
+                    n,
+                );
+                for (l, r) in rest.iter_mut().enumerate() {
+                    if !r.is_empty() {
+                        *r = &r[64 * n..];
+                        if r.is_empty() {
+                            // Idle lanes hash a dummy block from now on: keep the result.
+                            sts[l].0 = state.get(l);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Hashes `n` blocks in each lane of the `state.len()` (1 or 2) registers: lane `l`
@@ -577,6 +654,46 @@ mod tests {
         let mut one_long: Vec<Vec<u8>> = (0..19).map(|i| bytes(i * 10, 800 + i as u64)).collect();
         one_long.insert(7, bytes(300_000 + 5, 7));
         check(&one_long);
+    }
+
+    #[test]
+    fn blocks_in_steps_across_lanes_match_whole_messages() {
+        // 40 messages (two chunks of lanes), of unequal lengths, fed in three steps each.
+        let msgs: Vec<Vec<u8>> = (0..40)
+            .map(|i| bytes(64 * (i * 7 % 23) + i, i as u64))
+            .collect();
+        let mut states = vec![Md5State::default(); msgs.len()];
+        let mut done = vec![0usize; msgs.len()];
+        for step in 0..3 {
+            let blocks: Vec<&[u8]> = msgs
+                .iter()
+                .zip(&done)
+                .map(|(m, &d)| {
+                    let whole = m.len() - m.len() % 64;
+                    let to = if step == 2 {
+                        whole
+                    } else {
+                        (whole / 3 * (step + 1)) / 64 * 64
+                    };
+                    &m[d..to.max(d)]
+                })
+                .collect();
+            let lens: Vec<usize> = blocks.iter().map(|b| b.len()).collect();
+            md5_blocks_many(&mut states, &blocks);
+            for (d, n) in done.iter_mut().zip(lens) {
+                *d += n;
+            }
+        }
+        for (i, m) in msgs.iter().enumerate() {
+            let got = md5_finish(states[i], &m[done[i]..], m.len() as u64);
+            assert_eq!(hex(&got), hex(&oracle(m)), "message {i}");
+        }
+        // One lane (the scalar path) agrees too.
+        let mut one = [Md5State::default()];
+        let m = &msgs[5];
+        let whole = m.len() - m.len() % 64;
+        md5_blocks_many(&mut one, &[&m[..whole]]);
+        assert_eq!(md5_finish(one[0], &m[whole..], m.len() as u64), oracle(m));
     }
 
     #[test]

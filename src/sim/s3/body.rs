@@ -22,8 +22,10 @@ use s3s::dto::StreamingBlob;
 use s3s::{S3Result, s3_error};
 use tokio::task::JoinHandle;
 
-use super::store::{DIRECT_ALIGN, Digest, Hasher, TempFile, io_error, write_at};
-use crate::transfer::pool::BufferPool;
+use super::lanes;
+use super::store::{DIRECT_ALIGN, Digest, TempFile, io_error, write_at};
+use crate::transfer::md5x16::{Md5State, md5_finish};
+use crate::transfer::pool::{BufferPool, PoolBuf};
 
 /// Bytes gathered before a write.
 const BATCH: usize = 1 << 20;
@@ -53,21 +55,42 @@ impl WriteAt for TempFile {
     }
 }
 
-/// What a request's writer keeps between batches: the sink, the hasher of all bytes
-/// received, and the received bytes not yet written (less than a page).
+/// What a request's writer keeps between batches: the sink, the digests so far, and the
+/// received bytes not yet written (less than a page).
 struct Carry<T> {
     sink: T,
-    hasher: Hasher,
+    /// MD5 over the first `md5_done` bytes (whole blocks).
+    md5: Md5State,
+    md5_done: u64,
+    /// The MD5 once the last batch was written.
+    md5_final: Option<[u8; 16]>,
+    crc: crc_fast::Digest,
+    len: u64,
     tail: Vec<u8>,
 }
 
 impl<T: WriteAt> Carry<T> {
+    fn new(sink: T) -> Self {
+        Carry {
+            sink,
+            md5: Md5State::default(),
+            md5_done: 0,
+            md5_final: None,
+            crc: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Xz),
+            len: 0,
+            tail: Vec::new(),
+        }
+    }
+
     /// Hashes `bufs` and writes them after what was written so far: whole pages only, unless
     /// `last`, when everything goes.
     fn write(&mut self, bufs: &[Bytes], last: bool) -> S3Result<()> {
-        let mut at = self.hasher.len() - self.tail.len() as u64;
+        // Body offset of the buffer's first byte (a page boundary; MD5 is done up to at
+        // least there).
+        let mut at = self.len - self.tail.len() as u64;
         for b in bufs {
-            self.hasher.update(b);
+            self.crc.update(b);
+            self.len += b.len() as u64;
         }
         let mut buf = write_buffers().get(WRITE_BUFFER);
         let mut fill = self.tail.len();
@@ -80,7 +103,7 @@ impl<T: WriteAt> Carry<T> {
                 buf[fill..fill + n].copy_from_slice(&rest[..n]);
                 (fill, rest) = (fill + n, &rest[n..]);
                 if fill == WRITE_BUFFER {
-                    self.sink.write_at(&buf[..fill], at)?;
+                    buf = self.flush(buf, at, fill, fill)?;
                     (at, fill) = (at + fill as u64, 0);
                 }
             }
@@ -90,11 +113,42 @@ impl<T: WriteAt> Carry<T> {
         } else {
             fill - fill % DIRECT_ALIGN
         };
-        if whole > 0 {
-            self.sink.write_at(&buf[..whole], at)?;
+        buf = self.flush(buf, at, fill, whole)?;
+        if last {
+            let from = (self.md5_done - at) as usize;
+            self.md5_final = Some(md5_finish(self.md5, &buf[from..fill], self.len));
         }
         self.tail.extend_from_slice(&buf[whole..fill]);
         Ok(())
+    }
+
+    /// Hashes the whole blocks of `buf[..fill]` not hashed yet (`buf` starts at body offset
+    /// `at`) and writes `buf[..upto]` there.
+    fn flush(&mut self, buf: PoolBuf, at: u64, fill: usize, upto: usize) -> S3Result<PoolBuf> {
+        let from = (self.md5_done - at) as usize;
+        let to = fill - fill % 64;
+        let buf = if to > from {
+            self.md5_done = at + to as u64;
+            lanes::hash_blocks(buf, from..to, &mut self.md5)?
+        } else {
+            buf
+        };
+        if upto > 0 {
+            self.sink.write_at(&buf[..upto], at)?;
+        }
+        Ok(buf)
+    }
+
+    /// The digests of the whole body (after the last batch).
+    fn digest(&self) -> S3Result<Digest> {
+        let md5 = self
+            .md5_final
+            .ok_or_else(|| s3_error!(InternalError, "body writer did not finish"))?;
+        Ok(Digest {
+            md5,
+            crc64: self.crc.clone().finalize(),
+            len: self.len,
+        })
     }
 }
 
@@ -145,11 +199,7 @@ pub async fn stream_into<T: WriteAt>(
 ) -> S3Result<(T, Digest)> {
     let mut body = s3s::Body::from(body.ok_or_else(|| s3_error!(IncompleteBody))?);
     let mut w = Writer {
-        idle: Some(Carry {
-            sink,
-            hasher: Hasher::new(),
-            tail: Vec::new(),
-        }),
+        idle: Some(Carry::new(sink)),
         busy: None,
     };
     let mut batch = Vec::new();
@@ -189,7 +239,8 @@ pub async fn stream_into<T: WriteAt>(
         .idle
         .take()
         .ok_or_else(|| s3_error!(InternalError, "body writer lost its state"))?;
-    Ok((carry.sink, carry.hasher.finish()))
+    let digest = carry.digest()?;
+    Ok((carry.sink, digest))
 }
 
 /// A failed body read: a signed payload whose SHA-256 differs (s3s checks it while we read),
@@ -306,11 +357,7 @@ mod tests {
     #[test]
     fn odd_frames_are_written_in_whole_pages_then_the_tail() {
         let rec = Recorder::default();
-        let mut carry = Carry {
-            sink: rec.clone(),
-            hasher: Hasher::new(),
-            tail: Vec::new(),
-        };
+        let mut carry = Carry::new(rec.clone());
         let mut want = Vec::new();
         let mut frames = |sizes: &[usize], seed: u8| -> Vec<Bytes> {
             sizes
@@ -338,6 +385,9 @@ mod tests {
             assert_eq!((off % DIRECT_ALIGN as u64, len % DIRECT_ALIGN), (0, 0));
         }
         assert_eq!(last.0 as usize + last.1, want.len());
-        assert_eq!(carry.hasher.finish().len, want.len() as u64);
+        let d = carry.digest().unwrap();
+        assert_eq!(d.len, want.len() as u64);
+        assert_eq!(d.md5, crate::transfer::digest::md5(&want));
+        assert_eq!(d.crc64, crate::transfer::digest::crc64(&want));
     }
 }
