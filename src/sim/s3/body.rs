@@ -198,6 +198,7 @@ pub async fn stream_into<T: WriteAt>(
     limit: u64,
 ) -> S3Result<(T, Digest)> {
     let mut body = s3s::Body::from(body.ok_or_else(|| s3_error!(IncompleteBody))?);
+    let _receiving = lanes::Receiving::start();
     let mut w = Writer {
         idle: Some(Carry::new(sink)),
         busy: None,

@@ -5,7 +5,9 @@
 
 use std::ops::Range;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
+use std::time::{Duration, Instant};
 
 use s3s::{S3Result, s3_error};
 
@@ -14,6 +16,30 @@ use crate::transfer::pool::PoolBuf;
 
 /// Most batches hashed in one go (two AVX-512 registers of lanes).
 const MAX_LANES: usize = 32;
+/// Longest the thread waits for the other bodies being received to send their batch (a
+/// 1 MiB batch takes about 2 ms in one lane).
+const GATHER: Duration = Duration::from_micros(800);
+
+/// Request bodies being received now.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a body as being received while it lives, so the thread knows how many batches
+/// to wait for.
+pub struct Receiving(());
+
+impl Receiving {
+    /// Marks one more body as being received.
+    pub fn start() -> Self {
+        ACTIVE.fetch_add(1, Ordering::Relaxed);
+        Receiving(())
+    }
+}
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 struct Job {
     buf: PoolBuf,
@@ -31,8 +57,17 @@ fn service() -> Option<&'static SyncSender<Job>> {
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
                     let mut jobs = vec![first];
+                    let deadline = Instant::now() + GATHER;
                     while jobs.len() < MAX_LANES {
-                        match rx.try_recv() {
+                        if let Ok(j) = rx.try_recv() {
+                            jobs.push(j);
+                            continue;
+                        }
+                        let now = Instant::now();
+                        if jobs.len() >= ACTIVE.load(Ordering::Relaxed) || now >= deadline {
+                            break;
+                        }
+                        match rx.recv_timeout(deadline - now) {
                             Ok(j) => jobs.push(j),
                             Err(_) => break,
                         }
