@@ -59,7 +59,7 @@ pub struct ConnectFlags {
     #[arg(long, value_parser = parse_size)]
     pub part_size: Option<u64>,
     /// Parts in flight at once, per image.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
     /// Directory of resume journals (default: ~/.cache/imgport/uploads).
     #[arg(long)]

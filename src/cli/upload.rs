@@ -61,7 +61,7 @@ pub struct UploadArgs {
     #[arg(long, value_parser = parse_size)]
     pub part_size: Option<u64>,
     /// Parts in flight at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
     /// Attempts per request before giving up (temporary errors only are retried).
     #[arg(long, default_value_t = 8)]
