@@ -47,6 +47,9 @@ fn path_err(path: &[u8], rule: impl Into<String>) -> FsError {
     }
 }
 
+/// A regular file found by path: its file system, its path there, and its size.
+struct Located<'a>(&'a dyn FileSystem, Vec<u8>, u64);
+
 impl Guest {
     /// A guest whose `/` is `root`.
     pub fn new(root: Arc<dyn FileSystem>) -> Self {
@@ -203,37 +206,40 @@ impl Guest {
         }
     }
 
-    /// The whole regular file at `path` when it is at most `cap` bytes; `None` when absent or
-    /// not a regular file; an error when larger than `cap`.
-    pub fn read_file(&self, path: &[u8], cap: u64) -> Result<Option<Vec<u8>>, FsError> {
+    /// The regular file at `path` (symlinks followed); `None` when absent or not a regular
+    /// file.
+    fn regular_file(&self, path: &[u8]) -> Result<Option<Located<'_>>, FsError> {
         let Some((c, info)) = self.resolve(path, true)? else {
             return Ok(None);
         };
         if info.kind != NodeKind::File {
             return Ok(None);
         }
-        if info.size > cap {
+        let (fs, inner) = self.locate(&c);
+        Ok(Some(Located(fs, inner, info.size)))
+    }
+
+    /// The whole regular file at `path` when it is at most `cap` bytes; `None` when absent or
+    /// not a regular file; an error when larger than `cap`.
+    pub fn read_file(&self, path: &[u8], cap: u64) -> Result<Option<Vec<u8>>, FsError> {
+        let Some(Located(fs, inner, size)) = self.regular_file(path)? else {
+            return Ok(None);
+        };
+        if size > cap {
             return Err(path_err(
                 path,
-                format!("{} bytes is more than the {cap}-byte cap", info.size),
+                format!("{size} bytes is more than the {cap}-byte cap"),
             ));
         }
-        let (fs, inner) = self.locate(&c);
-        Ok(Some(fs.read_head(&inner, info.size as usize)?))
+        Ok(Some(fs.read_head(&inner, size as usize)?))
     }
 
     /// At most the first `len` bytes of the regular file at `path` (for headers such as ELF).
     pub fn read_prefix(&self, path: &[u8], len: usize) -> Result<Option<Vec<u8>>, FsError> {
-        let Some((c, info)) = self.resolve(path, true)? else {
+        let Some(Located(fs, inner, size)) = self.regular_file(path)? else {
             return Ok(None);
         };
-        if info.kind != NodeKind::File {
-            return Ok(None);
-        }
-        let (fs, inner) = self.locate(&c);
-        Ok(Some(
-            fs.read_head(&inner, info.size.min(len as u64) as usize)?,
-        ))
+        Ok(Some(fs.read_head(&inner, size.min(len as u64) as usize)?))
     }
 
     /// Up to `len` bytes of the regular file at `path` from `offset` (a trailer, say);
@@ -244,14 +250,10 @@ impl Guest {
         offset: u64,
         len: usize,
     ) -> Result<Option<Vec<u8>>, FsError> {
-        let Some((c, info)) = self.resolve(path, true)? else {
+        let Some(Located(fs, inner, size)) = self.regular_file(path)? else {
             return Ok(None);
         };
-        if info.kind != NodeKind::File {
-            return Ok(None);
-        }
-        let (fs, inner) = self.locate(&c);
-        let mut buf = vec![0u8; info.size.saturating_sub(offset).min(len as u64) as usize];
+        let mut buf = vec![0u8; size.saturating_sub(offset).min(len as u64) as usize];
         let n = fs.read_at(&inner, offset, &mut buf)?;
         buf.truncate(n);
         Ok(Some(buf))

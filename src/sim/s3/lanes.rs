@@ -91,9 +91,12 @@ fn service() -> Option<&'static SyncSender<Job>> {
 /// Advances `state` over the whole 64-byte blocks of `buf[range]`, together with the other
 /// requests' batches; hands the buffer back.
 pub fn hash_blocks(buf: PoolBuf, range: Range<usize>, state: &mut Md5State) -> S3Result<PoolBuf> {
-    let Some(tx) = service() else {
+    let here = |buf: PoolBuf, range: Range<usize>, state: &mut Md5State| {
         md5_blocks_many(std::slice::from_mut(state), &[&buf[range]]);
-        return Ok(buf);
+        Ok(buf)
+    };
+    let Some(tx) = service() else {
+        return here(buf, range, state);
     };
     let (reply, answer) = sync_channel(1);
     let job = Job {
@@ -103,8 +106,7 @@ pub fn hash_blocks(buf: PoolBuf, range: Range<usize>, state: &mut Md5State) -> S
         reply,
     };
     if let Err(std::sync::mpsc::SendError(job)) = tx.send(job) {
-        md5_blocks_many(std::slice::from_mut(state), &[&job.buf[job.range]]);
-        return Ok(job.buf);
+        return here(job.buf, job.range, state);
     }
     let (buf, st) = answer
         .recv()
