@@ -7,6 +7,7 @@
 //! already there with our digests), and the ImportImage ClientToken is derived from the plan
 //! and the uploaded bytes, so a retried or repeated call returns the same image.
 
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,10 +22,13 @@ use crate::cloud::aliyun::ehpc::{AddImageRequest, EhpcClient};
 use crate::cloud::aliyun::poll::{WaitError, WaitOptions};
 use crate::cloud::aliyun::rpc::RpcError;
 use crate::cloud::aliyun::validate::Invalid;
+use crate::image::DiskImage;
 use crate::image::ImageFormat;
 use crate::plan::{ImportPlan, PlanOptions, PlannedDisk};
-use crate::report::Reporter;
-use crate::store::{ObjectStore, ObjectTarget, StoreError, UploadOptions, UploadOutcome};
+use crate::report::{Reporter, Silent};
+use crate::store::{
+    CompleteGate, GateKeeper, ObjectStore, ObjectTarget, StoreError, UploadOptions, UploadOutcome,
+};
 use crate::transfer::stream::{LayoutStream, StreamOptions};
 use crate::transfer::{PartSource, TransferError};
 
@@ -226,53 +230,69 @@ pub async fn run<S: ObjectStore>(
         }
     }
 
-    let content_digest = if settings.no_dedupe {
-        String::new()
-    } else {
-        let started = Instant::now();
-        let digest = content_digest(&disks, &plan, settings, reporter)?;
-        timings.push(timing("content digest", started));
-        let started = Instant::now();
-        let found = find_by_content(targets.ecs, &digest).await?;
-        timings.push(timing("lookup", started));
-        if let Some(image) = found {
-            let ehpc_image = register_ehpc(settings, &targets, &image.image_id).await?;
-            timings.push(timing("total", run_started));
-            return Ok(ImportOutcome {
-                image_id: image.image_id,
-                status: image.status,
-                region: plan.region.clone(),
-                image_name: image.image_name,
-                task_id: String::new(),
-                client_token: String::new(),
-                disks: Vec::new(),
-                finished: false,
-                content_digest: digest,
-                already_imported: true,
-                deprecated: Vec::new(),
-                ehpc_image,
-                timings,
-            });
+    // The parts go up while the content digest is computed and looked up; an image with the
+    // same content found meanwhile withdraws the uploads before their Complete.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (keeper, gate) = match settings.no_dedupe {
+        true => (None, None),
+        false => {
+            let (keeper, gate) = crate::store::complete_gate();
+            (Some(keeper), Some(gate))
         }
-        digest
     };
-
-    let mut uploaded = Vec::with_capacity(plan.disks.len());
-    for planned in &plan.disks {
-        let disk = inspected(&disks, planned);
-        let started = Instant::now();
-        let upload = upload_disk(disk, planned, settings, targets.store, reporter).await?;
-        timings.push(timing(
-            &format!("upload disk {}", planned.device_index),
-            started,
-        ));
-        uploaded.push(UploadedDisk {
-            device_index: planned.device_index,
-            source: planned.source.clone(),
-            format: planned.output.value.name(),
-            upload,
+    let lookup = find_imported(&disks, &plan, targets.ecs, keeper, &stop, reporter);
+    let uploads = upload_disks(
+        &disks,
+        &plan,
+        settings,
+        targets.store,
+        gate,
+        &stop,
+        reporter,
+    );
+    let (uploads, lookup) = tokio::select! {
+        both = async { tokio::join!(uploads, lookup) } => both,
+        never = mirror_cancel(settings.cancel.clone(), stop.clone()) => match never {},
+    };
+    if let Ok(Lookup {
+        digest,
+        found: Some(image),
+        timings: lookup_timings,
+    }) = lookup
+    {
+        timings.extend(lookup_timings);
+        let ehpc_image = register_ehpc(settings, &targets, &image.image_id).await?;
+        timings.push(timing("total", run_started));
+        return Ok(ImportOutcome {
+            image_id: image.image_id,
+            status: image.status,
+            region: plan.region.clone(),
+            image_name: image.image_name,
+            task_id: String::new(),
+            client_token: String::new(),
+            disks: Vec::new(),
+            finished: false,
+            content_digest: digest,
+            already_imported: true,
+            deprecated: Vec::new(),
+            ehpc_image,
+            timings,
         });
     }
+    // A failed look-up stopped the uploads: its error is the one to report.
+    if let (Err(u), Err(_)) = (&uploads, &lookup)
+        && u.exit_code() == 130
+    {
+        return Err(lookup.err().expect("matched an error"));
+    }
+    let (uploaded, upload_timings) = uploads?;
+    let Lookup {
+        digest: content_digest,
+        timings: lookup_timings,
+        ..
+    } = lookup?;
+    timings.extend(lookup_timings);
+    timings.extend(upload_timings);
     check_cancel(settings)?;
 
     let client_token = client_token(&plan, &uploaded, &content_digest);
@@ -349,6 +369,99 @@ pub async fn run<S: ObjectStore>(
     })
 }
 
+/// Uploads every disk in device order, with their stage timings. A failure sets `stop`, so
+/// the content digest under way ends too.
+async fn upload_disks<S: ObjectStore>(
+    disks: &[InspectedDisk],
+    plan: &ImportPlan,
+    settings: &ImportSettings,
+    store: &S,
+    gate: Option<CompleteGate>,
+    stop: &Arc<AtomicBool>,
+    reporter: &dyn Reporter,
+) -> Result<(Vec<UploadedDisk>, Vec<StageTiming>), ImportError> {
+    let mut uploaded = Vec::with_capacity(plan.disks.len());
+    let mut timings = Vec::new();
+    for planned in &plan.disks {
+        let disk = inspected(disks, planned);
+        let started = Instant::now();
+        let upload = upload_disk(disk, planned, settings, store, gate.clone(), stop, reporter)
+            .await
+            .inspect_err(|_| stop.store(true, Ordering::SeqCst))?;
+        timings.push(timing(
+            &format!("upload disk {}", planned.device_index),
+            started,
+        ));
+        uploaded.push(UploadedDisk {
+            device_index: planned.device_index,
+            source: planned.source.clone(),
+            format: planned.output.value.name(),
+            upload,
+        });
+    }
+    Ok((uploaded, timings))
+}
+
+/// What the look-up by content found (nothing, with `--no-dedupe`).
+#[derive(Default)]
+struct Lookup {
+    digest: String,
+    found: Option<crate::cloud::aliyun::ecs::Image>,
+    timings: Vec<StageTiming>,
+}
+
+/// Computes the content digest and looks for an image that has it, then decides the
+/// uploads' gate: they complete when none is found; they are withdrawn (and `stop` set)
+/// when one is; they stop resumable when the digest or the look-up failed.
+async fn find_imported(
+    disks: &[InspectedDisk],
+    plan: &ImportPlan,
+    ecs: &EcsClient,
+    keeper: Option<GateKeeper>,
+    stop: &Arc<AtomicBool>,
+    reporter: &dyn Reporter,
+) -> Result<Lookup, ImportError> {
+    let Some(keeper) = keeper else {
+        return Ok(Lookup::default());
+    };
+    let lookup = async {
+        let started = Instant::now();
+        let digest = content_digest(disks, plan, stop.clone()).await?;
+        let mut timings = vec![timing("content digest", started)];
+        let started = Instant::now();
+        let found = find_by_content(ecs, &digest).await?;
+        timings.push(timing("lookup", started));
+        Ok(Lookup {
+            digest,
+            found,
+            timings,
+        })
+    }
+    .await;
+    match &lookup {
+        Ok(Lookup { found: None, .. }) => keeper.proceed(),
+        Ok(Lookup {
+            found: Some(image), ..
+        }) => {
+            reporter.message(&format!(
+                "image {} has this content already; the upload is withdrawn",
+                image.image_id
+            ));
+            stop.store(true, Ordering::SeqCst);
+            keeper.withdraw();
+        }
+        Err(_) => stop.store(true, Ordering::SeqCst),
+    }
+    lookup
+}
+
+/// Copies a Ctrl-C from `user` into `stop` (which a found image sets too); never returns.
+async fn mirror_cancel(user: Option<Arc<AtomicBool>>, stop: Arc<AtomicBool>) -> Infallible {
+    cancelled(user).await;
+    stop.store(true, Ordering::SeqCst);
+    std::future::pending().await
+}
+
 /// Streams one disk in its planned output format into its object: converted and hashed in
 /// one pass, no temporary file.
 async fn upload_disk<S: ObjectStore>(
@@ -356,10 +469,12 @@ async fn upload_disk<S: ObjectStore>(
     planned: &PlannedDisk,
     settings: &ImportSettings,
     store: &S,
+    gate: Option<CompleteGate>,
+    stop: &Arc<AtomicBool>,
     reporter: &dyn Reporter,
 ) -> Result<UploadOutcome, ImportError> {
     let mut stream_opts = settings.stream.clone();
-    stream_opts.cancel = settings.cancel.clone();
+    stream_opts.cancel = Some(stop.clone());
     let stream = LayoutStream::convert(
         disk.opened.image.clone(),
         planned.output.value,
@@ -374,7 +489,8 @@ async fn upload_disk<S: ObjectStore>(
         key: planned.object_key.clone(),
     };
     let mut upload_opts = settings.upload.clone();
-    upload_opts.cancel = settings.cancel.clone();
+    upload_opts.cancel = Some(stop.clone());
+    upload_opts.gate = gate;
     upload_opts.source_id = source_id(&disk.path, planned, stream.part_size());
     reporter.start(
         &format!("disk {}", planned.device_index),
@@ -451,29 +567,54 @@ fn timing(stage: &str, started: Instant) -> StageTiming {
 
 /// The content digest of the whole image: SHA-256 over the device index and content digest
 /// of every disk, in device order. Format-independent, so the same disks give the same value
-/// whatever container they come in or are uploaded as.
-fn content_digest(
+/// whatever container they come in or are uploaded as. Computed on a thread of its own, so
+/// the uploads go on meanwhile; `stop` ends it early.
+async fn content_digest(
     disks: &[InspectedDisk],
     plan: &ImportPlan,
-    settings: &ImportSettings,
-    reporter: &dyn Reporter,
+    stop: Arc<AtomicBool>,
 ) -> Result<String, ImportError> {
-    let mut h = Sha256::new();
-    for planned in &plan.disks {
-        let disk = inspected(disks, planned);
-        let d = crate::transfer::content::content_digest(
-            disk.opened.image.as_ref(),
-            reporter,
-            settings.cancel.as_deref(),
-        )
-        .map_err(|source| ImportError::Digest {
-            path: disk.path.clone(),
-            source,
-        })?;
-        h.update((planned.device_index as u64).to_le_bytes());
-        h.update(d.digest.as_bytes());
-    }
-    Ok(crate::transfer::digest::hex(&h.finalize()))
+    let jobs: Vec<(usize, PathBuf, Arc<dyn DiskImage>)> = plan
+        .disks
+        .iter()
+        .map(|planned| {
+            let disk = inspected(disks, planned);
+            (
+                planned.device_index,
+                disk.path.clone(),
+                disk.opened.image.clone(),
+            )
+        })
+        .collect();
+    let first = jobs.first().map(|j| j.1.clone()).unwrap_or_default();
+    let lost = |source| ImportError::Digest {
+        path: first.clone(),
+        source,
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("imgport-content".into())
+        .spawn(move || {
+            let mut h = Sha256::new();
+            for (index, path, image) in jobs {
+                let d = match crate::transfer::content::content_digest(
+                    image.as_ref(),
+                    &Silent,
+                    Some(&stop),
+                ) {
+                    Ok(d) => d,
+                    Err(source) => {
+                        let _ = tx.send(Err(ImportError::Digest { path, source }));
+                        return;
+                    }
+                };
+                h.update((index as u64).to_le_bytes());
+                h.update(d.digest.as_bytes());
+            }
+            let _ = tx.send(Ok(crate::transfer::digest::hex(&h.finalize())));
+        })
+        .map_err(|e| lost(TransferError::Thread(e)))?;
+    rx.await.map_err(|_| lost(TransferError::WorkerLost))?
 }
 
 /// An `Available` image tagged with `digest`, when there is one.

@@ -34,7 +34,9 @@ use std::fmt;
 use std::future::Future;
 
 pub use client::S3Store;
-pub use multipart::{UploadOptions, UploadOutcome, abort, upload};
+pub use multipart::{
+    CompleteGate, GateKeeper, UploadOptions, UploadOutcome, abort, complete_gate, upload,
+};
 pub use oss::StoreConfig;
 
 use crate::transfer::pool::PartData;
@@ -224,6 +226,10 @@ pub enum StoreError {
     },
     #[error("interrupted")]
     Interrupted,
+    /// The caller withdrew the upload before Complete (see [`multipart::CompleteGate`]); it
+    /// was aborted.
+    #[error("upload withdrawn before completion")]
+    Withdrawn,
 }
 
 impl StoreError {

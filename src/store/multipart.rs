@@ -42,6 +42,60 @@ pub struct UploadOptions {
     /// Set (e.g. by a Ctrl-C handler) to stop after the parts in flight; the journal keeps
     /// the upload resumable.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Holds Complete back until the caller decides the object is still wanted.
+    pub gate: Option<CompleteGate>,
+}
+
+/// What a [`GateKeeper`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Pending,
+    Proceed,
+    Withdraw,
+}
+
+/// Holds an upload back before its Complete until the caller decides whether the object is
+/// still wanted: an import sends the parts while it looks up whether the same content was
+/// imported already. Withdrawn, the upload is aborted and its journal removed.
+#[derive(Debug, Clone)]
+pub struct CompleteGate(tokio::sync::watch::Receiver<Verdict>);
+
+/// Decides a [`CompleteGate`]. Dropped undecided, the uploads waiting on it stop as if
+/// interrupted (resumable from their journal).
+#[derive(Debug)]
+pub struct GateKeeper(tokio::sync::watch::Sender<Verdict>);
+
+/// A gate and its keeper.
+pub fn complete_gate() -> (GateKeeper, CompleteGate) {
+    let (tx, rx) = tokio::sync::watch::channel(Verdict::Pending);
+    (GateKeeper(tx), CompleteGate(rx))
+}
+
+impl GateKeeper {
+    /// The uploads may complete.
+    pub fn proceed(self) {
+        let _ = self.0.send(Verdict::Proceed);
+    }
+
+    /// The objects are not wanted: the uploads are aborted.
+    pub fn withdraw(self) {
+        let _ = self.0.send(Verdict::Withdraw);
+    }
+}
+
+impl CompleteGate {
+    fn withdrawn(&self) -> bool {
+        *self.0.borrow() == Verdict::Withdraw
+    }
+
+    /// Waits for the decision; `Pending` when the keeper went away without one.
+    async fn verdict(&self) -> Verdict {
+        let mut rx = self.0.clone();
+        match rx.wait_for(|v| *v != Verdict::Pending).await {
+            Ok(v) => *v,
+            Err(_) => Verdict::Pending,
+        }
+    }
 }
 
 impl Default for UploadOptions {
@@ -54,6 +108,7 @@ impl Default for UploadOptions {
             journal_dir: None,
             source_id: String::new(),
             cancel: None,
+            gate: None,
         }
     }
 }
@@ -321,8 +376,19 @@ pub async fn upload<S: ObjectStore>(
         reporter,
     )
     .await;
+    let withdraw = || async {
+        let _ = retry(opts, |_, _| {}, || store.abort(target, &upload_id)).await;
+        if let Some(p) = &journal_path {
+            journal::remove(p)?;
+        }
+        Err(StoreError::Withdrawn)
+    };
     let sent = match result {
         Ok(s) => s,
+        Err(_) if opts.gate.as_ref().is_some_and(CompleteGate::withdrawn) => {
+            drop(journal);
+            return withdraw().await;
+        }
         Err(e) => {
             // Without a journal nobody can resume: do not leave the parts behind.
             if journal.is_none() {
@@ -331,6 +397,16 @@ pub async fn upload<S: ObjectStore>(
             return Err(e);
         }
     };
+    if let Some(gate) = &opts.gate {
+        match gate.verdict().await {
+            Verdict::Proceed => {}
+            Verdict::Withdraw => {
+                drop(journal);
+                return withdraw().await;
+            }
+            Verdict::Pending => return Err(StoreError::Interrupted),
+        }
+    }
     retries += sent.retries;
     let etags: Vec<(u32, String)> = sent.etags.iter().map(|(n, e)| (*n, e.clone())).collect();
     let mut complete_retries = 0u32;

@@ -115,8 +115,16 @@ fn a_rerun_finds_the_image_by_its_content_and_creates_no_second_one() {
     assert_eq!(first["already_imported"], false);
     let digest = first["content_digest"].as_str().unwrap().to_string();
     assert_eq!(digest.len(), 64);
-    // The same disk as a RAW file has the same content: found by its tag, not uploaded or
-    // imported again.
+    let stored = |dir: &Path| {
+        let mut f = files_under(&dir.join("sandbox/s3"));
+        f.extend(files_under(&dir.join("journal")));
+        f.sort();
+        f
+    };
+    let after_first = stored(dir.path());
+    // The same disk as a RAW file has the same content: found by its tag, not imported
+    // again. Its upload, started while the digest was computed, is withdrawn before
+    // Complete: no object, no multipart upload and no journal are left.
     let raw = image("content.raw");
     let second = imgport_in(
         dir.path(),
@@ -129,6 +137,12 @@ fn a_rerun_finds_the_image_by_its_content_and_creates_no_second_one() {
     assert_eq!(second["content_digest"], digest.as_str());
     assert!(second["disks"].as_array().unwrap().is_empty());
     assert_eq!(images_in_state(dir.path()).len(), 1);
+    assert_eq!(stored(dir.path()), after_first);
+    let uploads = dir.path().join("sandbox/s3/.imgport-s3/uploads");
+    let open: Vec<_> = std::fs::read_dir(&uploads)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(open.is_empty(), "multipart uploads left: {open:?}");
 }
 
 #[test]

@@ -373,3 +373,48 @@ fn a_known_secret_and_token_appear_in_no_output_log_or_journal() {
         }
     }
 }
+
+#[test]
+fn a_failed_content_lookup_is_the_error_and_leaves_the_upload_resumable() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+    let state = dir.path().join("sim");
+    let sim = start_sim(&state, BUCKET);
+    // An ECS endpoint nobody listens on: the look-up by content fails, the upload to the
+    // running S3 server is stopped before Complete and kept for a resume.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let src = image("content.raw");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgport"));
+    cmd.arg("import")
+        .arg(&src)
+        .args(["--region", REGION, "--bucket", BUCKET, "--name", "lookup"])
+        .args(["--system-disk", "1", "--to", "raw", "--part-size", "5M"])
+        .args(["--json", "--path-style", "--poll-interval", "0.2"])
+        .args(["--ecs-endpoint", &closed, "--oss-endpoint", &sim.s3])
+        .arg("--journal")
+        .arg(dir.path().join("uploads"))
+        .env("TMPDIR", dir.path().join("tmp"))
+        .env(
+            "ALIBABA_CLOUD_ACCESS_KEY_ID",
+            imgport::sim::server::TEST_ACCESS_KEY_ID,
+        )
+        .env(
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            imgport::sim::server::TEST_ACCESS_KEY_SECRET,
+        )
+        .current_dir(dir.path());
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("looking for an image with the same content"),
+        "{stderr}"
+    );
+    let objects: Vec<_> = files_under(&state.join("s3").join(BUCKET));
+    assert!(objects.is_empty(), "an object was completed: {objects:?}");
+    let journals = files_under(&dir.path().join("uploads"));
+    assert_eq!(journals.len(), 1, "{journals:?}");
+}
