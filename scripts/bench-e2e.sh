@@ -136,14 +136,15 @@ imgport_writes=$(($(tf imgport 3) * 512))
 imgport_rss=$(tf imgport 2)
 
 # imgport's JSON: status, the object's key, then the stage seconds.
-{ read -r i_status; read -r key; read -r i_plan i_upload i_import i_wait i_total; } < <(
+{ read -r i_status; read -r key; read -r i_plan i_digest i_upload i_import i_wait i_total; } < <(
   python3 -c '
 import json, sys
 o = json.load(open(sys.argv[1]))
 t = {s["stage"]: s["seconds"] for s in o["timings"]}
 print(o["status"]); print(o["disks"][0]["key"])
 print(" ".join("%.2f" % t.get(k, 0.0) for k in
-  ("inspect and plan", "upload disk 1", "ImportImage", "wait until Available", "total")))
+  ("inspect and plan", "content digest", "upload disk 1", "ImportImage", "wait until Available",
+   "total")))
 ' "$work/imgport.out")
 [ "$i_status" = Available ] || { echo "imgport: image is $i_status" >&2; exit 1; }
 i_wall=$(tf imgport 1)
@@ -186,6 +187,7 @@ mib() { awk "BEGIN{printf \"%.1f MiB\", $1 / 1048576}"; }
 echo
 row "stage (wall seconds)" imgport chain
 row "inspect + plan" "$i_plan" -
+row "content digest (imgport, during the upload)" "($i_digest)" -
 row "convert (qemu-img convert -O vpc)" "in upload" "$c_convert"
 row "sha256 (sha256sum)" "in upload" "$c_sha"
 row "upload (imgport: convert+hash+upload, 1 pass)" "$i_upload" "$c_upload"

@@ -1,7 +1,8 @@
 //! One import end to end, in the order DESIGN.md fixes: inspect and plan (`prepare`), stream
-//! every disk converted and hashed into its object (`store`), ImportImage, wait until
-//! `Available`, then finish the image (ModifyImageAttribute). The stages hand plain values on;
-//! this file is the only one that knows their order.
+//! every disk converted and hashed into its object (`store`) while the content digest is
+//! computed and looked up, ImportImage, wait until `Available`, then finish the image
+//! (ModifyImageAttribute). The stages hand plain values on; this file is the only one that
+//! knows their order.
 //!
 //! Re-runs are safe: uploads resume from their journal (and are skipped when the object is
 //! already there with our digests), and the ImportImage ClientToken is derived from the plan
