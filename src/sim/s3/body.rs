@@ -3,8 +3,9 @@
 //! in memory: at most two batches of about 1 MiB per request.
 //!
 //! The frames hyper gives are gathered (no copy: `Bytes` are shared) into a batch; each
-//! batch is hashed and written by a blocking task while the next one is received, so the
-//! runtime's threads never wait for the disk. The task copies the batch into a page-aligned
+//! batch is written by a blocking task while the next one is received, so the runtime's
+//! threads never wait for the disk, and handed to the MD5 lanes, which hash it meanwhile
+//! (only the last batch waits for its MD5). The task copies the batch into a page-aligned
 //! buffer from a small shared pool and writes whole pages, so the sink can write them past
 //! the page cache ([`super::store::write_at`]); the last partial page is carried over to the
 //! next batch, and written as it is at the end.
@@ -13,6 +14,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -22,17 +24,18 @@ use s3s::dto::StreamingBlob;
 use s3s::{S3Result, s3_error};
 use tokio::task::JoinHandle;
 
-use super::lanes;
+use super::lanes::BodyHash;
 use super::store::{DIRECT_ALIGN, Digest, TempFile, io_error, write_at};
-use crate::transfer::md5x16::{Md5State, md5_finish};
+use crate::transfer::md5x16::md5_finish;
 use crate::transfer::pool::{BufferPool, PoolBuf};
 
 /// Bytes gathered before a write.
 const BATCH: usize = 1 << 20;
 /// Size of the aligned buffers batches are copied into (a batch may end with a large frame).
 const WRITE_BUFFER: usize = 2 * BATCH;
-/// Batches written at once over all requests; more wait for a buffer.
-const WRITE_BUFFERS: usize = 8;
+/// Buffers over all requests, each held until it is written and hashed; more wait for one.
+/// Three per body of eight at once: one filling, one being written, one in the MD5 lanes.
+const WRITE_BUFFERS: usize = 24;
 
 /// The shared aligned buffers (allocated as first needed, then reused).
 fn write_buffers() -> &'static BufferPool {
@@ -59,8 +62,8 @@ impl WriteAt for TempFile {
 /// received bytes not yet written (less than a page).
 struct Carry<T> {
     sink: T,
-    /// MD5 over the first `md5_done` bytes (whole blocks).
-    md5: Md5State,
+    /// MD5 over the first `md5_done` bytes (whole blocks), once the lanes have hashed them.
+    md5: Option<BodyHash>,
     md5_done: u64,
     /// The MD5 once the last batch was written.
     md5_final: Option<[u8; 16]>,
@@ -73,7 +76,7 @@ impl<T: WriteAt> Carry<T> {
     fn new(sink: T) -> Self {
         Carry {
             sink,
-            md5: Md5State::default(),
+            md5: Some(BodyHash::new()),
             md5_done: 0,
             md5_final: None,
             crc: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Xz),
@@ -103,7 +106,8 @@ impl<T: WriteAt> Carry<T> {
                 buf[fill..fill + n].copy_from_slice(&rest[..n]);
                 (fill, rest) = (fill + n, &rest[n..]);
                 if fill == WRITE_BUFFER {
-                    buf = self.flush(buf, at, fill, fill)?;
+                    self.flush(buf, at, fill, fill)?;
+                    buf = write_buffers().get(WRITE_BUFFER);
                     (at, fill) = (at + fill as u64, 0);
                 }
             }
@@ -113,30 +117,35 @@ impl<T: WriteAt> Carry<T> {
         } else {
             fill - fill % DIRECT_ALIGN
         };
-        buf = self.flush(buf, at, fill, whole)?;
-        if last {
-            let from = (self.md5_done - at) as usize;
-            self.md5_final = Some(md5_finish(self.md5, &buf[from..fill], self.len));
-        }
         self.tail.extend_from_slice(&buf[whole..fill]);
+        // The bytes after the last whole MD5 block, for the padding.
+        let unhashed = (fill - fill % 64).max((self.md5_done - at) as usize);
+        let md5_tail = last.then(|| buf[unhashed..fill].to_vec());
+        self.flush(buf, at, fill, whole)?;
+        if let Some(md5_tail) = md5_tail {
+            let hash = self.md5.take().ok_or_else(finished)?;
+            self.md5_final = Some(md5_finish(hash.finish()?, &md5_tail, self.len));
+        }
         Ok(())
     }
 
-    /// Hashes the whole blocks of `buf[..fill]` not hashed yet (`buf` starts at body offset
-    /// `at`) and writes `buf[..upto]` there.
-    fn flush(&mut self, buf: PoolBuf, at: u64, fill: usize, upto: usize) -> S3Result<PoolBuf> {
+    /// Hands the whole blocks of `buf[..fill]` not hashed yet to the MD5 lanes (`buf`
+    /// starts at body offset `at`) and writes `buf[..upto]` there meanwhile.
+    fn flush(&mut self, buf: PoolBuf, at: u64, fill: usize, upto: usize) -> S3Result<()> {
         let from = (self.md5_done - at) as usize;
         let to = fill - fill % 64;
-        let buf = if to > from {
+        let buf = Arc::new(buf);
+        if to > from {
             self.md5_done = at + to as u64;
-            lanes::hash_blocks(buf, from..to, &mut self.md5)?
-        } else {
-            buf
-        };
+            self.md5
+                .as_mut()
+                .ok_or_else(finished)?
+                .add(&buf, from..to)?;
+        }
         if upto > 0 {
             self.sink.write_at(&buf[..upto], at)?;
         }
-        Ok(buf)
+        Ok(())
     }
 
     /// The digests of the whole body (after the last batch).
@@ -189,6 +198,10 @@ impl<T: WriteAt> Writer<T> {
     }
 }
 
+fn finished() -> s3s::S3Error {
+    s3_error!(InternalError, "body writer wrote after its last batch")
+}
+
 /// Streams `body` into `sink` from offset 0, refusing more than `limit` bytes; returns the
 /// sink and the digest of what was written. On error, and when the request is dropped
 /// mid-way, the sink is dropped only after its last write (so its `Drop` may clean up).
@@ -198,7 +211,6 @@ pub async fn stream_into<T: WriteAt>(
     limit: u64,
 ) -> S3Result<(T, Digest)> {
     let mut body = s3s::Body::from(body.ok_or_else(|| s3_error!(IncompleteBody))?);
-    let _receiving = lanes::Receiving::start();
     let mut w = Writer {
         idle: Some(Carry::new(sink)),
         busy: None,
