@@ -65,19 +65,20 @@ fn the_import_completes_with_ten_percent_of_requests_failing() {
 
 /// `imgport import` against the running emulator `sim`, with its test keys.
 fn import_command(sim: &Sim, dir: &Path, src: &Path, name: &str) -> Command {
+    let mut cmd = import_via(&sim.ecs, &sim.s3, dir, src, name);
+    cmd.arg("--no-dedupe");
+    cmd
+}
+
+/// `imgport import` with the emulator's test keys against the given ECS and S3 endpoints.
+fn import_via(ecs: &str, s3: &str, dir: &Path, src: &Path, name: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgport"));
     cmd.arg("import")
         .arg(src)
         .args(["--region", REGION, "--bucket", BUCKET, "--name", name])
         .args(["--system-disk", "1", "--to", "vhd", "--part-size", "5M"])
-        .args([
-            "--no-dedupe",
-            "--json",
-            "--path-style",
-            "--poll-interval",
-            "0.2",
-        ])
-        .args(["--ecs-endpoint", &sim.ecs, "--oss-endpoint", &sim.s3])
+        .args(["--json", "--path-style", "--poll-interval", "0.2"])
+        .args(["--ecs-endpoint", ecs, "--oss-endpoint", s3])
         .arg("--journal")
         .arg(dir.join("uploads"))
         .env("TMPDIR", dir.join("tmp"))
@@ -387,26 +388,9 @@ fn a_failed_content_lookup_is_the_error_and_leaves_the_upload_resumable() {
         format!("http://{}", l.local_addr().unwrap())
     };
     let src = image("content.raw");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgport"));
-    cmd.arg("import")
-        .arg(&src)
-        .args(["--region", REGION, "--bucket", BUCKET, "--name", "lookup"])
-        .args(["--system-disk", "1", "--to", "raw", "--part-size", "5M"])
-        .args(["--json", "--path-style", "--poll-interval", "0.2"])
-        .args(["--ecs-endpoint", &closed, "--oss-endpoint", &sim.s3])
-        .arg("--journal")
-        .arg(dir.path().join("uploads"))
-        .env("TMPDIR", dir.path().join("tmp"))
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_ID",
-            imgport::sim::server::TEST_ACCESS_KEY_ID,
-        )
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-            imgport::sim::server::TEST_ACCESS_KEY_SECRET,
-        )
-        .current_dir(dir.path());
-    let out = cmd.output().unwrap();
+    let out = import_via(&closed, &sim.s3, dir.path(), &src, "lookup")
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(
