@@ -256,3 +256,92 @@ impl Drop for BodyHash {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transfer::digest::md5;
+    use crate::transfer::md5x16::md5_finish;
+    use crate::transfer::pool::BufferPool;
+
+    fn buffer(pool: &BufferPool, bytes: &[u8]) -> Arc<PoolBuf> {
+        let mut buf = pool.get(bytes.len());
+        buf.copy_from_slice(bytes);
+        Arc::new(buf)
+    }
+
+    /// Hashes `message` through the lanes in batches of the given sizes (whole blocks), then
+    /// finishes it with its tail.
+    fn hash_in_batches(pool: &BufferPool, message: &[u8], batches: &[usize]) -> [u8; 16] {
+        let whole = message.len() / 64 * 64;
+        let mut hash = BodyHash::new();
+        let mut at = 0;
+        for &size in batches.iter().cycle() {
+            if at == whole {
+                break;
+            }
+            let end = (at + size * 64).min(whole);
+            let buf = buffer(pool, &message[at..end]);
+            hash.add(&buf, 0..end - at).unwrap();
+            at = end;
+        }
+        md5_finish(
+            hash.finish().unwrap(),
+            &message[whole..],
+            message.len() as u64,
+        )
+    }
+
+    #[test]
+    fn bodies_hashed_side_by_side_get_their_own_md5() {
+        let pool = BufferPool::new(3 << 20, 256);
+        std::thread::scope(|s| {
+            for body in 0..40usize {
+                let pool = &pool;
+                s.spawn(move || {
+                    let len = body * 37_001 + body % 64;
+                    let message: Vec<u8> = (0..len).map(|i| (i * 7 + body) as u8).collect();
+                    let batches = [1 + body % 5, 300 + body * 11, 20_000];
+                    assert_eq!(
+                        hash_in_batches(pool, &message, &batches),
+                        md5(&message),
+                        "body {body} of {len} bytes"
+                    );
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn a_body_without_whole_blocks_finishes_with_the_initial_state() {
+        assert_eq!(BodyHash::new().finish().unwrap(), Md5State::default());
+        let pool = BufferPool::new(1 << 20, 4);
+        assert_eq!(hash_in_batches(&pool, b"short", &[1]), md5(b"short"));
+    }
+
+    #[test]
+    fn a_forgotten_body_is_dropped_with_its_queue_and_others_go_on() {
+        let pool = BufferPool::new(1 << 20, 4);
+        let (forgotten, kept) = (buffer(&pool, &[1; 4096]), buffer(&pool, &[2; 4096]));
+        let mut lanes = Lanes::default();
+        for (body, buf) in [(1, &forgotten), (2, &kept)] {
+            let (buf, range) = (buf.clone(), 0..buf.len());
+            lanes.take(Msg::Blocks { body, buf, range });
+        }
+        lanes.take(Msg::Forget { body: 1 });
+        assert_eq!(
+            Arc::strong_count(&forgotten),
+            1,
+            "its queued buffer is given back"
+        );
+        let (reply, answer) = sync_channel(1);
+        lanes.take(Msg::Finish { body: 2, reply });
+        assert_eq!(lanes.settle(), (1, true));
+        lanes.round();
+        assert_eq!(lanes.settle(), (0, false));
+        assert!(lanes.bodies.is_empty(), "no state is kept for either body");
+        let state = answer.try_recv().expect("the kept body was answered");
+        assert_eq!(md5_finish(state, &[], 4096), md5(&[2; 4096]));
+        assert_eq!(Arc::strong_count(&kept), 1);
+    }
+}
