@@ -41,12 +41,29 @@ fn input_path() -> &'static PathBuf {
     })
 }
 
-/// Writes `data` to the per-process input file and returns its path.
-fn write_input(data: &[u8]) -> &'static PathBuf {
+/// The per-process input file of one run, removed when the run ends (a fuzzer or the smoke
+/// test leaves nothing behind in `/dev/shm`).
+struct Input(&'static PathBuf);
+
+impl std::ops::Deref for Input {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        self.0
+    }
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(self.0);
+    }
+}
+
+/// Writes `data` to the per-process input file.
+fn write_input(data: &[u8]) -> Input {
     let path = input_path();
     let mut f = fs::File::create(path).expect("create the fuzz input file");
     f.write_all(data).expect("write the fuzz input file");
-    path
+    Input(path)
 }
 
 /// Reads a bounded set of ranges of an opened virtual disk: its start and end, and the first
@@ -71,9 +88,9 @@ fn read_disk(image: &dyn DiskImage) {
 /// The container format detector and whichever reader it picks, on a whole file.
 pub fn detect(data: &[u8]) {
     let path = write_input(data);
-    let _ = detect::inspect(path, &OpenOptions::default());
+    let _ = detect::inspect(&path, &OpenOptions::default());
     for declared in [None, Some(ImageFormat::Qcow2), Some(ImageFormat::Vhd)] {
-        if let Ok(opened) = detect::open(path, &OpenOptions { declared }) {
+        if let Ok(opened) = detect::open(&path, &OpenOptions { declared }) {
             read_disk(opened.image.as_ref());
         }
     }
@@ -82,7 +99,7 @@ pub fn detect(data: &[u8]) {
 /// The qcow2 reader on its own, past the detector (so mutated magic still reaches it).
 pub fn qcow2(data: &[u8]) {
     let path = write_input(data);
-    let Ok(file) = ImageFile::open(path) else {
+    let Ok(file) = ImageFile::open(&path) else {
         return;
     };
     let mut findings = Vec::new();
@@ -95,7 +112,7 @@ pub fn qcow2(data: &[u8]) {
 /// The VHD reader on its own, past the detector.
 pub fn vhd(data: &[u8]) {
     let path = write_input(data);
-    let Ok(file) = ImageFile::open(path) else {
+    let Ok(file) = ImageFile::open(&path) else {
         return;
     };
     let mut findings = Vec::new();
