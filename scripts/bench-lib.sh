@@ -27,5 +27,25 @@ bench_sim_start() {
   [ -n "$sim_s3_endpoint" ] || { echo "imgport sim did not start" >&2; cat "$dir/sim.err" >&2; return 1; }
 }
 
+# bench_server_store FALLBACK NEED_MIB ON_DISK: sets server_store to a fresh directory under
+# /dev/shm when it has NEED_MIB free and ON_DISK is 0, else to FALLBACK, and prints which.
+# A RAM store keeps the clients from being timed against this VM's disk write-back (~250
+# MB/s here), which a remote bucket would not add. The caller removes it
+# (bench_server_store_cleanup).
+bench_server_store() {
+  local fallback=$1 need_mib=$2 on_disk=$3 free_mib
+  free_mib=$(df -Pm /dev/shm 2>/dev/null | awk 'NR==2{print $4}')
+  if [ "$on_disk" = 0 ] && [ "${free_mib:-0}" -gt "$need_mib" ]; then
+    server_store=$(mktemp -d /dev/shm/imgport-bench.XXXXXX)
+    echo "server store: RAM ($server_store)"
+  else
+    server_store=$fallback
+    echo "server store: disk ($server_store)"
+  fi
+}
+bench_server_store_cleanup() {
+  case ${server_store:-} in /dev/shm/imgport-bench.*) rm -rf "$server_store" ;; esac
+}
+
 # bench_ratio A B: A/B with three decimals.
 bench_ratio() { awk "BEGIN{printf \"%.3f\", $1/$2}"; }

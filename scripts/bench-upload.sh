@@ -41,16 +41,10 @@ fi
 
 # The server: imgport sim prints its endpoints; it is stopped by PID and its store removed
 # at exit. At most two objects are kept at once (settle removes them), so 3 × the size fits.
-state=$dir/state
-shm_free_mib=$(df -Pm /dev/shm 2>/dev/null | awk 'NR==2{print $4}')
-if [ "$server_on_disk" = 0 ] && [ "${shm_free_mib:-0}" -gt $((size_mib * 3)) ]; then
-  state=$(mktemp -d /dev/shm/imgport-bench-upload.XXXXXX)
-  echo "server store: RAM ($state)"
-else
-  echo "server store: disk ($state)"
-fi
-rm -rf "$state"
-trap 'kill "${sim_pid:-}" 2>/dev/null || true; case $state in /dev/shm/*) rm -rf "$state" ;; esac' EXIT
+bench_server_store "$dir/state" $((size_mib * 3)) "$server_on_disk"
+state=$server_store
+[ "$state" != "$dir/state" ] || rm -rf "$state"
+trap 'kill "${sim_pid:-}" 2>/dev/null || true; bench_server_store_cleanup' EXIT
 bench_sim_start "${IMGPORT_SIM_BIN:-$bin}" "$dir" --state "$state" --bucket bench
 endpoint=$sim_s3_endpoint key_id=$sim_key_id secret=$sim_secret
 echo "server: $endpoint (imgport sim, pid $sim_pid)"
