@@ -11,6 +11,8 @@ pub trait Reporter: Send + Sync {
     fn message(&self, _text: &str) {}
     /// The current stage finished.
     fn finish(&self) {}
+    /// Every disk is uploaded (or found imported already): what is left is the cloud's work.
+    fn transfers_done(&self) {}
 }
 
 /// A reporter that discards everything.

@@ -35,9 +35,14 @@ pub struct BatchFlags {
     /// Default image family of the rows that do not set one.
     #[arg(long)]
     pub family: Option<String>,
-    /// Images imported at once (default: from the cores; each image already uses them all).
+    /// Images converted and uploaded at once (default: from the cores; each one already uses
+    /// them all). Images the cloud is still importing do not count (see --max-importing).
     #[arg(long)]
     pub in_flight: Option<usize>,
+    /// Images whose upload is done and whose import the cloud is running, at most, beside the
+    /// ones uploading: their wait until `Available` costs this machine nothing.
+    #[arg(long, default_value_t = 16)]
+    pub max_importing: usize,
     /// This process's share: I/N (0-based). Filled from JOB_COMPLETION_INDEX + IMGPORT_SHARDS
     /// (Kubernetes Indexed Jobs) or SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when absent.
     #[arg(long)]
@@ -146,6 +151,7 @@ fn run_items(
     let settings = BatchSettings {
         base,
         in_flight: flags.in_flight.unwrap_or_else(batch::default_in_flight),
+        max_importing: flags.max_importing,
         journal: Some(journal),
         shard,
         owner: owner(),

@@ -1,12 +1,13 @@
-//! Many imports: the rows of a batch manifest (or a Packer manifest), several in flight, each
-//! claimed in its bucket first so shards on other machines skip it, recorded in a local
+//! Many imports: the rows of a batch manifest (or a Packer manifest), several uploading at
+//! once and more waiting for the cloud to finish their import, each claimed in its bucket first so shards on other machines skip it, recorded in a local
 //! journal so an interrupted batch resumes where it stopped (finished rows skipped; partial
 //! uploads resume from their own journals). One row's failure is counted, not fatal.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,7 @@ use crate::cloud::aliyun::client::EcsClient;
 use crate::cloud::aliyun::ehpc::EhpcClient;
 use crate::cloud::aliyun::types::{Architecture, BootMode, LicenseType, OsType, Platform};
 use crate::plan::OutputFormat;
-use crate::report::Silent;
+use crate::report::Reporter;
 use crate::store::ObjectStore;
 
 /// How a batch runs.
@@ -26,8 +27,11 @@ use crate::store::ObjectStore;
 pub struct BatchSettings {
     /// Settings every row starts from (the command line); a row's options override them.
     pub base: ImportSettings,
-    /// Imports in flight at once.
+    /// Rows converting and uploading at once (the work of this machine's cores and link).
     pub in_flight: usize,
+    /// Rows whose disks are uploaded and whose import the cloud is running, at most, beside
+    /// the `in_flight` ones: their wait costs this machine nothing.
+    pub max_importing: usize,
     /// Local journal of finished rows; `None` keeps no journal.
     pub journal: Option<PathBuf>,
     pub shard: Option<Shard>,
@@ -37,7 +41,7 @@ pub struct BatchSettings {
     pub claim_ttl: Duration,
 }
 
-/// The default number of imports in flight: each one already converts on every core and
+/// The default number of rows uploading at once: each one already converts on every core and
 /// keeps several parts in flight, so two keep the link and the disks busy on small machines.
 pub fn default_in_flight() -> usize {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -74,6 +78,11 @@ pub struct RowReport {
     pub seconds: f64,
     /// Who holds the claim, for `claimed_elsewhere`.
     pub claimed_by: Option<String>,
+    /// When the row started, its disks were all uploaded, and it ended (Unix milliseconds):
+    /// a timeline of the batch.
+    pub started_unix_ms: u64,
+    pub uploaded_unix_ms: Option<u64>,
+    pub ended_unix_ms: u64,
     /// The import's own result, for `imported`.
     pub result: Option<ImportOutcome>,
 }
@@ -259,9 +268,51 @@ fn append_journal(path: &Path, line: &JournalLine) -> std::io::Result<()> {
 }
 
 fn now_unix() -> u64 {
+    now_unix_ms() / 1000
+}
+
+fn now_unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The batch's count of rows holding an upload slot, and the signal that one was freed.
+#[derive(Default)]
+struct Slots {
+    busy: AtomicUsize,
+    freed: tokio::sync::Notify,
+}
+
+/// One row's upload slot: freed when its disks are uploaded, or when the row ends.
+struct Slot(Arc<Slots>);
+
+impl Slot {
+    fn take(slots: &Arc<Slots>) -> Slot {
+        slots.busy.fetch_add(1, Ordering::SeqCst);
+        Slot(slots.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+        self.0.freed.notify_one();
+    }
+}
+
+/// A row's reporter: gives its upload slot back once the uploads are done, and notes when.
+struct RowReporter {
+    slot: Mutex<Option<Slot>>,
+    uploaded_unix_ms: AtomicU64,
+}
+
+impl Reporter for RowReporter {
+    fn transfers_done(&self) {
+        self.uploaded_unix_ms.store(now_unix_ms(), Ordering::SeqCst);
+        let slot = self.slot.lock().map(|mut s| s.take());
+        drop(slot);
+    }
 }
 
 fn row(item: &BatchItem, status: RowStatus) -> RowReport {
@@ -276,6 +327,9 @@ fn row(item: &BatchItem, status: RowStatus) -> RowReport {
         error: None,
         seconds: 0.0,
         claimed_by: None,
+        started_unix_ms: 0,
+        uploaded_unix_ms: None,
+        ended_unix_ms: 0,
         result: None,
     }
 }
@@ -294,12 +348,36 @@ pub trait Connect<S: ObjectStore>: Send + Sync {
     fn connect(&self, region: &str) -> Result<(S, EcsClient, Option<EhpcClient>), String>;
 }
 
-/// Runs one row: claim, import, record.
+/// Runs one row holding `slot` until its disks are uploaded, and times it.
 async fn run_row<S: ObjectStore>(
     item: BatchItem,
     settings: Arc<BatchSettings>,
     connect: Arc<dyn Connect<S>>,
     journal_done: Option<JournalLine>,
+    slot: Slot,
+) -> RowReport {
+    let started_unix_ms = now_unix_ms();
+    let reporter = RowReporter {
+        slot: Mutex::new(Some(slot)),
+        uploaded_unix_ms: AtomicU64::new(0),
+    };
+    let report = import_row(item, settings, connect, journal_done, &reporter).await;
+    let uploaded = reporter.uploaded_unix_ms.load(Ordering::SeqCst);
+    RowReport {
+        started_unix_ms,
+        uploaded_unix_ms: (uploaded > 0).then_some(uploaded),
+        ended_unix_ms: now_unix_ms(),
+        ..report
+    }
+}
+
+/// One row: claim, import, record.
+async fn import_row<S: ObjectStore>(
+    item: BatchItem,
+    settings: Arc<BatchSettings>,
+    connect: Arc<dyn Connect<S>>,
+    journal_done: Option<JournalLine>,
+    reporter: &RowReporter,
 ) -> RowReport {
     let started = Instant::now();
     if let Some(done) = journal_done {
@@ -354,7 +432,7 @@ async fn run_row<S: ObjectStore>(
             ecs: &ecs,
             ehpc: ehpc.as_ref(),
         },
-        &Silent,
+        reporter,
     )
     .await;
     let seconds = started.elapsed().as_secs_f64();
@@ -416,7 +494,8 @@ async fn run_row<S: ObjectStore>(
     }
 }
 
-/// Runs every row of `items` this shard owns, `settings.in_flight` at a time; `on_row` sees
+/// Runs every row of `items` this shard owns: `settings.in_flight` uploading at a time, and
+/// up to `settings.max_importing` more whose import the cloud is finishing; `on_row` sees
 /// each row's report as it finishes (for progress lines).
 pub async fn run<S: ObjectStore>(
     items: Vec<BatchItem>,
@@ -439,31 +518,40 @@ pub async fn run<S: ObjectStore>(
             _ => queue.push_back(item),
         }
     }
+    let uploading = settings.in_flight.max(1);
+    let started_at_most = uploading + settings.max_importing;
+    let slots = Arc::new(Slots::default());
     let mut running = tokio::task::JoinSet::new();
     loop {
-        while running.len() < settings.in_flight.max(1) {
+        while slots.busy.load(Ordering::SeqCst) < uploading && running.len() < started_at_most {
             let Some(item) = queue.pop_front() else { break };
             if settings
                 .base
                 .cancel
                 .as_ref()
-                .is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst))
+                .is_some_and(|c| c.load(Ordering::SeqCst))
             {
                 rows.push(failed(&item, 130, "interrupted before it started".into()));
                 continue;
             }
             let done = journal.get(&item.id).cloned();
-            running.spawn(run_row(item, settings.clone(), connect.clone(), done));
+            let slot = Slot::take(&slots);
+            running.spawn(run_row(item, settings.clone(), connect.clone(), done, slot));
         }
-        match running.join_next().await {
-            Some(Ok(r)) => {
-                on_row(&r);
-                rows.push(r);
-            }
-            Some(Err(e)) => {
-                tracing::error!("a batch row's task ended abnormally: {e}");
-            }
-            None => break,
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            finished = running.join_next() => match finished {
+                Some(Ok(r)) => {
+                    on_row(&r);
+                    rows.push(r);
+                }
+                Some(Err(e)) => tracing::error!("a batch row's task ended abnormally: {e}"),
+                None => break,
+            },
+            // A row's uploads are done: the next row may start uploading.
+            () = slots.freed.notified() => {}
         }
     }
     rows.sort_by_key(|r| r.position);

@@ -295,6 +295,7 @@ pub async fn run<S: ObjectStore>(
     timings.extend(lookup_timings);
     timings.extend(upload_timings);
     check_cancel(settings)?;
+    reporter.transfers_done();
 
     let client_token = client_token(&plan, &uploaded, &content_digest);
     let mut request = request;

@@ -29,10 +29,15 @@ fn manifest(dir: &Path, n: usize, extra: &str) -> PathBuf {
 }
 
 fn sandbox_args(dir: &Path) -> Vec<String> {
+    sandbox_args_importing_for(dir, "0.5")
+}
+
+/// The sandbox flags, with the emulated import taking `seconds`.
+fn sandbox_args_importing_for(dir: &Path, seconds: &str) -> Vec<String> {
     [
         "--sandbox",
         "--sandbox-import-seconds",
-        "0.5",
+        seconds,
         "--sandbox-dir",
         &dir.join("sandbox").display().to_string(),
         "--journal",
@@ -111,6 +116,41 @@ fn a_batch_imports_its_rows_counts_a_refused_one_and_a_rerun_skips_them() {
         .map(|row| row["image_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, again);
+}
+
+#[test]
+fn a_row_waiting_for_the_cloud_leaves_its_upload_slot_to_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(dir.path(), 3, "");
+    let mut args = vec![
+        "batch".to_string(),
+        m.display().to_string(),
+        "--json".into(),
+        "--in-flight".into(),
+        "1".into(),
+        // The rows share one file: each is imported, none found as another's image.
+        "--no-dedupe".into(),
+    ];
+    args.extend(sandbox_args_importing_for(dir.path(), "3"));
+    let out = imgport_in(dir.path(), &args);
+    out.expect_code(0);
+    let r = out.json();
+    assert_eq!(r["imported"], 3, "{r}");
+    let rows = r["rows"].as_array().unwrap();
+    let ms = |row: &serde_json::Value, field: &str| row[field].as_u64().unwrap();
+    for pair in rows.windows(2) {
+        let (this, next) = (&pair[0], &pair[1]);
+        // One upload at a time: the next row starts once this one's disks are up...
+        assert!(
+            ms(next, "started_unix_ms") >= ms(this, "uploaded_unix_ms"),
+            "{this}\n{next}"
+        );
+        // ...and not once the cloud has finished importing it.
+        assert!(
+            ms(next, "started_unix_ms") < ms(this, "ended_unix_ms"),
+            "{this}\n{next}"
+        );
+    }
 }
 
 #[test]
