@@ -1,5 +1,6 @@
 //! Many imports: the rows of a batch manifest (or a Packer manifest), several uploading at
-//! once and more waiting for the cloud to finish their import, each claimed in its bucket first so shards on other machines skip it, recorded in a local
+//! once and more waiting for the cloud to finish their import, each claimed in its bucket
+//! first so shards on other machines skip it, recorded in a local
 //! journal so an interrupted batch resumes where it stopped (finished rows skipped; partial
 //! uploads resume from their own journals). One row's failure is counted, not fatal.
 
