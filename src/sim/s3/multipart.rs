@@ -42,8 +42,9 @@ use crate::transfer::digest::{crc64_combine, hex, multipart_etag};
 pub const MAX_PART_NUMBER: u32 = 10_000;
 /// S3's largest part.
 pub const MAX_PART_SIZE: u64 = 5 << 30;
-/// S3's smallest part, except the last (EntityTooSmall).
-const MIN_PART_SIZE: u64 = 5 << 20;
+/// The smallest part OSS (which this server stands in for) accepts, except the last: 100 KiB
+/// (S3's own is 5 MiB). Checked at Complete (EntityTooSmall).
+const MIN_PART_SIZE: u64 = 100 << 10;
 const STAGING: &str = "staging";
 const INFO: &str = "upload.json";
 const PARTS: &str = "parts";
