@@ -9,6 +9,9 @@ pub trait Reporter: Send + Sync {
     fn advance(&self, _done: u64) {}
     /// A free-form status line, e.g. "Progress 40%" from a polled cloud task.
     fn message(&self, _text: &str) {}
+    /// `bytes` more left this machine: one part the object store accepted (not the parts
+    /// found uploaded already). Unlike `advance`, never counts reading or hashing.
+    fn sent(&self, _bytes: u64) {}
     /// The current stage finished.
     fn finish(&self) {}
     /// Every disk is uploaded (or found imported already): what is left is the cloud's work.

@@ -15,7 +15,7 @@ use super::connect::{ConnectFlags, Connection};
 use super::convert::cancel_on_signals;
 use super::import::block_on;
 use super::{exit, print_json};
-use crate::pipeline::batch::{self, BatchReport, BatchSettings, RowReport, RowStatus};
+use crate::pipeline::batch::{self, BatchReport, BatchSettings, InFlight, RowReport, RowStatus};
 use crate::pipeline::manifest::{self, BatchItem, Shard};
 use crate::pipeline::packer;
 use crate::plan::{ImageOptions, PlanOptions};
@@ -35,9 +35,11 @@ pub struct BatchFlags {
     /// Default image family of the rows that do not set one.
     #[arg(long)]
     pub family: Option<String>,
-    /// Images converted and uploaded at once (default: from the cores; each one already uses
-    /// them all). Images the cloud is still importing do not count (see --max-importing).
-    #[arg(long)]
+    /// Images converted and uploaded at once. Default: starts from the cores (each image
+    /// already uses them all) and adds or removes images by the combined upload rate they
+    /// reach, up to four times the start. Images the cloud is still importing do not count
+    /// (see --max-importing).
+    #[arg(long, value_parser = parse_in_flight)]
     pub in_flight: Option<usize>,
     /// Images whose upload is done and whose import the cloud is running, at most, beside the
     /// ones uploading: their wait until `Available` costs this machine nothing.
@@ -150,7 +152,9 @@ fn run_items(
     });
     let settings = BatchSettings {
         base,
-        in_flight: flags.in_flight.unwrap_or_else(batch::default_in_flight),
+        in_flight: flags
+            .in_flight
+            .map_or_else(InFlight::from_machine, InFlight::Fixed),
         max_importing: flags.max_importing,
         journal: Some(journal),
         shard,
@@ -186,6 +190,13 @@ fn run_items(
         print_summary(&report);
     }
     Ok(ExitCode::from(report.exit_code()))
+}
+
+fn parse_in_flight(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{text:?}: a whole number of images, at least 1")),
+    }
 }
 
 fn status_name(s: RowStatus) -> &'static str {
@@ -239,4 +250,15 @@ fn print_summary(report: &BatchReport) {
         report.other_shard,
         report.seconds
     );
+    let f = &report.in_flight;
+    if let Some(last) = f.changes.last() {
+        println!(
+            "images uploading at once: {} at the start, {} at the end, by the upload rate \
+             ({} changes, the last at {:.0} MB/s; the JSON report lists them)",
+            f.start,
+            f.end,
+            f.changes.len(),
+            last.rate_at_from / 1e6
+        );
+    }
 }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::claims::{self, Claim, DoneRecord};
 use super::import::{self, ImportOutcome, ImportSettings, Targets};
 use super::manifest::{BatchItem, Shard};
+use super::tuner::{LimitChange, Tuner};
 use crate::cloud::aliyun::client::EcsClient;
 use crate::cloud::aliyun::ehpc::EhpcClient;
 use crate::cloud::aliyun::types::{Architecture, BootMode, LicenseType, OsType, Platform};
@@ -29,7 +30,7 @@ pub struct BatchSettings {
     /// Settings every row starts from (the command line); a row's options override them.
     pub base: ImportSettings,
     /// Rows converting and uploading at once (the work of this machine's cores and link).
-    pub in_flight: usize,
+    pub in_flight: InFlight,
     /// Rows whose disks are uploaded and whose import the cloud is running, at most, beside
     /// the `in_flight` ones: their wait costs this machine nothing.
     pub max_importing: usize,
@@ -42,11 +43,46 @@ pub struct BatchSettings {
     pub claim_ttl: Duration,
 }
 
-/// The default number of rows uploading at once: each one already converts on every core and
-/// keeps several parts in flight, so two keep the link and the disks busy on small machines.
-pub fn default_in_flight() -> usize {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    (cores / 2).clamp(2, 8)
+/// How many rows convert and upload at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InFlight {
+    /// Exactly this many (`--in-flight N`).
+    Fixed(usize),
+    /// From `start`, raised (up to `max`) or lowered by the combined upload rate they reach:
+    /// see [`super::tuner`].
+    Tuned { start: usize, max: usize },
+}
+
+impl InFlight {
+    /// The default: start from the cores, tune by the bandwidth measured. Each row already
+    /// converts on every core and keeps several parts in flight, so two fill a small machine
+    /// on a near link; a far link may take more, up to four times that (sixteen at most: each
+    /// row holds its part buffers, tens of MiB).
+    pub fn from_machine() -> InFlight {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let start = (cores / 2).clamp(2, 8);
+        InFlight::Tuned {
+            start,
+            max: (start * 4).min(16),
+        }
+    }
+
+    fn start(self) -> usize {
+        match self {
+            InFlight::Fixed(n) => n.max(1),
+            InFlight::Tuned { start, .. } => start.max(1),
+        }
+    }
+}
+
+/// How the number of rows uploading at once was chosen, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct InFlightReport {
+    /// `true` when the upload rate chose it (no `--in-flight`).
+    pub tuned: bool,
+    pub start: usize,
+    pub end: usize,
+    pub changes: Vec<LimitChange>,
 }
 
 /// What happened to one row.
@@ -99,6 +135,7 @@ pub struct BatchReport {
     pub other_shard: usize,
     pub failed: usize,
     pub seconds: f64,
+    pub in_flight: InFlightReport,
 }
 
 impl BatchReport {
@@ -278,7 +315,8 @@ fn now_unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The batch's count of rows holding an upload slot, and the signal that one was freed.
+/// The batch's count of rows holding an upload slot, and the signal that one was freed. A count
+/// rather than a semaphore: the tuner moves the limit up and down while slots are held.
 #[derive(Default)]
 struct Slots {
     busy: AtomicUsize,
@@ -302,17 +340,65 @@ impl Drop for Slot {
     }
 }
 
-/// A row's reporter: gives its upload slot back once the uploads are done, and notes when.
+/// What one row has uploaded so far, read by the scheduler's tuner.
+#[derive(Default)]
+struct Traffic {
+    bytes: AtomicU64,
+    parts: AtomicU64,
+    /// Between the row's first part sent and the end of its uploads.
+    sending: AtomicBool,
+}
+
+/// A row's reporter: counts its upload traffic, gives its upload slot back once the uploads
+/// are done, and notes when.
 struct RowReporter {
     slot: Mutex<Option<Slot>>,
+    traffic: Arc<Traffic>,
     uploaded_unix_ms: AtomicU64,
 }
 
 impl Reporter for RowReporter {
+    fn sent(&self, bytes: u64) {
+        self.traffic.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.traffic.parts.fetch_add(1, Ordering::Relaxed);
+        self.traffic.sending.store(true, Ordering::Relaxed);
+    }
+
     fn transfers_done(&self) {
+        self.traffic.sending.store(false, Ordering::Relaxed);
         self.uploaded_unix_ms.store(now_unix_ms(), Ordering::SeqCst);
         let slot = self.slot.lock().map(|mut s| s.take());
         drop(slot);
+    }
+}
+
+/// The scheduler's view of the running rows' traffic: what each had sent at the last tick.
+#[derive(Default)]
+struct TrafficMeter {
+    rows: Vec<(Arc<Traffic>, u64, u64)>,
+}
+
+impl TrafficMeter {
+    fn watch(&mut self) -> Arc<Traffic> {
+        let traffic = Arc::new(Traffic::default());
+        self.rows.push((traffic.clone(), 0, 0));
+        traffic
+    }
+
+    /// Bytes and parts sent since the last read, and the rows sending now; forgets rows that
+    /// ended.
+    fn read(&mut self) -> (u64, u64, usize) {
+        let (mut bytes, mut parts, mut sending) = (0, 0, 0);
+        for (traffic, last_bytes, last_parts) in &mut self.rows {
+            let now_bytes = traffic.bytes.load(Ordering::Relaxed);
+            let now_parts = traffic.parts.load(Ordering::Relaxed);
+            bytes += now_bytes - *last_bytes;
+            parts += now_parts - *last_parts;
+            (*last_bytes, *last_parts) = (now_bytes, now_parts);
+            sending += usize::from(traffic.sending.load(Ordering::Relaxed));
+        }
+        self.rows.retain(|(t, _, _)| Arc::strong_count(t) > 1);
+        (bytes, parts, sending)
     }
 }
 
@@ -356,10 +442,12 @@ async fn run_row<S: ObjectStore>(
     connect: Arc<dyn Connect<S>>,
     journal_done: Option<JournalLine>,
     slot: Slot,
+    traffic: Arc<Traffic>,
 ) -> RowReport {
     let started_unix_ms = now_unix_ms();
     let reporter = RowReporter {
         slot: Mutex::new(Some(slot)),
+        traffic,
         uploaded_unix_ms: AtomicU64::new(0),
     };
     let report = import_row(item, settings, connect, journal_done, &reporter).await;
@@ -495,9 +583,10 @@ async fn import_row<S: ObjectStore>(
     }
 }
 
-/// Runs every row of `items` this shard owns: `settings.in_flight` uploading at a time, and
-/// up to `settings.max_importing` more whose import the cloud is finishing; `on_row` sees
-/// each row's report as it finishes (for progress lines).
+/// Runs every row of `items` this shard owns: `settings.in_flight` uploading at a time (tuned
+/// each second by the upload rate unless fixed), and up to `settings.max_importing` more whose
+/// import the cloud is finishing; `on_row` sees each row's report as it finishes (for progress
+/// lines).
 pub async fn run<S: ObjectStore>(
     items: Vec<BatchItem>,
     settings: BatchSettings,
@@ -519,11 +608,21 @@ pub async fn run<S: ObjectStore>(
             _ => queue.push_back(item),
         }
     }
-    let uploading = settings.in_flight.max(1);
-    let started_at_most = uploading + settings.max_importing;
+    let mut tuner = match settings.in_flight {
+        InFlight::Tuned { start, max } => Some(Tuner::new(start, max)),
+        InFlight::Fixed(_) => None,
+    };
+    let mut meter = TrafficMeter::default();
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_tick = Instant::now();
     let slots = Arc::new(Slots::default());
     let mut running = tokio::task::JoinSet::new();
     loop {
+        let uploading = tuner
+            .as_ref()
+            .map_or(settings.in_flight.start(), Tuner::limit);
+        let started_at_most = uploading + settings.max_importing;
         while slots.busy.load(Ordering::SeqCst) < uploading && running.len() < started_at_most {
             let Some(item) = queue.pop_front() else { break };
             if settings
@@ -537,7 +636,9 @@ pub async fn run<S: ObjectStore>(
             }
             let done = journal.get(&item.id).cloned();
             let slot = Slot::take(&slots);
-            running.spawn(run_row(item, settings.clone(), connect.clone(), done, slot));
+            let traffic = meter.watch();
+            let row = run_row(item, settings.clone(), connect.clone(), done, slot, traffic);
+            running.spawn(row);
         }
         if running.is_empty() {
             break;
@@ -553,6 +654,22 @@ pub async fn run<S: ObjectStore>(
             },
             // A row's uploads are done: the next row may start uploading.
             () = slots.freed.notified() => {}
+            _ = ticker.tick(), if tuner.is_some() => {
+                let secs = last_tick.elapsed().as_secs_f64();
+                last_tick = Instant::now();
+                let (bytes, parts, sending) = meter.read();
+                if let Some(t) = tuner.as_mut()
+                    && let Some(c) = t.tick(secs, bytes, parts, sending, !queue.is_empty())
+                {
+                    tracing::info!(
+                        "rows uploading at once: {} -> {} ({:?} at {:.1} MB/s)",
+                        c.from,
+                        c.to,
+                        c.why,
+                        c.rate_at_from / 1e6
+                    );
+                }
+            }
         }
     }
     rows.sort_by_key(|r| r.position);
@@ -566,5 +683,13 @@ pub async fn run<S: ObjectStore>(
         failed: count(RowStatus::Failed),
         seconds: started.elapsed().as_secs_f64(),
         rows,
+        in_flight: InFlightReport {
+            tuned: tuner.is_some(),
+            start: settings.in_flight.start(),
+            end: tuner
+                .as_ref()
+                .map_or(settings.in_flight.start(), Tuner::limit),
+            changes: tuner.map(|t| t.changes().to_vec()).unwrap_or_default(),
+        },
     }
 }

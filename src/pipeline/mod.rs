@@ -11,3 +11,4 @@ pub mod packer;
 pub mod prepare;
 pub mod report;
 pub mod sandbox;
+pub mod tuner;

@@ -578,6 +578,7 @@ async fn send_all<S: ObjectStore>(
         }
         out.etags.insert(number, receipt.etag);
         out.sent += 1;
+        reporter.sent(size);
         reporter.advance(size);
         Ok(())
     };

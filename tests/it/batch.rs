@@ -1,5 +1,6 @@
 //! `imgport batch` and `imgport packer`: rows imported and summarised, a refused row counted
-//! without stopping the others, a re-run skips finished rows, shards from `--shard` and from
+//! without stopping the others, a re-run skips finished rows, rows added while a far link
+//! takes more, shards from `--shard` and from
 //! Kubernetes/Slurm variables, and several processes against one emulator (`imgport sim`)
 //! import every image exactly once — with disjoint shards and with overlapping runs whose
 //! claims in the bucket keep them apart.
@@ -154,6 +155,49 @@ fn a_row_waiting_for_the_cloud_leaves_its_upload_slot_to_the_next() {
 }
 
 #[test]
+fn rows_are_added_while_the_link_takes_more() {
+    // Every part waits half a second at the server (a far link): one row with four parts in
+    // flight sends about 0.8 MB/s, and every added row adds as much. Rows of 128 parts keep
+    // the slots busy for about 20 s, long enough to measure two levels.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("sim");
+    let sim = start_sim_with(&state, BUCKET, &["--s3-fault", "0:delay=500:1000000"]);
+    let disk = dir.path().join("far.raw");
+    let data: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&disk, data).unwrap();
+    let mut text =
+        format!("[defaults]\nregion = \"cn-hangzhou\"\nbucket = \"{BUCKET}\"\nsystem_disk = 1\n\n");
+    for k in 0..5 {
+        text.push_str(&format!(
+            "[[image]]\nname = \"far-{k}\"\nfiles = [\"{}\"]\n\n",
+            disk.display()
+        ));
+    }
+    let m = dir.path().join("far.toml");
+    std::fs::write(&m, text).unwrap();
+    let extra = ["--part-size", "128K", "--concurrency", "4", "--no-dedupe"];
+    let r = finish(batch_process(&sim, dir.path(), &m, &extra, "far"));
+    assert_eq!(r["imported"], 5, "{r}");
+    let f = &r["in_flight"];
+    assert_eq!(f["tuned"], true, "{f}");
+    let start = f["start"].as_u64().unwrap();
+    let changes = f["changes"].as_array().unwrap();
+    let first = &changes.first().unwrap_or_else(|| panic!("no change: {f}"));
+    assert_eq!(first["why"], "probe_up", "{f}");
+    assert_eq!(first["from"].as_u64(), Some(start), "{f}");
+    let peak = changes
+        .iter()
+        .filter_map(|c| c["to"].as_u64())
+        .max()
+        .unwrap();
+    // Each added row paid off: at least two were added.
+    assert!(peak >= start + 2, "{f}");
+    assert!(changes.iter().all(|c| c["why"] != "step_back"), "{f}");
+}
+
+#[test]
 fn shards_come_from_the_flag_kubernetes_or_slurm() {
     let dir = tempfile::tempdir().unwrap();
     let m = manifest(dir.path(), 3, "");
@@ -247,8 +291,9 @@ fn finish(child: Child) -> serde_json::Value {
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "batch failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "batch failed: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }

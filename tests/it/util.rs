@@ -182,6 +182,11 @@ impl Drop for Sim {
 /// Starts `imgport sim` keeping its state in `state`, with `bucket` created and imports
 /// taking half a second.
 pub fn start_sim(state: &Path, bucket: &str) -> Sim {
+    start_sim_with(state, bucket, &[])
+}
+
+/// [`start_sim`] with more `imgport sim` flags (faults).
+pub fn start_sim_with(state: &Path, bucket: &str, extra: &[&str]) -> Sim {
     let mut child = Command::new(env!("CARGO_BIN_EXE_imgport"))
         .args([
             "sim",
@@ -192,6 +197,7 @@ pub fn start_sim(state: &Path, bucket: &str) -> Sim {
             "--state",
         ])
         .arg(state)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

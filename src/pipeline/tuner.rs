@@ -1,0 +1,339 @@
+//! How many batch rows upload at once when the user did not say: start from the cores, then
+//! let the measured combined upload rate decide. A row already converts on every core and keeps
+//! several parts in flight, so on a fast nearby link more rows only compete for the same CPU
+//! and link; on a far or per-connection-limited link each added row adds its own share. The
+//! tuner climbs while an added row still brings at least half the rate an average row brings,
+//! steps back when it does not, and probes again when the rate moves a lot (the link changed)
+//! or, once in a while, to find out whether it did.
+//!
+//! Pure: it sees ticks of (seconds, bytes, parts, rows sending), so its tests drive it with a
+//! modelled link instead of a clock.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// A measurement counts once it spans this long...
+const MIN_WINDOW_SECS: f64 = 5.0;
+/// ...and this many finished parts per sending row, so that parts finishing in bursts do not
+/// decide the rate.
+const MIN_PARTS_PER_ROW: u64 = 12;
+/// The rate settled on may drift this far either way before the tuner probes again.
+const REPROBE_FACTOR: f64 = 1.5;
+/// Settled this many measurements, the tuner tries one more row anyway: rows limited by their
+/// own connections keep the rate flat when the link behind them grows.
+const REPROBE_AFTER: u32 = 12;
+
+/// One change of the limit, for the batch report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LimitChange {
+    /// Seconds since the batch started.
+    pub at_seconds: f64,
+    pub from: usize,
+    pub to: usize,
+    /// Combined upload rate measured at `from`, bytes per second.
+    pub rate_at_from: f64,
+    pub why: ChangeReason,
+}
+
+/// Why the limit changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeReason {
+    /// Trying one more row: the last one added paid off (or none was tried yet).
+    ProbeUp,
+    /// Trying one row fewer: the rate fell, fewer rows may carry it as well.
+    ProbeDown,
+    /// The row tried last did not bring its share: back to the level before it.
+    StepBack,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Up,
+    Down,
+    /// Holding the limit at the rate measured there, for this many measurements so far.
+    Settled(f64, u32),
+}
+
+/// Picks the number of rows uploading at once from the rate they reach together.
+#[derive(Debug)]
+pub struct Tuner {
+    limit: usize,
+    max: usize,
+    phase: Phase,
+    /// Rate measured at each limit since the last (re)start of probing.
+    rates: BTreeMap<usize, f64>,
+    window: Window,
+    elapsed: f64,
+    changes: Vec<LimitChange>,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    secs: f64,
+    bytes: u64,
+    parts: u64,
+}
+
+/// An added row pays off when it brings at least half the rate an average row brought before.
+fn pays_off(rate_below: f64, rows_below: usize, rate_above: f64) -> bool {
+    rate_above - rate_below >= 0.5 * rate_below / rows_below.max(1) as f64
+}
+
+impl Tuner {
+    /// Starts at `start` rows and never goes above `max` (nor below one).
+    pub fn new(start: usize, max: usize) -> Tuner {
+        let max = max.max(1);
+        Tuner {
+            limit: start.clamp(1, max),
+            max,
+            phase: Phase::Up,
+            rates: BTreeMap::new(),
+            window: Window::default(),
+            elapsed: 0.0,
+            changes: Vec::new(),
+        }
+    }
+
+    /// Rows that may upload at once now.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Every change so far, oldest first.
+    pub fn changes(&self) -> &[LimitChange] {
+        &self.changes
+    }
+
+    /// One tick of `secs`: `bytes` in `parts` finished uploading, `sending` rows were in their
+    /// upload stage, and `more_waiting` says whether rows are queued for a slot. Only ticks
+    /// where exactly `limit` rows were sending and rows were waiting measure the limit; any
+    /// other tick (ramping up, after lowering, draining the queue) starts the measurement over.
+    /// Returns a change made.
+    pub fn tick(
+        &mut self,
+        secs: f64,
+        bytes: u64,
+        parts: u64,
+        sending: usize,
+        more_waiting: bool,
+    ) -> Option<LimitChange> {
+        self.elapsed += secs;
+        // More rows than the limit send for a while after it was lowered.
+        if sending != self.limit || !more_waiting {
+            self.window = Window::default();
+            return None;
+        }
+        self.window.secs += secs;
+        self.window.bytes += bytes;
+        self.window.parts += parts;
+        let rows = self.limit as u64;
+        if self.window.secs < MIN_WINDOW_SECS || self.window.parts < MIN_PARTS_PER_ROW * rows {
+            return None;
+        }
+        let rate = self.window.bytes as f64 / self.window.secs;
+        self.window = Window::default();
+        self.measured(rate)
+    }
+
+    fn measured(&mut self, rate: f64) -> Option<LimitChange> {
+        let n = self.limit;
+        match self.phase {
+            Phase::Settled(at, held) => {
+                let try_more = rate > at * REPROBE_FACTOR || held + 1 >= REPROBE_AFTER;
+                if try_more && n < self.max {
+                    self.restart(rate, Phase::Up);
+                    self.change(n + 1, rate, ChangeReason::ProbeUp)
+                } else if rate * REPROBE_FACTOR < at && n > 1 {
+                    self.restart(rate, Phase::Down);
+                    self.change(n - 1, rate, ChangeReason::ProbeDown)
+                } else {
+                    self.phase = Phase::Settled(at, (held + 1).min(REPROBE_AFTER));
+                    None
+                }
+            }
+            Phase::Up => {
+                self.rates.insert(n, rate);
+                match self.rates.get(&(n - 1)).copied() {
+                    Some(below) if !pays_off(below, n - 1, rate) => {
+                        self.phase = Phase::Settled(below, 0);
+                        self.change(n - 1, rate, ChangeReason::StepBack)
+                    }
+                    _ if n < self.max => self.change(n + 1, rate, ChangeReason::ProbeUp),
+                    _ => {
+                        self.phase = Phase::Settled(rate, 0);
+                        None
+                    }
+                }
+            }
+            Phase::Down => {
+                self.rates.insert(n, rate);
+                match self.rates.get(&(n + 1)).copied() {
+                    Some(above) if pays_off(rate, n, above) => {
+                        self.phase = Phase::Settled(above, 0);
+                        self.change(n + 1, rate, ChangeReason::StepBack)
+                    }
+                    _ if n > 1 => self.change(n - 1, rate, ChangeReason::ProbeDown),
+                    _ => {
+                        self.phase = Phase::Settled(rate, 0);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn restart(&mut self, rate: f64, phase: Phase) {
+        self.rates.clear();
+        self.rates.insert(self.limit, rate);
+        self.phase = phase;
+    }
+
+    fn change(&mut self, to: usize, rate: f64, why: ChangeReason) -> Option<LimitChange> {
+        let change = LimitChange {
+            at_seconds: self.elapsed,
+            from: self.limit,
+            to,
+            rate_at_from: rate,
+            why,
+        };
+        self.limit = to;
+        self.changes.push(change.clone());
+        Some(change)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link where each row reaches `per_row` bytes/s until the link's `cap` is shared.
+    fn link(per_row: f64, cap: f64) -> impl Fn(usize) -> f64 {
+        move |rows| (rows as f64 * per_row).min(cap)
+    }
+
+    /// Drives `tuner` for `seconds` of one-second ticks on `rate`, every slot sending and rows
+    /// waiting, with 1 MiB parts; returns the limit held longest in the second half (probes
+    /// come and go).
+    fn run(tuner: &mut Tuner, seconds: u32, rate: &dyn Fn(usize) -> f64) -> usize {
+        let mut held = BTreeMap::<usize, u32>::new();
+        for s in 0..seconds {
+            let bytes = rate(tuner.limit());
+            tuner.tick(
+                1.0,
+                bytes as u64,
+                (bytes / 1048576.0) as u64,
+                tuner.limit(),
+                true,
+            );
+            if s >= seconds / 2 {
+                *held.entry(tuner.limit()).or_default() += 1;
+            }
+        }
+        held.into_iter()
+            .max_by_key(|&(_, n)| n)
+            .map_or(0, |(l, _)| l)
+    }
+
+    const MB: f64 = 1e6;
+
+    #[test]
+    fn a_cpu_bound_machine_keeps_the_rows_it_started_with() {
+        // Every row shares the same cores: more rows bring nothing.
+        let mut t = Tuner::new(2, 8);
+        assert_eq!(run(&mut t, 300, &|_| 400.0 * MB), 2);
+        let whys: Vec<_> = t.changes().iter().map(|c| (c.from, c.to, c.why)).collect();
+        // Tried a third row, went back, and tries again once in a while.
+        assert!(whys.len() >= 4, "{whys:?}");
+        for pair in whys.chunks(2) {
+            assert_eq!(
+                pair,
+                [
+                    (2, 3, ChangeReason::ProbeUp),
+                    (3, 2, ChangeReason::StepBack)
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn a_far_link_gets_rows_until_the_link_is_full() {
+        // 30 MB/s a row, 150 MB/s the link: five rows fill it, a sixth brings nothing.
+        let mut t = Tuner::new(2, 8);
+        assert_eq!(run(&mut t, 300, &link(30.0 * MB, 150.0 * MB)), 5);
+        let first: Vec<_> = t.changes().iter().take(5).map(|c| c.to).collect();
+        assert_eq!(first, [3, 4, 5, 6, 5]);
+    }
+
+    #[test]
+    fn the_limit_stays_within_its_bounds() {
+        let mut t = Tuner::new(2, 4);
+        assert_eq!(run(&mut t, 300, &link(30.0 * MB, 1e12)), 4);
+        assert!(t.changes().iter().all(|c| c.to <= 4));
+        let mut t = Tuner::new(9, 4);
+        assert_eq!(t.limit(), 4);
+        run(&mut t, 10, &|_| 0.0);
+        assert_eq!(t.limit(), 4, "no parts finished: nothing measured");
+        assert_eq!(Tuner::new(0, 0).limit(), 1);
+    }
+
+    #[test]
+    fn a_link_that_gets_faster_or_slower_is_probed_again() {
+        let mut t = Tuner::new(2, 8);
+        assert_eq!(run(&mut t, 300, &link(30.0 * MB, 90.0 * MB)), 3);
+        // The link's cap doubles; the rate of three rows stays the same, but the next probe
+        // finds that more rows pay off again.
+        assert_eq!(run(&mut t, 300, &link(30.0 * MB, 180.0 * MB)), 6);
+        // Now one row alone fills the narrower link: the rate fell, fewer rows carry it.
+        assert_eq!(run(&mut t, 300, &link(100.0 * MB, 100.0 * MB)), 1);
+        assert!(t.changes().iter().any(|c| c.why == ChangeReason::ProbeDown));
+    }
+
+    #[test]
+    fn only_ticks_with_every_slot_sending_and_rows_waiting_measure() {
+        let mut t = Tuner::new(2, 8);
+        // One row is still converting before its first part: the limit is not measured.
+        for _ in 0..100 {
+            t.tick(1.0, 100_000_000, 100, 1, true);
+        }
+        // A row beyond the limit is still sending (it was just lowered).
+        for _ in 0..100 {
+            t.tick(1.0, 100_000_000, 100, 3, true);
+        }
+        // The queue is empty: a higher limit could start nothing.
+        for _ in 0..100 {
+            t.tick(1.0, 100_000_000, 100, 2, false);
+        }
+        assert!(t.changes().is_empty());
+        // Interleaved partial ticks restart the window: five full ticks in a row are needed.
+        for _ in 0..4 {
+            t.tick(1.0, 100_000_000, 100, 2, true);
+        }
+        assert!(t.changes().is_empty());
+        t.tick(1.0, 100_000_000, 100, 2, true);
+        assert_eq!(t.limit(), 3);
+    }
+
+    #[test]
+    fn few_large_parts_need_a_longer_window() {
+        // 64 MiB parts at 100 MB/s for two rows: 24 parts take about 16 s.
+        let mut t = Tuner::new(2, 8);
+        for s in 1..=30 {
+            let parts = if s % 2 == 0 { 3 } else { 0 };
+            t.tick(1.0, parts * (64 << 20), parts, 2, true);
+            if s < 16 {
+                assert_eq!(t.limit(), 2, "measured after {s} s");
+            }
+        }
+        assert_eq!(t.limit(), 3);
+    }
+
+    #[test]
+    fn pays_off_asks_half_an_average_rows_share() {
+        assert!(pays_off(100.0, 1, 150.0));
+        assert!(!pays_off(100.0, 1, 149.0));
+        assert!(pays_off(700.0, 7, 750.0));
+        assert!(!pays_off(700.0, 7, 749.0));
+    }
+}
