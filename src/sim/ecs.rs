@@ -205,7 +205,8 @@ impl State {
                 continue;
             }
             let elapsed = now_ms.saturating_sub(img.created_ms);
-            let duration = img.duration_ms.max(1);
+            // A zero duration (`--import-seconds 0`) is done at once, not after a millisecond.
+            let duration = img.duration_ms;
             let fail_at = duration / 2;
             let (status, progress) = if img.failure.is_some() && elapsed >= fail_at {
                 (ImageStatus::CreateFailed, 50)
@@ -817,4 +818,93 @@ fn image_json(i: &ImageRec) -> Value {
         "DiskDeviceMappings": {"DiskDeviceMapping": disks},
         "Tags": {"Tag": tags},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(action: &str, params: &[(&str, &str)]) -> Call {
+        Call {
+            action: action.into(),
+            version: "2014-05-26".into(),
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            access_key_id: "test".into(),
+        }
+    }
+
+    fn ecs(import_duration: Duration) -> Ecs {
+        let config = EcsConfig {
+            s3_root: PathBuf::from("/nonexistent"),
+            import_duration,
+            fail_objects_containing: None,
+            import_hook: None,
+        };
+        Ecs::open(config, None).unwrap()
+    }
+
+    /// `(Status, Progress)` of the one image at `now_ms`.
+    async fn status_at(ecs: &Ecs, now_ms: u64) -> (String, String) {
+        let v = ecs
+            .handle(
+                &call(
+                    "DescribeImages",
+                    &[
+                        ("RegionId", "cn-hangzhou"),
+                        ("Status", "Creating,Available"),
+                    ],
+                ),
+                now_ms,
+            )
+            .await
+            .unwrap();
+        let image = &v["Images"]["Image"][0];
+        (
+            image["Status"].as_str().unwrap().into(),
+            image["Progress"].as_str().unwrap().into(),
+        )
+    }
+
+    async fn create_at(ecs: &Ecs, now_ms: u64) {
+        ecs.handle(
+            &call(
+                "CreateImage",
+                &[("RegionId", "cn-hangzhou"), ("SnapshotId", "s-simsystem40")],
+            ),
+            now_ms,
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_zero_duration_image_is_available_in_the_same_millisecond() {
+        let ecs = ecs(Duration::ZERO);
+        create_at(&ecs, 1_000).await;
+        assert_eq!(
+            status_at(&ecs, 1_000).await,
+            ("Available".into(), "100%".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn an_image_moves_through_progress_to_available() {
+        let ecs = ecs(Duration::from_secs(30));
+        create_at(&ecs, 1_000).await;
+        assert_eq!(
+            status_at(&ecs, 1_000).await,
+            ("Creating".into(), "0%".into())
+        );
+        assert_eq!(
+            status_at(&ecs, 16_000).await,
+            ("Creating".into(), "50%".into())
+        );
+        assert_eq!(
+            status_at(&ecs, 31_000).await,
+            ("Available".into(), "100%".into())
+        );
+    }
 }
