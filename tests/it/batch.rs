@@ -14,12 +14,16 @@ const BUCKET: &str = "images";
 
 /// A TOML manifest of `n` rows named `img-K`, all from `content.qcow2`, plus `extra` text.
 fn manifest(dir: &Path, n: usize, extra: &str) -> PathBuf {
-    let src = image("content.qcow2");
+    manifest_of(dir, &image("content.qcow2"), "img", n, extra)
+}
+
+/// `dir/batch.toml`: `n` rows named `NAME-K`, all from `src`, plus `extra` text.
+fn manifest_of(dir: &Path, src: &Path, name: &str, n: usize, extra: &str) -> PathBuf {
     let mut text =
         format!("[defaults]\nregion = \"cn-hangzhou\"\nbucket = \"{BUCKET}\"\nsystem_disk = 1\n\n");
     for k in 0..n {
         text.push_str(&format!(
-            "[[image]]\nname = \"img-{k}\"\nfiles = [\"{}\"]\n\n",
+            "[[image]]\nname = \"{name}-{k}\"\nfiles = [\"{}\"]\n\n",
             src.display()
         ));
     }
@@ -167,16 +171,7 @@ fn rows_are_added_while_the_link_takes_more() {
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     std::fs::write(&disk, data).unwrap();
-    let mut text =
-        format!("[defaults]\nregion = \"cn-hangzhou\"\nbucket = \"{BUCKET}\"\nsystem_disk = 1\n\n");
-    for k in 0..5 {
-        text.push_str(&format!(
-            "[[image]]\nname = \"far-{k}\"\nfiles = [\"{}\"]\n\n",
-            disk.display()
-        ));
-    }
-    let m = dir.path().join("far.toml");
-    std::fs::write(&m, text).unwrap();
+    let m = manifest_of(dir.path(), &disk, "far", 5, "");
     let extra = ["--part-size", "128K", "--concurrency", "4", "--no-dedupe"];
     let r = finish(batch_process(&sim, dir.path(), &m, &extra, "far"));
     assert_eq!(r["imported"], 5, "{r}");
