@@ -7,7 +7,9 @@ use imgport::cloud::aliyun::ecs::{CreateImageRequest, ImageSource};
 
 #[test]
 fn create_from_each_source_waits_for_available() {
-    let sim = SimProcess::start(&["--import-seconds", "1"]);
+    // Two seconds: the --no-wait case below must still find the image Creating after the
+    // CLI process has exited, on a loaded machine too.
+    let sim = SimProcess::start(&["--import-seconds", "2"]);
     let ep = sim.endpoint.as_str();
     let client = sim.client(SignatureVersion::V3);
     let rt = runtime();
