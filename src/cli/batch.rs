@@ -37,8 +37,8 @@ pub struct BatchFlags {
     pub family: Option<String>,
     /// Images converted and uploaded at once. Default: starts from the cores (each image
     /// already uses them all) and adds or removes images by the combined upload rate they
-    /// reach, up to four times the start. Images the cloud is still importing do not count
-    /// (see --max-importing).
+    /// reach, up to four times the start and what half the free memory (or the container's
+    /// limit) holds. Images the cloud is still importing do not count (see --max-importing).
     #[arg(long, value_parser = parse_in_flight)]
     pub in_flight: Option<usize>,
     /// Images whose upload is done and whose import the cloud is running, at most, beside the
@@ -150,11 +150,13 @@ fn run_items(
             .unwrap_or(std::path::Path::new("."))
             .join(format!(".imgport-batch-{name}.jsonl"))
     });
+    let in_flight = flags.in_flight.map_or_else(
+        || InFlight::from_machine(base.stream.part_size),
+        InFlight::Fixed,
+    );
     let settings = BatchSettings {
         base,
-        in_flight: flags
-            .in_flight
-            .map_or_else(InFlight::from_machine, InFlight::Fixed),
+        in_flight,
         max_importing: flags.max_importing,
         journal: Some(journal),
         shard,
@@ -253,10 +255,11 @@ fn print_summary(report: &BatchReport) {
     let f = &report.in_flight;
     if let Some(last) = f.changes.last() {
         println!(
-            "images uploading at once: {} at the start, {} at the end, by the upload rate \
-             ({} changes, the last at {:.0} MB/s; the JSON report lists them)",
+            "images uploading at once: {} at the start, {} at the end (at most {}), by the \
+             upload rate ({} changes, the last at {:.0} MB/s; the JSON report lists them)",
             f.start,
             f.end,
+            f.max,
             f.changes.len(),
             last.rate_at_from / 1e6
         );

@@ -56,14 +56,24 @@ pub enum InFlight {
 impl InFlight {
     /// The default: start from the cores, tune by the bandwidth measured. Each row already
     /// converts on every core and keeps several parts in flight, so two fill a small machine
-    /// on a near link; a far link may take more, up to four times that (sixteen at most: each
-    /// row holds its part buffers, tens of MiB).
-    pub fn from_machine() -> InFlight {
+    /// on a near link; a far link may take more, up to four times that (sixteen at most), and
+    /// no more than half the memory this process may still take holds (`part_size` is the
+    /// batch's, 0 for the default).
+    pub fn from_machine(part_size: u64) -> InFlight {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let row_memory = crate::transfer::stream::buffer_memory(part_size) + ROW_OVERHEAD;
+        Self::tuned_for(cores, crate::mem::available(), row_memory)
+    }
+
+    fn tuned_for(cores: usize, memory: Option<u64>, row_memory: u64) -> InFlight {
         let start = (cores / 2).clamp(2, 8);
+        let max = (start * 4).min(16);
+        let fit = memory.map_or(usize::MAX, |m| {
+            usize::try_from(m / 2 / row_memory.max(1)).map_or(usize::MAX, |n| n.max(1))
+        });
         InFlight::Tuned {
-            start,
-            max: (start * 4).min(16),
+            start: start.min(fit),
+            max: max.min(fit),
         }
     }
 
@@ -75,12 +85,17 @@ impl InFlight {
     }
 }
 
+/// Memory a row takes beside its part buffers: readers' table caches, HTTP buffers, tasks.
+const ROW_OVERHEAD: u64 = 32 << 20;
+
 /// How the number of rows uploading at once was chosen, for the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct InFlightReport {
     /// `true` when the upload rate chose it (no `--in-flight`).
     pub tuned: bool,
     pub start: usize,
+    /// Most the tuner may reach (cores and memory); `start` when fixed.
+    pub max: usize,
     pub end: usize,
     pub changes: Vec<LimitChange>,
 }
@@ -686,10 +701,39 @@ pub async fn run<S: ObjectStore>(
         in_flight: InFlightReport {
             tuned: tuner.is_some(),
             start: settings.in_flight.start(),
+            max: match settings.in_flight {
+                InFlight::Tuned { max, .. } => max,
+                InFlight::Fixed(_) => settings.in_flight.start(),
+            },
             end: tuner
                 .as_ref()
                 .map_or(settings.in_flight.start(), Tuner::limit),
             changes: tuner.map(|t| t.changes().to_vec()).unwrap_or_default(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn the_default_starts_from_the_cores_and_stops_where_memory_does() {
+        let row = crate::transfer::stream::buffer_memory(0) + ROW_OVERHEAD;
+        assert_eq!(row, 224 << 20);
+        let tuned = |cores, memory| match InFlight::tuned_for(cores, memory, row) {
+            InFlight::Tuned { start, max } => (start, max),
+            InFlight::Fixed(_) => unreachable!(),
+        };
+        assert_eq!(tuned(2, None), (2, 8));
+        assert_eq!(tuned(2, Some(24 * GIB)), (2, 8));
+        assert_eq!(tuned(64, Some(256 * GIB)), (8, 16));
+        // A pod with 2 GiB left: half of it holds four rows.
+        assert_eq!(tuned(2, Some(2 * GIB)), (2, 4));
+        assert_eq!(tuned(16, Some(2 * GIB)), (4, 4));
+        // Too little for even one row's buffers: one row still runs.
+        assert_eq!(tuned(2, Some(100 << 20)), (1, 1));
     }
 }

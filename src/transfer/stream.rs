@@ -61,6 +61,17 @@ pub struct StreamOptions {
     pub skip_part_md5: bool,
 }
 
+/// Most memory the part buffers of one stream take with the default buffer count and
+/// `part_size` parts (0: the default size): for callers deciding how many streams fit.
+pub fn buffer_memory(part_size: u64) -> u64 {
+    let part = if part_size == 0 {
+        DEFAULT_PART_SIZE
+    } else {
+        part_size
+    };
+    DEFAULT_BUFFER_BUDGET.max(part.saturating_mul(3))
+}
+
 /// The part size used when none is given: [`DEFAULT_PART_SIZE`], or larger (whole MiB) when
 /// the stream would otherwise need more than [`MAX_PARTS`] parts.
 pub fn auto_part_size(total: u64) -> u64 {

@@ -189,6 +189,7 @@ fn rows_are_added_while_the_link_takes_more() {
         .unwrap();
     // Each added row paid off: at least two were added.
     assert!(peak >= start + 2, "{f}");
+    assert!(peak <= f["max"].as_u64().unwrap(), "{f}");
     assert!(changes.iter().all(|c| c["why"] != "step_back"), "{f}");
 }
 
