@@ -38,10 +38,7 @@ pub(crate) fn available() -> Option<u64> {
     let cgroup = std::fs::read_to_string("/proc/self/cgroup")
         .ok()
         .and_then(|t| cgroup_room(&t, |p| std::fs::read_to_string(p).ok()));
-    match (host, cgroup) {
-        (Some(h), Some(c)) => Some(h.min(c)),
-        (h, c) => h.or(c),
-    }
+    host.into_iter().chain(cgroup).min()
 }
 
 /// `MemAvailable` of a `/proc/meminfo` text, in bytes.
