@@ -83,6 +83,14 @@ impl InFlight {
             InFlight::Tuned { start, .. } => start.max(1),
         }
     }
+
+    /// Most rows that may run at once: `start` when fixed.
+    fn max(self) -> usize {
+        match self {
+            InFlight::Fixed(_) => self.start(),
+            InFlight::Tuned { max, .. } => max.max(1),
+        }
+    }
 }
 
 /// Memory a row takes beside its part buffers: readers' table caches, HTTP buffers, tasks.
@@ -701,10 +709,7 @@ pub async fn run<S: ObjectStore>(
         in_flight: InFlightReport {
             tuned: tuner.is_some(),
             start: settings.in_flight.start(),
-            max: match settings.in_flight {
-                InFlight::Tuned { max, .. } => max,
-                InFlight::Fixed(_) => settings.in_flight.start(),
-            },
+            max: settings.in_flight.max(),
             end: tuner
                 .as_ref()
                 .map_or(settings.in_flight.start(), Tuner::limit),
