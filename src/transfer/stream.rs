@@ -38,6 +38,8 @@ pub const CHUNK_SIZE: usize = 4 * 1024 * 1024;
 pub const HASHED_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// Memory the part buffers may use by default.
 pub const DEFAULT_BUFFER_BUDGET: u64 = 192 * 1024 * 1024;
+/// Fewest and most part buffers a stream keeps by default (when they fit the budget).
+const DEFAULT_BUFFERS: (u64, u64) = (3, 8);
 /// Parts whose MD5s are computed together ([`super::md5x16::md5_many`]: one AVX-512 register).
 pub const MD5_LANES: usize = 16;
 
@@ -69,7 +71,9 @@ pub fn buffer_memory(part_size: u64) -> u64 {
     } else {
         part_size
     };
-    DEFAULT_BUFFER_BUDGET.max(part.saturating_mul(3))
+    // The buffers fill the budget (MD5 batches take only what is left of it), unless even the
+    // fewest buffers are over it.
+    DEFAULT_BUFFER_BUDGET.max(part.saturating_mul(DEFAULT_BUFFERS.0))
 }
 
 /// The part size used when none is given: [`DEFAULT_PART_SIZE`], or larger (whole MiB) when
@@ -162,7 +166,8 @@ impl LayoutStream {
             }
         })?;
         let buffers = if opts.buffers == 0 {
-            (DEFAULT_BUFFER_BUDGET / buffer_size as u64).clamp(3, 8) as usize
+            (DEFAULT_BUFFER_BUDGET / buffer_size as u64).clamp(DEFAULT_BUFFERS.0, DEFAULT_BUFFERS.1)
+                as usize
         } else {
             opts.buffers
         };
