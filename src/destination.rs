@@ -81,7 +81,10 @@ mod tests {
         let id = account_id("LTAIexamplekey");
         assert_eq!(id, account_id("LTAIexamplekey"));
         assert_ne!(id, account_id("LTAIotherkey"));
-        assert!(!id.contains("LTAI") && id.starts_with("ak-") && id.len() == 19, "{id}");
+        assert!(
+            !id.contains("LTAI") && id.starts_with("ak-") && id.len() == 19,
+            "{id}"
+        );
     }
 
     #[test]

@@ -212,7 +212,11 @@ impl Connection {
     /// The object store of `region`.
     pub fn store(&self, region: &str) -> anyhow::Result<S3Store> {
         let config = match (&self.sandbox, &self.flags.oss_endpoint) {
-            (Some(s), _) => StoreConfig::custom(region, &s.s3_endpoint, true),
+            // Kept state names the sandbox by its directory, not its random port.
+            (Some(s), _) => StoreConfig::custom(region, &s.s3_endpoint, true).map(|mut c| {
+                c.identity = Some(s.identity.clone());
+                c
+            }),
             (None, Some(e)) => StoreConfig::custom(region, e, self.flags.path_style),
             (None, None) => StoreConfig::oss(region, self.flags.internal),
         }

@@ -136,7 +136,28 @@ async fn run_async(args: ImportArgs, settings: ImportSettings) -> anyhow::Result
         }
         Err(e) => {
             eprintln!("error: {}", super::error_chain(&e));
-            Ok(ExitCode::from(e.exit_code()))
+            let code = e.exit_code();
+            if code == exit::INTERRUPTED || matches!(e, import::ImportError::Upload { .. }) {
+                // The upload journal keeps the work: say how to go on, and how to drop it.
+                eprintln!("resume: {}", super::upload::resume_command());
+                if let import::ImportError::Upload { target, .. } = &e
+                    && !conn.is_sandbox()
+                {
+                    let q = super::upload::shell_quote;
+                    let endpoint = args
+                        .connect
+                        .oss_endpoint
+                        .as_deref()
+                        .map_or(String::new(), |e| format!(" --endpoint {}", q(e)));
+                    eprintln!(
+                        "drop:   imgport upload --abort --bucket {} --key {} --region {}{endpoint}",
+                        q(&target.bucket),
+                        q(&target.key),
+                        q(&region)
+                    );
+                }
+            }
+            Ok(ExitCode::from(code))
         }
     }
 }

@@ -1,13 +1,22 @@
 //! `imgport upload SRC --bucket B --key K`: upload a file as it is, or converted on the fly
 //! (`--to raw|vhd|vhd-fixed|qcow2`, no temporary file), to OSS or any S3-compatible server by
-//! multipart; resumable from a journal; verified after Complete. `--abort` removes a stale
-//! unfinished upload.
+//! multipart; resumable from a journal; verified after Complete (exit 0 only when HEAD shows
+//! the object is the bytes read: size, multipart ETag, CRC-64 when sent). `--abort` removes
+//! an unfinished upload; `--clean-stale [--older-than D]` aborts the uploads of journals left
+//! untouched for D (default 7d) and removes them. A finished upload's journal is removed; a
+//! re-run knows the object from its digest record.
+//!
+//! On an interrupt or a failure with a journal, stderr says how to resume (the same command,
+//! secrets left out) and how to drop the upload (`imgport upload --abort …`); without a
+//! journal the upload is aborted.
 //!
 //! `--json` prints one object: `bucket`, `key`, `endpoint`, `credentials` (where they came
 //! from: `{"kind":"flags"|"environment"|"profile"|"ecs_ram_role"|"aws_environment",
 //! "name":…}`, never a secret), `size`, `sha256`, `crc64` (decimal string), `server_crc64`,
 //! `etag`, `multipart_etag`, `part_size`, `parts`, `parts_sent`, `parts_reused`, `retries`,
-//! `already_present`, `upload_id`, `journal`; with `--abort`: `aborted` (the upload id or null).
+//! `already_present`, `upload_id`, `journal` (null once removed); with `--abort`: `aborted`
+//! (the first upload id or null) and `aborted_ids`; with `--clean-stale`: `cleaned` (per
+//! journal: `journal`, `object`, `aborted`, `kept`, `removed`).
 //! Exit codes: 0 done, 1 failed, 2 usage, 3 source refused, 4 storage service error,
 //! 130 interrupted (the journal keeps the upload resumable).
 
@@ -32,14 +41,14 @@ use crate::transfer::stream::{LayoutStream, StreamOptions};
 #[derive(Debug, Args)]
 pub struct UploadArgs {
     /// File to upload (as it is, or the image to convert with --to).
-    #[arg(required_unless_present = "abort")]
+    #[arg(required_unless_present_any = ["abort", "clean_stale"])]
     pub src: Option<PathBuf>,
     /// Bucket.
-    #[arg(long)]
-    pub bucket: String,
+    #[arg(long, required_unless_present = "clean_stale")]
+    pub bucket: Option<String>,
     /// Object key.
-    #[arg(long)]
-    pub key: String,
+    #[arg(long, required_unless_present = "clean_stale")]
+    pub key: Option<String>,
     /// Region: the OSS endpoint is oss-REGION.aliyuncs.com (HTTPS) unless --endpoint is given.
     #[arg(long, env = "ALIBABA_CLOUD_REGION_ID", default_value = "cn-hangzhou")]
     pub region: String,
@@ -81,6 +90,13 @@ pub struct UploadArgs {
     /// Upload id for --abort when there is no journal.
     #[arg(long, requires = "abort")]
     pub upload_id: Option<String>,
+    /// Abort the multipart uploads of the journals (of this endpoint and account) untouched
+    /// for --older-than, and remove those journals.
+    #[arg(long, conflicts_with_all = ["abort", "src", "no_journal"])]
+    pub clean_stale: bool,
+    /// Age from which --clean-stale takes a journal: a number with s, m, h or d (e.g. 12h).
+    #[arg(long, requires = "clean_stale", default_value = "7d", value_parser = parse_age)]
+    pub older_than: Duration,
     /// Sign each part's SHA-256 (x-amz-content-sha256); default UNSIGNED-PAYLOAD, since
     /// Content-MD5 already protects each part.
     #[arg(long)]
@@ -116,7 +132,103 @@ struct AbortOutput<'a> {
     bucket: &'a str,
     key: &'a str,
     endpoint: &'a str,
-    aborted: Option<String>,
+    aborted: Option<&'a String>,
+    aborted_ids: &'a [String],
+}
+
+#[derive(Serialize)]
+struct CleanOutput<'a> {
+    endpoint: &'a str,
+    cleaned: &'a [crate::store::Cleaned],
+}
+
+/// `30s`, `15m`, `12h`, `7d` (a bare number is seconds).
+fn parse_age(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected e.g. 12h or 7d"))?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?}: the unit is s, m, h or d")),
+    };
+    n.checked_mul(secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?}: too large"))
+}
+
+/// Flags whose values are secrets: never repeated in a suggested command.
+const SECRET_FLAGS: [&str; 2] = ["--access-key-secret", "--security-token"];
+
+/// Quotes `arg` for a POSIX shell when it needs it.
+pub fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_./:=@%+,-".contains(&b));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// The command line of this run without secret flags (their values come from the
+/// environment or a profile on the re-run), for "run it again to resume" messages.
+pub fn resume_command() -> String {
+    let mut out = Vec::new();
+    let mut skip_next = false;
+    for (i, arg) in std::env::args().enumerate() {
+        if std::mem::take(&mut skip_next) {
+            continue;
+        }
+        if SECRET_FLAGS.contains(&arg.as_str()) {
+            skip_next = true;
+            continue;
+        }
+        if SECRET_FLAGS
+            .iter()
+            .any(|f| arg.strip_prefix(f).is_some_and(|r| r.starts_with('=')))
+        {
+            continue;
+        }
+        out.push(if i == 0 {
+            "imgport".into()
+        } else {
+            shell_quote(&arg)
+        });
+    }
+    out.join(" ")
+}
+
+/// `imgport upload --abort` for `target` with this run's endpoint flags.
+fn abort_command(args: &UploadArgs, target: &ObjectTarget) -> String {
+    let mut cmd = vec![
+        "imgport upload --abort --bucket".to_string(),
+        shell_quote(&target.bucket),
+        "--key".into(),
+        shell_quote(&target.key),
+        "--region".into(),
+        shell_quote(&args.region),
+    ];
+    if let Some(e) = &args.endpoint {
+        cmd.extend(["--endpoint".into(), shell_quote(e)]);
+    }
+    if args.path_style {
+        cmd.push("--path-style".into());
+    }
+    if args.internal {
+        cmd.push("--internal".into());
+    }
+    if let Some(j) = &args.journal {
+        cmd.extend(["--journal".into(), shell_quote(&j.display().to_string())]);
+    }
+    cmd.join(" ")
 }
 
 fn store_config(args: &UploadArgs) -> Result<StoreConfig, StoreError> {
@@ -130,14 +242,9 @@ fn store_config(args: &UploadArgs) -> Result<StoreConfig, StoreError> {
 
 /// Identity of the bytes to upload: a journal made for other bytes is never resumed.
 fn source_id(path: &std::path::Path, to: Option<ToArg>, part_size: u64) -> String {
-    use std::os::unix::fs::MetadataExt;
-    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let (size, mtime, ino) = std::fs::metadata(path)
-        .map(|m| (m.len(), m.mtime_nsec() + m.mtime() * 1_000_000_000, m.ino()))
-        .unwrap_or_default();
     format!(
-        "path={};size={size};mtime_ns={mtime};ino={ino};to={};part_size={part_size}",
-        abs.display(),
+        "{};to={};part_size={part_size}",
+        crate::store::journal::file_identity(path),
         to.map_or("asis".to_string(), |t| format!("{t:?}").to_lowercase())
     )
 }
@@ -150,8 +257,12 @@ fn fail(e: &StoreError) -> ExitCode {
 /// Runs `imgport upload`.
 pub fn run(args: UploadArgs) -> anyhow::Result<ExitCode> {
     let config = match store_config(&args).and_then(|c| {
-        oss::check_bucket(&args.bucket)?;
-        oss::check_key(&args.key)?;
+        if let Some(b) = &args.bucket {
+            oss::check_bucket(b)?;
+        }
+        if let Some(k) = &args.key {
+            oss::check_key(k)?;
+        }
         Ok(c)
     }) {
         Ok(c) => c,
@@ -163,6 +274,27 @@ pub fn run(args: UploadArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(run_async(args, config))
+}
+
+/// Opens the bytes to upload: the file as it is, or its conversion.
+fn open_stream(
+    src: &std::path::Path,
+    to: Option<ToArg>,
+    stream_opts: &StreamOptions,
+) -> Result<Box<dyn PartSource>, ExitCode> {
+    match to {
+        None => match FileStream::with_options(src, stream_opts) {
+            Ok(s) => Ok(Box::new(s)),
+            Err(e) => Err(super::convert::failed(&e)),
+        },
+        Some(to) => {
+            let opened = open_source(src)?;
+            match LayoutStream::convert(opened.image.clone(), to.into(), stream_opts) {
+                Ok(s) => Ok(Box::new(s)),
+                Err(e) => Err(super::convert::failed(&e)),
+            }
+        }
+    }
 }
 
 async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<ExitCode> {
@@ -178,10 +310,6 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         Err(e) => return Ok(fail(&StoreError::Credentials(e))),
     };
     let store = S3Store::new(&config, &credentials);
-    let target = ObjectTarget {
-        bucket: args.bucket.clone(),
-        key: args.key.clone(),
-    };
     let journal_dir = if args.no_journal {
         None
     } else {
@@ -200,6 +328,41 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         cancel: Some(cancel.clone()),
         ..UploadOptions::default()
     };
+    if args.clean_stale {
+        let dir = opts.journal_dir.clone().unwrap_or_default();
+        return match crate::store::clean_stale(&store, &dir, args.older_than, &opts).await {
+            Ok(cleaned) => {
+                if args.json {
+                    print_json(&CleanOutput {
+                        endpoint: &config.endpoint,
+                        cleaned: &cleaned,
+                    })?;
+                } else {
+                    for c in &cleaned {
+                        let what = c.object.as_deref().unwrap_or("(unreadable journal)");
+                        for id in &c.aborted {
+                            println!("aborted upload {id} of {what}");
+                        }
+                        for id in &c.kept {
+                            println!(
+                                "upload {id} of {what}: not aborted (another destination, or \
+                                 an unreadable journal); journal {}",
+                                if c.removed { "removed" } else { "kept" }
+                            );
+                        }
+                    }
+                    println!("{} stale journal(s) handled", cleaned.len());
+                }
+                Ok(ExitCode::from(exit::OK))
+            }
+            Err(e) => Ok(fail(&e)),
+        };
+    }
+    let (Some(bucket), Some(key)) = (args.bucket.clone(), args.key.clone()) else {
+        eprintln!("error: --bucket and --key are required");
+        return Ok(ExitCode::from(exit::USAGE));
+    };
+    let target = ObjectTarget { bucket, key };
     if args.abort {
         let result = crate::store::abort(
             &store,
@@ -213,15 +376,17 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
             Ok(aborted) => {
                 if args.json {
                     print_json(&AbortOutput {
-                        bucket: &args.bucket,
-                        key: &args.key,
+                        bucket: &target.bucket,
+                        key: &target.key,
                         endpoint: &config.endpoint,
-                        aborted,
+                        aborted: aborted.first(),
+                        aborted_ids: &aborted,
                     })?;
+                } else if aborted.is_empty() {
+                    println!("no unfinished upload of {target} is recorded");
                 } else {
-                    match aborted {
-                        Some(id) => println!("aborted upload {id} of {target}"),
-                        None => println!("no unfinished upload of {target} is recorded"),
+                    for id in aborted {
+                        println!("aborted upload {id} of {target}");
                     }
                 }
                 Ok(ExitCode::from(exit::OK))
@@ -241,35 +406,36 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         skip_sha256: false,
         skip_part_md5: false,
     };
-    let source: Box<dyn PartSource> = match args.to {
-        None => match FileStream::with_options(&src, &stream_opts) {
-            Ok(s) => Box::new(s),
-            Err(e) => return Ok(super::convert::failed(&e)),
-        },
-        Some(to) => {
-            let opened = match open_source(&src) {
-                Ok(o) => o,
-                Err(code) => return Ok(code),
-            };
-            match LayoutStream::convert(opened.image.clone(), to.into(), &stream_opts) {
-                Ok(s) => Box::new(s),
-                Err(e) => return Ok(super::convert::failed(&e)),
+    let reporter = super::progress::reporter_or_log(Duration::from_secs(5));
+    // A second pass only when kept state turned out stale (the journal is gone by then).
+    let mut attempt = 0;
+    let outcome = loop {
+        attempt += 1;
+        let source = match open_stream(&src, args.to, &stream_opts) {
+            Ok(s) => s,
+            Err(code) => return Ok(code),
+        };
+        if let Err(e) = oss::check_part_size(source.part_size(), source.part_count()) {
+            return Ok(fail(&e));
+        }
+        let opts = UploadOptions {
+            source_id: source_id(&src, args.to, source.part_size()),
+            ..opts.clone()
+        };
+        match crate::store::upload(&store, source, &target, &opts, reporter.as_ref()).await {
+            Ok(o) => break o,
+            Err(StoreError::Stale { target, what }) if attempt == 1 => {
+                reporter.message(&format!(
+                    "{target}: {what}; uploading the current bytes afresh"
+                ));
+            }
+            Err(e) => {
+                let code = fail(&e);
+                explain_state(&args, &target, &store, &opts, &e);
+                return Ok(code);
             }
         }
     };
-    if let Err(e) = oss::check_part_size(source.part_size(), source.part_count()) {
-        return Ok(fail(&e));
-    }
-    let opts = UploadOptions {
-        source_id: source_id(&src, args.to, source.part_size()),
-        ..opts
-    };
-    let reporter = super::progress::reporter_or_log(Duration::from_secs(5));
-    let outcome =
-        match crate::store::upload(&store, source, &target, &opts, reporter.as_ref()).await {
-            Ok(o) => o,
-            Err(e) => return Ok(fail(&e)),
-        };
     if args.json {
         print_json(&Output {
             endpoint: &config.endpoint,
@@ -299,4 +465,33 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         );
     }
     Ok(ExitCode::from(exit::OK))
+}
+
+/// After a failed or interrupted upload, says on stderr what state it left: resumable (the
+/// command to resume and the one to drop it) or aborted.
+fn explain_state(
+    args: &UploadArgs,
+    target: &ObjectTarget,
+    store: &S3Store,
+    opts: &UploadOptions,
+    e: &StoreError,
+) {
+    use crate::store::ObjectStore;
+    let journal = opts
+        .journal_dir
+        .as_ref()
+        .map(|d| crate::store::journal::path_for(d, &store.destination(&target.bucket), target));
+    match journal {
+        Some(j) if j.exists() => eprintln!(
+            "the upload stays resumable (journal {}):\n  resume: {}\n  drop:   {}",
+            j.display(),
+            resume_command(),
+            abort_command(args, target)
+        ),
+        Some(_) => {}
+        None if !matches!(e, StoreError::Config(_) | StoreError::Credentials(_)) => {
+            eprintln!("no journal (--no-journal): the multipart upload, if started, was aborted")
+        }
+        None => {}
+    }
 }

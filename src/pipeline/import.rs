@@ -509,16 +509,11 @@ async fn upload_disk<S: ObjectStore>(
 }
 
 /// Identity of the bytes an upload sends: a resume journal is reused only for the same file
-/// (path, size, modification time, inode), output format and part size.
+/// (path, size, modification and change times, inode), output format and part size.
 fn source_id(path: &std::path::Path, planned: &PlannedDisk, part_size: u64) -> String {
-    use std::os::unix::fs::MetadataExt;
-    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let (size, mtime, ino) = std::fs::metadata(path)
-        .map(|m| (m.len(), m.mtime() * 1_000_000_000 + m.mtime_nsec(), m.ino()))
-        .unwrap_or_default();
     format!(
-        "path={};size={size};mtime_ns={mtime};ino={ino};to={};part_size={part_size}",
-        abs.display(),
+        "{};to={};part_size={part_size}",
+        crate::store::journal::file_identity(path),
         planned.output.value.name()
     )
 }

@@ -2,12 +2,17 @@
 //! started in-process on 127.0.0.1, so the whole pipeline runs on a machine with no cloud
 //! account. Both serve one directory: the S3 server stores objects as `<dir>/s3/<bucket>/<key>`
 //! and the emulated ImportImage reads them from there with imgport's own inspector.
+//!
+//! Identity: the servers listen on random ports, so kept state (upload journals, digest
+//! records) names a sandbox by its directory ([`Sandbox::identity`]); the S3 server keeps its
+//! unfinished uploads under that directory, so a re-run after Ctrl-C resumes them.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use crate::cloud::aliyun::credentials::Credentials;
+use crate::destination::sandbox_endpoint;
 use crate::secret::Secret;
 use crate::sim::ecs::EcsConfig;
 use crate::sim::s3::{S3Faults, S3Server};
@@ -23,6 +28,9 @@ pub struct Sandbox {
     pub ecs_endpoint: String,
     /// `http://127.0.0.1:PORT` of the S3 server (path-style addressing).
     pub s3_endpoint: String,
+    /// The stable endpoint identity of this sandbox for kept state:
+    /// [`sandbox_endpoint`] of its directory, the same on every run with that directory.
+    pub identity: String,
     s3: S3Server,
     ecs: tokio::task::JoinHandle<()>,
 }
@@ -70,6 +78,7 @@ impl Sandbox {
         Ok(Self {
             ecs_endpoint,
             s3_endpoint: s3.endpoint(),
+            identity: sandbox_endpoint(dir),
             s3,
             ecs,
         })

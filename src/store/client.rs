@@ -24,6 +24,7 @@ use super::oss::StoreConfig;
 use super::{
     ListedPart, ObjectHead, ObjectStore, ObjectTarget, PartReceipt, StoreError, TransportKind,
 };
+use crate::destination::{Destination, account_id};
 use crate::transfer::pool::PartData;
 
 /// OSS's CRC-64/XZ header (cloud-api.md §4 "x-oss-hash-crc64ecma"): unsigned decimal.
@@ -36,6 +37,8 @@ const MAX_LIST_PAGES: usize = 100;
 pub struct S3Store {
     client: aws_sdk_s3::Client,
     config: StoreConfig,
+    /// [`account_id`] of the AccessKey ID: names the account in kept state, no secret.
+    account: String,
 }
 
 impl S3Store {
@@ -60,6 +63,7 @@ impl S3Store {
         Self {
             client: aws_sdk_s3::Client::from_conf(sdk),
             config: config.clone(),
+            account: account_id(&credentials.access_key_id),
         }
     }
 
@@ -131,12 +135,16 @@ where
                 },
                 str::to_string,
             );
+            let message = match ctx.err().message().map(str::trim) {
+                Some(m) if !m.is_empty() => m.to_string(),
+                _ => no_message(ctx.raw().body().bytes()),
+            };
             return StoreError::Service {
                 op,
                 target,
                 status,
                 code,
-                message: ctx.err().message().unwrap_or_default().to_string(),
+                message,
             };
         }
         SdkError::ConstructionFailure(_) => {
@@ -159,6 +167,24 @@ where
     }
 }
 
+/// Longest piece of an error body quoted when it has no `<Message>`.
+const MAX_QUOTED_BODY: usize = 200;
+
+/// What an error answer without a message says instead: that its body was empty (HEAD
+/// answers never have one), or the beginning of the body with control characters escaped.
+fn no_message(body: Option<&[u8]>) -> String {
+    match body {
+        Some(b) if !b.iter().all(u8::is_ascii_whitespace) => {
+            let text = String::from_utf8_lossy(&b[..b.len().min(MAX_QUOTED_BODY)]);
+            let text: String = text.chars().flat_map(char::escape_default).collect();
+            let more = if b.len() > MAX_QUOTED_BODY { "…" } else { "" };
+            format!("no message in the answer, whose body begins \"{text}{more}\"")
+        }
+        Some(_) => "the answer's body was empty (no code or message from the server)".into(),
+        None => "the answer's body was not kept (no message)".into(),
+    }
+}
+
 fn unquote(etag: &str) -> String {
     etag.trim().trim_matches('"').to_string()
 }
@@ -170,6 +196,19 @@ fn b64(md5: &[u8; 16]) -> String {
 impl ObjectStore for S3Store {
     fn endpoint(&self) -> &str {
         &self.config.endpoint
+    }
+
+    fn destination(&self, bucket: &str) -> Destination {
+        Destination {
+            account: self.account.clone(),
+            region: self.config.region.clone(),
+            endpoint: self
+                .config
+                .identity
+                .clone()
+                .unwrap_or_else(|| self.config.endpoint.clone()),
+            bucket: bucket.to_string(),
+        }
     }
 
     async fn create_multipart(&self, target: &ObjectTarget) -> Result<String, StoreError> {
@@ -504,5 +543,24 @@ impl ObjectStore for S3Store {
             });
         }
         Ok(Some(bytes.to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_without_a_message_says_so() {
+        assert!(no_message(Some(b"")).contains("body was empty"));
+        assert!(no_message(Some(b" \n")).contains("body was empty"));
+        assert!(no_message(None).contains("no message"));
+        let quoted = no_message(Some(b"<Error><Code>X</Code>\x1b[2J</Error>"));
+        assert!(
+            quoted.contains("<Code>X</Code>") && !quoted.contains('\x1b'),
+            "{quoted}"
+        );
+        let long = no_message(Some(&[b'a'; 1000]));
+        assert!(long.len() < 400 && long.ends_with("…\""), "{long}");
     }
 }

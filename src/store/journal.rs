@@ -1,6 +1,5 @@
 //! The resume journal of one upload: which multipart upload id belongs to which source and
-//! object, and which parts finished with which MD5 and ETag; after Complete, the object's
-//! digests, so that a re-run can tell it has nothing to do.
+//! object, and which parts finished with which MD5 and ETag.
 //!
 //! Format: JSON lines. The first line (the header) and every compaction are written to a
 //! temporary file, fsync'd and renamed over the journal (then the directory is fsync'd), so
@@ -8,10 +7,18 @@
 //! not fsync'd: a killed process loses nothing the kernel holds, and what a power cut loses
 //! only means those parts are sent again (a resume reuses only the parts the journal and
 //! ListParts agree on), while an fdatasync per part would write a block per part (512 for a
-//! 4 GiB upload). The final `done` line is fdatasync'd. Appending keeps the cost per part
+//! 4 GiB upload). Appending keeps the cost per part
 //! constant (rewriting the whole file per part would be quadratic in parts); a torn line is
 //! the last one and is ignored on load, which only means that part is uploaded again.
-//! It holds no secret: endpoint, bucket, key, upload id, sizes and digests.
+//! It holds no secret: the destination (account as a hash of the AccessKey ID, region,
+//! endpoint identity, bucket), key, upload id, sizes and digests. The file's name is derived
+//! from the destination and key, so a journal for one destination is never even read for
+//! another; the header names them again and a resume checks it.
+//!
+//! Lifetime: a journal lives from CreateMultipartUpload to the verified object and is then
+//! removed; "this object is already uploaded" is decided from the object itself (HEAD and
+//! its digest record, `verify.rs`), not from a journal. Every part line repeats the upload
+//! id, so a journal whose header is damaged still names the upload to abort ([`salvage`]).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -22,18 +29,19 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{ObjectTarget, StoreError};
+use crate::destination::Destination;
 
 /// Largest journal read (10,000 parts of ~150 bytes fit many times over).
 const MAX_JOURNAL_BYTES: u64 = 16 << 20;
-/// Journal format version.
-const VERSION: u32 = 1;
+/// Journal format version (2: the header names the whole destination).
+pub const VERSION: u32 = 2;
 
 /// What an upload is: the same header means the same upload can be resumed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
     pub version: u32,
-    pub endpoint: String,
-    pub bucket: String,
+    /// Account, region, endpoint identity and bucket.
+    pub destination: Destination,
     pub key: String,
     pub upload_id: String,
     pub part_size: u64,
@@ -51,24 +59,9 @@ pub struct JournalPart {
     pub md5: String,
     /// ETag the server gave, without quotes.
     pub etag: String,
-}
-
-/// The object after a verified Complete.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Done {
-    pub size: u64,
-    pub etag: String,
-    pub sha256: String,
-    pub crc64: u64,
-    pub parts: u32,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-enum Line {
-    Done { done: Done },
-    Part(JournalPart),
-    Header(Header),
+    /// The upload the part belongs to (see [`salvage`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub upload_id: String,
 }
 
 /// A journal as read from disk.
@@ -76,7 +69,6 @@ enum Line {
 pub struct State {
     pub header: Header,
     pub parts: BTreeMap<u32, JournalPart>,
-    pub done: Option<Done>,
 }
 
 /// An open journal, appending finished parts.
@@ -96,15 +88,61 @@ pub fn default_dir() -> PathBuf {
         .join("imgport/uploads")
 }
 
-/// The journal file of `target` at `endpoint` in `dir` (one journal per object).
-pub fn path_for(dir: &Path, endpoint: &str, target: &ObjectTarget) -> PathBuf {
+/// The journal file of `target` at `destination` in `dir` (one journal per object and
+/// destination): `<destination fingerprint>-<hash of the key>.json`.
+pub fn path_for(dir: &Path, destination: &Destination, target: &ObjectTarget) -> PathBuf {
     let mut h = Sha256::new();
-    for s in [endpoint, &target.bucket, &target.key] {
+    for s in [&target.bucket, &target.key] {
         h.update((s.len() as u64).to_le_bytes());
         h.update(s.as_bytes());
     }
     let hex = crate::transfer::digest::hex(&h.finalize());
-    dir.join(format!("{}.json", &hex[..32]))
+    dir.join(format!("{}-{}.json", destination.fingerprint(), &hex[..16]))
+}
+
+/// Identity of a local file's bytes as far as metadata tells: absolute path, size, mtime,
+/// ctime and inode. ctime changes with any write even when mtime is set back (`touch -d`),
+/// so a file edited in place is not taken for the one a journal describes. Bytes are still
+/// checked (each reused part's MD5, the object's multipart ETag): this only decides early.
+pub fn file_identity(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let (size, mtime, ctime, ino) = std::fs::metadata(path)
+        .map(|m| {
+            (
+                m.len(),
+                m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+                m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+                m.ino(),
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "path={};size={size};mtime_ns={mtime};ctime_ns={ctime};ino={ino}",
+        abs.display()
+    )
+}
+
+/// The upload ids a journal names anywhere (header or part lines), even when its header is
+/// damaged: the uploads to abort when it cannot be resumed.
+pub fn salvage(path: &Path) -> Vec<String> {
+    let Ok(file) = File::open(path) else {
+        return Vec::new();
+    };
+    let mut text = Vec::new();
+    if file.take(MAX_JOURNAL_BYTES).read_to_end(&mut text).is_err() {
+        return Vec::new();
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for line in text.split(|b| *b == b'\n') {
+        if let Ok(serde_json::Value::Object(m)) = serde_json::from_slice(line)
+            && let Some(serde_json::Value::String(id)) = m.get("upload_id")
+            && !id.is_empty()
+        {
+            ids.insert(id.clone());
+        }
+    }
+    ids.into_iter().collect()
 }
 
 fn io_err(path: &Path, step: &'static str) -> impl FnOnce(std::io::Error) -> StoreError {
@@ -132,15 +170,13 @@ pub fn load(path: &Path) -> Result<Option<State>, StoreError> {
     let mut state = State {
         header,
         parts: BTreeMap::new(),
-        done: None,
     };
     for line in lines {
         // A torn last line (kill -9 during an append) does not parse: stop there.
-        match serde_json::from_slice::<Line>(line) {
-            Ok(Line::Part(p)) if p.part >= 1 && p.part <= 10_000 => {
+        match serde_json::from_slice::<JournalPart>(line) {
+            Ok(p) if p.part >= 1 && p.part <= 10_000 => {
                 state.parts.insert(p.part, p);
             }
-            Ok(Line::Done { done }) => state.done = Some(done),
             _ => break,
         }
     }
@@ -197,14 +233,6 @@ impl Journal {
         self.append(&line(part))
     }
 
-    /// Records the verified object durably.
-    pub fn record_done(&mut self, done: &Done) -> Result<(), StoreError> {
-        self.append(&line(&Line::Done { done: done.clone() }))?;
-        self.file
-            .sync_data()
-            .map_err(io_err(&self.path, "fdatasync"))
-    }
-
     fn append(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
         self.file
             .write_all(bytes)
@@ -224,12 +252,21 @@ pub fn remove(path: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::destination::account_id;
+
+    fn dest(endpoint: &str) -> Destination {
+        Destination {
+            account: account_id("AKID"),
+            region: "cn-hangzhou".into(),
+            endpoint: endpoint.into(),
+            bucket: "b".into(),
+        }
+    }
 
     fn header() -> Header {
         Header {
             version: VERSION,
-            endpoint: "http://127.0.0.1:1".into(),
-            bucket: "b".into(),
+            destination: dest("http://127.0.0.1:1"),
             key: "k".into(),
             upload_id: "u-1".into(),
             part_size: 5 << 20,
@@ -244,17 +281,21 @@ mod tests {
             size: 5 << 20,
             md5: format!("{n:032x}"),
             etag: format!("{n:032x}"),
+            upload_id: "u-1".into(),
+        }
+    }
+
+    fn target() -> ObjectTarget {
+        ObjectTarget {
+            bucket: "b".into(),
+            key: "k".into(),
         }
     }
 
     #[test]
     fn parts_survive_and_a_torn_line_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let target = ObjectTarget {
-            bucket: "b".into(),
-            key: "k".into(),
-        };
-        let path = path_for(dir.path(), "http://127.0.0.1:1", &target);
+        let path = path_for(dir.path(), &dest("http://127.0.0.1:1"), &target());
         assert!(load(&path).unwrap().is_none());
         let mut j = Journal::start(&path, &header(), &BTreeMap::new()).unwrap();
         j.record_part(&part(1)).unwrap();
@@ -267,34 +308,47 @@ mod tests {
         let s = load(&path).unwrap().unwrap();
         assert_eq!(s.header, header());
         assert_eq!(s.parts.keys().copied().collect::<Vec<_>>(), vec![1, 3]);
-        assert!(s.done.is_none());
-        // Compaction rewrites the good lines; done is recorded.
-        let mut j = Journal::start(&path, &s.header, &s.parts).unwrap();
-        let done = Done {
-            size: 1,
-            etag: "e".into(),
-            sha256: "s".into(),
-            crc64: 7,
-            parts: 3,
-        };
-        j.record_done(&done).unwrap();
-        let s = load(&path).unwrap().unwrap();
-        assert_eq!(s.parts.len(), 2);
-        assert_eq!(s.done, Some(done));
+        // Compaction rewrites the good lines.
+        drop(Journal::start(&path, &s.header, &s.parts).unwrap());
+        assert_eq!(load(&path).unwrap().unwrap().parts.len(), 2);
         remove(&path).unwrap();
         assert!(load(&path).unwrap().is_none());
         remove(&path).unwrap();
     }
 
     #[test]
-    fn foreign_or_garbage_journals_are_not_trusted() {
+    fn each_destination_has_its_own_journal() {
+        let dir = Path::new("/j");
+        let a = path_for(dir, &dest("http://127.0.0.1:1"), &target());
+        assert_eq!(a, path_for(dir, &dest("http://127.0.0.1:1"), &target()));
+        assert_ne!(a, path_for(dir, &dest("http://127.0.0.1:2"), &target()));
+        let mut other_account = dest("http://127.0.0.1:1");
+        other_account.account = account_id("AKID2");
+        assert_ne!(a, path_for(dir, &other_account, &target()));
+        let other_key = ObjectTarget {
+            key: "k2".into(),
+            ..target()
+        };
+        assert_ne!(a, path_for(dir, &dest("http://127.0.0.1:1"), &other_key));
+    }
+
+    #[test]
+    fn foreign_or_garbage_journals_are_not_trusted_but_name_their_upload() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.json");
         std::fs::write(&path, b"not json\n").unwrap();
         assert!(load(&path).unwrap().is_none());
+        assert!(salvage(&path).is_empty());
         let mut h = header();
         h.version = 99;
         std::fs::write(&path, line(&h)).unwrap();
         assert!(load(&path).unwrap().is_none());
+        assert_eq!(salvage(&path), ["u-1"]);
+        // A damaged header: the part lines still name the upload.
+        let mut body = b"\x00garbage{\n".to_vec();
+        body.extend(line(&part(1)));
+        std::fs::write(&path, body).unwrap();
+        assert!(load(&path).unwrap().is_none());
+        assert_eq!(salvage(&path), ["u-1"]);
     }
 }

@@ -35,7 +35,8 @@ use std::future::Future;
 
 pub use client::S3Store;
 pub use multipart::{
-    CompleteGate, GateKeeper, UploadOptions, UploadOutcome, abort, complete_gate, upload,
+    Cleaned, CompleteGate, GateKeeper, UploadOptions, UploadOutcome, abort, clean_stale,
+    complete_gate, upload,
 };
 pub use oss::StoreConfig;
 
@@ -89,6 +90,9 @@ pub struct PartReceipt {
 pub trait ObjectStore: Clone + Send + Sync + 'static {
     /// Endpoint URL, for journals and messages.
     fn endpoint(&self) -> &str;
+    /// The destination `bucket` is at (account, region, endpoint identity, bucket): what
+    /// journals and records name, so that state kept for one never resumes another.
+    fn destination(&self, bucket: &str) -> crate::destination::Destination;
     /// CreateMultipartUpload; returns the upload id.
     fn create_multipart(
         &self,
@@ -224,6 +228,13 @@ pub enum StoreError {
         #[source]
         last: Box<StoreError>,
     },
+    /// Kept state no longer describes the source or the object (e.g. the source changed
+    /// after a killed run's Complete): the journal was removed, a fresh upload is needed.
+    #[error(
+        "{target}: {what}; the journal was removed: run the same command again to upload \
+             the current bytes afresh"
+    )]
+    Stale { target: String, what: String },
     #[error("interrupted")]
     Interrupted,
     /// The caller withdrew the upload before Complete (see [`multipart::CompleteGate`]); it

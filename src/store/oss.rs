@@ -28,6 +28,10 @@ pub struct StoreConfig {
     /// Slowest transfer rate a part may have before its attempt times out (bytes/s); the
     /// part's timeout is `request_timeout + size / min_rate`.
     pub min_rate: u64,
+    /// The endpoint's identity in kept state (journals, records) when the URL is not stable:
+    /// a sandbox is named by its directory ([`crate::destination::sandbox_endpoint`]), not by
+    /// its random port. `None`: the URL.
+    pub identity: Option<String>,
 }
 
 /// Default timeouts.
@@ -87,6 +91,7 @@ impl StoreConfig {
             connect_timeout: CONNECT_TIMEOUT,
             request_timeout: REQUEST_TIMEOUT,
             min_rate: MIN_RATE,
+            identity: None,
         }
     }
 

@@ -402,3 +402,78 @@ fn a_failed_content_lookup_is_the_error_and_leaves_the_upload_resumable() {
     let journals = files_under(&dir.path().join("uploads"));
     assert_eq!(journals.len(), 1, "{journals:?}");
 }
+
+/// Issue 19 points 1 and 4: a sandbox is named by its directory, not by its random port, so
+/// `import --sandbox --sandbox-dir D` killed during its upload resumes on the re-run (the
+/// finished parts are not sent again), leaves no multipart upload open and no journal.
+#[test]
+fn a_sandbox_import_killed_mid_upload_resumes_in_the_same_directory() {
+    let src = image("content.raw");
+    let parts_in = |journal: &Path| -> usize {
+        files_under(journal)
+            .iter()
+            .map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.starts_with("{\"part\""))
+                    .count()
+            })
+            .sum()
+    };
+    // The kill must land during the upload; a run that finished first is tried again.
+    for attempt in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("uploads");
+        let command = || {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgport"));
+            cmd.arg("import")
+                .arg(&src)
+                .args(["--region", REGION, "--bucket", BUCKET, "--name", "sbx"])
+                .args(["--system-disk", "1", "--to", "raw", "--part-size", "5M"])
+                .args(["--concurrency", "1", "--no-dedupe", "--json", "--sandbox"])
+                .args(["--sandbox-import-seconds", "0.2", "--sandbox-dir"])
+                .arg(dir.path().join("sandbox"))
+                .arg("--journal")
+                .arg(&journal)
+                .current_dir(dir.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            cmd
+        };
+        let mut child = command().spawn().unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        while parts_in(&journal) < 2 && child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "no progress");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let journaled = parts_in(&journal);
+        if journaled < 2 {
+            eprintln!("attempt {attempt}: the run ended before the kill; again");
+            continue;
+        }
+        let out = command().output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "re-run failed: {err}");
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["status"], "Available");
+        let reused = r["disks"][0]["parts_reused"].as_u64().unwrap() as usize;
+        assert!(
+            reused >= 2,
+            "the re-run resumed ({journaled} journaled): {r}"
+        );
+        let obj = dir
+            .path()
+            .join("sandbox/s3")
+            .join(BUCKET)
+            .join(r["disks"][0]["key"].as_str().unwrap());
+        assert_eq!(sha256sum(&obj), sha256sum(&src));
+        let open = dir.path().join("sandbox/s3/.imgport-s3/uploads");
+        assert!(files_under(&open).is_empty(), "no upload left open");
+        assert!(files_under(&journal).is_empty(), "no journal left");
+        return;
+    }
+    panic!("no run could be killed during its upload");
+}

@@ -539,8 +539,8 @@ fn credentials_come_in_order_and_never_show() {
     let out = run(arg("e"), &[]);
     assert_eq!(code(&out), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no credentials"));
+    // Finished uploads leave no journal; whatever is left names no secret.
     let journal = env.journal_text();
-    assert!(!journal.is_empty());
     assert!(!journal.contains(TEST_ACCESS_KEY_SECRET) && !journal.contains("tok-secret-abc"));
 }
 
@@ -564,10 +564,468 @@ fn ctrl_c_stops_with_130_and_the_upload_resumes() {
     // SAFETY: signalling our own child process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
     let out = child.wait_with_output().unwrap();
-    assert_eq!(code(&out), 130, "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 130, "{err}");
+    // Issue 19 point 4: the message says how to resume and how to drop the upload.
+    assert!(err.contains("resumable"), "{err}");
+    assert!(
+        err.contains("resume: imgport upload ") && err.contains("i.bin"),
+        "{err}"
+    );
+    assert!(
+        err.contains("drop:   imgport upload --abort --bucket images --key i.bin"),
+        "{err}"
+    );
     env.s3.set_faults(S3Faults::default());
     let j = env.upload(&[src.to_str().unwrap(), "--key", "i.bin", "--part-size", "5M"]);
     assert!(j["parts_reused"].as_u64().unwrap() >= 2, "{j}");
     assert_eq!(sha256_file(&env.object("i.bin")), sha256_file(&src));
     assert!(env.s3.stats().parts_ok.values().all(|&n| n == 1));
+}
+
+/// `imgport upload` at `env`'s server with the test keys and only `args` besides (no bucket,
+/// no journal directory: the default one under `env`'s HOME).
+fn bare_command(env: &Env, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgport"));
+    cmd.arg("upload")
+        .arg("--endpoint")
+        .arg(env.s3.endpoint())
+        .arg("--path-style")
+        .args(args)
+        .env_clear()
+        .env("HOME", env.path("home"))
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(keys())
+        .current_dir(env.dir.path());
+    cmd
+}
+
+/// The unfinished upload a journal in `env` names (its header's `upload_id`).
+fn journaled_upload_id(env: &Env) -> String {
+    let text = env.journal_text();
+    let header: serde_json::Value =
+        serde_json::from_str(text.lines().next().unwrap_or_default()).expect("journal header");
+    header["upload_id"].as_str().expect("upload_id").to_string()
+}
+
+/// Open multipart uploads on the server (each is a directory of its `uploads/`).
+fn open_uploads(env: &Env) -> usize {
+    std::fs::read_dir(
+        env.s3
+            .root
+            .join(imgport::sim::s3::INTERNAL_DIR)
+            .join("uploads"),
+    )
+    .map_or(0, |rd| rd.flatten().count())
+}
+
+/// Leaves `src` as `key` the way a run killed right after its Complete leaves it: a first run
+/// stores every part but the last (whose attempts all fail) and keeps its journal, then the
+/// last part and the Complete are done here with the library's own S3 client, as the killed
+/// run's requests would have been. Returns the consumed upload id.
+fn complete_behind_the_journal(env: &Env, src: &Path, key: &str, parts: u32) -> String {
+    use imgport::cloud::aliyun::credentials::Credentials;
+    use imgport::store::{ObjectStore, ObjectTarget, S3Store, StoreConfig};
+    env.s3.set_faults(S3Faults {
+        parts: vec![PartFault {
+            part: parts,
+            kind: FaultKind::SlowDown,
+            times: 1000,
+        }],
+        ..S3Faults::default()
+    });
+    let args = [src.to_str().unwrap(), "--key", key, "--part-size", "5M"];
+    let out = env.run(
+        &[&args[..], &["--attempts", "2", "--concurrency", "1"]].concat(),
+        &keys(),
+    );
+    assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
+    env.s3.set_faults(S3Faults::default());
+    let upload_id = journaled_upload_id(env);
+    let data = std::fs::read(src).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = StoreConfig::custom("us-east-1", &env.s3.endpoint(), true).unwrap();
+        let creds = Credentials {
+            access_key_id: TEST_ACCESS_KEY_ID.into(),
+            access_key_secret: imgport::secret::Secret::new(TEST_ACCESS_KEY_SECRET),
+            security_token: None,
+        };
+        let store = S3Store::new(&config, &creds);
+        let target = ObjectTarget {
+            bucket: BUCKET.into(),
+            key: key.into(),
+        };
+        let listed = store
+            .list_parts(&target, &upload_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut etags: Vec<(u32, String)> = listed
+            .iter()
+            .map(|p| (p.number, p.etag.clone().unwrap()))
+            .collect();
+        assert_eq!(etags.len() as u32, parts - 1, "{listed:?}");
+        let last = &data[(parts as usize - 1) * 5 * MIB..];
+        let pool = imgport::transfer::pool::BufferPool::new(last.len(), 1);
+        let mut buf = pool.get(last.len());
+        buf.copy_from_slice(last);
+        let md5 = imgport::transfer::digest::md5(last);
+        let data = imgport::transfer::pool::PartData::new(buf);
+        let receipt = store
+            .upload_part(&target, &upload_id, parts, data, md5)
+            .await
+            .unwrap();
+        etags.push((parts, receipt.etag));
+        store.complete(&target, &upload_id, &etags).await.unwrap();
+    });
+    upload_id
+}
+
+/// Issue 26 cases 9 and 10: a run killed after its Complete went through. The re-run checks
+/// the object against the source before anything else: unchanged, nothing is sent again and
+/// the object is verified; changed in place (same size, inode and mtime), the new bytes are
+/// uploaded; a journal whose part MD5s disagree with the source is not trusted either.
+#[test]
+fn a_run_killed_after_its_complete_is_checked_against_the_object() {
+    let env = Env::new();
+    let src = env.path("k.bin");
+    random_file(&src, 12 * MIB + 777, 11);
+    let args = [src.to_str().unwrap(), "--key", "k.bin", "--part-size", "5M"];
+
+    // Unchanged source: verified from the object, nothing sent or completed again.
+    complete_behind_the_journal(&env, &src, "k.bin", 3);
+    let before = env.s3.stats();
+    let j = env.upload(&args);
+    let after = env.s3.stats();
+    assert_eq!(j["parts_sent"], 0, "{j}");
+    assert_eq!(j["parts_reused"], 3, "{j}");
+    assert_eq!(j["etag"], j["multipart_etag"], "{j}");
+    assert_eq!(j["sha256"], sha256_file(&src).as_str());
+    assert_eq!(after.parts_ok, before.parts_ok, "no part sent again");
+    assert_eq!(after.completes, before.completes, "no second Complete");
+    assert!(
+        env.journal_text().is_empty(),
+        "the finished journal is removed"
+    );
+    assert_eq!(open_uploads(&env), 0);
+    let again = env.upload(&args);
+    assert_eq!(again["already_present"], true, "{again}");
+
+    // Case 9: one byte changed in place, size, inode and mtime kept.
+    complete_behind_the_journal(&env, &src, "k9.bin", 3);
+    let old = sha256_file(&env.object("k9.bin"));
+    let mtime = std::fs::metadata(&src).unwrap().modified().unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&src)
+            .unwrap();
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, 100).unwrap();
+        f.write_all_at(&[b[0] ^ 0xff], 100).unwrap();
+        f.set_modified(mtime).unwrap();
+    }
+    let new = sha256_file(&src);
+    assert_ne!(old, new);
+    let j = env.upload(&[
+        src.to_str().unwrap(),
+        "--key",
+        "k9.bin",
+        "--part-size",
+        "5M",
+    ]);
+    assert_eq!(j["sha256"], new.as_str());
+    assert_eq!(
+        sha256_file(&env.object("k9.bin")),
+        new,
+        "the object holds the new bytes"
+    );
+    assert_eq!(j["etag"], j["multipart_etag"], "{j}");
+
+    // A journal whose part MD5 disagrees with the source's (as after an edit that kept
+    // every time stamp): the object is not taken for the source's, the bytes go up afresh.
+    complete_behind_the_journal(&env, &src, "k10.bin", 3);
+    let jdir = env.journal_dir();
+    for e in std::fs::read_dir(&jdir).unwrap().flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let mut part: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+        part["md5"] = "0123456789abcdef0123456789abcdef".into();
+        lines[1] = part.to_string();
+        std::fs::write(e.path(), lines.join("\n") + "\n").unwrap();
+    }
+    let out = env.run(
+        &[
+            src.to_str().unwrap(),
+            "--key",
+            "k10.bin",
+            "--part-size",
+            "5M",
+            "--json",
+        ],
+        &keys(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(err.contains("0123456789abcdef0123456789abcdef"), "{err}");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["parts_sent"], 3, "{j}");
+    assert_eq!(sha256_file(&env.object("k10.bin")), new);
+    assert_eq!(open_uploads(&env), 0);
+    assert!(env.journal_text().is_empty());
+}
+
+/// Issue 26 case 10: a journal whose header is garbage cannot be resumed; the upload its
+/// part lines still name is aborted instead of left open.
+#[test]
+fn a_journal_with_a_garbage_header_aborts_its_upload() {
+    let env = Env::new();
+    let src = env.path("g.bin");
+    random_file(&src, 12 * MIB, 12);
+    env.s3.set_faults(S3Faults {
+        parts: vec![PartFault {
+            part: 3,
+            kind: FaultKind::SlowDown,
+            times: 1000,
+        }],
+        ..S3Faults::default()
+    });
+    let args = [src.to_str().unwrap(), "--key", "g.bin", "--part-size", "5M"];
+    let out = env.run(
+        &[&args[..], &["--attempts", "1", "--concurrency", "1"]].concat(),
+        &keys(),
+    );
+    assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
+    env.s3.set_faults(S3Faults::default());
+    assert_eq!(open_uploads(&env), 1);
+    let id = journaled_upload_id(&env);
+    for e in std::fs::read_dir(env.journal_dir()).unwrap().flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        let rest = text.split_once('\n').unwrap().1;
+        std::fs::write(e.path(), format!("\u{1}garbage{{not a header\n{rest}")).unwrap();
+    }
+    let out = env.run(&[&args[..], &["--json"]].concat(), &keys());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(err.contains(&id), "the aborted upload is named: {err}");
+    assert_eq!(open_uploads(&env), 0, "the old upload was aborted");
+    assert_eq!(sha256_file(&env.object("g.bin")), sha256_file(&src));
+}
+
+/// Issue 19 point 7: a terminal failure of Complete aborts the upload without a journal;
+/// with one, the upload stays and stderr says how to resume it and how to drop it.
+#[test]
+fn a_failed_complete_aborts_without_a_journal_and_stays_resumable_with_one() {
+    for journal in [false, true] {
+        let env = Env::new();
+        let src = env.path("c.bin");
+        random_file(&src, 7 * MIB, 13);
+        // Requests: HEAD (is it there already?), Create, 2 parts, Complete: the fifth fails
+        // (a 503 SlowDown), and with --attempts 1 that failure is final.
+        env.s3.set_faults(S3Faults {
+            rate: 0.2,
+            ..S3Faults::default()
+        });
+        let mut args = vec![
+            src.to_str().unwrap(),
+            "--key",
+            "c.bin",
+            "--part-size",
+            "5M",
+            "--attempts",
+            "1",
+        ];
+        if !journal {
+            args.push("--no-journal");
+        }
+        let out = if journal {
+            env.command(&args, &keys()).output().unwrap()
+        } else {
+            // --no-journal conflicts with the --journal that `command` passes.
+            bare_command(
+                &env,
+                &[&["--bucket", BUCKET, "--region", "us-east-1"][..], &args].concat(),
+            )
+            .output()
+            .unwrap()
+        };
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 4, "{err}");
+        assert!(err.contains("CompleteMultipartUpload"), "{err}");
+        env.s3.set_faults(S3Faults::default());
+        if !journal {
+            assert_eq!(open_uploads(&env), 0, "aborted: {err}");
+            assert!(err.contains("aborted"), "{err}");
+            continue;
+        }
+        assert_eq!(open_uploads(&env), 1, "kept for a resume");
+        assert!(err.contains("resumable"), "{err}");
+        assert!(
+            err.contains("resume: imgport upload") && err.contains("--key c.bin"),
+            "{err}"
+        );
+        assert!(
+            err.contains("drop:   imgport upload --abort --bucket images --key c.bin"),
+            "{err}"
+        );
+        let j = env.upload(&args);
+        assert_eq!(j["parts_sent"], 0, "{j}");
+        assert_eq!(j["parts_reused"], 2, "{j}");
+        assert_eq!(sha256_file(&env.object("c.bin")), sha256_file(&src));
+    }
+}
+
+/// Issue 19 point 1: a journal names its destination (account as a hash of the AccessKey ID,
+/// region, endpoint, bucket, key) and never resumes another: the same endpoint, bucket and key
+/// in another region starts its own upload.
+#[test]
+fn a_journal_names_its_destination_and_resumes_no_other() {
+    let env = Env::new();
+    let src = env.path("d.bin");
+    random_file(&src, 12 * MIB, 14);
+    env.s3.set_faults(S3Faults {
+        parts: vec![PartFault {
+            part: 3,
+            kind: FaultKind::SlowDown,
+            times: 1000,
+        }],
+        ..S3Faults::default()
+    });
+    let args = [src.to_str().unwrap(), "--key", "d.bin", "--part-size", "5M"];
+    let out = env.run(
+        &[&args[..], &["--attempts", "1", "--concurrency", "1"]].concat(),
+        &keys(),
+    );
+    assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
+    env.s3.set_faults(S3Faults::default());
+    let text = env.journal_text();
+    let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let d = &header["destination"];
+    assert_eq!(d["region"], "us-east-1", "{header}");
+    assert_eq!(d["endpoint"], env.s3.endpoint().as_str(), "{header}");
+    assert_eq!(d["bucket"], BUCKET, "{header}");
+    assert_eq!(header["key"], "d.bin", "{header}");
+    let account = d["account"].as_str().unwrap();
+    assert!(account.starts_with("ak-"), "{header}");
+    assert!(!text.contains(TEST_ACCESS_KEY_ID) && !text.contains(TEST_ACCESS_KEY_SECRET));
+    // The same endpoint, bucket and key in another region: a journal of its own.
+    let jdir = env.journal_dir();
+    let out = bare_command(
+        &env,
+        &[
+            &[
+                "--bucket",
+                BUCKET,
+                "--region",
+                "eu-central-1",
+                "--json",
+                "--journal",
+            ][..],
+            &[jdir.to_str().unwrap()],
+            &args,
+        ]
+        .concat(),
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["parts_reused"], 0, "{j}");
+    assert_eq!(j["parts_sent"], 3, "{j}");
+    // The first destination's journal is untouched and still resumes.
+    assert!(!env.journal_text().is_empty());
+    let j = env.upload(&args);
+    assert_eq!(j["parts_reused"], 2, "{j}");
+    assert!(env.journal_text().is_empty());
+}
+
+/// Issue 19 point 6: a service error shows its code and its message, or says the body was
+/// empty; never a bare colon.
+#[test]
+fn a_service_error_shows_its_code_and_message() {
+    let env = Env::new();
+    let src = env.path("e.bin");
+    random_file(&src, MIB, 15);
+    let out = bare_command(
+        &env,
+        &[
+            src.to_str().unwrap(),
+            "--key",
+            "e.bin",
+            "--bucket",
+            "no-such-bucket",
+            "--region",
+            "us-east-1",
+        ],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 4, "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("NoSuchBucket"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let after = line
+        .split_once("(HTTP 404):")
+        .map(|x| x.1.trim())
+        .unwrap_or("");
+    assert!(!after.is_empty(), "no message after the code: {line}");
+}
+
+/// Issue 19 point 4: `--clean-stale` aborts the uploads of journals older than
+/// `--older-than` and removes them; younger ones stay.
+#[test]
+fn clean_stale_aborts_old_uploads_and_removes_their_journals() {
+    let env = Env::new();
+    let src = env.path("s.bin");
+    random_file(&src, 12 * MIB, 16);
+    env.s3.set_faults(S3Faults {
+        parts: vec![PartFault {
+            part: 3,
+            kind: FaultKind::SlowDown,
+            times: 1000,
+        }],
+        ..S3Faults::default()
+    });
+    let args = [src.to_str().unwrap(), "--key", "s.bin", "--part-size", "5M"];
+    let out = env.run(
+        &[&args[..], &["--attempts", "1", "--concurrency", "1"]].concat(),
+        &keys(),
+    );
+    assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
+    env.s3.set_faults(S3Faults::default());
+    assert_eq!(open_uploads(&env), 1);
+    let id = journaled_upload_id(&env);
+    // Younger than the default 7 days: kept.
+    let out = env.run(&["--clean-stale", "--json"], &keys());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["cleaned"].as_array().unwrap().len(), 0, "{j}");
+    assert_eq!(open_uploads(&env), 1);
+    let out = env.run(&["--clean-stale", "--older-than", "0s", "--json"], &keys());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["cleaned"][0]["aborted"][0], id.as_str(), "{j}");
+    assert_eq!(j["cleaned"][0]["removed"], true, "{j}");
+    assert_eq!(open_uploads(&env), 0);
+    assert!(env.journal_text().is_empty());
 }
