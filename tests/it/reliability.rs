@@ -404,10 +404,17 @@ fn a_failed_content_lookup_is_the_error_and_leaves_the_upload_resumable() {
 }
 
 /// Issue 19 points 1 and 4: a sandbox is named by its directory, not by its random port, so
-/// `import --sandbox --sandbox-dir D` killed during its upload resumes on the re-run (the
-/// finished parts are not sent again), leaves no multipart upload open and no journal.
+/// `import --sandbox --sandbox-dir D` stopped during its upload (SIGKILL, or SIGINT whose
+/// message gives the command that resumes) resumes on the re-run (the finished parts are not
+/// sent again), and leaves no multipart upload open and no journal.
 #[test]
 fn a_sandbox_import_killed_mid_upload_resumes_in_the_same_directory() {
+    for signal in [libc::SIGKILL, libc::SIGINT] {
+        sandbox_import_stopped_mid_upload_resumes(signal);
+    }
+}
+
+fn sandbox_import_stopped_mid_upload_resumes(signal: i32) {
     let src = image("content.raw");
     let parts_in = |journal: &Path| -> usize {
         files_under(journal)
@@ -447,12 +454,20 @@ fn a_sandbox_import_killed_mid_upload_resumes_in_the_same_directory() {
             assert!(Instant::now() < deadline, "no progress");
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
+        let pid = i32::try_from(child.id()).unwrap();
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(pid, signal) };
+        let stopped = child.wait_with_output().unwrap();
         let journaled = parts_in(&journal);
         if journaled < 2 {
             eprintln!("attempt {attempt}: the run ended before the kill; again");
             continue;
+        }
+        if signal == libc::SIGINT {
+            let err = String::from_utf8_lossy(&stopped.stderr);
+            assert_eq!(stopped.status.code(), Some(130), "{err}");
+            assert!(err.contains("resume: imgport import "), "{err}");
+            assert!(err.contains("--sandbox-dir"), "{err}");
         }
         let out = command().output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
