@@ -162,8 +162,9 @@ fn parse_age(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{s:?}: too large"))
 }
 
-/// Flags whose values are secrets: never repeated in a suggested command.
-const SECRET_FLAGS: [&str; 2] = ["--access-key-secret", "--security-token"];
+/// Credential flags: never repeated in a suggested command (the secret must not show, and
+/// the key id alone is refused without it).
+const SECRET_FLAGS: [&str; 3] = ["--access-key-id", "--access-key-secret", "--security-token"];
 
 /// Quotes `arg` for a POSIX shell when it needs it.
 pub fn shell_quote(arg: &str) -> String {
@@ -178,23 +179,25 @@ pub fn shell_quote(arg: &str) -> String {
     }
 }
 
-/// The command line of this run without secret flags (their values come from the
-/// environment or a profile on the re-run), for "run it again to resume" messages.
+/// The command line of this run without credential flags, for "run it again to resume"
+/// messages; when some were left out, a note says to give the same credentials again.
 pub fn resume_command() -> String {
     let mut out = Vec::new();
     let mut skip_next = false;
+    let mut dropped = false;
     for (i, arg) in std::env::args().enumerate() {
         if std::mem::take(&mut skip_next) {
             continue;
         }
         if SECRET_FLAGS.contains(&arg.as_str()) {
-            skip_next = true;
+            (skip_next, dropped) = (true, true);
             continue;
         }
         if SECRET_FLAGS
             .iter()
             .any(|f| arg.strip_prefix(f).is_some_and(|r| r.starts_with('=')))
         {
+            dropped = true;
             continue;
         }
         out.push(if i == 0 {
@@ -203,7 +206,11 @@ pub fn resume_command() -> String {
             shell_quote(&arg)
         });
     }
-    out.join(" ")
+    let mut cmd = out.join(" ");
+    if dropped {
+        cmd.push_str("  (with the same credentials: the AccessKey flags are left out here)");
+    }
+    cmd
 }
 
 /// `imgport upload --abort` for `target` with this run's endpoint flags.
