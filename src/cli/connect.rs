@@ -16,6 +16,7 @@ use crate::cloud::aliyun::credentials::{ChainOptions, CredentialSource, Credenti
 use crate::cloud::aliyun::ehpc::EhpcClient;
 use crate::cloud::aliyun::poll::WaitOptions;
 use crate::cloud::aliyun::rpc::ClientConfig;
+use crate::destination::{Destination, account_id, sandbox_endpoint};
 use crate::image::ImageFormat;
 use crate::pipeline::batch::Connect;
 use crate::pipeline::import::ImportSettings;
@@ -251,5 +252,26 @@ impl Connect<S3Store> for Connection {
             Ok((s, self.ecs(region)?, ehpc))
         });
         all.map_err(|e| format!("{e:#}"))
+    }
+
+    fn destination(&self, region: &str, bucket: &str) -> Destination {
+        use crate::store::ObjectStore;
+        let sandbox_dir = self
+            .flags
+            .sandbox_dir
+            .clone()
+            .or_else(|| self._sandbox_tmp.as_ref().map(|t| t.path().to_path_buf()));
+        let endpoint = match (&self.sandbox, sandbox_dir) {
+            (Some(_), Some(dir)) => sandbox_endpoint(&dir),
+            _ => self
+                .store(region)
+                .map_or_else(|_| String::new(), |s| s.endpoint().to_string()),
+        };
+        Destination {
+            account: account_id(&self.credentials.access_key_id),
+            region: region.to_string(),
+            endpoint,
+            bucket: bucket.to_string(),
+        }
     }
 }
