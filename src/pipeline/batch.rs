@@ -28,7 +28,7 @@ use crate::cloud::aliyun::types::{Architecture, BootMode, LicenseType, OsType, P
 use crate::destination::Destination;
 use crate::plan::OutputFormat;
 use crate::report::Reporter;
-use crate::store::ObjectStore;
+use crate::store::{ObjectStore, ObjectTarget};
 
 /// How a batch runs.
 #[derive(Debug, Clone)]
@@ -587,22 +587,42 @@ async fn confirmed(
     }
 }
 
-/// Rewrites the claim's lease until dropped.
+/// Rewrites the claim's lease every `renew_every`, and as soon as this process opens another
+/// upload of the row (looked for in its journals every [`UPLOAD_LOOK`]), until dropped.
 struct Renewal(tokio::task::JoinHandle<()>);
+
+/// How often the renewal looks for uploads the row opened.
+const UPLOAD_LOOK: Duration = Duration::from_millis(200);
 
 impl Renewal {
     fn start<S: ObjectStore>(
         store: S,
-        bucket: String,
+        settings: ImportSettings,
         item_id: String,
         generation: u32,
         every: Duration,
     ) -> Renewal {
         Renewal(tokio::spawn(async move {
+            let mut last = Instant::now();
+            let mut named = Vec::new();
             loop {
-                tokio::time::sleep(every).await;
+                tokio::time::sleep(UPLOAD_LOOK.min(every)).await;
+                let open: Vec<claims::OpenUpload> = row_journals(&store, &settings)
+                    .into_iter()
+                    .filter(|s| s.done.is_none())
+                    .map(|s| claims::OpenUpload {
+                        key: s.header.key,
+                        upload_id: s.header.upload_id,
+                    })
+                    .collect();
+                if last.elapsed() < every && open == named {
+                    continue;
+                }
+                last = Instant::now();
+                named = open.clone();
+                let bucket = &settings.plan.bucket;
                 if let Err(e) =
-                    claims::renew(&store, &bucket, &item_id, generation, now_unix()).await
+                    claims::renew(&store, bucket, &item_id, generation, now_unix(), open).await
                 {
                     tracing::warn!("{item_id}: renewing the claim's lease failed: {e}");
                 }
@@ -615,6 +635,28 @@ impl Drop for Renewal {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// This machine's upload journals of the row's objects (its bucket, under its key prefix).
+fn row_journals<S: ObjectStore>(
+    store: &S,
+    settings: &ImportSettings,
+) -> Vec<crate::store::journal::State> {
+    let Some(dir) = settings.upload.journal_dir.as_deref() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| crate::store::journal::load(&e.path()).ok().flatten())
+        .filter(|s| {
+            s.header.endpoint == store.endpoint()
+                && s.header.bucket == settings.plan.bucket
+                && s.header.key.starts_with(&settings.plan.key_prefix)
+        })
+        .collect()
 }
 
 /// One row: confirm a recorded import, or claim, import, confirm, record.
@@ -643,6 +685,9 @@ async fn import_row<S: ObjectStore>(
     if let Some(line) = journal.get(&(item.id.clone(), dest.fingerprint()))
         && let Some(r) = confirmed(&item, &ecs, &line.image_id, &region, None).await
     {
+        if r.status == RowStatus::AlreadyImported {
+            drop_row_uploads(&store, &row_settings, &item.id).await;
+        }
         return with_dest(r);
     }
     let done_first = claims::read_done(&store, &dest, &item.id).await;
@@ -676,7 +721,12 @@ async fn import_row<S: ObjectStore>(
         Ok(Claim::Won { generation }) => generation,
         Ok(Claim::Done(done)) => {
             match confirmed(&item, &ecs, &done.image_id, &region, Some(done.owner)).await {
-                Some(r) => return with_dest(r),
+                Some(r) => {
+                    if r.status == RowStatus::AlreadyImported {
+                        drop_row_uploads(&store, &row_settings, &item.id).await;
+                    }
+                    return with_dest(r);
+                }
                 None => match claims::claim(
                     &store,
                     &dest,
@@ -709,7 +759,7 @@ async fn import_row<S: ObjectStore>(
     };
     let renewal = Renewal::start(
         store.clone(),
-        bucket.clone(),
+        row_settings.clone(),
         item.id.clone(),
         generation,
         settings.lease.renew_every,
@@ -762,6 +812,7 @@ async fn import_row<S: ObjectStore>(
                     ));
                 }
             }
+            drop_row_uploads(&store, &row_settings, &item.id).await;
             with_dest(report)
         }
         Ok(outcome) => with_dest(failed(
@@ -773,6 +824,17 @@ async fn import_row<S: ObjectStore>(
             ),
         )),
         Err(e) => {
+            // A holder whose lease lapsed may find its row finished by the one that took it
+            // over (which aborted this holder's upload): done, when confirmed there.
+            if e.exit_code() != 130
+                && let Ok(Some(done)) = claims::read_done(&store, &dest, &item.id).await
+                && let Some(r) =
+                    confirmed(&item, &ecs, &done.image_id, &region, Some(done.owner)).await
+                && r.status == RowStatus::AlreadyImported
+            {
+                drop_row_uploads(&store, &row_settings, &item.id).await;
+                return with_dest(r);
+            }
             // Interrupted rows keep their claim: a re-run on this machine takes it over at
             // once (its holder is gone), another machine once its lease lapses.
             if e.exit_code() != 130 {
@@ -794,6 +856,46 @@ async fn import_row<S: ObjectStore>(
                 );
             }
             with_dest(failed(&item, e.exit_code(), message))
+        }
+    }
+}
+
+/// Drops the upload state of a row whose image is confirmed `Available`: this machine's
+/// journals of its objects (finished ones, and unfinished ones of an attempt that another
+/// process completed) are removed and the multipart uploads they name aborted, and so are
+/// the uploads earlier holders named in their leases (a machine that never came back), so
+/// neither a journal nor an open upload outlives the row.
+async fn drop_row_uploads<S: ObjectStore>(store: &S, settings: &ImportSettings, item_id: &str) {
+    let opts = &settings.upload;
+    for state in row_journals(store, settings) {
+        let target = ObjectTarget {
+            bucket: state.header.bucket.clone(),
+            key: state.header.key.clone(),
+        };
+        let dir = opts.journal_dir.as_deref();
+        if let Err(e) = crate::store::multipart::abort(store, &target, dir, None, opts).await {
+            tracing::warn!("dropping the finished row's upload state of {target}: {e}");
+        }
+    }
+    let bucket = &settings.plan.bucket;
+    let others = match claims::holders_uploads(store, bucket, item_id).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!("{item_id}: reading the uploads of earlier holders failed: {e}");
+            return;
+        }
+    };
+    for u in others
+        .into_iter()
+        .filter(|u| u.key.starts_with(&settings.plan.key_prefix))
+    {
+        let target = ObjectTarget {
+            bucket: bucket.clone(),
+            key: u.key,
+        };
+        // An upload the server no longer knows (completed, or aborted) counts as aborted.
+        if let Err(e) = store.abort(&target, &u.upload_id).await {
+            tracing::warn!("aborting an earlier holder's upload of {target}: {e}");
         }
     }
 }

@@ -147,10 +147,20 @@ pub struct ClaimRecord {
     pub destination: Option<Destination>,
 }
 
-/// What a lease object says: the holder's last renewal.
+/// What a lease object says: the holder's last renewal, and the multipart uploads it has
+/// open, so that whoever finishes the item can abort them should the holder never return.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct LeaseRecord {
     at_unix: u64,
+    #[serde(default)]
+    uploads: Vec<OpenUpload>,
+}
+
+/// A multipart upload a holder has open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenUpload {
+    pub key: String,
+    pub upload_id: String,
 }
 
 /// State of a claim.
@@ -419,21 +429,42 @@ pub async fn claim<S: ObjectStore>(
     }
 }
 
-/// Renews the lease of `generation` (only its holder calls this).
+/// Renews the lease of `generation` (only its holder calls this), naming the uploads it has
+/// open.
 pub async fn renew<S: ObjectStore>(
     store: &S,
     bucket: &str,
     item_id: &str,
     generation: u32,
     now_unix: u64,
+    uploads: Vec<OpenUpload>,
 ) -> Result<(), StoreError> {
     let key = lease_key(&item_prefix(item_id), generation);
+    let record = LeaseRecord {
+        at_unix: now_unix,
+        uploads,
+    };
     store
-        .put_small(
-            &target(bucket, key),
-            to_json(&LeaseRecord { at_unix: now_unix }),
-        )
+        .put_small(&target(bucket, key), to_json(&record))
         .await
+}
+
+/// The uploads every holder of `item_id` ever named in its lease.
+pub async fn holders_uploads<S: ObjectStore>(
+    store: &S,
+    bucket: &str,
+    item_id: &str,
+) -> Result<Vec<OpenUpload>, StoreError> {
+    let prefix = item_prefix(item_id);
+    let mut out = Vec::new();
+    for key in store.list_keys(bucket, &prefix, MAX_CLAIMS_LISTED).await? {
+        if key[prefix.len().min(key.len())..].starts_with("lease-")
+            && let Some(l) = read_json::<S, LeaseRecord>(store, &target(bucket, key)).await?
+        {
+            out.extend(l.uploads);
+        }
+    }
+    Ok(out)
 }
 
 /// Records the finished import at its destination. Rewritten when present: two holders of
