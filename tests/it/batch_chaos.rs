@@ -153,6 +153,19 @@ fn claimed_by(state: &Path, machine: &str) -> bool {
     })
 }
 
+/// A lease of one of `machine`'s claims names an open upload.
+fn lease_names_an_upload(state: &Path, machine: &str) -> bool {
+    let root = state.join("s3").join(BUCKET).join("imgport-state");
+    let needle = format!("\"machine\":\"{machine}\"");
+    files_under(&root).iter().any(|f| {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        name.starts_with("claim-")
+            && std::fs::read_to_string(f).is_ok_and(|t| t.contains(&needle))
+            && std::fs::read_to_string(f.with_file_name(name.replace("claim-", "lease-")))
+                .is_ok_and(|t| t.contains("upload_id"))
+    })
+}
+
 /// Image id -> name, from the emulator's state file.
 fn sim_images(state: &Path) -> BTreeMap<String, String> {
     let text = std::fs::read_to_string(state.join("ecs-state.json")).unwrap();
@@ -248,11 +261,11 @@ fn three_machines_killed_at_random_import_every_row_exactly_once() {
     // named is what a bucket lifecycle rule is for).
     let deadline = Instant::now() + Duration::from_secs(20);
     let dead_journals = dir.path().join(format!("uploads-{DEAD}"));
-    while files_under(&dead_journals).is_empty() && Instant::now() < deadline {
+    while !lease_names_an_upload(&state, DEAD) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(claimed_by(&state, DEAD), "{DEAD} never claimed a row");
-    std::thread::sleep(Duration::from_millis(400) + rng.millis(0, 400));
+    std::thread::sleep(rng.millis(0, 400));
     dead.kill().unwrap();
     ended.push(end(DEAD, "SIGKILL", dead));
     let mut kills = 1;
@@ -371,9 +384,18 @@ fn three_machines_killed_at_random_import_every_row_exactly_once() {
         })
         .unwrap_or_default();
     let dead_uploads = journal_uploads(&dead_journals);
+    let open_info: Vec<String> = open
+        .iter()
+        .map(|id| {
+            let d = state.join("s3/.imgport-s3/uploads").join(id);
+            let parts = std::fs::read_dir(d.join("parts")).map_or(0, |p| p.count());
+            let info = std::fs::read_to_string(d.join("upload.json")).unwrap_or_default();
+            format!("{id}: {parts} parts, {info}")
+        })
+        .collect();
     assert!(
         open.is_empty(),
-        "open uploads {open:?}, the dead machine's {dead_uploads:?}"
+        "open uploads {open_info:?}, the dead machine's {dead_uploads:?}\n{all}"
     );
     eprintln!(
         "chaos: {ROWS} rows, 3 machines, {kills} kills ({sigints} SIGINT), {} runs, \
