@@ -177,9 +177,12 @@ fn flag_options(flags: &BatchFlags) -> RowOptions {
     }
 }
 
+/// Reads one text key of a row's options.
+type OptionField = fn(&RowOptions) -> &Option<String>;
+
 /// Says which rows' own values a flag overrides, so that none is overridden silently.
 fn note_overrides(items: &[BatchItem], flags: &RowOptions) {
-    let keys: [(&str, fn(&RowOptions) -> &Option<String>); 4] = [
+    let keys: [(&str, OptionField); 4] = [
         ("region", |o| &o.region),
         ("bucket", |o| &o.bucket),
         ("key-prefix", |o| &o.key_prefix),

@@ -278,7 +278,7 @@ fn three_machines_killed_at_random_import_every_row_exactly_once() {
         let (machine, child) = live.remove(pick);
         let mut child = child;
         if child.try_wait().unwrap().is_none() {
-            let how = if rng.next() % 2 == 0 {
+            let how = if rng.next().is_multiple_of(2) {
                 signal(&child, "-KILL");
                 "SIGKILL"
             } else {
