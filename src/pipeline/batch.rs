@@ -176,6 +176,9 @@ pub struct BatchReport {
     pub failed: usize,
     pub seconds: f64,
     pub in_flight: InFlightReport,
+    /// The batch was interrupted (Ctrl-C, SIGTERM; also while waiting for other processes)
+    /// with rows left undone.
+    pub interrupted: bool,
 }
 
 /// Exit code of a batch none of whose rows failed but some of whose rows another live
@@ -183,8 +186,9 @@ pub struct BatchReport {
 pub const EXIT_IN_PROGRESS_ELSEWHERE: u8 = 75;
 
 impl BatchReport {
-    /// The failed rows' code when they share one, else 1 when rows failed; else
-    /// [`EXIT_IN_PROGRESS_ELSEWHERE`] when rows are in progress elsewhere; else 0.
+    /// The failed rows' code when they share one, else 1 when rows failed; else 130 when
+    /// interrupted; else [`EXIT_IN_PROGRESS_ELSEWHERE`] when rows are in progress elsewhere;
+    /// else 0.
     pub fn exit_code(&self) -> u8 {
         let mut codes = self
             .rows
@@ -192,6 +196,7 @@ impl BatchReport {
             .filter(|r| r.status == RowStatus::Failed)
             .map(|r| r.exit_code);
         match codes.next() {
+            None if self.interrupted => 130,
             None if self.in_progress_elsewhere > 0 => EXIT_IN_PROGRESS_ELSEWHERE,
             None => 0,
             Some(first) if codes.all(|c| c == first) => first,
@@ -201,9 +206,11 @@ impl BatchReport {
 
     /// Whether any row was interrupted (its state kept for a re-run to resume).
     pub fn interrupted(&self) -> bool {
-        self.rows
-            .iter()
-            .any(|r| r.status == RowStatus::Failed && r.exit_code == 130)
+        self.interrupted
+            || self
+                .rows
+                .iter()
+                .any(|r| r.status == RowStatus::Failed && r.exit_code == 130)
     }
 }
 
@@ -1049,7 +1056,14 @@ pub async fn run<S: ObjectStore>(
     }
     rows.sort_by_key(|r| r.position);
     let count = |s: RowStatus| rows.iter().filter(|r| r.status == s).count();
+    let unfinished = rows.iter().any(|r| {
+        !matches!(
+            r.status,
+            RowStatus::Imported | RowStatus::AlreadyImported | RowStatus::OtherShard
+        )
+    });
     BatchReport {
+        interrupted: cancelled() && unfinished,
         shard: settings.shard,
         imported: count(RowStatus::Imported),
         already_imported: count(RowStatus::AlreadyImported),
