@@ -110,6 +110,10 @@ pub struct PlanOptions {
     /// Index (0-based, in the order given) of the system disk, when inspection cannot tell.
     pub system_disk: Option<usize>,
     pub image: ImageOptions,
+    /// Import a system disk on which inspection found no operating system (`guest.no_os`);
+    /// without it such a disk is refused unless the OS facts are given (`platform` or
+    /// `os_type`).
+    pub allow_no_os: bool,
 }
 
 /// One inspected input disk.
@@ -175,6 +179,9 @@ pub struct ImportPlan {
 }
 
 /// Why no plan could be made.
+/// The finding code of a disk on which inspection found no operating system.
+pub const NO_OS_FINDING: &str = "guest.no_os";
+
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     #[error("no disk given")]
@@ -191,6 +198,12 @@ pub enum PlanError {
         "both {first} and {second} hold an operating system; say which one is the system disk with --system-disk"
     )]
     TwoSystemDisks { first: PathBuf, second: PathBuf },
+    #[error(
+        "{path}: inspection found no operating system on the system disk ({NO_OS_FINDING}); \
+         a disk without one does not boot as an image: give its OS (--platform, --os-type) \
+         or import it anyway with --allow-no-os"
+    )]
+    NoOs { path: PathBuf },
     #[error("--system-disk {index} is out of range: {count} disks were given (counting from 1)")]
     SystemDiskOutOfRange { index: usize, count: usize },
     #[error(
@@ -215,6 +228,12 @@ pub fn infer(disks: &[DiskInput<'_>], opts: &PlanOptions) -> Result<ImportPlan, 
         });
     }
     let (system, system_source) = choose_system_disk(disks, opts.system_disk)?;
+    let os_given = opts.image.platform.is_some() || opts.image.os_type.is_some();
+    if !has_os(&disks[system]) && !os_given && !opts.allow_no_os {
+        return Err(PlanError::NoOs {
+            path: disks[system].path.to_path_buf(),
+        });
+    }
     let mut notes = Vec::new();
     let order = std::iter::once(system).chain((0..disks.len()).filter(|&i| i != system));
     let mut planned = Vec::with_capacity(disks.len());
@@ -638,6 +657,14 @@ mod tests {
         }
     }
 
+    /// [`opts`] for disks without an OS (size and count rules).
+    fn no_os_allowed() -> PlanOptions {
+        PlanOptions {
+            allow_no_os: true,
+            ..opts()
+        }
+    }
+
     fn opts() -> PlanOptions {
         PlanOptions {
             region: "cn-hangzhou".into(),
@@ -645,6 +672,27 @@ mod tests {
             key_prefix: "imgport/".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_system_disk_without_an_os_is_refused_unless_allowed_or_described() {
+        let c = report(ImageFormat::Raw, GIB);
+        let disks = [DiskInput {
+            path: Path::new("/d/fake.qcow2"),
+            container: &c,
+            guest: Some(&GuestFacts::default()),
+        }];
+        let e = infer(&disks, &opts()).unwrap_err();
+        assert!(matches!(e, PlanError::NoOs { .. }), "{e}");
+        assert!(e.to_string().contains(NO_OS_FINDING), "{e}");
+        let allowed = PlanOptions {
+            allow_no_os: true,
+            ..opts()
+        };
+        assert!(infer(&disks, &allowed).is_ok());
+        let mut described = opts();
+        described.image.os_type = Some(OsType::Linux);
+        assert!(infer(&disks, &described).is_ok());
     }
 
     #[test]
@@ -757,7 +805,7 @@ mod tests {
             })
             .collect();
         assert!(matches!(
-            infer(&many, &opts()),
+            infer(&many, &no_os_allowed()),
             Err(PlanError::TooManyDisks { count: 18 })
         ));
         let huge = report(ImageFormat::Raw, 2049 * GIB);
@@ -767,7 +815,7 @@ mod tests {
             guest: None,
         }];
         assert!(matches!(
-            infer(&one, &opts()),
+            infer(&one, &no_os_allowed()),
             Err(PlanError::DiskTooLarge { gib: 2049, .. })
         ));
         let edge = report(ImageFormat::Raw, 2048 * GIB);
@@ -777,7 +825,7 @@ mod tests {
             guest: None,
         }];
         assert_eq!(
-            infer(&one, &opts()).unwrap().disks[0]
+            infer(&one, &no_os_allowed()).unwrap().disks[0]
                 .disk_image_size_gib
                 .value,
             2048
@@ -792,7 +840,7 @@ mod tests {
             container: &r,
             guest: None,
         }];
-        let mut o = opts();
+        let mut o = no_os_allowed();
         o.output = Some(OutputFormat::Vhd);
         let plan = infer(&one, &o).unwrap();
         assert_eq!(plan.disks[0].output_virtual_size, 8 * 1024 * 1024);

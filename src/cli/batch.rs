@@ -1,8 +1,13 @@
 //! `imgport batch MANIFEST` and `imgport packer --manifest packer-manifest.json`: import many
 //! images, several in flight, resumable from a journal, shardable across machines
 //! (`--shard I/N`, Kubernetes Indexed Jobs, Slurm job arrays), with a summary table and a JSON
-//! report. Exit 0 when no row failed; otherwise the failed rows' exit code when they share
-//! one (3 refused, 4 cloud, 5 CreateFailed …), else 1 — so a build hook sees why.
+//! report. Exit 0 when every row is imported (confirmed `Available`); otherwise the failed
+//! rows' exit code when they share one (3 refused, 4 cloud, 5 CreateFailed, 130
+//! interrupted …), else 1 — so a build hook sees why; 75 when none failed but another live
+//! process still holds some rows (`--wait-for-others` waits for them instead).
+//!
+//! One precedence for every manifest key: a command-line flag, else the row's own value,
+//! else the manifest's `[defaults]`, else the built-in default.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,26 +20,37 @@ use super::connect::{ConnectFlags, Connection};
 use super::convert::cancel_on_signals;
 use super::import::block_on;
 use super::{exit, print_json};
-use crate::pipeline::batch::{self, BatchReport, BatchSettings, InFlight, RowReport, RowStatus};
-use crate::pipeline::manifest::{self, BatchItem, Shard};
+use crate::pipeline::batch::{
+    self, BatchReport, BatchSettings, EXIT_IN_PROGRESS_ELSEWHERE, InFlight, RowReport, RowStatus,
+};
+use crate::pipeline::claims::{Holder, LeaseRules};
+use crate::pipeline::manifest::{self, BatchItem, RowOptions, Shard};
 use crate::pipeline::packer;
-use crate::plan::{ImageOptions, PlanOptions};
+use crate::plan::PlanOptions;
 
-/// Flags every batch-like command shares.
+/// Flags every batch-like command shares. The manifest keys among them (`--region`,
+/// `--bucket`, `--key-prefix`, `--family`, `--allow-no-os`) win over the row's own value,
+/// which wins over the manifest's `[defaults]`.
 #[derive(Debug, Args)]
 pub struct BatchFlags {
-    /// Default region of the rows that do not set one.
+    /// Region of every row (over the row's `region` and `[defaults]`).
     #[arg(long, env = "ALIBABA_CLOUD_REGION_ID")]
     pub region: Option<String>,
-    /// Default bucket of the rows that do not set one.
+    /// Bucket of every row (over the row's `bucket` and `[defaults]`).
     #[arg(long)]
     pub bucket: Option<String>,
-    /// Default prefix of every object key.
-    #[arg(long, default_value = "imgport/")]
-    pub key_prefix: String,
-    /// Default image family of the rows that do not set one.
+    /// Prefix of every object key (over the row's and `[defaults]`; default `imgport/`);
+    /// each row's objects go in a folder of their own under it.
+    #[arg(long)]
+    pub key_prefix: Option<String>,
+    /// Image family of every row (over the row's `family` and `[defaults]`).
     #[arg(long)]
     pub family: Option<String>,
+    /// Import system disks on which inspection finds no operating system (finding
+    /// guest.no_os); without it such a row is refused (exit 3) unless it states its OS
+    /// (`platform` or `os_type`). Manifest key: `allow_no_os = true`.
+    #[arg(long)]
+    pub allow_no_os: bool,
     /// Images converted and uploaded at once. Default: starts from the cores (each image
     /// already uses them all) and adds or removes images by the combined upload rate they
     /// reach, up to four times the start and what half the free memory (or the container's
@@ -52,9 +68,26 @@ pub struct BatchFlags {
     /// Journal of finished rows (default: next to the manifest, `.imgport-batch-NAME.jsonl`).
     #[arg(long)]
     pub batch_journal: Option<PathBuf>,
-    /// Seconds after which another process's claim on a row is presumed dead.
-    #[arg(long, default_value_t = 12 * 3600)]
-    pub claim_ttl: u64,
+    /// Seconds a claim held from another machine lives without renewal; then its rows are
+    /// taken over. Claims of processes on this machine are taken over as soon as the process
+    /// is gone (or the machine rebooted).
+    #[arg(long, alias = "claim-ttl", default_value_t = LeaseRules::default().lease.as_secs_f64())]
+    pub lease_seconds: f64,
+    /// Seconds between two renewals of this process's claims.
+    #[arg(long, default_value_t = LeaseRules::default().renew_every.as_secs_f64())]
+    pub lease_renew_seconds: f64,
+    /// Wait for rows another live process holds (looking again every few seconds) until
+    /// they are imported or free, instead of reporting them as in progress elsewhere
+    /// (exit 75).
+    #[arg(long)]
+    pub wait_for_others: bool,
+    /// Seconds between two looks at rows held elsewhere, with --wait-for-others.
+    #[arg(long, default_value_t = 5.0, requires = "wait_for_others")]
+    pub wait_interval: f64,
+    /// Change nothing: show every row's state at its destination (imported and Available,
+    /// in progress and where, interrupted, failed, not started) and exit.
+    #[arg(long)]
+    pub status: bool,
     /// Print the JSON report instead of the summary table.
     #[arg(long)]
     pub json: bool,
@@ -66,6 +99,14 @@ pub struct BatchFlags {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 every row imported (its image confirmed Available) or \
+    already imported; 3 refused by inspection, 4 cloud or storage error, 5 CreateFailed, 130 \
+    interrupted (run the same command again to resume), 1 rows failed for different reasons; \
+    75 no row failed but another live process (here or on another machine) still holds some \
+    rows: run again later, or with --wait-for-others. A flag wins over the row's own value, \
+    which wins over the manifest's [defaults]."
+)]
 pub struct BatchArgs {
     /// The manifest: TOML (`[[image]]` rows, `[defaults]`) or CSV (`name,files,...`).
     pub manifest: PathBuf,
@@ -74,6 +115,14 @@ pub struct BatchArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 every row imported (its image confirmed Available) or \
+    already imported; 3 refused by inspection, 4 cloud or storage error, 5 CreateFailed, 130 \
+    interrupted (run the same command again to resume), 1 rows failed for different reasons; \
+    75 no row failed but another live process (here or on another machine) still holds some \
+    rows: run again later, or with --wait-for-others. A flag wins over the row's own value, \
+    which wins over the manifest's [defaults]."
+)]
 pub struct PackerArgs {
     /// The file Packer's `manifest` post-processor wrote.
     #[arg(long, default_value = "packer-manifest.json")]
@@ -108,15 +157,52 @@ fn usage(e: &dyn std::error::Error) -> ExitCode {
     ExitCode::from(exit::USAGE)
 }
 
-/// Who claims rows: host, process and start time, unique per run.
-fn owner() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "host".into());
-    let start = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    format!("{host}/{}/{start}", std::process::id())
+fn seconds(flag: &str, s: f64) -> anyhow::Result<Duration> {
+    if s.is_finite() && s >= 0.0 {
+        Ok(Duration::from_secs_f64(s))
+    } else {
+        anyhow::bail!("{flag} must be a non-negative number of seconds")
+    }
+}
+
+/// The manifest keys the command line sets.
+fn flag_options(flags: &BatchFlags) -> RowOptions {
+    RowOptions {
+        region: flags.region.clone(),
+        bucket: flags.bucket.clone(),
+        key_prefix: flags.key_prefix.clone(),
+        family: flags.family.clone(),
+        allow_no_os: flags.allow_no_os.then_some(true),
+        ..RowOptions::default()
+    }
+}
+
+/// Reads one text key of a row's options.
+type OptionField = fn(&RowOptions) -> &Option<String>;
+
+/// Says which rows' own values a flag overrides, so that none is overridden silently.
+fn note_overrides(items: &[BatchItem], flags: &RowOptions) {
+    let keys: [(&str, OptionField); 4] = [
+        ("region", |o| &o.region),
+        ("bucket", |o| &o.bucket),
+        ("key-prefix", |o| &o.key_prefix),
+        ("family", |o| &o.family),
+    ];
+    for (name, get) in keys {
+        let Some(flag) = get(flags) else { continue };
+        let rows: Vec<String> = items
+            .iter()
+            .filter(|i| get(&i.options).as_ref().is_some_and(|v| v != flag))
+            .map(|i| (i.position + 1).to_string())
+            .collect();
+        if !rows.is_empty() {
+            eprintln!(
+                "note: --{name} {flag} overrides the {name} of rows {} (a flag wins over the \
+                 row, which wins over [defaults])",
+                rows.join(", ")
+            );
+        }
+    }
 }
 
 fn run_items(
@@ -129,18 +215,13 @@ fn run_items(
         Err(e) => return Ok(usage(&e)),
     };
     let cancel = cancel_on_signals()?;
-    let plan = PlanOptions {
-        region: flags.region.clone().unwrap_or_default(),
-        bucket: flags.bucket.clone().unwrap_or_default(),
-        key_prefix: flags.key_prefix.clone(),
-        output: None,
-        system_disk: None,
-        image: ImageOptions {
-            family: flags.family.clone(),
-            ..ImageOptions::default()
-        },
-    };
-    let base = flags.connect.settings(plan, None, cancel)?;
+    let row_flags = flag_options(&flags);
+    if !flags.json {
+        note_overrides(&items, &row_flags);
+    }
+    let base = flags
+        .connect
+        .settings(PlanOptions::default(), None, cancel)?;
     let journal = flags.batch_journal.clone().unwrap_or_else(|| {
         let name = manifest_path
             .file_name()
@@ -156,22 +237,43 @@ fn run_items(
     );
     let settings = BatchSettings {
         base,
+        flags: row_flags,
         in_flight,
         max_importing: flags.max_importing,
         journal: Some(journal),
         shard,
-        owner: owner(),
-        claim_ttl: Duration::from_secs(flags.claim_ttl),
+        holder: Holder::current(),
+        lease: LeaseRules {
+            lease: seconds("--lease-seconds", flags.lease_seconds)?,
+            renew_every: seconds("--lease-renew-seconds", flags.lease_renew_seconds)?
+                .max(Duration::from_millis(100)),
+        },
+        wait_for_others: flags
+            .wait_for_others
+            .then(|| seconds("--wait-interval", flags.wait_interval))
+            .transpose()?,
     };
     let mut buckets: Vec<String> = items
         .iter()
-        .filter_map(|i| i.options.bucket.clone())
-        .chain(flags.bucket.clone())
+        .filter_map(|i| batch::effective_options(i, &settings.flags).bucket)
         .collect();
     buckets.sort();
     buckets.dedup();
     let json = flags.json;
     let report_path = flags.report.clone();
+    if flags.status {
+        let rows = block_on(async move {
+            let refs: Vec<&str> = buckets.iter().map(String::as_str).collect();
+            let conn = Connection::open(&flags.connect, &refs).await?;
+            Ok::<_, anyhow::Error>(batch::status(items, &settings, &conn).await)
+        })??;
+        if json {
+            print_json(&rows)?;
+        } else {
+            print_status(&rows);
+        }
+        return Ok(ExitCode::from(exit::OK));
+    }
     let report = block_on(async move {
         let refs: Vec<&str> = buckets.iter().map(String::as_str).collect();
         let conn = Connection::open(&flags.connect, &refs).await?;
@@ -191,7 +293,34 @@ fn run_items(
     } else {
         print_summary(&report);
     }
+    if report.interrupted() {
+        eprintln!(
+            "interrupted: run the same command again to resume (imported rows are skipped, \
+             partial uploads resume from their journals, and this machine's claims are taken \
+             back at once)"
+        );
+    }
+    if report.exit_code() == EXIT_IN_PROGRESS_ELSEWHERE {
+        eprintln!(
+            "{} rows are in progress in other processes: run again later, or with \
+             --wait-for-others (exit {EXIT_IN_PROGRESS_ELSEWHERE})",
+            report.in_progress_elsewhere
+        );
+    }
     Ok(ExitCode::from(report.exit_code()))
+}
+
+fn print_status(rows: &[batch::RowState]) {
+    println!("{:>4}  {:<40}  {:<22}  detail", "row", "image", "state");
+    for r in rows {
+        println!(
+            "{:>4}  {:<40}  {:<22}  {}",
+            r.position + 1,
+            r.id,
+            r.state.name(),
+            r.detail
+        );
+    }
 }
 
 fn parse_in_flight(text: &str) -> Result<usize, String> {
@@ -205,7 +334,7 @@ fn status_name(s: RowStatus) -> &'static str {
     match s {
         RowStatus::Imported => "imported",
         RowStatus::AlreadyImported => "already imported",
-        RowStatus::ClaimedElsewhere => "claimed elsewhere",
+        RowStatus::InProgressElsewhere => "in progress elsewhere",
         RowStatus::OtherShard => "other shard",
         RowStatus::Failed => "FAILED",
     }
@@ -219,7 +348,7 @@ fn row_line(r: &RowReport) -> String {
         _ => String::new(),
     };
     format!(
-        "{:>4}  {:<40}  {:<17}  {:>7.1}s  {detail}",
+        "{:>4}  {:<40}  {:<21}  {:>7.1}s  {detail}",
         r.position + 1,
         r.id,
         status_name(r.status),
@@ -229,7 +358,7 @@ fn row_line(r: &RowReport) -> String {
 
 fn print_summary(report: &BatchReport) {
     println!(
-        "{:>4}  {:<40}  {:<17}  {:>8}  image / error",
+        "{:>4}  {:<40}  {:<21}  {:>8}  image / error",
         "row", "image", "status", "time"
     );
     for r in report
@@ -244,10 +373,10 @@ fn print_summary(report: &BatchReport) {
         .map(|s| format!(" (shard {}/{})", s.index, s.count))
         .unwrap_or_default();
     println!(
-        "{} imported, {} already imported, {} claimed elsewhere, {} failed, {} in other shards{shard}; {:.1}s",
+        "{} imported, {} already imported, {} in progress elsewhere, {} failed, {} in other shards{shard}; {:.1}s",
         report.imported,
         report.already_imported,
-        report.claimed_elsewhere,
+        report.in_progress_elsewhere,
         report.failed,
         report.other_shard,
         report.seconds

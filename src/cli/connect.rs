@@ -16,6 +16,7 @@ use crate::cloud::aliyun::credentials::{ChainOptions, CredentialSource, Credenti
 use crate::cloud::aliyun::ehpc::EhpcClient;
 use crate::cloud::aliyun::poll::WaitOptions;
 use crate::cloud::aliyun::rpc::ClientConfig;
+use crate::destination::{Destination, account_id};
 use crate::image::ImageFormat;
 use crate::pipeline::batch::Connect;
 use crate::pipeline::import::ImportSettings;
@@ -255,5 +256,19 @@ impl Connect<S3Store> for Connection {
             Ok((s, self.ecs(region)?, ehpc))
         });
         all.map_err(|e| format!("{e:#}"))
+    }
+
+    fn destination(&self, region: &str, bucket: &str) -> Destination {
+        use crate::store::ObjectStore;
+        match self.store(region) {
+            Ok(store) => store.destination(bucket),
+            // No store can be configured for the region: a destination nothing else matches.
+            Err(_) => Destination {
+                account: account_id(&self.credentials.access_key_id),
+                region: region.to_string(),
+                endpoint: String::new(),
+                bucket: bucket.to_string(),
+            },
+        }
     }
 }

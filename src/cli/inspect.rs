@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use super::{FormatArg, exit, human_bytes, print_json};
 use crate::guest::{self, facts::GuestFacts};
-use crate::image::{self, ContainerReport, ImageError, ImageSource, OpenOptions, Severity};
+use crate::image::{
+    self, ContainerReport, Finding, ImageError, ImageFormat, ImageSource, OpenOptions, Severity,
+};
 
 /// One file's result: the container report, plus `guest` when the image is safe to read.
 #[derive(Debug, Serialize)]
@@ -49,10 +51,9 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
             Ok(opened) => {
                 let guest = (!args.no_guest)
                     .then(|| guest::inspect(Arc::new(ImageSource(opened.image.clone()))));
-                reports.push(Inspected {
-                    report: opened.report,
-                    guest,
-                });
+                let mut report = opened.report;
+                report.findings.extend(extension_mismatch(&report));
+                reports.push(Inspected { report, guest });
             }
             Err(ImageError::Refused { report }) => reports.push(Inspected {
                 report: *report,
@@ -79,6 +80,37 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         exit::OK
     };
     Ok(ExitCode::from(code))
+}
+
+/// The format a file name's extension promises, when it names one.
+fn format_of_name(path: &std::path::Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "qcow2" | "qcow" => "qcow2",
+        "vhd" | "vpc" => "vhd",
+        "raw" => "raw",
+        "vmdk" => "vmdk",
+        "vhdx" => "vhdx",
+        "vdi" => "vdi",
+        _ => return None,
+    })
+}
+
+/// A warning when the file's name promises another format than the one detected (`cp
+/// notes.txt disk.qcow2` is a raw disk, whatever its name says).
+fn extension_mismatch(r: &ContainerReport) -> Option<Finding> {
+    let named = format_of_name(&r.path)?;
+    let detected = r.format.map(ImageFormat::name)?;
+    (named != detected).then(|| {
+        Finding::new(
+            Severity::Warning,
+            "container.extension_mismatch",
+            format!(
+                "the file name says {named}, but the content is {detected}: the name is not \
+                 what was detected (a copied or renamed file?)"
+            ),
+        )
+    })
 }
 
 fn print_human(i: &Inspected) {
@@ -178,5 +210,31 @@ fn print_findings(findings: &[crate::image::Finding]) {
             Severity::Refuse => "refused",
         };
         println!("  {tag}: [{}] {}", f.code, f.message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_that_disagrees_with_the_content_is_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("fake.qcow2");
+        std::fs::write(&fake, vec![b'#'; 4096]).unwrap();
+        let report = image::open(&fake, &OpenOptions::default()).unwrap().report;
+        let f = extension_mismatch(&report).expect("a warning");
+        assert_eq!(f.code, "container.extension_mismatch");
+        assert!(
+            f.message.contains("qcow2") && f.message.contains("raw"),
+            "{}",
+            f.message
+        );
+        let named_right = dir.path().join("disk.raw");
+        std::fs::rename(&fake, &named_right).unwrap();
+        let report = image::open(&named_right, &OpenOptions::default())
+            .unwrap()
+            .report;
+        assert!(extension_mismatch(&report).is_none());
     }
 }

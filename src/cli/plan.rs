@@ -103,6 +103,11 @@ pub struct PlanFlags {
     /// finds none or several.
     #[arg(long)]
     pub system_disk: Option<usize>,
+    /// Import a system disk on which inspection finds no operating system (finding
+    /// guest.no_os); without it such a disk is refused (exit 3) unless --platform or
+    /// --os-type states its OS.
+    #[arg(long)]
+    pub allow_no_os: bool,
     /// The format the files must have; a different detected format is refused.
     #[arg(long, value_enum)]
     pub declared_format: Option<FormatArg>,
@@ -175,6 +180,7 @@ impl PlanFlags {
                 detection_strategy: self.detection_strategy,
                 tags: self.tags.clone(),
             },
+            allow_no_os: self.allow_no_os,
         }
     }
 }

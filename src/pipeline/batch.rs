@@ -1,8 +1,12 @@
 //! Many imports: the rows of a batch manifest (or a Packer manifest), several uploading at
 //! once and more waiting for the cloud to finish their import, each claimed in its bucket
-//! first so shards on other machines skip it, recorded in a local
-//! journal so an interrupted batch resumes where it stopped (finished rows skipped; partial
-//! uploads resume from their own journals). One row's failure is counted, not fatal.
+//! first so processes here and on other machines skip it (see [`super::claims`]), recorded in
+//! a local journal so an interrupted batch resumes where it stopped (finished rows skipped;
+//! partial uploads resume from their own journals). One row's failure is counted, not fatal.
+//!
+//! Every record (journal line, claim, done record) names the row's [`Destination`]; a record
+//! for another destination is ignored, and a row counts as imported only once its image is
+//! seen `Available` at its destination (DescribeImages), whatever the records say.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -13,22 +17,28 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::claims::{self, Claim, DoneRecord};
+use super::claims::{self, Busy, Claim, DoneRecord, Holder, LeaseRules};
 use super::import::{self, ImportOutcome, ImportSettings, Targets};
-use super::manifest::{BatchItem, Shard};
+use super::manifest::{BatchItem, RowOptions, Shard};
 use super::tuner::{LimitChange, Tuner};
 use crate::cloud::aliyun::client::EcsClient;
 use crate::cloud::aliyun::ehpc::EhpcClient;
+use crate::cloud::aliyun::rpc::RpcError;
 use crate::cloud::aliyun::types::{Architecture, BootMode, LicenseType, OsType, Platform};
+use crate::destination::Destination;
 use crate::plan::OutputFormat;
 use crate::report::Reporter;
-use crate::store::ObjectStore;
+use crate::store::{ObjectStore, ObjectTarget};
 
 /// How a batch runs.
 #[derive(Debug, Clone)]
 pub struct BatchSettings {
-    /// Settings every row starts from (the command line); a row's options override them.
+    /// Settings every row starts from (transfer, polling, cancel); the plan's region, bucket,
+    /// key prefix and image options come from [`BatchSettings::flags`] and the rows.
     pub base: ImportSettings,
+    /// The manifest keys the command line gave: they win over the row's own value, which wins
+    /// over the manifest's `[defaults]` (one rule for every key).
+    pub flags: RowOptions,
     /// Rows converting and uploading at once (the work of this machine's cores and link).
     pub in_flight: InFlight,
     /// Rows whose disks are uploaded and whose import the cloud is running, at most, beside
@@ -37,10 +47,13 @@ pub struct BatchSettings {
     /// Local journal of finished rows; `None` keeps no journal.
     pub journal: Option<PathBuf>,
     pub shard: Option<Shard>,
-    /// Who claims rows in the bucket (host, process id, start time).
-    pub owner: String,
-    /// A claim older than this may be taken over (its owner is presumed dead).
-    pub claim_ttl: Duration,
+    /// This process, as its claims name it.
+    pub holder: Holder,
+    /// Leases of claims held from other machines.
+    pub lease: LeaseRules,
+    /// Rows held by another live process are looked at again this often until they are done
+    /// or free; `None` reports them as in progress elsewhere at once.
+    pub wait_for_others: Option<Duration>,
 }
 
 /// How many rows convert and upload at once.
@@ -114,10 +127,12 @@ pub struct InFlightReport {
 pub enum RowStatus {
     /// Imported by this run.
     Imported,
-    /// Imported before (local journal or the bucket's state); not imported again.
+    /// Imported before (local journal, the bucket's done record or an image with the same
+    /// content), its image confirmed `Available` at the destination; not imported again.
     AlreadyImported,
-    /// Another process holds a live claim on it.
-    ClaimedElsewhere,
+    /// Another live process holds its claim (here, or a lease from another machine): not
+    /// done yet, so the batch's exit code is [`EXIT_IN_PROGRESS_ELSEWHERE`] unless it fails.
+    InProgressElsewhere,
     /// Not this shard's row.
     OtherShard,
     Failed,
@@ -136,8 +151,10 @@ pub struct RowReport {
     pub exit_code: u8,
     pub error: Option<String>,
     pub seconds: f64,
-    /// Who holds the claim, for `claimed_elsewhere`.
+    /// Who holds the claim, for `in_progress_elsewhere`.
     pub claimed_by: Option<String>,
+    /// The destination the row imports to (`bucket … at … in … (account …)`).
+    pub destination: Option<String>,
     /// When the row started, its disks were all uploaded, and it ended (Unix milliseconds):
     /// a timeline of the batch.
     pub started_unix_ms: u64,
@@ -154,15 +171,24 @@ pub struct BatchReport {
     pub rows: Vec<RowReport>,
     pub imported: usize,
     pub already_imported: usize,
-    pub claimed_elsewhere: usize,
+    pub in_progress_elsewhere: usize,
     pub other_shard: usize,
     pub failed: usize,
     pub seconds: f64,
     pub in_flight: InFlightReport,
+    /// The batch was interrupted (Ctrl-C, SIGTERM; also while waiting for other processes)
+    /// with rows left undone.
+    pub interrupted: bool,
 }
 
+/// Exit code of a batch none of whose rows failed but some of whose rows another live
+/// process is still importing (EX_TEMPFAIL of sysexits.h: run it again later).
+pub const EXIT_IN_PROGRESS_ELSEWHERE: u8 = 75;
+
 impl BatchReport {
-    /// 0 when no row failed; else the failed rows' code when they share one, else 1.
+    /// The failed rows' code when they share one, else 1 when rows failed; else 130 when
+    /// interrupted; else [`EXIT_IN_PROGRESS_ELSEWHERE`] when rows are in progress elsewhere;
+    /// else 0.
     pub fn exit_code(&self) -> u8 {
         let mut codes = self
             .rows
@@ -170,10 +196,21 @@ impl BatchReport {
             .filter(|r| r.status == RowStatus::Failed)
             .map(|r| r.exit_code);
         match codes.next() {
+            None if self.interrupted => 130,
+            None if self.in_progress_elsewhere > 0 => EXIT_IN_PROGRESS_ELSEWHERE,
             None => 0,
             Some(first) if codes.all(|c| c == first) => first,
             Some(_) => 1,
         }
+    }
+
+    /// Whether any row was interrupted (its state kept for a re-run to resume).
+    pub fn interrupted(&self) -> bool {
+        self.interrupted
+            || self
+                .rows
+                .iter()
+                .any(|r| r.status == RowStatus::Failed && r.exit_code == 130)
     }
 }
 
@@ -194,22 +231,33 @@ fn parse_opt<T>(
         .transpose()
 }
 
-/// The settings of one row: the base with the row's options on top.
-pub fn row_settings(item: &BatchItem, base: &ImportSettings) -> Result<ImportSettings, String> {
-    let o = &item.options;
+/// Key prefix of the rows no flag, row or `[defaults]` gives one.
+pub const DEFAULT_KEY_PREFIX: &str = "imgport/";
+
+/// The options of one row by the batch's one precedence: a command-line flag, else the row's
+/// own value, else the manifest's `[defaults]`.
+pub fn effective_options(item: &BatchItem, flags: &RowOptions) -> RowOptions {
+    flags.clone().or(&item.options).or(&item.defaults)
+}
+
+/// The settings of one row: the base with its [`effective_options`] on top.
+pub fn row_settings(
+    item: &BatchItem,
+    base: &ImportSettings,
+    flags: &RowOptions,
+) -> Result<ImportSettings, String> {
+    let o = &effective_options(item, flags);
     let mut s = base.clone();
     let p = &mut s.plan;
-    if let Some(v) = &o.region {
-        p.region = v.clone();
-    }
-    if let Some(v) = &o.bucket {
-        p.bucket = v.clone();
-    }
-    match &o.key_prefix {
-        Some(v) => p.key_prefix = v.clone(),
-        // Rows of one batch often share file names (`disk.qcow2` in each build directory):
-        // each row gets a folder of its own so their objects never overwrite each other.
-        None => p.key_prefix = format!("{}{}/", p.key_prefix, key_safe(&item.id)),
+    p.region = o.region.clone().unwrap_or_default();
+    p.bucket = o.bucket.clone().unwrap_or_default();
+    // Rows of one batch often share file names (`disk.qcow2` in each build directory): each
+    // row gets a folder of its own under the prefix so their objects never overwrite each
+    // other.
+    let prefix = o.key_prefix.as_deref().unwrap_or(DEFAULT_KEY_PREFIX);
+    p.key_prefix = format!("{prefix}{}/", key_safe(&item.id));
+    if o.allow_no_os == Some(true) {
+        p.allow_no_os = true;
     }
     if p.region.is_empty() || p.bucket.is_empty() {
         return Err("no region or bucket: give --region/--bucket or set them in the row".into());
@@ -293,23 +341,29 @@ pub(crate) fn key_safe(id: &str) -> String {
         .collect()
 }
 
-/// One line of the local journal: a finished row.
+/// One line of the local journal: a finished row and where its image is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct JournalLine {
     id: String,
     image_id: String,
     region: String,
+    /// Lines of older versions carry none and are not trusted.
+    #[serde(default)]
+    destination: Option<Destination>,
 }
 
-/// Finished rows by id, from the journal at `path` (absent: none). Lines that do not parse
-/// (a line cut by a crash) are ignored.
-fn load_journal(path: &Path) -> HashMap<String, JournalLine> {
+/// Finished rows by id and destination fingerprint, from the journal at `path` (absent:
+/// none). Lines that do not parse (a line cut by a crash) or name no destination are ignored.
+fn load_journal(path: &Path) -> HashMap<(String, String), JournalLine> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return HashMap::new();
     };
     text.lines()
         .filter_map(|l| serde_json::from_str::<JournalLine>(l).ok())
-        .map(|l| (l.id.clone(), l))
+        .filter_map(|l| {
+            let key = (l.id.clone(), l.destination.as_ref()?.fingerprint());
+            Some((key, l))
+        })
         .collect()
 }
 
@@ -437,6 +491,7 @@ fn row(item: &BatchItem, status: RowStatus) -> RowReport {
         error: None,
         seconds: 0.0,
         claimed_by: None,
+        destination: None,
         started_unix_ms: 0,
         uploaded_unix_ms: None,
         ended_unix_ms: 0,
@@ -456,6 +511,8 @@ fn failed(item: &BatchItem, code: u8, error: String) -> RowReport {
 pub trait Connect<S: ObjectStore>: Send + Sync {
     /// The clients for `region`: object store, ECS, and E-HPC when images are registered there.
     fn connect(&self, region: &str) -> Result<(S, EcsClient, Option<EhpcClient>), String>;
+    /// The destination `bucket` in `region` is, as kept state names it.
+    fn destination(&self, region: &str, bucket: &str) -> Destination;
 }
 
 /// Runs one row holding `slot` until its disks are uploaded, and times it.
@@ -463,79 +520,255 @@ async fn run_row<S: ObjectStore>(
     item: BatchItem,
     settings: Arc<BatchSettings>,
     connect: Arc<dyn Connect<S>>,
-    journal_done: Option<JournalLine>,
+    journal: Arc<HashMap<(String, String), JournalLine>>,
     slot: Slot,
     traffic: Arc<Traffic>,
 ) -> RowReport {
     let started_unix_ms = now_unix_ms();
+    let started = Instant::now();
     let reporter = RowReporter {
         slot: Mutex::new(Some(slot)),
         traffic,
         uploaded_unix_ms: AtomicU64::new(0),
     };
-    let report = import_row(item, settings, connect, journal_done, &reporter).await;
+    let report = import_row(item, settings, connect, &journal, &reporter).await;
     let uploaded = reporter.uploaded_unix_ms.load(Ordering::SeqCst);
     RowReport {
         started_unix_ms,
         uploaded_unix_ms: (uploaded > 0).then_some(uploaded),
         ended_unix_ms: now_unix_ms(),
+        seconds: started.elapsed().as_secs_f64(),
         ..report
     }
 }
 
-/// One row: claim, import, record.
+/// Whether `image_id` is `Available` at the destination `ecs` talks to.
+pub async fn confirm_available(ecs: &EcsClient, image_id: &str) -> Result<bool, RpcError> {
+    use crate::cloud::aliyun::ecs::DescribeImagesRequest;
+    use crate::cloud::aliyun::types::ImageStatus;
+    let req = DescribeImagesRequest::new(ecs.region())
+        .image_id(image_id)
+        .status(&[ImageStatus::Available]);
+    let resp = ecs.describe_images(&req).await?;
+    Ok(resp
+        .images
+        .image
+        .iter()
+        .any(|i| i.image_id == image_id && i.status() == Some(ImageStatus::Available)))
+}
+
+/// A row recorded as imported as `image_id` (by the journal or the bucket): `Some` report
+/// once the image is confirmed `Available`; `None` when it is not (the row is imported
+/// again); a failed report when the cloud could not tell.
+async fn confirmed(
+    item: &BatchItem,
+    ecs: &EcsClient,
+    image_id: &str,
+    region: &str,
+    by: Option<String>,
+) -> Option<RowReport> {
+    match confirm_available(ecs, image_id).await {
+        Ok(true) => Some(RowReport {
+            image_id: Some(image_id.to_string()),
+            region: Some(region.to_string()),
+            claimed_by: by,
+            ..row(item, RowStatus::AlreadyImported)
+        }),
+        Ok(false) => {
+            tracing::warn!(
+                "{}: recorded as imported as {image_id}, but that image is not Available \
+                 in {region}: importing it again",
+                item.id
+            );
+            None
+        }
+        Err(e) => Some(failed(
+            item,
+            4,
+            format!(
+                "recorded as imported as {image_id}, but confirming it failed, so whether it \
+                 exists is unknown: {}",
+                crate::report::error_chain(&e)
+            ),
+        )),
+    }
+}
+
+/// Rewrites the claim's lease every `renew_every`, and as soon as this process opens another
+/// upload of the row (looked for in its journals every [`UPLOAD_LOOK`]), until dropped.
+struct Renewal(tokio::task::JoinHandle<()>);
+
+/// How often the renewal looks for uploads the row opened.
+const UPLOAD_LOOK: Duration = Duration::from_millis(200);
+
+impl Renewal {
+    fn start<S: ObjectStore>(
+        store: S,
+        settings: ImportSettings,
+        item_id: String,
+        generation: u32,
+        every: Duration,
+    ) -> Renewal {
+        Renewal(tokio::spawn(async move {
+            let mut last = Instant::now();
+            let mut named = Vec::new();
+            loop {
+                tokio::time::sleep(UPLOAD_LOOK.min(every)).await;
+                let open: Vec<claims::OpenUpload> = row_journals(&store, &settings)
+                    .into_iter()
+                    .map(|s| claims::OpenUpload {
+                        key: s.header.key,
+                        upload_id: s.header.upload_id,
+                    })
+                    .collect();
+                if last.elapsed() < every && open == named {
+                    continue;
+                }
+                last = Instant::now();
+                named = open.clone();
+                let bucket = &settings.plan.bucket;
+                if let Err(e) =
+                    claims::renew(&store, bucket, &item_id, generation, now_unix(), open).await
+                {
+                    tracing::warn!("{item_id}: renewing the claim's lease failed: {e}");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// This machine's upload journals of the row's objects (its bucket, under its key prefix).
+fn row_journals<S: ObjectStore>(
+    store: &S,
+    settings: &ImportSettings,
+) -> Vec<crate::store::journal::State> {
+    let Some(dir) = settings.upload.journal_dir.as_deref() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| crate::store::journal::load(&e.path()).ok().flatten())
+        .filter(|s| {
+            s.header.destination == store.destination(&settings.plan.bucket)
+                && s.header.key.starts_with(&settings.plan.key_prefix)
+        })
+        .collect()
+}
+
+/// One row: confirm a recorded import, or claim, import, confirm, record.
 async fn import_row<S: ObjectStore>(
     item: BatchItem,
     settings: Arc<BatchSettings>,
     connect: Arc<dyn Connect<S>>,
-    journal_done: Option<JournalLine>,
+    journal: &HashMap<(String, String), JournalLine>,
     reporter: &RowReporter,
 ) -> RowReport {
-    let started = Instant::now();
-    if let Some(done) = journal_done {
-        return RowReport {
-            image_id: Some(done.image_id),
-            region: Some(done.region),
-            ..row(&item, RowStatus::AlreadyImported)
-        };
-    }
-    let row_settings = match row_settings(&item, &settings.base) {
+    let row_settings = match row_settings(&item, &settings.base, &settings.flags) {
         Ok(s) => s,
         Err(e) => return failed(&item, 2, e),
     };
     let region = row_settings.plan.region.clone();
     let bucket = row_settings.plan.bucket.clone();
+    let dest = connect.destination(&region, &bucket);
+    let with_dest = |r: RowReport| RowReport {
+        destination: Some(dest.to_string()),
+        ..r
+    };
     let (store, ecs, ehpc) = match connect.connect(&region) {
         Ok(c) => c,
-        Err(e) => return failed(&item, 2, e),
+        Err(e) => return with_dest(failed(&item, 2, e)),
     };
-    let generation = match claims::claim(
-        &store,
-        &bucket,
-        &item.id,
-        &settings.owner,
-        settings.claim_ttl,
-        now_unix(),
-    )
-    .await
+    if let Some(line) = journal.get(&(item.id.clone(), dest.fingerprint()))
+        && let Some(r) = confirmed(&item, &ecs, &line.image_id, &region, None).await
     {
+        if r.status == RowStatus::AlreadyImported {
+            drop_row_uploads(&store, &row_settings, &item.id).await;
+        }
+        return with_dest(r);
+    }
+    let done_first = claims::read_done(&store, &dest, &item.id).await;
+    let claimed = match done_first {
+        Ok(Some(done)) => Ok(Claim::Done(done)),
+        Ok(None) => {
+            let won = claims::claim(
+                &store,
+                &dest,
+                &item.id,
+                &settings.holder,
+                &settings.lease,
+                now_unix(),
+            )
+            .await;
+            // Another process may have finished the row between the look and the claim.
+            match won {
+                Ok(Claim::Won { generation }) => {
+                    match claims::read_done(&store, &dest, &item.id).await {
+                        Ok(Some(done)) => Ok(Claim::Done(done)),
+                        Ok(None) => Ok(Claim::Won { generation }),
+                        Err(e) => Err(e),
+                    }
+                }
+                other => other,
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let generation = match claimed {
         Ok(Claim::Won { generation }) => generation,
         Ok(Claim::Done(done)) => {
-            return RowReport {
-                image_id: Some(done.image_id),
-                region: Some(done.region),
-                claimed_by: Some(done.owner),
-                ..row(&item, RowStatus::AlreadyImported)
-            };
+            match confirmed(&item, &ecs, &done.image_id, &region, Some(done.owner)).await {
+                Some(r) => {
+                    if r.status == RowStatus::AlreadyImported {
+                        drop_row_uploads(&store, &row_settings, &item.id).await;
+                    }
+                    return with_dest(r);
+                }
+                None => match claims::claim(
+                    &store,
+                    &dest,
+                    &item.id,
+                    &settings.holder,
+                    &settings.lease,
+                    now_unix(),
+                )
+                .await
+                {
+                    Ok(Claim::Won { generation }) => generation,
+                    Ok(Claim::Busy(b)) => return with_dest(in_progress(&item, &b)),
+                    Ok(Claim::Done(_)) => {
+                        return with_dest(failed(&item, 1, "recorded done twice".into()));
+                    }
+                    Err(e) => {
+                        return with_dest(failed(
+                            &item,
+                            e.exit_code(),
+                            crate::report::error_chain(&e),
+                        ));
+                    }
+                },
+            }
         }
-        Ok(Claim::Busy { owner, .. }) => {
-            return RowReport {
-                claimed_by: Some(owner),
-                ..row(&item, RowStatus::ClaimedElsewhere)
-            };
+        Ok(Claim::Busy(b)) => return with_dest(in_progress(&item, &b)),
+        Err(e) => {
+            return with_dest(failed(&item, e.exit_code(), crate::report::error_chain(&e)));
         }
-        Err(e) => return failed(&item, e.exit_code(), crate::report::error_chain(&e)),
     };
+    let renewal = Renewal::start(
+        store.clone(),
+        row_settings.clone(),
+        item.id.clone(),
+        generation,
+        settings.lease.renew_every,
+    );
     let result = import::run(
         &item.files,
         &row_settings,
@@ -547,23 +780,23 @@ async fn import_row<S: ObjectStore>(
         reporter,
     )
     .await;
-    let seconds = started.elapsed().as_secs_f64();
+    drop(renewal);
     match result {
-        Ok(outcome) => {
+        Ok(outcome) if outcome.status == "Available" => {
             let done = DoneRecord {
                 image_id: outcome.image_id.clone(),
                 region: region.clone(),
-                owner: settings.owner.clone(),
+                owner: settings.holder.label(),
                 at_unix: now_unix(),
+                destination: Some(dest.clone()),
             };
             let mut report = RowReport {
                 image_id: Some(outcome.image_id.clone()),
                 region: Some(region.clone()),
-                seconds,
                 result: Some(outcome),
                 ..row(&item, RowStatus::Imported)
             };
-            let recorded = claims::mark_done(&store, &bucket, &item.id, &done).await;
+            let recorded = claims::mark_done(&store, &item.id, &done).await;
             if let Err(e) = recorded {
                 report.error = Some(format!(
                     "imported, but recording it in the bucket failed: {}",
@@ -575,6 +808,7 @@ async fn import_row<S: ObjectStore>(
                     id: item.id.clone(),
                     image_id: done.image_id,
                     region,
+                    destination: Some(dest.clone()),
                 };
                 if let Err(e) = append_journal(path, &line) {
                     report.error = Some(format!(
@@ -583,26 +817,109 @@ async fn import_row<S: ObjectStore>(
                     ));
                 }
             }
-            report
+            drop_row_uploads(&store, &row_settings, &item.id).await;
+            with_dest(report)
         }
+        Ok(outcome) => with_dest(failed(
+            &item,
+            4,
+            format!(
+                "image {} is {}, not Available",
+                outcome.image_id, outcome.status
+            ),
+        )),
         Err(e) => {
-            // Interrupted rows keep their claim: a re-run by the same owner takes them again.
+            // A holder whose lease lapsed may find its row finished by the one that took it
+            // over (which aborted this holder's upload): done, when confirmed there.
+            if e.exit_code() != 130
+                && let Ok(Some(done)) = claims::read_done(&store, &dest, &item.id).await
+                && let Some(r) =
+                    confirmed(&item, &ecs, &done.image_id, &region, Some(done.owner)).await
+                && r.status == RowStatus::AlreadyImported
+            {
+                drop_row_uploads(&store, &row_settings, &item.id).await;
+                return with_dest(r);
+            }
+            // Interrupted rows keep their claim: a re-run on this machine takes it over at
+            // once (its holder is gone), another machine once its lease lapses.
             if e.exit_code() != 130 {
                 let _ = claims::release_failed(
                     &store,
                     &bucket,
                     &item.id,
                     generation,
-                    &settings.owner,
+                    &settings.holder,
                     now_unix(),
                 )
                 .await;
             }
-            RowReport {
-                seconds,
-                ..failed(&item, e.exit_code(), crate::report::error_chain(&e))
+            let mut message = crate::report::error_chain(&e);
+            if e.exit_code() == 130 {
+                message.push_str(
+                    "; run the same command again to resume (finished disks are skipped, \
+                     partial uploads resume from their journals)",
+                );
             }
+            with_dest(failed(&item, e.exit_code(), message))
         }
+    }
+}
+
+/// Drops the upload state of a row whose image is confirmed `Available`: this machine's
+/// journals of its objects (finished ones, and unfinished ones of an attempt that another
+/// process completed) are removed and the multipart uploads they name aborted, and so are
+/// the uploads earlier holders named in their leases (a machine that never came back), so
+/// neither a journal nor an open upload outlives the row.
+async fn drop_row_uploads<S: ObjectStore>(store: &S, settings: &ImportSettings, item_id: &str) {
+    let opts = &settings.upload;
+    for state in row_journals(store, settings) {
+        let target = ObjectTarget {
+            bucket: state.header.destination.bucket.clone(),
+            key: state.header.key.clone(),
+        };
+        let dir = opts.journal_dir.as_deref();
+        if let Err(e) = crate::store::multipart::abort(store, &target, dir, None, opts).await {
+            tracing::warn!("dropping the finished row's upload state of {target}: {e}");
+        }
+    }
+    let bucket = &settings.plan.bucket;
+    let others = match claims::holders_uploads(store, bucket, item_id).await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!("{item_id}: reading the uploads of earlier holders failed: {e}");
+            return;
+        }
+    };
+    for u in others
+        .into_iter()
+        .filter(|u| u.key.starts_with(&settings.plan.key_prefix))
+    {
+        let target = ObjectTarget {
+            bucket: bucket.clone(),
+            key: u.key,
+        };
+        // An upload the server no longer knows (completed, or aborted) counts as aborted.
+        if let Err(e) = store.abort(&target, &u.upload_id).await {
+            tracing::warn!("aborting an earlier holder's upload of {target}: {e}");
+        }
+    }
+}
+
+/// The report of a row another live process holds.
+fn in_progress(item: &BatchItem, b: &Busy) -> RowReport {
+    let by = match (b.on_this_host, b.expires_unix) {
+        (true, _) => format!("{} (running on this machine)", b.owner),
+        (false, Some(t)) => format!(
+            "{} (lease renewed {}s ago, lapses in {}s)",
+            b.owner,
+            now_unix().saturating_sub(b.since_unix),
+            t.saturating_sub(now_unix())
+        ),
+        (false, None) => b.owner.clone(),
+    };
+    RowReport {
+        claimed_by: Some(by),
+        ..row(item, RowStatus::InProgressElsewhere)
     }
 }
 
@@ -617,18 +934,31 @@ pub async fn run<S: ObjectStore>(
     on_row: &(dyn Fn(&RowReport) + Sync),
 ) -> BatchReport {
     let started = Instant::now();
-    let journal = settings
-        .journal
-        .as_deref()
-        .map(load_journal)
-        .unwrap_or_default();
+    let journal = Arc::new(
+        settings
+            .journal
+            .as_deref()
+            .map(load_journal)
+            .unwrap_or_default(),
+    );
     let settings = Arc::new(settings);
+    let cancelled = || {
+        settings
+            .base
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::SeqCst))
+    };
     let mut rows: Vec<RowReport> = Vec::with_capacity(items.len());
     let mut queue = std::collections::VecDeque::new();
+    let mut by_position = HashMap::new();
     for item in items {
         match settings.shard {
             Some(shard) if !shard.owns(&item) => rows.push(row(&item, RowStatus::OtherShard)),
-            _ => queue.push_back(item),
+            _ => {
+                by_position.insert(item.position, item.clone());
+                queue.push_back(item);
+            }
         }
     }
     let mut tuner = match settings.in_flight {
@@ -648,28 +978,55 @@ pub async fn run<S: ObjectStore>(
         let started_at_most = uploading + settings.max_importing;
         while slots.busy.load(Ordering::SeqCst) < uploading && running.len() < started_at_most {
             let Some(item) = queue.pop_front() else { break };
-            if settings
-                .base
-                .cancel
-                .as_ref()
-                .is_some_and(|c| c.load(Ordering::SeqCst))
-            {
-                rows.push(failed(&item, 130, "interrupted before it started".into()));
+            if cancelled() {
+                rows.push(failed(
+                    &item,
+                    130,
+                    "interrupted before it started; run the same command again to resume".into(),
+                ));
                 continue;
             }
-            let done = journal.get(&item.id).cloned();
             let slot = Slot::take(&slots);
             let traffic = meter.watch();
-            let row = run_row(item, settings.clone(), connect.clone(), done, slot, traffic);
+            let row = run_row(
+                item,
+                settings.clone(),
+                connect.clone(),
+                journal.clone(),
+                slot,
+                traffic,
+            );
             running.spawn(row);
         }
         if running.is_empty() {
-            break;
+            // Rows other live processes hold: looked at again until done or free, when asked.
+            let Some(every) = settings.wait_for_others else {
+                break;
+            };
+            let waiting: Vec<usize> = rows
+                .iter()
+                .filter(|r| r.status == RowStatus::InProgressElsewhere)
+                .map(|r| r.position)
+                .collect();
+            if waiting.is_empty() || cancelled() {
+                break;
+            }
+            let wait_until = Instant::now() + every;
+            while Instant::now() < wait_until && !cancelled() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            rows.retain(|r| r.status != RowStatus::InProgressElsewhere);
+            queue.extend(waiting.iter().filter_map(|p| by_position.get(p).cloned()));
+            continue;
         }
         tokio::select! {
             finished = running.join_next() => match finished {
                 Some(Ok(r)) => {
-                    on_row(&r);
+                    if !(settings.wait_for_others.is_some()
+                        && r.status == RowStatus::InProgressElsewhere)
+                    {
+                        on_row(&r);
+                    }
                     rows.push(r);
                 }
                 Some(Err(e)) => tracing::error!("a batch row's task ended abnormally: {e}"),
@@ -697,11 +1054,18 @@ pub async fn run<S: ObjectStore>(
     }
     rows.sort_by_key(|r| r.position);
     let count = |s: RowStatus| rows.iter().filter(|r| r.status == s).count();
+    let unfinished = rows.iter().any(|r| {
+        !matches!(
+            r.status,
+            RowStatus::Imported | RowStatus::AlreadyImported | RowStatus::OtherShard
+        )
+    });
     BatchReport {
+        interrupted: cancelled() && unfinished,
         shard: settings.shard,
         imported: count(RowStatus::Imported),
         already_imported: count(RowStatus::AlreadyImported),
-        claimed_elsewhere: count(RowStatus::ClaimedElsewhere),
+        in_progress_elsewhere: count(RowStatus::InProgressElsewhere),
         other_shard: count(RowStatus::OtherShard),
         failed: count(RowStatus::Failed),
         seconds: started.elapsed().as_secs_f64(),
@@ -718,11 +1082,211 @@ pub async fn run<S: ObjectStore>(
     }
 }
 
+/// The state of one row at its destination, as `imgport batch --status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowStateKind {
+    /// Recorded as imported and its image confirmed `Available` there.
+    Available,
+    /// Recorded as imported, but the image is not `Available` there (deleted, or another
+    /// account): a run imports it again.
+    NotAvailable,
+    /// A live process holds it: here, or on another machine whose lease is renewed.
+    InProgress,
+    /// Its holder is gone (or its lease lapsed): a run takes it over and resumes.
+    Interrupted,
+    /// The last attempt failed: a run tries again.
+    Failed,
+    /// Nobody worked on it at this destination.
+    NotStarted,
+    /// Not this shard's row.
+    OtherShard,
+    /// Its options are wrong, or the destination could not be asked.
+    Unknown,
+}
+
+impl RowStateKind {
+    /// The name shown in the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            RowStateKind::Available => "available",
+            RowStateKind::NotAvailable => "recorded, not available",
+            RowStateKind::InProgress => "in progress",
+            RowStateKind::Interrupted => "interrupted",
+            RowStateKind::Failed => "failed",
+            RowStateKind::NotStarted => "not started",
+            RowStateKind::OtherShard => "other shard",
+            RowStateKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// One row of `imgport batch --status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RowState {
+    pub id: String,
+    pub position: usize,
+    pub state: RowStateKind,
+    pub image_id: Option<String>,
+    pub destination: Option<String>,
+    /// Who holds it, what failed, or why the state is unknown.
+    pub detail: String,
+}
+
+/// Every row's state at its destination; reads only (the journal, the bucket's records and
+/// DescribeImages), changes nothing.
+pub async fn status<S: ObjectStore>(
+    items: Vec<BatchItem>,
+    settings: &BatchSettings,
+    connect: &dyn Connect<S>,
+) -> Vec<RowState> {
+    let journal = settings
+        .journal
+        .as_deref()
+        .map(load_journal)
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let state = |state, detail: String| RowState {
+            id: item.id.clone(),
+            position: item.position,
+            state,
+            image_id: None,
+            destination: None,
+            detail,
+        };
+        if settings.shard.is_some_and(|s| !s.owns(&item)) {
+            out.push(state(RowStateKind::OtherShard, String::new()));
+            continue;
+        }
+        let row = match row_state(&item, settings, connect, &journal).await {
+            Ok(r) => r,
+            Err(e) => state(RowStateKind::Unknown, e),
+        };
+        out.push(row);
+    }
+    out
+}
+
+async fn row_state<S: ObjectStore>(
+    item: &BatchItem,
+    settings: &BatchSettings,
+    connect: &dyn Connect<S>,
+    journal: &HashMap<(String, String), JournalLine>,
+) -> Result<RowState, String> {
+    let s = row_settings(item, &settings.base, &settings.flags)?;
+    let dest = connect.destination(&s.plan.region, &s.plan.bucket);
+    let (store, ecs, _) = connect.connect(&s.plan.region)?;
+    let mut r = RowState {
+        id: item.id.clone(),
+        position: item.position,
+        state: RowStateKind::NotStarted,
+        image_id: None,
+        destination: Some(dest.to_string()),
+        detail: String::new(),
+    };
+    let done = claims::read_done(&store, &dest, &item.id)
+        .await
+        .map_err(|e| crate::report::error_chain(&e))?;
+    let recorded = done.map(|d| d.image_id).or_else(|| {
+        journal
+            .get(&(item.id.clone(), dest.fingerprint()))
+            .map(|l| l.image_id.clone())
+    });
+    if let Some(image_id) = recorded {
+        let available = confirm_available(&ecs, &image_id)
+            .await
+            .map_err(|e| crate::report::error_chain(&e))?;
+        r.state = if available {
+            RowStateKind::Available
+        } else {
+            RowStateKind::NotAvailable
+        };
+        r.image_id = Some(image_id);
+        if available {
+            return Ok(r);
+        }
+    }
+    let newest = claims::read_newest(&store, &dest.bucket, &item.id)
+        .await
+        .map_err(|e| crate::report::error_chain(&e))?;
+    let Some(n) = newest else {
+        return Ok(r);
+    };
+    if n.record.state == claims::ClaimState::Failed {
+        r.state = RowStateKind::Failed;
+        r.detail = format!("last attempt by {} failed", n.record.owner);
+        return Ok(r);
+    }
+    match claims::holder_state(Some(&n), &settings.holder, &settings.lease, now_unix()) {
+        Some(b) => {
+            r.state = RowStateKind::InProgress;
+            r.detail = in_progress(item, &b).claimed_by.unwrap_or_default();
+        }
+        None => {
+            r.state = RowStateKind::Interrupted;
+            r.detail = format!(
+                "held by {} (gone or its lease lapsed); a run resumes it",
+                n.record.owner
+            );
+        }
+    }
+    Ok(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const GIB: u64 = 1 << 30;
+
+    fn opts(region: Option<&str>, bucket: Option<&str>, prefix: Option<&str>) -> RowOptions {
+        RowOptions {
+            region: region.map(String::from),
+            bucket: bucket.map(String::from),
+            key_prefix: prefix.map(String::from),
+            ..RowOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_flag_wins_over_the_row_which_wins_over_the_defaults_for_every_key() {
+        let item = BatchItem {
+            id: "web 01".into(),
+            position: 0,
+            name: Some("web".into()),
+            files: vec!["/d/web.qcow2".into()],
+            options: opts(None, Some("row-bucket"), Some("row/")),
+            defaults: opts(Some("cn-hangzhou"), Some("default-bucket"), Some("d/")),
+        };
+        let base = ImportSettings::default();
+        let s = row_settings(&item, &base, &RowOptions::default()).unwrap();
+        assert_eq!(
+            (s.plan.region.as_str(), s.plan.bucket.as_str()),
+            ("cn-hangzhou", "row-bucket")
+        );
+        assert_eq!(s.plan.key_prefix, "row/web_01/");
+        let flags = opts(Some("eu-central-1"), Some("flag-bucket"), Some("f/"));
+        let s = row_settings(&item, &base, &flags).unwrap();
+        assert_eq!(
+            (s.plan.region.as_str(), s.plan.bucket.as_str()),
+            ("eu-central-1", "flag-bucket")
+        );
+        assert_eq!(s.plan.key_prefix, "f/web_01/");
+        let bare = BatchItem {
+            options: RowOptions::default(),
+            defaults: opts(Some("cn-hangzhou"), Some("b"), None),
+            ..item
+        };
+        let s = row_settings(&bare, &base, &RowOptions::default()).unwrap();
+        assert_eq!(s.plan.key_prefix, "imgport/web_01/");
+        assert!(!s.plan.allow_no_os);
+        let allow = RowOptions {
+            allow_no_os: Some(true),
+            ..RowOptions::default()
+        };
+        assert!(row_settings(&bare, &base, &allow).unwrap().plan.allow_no_os);
+    }
 
     #[test]
     fn the_default_starts_from_the_cores_and_stops_where_memory_does() {

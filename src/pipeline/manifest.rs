@@ -39,8 +39,8 @@ pub enum ManifestError {
     Shard(String, &'static str),
 }
 
-/// Options a manifest row (or its `[defaults]`) may set; unset fields fall back to the
-/// defaults, then to the command line.
+/// Options a manifest row (or its `[defaults]`, or the command line) may set. One precedence
+/// for every key: the command-line flag, else the row's own value, else `[defaults]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RowOptions {
@@ -58,6 +58,8 @@ pub struct RowOptions {
     pub family: Option<String>,
     /// 1-based position of the system disk among `files`.
     pub system_disk: Option<usize>,
+    /// Import a system disk on which inspection found no operating system (`guest.no_os`).
+    pub allow_no_os: Option<bool>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
 }
@@ -80,7 +82,8 @@ impl RowOptions {
             boot_mode,
             license_type,
             family,
-            system_disk
+            system_disk,
+            allow_no_os
         );
         for (k, v) in &defaults.tags {
             self.tags.entry(k.clone()).or_insert_with(|| v.clone());
@@ -98,7 +101,10 @@ pub struct BatchItem {
     pub position: usize,
     pub name: Option<String>,
     pub files: Vec<PathBuf>,
+    /// The row's own options.
     pub options: RowOptions,
+    /// The manifest's `[defaults]`, below the row's options and the command line.
+    pub defaults: RowOptions,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,13 +145,13 @@ pub fn load(path: &Path) -> Result<Vec<BatchItem>, ManifestError> {
     }
     let text = std::fs::read_to_string(path).map_err(read_err)?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let items = if path
+    let (items, defaults) = if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
     {
         parse_toml(&text, path)?
     } else {
-        parse_csv(&text, path)?
+        (parse_csv(&text, path)?, RowOptions::default())
     };
     let mut seen = BTreeMap::new();
     let mut out = Vec::with_capacity(items.len());
@@ -177,6 +183,7 @@ pub fn load(path: &Path) -> Result<Vec<BatchItem>, ManifestError> {
             name,
             files,
             options,
+            defaults: defaults.clone(),
         });
     }
     Ok(out)
@@ -184,15 +191,20 @@ pub fn load(path: &Path) -> Result<Vec<BatchItem>, ManifestError> {
 
 type RawRow = (Option<String>, Vec<PathBuf>, RowOptions);
 
-fn parse_toml(text: &str, path: &Path) -> Result<Vec<RawRow>, ManifestError> {
+/// A manifest's rows and its `[defaults]` (none in CSV).
+type RawManifest = (Vec<RawRow>, RowOptions);
+
+fn parse_toml(text: &str, path: &Path) -> Result<RawManifest, ManifestError> {
     let m: TomlManifest = toml::from_str(text).map_err(|source| ManifestError::Toml {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(m.images
+    let rows = m
+        .images
         .into_iter()
-        .map(|i| (i.name, i.files, i.options.or(&m.defaults)))
-        .collect())
+        .map(|i| (i.name, i.files, i.options))
+        .collect();
+    Ok((rows, m.defaults))
 }
 
 /// CSV columns: `name`, `files` (`;`-separated), then any [`RowOptions`] field; `tags` as
@@ -245,6 +257,12 @@ fn parse_csv(text: &str, path: &Path) -> Result<Vec<RawRow>, ManifestError> {
                 "boot_mode" => o.boot_mode = s,
                 "license_type" => o.license_type = s,
                 "family" => o.family = s,
+                "allow_no_os" => {
+                    o.allow_no_os = Some(
+                        v.parse()
+                            .map_err(|_| bad(format!("allow_no_os `{v}` is not true or false")))?,
+                    )
+                }
                 "system_disk" => {
                     o.system_disk = Some(
                         v.parse()
@@ -395,11 +413,13 @@ region = "cn-beijing"
             items[0].files,
             [dir.path().join("web.qcow2"), PathBuf::from("/abs/data.raw")]
         );
-        assert_eq!(items[0].options.region.as_deref(), Some("cn-hangzhou"));
+        // The row keeps its own options; `[defaults]` sit beside them, below.
+        assert_eq!(items[0].options.region, None);
+        assert_eq!(items[0].defaults.region.as_deref(), Some("cn-hangzhou"));
         assert_eq!(items[0].options.platform.as_deref(), Some("CentOS"));
-        assert_eq!(items[0].options.tags["team"], "infra");
+        assert_eq!(items[0].defaults.tags["team"], "infra");
         assert_eq!(items[1].options.region.as_deref(), Some("cn-beijing"));
-        assert_eq!(items[1].options.bucket.as_deref(), Some("images"));
+        assert_eq!(items[1].defaults.bucket.as_deref(), Some("images"));
         assert_eq!(items[1].id, dir.path().join("db.vhd").display().to_string());
     }
 
@@ -490,6 +510,7 @@ region = "cn-beijing"
                 name: None,
                 files: vec![],
                 options: RowOptions::default(),
+                defaults: RowOptions::default(),
             })
             .collect();
         let mut owners = [0; 10];

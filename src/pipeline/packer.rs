@@ -107,6 +107,7 @@ pub fn load(path: &Path, last_run_only: bool) -> Result<Vec<BatchItem>, Manifest
             name: b.name,
             files,
             options: RowOptions::default(),
+            defaults: RowOptions::default(),
         });
     }
     Ok(items)

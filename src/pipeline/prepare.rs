@@ -26,10 +26,12 @@ pub enum PrepareError {
 }
 
 impl PrepareError {
-    /// Exit code: 3 when an image was refused by inspection, 2 for a plan the user must
-    /// correct (e.g. two bootable disks, a malformed name), 1 for I/O errors.
+    /// Exit code: 3 when an image was refused by inspection (unsafe, or a system disk with
+    /// no operating system), 2 for a plan the user must correct (e.g. two bootable disks, a
+    /// malformed name), 1 for I/O errors.
     pub fn exit_code(&self) -> u8 {
         match self {
+            PrepareError::Plan(crate::plan::PlanError::NoOs { .. }) => 3,
             PrepareError::Inspect {
                 source: ImageError::Refused { .. },
                 ..

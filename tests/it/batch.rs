@@ -19,8 +19,10 @@ fn manifest(dir: &Path, n: usize, extra: &str) -> PathBuf {
 
 /// `dir/batch.toml`: `n` rows named `NAME-K`, all from `src`, plus `extra` text.
 fn manifest_of(dir: &Path, src: &Path, name: &str, n: usize, extra: &str) -> PathBuf {
-    let mut text =
-        format!("[defaults]\nregion = \"cn-hangzhou\"\nbucket = \"{BUCKET}\"\nsystem_disk = 1\n\n");
+    let mut text = format!(
+        "[defaults]\nregion = \"cn-hangzhou\"\nbucket = \"{BUCKET}\"\nsystem_disk = 1\n\
+                 allow_no_os = true\n\n"
+    );
     for k in 0..n {
         text.push_str(&format!(
             "[[image]]\nname = \"{name}-{k}\"\nfiles = [\"{}\"]\n\n",
@@ -343,8 +345,15 @@ fn overlapping_runs_are_kept_apart_by_claims_in_the_bucket() {
     let m = manifest(dir.path(), 4, "");
     // Two unsharded processes with journals of their own: only the bucket's claims stop
     // them from importing the same rows.
-    let a = batch_process(&sim, dir.path(), &m, &["--in-flight", "2"], "a");
-    let b = batch_process(&sim, dir.path(), &m, &["--in-flight", "2"], "b");
+    let wait = [
+        "--in-flight",
+        "2",
+        "--wait-for-others",
+        "--wait-interval",
+        "0.2",
+    ];
+    let a = batch_process(&sim, dir.path(), &m, &wait, "a");
+    let b = batch_process(&sim, dir.path(), &m, &wait, "b");
     let reports = [finish(a), finish(b)];
     let expected: Vec<String> = (0..4).map(|k| format!("img-{k}")).collect();
     assert_eq!(imported_ids(&reports), expected, "{reports:?}");
@@ -356,8 +365,7 @@ fn overlapping_runs_are_kept_apart_by_claims_in_the_bucket() {
         assert!(
             s.iter().filter(|x| *x == "imported").count() == 1
                 && s.iter()
-                    .all(|x| ["imported", "claimed_elsewhere", "already_imported"]
-                        .contains(&x.as_str())),
+                    .all(|x| ["imported", "already_imported"].contains(&x.as_str())),
             "{id}: {s:?}"
         );
     }
@@ -389,6 +397,7 @@ fn packer_manifest_artifacts_are_imported() {
         "cn-hangzhou".into(),
         "--bucket".into(),
         BUCKET.into(),
+        "--allow-no-os".into(),
         "--json".into(),
     ];
     args.extend(sandbox_args(dir.path()));
@@ -402,4 +411,332 @@ fn packer_manifest_artifacts_are_imported() {
     assert_eq!(rows[0]["result"]["image_name"], "web");
     assert_eq!(rows[0]["result"]["disks"].as_array().unwrap().len(), 1);
     assert_eq!(rows[0]["result"]["status"], "Available");
+}
+
+/// `batch` against `sim` as `machine`, with more flags; not yet waited for.
+fn batch_as(sim: &Sim, dir: &Path, manifest: &Path, machine: &str, extra: &[&str]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgport"));
+    cmd.arg("batch")
+        .arg(manifest)
+        .args([
+            "--path-style",
+            "--ecs-endpoint",
+            &sim.ecs,
+            "--oss-endpoint",
+            &sim.s3,
+        ])
+        .args(["--poll-interval", "0.2", "--journal"])
+        .arg(dir.join(format!("uploads-{machine}")))
+        .arg("--batch-journal")
+        .arg(dir.join(format!("journal-{machine}.jsonl")))
+        .args(extra)
+        .env("IMGPORT_HOST_ID", machine)
+        .env(
+            "ALIBABA_CLOUD_ACCESS_KEY_ID",
+            imgport::sim::server::TEST_ACCESS_KEY_ID,
+        )
+        .env(
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            imgport::sim::server::TEST_ACCESS_KEY_SECRET,
+        )
+        .env_remove("JOB_COMPLETION_INDEX")
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.spawn().unwrap()
+}
+
+/// Waits until some claim in the bucket names `machine`.
+fn wait_for_claim(state: &Path, machine: &str) {
+    let root = state.join("s3").join(BUCKET).join("imgport-state");
+    let needle = format!("\"machine\":\"{machine}\"");
+    for _ in 0..1000 {
+        if files_under(&root).iter().any(|f| {
+            f.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("claim-"))
+                && std::fs::read_to_string(f).is_ok_and(|t| t.contains(&needle))
+        }) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("{machine} never claimed a row");
+}
+
+fn ended(child: Child) -> (i32, serde_json::Value, String) {
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "no JSON report: {}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out.status.code().unwrap_or(-1), json, stderr)
+}
+
+#[test]
+fn records_of_one_destination_never_satisfy_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(dir.path(), 2, "");
+    // The journal `batch_as` gives machine m0, shared by both runs.
+    let journal = dir.path().join("journal-m0.jsonl");
+    let mut args = vec![
+        "batch".to_string(),
+        m.display().to_string(),
+        "--json".into(),
+        "--batch-journal".into(),
+        journal.display().to_string(),
+    ];
+    args.extend(sandbox_args(dir.path()));
+    let first = imgport_in(dir.path(), &args);
+    first.expect_code(0);
+    assert_eq!(first.json()["imported"], 2);
+    // The same manifest and journal against another endpoint: nothing there is imported yet.
+    let state = dir.path().join("sim");
+    let sim = start_sim(&state, BUCKET);
+    let (code, r, stderr) = ended(batch_as(&sim, dir.path(), &m, "m0", &["--json"]));
+    assert_eq!(code, 0, "{r}\n{stderr}");
+    assert_eq!(r["imported"], 2, "{r}");
+    assert_eq!(r["already_imported"], 0, "{r}");
+    assert_eq!(sim_images(&state), 2);
+    for row in r["rows"].as_array().unwrap() {
+        assert!(
+            row["destination"].as_str().unwrap().contains(&sim.s3),
+            "{row}"
+        );
+    }
+    // Back at the sandbox, its own records still hold and are confirmed there.
+    let again = imgport_in(dir.path(), &args);
+    again.expect_code(0);
+    assert_eq!(again.json()["already_imported"], 2, "{}", again.json());
+}
+
+#[test]
+fn a_flag_wins_over_the_row_which_wins_over_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = image("content.qcow2");
+    let text = format!(
+        "[defaults]\nregion = \"cn-hangzhou\"\nbucket = \"nowhere\"\nkey_prefix = \"d/\"\n\
+         allow_no_os = true\n\n\
+         [[image]]\nname = \"alpha\"\nfiles = [\"{0}\"]\n\n\
+         [[image]]\nname = \"beta\"\nfiles = [\"{0}\"]\nkey_prefix = \"r/\"\nbucket = \"elsewhere\"\n",
+        src.display()
+    );
+    let m = dir.path().join("precedence.toml");
+    std::fs::write(&m, text).unwrap();
+    // Each run with a sandbox and journal of its own, so none finds another's records.
+    let run = |name: &str, extra: &[&str]| {
+        let own = dir.path().join(name);
+        let mut args = vec![
+            "batch".to_string(),
+            m.display().to_string(),
+            "--bucket".into(),
+            BUCKET.into(),
+            "--no-dedupe".into(),
+            "--batch-journal".into(),
+            own.join("batch.jsonl").display().to_string(),
+        ];
+        args.extend(sandbox_args(&own));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let r = imgport_in(dir.path(), &args);
+        r.expect_code(0);
+        r
+    };
+    // Human output: the override of row 2's own bucket is said, not silent.
+    let human = run("human", &[]);
+    assert!(
+        human
+            .stderr()
+            .contains("--bucket images overrides the bucket of rows 2"),
+        "{}",
+        human.stderr()
+    );
+    let r = run("json", &["--json"]).json();
+    let disk = |n: usize| r["rows"][n]["result"]["disks"][0].clone();
+    // --bucket over both the row's and [defaults]'; the row's key_prefix over [defaults]'.
+    assert_eq!(disk(0)["bucket"], BUCKET, "{r}");
+    assert_eq!(disk(1)["bucket"], BUCKET, "{r}");
+    assert!(
+        disk(0)["key"].as_str().unwrap().starts_with("d/alpha/"),
+        "{r}"
+    );
+    assert!(
+        disk(1)["key"].as_str().unwrap().starts_with("r/beta/"),
+        "{r}"
+    );
+    // And --key-prefix over both.
+    let r = run("prefix", &["--json", "--key-prefix", "f/"]).json();
+    for n in 0..2 {
+        let key = r["rows"][n]["result"]["disks"][0]["key"].as_str().unwrap();
+        assert!(key.starts_with("f/"), "{r}");
+    }
+}
+
+#[test]
+fn a_system_disk_without_an_os_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    // A text file named like a qcow2 image: inspection finds a raw disk with no OS.
+    let fake = dir.path().join("fake.qcow2");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"), &fake).unwrap();
+    let text = format!(
+        "[defaults]\nregion = \"cn-hangzhou\"\nbucket = \"{BUCKET}\"\n\n\
+         [[image]]\nname = \"fake\"\nfiles = [\"{}\"]\n",
+        fake.display()
+    );
+    let m = dir.path().join("fake.toml");
+    std::fs::write(&m, text).unwrap();
+    let mut args = vec![
+        "batch".to_string(),
+        m.display().to_string(),
+        "--json".into(),
+    ];
+    args.extend(sandbox_args(dir.path()));
+    let refused = imgport_in(dir.path(), &args);
+    refused.expect_code(3);
+    let r = refused.json();
+    assert_eq!(r["rows"][0]["status"], "failed", "{r}");
+    assert!(
+        r["rows"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("guest.no_os"),
+        "{r}"
+    );
+    let mut import = vec![
+        "import".to_string(),
+        fake.display().to_string(),
+        "--region".into(),
+        "cn-hangzhou".into(),
+        "--bucket".into(),
+        BUCKET.into(),
+    ];
+    import.extend(sandbox_args(dir.path()));
+    let refused = imgport_in(dir.path(), &import);
+    refused.expect_code(3);
+    assert!(
+        refused.stderr().contains("guest.no_os"),
+        "{}",
+        refused.stderr()
+    );
+    // Said so by the user: imported.
+    args.push("--allow-no-os".into());
+    imgport_in(dir.path(), &args).expect_code(0);
+}
+
+#[test]
+fn rows_held_by_a_live_process_are_in_progress_elsewhere_and_status_shows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("sim");
+    // Slow parts keep the first process busy while the second looks.
+    let sim = start_sim_with(&state, BUCKET, &["--s3-fault", "0:delay=300:1000000"]);
+    let m = manifest(dir.path(), 1, "");
+    let slow = ["--json", "--part-size", "128K", "--concurrency", "1"];
+    let a = batch_as(&sim, dir.path(), &m, "ma", &slow);
+    wait_for_claim(&state, "ma");
+    let (code, r, stderr) = ended(batch_as(&sim, dir.path(), &m, "mb", &["--json"]));
+    assert_eq!(code, 75, "{r}\n{stderr}");
+    assert_eq!(r["in_progress_elsewhere"], 1, "{r}");
+    assert_eq!(r["imported"], 0, "{r}");
+    assert!(
+        r["rows"][0]["claimed_by"].as_str().unwrap().contains("ma"),
+        "{r}"
+    );
+    let status = batch_as(&sim, dir.path(), &m, "mb", &["--status", "--json"]);
+    let out = status.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s[0]["state"], "in_progress", "{s}");
+    let (code, r, stderr) = ended(a);
+    assert_eq!(code, 0, "{r}\n{stderr}");
+    let (code, r, _) = ended(batch_as(&sim, dir.path(), &m, "mb", &["--json"]));
+    assert_eq!((code, r["already_imported"].as_u64()), (0, Some(1)), "{r}");
+    let status = batch_as(&sim, dir.path(), &m, "mb", &["--status", "--json"]);
+    let s: serde_json::Value =
+        serde_json::from_slice(&status.wait_with_output().unwrap().stdout).unwrap();
+    assert_eq!(s[0]["state"], "available", "{s}");
+}
+
+#[test]
+fn a_lease_lapsed_while_its_holder_works_on_makes_no_second_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("sim");
+    let sim = start_sim_with(&state, BUCKET, &["--s3-fault", "0:delay=200:1000000"]);
+    let m = manifest(dir.path(), 2, "");
+    // The first holder is cut off: it never renews its one-second lease, and works on.
+    let cut_off = [
+        "--json",
+        "--no-dedupe",
+        "--part-size",
+        "128K",
+        "--concurrency",
+        "1",
+        "--lease-seconds",
+        "1",
+        "--lease-renew-seconds",
+        "100000",
+    ];
+    let a = batch_as(&sim, dir.path(), &m, "ma", &cut_off);
+    wait_for_claim(&state, "ma");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Another machine takes the lapsed rows over and imports them too, a little behind.
+    let mut behind = cut_off.to_vec();
+    behind.truncate(6);
+    let b = batch_as(&sim, dir.path(), &m, "mb", &behind);
+    let (code_b, rb, err_b) = ended(b);
+    let (code_a, ra, err_a) = ended(a);
+    assert_eq!(code_a, 0, "{ra}\n{err_a}");
+    assert_eq!(code_b, 0, "{rb}\n{err_b}");
+    // Both worked on the rows: the second took the lapsed claims over.
+    wait_for_claim(&state, "mb");
+    // Whoever finished second either saw its upload aborted by the first (which drops the
+    // uploads every holder named) and found the row done, or reached ImportImage, whose
+    // ClientToken (same plan, same bytes) returned the first's image. Either way: one image
+    // per row, both reports name it, and both say done.
+    assert_eq!(sim_images(&state), 2, "{ra}\n{rb}");
+    for r in [&ra, &rb] {
+        assert_eq!(
+            r["imported"].as_u64().unwrap() + r["already_imported"].as_u64().unwrap(),
+            2,
+            "{r}"
+        );
+    }
+    for n in 0..2 {
+        assert_eq!(
+            ra["rows"][n]["image_id"], rb["rows"][n]["image_id"],
+            "{ra}\n{rb}"
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_batch_says_how_to_resume_and_the_rerun_takes_its_rows_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("sim");
+    let sim = start_sim_with(&state, BUCKET, &["--s3-fault", "0:delay=200:1000000"]);
+    let m = manifest(dir.path(), 2, "");
+    let slow = ["--part-size", "128K", "--concurrency", "1", "--no-dedupe"];
+    let a = batch_as(&sim, dir.path(), &m, "m0", &slow);
+    wait_for_claim(&state, "m0");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let ok = Command::new("kill")
+        .args(["-INT", &a.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = a.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("run the same command again to resume"),
+        "{stderr}"
+    );
+    // The same machine takes its dead process's claims back at once.
+    let mut json = vec!["--json"];
+    json.extend(slow);
+    let (code, r, stderr) = ended(batch_as(&sim, dir.path(), &m, "m0", &json));
+    assert_eq!(code, 0, "{r}\n{stderr}");
+    assert_eq!(r["imported"], 2, "{r}");
+    assert_eq!(sim_images(&state), 2);
 }

@@ -22,6 +22,8 @@ fn import_args(dir: &Path, files: &[&Path], extra: &[&str]) -> Vec<std::ffi::OsS
         BUCKET,
         "--sandbox",
         "--json",
+        // The test disks hold no OS.
+        "--allow-no-os",
     ] {
         args.push(a.into());
     }
@@ -253,6 +255,7 @@ fn dry_run_is_the_plan_and_calls_nothing() {
         BUCKET,
         "--system-disk",
         "1",
+        "--allow-no-os",
         "--json",
     ];
     let mut args: Vec<&std::ffi::OsStr> =

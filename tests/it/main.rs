@@ -2,6 +2,7 @@
 //! by real tools (`scripts/make-testdata.sh`) and compares with `qemu-img` as the oracle.
 
 mod batch;
+mod batch_chaos;
 mod cloud;
 mod convert;
 mod guest;

@@ -2,7 +2,14 @@
 
 use crate::util::*;
 
-const BASE: [&str; 4] = ["--region", "cn-hangzhou", "--bucket", "my-images"];
+/// The test disks hold no OS: said so with --allow-no-os.
+const BASE: [&str; 5] = [
+    "--region",
+    "cn-hangzhou",
+    "--bucket",
+    "my-images",
+    "--allow-no-os",
+];
 
 #[test]
 fn plan_json_holds_the_exact_import_request() {
@@ -83,4 +90,11 @@ fn plan_errors_have_their_exit_codes() {
     let mut a = args.clone();
     a.extend(["--platform", "Plan9", x.to_str().unwrap()]);
     imgport(&a).expect_code(2);
+    // A system disk with no OS, not allowed: refused with its finding code.
+    let mut a = vec!["plan"];
+    a.extend(&BASE[..4]);
+    a.push(x.to_str().unwrap());
+    let run = imgport(&a);
+    run.expect_code(3);
+    assert!(run.stderr().contains("guest.no_os"), "{}", run.stderr());
 }

@@ -28,6 +28,7 @@ fn the_import_completes_with_ten_percent_of_requests_failing() {
         "1",
         "--sandbox-fault-rate",
         "0.1",
+        "--allow-no-os",
         "--system-disk",
         "1",
         "--to",
@@ -77,6 +78,8 @@ fn import_via(ecs: &str, s3: &str, dir: &Path, src: &Path, name: &str) -> Comman
         .arg(src)
         .args(["--region", REGION, "--bucket", BUCKET, "--name", name])
         .args(["--system-disk", "1", "--to", "vhd", "--part-size", "5M"])
+        // The test disk holds no OS.
+        .arg("--allow-no-os")
         .args(["--json", "--path-style", "--poll-interval", "0.2"])
         .args(["--ecs-endpoint", ecs, "--oss-endpoint", s3])
         .arg("--journal")
@@ -230,6 +233,7 @@ fn a_known_secret_and_token_appear_in_no_output_log_or_journal() {
             BUCKET,
             "--system-disk",
             "1",
+            "--allow-no-os",
             "--json",
         ],
         vec![
@@ -264,6 +268,7 @@ fn a_known_secret_and_token_appear_in_no_output_log_or_journal() {
                 BUCKET,
                 "--system-disk",
                 "1",
+                "--allow-no-os",
             ][..],
             &cloud,
         ]
