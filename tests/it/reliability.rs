@@ -443,7 +443,14 @@ fn sandbox_import_stopped_mid_upload_resumes(signal: i32) {
                 .arg(&src)
                 .args(["--region", REGION, "--bucket", BUCKET, "--name", "sbx"])
                 .args(["--system-disk", "1", "--to", "raw", "--part-size", "5M"])
-                .args(["--concurrency", "1", "--no-dedupe", "--json", "--sandbox"])
+                .args([
+                    "--concurrency",
+                    "1",
+                    "--no-dedupe",
+                    "--allow-no-os",
+                    "--json",
+                    "--sandbox",
+                ])
                 .args(["--sandbox-import-seconds", "0.2", "--sandbox-dir"])
                 .arg(dir.path().join("sandbox"))
                 .arg("--journal")
