@@ -47,6 +47,9 @@ pub enum ImageCommand {
     /// ModifyImageAttribute: rename, describe, set the family, boot mode, license, status
     /// (Deprecated/Available) or features of a custom image.
     Modify(ModifyArgs),
+    /// CancelTask: stop an import left running (an interrupted `import` or `batch` prints
+    /// its task id); the image it was making is removed by the service.
+    CancelImport(CancelImportArgs),
 }
 
 /// One `--disk`: `snapshot=ID,size=GIB,device=/dev/xvdX`, every key optional.
@@ -174,6 +177,18 @@ pub struct ModifyArgs {
     pub json: bool,
 }
 
+/// `imgport image cancel-import`.
+#[derive(Debug, Args)]
+pub struct CancelImportArgs {
+    /// The import task, e.g. t-bp1….
+    pub task_id: String,
+    #[command(flatten)]
+    pub cloud: AliyunFlags,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Runs `imgport image …`.
 pub fn run(args: ImageArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -183,6 +198,7 @@ pub fn run(args: ImageArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ImageCommand::Create(a) => runtime.block_on(create(a)),
         ImageCommand::Modify(a) => runtime.block_on(modify(a)),
+        ImageCommand::CancelImport(a) => runtime.block_on(cancel_import(a)),
     }
 }
 
@@ -350,4 +366,30 @@ async fn modify(a: ModifyArgs) -> anyhow::Result<ExitCode> {
         println!("modified {}: {}", a.image_id, list.join(", "));
     }
     Ok(ExitCode::from(exit::OK))
+}
+
+async fn cancel_import(a: CancelImportArgs) -> anyhow::Result<ExitCode> {
+    let client = EcsClient::new(a.cloud.config(), a.cloud.credentials())?;
+    let cancelled = match client.cancel_import(&a.task_id).await {
+        Ok(c) => c,
+        Err(e) => return fail_rpc(&e, a.json),
+    };
+    if a.json {
+        print_json(&json!({
+            "task_id": a.task_id, "region": a.cloud.region, "cancelled": cancelled,
+        }))?;
+    } else if cancelled {
+        println!("cancelled import task {}", a.task_id);
+    } else {
+        println!(
+            "import task {} cannot be cancelled now (it has finished, or the service does not \
+             allow it)",
+            a.task_id
+        );
+    }
+    Ok(ExitCode::from(if cancelled {
+        exit::OK
+    } else {
+        exit::FAILED
+    }))
 }

@@ -66,15 +66,14 @@ pub enum WaitError {
     /// The service never listed the image.
     #[error("image {image_id} not found after {polls} polls")]
     NotFound { image_id: String, polls: u32 },
-    /// The caller cancelled (Ctrl-C, exit code 130); `task_cancelled` says whether CancelTask
-    /// was sent and accepted.
+    /// The caller stopped waiting (Ctrl-C, exit code 130). The import goes on in the cloud:
+    /// waiting again (the same ImportImage ClientToken names the same image) picks it up, and
+    /// CancelTask of `task_id` stops it.
     #[error(
-        "waiting for image {image_id} was interrupted (import task cancelled: {task_cancelled})"
+        "waiting for image {image_id} was interrupted; its import goes on in the cloud{}",
+        stop_hint(task_id)
     )]
-    Interrupted {
-        image_id: String,
-        task_cancelled: bool,
-    },
+    Interrupted { image_id: String, task_id: String },
 }
 
 impl WaitError {
@@ -89,6 +88,15 @@ impl WaitError {
     }
 }
 
+/// How to stop an import left running, for [`WaitError::Interrupted`].
+fn stop_hint(task_id: &str) -> String {
+    if task_id.is_empty() {
+        String::new()
+    } else {
+        format!(" (stop it with `imgport image cancel-import {task_id}` and the same region)")
+    }
+}
+
 /// Parses `"40%"` to 40.
 fn percent(s: &str) -> Option<u64> {
     s.trim().trim_end_matches('%').trim().parse().ok()
@@ -96,9 +104,9 @@ fn percent(s: &str) -> Option<u64> {
 
 impl EcsClient {
     /// Waits until image `image_id` (imported by task `task_id`, may be empty) is
-    /// `Available`. `cancel` is polled alongside: when it completes, the task is cancelled if
-    /// the service says it can be (`SupportCancel` = "true") and [`WaitError::Interrupted`]
-    /// is returned. The CLI passes Ctrl-C:
+    /// `Available`. `cancel` is polled alongside: when it completes, waiting stops with
+    /// [`WaitError::Interrupted`] and the import is left running, so that the same command
+    /// run again waits for it ([`EcsClient::cancel_import`] stops it). The CLI passes Ctrl-C:
     /// `async { let _ = tokio::signal::ctrl_c().await; }`, and maps the error with
     /// [`WaitError::exit_code`].
     pub async fn wait_available(
@@ -113,9 +121,11 @@ impl EcsClient {
         tokio::select! {
             biased;
             () = &mut cancel => {
-                let task_cancelled = self.cancel_import(task_id).await;
                 reporter.finish();
-                Err(WaitError::Interrupted { image_id: image_id.to_string(), task_cancelled })
+                Err(WaitError::Interrupted {
+                    image_id: image_id.to_string(),
+                    task_id: task_id.to_string(),
+                })
             }
             r = self.poll_until_available(image_id, task_id, options, reporter) => {
                 reporter.finish();
@@ -124,16 +134,14 @@ impl EcsClient {
         }
     }
 
-    /// CancelTask when DescribeTaskAttribute says the task supports it; true when sent and
-    /// accepted.
-    async fn cancel_import(&self, task_id: &str) -> bool {
-        if task_id.is_empty() {
-            return false;
+    /// Stops a running import: CancelTask when DescribeTaskAttribute says the task supports
+    /// it (`SupportCancel` = "true"); `Ok(false)` when it does not.
+    pub async fn cancel_import(&self, task_id: &str) -> Result<bool, RpcError> {
+        if !self.describe_task_attribute(task_id).await?.cancellable() {
+            return Ok(false);
         }
-        match self.describe_task_attribute(task_id).await {
-            Ok(t) if t.cancellable() => self.cancel_task(task_id).await.is_ok(),
-            _ => false,
-        }
+        self.cancel_task(task_id).await?;
+        Ok(true)
     }
 
     async fn poll_until_available(

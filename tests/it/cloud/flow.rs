@@ -339,18 +339,20 @@ fn poll_times_out_fails_typed_and_cancels() {
             .await
             .unwrap_err();
         assert_eq!(err.exit_code(), 130);
+        // An interrupted wait leaves the import running; CancelTask stops it.
         assert!(
-            matches!(
-                err,
-                WaitError::Interrupted {
-                    task_cancelled: true,
-                    ..
-                }
-            ),
+            matches!(&err, WaitError::Interrupted { task_id, .. } if *task_id == c.task_id),
             "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("imgport image cancel-import"),
+            "{err}"
         );
         let mut q = DescribeTasksRequest::new(REGION);
         q.task_ids = vec![c.task_id.clone()];
+        let tasks = client.describe_tasks(&q).await.unwrap();
+        assert_eq!(tasks.task_set.task[0].task_status, "Processing");
+        assert!(client.cancel_import(&c.task_id).await.unwrap());
         let tasks = client.describe_tasks(&q).await.unwrap();
         assert_eq!(tasks.task_set.task[0].task_status, "Cancelled");
         assert!(client.find_image(&c.image_id).await.unwrap().is_none());
