@@ -903,7 +903,30 @@ async fn drop_row_uploads<S: ObjectStore>(store: &S, settings: &ImportSettings, 
             tracing::warn!("aborting an earlier holder's upload of {target}: {e}");
         }
     }
+    // A holder killed between CreateMultipartUpload and naming the upload in its lease left
+    // one that only the bucket knows: every upload still open under the row's own key prefix
+    // belongs to an attempt at a row that is done.
+    match store
+        .list_uploads(bucket, &settings.plan.key_prefix, MAX_ROW_UPLOADS)
+        .await
+    {
+        Ok(open) => {
+            for (key, upload_id) in open {
+                let target = ObjectTarget {
+                    bucket: bucket.clone(),
+                    key,
+                };
+                if let Err(e) = store.abort(&target, &upload_id).await {
+                    tracing::warn!("aborting a left-over upload of {target}: {e}");
+                }
+            }
+        }
+        Err(e) => tracing::warn!("{item_id}: listing the row's open uploads failed: {e}"),
+    }
 }
+
+/// Most open uploads of one row's objects swept after it is done.
+const MAX_ROW_UPLOADS: usize = 1000;
 
 /// The report of a row another live process holds.
 fn in_progress(item: &BatchItem, b: &Busy) -> RowReport {

@@ -494,6 +494,49 @@ impl ObjectStore for S3Store {
         }
     }
 
+    async fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let target = ObjectTarget {
+            bucket: bucket.to_string(),
+            key: prefix.to_string(),
+        };
+        let mut found = Vec::new();
+        let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
+        for _ in 0..MAX_LIST_PAGES {
+            let out = self
+                .client
+                .list_multipart_uploads()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| sdk_err("ListMultipartUploads", &target, e))?;
+            found.extend(
+                out.uploads()
+                    .iter()
+                    .filter_map(|u| Some((u.key()?.to_string(), u.upload_id()?.to_string()))),
+            );
+            if found.len() >= limit {
+                found.truncate(limit);
+                break;
+            }
+            match out.next_key_marker() {
+                Some(k) if out.is_truncated() == Some(true) => {
+                    key_marker = Some(k.to_string());
+                    id_marker = out.next_upload_id_marker().map(str::to_string);
+                }
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+
     async fn get_small(
         &self,
         target: &ObjectTarget,

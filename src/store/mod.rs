@@ -153,6 +153,15 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
         prefix: &str,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Open multipart uploads under `prefix` in `bucket` as `(key, upload id)`
+    /// (ListMultipartUploads, all pages, at most `limit`): what a killed process left that no
+    /// journal names.
+    fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
     /// GetObject of a small object, at most `limit` bytes; `Ok(None)` when absent.
     fn get_small(
         &self,

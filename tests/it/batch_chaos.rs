@@ -235,11 +235,17 @@ fn journal_uploads(dir: &Path) -> BTreeSet<String> {
 
 #[test]
 fn three_machines_killed_at_random_import_every_row_exactly_once() {
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
+    // IMGPORT_CHAOS_SEED replays a printed seed.
+    let seed = std::env::var("IMGPORT_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
     eprintln!("chaos seed {seed}");
     let mut rng = Rng(seed);
     let started = Instant::now();

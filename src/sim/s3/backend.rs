@@ -12,8 +12,9 @@ use s3s::dto::{
     CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CreateBucketInput,
     CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteObjectInput,
     DeleteObjectOutput, ETag, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
-    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput, ListObjectsV2Input,
-    ListObjectsV2Output, ListPartsInput, ListPartsOutput, Metadata, Object, PutObjectInput,
+    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput,
+    ListMultipartUploadsInput, ListMultipartUploadsOutput, ListObjectsV2Input, ListObjectsV2Output,
+    ListPartsInput, ListPartsOutput, Metadata, MultipartUpload, Object, PutObjectInput,
     PutObjectOutput, Timestamp, UploadPartInput, UploadPartOutput,
 };
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
@@ -492,6 +493,49 @@ impl S3 for Backend {
         });
         crc_header(&mut resp, meta.crc64);
         Ok(resp)
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let input = req.input;
+        let max = input.max_uploads.map_or(MAX_PAGE, |n| {
+            usize::try_from(n).unwrap_or(0).clamp(1, MAX_PAGE)
+        });
+        let uploads = self.uploads.clone();
+        let (bucket, prefix) = (
+            input.bucket.clone(),
+            input.prefix.clone().unwrap_or_default(),
+        );
+        let key_marker = input.key_marker.clone().unwrap_or_default();
+        let mut all = blocking(move || Ok(uploads.list(&bucket, &prefix))).await?;
+        // Paging by key only: every upload of the marker's key was on the earlier page.
+        all.retain(|(_, info)| key_marker.is_empty() || info.key > key_marker);
+        let more = all.len() > max;
+        all.truncate(max);
+        let next_key = all.last().filter(|_| more).map(|(_, i)| i.key.clone());
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix,
+            key_marker: input.key_marker,
+            max_uploads: Some(i32::try_from(max).unwrap_or(i32::MAX)),
+            is_truncated: Some(more),
+            next_key_marker: next_key,
+            uploads: Some(
+                all.into_iter()
+                    .map(|(id, info)| MultipartUpload {
+                        key: Some(info.key),
+                        upload_id: Some(id),
+                        initiated: Some(Timestamp::from(
+                            std::time::UNIX_EPOCH + std::time::Duration::from_millis(info.created),
+                        )),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }))
     }
 
     async fn abort_multipart_upload(

@@ -677,6 +677,26 @@ impl Uploads {
         Ok(upload)
     }
 
+    /// The open uploads of `bucket` whose key starts with `prefix`, by key then creation
+    /// (ListMultipartUploads): `(upload id, what Create was told)`.
+    pub fn list(&self, bucket: &str, prefix: &str) -> Vec<(String, UploadInfo)> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(String, UploadInfo)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let id = e.file_name().to_str()?.to_string();
+                let json = std::fs::read(e.path().join(INFO)).ok()?;
+                let info: UploadInfo = serde_json::from_slice(&json).ok()?;
+                (valid_id(&id) && info.bucket == bucket && info.key.starts_with(prefix))
+                    .then_some((id, info))
+            })
+            .collect();
+        found.sort_by(|a, b| (&a.1.key, a.1.created).cmp(&(&b.1.key, b.1.created)));
+        found
+    }
+
     /// Removes a closed upload: first its `upload.json` (so it cannot be loaded again), then
     /// its directory, then its entry.
     fn forget(&self, upload: &Upload) {
