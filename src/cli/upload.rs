@@ -436,6 +436,15 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
                     "{target}: {what}; uploading the current bytes afresh"
                 ));
             }
+            Err(StoreError::UploadGone {
+                target, upload_id, ..
+            }) if attempt == 1 => {
+                reporter.message(&format!(
+                    "{target}: upload {upload_id} went away while this run resumed it (a \
+                     killed run's Complete finishing late?); checking the object against the \
+                     source"
+                ));
+            }
             Err(e) => {
                 let code = fail(&e);
                 explain_state(&args, &target, &store, &opts, &e);

@@ -135,14 +135,49 @@ pub fn salvage(path: &Path) -> Vec<String> {
     }
     let mut ids = std::collections::BTreeSet::new();
     for line in text.split(|b| *b == b'\n') {
-        if let Ok(serde_json::Value::Object(m)) = serde_json::from_slice(line)
-            && let Some(serde_json::Value::String(id)) = m.get("upload_id")
-            && !id.is_empty()
-        {
-            ids.insert(id.clone());
+        match serde_json::from_slice(line) {
+            Ok(serde_json::Value::Object(m)) => {
+                if let Some(serde_json::Value::String(id)) = m.get("upload_id")
+                    && !id.is_empty()
+                {
+                    ids.insert(id.clone());
+                }
+            }
+            // A line that is no longer JSON (a header with a damaged byte, and no part line
+            // after it when the run was killed before its first part) may still hold its id.
+            _ => ids.extend(ids_in_damaged_line(line)),
         }
     }
     ids.into_iter().collect()
+}
+
+/// Longest upload id taken from a damaged line (S3's are ~60 characters, OSS's 32).
+const MAX_UPLOAD_ID: usize = 1024;
+
+/// The upload ids written as `"upload_id":"…"` in a line that no longer parses: only ids made
+/// of the characters S3 and OSS use (letters, digits, `-._~+/=`), ended by their quote.
+fn ids_in_damaged_line(line: &[u8]) -> Vec<String> {
+    const FIELD: &[u8] = b"\"upload_id\"";
+    let mut ids = Vec::new();
+    let mut rest = line;
+    while let Some(at) = rest.windows(FIELD.len()).position(|w| w == FIELD) {
+        rest = &rest[at + FIELD.len()..];
+        let value = rest.trim_ascii_start();
+        let Some(value) = value.strip_prefix(b":") else {
+            continue;
+        };
+        let Some(value) = value.trim_ascii_start().strip_prefix(b"\"") else {
+            continue;
+        };
+        let len = value
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(b))
+            .count();
+        if (1..=MAX_UPLOAD_ID).contains(&len) && value.get(len) == Some(&b'"') {
+            ids.push(String::from_utf8_lossy(&value[..len]).into_owned());
+        }
+    }
+    ids
 }
 
 fn io_err(path: &Path, step: &'static str) -> impl FnOnce(std::io::Error) -> StoreError {
@@ -350,5 +385,15 @@ mod tests {
         std::fs::write(&path, body).unwrap();
         assert!(load(&path).unwrap().is_none());
         assert_eq!(salvage(&path), ["u-1"]);
+        // A header with a damaged byte and no part line (killed before its first part): the
+        // id is still read from the header's text; a cut or odd value gives none.
+        let text = String::from_utf8(line(&header())).unwrap();
+        std::fs::write(&path, text.replacen('{', "\u{1}", 1)).unwrap();
+        assert!(load(&path).unwrap().is_none());
+        assert_eq!(salvage(&path), ["u-1"]);
+        std::fs::write(&path, b"x\"upload_id\" : \"a+b/c=\",\"upload_id\":\"cut").unwrap();
+        assert_eq!(salvage(&path), ["a+b/c="]);
+        std::fs::write(&path, b"x\"upload_id\":\"a b\" \"upload_id\":12").unwrap();
+        assert!(salvage(&path).is_empty());
     }
 }

@@ -244,6 +244,20 @@ pub enum StoreError {
              the current bytes afresh"
     )]
     Stale { target: String, what: String },
+    /// The upload id went away while this run used it: a killed run's Complete, still being
+    /// processed by the server when this run resumed, consumed it (or it was aborted). The
+    /// journal is kept; the next run checks the object against the source.
+    #[error(
+        "{target}: upload {upload_id} was completed or aborted outside this run while it \
+         resumed it (a killed run's Complete finishing late?); the journal is kept: run the \
+         same command again to check the object against the source"
+    )]
+    UploadGone {
+        target: String,
+        upload_id: String,
+        #[source]
+        failure: Box<StoreError>,
+    },
     #[error("interrupted")]
     Interrupted,
     /// The caller withdrew the upload before Complete (see [`multipart::CompleteGate`]); it

@@ -265,7 +265,9 @@ async fn open_journal<S: ObjectStore>(
     let ids = journal::salvage(path);
     if ids.is_empty() {
         reporter.message(&format!(
-            "journal {} is unreadable and names no upload; starting over",
+            "journal {} is unreadable and no upload id can be read from it; starting over \
+             (a multipart upload it started may stay open at {target}: list the bucket's \
+             multipart uploads to abort it)",
             path.display()
         ));
     }
@@ -600,12 +602,44 @@ pub async fn upload<S: ObjectStore>(
         }
         Err(e) => {
             // Without a journal nobody can resume: do not leave the parts behind.
-            if job.journal_path.is_none() {
+            let Some(path) = &job.journal_path else {
                 abort_quietly(store, target, &upload_id, opts, reporter).await;
+                return Err(e);
+            };
+            if gone_meanwhile(store, target, &upload_id, path, &e).await {
+                return Err(StoreError::UploadGone {
+                    target: target.to_string(),
+                    upload_id,
+                    failure: Box::new(e),
+                });
             }
             Err(e)
         }
     }
+}
+
+/// Whether a failed part or Complete failed because the upload id went away while this run
+/// used it (ListParts no longer knows it and the journal is still there): a killed run's
+/// Complete that the server finished only after this run's ListParts. S3 then answers
+/// NoSuchUpload; some servers answer 5xx, so the id is checked once after any such failure.
+async fn gone_meanwhile<S: ObjectStore>(
+    store: &S,
+    target: &ObjectTarget,
+    upload_id: &str,
+    journal_path: &Path,
+    e: &StoreError,
+) -> bool {
+    let probe = match e {
+        StoreError::Service { .. } | StoreError::Transport { .. } => true,
+        StoreError::RetriesExhausted { last, .. } => {
+            matches!(
+                **last,
+                StoreError::Service { .. } | StoreError::Transport { .. }
+            )
+        }
+        _ => false,
+    };
+    probe && journal_path.exists() && matches!(store.list_parts(target, upload_id).await, Ok(None))
 }
 
 /// Sends the parts not in `reusable` to `header.upload_id`, completes once the gate allows,

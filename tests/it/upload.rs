@@ -818,6 +818,151 @@ fn a_journal_with_a_garbage_header_aborts_its_upload() {
     assert_eq!(sha256_file(&env.object("g.bin")), sha256_file(&src));
 }
 
+/// Issue 26 case 10, checked on moto: a run killed before its first part leaves a journal of
+/// one line, the header; damaged, its upload id is still read from the header's text and the
+/// upload aborted (before, the journal was said to name no upload and the upload stayed).
+#[test]
+fn a_damaged_header_without_part_lines_still_aborts_its_upload() {
+    let env = Env::new();
+    let src = env.path("h.bin");
+    random_file(&src, 7 * MIB, 21);
+    env.s3.set_faults(S3Faults {
+        parts: vec![PartFault {
+            part: 0,
+            kind: FaultKind::SlowDown,
+            times: 1000,
+        }],
+        ..S3Faults::default()
+    });
+    let args = [src.to_str().unwrap(), "--key", "h.bin", "--part-size", "5M"];
+    let out = env.run(&[&args[..], &["--attempts", "1"]].concat(), &keys());
+    assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
+    env.s3.set_faults(S3Faults::default());
+    assert_eq!(open_uploads(&env), 1);
+    let id = journaled_upload_id(&env);
+    assert_eq!(env.journal_text().lines().count(), 1, "only the header");
+    for e in std::fs::read_dir(env.journal_dir()).unwrap().flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        std::fs::write(e.path(), text.replacen('{', "\u{1}", 1)).unwrap();
+    }
+    let out = env.run(&[&args[..], &["--json"]].concat(), &keys());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(err.contains(&id), "the aborted upload is named: {err}");
+    assert_eq!(open_uploads(&env), 0, "the old upload was aborted");
+    assert_eq!(sha256_file(&env.object("h.bin")), sha256_file(&src));
+}
+
+/// Issue 26 case 10, seen on moto: a killed run's Complete that the server finishes only after
+/// the re-run's ListParts (the upload still listed) consumes the upload id under the re-run,
+/// whose next part or Complete then fails. The re-run checks the object against the source
+/// and exits 0 instead of failing with a "resumable" upload that no longer exists.
+#[test]
+fn an_upload_completed_under_a_resuming_run_is_checked_not_failed() {
+    use imgport::cloud::aliyun::credentials::Credentials;
+    use imgport::store::{ObjectStore, ObjectTarget, S3Store, StoreConfig};
+    let env = Env::new();
+    let src = env.path("late.bin");
+    random_file(&src, 12 * MIB + 5, 22);
+    let args = [
+        src.to_str().unwrap(),
+        "--key",
+        "late.bin",
+        "--part-size",
+        "5M",
+    ];
+    // A first run stores parts 1 and 2; part 3 fails.
+    env.s3.set_faults(S3Faults {
+        parts: vec![PartFault {
+            part: 3,
+            kind: FaultKind::SlowDown,
+            times: 2,
+        }],
+        ..S3Faults::default()
+    });
+    let out = env.run(
+        &[&args[..], &["--attempts", "2", "--concurrency", "1"]].concat(),
+        &keys(),
+    );
+    assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
+    let upload_id = journaled_upload_id(&env);
+    // The re-run's part 3 is held by the server until the upload has been completed here,
+    // as the killed run's Complete would have been.
+    env.s3.set_faults(S3Faults {
+        parts: vec![PartFault {
+            part: 3,
+            kind: FaultKind::DelayMs(5000),
+            times: 1000,
+        }],
+        ..S3Faults::default()
+    });
+    let seen = env.s3.stats().part_requests[&3];
+    let child = env
+        .command(
+            &[&args[..], &["--json", "--concurrency", "1"]].concat(),
+            &keys(),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while env.s3.stats().part_requests[&3] == seen {
+        assert!(Instant::now() < deadline, "the re-run never sent part 3");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env.s3.set_faults(S3Faults::default());
+    let data = std::fs::read(&src).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = StoreConfig::custom("us-east-1", &env.s3.endpoint(), true).unwrap();
+        let creds = Credentials {
+            access_key_id: TEST_ACCESS_KEY_ID.into(),
+            access_key_secret: imgport::secret::Secret::new(TEST_ACCESS_KEY_SECRET),
+            security_token: None,
+        };
+        let store = S3Store::new(&config, &creds);
+        let target = ObjectTarget {
+            bucket: BUCKET.into(),
+            key: "late.bin".into(),
+        };
+        let listed = store
+            .list_parts(&target, &upload_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut etags: Vec<(u32, String)> = listed
+            .iter()
+            .map(|p| (p.number, p.etag.clone().unwrap()))
+            .collect();
+        let last = &data[10 * MIB..];
+        let pool = imgport::transfer::pool::BufferPool::new(last.len(), 1);
+        let mut buf = pool.get(last.len());
+        buf.copy_from_slice(last);
+        let md5 = imgport::transfer::digest::md5(last);
+        let part = imgport::transfer::pool::PartData::new(buf);
+        let receipt = store
+            .upload_part(&target, &upload_id, 3, part, md5)
+            .await
+            .unwrap();
+        etags.push((3, receipt.etag));
+        store.complete(&target, &upload_id, &etags).await.unwrap();
+    });
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(err.contains("went away"), "{err}");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["etag"], j["multipart_etag"], "{j}");
+    assert_eq!(j["sha256"], sha256_file(&src).as_str());
+    assert_eq!(sha256_file(&env.object("late.bin")), sha256_file(&src));
+    assert_eq!(open_uploads(&env), 0);
+    assert!(env.journal_text().is_empty(), "the journal is removed");
+}
+
 /// Issue 19 point 7: a terminal failure of Complete aborts the upload without a journal;
 /// with one, the upload stays and stderr says how to resume it and how to drop it.
 #[test]
