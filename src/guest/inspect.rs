@@ -434,7 +434,9 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
     match &table {
         Some(t) if !t.partitions.is_empty() => {
             findings.extend(t.findings.iter().cloned());
-            for p in &t.partitions {
+            // An extended partition only holds the logicals (listed on their own); probing it
+            // would find what lies at the start of its first logical.
+            for p in t.partitions.iter().filter(|p| !p.part_type.is_extended()) {
                 match Slice::new(whole.clone(), p.start, p.size) {
                     Ok(s) => volumes.push(volume(
                         format!("partition {}", p.index),
@@ -774,3 +776,46 @@ fn partition_fact(p: &Partition, kind: Option<FsKind>) -> PartitionFact {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One MBR partition entry: boot flag, type, first LBA and length in sectors.
+    fn entry(sector: &mut [u8], slot: usize, kind: u8, start: u32, len: u32) {
+        let at = 446 + slot * 16;
+        sector[at + 4] = kind;
+        sector[at + 8..at + 12].copy_from_slice(&start.to_le_bytes());
+        sector[at + 12..at + 16].copy_from_slice(&len.to_le_bytes());
+        sector[510] = 0x55;
+        sector[511] = 0xaa;
+    }
+
+    /// The Debian installer's LVM layout (issue 20 item 3): sda1 at LBA 2048, sda2 extended
+    /// at LBA 4096 whose first EBR puts logical sda5 two sectors in (LBA 4098), and sda5 an
+    /// LVM PV (label in its sector 1). The extended partition is not taken for the PV.
+    #[test]
+    fn extended_partition_before_a_pv_is_not_a_pv() {
+        let mut d = vec![0u8; 8192 * 512];
+        entry(&mut d[..512], 0, 0x83, 2048, 2048);
+        entry(&mut d[..512], 1, 0x05, 4096, 4096);
+        let ebr = 4096 * 512;
+        entry(&mut d[ebr..ebr + 512], 0, 0x8e, 2, 4094);
+        let label = 4099 * 512;
+        d[label..label + 8].copy_from_slice(b"LABELONE"); // id
+        d[label + 8..label + 16].copy_from_slice(&1u64.to_le_bytes()); // sector_xl
+        d[label + 24..label + 32].copy_from_slice(b"LVM2 001"); // type
+        let facts = inspect(Arc::new(d));
+        let kinds: Vec<(u32, Option<&str>)> = facts
+            .partitions
+            .iter()
+            .map(|p| (p.index, p.filesystem.as_deref()))
+            .collect();
+        assert_eq!(kinds, [(1, None), (2, None), (5, Some("lvm2"))]);
+        let on_extended: Vec<&Finding> = facts
+            .findings
+            .iter()
+            .filter(|f| f.message.starts_with("partition 2"))
+            .collect();
+        assert!(on_extended.is_empty(), "{on_extended:?}");
+    }
+}
