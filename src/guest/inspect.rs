@@ -329,10 +329,11 @@ fn role_of(v: &Volume, log: &ReadLog) -> Option<&'static str> {
     if linux::is_root(&g) {
         return Some("root");
     }
-    if g.is("/Windows/System32/config", NodeKind::Dir)
-        || g.is("/WINDOWS/system32/config", NodeKind::Dir)
-    {
-        return Some("windows");
+    // `\Windows`, `\WINNT` (NT 4.0, 2000, and 2003 upgraded from 2000) …, in any case.
+    match windows::has_system_config(fs.as_ref()) {
+        Ok(true) => return Some("windows"),
+        Ok(false) => {}
+        Err(e) => log.note(b"/", &e),
     }
     if g.is("/EFI", NodeKind::Dir) && fs.kind() == "vfat" {
         return Some("esp");
@@ -817,5 +818,23 @@ mod tests {
             .filter(|f| f.message.starts_with("partition 2"))
             .collect();
         assert!(on_extended.is_empty(), "{on_extended:?}");
+    }
+
+    /// A BitLocker volume (OEM id `-FVE-FS-`) is reported as encrypted, and the disk is not
+    /// said to hold no OS: it may well hold one (issue 20 item 3).
+    #[test]
+    fn bitlocker_volume_is_encrypted_not_no_os() {
+        let mut d = vec![0u8; 4096 * 512];
+        entry(&mut d[..512], 0, 0x07, 2048, 2048);
+        let vbr = 2048 * 512;
+        d[vbr..vbr + 3].copy_from_slice(&[0xeb, 0x58, 0x90]); // jump
+        d[vbr + 3..vbr + 11].copy_from_slice(b"-FVE-FS-"); // OEM id
+        d[vbr + 510] = 0x55;
+        d[vbr + 511] = 0xaa;
+        let facts = inspect(Arc::new(d));
+        let codes: Vec<&str> = facts.findings.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(facts.partitions[0].filesystem.as_deref(), Some("bitlocker"));
+        assert!(codes.contains(&"guest.encrypted_volume"), "{codes:?}");
+        assert!(!codes.contains(&"guest.no_os"), "{codes:?}");
     }
 }
