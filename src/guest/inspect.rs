@@ -15,6 +15,7 @@ use super::fs::{FileSystem, FsKind, Guest, NodeKind, open_filesystem, probe};
 use super::fstab::{self, DeviceSpec, FstabEntry};
 use super::linux;
 use super::lvm;
+use super::md;
 use super::partition::{self, Partition};
 use super::readiness;
 use super::windows;
@@ -303,6 +304,52 @@ fn lvm_volumes(v: &Volume, findings: &mut Vec<Finding>) -> Vec<Volume> {
     out
 }
 
+/// The array data on the md member `v`, as a further volume, for the first member of each
+/// RAID1 array met (`arrays` holds the array UUIDs already read: a mirror is read once).
+fn md_volume(v: &Volume, arrays: &mut Vec<String>, findings: &mut Vec<Finding>) -> Option<Volume> {
+    let m = match md::read(&*v.source) {
+        Ok(m) => m?,
+        Err(e) => {
+            findings.push(Finding::new(
+                Severity::Warning,
+                "guest.md_unreadable",
+                format!("{}: the md RAID member cannot be read: {e}", v.device),
+            ));
+            return None;
+        }
+    };
+    let Some((offset, len)) = m.data else {
+        findings.push(Finding::new(
+            Severity::Info,
+            "guest.md_not_read",
+            format!(
+                "{} is a member of md array {} (RAID level {}, {} disks), whose data cannot be \
+                 read from one member",
+                v.device, m.array_uuid, m.level, m.raid_disks
+            ),
+        ));
+        return None;
+    };
+    if arrays.contains(&m.array_uuid) {
+        return None;
+    }
+    arrays.push(m.array_uuid.clone());
+    match Slice::new(v.source.clone(), offset, len) {
+        // Not tied to the member's partition: fstab names the array, never the member.
+        Ok(s) => Some(volume(
+            format!("md {} ({})", m.array_uuid, v.device),
+            Arc::new(s),
+            None,
+            None,
+            findings,
+        )),
+        Err(e) => {
+            findings.push(fs_finding(&v.device, e));
+            None
+        }
+    }
+}
+
 /// The role a file system plays (reference §2.2; first match wins).
 fn role_of(v: &Volume, log: &ReadLog) -> Option<&'static str> {
     let esp_type = v.lv.is_none() && v.partition.as_ref().is_some_and(|p| p.part_type.is_esp());
@@ -472,6 +519,15 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
         let lvs = lvm_volumes(&volumes[i], &mut findings);
         volumes.extend(lvs);
     }
+    let members: Vec<usize> = (0..volumes.len())
+        .filter(|&i| volumes[i].kind == Some(FsKind::MdRaid))
+        .collect();
+    let mut arrays = Vec::new();
+    for i in members {
+        if let Some(v) = md_volume(&volumes[i], &mut arrays, &mut findings) {
+            volumes.push(v);
+        }
+    }
     // Reads below happen one after another in a fixed order, so which of them fit the
     // budget never depends on timing; each step checks for failed reads (`watch`) and
     // leaves its facts unknown, with a finding, rather than reading absence into a failure.
@@ -535,7 +591,10 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
         || findings.iter().any(|f| {
             matches!(
                 f.code.as_str(),
-                "guest.fs_unreadable" | "guest.lvm_unreadable"
+                "guest.fs_unreadable"
+                    | "guest.lvm_unreadable"
+                    | "guest.md_unreadable"
+                    | "guest.md_not_read"
             )
         });
     let mut os_unknown = role_unknown
@@ -835,6 +894,42 @@ mod tests {
         let codes: Vec<&str> = facts.findings.iter().map(|f| f.code.as_str()).collect();
         assert_eq!(facts.partitions[0].filesystem.as_deref(), Some("bitlocker"));
         assert!(codes.contains(&"guest.encrypted_volume"), "{codes:?}");
+        assert!(!codes.contains(&"guest.no_os"), "{codes:?}");
+    }
+
+    /// Two RAID1 members (md metadata 1.2, type 0xFD): the array's data is read once, from
+    /// the first member, as a volume of its own; a RAID5 member is reported, not read.
+    #[test]
+    fn md_raid1_members_are_read_once() {
+        let mut d = vec![0u8; 16384 * 512];
+        entry(&mut d[..512], 0, 0xfd, 2048, 4096);
+        entry(&mut d[..512], 1, 0xfd, 6144, 4096);
+        entry(&mut d[..512], 2, 0xfd, 10240, 4096);
+        for (start, level) in [(2048usize, 1i32), (6144, 1), (10240, 5)] {
+            let sb = start * 512 + 4096;
+            d[sb..sb + 4].copy_from_slice(&0xa92b_4efcu32.to_le_bytes()); // magic
+            d[sb + 4..sb + 8].copy_from_slice(&1u32.to_le_bytes()); // major_version
+            d[sb + 16..sb + 32].copy_from_slice(&[level as u8; 16]); // set_uuid
+            d[sb + 72..sb + 76].copy_from_slice(&level.to_le_bytes()); // level
+            d[sb + 92..sb + 96].copy_from_slice(&2u32.to_le_bytes()); // raid_disks
+            d[sb + 128..sb + 136].copy_from_slice(&2048u64.to_le_bytes()); // data_offset
+            d[sb + 136..sb + 144].copy_from_slice(&2048u64.to_le_bytes()); // data_size
+            d[sb + 144..sb + 152].copy_from_slice(&8u64.to_le_bytes()); // super_offset
+            // an ext2 superblock magic in the array data, 1 KiB in
+            let ext = (start + 2048) * 512 + 1024;
+            d[ext + 0x38] = 0x53;
+            d[ext + 0x39] = 0xef;
+        }
+        let facts = inspect(Arc::new(d));
+        let md: Vec<&str> = facts
+            .filesystems
+            .iter()
+            .map(|f| f.device.as_str())
+            .filter(|d| d.starts_with("md "))
+            .collect();
+        assert_eq!(md, ["md 01010101:01010101:01010101:01010101 (partition 1)"]);
+        let codes: Vec<&str> = facts.findings.iter().map(|f| f.code.as_str()).collect();
+        assert!(codes.contains(&"guest.md_not_read"), "{codes:?}");
         assert!(!codes.contains(&"guest.no_os"), "{codes:?}");
     }
 }
