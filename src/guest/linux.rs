@@ -268,9 +268,12 @@ pub fn detect(guest: &Guest) -> Option<LinuxOs> {
 
 /// True when `guest` looks like a Linux root (reference §2.2): `/etc` is a directory, `/bin`
 /// a directory (or the merged-`/usr` symlink), and `/etc/fstab` or `/etc/hosts` exists.
+/// `/bin` is taken as a symlink without following it: with `/usr` on a partition of its own,
+/// `usr/bin` exists only once fstab's mounts are in place.
 pub fn is_root(guest: &Guest) -> bool {
     guest.is("/etc", NodeKind::Dir)
-        && guest.is("/bin", NodeKind::Dir)
+        && (guest.is("/bin", NodeKind::Dir)
+            || matches!(guest.lstat(b"/bin"), Ok(Some(i)) if i.kind == NodeKind::Symlink))
         && (guest.exists("/etc/fstab")
             || guest.exists("/etc/hosts")
             || guest.exists("/etc/os-release"))

@@ -680,7 +680,7 @@ fn corrupted_file_system_metadata_is_survived() {
 /// Every guest test image: the raw disks of the guest parts (`scripts/testdata/guest*.sh`).
 fn guest_raw_images() -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
-    for part in ["guest", "guestbtrfs", "guestwin"] {
+    for part in ["guest", "guestbtrfs", "guestlayouts", "guestwin"] {
         let dir = testdata().join(part);
         let Ok(entries) = std::fs::read_dir(&dir) else {
             panic!("{} is missing: run scripts/make-testdata.sh", dir.display());
@@ -853,4 +853,98 @@ fn a_spent_budget_leaves_facts_unknown_never_wrong() {
             }
         }
     }
+}
+
+/// The facts a layout must not change: the Debian tree's, as debian-gpt.raw (ext4, GPT,
+/// ESP) gives them (`debian_gpt_esp_ext4_raw` checks those against the tree itself).
+const TREE_FACTS: [&str; 10] = [
+    "os_type",
+    "distro",
+    "version",
+    "product_name",
+    "platform",
+    "architecture",
+    "drivers",
+    "cloud_init",
+    "qemu_guest_agent",
+    "kernel",
+];
+
+fn assert_same_tree(g: &Value, name: &str) {
+    let want = guest_of("guest/debian-gpt.raw");
+    for k in TREE_FACTS {
+        assert_eq!(g[k], want[k], "{name}: {k}");
+    }
+}
+
+#[test]
+fn debian_on_btrfs_with_esp() {
+    let path = image("guestbtrfs/debian-btrfs.raw");
+    let g = guest_of("guestbtrfs/debian-btrfs.raw");
+    assert_same_tree(&g, "debian-btrfs");
+    assert_eq!(g["boot_mode"], "UEFI");
+    assert_eq!(g["hostname"], "imgport-btrfs");
+    let root = fs_by_device(&g, "partition 2");
+    let (kind, uuid, label) = blkid(&path, 17 << 20);
+    assert_eq!(
+        (root["kind"].as_str(), kind.as_str()),
+        (Some("btrfs"), "btrfs")
+    );
+    assert_eq!(root["uuid"], uuid);
+    assert_eq!(root["label"], label);
+    assert_eq!(root["role"], "root");
+    assert_eq!(fs_by_device(&g, "partition 1")["mountpoint"], "/boot/efi");
+    assert!(warnings(&g).is_empty(), "{:?}", warnings(&g));
+}
+
+/// Issue 20 item 4: `/usr` on a partition of its own (so `/bin`, `/lib` and
+/// `/etc/os-release` resolve only through fstab's mount), the root on the whole disk, and
+/// the root on a GPT disk of 4096-byte sectors.
+#[test]
+fn usr_apart_whole_disk_and_4kn_roots() {
+    let g = guest_of("guestlayouts/usr-split.raw");
+    assert_same_tree(&g, "usr-split");
+    assert_eq!(g["boot_mode"], "UEFI");
+    assert_eq!(fs_by_device(&g, "partition 2")["role"], "root");
+    assert_eq!(fs_by_device(&g, "partition 3")["mountpoint"], "/usr");
+    assert!(warnings(&g).is_empty(), "{:?}", warnings(&g));
+
+    let g = guest_of("guestlayouts/whole-debian.raw");
+    assert_same_tree(&g, "whole-debian");
+    assert_eq!(g["partition_table"], "none");
+    assert_eq!(fs_by_device(&g, "disk")["role"], "root");
+    let c = codes(&g);
+    assert!(c.contains(&"guest.no_partition_table".to_string()), "{c:?}");
+    assert!(!c.contains(&"guest.no_os".to_string()), "{c:?}");
+
+    let path = image("guestlayouts/gpt-4kn.raw");
+    let g = guest_of("guestlayouts/gpt-4kn.raw");
+    assert_same_tree(&g, "gpt-4kn");
+    let json = std::fs::read_to_string(image("guestlayouts/gpt-4kn.sfdisk.json")).unwrap();
+    let (label, parts) = sfdisk_parse(&json);
+    assert_eq!(
+        (label.as_str(), g["partition_table"].as_str()),
+        ("gpt", Some("gpt"))
+    );
+    assert_partitions(&g, &path, &parts);
+    assert_eq!(g["boot_mode"], "UEFI");
+    assert!(warnings(&g).is_empty(), "{:?}", warnings(&g));
+}
+
+/// Issue 20 item 4: a LUKS-encrypted root (a real LUKS header) with `/boot` apart is
+/// reported as encrypted, never as a disk without an OS.
+#[test]
+fn luks_root_is_encrypted_not_no_os() {
+    let path = image("guestlayouts/luks-root.raw");
+    let g = guest_of("guestlayouts/luks-root.raw");
+    let luks = &g["partitions"][2];
+    assert_eq!(luks["filesystem"], "luks");
+    let (blk, uuid, _) = blkid(&path, luks["start"].as_u64().unwrap());
+    assert_eq!(blk, "crypto_LUKS");
+    assert_eq!(fs_by_device(&g, "partition 3")["uuid"], uuid);
+    assert_eq!(fs_by_device(&g, "partition 2")["role"], "boot");
+    assert_eq!(g["os_type"], Value::Null);
+    let c = codes(&g);
+    assert!(c.contains(&"guest.encrypted_volume".to_string()), "{c:?}");
+    assert!(!c.contains(&"guest.no_os".to_string()), "{c:?}");
 }
