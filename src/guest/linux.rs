@@ -405,7 +405,15 @@ mod tests {
     /// beside it refines the version where the distribution keeps the minor only there.
     #[test]
     fn real_os_release_texts_map_to_their_platform() {
-        let cases: &[(&str, &[(&str, &str)], &str, &str, Option<&str>)] = &[
+        /// What, its files (path, text), and the Platform, id and version they give.
+        type Case<'a> = (
+            &'a str,
+            &'a [(&'a str, &'a str)],
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+        );
+        let cases: &[Case<'_>] = &[
             (
                 "Alibaba Cloud Linux 3",
                 &[
