@@ -34,6 +34,7 @@ pub struct Member {
     pub array_uuid: String,
     /// RAID level (`1` for a mirror).
     pub level: i32,
+    /// Members the array has (`raid_disks`).
     pub raid_disks: u32,
     /// The array's data on this member: byte offset and length. Set for RAID1 only.
     pub data: Option<(u64, u64)>,
