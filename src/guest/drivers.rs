@@ -7,7 +7,7 @@
 //! not decide anything about drivers itself: every rule lives in `kmod` (and the cpio rules
 //! in `initramfs`), called from here.
 
-use std::sync::mpsc::{Sender, channel};
+use std::sync::mpsc::channel;
 
 use super::facts::DriverFacts;
 use super::fs::{Guest, NodeKind};
@@ -230,9 +230,9 @@ fn read_initrd(
 
 /// Gathers the sources of the default kernel from `guest` and lets [`kmod`] decide; `None`
 /// when no kernel is installed. `budget_left` is what remains of the disk read budget.
-/// `fetched` is dropped once the initramfs is read into memory (or known absent): the
-/// volume's reader is then free for the caller while the initramfs is decompressed.
-pub fn inspect(guest: &Guest, budget_left: u64, fetched: Sender<()>) -> Option<KernelReport> {
+/// Reads happen one after another in a fixed order (the initramfs first, then the kernel's
+/// other files while it is decompressed), so which reads fit a budget never depends on timing.
+pub fn inspect(guest: &Guest, budget_left: u64) -> Option<KernelReport> {
     let (version, initrd_name, reason) = default_kernel(guest)?;
     // The initramfs (tens of MiB to decompress) is read first, on a second thread; the
     // kernel's other files are read while it is decompressed.
@@ -240,7 +240,7 @@ pub fn inspect(guest: &Guest, budget_left: u64, fetched: Sender<()>) -> Option<K
         let (read_tx, read_rx) = channel::<()>();
         let initrd = scope.spawn(move || {
             let mut findings = Vec::new();
-            let done = move || drop((read_tx, fetched));
+            let done = move || drop(read_tx);
             let name = initrd_name.as_deref();
             let initrd = read_initrd(guest, name, budget_left, &mut findings, done);
             (initrd, findings)
@@ -401,7 +401,7 @@ mod tests {
                 b"",
             );
         let g = Guest::new(Arc::new(fs));
-        let r = inspect(&g, 64 << 20, channel().0).unwrap();
+        let r = inspect(&g, 64 << 20).unwrap();
         assert_eq!(r.version, v);
         assert_eq!(r.drivers.virtio, Some(true));
         assert_eq!(r.drivers.virtio_in_initramfs, Some(true));
@@ -413,7 +413,7 @@ mod tests {
         );
         assert!(r.findings.is_empty());
         // a budget too small for the initramfs: skipped with an Info finding, answer unknown
-        let r = inspect(&g, AFTER_DRIVERS_RESERVE, channel().0).unwrap();
+        let r = inspect(&g, AFTER_DRIVERS_RESERVE).unwrap();
         assert_eq!(r.findings[0].code, "guest.initramfs_skipped");
         assert_eq!(r.drivers.virtio_in_initramfs, None);
 
@@ -430,7 +430,7 @@ mod tests {
                 "/boot/config-5.10.0-1-amd64",
                 b"CONFIG_VIRTIO_PCI=m\nCONFIG_VIRTIO_BLK=m\nCONFIG_FW_CFG_SYSFS=y\n",
             );
-        let r = inspect(&Guest::new(Arc::new(fs)), 64 << 20, channel().0).unwrap();
+        let r = inspect(&Guest::new(Arc::new(fs)), 64 << 20).unwrap();
         assert_eq!(r.version, "5.10.0-1-amd64");
         assert!(
             r.drivers.evidence[0].contains("grub.cfg"),

@@ -103,6 +103,7 @@ fn minor_from(distro: &str) -> &'static [&'static str] {
         "rocky" => &["/etc/rocky-release", "/etc/redhat-release"],
         "almalinux" => &["/etc/almalinux-release", "/etc/redhat-release"],
         "rhel" => &["/etc/redhat-release"],
+        "alinux" => &["/etc/alinux-release"],
         _ => &[],
     }
 }
@@ -267,9 +268,12 @@ pub fn detect(guest: &Guest) -> Option<LinuxOs> {
 
 /// True when `guest` looks like a Linux root (reference §2.2): `/etc` is a directory, `/bin`
 /// a directory (or the merged-`/usr` symlink), and `/etc/fstab` or `/etc/hosts` exists.
+/// `/bin` is taken as a symlink without following it: with `/usr` on a partition of its own,
+/// `usr/bin` exists only once fstab's mounts are in place.
 pub fn is_root(guest: &Guest) -> bool {
     guest.is("/etc", NodeKind::Dir)
-        && guest.is("/bin", NodeKind::Dir)
+        && (guest.is("/bin", NodeKind::Dir)
+            || matches!(guest.lstat(b"/bin"), Ok(Some(i)) if i.kind == NodeKind::Symlink))
         && (guest.exists("/etc/fstab")
             || guest.exists("/etc/hosts")
             || guest.exists("/etc/os-release"))
@@ -393,6 +397,268 @@ mod tests {
             assert_eq!(os.distro, id);
             assert_eq!(os.version.as_deref(), Some("1.2"));
             assert_eq!(os.product_name.unwrap(), format!("{name} 1.2"));
+        }
+    }
+
+    /// os-release files as the distributions ship them (issue 20 item 4), each to its
+    /// ImportImage `Platform` (cloud-api.md §1), distribution id and version; a release file
+    /// beside it refines the version where the distribution keeps the minor only there.
+    #[test]
+    fn real_os_release_texts_map_to_their_platform() {
+        /// What, its files (path, text), and the Platform, id and version they give.
+        type Case<'a> = (
+            &'a str,
+            &'a [(&'a str, &'a str)],
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+        );
+        let cases: &[Case<'_>] = &[
+            (
+                "Alibaba Cloud Linux 3",
+                &[
+                    (
+                        "/etc/os-release",
+                        "NAME=\"Alibaba Cloud Linux\"\nVERSION=\"3 (Soaring Falcon)\"\nID=\"alinux\"\nID_LIKE=\"rhel fedora centos anolis\"\nVERSION_ID=\"3\"\nPLATFORM_ID=\"platform:al8\"\nPRETTY_NAME=\"Alibaba Cloud Linux 3 (Soaring Falcon)\"\nANSI_COLOR=\"0;31\"\nHOME_URL=\"https://www.aliyun.com/\"\n",
+                    ),
+                    (
+                        "/etc/alinux-release",
+                        "Alibaba Cloud Linux release 3.2104 U8 (OpenAnolis Edition)\n",
+                    ),
+                ],
+                "Aliyun",
+                "alinux",
+                Some("3.2104"),
+            ),
+            (
+                "Anolis OS 8",
+                &[(
+                    "/etc/os-release",
+                    "NAME=\"Anolis OS\"\nVERSION=\"8.8\"\nID=\"anolis\"\nID_LIKE=\"rhel fedora centos\"\nVERSION_ID=\"8.8\"\nPLATFORM_ID=\"platform:an8\"\nPRETTY_NAME=\"Anolis OS 8.8\"\nANSI_COLOR=\"0;31\"\n",
+                )],
+                "Anolis",
+                "anolis",
+                Some("8.8"),
+            ),
+            (
+                "CentOS 7",
+                &[
+                    (
+                        "/etc/os-release",
+                        "NAME=\"CentOS Linux\"\nVERSION=\"7 (Core)\"\nID=\"centos\"\nID_LIKE=\"rhel fedora\"\nVERSION_ID=\"7\"\nPRETTY_NAME=\"CentOS Linux 7 (Core)\"\nANSI_COLOR=\"0;31\"\nCPE_NAME=\"cpe:/o:centos:centos:7\"\n",
+                    ),
+                    (
+                        "/etc/centos-release",
+                        "CentOS Linux release 7.9.2009 (Core)\n",
+                    ),
+                ],
+                "CentOS",
+                "centos",
+                Some("7.9"),
+            ),
+            (
+                "CentOS Stream 9",
+                &[(
+                    "/etc/os-release",
+                    "NAME=\"CentOS Stream\"\nVERSION=\"9\"\nID=\"centos\"\nID_LIKE=\"rhel fedora\"\nVERSION_ID=\"9\"\nPLATFORM_ID=\"platform:el9\"\nPRETTY_NAME=\"CentOS Stream 9\"\nANSI_COLOR=\"0;31\"\n",
+                )],
+                "CentOS Stream",
+                "centos",
+                Some("9"),
+            ),
+            (
+                "Rocky Linux 9",
+                &[(
+                    "/etc/os-release",
+                    "NAME=\"Rocky Linux\"\nVERSION=\"9.3 (Blue Onyx)\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.3\"\nPLATFORM_ID=\"platform:el9\"\nPRETTY_NAME=\"Rocky Linux 9.3 (Blue Onyx)\"\n",
+                )],
+                "Rocky Linux",
+                "rocky",
+                Some("9.3"),
+            ),
+            (
+                "AlmaLinux 9",
+                &[(
+                    "/etc/os-release",
+                    "NAME=\"AlmaLinux\"\nVERSION=\"9.3 (Shamrock Pampas Cat)\"\nID=\"almalinux\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.3\"\nPLATFORM_ID=\"platform:el9\"\nPRETTY_NAME=\"AlmaLinux 9.3 (Shamrock Pampas Cat)\"\n",
+                )],
+                "AlmaLinux",
+                "almalinux",
+                Some("9.3"),
+            ),
+            (
+                "RHEL 9",
+                &[(
+                    "/etc/os-release",
+                    "NAME=\"Red Hat Enterprise Linux\"\nVERSION=\"9.2 (Plow)\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"9.2\"\nPLATFORM_ID=\"platform:el9\"\nPRETTY_NAME=\"Red Hat Enterprise Linux 9.2 (Plow)\"\n",
+                )],
+                "RedHat",
+                "rhel",
+                Some("9.2"),
+            ),
+            (
+                "Fedora 39 Cloud",
+                &[(
+                    "/etc/os-release",
+                    "NAME=\"Fedora Linux\"\nVERSION=\"39 (Cloud Edition)\"\nID=fedora\nVERSION_ID=39\nVERSION_CODENAME=\"\"\nPLATFORM_ID=\"platform:f39\"\nPRETTY_NAME=\"Fedora Linux 39 (Cloud Edition)\"\nVARIANT=\"Cloud Edition\"\nVARIANT_ID=cloud\n",
+                )],
+                "Fedora",
+                "fedora",
+                Some("39"),
+            ),
+            (
+                "Fedora CoreOS 39",
+                &[(
+                    "/usr/lib/os-release",
+                    "NAME=\"Fedora Linux\"\nVERSION=\"39.20231204.3.3 (CoreOS)\"\nID=fedora\nVERSION_ID=39\nVERSION_CODENAME=\"\"\nPLATFORM_ID=\"platform:f39\"\nPRETTY_NAME=\"Fedora CoreOS 39.20231204.3.3\"\nVARIANT=\"CoreOS\"\nVARIANT_ID=coreos\nOSTREE_VERSION='39.20231204.3.3'\n",
+                )],
+                "Fedora CoreOS",
+                "fedora",
+                Some("39"),
+            ),
+            (
+                "Container Linux by CoreOS",
+                &[(
+                    "/usr/lib/os-release",
+                    "NAME=\"Container Linux by CoreOS\"\nID=coreos\nVERSION=2512.3.0\nVERSION_ID=2512.3.0\nBUILD_ID=2020-06-20-0339\nPRETTY_NAME=\"Container Linux by CoreOS 2512.3.0 (Oklo)\"\nANSI_COLOR=\"38;5;75\"\n",
+                )],
+                "CoreOS",
+                "coreos",
+                Some("2512.3.0"),
+            ),
+            (
+                "Ubuntu 22.04",
+                &[(
+                    "/etc/os-release",
+                    "PRETTY_NAME=\"Ubuntu 22.04.3 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nVERSION=\"22.04.3 LTS (Jammy Jellyfish)\"\nVERSION_CODENAME=jammy\nID=ubuntu\nID_LIKE=debian\nUBUNTU_CODENAME=jammy\n",
+                )],
+                "Ubuntu",
+                "ubuntu",
+                Some("22.04"),
+            ),
+            (
+                "Debian 12",
+                &[
+                    (
+                        "/etc/os-release",
+                        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\n",
+                    ),
+                    ("/etc/debian_version", "12.15\n"),
+                ],
+                "Debian",
+                "debian",
+                Some("12.15"),
+            ),
+            (
+                "SLES 15 SP5",
+                &[(
+                    "/etc/os-release",
+                    "NAME=\"SLES\"\nVERSION=\"15-SP5\"\nVERSION_ID=\"15.5\"\nPRETTY_NAME=\"SUSE Linux Enterprise Server 15 SP5\"\nID=\"sles\"\nID_LIKE=\"suse\"\nANSI_COLOR=\"0;32\"\nCPE_NAME=\"cpe:/o:suse:sles:15:sp5\"\n",
+                )],
+                "SUSE",
+                "sles",
+                Some("15.5"),
+            ),
+            (
+                "openSUSE Leap 15.5",
+                &[(
+                    "/usr/lib/os-release",
+                    "NAME=\"openSUSE Leap\"\nVERSION=\"15.5\"\nID=\"opensuse-leap\"\nID_LIKE=\"suse opensuse\"\nVERSION_ID=\"15.5\"\nPRETTY_NAME=\"openSUSE Leap 15.5\"\n",
+                )],
+                "OpenSUSE",
+                "opensuse-leap",
+                Some("15.5"),
+            ),
+            (
+                "openSUSE Tumbleweed",
+                &[(
+                    "/usr/lib/os-release",
+                    "NAME=\"openSUSE Tumbleweed\"\n# VERSION=\"20231204\"\nID=\"opensuse-tumbleweed\"\nID_LIKE=\"opensuse suse\"\nVERSION_ID=\"20231204\"\nPRETTY_NAME=\"openSUSE Tumbleweed\"\n",
+                )],
+                "OpenSUSE",
+                "opensuse-tumbleweed",
+                Some("20231204"),
+            ),
+            (
+                "FreeBSD 14",
+                &[(
+                    "/etc/os-release",
+                    "NAME=FreeBSD\nVERSION=\"14.0-RELEASE\"\nVERSION_ID=\"14.0\"\nID=freebsd\nANSI_COLOR=\"0;31\"\nPRETTY_NAME=\"FreeBSD 14.0-RELEASE\"\n",
+                )],
+                "FreeBSD",
+                "freebsd",
+                Some("14.0"),
+            ),
+            (
+                "Kylin V10",
+                &[(
+                    "/etc/os-release",
+                    "NAME=\"Kylin Linux Advanced Server\"\nVERSION=\"V10 (Sword)\"\nID=\"kylin\"\nVERSION_ID=\"V10\"\nPRETTY_NAME=\"Kylin Linux Advanced Server V10 (Sword)\"\nANSI_COLOR=\"0;31\"\n",
+                )],
+                "Kylin",
+                "kylin",
+                Some("V10"),
+            ),
+            (
+                "UOS Server 20",
+                &[(
+                    "/etc/os-release",
+                    "PRETTY_NAME=\"UnionTech OS Server 20\"\nNAME=\"UnionTech OS Server 20\"\nVERSION_ID=\"20\"\nVERSION=\"20\"\nID=uos\nHOME_URL=\"https://www.chinauos.com/\"\n",
+                )],
+                "UOS",
+                "uos",
+                Some("20"),
+            ),
+            (
+                "Gentoo",
+                &[(
+                    "/etc/os-release",
+                    "NAME=Gentoo\nID=gentoo\nPRETTY_NAME=\"Gentoo Linux\"\nANSI_COLOR=\"1;32\"\nVERSION_ID=\"2.14\"\n",
+                )],
+                "Gentoo",
+                "gentoo",
+                Some("2.14"),
+            ),
+            // No Platform value of their own in the ImportImage list: Others Linux.
+            (
+                "openEuler 22.03",
+                &[(
+                    "/etc/os-release",
+                    "NAME=\"openEuler\"\nVERSION=\"22.03 (LTS-SP2)\"\nID=\"openEuler\"\nVERSION_ID=\"22.03\"\nPRETTY_NAME=\"openEuler 22.03 (LTS-SP2)\"\nANSI_COLOR=\"0;31\"\n",
+                )],
+                OTHERS_LINUX,
+                "openeuler",
+                Some("22.03"),
+            ),
+            (
+                "Oracle Linux 8",
+                &[(
+                    "/etc/os-release",
+                    "NAME=\"Oracle Linux Server\"\nVERSION=\"8.9\"\nID=\"ol\"\nID_LIKE=\"fedora\"\nVARIANT=\"Server\"\nVARIANT_ID=\"server\"\nVERSION_ID=\"8.9\"\nPRETTY_NAME=\"Oracle Linux Server 8.9\"\n",
+                )],
+                OTHERS_LINUX,
+                "ol",
+                Some("8.9"),
+            ),
+            (
+                "Amazon Linux 2023",
+                &[(
+                    "/etc/os-release",
+                    "NAME=\"Amazon Linux\"\nVERSION=\"2023\"\nID=\"amzn\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"2023\"\nPLATFORM_ID=\"platform:al2023\"\nPRETTY_NAME=\"Amazon Linux 2023\"\n",
+                )],
+                OTHERS_LINUX,
+                "amzn",
+                Some("2023"),
+            ),
+        ];
+        for (what, files, platform, distro, version) in cases {
+            let os = detect(&guest(files)).unwrap_or_else(|| panic!("{what}: not detected"));
+            assert_eq!(
+                (os.platform, os.distro.as_str(), os.version.as_deref()),
+                (*platform, *distro, *version),
+                "{what}"
+            );
+            assert!(os.product_name.is_some(), "{what}");
         }
     }
 

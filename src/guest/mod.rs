@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod kmod;
 pub mod linux;
 pub mod lvm;
+pub mod md;
 pub mod partition;
 pub mod readiness;
 pub mod registry;

@@ -30,6 +30,11 @@ pub struct Inputs<'a> {
     pub fw_cfg_sysfs: Option<Option<String>>,
     /// cloud-init installed (it may be installed but disabled).
     pub cloud_init_installed: Option<bool>,
+    /// A volume's role could not be decided for failed reads: finding no OS is no evidence
+    /// that there is none.
+    pub os_unknown: bool,
+    /// The boot files could not be read: no boot mode is no evidence of no boot path.
+    pub boot_unknown: bool,
 }
 
 /// The readiness findings for `facts`.
@@ -49,6 +54,9 @@ pub fn check(facts: &GuestFacts, inputs: &Inputs<'_>) -> Vec<Finding> {
         );
     }
     let Some(os) = facts.os_type.as_deref() else {
+        if inputs.os_unknown {
+            return out;
+        }
         out.push(Finding::new(
             Severity::Warning,
             "guest.no_os",
@@ -65,7 +73,7 @@ pub fn check(facts: &GuestFacts, inputs: &Inputs<'_>) -> Vec<Finding> {
                 .into(),
         );
     }
-    if facts.boot_mode.is_none() {
+    if facts.boot_mode.is_none() && !inputs.boot_unknown {
         warn(
             &mut out,
             "guest.no_boot_path",

@@ -561,7 +561,8 @@ fn btrfs_luks_swap_and_ext2_are_detected() {
     assert_eq!(fs_by_device(&g, "partition 1")["role"], "data");
     assert_eq!(fs_by_device(&g, "partition 4")["role"], "data");
     assert_eq!(g["os_type"], Value::Null);
-    assert!(c.contains(&"guest.no_os".to_string()));
+    // the LUKS volume may hold the OS: unknown, never "no OS" (issue 20 item 4)
+    assert!(!c.contains(&"guest.no_os".to_string()), "{c:?}");
 }
 
 #[test]
@@ -674,4 +675,276 @@ fn corrupted_file_system_metadata_is_survived() {
             );
         }
     }
+}
+
+/// Every guest test image: the raw disks of the guest parts (`scripts/testdata/guest*.sh`).
+fn guest_raw_images() -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for part in ["guest", "guestbtrfs", "guestlayouts", "guestwin"] {
+        let dir = testdata().join(part);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            panic!("{} is missing: run scripts/make-testdata.sh", dir.display());
+        };
+        for e in entries.flatten() {
+            if e.path().extension().is_some_and(|x| x == "raw") {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    assert!(out.len() >= 10, "{out:?}");
+    out
+}
+
+/// The guest facts of `path` as JSON, inspected in this process.
+fn guest_in_process(path: &Path) -> Value {
+    let opened = imgport::image::open(path, &imgport::image::OpenOptions::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let source = std::sync::Arc::new(imgport::image::ImageSource(opened.image.clone()));
+    serde_json::to_value(imgport::guest::inspect(source)).unwrap()
+}
+
+/// Issue 20 item 1: one disk gives the same guest facts in raw, qcow2, dynamic and fixed VHD,
+/// and over repeated runs while the other core is busy (reads must not race for the budget).
+#[test]
+fn guest_facts_are_the_same_in_every_form_and_run() {
+    const RUNS: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut x = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                std::hint::black_box(x);
+            }
+        })
+    };
+    for raw in guest_raw_images() {
+        let name = raw.file_stem().unwrap().to_string_lossy().into_owned();
+        let want = guest_in_process(&raw);
+        for run in 1..RUNS {
+            assert_eq!(guest_in_process(&raw), want, "{name}: run {run} differs");
+        }
+        for (fmt, opts, ext) in [
+            ("qcow2", "", "qcow2"),
+            // force_size: the VHD's size is the raw disk's, not rounded to a CHS geometry
+            // (a GPT's backup header must stay in the last sector)
+            ("vpc", "subformat=dynamic,force_size=on", "vhd"),
+            ("vpc", "subformat=fixed,force_size=on", "fixed.vhd"),
+        ] {
+            let out = dir.path().join(format!("{name}.{ext}"));
+            let mut cmd = Command::new("qemu-img");
+            cmd.args(["convert", "-f", "raw", "-O", fmt]);
+            if !opts.is_empty() {
+                cmd.args(["-o", opts]);
+            }
+            let st = cmd.arg(&raw).arg(&out).status().expect("qemu-img");
+            assert!(st.success(), "qemu-img convert {name} to {ext}");
+            for run in 0..2 {
+                assert_eq!(
+                    guest_in_process(&out),
+                    want,
+                    "{name}.{ext} (run {run}) vs raw"
+                );
+            }
+            std::fs::remove_file(&out).unwrap();
+        }
+        // The binary says the same.
+        assert_eq!(
+            guest_of(raw.to_str().unwrap()),
+            want,
+            "{name}: binary vs library"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    busy.join().unwrap();
+}
+
+/// Issue 20 item 2: a read budget that runs out anywhere leaves facts unknown (null), never
+/// another value, says so in a finding, and adds no readiness finding the full inspection
+/// does not give (no false "no ESP", "no cloud-init", "no OS").
+#[test]
+fn a_spent_budget_leaves_facts_unknown_never_wrong() {
+    const FACTS: [&str; 11] = [
+        "os_type",
+        "distro",
+        "version",
+        "product_name",
+        "platform",
+        "architecture",
+        "boot_mode",
+        "cloud_init",
+        "qemu_guest_agent",
+        "hostname",
+        "kernel",
+    ];
+    const DRIVERS: [&str; 4] = ["virtio", "virtio_in_initramfs", "nvme", "nvme_in_initramfs"];
+    // What a cut budget may add: the findings that say what was not read.
+    const CUT: [&str; 6] = [
+        "guest.read_budget_spent",
+        "guest.initramfs_skipped",
+        "guest.fs_unreadable",
+        "guest.partition_table_unreadable",
+        "guest.lvm_unreadable",
+        "guest.read_failed",
+    ];
+    for name in [
+        "guestbtrfs/debian-btrfs.raw",
+        "guest/debian-gpt.raw",
+        "guest/debian-mbr.raw",
+        "guest/lvm-ext4.raw",
+        "guest/rhel-lvm.raw",
+    ] {
+        let path = image(name);
+        let inspect = |budget: u64| {
+            let opened =
+                imgport::image::open(&path, &imgport::image::OpenOptions::default()).unwrap();
+            let source = std::sync::Arc::new(imgport::image::ImageSource(opened.image.clone()));
+            serde_json::to_value(imgport::guest::inspect::inspect_within(source, budget)).unwrap()
+        };
+        let full = inspect(imgport::guest::inspect::READ_BUDGET);
+        assert!(
+            !codes(&full).iter().any(|c| CUT.contains(&c.as_str())),
+            "{name}: the full budget does not fit: {:?}",
+            codes(&full)
+        );
+        let used = full["bytes_read"].as_u64().unwrap();
+        let mut budgets: Vec<u64> = vec![0, 4096, 64 << 10, 1 << 20];
+        budgets.extend((1..8).map(|i| used * i / 8));
+        for budget in budgets {
+            let cut = inspect(budget);
+            assert_eq!(
+                inspect(budget),
+                cut,
+                "{name} at {budget}: not deterministic"
+            );
+            let c = codes(&cut);
+            let mut changed = Vec::new();
+            for k in FACTS {
+                if cut[k] != full[k] {
+                    assert_eq!(
+                        cut[k],
+                        Value::Null,
+                        "{name} at {budget}: {k} is wrong: {c:?}"
+                    );
+                    changed.push(k);
+                }
+            }
+            for k in DRIVERS {
+                if cut["drivers"][k] != full["drivers"][k] {
+                    let v = &cut["drivers"][k];
+                    assert_eq!(*v, Value::Null, "{name} at {budget}: {k} is wrong: {c:?}");
+                    changed.push(k);
+                }
+            }
+            for code in &c {
+                assert!(
+                    codes(&full).contains(code) || CUT.contains(&code.as_str()),
+                    "{name} at {budget}: {code} is not in the full inspection: {c:?}"
+                );
+            }
+            if !changed.is_empty() {
+                assert!(
+                    c.iter().any(|x| CUT.contains(&x.as_str())),
+                    "{name} at {budget}: {changed:?} unknown without a finding: {c:?}"
+                );
+            }
+        }
+    }
+}
+
+/// The facts a layout must not change: the Debian tree's, as debian-gpt.raw (ext4, GPT,
+/// ESP) gives them (`debian_gpt_esp_ext4_raw` checks those against the tree itself).
+const TREE_FACTS: [&str; 10] = [
+    "os_type",
+    "distro",
+    "version",
+    "product_name",
+    "platform",
+    "architecture",
+    "drivers",
+    "cloud_init",
+    "qemu_guest_agent",
+    "kernel",
+];
+
+fn assert_same_tree(g: &Value, name: &str) {
+    let want = guest_of("guest/debian-gpt.raw");
+    for k in TREE_FACTS {
+        assert_eq!(g[k], want[k], "{name}: {k}");
+    }
+}
+
+#[test]
+fn debian_on_btrfs_with_esp() {
+    let path = image("guestbtrfs/debian-btrfs.raw");
+    let g = guest_of("guestbtrfs/debian-btrfs.raw");
+    assert_same_tree(&g, "debian-btrfs");
+    assert_eq!(g["boot_mode"], "UEFI");
+    assert_eq!(g["hostname"], "imgport-btrfs");
+    let root = fs_by_device(&g, "partition 2");
+    let (kind, uuid, label) = blkid(&path, 17 << 20);
+    assert_eq!(
+        (root["kind"].as_str(), kind.as_str()),
+        (Some("btrfs"), "btrfs")
+    );
+    assert_eq!(root["uuid"], uuid);
+    assert_eq!(root["label"], label);
+    assert_eq!(root["role"], "root");
+    assert_eq!(fs_by_device(&g, "partition 1")["mountpoint"], "/boot/efi");
+    assert!(warnings(&g).is_empty(), "{:?}", warnings(&g));
+}
+
+/// Issue 20 item 4: `/usr` on a partition of its own (so `/bin`, `/lib` and
+/// `/etc/os-release` resolve only through fstab's mount), the root on the whole disk, and
+/// the root on a GPT disk of 4096-byte sectors.
+#[test]
+fn usr_apart_whole_disk_and_4kn_roots() {
+    let g = guest_of("guestlayouts/usr-split.raw");
+    assert_same_tree(&g, "usr-split");
+    assert_eq!(g["boot_mode"], "UEFI");
+    assert_eq!(fs_by_device(&g, "partition 2")["role"], "root");
+    assert_eq!(fs_by_device(&g, "partition 3")["mountpoint"], "/usr");
+    assert!(warnings(&g).is_empty(), "{:?}", warnings(&g));
+
+    let g = guest_of("guestlayouts/whole-debian.raw");
+    assert_same_tree(&g, "whole-debian");
+    assert_eq!(g["partition_table"], "none");
+    assert_eq!(fs_by_device(&g, "disk")["role"], "root");
+    let c = codes(&g);
+    assert!(c.contains(&"guest.no_partition_table".to_string()), "{c:?}");
+    assert!(!c.contains(&"guest.no_os".to_string()), "{c:?}");
+
+    let path = image("guestlayouts/gpt-4kn.raw");
+    let g = guest_of("guestlayouts/gpt-4kn.raw");
+    assert_same_tree(&g, "gpt-4kn");
+    let json = std::fs::read_to_string(image("guestlayouts/gpt-4kn.sfdisk.json")).unwrap();
+    let (label, parts) = sfdisk_parse(&json);
+    assert_eq!(
+        (label.as_str(), g["partition_table"].as_str()),
+        ("gpt", Some("gpt"))
+    );
+    assert_partitions(&g, &path, &parts);
+    assert_eq!(g["boot_mode"], "UEFI");
+    assert!(warnings(&g).is_empty(), "{:?}", warnings(&g));
+}
+
+/// Issue 20 item 4: a LUKS-encrypted root (a real LUKS header) with `/boot` apart is
+/// reported as encrypted, never as a disk without an OS.
+#[test]
+fn luks_root_is_encrypted_not_no_os() {
+    let path = image("guestlayouts/luks-root.raw");
+    let g = guest_of("guestlayouts/luks-root.raw");
+    let luks = &g["partitions"][2];
+    assert_eq!(luks["filesystem"], "luks");
+    let (blk, uuid, _) = blkid(&path, luks["start"].as_u64().unwrap());
+    assert_eq!(blk, "crypto_LUKS");
+    assert_eq!(fs_by_device(&g, "partition 3")["uuid"], uuid);
+    assert_eq!(fs_by_device(&g, "partition 2")["role"], "boot");
+    assert_eq!(g["os_type"], Value::Null);
+    let c = codes(&g);
+    assert!(c.contains(&"guest.encrypted_volume".to_string()), "{c:?}");
+    assert!(!c.contains(&"guest.no_os".to_string()), "{c:?}");
 }

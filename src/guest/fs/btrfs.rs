@@ -5,8 +5,9 @@
 //! Subvolumes met inside a path are crossed. Checksums are not verified; every offset,
 //! count and size is bounded instead.
 
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::{DirEntry, FileSystem, FsError, NodeInfo, NodeKind};
 use crate::source::ByteSource;
@@ -27,6 +28,10 @@ const MAX_NODES: usize = 20_000;
 const MAX_UNCOMPRESSED: u64 = 128 * 1024;
 /// Most subvolume crossings in one path.
 const MAX_CROSSINGS: usize = 16;
+/// Bytes of tree nodes kept in memory. Every path lookup walks the trees from their roots,
+/// so without a cache the same few nodes are read from the disk again and again (listing a
+/// module directory of thousands of entries reads each entry's inode from the root down).
+const NODE_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 const INODE_ITEM: u8 = 1;
 const DIR_INDEX: u8 = 96;
@@ -81,9 +86,35 @@ struct Chunk {
     physical: u64,
 }
 
+/// Tree nodes read so far, by logical address, the oldest evicted first once
+/// [`NODE_CACHE_BYTES`] is reached. Nodes never change on a read-only volume.
+#[derive(Default)]
+struct NodeCache {
+    nodes: HashMap<u64, Arc<Vec<u8>>>,
+    order: VecDeque<u64>,
+    bytes: usize,
+}
+
+impl NodeCache {
+    fn insert(&mut self, bytenr: u64, node: Arc<Vec<u8>>) {
+        while self.bytes + node.len() > NODE_CACHE_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(n) = self.nodes.remove(&old) {
+                self.bytes -= n.len();
+            }
+        }
+        self.bytes += node.len();
+        self.order.push_back(bytenr);
+        self.nodes.insert(bytenr, node);
+    }
+}
+
 /// A btrfs volume opened read-only.
 pub struct BtrfsFs {
     dev: Arc<dyn ByteSource>,
+    cache: Mutex<NodeCache>,
     nodesize: u32,
     chunks: Vec<Chunk>,
     /// (bytenr, level) of the root tree.
@@ -168,6 +199,7 @@ impl BtrfsFs {
         );
         let mut fs = Self {
             dev,
+            cache: Mutex::default(),
             nodesize,
             chunks,
             root_tree: (le64(&sb, 0x50).unwrap_or(0), sb[0xc6]),
@@ -231,7 +263,15 @@ impl BtrfsFs {
         Ok(())
     }
 
-    fn node(&self, bytenr: u64) -> Result<Vec<u8>, FsError> {
+    fn node(&self, bytenr: u64) -> Result<Arc<Vec<u8>>, FsError> {
+        if let Some(n) = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.nodes.get(&bytenr).cloned())
+        {
+            return Ok(n);
+        }
         let mut b = vec![0u8; self.nodesize as usize];
         self.read_logical(bytenr, &mut b)?;
         if le64(&b, 0x30) != Some(bytenr) {
@@ -239,6 +279,10 @@ impl BtrfsFs {
                 "tree node",
                 format!("node at {bytenr} names another address"),
             ));
+        }
+        let b = Arc::new(b);
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(bytenr, b.clone());
         }
         Ok(b)
     }

@@ -81,8 +81,15 @@ pub fn detect(head: &[u8]) -> Option<FsKind> {
     if at(head, 3, b"-FVE-FS-") {
         return Some(FsKind::BitLocker);
     }
-    // LVM2 PV label: "LABELONE" at the start of one of sectors 0-3, "LVM2 001" at +24.
-    if (0..4).any(|s| at(head, s * 512, b"LABELONE") && at(head, s * 512 + 24, b"LVM2 001")) {
+    // LVM2 PV label: "LABELONE" at the start of one of sectors 0-3, "LVM2 001" at +24, and
+    // its own sector number at +8 (lvm2 ignores a label whose number is not where it lies).
+    // The number tells a PV from a volume that merely holds one a few sectors in, as the
+    // Debian installer's extended partition does, starting two sectors before its PV.
+    if (0..4).any(|s| {
+        at(head, s * 512, b"LABELONE")
+            && at(head, s * 512 + 24, b"LVM2 001")
+            && at(head, s * 512 + 8, &(s as u64).to_le_bytes())
+    }) {
         return Some(FsKind::Lvm2);
     }
     if at(head, 0, b"XFSB") {
@@ -243,7 +250,15 @@ mod tests {
         let mut b = vec![0u8; PROBE_LEN];
         b[512..520].copy_from_slice(b"LABELONE");
         b[536..544].copy_from_slice(b"LVM2 001");
+        // sector_xl says 0, but the label lies in sector 1: not this volume's label
+        assert_eq!(detect(&b), None);
+        b[520..528].copy_from_slice(&1u64.to_le_bytes());
         assert_eq!(detect(&b), Some(FsKind::Lvm2));
+        // the same PV seen from two sectors before it (an MBR extended partition of the
+        // Debian installer's layout): the label is in sector 3 but names sector 1
+        let mut ext = vec![0u8; PROBE_LEN];
+        ext[1024..].copy_from_slice(&b[..PROBE_LEN - 1024]);
+        assert_eq!(detect(&ext), None);
         // a short head never panics
         assert_eq!(detect(&[0u8; 3]), None);
         assert_eq!(identity(FsKind::Btrfs, &[0u8; 3]), (None, None));

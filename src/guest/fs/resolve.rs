@@ -3,7 +3,7 @@
 //! *inside the guest*: absolute targets restart at the guest root, `..` stops at the root,
 //! and at most [`MAX_SYMLINKS`] links are followed per lookup.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::{DirEntry, FileSystem, FsError, NodeInfo, NodeKind};
 
@@ -17,11 +17,64 @@ pub const CONFIG_CAP: u64 = 2 * 1024 * 1024;
 /// A path as its components.
 type Components = Vec<Vec<u8>>;
 
+/// Most read errors a [`ReadLog`] keeps word for word; later ones are only counted.
+const MAX_LOGGED: usize = 16;
+
+/// The read errors met while walking a guest, shared by every clone of a [`Guest`] (and by
+/// guests made with [`Guest::with_log`]): a lookup that fails on a read error is told apart
+/// from a file that is absent, even where a caller only asks "does it exist?".
+#[derive(Clone, Default)]
+pub struct ReadLog(Arc<Mutex<LogState>>);
+
+#[derive(Default)]
+struct LogState {
+    count: usize,
+    kept: Vec<String>,
+}
+
+impl ReadLog {
+    /// Errors logged so far (a mark for [`ReadLog::since`]).
+    pub fn count(&self) -> usize {
+        self.0.lock().map(|s| s.count).unwrap_or(0)
+    }
+
+    /// The errors logged after `mark` (at most [`MAX_LOGGED`] kept word for word in all),
+    /// and how many there were.
+    pub fn since(&self, mark: usize) -> (Vec<String>, usize) {
+        let Ok(s) = self.0.lock() else {
+            return (Vec::new(), 0);
+        };
+        let kept = s.kept.iter().skip(mark).cloned().collect();
+        (kept, s.count.saturating_sub(mark))
+    }
+
+    /// Logs `e`, met reading `path` outside a [`Guest`] (straight from a file system).
+    pub fn note(&self, path: &[u8], e: &FsError) {
+        self.record(path, e);
+    }
+
+    fn record(&self, path: &[u8], e: &FsError) {
+        if let Ok(mut s) = self.0.lock() {
+            s.count += 1;
+            if s.kept.len() < MAX_LOGGED {
+                let mut msg = format!("{}: {e}", String::from_utf8_lossy(path));
+                let mut cause = std::error::Error::source(e);
+                while let Some(c) = cause {
+                    msg.push_str(&format!(": {c}"));
+                    cause = c.source();
+                }
+                s.kept.push(msg);
+            }
+        }
+    }
+}
+
 /// A guest's directory tree: a root file system and the file systems mounted below it.
 #[derive(Clone)]
 pub struct Guest {
     /// (mount point as components, file system), the deepest first.
     mounts: Vec<(Components, Arc<dyn FileSystem>)>,
+    log: ReadLog,
 }
 
 fn components(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
@@ -53,9 +106,28 @@ struct Located<'a>(&'a dyn FileSystem, Vec<u8>, u64);
 impl Guest {
     /// A guest whose `/` is `root`.
     pub fn new(root: Arc<dyn FileSystem>) -> Self {
+        Self::with_log(root, ReadLog::default())
+    }
+
+    /// A guest whose `/` is `root` and whose read errors go to `log`.
+    pub fn with_log(root: Arc<dyn FileSystem>, log: ReadLog) -> Self {
         Self {
             mounts: vec![(Vec::new(), root)],
+            log,
         }
+    }
+
+    /// Where this guest's read errors are logged.
+    pub fn log(&self) -> &ReadLog {
+        &self.log
+    }
+
+    /// `r`, with an error logged against `path`.
+    fn logged<T>(&self, path: &[u8], r: Result<T, FsError>) -> Result<T, FsError> {
+        if let Err(e) = &r {
+            self.log.record(path, e);
+        }
+        r
     }
 
     /// Mounts `fs` at the absolute guest path `point` (e.g. `/boot`); later lookups below it
@@ -161,17 +233,20 @@ impl Guest {
 
     /// The path with every symlink resolved inside the guest, or `None` when it does not exist.
     pub fn canonicalize(&self, path: &[u8]) -> Result<Option<Vec<u8>>, FsError> {
-        Ok(self.resolve(path, true)?.map(|(c, _)| join(&c)))
+        let r = self.canonicalize_unlogged(path);
+        self.logged(path, r)
     }
 
     /// Kind and size of `path`, following symlinks; `None` when it does not exist.
     pub fn stat(&self, path: &[u8]) -> Result<Option<NodeInfo>, FsError> {
-        Ok(self.resolve(path, true)?.map(|(_, i)| i))
+        let r = self.stat_unlogged(path);
+        self.logged(path, r)
     }
 
     /// Kind and size of `path` without following a final symlink.
     pub fn lstat(&self, path: &[u8]) -> Result<Option<NodeInfo>, FsError> {
-        Ok(self.resolve(path, false)?.map(|(_, i)| i))
+        let r = self.lstat_unlogged(path);
+        self.logged(path, r)
     }
 
     /// True when `path` exists (following symlinks) and has `kind`.
@@ -186,24 +261,14 @@ impl Guest {
 
     /// Target of the symlink at `path` (its parent directories resolved), as stored.
     pub fn read_link(&self, path: &[u8]) -> Result<Option<Vec<u8>>, FsError> {
-        match self.resolve(path, false)? {
-            Some((c, i)) if i.kind == NodeKind::Symlink => {
-                let (fs, inner) = self.locate(&c);
-                Ok(Some(fs.read_link(&inner)?))
-            }
-            _ => Ok(None),
-        }
+        let r = self.read_link_unlogged(path);
+        self.logged(path, r)
     }
 
     /// Entries of the directory at `path`; `None` when it is absent or not a directory.
     pub fn read_dir(&self, path: &[u8]) -> Result<Option<Vec<DirEntry>>, FsError> {
-        match self.resolve(path, true)? {
-            Some((c, i)) if i.kind == NodeKind::Dir => {
-                let (fs, inner) = self.locate(&c);
-                Ok(Some(fs.read_dir(&inner)?))
-            }
-            _ => Ok(None),
-        }
+        let r = self.read_dir_unlogged(path);
+        self.logged(path, r)
     }
 
     /// The regular file at `path` (symlinks followed); `None` when absent or not a regular
@@ -222,6 +287,61 @@ impl Guest {
     /// The whole regular file at `path` when it is at most `cap` bytes; `None` when absent or
     /// not a regular file; an error when larger than `cap`.
     pub fn read_file(&self, path: &[u8], cap: u64) -> Result<Option<Vec<u8>>, FsError> {
+        let r = self.read_file_unlogged(path, cap);
+        self.logged(path, r)
+    }
+
+    /// At most the first `len` bytes of the regular file at `path` (for headers such as ELF).
+    pub fn read_prefix(&self, path: &[u8], len: usize) -> Result<Option<Vec<u8>>, FsError> {
+        let r = self.read_prefix_unlogged(path, len);
+        self.logged(path, r)
+    }
+
+    /// Up to `len` bytes of the regular file at `path` from `offset` (a trailer, say);
+    /// `None` when absent or not a regular file.
+    pub fn read_range(
+        &self,
+        path: &[u8],
+        offset: u64,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>, FsError> {
+        let r = self.read_range_unlogged(path, offset, len);
+        self.logged(path, r)
+    }
+
+    fn canonicalize_unlogged(&self, path: &[u8]) -> Result<Option<Vec<u8>>, FsError> {
+        Ok(self.resolve(path, true)?.map(|(c, _)| join(&c)))
+    }
+
+    fn stat_unlogged(&self, path: &[u8]) -> Result<Option<NodeInfo>, FsError> {
+        Ok(self.resolve(path, true)?.map(|(_, i)| i))
+    }
+
+    fn lstat_unlogged(&self, path: &[u8]) -> Result<Option<NodeInfo>, FsError> {
+        Ok(self.resolve(path, false)?.map(|(_, i)| i))
+    }
+
+    fn read_link_unlogged(&self, path: &[u8]) -> Result<Option<Vec<u8>>, FsError> {
+        match self.resolve(path, false)? {
+            Some((c, i)) if i.kind == NodeKind::Symlink => {
+                let (fs, inner) = self.locate(&c);
+                Ok(Some(fs.read_link(&inner)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn read_dir_unlogged(&self, path: &[u8]) -> Result<Option<Vec<DirEntry>>, FsError> {
+        match self.resolve(path, true)? {
+            Some((c, i)) if i.kind == NodeKind::Dir => {
+                let (fs, inner) = self.locate(&c);
+                Ok(Some(fs.read_dir(&inner)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn read_file_unlogged(&self, path: &[u8], cap: u64) -> Result<Option<Vec<u8>>, FsError> {
         let Some(Located(fs, inner, size)) = self.regular_file(path)? else {
             return Ok(None);
         };
@@ -234,17 +354,14 @@ impl Guest {
         Ok(Some(fs.read_head(&inner, size as usize)?))
     }
 
-    /// At most the first `len` bytes of the regular file at `path` (for headers such as ELF).
-    pub fn read_prefix(&self, path: &[u8], len: usize) -> Result<Option<Vec<u8>>, FsError> {
+    fn read_prefix_unlogged(&self, path: &[u8], len: usize) -> Result<Option<Vec<u8>>, FsError> {
         let Some(Located(fs, inner, size)) = self.regular_file(path)? else {
             return Ok(None);
         };
         Ok(Some(fs.read_head(&inner, size.min(len as u64) as usize)?))
     }
 
-    /// Up to `len` bytes of the regular file at `path` from `offset` (a trailer, say);
-    /// `None` when absent or not a regular file.
-    pub fn read_range(
+    fn read_range_unlogged(
         &self,
         path: &[u8],
         offset: u64,

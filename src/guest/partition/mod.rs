@@ -73,6 +73,12 @@ impl PartType {
         }
     }
 
+    /// True for an MBR extended partition (0x05, 0x0F, 0x85): a container of logical
+    /// partitions, never a volume itself.
+    pub fn is_extended(&self) -> bool {
+        matches!(self, PartType::Mbr(0x05 | 0x0f | 0x85))
+    }
+
     /// True for a GRUB BIOS boot partition (GPT only).
     pub fn is_bios_boot(&self) -> bool {
         matches!(self, PartType::Gpt(_)) && self.id() == GUID_BIOS_BOOT

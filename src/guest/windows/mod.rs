@@ -153,6 +153,20 @@ fn find_systemroot(fs: &dyn FileSystem) -> Result<Option<SystemRoot>, FsError> {
     Ok(None)
 }
 
+/// True when `fs` has a SystemRoot candidate (`\Windows`, `\WINNT`, … in any case) with a
+/// `System32\config` directory: the mark of a Windows system volume, which [`inspect`] then
+/// reads (and reports on when `cmd.exe` is missing).
+pub fn has_system_config(fs: &dyn FileSystem) -> Result<bool, FsError> {
+    for cand in SYSTEMROOTS {
+        if let Some(config) = find_path(fs, &[cand, "System32", "config"])?
+            && is_kind(fs, &config, NodeKind::Dir)?
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 fn is_kind(fs: &dyn FileSystem, path: &str, kind: NodeKind) -> Result<bool, FsError> {
     Ok(fs.lstat(path.as_bytes())?.is_some_and(|i| i.kind == kind))
 }

@@ -304,3 +304,29 @@ fn architecture_cross_check_rules() {
         (None, "windows.cmd_not_pe,windows.arch_unknown".into())
     );
 }
+
+/// Issue 20 item 2: `\WINNT` (NT 4.0, 2000, 2003 upgraded from 2000) and any case of the
+/// path mark a system volume; a `Windows` folder without `System32\config` does not.
+#[test]
+fn system_config_in_winnt_and_any_case() {
+    use crate::guest::fs::memfs::MemFs;
+    for (dir, want) in [
+        ("/Windows/System32/config", true),
+        ("/WINDOWS/system32/config", true),
+        ("/WINNT/system32/config", true),
+        ("/winnt/SYSTEM32/CONFIG", true),
+        ("/Win32/System32/config", true),
+        ("/Windows/System32", false),
+        ("/Data/Windows/System32/config", false),
+    ] {
+        let mut fs = MemFs::default();
+        fs.dir(dir);
+        assert_eq!(has_system_config(&fs).unwrap(), want, "{dir}");
+    }
+    // and the SystemRoot is found there
+    let mut fs = MemFs::default();
+    fs.dir("/WINNT/system32/config")
+        .file("/WINNT/system32/cmd.exe", b"MZ");
+    let w = inspect(&fs).unwrap().expect("a system volume");
+    assert_eq!(w.systemroot, "/WINNT");
+}
