@@ -173,33 +173,70 @@ impl Drop for PoolBuf {
 }
 
 /// The bytes of one part, shared read-only between the consumer (uploader, writer) and the
-/// SHA-256 thread; the buffer returns to its pool when the last holder drops it.
+/// SHA-256 thread; a pooled buffer returns to its pool when the last holder drops it.
+///
+/// A part that is all zeros holds no buffer of its own: it borrows a prefix of a shared
+/// [`Zeros`] allocation that is never written, so its pages stay unmapped (reading them maps
+/// the kernel's shared zero page) and a disk of any size streams its holes without filling or
+/// holding memory for them.
 #[derive(Clone)]
-pub struct PartData(Arc<PoolBuf>);
+pub struct PartData(PartBytes);
+
+#[derive(Clone)]
+enum PartBytes {
+    Pooled(Arc<PoolBuf>),
+    Zero(Zeros, usize),
+}
 
 impl PartData {
     /// Freezes a filled buffer.
     pub fn new(buf: PoolBuf) -> Self {
-        Self(Arc::new(buf))
+        Self(PartBytes::Pooled(Arc::new(buf)))
+    }
+
+    /// `len` zero bytes borrowed from `zeros` (`len` is capped at its size).
+    pub fn zeros(zeros: &Zeros, len: usize) -> Self {
+        Self(PartBytes::Zero(zeros.clone(), len.min(zeros.0.len())))
+    }
+
+    /// True when the part is known to be all zeros without looking at its bytes.
+    pub fn is_zero_part(&self) -> bool {
+        matches!(self.0, PartBytes::Zero(..))
+    }
+}
+
+/// A shared, never-written run of zero bytes that zero parts borrow (see [`PartData`]).
+/// `vec![0; n]` asks the allocator for zeroed memory, which fresh pages already are, so
+/// creating it touches nothing.
+#[derive(Clone)]
+pub struct Zeros(Arc<Vec<u8>>);
+
+impl Zeros {
+    /// `len` zero bytes, allocated without being touched.
+    pub fn new(len: usize) -> Self {
+        Self(Arc::new(vec![0u8; len]))
     }
 }
 
 impl Deref for PartData {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            PartBytes::Pooled(buf) => buf,
+            PartBytes::Zero(zeros, len) => zeros.0.get(..*len).unwrap_or_default(),
+        }
     }
 }
 
 impl AsRef<[u8]> for PartData {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        self
     }
 }
 
 impl std::fmt::Debug for PartData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PartData({} bytes)", self.0.len())
+        write!(f, "PartData({} bytes)", self.len())
     }
 }
 
