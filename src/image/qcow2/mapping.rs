@@ -444,7 +444,7 @@ impl Mapping {
     }
 
     /// One decompressed cluster, from the cache or the file.
-    fn decompressed(&self, offset: u64, len: u64) -> Result<Arc<[u8]>, ImageError> {
+    pub fn decompressed(&self, offset: u64, len: u64) -> Result<Arc<[u8]>, ImageError> {
         if let Some(c) = self.lock().clusters.get(&offset) {
             return Ok(c.clone());
         }
