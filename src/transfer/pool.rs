@@ -34,6 +34,9 @@ struct PoolState {
 struct Aligned {
     data: Vec<u8>,
     start: usize,
+    /// Per chunk of a caller's choosing: whether it is known to hold only zeros (empty: the
+    /// buffer is fresh, so all of it is). See [`PoolBuf::with_zero_map`].
+    zero_map: Vec<bool>,
 }
 
 impl Aligned {
@@ -41,7 +44,11 @@ impl Aligned {
         let data = vec![0u8; size + BUFFER_ALIGN];
         crate::mem::advise_huge_pages(data.as_ptr(), data.len());
         let start = data.as_ptr().align_offset(BUFFER_ALIGN);
-        Self { data, start }
+        Self {
+            data,
+            start,
+            zero_map: Vec::new(),
+        }
     }
 
     fn get(&self, len: usize) -> &[u8] {
@@ -152,6 +159,26 @@ impl DerefMut for PoolBuf {
     }
 }
 
+impl PoolBuf {
+    /// The buffer's bytes and, per `chunk`-byte chunk of the whole buffer, whether that chunk
+    /// is known to hold only zeros, for a filler that writes zero ranges only where they are
+    /// not zero already (a reused buffer keeps its map; a fresh one is all zeros). The filler
+    /// keeps the map true to the bytes; `chunk` must be the same on every use of a pool.
+    pub fn with_zero_map(&mut self, chunk: usize) -> (&mut [u8], &mut [bool]) {
+        let chunks = self.pool.buffer_size.div_ceil(chunk.max(1));
+        if self.data.zero_map.len() != chunks {
+            self.data.zero_map = vec![true; chunks];
+        }
+        let Aligned {
+            data,
+            start,
+            zero_map,
+        } = &mut self.data;
+        let bytes = data.get_mut(*start..*start + self.len).unwrap_or_default();
+        (bytes, zero_map)
+    }
+}
+
 impl Drop for PoolBuf {
     fn drop(&mut self) {
         let data = std::mem::replace(
@@ -159,6 +186,7 @@ impl Drop for PoolBuf {
             Aligned {
                 data: Vec::new(),
                 start: 0,
+                zero_map: Vec::new(),
             },
         );
         let mut state = self

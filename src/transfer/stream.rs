@@ -110,6 +110,8 @@ struct Shared {
     zero_digests: Mutex<HashMap<usize, ZeroDigests>>,
     /// What zero parts borrow instead of a buffer.
     zeros: Zeros,
+    /// CRC-64 of zero runs by length (chunks and parts of a hole).
+    zero_crcs: Mutex<HashMap<u64, u64>>,
     part_md5: bool,
     /// Part MD5s are left to the batch in [`LayoutStream::next_part`], not done per part.
     batch_md5: bool,
@@ -238,6 +240,7 @@ impl LayoutStream {
                 src,
                 zero_digests: Mutex::new(HashMap::new()),
                 zeros: Zeros::new(buffer_size),
+                zero_crcs: Mutex::new(HashMap::new()),
                 part_md5: !opts.skip_part_md5,
                 batch_md5: md5_lanes > 1,
             }),
@@ -384,6 +387,14 @@ impl LayoutStream {
 }
 
 impl Shared {
+    /// CRC-64 of `len` zero bytes, from the closed form, cached by length.
+    fn zero_crc(&self, len: u64) -> u64 {
+        let mut cache = self.zero_crcs.lock().unwrap_or_else(|p| p.into_inner());
+        *cache
+            .entry(len)
+            .or_insert_with(|| super::digest::crc64_zeros(len))
+    }
+
     /// The MD5 of a part's bytes when it is computed per part.
     fn md5_of(&self, data: &[u8]) -> Option<[u8; 16]> {
         (self.part_md5 && !self.batch_md5).then(|| super::digest::md5(data))
@@ -404,7 +415,7 @@ fn zero_part(shared: &Shared, len: usize) -> Filled {
         None => {
             let d = (
                 shared.part_md5.then(|| super::digest::md5(&data)),
-                crc64(&data),
+                shared.zero_crc(len as u64),
             );
             shared
                 .zero_digests
@@ -423,13 +434,28 @@ fn zero_part(shared: &Shared, len: usize) -> Filled {
 
 fn fill_part(shared: &Shared, mut buf: PoolBuf, offset: u64) -> Result<Filled, TransferError> {
     let layout = &shared.layout;
-    let crcs: Vec<(u64, u64)> = buf
+    let (bytes, zero_map) = buf.with_zero_map(CHUNK_SIZE);
+    // Chunks the layout plans as zeros are written only when the reused buffer does not
+    // hold zeros there already, and their CRC has a closed form: a part with a little data
+    // in a large hole costs its data, not its length.
+    let crcs: Vec<(u64, u64)> = bytes
         .par_chunks_mut(CHUNK_SIZE)
+        .zip(zero_map.par_iter_mut())
         .enumerate()
-        .map(|(i, chunk)| {
+        .map(|(i, (chunk, known_zero))| {
             let at = offset + (i * CHUNK_SIZE) as u64;
+            let len = chunk.len() as u64;
+            if layout.is_zero(at, len) {
+                if !*known_zero {
+                    chunk.fill(0);
+                    // A short chunk leaves the rest of the buffer's chunk as it was.
+                    *known_zero = chunk.len() == CHUNK_SIZE;
+                }
+                return Ok((shared.zero_crc(len), len));
+            }
+            *known_zero = false;
             layout.read(shared.src.as_ref(), chunk, at)?;
-            Ok((crc64(chunk), chunk.len() as u64))
+            Ok((crc64(chunk), len))
         })
         .collect::<Result<_, crate::image::ImageError>>()?;
     let crc = crcs
