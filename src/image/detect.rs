@@ -323,7 +323,13 @@ fn nested_findings(
     }
     starts.extend(partition_starts(&head, size, &read)?);
     for (start, what) in starts {
-        let window = read(start, NESTED_PROBE_LEN)?;
+        let window = if start == 0 {
+            head.get(..NESTED_PROBE_LEN as usize)
+                .unwrap_or(&head)
+                .to_vec()
+        } else {
+            read(start, NESTED_PROBE_LEN)?
+        };
         for sig in probe(&window, &[], window.len() as u64) {
             if !NESTABLE.contains(&sig.name) {
                 continue;

@@ -84,8 +84,12 @@ pub fn collect(
         rt_bytes,
         "the refcount table".into(),
     );
-    // The header's validation bounded the table (QEMU's limit) and placed it in the file.
-    let rt = file.read_upto(h.refcount_table_offset, rt_bytes as usize)?;
+    // Only the entries for the file's own clusters are read: a refcount block beyond them
+    // would count clusters that do not exist, and reading stays bounded by the file. (The
+    // header's validation bounded the table and placed it in the file.)
+    let per_block = (cs * 8) >> h.refcount_order.min(6);
+    let used = size.div_ceil(cs).div_ceil(per_block.max(1)) * 8;
+    let rt = file.read_upto(h.refcount_table_offset, rt_bytes.min(used) as usize)?;
     for (i, e) in rt.chunks_exact(8).enumerate() {
         let block = be64(e, 0) & REFT_OFFSET_MASK;
         if block != 0 {
