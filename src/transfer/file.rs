@@ -31,7 +31,7 @@ impl FileStream {
     /// Opens `path` with full stream options (0 part size picks one).
     pub fn with_options(path: &Path, opts: &StreamOptions) -> Result<Self, TransferError> {
         let (image, layout) = Self::plan(path)?;
-        Ok(Self::from_plan(image, layout, opts)?)
+        Self::from_plan(image, layout, opts)
     }
 
     /// The file at `path` read as RAW and its identity layout, for a caller that decides the

@@ -25,6 +25,9 @@ const MAX_BITMAP_DIRECTORY_SIZE: u64 = 1024 * MAX_BITMAPS as u64;
 /// Bytes of a bitmap directory entry before its extra data and name.
 const BITMAP_ENTRY_HEADER: usize = 24;
 
+/// Bitmap tables found in the directory: file offset, bytes, what (for messages).
+type Tables = Vec<(u64, u64, String)>;
+
 /// One metadata structure: `[start, end)` in the file and what it is.
 #[derive(Debug, Clone)]
 struct Region {
@@ -146,7 +149,7 @@ fn bitmap_tables(
     b: &BitmapsExt,
     cs: u64,
     v: &mut Verdict<'_>,
-) -> Result<Option<Vec<(u64, u64, String)>>, ImageError> {
+) -> Result<Option<Tables>, ImageError> {
     let size = file.size();
     let field = "bitmaps extension";
     let problem = if b.length < 24 {
