@@ -234,15 +234,30 @@ impl PartData {
 }
 
 /// A shared, never-written run of zero bytes that zero parts borrow (see [`PartData`]).
-/// `vec![0; n]` asks the allocator for zeroed memory, which fresh pages already are, so
-/// creating it touches nothing.
+/// It is asked of the allocator as zeroed memory, which fresh pages already are, so creating
+/// it touches nothing.
 #[derive(Clone)]
 pub struct Zeros(Arc<Vec<u8>>);
 
 impl Zeros {
-    /// `len` zero bytes, allocated without being touched.
-    pub fn new(len: usize) -> Self {
-        Self(Arc::new(vec![0u8; len]))
+    /// `len` zero bytes, allocated without being touched; `None` when the allocator refuses
+    /// (the caller then fills pooled buffers instead of aborting the process).
+    pub fn try_new(len: usize) -> Option<Self> {
+        if len == 0 {
+            return Some(Self(Arc::new(Vec::new())));
+        }
+        let layout = std::alloc::Layout::array::<u8>(len).ok()?;
+        // SAFETY: the layout has a non-zero size; a null result is handled. The pointer comes
+        // from the global allocator with exactly this layout (align 1, `len` bytes), all of
+        // them initialised (zeroed), which is what `Vec::from_raw_parts` requires.
+        let v = unsafe {
+            let ptr = std::alloc::alloc_zeroed(layout);
+            if ptr.is_null() {
+                return None;
+            }
+            Vec::from_raw_parts(ptr, len, len)
+        };
+        Some(Self(Arc::new(v)))
     }
 }
 
@@ -292,6 +307,17 @@ mod tests {
         assert!(pool.try_get(1).is_none(), "still held by a clone");
         drop(other);
         assert!(pool.try_get(1).is_some());
+    }
+
+    #[test]
+    fn zero_parts_borrow_untouched_zeros_and_an_impossible_size_is_no_abort() {
+        let zeros = Zeros::try_new(1 << 20).unwrap();
+        let part = PartData::zeros(&zeros, 4096);
+        assert!(part.is_zero_part());
+        assert_eq!(part.len(), 4096);
+        assert!(part.iter().all(|&b| b == 0));
+        assert_eq!(PartData::zeros(&zeros, 2 << 20).len(), 1 << 20, "capped");
+        assert!(Zeros::try_new(usize::MAX).is_none());
     }
 
     #[test]

@@ -108,8 +108,11 @@ struct Shared {
     src: Arc<dyn DiskImage>,
     /// MD5 and CRC-64 of an all-zero part, by length: a sparse disk has many such parts.
     zero_digests: Mutex<HashMap<usize, ZeroDigests>>,
-    /// What zero parts borrow instead of a buffer.
-    zeros: Zeros,
+    /// What zero parts borrow instead of a buffer: allocated at the first zero part, `None`
+    /// when the allocator refused (zero parts are then filled like data parts).
+    zeros: std::sync::OnceLock<Option<Zeros>>,
+    /// Size of the zeros to allocate: the part buffer size.
+    zeros_len: usize,
     /// CRC-64 of zero runs by length (chunks and parts of a hole).
     zero_crcs: Mutex<HashMap<u64, u64>>,
     part_md5: bool,
@@ -239,7 +242,8 @@ impl LayoutStream {
                 layout,
                 src,
                 zero_digests: Mutex::new(HashMap::new()),
-                zeros: Zeros::new(buffer_size),
+                zeros: std::sync::OnceLock::new(),
+                zeros_len: buffer_size,
                 zero_crcs: Mutex::new(HashMap::new()),
                 part_md5: !opts.skip_part_md5,
                 batch_md5: md5_lanes > 1,
@@ -299,9 +303,13 @@ impl LayoutStream {
     /// Queues the next part, known from the layout to be all zeros: no buffer, no read, no
     /// worker, digests from the cache.
     fn launch_zero(&mut self, len: usize) {
+        // Only called once the zeros exist (see `launch_ahead`).
+        let Some(zeros) = self.shared.zeros() else {
+            return;
+        };
+        let filled = zero_part(&self.shared, zeros, len);
         let number = self.next_launch;
         self.next_launch += 1;
-        let filled = zero_part(&self.shared, len);
         self.pending.push_back((number, Pending::Ready(filled)));
     }
 
@@ -310,7 +318,7 @@ impl LayoutStream {
     fn launch_ahead(&mut self) {
         while self.next_launch <= self.parts && self.pending.len() < MAX_AHEAD {
             let (offset, len) = self.part_range(self.next_launch);
-            if self.shared.layout.is_zero(offset, len as u64) {
+            if self.shared.layout.is_zero(offset, len as u64) && self.shared.zeros().is_some() {
                 self.launch_zero(len);
                 continue;
             }
@@ -387,6 +395,13 @@ impl LayoutStream {
 }
 
 impl Shared {
+    /// The shared zeros zero parts borrow, allocated on first use.
+    fn zeros(&self) -> Option<&Zeros> {
+        self.zeros
+            .get_or_init(|| Zeros::try_new(self.zeros_len))
+            .as_ref()
+    }
+
     /// CRC-64 of `len` zero bytes, from the closed form, cached by length.
     fn zero_crc(&self, len: u64) -> u64 {
         let mut cache = self.zero_crcs.lock().unwrap_or_else(|p| p.into_inner());
@@ -402,8 +417,8 @@ impl Shared {
 }
 
 /// A part of `len` zero bytes: a borrowed run of [`Zeros`], digests computed once per length.
-fn zero_part(shared: &Shared, len: usize) -> Filled {
-    let data = PartData::zeros(&shared.zeros, len);
+fn zero_part(shared: &Shared, zeros: &Zeros, len: usize) -> Filled {
+    let data = PartData::zeros(zeros, len);
     let cached = shared
         .zero_digests
         .lock()
