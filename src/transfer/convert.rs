@@ -195,13 +195,10 @@ fn gib(bytes: u64) -> String {
 }
 
 /// The stream options for `layout`: the SHA-256 skipped when it would hash more planned zeros
-/// than allowed. The returned notice (also sent to `reporter` before any byte is streamed)
-/// says what was decided and what it costs.
-fn sha256_policy(
-    layout: &Layout,
-    opts: &ConvertOptions,
-    reporter: &dyn Reporter,
-) -> (StreamOptions, Option<String>) {
+/// than allowed. The returned notice says what was decided and what it costs; callers send it
+/// to the reporter as soon as the work starts (before any byte is streamed) and keep it in
+/// the report.
+fn sha256_policy(layout: &Layout, opts: &ConvertOptions) -> (StreamOptions, Option<String>) {
     let mut stream = opts.stream.clone();
     let zeros = layout.zero_bytes();
     if stream.skip_sha256 || zeros <= SHA256_ZERO_LIMIT {
@@ -222,7 +219,6 @@ fn sha256_policy(
             gib(zeros)
         ),
     };
-    reporter.message(&notice);
     (stream, Some(notice))
 }
 
@@ -234,9 +230,12 @@ pub fn checksum(
     reporter: &dyn Reporter,
 ) -> Result<StreamReport, TransferError> {
     let layout = Layout::plan(src.as_ref(), format)?;
-    let (stream_opts, notice) = sha256_policy(&layout, opts, reporter);
+    let (stream_opts, notice) = sha256_policy(&layout, opts);
     let mut stream = LayoutStream::new(layout, src.clone(), &stream_opts)?;
     reporter.start("checksum", Some(stream.total_size()));
+    if let Some(n) = &notice {
+        reporter.message(n);
+    }
     let drained = drain(&mut stream, reporter, |_| Ok(()))?;
     reporter.finish();
     let content = content_if(opts, src.as_ref(), reporter)?;
@@ -269,9 +268,12 @@ pub fn checksum_file(
     reporter: &dyn Reporter,
 ) -> Result<StreamReport, TransferError> {
     let (image, layout) = super::file::FileStream::plan(path)?;
-    let (stream_opts, notice) = sha256_policy(&layout, opts, reporter);
+    let (stream_opts, notice) = sha256_policy(&layout, opts);
     let mut stream = super::file::FileStream::from_plan(image, layout, &stream_opts)?;
     reporter.start("checksum", Some(stream.total_size()));
+    if let Some(n) = &notice {
+        reporter.message(n);
+    }
     let drained = drain(&mut stream, reporter, |_| Ok(()))?;
     reporter.finish();
     let mut r = report(stream.layout(), drained, stream.part_size(), None, None);
@@ -290,10 +292,13 @@ pub fn convert(
     reporter: &dyn Reporter,
 ) -> Result<StreamReport, TransferError> {
     let layout = Layout::plan(src.as_ref(), format)?;
-    let (stream_opts, notice) = sha256_policy(&layout, opts, reporter);
+    let (stream_opts, notice) = sha256_policy(&layout, opts);
     let mut stream = LayoutStream::new(layout, src.clone(), &stream_opts)?;
     let tmp = OutputFile::create(dst)?;
     reporter.start("convert", Some(stream.total_size()));
+    if let Some(n) = &notice {
+        reporter.message(n);
+    }
     let layout = stream.layout().clone();
     let drained = drain(&mut stream, reporter, |part| tmp.write_part(&layout, part))?;
     tmp.persist(drained.digests.size, dst)?;
