@@ -141,6 +141,17 @@ fn drain(
     })
 }
 
+/// Says why a report lists no part digests (more parts than an upload could have).
+fn note_unlisted(r: &mut StreamReport) {
+    if r.parts.is_empty() && r.size > 0 {
+        r.notices.push(format!(
+            "per-part digests are not listed: the output's {} parts of {} bytes are more than an upload may have ({MAX_PARTS})",
+            r.size.div_ceil(r.part_size.max(1)),
+            r.part_size
+        ));
+    }
+}
+
 fn report(
     layout: &Layout,
     drained: Drained,
@@ -241,6 +252,7 @@ pub fn checksum(
     let content = content_if(opts, src.as_ref(), reporter)?;
     let mut r = report(stream.layout(), drained, stream.part_size(), None, content);
     r.notices.extend(notice);
+    note_unlisted(&mut r);
     Ok(r)
 }
 
@@ -279,6 +291,7 @@ pub fn checksum_file(
     let mut r = report(stream.layout(), drained, stream.part_size(), None, None);
     r.format = None;
     r.notices.extend(notice);
+    note_unlisted(&mut r);
     Ok(r)
 }
 
@@ -312,5 +325,6 @@ pub fn convert(
         content,
     );
     r.notices.extend(notice);
+    note_unlisted(&mut r);
     Ok(r)
 }
