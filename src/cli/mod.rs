@@ -181,3 +181,18 @@ pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
 pub fn show_path(path: &std::path::Path) -> String {
     escape(&path.display().to_string()).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn control_characters_and_bidi_overrides_are_made_visible() {
+        assert_eq!(escape("plain/path.qcow2"), "plain/path.qcow2");
+        assert!(matches!(escape("ok"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(escape("evil\x1b[2J\nname"), "evil\\x1b[2J\\nname");
+        assert_eq!(escape("a\tb\rc\x7f\u{85}"), "a\\tb\\rc\\x7f\\x85");
+        assert_eq!(escape("x\u{202e}gpj.exe"), "x\\u{202e}gpj.exe");
+        assert_eq!(escape("naïve ünïcode"), "naïve ünïcode");
+    }
+}
