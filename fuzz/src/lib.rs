@@ -85,12 +85,48 @@ fn read_disk(image: &dyn DiskImage) {
     }
 }
 
+/// Image headers at the first byte of guest data that [`detect::open`] must never accept
+/// (issue 26 "nested images"): a property checked on every opened input.
+const NESTED_MAGICS: [&[u8]; 8] = [
+    b"QFI\xfb",
+    b"conectix",
+    b"vhdxfile",
+    b"KDMV",
+    b"QED\0",
+    b"LUKS\xba\xbe",
+    b"WithoutFreeSpace",
+    b"Bochs Virtual HD Image\0",
+];
+
+/// Panics when an opened, non-RAW image's guest data starts with another image's header
+/// (for RAW the guest data is the file, which detection itself judged).
+fn assert_no_nested_image(image: &dyn DiskImage) {
+    if image.format() == ImageFormat::Raw {
+        return;
+    }
+    let mut head = vec![0u8; image.virtual_size().min(64) as usize];
+    if image.read_at(&mut head, 0).is_err() {
+        return;
+    }
+    for magic in NESTED_MAGICS {
+        assert!(
+            !head.starts_with(magic),
+            "an image nested in the image was accepted: guest data starts with {magic:?}"
+        );
+    }
+}
+
 /// The container format detector and whichever reader it picks, on a whole file.
 pub fn detect(data: &[u8]) {
     let path = write_input(data);
     let _ = detect::inspect(&path, &OpenOptions::default());
     for declared in [None, Some(ImageFormat::Qcow2), Some(ImageFormat::Vhd)] {
-        if let Ok(opened) = detect::open(&path, &OpenOptions { declared }) {
+        let opts = OpenOptions {
+            declared,
+            ..OpenOptions::default()
+        };
+        if let Ok(opened) = detect::open(&path, &opts) {
+            assert_no_nested_image(opened.image.as_ref());
             read_disk(opened.image.as_ref());
         }
     }

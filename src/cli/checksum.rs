@@ -11,11 +11,11 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::convert::{
-    Output, ToArg, cancel_on_signals, failed, open_source, parse_size, print_human,
+    Output, ToArg, cancel_on_signals, failed, open_source_with, parse_size, print_human,
 };
 use super::{exit, print_json};
 use crate::transfer::content::content_digest;
-use crate::transfer::convert::{ConvertOptions, checksum, checksum_file};
+use crate::transfer::convert::{ConvertOptions, SHA256_ZERO_LIMIT, checksum, checksum_file};
 use crate::transfer::stream::StreamOptions;
 
 #[derive(Debug, Args)]
@@ -32,8 +32,16 @@ pub struct ChecksumArgs {
     pub part_size: Option<u64>,
     /// Skip the SHA-256 of the whole output (it is serial at ~1.5 GiB/s, so it dominates for
     /// large sparse RAW or fixed VHD outputs); per-part digests are still computed.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sha256")]
     pub no_sha256: bool,
+    /// Compute the SHA-256 even when the output holds more than 4 GiB of zeros (holes): it
+    /// must hash every one of them, so by default it is then skipped with a notice.
+    #[arg(long)]
+    pub sha256: bool,
+    /// Accept guest data that begins (at the disk's or a partition's first byte) with another
+    /// image format's header, and import that nested image as-is; by default it is refused.
+    #[arg(long)]
+    pub allow_nested: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -42,7 +50,11 @@ pub struct ChecksumArgs {
 /// Runs `imgport checksum`.
 pub fn run(args: ChecksumArgs) -> anyhow::Result<ExitCode> {
     let cancel = cancel_on_signals()?;
-    let opened = match open_source(&args.file) {
+    let open = crate::image::OpenOptions {
+        allow_nested: args.allow_nested,
+        ..crate::image::OpenOptions::default()
+    };
+    let opened = match open_source_with(&args.file, &open) {
         Ok(o) => o,
         Err(code) => return Ok(code),
     };
@@ -54,17 +66,14 @@ pub fn run(args: ChecksumArgs) -> anyhow::Result<ExitCode> {
         skip_part_md5: args.part_size.is_none(),
     };
     let reporter = super::progress::reporter();
+    let opts = ConvertOptions {
+        stream,
+        content_digest: true,
+        sha256_zero_limit: (!args.sha256).then_some(SHA256_ZERO_LIMIT),
+    };
     let result = match args.to {
-        Some(to) => checksum(
-            opened.image.clone(),
-            to.into(),
-            &ConvertOptions {
-                stream,
-                content_digest: true,
-            },
-            reporter.as_ref(),
-        ),
-        None => checksum_file(&args.file, &stream, reporter.as_ref()).and_then(|mut r| {
+        Some(to) => checksum(opened.image.clone(), to.into(), &opts, reporter.as_ref()),
+        None => checksum_file(&args.file, &opts, reporter.as_ref()).and_then(|mut r| {
             r.content = Some(content_digest(
                 opened.image.as_ref(),
                 reporter.as_ref(),

@@ -65,11 +65,19 @@ pub struct ConvertArgs {
     pub part_size: Option<u64>,
     /// Skip the SHA-256 of the whole output (it is serial at ~1.5 GiB/s, so it dominates for
     /// large sparse RAW or fixed VHD outputs); per-part digests are still computed.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sha256")]
     pub no_sha256: bool,
+    /// Compute the SHA-256 even when the output holds more than 4 GiB of zeros (holes): it
+    /// must hash every one of them, so by default it is then skipped with a notice.
+    #[arg(long)]
+    pub sha256: bool,
     /// Skip the content digest of the source disk (a second pass over its data).
     #[arg(long)]
     pub no_content_digest: bool,
+    /// Accept guest data that begins (at the disk's or a partition's first byte) with another
+    /// image format's header, and import that nested image as-is; by default it is refused.
+    #[arg(long)]
+    pub allow_nested: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -127,7 +135,15 @@ pub fn cancel_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
 
 /// Opens the source with the full safety inspection; `Err(code)` when refused or unreadable.
 pub fn open_source(path: &std::path::Path) -> Result<image::Opened, ExitCode> {
-    match image::open(path, &OpenOptions::default()) {
+    open_source_with(path, &OpenOptions::default())
+}
+
+/// [`open_source`] with the caller's expectations (e.g. a nested image accepted as asked).
+pub fn open_source_with(
+    path: &std::path::Path,
+    opts: &OpenOptions,
+) -> Result<image::Opened, ExitCode> {
+    match image::open(path, opts) {
         Ok(o) => Ok(o),
         Err(e @ ImageError::Refused { .. }) => {
             eprintln!("error: {}", super::error_chain(&e));
@@ -153,36 +169,36 @@ pub fn failed(e: &TransferError) -> ExitCode {
 pub fn print_human(out: &Output) {
     let r = &out.report;
     if let Some(o) = &r.output {
-        println!("{}", o.display());
+        hprintln!("{}", o.display());
     }
-    println!(
+    hprintln!(
         "  source:         {} ({})",
         out.source.display(),
         out.source_format
     );
     match r.format {
-        Some(f) => println!("  format:         {}", f.name()),
-        None => println!("  format:         the file as it is"),
+        Some(f) => hprintln!("  format:         {}", f.name()),
+        None => hprintln!("  format:         the file as it is"),
     }
-    println!("  virtual size:   {}", human_bytes(r.virtual_size));
-    println!("  size:           {}", human_bytes(r.size));
+    hprintln!("  virtual size:   {}", human_bytes(r.virtual_size));
+    hprintln!("  size:           {}", human_bytes(r.size));
     if let Some(sha) = &r.sha256 {
-        println!("  sha256:         {sha}");
+        hprintln!("  sha256:         {sha}");
     }
-    println!("  crc64:          {} (0x{})", r.crc64, r.crc64_hex);
-    println!(
+    hprintln!("  crc64:          {} (0x{})", r.crc64, r.crc64_hex);
+    hprintln!(
         "  parts:          {} of {}",
         r.parts.len(),
         human_bytes(r.part_size)
     );
     if let Some(etag) = &r.multipart_etag {
-        println!("  multipart etag: {etag}");
+        hprintln!("  multipart etag: {etag}");
     }
     if let Some(c) = &r.content {
-        println!("  content digest: {} ({})", c.digest, c.algorithm);
+        hprintln!("  content digest: {} ({})", c.digest, c.algorithm);
     }
     for n in &r.notices {
-        println!("  notice: {n}");
+        hprintln!("  notice: {n}");
     }
 }
 
@@ -200,12 +216,16 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     if same_file(&args.src, &args.dst) {
         eprintln!(
             "error: {} is the source itself; write the conversion to another file",
-            args.dst.display()
+            super::show_path(&args.dst)
         );
         return Ok(ExitCode::from(exit::USAGE));
     }
     let cancel = cancel_on_signals()?;
-    let opened = match open_source(&args.src) {
+    let open = OpenOptions {
+        allow_nested: args.allow_nested,
+        ..OpenOptions::default()
+    };
+    let opened = match open_source_with(&args.src, &open) {
         Ok(o) => o,
         Err(code) => return Ok(code),
     };
@@ -218,6 +238,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             skip_part_md5: args.part_size.is_none(),
         },
         content_digest: !args.no_content_digest,
+        sha256_zero_limit: (!args.sha256).then_some(crate::transfer::convert::SHA256_ZERO_LIMIT),
     };
     let reporter = super::progress::reporter();
     let result = crate::transfer::convert::convert(

@@ -37,12 +37,17 @@ pub struct InspectArgs {
     /// Report the container verdict only; do not look inside the disk.
     #[arg(long)]
     pub no_guest: bool,
+    /// Accept guest data that begins (at the disk's or a partition's first byte) with another
+    /// image format's header, and import that nested image as-is; by default it is refused.
+    #[arg(long)]
+    pub allow_nested: bool,
 }
 
 /// Inspects every file; exit 0 when all are safe, 3 when any is refused, 1 on I/O errors.
 pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let opts = OpenOptions {
         declared: args.declared_format.map(Into::into),
+        allow_nested: args.allow_nested,
     };
     let mut reports = Vec::new();
     let mut io_failed = false;
@@ -116,23 +121,23 @@ fn extension_mismatch(r: &ContainerReport) -> Option<Finding> {
 fn print_human(i: &Inspected) {
     let r = &i.report;
     let verdict = if r.safe { "safe" } else { "REFUSED" };
-    println!("{}: {verdict}", r.path.display());
+    hprintln!("{}: {verdict}", r.path.display());
     let format = match (&r.format, &r.recognised_as) {
         (Some(f), _) => f.to_string(),
         (None, Some(what)) => what.clone(),
         (None, None) => "unknown".to_string(),
     };
     match &r.subformat {
-        Some(sub) => println!("  format:         {format} ({sub})"),
-        None => println!("  format:         {format}"),
+        Some(sub) => hprintln!("  format:         {format} ({sub})"),
+        None => hprintln!("  format:         {format}"),
     }
     if let Some(v) = r.virtual_size {
-        println!("  virtual size:   {}", human_bytes(v));
+        hprintln!("  virtual size:   {}", human_bytes(v));
     }
     if let Some(a) = r.allocated_size {
-        println!("  allocated size: {}", human_bytes(a));
+        hprintln!("  allocated size: {}", human_bytes(a));
     }
-    println!("  file size:      {}", human_bytes(r.file_size));
+    hprintln!("  file size:      {}", human_bytes(r.file_size));
     print_findings(&r.findings);
     if let Some(g) = &i.guest {
         print_guest(g);
@@ -142,23 +147,23 @@ fn print_human(i: &Inspected) {
 fn print_guest(g: &GuestFacts) {
     let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
     match (&g.os_type, &g.product_name) {
-        (Some(os), Some(p)) => println!("  guest os:       {os}: {p}"),
-        (Some(os), None) => println!("  guest os:       {os}"),
-        (None, _) => println!("  guest os:       none found"),
+        (Some(os), Some(p)) => hprintln!("  guest os:       {os}: {p}"),
+        (Some(os), None) => hprintln!("  guest os:       {os}"),
+        (None, _) => hprintln!("  guest os:       none found"),
     }
     if g.os_type.is_some() {
-        println!(
+        hprintln!(
             "  platform:       {} ({} {})",
             or(&g.platform),
             or(&g.distro),
             or(&g.version)
         );
     }
-    println!("  architecture:   {}", or(&g.architecture));
-    println!("  boot mode:      {}", or(&g.boot_mode));
-    println!("  partitions:     {}", or(&g.partition_table));
+    hprintln!("  architecture:   {}", or(&g.architecture));
+    hprintln!("  boot mode:      {}", or(&g.boot_mode));
+    hprintln!("  partitions:     {}", or(&g.partition_table));
     for p in &g.partitions {
-        println!(
+        hprintln!(
             "    {:>3}  {:>10}  {:<22} {}",
             p.index,
             human_bytes(p.size),
@@ -167,7 +172,7 @@ fn print_guest(g: &GuestFacts) {
         );
     }
     for f in &g.filesystems {
-        println!(
+        hprintln!(
             "  filesystem:     {} {}{}{}",
             f.device,
             f.kind,
@@ -187,13 +192,13 @@ fn print_guest(g: &GuestFacts) {
         None => "unknown",
     };
     if g.os_type.is_some() {
-        println!(
+        hprintln!(
             "  drivers:        virtio {}, in initramfs {}, nvme {}",
             yn(g.drivers.virtio),
             yn(g.drivers.virtio_in_initramfs),
             yn(g.drivers.nvme)
         );
-        println!(
+        hprintln!(
             "  agents:         cloud-init {}, qemu-guest-agent {}",
             yn(g.cloud_init),
             yn(g.qemu_guest_agent)
@@ -209,7 +214,7 @@ fn print_findings(findings: &[crate::image::Finding]) {
             Severity::Warning => "warning",
             Severity::Refuse => "refused",
         };
-        println!("  {tag}: [{}] {}", f.code, f.message);
+        hprintln!("  {tag}: [{}] {}", f.code, f.message);
     }
 }
 

@@ -2,6 +2,14 @@
 //! library's plain option structs and the library's values into text or JSON.
 //! No business logic lives here.
 
+/// `println!` for human output: the formatted line goes through [`escape`], so paths and
+/// strings read from an image cannot carry terminal control into it.
+macro_rules! hprintln {
+    ($($arg:tt)*) => {
+        println!("{}", $crate::cli::escape(&format!($($arg)*)))
+    };
+}
+
 pub mod aliyun;
 pub mod batch;
 pub mod checksum;
@@ -137,4 +145,54 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-pub use crate::report::error_chain;
+/// An error and its causes on one line, escaped for a terminal (see [`escape`]).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    escape(&crate::report::error_chain(e)).into_owned()
+}
+
+/// `text` made safe to print for people: control characters (ESC, newlines, DEL, C1 controls
+/// …) and Unicode bidirectional overrides become visible escapes (`\x1b`, `\n`, `\u{202e}`),
+/// so a file name or a string read from an image cannot move the cursor, clear the screen or
+/// forge lines. The one helper every human-readable line built from a path or from image data
+/// goes through; JSON output escapes by itself.
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x100 && unsafe_char(c) => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A path for a human-readable line: displayed lossily, then [`escape`]d.
+pub fn show_path(path: &std::path::Path) -> String {
+    escape(&path.display().to_string()).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn control_characters_and_bidi_overrides_are_made_visible() {
+        assert_eq!(escape("plain/path.qcow2"), "plain/path.qcow2");
+        assert!(matches!(escape("ok"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(escape("evil\x1b[2J\nname"), "evil\\x1b[2J\\nname");
+        assert_eq!(escape("a\tb\rc\x7f\u{85}"), "a\\tb\\rc\\x7f\\x85");
+        assert_eq!(escape("x\u{202e}gpj.exe"), "x\\u{202e}gpj.exe");
+        assert_eq!(escape("naïve ünïcode"), "naïve ünïcode");
+    }
+}

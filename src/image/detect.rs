@@ -20,6 +20,9 @@ use super::{
 pub struct OpenOptions {
     /// The format the user says the file has; a mismatch with the detected format is refused.
     pub declared: Option<ImageFormat>,
+    /// Accept guest data that starts (at the disk's or a partition's first byte) with another
+    /// image format's header, importing that image as-is: the nested findings become warnings.
+    pub allow_nested: bool,
 }
 
 /// A safe, opened image and its inspection report.
@@ -177,6 +180,22 @@ fn probe(head: &[u8], tail: &[u8], size: u64) -> Vec<Signature> {
             "Parallels images are not accepted by ECS; convert to qcow2 or raw",
         );
     }
+    if at(head, 0, b"Bochs Virtual HD Image\0") {
+        sig(
+            "bochs",
+            refused,
+            0,
+            "Bochs images are not accepted by ECS; convert it to qcow2 or raw",
+        );
+    }
+    if at(head, 0, b"#!/bin/sh\n#V2.0 Format\n") || at(head, 0, b"#!/bin/sh\n#V4.0 Format\n") {
+        sig(
+            "cloop",
+            refused,
+            0,
+            "a cloop compressed image; extract the disk image first",
+        );
+    }
     // ISO 9660 / UDF volume descriptors at 32, 34 and 36 KiB: one match is enough.
     let iso = [0x8001usize, 0x8801, 0x9001].into_iter().find(|&off| {
         [b"CD001", b"BEA01", b"NSR02", b"NSR03"]
@@ -259,6 +278,141 @@ fn probe(head: &[u8], tail: &[u8], size: u64) -> Vec<Signature> {
         sig("mbr", Kind::PartitionedRaw, 510, "");
     }
     found
+}
+
+/// Formats whose header inside guest data (at the disk's or a partition's first byte) is
+/// an image nested in the image: whatever probes that disk or partition later (a cloud's
+/// import, qemu, a hypervisor) may open it as that format and follow its references.
+const NESTABLE: [&str; 11] = [
+    "qcow",
+    "qcow2",
+    "vhd",
+    "qed",
+    "vhdx",
+    "vmdk",
+    "vdi",
+    "luks",
+    "parallels",
+    "bochs",
+    "cloop",
+];
+/// Bytes of guest data probed at each start: every nestable signature lies in them.
+const NESTED_PROBE_LEN: u64 = 4096;
+/// Most GPT entries looked at for partition starts (the usual array holds 128).
+const MAX_GPT_ENTRIES: u64 = 128;
+
+/// Where the guest data holds another image format's header: at the disk's first byte (for
+/// formats other than RAW, whose first byte detection has already judged) and at the first
+/// byte of each primary MBR or GPT partition. Reads a few KiB per start, never more.
+fn nested_findings(
+    image: &dyn DiskImage,
+    allow: bool,
+    findings: &mut Vec<Finding>,
+) -> Result<(), ImageError> {
+    let size = image.virtual_size();
+    let read = |offset: u64, len: u64| -> Result<Vec<u8>, ImageError> {
+        let n = len.min(size.saturating_sub(offset));
+        let mut buf = vec![0u8; n as usize];
+        image.read_at(&mut buf, offset)?;
+        Ok(buf)
+    };
+    let head = read(0, NESTED_PROBE_LEN.max(1024))?;
+    let mut starts: Vec<(u64, String)> = Vec::new();
+    if image.format() != ImageFormat::Raw {
+        starts.push((0, "the disk".into()));
+    }
+    starts.extend(partition_starts(&head, size, &read)?);
+    for (start, what) in starts {
+        let window = if start == 0 {
+            head.get(..NESTED_PROBE_LEN as usize)
+                .unwrap_or(&head)
+                .to_vec()
+        } else {
+            read(start, NESTED_PROBE_LEN)?
+        };
+        for sig in probe(&window, &[], window.len() as u64) {
+            if !NESTABLE.contains(&sig.name) {
+                continue;
+            }
+            let at = start + sig.offset;
+            // An encrypted volume is a normal partition; only a LUKS header at the disk's
+            // first byte makes the whole disk probe as LUKS.
+            let severity = if allow || (sig.name == "luks" && start != 0) {
+                Severity::Warning
+            } else {
+                Severity::Refuse
+            };
+            findings.push(Finding::at(
+                severity,
+                &format!("nested.{}", sig.name),
+                "guest data",
+                at,
+                format!(
+                    "guest data at disk offset {at} (first byte of {what}) is a {} header: an image nested in the image, which anything probing the disk later may open as {} and follow; {}",
+                    sig.name.to_uppercase(),
+                    sig.name.to_uppercase(),
+                    if severity == Severity::Refuse {
+                        "refused unless asked to import it as-is (--allow-nested)"
+                    } else {
+                        "accepted as asked"
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// First bytes of the primary MBR partitions and the GPT partitions described in `head`
+/// (the disk's first bytes), with a name for messages; starts past the disk are ignored.
+fn partition_starts(
+    head: &[u8],
+    size: u64,
+    read: &dyn Fn(u64, u64) -> Result<Vec<u8>, ImageError>,
+) -> Result<Vec<(u64, String)>, ImageError> {
+    let mut starts = Vec::new();
+    if !at(head, 510, &[0x55, 0xaa]) || is_volume_boot_record(head) {
+        return Ok(starts);
+    }
+    let mut gpt = false;
+    for i in 0..4 {
+        let e = 446 + i * 16;
+        let kind = head.get(e + 4).copied().unwrap_or(0);
+        let lba = u64::from(le32(head, e + 8).unwrap_or(0));
+        gpt |= kind == 0xee;
+        if kind != 0 && kind != 0xee && lba != 0 {
+            starts.push((lba.saturating_mul(512), format!("MBR partition {}", i + 1)));
+        }
+    }
+    if gpt && at(head, 512, b"EFI PART") {
+        let le64 = |o: usize| {
+            head.get(o..o + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes)
+        };
+        let entries = le64(512 + 72).unwrap_or(0);
+        let count = u64::from(le32(head, 512 + 80).unwrap_or(0)).min(MAX_GPT_ENTRIES);
+        let entry_size = u64::from(le32(head, 512 + 84).unwrap_or(0));
+        if (128..=4096).contains(&entry_size) && entries.checked_mul(512).is_some_and(|o| o < size)
+        {
+            let table = read(entries * 512, count * entry_size)?;
+            for n in 0..count {
+                let e = (n * entry_size) as usize;
+                let Some(entry) = table.get(e..e + 48) else {
+                    break;
+                };
+                if entry[..16].iter().all(|&b| b == 0) {
+                    continue;
+                }
+                let lba = u64::from_le_bytes(entry[32..40].try_into().unwrap_or_default());
+                starts.push((lba.saturating_mul(512), format!("GPT partition {}", n + 1)));
+            }
+        }
+    }
+    starts.retain(|(s, _)| *s > 0 && *s < size);
+    starts.sort();
+    starts.dedup_by_key(|(s, _)| *s);
+    Ok(starts)
 }
 
 /// A text VMDK descriptor: printable ASCII at the start containing `createType=`.
@@ -424,6 +578,11 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Opened, ImageError> {
             })
         }
     };
+    if let Some(image) = &image
+        && !findings.iter().any(Finding::refuses)
+    {
+        nested_findings(image.as_ref(), opts.allow_nested, &mut findings)?;
+    }
     report.findings.extend(findings);
     let refused = report.findings.iter().any(Finding::refuses);
     match image {

@@ -13,7 +13,7 @@ pub mod vhd;
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -148,13 +148,46 @@ impl ImageFile {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(io_err)?;
+        let not_regular = |kind| ImageError::NotRegular {
+            path: path.to_path_buf(),
+            kind,
+        };
+        // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer. The file
+        // is judged by fstat on the opened descriptor, so it cannot change between the check
+        // and the reads.
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let dangling = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink());
+                return Err(if dangling {
+                    not_regular("a symbolic link to nothing")
+                } else {
+                    io_err(e)
+                });
+            }
+            Err(e) => return Err(io_err(e)),
+        };
         let meta = file.metadata().map_err(io_err)?;
-        if meta.is_dir() {
-            return Err(io_err(io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "is a directory",
-            )));
+        let kind = meta.file_type();
+        if !kind.is_file() {
+            use std::os::unix::fs::FileTypeExt;
+            return Err(not_regular(if kind.is_dir() {
+                "a directory"
+            } else if kind.is_fifo() {
+                "a FIFO"
+            } else if kind.is_socket() {
+                "a socket"
+            } else if kind.is_block_device() {
+                "a block device"
+            } else if kind.is_char_device() {
+                "a character device"
+            } else {
+                "not a file"
+            }));
         }
         Ok(Self {
             file,
@@ -354,6 +387,10 @@ pub struct ContainerReport {
 /// Errors of the container layer.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// The path names something other than a regular file: every command refuses it with
+    /// this one wording, before reading a byte.
+    #[error("{path}: is {kind}, not a regular file; imgport reads disk images from regular files")]
+    NotRegular { path: PathBuf, kind: &'static str },
     #[error("{path}: cannot read")]
     Io {
         path: PathBuf,

@@ -23,6 +23,7 @@ mod compressed;
 mod extensions;
 mod header;
 mod mapping;
+mod overlap;
 mod snapshots;
 
 use extensions::Extensions;
@@ -181,33 +182,55 @@ impl Qcow2Image {
         let Some(l1) = read_l1(&file, &h, geo, &mut v)? else {
             return Ok(None);
         };
+        let Some(metadata) = overlap::collect(&file, &h, &ext, &snapshots, &l1, &mut v)? else {
+            return Ok(None);
+        };
         let mapping = Mapping::new(file, geo, l1);
+        // The first data cluster that points into metadata, and the first compressed one.
+        let mut into_metadata: Option<(u64, u64, String)> = None;
+        let mut first_compressed: Option<(u64, u64, u64)> = None;
         let mut counts = Counts {
             l2_tables: mapping.l1.iter().filter(|&&o| o != 0).count() as u64,
             ..Counts::default()
         };
         let sc = geo.subcluster_size();
-        let walked = mapping.walk(|_, len, c| match c {
-            Cluster::Unallocated => {}
-            Cluster::Zero => counts.zero += 1,
-            Cluster::Data { .. } => {
-                counts.data += 1;
-                counts.allocated_bytes += len;
-            }
-            Cluster::Compressed { .. } => {
-                counts.compressed += 1;
-                counts.allocated_bytes += len;
-            }
-            Cluster::Subclusters { alloc, zero, .. } => {
-                if alloc != 0 {
-                    counts.data += 1;
-                } else if zero != 0 {
-                    counts.zero += 1;
+        let walked = mapping.walk(|guest, len, c| {
+            let host = match c {
+                Cluster::Data { host } | Cluster::Subclusters { host, .. } => Some((host, cs)),
+                Cluster::Compressed { offset, len } => {
+                    first_compressed.get_or_insert((guest, offset, len));
+                    Some((offset, len))
                 }
-                counts.allocated_bytes += (0..mapping::SUBCLUSTERS)
-                    .filter(|s| alloc & (1 << s) != 0)
-                    .map(|s| sc.min(len.saturating_sub(s * sc)))
-                    .sum::<u64>();
+                _ => None,
+            };
+            if let Some((start, n)) = host
+                && into_metadata.is_none()
+                && let Some(what) = metadata.overlapping(start, n)
+            {
+                into_metadata = Some((guest, start, what.to_string()));
+            }
+            match c {
+                Cluster::Unallocated => {}
+                Cluster::Zero => counts.zero += 1,
+                Cluster::Data { .. } => {
+                    counts.data += 1;
+                    counts.allocated_bytes += len;
+                }
+                Cluster::Compressed { .. } => {
+                    counts.compressed += 1;
+                    counts.allocated_bytes += len;
+                }
+                Cluster::Subclusters { alloc, zero, .. } => {
+                    if alloc != 0 {
+                        counts.data += 1;
+                    } else if zero != 0 {
+                        counts.zero += 1;
+                    }
+                    counts.allocated_bytes += (0..mapping::SUBCLUSTERS)
+                        .filter(|s| alloc & (1 << s) != 0)
+                        .map(|s| sc.min(len.saturating_sub(s * sc)))
+                        .sum::<u64>();
+                }
             }
         });
         match walked {
@@ -222,6 +245,35 @@ impl Qcow2Image {
                 return Ok(None);
             }
             Err(WalkError::Image(e)) => return Err(e),
+        }
+        if let Some((guest, host, what)) = into_metadata {
+            v.refuse(
+                "qcow2.data_overlaps_metadata",
+                "L2 entry",
+                host,
+                format!(
+                    "the data of guest offset {guest} is mapped to file offset {host}, inside {what}: metadata would be read as guest data (QEMU's overlap checks refuse it)"
+                ),
+            );
+            return Ok(None);
+        }
+        // A compression type that does not match the data (zstd declared over deflate data)
+        // is found only by decoding: one cluster, bounded by the cluster size, so `safe`
+        // means the conversion will read it.
+        if let Some((guest, offset, len)) = first_compressed
+            && let Err(e) = mapping.decompressed(offset, len)
+        {
+            v.refuse(
+                "qcow2.compressed_data",
+                "compressed cluster",
+                offset,
+                format!(
+                    "the first compressed cluster (guest offset {guest}, {len} bytes at file offset {offset}) does not decode as {:?}: {}",
+                    geo.compression,
+                    crate::report::error_chain(&e)
+                ),
+            );
+            return Ok(None);
         }
         Ok(Some(Self {
             header: h,

@@ -57,11 +57,16 @@ pub fn inspect_disks(
     paths
         .iter()
         .map(|path| {
-            let opened = image::open(path, &OpenOptions { declared }).map_err(|source| {
-                PrepareError::Inspect {
-                    path: path.clone(),
-                    source,
-                }
+            let opened = image::open(
+                path,
+                &OpenOptions {
+                    declared,
+                    ..OpenOptions::default()
+                },
+            )
+            .map_err(|source| PrepareError::Inspect {
+                path: path.clone(),
+                source,
             })?;
             let guest = Some(crate::guest::inspect(Arc::new(image::ImageSource(
                 opened.image.clone(),

@@ -174,6 +174,7 @@ pub fn check_object(
     };
     let opts = OpenOptions {
         declared: declared_format,
+        ..OpenOptions::default()
     };
     // A format reader that is not finished yet may panic; the VHD facts above stand in for
     // the VHD reader until it exists, anything else is an internal error.

@@ -16,7 +16,7 @@ use super::content::{ContentDigest, content_digest};
 use super::digest::{hex, multipart_etag};
 use super::layout::{Layout, OutputFormat};
 use super::output::OutputFile;
-use super::stream::{LayoutStream, StreamOptions};
+use super::stream::{LayoutStream, MAX_PARTS, StreamOptions};
 use super::{Part, PartSource, TransferError};
 use crate::image::DiskImage;
 use crate::report::Reporter;
@@ -94,12 +94,32 @@ fn drain(
     reporter: &dyn Reporter,
     mut sink: impl FnMut(&Part) -> Result<(), TransferError>,
 ) -> Result<Drained, TransferError> {
-    let mut parts = Vec::with_capacity(stream.part_count() as usize);
-    let mut md5s = Some(Vec::with_capacity(parts.capacity()));
-    while let Some(part) = stream.next_part() {
+    // A local stream of a huge disk may have millions of parts: their list is kept only when
+    // it is one an object store could take, so memory stays bounded by MAX_PARTS entries.
+    let keep = u64::from(stream.part_count()) <= MAX_PARTS;
+    let mut parts = Vec::with_capacity(if keep {
+        stream.part_count() as usize
+    } else {
+        0
+    });
+    let mut md5s = Some(Vec::with_capacity(parts.capacity())).filter(|_| keep);
+    loop {
+        if !keep {
+            // Nothing per part is kept: a run of zero parts is passed over in one step.
+            let skipped = stream.skip_zero_parts();
+            if skipped > 0 {
+                reporter.advance(skipped);
+            }
+        }
+        let Some(part) = stream.next_part() else {
+            break;
+        };
         let part = part?;
         sink(&part)?;
         reporter.advance(part.data.len() as u64);
+        if !keep {
+            continue;
+        }
         md5s = md5s.zip(part.md5).map(|(mut all, m)| {
             all.push(m);
             all
@@ -119,6 +139,17 @@ fn drain(
         parts,
         multipart_etag: md5s.map(|m| multipart_etag(&m)),
     })
+}
+
+/// Says why a report lists no part digests (more parts than an upload could have).
+fn note_unlisted(r: &mut StreamReport) {
+    if r.parts.is_empty() && r.size > 0 {
+        r.notices.push(format!(
+            "per-part digests are not listed: the output's {} parts of {} bytes are more than an upload may have ({MAX_PARTS})",
+            r.size.div_ceil(r.part_size.max(1)),
+            r.part_size
+        ));
+    }
 }
 
 fn report(
@@ -158,6 +189,48 @@ pub struct ConvertOptions {
     /// Also compute the content digest of the source disk (a second, parallel, hole-skipping
     /// pass over the source's data).
     pub content_digest: bool,
+    /// Skip the SHA-256 of the output (with a notice saying so) when the output holds more
+    /// than this many bytes of planned zeros: SHA-256 has to hash every one of them, so its
+    /// cost follows the virtual size, not the data. `None` always computes it (unless
+    /// [`StreamOptions::skip_sha256`]); either way a large cost is announced before streaming.
+    pub sha256_zero_limit: Option<u64>,
+}
+
+/// Planned zero bytes over which [`ConvertOptions::sha256_zero_limit`]'s default skips the
+/// SHA-256, and over which a requested one is announced as costly.
+pub const SHA256_ZERO_LIMIT: u64 = 4 << 30;
+
+/// `bytes` in GiB with one decimal, for notices.
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// The stream options for `layout`: the SHA-256 skipped when it would hash more planned zeros
+/// than allowed. The returned notice says what was decided and what it costs; callers send it
+/// to the reporter as soon as the work starts (before any byte is streamed) and keep it in
+/// the report.
+fn sha256_policy(layout: &Layout, opts: &ConvertOptions) -> (StreamOptions, Option<String>) {
+    let mut stream = opts.stream.clone();
+    let zeros = layout.zero_bytes();
+    if stream.skip_sha256 || zeros <= SHA256_ZERO_LIMIT {
+        return (stream, None);
+    }
+    let notice = match opts.sha256_zero_limit {
+        Some(limit) if zeros > limit => {
+            stream.skip_sha256 = true;
+            format!(
+                "sha256 skipped: the output holds {} of zeros (holes, never read) that a SHA-256 \
+                 of it would still have to hash; pass --sha256 to compute it anyway",
+                gib(zeros)
+            )
+        }
+        _ => format!(
+            "sha256 hashes {} of zeros (holes, never read) besides the data: its time follows \
+             the output size, not the data",
+            gib(zeros)
+        ),
+    };
+    (stream, Some(notice))
 }
 
 /// The digests of `src` converted to `format`, without writing anything.
@@ -167,18 +240,20 @@ pub fn checksum(
     opts: &ConvertOptions,
     reporter: &dyn Reporter,
 ) -> Result<StreamReport, TransferError> {
-    let mut stream = LayoutStream::convert(src.clone(), format, &opts.stream)?;
+    let layout = Layout::plan(src.as_ref(), format)?;
+    let (stream_opts, notice) = sha256_policy(&layout, opts);
+    let mut stream = LayoutStream::new(layout, src.clone(), &stream_opts)?;
     reporter.start("checksum", Some(stream.total_size()));
+    if let Some(n) = &notice {
+        reporter.message(n);
+    }
     let drained = drain(&mut stream, reporter, |_| Ok(()))?;
     reporter.finish();
     let content = content_if(opts, src.as_ref(), reporter)?;
-    Ok(report(
-        stream.layout(),
-        drained,
-        stream.part_size(),
-        None,
-        content,
-    ))
+    let mut r = report(stream.layout(), drained, stream.part_size(), None, content);
+    r.notices.extend(notice);
+    note_unlisted(&mut r);
+    Ok(r)
 }
 
 fn content_if(
@@ -198,17 +273,25 @@ fn content_if(
 }
 
 /// The digests of the file at `path` as it is (no conversion), e.g. before uploading it.
+/// `opts.content_digest` does not apply (the file is not read as a disk).
 pub fn checksum_file(
     path: &Path,
-    opts: &StreamOptions,
+    opts: &ConvertOptions,
     reporter: &dyn Reporter,
 ) -> Result<StreamReport, TransferError> {
-    let mut stream = super::file::FileStream::with_options(path, opts)?;
+    let (image, layout) = super::file::FileStream::plan(path)?;
+    let (stream_opts, notice) = sha256_policy(&layout, opts);
+    let mut stream = super::file::FileStream::from_plan(image, layout, &stream_opts)?;
     reporter.start("checksum", Some(stream.total_size()));
+    if let Some(n) = &notice {
+        reporter.message(n);
+    }
     let drained = drain(&mut stream, reporter, |_| Ok(()))?;
     reporter.finish();
     let mut r = report(stream.layout(), drained, stream.part_size(), None, None);
     r.format = None;
+    r.notices.extend(notice);
+    note_unlisted(&mut r);
     Ok(r)
 }
 
@@ -221,19 +304,27 @@ pub fn convert(
     opts: &ConvertOptions,
     reporter: &dyn Reporter,
 ) -> Result<StreamReport, TransferError> {
-    let mut stream = LayoutStream::convert(src.clone(), format, &opts.stream)?;
+    let layout = Layout::plan(src.as_ref(), format)?;
+    let (stream_opts, notice) = sha256_policy(&layout, opts);
+    let mut stream = LayoutStream::new(layout, src.clone(), &stream_opts)?;
     let tmp = OutputFile::create(dst)?;
     reporter.start("convert", Some(stream.total_size()));
+    if let Some(n) = &notice {
+        reporter.message(n);
+    }
     let layout = stream.layout().clone();
     let drained = drain(&mut stream, reporter, |part| tmp.write_part(&layout, part))?;
     tmp.persist(drained.digests.size, dst)?;
     reporter.finish();
     let content = content_if(opts, src.as_ref(), reporter)?;
-    Ok(report(
+    let mut r = report(
         &layout,
         drained,
         stream.part_size(),
         Some(dst.to_path_buf()),
         content,
-    ))
+    );
+    r.notices.extend(notice);
+    note_unlisted(&mut r);
+    Ok(r)
 }

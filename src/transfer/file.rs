@@ -30,11 +30,27 @@ impl FileStream {
 
     /// Opens `path` with full stream options (0 part size picks one).
     pub fn with_options(path: &Path, opts: &StreamOptions) -> Result<Self, TransferError> {
+        let (image, layout) = Self::plan(path)?;
+        Self::from_plan(image, layout, opts)
+    }
+
+    /// The file at `path` read as RAW and its identity layout, for a caller that decides the
+    /// stream options from the layout (e.g. whether a SHA-256 over its holes is worth it).
+    pub fn plan(path: &Path) -> Result<(Arc<dyn DiskImage>, Layout), TransferError> {
         let file = Arc::new(ImageFile::open(path)?);
         // The file is read as bytes, whatever it contains: RAW's verdicts do not apply.
         let mut ignored = Vec::new();
         let image: Arc<dyn DiskImage> = Arc::new(RawImage::open(file, &mut ignored)?);
         let layout = Layout::identity(image.as_ref())?;
+        Ok((image, layout))
+    }
+
+    /// Streams a plan made by [`FileStream::plan`].
+    pub fn from_plan(
+        image: Arc<dyn DiskImage>,
+        layout: Layout,
+        opts: &StreamOptions,
+    ) -> Result<Self, TransferError> {
         Ok(Self {
             inner: LayoutStream::new(layout, image, opts)?,
         })
@@ -61,6 +77,10 @@ impl PartSource for FileStream {
 
     fn digests(&self) -> Option<StreamDigests> {
         self.inner.digests()
+    }
+
+    fn skip_zero_parts(&mut self) -> u64 {
+        self.inner.skip_zero_parts()
     }
 }
 

@@ -68,6 +68,14 @@ pub trait PartSource: Send {
     fn next_part(&mut self) -> Option<Result<Part, TransferError>>;
     /// Digests of the whole stream; `None` until every part has been produced.
     fn digests(&self) -> Option<StreamDigests>;
+    /// Passes over the all-zero parts that come next without producing them, when the
+    /// stream can account for them without their bytes (its SHA-256 is skipped); returns the
+    /// bytes passed over (0: none, or not possible). For consumers that need neither each
+    /// part nor its digests, e.g. a local conversion that leaves zeros as holes: a hole of any
+    /// size then costs one step.
+    fn skip_zero_parts(&mut self) -> u64 {
+        0
+    }
 }
 
 /// Errors of the transfer layer.

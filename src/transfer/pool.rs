@@ -34,6 +34,9 @@ struct PoolState {
 struct Aligned {
     data: Vec<u8>,
     start: usize,
+    /// Per chunk of a caller's choosing: whether it is known to hold only zeros (empty: the
+    /// buffer is fresh, so all of it is). See [`PoolBuf::with_zero_map`].
+    zero_map: Vec<bool>,
 }
 
 impl Aligned {
@@ -41,7 +44,11 @@ impl Aligned {
         let data = vec![0u8; size + BUFFER_ALIGN];
         crate::mem::advise_huge_pages(data.as_ptr(), data.len());
         let start = data.as_ptr().align_offset(BUFFER_ALIGN);
-        Self { data, start }
+        Self {
+            data,
+            start,
+            zero_map: Vec::new(),
+        }
     }
 
     fn get(&self, len: usize) -> &[u8] {
@@ -152,6 +159,26 @@ impl DerefMut for PoolBuf {
     }
 }
 
+impl PoolBuf {
+    /// The buffer's bytes and, per `chunk`-byte chunk of the whole buffer, whether that chunk
+    /// is known to hold only zeros, for a filler that writes zero ranges only where they are
+    /// not zero already (a reused buffer keeps its map; a fresh one is all zeros). The filler
+    /// keeps the map true to the bytes; `chunk` must be the same on every use of a pool.
+    pub fn with_zero_map(&mut self, chunk: usize) -> (&mut [u8], &mut [bool]) {
+        let chunks = self.pool.buffer_size.div_ceil(chunk.max(1));
+        if self.data.zero_map.len() != chunks {
+            self.data.zero_map = vec![true; chunks];
+        }
+        let Aligned {
+            data,
+            start,
+            zero_map,
+        } = &mut self.data;
+        let bytes = data.get_mut(*start..*start + self.len).unwrap_or_default();
+        (bytes, zero_map)
+    }
+}
+
 impl Drop for PoolBuf {
     fn drop(&mut self) {
         let data = std::mem::replace(
@@ -159,6 +186,7 @@ impl Drop for PoolBuf {
             Aligned {
                 data: Vec::new(),
                 start: 0,
+                zero_map: Vec::new(),
             },
         );
         let mut state = self
@@ -173,33 +201,85 @@ impl Drop for PoolBuf {
 }
 
 /// The bytes of one part, shared read-only between the consumer (uploader, writer) and the
-/// SHA-256 thread; the buffer returns to its pool when the last holder drops it.
+/// SHA-256 thread; a pooled buffer returns to its pool when the last holder drops it.
+///
+/// A part that is all zeros holds no buffer of its own: it borrows a prefix of a shared
+/// [`Zeros`] allocation that is never written, so its pages stay unmapped (reading them maps
+/// the kernel's shared zero page) and a disk of any size streams its holes without filling or
+/// holding memory for them.
 #[derive(Clone)]
-pub struct PartData(Arc<PoolBuf>);
+pub struct PartData(PartBytes);
+
+#[derive(Clone)]
+enum PartBytes {
+    Pooled(Arc<PoolBuf>),
+    Zero(Zeros, usize),
+}
 
 impl PartData {
     /// Freezes a filled buffer.
     pub fn new(buf: PoolBuf) -> Self {
-        Self(Arc::new(buf))
+        Self(PartBytes::Pooled(Arc::new(buf)))
+    }
+
+    /// `len` zero bytes borrowed from `zeros` (`len` is capped at its size).
+    pub fn zeros(zeros: &Zeros, len: usize) -> Self {
+        Self(PartBytes::Zero(zeros.clone(), len.min(zeros.0.len())))
+    }
+
+    /// True when the part is known to be all zeros without looking at its bytes.
+    pub fn is_zero_part(&self) -> bool {
+        matches!(self.0, PartBytes::Zero(..))
+    }
+}
+
+/// A shared, never-written run of zero bytes that zero parts borrow (see [`PartData`]).
+/// It is asked of the allocator as zeroed memory, which fresh pages already are, so creating
+/// it touches nothing.
+#[derive(Clone)]
+pub struct Zeros(Arc<Vec<u8>>);
+
+impl Zeros {
+    /// `len` zero bytes, allocated without being touched; `None` when the allocator refuses
+    /// (the caller then fills pooled buffers instead of aborting the process).
+    pub fn try_new(len: usize) -> Option<Self> {
+        if len == 0 {
+            return Some(Self(Arc::new(Vec::new())));
+        }
+        let layout = std::alloc::Layout::array::<u8>(len).ok()?;
+        // SAFETY: the layout has a non-zero size; a null result is handled. The pointer comes
+        // from the global allocator with exactly this layout (align 1, `len` bytes), all of
+        // them initialised (zeroed), which is what `Vec::from_raw_parts` requires.
+        let v = unsafe {
+            let ptr = std::alloc::alloc_zeroed(layout);
+            if ptr.is_null() {
+                return None;
+            }
+            Vec::from_raw_parts(ptr, len, len)
+        };
+        Some(Self(Arc::new(v)))
     }
 }
 
 impl Deref for PartData {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            PartBytes::Pooled(buf) => buf,
+            PartBytes::Zero(zeros, len) => zeros.0.get(..*len).unwrap_or_default(),
+        }
     }
 }
 
 impl AsRef<[u8]> for PartData {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        self
     }
 }
 
 impl std::fmt::Debug for PartData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PartData({} bytes)", self.0.len())
+        write!(f, "PartData({} bytes)", self.len())
     }
 }
 
@@ -227,6 +307,17 @@ mod tests {
         assert!(pool.try_get(1).is_none(), "still held by a clone");
         drop(other);
         assert!(pool.try_get(1).is_some());
+    }
+
+    #[test]
+    fn zero_parts_borrow_untouched_zeros_and_an_impossible_size_is_no_abort() {
+        let zeros = Zeros::try_new(1 << 20).unwrap();
+        let part = PartData::zeros(&zeros, 4096);
+        assert!(part.is_zero_part());
+        assert_eq!(part.len(), 4096);
+        assert!(part.iter().all(|&b| b == 0));
+        assert_eq!(PartData::zeros(&zeros, 2 << 20).len(), 1 << 20, "capped");
+        assert!(Zeros::try_new(usize::MAX).is_none());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use super::digest::{crc64, crc64_combine, hex};
 use super::layout::Layout;
 use super::md5x16::md5_many;
-use super::pool::{BufferPool, PartData, PoolBuf};
+use super::pool::{BufferPool, PartData, PoolBuf, Zeros};
 use super::{Part, PartSource, StreamDigests, TransferError};
 use crate::image::DiskImage;
 
@@ -40,6 +40,16 @@ pub const HASHED_PART_SIZE: u64 = 5 * 1024 * 1024;
 pub const DEFAULT_BUFFER_BUDGET: u64 = 192 * 1024 * 1024;
 /// Fewest and most part buffers a stream keeps by default (when they fit the budget).
 const DEFAULT_BUFFERS: (u64, u64) = (3, 8);
+/// Largest part S3 and OSS accept; a hashed stream (an upload's) whose output needs larger
+/// parts to fit [`MAX_PARTS`] is refused before anything is allocated.
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// Largest part a stream that does not hash parts (a local conversion or checksum) picks by
+/// itself: it may then have more than [`MAX_PARTS`] parts, so a huge, mostly empty disk never
+/// gets part buffers sized from its virtual size.
+pub const LOCAL_MAX_PART_SIZE: u64 = 64 * 1024 * 1024;
+/// Most parts started ahead of the consumer. Zero parts take no buffer, so without this bound
+/// a long hole would queue every one of its parts at once.
+const MAX_AHEAD: usize = 64;
 /// Parts whose MD5s are computed together ([`super::md5x16::md5_many`]: one AVX-512 register).
 pub const MD5_LANES: usize = 16;
 
@@ -98,15 +108,28 @@ struct Shared {
     src: Arc<dyn DiskImage>,
     /// MD5 and CRC-64 of an all-zero part, by length: a sparse disk has many such parts.
     zero_digests: Mutex<HashMap<usize, ZeroDigests>>,
+    /// What zero parts borrow instead of a buffer: allocated at the first zero part, `None`
+    /// when the allocator refused (zero parts are then filled like data parts).
+    zeros: std::sync::OnceLock<Option<Zeros>>,
+    /// Size of the zeros to allocate: the part buffer size.
+    zeros_len: usize,
+    /// CRC-64 of zero runs by length (chunks and parts of a hole).
+    zero_crcs: Mutex<HashMap<u64, u64>>,
     part_md5: bool,
     /// Part MD5s are left to the batch in [`LayoutStream::next_part`], not done per part.
     batch_md5: bool,
 }
 
 struct Filled {
-    data: PoolBuf,
+    data: PartData,
     md5: Option<[u8; 16]>,
     crc64: u64,
+}
+
+/// A part started ahead: being filled by a worker, or (a zero part) already complete.
+enum Pending {
+    Filling(Receiver<Result<Filled, TransferError>>),
+    Ready(Filled),
 }
 
 enum ShaState {
@@ -123,7 +146,7 @@ pub struct LayoutStream {
     parts: u32,
     next_launch: u32,
     next_out: u32,
-    pending: VecDeque<(u32, Receiver<Result<Filled, TransferError>>)>,
+    pending: VecDeque<(u32, Pending)>,
     /// Filled parts whose MD5 batch is done, in order.
     ready: VecDeque<(u32, Filled)>,
     /// Parts per MD5 batch (1: MD5 per part on the pool).
@@ -131,6 +154,10 @@ pub struct LayoutStream {
     sha_tx: Option<SyncSender<PartData>>,
     sha: Mutex<ShaState>,
     crc: u64,
+    /// The CRC-64 shift for the usual part length, computed once.
+    combine: super::digest::Crc64Combiner,
+    /// The SHA-256 is skipped: parts are not sent to its thread at all.
+    skip_sha256: bool,
     failed: bool,
     cancel: Option<Arc<AtomicBool>>,
 }
@@ -144,17 +171,26 @@ impl LayoutStream {
     ) -> Result<Self, TransferError> {
         let total = layout.size;
         let part_size = match opts.part_size {
-            0 if !opts.skip_part_md5 => part_size_at_least(HASHED_PART_SIZE, total),
-            0 => auto_part_size(total),
+            0 if !opts.skip_part_md5 => {
+                part_size_at_least(HASHED_PART_SIZE, total).min(MAX_PART_SIZE)
+            }
+            0 => auto_part_size(total).min(LOCAL_MAX_PART_SIZE),
             given => given,
         };
         let parts = total.div_ceil(part_size).max(1);
-        if parts > MAX_PARTS {
+        // Only a stream whose parts are hashed (one an upload sends) is held to the object
+        // store's part count; a local one may have more (its per-part list is then dropped).
+        let max_parts = if opts.skip_part_md5 {
+            u64::from(u32::MAX)
+        } else {
+            MAX_PARTS
+        };
+        if parts > max_parts {
             return Err(TransferError::TooManyParts {
                 part_size,
                 parts,
                 total,
-                max: MAX_PARTS,
+                max: max_parts,
             });
         }
         let buffer_size = usize::try_from(part_size.min(total.max(1))).map_err(|_| {
@@ -162,7 +198,7 @@ impl LayoutStream {
                 part_size,
                 parts,
                 total,
-                max: MAX_PARTS,
+                max: max_parts,
             }
         })?;
         let buffers = if opts.buffers == 0 {
@@ -206,6 +242,9 @@ impl LayoutStream {
                 layout,
                 src,
                 zero_digests: Mutex::new(HashMap::new()),
+                zeros: std::sync::OnceLock::new(),
+                zeros_len: buffer_size,
+                zero_crcs: Mutex::new(HashMap::new()),
                 part_md5: !opts.skip_part_md5,
                 batch_md5: md5_lanes > 1,
             }),
@@ -220,6 +259,8 @@ impl LayoutStream {
             sha_tx: Some(tx),
             sha: Mutex::new(ShaState::Running(sha)),
             crc: 0,
+            combine: super::digest::Crc64Combiner::new(part_size),
+            skip_sha256: opts.skip_sha256,
             failed: false,
             cancel: opts.cancel.clone(),
         })
@@ -256,14 +297,31 @@ impl LayoutStream {
         rayon::spawn(move || {
             let _ = tx.send(fill_part(&shared, buf, offset));
         });
-        self.pending.push_back((number, rx));
+        self.pending.push_back((number, Pending::Filling(rx)));
+    }
+
+    /// Queues the next part, known from the layout to be all zeros: no buffer, no read, no
+    /// worker, digests from the cache.
+    fn launch_zero(&mut self, len: usize) {
+        // Only called once the zeros exist (see `launch_ahead`).
+        let Some(zeros) = self.shared.zeros() else {
+            return;
+        };
+        let filled = zero_part(&self.shared, zeros, len);
+        let number = self.next_launch;
+        self.next_launch += 1;
+        self.pending.push_back((number, Pending::Ready(filled)));
     }
 
     /// Starts filling parts ahead while buffers are free; waits for one only when nothing is
     /// in flight.
     fn launch_ahead(&mut self) {
-        while self.next_launch <= self.parts {
-            let (_, len) = self.part_range(self.next_launch);
+        while self.next_launch <= self.parts && self.pending.len() < MAX_AHEAD {
+            let (offset, len) = self.part_range(self.next_launch);
+            if self.shared.layout.is_zero(offset, len as u64) && self.shared.zeros().is_some() {
+                self.launch_zero(len);
+                continue;
+            }
             let buf = if self.pending.is_empty() {
                 self.pool.get(len)
             } else {
@@ -289,13 +347,16 @@ impl LayoutStream {
                 if self.pending.is_empty() {
                     self.launch_ahead();
                 }
-                let Some((number, rx)) = self.pending.pop_front() else {
+                let Some((number, pending)) = self.pending.pop_front() else {
                     break;
                 };
-                match rx.recv() {
-                    Ok(Ok(filled)) => self.ready.push_back((number, filled)),
-                    Ok(Err(e)) => return Some(Err(e)),
-                    Err(_) => return Some(Err(TransferError::WorkerLost)),
+                match pending {
+                    Pending::Ready(filled) => self.ready.push_back((number, filled)),
+                    Pending::Filling(rx) => match rx.recv() {
+                        Ok(Ok(filled)) => self.ready.push_back((number, filled)),
+                        Ok(Err(e)) => return Some(Err(e)),
+                        Err(_) => return Some(Err(TransferError::WorkerLost)),
+                    },
                 }
                 self.launch_ahead();
             }
@@ -334,51 +395,82 @@ impl LayoutStream {
 }
 
 impl Shared {
+    /// The shared zeros zero parts borrow, allocated on first use.
+    fn zeros(&self) -> Option<&Zeros> {
+        self.zeros
+            .get_or_init(|| Zeros::try_new(self.zeros_len))
+            .as_ref()
+    }
+
+    /// CRC-64 of `len` zero bytes, from the closed form, cached by length.
+    fn zero_crc(&self, len: u64) -> u64 {
+        let mut cache = self.zero_crcs.lock().unwrap_or_else(|p| p.into_inner());
+        *cache
+            .entry(len)
+            .or_insert_with(|| super::digest::crc64_zeros(len))
+    }
+
     /// The MD5 of a part's bytes when it is computed per part.
     fn md5_of(&self, data: &[u8]) -> Option<[u8; 16]> {
         (self.part_md5 && !self.batch_md5).then(|| super::digest::md5(data))
     }
 }
 
+/// A part of `len` zero bytes: a borrowed run of [`Zeros`], digests computed once per length.
+fn zero_part(shared: &Shared, zeros: &Zeros, len: usize) -> Filled {
+    let data = PartData::zeros(zeros, len);
+    let cached = shared
+        .zero_digests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&len)
+        .copied();
+    let (md5, crc) = match cached {
+        Some(d) => d,
+        None => {
+            let d = (
+                shared.part_md5.then(|| super::digest::md5(&data)),
+                shared.zero_crc(len as u64),
+            );
+            shared
+                .zero_digests
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(len, d);
+            d
+        }
+    };
+    Filled {
+        data,
+        md5,
+        crc64: crc,
+    }
+}
+
 fn fill_part(shared: &Shared, mut buf: PoolBuf, offset: u64) -> Result<Filled, TransferError> {
     let layout = &shared.layout;
-    let len = buf.len();
-    if layout.is_zero(offset, len as u64) {
-        buf.fill(0);
-        let cached = shared
-            .zero_digests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&len)
-            .copied();
-        let (md5, crc) = match cached {
-            Some(d) => d,
-            None => {
-                let d = (
-                    shared.part_md5.then(|| super::digest::md5(&buf)),
-                    crc64(&buf),
-                );
-                shared
-                    .zero_digests
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(len, d);
-                d
-            }
-        };
-        return Ok(Filled {
-            data: buf,
-            md5,
-            crc64: crc,
-        });
-    }
-    let crcs: Vec<(u64, u64)> = buf
+    let (bytes, zero_map) = buf.with_zero_map(CHUNK_SIZE);
+    // Chunks the layout plans as zeros are written only when the reused buffer does not
+    // hold zeros there already, and their CRC has a closed form: a part with a little data
+    // in a large hole costs its data, not its length.
+    let crcs: Vec<(u64, u64)> = bytes
         .par_chunks_mut(CHUNK_SIZE)
+        .zip(zero_map.par_iter_mut())
         .enumerate()
-        .map(|(i, chunk)| {
+        .map(|(i, (chunk, known_zero))| {
             let at = offset + (i * CHUNK_SIZE) as u64;
+            let len = chunk.len() as u64;
+            if layout.is_zero(at, len) {
+                if !*known_zero {
+                    chunk.fill(0);
+                    // A short chunk leaves the rest of the buffer's chunk as it was.
+                    *known_zero = chunk.len() == CHUNK_SIZE;
+                }
+                return Ok((shared.zero_crc(len), len));
+            }
+            *known_zero = false;
             layout.read(shared.src.as_ref(), chunk, at)?;
-            Ok((crc64(chunk), chunk.len() as u64))
+            Ok((crc64(chunk), len))
         })
         .collect::<Result<_, crate::image::ImageError>>()?;
     let crc = crcs
@@ -386,7 +478,7 @@ fn fill_part(shared: &Shared, mut buf: PoolBuf, offset: u64) -> Result<Filled, T
         .fold(0u64, |acc, &(c, n)| crc64_combine(acc, c, n));
     let md5 = shared.md5_of(&buf);
     Ok(Filled {
-        data: buf,
+        data: PartData::new(buf),
         md5,
         crc64: crc,
     })
@@ -424,13 +516,14 @@ impl PartSource for LayoutStream {
             }
         };
         let (offset, len) = self.part_range(number);
-        let data = PartData::new(filled.data);
-        if let Some(tx) = &self.sha_tx
+        let data = filled.data;
+        if !self.skip_sha256
+            && let Some(tx) = &self.sha_tx
             && tx.send(data.clone()).is_err()
         {
             self.sha_tx = None;
         }
-        self.crc = crc64_combine(self.crc, filled.crc64, len as u64);
+        self.crc = self.combine.combine(self.crc, filled.crc64, len as u64);
         self.next_out += 1;
         if self.next_out > self.parts {
             self.sha_tx = None; // ends the SHA-256 thread's loop
@@ -444,6 +537,45 @@ impl PartSource for LayoutStream {
             md5: filled.md5,
             crc64: filled.crc64,
         }))
+    }
+
+    fn skip_zero_parts(&mut self) -> u64 {
+        if !self.skip_sha256 || self.failed || !self.ready.is_empty() {
+            return 0;
+        }
+        let mut skipped = 0u64;
+        // Zero parts already started ahead are complete: account for them in order.
+        while let Some((number, Pending::Ready(filled))) = self.pending.front()
+            && filled.data.is_zero_part()
+        {
+            let (_, len) = self.part_range(*number);
+            self.crc = self.combine.combine(self.crc, filled.crc64, len as u64);
+            self.next_out += 1;
+            skipped += len as u64;
+            self.pending.pop_front();
+        }
+        // Then the rest of the run, in one step, when nothing else is in flight.
+        if self.pending.is_empty() && self.next_launch == self.next_out {
+            let (offset, _) = self.part_range(self.next_out.min(self.parts));
+            let run_end = self.shared.layout.zero_run_end(offset);
+            let total = self.shared.layout.size;
+            let whole = if run_end >= total {
+                u64::from(self.parts + 1 - self.next_out)
+            } else {
+                (run_end - offset) / self.part_size
+            };
+            if self.next_out <= self.parts && whole > 0 {
+                let bytes = (whole * self.part_size).min(total - offset);
+                self.crc = crc64_combine(self.crc, super::digest::crc64_zeros(bytes), bytes);
+                self.next_out += whole as u32;
+                self.next_launch = self.next_out;
+                skipped += bytes;
+            }
+        }
+        if self.next_out > self.parts {
+            self.sha_tx = None;
+        }
+        skipped
     }
 
     fn digests(&self) -> Option<StreamDigests> {
@@ -597,6 +729,57 @@ mod tests {
         assert!(without.iter().all(|(m, _)| m.is_none()));
         let crcs = |v: &[(Option<[u8; 16]>, u64)]| v.iter().map(|p| p.1).collect::<Vec<_>>();
         assert_eq!(crcs(&with), crcs(&without));
+    }
+
+    #[test]
+    fn zero_parts_take_no_buffer_and_skipping_them_keeps_the_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_file, img) = sparse_image(dir.path());
+        let opts = StreamOptions {
+            part_size: 1 << 20,
+            buffers: 2,
+            skip_sha256: true,
+            skip_part_md5: true,
+            ..StreamOptions::default()
+        };
+        let layout = || Layout::plan(img.as_ref(), OutputFormat::Raw).unwrap();
+        // Every part produced: the zero ones borrow the shared zeros.
+        let mut s = LayoutStream::new(layout(), img.clone(), &opts).unwrap();
+        let (mut all, mut zero_parts) = (Vec::new(), 0);
+        while let Some(p) = s.next_part() {
+            let p = p.unwrap();
+            zero_parts += usize::from(p.data.is_zero_part());
+            all.push((p.offset, p.crc64));
+        }
+        let whole = s.digests().unwrap();
+        assert_eq!(zero_parts, 1024 - 3, "1 GiB, data in parts 500..=502");
+        // Zero runs skipped: only the data parts come out, and the digests agree.
+        let mut s = LayoutStream::new(layout(), img.clone(), &opts).unwrap();
+        let (mut seen, mut skipped) = (Vec::new(), 0u64);
+        loop {
+            skipped += s.skip_zero_parts();
+            let Some(p) = s.next_part() else { break };
+            let p = p.unwrap();
+            seen.push((p.offset, p.crc64));
+        }
+        assert_eq!(s.digests().unwrap(), whole);
+        assert!(seen.len() < 70, "{} parts produced", seen.len());
+        let produced: u64 = seen.len() as u64 * (1 << 20);
+        assert_eq!(skipped + produced, 1 << 30);
+        for p in &seen {
+            assert!(all.contains(p));
+        }
+        // With the SHA-256 wanted, nothing may be skipped.
+        let mut s = LayoutStream::new(
+            layout(),
+            img,
+            &StreamOptions {
+                skip_sha256: false,
+                ..opts
+            },
+        )
+        .unwrap();
+        assert_eq!(s.skip_zero_parts(), 0);
     }
 
     #[test]

@@ -10,6 +10,8 @@ use std::process::Command;
 
 use crate::util::{image, testdata};
 
+mod round2;
+
 /// Wall time one command may take (DESIGN.md "Rules that make it trustworthy": no hang).
 const MAX_SECONDS: f64 = 2.0;
 /// Peak resident memory one command may use, in KiB.

@@ -35,8 +35,10 @@ fn is_skippable(b: &[u8]) -> bool {
     b.len() >= 8 && (b[0] & 0xF0) == 0x50 && b[1..4] == [0x2A, 0x4D, 0x18]
 }
 
-/// Largest output decoded in one call; a bigger gzip member is streamed.
-const MAX_WHOLE_GZIP: usize = 256 << 20;
+/// Largest output decoded in one call; a bigger gzip member is streamed. The buffer is sized
+/// from the member's ISIZE, a field the image writes, so it stays well inside the memory an
+/// inspection may take (docs/RELIABILITY.md) whatever that field claims.
+const MAX_WHOLE_GZIP: usize = 96 << 20;
 
 /// Size of the buffer decoders fill before a push.
 const CHUNK: usize = 64 << 10;

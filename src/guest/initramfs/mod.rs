@@ -28,7 +28,9 @@ pub use error::{At, InitramfsError};
 /// the file into memory (real ones are 10–150 MiB).
 pub const MAX_IMAGE_BYTES: u64 = 512 << 20;
 /// Cap on the decompressed cpio bytes of all archives together (a compression bomb stops here).
-pub const MAX_TOTAL_BYTES: u64 = 1 << 30;
+/// It bounds the time too: the slowest decoder (xz) must reach it within the inspection's
+/// time budget per image (docs/RELIABILITY.md), and real images decompress to 50–300 MiB.
+pub const MAX_TOTAL_BYTES: u64 = 384 << 20;
 /// Cap on the number of members over all archives (real images hold a few thousand).
 pub const MAX_ENTRIES: usize = 200_000;
 /// Cap on the bytes of all names and symlink targets kept (real images need well under 1 MiB;

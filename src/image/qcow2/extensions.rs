@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::be32;
+use super::{be32, be64};
 use crate::image::Verdict;
 
 /// End of the extension area.
@@ -50,7 +50,7 @@ pub struct Extensions {
     pub fde_at: Option<u64>,
     /// The external data file name and the file offset of its extension.
     pub data_file: Option<(String, u64)>,
-    pub bitmaps: bool,
+    pub bitmaps: Option<BitmapsExt>,
 }
 
 /// `bytes` as text: printable ASCII kept, everything else escaped, at most [`MAX_NAME`] bytes.
@@ -77,6 +77,18 @@ fn type_name(t: u32) -> &'static str {
 /// first cluster (or the backing file name) begins. Returns `None` when the area is
 /// malformed (an extension longer than the area, a duplicate type): then nothing in it can
 /// be trusted and the image is refused.
+/// The bitmaps extension's fields (qcow2.rst "Bitmaps extension").
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BitmapsExt {
+    /// File offset of the extension record.
+    pub at: u64,
+    pub nb_bitmaps: u32,
+    pub directory_size: u64,
+    pub directory_offset: u64,
+    /// Bytes of extension data (24 in the spec).
+    pub length: u32,
+}
+
 pub fn parse(area: &[u8], base: u64, v: &mut Verdict<'_>) -> Option<Extensions> {
     let mut ext = Extensions::default();
     let mut pos = 0usize;
@@ -132,7 +144,15 @@ pub fn parse(area: &[u8], base: u64, v: &mut Verdict<'_>) -> Option<Extensions> 
                     })
                     .collect();
             }
-            EXT_BITMAPS => ext.bitmaps = true,
+            EXT_BITMAPS => {
+                ext.bitmaps = Some(BitmapsExt {
+                    at,
+                    nb_bitmaps: be32(data, 0),
+                    directory_size: be64(data, 8),
+                    directory_offset: be64(data, 16),
+                    length: len,
+                })
+            }
             EXT_FDE => ext.fde_at = Some(at),
             EXT_DATA_FILE => ext.data_file = Some((escaped(data), at)),
             _ => {}

@@ -359,25 +359,37 @@ impl Mapping {
     }
 
     /// Calls `f(guest offset, length, cluster)` for every cluster of the virtual disk in
-    /// order (unallocated L2 tables as one call), lengths clipped to the virtual size.
+    /// order (a run of L1 entries without an L2 table as one call, so a huge, empty disk
+    /// costs its allocated tables, not its L1 length), lengths clipped to the virtual size.
     pub fn walk(&self, mut f: impl FnMut(u64, u64, Cluster)) -> Result<(), WalkError> {
         let g = self.geo;
-        for i in 0..self.l1.len() {
+        let mut i = 0;
+        while i < self.l1.len() {
             let start = i as u64 * g.l2_coverage();
             if start >= g.virtual_size {
                 break;
             }
+            if self.l1[i] == 0 {
+                let run = self.l1[i..].iter().take_while(|&&o| o == 0).count();
+                let len = (run as u64 * g.l2_coverage()).min(g.virtual_size - start);
+                f(start, len, Cluster::Unallocated);
+                i += run;
+                continue;
+            }
             let Some(table) = self.table(i)? else {
                 let len = g.l2_coverage().min(g.virtual_size - start);
                 f(start, len, Cluster::Unallocated);
+                i += 1;
                 continue;
             };
+            let index = i;
+            i += 1;
             for j in 0..g.l2_entries as usize {
                 let guest = start + j as u64 * g.cluster_size;
                 if guest >= g.virtual_size {
                     break;
                 }
-                let c = self.entry(i, &table, j).map_err(WalkError::Entry)?;
+                let c = self.entry(index, &table, j).map_err(WalkError::Entry)?;
                 f(guest, g.cluster_size.min(g.virtual_size - guest), c);
             }
         }
@@ -444,7 +456,7 @@ impl Mapping {
     }
 
     /// One decompressed cluster, from the cache or the file.
-    fn decompressed(&self, offset: u64, len: u64) -> Result<Arc<[u8]>, ImageError> {
+    pub fn decompressed(&self, offset: u64, len: u64) -> Result<Arc<[u8]>, ImageError> {
         if let Some(c) = self.lock().clusters.get(&offset) {
             return Ok(c.clone());
         }

@@ -39,6 +39,10 @@ pub struct Snapshots {
     pub listed: Vec<SnapshotInfo>,
     /// True when more snapshots exist than are listed.
     pub truncated: bool,
+    /// Metadata the snapshot table occupies in the file, for the overlap checks: the
+    /// table's read entries and each listed snapshot's L1 table (offset, bytes, what).
+    #[serde(skip)]
+    pub regions: Vec<(u64, u64, String)>,
 }
 
 /// Reads the first entries of the snapshot table (the header already checked the table
@@ -48,6 +52,7 @@ pub fn read(file: &ImageFile, h: &Header, v: &mut Verdict<'_>) -> Result<Snapsho
         count: h.nb_snapshots,
         listed: Vec::new(),
         truncated: h.nb_snapshots > MAX_LISTED,
+        regions: Vec::new(),
     };
     if h.nb_snapshots == 0 {
         return Ok(s);
@@ -102,6 +107,12 @@ pub fn read(file: &ImageFile, h: &Header, v: &mut Verdict<'_>) -> Result<Snapsho
         } else {
             u64::from(be32(&e, 32))
         };
+        let l1_offset = be64(&e, 0);
+        let l1_bytes = u64::from(be32(&e, 8)) * 8;
+        if l1_bytes > 0 {
+            s.regions
+                .push((l1_offset, l1_bytes, format!("the L1 table of snapshot {i}")));
+        }
         s.listed.push(SnapshotInfo {
             id: escaped(id),
             name: escaped(name),
@@ -111,6 +122,11 @@ pub fn read(file: &ImageFile, h: &Header, v: &mut Verdict<'_>) -> Result<Snapsho
         });
         pos = (body + rest).next_multiple_of(8);
     }
+    s.regions.push((
+        h.snapshots_offset,
+        pos - h.snapshots_offset,
+        "the snapshot table".into(),
+    ));
     let names: Vec<String> = s
         .listed
         .iter()

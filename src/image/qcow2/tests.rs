@@ -490,11 +490,14 @@ fn size_not_a_sector_multiple_warns_and_rounds_down() {
 
 #[test]
 fn snapshots_are_listed_and_bounded() {
+    // Two clusters appended: the snapshot table, then the snapshot's own L1 table (sharing
+    // a cluster with any other metadata is refused by the overlap checks).
     let snap = with(|b| {
+        b.resize((FILE_LEN + 2 * CS) as usize, 0);
         put32(b, 60, 1);
-        put64(b, 64, RB); // the refcount block cluster is free in this fixture
-        let e = RB;
-        put64(b, e, L1); // snapshot L1 (never read)
+        put64(b, 64, FILE_LEN);
+        let e = FILE_LEN;
+        put64(b, e, FILE_LEN + CS); // snapshot L1 (never read)
         put32(b, e + 8, 2);
         b[(e + 12) as usize..(e + 16) as usize].copy_from_slice(&[0, 1, 0, 5]); // id 1, name 5
         put32(b, e + 16, 1_700_000_000);
@@ -529,6 +532,80 @@ fn snapshots_are_listed_and_bounded() {
         }),
         "qcow2.snapshots_offset",
     );
+}
+
+#[test]
+fn metadata_overlaps_are_refused_as_qemu_overlap_check_all() {
+    // Guest data clusters pointing into metadata: refcount table and block, L1, the
+    // L2 table itself.
+    for target in [RT, RB, L1, L2] {
+        let f = refused(
+            &with(|b| {
+                put64(b, L2, target | (1 << 63));
+                // The fixture's refcount table entry sets bit 63, which is not part of the
+                // offset (bits 9-63 are, qcow2.rst): make it point at RB for real.
+                put64(b, RT, RB);
+            }),
+            "qcow2.data_overlaps_metadata",
+        );
+        assert_eq!(f.offset, Some(target), "{f:?}");
+    }
+    // A compressed cluster whose bytes lie in the L1 table.
+    refused(
+        &with(|b| put64(b, L2 + 4 * 8, compressed_entry(L1 + 8, 0))),
+        "qcow2.data_overlaps_metadata",
+    );
+    // Two metadata structures sharing bytes: a refcount block on the L2 table, a snapshot
+    // table on the refcount block, a snapshot's L1 table on the active one.
+    refused(&with(|b| put64(b, RT, L2)), "qcow2.metadata_overlap");
+    refused(
+        &with(|b| {
+            b.resize((FILE_LEN + CS) as usize, 0);
+            put64(b, RT, RB);
+            put32(b, 60, 1);
+            put64(b, 64, RB);
+        }),
+        "qcow2.metadata_overlap",
+    );
+    refused(
+        &with(|b| {
+            b.resize((FILE_LEN + CS) as usize, 0);
+            put32(b, 60, 1);
+            put64(b, 64, FILE_LEN);
+            put64(b, FILE_LEN, L1);
+            put32(b, FILE_LEN + 8, 2);
+        }),
+        "qcow2.metadata_overlap",
+    );
+}
+
+#[test]
+fn a_bitmap_directory_must_lie_in_the_file() {
+    // The bitmaps extension (nb_bitmaps, reserved, directory size, directory offset) with
+    // autoclear bit 0 set, so QEMU would use it.
+    let bitmaps = |dir_offset: u64, dir_size: u64| {
+        with(move |b| {
+            put64(b, 88, 1);
+            let mut data = [0u8; 24];
+            data[..4].copy_from_slice(&1u32.to_be_bytes());
+            data[8..16].copy_from_slice(&dir_size.to_be_bytes());
+            data[16..24].copy_from_slice(&dir_offset.to_be_bytes());
+            add_ext(b, EXT, extensions::EXT_BITMAPS, &data);
+            // One directory entry: its bitmap table in the appended cluster.
+            b.resize((FILE_LEN + 2 * CS) as usize, 0);
+            put64(b, FILE_LEN, FILE_LEN + CS); // bitmap_table_offset
+            put32(b, FILE_LEN + 8, 1); // bitmap_table_size
+            b[(FILE_LEN + 18) as usize..(FILE_LEN + 20) as usize].copy_from_slice(&[0, 2]);
+        })
+    };
+    let (img, f) = open_bytes(&bitmaps(FILE_LEN, 32));
+    assert!(img.is_some(), "{f:?}");
+    refused(&bitmaps(FILE_LEN + 64 * CS, 32), "qcow2.bitmap_directory");
+    refused(&bitmaps(FILE_LEN, 0), "qcow2.bitmap_directory");
+    // A bitmap table on the L1 table.
+    let mut b = bitmaps(FILE_LEN, 32);
+    put64(&mut b, FILE_LEN, L1);
+    refused(&b, "qcow2.metadata_overlap");
 }
 
 #[test]

@@ -181,6 +181,29 @@ impl Layout {
         Ok(raw(src.virtual_size(), &data, false))
     }
 
+    /// Bytes of the output that are zeros by plan (holes and unallocated ranges): what a
+    /// digest over every output byte must hash without anything to read.
+    pub fn zero_bytes(&self) -> u64 {
+        self.segments
+            .iter()
+            .filter(|s| matches!(s.piece, Piece::Zero))
+            .map(|s| s.length)
+            .sum()
+    }
+
+    /// End of the run of [`Piece::Zero`] segments that starts at `offset` (`offset` itself
+    /// when the byte there is not planned as zero).
+    pub fn zero_run_end(&self, offset: u64) -> u64 {
+        let mut end = offset;
+        for s in &self.segments[self.find(offset)..] {
+            if !matches!(s.piece, Piece::Zero) || s.offset > end {
+                break;
+            }
+            end = s.end();
+        }
+        end.max(offset)
+    }
+
     /// Index of the segment holding output byte `offset` (or `segments.len()` past the end).
     fn find(&self, offset: u64) -> usize {
         self.segments.partition_point(|s| s.end() <= offset)

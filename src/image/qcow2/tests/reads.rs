@@ -4,17 +4,23 @@
 use super::*;
 
 #[test]
-fn a_compressed_cluster_that_does_not_decompress_fails_the_read() {
+fn a_compressed_cluster_that_does_not_decompress_is_refused_at_open() {
+    // The first compressed cluster is decoded when the image is judged, so `safe` means a
+    // conversion will read it (a wrong compression type is found only this way).
     let b = with(|b| b[(CMP + 100) as usize..(CMP + CS) as usize].fill(0xFF));
-    let (img, _) = open_bytes(&b);
-    let img = img.unwrap(); // metadata only: the data is not read at open
-    let mut buf = [0u8; 16];
-    img.read_at(&mut buf, 0).unwrap();
-    let e = img.read_at(&mut buf, 2048).unwrap_err().to_string();
-    assert!(
-        e.contains("compressed cluster") && e.contains("3684"),
-        "{e}"
-    );
+    let f = refused(&b, "qcow2.compressed_data");
+    assert_eq!(f.offset, Some(CMP + 100));
+    assert!(f.message.contains("guest offset 2048"), "{}", f.message);
+}
+
+#[test]
+fn zstd_declared_over_deflate_data_is_refused_at_open() {
+    // Incompatible bit 3 and compression_type 1 (zstd) over the fixture's deflate cluster.
+    let b = with(|b| {
+        put64(b, 72, 1 << 3);
+        b[104] = 1;
+    });
+    refused(&b, "qcow2.compressed_data");
 }
 
 #[test]
