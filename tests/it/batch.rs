@@ -375,31 +375,8 @@ fn overlapping_runs_are_kept_apart_by_claims_in_the_bucket() {
 #[test]
 fn packer_manifest_artifacts_are_imported() {
     let dir = tempfile::tempdir().unwrap();
-    let src = image("content.qcow2");
-    let m = dir.path().join("packer-manifest.json");
-    let text = serde_json::json!({
-        "builds": [
-            {"name": "old", "builder_type": "qemu", "packer_run_uuid": "run-1",
-             "files": [{"name": src.display().to_string(), "size": 1}]},
-            {"name": "web", "builder_type": "qemu", "packer_run_uuid": "run-2",
-             "files": [{"name": src.display().to_string(), "size": 1},
-                       {"name": "SHA256SUMS.sha256", "size": 1}]}
-        ],
-        "last_run_uuid": "run-2"
-    });
-    std::fs::write(&m, text.to_string()).unwrap();
-    let mut args = vec![
-        "packer".to_string(),
-        "--manifest".into(),
-        m.display().to_string(),
-        "--last-run-only".into(),
-        "--region".into(),
-        "cn-hangzhou".into(),
-        "--bucket".into(),
-        BUCKET.into(),
-        "--allow-no-os".into(),
-        "--json".into(),
-    ];
+    let mut args = packer_args(dir.path());
+    args.push("--json".into());
     args.extend(sandbox_args(dir.path()));
     let run = imgport_in(dir.path(), &args);
     run.expect_code(0);
@@ -411,6 +388,80 @@ fn packer_manifest_artifacts_are_imported() {
     assert_eq!(rows[0]["result"]["image_name"], "web");
     assert_eq!(rows[0]["result"]["disks"].as_array().unwrap().len(), 1);
     assert_eq!(rows[0]["result"]["status"], "Available");
+}
+
+#[test]
+fn packer_stopped_by_sigterm_says_so_and_the_same_command_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = packer_args(dir.path());
+    args.extend(sandbox_args_importing_for(dir.path(), "4"));
+    let child = Command::new(env!("CARGO_BIN_EXE_imgport"))
+        .args(&args)
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The emulated import takes 4 s: the signal lands while the row is still at work.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("run the same command again to resume"),
+        "{stderr}"
+    );
+    args.push("--json".into());
+    let run = imgport_in(dir.path(), &args);
+    run.expect_code(0);
+    let r = run.json();
+    let row = &r["rows"][0];
+    assert!(
+        row["status"] == "imported" || row["status"] == "already_imported",
+        "{r}"
+    );
+    assert_eq!(row["result"]["status"], "Available", "{r}");
+    assert_eq!(
+        sim_images(&dir.path().join("sandbox/ecs")),
+        1,
+        "one image, {r}"
+    );
+}
+
+/// `imgport packer` over a manifest of two Packer runs whose last one built `web` from a
+/// test disk, to be imported (the disk has no OS) into `BUCKET`.
+fn packer_args(dir: &Path) -> Vec<String> {
+    let src = image("content.qcow2");
+    let m = dir.join("packer-manifest.json");
+    let text = serde_json::json!({
+        "builds": [
+            {"name": "old", "builder_type": "qemu", "packer_run_uuid": "run-1",
+             "files": [{"name": src.display().to_string(), "size": 1}]},
+            {"name": "web", "builder_type": "qemu", "packer_run_uuid": "run-2",
+             "files": [{"name": src.display().to_string(), "size": 1},
+                       {"name": "SHA256SUMS.sha256", "size": 1}]}
+        ],
+        "last_run_uuid": "run-2"
+    });
+    std::fs::write(&m, text.to_string()).unwrap();
+    [
+        "packer",
+        "--manifest",
+        &m.display().to_string(),
+        "--last-run-only",
+        "--region",
+        "cn-hangzhou",
+        "--bucket",
+        BUCKET,
+        "--allow-no-os",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// `batch` against `sim` as `machine`, with more flags; not yet waited for.
