@@ -261,6 +261,7 @@ fn run_items(
     buckets.dedup();
     let json = flags.json;
     let report_path = flags.report.clone();
+    let on_sandbox = flags.connect.sandbox;
     if flags.status {
         let rows = block_on(async move {
             let refs: Vec<&str> = buckets.iter().map(String::as_str).collect();
@@ -294,10 +295,16 @@ fn run_items(
         print_summary(&report);
     }
     if report.interrupted() {
+        let drop = if on_sandbox {
+            "remove the --sandbox-dir and the --journal directory"
+        } else {
+            "run `imgport upload --clean-stale --older-than 0s` with the same region, \
+             endpoint and --journal flags"
+        };
         eprintln!(
             "interrupted: run the same command again to resume (imported rows are skipped, \
              partial uploads resume from their journals, and this machine's claims are taken \
-             back at once)"
+             back at once); to drop this machine's unfinished uploads instead, {drop}"
         );
     }
     if report.exit_code() == EXIT_IN_PROGRESS_ELSEWHERE {
