@@ -20,6 +20,7 @@ use super::connect::{ConnectFlags, Connection};
 use super::convert::cancel_on_signals;
 use super::import::block_on;
 use super::{exit, print_json};
+use crate::image::OpenOptions;
 use crate::pipeline::batch::{
     self, BatchReport, BatchSettings, EXIT_IN_PROGRESS_ELSEWHERE, InFlight, RowReport, RowStatus,
 };
@@ -29,7 +30,7 @@ use crate::pipeline::packer;
 use crate::plan::PlanOptions;
 
 /// Flags every batch-like command shares. The manifest keys among them (`--region`,
-/// `--bucket`, `--key-prefix`, `--family`, `--allow-no-os`) win over the row's own value,
+/// `--bucket`, `--key-prefix`, `--family`, `--allow-no-os`, `--allow-nested`) win over the row's own value,
 /// which wins over the manifest's `[defaults]`.
 #[derive(Debug, Args)]
 pub struct BatchFlags {
@@ -51,6 +52,11 @@ pub struct BatchFlags {
     /// (`platform` or `os_type`). Manifest key: `allow_no_os = true`.
     #[arg(long)]
     pub allow_no_os: bool,
+    /// Import disks whose guest data starts with another image format's header (finding
+    /// nested.*) as they are; without it such a row is refused (exit 3). Manifest key:
+    /// `allow_nested = true`.
+    #[arg(long)]
+    pub allow_nested: bool,
     /// Images converted and uploaded at once. Default: starts from the cores (each image
     /// already uses them all) and adds or removes images by the combined upload rate they
     /// reach, up to four times the start and what half the free memory (or the container's
@@ -173,6 +179,7 @@ fn flag_options(flags: &BatchFlags) -> RowOptions {
         key_prefix: flags.key_prefix.clone(),
         family: flags.family.clone(),
         allow_no_os: flags.allow_no_os.then_some(true),
+        allow_nested: flags.allow_nested.then_some(true),
         ..RowOptions::default()
     }
 }
@@ -221,7 +228,7 @@ fn run_items(
     }
     let base = flags
         .connect
-        .settings(PlanOptions::default(), None, cancel)?;
+        .settings(PlanOptions::default(), OpenOptions::default(), cancel)?;
     let journal = flags.batch_journal.clone().unwrap_or_else(|| {
         let name = manifest_path
             .file_name()

@@ -86,11 +86,9 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         });
     }
     let cancel = cancel_on_signals()?;
-    let settings = args.connect.settings(
-        args.plan.options(),
-        args.plan.declared_format.map(Into::into),
-        cancel,
-    )?;
+    let settings = args
+        .connect
+        .settings(args.plan.options(), args.plan.open_options(), cancel)?;
     block_on(run_async(args, settings))?
 }
 

@@ -28,9 +28,10 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use super::convert::{ToArg, cancel_on_signals, open_source, parse_size};
+use super::convert::{ToArg, cancel_on_signals, open_source_with, parse_size};
 use super::{exit, human_bytes, print_json};
 use crate::cloud::aliyun::credentials::{ChainOptions, CredentialSource};
+use crate::image::OpenOptions;
 use crate::secret::Secret;
 use crate::store::multipart::{UploadOptions, UploadOutcome};
 use crate::store::{ObjectTarget, S3Store, StoreConfig, StoreError, oss};
@@ -65,6 +66,10 @@ pub struct UploadArgs {
     /// Convert on the fly to this format (default: upload the file as it is).
     #[arg(long, value_enum)]
     pub to: Option<ToArg>,
+    /// With --to: convert an image whose guest data starts with another image format's header
+    /// (finding nested.*) as it is; without it such a source is refused (exit 3).
+    #[arg(long, requires = "to")]
+    pub allow_nested: bool,
     /// Part size, e.g. 64M (default: 5 MiB, or larger to stay within 10000 parts; OSS
     /// accepts 100 KiB to 5 GiB).
     #[arg(long, value_parser = parse_size)]
@@ -287,6 +292,7 @@ pub fn run(args: UploadArgs) -> anyhow::Result<ExitCode> {
 fn open_stream(
     src: &std::path::Path,
     to: Option<ToArg>,
+    open: &OpenOptions,
     stream_opts: &StreamOptions,
 ) -> Result<Box<dyn PartSource>, ExitCode> {
     match to {
@@ -295,7 +301,7 @@ fn open_stream(
             Err(e) => Err(super::convert::failed(&e)),
         },
         Some(to) => {
-            let opened = open_source(src)?;
+            let opened = open_source_with(src, open)?;
             match LayoutStream::convert(opened.image.clone(), to.into(), stream_opts) {
                 Ok(s) => Ok(Box::new(s)),
                 Err(e) => Err(super::convert::failed(&e)),
@@ -418,7 +424,11 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
     let mut attempt = 0;
     let outcome = loop {
         attempt += 1;
-        let source = match open_stream(&src, args.to, &stream_opts) {
+        let open = OpenOptions {
+            allow_nested: args.allow_nested,
+            ..OpenOptions::default()
+        };
+        let source = match open_stream(&src, args.to, &open, &stream_opts) {
             Ok(s) => s,
             Err(code) => return Ok(code),
         };
