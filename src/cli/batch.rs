@@ -203,7 +203,7 @@ fn note_overrides(items: &[BatchItem], flags: &RowOptions) {
             .map(|i| (i.position + 1).to_string())
             .collect();
         if !rows.is_empty() {
-            eprintln!(
+            heprintln!(
                 "note: --{name} {flag} overrides the {name} of rows {} (a flag wins over the \
                  row, which wins over [defaults])",
                 rows.join(", ")
@@ -286,7 +286,7 @@ fn run_items(
         let conn = Connection::open(&flags.connect, &refs).await?;
         let progress = |r: &RowReport| {
             if !json {
-                eprintln!("{}", row_line(r));
+                heprintln!("{}", row_line(r));
             }
         };
         Ok::<_, anyhow::Error>(batch::run(items, settings, Arc::new(conn), &progress).await)
@@ -318,9 +318,9 @@ fn run_items(
 }
 
 fn print_status(rows: &[batch::RowState]) {
-    println!("{:>4}  {:<40}  {:<22}  detail", "row", "image", "state");
+    hprintln!("{:>4}  {:<40}  {:<22}  detail", "row", "image", "state");
     for r in rows {
-        println!(
+        hprintln!(
             "{:>4}  {:<40}  {:<22}  {}",
             r.position + 1,
             r.id,
@@ -373,7 +373,7 @@ fn print_summary(report: &BatchReport) {
         .iter()
         .filter(|r| r.status != RowStatus::OtherShard)
     {
-        println!("{}", row_line(r));
+        hprintln!("{}", row_line(r));
     }
     let shard = report
         .shard

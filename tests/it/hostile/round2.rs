@@ -414,6 +414,68 @@ fn terminal_control_in_names_is_escaped() {
             r.describe()
         );
     }
+    // The commands that import print the name too: `plan` in its Markdown, `import` in its
+    // summary, `batch` in its table; here the disk is readable and has a nested image allowed
+    // in, so every line that names it is printed.
+    let fine = d.join("evil\x1b[2J\nfine.vhd");
+    sh(&format!(
+        "cd '{}' && qemu-img create -q -f vpc -o subformat=dynamic \"$(printf 'evil\\033[2J\\nfine.vhd')\" 8M",
+        d.display()
+    ));
+    assert!(fine.exists());
+    let common = [
+        "--region",
+        "cn-hangzhou",
+        "--bucket",
+        "sandbox",
+        "--allow-no-os",
+    ];
+    let sandbox = [
+        "--sandbox",
+        "--sandbox-import-seconds",
+        "0.5",
+        "--sandbox-dir",
+        &d.join("sandbox").display().to_string(),
+        "--journal",
+        &d.join("journal").display().to_string(),
+    ]
+    .map(std::ffi::OsString::from);
+    let manifest = d.join("batch.toml");
+    // TOML's own escapes name the file: \u001b and \n.
+    std::fs::write(
+        &manifest,
+        format!(
+            "[defaults]\nregion = \"cn-hangzhou\"\nbucket = \"sandbox\"\nallow_no_os = true\n\n\
+             [[image]]\nfiles = [\"{}/evil\\u001b[2J\\nfine.vhd\"]\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let mut plan: Vec<std::ffi::OsString> = vec!["plan".into(), fine.clone().into()];
+    plan.extend(common.map(Into::into));
+    let mut import: Vec<std::ffi::OsString> = vec!["import".into(), fine.clone().into()];
+    import.extend(common.map(Into::into));
+    import.extend(sandbox.clone());
+    let mut batch: Vec<std::ffi::OsString> = vec!["batch".into(), manifest.into()];
+    batch.extend(sandbox.clone());
+    for args in [plan, import, batch] {
+        let r = crate::util::imgport_in(d, &args);
+        r.expect_code(0);
+        let (stdout, stderr) = (r.stdout(), r.stderr());
+        for (stream, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+            assert!(!text.contains('\x1b'), "raw ESC on {stream}: {:?}", r.cmd);
+            assert!(
+                !text.contains("[2J\nfine"),
+                "raw newline from the name on {stream}: {:?}\n{text:?}",
+                r.cmd
+            );
+        }
+        assert!(
+            format!("{stdout}{stderr}").contains("evil\\x1b[2J\\nfine"),
+            "{}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            r.cmd
+        );
+    }
     worst.print("names");
 }
 
