@@ -23,6 +23,33 @@ pub struct Silent;
 
 impl Reporter for Silent {}
 
+/// `text` made safe to print for people: control characters (ESC, newlines, DEL, C1 controls
+/// …) and Unicode bidirectional overrides become visible escapes (`\x1b`, `\n`, `\u{202e}`),
+/// so a file name or a string read from an image cannot move the cursor, clear the screen or
+/// forge lines. Human-readable text (the CLI's lines, the Markdown report) goes through it;
+/// JSON escapes by itself.
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x100 && unsafe_char(c) => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// An error and its causes on one line, for `error: ...` messages and batch reports.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();

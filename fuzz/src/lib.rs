@@ -9,6 +9,7 @@ use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use imgport::guest::fs::{FileSystem, NodeKind};
 use imgport::guest::{initramfs, registry};
@@ -26,6 +27,69 @@ const MAX_NODES: usize = 512;
 const READ_LEN: usize = 8192;
 /// Extents whose first bytes are read at most.
 const MAX_EXTENT_READS: usize = 16;
+
+/// Wall time one input may take in any target (issue 26: inspection is bounded in time).
+pub const TIME_BOUND: Duration = Duration::from_secs(2);
+/// Peak resident memory of the fuzzing process, in KiB (issue 26: memory depends on the data,
+/// never on claimed sizes).
+pub const PEAK_RSS_BOUND_KIB: u64 = 512 << 10;
+
+/// The process's peak resident set size in KiB (`VmHWM` of `/proc/self/status`), or `None`
+/// where that file is not there.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Which bound, if any, one input broke: `elapsed` against [`TIME_BOUND`] and `peak_kib`
+/// against [`PEAK_RSS_BOUND_KIB`]; the message names the bound.
+pub fn broken_bound(target: &str, elapsed: Duration, peak_kib: Option<u64>) -> Option<String> {
+    if elapsed > TIME_BOUND {
+        return Some(format!(
+            "{target}: one input took {elapsed:?}, over the time bound of {TIME_BOUND:?}"
+        ));
+    }
+    match peak_kib {
+        Some(kib) if kib > PEAK_RSS_BOUND_KIB => Some(format!(
+            "{target}: peak RSS {kib} KiB, over the memory bound of {PEAK_RSS_BOUND_KIB} KiB"
+        )),
+        _ => None,
+    }
+}
+
+/// Held for the processing of one input by every target: when dropped (unless already
+/// unwinding from another failure) it panics if a bound of [`broken_bound`] was broken, so a
+/// slow or memory-hungry input is a finding like a crash.
+struct Bounded {
+    target: &'static str,
+    started: Instant,
+}
+
+impl Bounded {
+    fn start(target: &'static str) -> Self {
+        Bounded {
+            target,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for Bounded {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        if let Some(msg) = broken_bound(self.target, self.started.elapsed(), peak_rss_kib()) {
+            panic!("{msg}");
+        }
+    }
+}
 
 /// The per-process file the container targets hand to [`ImageFile`], which reads a real file.
 fn input_path() -> &'static PathBuf {
@@ -118,6 +182,7 @@ fn assert_no_nested_image(image: &dyn DiskImage) {
 
 /// The container format detector and whichever reader it picks, on a whole file.
 pub fn detect(data: &[u8]) {
+    let _bounds = Bounded::start("detect");
     let path = write_input(data);
     let _ = detect::inspect(&path, &OpenOptions::default());
     for declared in [None, Some(ImageFormat::Qcow2), Some(ImageFormat::Vhd)] {
@@ -134,6 +199,7 @@ pub fn detect(data: &[u8]) {
 
 /// The qcow2 reader on its own, past the detector (so mutated magic still reaches it).
 pub fn qcow2(data: &[u8]) {
+    let _bounds = Bounded::start("qcow2");
     let path = write_input(data);
     let Ok(file) = ImageFile::open(&path) else {
         return;
@@ -147,6 +213,7 @@ pub fn qcow2(data: &[u8]) {
 
 /// The VHD reader on its own, past the detector.
 pub fn vhd(data: &[u8]) {
+    let _bounds = Bounded::start("vhd");
     let path = write_input(data);
     let Ok(file) = ImageFile::open(&path) else {
         return;
@@ -217,6 +284,7 @@ pub fn walk(fs: &dyn FileSystem) {
 
 /// The XFS reader on a volume.
 pub fn xfs(data: &[u8]) {
+    let _bounds = Bounded::start("xfs");
     if let Ok(fs) = imgport::guest::fs::xfs::open(volume(data)) {
         let _ = (
             fs.dirty(),
@@ -230,6 +298,7 @@ pub fn xfs(data: &[u8]) {
 
 /// The ext2/3/4 reader (`ext4-view` behind our geometry checks) on a volume.
 pub fn ext4(data: &[u8]) {
+    let _bounds = Bounded::start("ext4");
     use imgport::guest::fs::{ext4::Ext4Fs, probe::FsKind};
     tolerate_crate_panics();
     if let Ok(fs) = Ext4Fs::open(volume(data), FsKind::Ext4) {
@@ -239,6 +308,7 @@ pub fn ext4(data: &[u8]) {
 
 /// The FAT reader on a volume.
 pub fn fat(data: &[u8]) {
+    let _bounds = Bounded::start("fat");
     if let Ok(fs) = imgport::guest::fs::fat::open(volume(data)) {
         let _ = fs.fat_type();
         walk(&fs);
@@ -266,6 +336,7 @@ fn tolerate_crate_panics() {
 
 /// The NTFS reader on a volume.
 pub fn ntfs(data: &[u8]) {
+    let _bounds = Bounded::start("ntfs");
     tolerate_crate_panics();
     if let Ok(fs) = imgport::guest::fs::ntfs::open(volume(data)) {
         let _ = fs.is_dirty();
@@ -278,6 +349,7 @@ const MAX_KEYS: usize = 2000;
 
 /// The registry hive reader: parse, then walk keys and decode every value, bounded.
 pub fn registry(data: &[u8]) {
+    let _bounds = Bounded::start("registry");
     let Ok(hive) = registry::Hive::parse(data) else {
         return;
     };
@@ -313,6 +385,7 @@ pub fn registry(data: &[u8]) {
 /// The initramfs reader, keeping every file within small caps (the decompression cap is
 /// lowered too, so a bomb costs milliseconds; the reader's own cap is tested elsewhere).
 pub fn initramfs(data: &[u8]) {
+    let _bounds = Bounded::start("initramfs");
     let opts = initramfs::ReadOptions {
         want: &|_| true,
         max_file_size: 64 << 10,
@@ -330,6 +403,7 @@ pub fn initramfs(data: &[u8]) {
 /// The partition-table reader (MBR with its logical chain, GPT primary and backup, 512 and
 /// 4096-byte sectors, hybrid) on a whole disk.
 pub fn partition(data: &[u8]) {
+    let _bounds = Bounded::start("partition");
     let disk = volume(data);
     let _ = imgport::guest::partition::read(disk.as_ref());
 }
@@ -337,6 +411,7 @@ pub fn partition(data: &[u8]) {
 /// The LVM2 reader on a physical volume: label, metadata text, and the first bytes of every
 /// linear logical volume it exposes.
 pub fn lvm(data: &[u8]) {
+    let _bounds = Bounded::start("lvm");
     if let Ok(pv) = imgport::guest::lvm::open(volume(data)) {
         let mut buf = vec![0u8; READ_LEN];
         for lv in &pv.lvs {
@@ -352,7 +427,31 @@ pub fn lvm(data: &[u8]) {
 
 /// The btrfs reader (default subvolume) on a volume.
 pub fn btrfs(data: &[u8]) {
+    let _bounds = Bounded::start("btrfs");
     if let Ok(fs) = imgport::guest::fs::btrfs::BtrfsFs::open(volume(data)) {
         walk(&fs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_name_what_was_broken() {
+        assert_eq!(
+            broken_bound("t", Duration::from_millis(10), Some(1024)),
+            None
+        );
+        assert_eq!(broken_bound("t", Duration::from_millis(10), None), None);
+        let slow = broken_bound("detect", TIME_BOUND * 2, Some(1024)).unwrap();
+        assert!(slow.contains("time bound of 2s"), "{slow}");
+        let fat = broken_bound("qcow2", Duration::ZERO, Some(PEAK_RSS_BOUND_KIB + 1)).unwrap();
+        assert!(fat.contains("memory bound of 524288 KiB"), "{fat}");
+    }
+
+    #[test]
+    fn peak_rss_is_read() {
+        assert!(peak_rss_kib().is_some_and(|k| k > 0));
     }
 }

@@ -20,6 +20,7 @@ use super::connect::{ConnectFlags, Connection};
 use super::convert::cancel_on_signals;
 use super::import::block_on;
 use super::{exit, print_json};
+use crate::image::OpenOptions;
 use crate::pipeline::batch::{
     self, BatchReport, BatchSettings, EXIT_IN_PROGRESS_ELSEWHERE, InFlight, RowReport, RowStatus,
 };
@@ -29,7 +30,7 @@ use crate::pipeline::packer;
 use crate::plan::PlanOptions;
 
 /// Flags every batch-like command shares. The manifest keys among them (`--region`,
-/// `--bucket`, `--key-prefix`, `--family`, `--allow-no-os`) win over the row's own value,
+/// `--bucket`, `--key-prefix`, `--family`, `--allow-no-os`, `--allow-nested`) win over the row's own value,
 /// which wins over the manifest's `[defaults]`.
 #[derive(Debug, Args)]
 pub struct BatchFlags {
@@ -51,6 +52,11 @@ pub struct BatchFlags {
     /// (`platform` or `os_type`). Manifest key: `allow_no_os = true`.
     #[arg(long)]
     pub allow_no_os: bool,
+    /// Import disks whose guest data starts with another image format's header (finding
+    /// nested.*) as they are; without it such a row is refused (exit 3). Manifest key:
+    /// `allow_nested = true`.
+    #[arg(long)]
+    pub allow_nested: bool,
     /// Images converted and uploaded at once. Default: starts from the cores (each image
     /// already uses them all) and adds or removes images by the combined upload rate they
     /// reach, up to four times the start and what half the free memory (or the container's
@@ -173,6 +179,7 @@ fn flag_options(flags: &BatchFlags) -> RowOptions {
         key_prefix: flags.key_prefix.clone(),
         family: flags.family.clone(),
         allow_no_os: flags.allow_no_os.then_some(true),
+        allow_nested: flags.allow_nested.then_some(true),
         ..RowOptions::default()
     }
 }
@@ -196,7 +203,7 @@ fn note_overrides(items: &[BatchItem], flags: &RowOptions) {
             .map(|i| (i.position + 1).to_string())
             .collect();
         if !rows.is_empty() {
-            eprintln!(
+            heprintln!(
                 "note: --{name} {flag} overrides the {name} of rows {} (a flag wins over the \
                  row, which wins over [defaults])",
                 rows.join(", ")
@@ -221,7 +228,7 @@ fn run_items(
     }
     let base = flags
         .connect
-        .settings(PlanOptions::default(), None, cancel)?;
+        .settings(PlanOptions::default(), OpenOptions::default(), cancel)?;
     let journal = flags.batch_journal.clone().unwrap_or_else(|| {
         let name = manifest_path
             .file_name()
@@ -280,7 +287,7 @@ fn run_items(
         let conn = Connection::open(&flags.connect, &refs).await?;
         let progress = |r: &RowReport| {
             if !json {
-                eprintln!("{}", row_line(r));
+                heprintln!("{}", row_line(r));
             }
         };
         Ok::<_, anyhow::Error>(batch::run(items, settings, Arc::new(conn), &progress).await)
@@ -318,9 +325,9 @@ fn run_items(
 }
 
 fn print_status(rows: &[batch::RowState]) {
-    println!("{:>4}  {:<40}  {:<22}  detail", "row", "image", "state");
+    hprintln!("{:>4}  {:<40}  {:<22}  detail", "row", "image", "state");
     for r in rows {
-        println!(
+        hprintln!(
             "{:>4}  {:<40}  {:<22}  {}",
             r.position + 1,
             r.id,
@@ -373,7 +380,7 @@ fn print_summary(report: &BatchReport) {
         .iter()
         .filter(|r| r.status != RowStatus::OtherShard)
     {
-        println!("{}", row_line(r));
+        hprintln!("{}", row_line(r));
     }
     let shard = report
         .shard

@@ -17,7 +17,7 @@ use crate::cloud::aliyun::ehpc::EhpcClient;
 use crate::cloud::aliyun::poll::WaitOptions;
 use crate::cloud::aliyun::rpc::ClientConfig;
 use crate::destination::{Destination, account_id};
-use crate::image::ImageFormat;
+use crate::image::OpenOptions;
 use crate::pipeline::batch::Connect;
 use crate::pipeline::import::ImportSettings;
 use crate::pipeline::sandbox::{DEFAULT_IMPORT_TIME, Sandbox};
@@ -108,7 +108,7 @@ impl ConnectFlags {
     pub fn settings(
         &self,
         plan: PlanOptions,
-        declared: Option<ImageFormat>,
+        open: OpenOptions,
         cancel: Arc<AtomicBool>,
     ) -> anyhow::Result<ImportSettings> {
         let mut wait = WaitOptions {
@@ -121,7 +121,7 @@ impl ConnectFlags {
             wait.interval = wait.interval.min(Duration::from_millis(500));
         }
         Ok(ImportSettings {
-            declared,
+            open,
             plan,
             stream: StreamOptions {
                 part_size: self.part_size.unwrap_or(0),

@@ -86,11 +86,9 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         });
     }
     let cancel = cancel_on_signals()?;
-    let settings = args.connect.settings(
-        args.plan.options(),
-        args.plan.declared_format.map(Into::into),
-        cancel,
-    )?;
+    let settings = args
+        .connect
+        .settings(args.plan.options(), args.plan.open_options(), cancel)?;
     block_on(run_async(args, settings))?
 }
 
@@ -139,7 +137,7 @@ async fn run_async(args: ImportArgs, settings: ImportSettings) -> anyhow::Result
             let code = e.exit_code();
             if code == exit::INTERRUPTED || matches!(e, import::ImportError::Upload { .. }) {
                 // The upload journal keeps the work: say how to go on, and how to drop it.
-                eprintln!("resume: {}", super::upload::resume_command());
+                heprintln!("resume: {}", super::upload::resume_command());
                 if let import::ImportError::Upload { target, .. } = &e
                     && !conn.is_sandbox()
                 {
@@ -149,7 +147,7 @@ async fn run_async(args: ImportArgs, settings: ImportSettings) -> anyhow::Result
                         .oss_endpoint
                         .as_deref()
                         .map_or(String::new(), |e| format!(" --endpoint {}", q(e)));
-                    eprintln!(
+                    heprintln!(
                         "drop:   imgport upload --abort --bucket {} --key {} --region {}{endpoint}",
                         q(&target.bucket),
                         q(&target.key),
@@ -165,9 +163,12 @@ async fn run_async(args: ImportArgs, settings: ImportSettings) -> anyhow::Result
 /// Human summary of one import.
 pub fn print_human(o: &ImportOutcome, sandbox: bool) {
     let where_ = if sandbox { " (sandbox)" } else { "" };
-    println!(
+    hprintln!(
         "image {} ({}) is {} in {}{where_}",
-        o.image_id, o.image_name, o.status, o.region
+        o.image_id,
+        o.image_name,
+        o.status,
+        o.region
     );
     for d in &o.disks {
         let reuse = if d.upload.already_present {
@@ -177,7 +178,7 @@ pub fn print_human(o: &ImportOutcome, sandbox: bool) {
         } else {
             String::new()
         };
-        println!(
+        hprintln!(
             "  disk {}: {} -> oss://{}/{} ({}, {}, sha256 {}{reuse})",
             d.device_index,
             d.source.display(),
@@ -193,5 +194,5 @@ pub fn print_human(o: &ImportOutcome, sandbox: bool) {
         .iter()
         .map(|t| format!("{} {:.1}s", t.stage, t.seconds))
         .collect();
-    println!("  timings: {}", stages.join(", "));
+    hprintln!("  timings: {}", stages.join(", "));
 }

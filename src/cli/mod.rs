@@ -10,6 +10,13 @@ macro_rules! hprintln {
     };
 }
 
+/// `eprintln!` for human output, escaped like [`hprintln!`].
+macro_rules! heprintln {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::cli::escape(&format!($($arg)*)))
+    };
+}
+
 pub mod aliyun;
 pub mod batch;
 pub mod checksum;
@@ -150,31 +157,12 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     escape(&crate::report::error_chain(e)).into_owned()
 }
 
-/// `text` made safe to print for people: control characters (ESC, newlines, DEL, C1 controls
-/// …) and Unicode bidirectional overrides become visible escapes (`\x1b`, `\n`, `\u{202e}`),
-/// so a file name or a string read from an image cannot move the cursor, clear the screen or
-/// forge lines. The one helper every human-readable line built from a path or from image data
-/// goes through; JSON output escapes by itself.
+/// `text` made safe to print for people: control characters and Unicode bidirectional
+/// overrides become visible escapes (see [`crate::report::escape`]). The one helper every
+/// human-readable line built from a path or from image data goes through; JSON output
+/// escapes by itself.
 pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char =
-        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-    if !text.chars().any(unsafe_char) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x100 && unsafe_char(c) => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    std::borrow::Cow::Owned(out)
+    crate::report::escape(text)
 }
 
 /// A path for a human-readable line: displayed lossily, then [`escape`]d.

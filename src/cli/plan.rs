@@ -13,6 +13,7 @@ use crate::cloud::aliyun::types::{
     Architecture, BootMode, DetectionStrategy, ImdsSupport, LicenseType, NvmeSupport, OsType,
     Platform,
 };
+use crate::image::OpenOptions;
 use crate::pipeline::prepare::{dry_run_report, inspect_disks, plan_import};
 use crate::pipeline::report::{render_html, render_markdown};
 use crate::plan::{ImageOptions, OutputFormat, PlanOptions};
@@ -108,6 +109,10 @@ pub struct PlanFlags {
     /// --os-type states its OS.
     #[arg(long)]
     pub allow_no_os: bool,
+    /// Import a disk whose guest data starts with another image format's header (finding
+    /// nested.*) as it is; without it such a disk is refused (exit 3).
+    #[arg(long)]
+    pub allow_nested: bool,
     /// The format the files must have; a different detected format is refused.
     #[arg(long, value_enum)]
     pub declared_format: Option<FormatArg>,
@@ -156,6 +161,14 @@ pub struct PlanFlags {
 }
 
 impl PlanFlags {
+    /// How the disks are opened: the declared format and whether nested images pass.
+    pub fn open_options(&self) -> OpenOptions {
+        OpenOptions {
+            declared: self.declared_format.map(Into::into),
+            allow_nested: self.allow_nested,
+        }
+    }
+
     /// The library's plan options.
     pub fn options(&self) -> PlanOptions {
         PlanOptions {
@@ -206,8 +219,7 @@ pub struct PlanArgs {
 /// Inspects, plans and renders; exit 0, 3 when a disk is refused, 2 when the plan needs the
 /// user (e.g. two bootable disks), 1 on I/O errors.
 pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let declared = args.plan.declared_format.map(Into::into);
-    let disks = match inspect_disks(&args.files, declared) {
+    let disks = match inspect_disks(&args.files, &args.plan.open_options()) {
         Ok(d) => d,
         Err(e) => return Ok(fail(&e, e.exit_code())),
     };

@@ -25,7 +25,7 @@ impl Reporter for Bar {
             ),
             None => ProgressBar::new_spinner(),
         };
-        bar.set_message(what.to_string());
+        bar.set_message(super::escape(what).into_owned());
         if let Some(old) = self
             .bar
             .lock()
@@ -42,7 +42,7 @@ impl Reporter for Bar {
     }
     fn message(&self, text: &str) {
         if let Some(b) = &*self.bar.lock().unwrap_or_else(|p| p.into_inner()) {
-            b.println(text);
+            b.println(super::escape(text));
         }
     }
     fn finish(&self) {
@@ -110,16 +110,16 @@ impl Reporter for LogLines {
         s.done = s.done.saturating_add(done);
         if s.last.elapsed() >= self.every {
             s.last = Instant::now();
-            eprintln!("{}", Self::line(&s));
+            heprintln!("{}", Self::line(&s));
         }
     }
     fn message(&self, text: &str) {
-        eprintln!("{text}");
+        heprintln!("{text}");
     }
     fn finish(&self) {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if s.started.elapsed() >= self.every {
-            eprintln!("{}", Self::line(&s));
+            heprintln!("{}", Self::line(&s));
         }
     }
 }

@@ -28,9 +28,10 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use super::convert::{ToArg, cancel_on_signals, open_source, parse_size};
+use super::convert::{ToArg, cancel_on_signals, open_source_with, parse_size};
 use super::{exit, human_bytes, print_json};
 use crate::cloud::aliyun::credentials::{ChainOptions, CredentialSource};
+use crate::image::OpenOptions;
 use crate::secret::Secret;
 use crate::store::multipart::{UploadOptions, UploadOutcome};
 use crate::store::{ObjectTarget, S3Store, StoreConfig, StoreError, oss};
@@ -65,6 +66,10 @@ pub struct UploadArgs {
     /// Convert on the fly to this format (default: upload the file as it is).
     #[arg(long, value_enum)]
     pub to: Option<ToArg>,
+    /// With --to: convert an image whose guest data starts with another image format's header
+    /// (finding nested.*) as it is; without it such a source is refused (exit 3).
+    #[arg(long, requires = "to")]
+    pub allow_nested: bool,
     /// Part size, e.g. 64M (default: 5 MiB, or larger to stay within 10000 parts; OSS
     /// accepts 100 KiB to 5 GiB).
     #[arg(long, value_parser = parse_size)]
@@ -166,8 +171,33 @@ fn parse_age(s: &str) -> Result<Duration, String> {
 /// the key id alone is refused without it).
 const SECRET_FLAGS: [&str; 3] = ["--access-key-id", "--access-key-secret", "--security-token"];
 
-/// Quotes `arg` for a POSIX shell when it needs it.
+/// Quotes `arg` for a POSIX shell when it needs it; text holding control characters is
+/// written as `$'…'` with escapes (bash, zsh, ksh), so the quoted form is printable and
+/// still names the same file when pasted.
 pub fn shell_quote(arg: &str) -> String {
+    let printable = |c: char| {
+        let mut utf8 = [0; 4];
+        matches!(
+            super::escape(c.encode_utf8(&mut utf8)),
+            std::borrow::Cow::Borrowed(_)
+        )
+    };
+    if !arg.chars().all(printable) {
+        let mut out = String::from("$'");
+        for c in arg.chars() {
+            match c {
+                '\\' | '\'' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if printable(c) => out.push(c),
+                c if c.is_ascii() => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c => out.push_str(&format!("\\u{:04x}", c as u32)),
+            }
+        }
+        out.push('\'');
+        return out;
+    }
     let plain = !arg.is_empty()
         && arg
             .bytes()
@@ -287,6 +317,7 @@ pub fn run(args: UploadArgs) -> anyhow::Result<ExitCode> {
 fn open_stream(
     src: &std::path::Path,
     to: Option<ToArg>,
+    open: &OpenOptions,
     stream_opts: &StreamOptions,
 ) -> Result<Box<dyn PartSource>, ExitCode> {
     match to {
@@ -295,7 +326,7 @@ fn open_stream(
             Err(e) => Err(super::convert::failed(&e)),
         },
         Some(to) => {
-            let opened = open_source(src)?;
+            let opened = open_source_with(src, open)?;
             match LayoutStream::convert(opened.image.clone(), to.into(), stream_opts) {
                 Ok(s) => Ok(Box::new(s)),
                 Err(e) => Err(super::convert::failed(&e)),
@@ -348,10 +379,10 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
                     for c in &cleaned {
                         let what = c.object.as_deref().unwrap_or("(unreadable journal)");
                         for id in &c.aborted {
-                            println!("aborted upload {id} of {what}");
+                            hprintln!("aborted upload {id} of {what}");
                         }
                         for id in &c.kept {
-                            println!(
+                            hprintln!(
                                 "upload {id} of {what}: not aborted (another destination, or \
                                  an unreadable journal); journal {}",
                                 if c.removed { "removed" } else { "kept" }
@@ -390,10 +421,10 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
                         aborted_ids: &aborted,
                     })?;
                 } else if aborted.is_empty() {
-                    println!("no unfinished upload of {target} is recorded");
+                    hprintln!("no unfinished upload of {target} is recorded");
                 } else {
                     for id in aborted {
-                        println!("aborted upload {id} of {target}");
+                        hprintln!("aborted upload {id} of {target}");
                     }
                 }
                 Ok(ExitCode::from(exit::OK))
@@ -418,7 +449,11 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
     let mut attempt = 0;
     let outcome = loop {
         attempt += 1;
-        let source = match open_stream(&src, args.to, &stream_opts) {
+        let open = OpenOptions {
+            allow_nested: args.allow_nested,
+            ..OpenOptions::default()
+        };
+        let source = match open_stream(&src, args.to, &open, &stream_opts) {
             Ok(s) => s,
             Err(code) => return Ok(code),
         };
@@ -459,14 +494,14 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
             outcome: &outcome,
         })?;
     } else if outcome.already_present {
-        println!(
+        hprintln!(
             "{target}: already uploaded ({}, sha256 {}); nothing to do",
             human_bytes(outcome.size),
             outcome.sha256
         );
     } else {
-        println!("{target}");
-        println!("  endpoint:  {}", config.endpoint);
+        hprintln!("{target}");
+        hprintln!("  endpoint:  {}", config.endpoint);
         println!("  size:      {}", human_bytes(outcome.size));
         println!("  sha256:    {}", outcome.sha256);
         println!("  crc64:     {}", outcome.crc64);
@@ -498,16 +533,34 @@ fn explain_state(
         .as_ref()
         .map(|d| crate::store::journal::path_for(d, &store.destination(&target.bucket), target));
     match journal {
-        Some(j) if j.exists() => eprintln!(
-            "the upload stays resumable (journal {}):\n  resume: {}\n  drop:   {}",
-            j.display(),
-            resume_command(),
-            abort_command(args, target)
-        ),
+        Some(j) if j.exists() => {
+            heprintln!("the upload stays resumable (journal {}):", j.display());
+            heprintln!("  resume: {}", resume_command());
+            heprintln!("  drop:   {}", abort_command(args, target));
+        }
         Some(_) => {}
         None if !matches!(e, StoreError::Config(_) | StoreError::Credentials(_)) => {
             eprintln!("no journal (--no-journal): the multipart upload, if started, was aborted")
         }
         None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn control_characters_are_quoted_printably_and_exactly() {
+        assert_eq!(shell_quote("disk.qcow2"), "disk.qcow2");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        let q = shell_quote("evil\x1b[2J\nname's \\.q");
+        assert_eq!(q, r"$'evil\x1b[2J\x0aname\'s \\.q'");
+        // bash reads it back as the same bytes.
+        let out = std::process::Command::new("bash")
+            .args(["-c", &format!("printf %s {q}")])
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"evil\x1b[2J\nname's \\.q");
     }
 }

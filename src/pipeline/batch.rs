@@ -259,6 +259,9 @@ pub fn row_settings(
     if o.allow_no_os == Some(true) {
         p.allow_no_os = true;
     }
+    if o.allow_nested == Some(true) {
+        s.open.allow_nested = true;
+    }
     if p.region.is_empty() || p.bucket.is_empty() {
         return Err("no region or bucket: give --region/--bucket or set them in the row".into());
     }
@@ -1309,6 +1312,17 @@ mod tests {
             ..RowOptions::default()
         };
         assert!(row_settings(&bare, &base, &allow).unwrap().plan.allow_no_os);
+        assert!(!s.open.allow_nested);
+        let nested = RowOptions {
+            allow_nested: Some(true),
+            ..RowOptions::default()
+        };
+        assert!(
+            row_settings(&bare, &base, &nested)
+                .unwrap()
+                .open
+                .allow_nested
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::cloud::aliyun::poll::{WaitError, WaitOptions};
 use crate::cloud::aliyun::rpc::RpcError;
 use crate::cloud::aliyun::validate::Invalid;
 use crate::image::DiskImage;
-use crate::image::ImageFormat;
+use crate::image::OpenOptions;
 use crate::plan::{ImportPlan, PlanOptions, PlannedDisk};
 use crate::report::{Reporter, Silent};
 use crate::store::{
@@ -36,8 +36,9 @@ use crate::transfer::{PartSource, TransferError};
 /// How one import runs, besides the plan itself.
 #[derive(Debug, Clone, Default)]
 pub struct ImportSettings {
-    /// The format the files must have (`--declared-format`).
-    pub declared: Option<ImageFormat>,
+    /// How every disk is opened: the format the files must have (`--declared-format`), and
+    /// whether a nested image is imported as-is (`--allow-nested`).
+    pub open: OpenOptions,
     pub plan: PlanOptions,
     /// Part size, buffers; its `cancel` is replaced by [`ImportSettings::cancel`].
     pub stream: StreamOptions,
@@ -200,7 +201,7 @@ pub fn prepare(
     paths: &[PathBuf],
     settings: &ImportSettings,
 ) -> Result<(Vec<InspectedDisk>, ImportPlan), ImportError> {
-    let disks = inspect_disks(paths, settings.declared)?;
+    let disks = inspect_disks(paths, &settings.open)?;
     let plan = plan_import(&disks, &settings.plan)?;
     Ok((disks, plan))
 }

@@ -60,6 +60,8 @@ pub struct RowOptions {
     pub system_disk: Option<usize>,
     /// Import a system disk on which inspection found no operating system (`guest.no_os`).
     pub allow_no_os: Option<bool>,
+    /// Import disks whose guest data holds another image as they are (`nested.*` findings).
+    pub allow_nested: Option<bool>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
 }
@@ -83,7 +85,8 @@ impl RowOptions {
             license_type,
             family,
             system_disk,
-            allow_no_os
+            allow_no_os,
+            allow_nested
         );
         for (k, v) in &defaults.tags {
             self.tags.entry(k.clone()).or_insert_with(|| v.clone());
@@ -261,6 +264,12 @@ fn parse_csv(text: &str, path: &Path) -> Result<Vec<RawRow>, ManifestError> {
                     o.allow_no_os = Some(
                         v.parse()
                             .map_err(|_| bad(format!("allow_no_os `{v}` is not true or false")))?,
+                    )
+                }
+                "allow_nested" => {
+                    o.allow_nested = Some(
+                        v.parse()
+                            .map_err(|_| bad(format!("allow_nested `{v}` is not true or false")))?,
                     )
                 }
                 "system_disk" => {

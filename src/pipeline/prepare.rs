@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::guest::facts::GuestFacts;
-use crate::image::{self, ImageError, ImageFormat, OpenOptions, Opened};
+use crate::image::{self, ImageError, OpenOptions, Opened};
 use crate::pipeline::report::{
     DiskView, DryRunReport, MAP_BUCKETS, RenderedRequest, allocation_map,
 };
@@ -49,22 +49,15 @@ pub struct InspectedDisk {
     pub guest: Option<GuestFacts>,
 }
 
-/// Opens and inspects every disk; the first refused one stops the import.
+/// Opens and inspects every disk with `open`; the first refused one stops the import.
 pub fn inspect_disks(
     paths: &[PathBuf],
-    declared: Option<ImageFormat>,
+    open: &OpenOptions,
 ) -> Result<Vec<InspectedDisk>, PrepareError> {
     paths
         .iter()
         .map(|path| {
-            let opened = image::open(
-                path,
-                &OpenOptions {
-                    declared,
-                    ..OpenOptions::default()
-                },
-            )
-            .map_err(|source| PrepareError::Inspect {
+            let opened = image::open(path, open).map_err(|source| PrepareError::Inspect {
                 path: path.clone(),
                 source,
             })?;

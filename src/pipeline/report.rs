@@ -145,11 +145,15 @@ fn all_findings(report: &DryRunReport) -> Vec<&Finding> {
 pub fn render_markdown(report: &DryRunReport) -> String {
     let plan = &report.plan;
     let mut md = String::new();
-    let _ = writeln!(md, "# imgport dry run: image `{}`\n", plan.image.name.value);
+    let _ = writeln!(
+        md,
+        "# imgport dry run: image `{}`\n",
+        md_escape(&plan.image.name.value)
+    );
     let _ = writeln!(
         md,
         "Region `{}`. Nothing was uploaded and no cloud API was called.\n",
-        plan.region
+        md_escape(&plan.region)
     );
     md.push_str("## Image\n\n| field | value | source |\n|---|---|---|\n");
     for (f, v, s) in image_rows(plan) {
@@ -205,7 +209,7 @@ pub fn render_markdown(report: &DryRunReport) -> String {
                         p.start,
                         p.size,
                         md_escape(p.type_name.as_deref().unwrap_or(&p.type_id)),
-                        p.filesystem.as_deref().unwrap_or("")
+                        md_escape(p.filesystem.as_deref().unwrap_or(""))
                     );
                 }
             }
@@ -230,15 +234,20 @@ pub fn render_markdown(report: &DryRunReport) -> String {
     for r in &report.requests {
         let _ = writeln!(md, "\n`{} {}`\n\n```", r.service, r.action);
         for (k, v) in &r.params {
-            let _ = writeln!(md, "{k}={v}");
+            let _ = writeln!(md, "{k}={}", crate::report::escape(v));
         }
         md.push_str("```\n");
     }
     md
 }
 
+/// `s` for one Markdown table cell or line: control characters made visible (a file name or
+/// a string from the image cannot drive the terminal the report is printed to), pipes and
+/// backquotes kept from breaking the table.
 fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|").replace('`', "'")
+    crate::report::escape(s)
+        .replace('|', "\\|")
+        .replace('`', "'")
 }
 
 fn html_escape(s: &str) -> String {

@@ -172,9 +172,12 @@ pub fn check_object(
             ));
         }
     };
+    // The cloud judges the object's own format, not what its guest data holds: refusing an
+    // image nested in guest data is imgport's rule, which `--allow-nested` lifts. (A RAW
+    // object that *is* another image is still refused: its detected format differs.)
     let opts = OpenOptions {
         declared: declared_format,
-        ..OpenOptions::default()
+        allow_nested: true,
     };
     // A format reader that is not finished yet may panic; the VHD facts above stand in for
     // the VHD reader until it exists, anything else is an internal error.

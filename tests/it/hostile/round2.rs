@@ -414,5 +414,169 @@ fn terminal_control_in_names_is_escaped() {
             r.describe()
         );
     }
+    // The commands that import print the name too: `plan` in its Markdown, `import` in its
+    // summary, `batch` in its table; here the disk is readable and has a nested image allowed
+    // in, so every line that names it is printed.
+    let fine = d.join("evil\x1b[2J\nfine.vhd");
+    sh(&format!(
+        "cd '{}' && qemu-img create -q -f vpc -o subformat=dynamic \"$(printf 'evil\\033[2J\\nfine.vhd')\" 8M",
+        d.display()
+    ));
+    assert!(fine.exists());
+    let common = [
+        "--region",
+        "cn-hangzhou",
+        "--bucket",
+        "sandbox",
+        "--allow-no-os",
+    ];
+    let sandbox = [
+        "--sandbox",
+        "--sandbox-import-seconds",
+        "0.5",
+        "--sandbox-dir",
+        &d.join("sandbox").display().to_string(),
+        "--journal",
+        &d.join("journal").display().to_string(),
+    ]
+    .map(std::ffi::OsString::from);
+    let manifest = d.join("batch.toml");
+    // TOML's own escapes name the file: \u001b and \n.
+    std::fs::write(
+        &manifest,
+        format!(
+            "[defaults]\nregion = \"cn-hangzhou\"\nbucket = \"sandbox\"\nallow_no_os = true\n\n\
+             [[image]]\nfiles = [\"{}/evil\\u001b[2J\\nfine.vhd\"]\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let mut plan: Vec<std::ffi::OsString> = vec!["plan".into(), fine.clone().into()];
+    plan.extend(common.map(Into::into));
+    let mut import: Vec<std::ffi::OsString> = vec!["import".into(), fine.clone().into()];
+    import.extend(common.map(Into::into));
+    import.extend(sandbox.clone());
+    let mut batch: Vec<std::ffi::OsString> = vec!["batch".into(), manifest.into()];
+    batch.extend(sandbox.clone());
+    for args in [plan, import, batch] {
+        let r = crate::util::imgport_in(d, &args);
+        r.expect_code(0);
+        let (stdout, stderr) = (r.stdout(), r.stderr());
+        for (stream, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+            assert!(!text.contains('\x1b'), "raw ESC on {stream}: {:?}", r.cmd);
+            assert!(
+                !text.contains("[2J\nfine"),
+                "raw newline from the name on {stream}: {:?}\n{text:?}",
+                r.cmd
+            );
+        }
+        assert!(
+            format!("{stdout}{stderr}").contains("evil\\x1b[2J\\nfine"),
+            "{}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            r.cmd
+        );
+    }
     worst.print("names");
+}
+
+/// `import`, `plan` and `batch` refuse a nested image like `inspect` does (exit 3, naming
+/// the rule) and take it as-is when asked (`--allow-nested`, manifest key `allow_nested`).
+#[test]
+fn import_plan_and_batch_refuse_a_nested_image_unless_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sh(&format!(
+        "cd '{}' && \
+         qemu-img create -q -f qcow2 -b /etc/passwd -F raw inner.qcow2 1M && \
+         truncate -s 8M guest.raw && \
+         dd if=inner.qcow2 of=guest.raw conv=notrunc status=none && \
+         qemu-img convert -f raw -O vpc guest.raw outer.vhd",
+        d.display()
+    ));
+    let src = d.join("outer.vhd");
+    let sandbox = |what: &str| -> Vec<std::ffi::OsString> {
+        [
+            "--sandbox",
+            "--sandbox-import-seconds",
+            "0.5",
+            "--sandbox-dir",
+            &d.join(format!("sandbox-{what}")).display().to_string(),
+            "--journal",
+            &d.join(format!("journal-{what}")).display().to_string(),
+        ]
+        .map(Into::into)
+        .to_vec()
+    };
+    let import = |extra: &[&str]| {
+        let mut args: Vec<std::ffi::OsString> = vec!["import".into(), src.clone().into()];
+        for a in [
+            "--region",
+            "cn-hangzhou",
+            "--bucket",
+            "sandbox",
+            "--allow-no-os",
+        ] {
+            args.push(a.into());
+        }
+        args.extend(sandbox(&format!("import{}", extra.len())));
+        args.extend(extra.iter().map(Into::into));
+        crate::util::imgport_in(d, args)
+    };
+    let refused = import(&[]);
+    refused.expect_code(3);
+    assert!(
+        refused.stderr().contains("an image nested in the image"),
+        "{}",
+        refused.stderr()
+    );
+    let accepted = import(&["--allow-nested", "--json"]);
+    accepted.expect_code(0);
+    assert_eq!(accepted.json()["status"], "Available");
+
+    let plan = |extra: &[&str]| {
+        let mut args: Vec<std::ffi::OsString> = vec!["plan".into(), src.clone().into()];
+        for a in [
+            "--region",
+            "cn-hangzhou",
+            "--bucket",
+            "plan-bucket",
+            "--allow-no-os",
+        ] {
+            args.push(a.into());
+        }
+        args.extend(extra.iter().map(Into::into));
+        crate::util::imgport_in(d, args)
+    };
+    let refused = plan(&[]);
+    refused.expect_code(3);
+    assert!(
+        refused.stderr().contains("an image nested in the image"),
+        "{}",
+        refused.stderr()
+    );
+    plan(&["--allow-nested"]).expect_code(0);
+
+    let batch = |key: &str| {
+        let m = d.join(format!("batch-{}.toml", key.len()));
+        std::fs::write(
+            &m,
+            format!(
+                "[defaults]\nregion = \"cn-hangzhou\"\nbucket = \"sandbox\"\nallow_no_os = true\n{key}\n\
+                 [[image]]\nname = \"nested\"\nfiles = [\"{}\"]\n",
+                src.display()
+            ),
+        )
+        .unwrap();
+        let mut args: Vec<std::ffi::OsString> = vec!["batch".into(), m.into(), "--json".into()];
+        args.extend(sandbox(&format!("batch{}", key.len())));
+        crate::util::imgport_in(d, args)
+    };
+    let refused = batch("");
+    refused.expect_code(3);
+    assert!(
+        refused.stdout().contains("an image nested in the image"),
+        "{}",
+        refused.stdout()
+    );
+    batch("allow_nested = true").expect_code(0);
 }
