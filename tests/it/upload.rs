@@ -23,6 +23,22 @@ struct Env {
 }
 
 impl Env {
+    /// Runs the upload `args` (with `extra` flags) while every attempt at `part` fails with
+    /// SlowDown: an upload stopped part-way (exit 4), its journal kept, the faults cleared.
+    fn stop_at_part(&self, args: &[&str], part: u32, extra: &[&str]) {
+        self.s3.set_faults(S3Faults {
+            parts: vec![PartFault {
+                part,
+                kind: FaultKind::SlowDown,
+                times: 1000,
+            }],
+            ..S3Faults::default()
+        });
+        let out = self.run(&[args, extra].concat(), &keys());
+        assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
+        self.s3.set_faults(S3Faults::default());
+    }
+
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let s3 = S3Server::spawn(&dir.path().join("s3"), &[BUCKET]).expect("start S3 server");
@@ -626,21 +642,8 @@ fn open_uploads(env: &Env) -> usize {
 fn complete_behind_the_journal(env: &Env, src: &Path, key: &str, parts: u32) -> String {
     use imgport::cloud::aliyun::credentials::Credentials;
     use imgport::store::{ObjectStore, ObjectTarget, S3Store, StoreConfig};
-    env.s3.set_faults(S3Faults {
-        parts: vec![PartFault {
-            part: parts,
-            kind: FaultKind::SlowDown,
-            times: 1000,
-        }],
-        ..S3Faults::default()
-    });
     let args = [src.to_str().unwrap(), "--key", key, "--part-size", "5M"];
-    let out = env.run(
-        &[&args[..], &["--attempts", "2", "--concurrency", "1"]].concat(),
-        &keys(),
-    );
-    assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
-    env.s3.set_faults(S3Faults::default());
+    env.stop_at_part(&args, parts, &["--attempts", "2", "--concurrency", "1"]);
     let upload_id = journaled_upload_id(env);
     let data = std::fs::read(src).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -788,21 +791,8 @@ fn a_journal_with_a_garbage_header_aborts_its_upload() {
     let env = Env::new();
     let src = env.path("g.bin");
     random_file(&src, 12 * MIB, 12);
-    env.s3.set_faults(S3Faults {
-        parts: vec![PartFault {
-            part: 3,
-            kind: FaultKind::SlowDown,
-            times: 1000,
-        }],
-        ..S3Faults::default()
-    });
     let args = [src.to_str().unwrap(), "--key", "g.bin", "--part-size", "5M"];
-    let out = env.run(
-        &[&args[..], &["--attempts", "1", "--concurrency", "1"]].concat(),
-        &keys(),
-    );
-    assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
-    env.s3.set_faults(S3Faults::default());
+    env.stop_at_part(&args, 3, &["--attempts", "1", "--concurrency", "1"]);
     assert_eq!(open_uploads(&env), 1);
     let id = journaled_upload_id(&env);
     for e in std::fs::read_dir(env.journal_dir()).unwrap().flatten() {
@@ -826,18 +816,8 @@ fn a_damaged_header_without_part_lines_still_aborts_its_upload() {
     let env = Env::new();
     let src = env.path("h.bin");
     random_file(&src, 7 * MIB, 21);
-    env.s3.set_faults(S3Faults {
-        parts: vec![PartFault {
-            part: 0,
-            kind: FaultKind::SlowDown,
-            times: 1000,
-        }],
-        ..S3Faults::default()
-    });
     let args = [src.to_str().unwrap(), "--key", "h.bin", "--part-size", "5M"];
-    let out = env.run(&[&args[..], &["--attempts", "1"]].concat(), &keys());
-    assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
-    env.s3.set_faults(S3Faults::default());
+    env.stop_at_part(&args, 0, &["--attempts", "1"]);
     assert_eq!(open_uploads(&env), 1);
     let id = journaled_upload_id(&env);
     assert_eq!(env.journal_text().lines().count(), 1, "only the header");
@@ -1034,21 +1014,8 @@ fn a_journal_names_its_destination_and_resumes_no_other() {
     let env = Env::new();
     let src = env.path("d.bin");
     random_file(&src, 12 * MIB, 14);
-    env.s3.set_faults(S3Faults {
-        parts: vec![PartFault {
-            part: 3,
-            kind: FaultKind::SlowDown,
-            times: 1000,
-        }],
-        ..S3Faults::default()
-    });
     let args = [src.to_str().unwrap(), "--key", "d.bin", "--part-size", "5M"];
-    let out = env.run(
-        &[&args[..], &["--attempts", "1", "--concurrency", "1"]].concat(),
-        &keys(),
-    );
-    assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
-    env.s3.set_faults(S3Faults::default());
+    env.stop_at_part(&args, 3, &["--attempts", "1", "--concurrency", "1"]);
     let text = env.journal_text();
     let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     let d = &header["destination"];
@@ -1135,21 +1102,8 @@ fn clean_stale_aborts_old_uploads_and_removes_their_journals() {
     let env = Env::new();
     let src = env.path("s.bin");
     random_file(&src, 12 * MIB, 16);
-    env.s3.set_faults(S3Faults {
-        parts: vec![PartFault {
-            part: 3,
-            kind: FaultKind::SlowDown,
-            times: 1000,
-        }],
-        ..S3Faults::default()
-    });
     let args = [src.to_str().unwrap(), "--key", "s.bin", "--part-size", "5M"];
-    let out = env.run(
-        &[&args[..], &["--attempts", "1", "--concurrency", "1"]].concat(),
-        &keys(),
-    );
-    assert_eq!(code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
-    env.s3.set_faults(S3Faults::default());
+    env.stop_at_part(&args, 3, &["--attempts", "1", "--concurrency", "1"]);
     assert_eq!(open_uploads(&env), 1);
     let id = journaled_upload_id(&env);
     // Younger than the default 7 days: kept.
