@@ -404,18 +404,7 @@ fn packer_stopped_by_sigterm_says_so_and_the_same_command_finishes() {
         .unwrap();
     // The emulated import takes 4 s: the signal lands while the row is still at work.
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
-    assert!(
-        stderr.contains("run the same command again to resume"),
-        "{stderr}"
-    );
+    stop_and_expect_resume_hint(child, "TERM");
     args.push("--json".into());
     let run = imgport_in(dir.path(), &args);
     run.expect_code(0);
@@ -430,6 +419,23 @@ fn packer_stopped_by_sigterm_says_so_and_the_same_command_finishes() {
         sim_images(&dir.path().join("sandbox/ecs")),
         1,
         "one image, {r}"
+    );
+}
+
+/// Sends `signal` (`INT`, `TERM`) to a running `batch` or `packer` and expects exit 130 with
+/// the hint that the same command resumes.
+fn stop_and_expect_resume_hint(child: Child, signal: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("run the same command again to resume"),
+        "{stderr}"
     );
 }
 
@@ -771,18 +777,7 @@ fn an_interrupted_batch_says_how_to_resume_and_the_rerun_takes_its_rows_back() {
     let a = batch_as(&sim, dir.path(), &m, "m0", &slow);
     wait_for_claim(&state, "m0");
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let ok = Command::new("kill")
-        .args(["-INT", &a.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let out = a.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
-    assert!(
-        stderr.contains("run the same command again to resume"),
-        "{stderr}"
-    );
+    stop_and_expect_resume_hint(a, "INT");
     // The same machine takes its dead process's claims back at once.
     let mut json = vec!["--json"];
     json.extend(slow);
