@@ -252,37 +252,7 @@ fn shards_come_from_the_flag_kubernetes_or_slurm() {
 }
 
 fn batch_process(sim: &Sim, dir: &Path, manifest: &Path, extra: &[&str], tag: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_imgport"))
-        .arg("batch")
-        .arg(manifest)
-        .args([
-            "--json",
-            "--path-style",
-            "--ecs-endpoint",
-            &sim.ecs,
-            "--oss-endpoint",
-            &sim.s3,
-        ])
-        .args(["--poll-interval", "0.2", "--journal"])
-        .arg(dir.join(format!("uploads-{tag}")))
-        .arg("--batch-journal")
-        .arg(dir.join(format!("journal-{tag}.jsonl")))
-        .args(extra)
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_ID",
-            imgport::sim::server::TEST_ACCESS_KEY_ID,
-        )
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-            imgport::sim::server::TEST_ACCESS_KEY_SECRET,
-        )
-        .env_remove("JOB_COMPLETION_INDEX")
-        .env_remove("SLURM_ARRAY_TASK_ID")
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    batch_as(sim, dir, manifest, tag, &[&["--json"], extra].concat())
 }
 
 fn finish(child: Child) -> serde_json::Value {
@@ -471,7 +441,13 @@ fn packer_args(dir: &Path) -> Vec<String> {
 }
 
 /// `batch` against `sim` as `machine`, with more flags; not yet waited for.
-fn batch_as(sim: &Sim, dir: &Path, manifest: &Path, machine: &str, extra: &[&str]) -> Child {
+pub(crate) fn batch_as(
+    sim: &Sim,
+    dir: &Path,
+    manifest: &Path,
+    machine: &str,
+    extra: &[&str],
+) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgport"));
     cmd.arg("batch")
         .arg(manifest)

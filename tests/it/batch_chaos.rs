@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::util::*;
@@ -57,46 +57,24 @@ fn manifest(dir: &Path) -> PathBuf {
 }
 
 fn start(sim: &Sim, dir: &Path, manifest: &Path, machine: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_imgport"))
-        .arg("batch")
-        .arg(manifest)
-        .args(["--json", "--path-style", "--ecs-endpoint", &sim.ecs])
-        .args(["--oss-endpoint", &sim.s3, "--poll-interval", "0.2"])
-        .args([
-            "--in-flight",
-            "2",
-            "--part-size",
-            "128K",
-            "--concurrency",
-            "2",
-        ])
-        .args([
-            "--no-dedupe",
-            "--lease-seconds",
-            "3",
-            "--lease-renew-seconds",
-            "1",
-        ])
-        .args(["--wait-for-others", "--wait-interval", "0.5", "--journal"])
-        .arg(dir.join(format!("uploads-{machine}")))
-        .arg("--batch-journal")
-        .arg(dir.join(format!("journal-{machine}.jsonl")))
-        .env("IMGPORT_HOST_ID", machine)
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_ID",
-            imgport::sim::server::TEST_ACCESS_KEY_ID,
-        )
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-            imgport::sim::server::TEST_ACCESS_KEY_SECRET,
-        )
-        .env_remove("JOB_COMPLETION_INDEX")
-        .env_remove("SLURM_ARRAY_TASK_ID")
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    let flags = [
+        "--json",
+        "--in-flight",
+        "2",
+        "--part-size",
+        "128K",
+        "--concurrency",
+        "2",
+        "--no-dedupe",
+        "--lease-seconds",
+        "3",
+        "--lease-renew-seconds",
+        "1",
+        "--wait-for-others",
+        "--wait-interval",
+        "0.5",
+    ];
+    crate::batch::batch_as(sim, dir, manifest, machine, &flags)
 }
 
 fn signal(child: &Child, sig: &str) {
