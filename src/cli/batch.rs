@@ -104,15 +104,16 @@ pub struct BatchFlags {
     pub connect: ConnectFlags,
 }
 
+/// Exit codes and key precedence of `batch` and `packer`, for their help.
+const ROWS_HELP: &str = "Exit codes: 0 every row imported (its image confirmed Available) or \
+                         already imported; 3 refused by inspection, 4 cloud or storage error, 5 CreateFailed, 130 \
+                         interrupted (run the same command again to resume), 1 rows failed for different reasons; \
+                         75 no row failed but another live process (here or on another machine) still holds some \
+                         rows: run again later, or with --wait-for-others. A flag wins over the row's own value, \
+                         which wins over the manifest's [defaults].";
+
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Exit codes: 0 every row imported (its image confirmed Available) or \
-    already imported; 3 refused by inspection, 4 cloud or storage error, 5 CreateFailed, 130 \
-    interrupted (run the same command again to resume), 1 rows failed for different reasons; \
-    75 no row failed but another live process (here or on another machine) still holds some \
-    rows: run again later, or with --wait-for-others. A flag wins over the row's own value, \
-    which wins over the manifest's [defaults]."
-)]
+#[command(after_help = ROWS_HELP)]
 pub struct BatchArgs {
     /// The manifest: TOML (`[[image]]` rows, `[defaults]`) or CSV (`name,files,...`).
     pub manifest: PathBuf,
@@ -121,14 +122,7 @@ pub struct BatchArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Exit codes: 0 every row imported (its image confirmed Available) or \
-    already imported; 3 refused by inspection, 4 cloud or storage error, 5 CreateFailed, 130 \
-    interrupted (run the same command again to resume), 1 rows failed for different reasons; \
-    75 no row failed but another live process (here or on another machine) still holds some \
-    rows: run again later, or with --wait-for-others. A flag wins over the row's own value, \
-    which wins over the manifest's [defaults]."
-)]
+#[command(after_help = ROWS_HELP)]
 pub struct PackerArgs {
     /// The file Packer's `manifest` post-processor wrote.
     #[arg(long, default_value = "packer-manifest.json")]
