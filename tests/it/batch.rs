@@ -184,15 +184,23 @@ fn rows_are_added_while_the_link_takes_more() {
     let first = &changes.first().unwrap_or_else(|| panic!("no change: {f}"));
     assert_eq!(first["why"], "probe_up", "{f}");
     assert_eq!(first["from"].as_u64(), Some(start), "{f}");
-    let peak = changes
+    // Rows are only added until the first step back (if any); a busy machine may not gain
+    // from the last row added, and stepping back from the top is the tuner's answer to that.
+    let ups = changes
         .iter()
-        .filter_map(|c| c["to"].as_u64())
-        .max()
-        .unwrap();
-    // Each added row paid off: at least two were added.
-    assert!(peak >= start + 2, "{f}");
+        .position(|c| c["why"] != "probe_up")
+        .unwrap_or(changes.len());
+    let peak = changes[ups - 1]["to"].as_u64().unwrap();
+    let kept = match changes.get(ups) {
+        Some(back) => {
+            assert_eq!(back["why"], "step_back", "{f}");
+            peak - 1
+        }
+        None => peak,
+    };
+    // Every row up to the one kept paid off, and the tuner went on to probe one more.
+    assert!(kept >= start + 1 && peak >= start + 2, "{f}");
     assert!(peak <= f["max"].as_u64().unwrap(), "{f}");
-    assert!(changes.iter().all(|c| c["why"] != "step_back"), "{f}");
 }
 
 #[test]
