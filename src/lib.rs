@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod cloud;
+pub mod credentials;
 pub mod destination;
 pub mod guest;
 pub mod image;

@@ -13,8 +13,8 @@ use crate::cloud::aliyun::ecs::{
     DiskDeviceMapping, ImportImageRequest, ModifyImageAttributeRequest,
 };
 use crate::cloud::aliyun::types::{
-    Architecture, BootMode, DetectionStrategy, ImdsSupport, LicenseType, NvmeSupport, OsType,
-    Platform,
+    Architecture, BootMode, DetectionStrategy, DiskFormat, ImdsSupport, LicenseType, NvmeSupport,
+    OsType, Platform,
 };
 use crate::cloud::aliyun::validate::{self, Invalid};
 use crate::guest::facts::GuestFacts;
@@ -311,7 +311,7 @@ impl ImportPlan {
         for d in &self.disks {
             b = b.disk(
                 DiskDeviceMapping::new(d.bucket.clone(), d.object_key.clone())
-                    .format(d.output.value.ecs_format())
+                    .format(ecs_disk_format(d.output.value))
                     .size_gib(d.disk_image_size_gib.value),
             );
         }
@@ -453,6 +453,15 @@ fn plan_disk(
         object_key,
         disk_image_size_gib,
     })
+}
+
+/// ImportImage's `DiskDeviceMapping.N.Format` value for an output format.
+pub fn ecs_disk_format(output: OutputFormat) -> DiskFormat {
+    match output {
+        OutputFormat::Raw => DiskFormat::Raw,
+        OutputFormat::Vhd | OutputFormat::VhdFixed => DiskFormat::Vhd,
+        OutputFormat::Qcow2 => DiskFormat::Qcow2,
+    }
 }
 
 /// `<prefix><stem>-disk<N>.<suffix>`: stable across re-runs so a finished upload is found
@@ -627,7 +636,6 @@ fn plan_image(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cloud::aliyun::types::DiskFormat;
 
     fn report(format: ImageFormat, size: u64) -> ContainerReport {
         ContainerReport {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::exit;
-use crate::cloud::aliyun::credentials::Credentials;
 use crate::cloud::aliyun::rpc::{ClientConfig, RpcError, SignatureVersion};
+use crate::credentials::Credentials;
 use crate::secret::Secret;
 
 /// A secret from the command line or the environment.

@@ -12,17 +12,17 @@ use clap::Args;
 
 use super::convert::parse_size;
 use crate::cloud::aliyun::client::EcsClient;
-use crate::cloud::aliyun::credentials::{ChainOptions, CredentialSource, Credentials};
 use crate::cloud::aliyun::ehpc::EhpcClient;
 use crate::cloud::aliyun::poll::WaitOptions;
 use crate::cloud::aliyun::rpc::ClientConfig;
+use crate::credentials::{ChainOptions, CredentialSource, Credentials};
 use crate::destination::{Destination, account_id};
 use crate::image::OpenOptions;
 use crate::pipeline::batch::Connect;
 use crate::pipeline::import::ImportSettings;
-use crate::pipeline::sandbox::{DEFAULT_IMPORT_TIME, Sandbox};
 use crate::plan::PlanOptions;
 use crate::secret::Secret;
+use crate::sim::sandbox::{DEFAULT_IMPORT_TIME, Sandbox};
 use crate::store::{S3Store, StoreConfig, UploadOptions, journal};
 use crate::transfer::stream::StreamOptions;
 
@@ -165,10 +165,9 @@ impl Connection {
                 profile: flags.profile.clone(),
                 allow_aws_env: false,
             };
-            let (credentials, credential_source) =
-                crate::cloud::aliyun::credentials::resolve(&chain)
-                    .await
-                    .context("finding credentials")?;
+            let (credentials, credential_source) = crate::credentials::resolve(&chain)
+                .await
+                .context("finding credentials")?;
             return Ok(Self {
                 flags: flags.clone(),
                 credentials,

@@ -20,7 +20,7 @@ use super::connect::{ConnectFlags, Connection};
 use super::convert::cancel_on_signals;
 use super::plan::{PlanArgs, PlanFlags};
 use super::{exit, human_bytes, print_json};
-use crate::cloud::aliyun::credentials::CredentialSource;
+use crate::credentials::CredentialSource;
 use crate::pipeline::import::{self, ImportOutcome, ImportSettings, Targets};
 
 #[derive(Debug, Args)]

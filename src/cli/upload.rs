@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use super::convert::{ToArg, cancel_on_signals, open_source_with, parse_size};
 use super::{exit, human_bytes, print_json};
-use crate::cloud::aliyun::credentials::{ChainOptions, CredentialSource};
+use crate::credentials::{ChainOptions, CredentialSource};
 use crate::image::OpenOptions;
 use crate::secret::Secret;
 use crate::store::multipart::{UploadOptions, UploadOutcome};

@@ -10,5 +10,4 @@ pub mod manifest;
 pub mod packer;
 pub mod prepare;
 pub mod report;
-pub mod sandbox;
 pub mod tuner;

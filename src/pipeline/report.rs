@@ -169,7 +169,7 @@ pub fn render_markdown(report: &DryRunReport) -> String {
             md_escape(&d.source.display().to_string()),
             d.source_format,
             d.source_virtual_size,
-            d.output.value.ecs_format(),
+            crate::plan::ecs_disk_format(d.output.value),
             md_escape(&d.bucket),
             md_escape(&d.object_key),
             d.disk_image_size_gib.value
@@ -387,7 +387,7 @@ pub fn render_html(report: &DryRunReport) -> String {
              <tr><th>DiskImageSize</th><td>{} GiB <span class=\"src\">({})</span></td></tr>",
             d.source_format,
             d.source_virtual_size,
-            d.output.value.ecs_format(),
+            crate::plan::ecs_disk_format(d.output.value),
             html_escape(&source_text(&d.output.source)),
             html_escape(&d.bucket),
             html_escape(&d.object_key),

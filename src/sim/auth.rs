@@ -335,8 +335,8 @@ fn v2(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cloud::aliyun::credentials::Credentials;
     use crate::cloud::aliyun::rpc::{ClientConfig, RpcClient, SignatureVersion};
+    use crate::credentials::Credentials;
     use crate::secret::Secret;
 
     const NOW: i64 = 1_700_000_000;

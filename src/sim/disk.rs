@@ -30,6 +30,17 @@ pub struct ObjectFacts {
     pub size_gib: u64,
 }
 
+impl ObjectFacts {
+    /// The `DiskDeviceMapping.N.Format` the cloud records when a request names none.
+    pub fn disk_format(&self) -> DiskFormat {
+        match self.format {
+            ImageFormat::Raw => DiskFormat::Raw,
+            ImageFormat::Vhd => DiskFormat::Vhd,
+            ImageFormat::Qcow2 => DiskFormat::Qcow2,
+        }
+    }
+}
+
 /// The file of `bucket`/`key` under `root`; `None` when the key would leave the bucket.
 pub fn object_path(root: &Path, bucket: &str, key: &str) -> Option<PathBuf> {
     let rel = Path::new(key);

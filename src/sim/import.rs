@@ -205,7 +205,7 @@ impl Ecs {
                 .map(|((_, b, o, f, s), fact)| DiskRec {
                     bucket: b.clone(),
                     object: o.clone(),
-                    format: f.unwrap_or(fact.format.into()),
+                    format: f.unwrap_or(fact.disk_format()),
                     size_gib: s.unwrap_or(fact.size_gib),
                 })
                 .collect(),

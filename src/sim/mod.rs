@@ -17,6 +17,7 @@ pub mod ehpc;
 pub mod import;
 pub mod kec;
 pub mod s3;
+pub mod sandbox;
 pub mod server;
 pub mod sigv4;
 

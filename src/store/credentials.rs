@@ -1,9 +1,9 @@
-//! Credentials for the S3 client: the one chain of `cloud::aliyun::credentials` (flags → env →
+//! Credentials for the S3 client: the one chain of `credentials` (flags → env →
 //! CLI profile → ECS RAM role → AWS variables for plain S3), handed to aws-sdk-s3 as static
 //! credentials. The secret leaves its [`Secret`](crate::secret::Secret) only here, into the
 //! SDK's own redacting credentials type.
 
-pub use crate::cloud::aliyun::credentials::{ChainOptions, CredentialSource, Credentials, resolve};
+pub use crate::credentials::{ChainOptions, CredentialSource, Credentials, resolve};
 
 /// The SDK's credentials for `c`; an STS token becomes the session token
 /// (`x-amz-security-token`, cloud-api.md §3 "How STS credentials are sent").

@@ -3,7 +3,7 @@
 //!
 //! Owns: the [`ObjectStore`] seam and its one implementation on aws-sdk-s3 ([`S3Store`],
 //! `client.rs`), OSS endpoint and client rules (`oss.rs`), credentials for S3 (`credentials.rs`,
-//! on top of the one chain in `cloud::aliyun::credentials`), the multipart driver with its one
+//! on top of the one chain in `credentials`), the multipart driver with its one
 //! retry predicate (`multipart.rs`, `retry.rs`), the resume journal (`journal.rs`), and the checks after
 //! Complete plus the record of our digests (`verify.rs`).
 //! Must not touch: image formats or conversion (it consumes parts, it never re-hashes them),
@@ -210,7 +210,7 @@ pub enum StoreError {
     #[error("invalid store setting: {0}")]
     Config(String),
     #[error("finding credentials")]
-    Credentials(#[from] crate::cloud::aliyun::credentials::CredentialError),
+    Credentials(#[from] crate::credentials::CredentialError),
     #[error("producing the bytes to upload")]
     Source(#[from] crate::transfer::TransferError),
     #[error("resume journal {path}: cannot {step}")]

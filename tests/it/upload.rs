@@ -640,7 +640,7 @@ fn open_uploads(env: &Env) -> usize {
 /// last part and the Complete are done here with the library's own S3 client, as the killed
 /// run's requests would have been. Returns the consumed upload id.
 fn complete_behind_the_journal(env: &Env, src: &Path, key: &str, parts: u32) -> String {
-    use imgport::cloud::aliyun::credentials::Credentials;
+    use imgport::credentials::Credentials;
     use imgport::store::{ObjectStore, ObjectTarget, S3Store, StoreConfig};
     let args = [src.to_str().unwrap(), "--key", key, "--part-size", "5M"];
     env.stop_at_part(&args, parts, &["--attempts", "2", "--concurrency", "1"]);
@@ -839,7 +839,7 @@ fn a_damaged_header_without_part_lines_still_aborts_its_upload() {
 /// and exits 0 instead of failing with a "resumable" upload that no longer exists.
 #[test]
 fn an_upload_completed_under_a_resuming_run_is_checked_not_failed() {
-    use imgport::cloud::aliyun::credentials::Credentials;
+    use imgport::credentials::Credentials;
     use imgport::store::{ObjectStore, ObjectTarget, S3Store, StoreConfig};
     let env = Env::new();
     let src = env.path("late.bin");

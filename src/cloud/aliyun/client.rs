@@ -1,7 +1,6 @@
 //! [`EcsClient`]: the object the pipeline holds to import and finish images — one typed async
 //! method per ECS action, no HTTP details in its signatures.
 
-use super::credentials::Credentials;
 use super::ecs::{
     Acknowledged, CancelTaskRequest, CreateImageRequest, CreateImageResponse, DeleteImageRequest,
     DescribeImagesRequest, DescribeImagesResponse, DescribeTaskAttributeRequest,
@@ -9,6 +8,7 @@ use super::ecs::{
     ModifyImageAttributeRequest, TaskAttribute,
 };
 use super::rpc::{ClientConfig, RpcClient, RpcError, new_client_token};
+use crate::credentials::Credentials;
 
 /// Typed ECS calls over a signed, retrying [`RpcClient`].
 #[derive(Debug, Clone)]

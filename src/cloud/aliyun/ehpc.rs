@@ -11,10 +11,10 @@
 
 use serde::Deserialize;
 
-use super::credentials::Credentials;
 use super::ecs::Params;
 use super::rpc::{ClientConfig, RpcClient, RpcError};
 use super::validate::Invalid;
+use crate::credentials::Credentials;
 use crate::secret::Secret;
 
 /// API version of AddImage.

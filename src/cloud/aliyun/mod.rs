@@ -1,8 +1,7 @@
-//! Alibaba Cloud: credentials, RPC signing (V2 HMAC-SHA1 and V3 ACS3-HMAC-SHA256), the RPC
+//! Alibaba Cloud: RPC signing (V2 HMAC-SHA1 and V3 ACS3-HMAC-SHA256), the RPC
 //! client, and typed ECS / E-HPC requests.
 
 pub mod client;
-pub mod credentials;
 pub mod ecs;
 pub mod ehpc;
 pub mod poll;

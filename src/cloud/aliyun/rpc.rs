@@ -11,10 +11,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::credentials::Credentials;
 use super::ecs::{Action, ECS_VERSION};
 use super::sign;
 use super::validate::Invalid;
+use crate::credentials::Credentials;
 
 pub use super::time::{parse_utc_timestamp, unix_now, utc_timestamp};
 pub use super::transport::{

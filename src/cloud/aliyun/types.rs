@@ -201,16 +201,6 @@ impl ImageStatus {
     ];
 }
 
-impl From<crate::image::ImageFormat> for DiskFormat {
-    fn from(f: crate::image::ImageFormat) -> Self {
-        match f {
-            crate::image::ImageFormat::Raw => DiskFormat::Raw,
-            crate::image::ImageFormat::Vhd => DiskFormat::Vhd,
-            crate::image::ImageFormat::Qcow2 => DiskFormat::Qcow2,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,9 +23,10 @@ use super::Shared;
 use super::body::{file_body, stream_into};
 use super::multipart::{MAX_PART_NUMBER, MAX_PART_SIZE, UploadInfo, Uploads};
 use super::store::{Digest, Meta, Overwrite, Store};
-use crate::store::client::CRC64_HEADER;
 use crate::transfer::digest::hex;
 
+/// The header OSS answers with the object's CRC-64/ECMA-182.
+const CRC64_HEADER: &str = "x-oss-hash-crc64ecma";
 /// S3's largest single PutObject.
 const MAX_PUT_SIZE: u64 = 5 << 30;
 /// Most keys or parts in one listing page.

@@ -51,16 +51,6 @@ impl OutputFormat {
         round_up(size, self.size_alignment())
     }
 
-    /// ImportImage's `DiskDeviceMapping.N.Format` value for this output.
-    pub fn ecs_format(self) -> crate::cloud::aliyun::types::DiskFormat {
-        use crate::cloud::aliyun::types::DiskFormat;
-        match self {
-            OutputFormat::Raw => DiskFormat::Raw,
-            OutputFormat::Vhd | OutputFormat::VhdFixed => DiskFormat::Vhd,
-            OutputFormat::Qcow2 => DiskFormat::Qcow2,
-        }
-    }
-
     /// Object-key suffix ECS expects for the format (`UnsupportedSuffix.OSSObject` otherwise).
     pub fn suffix(self) -> &'static str {
         match self {

@@ -9,7 +9,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use imgport::cloud::aliyun::client::EcsClient;
-use imgport::cloud::aliyun::credentials::Credentials;
 use imgport::cloud::aliyun::ecs::{
     DescribeImagesRequest, DescribeTasksRequest, DiskDeviceMapping, ECS_VERSION,
     ImportImageRequest, ModifyImageAttributeRequest,
@@ -20,6 +19,7 @@ use imgport::cloud::aliyun::rpc::{
     SignatureVersion, Transport, TransportErrorKind, new_nonce, unix_now,
 };
 use imgport::cloud::aliyun::types::{DiskFormat, ImageStatus, ModifiableStatus, Platform};
+use imgport::credentials::Credentials;
 use imgport::report::Reporter;
 use imgport::secret::Secret;
 

@@ -11,12 +11,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cloud::aliyun::credentials::Credentials;
+use super::ecs::EcsConfig;
+use super::s3::{S3Faults, S3Server};
+use super::server::{self, Faults, SimConfig};
+use crate::credentials::Credentials;
 use crate::destination::sandbox_endpoint;
 use crate::secret::Secret;
-use crate::sim::ecs::EcsConfig;
-use crate::sim::s3::{S3Faults, S3Server};
-use crate::sim::server::{self, Faults, SimConfig};
 
 /// How long an emulated import takes from `Creating` to `Available` by default.
 pub const DEFAULT_IMPORT_TIME: Duration = Duration::from_secs(3);
