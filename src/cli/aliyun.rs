@@ -7,9 +7,9 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::exit;
-use crate::cloud::aliyun::rpc::{ClientConfig, RpcError, SignatureVersion};
-use crate::credentials::Credentials;
-use crate::secret::Secret;
+use imgport_base::secret::Secret;
+use imgport_cloud::aliyun::rpc::{ClientConfig, RpcError, SignatureVersion};
+use imgport_credentials::Credentials;
 
 /// A secret from the command line or the environment.
 pub(crate) fn secret(s: &str) -> Result<Secret, std::convert::Infallible> {

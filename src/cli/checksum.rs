@@ -14,9 +14,9 @@ use super::convert::{
     Output, ToArg, cancel_on_signals, failed, open_source_with, parse_size, print_human,
 };
 use super::{exit, print_json};
-use crate::transfer::content::content_digest;
-use crate::transfer::convert::{ConvertOptions, SHA256_ZERO_LIMIT, checksum, checksum_file};
-use crate::transfer::stream::StreamOptions;
+use imgport_transfer::content::content_digest;
+use imgport_transfer::convert::{ConvertOptions, SHA256_ZERO_LIMIT, checksum, checksum_file};
+use imgport_transfer::stream::StreamOptions;
 
 #[derive(Debug, Args)]
 pub struct ChecksumArgs {
@@ -50,9 +50,9 @@ pub struct ChecksumArgs {
 /// Runs `imgport checksum`.
 pub fn run(args: ChecksumArgs) -> anyhow::Result<ExitCode> {
     let cancel = cancel_on_signals()?;
-    let open = crate::image::OpenOptions {
+    let open = imgport_image::OpenOptions {
         allow_nested: args.allow_nested,
-        ..crate::image::OpenOptions::default()
+        ..imgport_image::OpenOptions::default()
     };
     let opened = match open_source_with(&args.file, &open) {
         Ok(o) => o,

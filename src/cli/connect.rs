@@ -11,20 +11,20 @@ use anyhow::Context;
 use clap::Args;
 
 use super::convert::parse_size;
-use crate::cloud::aliyun::client::EcsClient;
-use crate::cloud::aliyun::ehpc::EhpcClient;
-use crate::cloud::aliyun::poll::WaitOptions;
-use crate::cloud::aliyun::rpc::ClientConfig;
-use crate::credentials::{ChainOptions, CredentialSource, Credentials};
-use crate::destination::{Destination, account_id};
-use crate::image::OpenOptions;
-use crate::pipeline::batch::Connect;
-use crate::pipeline::import::ImportSettings;
-use crate::plan::PlanOptions;
-use crate::secret::Secret;
-use crate::sim::sandbox::{DEFAULT_IMPORT_TIME, Sandbox};
-use crate::store::{S3Store, StoreConfig, UploadOptions, journal};
-use crate::transfer::stream::StreamOptions;
+use imgport_base::destination::{Destination, account_id};
+use imgport_base::secret::Secret;
+use imgport_cloud::aliyun::client::EcsClient;
+use imgport_cloud::aliyun::ehpc::EhpcClient;
+use imgport_cloud::aliyun::poll::WaitOptions;
+use imgport_cloud::aliyun::rpc::ClientConfig;
+use imgport_core::pipeline::batch::Connect;
+use imgport_core::pipeline::import::ImportSettings;
+use imgport_core::plan::PlanOptions;
+use imgport_credentials::{ChainOptions, CredentialSource, Credentials};
+use imgport_image::OpenOptions;
+use imgport_sim::sandbox::{DEFAULT_IMPORT_TIME, Sandbox};
+use imgport_store::{S3Store, StoreConfig, UploadOptions, journal};
+use imgport_transfer::stream::StreamOptions;
 
 #[derive(Debug, Clone, Args)]
 pub struct ConnectFlags {
@@ -165,7 +165,7 @@ impl Connection {
                 profile: flags.profile.clone(),
                 allow_aws_env: false,
             };
-            let (credentials, credential_source) = crate::credentials::resolve(&chain)
+            let (credentials, credential_source) = imgport_credentials::resolve(&chain)
                 .await
                 .context("finding credentials")?;
             return Ok(Self {
@@ -205,7 +205,7 @@ impl Connection {
     }
 
     /// What the sandbox's S3 server saw, for `--json` reports; `None` off the sandbox.
-    pub fn sandbox_stats(&self) -> Option<crate::sim::s3::S3Stats> {
+    pub fn sandbox_stats(&self) -> Option<imgport_sim::s3::S3Stats> {
         self.sandbox.as_ref().map(|s| s.s3().stats())
     }
 
@@ -258,7 +258,7 @@ impl Connect<S3Store> for Connection {
     }
 
     fn destination(&self, region: &str, bucket: &str) -> Destination {
-        use crate::store::ObjectStore;
+        use imgport_store::ObjectStore;
         match self.store(region) {
             Ok(store) => store.destination(bucket),
             // No store can be configured for the region: a destination nothing else matches.

@@ -23,11 +23,11 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::{exit, human_bytes, print_json};
-use crate::image::{self, ImageError, ImageFormat, OpenOptions};
-use crate::transfer::TransferError;
-use crate::transfer::convert::{ConvertOptions, StreamReport};
-use crate::transfer::layout::OutputFormat;
-use crate::transfer::stream::StreamOptions;
+use imgport_image::{self as image, ImageError, ImageFormat, OpenOptions};
+use imgport_transfer::TransferError;
+use imgport_transfer::convert::{ConvertOptions, StreamReport};
+use imgport_transfer::layout::OutputFormat;
+use imgport_transfer::stream::StreamOptions;
 
 /// Output formats as command-line values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -238,10 +238,10 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             skip_part_md5: args.part_size.is_none(),
         },
         content_digest: !args.no_content_digest,
-        sha256_zero_limit: (!args.sha256).then_some(crate::transfer::convert::SHA256_ZERO_LIMIT),
+        sha256_zero_limit: (!args.sha256).then_some(imgport_transfer::convert::SHA256_ZERO_LIMIT),
     };
     let reporter = super::progress::reporter();
-    let result = crate::transfer::convert::convert(
+    let result = imgport_transfer::convert::convert(
         opened.image.clone(),
         &args.dst,
         args.to.into(),

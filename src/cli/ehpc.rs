@@ -15,10 +15,10 @@ use serde_json::json;
 
 use super::aliyun::{AliyunFlags, fail_rpc, secret};
 use super::{exit, print_json};
-use crate::cloud::aliyun::ehpc::{
+use imgport_base::secret::Secret;
+use imgport_cloud::aliyun::ehpc::{
     AddImageRequest, ContainerImageSpec, EhpcClient, ImageSpec, RegistryCredential,
 };
-use crate::secret::Secret;
 
 /// `imgport ehpc`.
 #[derive(Debug, Args)]

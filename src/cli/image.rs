@@ -21,13 +21,13 @@ use serde_json::json;
 use super::aliyun::{AliyunFlags, fail_rpc};
 use super::plan::{architecture, boot_mode, imds, license_type, nvme, platform};
 use super::{exit, print_json};
-use crate::cloud::aliyun::client::EcsClient;
-use crate::cloud::aliyun::ecs::{
+use imgport_cloud::aliyun::client::EcsClient;
+use imgport_cloud::aliyun::ecs::{
     Action, CreateImageRequest, ImageSource, ModifyImageAttributeRequest, SnapshotDisk,
 };
-use crate::cloud::aliyun::poll::WaitOptions;
-use crate::cloud::aliyun::rpc::RpcError;
-use crate::cloud::aliyun::types::{
+use imgport_cloud::aliyun::poll::WaitOptions;
+use imgport_cloud::aliyun::rpc::RpcError;
+use imgport_cloud::aliyun::types::{
     Architecture, BootMode, ImdsSupport, LicenseType, ModifiableStatus, NvmeSupport, Platform,
 };
 

@@ -20,8 +20,8 @@ use super::connect::{ConnectFlags, Connection};
 use super::convert::cancel_on_signals;
 use super::plan::{PlanArgs, PlanFlags};
 use super::{exit, human_bytes, print_json};
-use crate::credentials::CredentialSource;
-use crate::pipeline::import::{self, ImportOutcome, ImportSettings, Targets};
+use imgport_core::pipeline::import::{self, ImportOutcome, ImportSettings, Targets};
+use imgport_credentials::CredentialSource;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {

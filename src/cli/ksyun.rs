@@ -21,12 +21,12 @@ use serde_json::json;
 
 use super::aliyun::secret;
 use super::{exit, print_json};
-use crate::cloud::ksyun::kec::{
+use imgport_base::secret::Secret;
+use imgport_cloud::ksyun::kec::{
     KecClient, Login, MAX_USER_DATA_BYTES, ModifyInstanceImageRequest, ResizeType,
 };
-use crate::cloud::ksyun::sigv4::{KsyunConfig, KsyunError};
-use crate::cloud::ksyun::{ENV_ACCESS_KEY, ENV_REGION, ENV_SECRET_KEY, KsyunCredentials};
-use crate::secret::Secret;
+use imgport_cloud::ksyun::sigv4::{KsyunConfig, KsyunError};
+use imgport_cloud::ksyun::{ENV_ACCESS_KEY, ENV_REGION, ENV_SECRET_KEY, KsyunCredentials};
 
 /// `imgport ksyun`.
 #[derive(Debug, Args)]

@@ -99,12 +99,12 @@ pub enum FormatArg {
     Qcow2,
 }
 
-impl From<FormatArg> for crate::image::ImageFormat {
+impl From<FormatArg> for imgport_image::ImageFormat {
     fn from(f: FormatArg) -> Self {
         match f {
-            FormatArg::Raw => crate::image::ImageFormat::Raw,
-            FormatArg::Vhd => crate::image::ImageFormat::Vhd,
-            FormatArg::Qcow2 => crate::image::ImageFormat::Qcow2,
+            FormatArg::Raw => imgport_image::ImageFormat::Raw,
+            FormatArg::Vhd => imgport_image::ImageFormat::Vhd,
+            FormatArg::Qcow2 => imgport_image::ImageFormat::Qcow2,
         }
     }
 }
@@ -154,15 +154,15 @@ pub fn human_bytes(n: u64) -> String {
 
 /// An error and its causes on one line, escaped for a terminal (see [`escape`]).
 pub fn error_chain(e: &dyn std::error::Error) -> String {
-    escape(&crate::report::error_chain(e)).into_owned()
+    escape(&imgport_base::report::error_chain(e)).into_owned()
 }
 
 /// `text` made safe to print for people: control characters and Unicode bidirectional
-/// overrides become visible escapes (see [`crate::report::escape`]). The one helper every
+/// overrides become visible escapes (see [`imgport_base::report::escape`]). The one helper every
 /// human-readable line built from a path or from image data goes through; JSON output
 /// escapes by itself.
 pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
-    crate::report::escape(text)
+    imgport_base::report::escape(text)
 }
 
 /// A path for a human-readable line: displayed lossily, then [`escape`]d.

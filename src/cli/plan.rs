@@ -9,14 +9,14 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use super::{FormatArg, exit, print_json};
-use crate::cloud::aliyun::types::{
+use imgport_cloud::aliyun::types::{
     Architecture, BootMode, DetectionStrategy, ImdsSupport, LicenseType, NvmeSupport, OsType,
     Platform,
 };
-use crate::image::OpenOptions;
-use crate::pipeline::prepare::{dry_run_report, inspect_disks, plan_import};
-use crate::pipeline::report::{render_html, render_markdown};
-use crate::plan::{ImageOptions, OutputFormat, PlanOptions};
+use imgport_core::pipeline::prepare::{dry_run_report, inspect_disks, plan_import};
+use imgport_core::pipeline::report::{render_html, render_markdown};
+use imgport_core::plan::{ImageOptions, OutputFormat, PlanOptions};
+use imgport_image::OpenOptions;
 
 /// Output formats of disks as command-line values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

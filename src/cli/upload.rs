@@ -30,14 +30,14 @@ use serde::Serialize;
 
 use super::convert::{ToArg, cancel_on_signals, open_source_with, parse_size};
 use super::{exit, human_bytes, print_json};
-use crate::credentials::{ChainOptions, CredentialSource};
-use crate::image::OpenOptions;
-use crate::secret::Secret;
-use crate::store::multipart::{UploadOptions, UploadOutcome};
-use crate::store::{ObjectTarget, S3Store, StoreConfig, StoreError, oss};
-use crate::transfer::PartSource;
-use crate::transfer::file::FileStream;
-use crate::transfer::stream::{LayoutStream, StreamOptions};
+use imgport_base::secret::Secret;
+use imgport_credentials::{ChainOptions, CredentialSource};
+use imgport_image::OpenOptions;
+use imgport_store::multipart::{UploadOptions, UploadOutcome};
+use imgport_store::{ObjectTarget, S3Store, StoreConfig, StoreError, oss};
+use imgport_transfer::PartSource;
+use imgport_transfer::file::FileStream;
+use imgport_transfer::stream::{LayoutStream, StreamOptions};
 
 #[derive(Debug, Args)]
 pub struct UploadArgs {
@@ -144,7 +144,7 @@ struct AbortOutput<'a> {
 #[derive(Serialize)]
 struct CleanOutput<'a> {
     endpoint: &'a str,
-    cleaned: &'a [crate::store::Cleaned],
+    cleaned: &'a [imgport_store::Cleaned],
 }
 
 /// `30s`, `15m`, `12h`, `7d` (a bare number is seconds).
@@ -281,7 +281,7 @@ fn store_config(args: &UploadArgs) -> Result<StoreConfig, StoreError> {
 fn source_id(path: &std::path::Path, to: Option<ToArg>, part_size: u64) -> String {
     format!(
         "{};to={};part_size={part_size}",
-        crate::store::journal::file_identity(path),
+        imgport_store::journal::file_identity(path),
         to.map_or("asis".to_string(), |t| format!("{t:?}").to_lowercase())
     )
 }
@@ -343,7 +343,7 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         profile: args.profile.clone(),
         allow_aws_env: args.endpoint.is_some(),
     };
-    let (credentials, cred_source) = match crate::store::credentials::resolve(&chain).await {
+    let (credentials, cred_source) = match imgport_store::credentials::resolve(&chain).await {
         Ok(c) => c,
         Err(e) => return Ok(fail(&StoreError::Credentials(e))),
     };
@@ -354,7 +354,7 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         Some(
             args.journal
                 .clone()
-                .unwrap_or_else(crate::store::journal::default_dir),
+                .unwrap_or_else(imgport_store::journal::default_dir),
         )
     };
     let cancel = cancel_on_signals()?;
@@ -368,7 +368,7 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
     };
     if args.clean_stale {
         let dir = opts.journal_dir.clone().unwrap_or_default();
-        return match crate::store::clean_stale(&store, &dir, args.older_than, &opts).await {
+        return match imgport_store::clean_stale(&store, &dir, args.older_than, &opts).await {
             Ok(cleaned) => {
                 if args.json {
                     print_json(&CleanOutput {
@@ -402,7 +402,7 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
     };
     let target = ObjectTarget { bucket, key };
     if args.abort {
-        let result = crate::store::abort(
+        let result = imgport_store::abort(
             &store,
             &target,
             opts.journal_dir.as_deref(),
@@ -464,7 +464,7 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
             source_id: source_id(&src, args.to, source.part_size()),
             ..opts.clone()
         };
-        match crate::store::upload(&store, source, &target, &opts, reporter.as_ref()).await {
+        match imgport_store::upload(&store, source, &target, &opts, reporter.as_ref()).await {
             Ok(o) => break o,
             Err(StoreError::Stale { target, what }) if attempt == 1 => {
                 reporter.message(&format!(
@@ -527,11 +527,11 @@ fn explain_state(
     opts: &UploadOptions,
     e: &StoreError,
 ) {
-    use crate::store::ObjectStore;
+    use imgport_store::ObjectStore;
     let journal = opts
         .journal_dir
         .as_ref()
-        .map(|d| crate::store::journal::path_for(d, &store.destination(&target.bucket), target));
+        .map(|d| imgport_store::journal::path_for(d, &store.destination(&target.bucket), target));
     match journal {
         Some(j) if j.exists() => {
             heprintln!("the upload stays resumable (journal {}):", j.display());
