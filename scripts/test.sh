@@ -9,6 +9,6 @@ df -h . "${TMPDIR:-/tmp}"
 scripts/install-deps.sh
 scripts/make-testdata.sh
 cargo fmt --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo test --all-targets --locked
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --all-targets --locked
 scripts/fuzz-smoke.sh
