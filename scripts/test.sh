@@ -9,6 +9,7 @@ df -h . "${TMPDIR:-/tmp}"
 scripts/install-deps.sh
 scripts/make-testdata.sh
 cargo fmt --check
+scripts/check-citations.sh
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
 scripts/fuzz-smoke.sh
