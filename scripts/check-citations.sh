@@ -8,9 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The files that carry comments and docs (tracked, or new and not ignored).
+# The files that carry comments and docs (tracked, or new and not ignored); `crates` holds
+# the workspace's member crates once `src/<module>` moves there.
 mapfile -t files < <(git ls-files --cached --others --exclude-standard -- \
-    src tests scripts fuzz/src fuzz/fuzz_targets 'fuzz/*.sh' 'fuzz/*.py' README.md docs |
+    src crates tests scripts fuzz/src fuzz/fuzz_targets 'fuzz/*.sh' 'fuzz/*.py' README.md docs |
     grep -E '\.(rs|sh|py|md|toml)$' | sort -u)
 # scripts/make-testdata.sh is stamped into the test-data cache: editing it rebuilds every
 # image, so its one old citation ("the reference §1.7") waits for a change that needs the
