@@ -9,6 +9,7 @@ df -h . "${TMPDIR:-/tmp}"
 scripts/install-deps.sh
 scripts/make-testdata.sh
 cargo fmt --check
+scripts/check-citations.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --all-targets --locked
 scripts/fuzz-smoke.sh

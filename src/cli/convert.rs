@@ -63,7 +63,7 @@ pub struct ConvertArgs {
     /// within 10000, with CRC-64 only).
     #[arg(long, value_parser = parse_size)]
     pub part_size: Option<u64>,
-    /// Skip the SHA-256 of the whole output (it is serial at ~1.5 GiB/s, so it dominates for
+    /// Skip the SHA-256 of the whole output (it is serial, one core, so it dominates for
     /// large sparse RAW or fixed VHD outputs); per-part digests are still computed.
     #[arg(long, conflicts_with = "sha256")]
     pub no_sha256: bool,

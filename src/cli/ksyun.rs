@@ -1,6 +1,7 @@
 //! `imgport ksyun reinstall`: Kingsoft KEC (2016-03-04) ModifyInstanceImage, signed with AWS
 //! Signature V4: reinstall an instance's system, or replace it with another image. Checked by
-//! seed 002's rules before the call; the password is a [`Secret`] and never printed.
+//! the rules of docs/CLOUD-API.md §KEC before the call; the password is a [`Secret`] and never
+//! printed.
 //!
 //! Credentials: `--access-key`/`--secret-key` or `KSYUN_ACCESS_KEY`/`KSYUN_SECRET_KEY`;
 //! region `--region` or `KSYUN_REGION`. `--json` prints `instance_id`, `image_id` (null

@@ -36,7 +36,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// Exit codes of the binary, as DESIGN.md fixes them.
+/// Exit codes of the binary, as README "Exit codes" lists them.
 pub mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;

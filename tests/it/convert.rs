@@ -222,7 +222,7 @@ fn big_sparse_raw_converts_without_reading_holes() {
     let dir = tempfile::tempdir().unwrap();
     for (to, qfmt) in FORMATS {
         let out = dir.path().join(format!("big.{to}"));
-        // SHA-256 of 40 GiB of zeros is 26 s of one core: skip it for the big RAW forms.
+        // SHA-256 of 40 GiB of zeros is long serial work on one core: skip it for big RAW forms.
         let extra: &[&str] = if to == "vhd" || to == "qcow2" {
             &[]
         } else {
@@ -438,7 +438,7 @@ fn send_signal(pid: u32, sig: &str) {
 // --- QCOW2 and VHD sources ---
 
 /// Converts `name` to every format and checks each output against the source. For the 40 GiB
-/// sources the RAW and fixed VHD outputs skip SHA-256 (26 s of zeros) and check only two parts.
+/// sources the RAW and fixed VHD outputs skip SHA-256 (40 GiB of zeros) and check only two parts.
 fn source_to_every_format(name: &str, fmt: &str) -> Vec<serde_json::Value> {
     let src = image(name);
     let big = name.starts_with("big");

@@ -12,7 +12,8 @@ use crate::util::{image, testdata};
 
 mod round2;
 
-/// Wall time one command may take (DESIGN.md "Rules that make it trustworthy": no hang).
+/// Wall time one command may take (a bad image never makes a command hang; docs/RELIABILITY.md
+/// "Untrusted input").
 const MAX_SECONDS: f64 = 2.0;
 /// Peak resident memory one command may use, in KiB.
 const MAX_RSS_KB: u64 = 256 * 1024;

@@ -204,7 +204,7 @@ fn file_as_is_then_rerun_does_nothing() {
     );
     assert!(env.object("d/disk.raw.imgport.json").exists());
     let before = env.s3.stats();
-    // OSS framing (cloud-api.md §4): Content-MD5, no aws-chunked body, no checksum trailer.
+    // OSS framing (docs/CLOUD-API.md §OSS): Content-MD5, no aws-chunked body, no checksum trailer.
     let framing: Vec<&str> = before.part_framing.iter().map(String::as_str).collect();
     assert_eq!(
         framing,

@@ -2,7 +2,7 @@
 
 /// Asks for transparent huge pages on the 2 MiB-aligned middle of `len` bytes at `ptr`: a
 /// fresh buffer of tens of MiB then takes a few dozen page faults instead of thousands, which
-/// matters on these VMs where first touch is slow (performance-limits.md §B.6). Only a hint;
+/// matters on VMs where first touch is slow (docs/LIMITS.md §Memory). Only a hint;
 /// contents are unchanged.
 pub fn advise_huge_pages(ptr: *const u8, len: usize) {
     const HUGE: usize = 2 << 20;

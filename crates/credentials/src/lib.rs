@@ -1,7 +1,7 @@
 //! Alibaba Cloud credentials (AccessKey pair, optional STS token) and the one chain that finds
 //! them, shared by the OSS uploader (`store`) and the ECS RPC client.
 //!
-//! Order (cloud-api.md §3 "Credentials used by Alibaba tools"): explicit values (flags) →
+//! Order (docs/CLOUD-API.md §Credentials): explicit values (flags) →
 //! `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` / `_SECURITY_TOKEN` → a profile of the CLI
 //! config (`ALIBABA_CLOUD_CONFIG_FILE` or `~/.aliyun/config.json`; modes `AK`, `StsToken`,
 //! `EcsRamRole`) → the ECS RAM role from instance metadata → for plain S3 only, the standard
@@ -59,7 +59,7 @@ pub struct ChainOptions {
     pub allow_aws_env: bool,
 }
 
-/// Default ECS metadata service (cloud-api.md §3).
+/// Default ECS metadata service (docs/CLOUD-API.md §Credentials).
 pub const ECS_METADATA_ENDPOINT: &str = "http://100.100.100.200";
 /// Timeout of each metadata request (the Alibaba SDKs use 1 s).
 const METADATA_TIMEOUT: Duration = Duration::from_secs(1);

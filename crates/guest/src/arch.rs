@@ -1,8 +1,9 @@
 //! CPU architecture of guest executables, from their headers alone (no `file(1)`).
 //!
 //! Owns the [`Arch`] names ImportImage uses and the header parsers that yield them. Currently
-//! PE (the COFF `Machine` field, as libguestfs uses `file` on `System32\cmd.exe`; reference
-//! §2.4). Must not read files itself: callers hand in the first bytes of one.
+//! PE (the COFF `Machine` field, as libguestfs uses `file` on `System32\cmd.exe`;
+//! docs/INSPECTION.md §Architecture). Must not read files itself: callers hand in the first bytes
+//! of one.
 
 /// An architecture as ImportImage names it (`Architecture` parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! Boot mode from the partition table, the ESP and the root tree (reference §5.2.6, §2.7):
+//! Boot mode from the partition table, the ESP and the root tree (docs/INSPECTION.md §Boot):
 //! `UEFI` when only UEFI boot paths exist, `BIOS` when only BIOS paths do, `UEFI-Preferred`
 //! when both do (ImportImage then gets `UEFI`; ModifyImageAttribute sets the preference).
 //! arm64 boots by UEFI only.
@@ -15,7 +15,7 @@ pub struct BootEvidence {
     /// Loader files found on the ESP ([`esp_loaders`]); `None` when the ESP could not be read.
     pub esp_loaders: Option<Vec<EspLoader>>,
     /// The disk holds a Windows system volume: Windows boots a GPT disk only by UEFI
-    /// (reference §5.2 item 6).
+    /// (docs/INSPECTION.md §Boot).
     pub windows: bool,
     /// A GPT BIOS boot partition (GRUB's core.img lives there).
     pub bios_boot_partition: bool,

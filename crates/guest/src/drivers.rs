@@ -1,5 +1,5 @@
 //! Linux drivers that decide whether the guest boots on the cloud's virtual hardware
-//! (reference §2.7, §5.2 items 7–8): this file only GATHERS what [`crate::kmod`] decides
+//! (docs/INSPECTION.md §Drivers): this file only GATHERS what [`crate::kmod`] decides
 //! from — the default kernel (from `/boot` and the GRUB / BLS configuration), its config,
 //! `modules.*` files, module directories, `modprobe.d` rules and its parsed initramfs.
 //!
@@ -45,7 +45,8 @@ pub struct KernelReport {
     pub version: String,
     pub drivers: DriverFacts,
     /// `CONFIG_FW_CFG_SYSFS` as the readiness rule needs it: `None` without a config,
-    /// `Some(None)` when not set, else `y` or `m` (Alibaba requires `=y`, cloud-api.md §1).
+    /// `Some(None)` when not set, else `y` or `m` (Alibaba requires `=y`, docs/CLOUD-API.md
+    /// §ImportImage).
     pub fw_cfg_sysfs: Option<Option<String>>,
     /// Module files found, as guest paths (`/lib/modules/<v>/kernel/drivers/...`), for the
     /// kernel-architecture check.

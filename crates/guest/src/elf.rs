@@ -1,5 +1,6 @@
 //! The architecture of an ELF binary from its header (`e_ident` and `e_machine`, System V
-//! ABI §4): enough to tell a guest's userland (reference §2.4) without running `file`.
+//! ABI §4): enough to tell a guest's userland (docs/INSPECTION.md §Architecture) without running
+//! `file`.
 
 /// Bytes of the header needed: `e_ident` (16), `e_type` (2), `e_machine` (2).
 pub const HEADER_LEN: usize = 20;
@@ -33,12 +34,13 @@ pub fn machine(head: &[u8]) -> Option<&'static str> {
     })
 }
 
-/// True for the architectures ImportImage accepts (cloud-api.md §1 `Architecture`).
+/// True for the architectures ImportImage accepts (docs/CLOUD-API.md §ImportImage `Architecture`).
 pub fn importable(arch: &str) -> bool {
     matches!(arch, "i386" | "x86_64" | "arm64")
 }
 
-/// Userland binaries tried in order (reference §2.4): the first that exists decides.
+/// Userland binaries tried in order (docs/INSPECTION.md §Architecture): the first that exists
+/// decides.
 pub const PROBE_BINARIES: &[&str] = &["/bin/bash", "/bin/ls", "/bin/echo", "/bin/rm", "/bin/sh"];
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! `/etc/fstab`: which device the guest mounts where (reference §2.6), used to mount separate
-//! `/boot`, `/usr` … volumes under the root and to flag device names that change on the cloud.
+//! `/etc/fstab`: which device the guest mounts where (docs/INSPECTION.md §Fstab), used to mount
+//! separate `/boot`, `/usr` … volumes under the root and to flag device names that change on the
+//! cloud.
 
 /// How an fstab line names its device.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,10 +23,9 @@ use imgport_image::source::{ByteSource, Slice, check_bounds};
 use imgport_image::{Finding, Severity};
 
 /// Most bytes of the virtual disk one inspection may read: a bound for hostile disks that
-/// a whole distribution fits in. Sized from measurements: the Debian 12 test disks (cloud
-/// kernel, 15 MiB initramfs) read 16-17 MiB on ext4 and on Btrfs; issue 20 measured 68 MB
-/// on a full Debian 12 Btrfs root (generic kernel) before the Btrfs reader kept its tree
-/// nodes; twice the largest is kept.
+/// a whole distribution fits in. Sized from what real roots need: a full Debian 12 root
+/// (generic kernel) on Btrfs read the most, before the Btrfs reader kept its tree nodes; the
+/// bound is about twice that. `scripts/bench-guest.sh` reports what inspections read today.
 pub const READ_BUDGET: u64 = 128 * 1024 * 1024;
 
 /// A source that counts the bytes read through it and refuses reads past a budget. A refused
@@ -350,7 +349,7 @@ fn md_volume(v: &Volume, arrays: &mut Vec<String>, findings: &mut Vec<Finding>) 
     }
 }
 
-/// The role a file system plays (reference §2.2; first match wins).
+/// The role a file system plays (docs/INSPECTION.md §Roles; first match wins).
 fn role_of(v: &Volume, log: &ReadLog) -> Option<&'static str> {
     let esp_type = v.lv.is_none() && v.partition.as_ref().is_some_and(|p| p.part_type.is_esp());
     let Some(fs) = v.fs.as_ref() else {
@@ -436,7 +435,8 @@ fn matches(v: &Volume, spec: &DeviceSpec) -> bool {
 }
 
 /// Inspects the virtual disk `source`. Never fails: problems become findings, and a panic in
-/// a reader is caught here and reported (reference §5.1.7: fail closed at stage level).
+/// a reader is caught here and reported (docs/INSPECTION.md §Safety item 7: fail closed at stage
+/// level).
 pub fn inspect(source: Arc<dyn ByteSource>) -> GuestFacts {
     inspect_within(source, READ_BUDGET)
 }
@@ -751,8 +751,8 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
                 fw_cfg = k.fw_cfg_sysfs.clone();
                 facts.drivers = k.drivers;
             }
-            // The kernel's architecture, from an uncompressed module (reference §2.4): a
-            // 32-bit userland on a 64-bit kernel is worth a warning.
+            // The kernel's architecture, from an uncompressed module (docs/INSPECTION.md
+            // §Architecture): a 32-bit userland on a 64-bit kernel is worth a warning.
             let kernel_arch = k
                 .module_paths
                 .iter()

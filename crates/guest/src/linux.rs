@@ -1,6 +1,7 @@
 //! Linux facts read from a guest tree: distribution, version and product name from the
-//! os-release chain and the older release files (reference §2.3, §5.2.3), mapped to
-//! ImportImage's `Platform` (cloud-api.md §1); hostname; cloud-init and qemu-guest-agent.
+//! os-release chain and the older release files (docs/INSPECTION.md §Linux), mapped to
+//! ImportImage's `Platform` (docs/CLOUD-API.md §ImportImage); hostname; cloud-init and
+//! qemu-guest-agent.
 //!
 //! Owns the OS recipes only; the tree is given as a [`Guest`] (symlinks already resolved
 //! inside the guest). Must not read disks or partitions.
@@ -19,7 +20,8 @@ pub struct LinuxOs {
     pub platform: &'static str,
 }
 
-/// The `Platform` value for an unknown or unlisted Linux (cloud-api.md §1: the default).
+/// The `Platform` value for an unknown or unlisted Linux (docs/CLOUD-API.md §ImportImage: the
+/// default).
 pub const OTHERS_LINUX: &str = "Others Linux";
 
 /// Parses `KEY=value` lines (os-release, lsb-release), unquoting values.
@@ -95,7 +97,7 @@ pub fn platform_for(id: &str, name: &str, variant: &str) -> &'static str {
 }
 
 /// Distributions whose os-release gives only the major version, while a release file
-/// carries the minor (reference §2.3).
+/// carries the minor (docs/INSPECTION.md §Linux).
 fn minor_from(distro: &str) -> &'static [&'static str] {
     match distro {
         "debian" => &["/etc/debian_version"],
@@ -154,8 +156,8 @@ fn from_os_release(guest: &Guest) -> Option<LinuxOs> {
     })
 }
 
-/// Release files tried when there is no os-release, in libguestfs's order (reference §2.3),
-/// with the ids of the distributions they name.
+/// Release files tried when there is no os-release, in libguestfs's order (docs/INSPECTION.md
+/// §Linux), with the ids of the distributions they name.
 const RELEASE_FILES: &[(&str, &[(&str, &str)])] = &[
     (
         "/etc/alinux-release",
@@ -190,7 +192,7 @@ const RELEASE_FILES: &[(&str, &[(&str, &str)])] = &[
 ];
 
 fn from_release_files(guest: &Guest) -> Option<LinuxOs> {
-    // lsb-release first (reference §2.3 step 2): only the ids libguestfs trusts it for.
+    // lsb-release first (docs/INSPECTION.md §Linux step 2): only the ids libguestfs trusts it for.
     if let Some(text) = guest.read_text("/etc/lsb-release") {
         let kv = parse_kv(&text);
         if let Some(id) = get(&kv, "DISTRIB_ID")
@@ -266,8 +268,8 @@ pub fn detect(guest: &Guest) -> Option<LinuxOs> {
     from_os_release(guest).or_else(|| from_release_files(guest))
 }
 
-/// True when `guest` looks like a Linux root (reference §2.2): `/etc` is a directory, `/bin`
-/// a directory (or the merged-`/usr` symlink), and `/etc/fstab` or `/etc/hosts` exists.
+/// True when `guest` looks like a Linux root (docs/INSPECTION.md §Roles): `/etc` is a directory,
+/// `/bin` a directory (or the merged-`/usr` symlink), and `/etc/fstab` or `/etc/hosts` exists.
 /// `/bin` is taken as a symlink without following it: with `/usr` on a partition of its own,
 /// `usr/bin` exists only once fstab's mounts are in place.
 pub fn is_root(guest: &Guest) -> bool {
@@ -298,9 +300,9 @@ pub struct CloudInit {
     pub enabled: bool,
 }
 
-/// cloud-init facts (reference §5.2.10): installed when its program or `/etc/cloud/cloud.cfg`
-/// exists; enabled unless `/etc/cloud/cloud-init.disabled` exists, and, on systemd, only
-/// when a `cloud-init*` unit is wanted by a target (or the unit is masked off).
+/// cloud-init facts (docs/INSPECTION.md §Cloud-init): installed when its program or
+/// `/etc/cloud/cloud.cfg` exists; enabled unless `/etc/cloud/cloud-init.disabled` exists, and, on
+/// systemd, only when a `cloud-init*` unit is wanted by a target (or the unit is masked off).
 pub fn cloud_init(guest: &Guest) -> CloudInit {
     let installed = guest.exists("/usr/bin/cloud-init") || guest.exists("/etc/cloud/cloud.cfg");
     if !installed || guest.exists("/etc/cloud/cloud-init.disabled") {
@@ -360,7 +362,8 @@ mod tests {
         format!("NAME=\"{name}\"\nID={id}\nVERSION_ID=\"1.2\"\nPRETTY_NAME=\"{name} 1.2\"\n{extra}")
     }
 
-    /// Every Linux `Platform` value reachable from an os-release id (cloud-api.md §1).
+    /// Every Linux `Platform` value reachable from an os-release id (docs/CLOUD-API.md
+    /// §ImportImage).
     #[test]
     fn os_release_ids_map_to_every_linux_platform() {
         let cases = [
@@ -401,8 +404,9 @@ mod tests {
     }
 
     /// os-release files as the distributions ship them (issue 20 item 4), each to its
-    /// ImportImage `Platform` (cloud-api.md §1), distribution id and version; a release file
-    /// beside it refines the version where the distribution keeps the minor only there.
+    /// ImportImage `Platform` (docs/CLOUD-API.md §ImportImage), distribution id and version; a
+    /// release file beside it refines the version where the distribution keeps the minor only
+    /// there.
     #[test]
     fn real_os_release_texts_map_to_their_platform() {
         /// What, its files (path, text), and the Platform, id and version they give.

@@ -6,11 +6,12 @@ use super::facts::GuestFacts;
 use super::fstab::FstabEntry;
 use imgport_image::{Finding, Severity};
 
-/// Largest system disk ImportImage accepts (`DiskImageSize` 1–2048 GiB, cloud-api.md §1).
+/// Largest system disk ImportImage accepts (`DiskImageSize` 1–2048 GiB, docs/CLOUD-API.md
+/// §ImportImage).
 pub const MAX_DISK_BYTES: u64 = 2048 * 1024 * 1024 * 1024;
 
-/// Platforms (and arm64) for which Alibaba requires `CONFIG_FW_CFG_SYSFS=y` (cloud-api.md §1,
-/// ImportImage usage notes).
+/// Platforms (and arm64) for which Alibaba requires `CONFIG_FW_CFG_SYSFS=y` (docs/CLOUD-API.md
+/// §ImportImage, ImportImage usage notes).
 const FW_CFG_PLATFORMS: &[&str] = &[
     "CentOS Stream",
     "Anolis",

@@ -1,7 +1,6 @@
-//! QCOW2 version 2 and 3 images (QEMU `docs/interop/qcow2.rst`, reference §3.1): the
-//! header, extensions and tables judged into `qcow2.*` findings (reference §5.1 item 3),
-//! then reads through L1/L2 with zero, compressed (deflate, zstd) and extended-L2
-//! subclusters.
+//! QCOW2 version 2 and 3 images (qcow2 spec, QEMU `docs/interop/qcow2.rst`): the
+//! header, extensions and tables judged into `qcow2.*` findings (docs/INSPECTION.md §Safety item
+//! 3), then reads through L1/L2 with zero, compressed (deflate, zstd) and extended-L2 subclusters.
 //!
 //! Fails closed: every L1 and L2 entry that maps the virtual disk is checked when the image
 //! is opened (the tables are small next to the data and bounded by the file), so a broken

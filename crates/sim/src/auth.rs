@@ -10,9 +10,9 @@ use super::ecs::ApiFault;
 use imgport_cloud::aliyun::rpc::parse_utc_timestamp;
 use imgport_cloud::aliyun::sign;
 
-/// V3 requests must be dated within this many seconds of now (cloud-api.md §3).
+/// V3 requests must be dated within this many seconds of now (docs/CLOUD-API.md §Signing).
 pub const V3_WINDOW_SECS: i64 = 15 * 60;
-/// V2 timestamps are valid this long (cloud-api.md §3: 31 minutes).
+/// V2 timestamps are valid this long (docs/CLOUD-API.md §Signing: 31 minutes).
 pub const V2_WINDOW_SECS: i64 = 31 * 60;
 
 /// One accepted AccessKey.

@@ -1,8 +1,8 @@
-//! The emulated CreateImage (seed 001): images from a snapshot, an instance, or several
-//! snapshots (`DiskDeviceMapping`), judged by the shared rules of
-//! [`imgport_cloud::aliyun::validate`] and answered with the seed's error codes. The snapshots
-//! and instances it knows are fixed fixtures ([`SNAPSHOTS`], [`INSTANCES`], printed by
-//! `imgport sim`); a new image moves Creating → Available with Progress like an import.
+//! The emulated CreateImage (docs/CLOUD-API.md §CreateImage): images from a snapshot, an instance,
+//! or several snapshots (`DiskDeviceMapping`), judged by the shared rules of
+//! [`imgport_cloud::aliyun::validate`] and answered with the documented error codes. The snapshots
+//! and instances it knows are fixed fixtures ([`SNAPSHOTS`], [`INSTANCES`], printed by `imgport
+//! sim`); a new image moves Creating → Available with Progress like an import.
 
 use serde_json::{Value, json};
 
@@ -113,9 +113,9 @@ pub const INSTANCES: &[SimInstance] = &[
     },
 ];
 
-/// Seed 001: snapshots taken before this day cannot make images.
+/// docs/CLOUD-API.md §CreateImage: snapshots taken before this day cannot make images.
 const OLDEST_SNAPSHOT: &str = "2013-07-15";
-/// Size of a disk made without a snapshot when no Size is given (seed 001).
+/// Size of a disk made without a snapshot when no Size is given (docs/CLOUD-API.md §CreateImage).
 const EMPTY_DISK_GIB: u64 = 5;
 
 fn snapshot(id: &str, field: &str) -> Result<&'static SimSnapshot, ApiFault> {

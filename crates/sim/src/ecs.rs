@@ -1,11 +1,12 @@
 //! The emulated ECS image API (2014-05-26): ImportImage, DescribeImages,
 //! DescribeTaskAttribute, DescribeTasks, CancelTask, ModifyImageAttribute, DeleteImage.
 //!
-//! Parameters are judged by the documented rules (seeds 000/001/003, cloud-api.md §1–2) with
-//! the documented error codes and HTTP statuses; the rule functions are the shared ones of
-//! [`imgport_cloud::aliyun::validate`]. An import moves Creating → Available (or CreateFailed)
-//! over a configured time, computed from the clock on each read, so state survives restarts.
-//! State is one JSON file in the state directory, replaced atomically after each change.
+//! Parameters are judged by the documented rules (docs/CLOUD-API.md §ImportImage,
+//! §ModifyImageAttribute, §CreateImage, §Polling) with the documented error codes and HTTP
+//! statuses; the rule functions are the shared ones of [`imgport_cloud::aliyun::validate`]. An
+//! import moves Creating → Available (or CreateFailed) over a configured time, computed from the
+//! clock on each read, so state survives restarts. State is one JSON file in the state directory,
+//! replaced atomically after each change.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -407,8 +408,8 @@ impl Ecs {
     fn describe_images(&self, p: &P<'_>) -> Result<Value, ApiFault> {
         let region = p.required("RegionId")?;
         check_region(region)?;
-        // The default is Available only (cloud-api.md §2): an importing image is invisible
-        // unless the caller asks for its state.
+        // The default is Available only (docs/CLOUD-API.md §Polling): an importing image is
+        // invisible unless the caller asks for its state.
         let wanted: Vec<ImageStatus> = match p.get("Status").filter(|s| !s.is_empty()) {
             None => vec![ImageStatus::Available],
             Some(list) => list
@@ -737,7 +738,8 @@ impl Ecs {
             .filter(|i| i.region_id == region)
             .ok_or_else(|| image_not_found(image_id))?;
         if img.status == ImageStatus::Creating {
-            // An importing image cannot be deleted; cancel its task (seed 003).
+            // An importing image cannot be deleted; cancel its task (docs/CLOUD-API.md
+            // §ImportImage).
             return Err(ApiFault::new(
                 400,
                 "IncorrectImageStatus",

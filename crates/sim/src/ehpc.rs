@@ -1,10 +1,9 @@
-//! The emulated E-HPC Instant AddImage (EhpcInstant 2023-07-01, seed 004): RPC calls signed
-//! like ECS (V3 or V2, [`super::auth`]) and routed here by their `Version`. A VM image must be
-//! an `Available` image of the emulated ECS; every image is registered once. Parameters are
+//! The emulated E-HPC Instant AddImage (EhpcInstant 2023-07-01, docs/CLOUD-API.md §EHPC): RPC calls
+//! signed like ECS (V3 or V2, [`super::auth`]) and routed here by their `Version`. A VM image must
+//! be an `Available` image of the emulated ECS; every image is registered once. Parameters are
 //! judged by the client's own rules ([`AddImageRequest::validate`]) rebuilt from the wire, and
-//! answered with the seed's codes (`InvalidParams`, `ImageAlreadyExists`, `ImageNotFound`,
-//! `EcsError`). Registrations live in memory and, with a state directory, in
-//! `ehpc-state.json`.
+//! answered with the documented codes (`InvalidParams`, `ImageAlreadyExists`, `ImageNotFound`,
+//! `EcsError`). Registrations live in memory and, with a state directory, in `ehpc-state.json`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -180,7 +179,7 @@ impl Ehpc {
                 )
             }
         };
-        // "The image id already exists" (seed 004): one registration per image.
+        // "The image id already exists" (docs/CLOUD-API.md §EHPC): one registration per image.
         let taken = st.images.values().any(|r| r.source == source);
         if taken {
             return Err(ApiFault::new(

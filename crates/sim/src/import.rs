@@ -24,7 +24,7 @@ impl Ecs {
     pub(super) async fn import_image(&self, p: &P<'_>, now_ms: u64) -> Result<Value, ApiFault> {
         let region = p.required("RegionId")?;
         check_region(region)?;
-        // Disks 1..=17 (N > 17 is ignored, seed 003 / cloud-api.md §1).
+        // Disks 1..=17 (N > 17 is ignored, docs/CLOUD-API.md §ImportImage).
         let mut disks: Vec<RequestedDisk> = Vec::new();
         for n in 1..=validate::MAX_DISKS {
             let key = |f: &str| format!("DiskDeviceMapping.{n}.{f}");

@@ -1,10 +1,10 @@
 //! The emulated Kingsoft KEC (2016-03-04) ModifyInstanceImage: requests signed with AWS
-//! Signature V4 (verified by [`super::sigv4`]), form or query parameters, the rules of seed
-//! 002 (shared with the client, [`imgport_cloud::ksyun::kec`]) and the seed's error codes,
-//! answered as `{"RequestId","Error":{"Code","Message"}}`. It knows fixed instances, images
-//! and key pairs (the constants below, printed by `imgport sim`); a reinstall changes the
-//! instance's image and boots it (Running), so a second one is refused until it is stopped.
-//! With a state directory the instances are kept in `kec-state.json`.
+//! Signature V4 (verified by [`super::sigv4`]), form or query parameters, the rules of
+//! docs/CLOUD-API.md §KEC (shared with the client, [`imgport_cloud::ksyun::kec`]) and the documented
+//! error codes, answered as `{"RequestId","Error":{"Code","Message"}}`. It knows fixed instances,
+//! images and key pairs (the constants below, printed by `imgport sim`); a reinstall changes the
+//! instance's image and boots it (Running), so a second one is refused until it is stopped. With a
+//! state directory the instances are kept in `kec-state.json`.
 //!
 //! The signature failure codes (`IncompleteSignature`, `InvalidClientTokenId`,
 //! `SignatureDoesNotMatch`, `RequestExpired`) are the AWS-compatible common codes; KEC's
@@ -25,7 +25,7 @@ pub const TEST_ACCESS_KEY_ID: &str = "AKLTimgportSimKsyunKey";
 /// Its secret: a fixed test value printed by `imgport sim`; never a real secret.
 pub const TEST_SECRET_KEY: &str = "imgport-sim-ksyun-secret";
 
-/// A Stopped instance that can be reinstalled (seed 002's example id).
+/// A Stopped instance that can be reinstalled (the ModifyInstanceImage doc's example id).
 pub const INSTANCE_STOPPED: &str = "98284100-f6d1-4bbf-886a-1b0765024738";
 /// A second Stopped instance.
 pub const INSTANCE_STOPPED_2: &str = "3b8c61d0-7a4e-4f7e-9c1a-5d2f00000002";
@@ -33,7 +33,7 @@ pub const INSTANCE_STOPPED_2: &str = "3b8c61d0-7a4e-4f7e-9c1a-5d2f00000002";
 pub const INSTANCE_RUNNING: &str = "3b8c61d0-7a4e-4f7e-9c1a-5d2f00000003";
 /// A Stopped spot instance: `OperationDenied.SpotInstance`.
 pub const INSTANCE_SPOT: &str = "3b8c61d0-7a4e-4f7e-9c1a-5d2f00000004";
-/// A public image (seed 002's example id), key login supported, 20 GB minimum.
+/// A public image (the ModifyInstanceImage doc's example id), key login supported, 20 GB minimum.
 pub const IMAGE_PUBLIC: &str = "8f12ad9e-ae9a-44b9-95f3-c4e65ce582e2";
 /// A custom image (KeepImageLogin applies).
 pub const IMAGE_CUSTOM: &str = "6c1f0e52-91b4-4d0a-8e77-2a9b00000101";
@@ -41,7 +41,7 @@ pub const IMAGE_CUSTOM: &str = "6c1f0e52-91b4-4d0a-8e77-2a9b00000101";
 pub const IMAGE_ASSEMBLED: &str = "6c1f0e52-91b4-4d0a-8e77-2a9b00000102";
 /// An image whose type has no key login: `ImageTypeNotSupportedKeyLogin`.
 pub const IMAGE_NO_KEY_LOGIN: &str = "6c1f0e52-91b4-4d0a-8e77-2a9b00000103";
-/// A key pair that exists (seed 002's example id).
+/// A key pair that exists (the ModifyInstanceImage doc's example id).
 pub const KEY_ID: &str = "552a0523-b9b4-4868-b8d9-52ad7a38bf89";
 
 /// Largest system disk the emulator accepts, GB.
@@ -201,11 +201,11 @@ impl Kec {
                 "An invalid or out-of-range value was supplied for the \"ImageId\" parameter.",
             ));
         };
-        // KeepImageLogin only applies to custom images (seed 002).
+        // KeepImageLogin only applies to custom images (docs/CLOUD-API.md §KEC).
         let keep =
             image.custom && get("KeepImageLogin").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         match get("InstancePassword") {
-            // KeepImageLogin=true makes InstancePassword ignored (seed 002).
+            // KeepImageLogin=true makes InstancePassword ignored (docs/CLOUD-API.md §KEC).
             _ if keep => {}
             Some(p) => rules::password(p).map_err(bad)?,
             None => {

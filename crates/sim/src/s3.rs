@@ -9,8 +9,8 @@
 //! by hand is digested again), `uploads/<id>/` one directory per multipart upload, `tmp/`
 //! PutObject bodies on their way in (emptied at start).
 //!
-//! Why our own backend: s3s-fs spent 6–7 CPU-seconds per uploaded GiB on the cores the
-//! client needs (MD5 at UploadPart, a re-read for CRC-64, a 64 KiB-read copy of every part at
+//! Why our own backend: s3s-fs spends much CPU per uploaded byte on the cores the client
+//! needs (MD5 at UploadPart, a re-read for CRC-64, a 64 KiB-read copy of every part at
 //! Complete with another MD5 of the whole object, re-reads at ListParts). Here each body is
 //! hashed (MD5 and CRC-64) once while it is written (`body.rs`); parts of equal size are
 //! written into their slots of one staging file, which Complete renames into place

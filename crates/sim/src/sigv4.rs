@@ -3,7 +3,7 @@
 //! body's SHA-256), derives the key (`"AWS4"+secret` → date → region → service →
 //! `aws4_request`) and compares. Written independently of the `aws-sigv4` crate the client
 //! signs with, so a passing exchange checks one against the other; the unit tests pin the AWS
-//! `get-vanilla` vector and the KEC example of cloud-api.md §5.
+//! `get-vanilla` vector and the KEC example of docs/CLOUD-API.md §KEC.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;

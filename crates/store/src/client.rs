@@ -1,5 +1,5 @@
 //! [`S3Store`]: the one [`ObjectStore`] implementation, on aws-sdk-s3, configured for OSS
-//! (cloud-api.md §4): checksum calculation and validation `WhenRequired` (OSS rejects the
+//! (docs/CLOUD-API.md §OSS): checksum calculation and validation `WhenRequired` (OSS rejects the
 //! aws-chunked bodies with CRC32 trailers the SDK sends by default), `Content-MD5` on every
 //! part, the SDK's own retries off (the multipart driver owns the one retry predicate), and
 //! `x-oss-hash-crc64ecma` read from raw answers, which the SDK's typed outputs do not model.
@@ -27,7 +27,7 @@ use super::{
 use imgport_base::destination::{Destination, account_id};
 use imgport_transfer::pool::PartData;
 
-/// OSS's CRC-64/XZ header (cloud-api.md §4 "x-oss-hash-crc64ecma"): unsigned decimal.
+/// OSS's CRC-64/XZ header (docs/CLOUD-API.md §OSS): unsigned decimal.
 pub const CRC64_HEADER: &str = "x-oss-hash-crc64ecma";
 /// Most ListParts pages read (1000 parts a page covers 10,000 parts ten times over).
 const MAX_LIST_PAGES: usize = 100;

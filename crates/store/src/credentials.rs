@@ -6,7 +6,7 @@
 pub use imgport_credentials::{ChainOptions, CredentialSource, Credentials, resolve};
 
 /// The SDK's credentials for `c`; an STS token becomes the session token
-/// (`x-amz-security-token`, cloud-api.md §3 "How STS credentials are sent").
+/// (`x-amz-security-token`, docs/CLOUD-API.md §Credentials).
 pub fn to_sdk(c: &Credentials) -> aws_credential_types::Credentials {
     aws_credential_types::Credentials::new(
         c.access_key_id.clone(),

@@ -267,7 +267,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Exit code per DESIGN.md: 130 interrupted, 2 a setting to correct, 4 the storage
+    /// Exit code per README "Exit codes": 130 interrupted, 2 a setting to correct, 4 the storage
     /// service failed or could not be reached, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {

@@ -1,5 +1,5 @@
 //! Where requests go and how the S3 client must behave for Alibaba OSS and for generic
-//! S3-compatible servers (cloud-api.md §4). Pure values and rules; no I/O.
+//! S3-compatible servers (docs/CLOUD-API.md §OSS). Pure values and rules; no I/O.
 
 use std::time::Duration;
 
@@ -13,11 +13,11 @@ pub struct StoreConfig {
     /// Endpoint URL (scheme and host, no bucket).
     pub endpoint: String,
     /// Address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key`. OSS accepts
-    /// only virtual-hosted style (403 `SecondLevelDomainForbidden` otherwise, §4 "Endpoints and
-    /// addressing"); generic servers on an IP address or `localhost` need path style.
+    /// only virtual-hosted style (403 `SecondLevelDomainForbidden` otherwise, docs/CLOUD-API.md
+    /// §OSS); generic servers on an IP address or `localhost` need path style.
     pub path_style: bool,
     /// Sign the SHA-256 of each part body. Off by default: it would be a second full SHA-256
-    /// pass (0.65 CPU-s/GiB) on top of the stream's, while `Content-MD5` already protects every
+    /// pass on top of the stream's, while `Content-MD5` already protects every
     /// part and TLS the transport; `x-amz-content-sha256: UNSIGNED-PAYLOAD` is accepted by S3
     /// and used against OSS by other uploaders (stormkit-io PR #159).
     pub sign_payload: bool,

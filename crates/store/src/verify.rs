@@ -4,7 +4,7 @@
 //! verified Complete. Object metadata is fixed at CreateMultipartUpload, before the last part
 //! (and so the SHA-256) exists; setting it afterwards needs CopyObject onto itself, which OSS
 //! limits in size for plain copies (large images would need an UploadPartCopy of every part)
-//! and which some OSS S3-compat paths refuse (cloud-api.md §4: `x-amz-copy-source` ignored);
+//! and which some OSS S3-compat paths refuse (docs/CLOUD-API.md §OSS: `x-amz-copy-source` ignored);
 //! object tagging is not in OSS's S3-compatible API subset. A sidecar works on every server.
 //! The record names the object's ETag and size, so a replaced object no longer matches it,
 //! and a digest of the source's identity, so that a re-run knows the object is its own

@@ -3,9 +3,9 @@
 //! one record per block — except that a run of full all-zero blocks is one record — followed by
 //! the disk size as a little-endian u64. A block's record is the byte 1 and its digest; a run
 //! of zero blocks is the byte 0 and the run's length in blocks (u64 little-endian). So the
-//! work follows the data, not the virtual size: a hole of any length costs one record. BLAKE3 (one of blkhash's digests) hashes a 64 KiB block about
-//! four times faster than SHA-256 with SHA-NI, and this digest is computed before an import's
-//! upload starts, so its time is the user's.
+//! work follows the data, not the virtual size: a hole of any length costs one record. BLAKE3
+//! (one of blkhash's digests) hashes a 64 KiB block faster than SHA-256 even with SHA-NI, and
+//! this digest is computed before an import's upload starts, so its time is the user's.
 //!
 //! A block that is all zeros, whether read or known from metadata to be a hole, contributes the
 //! precomputed zero-block digest, so the RAW, VHD and QCOW2 forms of the same disk give the same

@@ -3,8 +3,8 @@
 //! failure or interruption.
 //!
 //! Writes go through `O_DIRECT` where the file system allows it and the range is aligned as it
-//! asks (`statx` `STATX_DIOALIGN`): buffered writeback runs at ~0.4 GiB/s on the project's VMs
-//! against ~1.8 GiB/s direct (performance-limits.md §B.4). Other ranges are written buffered and
+//! asks (`statx` `STATX_DIOALIGN`): buffered writeback is slower than direct writes on
+//! virtual disks (docs/LIMITS.md §Memory). Other ranges are written buffered and
 //! pushed out early with `sync_file_range`; the final fsync covers both.
 
 use std::cell::Cell;

@@ -1,7 +1,7 @@
 //! A bounded pool of reused byte buffers.
 //!
-//! Fresh memory is expensive on the project's VMs (first touch runs at ~0.4 GiB/s because of
-//! balloon free-page reporting, performance-limits.md §B.6), and buffers above glibc's mmap
+//! Fresh memory is expensive on VMs whose balloon reports free pages (first touch takes a host
+//! fault, docs/LIMITS.md §Memory), and buffers above glibc's mmap
 //! threshold are unmapped on free. So every large buffer the streaming engine uses comes from
 //! here: at most `max_buffers` are ever allocated, and a dropped buffer goes back to the pool.
 //! Every buffer starts on a [`BUFFER_ALIGN`] boundary, so it can be written with `O_DIRECT`.

@@ -34,7 +34,7 @@ pub const CHUNK_SIZE: usize = 4 * 1024 * 1024;
 /// Default part size of a stream that hashes each part (an upload): S3's 5 MiB minimum for
 /// every part but the last (OSS takes 100 KiB), so a batch of [`MD5_LANES`] parts and those
 /// in flight take as little fresh memory as S3 allows (first touch is costly on VMs whose
-/// balloon reports free pages: performance-limits.md §B.6).
+/// balloon reports free pages: docs/LIMITS.md §Memory).
 pub const HASHED_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// Memory the part buffers may use by default.
 pub const DEFAULT_BUFFER_BUDGET: u64 = 192 * 1024 * 1024;
@@ -65,11 +65,11 @@ pub struct StreamOptions {
     pub buffers: usize,
     /// Set from a signal handler to stop the stream at the next part.
     pub cancel: Option<Arc<AtomicBool>>,
-    /// Skip the whole-stream SHA-256 (serial, ~1.5 GiB/s: 26 s for a 40 GiB sparse RAW
+    /// Skip the whole-stream SHA-256 (serial on one core: it dominates for a large sparse RAW
     /// output, where everything else is nearly free); [`StreamDigests::sha256`] is then empty.
     pub skip_sha256: bool,
-    /// Skip the per-part MD5 (~1.7 CPU-s per GiB), which only an upload's `Content-MD5` and the
-    /// multipart ETag need; [`Part::md5`] is then `None`.
+    /// Skip the per-part MD5 (a full pass over every part), which only an upload's `Content-MD5`
+    /// and the multipart ETag need; [`Part::md5`] is then `None`.
     pub skip_part_md5: bool,
 }
 

@@ -1,6 +1,6 @@
 //! `imgport image create` (ECS CreateImage) against the emulator: each source waits for
 //! Available, idempotency by ClientToken, every local rule refused before sending, and the
-//! emulator's documented error codes (seed 001).
+//! emulator's documented error codes (docs/CLOUD-API.md §CreateImage).
 
 use super::*;
 use imgport::cloud::aliyun::ecs::{CreateImageRequest, ImageSource};

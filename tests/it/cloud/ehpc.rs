@@ -1,6 +1,6 @@
-//! `imgport ehpc add-image` (E-HPC Instant 2023-07-01 AddImage, seed 004) against the
-//! emulator: VM and container images, the pipeline's `register_vm_image`, the password kept
-//! out of every output, every local rule refused before sending, and documented error codes.
+//! `imgport ehpc add-image` (E-HPC Instant 2023-07-01 AddImage, docs/CLOUD-API.md §EHPC) against
+//! the emulator: VM and container images, the pipeline's `register_vm_image`, the password kept out
+//! of every output, every local rule refused before sending, and documented error codes.
 
 use super::*;
 use imgport::cloud::aliyun::ecs::{CreateImageRequest, ImageSource};

@@ -1,6 +1,6 @@
-//! `imgport ksyun reinstall` (KEC 2016-03-04 ModifyInstanceImage, seed 002) against the
-//! emulator over SigV4: reinstalls that change the emulator's state, every local rule refused
-//! before sending, the seed's error codes, and signature checks (the client signs with the
+//! `imgport ksyun reinstall` (KEC 2016-03-04 ModifyInstanceImage, docs/CLOUD-API.md §KEC) against
+//! the emulator over SigV4: reinstalls that change the emulator's state, every local rule refused
+//! before sending, the documented error codes, and signature checks (the client signs with the
 //! `aws-sigv4` crate, the emulator verifies with its own code).
 
 use std::time::SystemTime;

@@ -1,6 +1,6 @@
-//! `imgport image modify` (ECS ModifyImageAttribute, seed 000) against the emulator: every
-//! attribute, deprecate and undo, DryRun, every local rule refused before sending, and the
-//! emulator's documented error codes.
+//! `imgport image modify` (ECS ModifyImageAttribute, docs/CLOUD-API.md §ModifyImageAttribute)
+//! against the emulator: every attribute, deprecate and undo, DryRun, every local rule refused
+//! before sending, and the emulator's documented error codes.
 
 use super::*;
 use imgport::cloud::aliyun::ecs::{CreateImageRequest, ImageSource};

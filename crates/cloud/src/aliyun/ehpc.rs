@@ -1,5 +1,5 @@
 //! E-HPC Instant (`EhpcInstant`, API 2023-07-01) AddImage: register a VM image (an ECS image
-//! id) or a container image for HPC jobs (seed 004, cloud-api.md §5).
+//! id) or a container image for HPC jobs (docs/CLOUD-API.md §EHPC).
 //!
 //! Transport is the Alibaba RPC client of [`super::rpc`] (V3 by default) against
 //! `ehpcinstant.<region>.aliyuncs.com`; `VMImageSpec` and `ContainerImageSpec` travel as one
@@ -82,7 +82,7 @@ pub struct AddImageResponse {
 }
 
 fn invalid(field: &str, rule: &str) -> Invalid {
-    // Seed 004 answers every parameter error with `InvalidParams`.
+    // AddImage answers every parameter error (docs/CLOUD-API.md §EHPC) with `InvalidParams`.
     Invalid::new(field, "InvalidParams", rule)
 }
 
@@ -117,9 +117,9 @@ impl AddImageRequest {
         }
     }
 
-    /// Checks the rules of seed 004 before any call: Name is required; a VM image needs its
-    /// ImageId, a container image its RegistryUrl; an ACR Enterprise instance id only with
-    /// `IsACREnterprise`, Enterprise only with `IsACRRegistry`; a credential needs server,
+    /// Checks the rules of docs/CLOUD-API.md §EHPC before any call: Name is required; a VM image
+    /// needs its ImageId, a container image its RegistryUrl; an ACR Enterprise instance id only
+    /// with `IsACREnterprise`, Enterprise only with `IsACRRegistry`; a credential needs server,
     /// user name and password.
     pub fn validate(&self) -> Result<(), Invalid> {
         if self.name.trim().is_empty() {

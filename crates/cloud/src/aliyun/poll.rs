@@ -1,7 +1,7 @@
-//! Waiting for an imported image to become `Available` (cloud-api.md §2): poll DescribeImages
-//! with the full Status list at a fixed interval under an overall timeout, report `Progress`
-//! (or the task's `TaskProcess`) through [`Reporter`], tolerate "not found" for a bounded
-//! number of polls, fetch the failure reason from DescribeTaskAttribute on `CreateFailed` /
+//! Waiting for an imported image to become `Available` (docs/CLOUD-API.md §Polling): poll
+//! DescribeImages with the full Status list at a fixed interval under an overall timeout, report
+//! `Progress` (or the task's `TaskProcess`) through [`Reporter`], tolerate "not found" for a
+//! bounded number of polls, fetch the failure reason from DescribeTaskAttribute on `CreateFailed` /
 //! `UnAvailable`, and cancel the task when the caller's cancellation future fires.
 
 use std::future::Future;
@@ -77,7 +77,7 @@ pub enum WaitError {
 }
 
 impl WaitError {
-    /// The process exit code DESIGN.md fixes for this outcome: 5 for an import that ended in
+    /// The process exit code for this outcome (README "Exit codes"): 5 for an import that ended in
     /// CreateFailed/UnAvailable, 130 when interrupted, 4 for other cloud errors.
     pub fn exit_code(&self) -> u8 {
         match self {

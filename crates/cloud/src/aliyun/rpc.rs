@@ -1,4 +1,4 @@
-//! The Alibaba Cloud RPC client in layers (STYLE.md #10, #11): a pure request builder, the
+//! The Alibaba Cloud RPC client in layers: a pure request builder, the
 //! pure signers of [`super::sign`], an injected [`Transport`], ONE [`parse_error`] that turns
 //! a failed answer into a typed [`ApiError`], and ONE retry predicate ([`retry_delay`]) with
 //! capped exponential backoff and jitter.
@@ -54,10 +54,10 @@ impl Default for RetryPolicy {
 }
 
 /// Endpoint of ECS in `region`: `ecs.<region>.aliyuncs.com`, except where the Go SDK's
-/// EndpointMap (`ecs-20140526/client/client.go`, cloud-api.md §3) says otherwise.
+/// EndpointMap (`ecs-20140526/client/client.go`, docs/CLOUD-API.md §Endpoints) says otherwise.
 pub fn ecs_endpoint(region: &str) -> String {
     /// Regions the Go SDK sends to the central endpoint (cn-wuhan and cn-zhangbei per
-    /// cloud-api.md §3; the gov/finance/internal ones from the same map).
+    /// docs/CLOUD-API.md §Endpoints; the gov/finance/internal ones from the same map).
     const CENTRAL: &[&str] = &[
         "cn-wuhan",
         "cn-zhangbei",

@@ -2,7 +2,7 @@
 //! `SignatureVersion=1.0`) and V3 (`ACS3-HMAC-SHA256`), with the RFC 3986 percent-encoding
 //! Alibaba specifies. No I/O, no clock, no randomness: the client and the emulator both call
 //! these with explicit inputs, and the unit tests pin every published vector
-//! (reference/cloud-api.md §3).
+//! (docs/CLOUD-API.md §Signing).
 
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
@@ -15,8 +15,8 @@ pub const V3_ALGORITHM: &str = "ACS3-HMAC-SHA256";
 /// Hex SHA-256 of an empty body: the `x-acs-content-sha256` of every RPC call without a body.
 pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/// Percent-encodes `s` as Alibaba's signatures require (cloud-api.md §3): UTF-8 bytes, only
-/// `A-Z a-z 0-9 - _ . ~` literal, upper-case hex, so a space is `%20` and `*` is `%2A`.
+/// Percent-encodes `s` as Alibaba's signatures require (docs/CLOUD-API.md §Signing): UTF-8 bytes,
+/// only `A-Z a-z 0-9 - _ . ~` literal, upper-case hex, so a space is `%20` and `*` is `%2A`.
 pub fn percent_encode(s: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(s.len());
@@ -257,7 +257,7 @@ mod tests {
         assert_eq!(percent_encode("AZaz09-_.~"), "AZaz09-_.~");
     }
 
-    /// cloud-api.md §3 V2 vector 1 (official doc, DescribeRegions).
+    /// V2 vector 1: the V2 signature doc's DescribeRegions example.
     #[test]
     fn v2_doc_example_describe_regions() {
         let p = params(&[
@@ -281,7 +281,7 @@ mod tests {
         );
     }
 
-    /// cloud-api.md §3 V2 vector 2 (newer doc, DescribeDedicatedHosts); parameter order in
+    /// V2 vector 2: the newer doc's DescribeDedicatedHosts example; parameter order in
     /// the input must not matter.
     #[test]
     fn v2_doc_example_describe_dedicated_hosts() {
@@ -302,7 +302,7 @@ mod tests {
         );
     }
 
-    /// cloud-api.md §3 V2 vector 3 (darabonba-openapi-util unit tests).
+    /// V2 vector 3: the darabonba-openapi-util unit tests.
     #[test]
     fn v2_darabonba_vectors() {
         let p = params(&[("query", "test"), ("body", "test")]);
@@ -323,7 +323,7 @@ mod tests {
         );
     }
 
-    /// cloud-api.md §3 V3 official worked example: canonical request, its hash, signature and
+    /// The V3 signature doc's worked example: canonical request, its hash, signature and
     /// Authorization header.
     #[test]
     fn v3_doc_worked_example() {
@@ -380,7 +380,7 @@ mod tests {
         );
     }
 
-    /// cloud-api.md §3 darabonba V3 vectors: an empty query value and a header repeated under
+    /// The darabonba-openapi-util V3 vectors: an empty query value and a header repeated under
     /// two spellings of its name (`x-acs-test:http,https`).
     #[test]
     fn v3_darabonba_vectors_with_repeated_headers() {

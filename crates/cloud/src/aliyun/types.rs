@@ -1,6 +1,6 @@
 //! Closed value sets of the ECS image APIs (Architecture, Platform, BootMode …) as Rust enums
 //! with their exact wire spelling, so requests can only carry documented values
-//! (reference/cloud-api.md §1, seeds 000/003).
+//! (docs/CLOUD-API.md §ImportImage, §ModifyImageAttribute).
 
 /// Declares an enum whose variants map to fixed wire strings, with `as_str`, a
 /// case-insensitive `parse`, `ALL`, `Display` and string serde.

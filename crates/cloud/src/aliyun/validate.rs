@@ -1,8 +1,8 @@
 //! The documented parameter rules of the ECS image APIs, as pure functions shared by the
 //! client (checks before any call) and the emulator (answers with the documented error code).
 //!
-//! Sources: seeds 003 (ImportImage), 000 (ModifyImageAttribute), 001 (CreateImage) and
-//! reference/cloud-api.md §1. Each failure carries the ECS error code the service returns.
+//! Source: docs/CLOUD-API.md §ImportImage, §ModifyImageAttribute and §CreateImage. Each failure
+//! carries the ECS error code the service returns.
 
 /// A parameter that breaks a documented rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,13 +27,13 @@ impl Invalid {
     }
 }
 
-/// Most disks one ImportImage takes: N = 1 (system) ..= 17 (seed 003, cloud-api.md §1).
+/// Most disks one ImportImage takes: N = 1 (system) ..= 17 (docs/CLOUD-API.md §ImportImage).
 pub const MAX_DISKS: usize = 17;
 /// Most tags per request (`Tag.N`, N = 1..20).
 pub const MAX_TAGS: usize = 20;
-/// DiskImageSize range in GiB (cloud-api.md §1: 1–2048 for every N).
+/// DiskImageSize range in GiB (docs/CLOUD-API.md §ImportImage: 1–2048 for every N).
 pub const DISK_IMAGE_SIZE_GIB: std::ops::RangeInclusive<u64> = 1..=2048;
-/// Longest ClientToken, in ASCII characters (seed 001).
+/// Longest ClientToken, in ASCII characters (docs/CLOUD-API.md §CreateImage).
 pub const MAX_CLIENT_TOKEN: usize = 64;
 
 fn has_url(s: &str) -> bool {
@@ -44,9 +44,9 @@ fn starts_reserved(s: &str) -> bool {
     s.starts_with("acs:") || s.starts_with("aliyun")
 }
 
-/// A name of 2–128 characters that starts with a letter (Latin or CJK/kana, seed 003), does
-/// not start with `acs:`/`aliyun`, holds no `http(s)://`, and uses only letters, digits and
-/// `. : _ -`. Shared by ImageName and ImageFamily.
+/// A name of 2–128 characters that starts with a letter (Latin or CJK/kana, docs/CLOUD-API.md
+/// §ImportImage), does not start with `acs:`/`aliyun`, holds no `http(s)://`, and uses only
+/// letters, digits and `. : _ -`. Shared by ImageName and ImageFamily.
 fn name_rule(field: &str, value: &str, code: &'static str) -> Result<(), Invalid> {
     let fail = |rule: &str| Err(Invalid::new(field, code, format!("{rule} (got {value:?})")));
     let len = value.chars().count();
@@ -78,7 +78,8 @@ pub fn image_name(value: &str) -> Result<(), Invalid> {
     name_rule("ImageName", value, "InvalidImageName.Malformed")
 }
 
-/// ImageFamily (ModifyImageAttribute, seed 000): same shape as ImageName.
+/// ImageFamily (ModifyImageAttribute, docs/CLOUD-API.md §ModifyImageAttribute): same shape as
+/// ImageName.
 pub fn image_family(value: &str) -> Result<(), Invalid> {
     name_rule("ImageFamily", value, "InvalidImageFamily.Malformed")
 }
@@ -102,7 +103,7 @@ pub fn description(value: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// ClientToken: 1–64 printable ASCII characters (seed 001).
+/// ClientToken: 1–64 printable ASCII characters (docs/CLOUD-API.md §CreateImage).
 pub fn client_token(value: &str) -> Result<(), Invalid> {
     if value.is_empty()
         || value.len() > MAX_CLIENT_TOKEN
@@ -268,13 +269,15 @@ pub fn disk_count(n: usize) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// CreateImage `DiskDeviceMapping.N.Size` range in GiB (seed 001: [5, 20000]).
+/// CreateImage `DiskDeviceMapping.N.Size` range in GiB (docs/CLOUD-API.md §CreateImage: [5,
+/// 20000]).
 pub const CREATE_DISK_SIZE_GIB: std::ops::RangeInclusive<u64> = 5..=20000;
-/// Longest CreateImage ImageVersion (seed 001: [1, 40]).
+/// Longest CreateImage ImageVersion (docs/CLOUD-API.md §CreateImage: [1, 40]).
 pub const MAX_IMAGE_VERSION: usize = 40;
 
-/// CreateImage Description (seed 001): 0–256 characters, not starting with `http://` or
-/// `https://` (ImportImage and ModifyImageAttribute ask for at least 2, see [`description`]).
+/// CreateImage Description (docs/CLOUD-API.md §CreateImage): 0–256 characters, not starting with
+/// `http://` or `https://` (ImportImage and ModifyImageAttribute ask for at least 2, see
+/// [`description`]).
 pub fn create_description(value: &str) -> Result<(), Invalid> {
     let fail = |rule: String| {
         Err(Invalid::new(
@@ -293,7 +296,7 @@ pub fn create_description(value: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// CreateImage ImageVersion (seed 001): 1–40 ASCII letters and digits.
+/// CreateImage ImageVersion (docs/CLOUD-API.md §CreateImage): 1–40 ASCII letters and digits.
 pub fn image_version(value: &str) -> Result<(), Invalid> {
     let len = value.chars().count();
     if !(1..=MAX_IMAGE_VERSION).contains(&len) || !value.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -307,7 +310,7 @@ pub fn image_version(value: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// CreateImage `DiskDeviceMapping.N.Size` in GiB: 5–20000 (seed 001).
+/// CreateImage `DiskDeviceMapping.N.Size` in GiB: 5–20000 (docs/CLOUD-API.md §CreateImage).
 pub fn create_disk_size(n: usize, gib: u64) -> Result<(), Invalid> {
     if CREATE_DISK_SIZE_GIB.contains(&gib) {
         return Ok(());
@@ -319,9 +322,9 @@ pub fn create_disk_size(n: usize, gib: u64) -> Result<(), Invalid> {
     ))
 }
 
-/// The device name CreateImage's mapping N must carry (seed 001): N = 1 is the one system
-/// disk `/dev/xvda`; data disks follow in order, `/dev/xvdb` … `/dev/xvdq` (N ≤ 17), no gaps
-/// and no duplicates. `None` when N is outside 1..=17.
+/// The device name CreateImage's mapping N must carry (docs/CLOUD-API.md §CreateImage): N = 1 is
+/// the one system disk `/dev/xvda`; data disks follow in order, `/dev/xvdb` … `/dev/xvdq` (N ≤ 17),
+/// no gaps and no duplicates. `None` when N is outside 1..=17.
 pub fn create_device_for(n: usize) -> Option<String> {
     if !(1..=MAX_DISKS).contains(&n) {
         return None;
@@ -332,7 +335,7 @@ pub fn create_device_for(n: usize) -> Option<String> {
 
 /// CreateImage `DiskDeviceMapping.N.Device`: must be [`create_device_for`]`(n)`; a repeated or
 /// out-of-order name breaks the rule "one system disk `/dev/xvda`, data disks `/dev/xvdb` to
-/// `/dev/xvdz` in order without duplicates" (seed 001).
+/// `/dev/xvdz` in order without duplicates" (docs/CLOUD-API.md §CreateImage).
 pub fn create_device(n: usize, device: &str) -> Result<(), Invalid> {
     let field = format!("DiskDeviceMapping.{n}.Device");
     match create_device_for(n) {

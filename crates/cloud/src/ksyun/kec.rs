@@ -1,5 +1,5 @@
 //! KEC (API 2016-03-04) ModifyInstanceImage: reinstall an instance's operating system, or
-//! replace it with another image (seed 002, cloud-api.md §5). The rules of seed 002 are pure
+//! replace it with another image (docs/CLOUD-API.md §KEC). Its documented rules are pure
 //! functions shared by the client (checked before any call) and the emulator.
 
 use base64::Engine as _;
@@ -15,16 +15,17 @@ use imgport_base::secret::Secret;
 pub const KEC_VERSION: &str = "2016-03-04";
 /// SigV4 service name of KEC.
 pub const KEC_SERVICE: &str = "kec";
-/// Most key pairs per instance (seed 002: `InvalidParameter.InstanceKeyLimitExceeded`).
+/// Most key pairs per instance (docs/CLOUD-API.md §KEC:
+/// `InvalidParameter.InstanceKeyLimitExceeded`).
 pub const MAX_KEYS: usize = 10;
-/// Password length range (seed 002: 8 to 32 characters).
+/// Password length range (docs/CLOUD-API.md §KEC: 8 to 32 characters).
 pub const PASSWORD_LEN: std::ops::RangeInclusive<usize> = 8..=32;
 /// Largest user-data file imgport reads before encoding (imgport's own bound, not a KEC
 /// rule: user data is a small boot script).
 pub const MAX_USER_DATA_BYTES: usize = 64 * 1024;
 
 /// Whether `s` is a standard lower-case UUID `^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`
-/// (seed 002, InstanceId and ImageId).
+/// (docs/CLOUD-API.md §KEC, InstanceId and ImageId).
 pub fn is_uuid(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
@@ -79,9 +80,10 @@ pub fn key_ids(keys: &[String]) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// InstancePassword (seed 002): 8–32 visible ASCII characters with at least one upper-case
-/// letter, one lower-case letter and one digit. The error never shows the password. The code
-/// follows the `<Field>InvalidParameterValue` pattern of the seed's table (unverified).
+/// InstancePassword (docs/CLOUD-API.md §KEC): 8–32 visible ASCII characters with at least one
+/// upper-case letter, one lower-case letter and one digit. The error never shows the password. The
+/// code follows the `<Field>InvalidParameterValue` pattern of the documented error table
+/// (unverified).
 pub fn password(p: &str) -> Result<(), Invalid> {
     let fail = |rule: &str| {
         Err(Invalid::new(
@@ -103,7 +105,7 @@ pub fn password(p: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// UserData: standard base64 (seed 002: "must be base64 encoded").
+/// UserData: standard base64 (docs/CLOUD-API.md §KEC: "must be base64 encoded").
 pub fn user_data(b64: &str) -> Result<(), Invalid> {
     base64::engine::general_purpose::STANDARD
         .decode(b64)
@@ -117,8 +119,8 @@ pub fn user_data(b64: &str) -> Result<(), Invalid> {
         })
 }
 
-/// How the reinstalled system is logged into: exactly one (seed 002: "KeepImageLogin and
-/// InstancePassword: one of the two is required").
+/// How the reinstalled system is logged into: exactly one (docs/CLOUD-API.md §KEC: "KeepImageLogin
+/// and InstancePassword: one of the two is required").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Login {
     /// `InstancePassword`.
@@ -182,7 +184,7 @@ impl ModifyInstanceImageRequest {
         self
     }
 
-    /// Checks every rule of seed 002; the first broken one is the error.
+    /// Checks every rule of docs/CLOUD-API.md §KEC; the first broken one is the error.
     pub fn validate(&self) -> Result<(), Invalid> {
         instance_id(&self.instance_id)?;
         if let Some(i) = &self.image_id {

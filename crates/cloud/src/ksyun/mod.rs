@@ -1,8 +1,8 @@
 //! Kingsoft Cloud (ksyun): credentials, the AWS Signature V4 client ([`sigv4`], signing by the
 //! `aws-sigv4` crate) and typed KEC 2016-03-04 requests ([`kec`]).
 //!
-//! Owns: KEC request building, validation by seed 002's rules, SigV4 signing, error parsing.
-//! Must not touch Alibaba Cloud signing; it shares only the plain HTTP seam
+//! Owns: KEC request building, validation by the rules of docs/CLOUD-API.md §KEC, SigV4 signing,
+//! error parsing. Must not touch Alibaba Cloud signing; it shares only the plain HTTP seam
 //! ([`crate::aliyun::transport`]) and the rule-failure type
 //! ([`crate::aliyun::validate::Invalid`]).
 

@@ -1,10 +1,11 @@
 //! The ksyun OpenAPI client: form-encoded POST with `Action`/`Version` in the query, signed
 //! with AWS Signature V4 (`AWS4-HMAC-SHA256`, signed headers `content-type;host;x-amz-date`,
-//! scope `<date>/<region>/<service>/aws4_request`; cloud-api.md §5) by the `aws-sigv4` crate.
-//! One [`parse_error`] turns `{"Error":{"Code","Message"},"RequestId"}` into [`KsyunApiError`].
+//! scope `<date>/<region>/<service>/aws4_request`; docs/CLOUD-API.md §KEC) by the `aws-sigv4`
+//! crate. One [`parse_error`] turns `{"Error":{"Code","Message"},"RequestId"}` into
+//! [`KsyunApiError`].
 //!
 //! Calls are not retried: ModifyInstanceImage reinstalls a system and has no idempotency
-//! token (STYLE.md #11), so a lost answer is reported, not repeated.
+//! token, so a lost answer is reported, not repeated.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

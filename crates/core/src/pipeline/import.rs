@@ -1,4 +1,4 @@
-//! One import end to end, in the order DESIGN.md fixes: inspect and plan (`prepare`), stream
+//! One import end to end, in the order of the data flow: inspect and plan (`prepare`), stream
 //! every disk converted and hashed into its object (`store`) while the content digest is
 //! computed and looked up, ImportImage, wait until `Available`, then finish the image
 //! (ModifyImageAttribute). The stages hand plain values on; this file is the only one that
@@ -159,8 +159,8 @@ pub enum ImportError {
 }
 
 impl ImportError {
-    /// Exit code per DESIGN.md: 3 refused, 2 a plan to correct, 4 cloud or storage service,
-    /// 5 CreateFailed, 130 interrupted, 1 otherwise.
+    /// Exit code per README "Exit codes": 3 refused, 2 a plan to correct, 4 cloud or storage
+    /// service, 5 CreateFailed, 130 interrupted, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             ImportError::Prepare(e) => e.exit_code(),

@@ -147,7 +147,7 @@ fn kind_of(file: &NtfsFile<'_>) -> Result<NodeKind, ntfs::NtfsError> {
 
 impl NtfsFs {
     /// The `$Volume` dirty flag: Windows did not unmount cleanly (or chkdsk is pending), so
-    /// the captured volume may be inconsistent (reference §5.2 item 5). `None` when the
+    /// the captured volume may be inconsistent (docs/INSPECTION.md §Windows). `None` when the
     /// volume information cannot be read.
     pub fn is_dirty(&self) -> Option<bool> {
         self.dirty

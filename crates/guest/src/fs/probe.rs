@@ -1,5 +1,5 @@
-//! What a volume holds, from its magic numbers (reference §3.4), and the one place that opens
-//! a reader for a detected kind ([`open_filesystem`]).
+//! What a volume holds, from its magic numbers (docs/INSPECTION.md §Probes), and the one place that
+//! opens a reader for a detected kind ([`open_filesystem`]).
 
 use std::sync::Arc;
 

@@ -11,7 +11,8 @@ use super::{DirEntry, FileSystem, FsError, NodeInfo, NodeKind};
 pub const MAX_SYMLINKS: usize = 40;
 /// Most components a resolved path may have.
 const MAX_COMPONENTS: usize = 256;
-/// Cap for configuration files read whole (libguestfs's `is_small_file`, reference §2.6).
+/// Cap for configuration files read whole (libguestfs's `is_small_file`, docs/INSPECTION.md
+/// §Fstab).
 pub const CONFIG_CAP: u64 = 2 * 1024 * 1024;
 
 /// A path as its components.

@@ -220,7 +220,7 @@ pub fn output_size_hint(tail: &[u8], file_len: u64) -> Option<usize> {
 }
 
 /// Decodes the one zstd frame at the front of `input` through `out` into `sink` with
-/// libzstd (several times faster than a pure-Rust decoder on initramfs-sized frames); returns
+/// libzstd (faster than a pure-Rust decoder on initramfs-sized frames); returns
 /// the input bytes the frame used. A frame cut short is an `UnexpectedEof`.
 fn zstd_frame(
     dec: &mut zstd::stream::raw::Decoder<'_>,

@@ -4,7 +4,7 @@
 //! and the member list of the kernel's initramfs ([`crate::initramfs`]). Also which
 //! kernel boots by default ([`boot`]) and kernel version order ([`version`]).
 //!
-//! Recipe (virt-v2v `linux_kernels.ml`, reference §2.7 and §5.2 items 7–8): a driver is
+//! Recipe (virt-v2v `linux_kernels.ml`, docs/INSPECTION.md §Drivers): a driver is
 //! present when its module file exists or `CONFIG_X` is `y`/`m`; it is available at boot when
 //! it is built in or its module is in the initramfs.
 //!

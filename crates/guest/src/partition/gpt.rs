@@ -299,7 +299,7 @@ pub fn format_guid(g: &[u8; 16]) -> String {
     )
 }
 
-/// Short names of well-known GPT type GUIDs (reference §3.4).
+/// Short names of well-known GPT type GUIDs (docs/INSPECTION.md §Probes).
 pub fn type_name(guid: &str) -> Option<&'static str> {
     Some(match guid {
         super::GUID_ESP => "EFI System",

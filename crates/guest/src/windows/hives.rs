@@ -1,6 +1,6 @@
 //! The registry half of the Windows recipe: what `SOFTWARE` and `SYSTEM` say about the
-//! version, the control set, boot drivers and cloudbase-init (reference §2.5, §5.2 items 5,
-//! 8, 9, 10). Reads hives only through `guest::registry`.
+//! version, the control set, boot drivers and cloudbase-init (docs/INSPECTION.md
+//! §Windows). Reads hives only through `guest::registry`.
 
 use super::WindowsFacts;
 use crate::registry::{Hive, Key, RegistryError};

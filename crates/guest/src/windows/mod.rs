@@ -1,7 +1,7 @@
 //! Windows facts from a system volume: version and edition, the ImportImage platform,
 //! architecture, the current control set, boot drivers (virtio, NVMe) and cloudbase-init.
 //!
-//! Owns the Windows recipe (reference §2.5, §5.2 items 4, 5, 8, 9, 10): which files and registry
+//! Owns the Windows recipe (docs/INSPECTION.md §Windows): which files and registry
 //! keys to read and what they mean. Reads only through [`FileSystem`] and the hive reader in
 //! `guest::registry`; it must not parse file systems or hives itself, nor touch partitions.
 //! Problems inside the guest (an unreadable or dirty hive, a compressed `cmd.exe`, a client
@@ -24,7 +24,7 @@ use imgport_image::{Finding, Severity};
 
 pub use version::{Product, VersionInfo, WINDOWS_11_BUILD, product};
 
-/// SystemRoot candidates, in libguestfs's order (reference §2.5).
+/// SystemRoot candidates, in libguestfs's order (docs/INSPECTION.md §Windows).
 const SYSTEMROOTS: [&str; 5] = ["Windows", "WINNT", "Win32", "Win", "ReactOS"];
 /// Bytes of `cmd.exe` we read for its PE header.
 const PE_HEADER_BYTES: usize = 4096;
@@ -400,7 +400,8 @@ fn classify(w: &mut WindowsFacts) {
     w.product = Some(p.name);
 }
 
-/// A non-zero `hiberfil.sys` header means hibernation or Fast Startup (reference §5.2 item 5).
+/// A non-zero `hiberfil.sys` header means hibernation or Fast Startup (docs/INSPECTION.md
+/// §Windows).
 fn hibernation(fs: &dyn FileSystem, w: &mut WindowsFacts) -> Result<(), FsError> {
     let Some(path) = find_path(fs, &["hiberfil.sys"])? else {
         return Ok(());

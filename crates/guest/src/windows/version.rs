@@ -1,8 +1,9 @@
 //! Windows version numbers → product names and the ImportImage `Platform` value.
 //!
-//! Pure functions. Rules from the reference §2.5 (libguestfs osinfo mapping, build ≥ 22000 is
-//! Windows 11, servers by build: 14393 = 2016, 17763 = 2019, 20348 = 2022, 26100 = 2025) and
-//! the ImportImage `Platform` list in cloud-api.md, which stops at `Windows Server 2022`.
+//! Pure functions. Rules from docs/INSPECTION.md §Windows (libguestfs osinfo mapping, build ≥ 22000
+//! is Windows 11, servers by build: 14393 = 2016, 17763 = 2019, 20348 = 2022, 26100 = 2025) and the
+//! ImportImage `Platform` list (docs/CLOUD-API.md §ImportImage), which stops at `Windows Server
+//! 2022`.
 
 /// What the version values say about the product.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +24,7 @@ pub struct VersionInfo {
     pub product_name: String,
 }
 
-/// Server year by 10.0 build (Microsoft's release information; reference §2.5).
+/// Server year by 10.0 build (Microsoft's release information; docs/INSPECTION.md §Windows).
 const SERVER_BUILDS: [(u32, &str); 4] = [
     (14393, "2016"),
     (17763, "2019"),

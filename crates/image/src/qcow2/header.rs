@@ -1,6 +1,6 @@
-//! The QCOW2 header (qcow2.rst "Header", reference §3.1): decoded from a byte slice, then
-//! judged field by field against the spec and QEMU's limits. Pure: no I/O, no extensions,
-//! no tables.
+//! The QCOW2 header (qcow2 spec, QEMU `docs/interop/qcow2.rst` "Header"): decoded from a byte
+//! slice, then judged field by field against the spec and QEMU's limits. Pure: no I/O, no
+//! extensions, no tables.
 
 use super::{INCOMPAT_KNOWN, be32, be64};
 use crate::{Severity, Verdict};
@@ -190,7 +190,7 @@ impl Header {
         }
     }
 
-    /// Judges the header against the file size: every safety rule of the reference §5.1
+    /// Judges the header against the file size: every safety rule of docs/INSPECTION.md §Safety
     /// item 3 and the sanity limits QEMU applies. Returns `false` when the layout itself is
     /// unusable (nothing after the header can be checked); other refusals are only recorded.
     pub fn validate(&self, file_size: u64, v: &mut Verdict<'_>) -> bool {
@@ -324,7 +324,8 @@ impl Header {
         usable
     }
 
-    /// The rules that make an image unsafe to read however sane it is (reference §5.1 item 3).
+    /// The rules that make an image unsafe to read however sane it is (docs/INSPECTION.md §Safety
+    /// item 3).
     fn validate_safety(&self, v: &mut Verdict<'_>) {
         if self.crypt_method != 0 {
             let what = match self.crypt_method {

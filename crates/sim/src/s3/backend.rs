@@ -320,7 +320,7 @@ impl S3 for Backend {
             metadata: metadata_out(&found.meta),
             ..Default::default()
         });
-        // OSS sends the object's CRC-64 on HEAD (cloud-api.md §4 "x-oss-hash-crc64ecma").
+        // OSS sends the object's CRC-64 on HEAD (docs/CLOUD-API.md §OSS).
         crc_header(&mut resp, found.meta.crc64);
         Ok(resp)
     }

@@ -1,6 +1,6 @@
 //! The part MD5s of all request bodies being received, hashed together. One MD5 stream is
-//! about 0.55 GiB/s per core (performance-limits.md §B.5) and the multi-buffer MD5 hashes
-//! sixteen lanes for about the cost of one, so one thread hashes the bodies' batches in
+//! serial and costly per byte, while the multi-buffer MD5 hashes sixteen lanes for about the
+//! cost of one, so one thread hashes the bodies' batches in
 //! rounds, one lane per body.
 //!
 //! A body hands its batches over and goes on receiving and writing; only its last batch

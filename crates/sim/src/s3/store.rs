@@ -354,8 +354,8 @@ pub fn open_direct(path: &Path) -> Option<File> {
 
 /// Writes `data` at `offset` of `file`. When memory, offset and length are aligned to
 /// [`DIRECT_ALIGN`], through `direct` (the same file opened with `O_DIRECT`): an object's
-/// bytes then go to the disk without filling the page cache, whose fresh pages cost this
-/// VM 2–4 CPU-s per GiB written (performance-limits.md §B.6). Anything else, or a direct
+/// bytes then go to the disk without filling the page cache, whose fresh pages are costly
+/// on VMs with balloon free-page reporting (docs/LIMITS.md §Memory). Anything else, or a direct
 /// write the file system refuses, goes through `file`.
 pub fn write_at(file: &File, direct: Option<&File>, data: &[u8], offset: u64) -> io::Result<()> {
     let aligned = |n: usize| n.is_multiple_of(DIRECT_ALIGN);

@@ -1,4 +1,4 @@
-//! QCOW2 v3 output layout (`docs/interop/qcow2.rst`; reference §3.1): header cluster, L1
+//! QCOW2 v3 output layout (qcow2 spec, QEMU `docs/interop/qcow2.rst`): header cluster, L1
 //! table, refcount table, refcount blocks, L2 tables, then the data clusters in virtual order.
 //! 64 KiB clusters, 16-bit refcounts, no compression, no extensions. Only clusters that hold
 //! data are allocated; L2 tables only where they map one. L2 tables and refcount blocks are

@@ -1,4 +1,4 @@
-//! VHD output layouts (Microsoft VHD spec v1.0; reference §3.2): dynamic (footer copy,
+//! VHD output layouts (Microsoft VHD spec v1.0): dynamic (footer copy,
 //! `cxsparse` header, BAT, 2 MiB blocks each preceded by a 512-byte sector bitmap, footer) and
 //! fixed (the disk, then the footer).
 //!

@@ -1,5 +1,5 @@
 //! CreateImage: a custom image from a snapshot, from an instance, or from several snapshots
-//! joined by `DiskDeviceMapping` (seed 001, cloud-api.md §1 "CreateImage").
+//! joined by `DiskDeviceMapping` (docs/CLOUD-API.md §CreateImage).
 
 use serde::Deserialize;
 
@@ -9,7 +9,7 @@ use crate::aliyun::types::{Architecture, BootMode, Platform};
 use crate::aliyun::validate::{self, Invalid};
 
 /// One disk of a CreateImage `DiskDeviceMapping`: mapping 1 is the system disk, 2..=17 data
-/// disks (seed 001).
+/// disks (docs/CLOUD-API.md §CreateImage).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SnapshotDisk {
     /// Snapshot to copy; `None` makes an empty disk (5 GiB unless `size_gib` says more).
@@ -20,7 +20,8 @@ pub struct SnapshotDisk {
     pub device: Option<String>,
 }
 
-/// What the image is made from: exactly one of the three approaches of seed 001.
+/// What the image is made from: exactly one of the three approaches of docs/CLOUD-API.md
+/// §CreateImage.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImageSource {

@@ -184,7 +184,7 @@ pub struct ImageDisk {
     pub kind: String,
 }
 
-/// ModifyImageAttribute: finish an image (seed 000, cloud-api.md §1).
+/// ModifyImageAttribute: finish an image (docs/CLOUD-API.md §ModifyImageAttribute).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModifyImageAttributeRequest {
     pub region_id: String,

@@ -1,4 +1,4 @@
-//! ImportImage: register OSS objects as a custom image (seed 003, cloud-api.md §1).
+//! ImportImage: register OSS objects as a custom image (docs/CLOUD-API.md §ImportImage).
 
 use serde::Deserialize;
 
@@ -52,7 +52,7 @@ impl DiskDeviceMapping {
     }
 }
 
-/// ImportImage: register OSS objects as a custom image (seed 003, cloud-api.md §1).
+/// ImportImage: register OSS objects as a custom image (docs/CLOUD-API.md §ImportImage).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportImageRequest {
     pub region_id: String,
