@@ -11,8 +11,8 @@ use anyhow::Context;
 use clap::Args;
 
 use super::convert::parse_size;
+use super::credentials::CredentialFlags;
 use imgport_base::destination::{Destination, account_id};
-use imgport_base::secret::Secret;
 use imgport_cloud::aliyun::client::EcsClient;
 use imgport_cloud::aliyun::ehpc::EhpcClient;
 use imgport_cloud::aliyun::poll::WaitOptions;
@@ -20,7 +20,7 @@ use imgport_cloud::aliyun::rpc::ClientConfig;
 use imgport_core::pipeline::batch::Connect;
 use imgport_core::pipeline::import::ImportSettings;
 use imgport_core::plan::PlanOptions;
-use imgport_credentials::{ChainOptions, CredentialSource, Credentials};
+use imgport_credentials::{CredentialSource, Credentials};
 use imgport_image::OpenOptions;
 use imgport_sim::sandbox::{DEFAULT_IMPORT_TIME, Sandbox};
 use imgport_store::{S3Store, StoreConfig, UploadOptions, journal};
@@ -71,18 +71,9 @@ pub struct ConnectFlags {
     /// Give up waiting for an image after this many seconds.
     #[arg(long, default_value_t = 7200.0)]
     pub timeout: f64,
-    /// AccessKey ID (else ALIBABA_CLOUD_ACCESS_KEY_ID, ~/.aliyun/config.json, ECS RAM role).
-    #[arg(long)]
-    pub access_key_id: Option<String>,
-    /// AccessKey secret (prefer the environment: flags are visible to other local users).
-    #[arg(long, hide_env_values = true)]
-    pub access_key_secret: Option<String>,
-    /// STS security token.
-    #[arg(long, hide_env_values = true)]
-    pub security_token: Option<String>,
-    /// Profile of ~/.aliyun/config.json.
-    #[arg(long)]
-    pub profile: Option<String>,
+    /// As whom the cloud is called.
+    #[command(flatten)]
+    pub credentials: CredentialFlags,
     /// Import even when an image with the same disks' content (tag imgport:content-digest)
     /// exists already; skips the content-digest pass.
     #[arg(long)]
@@ -158,14 +149,9 @@ impl Connection {
     /// run inside the tokio runtime that will serve the sandbox.
     pub async fn open(flags: &ConnectFlags, buckets: &[&str]) -> anyhow::Result<Self> {
         if !flags.sandbox {
-            let chain = ChainOptions {
-                access_key_id: flags.access_key_id.clone(),
-                access_key_secret: flags.access_key_secret.clone().map(Secret::new),
-                security_token: flags.security_token.clone().map(Secret::new),
-                profile: flags.profile.clone(),
-                allow_aws_env: false,
-            };
-            let (credentials, credential_source) = imgport_credentials::resolve(&chain)
+            let (credentials, credential_source) = flags
+                .credentials
+                .resolve(false)
                 .await
                 .context("finding credentials")?;
             return Ok(Self {

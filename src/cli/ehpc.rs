@@ -124,7 +124,7 @@ pub fn run(args: EhpcArgs) -> anyhow::Result<ExitCode> {
 
 async fn add_image(a: AddImageArgs) -> anyhow::Result<ExitCode> {
     let request = a.request();
-    let client = EhpcClient::new(a.cloud.config(), a.cloud.credentials())?;
+    let client = EhpcClient::new(a.cloud.config(), a.cloud.resolve_credentials().await?)?;
     let resp = match client.add_image(&request).await {
         Ok(r) => r,
         Err(e) => return fail_rpc(&e, a.json),

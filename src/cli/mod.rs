@@ -22,6 +22,7 @@ pub mod batch;
 pub mod checksum;
 pub mod connect;
 pub mod convert;
+pub mod credentials;
 pub mod ehpc;
 pub mod image;
 pub mod import;

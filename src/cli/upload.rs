@@ -29,9 +29,9 @@ use clap::Args;
 use serde::Serialize;
 
 use super::convert::{ToArg, cancel_on_signals, open_source_with, parse_size};
+use super::credentials::CredentialFlags;
 use super::{exit, human_bytes, print_json};
-use imgport_base::secret::Secret;
-use imgport_credentials::{ChainOptions, CredentialSource};
+use imgport_credentials::CredentialSource;
 use imgport_image::OpenOptions;
 use imgport_store::multipart::{UploadOptions, UploadOutcome};
 use imgport_store::{ObjectTarget, S3Store, StoreConfig, StoreError, oss};
@@ -106,19 +106,9 @@ pub struct UploadArgs {
     /// Content-MD5 already protects each part.
     #[arg(long)]
     pub sign_payload: bool,
-    /// AccessKey ID (else ALIBABA_CLOUD_ACCESS_KEY_ID, ~/.aliyun/config.json, ECS RAM role,
-    /// AWS_ACCESS_KEY_ID).
-    #[arg(long)]
-    pub access_key_id: Option<String>,
-    /// AccessKey secret (prefer the environment: flags are visible to other local users).
-    #[arg(long, hide_env_values = true)]
-    pub access_key_secret: Option<String>,
-    /// STS security token.
-    #[arg(long, hide_env_values = true)]
-    pub security_token: Option<String>,
-    /// Profile of ~/.aliyun/config.json.
-    #[arg(long)]
-    pub profile: Option<String>,
+    /// As whom the store is called (for a plain S3 `--endpoint`, the AWS variables last).
+    #[command(flatten)]
+    pub credentials: CredentialFlags,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -336,14 +326,7 @@ fn open_stream(
 }
 
 async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<ExitCode> {
-    let chain = ChainOptions {
-        access_key_id: args.access_key_id.clone(),
-        access_key_secret: args.access_key_secret.clone().map(Secret::new),
-        security_token: args.security_token.clone().map(Secret::new),
-        profile: args.profile.clone(),
-        allow_aws_env: args.endpoint.is_some(),
-    };
-    let (credentials, cred_source) = match imgport_store::credentials::resolve(&chain).await {
+    let (credentials, cred_source) = match args.credentials.resolve(args.endpoint.is_some()).await {
         Ok(c) => c,
         Err(e) => return Ok(fail(&StoreError::Credentials(e))),
     };
