@@ -168,9 +168,7 @@ impl S3 for Backend {
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let input = req.input;
-        let max = input
-            .max_keys
-            .map_or(MAX_PAGE, |n| usize::try_from(n).unwrap_or(0).min(MAX_PAGE));
+        let max = input.max_keys.map_or(MAX_PAGE, |n| page_size(n, 0));
         let after = match (&input.continuation_token, &input.start_after) {
             (Some(t), Some(s)) => Some(t.clone().max(s.clone())),
             (t, s) => t.clone().or_else(|| s.clone()),
@@ -192,8 +190,8 @@ impl S3 for Backend {
             name: Some(input.bucket),
             prefix: input.prefix,
             delimiter: input.delimiter,
-            max_keys: Some(i32::try_from(max).unwrap_or(i32::MAX)),
-            key_count: Some(i32::try_from(count).unwrap_or(i32::MAX)),
+            max_keys: Some(wire_count(max)),
+            key_count: Some(wire_count(count)),
             is_truncated: Some(page.next.is_some()),
             continuation_token: input.continuation_token,
             next_continuation_token: page.next,
@@ -391,9 +389,7 @@ impl S3 for Backend {
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
         let input = req.input;
-        let max = input.max_parts.map_or(MAX_PAGE, |n| {
-            usize::try_from(n).unwrap_or(0).clamp(1, MAX_PAGE)
-        });
+        let max = input.max_parts.map_or(MAX_PAGE, |n| page_size(n, 1));
         let marker = input
             .part_number_marker
             .map_or(0, |m| u32::try_from(m).unwrap_or(0));
@@ -405,28 +401,23 @@ impl S3 for Backend {
         );
         let upload = blocking(move || uploads.get(&id, &bucket, &key)).await?;
         let (parts, more) = upload.parts_after(marker, max);
-        let next = parts
-            .last()
-            .filter(|_| more)
-            .map(|p| i32::try_from(p.number).unwrap_or(i32::MAX));
+        let next = parts.last().filter(|_| more).map(|p| wire_count(p.number));
         Ok(S3Response::new(ListPartsOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(input.upload_id),
             part_number_marker: input.part_number_marker,
-            max_parts: Some(i32::try_from(max).unwrap_or(i32::MAX)),
+            max_parts: Some(wire_count(max)),
             is_truncated: Some(more),
             next_part_number_marker: next,
             parts: Some(
                 parts
                     .into_iter()
                     .map(|p| s3s::dto::Part {
-                        part_number: Some(i32::try_from(p.number).unwrap_or(i32::MAX)),
+                        part_number: Some(wire_count(p.number)),
                         size: Some(i64::try_from(p.size).unwrap_or(i64::MAX)),
                         e_tag: Some(strong(&p.md5)),
-                        last_modified: Some(Timestamp::from(
-                            std::time::UNIX_EPOCH + std::time::Duration::from_millis(p.modified),
-                        )),
+                        last_modified: Some(timestamp_ms(p.modified)),
                         ..Default::default()
                     })
                     .collect(),
@@ -501,9 +492,7 @@ impl S3 for Backend {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         let input = req.input;
-        let max = input.max_uploads.map_or(MAX_PAGE, |n| {
-            usize::try_from(n).unwrap_or(0).clamp(1, MAX_PAGE)
-        });
+        let max = input.max_uploads.map_or(MAX_PAGE, |n| page_size(n, 1));
         let uploads = self.uploads.clone();
         let (bucket, prefix) = (
             input.bucket.clone(),
@@ -520,7 +509,7 @@ impl S3 for Backend {
             bucket: Some(input.bucket),
             prefix: input.prefix,
             key_marker: input.key_marker,
-            max_uploads: Some(i32::try_from(max).unwrap_or(i32::MAX)),
+            max_uploads: Some(wire_count(max)),
             is_truncated: Some(more),
             next_key_marker: next_key,
             uploads: Some(
@@ -528,9 +517,7 @@ impl S3 for Backend {
                     .map(|(id, info)| MultipartUpload {
                         key: Some(info.key),
                         upload_id: Some(id),
-                        initiated: Some(Timestamp::from(
-                            std::time::UNIX_EPOCH + std::time::Duration::from_millis(info.created),
-                        )),
+                        initiated: Some(timestamp_ms(info.created)),
                         ..Default::default()
                     })
                     .collect(),
@@ -552,6 +539,21 @@ impl S3 for Backend {
         .await?;
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))
     }
+}
+
+/// A listing's page size: what the request asked for, between `min` and [`MAX_PAGE`].
+fn page_size(asked: i32, min: usize) -> usize {
+    usize::try_from(asked).unwrap_or(0).clamp(min, MAX_PAGE)
+}
+
+/// A count as the wire's 32-bit integer, saturating.
+fn wire_count(n: impl TryInto<i32>) -> i32 {
+    n.try_into().unwrap_or(i32::MAX)
+}
+
+/// Milliseconds since the Unix epoch as an S3 timestamp.
+fn timestamp_ms(ms: u64) -> Timestamp {
+    Timestamp::from(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
 #[cfg(test)]
