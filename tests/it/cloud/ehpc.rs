@@ -123,96 +123,70 @@ fn add_vm_and_container_images() {
 
 #[test]
 fn add_image_refuses_every_local_rule_before_sending() {
-    let base = ["ehpc", "add-image", "--endpoint", DEAD_ENDPOINT];
     let url = "registry.example.com/app:1";
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["--name", "n"], "required"),
-        (vec!["--vm-image-id", "m-1"], "--name"),
+    let n = ["--name", "n"];
+    let cases: Vec<Local<'_>> = vec![
+        ("no image", vec!["--name", "n"], "required"),
+        ("no name", vec!["--vm-image-id", "m-1"], "--name"),
         (
-            vec!["--name", "n", "--vm-image-id", "m-1", "--registry-url", url],
+            "VM and container",
+            join(&n, &["--vm-image-id", "m-1", "--registry-url", url]),
             "cannot be used with",
         ),
-        (vec!["--name", " ", "--vm-image-id", "m-1"], "Name"),
         (
-            vec!["--name", "n", "--vm-image-id", ""],
+            "blank name",
+            vec!["--name", " ", "--vm-image-id", "m-1"],
+            "Name",
+        ),
+        (
+            "empty VM image id",
+            join(&n, &["--vm-image-id", ""]),
             "VMImageSpec.ImageId",
         ),
         (
-            vec!["--name", "n", "--registry-url", ""],
+            "empty registry URL",
+            join(&n, &["--registry-url", ""]),
             "ContainerImageSpec.RegistryUrl",
         ),
         (
-            vec!["--name", "n", "--registry-url", url, "--acr-enterprise"],
+            "ACR Enterprise without ACR",
+            join(&n, &["--registry-url", url, "--acr-enterprise"]),
             "ContainerImageSpec.IsACREnterprise",
         ),
         (
-            vec![
-                "--name",
-                "n",
-                "--registry-url",
-                url,
-                "--acr",
-                "--cri-id",
-                "cri-1",
-            ],
+            "CRI id without ACR Enterprise",
+            join(&n, &["--registry-url", url, "--acr", "--cri-id", "cri-1"]),
             "ContainerImageSpec.RegistryCriId",
         ),
         (
-            vec![
-                "--name",
-                "n",
-                "--registry-url",
-                url,
-                "--registry-server",
-                "r",
-            ],
+            "registry server alone",
+            join(&n, &["--registry-url", url, "--registry-server", "r"]),
             "required",
         ),
         (
-            vec![
-                "--name",
-                "n",
-                "--registry-url",
-                url,
-                "--registry-server",
-                "r",
-                "--registry-user",
-                "u",
-                "--registry-password",
-                "",
-            ],
+            "empty registry password",
+            join(
+                &n,
+                &[
+                    "--registry-url",
+                    url,
+                    "--registry-server",
+                    "r",
+                    "--registry-user",
+                    "u",
+                    "--registry-password",
+                    "",
+                ],
+            ),
             "RegistryCredential.Password",
         ),
         (
-            vec!["--name", "n", "--vm-image-id", "m-1", "--acr"],
+            "ACR with a VM image",
+            join(&n, &["--vm-image-id", "m-1", "--acr"]),
             "cannot be used with",
         ),
     ];
-    for (extra, needle) in &cases {
-        let mut args = base.to_vec();
-        args.extend(extra);
-        let run = cli(&args);
-        run.expect_code(2);
-        assert!(
-            run.stderr().contains(needle),
-            "{}: expected {needle:?} in\n{}",
-            run.cmd,
-            run.stderr()
-        );
-    }
-    let run = cli(&[
-        "ehpc",
-        "add-image",
-        "--endpoint",
-        DEAD_ENDPOINT,
-        "--json",
-        "--name",
-        "n",
-        "--vm-image-id",
-        "",
-    ]);
-    run.expect_code(2);
-    assert_eq!(json_code(&run), "InvalidParams");
+    check_local_refusals(&["ehpc", "add-image"], &cases, &[]);
 }
 
 #[test]
@@ -223,42 +197,37 @@ fn emulator_answers_add_image_error_codes() {
     let client = ehpc_client(&sim, SignatureVersion::V3);
     let ecs = sim.client(SignatureVersion::V3);
     let spec = format!(r#"{{"ImageId":"{vm}"}}"#);
-    let raw = |params: Vec<(&str, &str)>, action: &'static str| {
-        let p = pairs(&params);
-        let rpc = ecs.rpc().clone();
-        rt.block_on(async move {
-            let err = rpc
-                .call_raw(action, EHPC_VERSION, &p)
-                .await
-                .expect_err("refused");
-            let api = err.api().cloned().unwrap_or_else(|| panic!("{err:?}"));
-            (api.code, api.http_status)
-        })
-    };
-    let cases: Vec<Case<'_>> = vec![
+    let n = ("Name", "n");
+    let vm_spec = ("VMImageSpec", spec.as_str());
+    let cases: Vec<Answer<'_>> = vec![
         (
-            vec![("ImageType", "VM"), ("VMImageSpec", &spec)],
+            "no name",
+            vec![("ImageType", "VM"), vm_spec],
             "InvalidParams",
             400,
         ),
         (
-            vec![("Name", "n"), ("ImageType", "ISO"), ("VMImageSpec", &spec)],
+            "image type ISO",
+            vec![n, ("ImageType", "ISO"), vm_spec],
             "InvalidParams",
             400,
         ),
         (
-            vec![("Name", "n"), ("VMImageSpec", "not json")],
+            "spec not JSON",
+            vec![n, ("VMImageSpec", "not json")],
             "InvalidParams",
             400,
         ),
         (
-            vec![("Name", "n"), ("VMImageSpec", "{}")],
+            "spec without image id",
+            vec![n, ("VMImageSpec", "{}")],
             "InvalidParams",
             400,
         ),
         (
+            "container spec without URL",
             vec![
-                ("Name", "n"),
+                n,
                 ("ImageType", "Container"),
                 ("ContainerImageSpec", r#"{"IsACRRegistry":true}"#),
             ],
@@ -266,17 +235,18 @@ fn emulator_answers_add_image_error_codes() {
             400,
         ),
         (
-            vec![("Name", "n"), ("VMImageSpec", r#"{"ImageId":"m-nope"}"#)],
+            "unknown ECS image",
+            vec![n, ("VMImageSpec", r#"{"ImageId":"m-nope"}"#)],
             "ImageNotFound",
             404,
         ),
     ];
-    for (params, code, status) in cases {
-        let got = raw(params.clone(), "AddImage");
-        assert_eq!((got.0.as_str(), got.1), (code, status), "{params:?}");
-    }
+    check_answers(&cases, |params| {
+        rt.block_on(answer(ecs.rpc(), "AddImage", EHPC_VERSION, params))
+    });
     assert_eq!(
-        raw(vec![("Name", "n")], "DeleteImage").0,
+        rt.block_on(answer(ecs.rpc(), "DeleteImage", EHPC_VERSION, &[n]))
+            .0,
         "InvalidAction.NotFound"
     );
     rt.block_on(client.add_image(&AddImageRequest::vm("n", &vm)))
