@@ -5,6 +5,11 @@
 use super::*;
 use imgport::cloud::aliyun::ecs::{CreateImageRequest, ImageSource};
 
+/// Runs `imgport image create --endpoint EP --json ARGS`.
+fn create(ep: &str, args: &[&str]) -> crate::util::Run {
+    cli(&[&["image", "create", "--endpoint", ep, "--json"][..], args].concat())
+}
+
 #[test]
 fn create_from_each_source_waits_for_available() {
     // Two seconds: the --no-wait case below must still find the image Creating after the
@@ -106,18 +111,16 @@ fn create_from_each_source_waits_for_available() {
         );
     }
     // --no-wait returns while the image is Creating; the poller then sees Progress grow.
-    let run = cli(&[
-        "image",
-        "create",
-        "--endpoint",
+    let run = create(
         ep,
-        "--json",
-        "--no-wait",
-        "--snapshot",
-        "s-simsystem40",
-        "--name",
-        "later",
-    ]);
+        &[
+            "--no-wait",
+            "--snapshot",
+            "s-simsystem40",
+            "--name",
+            "later",
+        ],
+    );
     run.expect_code(0);
     let v = run.json();
     assert_eq!(v["status"], "Creating");
@@ -415,15 +418,7 @@ fn emulator_answers_create_image_error_codes() {
     ];
     check_answers(&cases, call);
     // The CLI surfaces the service's code under --json, with exit 4.
-    let run = cli(&[
-        "image",
-        "create",
-        "--endpoint",
-        &sim.endpoint,
-        "--json",
-        "--snapshot",
-        "s-simold2012",
-    ]);
+    let run = create(&sim.endpoint, &["--snapshot", "s-simold2012"]);
     run.expect_code(4);
     assert_eq!(json_code(&run), "InvalidSnapshot.TooOld");
 }
@@ -432,17 +427,7 @@ fn emulator_answers_create_image_error_codes() {
 fn create_failed_is_exit_5_and_ctrl_c_is_130() {
     let sim = SimProcess::start(&["--import-seconds", "1"]);
     let ep = sim.endpoint.as_str();
-    let run = cli(&[
-        "image",
-        "create",
-        "--endpoint",
-        ep,
-        "--json",
-        "--snapshot",
-        "s-simbroken",
-        "--poll-interval",
-        "0.1",
-    ]);
+    let run = create(ep, &["--snapshot", "s-simbroken", "--poll-interval", "0.1"]);
     run.expect_code(5);
     assert!(run.stderr().contains("CreateFailed"), "{}", run.stderr());
     assert!(run.json()["image_id"].as_str().unwrap().starts_with("m-"));

@@ -27,27 +27,30 @@ fn ecs_image(sim: &SimProcess, rt: &tokio::runtime::Runtime, name: &str) -> Stri
     .image_id
 }
 
+/// Runs `imgport ehpc add-image --endpoint EP --json ARGS`.
+fn add_image(ep: &str, args: &[&str]) -> crate::util::Run {
+    cli(&[&["ehpc", "add-image", "--endpoint", ep, "--json"][..], args].concat())
+}
+
 #[test]
 fn add_vm_and_container_images() {
     let sim = SimProcess::start(&["--import-seconds", "0"]);
     let rt = runtime();
     let ep = sim.endpoint.as_str();
     let vm = ecs_image(&sim, &rt, "hpc-base");
-    let run = cli(&[
-        "ehpc",
-        "add-image",
-        "--endpoint",
+    let run = add_image(
         ep,
-        "--json",
-        "--name",
-        "app-image",
-        "--image-version",
-        "V1.0",
-        "--description",
-        "Test image",
-        "--vm-image-id",
-        &vm,
-    ]);
+        &[
+            "--name",
+            "app-image",
+            "--image-version",
+            "V1.0",
+            "--description",
+            "Test image",
+            "--vm-image-id",
+            &vm,
+        ],
+    );
     run.expect_code(0);
     let v = run.json();
     assert_eq!(
@@ -71,27 +74,25 @@ fn add_vm_and_container_images() {
         .unwrap();
     assert!(fresh.success && !fresh.request_id.is_empty());
     // A container image with ACR Enterprise and private-registry credentials.
-    let run = cli(&[
-        "ehpc",
-        "add-image",
-        "--endpoint",
+    let run = add_image(
         ep,
-        "--json",
-        "--name",
-        "nginx",
-        "--registry-url",
-        "registry-vpc.cn-hangzhou.aliyuncs.com/ehpc_open/nginx:latest",
-        "--acr",
-        "--acr-enterprise",
-        "--cri-id",
-        "cri-xyz795ygf8k9",
-        "--registry-server",
-        "registry-vpc.cn-hangzhou.aliyuncs.com",
-        "--registry-user",
-        "username",
-        "--registry-password",
-        PASSWORD,
-    ]);
+        &[
+            "--name",
+            "nginx",
+            "--registry-url",
+            "registry-vpc.cn-hangzhou.aliyuncs.com/ehpc_open/nginx:latest",
+            "--acr",
+            "--acr-enterprise",
+            "--cri-id",
+            "cri-xyz795ygf8k9",
+            "--registry-server",
+            "registry-vpc.cn-hangzhou.aliyuncs.com",
+            "--registry-user",
+            "username",
+            "--registry-password",
+            PASSWORD,
+        ],
+    );
     run.expect_code(0);
     let v = run.json();
     assert_eq!(v["image_type"], "Container");
@@ -99,23 +100,21 @@ fn add_vm_and_container_images() {
     assert_eq!(v["spec"]["credential"]["password"], "***");
     assert!(!run.stdout().contains(PASSWORD) && !run.stderr().contains(PASSWORD));
     // The same registry URL again is refused; the error output has no password either.
-    let run = cli(&[
-        "ehpc",
-        "add-image",
-        "--endpoint",
+    let run = add_image(
         ep,
-        "--json",
-        "--name",
-        "nginx-2",
-        "--registry-url",
-        "registry-vpc.cn-hangzhou.aliyuncs.com/ehpc_open/nginx:latest",
-        "--registry-server",
-        "r",
-        "--registry-user",
-        "u",
-        "--registry-password",
-        PASSWORD,
-    ]);
+        &[
+            "--name",
+            "nginx-2",
+            "--registry-url",
+            "registry-vpc.cn-hangzhou.aliyuncs.com/ehpc_open/nginx:latest",
+            "--registry-server",
+            "r",
+            "--registry-user",
+            "u",
+            "--registry-password",
+            PASSWORD,
+        ],
+    );
     run.expect_code(4);
     assert_eq!(json_code(&run), "ImageAlreadyExists");
     assert!(!run.stdout().contains(PASSWORD) && !run.stderr().contains(PASSWORD));
@@ -258,17 +257,7 @@ fn emulator_answers_add_image_error_codes() {
     // An image that is still Creating is an ECS error.
     let slow = SimProcess::start(&["--import-seconds", "60"]);
     let creating = ecs_image(&slow, &rt, "creating");
-    let run = cli(&[
-        "ehpc",
-        "add-image",
-        "--endpoint",
-        &slow.endpoint,
-        "--json",
-        "--name",
-        "x",
-        "--vm-image-id",
-        &creating,
-    ]);
+    let run = add_image(&slow.endpoint, &["--name", "x", "--vm-image-id", &creating]);
     run.expect_code(4);
     assert_eq!(json_code(&run), "EcsError");
     assert_eq!(run.json()["error"]["http_status"], 406);
@@ -312,28 +301,22 @@ fn official_python_ehpc_sdk_against_the_emulator() {
     let sim = SimProcess::start(&["--import-seconds", "0"]);
     let rt = runtime();
     let image = ecs_image(&sim, &rt, "sdk-base");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ehpc-sdk-smoke.py");
-    let out = Command::new(py)
-        .arg(&script)
-        .env("SIM_ENDPOINT", sim.endpoint.trim_start_matches("http://"))
-        .env("SIM_ACCESS_KEY_ID", &sim.key_id)
-        .env("SIM_ACCESS_KEY_SECRET", &sim.secret)
-        .env("SIM_IMAGE_ID", &image)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "ehpc-sdk-smoke.py failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    let vm = format!("vm {image} success True");
+    super::sdk::run_smoke(
+        &py,
+        "ehpc-sdk-smoke.py",
+        &[
+            ("SIM_ENDPOINT", sim.endpoint.trim_start_matches("http://")),
+            ("SIM_ACCESS_KEY_ID", &sim.key_id),
+            ("SIM_ACCESS_KEY_SECRET", &sim.secret),
+            ("SIM_IMAGE_ID", &image),
+        ],
+        &[
+            &vm,
+            "again ImageAlreadyExists",
+            "success True",
+            "missing ImageNotFound",
+            "bad secret SignatureDoesNotMatch",
+        ],
     );
-    for line in [
-        format!("vm {image} success True"),
-        "again ImageAlreadyExists".to_string(),
-        "success True".to_string(),
-        "missing ImageNotFound".to_string(),
-        "bad secret SignatureDoesNotMatch".to_string(),
-    ] {
-        assert!(stdout.contains(&line), "{line:?} missing in\n{stdout}");
-    }
 }

@@ -275,40 +275,24 @@ fn poll_times_out_fails_typed_and_cancels() {
     sim.put_raw("cancel.raw", 1 << 20);
     let client = sim.client(SignatureVersion::V3);
     let rt = runtime();
+    // Imports `key`, then waits for it for up to `timeout`: the wait's error.
+    let import_then_wait = |key: &'static str, timeout: Duration| {
+        let client = &client;
+        async move {
+            let r = client.import_image(import_request(key)).await.unwrap();
+            wait_quietly(client, &r.image_id, &r.task_id, timeout)
+                .await
+                .unwrap_err()
+        }
+    };
     rt.block_on(async {
-        let slow = client
-            .import_image(import_request("slow.raw"))
-            .await
-            .unwrap();
-        let err = client
-            .wait_available(
-                &slow.image_id,
-                &slow.task_id,
-                fast_wait(Duration::from_millis(300)),
-                &imgport::report::Silent,
-                std::future::pending(),
-            )
-            .await
-            .unwrap_err();
+        let err = import_then_wait("slow.raw", Duration::from_millis(300)).await;
         assert!(
             matches!(&err, WaitError::Timeout { last_status, .. } if last_status == "Creating"),
             "{err:?}"
         );
 
-        let bad = client
-            .import_image(import_request("no-os.raw"))
-            .await
-            .unwrap();
-        let err = client
-            .wait_available(
-                &bad.image_id,
-                &bad.task_id,
-                fast_wait(Duration::from_secs(30)),
-                &imgport::report::Silent,
-                std::future::pending(),
-            )
-            .await
-            .unwrap_err();
+        let err = import_then_wait("no-os.raw", Duration::from_secs(30)).await;
         assert_eq!(err.exit_code(), 5);
         match err {
             WaitError::ImportFailed {
@@ -358,14 +342,7 @@ fn poll_times_out_fails_typed_and_cancels() {
         assert!(client.find_image(&c.image_id).await.unwrap().is_none());
 
         // A never-listed image is "not found" after the bounded number of polls.
-        let err = client
-            .wait_available(
-                "m-unknown",
-                "",
-                fast_wait(Duration::from_secs(30)),
-                &imgport::report::Silent,
-                std::future::pending(),
-            )
+        let err = wait_quietly(&client, "m-unknown", "", Duration::from_secs(30))
             .await
             .unwrap_err();
         assert!(

@@ -30,22 +30,29 @@ fn kec(sim: &SimProcess, ak: &str, sk: &str) -> KecClient {
     .unwrap()
 }
 
+/// Runs `imgport ksyun reinstall --endpoint EP --json ARGS`.
+fn reinstall(ep: &str, args: &[&str]) -> crate::util::Run {
+    cli(&[
+        &["ksyun", "reinstall", "--endpoint", ep, "--json"][..],
+        args,
+    ]
+    .concat())
+}
+
 #[test]
 fn reinstall_with_an_image_or_the_current_one() {
     let sim = SimProcess::start(&[]);
     let ep = sim.endpoint.as_str();
-    let run = cli(&[
-        "ksyun",
-        "reinstall",
-        "--endpoint",
+    let run = reinstall(
         ep,
-        "--json",
-        "--instance",
-        INSTANCE_STOPPED,
-        "--image",
-        IMAGE_CUSTOM,
-        "--keep-image-login",
-    ]);
+        &[
+            "--instance",
+            INSTANCE_STOPPED,
+            "--image",
+            IMAGE_CUSTOM,
+            "--keep-image-login",
+        ],
+    );
     run.expect_code(0);
     let v = run.json();
     assert_eq!(
@@ -55,17 +62,10 @@ fn reinstall_with_an_image_or_the_current_one() {
     );
     assert!(!v["request_id"].as_str().unwrap().is_empty());
     // The reinstalled instance boots: a second reinstall is refused until it is stopped.
-    let run = cli(&[
-        "ksyun",
-        "reinstall",
-        "--endpoint",
+    let run = reinstall(
         ep,
-        "--json",
-        "--instance",
-        INSTANCE_STOPPED,
-        "--password",
-        PASSWORD,
-    ]);
+        &["--instance", INSTANCE_STOPPED, "--password", PASSWORD],
+    );
     run.expect_code(4);
     assert_eq!(json_code(&run), "InstanceStateNotSupported");
     assert!(!run.stdout().contains(PASSWORD) && !run.stderr().contains(PASSWORD));
@@ -73,25 +73,23 @@ fn reinstall_with_an_image_or_the_current_one() {
     let dir = tempfile::tempdir().unwrap();
     let user_data = dir.path().join("init.sh");
     std::fs::write(&user_data, b"#!/bin/sh\necho hello\n").unwrap();
-    let run = cli(&[
-        "ksyun",
-        "reinstall",
-        "--endpoint",
+    let run = reinstall(
         ep,
-        "--json",
-        "--instance",
-        INSTANCE_STOPPED_2,
-        "--password",
-        PASSWORD,
-        "--key-id",
-        KEY_ID,
-        "--system-disk-size",
-        "40",
-        "--resize-type",
-        "online",
-        "--user-data-file",
-        user_data.to_str().unwrap(),
-    ]);
+        &[
+            "--instance",
+            INSTANCE_STOPPED_2,
+            "--password",
+            PASSWORD,
+            "--key-id",
+            KEY_ID,
+            "--system-disk-size",
+            "40",
+            "--resize-type",
+            "online",
+            "--user-data-file",
+            user_data.to_str().unwrap(),
+        ],
+    );
     run.expect_code(0);
     let v = run.json();
     assert_eq!(v["image_id"], serde_json::Value::Null);
@@ -500,29 +498,22 @@ fn botocore_sigv4_signer_against_the_emulator() {
         return;
     };
     let sim = SimProcess::start(&[]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kec-botocore-smoke.py");
-    let out = Command::new(py)
-        .arg(&script)
-        .env("SIM_ENDPOINT", &sim.endpoint)
-        .env("SIM_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID)
-        .env("SIM_SECRET_KEY", TEST_SECRET_KEY)
-        .env("SIM_INSTANCE", INSTANCE_STOPPED)
-        .env("SIM_IMAGE", IMAGE_CUSTOM)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "kec-botocore-smoke.py failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    super::sdk::run_smoke(
+        &py,
+        "kec-botocore-smoke.py",
+        &[
+            ("SIM_ENDPOINT", &sim.endpoint),
+            ("SIM_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID),
+            ("SIM_SECRET_KEY", TEST_SECRET_KEY),
+            ("SIM_INSTANCE", INSTANCE_STOPPED),
+            ("SIM_IMAGE", IMAGE_CUSTOM),
+        ],
+        &[
+            "bad secret SignatureDoesNotMatch",
+            "reinstalled return True",
+            "again InstanceStateNotSupported",
+        ],
     );
-    for line in [
-        "bad secret SignatureDoesNotMatch",
-        "reinstalled return True",
-        "again InstanceStateNotSupported",
-    ] {
-        assert!(stdout.contains(line), "{line:?} missing in\n{stdout}");
-    }
 }
 
 #[test]
@@ -530,18 +521,16 @@ fn kec_state_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let args = |ep: &str| {
-        cli(&[
-            "ksyun",
-            "reinstall",
-            "--endpoint",
+        reinstall(
             ep,
-            "--json",
-            "--instance",
-            INSTANCE_STOPPED,
-            "--image",
-            IMAGE_CUSTOM,
-            "--keep-image-login",
-        ])
+            &[
+                "--instance",
+                INSTANCE_STOPPED,
+                "--image",
+                IMAGE_CUSTOM,
+                "--keep-image-login",
+            ],
+        )
     };
     {
         let sim = SimProcess::start_in(&state, &[]);

@@ -260,6 +260,25 @@ fn fast_wait(timeout: Duration) -> WaitOptions {
     }
 }
 
+/// Polls image `image` (of import task `task`, or "") until it is Available, quietly, for up
+/// to `timeout`, never cancelled.
+async fn wait_quietly(
+    client: &EcsClient,
+    image: &str,
+    task: &str,
+    timeout: Duration,
+) -> Result<(), WaitError> {
+    client
+        .wait_available(
+            image,
+            task,
+            fast_wait(timeout),
+            &imgport::report::Silent,
+            std::future::pending(),
+        )
+        .await
+}
+
 mod create;
 mod ehpc;
 mod errors;

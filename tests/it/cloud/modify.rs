@@ -15,18 +15,16 @@ fn available_image(client: &EcsClient, rt: &tokio::runtime::Runtime, name: &str)
                 .build()
                 .unwrap();
         let id = client.create_image(req).await.unwrap().image_id;
-        client
-            .wait_available(
-                &id,
-                "",
-                fast_wait(Duration::from_secs(10)),
-                &imgport::report::Silent,
-                std::future::pending(),
-            )
+        wait_quietly(&client, &id, "", Duration::from_secs(10))
             .await
             .unwrap();
         id
     })
+}
+
+/// Runs `imgport image modify ID --endpoint EP ARGS`.
+fn modify(id: &str, ep: &str, args: &[&str]) -> crate::util::Run {
+    cli(&[&["image", "modify", id, "--endpoint", ep][..], args].concat())
 }
 
 #[test]
@@ -36,28 +34,27 @@ fn modify_sets_every_attribute_and_deprecates() {
     let rt = runtime();
     let id = available_image(&client, &rt, "plain");
     let ep = sim.endpoint.as_str();
-    let run = cli(&[
-        "image",
-        "modify",
+    let run = modify(
         &id,
-        "--endpoint",
         ep,
-        "--json",
-        "--name",
-        "golden:v1",
-        "--description",
-        "finished by imgport",
-        "--family",
-        "golden-family",
-        "--boot-mode",
-        "UEFI-Preferred",
-        "--license-type",
-        "BYOL",
-        "--nvme-support",
-        "supported",
-        "--imds-support",
-        "v2",
-    ]);
+        &[
+            "--json",
+            "--name",
+            "golden:v1",
+            "--description",
+            "finished by imgport",
+            "--family",
+            "golden-family",
+            "--boot-mode",
+            "UEFI-Preferred",
+            "--license-type",
+            "BYOL",
+            "--nvme-support",
+            "supported",
+            "--imds-support",
+            "v2",
+        ],
+    );
     run.expect_code(0);
     let v = run.json();
     assert_eq!(v["changed"]["ImageName"], "golden:v1", "{v}");
@@ -68,45 +65,16 @@ fn modify_sets_every_attribute_and_deprecates() {
     assert_eq!(img["ImageFamily"], "golden-family");
     assert_eq!(img["BootMode"], "UEFI-Preferred");
     // A DryRun checks and changes nothing.
-    let run = cli(&[
-        "image",
-        "modify",
-        &id,
-        "--endpoint",
-        ep,
-        "--json",
-        "--dry-run",
-        "--name",
-        "renamed",
-    ]);
+    let run = modify(&id, ep, &["--json", "--dry-run", "--name", "renamed"]);
     run.expect_code(0);
     assert_eq!(run.json()["dry_run"], true);
     let img = rt.block_on(client.find_image(&id)).unwrap().unwrap();
     assert_eq!(img.image_name, "golden:v1");
     // Deprecate, then make it Available again (V2 signing this time).
-    cli(&[
-        "image",
-        "modify",
-        &id,
-        "--endpoint",
-        ep,
-        "--status",
-        "Deprecated",
-    ])
-    .expect_code(0);
+    modify(&id, ep, &["--status", "Deprecated"]).expect_code(0);
     let img = rt.block_on(client.find_image(&id)).unwrap().unwrap();
     assert_eq!(img.status(), Some(ImageStatus::Deprecated));
-    let run = cli(&[
-        "image",
-        "modify",
-        &id,
-        "--endpoint",
-        ep,
-        "--signature",
-        "v2",
-        "--status",
-        "Available",
-    ]);
+    let run = modify(&id, ep, &["--signature", "v2", "--status", "Available"]);
     run.expect_code(0);
     assert!(
         run.stdout().contains("Status=Available"),
@@ -244,16 +212,7 @@ fn emulator_answers_modify_error_codes() {
         })
         .collect();
     assert_all_passed(&failed, cli_cases.len());
-    cli(&[
-        "image",
-        "modify",
-        &id,
-        "--endpoint",
-        ep,
-        "--imds-support",
-        "v2",
-    ])
-    .expect_code(0);
+    modify(&id, ep, &["--imds-support", "v2"]).expect_code(0);
     let r = ("RegionId", REGION);
     let i = ("ImageId", id.as_str());
     let cases: Vec<Answer<'_>> = vec![
@@ -310,29 +269,11 @@ fn emulator_answers_modify_error_codes() {
         )
         .unwrap()
         .image_id;
-    let run = cli(&[
-        "image",
-        "modify",
-        &creating,
-        "--endpoint",
-        &slow.endpoint,
-        "--json",
-        "--family",
-        "fam",
-    ]);
+    let run = modify(&creating, &slow.endpoint, &["--json", "--family", "fam"]);
     run.expect_code(4);
     assert_eq!(json_code(&run), "InvalidStatus.ImageIsCreating");
     // Deprecating a Deprecated image is refused too.
-    cli(&[
-        "image",
-        "modify",
-        &id,
-        "--endpoint",
-        ep,
-        "--status",
-        "Deprecated",
-    ])
-    .expect_code(0);
+    modify(&id, ep, &["--status", "Deprecated"]).expect_code(0);
     assert_eq!(
         code_of(&[&id, "--status", "Deprecated"]),
         ("ImageStatus.NotAvailable".into(), 403)
