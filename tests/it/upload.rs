@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use imgport::sim::s3::{FaultKind, PartFault, S3Faults, S3Server, S3Thread};
 use imgport::sim::server::{TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET};
 
-use crate::util::image;
+use crate::util::{image, ok_json};
 
 const BUCKET: &str = "images";
 const MIB: usize = 1 << 20;
@@ -379,12 +379,7 @@ fn permanent_failure_gives_up_then_abort_removes_the_upload() {
     };
     assert_eq!(uploads(), 1, "the unfinished upload stays for a resume");
     let out = env.run(&["--key", "f.bin", "--abort", "--json"], &keys());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let j = ok_json(&out);
     assert!(j["aborted"].is_string(), "{j}");
     assert_eq!(uploads(), 0, "the server forgot the upload");
     assert!(env.journal_text().is_empty(), "journal removed");
@@ -500,12 +495,7 @@ fn credentials_come_in_order_and_never_show() {
         env.run(&args, env_vars)
     };
     let kind = |out: &Output| -> String {
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let j = ok_json(out);
         j["credentials"]["kind"]
             .as_str()
             .unwrap_or_default()
@@ -1011,12 +1001,7 @@ fn a_journal_names_its_destination_and_resumes_no_other() {
     )
     .output()
     .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let j = ok_json(&out);
     assert_eq!(j["parts_reused"], 0, "{j}");
     assert_eq!(j["parts_sent"], 3, "{j}");
     // The first destination's journal is untouched and still resumes.
@@ -1073,21 +1058,11 @@ fn clean_stale_aborts_old_uploads_and_removes_their_journals() {
     let id = journaled_upload_id(&env);
     // Younger than the default 7 days: kept.
     let out = env.run(&["--clean-stale", "--json"], &keys());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let j = ok_json(&out);
     assert_eq!(j["cleaned"].as_array().unwrap().len(), 0, "{j}");
     assert_eq!(open_uploads(&env), 1);
     let out = env.run(&["--clean-stale", "--older-than", "0s", "--json"], &keys());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let j = ok_json(&out);
     assert_eq!(j["cleaned"][0]["aborted"][0], id.as_str(), "{j}");
     assert_eq!(j["cleaned"][0]["removed"], true, "{j}");
     assert_eq!(open_uploads(&env), 0);

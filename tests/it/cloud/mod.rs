@@ -297,16 +297,9 @@ const DEAD_ENDPOINT: &str = "http://127.0.0.1:1";
 fn cli(args: &[&str]) -> crate::util::Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgport"));
-    cmd.args(args)
+    crate::util::with_sim_keys(&mut cmd)
+        .args(args)
         .current_dir(dir.path())
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_ID",
-            imgport::sim::server::TEST_ACCESS_KEY_ID,
-        )
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-            imgport::sim::server::TEST_ACCESS_KEY_SECRET,
-        )
         .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
         .env("ALIBABA_CLOUD_REGION_ID", REGION)
         .env("KSYUN_ACCESS_KEY", imgport::sim::kec::TEST_ACCESS_KEY_ID)

@@ -15,7 +15,7 @@ fn available_image(client: &EcsClient, rt: &tokio::runtime::Runtime, name: &str)
                 .build()
                 .unwrap();
         let id = client.create_image(req).await.unwrap().image_id;
-        wait_quietly(&client, &id, "", Duration::from_secs(10))
+        wait_quietly(client, &id, "", Duration::from_secs(10))
             .await
             .unwrap();
         id
