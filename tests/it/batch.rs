@@ -223,11 +223,7 @@ fn shards_come_from_the_flag_kubernetes_or_slurm() {
         }
         cmd.envs(env.iter().copied());
         let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::util::assert_ok(&out);
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let k8s = run_with(

@@ -106,11 +106,7 @@ fn kill_9_at_twenty_random_points_then_a_rerun_completes() {
     let out = import_command(&sim, dir.path(), &src, "calibrate")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::util::assert_ok(&out);
     let full = started.elapsed();
     let mut seed = 0x5eed_u64;
     for round in 0..20 {

@@ -264,11 +264,7 @@ fn converted_on_the_fly_equals_convert_output() {
             .stdout(Stdio::null())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::util::assert_ok(&out);
         let key = format!("disk.{to}");
         let j = env.upload(&[
             src.to_str().unwrap(),

@@ -108,14 +108,19 @@ where
     Run { cmd: text, out }
 }
 
-/// Asserts that a finished command succeeded (showing its stderr when not) and parses its
-/// stdout as JSON.
-pub fn ok_json(out: &Output) -> serde_json::Value {
+/// Asserts that a finished command succeeded, showing its stderr when not.
+pub fn assert_ok(out: &Output) {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Asserts that a finished command succeeded (showing its stderr when not) and parses its
+/// stdout as JSON.
+pub fn ok_json(out: &Output) -> serde_json::Value {
+    assert_ok(out);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "stdout is not JSON ({e}):\n{}",
@@ -275,6 +280,22 @@ pub fn import_params(plan: &serde_json::Value) -> Vec<(String, String)> {
         .find(|r| r["action"] == "ImportImage")
         .expect("the plan holds an ImportImage request");
     serde_json::from_value(import["params"].clone()).expect("params are key/value pairs")
+}
+
+/// The `ImportImage` parameters `imgport plan --json` plans for `path` (region cn-hangzhou,
+/// bucket my-images); the plan must succeed.
+pub fn planned_import_params(path: &Path) -> Vec<(String, String)> {
+    let run = imgport([
+        "plan".as_ref(),
+        "--json".as_ref(),
+        "--region".as_ref(),
+        "cn-hangzhou".as_ref(),
+        "--bucket".as_ref(),
+        "my-images".as_ref(),
+        path.as_os_str(),
+    ]);
+    run.expect_code(0);
+    import_params(&run.json())
 }
 
 /// Asserts that every `(key, value)` of `want` is among `params`.
