@@ -353,24 +353,16 @@ fn dir_names(dir: &Path) -> Vec<String> {
 fn failed_conversions_leave_no_file() {
     let dir = tempfile::tempdir().unwrap();
     // Source refused: exit 3, nothing created.
-    let run = imgport([
-        "convert".as_ref(),
-        image("vmdk-7M.vmdk").as_os_str(),
-        dir.path().join("o.vhd").as_os_str(),
-        "--to".as_ref(),
-        "vhd".as_ref(),
-    ]);
+    let run = imgport_convert(&image("vmdk-7M.vmdk"), &dir.path().join("o.vhd"), "vhd");
     run.expect_code(3);
     assert!(dir_names(dir.path()).is_empty());
 
     // Destination directory missing: exit 1.
-    let run = imgport([
-        "convert".as_ref(),
-        image("content.raw").as_os_str(),
-        dir.path().join("missing/o.vhd").as_os_str(),
-        "--to".as_ref(),
-        "vhd".as_ref(),
-    ]);
+    let run = imgport_convert(
+        &image("content.raw"),
+        &dir.path().join("missing/o.vhd"),
+        "vhd",
+    );
     run.expect_code(1);
     assert!(dir_names(dir.path()).is_empty());
 
@@ -525,13 +517,7 @@ fn converting_a_file_onto_itself_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("disk.raw");
     std::fs::copy(image("raw-7M.raw"), &f).unwrap();
-    let run = imgport([
-        "convert".as_ref(),
-        f.as_os_str(),
-        f.as_os_str(),
-        "--to".as_ref(),
-        "raw".as_ref(),
-    ]);
+    let run = imgport_convert(&f, &f, "raw");
     run.expect_code(2);
     assert_eq!(dir_names(dir.path()), ["disk.raw"]);
 }
