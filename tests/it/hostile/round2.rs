@@ -19,7 +19,7 @@ fn run_ok(dir: &Path, args: &[&OsStr], code: i32, worst: &mut Worst) -> Limited 
     assert!(!r.stderr.contains("panicked"), "panic: {what}");
     assert!(
         r.seconds <= MAX_SECONDS,
-        "slower than {MAX_SECONDS} s: {what}"
+        "more than {MAX_SECONDS} CPU-s: {what}"
     );
     assert!(r.rss_kb <= MAX_RSS_KB, "more than {MAX_RSS_KB} KiB: {what}");
     assert_eq!(r.code, code, "{what}");
