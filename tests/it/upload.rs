@@ -860,7 +860,7 @@ fn an_upload_completed_under_a_resuming_run_is_checked_not_failed() {
     env.s3.set_faults(S3Faults {
         parts: vec![PartFault {
             part: 3,
-            kind: FaultKind::DelayMs(5000),
+            kind: FaultKind::DelayMs(15_000),
             times: 1000,
         }],
         ..S3Faults::default()
