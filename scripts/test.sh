@@ -11,5 +11,6 @@ scripts/make-testdata.sh
 cargo fmt --check
 scripts/check-citations.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings
+scripts/check-layers.sh
 cargo test --workspace --all-targets --locked
 scripts/fuzz-smoke.sh
