@@ -619,9 +619,11 @@ pub async fn upload<S: ObjectStore>(
 }
 
 /// Whether a failed part or Complete failed because the upload id went away while this run
-/// used it (ListParts no longer knows it and the journal is still there): a killed run's
-/// Complete that the server finished only after this run's ListParts. S3 then answers
-/// NoSuchUpload; some servers answer 5xx, so the id is checked once after any such failure.
+/// used it (the journal is still there): a killed run's Complete that the server finished
+/// only after this run's ListParts. S3 then answers NoSuchUpload, which is taken at its word:
+/// while that Complete is still assembling the object, ListParts may yet list the upload.
+/// Some servers answer 5xx instead, so after any other service or transport failure the id
+/// is checked once with ListParts.
 async fn gone_meanwhile<S: ObjectStore>(
     store: &S,
     target: &ObjectTarget,
@@ -629,14 +631,15 @@ async fn gone_meanwhile<S: ObjectStore>(
     journal_path: &Path,
     e: &StoreError,
 ) -> bool {
-    let probe = match e {
-        StoreError::Service { .. } | StoreError::Transport { .. } => true,
-        StoreError::RetriesExhausted { last, .. } => {
-            matches!(
-                **last,
-                StoreError::Service { .. } | StoreError::Transport { .. }
-            )
+    let last = match e {
+        StoreError::RetriesExhausted { last, .. } => &**last,
+        other => other,
+    };
+    let probe = match last {
+        StoreError::Service { code, .. } if code == "NoSuchUpload" => {
+            return journal_path.exists();
         }
+        StoreError::Service { .. } | StoreError::Transport { .. } => true,
         _ => false,
     };
     probe && journal_path.exists() && matches!(store.list_parts(target, upload_id).await, Ok(None))
