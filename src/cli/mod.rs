@@ -52,7 +52,8 @@ pub mod exit {
 #[derive(Debug, Parser)]
 #[command(name = "imgport", version, about, propagate_version = true)]
 pub struct Cli {
-    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    /// More log output on stderr: -v each stage, -vv imgport's debug detail, -vvv other
+    /// crates too; RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
