@@ -2,6 +2,7 @@
 //! plan the import, and render what would happen. `imgport plan` stops here; `imgport import`
 //! goes on with the same values.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -10,7 +11,8 @@ use crate::image::{self, ImageError, OpenOptions, Opened};
 use crate::pipeline::report::{
     DiskView, DryRunReport, MAP_BUCKETS, RenderedRequest, allocation_map,
 };
-use crate::plan::{self, DiskInput, ImportPlan, PlanError, PlanOptions};
+use crate::plan::{self, DiskInput, ImportPlan, PlanError, PlanOptions, PlannedDisk};
+use crate::transfer::layout::{Layout, LayoutError, OutputFormat};
 
 /// Why inspection or planning stopped.
 #[derive(Debug, thiserror::Error)]
@@ -73,11 +75,45 @@ pub fn inspect_disks(
         .collect()
 }
 
-/// The plan for `disks` (in the order given) under `opts`.
-pub fn plan_import(
-    disks: &[InspectedDisk],
+/// One disk of a prepared import: what the plan says of it, the opened image it comes from,
+/// and the layout of its object that the plan was sized by (the upload streams exactly it).
+pub struct PreparedDisk {
+    pub planned: PlannedDisk,
+    pub inspected: InspectedDisk,
+    pub layout: Layout,
+}
+
+/// An import ready to run: its plan, and every planned disk in device order.
+pub struct Prepared {
+    pub plan: ImportPlan,
+    pub disks: Vec<PreparedDisk>,
+}
+
+/// Inspects `paths` (opened with `open`) and plans their import under `opts`: everything a
+/// dry run shows and a real run executes.
+pub fn prepare(
+    paths: &[PathBuf],
+    open: &OpenOptions,
     opts: &PlanOptions,
-) -> Result<ImportPlan, PrepareError> {
+) -> Result<Prepared, PrepareError> {
+    let disks = inspect_disks(paths, open)?;
+    plan_import(disks, opts)
+}
+
+/// The plan for `disks` (in the order given) under `opts`, each disk beside its planned part.
+pub fn plan_import(
+    disks: Vec<InspectedDisk>,
+    opts: &PlanOptions,
+) -> Result<Prepared, PrepareError> {
+    let layouts: RefCell<Vec<Option<Layout>>> = RefCell::new(disks.iter().map(|_| None).collect());
+    let size_of = |i: usize, format: OutputFormat| -> Result<u64, LayoutError> {
+        let layout = Layout::plan(disks[i].opened.image.as_ref(), format)?;
+        let size = layout.size;
+        if let Some(slot) = layouts.borrow_mut().get_mut(i) {
+            *slot = Some(layout);
+        }
+        Ok(size)
+    };
     let inputs: Vec<DiskInput<'_>> = disks
         .iter()
         .map(|d| DiskInput {
@@ -86,13 +122,58 @@ pub fn plan_import(
             guest: d.guest.as_ref(),
         })
         .collect();
-    Ok(plan::infer(&inputs, opts)?)
+    let plan = plan::infer(&inputs, opts, &size_of)?;
+    drop(inputs);
+    // Device order: the plan's position of each input disk.
+    let mut rank = vec![usize::MAX; disks.len()];
+    for (position, planned) in plan.disks.iter().enumerate() {
+        if let Some(r) = rank.get_mut(planned.input) {
+            *r = position;
+        }
+    }
+    let mut inputs: Vec<(usize, InspectedDisk, Option<Layout>)> = disks
+        .into_iter()
+        .zip(layouts.into_inner())
+        .enumerate()
+        .map(|(i, (d, l))| (rank[i], d, l))
+        .collect();
+    inputs.sort_by_key(|(rank, ..)| *rank);
+    let records = plan
+        .disks
+        .iter()
+        .zip(inputs)
+        .map(|(planned, (_, inspected, layout))| {
+            let layout = match layout {
+                Some(l) => l,
+                None => Layout::plan(inspected.opened.image.as_ref(), planned.output.value)
+                    .map_err(|source| PlanError::Layout {
+                        path: inspected.path.clone(),
+                        format: planned.output.value.name(),
+                        source,
+                    })?,
+            };
+            Ok(PreparedDisk {
+                planned: planned.clone(),
+                inspected,
+                layout,
+            })
+        })
+        .collect::<Result<Vec<_>, PrepareError>>()?;
+    Ok(Prepared {
+        plan,
+        disks: records,
+    })
 }
 
 /// What a dry run shows: the plan, the disks behind it, and the requests it would send.
-pub fn dry_run_report(disks: &[InspectedDisk], plan: &ImportPlan) -> DryRunReport {
-    let views = disks
-        .iter()
+pub fn dry_run_report(prepared: &Prepared) -> DryRunReport {
+    let plan = &prepared.plan;
+    // The disks as given, in that order.
+    let mut given: Vec<&PreparedDisk> = prepared.disks.iter().collect();
+    given.sort_by_key(|d| d.planned.input);
+    let views = given
+        .into_iter()
+        .map(|d| &d.inspected)
         .map(|d| {
             let size = d.opened.image.virtual_size();
             let allocation = d
