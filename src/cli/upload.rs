@@ -449,8 +449,8 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         eprintln!("error: SRC is required");
         return Ok(ExitCode::from(exit::USAGE));
     };
-    // Parts the stream may hold: those in flight plus two being filled ahead.
-    // The part size is set per object by `open_stream`.
+    // Parts the stream may hold: those in flight plus two being filled ahead (the part size
+    // is set per object by `open_stream`).
     let stream_opts = StreamOptions {
         buffers: opts.concurrency + 2,
         cancel: Some(cancel),
