@@ -275,3 +275,34 @@ fn a_packer_build_executes_the_plan_that_plan_shows() {
     assert_eq!(planned["dedupe"], true);
     assert_executed(&row["result"], &planned);
 }
+
+#[test]
+fn part_sizes_are_checked_against_oss_limits_where_the_plan_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2 GiB of holes: in 100 KiB parts, 20972 of them; OSS takes at most 10000.
+    let big = dir.path().join("big.raw");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let big = big.to_str().unwrap();
+    let mut args = vec!["plan", "--json", "--to", "raw"];
+    args.extend(BASE);
+    let run = imgport([&args[..], &["--part-size", "100K", big]].concat());
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("20972 parts") && run.stderr().contains("10000"),
+        "{}",
+        run.stderr()
+    );
+    // Below OSS's 100 KiB: refused as the flag is parsed.
+    let run = imgport([&args[..], &["--part-size", "99K", big]].concat());
+    run.expect_code(2);
+    assert!(run.stderr().contains("100 KiB"), "{}", run.stderr());
+    // Without one: 5 MiB parts (larger only when 10000 would not do).
+    let run = imgport([&args[..], &[big]].concat());
+    run.expect_code(0);
+    let parts = &run.json()["plan"]["disks"][0]["parts"]["value"];
+    assert_eq!(parts["part_size"], 5 << 20);
+    assert_eq!(parts["count"], 410);
+}
