@@ -29,6 +29,9 @@ pub const MAX_DISKS: usize = 17;
 /// ImportImage: `DiskImageSize` is 1–2048 GiB for every disk.
 pub const MAX_DISK_IMAGE_SIZE_GIB: u64 = 2048;
 
+/// Tag carrying the content digest of an imported image's disks: how a later run finds that
+/// this content was imported already (with [`ImportPlan::dedupe`]).
+pub const CONTENT_TAG: &str = "imgport:content-digest";
 /// Smallest part OSS accepts but the last (UploadPart: 100 KB to 5 GB).
 pub const MIN_PART_SIZE: u64 = crate::store::oss::MIN_PART_SIZE;
 /// Largest part OSS accepts.

@@ -53,9 +53,7 @@ pub struct ImportSettings {
     pub cancel: Option<Arc<AtomicBool>>,
 }
 
-/// Tag carrying the content digest of an imported image's disks: how a later run finds that
-/// this content was imported already.
-pub const CONTENT_TAG: &str = "imgport:content-digest";
+pub use crate::plan::CONTENT_TAG;
 
 /// One uploaded disk of an import.
 #[derive(Debug, Clone, Serialize)]

@@ -189,38 +189,94 @@ pub fn dry_run_report(prepared: &Prepared) -> DryRunReport {
             }
         })
         .collect();
-    let mut requests = Vec::new();
-    for d in &plan.disks {
-        requests.push(RenderedRequest {
-            service: "oss".into(),
-            action: "MultipartUpload".into(),
-            params: vec![
-                ("Bucket".into(), d.bucket.clone()),
-                ("Key".into(), d.object_key.clone()),
-                ("Format".into(), d.output.value.name().into()),
-                ("VirtualSize".into(), d.output_virtual_size.to_string()),
-            ],
-        });
-    }
-    if let Ok(req) = plan.import_request() {
-        use crate::cloud::aliyun::ecs::Action;
-        requests.push(RenderedRequest {
-            service: "ecs".into(),
-            action: "ImportImage".into(),
-            params: req.params().into_pairs(),
-        });
-    }
-    if let Some(Ok(req)) = plan.finishing_request("<image id>") {
-        use crate::cloud::aliyun::ecs::Action;
-        requests.push(RenderedRequest {
-            service: "ecs".into(),
-            action: "ModifyImageAttribute".into(),
-            params: req.params().into_pairs(),
-        });
-    }
     DryRunReport {
         plan: plan.clone(),
         disks: views,
-        requests,
+        requests: planned_requests(plan),
     }
+}
+
+/// Every request the plan makes, in order; a value only the run can know (the image id, the
+/// content digest) is shown as `<...>`.
+fn planned_requests(plan: &ImportPlan) -> Vec<RenderedRequest> {
+    use crate::cloud::aliyun::ecs::Action;
+    let rendered = |service: &str, action: &str, params: Vec<(String, String)>| RenderedRequest {
+        service: service.into(),
+        action: action.into(),
+        params,
+    };
+    let pairs = |p: &[(&str, String)]| -> Vec<(String, String)> {
+        p.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    };
+    let mut requests = Vec::new();
+    if plan.dedupe {
+        requests.push(rendered(
+            "ecs",
+            "DescribeImages",
+            pairs(&[
+                ("RegionId", plan.region.clone()),
+                ("Status", "Available".into()),
+                ("Tag.1.Key", plan::CONTENT_TAG.into()),
+                ("Tag.1.Value", "<content digest of the disks>".into()),
+            ]),
+        ));
+    }
+    for d in &plan.disks {
+        let parts = d.parts.value;
+        requests.push(rendered(
+            "oss",
+            "MultipartUpload",
+            pairs(&[
+                ("Bucket", d.bucket.clone()),
+                ("Key", d.object_key.clone()),
+                ("Format", d.output.value.name().into()),
+                ("VirtualSize", d.output_virtual_size.to_string()),
+                ("Size", d.object_size.to_string()),
+                ("PartSize", parts.part_size.get().to_string()),
+                ("Parts", parts.count.to_string()),
+            ]),
+        ));
+    }
+    if let Ok(req) = plan.import_request() {
+        let mut params = req.params().into_pairs();
+        params.push((
+            "ClientToken".into(),
+            "<digest of the plan and the uploaded bytes>".into(),
+        ));
+        if plan.dedupe {
+            let n = req.tags.len() + 1;
+            params.push((format!("Tag.{n}.Key"), plan::CONTENT_TAG.into()));
+            params.push((
+                format!("Tag.{n}.Value"),
+                "<content digest of the disks>".into(),
+            ));
+        }
+        requests.push(rendered("ecs", "ImportImage", params));
+    }
+    if let Some(Ok(req)) = plan.finishing_request("<image id>") {
+        requests.push(rendered(
+            "ecs",
+            "ModifyImageAttribute",
+            req.params().into_pairs(),
+        ));
+    }
+    if let (true, Some(family)) = (plan.replace, &plan.finishing.family) {
+        requests.push(rendered(
+            "ecs",
+            "ModifyImageAttribute",
+            pairs(&[
+                ("RegionId", plan.region.clone()),
+                (
+                    "ImageId",
+                    format!("<each other Available image of the family {family}>"),
+                ),
+                ("Status", "Deprecated".into()),
+            ]),
+        ));
+    }
+    if let Some(e) = &plan.ehpc {
+        let req = crate::cloud::aliyun::ehpc::AddImageRequest::vm(e.name.clone(), "<image id>");
+        requests.push(rendered("ehpc", "AddImage", req.params().into_pairs()));
+    }
+    requests
 }

@@ -100,14 +100,19 @@ fn plan_errors_have_their_exit_codes() {
     assert!(run.stderr().contains("guest.no_os"), "{}", run.stderr());
 }
 
-/// `imgport plan --json FILES FLAGS`: its `plan`.
-fn dry_plan(files: &[&std::path::Path], flags: &[&str]) -> serde_json::Value {
+/// `imgport plan --json FILES FLAGS`: the whole report.
+fn dry_run(files: &[&std::path::Path], flags: &[&str]) -> serde_json::Value {
     let mut args: Vec<String> = vec!["plan".into(), "--json".into()];
     args.extend(files.iter().map(|f| f.display().to_string()));
     args.extend(flags.iter().map(|s| s.to_string()));
     let run = imgport(&args);
     run.expect_code(0);
-    run.json()["plan"].clone()
+    run.json()
+}
+
+/// `imgport plan --json FILES FLAGS`: its `plan`.
+fn dry_plan(files: &[&std::path::Path], flags: &[&str]) -> serde_json::Value {
+    dry_run(files, flags)["plan"].clone()
 }
 
 /// The plan a real run executed (an import's `plan`) is `planned`, value for value (the plan
@@ -173,7 +178,25 @@ fn a_single_import_executes_the_plan_that_plan_shows() {
         "--tag",
         "team=infra",
     ];
-    let planned = dry_plan(&[&src], &decisions);
+    let report = dry_run(&[&src], &decisions);
+    let actions: Vec<String> = report["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {}", r["service"], r["action"]).replace('"', ""))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "ecs DescribeImages",
+            "oss MultipartUpload",
+            "ecs ImportImage",
+            "ecs ModifyImageAttribute",
+            "ecs ModifyImageAttribute",
+            "ehpc AddImage"
+        ]
+    );
+    let planned = report["plan"].clone();
     assert_eq!(planned["ehpc"]["name"], "golden-hpc");
     assert_eq!(
         planned["disks"][0]["parts"]["value"]["part_size"],
