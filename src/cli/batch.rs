@@ -233,7 +233,7 @@ fn run_items(
             .join(format!(".imgport-batch-{name}.jsonl"))
     });
     let in_flight = flags.in_flight.map_or_else(
-        || InFlight::from_machine(base.stream.part_size),
+        || InFlight::from_machine(base.plan.part_size),
         InFlight::Fixed,
     );
     let settings = BatchSettings {

@@ -10,9 +10,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::convert::{
-    Output, ToArg, cancel_on_signals, failed, open_source_with, parse_size, print_human,
-};
+use super::convert::{Output, ToArg, cancel_on_signals, failed, open_source_with, print_human};
 use super::{exit, print_json};
 use imgport_transfer::content::content_digest;
 use imgport_transfer::convert::{ConvertOptions, SHA256_ZERO_LIMIT, checksum, checksum_file};
@@ -26,10 +24,10 @@ pub struct ChecksumArgs {
     #[arg(long, value_enum)]
     pub to: Option<ToArg>,
     /// Part size of the per-part digests, e.g. 64M; giving it adds each part's MD5 and the
-    /// multipart ETag an upload in these parts gets (default: 32 MiB parts, or larger to stay
-    /// within 10000, with CRC-64 only).
-    #[arg(long, value_parser = parse_size)]
-    pub part_size: Option<u64>,
+    /// multipart ETag an upload in these parts gets, so 100 KiB to 5 GiB as OSS takes
+    /// (default: 32 MiB parts, or larger to stay within 10000, with CRC-64 only).
+    #[arg(long, value_parser = super::plan::part_size)]
+    pub part_size: Option<imgport_core::plan::PartSize>,
     /// Skip the SHA-256 of the whole output (it is serial, one core, so it dominates for
     /// large sparse RAW or fixed VHD outputs); per-part digests are still computed.
     #[arg(long, conflicts_with = "sha256")]
@@ -59,7 +57,7 @@ pub fn run(args: ChecksumArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let stream = StreamOptions {
-        part_size: args.part_size.unwrap_or(0),
+        part_size: args.part_size.map_or(0, imgport_core::plan::PartSize::get),
         buffers: 0,
         cancel: Some(cancel.clone()),
         skip_sha256: args.no_sha256,

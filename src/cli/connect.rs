@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use super::convert::parse_size;
 use super::credentials::CredentialFlags;
+use super::plan::RunFlags;
 use imgport_base::destination::{Destination, account_id};
 use imgport_cloud::aliyun::client::EcsClient;
 use imgport_cloud::aliyun::ehpc::EhpcClient;
@@ -56,9 +56,6 @@ pub struct ConnectFlags {
     /// Path-style S3 addressing (for S3-compatible servers on an IP address).
     #[arg(long)]
     pub path_style: bool,
-    /// Part size, e.g. 64M (default: 5 MiB, or larger to stay within 10000 parts).
-    #[arg(long, value_parser = parse_size)]
-    pub part_size: Option<u64>,
     /// Parts in flight at once, per image.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
@@ -74,16 +71,8 @@ pub struct ConnectFlags {
     /// As whom the cloud is called.
     #[command(flatten)]
     pub credentials: CredentialFlags,
-    /// Import even when an image with the same disks' content (tag imgport:content-digest)
-    /// exists already; skips the content-digest pass.
-    #[arg(long)]
-    pub no_dedupe: bool,
-    /// Once the new image is Available, deprecate the other images of its --family.
-    #[arg(long)]
-    pub replace: bool,
-    /// Register the imported image with E-HPC Instant under this name (AddImage).
-    #[arg(long)]
-    pub ehpc_name: Option<String>,
+    #[command(flatten)]
+    pub run: RunFlags,
 }
 
 fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
@@ -95,10 +84,10 @@ fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
 }
 
 impl ConnectFlags {
-    /// The import settings these flags give, around `plan`.
+    /// The import settings these flags give, around `plan` (with these flags' decisions).
     pub fn settings(
         &self,
-        plan: PlanOptions,
+        mut plan: PlanOptions,
         open: OpenOptions,
         cancel: Arc<AtomicBool>,
     ) -> anyhow::Result<ImportSettings> {
@@ -111,12 +100,12 @@ impl ConnectFlags {
             // The emulator finishes in seconds: poll it often.
             wait.interval = wait.interval.min(Duration::from_millis(500));
         }
+        self.run.apply(&mut plan);
         Ok(ImportSettings {
             open,
             plan,
             stream: StreamOptions {
-                part_size: self.part_size.unwrap_or(0),
-                // Every part in flight holds a buffer; two more keep the producer ahead.
+                // The part size is the plan's, per disk. Every part in flight holds a buffer; two more keep the producer ahead.
                 buffers: self.concurrency.max(1) + 2,
                 ..StreamOptions::default()
             },
@@ -127,9 +116,6 @@ impl ConnectFlags {
             },
             wait,
             cancel: Some(cancel),
-            no_dedupe: self.no_dedupe,
-            replace: self.replace,
-            ehpc_name: self.ehpc_name.clone(),
         })
     }
 }
@@ -234,7 +220,7 @@ impl Connection {
 impl Connect<S3Store> for Connection {
     fn connect(&self, region: &str) -> Result<(S3Store, EcsClient, Option<EhpcClient>), String> {
         let all = self.store(region).and_then(|s| {
-            let ehpc = match self.flags.ehpc_name {
+            let ehpc = match self.flags.run.ehpc_name {
                 Some(_) => Some(self.ehpc(region)?),
                 None => None,
             };

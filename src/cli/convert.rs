@@ -59,10 +59,10 @@ pub struct ConvertArgs {
     #[arg(long, value_enum)]
     pub to: ToArg,
     /// Part size of the per-part digests, e.g. 64M; giving it adds each part's MD5 and the
-    /// multipart ETag an upload in these parts gets (default: 32 MiB parts, or larger to stay
-    /// within 10000, with CRC-64 only).
-    #[arg(long, value_parser = parse_size)]
-    pub part_size: Option<u64>,
+    /// multipart ETag an upload in these parts gets, so 100 KiB to 5 GiB as OSS takes
+    /// (default: 32 MiB parts, or larger to stay within 10000, with CRC-64 only).
+    #[arg(long, value_parser = super::plan::part_size)]
+    pub part_size: Option<imgport_core::plan::PartSize>,
     /// Skip the SHA-256 of the whole output (it is serial, one core, so it dominates for
     /// large sparse RAW or fixed VHD outputs); per-part digests are still computed.
     #[arg(long, conflicts_with = "sha256")]
@@ -231,7 +231,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     };
     let opts = ConvertOptions {
         stream: StreamOptions {
-            part_size: args.part_size.unwrap_or(0),
+            part_size: args.part_size.map_or(0, imgport_core::plan::PartSize::get),
             buffers: 0,
             cancel: Some(cancel),
             skip_sha256: args.no_sha256,

@@ -28,9 +28,10 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use super::convert::{ToArg, cancel_on_signals, open_source_with, parse_size};
+use super::convert::{ToArg, cancel_on_signals, open_source_with};
 use super::credentials::CredentialFlags;
 use super::{exit, human_bytes, print_json};
+use imgport_core::plan::{PartSize, Parts};
 use imgport_credentials::CredentialSource;
 use imgport_image::OpenOptions;
 use imgport_store::multipart::{UploadOptions, UploadOutcome};
@@ -72,8 +73,8 @@ pub struct UploadArgs {
     pub allow_nested: bool,
     /// Part size, e.g. 64M (default: 5 MiB, or larger to stay within 10000 parts; OSS
     /// accepts 100 KiB to 5 GiB).
-    #[arg(long, value_parser = parse_size)]
-    pub part_size: Option<u64>,
+    #[arg(long, value_parser = super::plan::part_size)]
+    pub part_size: Option<PartSize>,
     /// Parts in flight at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
@@ -304,25 +305,39 @@ pub fn run(args: UploadArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Opens the bytes to upload: the file as it is, or its conversion.
+/// The stream of `src` (converted `to` a format, or as it is), cut in the parts
+/// [`Parts::for_object`] gives for its size and `part_size`: checked before any buffer exists.
 fn open_stream(
     src: &std::path::Path,
     to: Option<ToArg>,
     open: &OpenOptions,
+    part_size: Option<PartSize>,
     stream_opts: &StreamOptions,
 ) -> Result<Box<dyn PartSource>, ExitCode> {
-    match to {
-        None => match FileStream::with_options(src, stream_opts) {
-            Ok(s) => Ok(Box::new(s)),
-            Err(e) => Err(super::convert::failed(&e)),
-        },
+    let (image, layout) = match to {
+        None => FileStream::plan(src).map_err(|e| super::convert::failed(&e))?,
         Some(to) => {
             let opened = open_source_with(src, open)?;
-            match LayoutStream::convert(opened.image.clone(), to.into(), stream_opts) {
-                Ok(s) => Ok(Box::new(s)),
-                Err(e) => Err(super::convert::failed(&e)),
-            }
+            let layout = imgport_transfer::layout::Layout::plan(opened.image.as_ref(), to.into())
+                .map_err(|e| {
+                super::convert::failed(&imgport_transfer::TransferError::from(e))
+            })?;
+            (opened.image, layout)
         }
-    }
+    };
+    let parts = Parts::for_object(part_size, layout.size).map_err(|e| {
+        eprintln!("error: {}: {e}", src.display());
+        ExitCode::from(exit::USAGE)
+    })?;
+    let opts = StreamOptions {
+        part_size: parts.part_size.get(),
+        ..stream_opts.clone()
+    };
+    let stream: Result<Box<dyn PartSource>, _> = match to {
+        None => FileStream::from_plan(image, layout, &opts).map(|s| Box::new(s) as _),
+        Some(_) => LayoutStream::new(layout, image, &opts).map(|s| Box::new(s) as _),
+    };
+    stream.map_err(|e| super::convert::failed(&e))
 }
 
 async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<ExitCode> {
@@ -419,13 +434,14 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         eprintln!("error: SRC is required");
         return Ok(ExitCode::from(exit::USAGE));
     };
-    // Parts the stream may hold: those in flight plus two being filled ahead.
+    // Parts the stream may hold: those in flight plus two being filled ahead (the part size
+    // is set per object by `open_stream`).
     let stream_opts = StreamOptions {
-        part_size: args.part_size.unwrap_or(0),
         buffers: opts.concurrency + 2,
         cancel: Some(cancel),
         skip_sha256: false,
         skip_part_md5: false,
+        ..StreamOptions::default()
     };
     let reporter = super::progress::reporter_or_log(Duration::from_secs(5));
     // A second pass only when kept state turned out stale (the journal is gone by then).
@@ -436,13 +452,10 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
             allow_nested: args.allow_nested,
             ..OpenOptions::default()
         };
-        let source = match open_stream(&src, args.to, &open, &stream_opts) {
+        let source = match open_stream(&src, args.to, &open, args.part_size, &stream_opts) {
             Ok(s) => s,
             Err(code) => return Ok(code),
         };
-        if let Err(e) = oss::check_part_size(source.part_size(), source.part_count()) {
-            return Ok(fail(&e));
-        }
         let opts = UploadOptions {
             source_id: source_id(&src, args.to, source.part_size()),
             ..opts.clone()

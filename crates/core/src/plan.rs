@@ -19,6 +19,7 @@ use imgport_cloud::aliyun::types::{
 use imgport_cloud::aliyun::validate::{self, Invalid};
 use imgport_guest::facts::GuestFacts;
 use imgport_image::{ContainerReport, Finding, ImageFormat, Severity};
+use imgport_transfer::layout::LayoutError;
 pub use imgport_transfer::layout::OutputFormat;
 
 /// One GiB, the unit of `DiskImageSize`.
@@ -27,6 +28,102 @@ pub const GIB: u64 = 1 << 30;
 pub const MAX_DISKS: usize = 17;
 /// ImportImage: `DiskImageSize` is 1–2048 GiB for every disk.
 pub const MAX_DISK_IMAGE_SIZE_GIB: u64 = 2048;
+
+/// Tag carrying the content digest of an imported image's disks: how a later run finds that
+/// this content was imported already (with [`ImportPlan::dedupe`]).
+pub const CONTENT_TAG: &str = "imgport:content-digest";
+/// Smallest part OSS accepts but the last (UploadPart: 100 KB to 5 GB).
+pub const MIN_PART_SIZE: u64 = imgport_store::oss::MIN_PART_SIZE;
+/// Largest part OSS accepts.
+pub const MAX_PART_SIZE: u64 = imgport_store::oss::MAX_PART_SIZE;
+/// Most parts of one multipart upload.
+pub const MAX_PARTS: u64 = imgport_transfer::stream::MAX_PARTS;
+/// Part size of an upload when none is given: S3's minimum for every part but the last, so
+/// the parts in flight take little memory; larger (whole MiB) when the object needs it.
+pub const DEFAULT_PART_SIZE: u64 = imgport_transfer::stream::HASHED_PART_SIZE;
+
+/// A part size within OSS's bounds ([`MIN_PART_SIZE`] to [`MAX_PART_SIZE`]), as the user
+/// gives it; made only by [`PartSize::new`]. Whether it suits an object is [`Parts`]' rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct PartSize(u64);
+
+impl PartSize {
+    /// `bytes` when OSS accepts parts of that size.
+    pub fn new(bytes: u64) -> Result<PartSize, PartSizeError> {
+        if (MIN_PART_SIZE..=MAX_PART_SIZE).contains(&bytes) {
+            Ok(PartSize(bytes))
+        } else {
+            Err(PartSizeError::OutOfBounds { bytes })
+        }
+    }
+
+    /// The size in bytes.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// How one object is cut for its multipart upload: the part size and the part count, checked
+/// against OSS's limits for the object's size. Made only by [`Parts::for_object`], once, where
+/// the plan is made; the upload uses it unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Parts {
+    /// Size of every part but the last.
+    pub part_size: PartSize,
+    /// Number of parts (at least 1).
+    pub count: u32,
+}
+
+impl Parts {
+    /// The parts of an object of `object_size` bytes: `given` when it cuts the object into
+    /// at most [`MAX_PARTS`] parts; none given, [`DEFAULT_PART_SIZE`] or the smallest whole
+    /// MiB above it that does. An object larger than [`MAX_PARTS`] × [`MAX_PART_SIZE`] has no
+    /// parts OSS takes.
+    pub fn for_object(given: Option<PartSize>, object_size: u64) -> Result<Parts, PartSizeError> {
+        const MIB: u64 = 1 << 20;
+        let part_size = match given {
+            Some(p) => p,
+            None => {
+                let least = object_size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+                let bytes = DEFAULT_PART_SIZE.max(least);
+                if bytes > MAX_PART_SIZE {
+                    return Err(PartSizeError::ObjectTooLarge { object_size });
+                }
+                PartSize(bytes)
+            }
+        };
+        let count = object_size.div_ceil(part_size.0).max(1);
+        if count > MAX_PARTS {
+            return Err(PartSizeError::TooManyParts {
+                part_size: part_size.0,
+                object_size,
+                count,
+            });
+        }
+        Ok(Parts {
+            part_size,
+            count: count as u32,
+        })
+    }
+}
+
+/// Why a part size does not suit OSS or an object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PartSizeError {
+    #[error("part size {bytes}: OSS accepts parts of {MIN_PART_SIZE} bytes (100 KiB) to 5 GiB")]
+    OutOfBounds { bytes: u64 },
+    #[error(
+        "part size {part_size} cuts the {object_size}-byte object into {count} parts; OSS takes at most {MAX_PARTS}: give a larger --part-size"
+    )]
+    TooManyParts {
+        part_size: u64,
+        object_size: u64,
+        count: u64,
+    },
+    #[error("the object is {object_size} bytes; OSS takes at most {MAX_PARTS} parts of 5 GiB")]
+    ObjectTooLarge { object_size: u64 },
+}
 
 /// Where a planned value came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -114,6 +211,15 @@ pub struct PlanOptions {
     /// without it such a disk is refused unless the OS facts are given (`platform` or
     /// `os_type`).
     pub allow_no_os: bool,
+    /// Skip the content-digest lookup: always upload and import, even when an image with
+    /// the same disks' content exists already.
+    pub no_dedupe: bool,
+    /// Once the new image is `Available`, deprecate the other images of its family.
+    pub replace: bool,
+    /// Register the image with E-HPC Instant under this name as the last stage (AddImage).
+    pub ehpc_name: Option<String>,
+    /// Part size of every upload; `None` picks one per object ([`Parts::for_object`]).
+    pub part_size: Option<PartSize>,
 }
 
 /// One inspected input disk.
@@ -124,11 +230,19 @@ pub struct DiskInput<'a> {
     pub guest: Option<&'a GuestFacts>,
 }
 
+/// The size in bytes of the object a disk becomes in an output format: `(index of the disk
+/// in the order given, format)`. Given to [`infer`] by the caller that can read the image's
+/// extents, so the planner itself stays free of I/O.
+pub type ObjectSizer<'a> = &'a dyn Fn(usize, OutputFormat) -> Result<u64, LayoutError>;
+
 /// One disk of the plan: what is uploaded where and how ImportImage will see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedDisk {
     /// N of `DiskDeviceMapping.N`: 1 for the system disk, 2..=17 for data disks.
     pub device_index: usize,
+    /// Position (0-based) of the disk in the order given: which input this disk is.
+    #[serde(skip)]
+    pub input: usize,
     pub role: Sourced<DiskRole>,
     pub source: PathBuf,
     pub source_format: ImageFormat,
@@ -138,6 +252,10 @@ pub struct PlannedDisk {
     pub output_virtual_size: u64,
     pub bucket: String,
     pub object_key: String,
+    /// Size in bytes of the uploaded object (the output format's bytes).
+    pub object_size: u64,
+    /// How the object is cut for its multipart upload.
+    pub parts: Sourced<Parts>,
     pub disk_image_size_gib: Sourced<u64>,
 }
 
@@ -167,13 +285,28 @@ pub struct Finishing {
     pub boot_mode: Option<BootMode>,
 }
 
+/// Registration of the imported image with E-HPC Instant (AddImage), the last stage.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EhpcRegistration {
+    /// The name the image is registered under.
+    pub name: String,
+}
+
 /// The complete, serialisable list of what an import will do.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportPlan {
     pub region: String,
     pub image: PlannedImage,
     pub disks: Vec<PlannedDisk>,
+    /// Compute the disks' content digest, look for an `Available` image that has it (and
+    /// import nothing when one exists), and tag the new image with it.
+    pub dedupe: bool,
     pub finishing: Finishing,
+    /// Once the image is `Available`, deprecate the other `Available` images of
+    /// `finishing.family` (nothing without a family).
+    pub replace: bool,
+    /// Register the image with E-HPC Instant as the last stage.
+    pub ehpc: Option<EhpcRegistration>,
     /// Notes for the user (rounded sizes, guessed defaults, readiness findings of the guest).
     pub notes: Vec<Finding>,
 }
@@ -212,10 +345,29 @@ pub enum PlanError {
     DiskTooLarge { path: PathBuf, gib: u64 },
     #[error("{}: {} ({})", .0.field, .0.rule, .0.code)]
     Invalid(Invalid),
+    #[error("{path}: laying out the {format} object")]
+    Layout {
+        path: PathBuf,
+        format: &'static str,
+        #[source]
+        source: LayoutError,
+    },
+    #[error("{path}: uploading as {format}")]
+    PartSize {
+        path: PathBuf,
+        format: &'static str,
+        #[source]
+        source: PartSizeError,
+    },
 }
 
-/// Builds the plan for importing `disks` (in the order given) with `opts`.
-pub fn infer(disks: &[DiskInput<'_>], opts: &PlanOptions) -> Result<ImportPlan, PlanError> {
+/// Builds the plan for importing `disks` (in the order given) with `opts`; `object_size`
+/// gives the size of each disk's object in its planned format.
+pub fn infer(
+    disks: &[DiskInput<'_>],
+    opts: &PlanOptions,
+    object_size: ObjectSizer<'_>,
+) -> Result<ImportPlan, PlanError> {
     if disks.is_empty() {
         return Err(PlanError::NoDisks);
     }
@@ -246,7 +398,14 @@ pub fn infer(disks: &[DiskInput<'_>], opts: &PlanOptions) -> Result<ImportPlan, 
                 "every disk after the system disk is a data disk",
             )
         };
-        planned.push(plan_disk(&disks[i], n + 1, role, opts, &mut notes)?);
+        planned.push(plan_disk(
+            &disks[i],
+            (i, n + 1),
+            role,
+            opts,
+            object_size,
+            &mut notes,
+        )?);
     }
     let system_guest = disks[system].guest;
     if let Some(g) = system_guest {
@@ -260,16 +419,34 @@ pub fn infer(disks: &[DiskInput<'_>], opts: &PlanOptions) -> Result<ImportPlan, 
             && opts.image.boot_mode.is_none())
         .then_some(BootMode::UefiPreferred),
     };
+    let ehpc = opts
+        .ehpc_name
+        .as_ref()
+        .map(|name| EhpcRegistration { name: name.clone() });
     let plan = ImportPlan {
         region: opts.region.clone(),
         image,
         disks: planned,
+        dedupe: !opts.no_dedupe,
         finishing,
+        replace: opts.replace,
+        ehpc,
         notes,
     };
+    // Every request is checked here, before the first byte leaves the machine; those sent
+    // after the import differ from these checks only by the image id ImportImage returns.
     plan.import_request().map_err(PlanError::Invalid)?;
     if let Some(family) = &plan.finishing.family {
         validate::image_family(family).map_err(PlanError::Invalid)?;
+    }
+    if let Some(e) = &plan.ehpc
+        && e.name.trim().is_empty()
+    {
+        return Err(PlanError::Invalid(Invalid::new(
+            "Name",
+            "MissingParameter",
+            "the E-HPC image name is required",
+        )));
     }
     Ok(plan)
 }
@@ -383,9 +560,10 @@ fn choose_system_disk(
 
 fn plan_disk(
     d: &DiskInput<'_>,
-    device_index: usize,
+    (input, device_index): (usize, usize),
     role: Sourced<DiskRole>,
     opts: &PlanOptions,
+    object_size: ObjectSizer<'_>,
     notes: &mut Vec<Finding>,
 ) -> Result<PlannedDisk, PlanError> {
     let source_format = d.container.format.unwrap_or(ImageFormat::Raw);
@@ -441,8 +619,29 @@ fn plan_disk(
         format!("virtual size {output_virtual_size} bytes rounded up to whole GiB"),
     );
     let object_key = object_key(&opts.key_prefix, d.path, device_index, output.value);
+    let format = output.value.name();
+    let size = object_size(input, output.value).map_err(|source| PlanError::Layout {
+        path: d.path.to_path_buf(),
+        format,
+        source,
+    })?;
+    let cut = Parts::for_object(opts.part_size, size).map_err(|source| PlanError::PartSize {
+        path: d.path.to_path_buf(),
+        format,
+        source,
+    })?;
+    let parts = match opts.part_size {
+        Some(_) => Sourced::user(cut),
+        None => Sourced::default(
+            cut,
+            format!(
+                "{DEFAULT_PART_SIZE}-byte parts, or larger to cut {size} bytes into at most {MAX_PARTS}"
+            ),
+        ),
+    };
     Ok(PlannedDisk {
         device_index,
+        input,
         role,
         source: d.path.to_path_buf(),
         source_format,
@@ -451,6 +650,8 @@ fn plan_disk(
         output_virtual_size,
         bucket: opts.bucket.clone(),
         object_key,
+        object_size: size,
+        parts,
         disk_image_size_gib,
     })
 }
@@ -636,6 +837,73 @@ fn plan_image(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`super::infer`] with objects the size of each output's virtual disk.
+    fn infer(disks: &[DiskInput<'_>], opts: &PlanOptions) -> Result<ImportPlan, PlanError> {
+        super::infer(disks, opts, &|i, format| {
+            let size = disks[i].container.virtual_size.unwrap_or(0);
+            Ok(format.output_virtual_size(size).unwrap_or(u64::MAX))
+        })
+    }
+
+    #[test]
+    fn part_sizes_stay_within_oss_limits() {
+        assert!(PartSize::new(MIN_PART_SIZE - 1).is_err());
+        assert!(PartSize::new(MAX_PART_SIZE + 1).is_err());
+        let min = PartSize::new(MIN_PART_SIZE).unwrap();
+        assert_eq!(PartSize::new(MAX_PART_SIZE).unwrap().get(), MAX_PART_SIZE);
+        // None given: the default, or whole MiB large enough for 10000 parts.
+        let small = Parts::for_object(None, 1).unwrap();
+        assert_eq!((small.part_size.get(), small.count), (DEFAULT_PART_SIZE, 1));
+        assert_eq!(Parts::for_object(None, 0).unwrap().count, 1);
+        let big = Parts::for_object(None, 100 * GIB).unwrap();
+        assert_eq!(big.part_size.get() % (1 << 20), 0);
+        assert!(u64::from(big.count) <= MAX_PARTS);
+        assert!(big.part_size.get() > DEFAULT_PART_SIZE);
+        // Given: kept, unless the object needs more parts than OSS takes.
+        let given = Parts::for_object(Some(min), MIN_PART_SIZE * MAX_PARTS).unwrap();
+        assert_eq!((given.part_size, u64::from(given.count)), (min, MAX_PARTS));
+        assert!(matches!(
+            Parts::for_object(Some(min), MIN_PART_SIZE * MAX_PARTS + 1),
+            Err(PartSizeError::TooManyParts { count, .. }) if count == MAX_PARTS + 1
+        ));
+        assert!(matches!(
+            Parts::for_object(None, MAX_PART_SIZE * MAX_PARTS + 1),
+            Err(PartSizeError::ObjectTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn run_decisions_are_part_of_the_plan() {
+        let r = report(ImageFormat::Qcow2, 3 * GIB);
+        let g = linux();
+        let one = [DiskInput {
+            path: Path::new("/d/root.qcow2"),
+            container: &r,
+            guest: Some(&g),
+        }];
+        let plan = infer(&one, &opts()).unwrap();
+        assert!(plan.dedupe && !plan.replace && plan.ehpc.is_none());
+        assert_eq!(plan.disks[0].object_size, 3 * GIB);
+        assert!(matches!(plan.disks[0].parts.source, Source::Default { .. }));
+        let mut o = opts();
+        o.no_dedupe = true;
+        o.replace = true;
+        o.image.family = Some("golden".into());
+        o.ehpc_name = Some("golden-hpc".into());
+        o.part_size = Some(PartSize::new(64 << 20).unwrap());
+        let plan = infer(&one, &o).unwrap();
+        assert!(!plan.dedupe && plan.replace);
+        assert_eq!(plan.ehpc.as_ref().unwrap().name, "golden-hpc");
+        assert_eq!(plan.disks[0].parts.value.part_size.get(), 64 << 20);
+        assert_eq!(plan.disks[0].parts.value.count, 48);
+        assert_eq!(plan.disks[0].parts.source, Source::User);
+        o.part_size = Some(PartSize::new(MIN_PART_SIZE).unwrap());
+        assert!(matches!(infer(&one, &o), Err(PlanError::PartSize { .. })));
+        o.part_size = None;
+        o.ehpc_name = Some(" ".into());
+        assert!(matches!(infer(&one, &o), Err(PlanError::Invalid(_))));
+    }
 
     fn report(format: ImageFormat, size: u64) -> ContainerReport {
         ContainerReport {

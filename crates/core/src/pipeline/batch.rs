@@ -71,10 +71,11 @@ impl InFlight {
     /// converts on every core and keeps several parts in flight, so two fill a small machine
     /// on a near link; a far link may take more, up to four times that (sixteen at most), and
     /// no more than half the memory this process may still take holds (`part_size` is the
-    /// batch's, 0 for the default).
-    pub fn from_machine(part_size: u64) -> InFlight {
+    /// batch's, when given).
+    pub fn from_machine(part_size: Option<crate::plan::PartSize>) -> InFlight {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let row_memory = imgport_transfer::stream::buffer_memory(part_size) + ROW_OVERHEAD;
+        let part = part_size.map_or(imgport_transfer::stream::DEFAULT_PART_SIZE, |p| p.get());
+        let row_memory = imgport_transfer::stream::buffer_memory(part) + ROW_OVERHEAD;
         Self::tuned_for(cores, imgport_base::mem::available(), row_memory)
     }
 

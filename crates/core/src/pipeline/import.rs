@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::prepare::{InspectedDisk, PrepareError, inspect_disks, plan_import};
-use crate::plan::{ImportPlan, PlanOptions, PlannedDisk};
+use super::prepare::{PrepareError, Prepared, PreparedDisk};
+use crate::plan::{ImportPlan, PlanOptions};
 use imgport_base::report::{Reporter, Silent};
 use imgport_cloud::aliyun::client::EcsClient;
-use imgport_cloud::aliyun::ehpc::{AddImageRequest, EhpcClient};
+use imgport_cloud::aliyun::ehpc::EhpcClient;
 use imgport_cloud::aliyun::poll::{WaitError, WaitOptions};
 use imgport_cloud::aliyun::rpc::RpcError;
 use imgport_cloud::aliyun::validate::Invalid;
@@ -33,14 +33,17 @@ use imgport_store::{
 use imgport_transfer::stream::{LayoutStream, StreamOptions};
 use imgport_transfer::{PartSource, TransferError};
 
-/// How one import runs, besides the plan itself.
+/// How one import runs: what the plan is made from (`open`, `plan`), and the knobs that
+/// decide nothing about the result (buffers, concurrency, polling, cancellation). Every
+/// decision is made once into the [`ImportPlan`]; [`execute`] reads only the plan for them.
 #[derive(Debug, Clone, Default)]
 pub struct ImportSettings {
     /// How every disk is opened: the format the files must have (`--declared-format`), and
     /// whether a nested image is imported as-is (`--allow-nested`).
     pub open: OpenOptions,
     pub plan: PlanOptions,
-    /// Part size, buffers; its `cancel` is replaced by [`ImportSettings::cancel`].
+    /// Buffers; its `part_size` is replaced by the plan's, its `cancel` by
+    /// [`ImportSettings::cancel`].
     pub stream: StreamOptions,
     /// Concurrency, retries, journal directory; `source_id` and `cancel` are set per disk.
     pub upload: UploadOptions,
@@ -48,18 +51,9 @@ pub struct ImportSettings {
     /// Set (e.g. on Ctrl-C) to stop: uploads stop after the parts in flight and stay
     /// resumable; a running import task is cancelled when the service allows it.
     pub cancel: Option<Arc<AtomicBool>>,
-    /// Skip the content-digest lookup: always upload and import, even when an image with the
-    /// same disks' content exists already.
-    pub no_dedupe: bool,
-    /// Once the new image is `Available`, deprecate the other images of its family.
-    pub replace: bool,
-    /// Register the image with E-HPC Instant under this name as the last stage (AddImage).
-    pub ehpc_name: Option<String>,
 }
 
-/// Tag carrying the content digest of an imported image's disks: how a later run finds that
-/// this content was imported already.
-pub const CONTENT_TAG: &str = "imgport:content-digest";
+pub use crate::plan::CONTENT_TAG;
 
 /// One uploaded disk of an import.
 #[derive(Debug, Clone, Serialize)]
@@ -101,6 +95,8 @@ pub struct ImportOutcome {
     /// The name the image was registered under in E-HPC (`ehpc_name`).
     pub ehpc_image: Option<String>,
     pub timings: Vec<StageTiming>,
+    /// The plan this import executed: equal to what `imgport plan` shows for the same inputs.
+    pub plan: ImportPlan,
 }
 
 /// Why an import stopped.
@@ -156,6 +152,16 @@ pub enum ImportError {
     },
     #[error("interrupted")]
     Interrupted,
+    #[error(
+        "{path}: the stream is {actual} bytes in parts of {actual_part}, the plan said {planned} in parts of {planned_part}"
+    )]
+    Drift {
+        path: PathBuf,
+        planned: u64,
+        actual: u64,
+        planned_part: u64,
+        actual_part: u64,
+    },
 }
 
 impl ImportError {
@@ -183,7 +189,7 @@ impl ImportError {
             } => 130,
             ImportError::Digest { .. } => 1,
             ImportError::Wait(e) => e.exit_code(),
-            ImportError::Stream { .. } => 1,
+            ImportError::Stream { .. } | ImportError::Drift { .. } => 1,
         }
     }
 }
@@ -192,66 +198,67 @@ impl ImportError {
 pub struct Targets<'a, S: ObjectStore> {
     pub store: &'a S,
     pub ecs: &'a EcsClient,
-    /// Needed only with [`ImportSettings::ehpc_name`].
+    /// Needed only when the plan registers the image with E-HPC.
     pub ehpc: Option<&'a EhpcClient>,
 }
 
 /// Inspects and plans `paths`; the first half of [`run`], also what a dry run shows.
-pub fn prepare(
-    paths: &[PathBuf],
-    settings: &ImportSettings,
-) -> Result<(Vec<InspectedDisk>, ImportPlan), ImportError> {
-    let disks = inspect_disks(paths, &settings.open)?;
-    let plan = plan_import(&disks, &settings.plan)?;
-    Ok((disks, plan))
+pub fn prepare(paths: &[PathBuf], settings: &ImportSettings) -> Result<Prepared, ImportError> {
+    Ok(super::prepare::prepare(
+        paths,
+        &settings.open,
+        &settings.plan,
+    )?)
 }
 
-/// Runs the whole import of `paths`.
+/// Runs the whole import of `paths`: [`prepare`], then [`execute`].
 pub async fn run<S: ObjectStore>(
     paths: &[PathBuf],
     settings: &ImportSettings,
     targets: Targets<'_, S>,
     reporter: &dyn Reporter,
 ) -> Result<ImportOutcome, ImportError> {
+    let started = Instant::now();
+    let prepared = prepare(paths, settings)?;
+    let inspect = timing("inspect and plan", started);
+    let mut outcome = execute(prepared, settings, targets, reporter).await?;
+    outcome.timings.insert(0, inspect);
+    if let Some(total) = outcome.timings.iter_mut().find(|t| t.stage == "total") {
+        total.seconds = started.elapsed().as_secs_f64();
+    }
+    Ok(outcome)
+}
+
+/// Executes a prepared import: every decision (formats, objects and their parts, dedupe,
+/// family, replace, E-HPC registration) comes from `prepared.plan`; `settings` gives only
+/// buffers, concurrency, polling and cancellation.
+pub async fn execute<S: ObjectStore>(
+    prepared: Prepared,
+    settings: &ImportSettings,
+    targets: Targets<'_, S>,
+    reporter: &dyn Reporter,
+) -> Result<ImportOutcome, ImportError> {
     let mut timings = Vec::new();
     let run_started = Instant::now();
-    let started = run_started;
-    let (disks, plan) = prepare(paths, settings)?;
-    timings.push(timing("inspect and plan", started));
-    // Every request is checked before the first byte leaves the machine.
+    let Prepared { plan, disks } = prepared;
+    // The plan checked every request (infer); only the image id is added later.
     let request = plan.import_request().map_err(ImportError::Invalid)?;
-    if let Some(Err(e)) = plan.finishing_request("m-check") {
-        return Err(ImportError::Invalid(e));
-    }
-    if let Some(name) = &settings.ehpc_name {
-        AddImageRequest::vm(name.clone(), "m-check")
-            .validate()
-            .map_err(ImportError::Invalid)?;
-        if targets.ehpc.is_none() {
-            return Err(ImportError::NoEhpcClient);
-        }
+    if plan.ehpc.is_some() && targets.ehpc.is_none() {
+        return Err(ImportError::NoEhpcClient);
     }
 
     // The parts go up while the content digest is computed and looked up; an image with the
     // same content found meanwhile withdraws the uploads before their Complete.
     let stop = Arc::new(AtomicBool::new(false));
-    let (keeper, gate) = match settings.no_dedupe {
-        true => (None, None),
-        false => {
+    let (keeper, gate) = match plan.dedupe {
+        false => (None, None),
+        true => {
             let (keeper, gate) = imgport_store::complete_gate();
             (Some(keeper), Some(gate))
         }
     };
-    let lookup = find_imported(&disks, &plan, targets.ecs, keeper, &stop, reporter);
-    let uploads = upload_disks(
-        &disks,
-        &plan,
-        settings,
-        targets.store,
-        gate,
-        &stop,
-        reporter,
-    );
+    let lookup = find_imported(&disks, targets.ecs, keeper, &stop, reporter);
+    let uploads = upload_disks(&disks, settings, targets.store, gate, &stop, reporter);
     let (uploads, lookup) = tokio::select! {
         both = async { tokio::join!(uploads, lookup) } => both,
         never = mirror_cancel(settings.cancel.clone(), stop.clone()) => match never {},
@@ -263,7 +270,7 @@ pub async fn run<S: ObjectStore>(
     }) = lookup
     {
         timings.extend(lookup_timings);
-        let ehpc_image = register_ehpc(settings, &targets, &image.image_id).await?;
+        let ehpc_image = register_ehpc(&plan, &targets, &image.image_id).await?;
         timings.push(timing("total", run_started));
         return Ok(ImportOutcome {
             image_id: image.image_id,
@@ -279,6 +286,7 @@ pub async fn run<S: ObjectStore>(
             deprecated: Vec::new(),
             ehpc_image,
             timings,
+            plan,
         });
     }
     // A failed look-up stopped the uploads: its error is the one to report.
@@ -341,7 +349,7 @@ pub async fn run<S: ObjectStore>(
         timings.push(timing("ModifyImageAttribute", started));
     }
     let mut deprecated = Vec::new();
-    if settings.replace
+    if plan.replace
         && let Some(family) = plan.finishing.family.as_deref()
     {
         let started = Instant::now();
@@ -349,7 +357,7 @@ pub async fn run<S: ObjectStore>(
         timings.push(timing("deprecate old images", started));
     }
     let started = Instant::now();
-    let ehpc_image = register_ehpc(settings, &targets, &imported.image_id).await?;
+    let ehpc_image = register_ehpc(&plan, &targets, &imported.image_id).await?;
     if ehpc_image.is_some() {
         timings.push(timing("E-HPC AddImage", started));
     }
@@ -369,26 +377,26 @@ pub async fn run<S: ObjectStore>(
         deprecated,
         ehpc_image,
         timings,
+        plan,
     })
 }
 
 /// Uploads every disk in device order, with their stage timings. A failure sets `stop`, so
 /// the content digest under way ends too.
 async fn upload_disks<S: ObjectStore>(
-    disks: &[InspectedDisk],
-    plan: &ImportPlan,
+    disks: &[PreparedDisk],
     settings: &ImportSettings,
     store: &S,
     gate: Option<CompleteGate>,
     stop: &Arc<AtomicBool>,
     reporter: &dyn Reporter,
 ) -> Result<(Vec<UploadedDisk>, Vec<StageTiming>), ImportError> {
-    let mut uploaded = Vec::with_capacity(plan.disks.len());
+    let mut uploaded = Vec::with_capacity(disks.len());
     let mut timings = Vec::new();
-    for planned in &plan.disks {
-        let disk = inspected(disks, planned);
+    for disk in disks {
+        let planned = &disk.planned;
         let started = Instant::now();
-        let upload = upload_disk(disk, planned, settings, store, gate.clone(), stop, reporter)
+        let upload = upload_disk(disk, settings, store, gate.clone(), stop, reporter)
             .await
             .inspect_err(|_| stop.store(true, Ordering::SeqCst))?;
         timings.push(timing(
@@ -417,8 +425,7 @@ struct Lookup {
 /// uploads' gate: they complete when none is found; they are withdrawn (and `stop` set)
 /// when one is; they stop resumable when the digest or the look-up failed.
 async fn find_imported(
-    disks: &[InspectedDisk],
-    plan: &ImportPlan,
+    disks: &[PreparedDisk],
     ecs: &EcsClient,
     keeper: Option<GateKeeper>,
     stop: &Arc<AtomicBool>,
@@ -429,7 +436,7 @@ async fn find_imported(
     };
     let lookup = async {
         let started = Instant::now();
-        let digest = content_digest(disks, plan, stop.clone()).await?;
+        let digest = content_digest(disks, stop.clone()).await?;
         let mut timings = vec![timing("content digest", started)];
         let started = Instant::now();
         let found = find_by_content(ecs, &digest).await?;
@@ -465,28 +472,43 @@ async fn mirror_cancel(user: Option<Arc<AtomicBool>>, stop: Arc<AtomicBool>) -> 
     std::future::pending().await
 }
 
-/// Streams one disk in its planned output format into its object: converted and hashed in
+/// Streams one disk in its planned layout and parts into its object: converted and hashed in
 /// one pass, no temporary file.
 async fn upload_disk<S: ObjectStore>(
-    disk: &InspectedDisk,
-    planned: &PlannedDisk,
+    disk: &PreparedDisk,
     settings: &ImportSettings,
     store: &S,
     gate: Option<CompleteGate>,
     stop: &Arc<AtomicBool>,
     reporter: &dyn Reporter,
 ) -> Result<UploadOutcome, ImportError> {
+    let planned = &disk.planned;
+    let path = &disk.inspected.path;
     let mut stream_opts = settings.stream.clone();
     stream_opts.cancel = Some(stop.clone());
-    let stream = LayoutStream::convert(
-        disk.opened.image.clone(),
-        planned.output.value,
+    stream_opts.part_size = planned.parts.value.part_size.get();
+    let stream = LayoutStream::new(
+        disk.layout.clone(),
+        disk.inspected.opened.image.clone(),
         &stream_opts,
     )
     .map_err(|source| ImportError::Stream {
-        path: disk.path.clone(),
+        path: path.clone(),
         source,
     })?;
+    // The plan sized this layout; a stream of other bytes or parts would upload an object
+    // the plan did not describe.
+    if (stream.total_size(), stream.part_size())
+        != (planned.object_size, planned.parts.value.part_size.get())
+    {
+        return Err(ImportError::Drift {
+            path: path.clone(),
+            planned: planned.object_size,
+            actual: stream.total_size(),
+            planned_part: planned.parts.value.part_size.get(),
+            actual_part: stream.part_size(),
+        });
+    }
     let target = ObjectTarget {
         bucket: planned.bucket.clone(),
         key: planned.object_key.clone(),
@@ -494,7 +516,7 @@ async fn upload_disk<S: ObjectStore>(
     let mut upload_opts = settings.upload.clone();
     upload_opts.cancel = Some(stop.clone());
     upload_opts.gate = gate;
-    upload_opts.source_id = source_id(&disk.path, planned, stream.part_size());
+    upload_opts.source_id = source_id(path, planned, stream.part_size());
     reporter.start(
         &format!("disk {}", planned.device_index),
         Some(stream.layout().size),
@@ -511,7 +533,7 @@ async fn upload_disk<S: ObjectStore>(
 
 /// Identity of the bytes an upload sends: a resume journal is reused only for the same file
 /// (path, size, modification and change times, inode), output format and part size.
-fn source_id(path: &std::path::Path, planned: &PlannedDisk, part_size: u64) -> String {
+fn source_id(path: &std::path::Path, planned: &crate::plan::PlannedDisk, part_size: u64) -> String {
     format!(
         "{};to={};part_size={part_size}",
         imgport_store::journal::file_identity(path),
@@ -568,19 +590,16 @@ fn timing(stage: &str, started: Instant) -> StageTiming {
 /// whatever container they come in or are uploaded as. Computed on a thread of its own, so
 /// the uploads go on meanwhile; `stop` ends it early.
 async fn content_digest(
-    disks: &[InspectedDisk],
-    plan: &ImportPlan,
+    disks: &[PreparedDisk],
     stop: Arc<AtomicBool>,
 ) -> Result<String, ImportError> {
-    let jobs: Vec<(usize, PathBuf, Arc<dyn DiskImage>)> = plan
-        .disks
+    let jobs: Vec<(usize, PathBuf, Arc<dyn DiskImage>)> = disks
         .iter()
-        .map(|planned| {
-            let disk = inspected(disks, planned);
+        .map(|d| {
             (
-                planned.device_index,
-                disk.path.clone(),
-                disk.opened.image.clone(),
+                d.planned.device_index,
+                d.inspected.path.clone(),
+                d.inspected.opened.image.clone(),
             )
         })
         .collect();
@@ -680,13 +699,15 @@ async fn deprecate_family(
 
 /// The last stage: registers `image_id` with E-HPC when asked (already registered counts).
 async fn register_ehpc<S: ObjectStore>(
-    settings: &ImportSettings,
+    plan: &ImportPlan,
     targets: &Targets<'_, S>,
     image_id: &str,
 ) -> Result<Option<String>, ImportError> {
-    let (Some(name), Some(ehpc)) = (&settings.ehpc_name, targets.ehpc) else {
+    let Some(registration) = &plan.ehpc else {
         return Ok(None);
     };
+    let name = &registration.name;
+    let ehpc = targets.ehpc.ok_or(ImportError::NoEhpcClient)?;
     ehpc.register_vm_image(name, image_id, None)
         .await
         .map_err(|source| ImportError::Ehpc {
@@ -694,12 +715,4 @@ async fn register_ehpc<S: ObjectStore>(
             source,
         })?;
     Ok(Some(name.clone()))
-}
-
-/// The inspected disk a planned disk comes from (the plan is built from these disks only).
-fn inspected<'a>(disks: &'a [InspectedDisk], planned: &PlannedDisk) -> &'a InspectedDisk {
-    disks
-        .iter()
-        .find(|d| d.path == planned.source)
-        .expect("the plan names only inspected disks")
 }
