@@ -101,21 +101,11 @@ impl StoreConfig {
     }
 }
 
-/// Smallest part OSS accepts but the last (UploadPart, help doc 31993: 100 KB–5 GB).
+/// Smallest part OSS accepts but the last (UploadPart, help doc 31993: 100 KB–5 GB); the
+/// plan's `PartSize` is checked against these once, where the plan is made.
 pub const MIN_PART_SIZE: u64 = 100 * 1024;
 /// Largest part.
 pub const MAX_PART_SIZE: u64 = 5 << 30;
-
-/// Checks a part size against OSS's limits (the part count is bounded by the stream's
-/// `MAX_PARTS`; the size itself comes from `transfer::stream::auto_part_size` unless given).
-pub fn check_part_size(part_size: u64, parts: u32) -> Result<(), StoreError> {
-    if part_size > MAX_PART_SIZE || (parts > 1 && part_size < MIN_PART_SIZE) {
-        return Err(StoreError::Config(format!(
-            "part size {part_size}: OSS accepts parts of {MIN_PART_SIZE} bytes to 5 GiB"
-        )));
-    }
-    Ok(())
-}
 
 /// Region ids are lower-case letters, digits and hyphens (they become part of a host name).
 fn check_region(region: &str) -> Result<(), StoreError> {
@@ -197,13 +187,6 @@ mod tests {
         }
         assert!(check_key("disks/a.qcow2").is_ok());
         assert!(check_key("/a").is_err() && check_key("").is_err());
-        assert!(check_part_size(MIN_PART_SIZE, 3).is_ok());
-        assert!(
-            check_part_size(4096, 1).is_ok(),
-            "a single part may be small"
-        );
-        assert!(check_part_size(4096, 2).is_err());
-        assert!(check_part_size(MAX_PART_SIZE + 1, 1).is_err());
         let c = StoreConfig::oss("cn-hangzhou", false).unwrap();
         assert_eq!(c.part_timeout(32 << 20), Duration::from_secs(60 + 128));
     }
