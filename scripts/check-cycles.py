@@ -5,7 +5,8 @@ A file depends on the file that defines what one of its paths names: `use crate:
 `super::x`, `self::y` and `crate::…` in expressions. A name re-exported by `pub use` resolves
 to the file that defines it, so a parent module that only re-exports is not an edge. The
 `mod x;` declaration of a child is not an edge either (it is where the tree is drawn, not a
-use). Inline modules (`mod tests { … }`) belong to their file.
+use), nor is a child's use of what its ancestors define (a child module is part of its parent;
+`--strict` counts those edges too). Inline modules (`mod tests { … }`) belong to their file.
 """
 
 import os
@@ -17,7 +18,9 @@ ITEM_RE = re.compile(
     r"|\bmacro_rules!\s*([A-Za-z_]\w*)"
 )
 MOD_DECL_RE = re.compile(r"\bmod\s+(?:r#)?([A-Za-z_]\w*)\s*([;{])")
-PATH_RE = re.compile(r"(?<![\w:])((?:crate|super|self)(?:\s*::\s*(?:super|[A-Za-z_]\w*))+)")
+# `crate::a`, `super::b`, `self::c`, and `m::d` where `m` is a child module or a name a `use`
+# brought in (resolved later; other paths such as `std::…` or `Self::…` resolve to nothing).
+PATH_RE = re.compile(r"(?<![\w:])((?:crate|super|self|[A-Za-z_]\w*)(?:\s*::\s*(?:super|[A-Za-z_]\w*))+)")
 PATH_ATTR_RE = re.compile(r'#\[path\s*=\s*"([^"]+)"\]\s*$')
 
 
@@ -291,13 +294,24 @@ class Crate:
             yield m
             stack.extend(m.children.values())
 
-    def graph(self):
+    def graph(self, strict):
         edges = {f: {} for f in self.files}
         for mod in self.modules():
+            ancestors = set()
+            m = mod.parent
+            while m is not None:
+                ancestors.add(m.file)
+                m = m.parent
             for segs, line in mod.refs:
                 t = self.resolve(mod, segs)
-                if t and t != mod.file:
-                    edges[mod.file].setdefault(t, line)
+                if not t or t == mod.file:
+                    continue
+                # A child module is part of its parent (declared and owned by it): its use of
+                # the definitions the parent shares with its parts is not an arrow between
+                # peers. `--strict` counts it too.
+                if t in ancestors and not strict:
+                    continue
+                edges[mod.file].setdefault(t, line)
         return edges
 
 
@@ -359,11 +373,13 @@ def shortest_cycle(edges, comp, start):
 
 
 def main():
-    roots = sys.argv[1:]
+    args = sys.argv[1:]
+    strict = "--strict" in args
+    roots = [a for a in args if a != "--strict"]
     bad = 0
     for root in roots:
         crate = Crate(root, root)
-        edges = crate.graph()
+        edges = crate.graph(strict)
         for comp in cycles(edges):
             bad += 1
             print(f"cycle in {os.path.dirname(os.path.dirname(root)) or '.'}: {len(comp)} files")

@@ -18,7 +18,7 @@ use imgport_credentials::Credentials;
 
 pub use super::time::{parse_utc_timestamp, unix_now, utc_timestamp};
 pub use super::transport::{
-    HttpRequest, HttpResponse, ReqwestTransport, SendFuture, Transport, TransportError,
+    HttpRequest, HttpResponse, ReqwestTransport, SendFuture, SetupError, Transport, TransportError,
     TransportErrorKind, error_chain,
 };
 
@@ -240,6 +240,12 @@ pub enum RpcError {
     /// The HTTP client could not be built.
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),
+}
+
+impl From<SetupError> for RpcError {
+    fn from(e: SetupError) -> Self {
+        RpcError::Setup(e.0)
+    }
 }
 
 impl RpcError {

@@ -275,9 +275,23 @@ fn decide(
 /// The folder of `item_id`'s state: a readable part plus a hash, so any id maps to a valid,
 /// unique key.
 pub fn item_prefix(item_id: &str) -> String {
-    let readable = super::batch::key_safe(item_id);
+    let readable = key_safe(item_id);
     let hash = imgport_transfer::digest::hex(&Sha256::digest(item_id.as_bytes()));
     format!("{STATE_PREFIX}{readable}-{}/", &hash[..16])
+}
+
+/// `id` with every character an object key should not carry replaced by `_`.
+pub(crate) fn key_safe(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect()
 }
 
 fn target(bucket: &str, key: String) -> ObjectTarget {
