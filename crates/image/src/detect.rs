@@ -3,6 +3,8 @@
 //! only then does the chosen format's reader parse and judge the metadata.
 //!
 //! Never asks qemu; never follows a name found inside the file.
+//!
+//! Kept whole: the signature table and its judge are the one place that decides what a file is.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -5,6 +5,9 @@
 //! Differencing disks are refused, never read: their unallocated blocks live in a parent file.
 //! Reading never writes and never follows a name found in the file; [`write`] lays out the
 //! footer and header the converter writes, with the same offsets and checksum.
+//!
+//! Kept whole: footer decoding, its checks and the reads are one format's reader; the dynamic disk,
+//! geometry and writer already live in `vhd/`.
 
 use std::sync::Arc;
 

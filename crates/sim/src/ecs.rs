@@ -7,6 +7,9 @@
 //! import moves Creating → Available (or CreateFailed) over a configured time, computed from the
 //! clock on each read, so state survives restarts. State is one JSON file in the state directory,
 //! replaced atomically after each change.
+//!
+//! Kept whole: the emulated image API is one state machine over one state file; CreateImage and
+//! ImportImage already live in `create.rs` and `import.rs`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -5,6 +5,9 @@
 //!
 //! Retries: `retry.rs` (one predicate, [`StoreError::is_temporary`]). Non-idempotent Create is guarded
 //! by the journal: a re-run resumes the upload id it recorded instead of creating another.
+//!
+//! Kept whole: the one multipart driver (plan parts, resume, send, complete, verify); options,
+//! journal, retry and verification live beside it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

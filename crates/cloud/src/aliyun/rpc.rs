@@ -7,6 +7,9 @@
 //! STS tokens go in `x-acs-security-token` (V3) or `SecurityToken` (V2). Secrets never reach
 //! `Debug`, logs or errors: the transport error drops the URL (V2 URLs carry the signature
 //! and token).
+//!
+//! Kept whole: one request path in its layers (build, sign, send, parse the error, retry) and the
+//! tests that drive it.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,6 +7,9 @@
 //! Every record (journal line, claim, done record) names the row's [`Destination`]; a record
 //! for another destination is ignored, and a row counts as imported only once its image is
 //! seen `Available` at its destination (DescribeImages), whatever the records say.
+//!
+//! Kept whole: the batch runner and the row states it reports; claims, manifests and the per-row
+//! import live beside it.
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -15,6 +15,9 @@
 //! [`LeaseRules::lease`]. A holder that is alive but cut off may lose its lease and go on
 //! working: the ImportImage ClientToken and the content digest make the second attempt end
 //! in the same image.
+//!
+//! Kept whole: one protocol (take, renew, release, take over) whose rules must be read together; a
+//! fifth of it is tests.
 
 use std::time::Duration;
 
