@@ -4,6 +4,8 @@
 //! Kubernetes/Slurm variables, and several processes against one emulator (`imgport sim`)
 //! import every image exactly once — with disjoint shards and with overlapping runs whose
 //! claims in the bucket keep them apart.
+//!
+//! Kept whole: one command's integration tests sharing one emulator harness.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -2,6 +2,8 @@
 //! disks (raw, qcow2, vhd), and two LVM layouts with real lvm2 metadata
 //! (`scripts/testdata/guest.sh`). Oracles: sfdisk for the tables, blkid for the file systems,
 //! the Debian tree itself for the OS facts.
+//!
+//! Kept whole: one stage's tests over the same real disks and oracles.
 
 use std::path::Path;
 use std::process::Command;

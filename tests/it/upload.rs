@@ -4,6 +4,8 @@
 //! every part stored exactly once, kill -9 then resume reuses the finished parts, a re-run
 //! after success does nothing, `--abort`, verification catches a changed object, the
 //! credential order, and no secret in any output or journal.
+//!
+//! Kept whole: one command's integration tests sharing one embedded S3 server harness.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

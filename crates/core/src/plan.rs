@@ -4,6 +4,8 @@
 //!
 //! The dry-run report renders this value and the real run executes it, so "what would happen"
 //! and "what happens" cannot drift apart.
+//!
+//! Kept whole: every decision of the plan with its unit tests; pure, so it reads top to bottom.
 
 use std::path::{Path, PathBuf};
 

@@ -2,6 +2,9 @@
 //! file systems → roles → OS, architecture, boot mode, drivers, agents → readiness.
 //! One bad partition or file system becomes a finding; the stage itself never fails.
 //! Every read goes through a [`Metered`] source with a byte budget ([`READ_BUDGET`]).
+//!
+//! Kept whole: the inspection stage in the order it runs, one volume walk feeding every fact; the
+//! recipes it calls live in their own files.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,6 +3,8 @@
 //! only then does the chosen format's reader parse and judge the metadata.
 //!
 //! Never asks qemu; never follows a name found inside the file.
+//!
+//! Kept whole: the signature table and its judge are the one place that decides what a file is.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -77,15 +79,7 @@ fn le32(buf: &[u8], offset: usize) -> Option<u32> {
     ))
 }
 
-/// True when sector 0 is a FAT or NTFS volume boot record rather than an MBR: those also end
-/// in 55 AA but carry a BIOS parameter block.
-pub fn is_volume_boot_record(head: &[u8]) -> bool {
-    at(head, 3, b"NTFS    ")
-        || at(head, 3, b"EXFAT   ")
-        || at(head, 3, b"-FVE-FS-")
-        || at(head, 0x36, b"FAT1")
-        || at(head, 0x52, b"FAT32   ")
-}
+pub use super::raw::is_volume_boot_record;
 
 /// Every signature found in `head` (the first bytes) and `tail` (the last bytes) of a file of
 /// `size` bytes.

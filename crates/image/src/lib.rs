@@ -3,7 +3,8 @@
 //!
 //! Owns: the [`DiskImage`] seam, one reader per format (`raw.rs`, `vhd.rs`, `qcow2.rs`) and the
 //! one place that chooses among them (`detect.rs`). Must not touch what is inside the virtual
-//! disk (partitions, file systems: that is `guest`) nor write anything.
+//! disk (partitions, file systems: that is `guest`) nor write files; the metadata bytes the
+//! converter writes are laid out beside each reader (`vhd/write.rs`, `qcow2/write.rs`).
 
 pub mod detect;
 pub mod qcow2;

@@ -5,7 +5,8 @@
 //! Fails closed: every L1 and L2 entry that maps the virtual disk is checked when the image
 //! is opened (the tables are small next to the data and bounded by the file), so a broken
 //! entry refuses the image instead of failing a conversion half way. Never opens a backing
-//! or external data file, never decrypts, never writes.
+//! or external data file, never decrypts, never writes; [`write`] lays out the header and
+//! table entries the converter writes, with the same offsets.
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ mod header;
 mod mapping;
 mod overlap;
 mod snapshots;
+pub mod write;
 
 use extensions::Extensions;
 use header::{Header, off};

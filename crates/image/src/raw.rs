@@ -175,11 +175,22 @@ const MBR_ENTRY_LEN: usize = 16;
 /// Partition type of the protective entry that guards a GPT.
 const GPT_PROTECTIVE: u8 = 0xEE;
 
+/// True when sector 0 is a FAT or NTFS volume boot record rather than an MBR: those also end
+/// in 55 AA but carry a BIOS parameter block.
+pub fn is_volume_boot_record(head: &[u8]) -> bool {
+    let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
+    at(3, b"NTFS    ")
+        || at(3, b"EXFAT   ")
+        || at(3, b"-FVE-FS-")
+        || at(0x36, b"FAT1")
+        || at(0x52, b"FAT32   ")
+}
+
 /// Judges sector 0 of a RAW disk when it carries an MBR signature: the rules of
 /// oslo.utils' `mbr` safety check, except that a hybrid MBR (a protective entry next to
 /// others) is a legitimate layout and only warned about.
 fn check_boot_sector(sector: &[u8; 512], findings: &mut Vec<Finding>) {
-    if sector[510..512] != [0x55, 0xAA] || super::detect::is_volume_boot_record(sector) {
+    if sector[510..512] != [0x55, 0xAA] || is_volume_boot_record(sector) {
         return;
     }
     let entries: Vec<(usize, &[u8])> = (0..4)

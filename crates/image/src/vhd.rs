@@ -3,7 +3,11 @@
 //! the virtual size exactly as QEMU ≥ 10 (`block/vpc.c`) computes it, and reads.
 //!
 //! Differencing disks are refused, never read: their unallocated blocks live in a parent file.
-//! Does not write VHDs (the converter does) and never follows a name found in the file.
+//! Reading never writes and never follows a name found in the file; [`write`] lays out the
+//! footer and header the converter writes, with the same offsets and checksum.
+//!
+//! Kept whole: footer decoding, its checks and the reads are one format's reader; the dynamic disk,
+//! geometry and writer already live in `vhd/`.
 
 use std::sync::Arc;
 
@@ -16,6 +20,7 @@ use super::{
 
 mod dynamic;
 mod geometry;
+pub mod write;
 
 pub use geometry::{Geometry, SizeSource, chs_geometry, chs_round_up, qemu_size};
 
@@ -71,6 +76,7 @@ mod foot {
 
 /// Dynamic disk header field offsets (spec "Dynamic Disk Header Format").
 mod dynh {
+    pub const DATA_OFFSET: usize = 8;
     pub const TABLE_OFFSET: usize = 16;
     pub const VERSION: usize = 24;
     pub const MAX_TABLE_ENTRIES: usize = 28;

@@ -3,6 +3,9 @@
 //! `Content-MD5` of 16 multipart-upload parts costs about as much as one scalar MD5.
 //! Without AVX-512F (AMD before Zen 4, most client CPUs) the 16 lanes are two AVX2
 //! registers of 8; without AVX2, a portable scalar MD5.
+//!
+//! Kept whole: one algorithm in three kernels (AVX-512, AVX2, scalar) that must stay step for step
+//! alike, and the tests that compare them.
 
 /// MD5 of each slice (any lengths, any count; `result[i]` is `md5(slices[i])`).
 ///

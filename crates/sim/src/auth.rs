@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::ecs::ApiFault;
+use super::fault::ApiFault;
 use imgport_cloud::aliyun::rpc::parse_utc_timestamp;
 use imgport_cloud::aliyun::sign;
 
@@ -350,7 +350,7 @@ mod tests {
     }
 
     fn decode_query(url: &str) -> Vec<(String, String)> {
-        super::super::server::parse_form(url.split_once('?').map_or("", |(_, q)| q))
+        super::super::form::parse_form(url.split_once('?').map_or("", |(_, q)| q))
     }
 
     fn run(

@@ -8,7 +8,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use super::ecs::ApiFault;
+use super::fault::ApiFault;
 use imgport_cloud::aliyun::types::DiskFormat;
 use imgport_image::{ImageFormat, OpenOptions};
 

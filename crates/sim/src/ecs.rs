@@ -7,6 +7,9 @@
 //! import moves Creating → Available (or CreateFailed) over a configured time, computed from the
 //! clock on each read, so state survives restarts. State is one JSON file in the state directory,
 //! replaced atomically after each change.
+//!
+//! Kept whole: the emulated image API is one state machine over one state file; CreateImage and
+//! ImportImage already live in `create.rs` and `import.rs`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,45 +26,9 @@ use imgport_cloud::aliyun::types::{
     Architecture, BootMode, DetectionStrategy, DiskFormat, ImageStatus, ImdsSupport, LicenseType,
     NvmeSupport, OsType, Platform,
 };
-use imgport_cloud::aliyun::validate::{self, Invalid};
+use imgport_cloud::aliyun::validate;
 
-/// An error answer: HTTP status, ECS code and message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiFault {
-    pub status: u16,
-    pub code: String,
-    pub message: String,
-}
-
-impl ApiFault {
-    /// A fault with `status`, `code` and `message`.
-    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code: code.to_string(),
-            message: message.into(),
-        }
-    }
-}
-
-impl From<Invalid> for ApiFault {
-    /// A broken parameter rule: 400, except the codes the docs list under 403.
-    fn from(e: Invalid) -> Self {
-        let status = match e.code {
-            "TagKey.Duplication" => 403,
-            _ => 400,
-        };
-        let message = if e.code == "MissingParameter" {
-            e.rule
-        } else {
-            format!(
-                "The specified parameter \"{}\" is not valid: {}.",
-                e.field, e.rule
-            )
-        };
-        ApiFault::new(status, e.code, message)
-    }
-}
+pub use super::fault::ApiFault;
 
 /// Decides whether an accepted import fails later and why: `(ErrorCode, ErrorMsg)`. The lead
 /// connects guest inspection here ("no operating system found").

@@ -416,8 +416,8 @@ mod tests {
         if tamper {
             req.body.push(b'1');
         }
-        let query = super::super::server::parse_form(req.url.split_once('?').unwrap().1);
-        let form = super::super::server::parse_form(&String::from_utf8_lossy(&req.body));
+        let query = super::super::form::parse_form(req.url.split_once('?').unwrap().1);
+        let form = super::super::form::parse_form(&String::from_utf8_lossy(&req.body));
         let incoming = Incoming {
             method: req.method,
             path: "/",

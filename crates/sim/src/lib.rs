@@ -14,6 +14,8 @@ pub mod create;
 pub mod disk;
 pub mod ecs;
 pub mod ehpc;
+pub mod fault;
+pub mod form;
 pub mod import;
 pub mod kec;
 pub mod s3;

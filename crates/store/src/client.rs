@@ -3,6 +3,9 @@
 //! aws-chunked bodies with CRC32 trailers the SDK sends by default), `Content-MD5` on every
 //! part, the SDK's own retries off (the multipart driver owns the one retry predicate), and
 //! `x-oss-hash-crc64ecma` read from raw answers, which the SDK's typed outputs do not model.
+//!
+//! Kept whole: one `ObjectStore` implementation over the AWS SDK: every S3 call beside the OSS
+//! quirk it handles.
 
 use std::sync::{Arc, Mutex};
 

@@ -26,6 +26,7 @@ pub mod client;
 pub mod credentials;
 pub mod journal;
 pub mod multipart;
+mod options;
 pub mod oss;
 pub mod retry;
 pub mod verify;

@@ -5,113 +5,27 @@
 //!
 //! Retries: `retry.rs` (one predicate, [`StoreError::is_temporary`]). Non-idempotent Create is guarded
 //! by the journal: a re-run resumes the upload id it recorded instead of creating another.
+//!
+//! Kept whole: the one multipart driver (plan parts, resume, send, complete, verify); options,
+//! journal, retry and verification live beside it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::task::JoinSet;
 
 use super::journal::{self, Header, Journal, JournalPart};
+use super::options::Verdict;
+pub use super::options::{CompleteGate, GateKeeper, UploadOptions, complete_gate};
 use super::retry::retry;
 use super::verify::{self, DigestRecord, Expected};
 use super::{ObjectStore, ObjectTarget, PartReceipt, StoreError};
 use imgport_base::report::Reporter;
 use imgport_transfer::digest::hex;
 use imgport_transfer::{Part, PartSource, StreamDigests, TransferError};
-
-/// How [`upload`] behaves.
-#[derive(Debug, Clone)]
-pub struct UploadOptions {
-    /// Parts in flight at once (at least 1).
-    pub concurrency: usize,
-    /// Attempts per request before giving up (at least 1).
-    pub max_attempts: u32,
-    /// First backoff ceiling; doubles per attempt up to `retry_max`.
-    pub retry_base: Duration,
-    /// Largest backoff.
-    pub retry_max: Duration,
-    /// Directory of resume journals; `None` uploads without resume (a failure aborts).
-    pub journal_dir: Option<PathBuf>,
-    /// Identity of the source bytes (e.g. path, size, mtime and output format): a journal
-    /// is reused only for the same identity.
-    pub source_id: String,
-    /// Set (e.g. by a Ctrl-C handler) to stop after the parts in flight; the journal keeps
-    /// the upload resumable.
-    pub cancel: Option<Arc<AtomicBool>>,
-    /// Holds Complete back until the caller decides the object is still wanted.
-    pub gate: Option<CompleteGate>,
-}
-
-/// What a [`GateKeeper`] decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    Pending,
-    Proceed,
-    Withdraw,
-}
-
-/// Holds an upload back before its Complete until the caller decides whether the object is
-/// still wanted: an import sends the parts while it looks up whether the same content was
-/// imported already. Withdrawn, the upload is aborted and its journal removed.
-#[derive(Debug, Clone)]
-pub struct CompleteGate(tokio::sync::watch::Receiver<Verdict>);
-
-/// Decides a [`CompleteGate`]. Dropped undecided, the uploads waiting on it stop as if
-/// interrupted (resumable from their journal).
-#[derive(Debug)]
-pub struct GateKeeper(tokio::sync::watch::Sender<Verdict>);
-
-/// A gate and its keeper.
-pub fn complete_gate() -> (GateKeeper, CompleteGate) {
-    let (tx, rx) = tokio::sync::watch::channel(Verdict::Pending);
-    (GateKeeper(tx), CompleteGate(rx))
-}
-
-impl GateKeeper {
-    /// The uploads may complete.
-    pub fn proceed(self) {
-        let _ = self.0.send(Verdict::Proceed);
-    }
-
-    /// The objects are not wanted: the uploads are aborted.
-    pub fn withdraw(self) {
-        let _ = self.0.send(Verdict::Withdraw);
-    }
-}
-
-impl CompleteGate {
-    fn withdrawn(&self) -> bool {
-        *self.0.borrow() == Verdict::Withdraw
-    }
-
-    /// Waits for the decision; `Pending` when the keeper went away without one.
-    async fn verdict(&self) -> Verdict {
-        let mut rx = self.0.clone();
-        match rx.wait_for(|v| *v != Verdict::Pending).await {
-            Ok(v) => *v,
-            Err(_) => Verdict::Pending,
-        }
-    }
-}
-
-impl Default for UploadOptions {
-    fn default() -> Self {
-        Self {
-            concurrency: 4,
-            max_attempts: 8,
-            retry_base: Duration::from_millis(200),
-            retry_max: Duration::from_secs(20),
-            journal_dir: None,
-            source_id: String::new(),
-            cancel: None,
-            gate: None,
-        }
-    }
-}
 
 /// What [`upload`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

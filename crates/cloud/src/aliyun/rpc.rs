@@ -7,6 +7,9 @@
 //! STS tokens go in `x-acs-security-token` (V3) or `SecurityToken` (V2). Secrets never reach
 //! `Debug`, logs or errors: the transport error drops the URL (V2 URLs carry the signature
 //! and token).
+//!
+//! Kept whole: one request path in its layers (build, sign, send, parse the error, retry) and the
+//! tests that drive it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +21,7 @@ use imgport_credentials::Credentials;
 
 pub use super::time::{parse_utc_timestamp, unix_now, utc_timestamp};
 pub use super::transport::{
-    HttpRequest, HttpResponse, ReqwestTransport, SendFuture, Transport, TransportError,
+    HttpRequest, HttpResponse, ReqwestTransport, SendFuture, SetupError, Transport, TransportError,
     TransportErrorKind, error_chain,
 };
 
@@ -240,6 +243,12 @@ pub enum RpcError {
     /// The HTTP client could not be built.
     #[error("cannot set up the HTTP client: {0}")]
     Setup(String),
+}
+
+impl From<SetupError> for RpcError {
+    fn from(e: SetupError) -> Self {
+        RpcError::Setup(e.0)
+    }
 }
 
 impl RpcError {

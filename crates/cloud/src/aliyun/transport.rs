@@ -6,8 +6,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use super::rpc::RpcError;
-
 /// An HTTP request as the transport sends it.
 #[derive(Clone)]
 pub struct HttpRequest {
@@ -56,6 +54,11 @@ pub struct TransportError {
     pub message: String,
 }
 
+/// The HTTP client could not be built.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot set up the HTTP client: {0}")]
+pub struct SetupError(pub String);
+
 /// Future returned by [`Transport::send`].
 pub type SendFuture<'a> =
     Pin<Box<dyn Future<Output = Result<HttpResponse, TransportError>> + Send + 'a>>;
@@ -74,12 +77,12 @@ pub struct ReqwestTransport {
 
 impl ReqwestTransport {
     /// A transport whose exchanges time out after `timeout`.
-    pub fn new(timeout: Duration) -> Result<Self, RpcError> {
+    pub fn new(timeout: Duration) -> Result<Self, SetupError> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .build()
-            .map_err(|e| RpcError::Setup(e.without_url().to_string()))?;
+            .map_err(|e| SetupError(e.without_url().to_string()))?;
         Ok(Self { client })
     }
 }

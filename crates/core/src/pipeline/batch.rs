@@ -7,6 +7,9 @@
 //! Every record (journal line, claim, done record) names the row's [`Destination`]; a record
 //! for another destination is ignored, and a row counts as imported only once its image is
 //! seen `Available` at its destination (DescribeImages), whatever the records say.
+//!
+//! Kept whole: the batch runner and the row states it reports; claims, manifests and the per-row
+//! import live beside it.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -256,7 +259,7 @@ pub fn row_settings(
     // row gets a folder of its own under the prefix so their objects never overwrite each
     // other.
     let prefix = o.key_prefix.as_deref().unwrap_or(DEFAULT_KEY_PREFIX);
-    p.key_prefix = format!("{prefix}{}/", key_safe(&item.id));
+    p.key_prefix = format!("{prefix}{}/", claims::key_safe(&item.id));
     if o.allow_no_os == Some(true) {
         p.allow_no_os = true;
     }
@@ -329,20 +332,6 @@ pub fn row_settings(
         i.tags.push((k.clone(), v.clone()));
     }
     Ok(s)
-}
-
-/// `id` with every character an object key should not carry replaced by `_`.
-pub(crate) fn key_safe(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect()
 }
 
 /// One line of the local journal: a finished row and where its image is.

@@ -15,6 +15,9 @@
 //! [`LeaseRules::lease`]. A holder that is alive but cut off may lose its lease and go on
 //! working: the ImportImage ClientToken and the content digest make the second attempt end
 //! in the same image.
+//!
+//! Kept whole: one protocol (take, renew, release, take over) whose rules must be read together; a
+//! fifth of it is tests.
 
 use std::time::Duration;
 
@@ -275,9 +278,23 @@ fn decide(
 /// The folder of `item_id`'s state: a readable part plus a hash, so any id maps to a valid,
 /// unique key.
 pub fn item_prefix(item_id: &str) -> String {
-    let readable = super::batch::key_safe(item_id);
+    let readable = key_safe(item_id);
     let hash = imgport_transfer::digest::hex(&Sha256::digest(item_id.as_bytes()));
     format!("{STATE_PREFIX}{readable}-{}/", &hash[..16])
+}
+
+/// `id` with every character an object key should not carry replaced by `_`.
+pub(crate) fn key_safe(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect()
 }
 
 fn target(bucket: &str, key: String) -> ObjectTarget {

@@ -7,6 +7,9 @@
 //! Re-runs are safe: uploads resume from their journal (and are skipped when the object is
 //! already there with our digests), and the ImportImage ClientToken is derived from the plan
 //! and the uploaded bytes, so a retried or repeated call returns the same image.
+//!
+//! Kept whole: one import in the order it runs (inspect, plan, upload, import, wait, finish), each
+//! step its own function.
 
 use std::convert::Infallible;
 use std::path::PathBuf;

@@ -4,6 +4,9 @@
 //! files from EXTENT_DATA items (inline, regular, zlib and zstd compressed; LZO is not read).
 //! Subvolumes met inside a path are crossed. Checksums are not verified; every offset,
 //! count and size is bounded instead.
+//!
+//! Kept whole: one read-only reader (superblock, chunk map, tree walk, items) whose parts share the
+//! tree walk.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;

@@ -11,7 +11,7 @@ use std::sync::mpsc::{Sender, channel};
 
 use ext4_view::{Ext4, Ext4Error, Ext4Read};
 
-use super::probe::FsKind;
+use super::kind::FsKind;
 use super::{DirEntry, FileSystem, FsError, NodeInfo, NodeKind, contain_panics};
 use imgport_image::source::ByteSource;
 

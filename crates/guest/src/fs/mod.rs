@@ -4,6 +4,7 @@
 pub mod btrfs;
 pub mod ext4;
 pub mod fat;
+pub mod kind;
 #[cfg(test)]
 pub mod memfs;
 pub mod ntfs;
@@ -13,7 +14,8 @@ pub mod xfs;
 
 use std::fmt;
 
-pub use probe::{FsKind, open_filesystem};
+pub use kind::FsKind;
+pub use probe::open_filesystem;
 pub use resolve::Guest;
 
 /// What a directory entry or path is.

@@ -21,7 +21,7 @@ const L2_ZERO: u64 = 1;
 /// L2 bit 62: compressed cluster.
 const L2_COMPRESSED: u64 = 1 << 62;
 /// L2/L1 bit 63: refcount is exactly one ("COPIED").
-const COPIED: u64 = 1 << 63;
+pub const COPIED: u64 = 1 << 63;
 /// Subclusters per cluster with extended L2 entries.
 pub const SUBCLUSTERS: u64 = 32;
 /// Memory for cached L2 tables; past it the oldest are dropped and re-read when needed.

@@ -1,6 +1,9 @@
 //! Byte-fixture tests: a small version 3 image built field by field (512-byte clusters), a
 //! negative test for every rule of the verdict, and a sweep over every single-byte change
 //! of its metadata.
+//!
+//! Kept whole: one fixture image and a negative test per verdict rule; splitting would repeat the
+//! fixture.
 
 use super::header::MAGIC;
 use super::*;

@@ -2,6 +2,9 @@
 //! the uploads (`multipart.rs`), with the OSS behaviour imgport relies on: `Content-MD5`
 //! checked (`BadDigest`), `x-oss-hash-crc64ecma` on PutObject, UploadPart, Complete, HEAD and
 //! whole GETs, and `x-oss-forbid-overwrite: true` (409 FileAlreadyExists).
+//!
+//! Kept whole: one `s3s::S3` implementation; each operation is a short translation to `store.rs` or
+//! `multipart.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -20,6 +20,9 @@
 //! place a part and to record it, never during data I/O; positioned writes share the staging
 //! file. Complete and Abort first close the upload (later parts get NoSuchUpload), then take
 //! the write gate exclusively, which waits for any write under way.
+//!
+//! Kept whole: the staging layout and its locking, which must be read together to see that no part
+//! is lost or copied twice.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;

@@ -7,6 +7,9 @@
 //! Every object write lands as a whole: bytes go to a temporary file (or an upload's staging
 //! file) and are renamed into place; create-only writes hard-link instead, which fails
 //! atomically when the object exists. Blocking calls: run them off the async runtime.
+//!
+//! Kept whole: the on-disk rules every object operation shares (atomic writes, sidecars, stamps,
+//! ranges copied in the kernel).
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use imgport_image::{DiskImage, Extent, ExtentKind, ImageError};
 
-pub use vhd::{VHD_BLOCK_SIZE, chs_geometry};
+pub use vhd::VHD_BLOCK_SIZE;
 
 /// Sector size every output format's virtual size is a multiple of.
 pub const SECTOR: u64 = 512;

@@ -1,5 +1,7 @@
 //! QCOW2 v3 output layout (qcow2 spec, QEMU `docs/interop/qcow2.rst`): header cluster, L1
 //! table, refcount table, refcount blocks, L2 tables, then the data clusters in virtual order.
+//! The header and entry bytes come from [`imgport_image::qcow2::write`], beside the reader;
+//! this file plans where they go.
 //! 64 KiB clusters, 16-bit refcounts, no compression, no extensions. Only clusters that hold
 //! data are allocated; L2 tables only where they map one. L2 tables and refcount blocks are
 //! generated on demand from the cluster runs, so planning memory grows with the extents only.
@@ -10,6 +12,7 @@ use super::{
     Layout, LayoutError, OutputFormat, Piece, SECTOR, SegmentBuilder, round_up, unit_runs,
 };
 use imgport_image::Extent;
+use imgport_image::qcow2::write::{HEADER_LEN, HeaderFields, MAX_L1_BYTES, header, table_entry};
 
 const CLUSTER_BITS: u32 = 16;
 const CLUSTER: u64 = 1 << CLUSTER_BITS;
@@ -17,12 +20,6 @@ const CLUSTER: u64 = 1 << CLUSTER_BITS;
 const L2_ENTRIES: u64 = CLUSTER / 8;
 /// 16-bit refcounts (refcount_order 4) per refcount block.
 const REFCOUNTS_PER_BLOCK: u64 = CLUSTER / 2;
-/// L1/L2 entry bit 63: the cluster's refcount is exactly one ("COPIED").
-const COPIED: u64 = 1 << 63;
-/// v3 header length QEMU writes (fields up to and including compression_type + padding).
-const HEADER_LEN: usize = 112;
-/// QEMU's limit on the L1 table (`QCOW_MAX_L1_SIZE`).
-const MAX_L1_BYTES: u64 = 32 * 1024 * 1024;
 
 /// A run of consecutive virtual clusters stored at consecutive host clusters.
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +52,7 @@ impl Qcow2Map {
             let within = (off % 8) as usize;
             let value = self
                 .host_of(table * L2_ENTRIES + entry)
-                .map_or(0, |h| (h << CLUSTER_BITS) | COPIED);
+                .map_or(0, |h| table_entry(h << CLUSTER_BITS));
             let bytes = value.to_be_bytes();
             let n = (8 - within).min(dst.len() - i);
             dst[i..i + n].copy_from_slice(&bytes[within..within + n]);
@@ -73,31 +70,6 @@ impl Qcow2Map {
             *b = u8::from(j % 2 == 1 && cluster < self.total_clusters);
         }
     }
-}
-
-fn header(
-    size: u64,
-    l1_entries: u32,
-    l1_offset: u64,
-    rt_offset: u64,
-    rt_clusters: u32,
-) -> [u8; HEADER_LEN] {
-    let mut h = [0u8; HEADER_LEN];
-    h[0..4].copy_from_slice(b"QFI\xfb");
-    h[4..8].copy_from_slice(&3u32.to_be_bytes());
-    // 8..20 backing file offset/size: none.
-    h[20..24].copy_from_slice(&CLUSTER_BITS.to_be_bytes());
-    h[24..32].copy_from_slice(&size.to_be_bytes());
-    // 32..36 crypt_method 0.
-    h[36..40].copy_from_slice(&l1_entries.to_be_bytes());
-    h[40..48].copy_from_slice(&l1_offset.to_be_bytes());
-    h[48..56].copy_from_slice(&rt_offset.to_be_bytes());
-    h[56..60].copy_from_slice(&rt_clusters.to_be_bytes());
-    // 60..72 no snapshots; 72..96 no incompatible/compatible/autoclear features.
-    h[96..100].copy_from_slice(&4u32.to_be_bytes()); // refcount_order: 16-bit
-    h[100..104].copy_from_slice(&(HEADER_LEN as u32).to_be_bytes());
-    // 104 compression_type 0 (deflate, unused); 105..112 padding.
-    h
 }
 
 /// Plans a QCOW2 v3 file.
@@ -161,7 +133,7 @@ pub(super) fn plan(source_size: u64, data: &[Extent]) -> Result<Layout, LayoutEr
 
     let mut l1 = vec![0u8; (l1_entries * 8) as usize];
     for (k, &t) in tables.iter().enumerate() {
-        let off = ((l2_start + k as u64) << CLUSTER_BITS) | COPIED;
+        let off = table_entry((l2_start + k as u64) << CLUSTER_BITS);
         let i = t as usize * 8;
         if let Some(slot) = l1.get_mut(i..i + 8) {
             slot.copy_from_slice(&off.to_be_bytes());
@@ -173,13 +145,14 @@ pub(super) fn plan(source_size: u64, data: &[Extent]) -> Result<Layout, LayoutEr
         rtable[i..i + 8].copy_from_slice(&((rb_start + k) << CLUSTER_BITS).to_be_bytes());
     }
 
-    let hdr = header(
+    let hdr = header(&HeaderFields {
         size,
-        l1_entries as u32,
-        l1_start << CLUSTER_BITS,
-        rt_start << CLUSTER_BITS,
-        rt as u32,
-    );
+        cluster_bits: CLUSTER_BITS,
+        l1_size: l1_entries as u32,
+        l1_table_offset: l1_start << CLUSTER_BITS,
+        refcount_table_offset: rt_start << CLUSTER_BITS,
+        refcount_table_clusters: rt as u32,
+    });
     let mut b = SegmentBuilder::new();
     let pad = |b: &mut SegmentBuilder, used: u64, clusters: u64| {
         b.push(clusters * CLUSTER - used, Piece::Zero);
@@ -249,9 +222,9 @@ mod tests {
         assert_eq!(l.size, map.total_clusters * CLUSTER);
         let mut e = [0u8; 8];
         map.fill_l2(0, 0, &mut e);
-        assert_eq!(u64::from_be_bytes(e), (6 << CLUSTER_BITS) | COPIED);
+        assert_eq!(u64::from_be_bytes(e), table_entry(6 << CLUSTER_BITS));
         map.fill_l2(5, 8, &mut e);
-        assert_eq!(u64::from_be_bytes(e), (8 << CLUSTER_BITS) | COPIED);
+        assert_eq!(u64::from_be_bytes(e), table_entry(8 << CLUSTER_BITS));
         map.fill_l2(5, 16, &mut e);
         assert_eq!(u64::from_be_bytes(e), 0);
         let mut r = [0u8; 20];

@@ -1,6 +1,9 @@
 //! Tests against the images `scripts/testdata/xfs.sh` builds with mkfs.xfs from a host tree:
 //! every directory listing, file's bytes and symlink target is compared with that tree; then
 //! a corruption sweep over superblock, inode cores, directory and bmbt blocks.
+//!
+//! Kept whole: one table of real-image comparisons and one corruption sweep, sharing their
+//! fixtures.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
