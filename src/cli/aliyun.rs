@@ -9,14 +9,8 @@ use clap::{Args, ValueEnum};
 
 use super::credentials::CredentialFlags;
 use super::exit;
-use imgport_base::secret::Secret;
 use imgport_cloud::aliyun::rpc::{ClientConfig, RpcError, SignatureVersion};
 use imgport_credentials::Credentials;
-
-/// A secret from the command line or the environment.
-pub(crate) fn secret(s: &str) -> Result<Secret, std::convert::Infallible> {
-    Ok(Secret::new(s))
-}
 
 /// Signature versions as command-line values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -26,7 +26,7 @@ pub struct ChecksumArgs {
     /// Part size of the per-part digests, e.g. 64M; giving it adds each part's MD5 and the
     /// multipart ETag an upload in these parts gets, so 100 KiB to 5 GiB as OSS takes
     /// (default: 32 MiB parts, or larger to stay within 10000, with CRC-64 only).
-    #[arg(long, value_parser = super::plan::part_size)]
+    #[arg(long, value_parser = super::values::part_size)]
     pub part_size: Option<imgport_core::plan::PartSize>,
     /// Skip the SHA-256 of the whole output (it is serial, one core, so it dominates for
     /// large sparse RAW or fixed VHD outputs); per-part digests are still computed.

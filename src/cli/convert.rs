@@ -61,7 +61,7 @@ pub struct ConvertArgs {
     /// Part size of the per-part digests, e.g. 64M; giving it adds each part's MD5 and the
     /// multipart ETag an upload in these parts gets, so 100 KiB to 5 GiB as OSS takes
     /// (default: 32 MiB parts, or larger to stay within 10000, with CRC-64 only).
-    #[arg(long, value_parser = super::plan::part_size)]
+    #[arg(long, value_parser = super::values::part_size)]
     pub part_size: Option<imgport_core::plan::PartSize>,
     /// Skip the SHA-256 of the whole output (it is serial, one core, so it dominates for
     /// large sparse RAW or fixed VHD outputs); per-part digests are still computed.
@@ -92,30 +92,6 @@ pub struct Output {
     pub source_format: ImageFormat,
     #[serde(flatten)]
     pub report: StreamReport,
-}
-
-/// Parses a byte size: a number with an optional K, M, G (binary) suffix, e.g. `64M`, `1GiB`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits);
-    let n: u64 = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
-    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("unknown unit in {s:?} (use K, M or G)")),
-    };
-    let v = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("size too large: {s:?}"))?;
-    if v == 0 || v > 5 << 30 {
-        return Err(format!(
-            "part size must be between 1 byte and 5 GiB, not {s:?}"
-        ));
-    }
-    Ok(v)
 }
 
 /// A cancellation flag set by SIGINT/SIGTERM; a second signal exits at once with 130.
@@ -263,20 +239,4 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         print_human(&out);
     }
     Ok(ExitCode::from(exit::OK))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("64M"), Ok(64 << 20));
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("6G").is_err());
-        assert!(parse_size("12X").is_err());
-        assert!(parse_size("99999999999999999999G").is_err());
-    }
 }

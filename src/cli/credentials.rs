@@ -3,7 +3,7 @@
 
 use clap::Args;
 
-use super::aliyun::secret;
+use super::values::secret;
 use imgport_base::secret::Secret;
 use imgport_credentials::{ChainOptions, CredentialError, CredentialSource, Credentials};
 

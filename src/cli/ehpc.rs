@@ -13,7 +13,8 @@ use anyhow::Context;
 use clap::{ArgGroup, Args, Subcommand};
 use serde_json::json;
 
-use super::aliyun::{AliyunFlags, fail_rpc, secret};
+use super::aliyun::{AliyunFlags, fail_rpc};
+use super::values::secret;
 use super::{exit, print_json};
 use imgport_base::secret::Secret;
 use imgport_cloud::aliyun::ehpc::{

@@ -20,7 +20,7 @@ use anyhow::Context;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use serde_json::json;
 
-use super::aliyun::secret;
+use super::values::secret;
 use super::{exit, print_json};
 use imgport_base::secret::Secret;
 use imgport_cloud::ksyun::kec::{

@@ -32,6 +32,7 @@ pub mod plan;
 pub mod progress;
 pub mod sim;
 pub mod upload;
+pub mod values;
 
 use std::process::ExitCode;
 

@@ -78,11 +78,6 @@ pub(crate) fn detection(s: &str) -> Result<DetectionStrategy, String> {
         s,
     )
 }
-/// A part size (`64M`, `131072`) within OSS's bounds.
-pub(crate) fn part_size(s: &str) -> Result<PartSize, String> {
-    let bytes = super::convert::parse_size(s)?;
-    PartSize::new(bytes).map_err(|e| e.to_string())
-}
 fn tag(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -221,7 +216,7 @@ pub struct RunFlags {
     pub ehpc_name: Option<String>,
     /// Part size, e.g. 64M (default: 5 MiB, or larger to stay within 10000 parts; OSS
     /// accepts 100 KiB to 5 GiB).
-    #[arg(long, value_parser = part_size)]
+    #[arg(long, value_parser = super::values::part_size)]
     pub part_size: Option<PartSize>,
 }
 

@@ -73,7 +73,7 @@ pub struct UploadArgs {
     pub allow_nested: bool,
     /// Part size, e.g. 64M (default: 5 MiB, or larger to stay within 10000 parts; OSS
     /// accepts 100 KiB to 5 GiB).
-    #[arg(long, value_parser = super::plan::part_size)]
+    #[arg(long, value_parser = super::values::part_size)]
     pub part_size: Option<PartSize>,
     /// Parts in flight at once.
     #[arg(long, default_value_t = 8)]
