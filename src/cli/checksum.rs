@@ -10,8 +10,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::convert::{Output, ToArg, cancel_on_signals, failed, open_source_with, print_human};
-use super::{exit, print_json};
+use super::convert::{ToArg, cancel_on_signals, open_source_with};
 use imgport_transfer::content::content_digest;
 use imgport_transfer::convert::{ConvertOptions, SHA256_ZERO_LIMIT, checksum, checksum_file};
 use imgport_transfer::stream::StreamOptions;
@@ -80,19 +79,5 @@ pub fn run(args: ChecksumArgs) -> anyhow::Result<ExitCode> {
             Ok(r)
         }),
     };
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => return Ok(failed(&e)),
-    };
-    let out = Output {
-        source: args.file.clone(),
-        source_format: opened.image.format(),
-        report,
-    };
-    if args.json {
-        print_json(&out)?;
-    } else {
-        print_human(&out);
-    }
-    Ok(ExitCode::from(exit::OK))
+    super::convert::finish(result, &args.file, opened.image.format(), args.json)
 }

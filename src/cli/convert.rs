@@ -224,16 +224,26 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         &opts,
         reporter.as_ref(),
     );
+    finish(result, &args.src, opened.image.format(), args.json)
+}
+
+/// Prints what a stream over `source` produced (JSON or text), or its error; the exit code.
+pub fn finish(
+    result: Result<StreamReport, TransferError>,
+    source: &std::path::Path,
+    source_format: ImageFormat,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let report = match result {
         Ok(r) => r,
         Err(e) => return Ok(failed(&e)),
     };
     let out = Output {
-        source: args.src.clone(),
-        source_format: opened.image.format(),
+        source: source.to_path_buf(),
+        source_format,
         report,
     };
-    if args.json {
+    if json {
         print_json(&out)?;
     } else {
         print_human(&out);
