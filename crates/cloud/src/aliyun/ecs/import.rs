@@ -242,15 +242,43 @@ impl Action for ImportImageRequest {
 
 /// ImportImage's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", from = "ImportImageWire")]
 pub struct ImportImageResponse {
     pub request_id: String,
     pub image_id: String,
-    /// The import task; older docs call it `ImportTaskId`.
-    #[serde(alias = "ImportTaskId", default)]
+    /// The import task: `TaskId`, or `ImportTaskId` as older answers name it.
     pub task_id: String,
-    #[serde(default)]
     pub region_id: String,
+}
+
+/// ImportImage's answer as sent: a service may send `TaskId`, `ImportTaskId` or both.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ImportImageWire {
+    request_id: String,
+    image_id: String,
+    #[serde(default)]
+    task_id: Option<String>,
+    #[serde(default)]
+    import_task_id: Option<String>,
+    #[serde(default)]
+    region_id: String,
+}
+
+impl From<ImportImageWire> for ImportImageResponse {
+    fn from(w: ImportImageWire) -> Self {
+        let task_id = w
+            .task_id
+            .filter(|t| !t.is_empty())
+            .or(w.import_task_id)
+            .unwrap_or_default();
+        Self {
+            request_id: w.request_id,
+            image_id: w.image_id,
+            task_id,
+            region_id: w.region_id,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -391,5 +419,10 @@ mod tests {
             serde_json::from_str(r#"{"RequestId":"R","ImageId":"m-1","ImportTaskId":"t-2"}"#)
                 .unwrap();
         assert_eq!(old.task_id, "t-2");
+        let both: ImportImageResponse = serde_json::from_str(
+            r#"{"RequestId":"R","ImageId":"m-1","TaskId":"t-3","ImportTaskId":"t-3"}"#,
+        )
+        .unwrap();
+        assert_eq!(both.task_id, "t-3");
     }
 }
