@@ -438,6 +438,23 @@ pub fn infer(
     // Every request is checked here, before the first byte leaves the machine; those sent
     // after the import differ from these checks only by the image id ImportImage returns.
     plan.import_request().map_err(PlanError::Invalid)?;
+    if plan.dedupe {
+        // The run adds the content tag to ImportImage: it counts against the tag limit now,
+        // not after the upload.
+        let tags = plan
+            .image
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        validate::tags(tags.chain([(CONTENT_TAG, "0")])).map_err(|mut e| {
+            e.rule = format!(
+                "{}, and imgport adds its own {CONTENT_TAG} tag to find this image again \
+                 (--no-dedupe imports without it)",
+                e.rule
+            );
+            PlanError::Invalid(e)
+        })?;
+    }
     if let Some(family) = &plan.finishing.family {
         validate::image_family(family).map_err(PlanError::Invalid)?;
     }
@@ -873,6 +890,40 @@ mod tests {
             Parts::for_object(None, MAX_PART_SIZE * MAX_PARTS + 1),
             Err(PartSizeError::ObjectTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn the_content_tag_counts_against_the_tag_limit() {
+        let r = report(ImageFormat::Qcow2, 3 * GIB);
+        let g = linux();
+        let one = [DiskInput {
+            path: Path::new("/d/root.qcow2"),
+            container: &r,
+            guest: Some(&g),
+        }];
+        let mut o = opts();
+        o.image.tags = (1..=20).map(|i| (format!("k{i}"), "v".into())).collect();
+        match infer(&one, &o) {
+            Err(PlanError::Invalid(e)) => {
+                assert_eq!(
+                    (e.field.as_str(), e.code),
+                    ("Tag.21", "InvalidTags.Malformed")
+                );
+                assert!(e.rule.contains("--no-dedupe"), "{}", e.rule);
+            }
+            other => panic!("20 tags and the content tag: {other:?}"),
+        }
+        o.image.tags.pop();
+        assert!(
+            infer(&one, &o).is_ok(),
+            "19 tags leave room for the content tag"
+        );
+        o.image.tags.push(("k20".into(), "v".into()));
+        o.no_dedupe = true;
+        assert!(
+            infer(&one, &o).is_ok(),
+            "without dedupe there is no content tag"
+        );
     }
 
     #[test]
