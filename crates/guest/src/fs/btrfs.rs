@@ -510,6 +510,10 @@ impl BtrfsFs {
     }
 }
 
+/// Largest zstd window of an extent: the kernel's `ZSTD_BTRFS_MAX_WINDOWLOG` (Linux
+/// fs/btrfs/zstd.c), which also bounds the decoder's allocation.
+const ZSTD_WINDOW_LOG: u32 = 17;
+
 /// Decompresses one extent (`ram` bytes expected, the bound on the output, itself at most
 /// 128 KiB as btrfs writes compressed extents).
 fn decompress(kind: u8, raw: Vec<u8>, ram: u64) -> Result<Vec<u8>, FsError> {
@@ -526,11 +530,13 @@ fn decompress(kind: u8, raw: Vec<u8>, ram: u64) -> Result<Vec<u8>, FsError> {
         }
         3 => {
             let mut out = Vec::new();
-            ruzstd::decoding::StreamingDecoder::new(&raw[..])
-                .map_err(|e| bad("extent", format!("zstd: {e}")))?
+            let zstd_err = |e: std::io::Error| bad("extent", format!("zstd: {e}"));
+            let mut dec = zstd::stream::read::Decoder::with_buffer(&raw[..]).map_err(zstd_err)?;
+            dec.window_log_max(ZSTD_WINDOW_LOG).map_err(zstd_err)?;
+            dec.single_frame()
                 .take(cap)
                 .read_to_end(&mut out)
-                .map_err(|e| bad("extent", format!("zstd: {e}")))?;
+                .map_err(zstd_err)?;
             Ok(out)
         }
         other => Err(FsError::Unsupported {

@@ -35,20 +35,18 @@ pub fn be64(buf: &[u8], off: usize) -> u64 {
     u64::from_be_bytes(field(buf, off))
 }
 
-const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
-
 /// The v5 checksum rule (xfs_cksum.h): CRC32C of the whole buffer with its 4-byte CRC field
 /// taken as zero, stored little-endian in that field.
 pub fn crc_ok(buf: &[u8], crc_off: usize) -> bool {
     let Some(end) = crc_off.checked_add(4).filter(|&e| e <= buf.len()) else {
         return false;
     };
-    let mut d = CRC32C.digest();
+    let mut d = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
     d.update(&buf[..crc_off]);
     d.update(&[0; 4]);
     d.update(&buf[end..]);
     let stored = u32::from_le_bytes(field(buf, crc_off));
-    d.finalize() == stored
+    d.finalize() == u64::from(stored)
 }
 
 /// Reads `len` bytes at `offset` of the volume.
