@@ -1,7 +1,8 @@
 //! The vocabulary every layer of imgport shares: progress and findings reporting, secrets
-//! that never print, destinations that name kept state, and memory hints.
+//! that never print, destinations that name kept state, memory hints and the retry policy.
 
 pub mod destination;
 pub mod mem;
 pub mod report;
+pub mod retry;
 pub mod secret;
