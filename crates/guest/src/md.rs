@@ -69,7 +69,7 @@ pub fn parse(sb: &[u8], at: u64, member_size: u64) -> Result<Member, String> {
     }
     let uuid: Vec<String> = sb[SET_UUID..SET_UUID + 16]
         .chunks(4)
-        .map(|c| c.iter().map(|b| format!("{b:02x}")).collect())
+        .map(hex::encode)
         .collect();
     let level = le32(sb, LEVEL) as i32;
     let data = if level == RAID1 {

@@ -486,15 +486,15 @@ impl VhdImage {
     /// Footer facts, and for dynamic disks the header and BAT facts.
     pub fn details(&self) -> VhdDetails {
         let f = &self.footer;
-        let uuid: String = f
-            .uuid
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let dash = if matches!(i, 4 | 6 | 8 | 10) { "-" } else { "" };
-                format!("{dash}{b:02x}")
-            })
-            .collect();
+        let h = hex::encode(f.uuid);
+        let uuid = format!(
+            "{}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        );
         VhdDetails {
             disk_type: self.subformat(),
             creator_app: creator_text(f.creator_app),

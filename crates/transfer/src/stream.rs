@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::digest::{crc64, crc64_combine, hex};
+use super::digest::{crc64, crc64_combine};
 use super::layout::Layout;
 use super::pool::{BufferPool, PartData, PoolBuf, Zeros};
 use super::{Part, PartSource, StreamDigests, TransferError};
@@ -233,7 +233,7 @@ impl LayoutStream {
                 if skip {
                     String::new()
                 } else {
-                    hex(&h.finalize())
+                    hex::encode(&h.finalize())
                 }
             })
             .map_err(TransferError::Thread)?;
@@ -692,7 +692,7 @@ mod tests {
             let d = s.digests().unwrap();
             assert_eq!(s.digests().as_ref(), Some(&d), "digests stay available");
             assert_eq!(d.size, expect_offset);
-            assert_eq!(d.sha256, hex(&sha.finalize()));
+            assert_eq!(d.sha256, hex::encode(&sha.finalize()));
             assert_eq!(d.crc64, crc);
             let read = file.bytes_read() - before;
             // Only the data extents are read (plus the spot checks above, which also skip holes).

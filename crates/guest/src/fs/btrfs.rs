@@ -188,7 +188,7 @@ impl BtrfsFs {
             let t = String::from_utf8_lossy(&l[..end]).into_owned();
             (!t.is_empty()).then_some(t)
         };
-        let h: String = sb[0x20..0x30].iter().map(|c| format!("{c:02x}")).collect();
+        let h = hex::encode(&sb[0x20..0x30]);
         let uuid = format!(
             "{}-{}-{}-{}-{}",
             &h[..8],

@@ -145,7 +145,7 @@ pub fn identity(kind: FsKind, head: &[u8]) -> (Option<String>, Option<String>) {
         head.get(at..at + 16)
             .filter(|b| b.iter().any(|&c| c != 0))
             .map(|b| {
-                let h: String = b.iter().map(|c| format!("{c:02x}")).collect();
+                let h = hex::encode(b);
                 format!(
                     "{}-{}-{}-{}-{}",
                     &h[..8],
