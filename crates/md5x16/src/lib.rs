@@ -749,7 +749,7 @@ mod tests {
             for ((m, want), got) in cases.iter().zip(&many) {
                 assert_eq!(hex::encode(got), *want, "{kernel}({m:?})");
                 assert_eq!(
-                    hex::encode(&md5_scalar(m.as_bytes())),
+                    hex::encode(md5_scalar(m.as_bytes())),
                     *want,
                     "md5_scalar({m:?})"
                 );
@@ -882,7 +882,7 @@ mod tests {
         let msgs: Vec<Vec<u8>> = (0..40)
             .map(|i| bytes(64 * (i * 7 % 23) + i, i as u64))
             .collect();
-        let want: Vec<String> = msgs.iter().map(|m| hex::encode(&oracle(m))).collect();
+        let want: Vec<String> = msgs.iter().map(|m| hex::encode(oracle(m))).collect();
         let mut runs = vec![(
             "md5_blocks_many".to_string(),
             in_steps(&msgs, md5_blocks_many),

@@ -129,7 +129,7 @@ pub fn signature(s: &Signable<'_>, secret: &str) -> String {
     let k_region = hmac(&k_date, s.region);
     let k_service = hmac(&k_region, s.service);
     let k_signing = hmac(&k_service, "aws4_request");
-    hex::encode(&hmac(&k_signing, &string_to_sign))
+    hex::encode(hmac(&k_signing, &string_to_sign))
 }
 
 /// Parses `yyyymmddThhmmssZ` to a Unix time.

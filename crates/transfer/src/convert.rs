@@ -128,7 +128,7 @@ fn drain(
             number: part.number,
             offset: part.offset,
             size: part.data.len() as u64,
-            md5: part.md5.as_ref().map(|m| hex::encode(m)),
+            md5: part.md5.as_ref().map(hex::encode),
             crc64: part.crc64.to_string(),
             crc64_hex: format!("{:016x}", part.crc64),
         });

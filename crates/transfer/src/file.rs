@@ -108,7 +108,7 @@ mod tests {
         assert_eq!(all, bytes);
         let d = s.digests().unwrap();
         assert_eq!(d.crc64, crc64(&bytes));
-        assert_eq!(d.sha256, hex::encode(&Sha256::digest(&bytes)));
+        assert_eq!(d.sha256, hex::encode(Sha256::digest(&bytes)));
     }
 
     #[test]

@@ -233,7 +233,7 @@ impl LayoutStream {
                 if skip {
                     String::new()
                 } else {
-                    hex::encode(&h.finalize())
+                    hex::encode(h.finalize())
                 }
             })
             .map_err(TransferError::Thread)?;
@@ -692,7 +692,7 @@ mod tests {
             let d = s.digests().unwrap();
             assert_eq!(s.digests().as_ref(), Some(&d), "digests stay available");
             assert_eq!(d.size, expect_offset);
-            assert_eq!(d.sha256, hex::encode(&sha.finalize()));
+            assert_eq!(d.sha256, hex::encode(sha.finalize()));
             assert_eq!(d.crc64, crc);
             let read = file.bytes_read() - before;
             // Only the data extents are read (plus the spot checks above, which also skip holes).

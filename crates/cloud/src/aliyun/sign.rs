@@ -83,7 +83,7 @@ pub fn v2_sign(method: &str, params: &[(String, String)], secret: &str) -> Strin
 
 /// Lower-case hex SHA-256 of `data` (`x-acs-content-sha256`, the hashed canonical request).
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(&Sha256::digest(data))
+    hex::encode(Sha256::digest(data))
 }
 
 /// The parts of a request that V3 signs.
@@ -187,7 +187,7 @@ pub fn v3_signature(secret: &str, string_to_sign: &str) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
         .expect("HMAC accepts keys of any length");
     mac.update(string_to_sign.as_bytes());
-    hex::encode(&mac.finalize().into_bytes())
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// The full `Authorization` header value for `input`.

@@ -276,7 +276,7 @@ fn decide(
 /// unique key.
 pub fn item_prefix(item_id: &str) -> String {
     let readable = super::batch::key_safe(item_id);
-    let hash = hex::encode(&Sha256::digest(item_id.as_bytes()));
+    let hash = hex::encode(Sha256::digest(item_id.as_bytes()));
     format!("{STATE_PREFIX}{readable}-{}/", &hash[..16])
 }
 

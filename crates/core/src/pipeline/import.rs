@@ -535,7 +535,7 @@ fn client_token(plan: &ImportPlan, uploaded: &[UploadedDisk], content_digest: &s
             h.update(part.as_bytes());
         }
     }
-    let digest = hex::encode(&h.finalize());
+    let digest = hex::encode(h.finalize());
     format!("imgport-{}", &digest[..48])
 }
 
@@ -609,7 +609,7 @@ async fn content_digest(
                 h.update((index as u64).to_le_bytes());
                 h.update(d.digest.as_bytes());
             }
-            let _ = tx.send(Ok(hex::encode(&h.finalize())));
+            let _ = tx.send(Ok(hex::encode(h.finalize())));
         })
         .map_err(|e| lost(TransferError::Thread(e)))?;
     rx.await.map_err(|_| lost(TransferError::WorkerLost))?

@@ -200,7 +200,7 @@ impl PartClaim {
         let part = Part {
             number: self.number,
             size: d.len,
-            md5: hex::encode(&d.md5),
+            md5: hex::encode(d.md5),
             crc64: d.crc64,
             modified: now_ms(),
             at: self.place.clone(),
