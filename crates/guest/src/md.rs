@@ -7,6 +7,7 @@
 //! first byte: those members are read as the file system they start with. Striped or
 //! parity levels cannot be read from one member and are reported by kind only.
 
+use imgport_base::bytes::{le32, le64};
 use imgport_image::source::ByteSource;
 
 /// `MD_SB_MAGIC`.
@@ -38,14 +39,6 @@ pub struct Member {
     pub raid_disks: u32,
     /// The array's data on this member: byte offset and length. Set for RAID1 only.
     pub data: Option<(u64, u64)>,
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-fn le64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
 /// Parses the version-1 superblock `sb` found `at` bytes into a member of `member_size`

@@ -5,6 +5,7 @@
 //! Differencing disks are refused, never read: their unallocated blocks live in a parent file.
 //! Does not write VHDs (the converter does) and never follows a name found in the file.
 
+use imgport_base::bytes::{be16, be32, be64};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -76,30 +77,6 @@ mod dynh {
     pub const MAX_TABLE_ENTRIES: usize = 28;
     pub const BLOCK_SIZE: usize = 32;
     pub const CHECKSUM: usize = 36;
-}
-
-fn be16(b: &[u8], off: usize) -> u16 {
-    let mut a = [0u8; 2];
-    if let Some(s) = b.get(off..off + 2) {
-        a.copy_from_slice(s);
-    }
-    u16::from_be_bytes(a)
-}
-
-fn be32(b: &[u8], off: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(off..off + 4) {
-        a.copy_from_slice(s);
-    }
-    u32::from_be_bytes(a)
-}
-
-fn be64(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = b.get(off..off + 8) {
-        a.copy_from_slice(s);
-    }
-    u64::from_be_bytes(a)
 }
 
 /// The spec's checksum: one's complement of the byte sum, the 4-byte checksum field at

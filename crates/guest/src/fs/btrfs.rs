@@ -5,6 +5,7 @@
 //! Subvolumes met inside a path are crossed. Checksums are not verified; every offset,
 //! count and size is bounded instead.
 
+use imgport_base::bytes::{get_le16 as le16, get_le32 as le32, get_le64 as le64};
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -49,15 +50,6 @@ type Tree = (u64, u8);
 /// What a path lookup finds: its tree, inode, mode and size.
 type Found = (Tree, u64, u32, u64);
 
-fn le16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-fn le64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
 fn key_at(b: &[u8], at: usize) -> Option<Key> {
     Some((le64(b, at)?, *b.get(at + 8)?, le64(b, at + 9)?))
 }

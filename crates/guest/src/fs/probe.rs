@@ -1,6 +1,7 @@
 //! What a volume holds, from its magic numbers (docs/INSPECTION.md §Probes), and the one place that
 //! opens a reader for a detected kind ([`open_filesystem`]).
 
+use imgport_base::bytes::le32;
 use std::sync::Arc;
 
 use super::{FileSystem, FsError};
@@ -64,12 +65,6 @@ impl FsKind {
 
 fn at(buf: &[u8], offset: usize, magic: &[u8]) -> bool {
     buf.get(offset..offset + magic.len()) == Some(magic)
-}
-
-fn le32(buf: &[u8], offset: usize) -> u32 {
-    buf.get(offset..offset + 4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .unwrap_or(0)
 }
 
 /// The kind of the volume whose first bytes are `head` (at most [`PROBE_LEN`]); `None` when

@@ -122,7 +122,7 @@ pub(crate) fn decompress(
                     )));
                 }
                 if is_skippable(rest) {
-                    let len = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+                    let len = imgport_base::bytes::le32(rest, 4) as usize;
                     let Some(after) = rest.get(8usize.saturating_add(len)..) else {
                         return Err(fail(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
@@ -186,8 +186,7 @@ fn gzip_whole(
 /// The little-endian word that ends `bytes`: a gzip member's ISIZE when it ends the file.
 fn last_word(bytes: &[u8]) -> Option<usize> {
     let at = bytes.len().checked_sub(4)?;
-    let w = bytes.get(at..)?;
-    Some(u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as usize)
+    Some(imgport_base::bytes::le32(bytes, at) as usize)
 }
 
 /// How large a buffer the whole-member gzip path would want for an initramfs of `file_len`

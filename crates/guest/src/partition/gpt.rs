@@ -4,6 +4,7 @@
 //! primary falls back to the backup with a warning.
 
 use super::{PartType, Partition, PartitionError, check_overlaps, read_at};
+use imgport_base::bytes::{le16, le32, le64};
 use imgport_image::source::ByteSource;
 use imgport_image::{Finding, Severity};
 
@@ -39,14 +40,6 @@ struct Header {
     entries: u32,
     entry_size: u32,
     entries_crc: u32,
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or_default())
-}
-
-fn le64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default())
 }
 
 /// Parses and checks the header in `sector` that claims to sit at `lba`; the error is the
@@ -264,7 +257,7 @@ fn entries(
         }
         let name: Vec<u16> = e[56..128]
             .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .map(|c| le16(c, 0))
             .take_while(|&c| c != 0)
             .collect();
         let name = String::from_utf16_lossy(&name);
@@ -287,9 +280,9 @@ fn entries(
 pub fn format_guid(g: &[u8; 16]) -> String {
     format!(
         "{:08X}-{:04X}-{:04X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}",
-        u32::from_le_bytes([g[0], g[1], g[2], g[3]]),
-        u16::from_le_bytes([g[4], g[5]]),
-        u16::from_le_bytes([g[6], g[7]]),
+        le32(g, 0),
+        le16(g, 4),
+        le16(g, 6),
         g[8],
         g[9],
         g[10],
