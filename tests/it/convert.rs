@@ -151,12 +151,7 @@ fn reference_content_digest(raw: &Path) -> String {
         outer.update(&run.to_le_bytes());
     }
     outer.update(&(bytes.len() as u64).to_le_bytes());
-    outer
-        .finalize()
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(outer.finalize().as_bytes())
 }
 
 #[test]

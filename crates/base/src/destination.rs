@@ -60,7 +60,7 @@ pub fn sandbox_endpoint(dir: &Path) -> String {
 }
 
 fn hex16(digest: &[u8]) -> String {
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest[..8])
 }
 
 #[cfg(test)]

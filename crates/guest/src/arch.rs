@@ -35,12 +35,12 @@ pub fn pe_machine_raw(bytes: &[u8]) -> Option<u16> {
     if bytes.len() < 0x40 || &bytes[0..2] != b"MZ" {
         return None;
     }
-    let lfanew = u32::from_le_bytes(bytes[0x3C..0x40].try_into().ok()?) as usize;
+    let lfanew = imgport_base::bytes::get_le32(bytes, 0x3C)? as usize;
     let sig = bytes.get(lfanew..lfanew.checked_add(6)?)?;
     if &sig[0..4] != b"PE\0\0" {
         return None;
     }
-    Some(u16::from_le_bytes([sig[4], sig[5]]))
+    imgport_base::bytes::get_le16(sig, 4)
 }
 
 /// The architecture of a PE file from its header bytes (the first 4 KiB are plenty); `None`

@@ -14,8 +14,8 @@ pub fn machine(head: &[u8]) -> Option<&'static str> {
     }
     let class = head[4]; // 1 = 32-bit, 2 = 64-bit
     let m = match head[5] {
-        1 => u16::from_le_bytes([head[18], head[19]]),
-        2 => u16::from_be_bytes([head[18], head[19]]),
+        1 => imgport_base::bytes::le16(head, 18),
+        2 => imgport_base::bytes::be16(head, 18),
         _ => return None,
     };
     Some(match (m, class) {

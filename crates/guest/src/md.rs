@@ -7,6 +7,7 @@
 //! first byte: those members are read as the file system they start with. Striped or
 //! parity levels cannot be read from one member and are reported by kind only.
 
+use imgport_base::bytes::{le32, le64};
 use imgport_image::source::ByteSource;
 
 /// `MD_SB_MAGIC`.
@@ -40,14 +41,6 @@ pub struct Member {
     pub data: Option<(u64, u64)>,
 }
 
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-fn le64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
 /// Parses the version-1 superblock `sb` found `at` bytes into a member of `member_size`
 /// bytes; `Err` names the rule a field breaks.
 pub fn parse(sb: &[u8], at: u64, member_size: u64) -> Result<Member, String> {
@@ -69,7 +62,7 @@ pub fn parse(sb: &[u8], at: u64, member_size: u64) -> Result<Member, String> {
     }
     let uuid: Vec<String> = sb[SET_UUID..SET_UUID + 16]
         .chunks(4)
-        .map(|c| c.iter().map(|b| format!("{b:02x}")).collect())
+        .map(hex::encode)
         .collect();
     let level = le32(sb, LEVEL) as i32;
     let data = if level == RAID1 {

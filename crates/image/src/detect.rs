@@ -6,6 +6,7 @@
 //!
 //! Kept whole: the signature table and its judge are the one place that decides what a file is.
 
+use imgport_base::bytes::{get_be32 as be32, get_le32 as le32};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -65,18 +66,6 @@ const VHD_COOKIE: &[u8; 8] = b"conectix";
 
 fn at(buf: &[u8], offset: usize, magic: &[u8]) -> bool {
     buf.get(offset..offset + magic.len()) == Some(magic)
-}
-
-fn be32(buf: &[u8], offset: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(
-        buf.get(offset..offset + 4)?.try_into().ok()?,
-    ))
-}
-
-fn le32(buf: &[u8], offset: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(
-        buf.get(offset..offset + 4)?.try_into().ok()?,
-    ))
 }
 
 pub use super::raw::is_volume_boot_record;
@@ -398,7 +387,7 @@ fn partition_starts(
                 if entry[..16].iter().all(|&b| b == 0) {
                     continue;
                 }
-                let lba = u64::from_le_bytes(entry[32..40].try_into().unwrap_or_default());
+                let lba = imgport_base::bytes::le64(entry, 32);
                 starts.push((lba.saturating_mul(512), format!("GPT partition {}", n + 1)));
             }
         }

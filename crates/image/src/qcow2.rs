@@ -8,6 +8,7 @@
 //! or external data file, never decrypts, never writes; [`write`] lays out the header and
 //! table entries the converter writes, with the same offsets.
 
+use imgport_base::bytes::{be32, be64};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -33,22 +34,6 @@ use mapping::{Cluster, Geometry, Mapping, WalkError};
 
 /// Incompatible feature bits this reader knows (0–4).
 const INCOMPAT_KNOWN: u64 = 0x1F;
-
-fn be32(b: &[u8], off: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(off..off + 4) {
-        a.copy_from_slice(s);
-    }
-    u32::from_be_bytes(a)
-}
-
-fn be64(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = b.get(off..off + 8) {
-        a.copy_from_slice(s);
-    }
-    u64::from_be_bytes(a)
-}
 
 /// Facts about a QCOW2 file, for `inspect`.
 #[derive(Debug, Clone, Serialize)]

@@ -226,7 +226,7 @@ fn check_boot_sector(sector: &[u8; 512], findings: &mut Vec<Finding>) {
         return;
     }
     if let Some((off, e)) = entries.iter().find(|(_, e)| e[4] == GPT_PROTECTIVE) {
-        let start_lba = u32::from_le_bytes([e[8], e[9], e[10], e[11]]);
+        let start_lba = imgport_base::bytes::le32(e, 8);
         if start_lba != 1 {
             findings.push(Finding::at(
                 Severity::Refuse,

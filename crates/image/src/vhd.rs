@@ -9,6 +9,7 @@
 //! Kept whole: footer decoding, its checks and the reads are one format's reader; the dynamic disk,
 //! geometry and writer already live in `vhd/`.
 
+use imgport_base::bytes::{be16, be32, be64};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -82,30 +83,6 @@ mod dynh {
     pub const MAX_TABLE_ENTRIES: usize = 28;
     pub const BLOCK_SIZE: usize = 32;
     pub const CHECKSUM: usize = 36;
-}
-
-fn be16(b: &[u8], off: usize) -> u16 {
-    let mut a = [0u8; 2];
-    if let Some(s) = b.get(off..off + 2) {
-        a.copy_from_slice(s);
-    }
-    u16::from_be_bytes(a)
-}
-
-fn be32(b: &[u8], off: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(off..off + 4) {
-        a.copy_from_slice(s);
-    }
-    u32::from_be_bytes(a)
-}
-
-fn be64(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = b.get(off..off + 8) {
-        a.copy_from_slice(s);
-    }
-    u64::from_be_bytes(a)
 }
 
 /// The spec's checksum: one's complement of the byte sum, the 4-byte checksum field at
@@ -492,15 +469,15 @@ impl VhdImage {
     /// Footer facts, and for dynamic disks the header and BAT facts.
     pub fn details(&self) -> VhdDetails {
         let f = &self.footer;
-        let uuid: String = f
-            .uuid
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let dash = if matches!(i, 4 | 6 | 8 | 10) { "-" } else { "" };
-                format!("{dash}{b:02x}")
-            })
-            .collect();
+        let h = hex::encode(f.uuid);
+        let uuid = format!(
+            "{}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        );
         VhdDetails {
             disk_type: self.subformat(),
             creator_app: creator_text(f.creator_app),

@@ -701,10 +701,6 @@ mod tests {
             .collect()
     }
 
-    fn hex(d: &[u8; 16]) -> String {
-        d.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     /// `md5_many` of `slices`, and the result of each lane kernel this CPU runs by name.
     fn every_kernel(slices: &[&[u8]]) -> Vec<(String, Vec<[u8; 16]>)> {
         let mut runs = vec![("md5_many".to_string(), md5_many(slices))];
@@ -754,8 +750,12 @@ mod tests {
         let slices: Vec<&[u8]> = cases.iter().map(|(m, _)| m.as_bytes()).collect();
         for (kernel, many) in every_kernel(&slices) {
             for ((m, want), got) in cases.iter().zip(&many) {
-                assert_eq!(hex(got), *want, "{kernel}({m:?})");
-                assert_eq!(hex(&md5_scalar(m.as_bytes())), *want, "md5_scalar({m:?})");
+                assert_eq!(hex::encode(got), *want, "{kernel}({m:?})");
+                assert_eq!(
+                    hex::encode(md5_scalar(m.as_bytes())),
+                    *want,
+                    "md5_scalar({m:?})"
+                );
                 assert_eq!(md5_many(&[m.as_bytes()]), [*got]);
             }
         }
@@ -885,7 +885,7 @@ mod tests {
         let msgs: Vec<Vec<u8>> = (0..40)
             .map(|i| bytes(64 * (i * 7 % 23) + i, i as u64))
             .collect();
-        let want: Vec<String> = msgs.iter().map(|m| hex(&oracle(m))).collect();
+        let want: Vec<String> = msgs.iter().map(|m| hex::encode(oracle(m))).collect();
         let mut runs = vec![(
             "md5_blocks_many".to_string(),
             in_steps(&msgs, md5_blocks_many),
@@ -898,7 +898,7 @@ mod tests {
             ));
         }
         for (kernel, got) in runs {
-            let got: Vec<String> = got.iter().map(hex).collect();
+            let got: Vec<String> = got.iter().map(hex::encode).collect();
             assert_eq!(got, want, "{kernel}");
         }
         // One lane (the scalar path) agrees too.

@@ -6,6 +6,7 @@
 //!
 //! Objects are plain files at `<s3 root>/<bucket>/<key>`.
 
+use imgport_base::bytes::{get_be32 as be32, get_be64 as be64};
 use std::path::{Component, Path, PathBuf};
 
 use super::fault::ApiFault;
@@ -59,14 +60,6 @@ struct VhdFacts {
     current_size: u64,
     /// `(MaxTableEntries, BlockSize)` of a dynamic VHD.
     dynamic: Option<(u32, u32)>,
-}
-
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn be64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
 /// Reads the VHD footer at the end of `path` (cookie `conectix`; Current Size at 48, Disk

@@ -8,7 +8,7 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use imgport_cloud::aliyun::sign::{canonical_query, hex, sha256_hex};
+use imgport_cloud::aliyun::sign::{canonical_query, sha256_hex};
 
 /// Name of the algorithm.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -129,7 +129,7 @@ pub fn signature(s: &Signable<'_>, secret: &str) -> String {
     let k_region = hmac(&k_date, s.region);
     let k_service = hmac(&k_region, s.service);
     let k_signing = hmac(&k_service, "aws4_request");
-    hex(&hmac(&k_signing, &string_to_sign))
+    hex::encode(hmac(&k_signing, &string_to_sign))
 }
 
 /// Parses `yyyymmddThhmmssZ` to a Unix time.

@@ -96,7 +96,7 @@ pub fn path_for(dir: &Path, destination: &Destination, target: &ObjectTarget) ->
         h.update((s.len() as u64).to_le_bytes());
         h.update(s.as_bytes());
     }
-    let hex = imgport_transfer::digest::hex(&h.finalize());
+    let hex = hex::encode(h.finalize());
     dir.join(format!("{}-{}.json", destination.fingerprint(), &hex[..16]))
 }
 

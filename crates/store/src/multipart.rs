@@ -24,7 +24,6 @@ use super::retry::retry;
 use super::verify::{self, DigestRecord, Expected};
 use super::{ObjectStore, ObjectTarget, PartReceipt, StoreError};
 use imgport_base::report::Reporter;
-use imgport_transfer::digest::hex;
 use imgport_transfer::{Part, PartSource, StreamDigests, TransferError};
 
 /// What [`upload`] did.
@@ -85,7 +84,7 @@ async fn send_part<S: ObjectStore>(
     )
     .await;
     let result = result.and_then(|(receipt, _)| {
-        let want = hex(&md5);
+        let want = hex::encode(md5);
         // S3 and OSS give a part the MD5 of its bytes as ETag; check it when it has that form.
         if receipt.etag.len() == 32 && !receipt.etag.eq_ignore_ascii_case(&want) {
             return Err(StoreError::PartEtag {
@@ -380,9 +379,9 @@ async fn check_consumed<S: ObjectStore>(
             let p = p?;
             let (md5, size) = (p.md5_digest(), p.data.len() as u64);
             if let Some((jmd5, jsize)) = want.get(&p.number)
-                && (*jmd5 != hex(&md5) || *jsize != size)
+                && (*jmd5 != hex::encode(md5) || *jsize != size)
             {
-                return Ok(Err((p.number, hex(&md5), jmd5.clone())));
+                return Ok(Err((p.number, hex::encode(md5), jmd5.clone())));
             }
             parts.push(md5);
         }
@@ -718,7 +717,7 @@ async fn send_all<S: ObjectStore>(
             j.record_part(&JournalPart {
                 part: number,
                 size,
-                md5: hex(&md5),
+                md5: hex::encode(md5),
                 etag: receipt.etag.clone(),
                 upload_id: upload_id.to_string(),
             })?;
@@ -765,7 +764,7 @@ async fn send_all<S: ObjectStore>(
             let size = part.data.len() as u64;
             if let Some(jp) = reusable.get(&part.number)
                 && jp.size == size
-                && jp.md5 == hex(&md5)
+                && jp.md5 == hex::encode(md5)
             {
                 out.etags.insert(part.number, jp.etag.clone());
                 out.reused += 1;

@@ -1,20 +1,27 @@
-//! The one retry rule of the store layer: only [`StoreError::is_temporary`] failures are
-//! retried, with exponential backoff and full jitter (AWS Architecture Blog "Exponential
-//! Backoff And Jitter"), at most `max_attempts` times.
+//! The store layer's use of the workspace retry policy ([`imgport_base::retry`]): only
+//! [`StoreError::is_temporary`] failures are retried, with exponential backoff and full
+//! jitter, at most `max_attempts` times.
 
 use std::future::Future;
 use std::time::Duration;
 
+use imgport_base::retry::{Backoff, Verdict};
+
 use super::StoreError;
 use super::multipart::UploadOptions;
 
+/// The retry policy `opts` sets.
+fn policy(opts: &UploadOptions) -> Backoff {
+    Backoff {
+        max_attempts: opts.max_attempts,
+        base: opts.retry_base,
+        max: opts.retry_max,
+    }
+}
+
 /// Backoff before retry `attempt` (1-based): uniform in `[0, min(max, base·2^(attempt-1))]`.
 pub fn backoff(opts: &UploadOptions, attempt: u32) -> Duration {
-    let exp = opts
-        .retry_base
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-    let ceiling = exp.min(opts.retry_max);
-    ceiling.mul_f64(fastrand::f64())
+    policy(opts).delay(attempt, None)
 }
 
 /// Runs `call` until it succeeds, fails with a permanent error, or `max_attempts` are used.
@@ -22,25 +29,20 @@ pub fn backoff(opts: &UploadOptions, attempt: u32) -> Duration {
 pub async fn retry<T, F, Fut>(
     opts: &UploadOptions,
     mut note: impl FnMut(u32, &StoreError),
-    mut call: F,
+    call: F,
 ) -> Result<(T, u32), StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
 {
-    let max = opts.max_attempts.max(1);
-    let mut attempt = 1;
-    loop {
-        match call().await {
-            Ok(v) => return Ok((v, attempt - 1)),
-            Err(e) if e.is_temporary() && attempt < max => {
-                note(attempt, &e);
-                tokio::time::sleep(backoff(opts, attempt)).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
+    let classify = |e: &StoreError| {
+        if e.is_temporary() {
+            Verdict::Temporary { at_least: None }
+        } else {
+            Verdict::Permanent
         }
-    }
+    };
+    imgport_base::retry::retry(&policy(opts), classify, |n, e, _| note(n, e), call).await
 }
 
 #[cfg(test)]

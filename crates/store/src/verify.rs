@@ -50,7 +50,7 @@ pub struct DigestRecord {
 /// in the bucket without showing its local path.
 pub fn source_digest(source_id: &str) -> String {
     use sha2::{Digest, Sha256};
-    imgport_transfer::digest::hex(&Sha256::digest(source_id.as_bytes()))[..32].to_string()
+    hex::encode(Sha256::digest(source_id.as_bytes()))[..32].to_string()
 }
 
 /// Key of the digest record of `target`.

@@ -19,7 +19,6 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::TransferError;
-use super::digest::hex;
 use super::pool::BufferPool;
 use imgport_base::report::Reporter;
 use imgport_image::{DiskImage, Extent, ExtentKind, ImageError};
@@ -159,7 +158,7 @@ pub fn content_digest(
         algorithm: CONTENT_ALGORITHM,
         block_size: CONTENT_BLOCK,
         size,
-        digest: hex(outer.finalize().as_bytes()),
+        digest: hex::encode(outer.finalize().as_bytes()),
     })
 }
 
@@ -268,7 +267,7 @@ mod tests {
         }
         assert_eq!(run, 0, "the fixture ends in a short block");
         outer.update(&len.to_le_bytes());
-        let expected = hex(outer.finalize().as_bytes());
+        let expected = hex::encode(outer.finalize().as_bytes());
 
         let (a, read_sparse) = digest_of(&sparse);
         let (b, _) = digest_of(&dense);

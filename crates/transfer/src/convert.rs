@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::content::{ContentDigest, content_digest};
-use super::digest::{hex, multipart_etag};
+use super::digest::multipart_etag;
 use super::layout::{Layout, OutputFormat};
 use super::output::OutputFile;
 use super::stream::{LayoutStream, MAX_PARTS, StreamOptions};
@@ -128,7 +128,7 @@ fn drain(
             number: part.number,
             offset: part.offset,
             size: part.data.len() as u64,
-            md5: part.md5.as_ref().map(|m| hex(m)),
+            md5: part.md5.as_ref().map(hex::encode),
             crc64: part.crc64.to_string(),
             crc64_hex: format!("{:016x}", part.crc64),
         });

@@ -122,18 +122,7 @@ pub fn md5(data: &[u8]) -> [u8; 16] {
 
 /// S3's multipart ETag from the part MD5s: `md5(md5_1 || … || md5_n)-n`.
 pub fn multipart_etag(md5s: &[[u8; 16]]) -> String {
-    format!("{}-{}", hex(&md5(md5s.as_flattened())), md5s.len())
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    format!("{}-{}", hex::encode(md5(md5s.as_flattened())), md5s.len())
 }
 
 #[cfg(test)]
@@ -184,11 +173,14 @@ mod tests {
         let (m0, m1) = (md5(b""), md5(b"a"));
         let mut cat = m0.to_vec();
         cat.extend_from_slice(&m1);
-        assert_eq!(multipart_etag(&[m0, m1]), format!("{}-2", hex(&md5(&cat))));
+        assert_eq!(
+            multipart_etag(&[m0, m1]),
+            format!("{}-2", hex::encode(md5(&cat)))
+        );
     }
 
     #[test]
     fn md5_and_hex() {
-        assert_eq!(hex(&md5(b"")), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(hex::encode(md5(b"")), "d41d8cd98f00b204e9800998ecf8427e");
     }
 }

@@ -87,7 +87,7 @@ impl PartSource for FileStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::{crc64, hex, md5};
+    use crate::digest::{crc64, md5};
     use sha2::{Digest, Sha256};
 
     #[test]
@@ -108,7 +108,7 @@ mod tests {
         assert_eq!(all, bytes);
         let d = s.digests().unwrap();
         assert_eq!(d.crc64, crc64(&bytes));
-        assert_eq!(d.sha256, hex(&Sha256::digest(&bytes)));
+        assert_eq!(d.sha256, hex::encode(Sha256::digest(&bytes)));
     }
 
     #[test]

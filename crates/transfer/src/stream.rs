@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::digest::{crc64, crc64_combine, hex};
+use super::digest::{crc64, crc64_combine};
 use super::layout::Layout;
 use super::pool::{BufferPool, PartData, PoolBuf, Zeros};
 use super::{Part, PartSource, StreamDigests, TransferError};
@@ -233,7 +233,7 @@ impl LayoutStream {
                 if skip {
                     String::new()
                 } else {
-                    hex(&h.finalize())
+                    hex::encode(h.finalize())
                 }
             })
             .map_err(TransferError::Thread)?;

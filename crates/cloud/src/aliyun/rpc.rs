@@ -1,7 +1,7 @@
 //! The Alibaba Cloud RPC client in layers: a pure request builder, the
 //! pure signers of [`super::sign`], an injected [`Transport`], ONE [`parse_error`] that turns
-//! a failed answer into a typed [`ApiError`], and ONE retry predicate ([`retry_delay`]) with
-//! capped exponential backoff and jitter.
+//! a failed answer into a typed [`ApiError`], and ONE retry predicate ([`retry_delay`]) over
+//! the workspace retry policy (capped exponential backoff, full jitter).
 //!
 //! V3 (`ACS3-HMAC-SHA256`, headers) is the default; V2 (`HMAC-SHA1`, query) is selectable.
 //! STS tokens go in `x-acs-security-token` (V3) or `SecurityToken` (V2). Secrets never reach
@@ -17,6 +17,7 @@ use std::time::Duration;
 use super::ecs::{Action, ECS_VERSION};
 use super::sign;
 use super::validate::Invalid;
+use imgport_base::retry::{Backoff, Verdict, retry};
 use imgport_credentials::Credentials;
 
 pub use super::time::{parse_utc_timestamp, unix_now, utc_timestamp};
@@ -266,33 +267,37 @@ impl RpcError {
     }
 }
 
-/// THE retry predicate: `Some(backoff)` when `err` is temporary and attempt `attempt`
-/// (0-based, the one that just failed) may be followed by another; `None` otherwise.
-/// Backoff is `base × 2^attempt`, capped, with "equal jitter" (half fixed, half random);
-/// a `x-acs-retry-after` hint is honoured up to the cap.
-pub fn retry_delay(err: &RpcError, attempt: u32, policy: &RetryPolicy) -> Option<Duration> {
-    let hint = match err {
-        RpcError::Api { source, .. } if source.retryable() => source.retry_after,
+/// THE retry predicate: whether `err` is temporary, with the wait the server asked for.
+fn verdict(err: &RpcError) -> Verdict {
+    match err {
+        RpcError::Api { source, .. } if source.retryable() => Verdict::Temporary {
+            at_least: source.retry_after,
+        },
         // Connection refused/reset, timeouts: nothing (or nothing complete) was answered.
-        RpcError::Transport { .. } => None,
-        _ => return None,
-    };
-    if attempt.saturating_add(1) >= policy.max_attempts {
-        return None;
+        RpcError::Transport { .. } => Verdict::Temporary { at_least: None },
+        _ => Verdict::Permanent,
     }
-    let exp = policy
-        .base_delay
-        .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
-        .min(policy.max_delay);
-    let half = exp / 2;
-    let jitter = Duration::from_nanos(fastrand::u64(
-        0..=half.as_nanos().min(u64::MAX as u128) as u64,
-    ));
-    let backoff = half + jitter;
-    Some(
-        hint.map_or(backoff, |h| h.max(backoff))
-            .min(policy.max_delay),
-    )
+}
+
+impl RetryPolicy {
+    /// This policy as the workspace's one retry policy ([`imgport_base::retry`]).
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            max_attempts: self.max_attempts,
+            base: self.base_delay,
+            max: self.max_delay,
+        }
+    }
+}
+
+/// `Some(backoff)` when `err` is temporary and attempt `attempt` (0-based, the one that just
+/// failed) may be followed by another; `None` otherwise. Backoff is full jitter under
+/// `base × 2^attempt`, capped ([`imgport_base::retry`]); a `x-acs-retry-after` hint is
+/// honoured up to the cap.
+pub fn retry_delay(err: &RpcError, attempt: u32, policy: &RetryPolicy) -> Option<Duration> {
+    policy
+        .backoff()
+        .next(attempt.saturating_add(1), verdict(err))
 }
 
 /// A fresh 32-hex-digit nonce (SignatureNonce / x-acs-signature-nonce).
@@ -439,32 +444,28 @@ impl RpcClient {
         version: &str,
         params: &[(String, String)],
     ) -> Result<Vec<u8>, RpcError> {
-        let mut attempt = 0u32;
-        loop {
+        let send = || async {
             let req = self.build_request(action, version, params, &new_nonce(), unix_now());
-            let err = match self.transport.send(req).await {
-                Ok(resp) if (200..300).contains(&resp.status) => return Ok(resp.body),
-                Ok(resp) => RpcError::Api {
+            match self.transport.send(req).await {
+                Ok(resp) if (200..300).contains(&resp.status) => Ok(resp.body),
+                Ok(resp) => Err(RpcError::Api {
                     action,
                     source: Box::new(parse_error(resp.status, &resp.headers, &resp.body)),
-                },
-                Err(source) => RpcError::Transport { action, source },
-            };
-            match retry_delay(&err, attempt, &self.config.retry) {
-                Some(delay) => {
-                    tracing::warn!(
-                        action,
-                        attempt = attempt + 1,
-                        ?delay,
-                        error = %error_chain(&err),
-                        "temporary failure, retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                None => return Err(err),
+                }),
+                Err(source) => Err(RpcError::Transport { action, source }),
             }
-        }
+        };
+        let note = |attempt: u32, err: &RpcError, delay: Duration| {
+            tracing::warn!(
+                action,
+                attempt,
+                ?delay,
+                error = %error_chain(err),
+                "temporary failure, retrying"
+            );
+        };
+        let (body, _) = retry(&self.config.retry.backoff(), verdict, note, send).await?;
+        Ok(body)
     }
 
     /// Calls a typed ECS action.
@@ -624,8 +625,21 @@ mod tests {
         for attempt in 0..3 {
             let d = retry_delay(&t, attempt, &policy).unwrap();
             let cap = Duration::from_millis((100u64 << attempt).min(300));
-            assert!(d >= cap / 2 && d <= cap, "{d:?} vs {cap:?}");
+            assert!(d <= cap, "{d:?} vs {cap:?}");
         }
+        let hinted = RpcError::Api {
+            action: "X",
+            source: Box::new(parse_error(
+                503,
+                &[("x-acs-retry-after".into(), "250".into())],
+                br#"{"Code":"ServiceUnavailable"}"#,
+            )),
+        };
+        let d = retry_delay(&hinted, 0, &policy).unwrap();
+        assert!(
+            d >= Duration::from_millis(250) && d <= policy.max_delay,
+            "{d:?}"
+        );
         let inv = RpcError::Invalid(Invalid::new("X", "Y", "z"));
         assert!(retry_delay(&inv, 0, &policy).is_none());
     }

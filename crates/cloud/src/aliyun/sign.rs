@@ -81,20 +81,9 @@ pub fn v2_sign(method: &str, params: &[(String, String)], secret: &str) -> Strin
     v2_signature(secret, &v2_string_to_sign(method, params))
 }
 
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-    out
-}
-
 /// Lower-case hex SHA-256 of `data` (`x-acs-content-sha256`, the hashed canonical request).
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex(&Sha256::digest(data))
+    hex::encode(Sha256::digest(data))
 }
 
 /// The parts of a request that V3 signs.
@@ -198,7 +187,7 @@ pub fn v3_signature(secret: &str, string_to_sign: &str) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
         .expect("HMAC accepts keys of any length");
     mac.update(string_to_sign.as_bytes());
-    hex(&mac.finalize().into_bytes())
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// The full `Authorization` header value for `input`.

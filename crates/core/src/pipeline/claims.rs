@@ -279,7 +279,7 @@ fn decide(
 /// unique key.
 pub fn item_prefix(item_id: &str) -> String {
     let readable = key_safe(item_id);
-    let hash = imgport_transfer::digest::hex(&Sha256::digest(item_id.as_bytes()));
+    let hash = hex::encode(Sha256::digest(item_id.as_bytes()));
     format!("{STATE_PREFIX}{readable}-{}/", &hash[..16])
 }
 

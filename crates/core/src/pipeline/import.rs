@@ -560,7 +560,7 @@ fn client_token(plan: &ImportPlan, uploaded: &[UploadedDisk], content_digest: &s
             h.update(part.as_bytes());
         }
     }
-    let digest = imgport_transfer::digest::hex(&h.finalize());
+    let digest = hex::encode(h.finalize());
     format!("imgport-{}", &digest[..48])
 }
 
@@ -631,7 +631,7 @@ async fn content_digest(
                 h.update((index as u64).to_le_bytes());
                 h.update(d.digest.as_bytes());
             }
-            let _ = tx.send(Ok(imgport_transfer::digest::hex(&h.finalize())));
+            let _ = tx.send(Ok(hex::encode(h.finalize())));
         })
         .map_err(|e| lost(TransferError::Thread(e)))?;
     rx.await.map_err(|_| lost(TransferError::WorkerLost))?

@@ -8,6 +8,7 @@
 //! Kept whole: one read-only reader (superblock, chunk map, tree walk, items) whose parts share the
 //! tree walk.
 
+use imgport_base::bytes::{get_le16 as le16, get_le32 as le32, get_le64 as le64};
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -52,15 +53,6 @@ type Tree = (u64, u8);
 /// What a path lookup finds: its tree, inode, mode and size.
 type Found = (Tree, u64, u32, u64);
 
-fn le16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-fn le64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
 fn key_at(b: &[u8], at: usize) -> Option<Key> {
     Some((le64(b, at)?, *b.get(at + 8)?, le64(b, at + 9)?))
 }
@@ -191,7 +183,7 @@ impl BtrfsFs {
             let t = String::from_utf8_lossy(&l[..end]).into_owned();
             (!t.is_empty()).then_some(t)
         };
-        let h: String = sb[0x20..0x30].iter().map(|c| format!("{c:02x}")).collect();
+        let h = hex::encode(&sb[0x20..0x30]);
         let uuid = format!(
             "{}-{}-{}-{}-{}",
             &h[..8],
@@ -513,6 +505,10 @@ impl BtrfsFs {
     }
 }
 
+/// Largest zstd window of an extent: the kernel's `ZSTD_BTRFS_MAX_WINDOWLOG` (Linux
+/// fs/btrfs/zstd.c), which also bounds the decoder's allocation.
+const ZSTD_WINDOW_LOG: u32 = 17;
+
 /// Decompresses one extent (`ram` bytes expected, the bound on the output, itself at most
 /// 128 KiB as btrfs writes compressed extents).
 fn decompress(kind: u8, raw: Vec<u8>, ram: u64) -> Result<Vec<u8>, FsError> {
@@ -529,11 +525,13 @@ fn decompress(kind: u8, raw: Vec<u8>, ram: u64) -> Result<Vec<u8>, FsError> {
         }
         3 => {
             let mut out = Vec::new();
-            ruzstd::decoding::StreamingDecoder::new(&raw[..])
-                .map_err(|e| bad("extent", format!("zstd: {e}")))?
+            let zstd_err = |e: std::io::Error| bad("extent", format!("zstd: {e}"));
+            let mut dec = zstd::stream::read::Decoder::with_buffer(&raw[..]).map_err(zstd_err)?;
+            dec.window_log_max(ZSTD_WINDOW_LOG).map_err(zstd_err)?;
+            dec.single_frame()
                 .take(cap)
                 .read_to_end(&mut out)
-                .map_err(|e| bad("extent", format!("zstd: {e}")))?;
+                .map_err(zstd_err)?;
             Ok(out)
         }
         other => Err(FsError::Unsupported {

@@ -54,8 +54,8 @@ fn check_geometry(source: &dyn ByteSource) -> Result<u64, FsError> {
     source
         .read_exact_at(&mut sb, 1024)
         .map_err(|e| bad(format!("cannot be read: {e}")))?;
-    let u32_at = |o: usize| u32::from_le_bytes([sb[o], sb[o + 1], sb[o + 2], sb[o + 3]]);
-    let u16_at = |o: usize| u16::from_le_bytes([sb[o], sb[o + 1]]);
+    let u32_at = |o: usize| imgport_base::bytes::le32(&sb, o);
+    let u16_at = |o: usize| imgport_base::bytes::le16(&sb, o);
     let log_block = u32_at(0x18);
     if log_block > 6 {
         return Err(bad(format!(

@@ -459,8 +459,8 @@ mod tests {
     fn make_dirty(img: &mut [u8]) {
         let rec = 0x4000 + 3 * 1024;
         assert_eq!(&img[rec..rec + 4], b"FILE");
-        let le16 = |b: &[u8], at: usize| usize::from(u16::from_le_bytes([b[at], b[at + 1]]));
-        let le32 = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+        let le16 = |b: &[u8], at: usize| usize::from(imgport_base::bytes::le16(b, at));
+        let le32 = imgport_base::bytes::le32;
         let mut at = rec + le16(img, rec + 0x14);
         while le32(img, at) != 0x70 {
             assert_ne!(le32(img, at), u32::MAX, "no $VOLUME_INFORMATION");
@@ -480,8 +480,8 @@ mod tests {
         // root header, then the node header whose first field is the entries' offset.
         let rec = 0x4000 + 5 * 1024;
         assert_eq!(&img[rec..rec + 4], b"FILE");
-        let le16 = |b: &[u8], at: usize| usize::from(u16::from_le_bytes([b[at], b[at + 1]]));
-        let le32 = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+        let le16 = |b: &[u8], at: usize| usize::from(imgport_base::bytes::le16(b, at));
+        let le32 = imgport_base::bytes::le32;
         let mut at = rec + le16(&img, rec + 0x14);
         while le32(&img, at) != 0x90 {
             assert_ne!(le32(&img, at), u32::MAX, "no $INDEX_ROOT");

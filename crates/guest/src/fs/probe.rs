@@ -1,6 +1,7 @@
 //! What a volume holds, from its magic numbers (docs/INSPECTION.md §Probes), and the one place that
 //! opens a reader for a detected kind ([`open_filesystem`]).
 
+use imgport_base::bytes::le32;
 use std::sync::Arc;
 
 use super::{FileSystem, FsError};
@@ -14,12 +15,6 @@ pub use super::kind::FsKind;
 
 fn at(buf: &[u8], offset: usize, magic: &[u8]) -> bool {
     buf.get(offset..offset + magic.len()) == Some(magic)
-}
-
-fn le32(buf: &[u8], offset: usize) -> u32 {
-    buf.get(offset..offset + 4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .unwrap_or(0)
 }
 
 /// The kind of the volume whose first bytes are `head` (at most [`PROBE_LEN`]); `None` when
@@ -95,7 +90,7 @@ pub fn identity(kind: FsKind, head: &[u8]) -> (Option<String>, Option<String>) {
         head.get(at..at + 16)
             .filter(|b| b.iter().any(|&c| c != 0))
             .map(|b| {
-                let h: String = b.iter().map(|c| format!("{c:02x}")).collect();
+                let h = hex::encode(b);
                 format!(
                     "{}-{}-{}-{}-{}",
                     &h[..8],

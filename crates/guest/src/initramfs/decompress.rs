@@ -6,12 +6,12 @@
 //! `lz4 -l` writes (`lib/decompress_unlz4.c`): magic 0x184C2102, then blocks of a little-endian
 //! u32 compressed size and an LZ4 block of at most 8 MiB output.
 //!
-//! gzip, the common case, is first decoded in one call by libdeflate (about twice as fast as
-//! a streaming inflater) into a buffer sized from the member's ISIZE and capped by
-//! [`MAX_WHOLE_GZIP`]; anything that path does not take (a wrong size guess, old-style magic,
-//! corrupt data) is decoded again by the streaming decoder, which also words the errors.
-//! zstd (Debian's and Ubuntu's default) is decoded by libzstd, about three times as fast
-//! here as the pure-Rust decoder.
+//! gzip, the common case, is first decoded whole into a buffer sized from the member's ISIZE
+//! and capped by [`MAX_WHOLE_GZIP`] (one contiguous output, no chunk copies); anything that
+//! path does not take (a wrong size guess, old-style magic, corrupt data) is decoded again by
+//! the streaming decoder, which also words the errors. Both use flate2, the one deflate crate
+//! of the workspace (docs/DEPENDENCIES.md). zstd (Debian's and Ubuntu's default) is decoded
+//! by libzstd through the `zstd` crate.
 
 use std::io::{self, Read};
 
@@ -122,7 +122,7 @@ pub(crate) fn decompress(
                     )));
                 }
                 if is_skippable(rest) {
-                    let len = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
+                    let len = imgport_base::bytes::le32(rest, 4) as usize;
                     let Some(after) = rest.get(8usize.saturating_add(len)..) else {
                         return Err(fail(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
@@ -147,15 +147,16 @@ pub(crate) fn decompress(
     Ok(input.len() - rest.len())
 }
 
-/// Decodes the gzip member at the front of `input` in one libdeflate call and pushes its
-/// output into `sink`; `Ok(None)` when this path cannot take it and the caller must stream.
+/// Decodes the gzip member at the front of `input` in one pass into a buffer of its ISIZE and
+/// pushes that output into `sink`; `Ok(None)` when this path cannot take it and the caller
+/// must stream.
 fn gzip_whole(
     input: &[u8],
     scratch: &mut Vec<u8>,
     sink: &mut dyn FnMut(&[u8]) -> Result<(), InitramfsError>,
 ) -> Result<Option<usize>, InitramfsError> {
     // The member usually runs to the end of the file, so its ISIZE (output size mod 2^32) is
-    // the file's last word; otherwise the guess is wrong, libdeflate says so, and we stream.
+    // the file's last word; otherwise the guess is wrong, the output says so, and we stream.
     let Some(isize) = last_word(input).filter(|&n| n != 0 && n <= MAX_WHOLE_GZIP) else {
         return Ok(None);
     };
@@ -167,37 +168,17 @@ fn gzip_whole(
         fresh
     };
     out.clear();
-    let (mut used, mut written) = (0usize, 0usize);
-    // SAFETY: the decompressor is checked for null and freed once; libdeflate reads at most
-    // `input.len()` bytes from `input` and writes at most `isize` bytes into `out`'s spare
-    // capacity, and `written` (what it reports) never exceeds that, so `set_len` covers only
-    // initialised bytes.
-    let ok = unsafe {
-        let d = libdeflate_sys::libdeflate_alloc_decompressor();
-        if d.is_null() {
-            return Ok(None);
-        }
-        let r = libdeflate_sys::libdeflate_gzip_decompress_ex(
-            d,
-            input.as_ptr().cast(),
-            input.len(),
-            out.as_mut_ptr().cast(),
-            isize,
-            &mut used,
-            &mut written,
-        );
-        libdeflate_sys::libdeflate_free_decompressor(d);
-        let ok = r == libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS
-            && written <= isize
-            && used <= input.len();
-        if ok {
-            out.set_len(written);
-        }
-        ok
-    };
-    if !ok {
+    let mut rest: &[u8] = input;
+    // One byte past the guess is enough to learn that the guess was wrong; the decoder checks
+    // the member's CRC32 and ISIZE when it reaches the end.
+    let whole = flate2::bufread::GzDecoder::new(&mut rest)
+        .take(isize as u64 + 1)
+        .read_to_end(&mut out)
+        .is_ok_and(|n| n == isize);
+    if !whole {
         return Ok(None);
     }
+    let used = input.len() - rest.len();
     sink(&out)?;
     Ok(Some(used))
 }
@@ -205,8 +186,7 @@ fn gzip_whole(
 /// The little-endian word that ends `bytes`: a gzip member's ISIZE when it ends the file.
 fn last_word(bytes: &[u8]) -> Option<usize> {
     let at = bytes.len().checked_sub(4)?;
-    let w = bytes.get(at..)?;
-    Some(u32::from_le_bytes([w[0], w[1], w[2], w[3]]) as usize)
+    Some(imgport_base::bytes::le32(bytes, at) as usize)
 }
 
 /// How large a buffer the whole-member gzip path would want for an initramfs of `file_len`

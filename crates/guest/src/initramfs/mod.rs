@@ -262,7 +262,7 @@ pub fn parse_into(
             }
             (method, used, p.members)
         } else {
-            let magic: String = rest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+            let magic = hex::encode(&rest[..rest.len().min(6)]);
             return Err(InitramfsError::UnknownMagic { offset, magic });
         };
         // A stream that used no input would loop forever; a decoder never returns that, but

@@ -6,6 +6,7 @@
 //!
 //! Owns: LVM on-disk structures. Must not look inside the volumes.
 
+use imgport_base::bytes::{le32, le64};
 use std::sync::Arc;
 
 use imgport_image::source::{ByteSource, check_bounds};
@@ -57,14 +58,6 @@ pub fn lvm_crc(data: &[u8]) -> u32 {
         }
     }
     crc
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or_default())
-}
-
-fn le64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default())
 }
 
 fn read(pv: &dyn ByteSource, offset: u64, len: usize) -> Result<Vec<u8>, LvmError> {

@@ -3,9 +3,8 @@
 //! sectors of 512 and 4096 bytes are tried (4Kn disks put LBA 1 at byte 4096). A corrupt
 //! primary falls back to the backup with a warning.
 
-use crc::{CRC_32_ISO_HDLC, Crc};
-
 use super::{PartType, Partition, PartitionError, check_overlaps, read_at};
+use imgport_base::bytes::{le16, le32, le64};
 use imgport_image::source::ByteSource;
 use imgport_image::{Finding, Severity};
 
@@ -18,7 +17,11 @@ pub const MAX_ENTRIES: u32 = 4096;
 /// Largest entry array read (MAX_ENTRIES × 128 bytes is 512 KiB).
 const MAX_ARRAY_BYTES: u64 = 1 << 20;
 
-const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
+/// CRC32 of the header and the entry array (UEFI 2.10 §5.3.2: the ISO-HDLC polynomial).
+fn crc32(bytes: &[u8]) -> u32 {
+    // A CRC-32 fits its 32 bits; crc-fast returns every width as u64.
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32IsoHdlc, bytes) as u32
+}
 
 /// A valid GPT: its sector size and partitions.
 #[derive(Debug, Clone)]
@@ -39,14 +42,6 @@ struct Header {
     entries_crc: u32,
 }
 
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or_default())
-}
-
-fn le64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default())
-}
-
 /// Parses and checks the header in `sector` that claims to sit at `lba`; the error is the
 /// rule broken.
 fn parse_header(sector: &[u8], lba: u64) -> Result<Header, String> {
@@ -60,7 +55,7 @@ fn parse_header(sector: &[u8], lba: u64) -> Result<Header, String> {
     let mut copy = sector[..size as usize].to_vec();
     copy[16..20].fill(0);
     let stored = le32(sector, 16);
-    let computed = CRC32.checksum(&copy);
+    let computed = crc32(&copy);
     if stored != computed {
         return Err(format!(
             "header CRC32 is {stored:#010x}, the header computes {computed:#010x}"
@@ -127,7 +122,7 @@ fn read_one(
         }
     }
     let array = read_at(disk, h.entries_lba * sector, len as usize)?;
-    let computed = CRC32.checksum(&array);
+    let computed = crc32(&array);
     if computed != h.entries_crc {
         return Ok(Err(format!(
             "entry array CRC32 is {:#010x}, the entries compute {computed:#010x}",
@@ -262,7 +257,7 @@ fn entries(
         }
         let name: Vec<u16> = e[56..128]
             .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .map(|c| le16(c, 0))
             .take_while(|&c| c != 0)
             .collect();
         let name = String::from_utf16_lossy(&name);
@@ -285,9 +280,9 @@ fn entries(
 pub fn format_guid(g: &[u8; 16]) -> String {
     format!(
         "{:08X}-{:04X}-{:04X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}",
-        u32::from_le_bytes([g[0], g[1], g[2], g[3]]),
-        u16::from_le_bytes([g[4], g[5]]),
-        u16::from_le_bytes([g[6], g[7]]),
+        le32(g, 0),
+        le16(g, 4),
+        le16(g, 6),
         g[8],
         g[9],
         g[10],
@@ -354,8 +349,8 @@ pub(crate) mod tests {
             h[72..80].copy_from_slice(&entries.to_le_bytes());
             h[80..84].copy_from_slice(&128u32.to_le_bytes());
             h[84..88].copy_from_slice(&128u32.to_le_bytes());
-            h[88..92].copy_from_slice(&CRC32.checksum(&array).to_le_bytes());
-            let crc = CRC32.checksum(&h);
+            h[88..92].copy_from_slice(&crc32(&array).to_le_bytes());
+            let crc = crc32(&h);
             h[16..20].copy_from_slice(&crc.to_le_bytes());
             let at = (my * sector) as usize;
             d[at..at + 92].copy_from_slice(&h);
@@ -414,7 +409,7 @@ pub(crate) mod tests {
         sector[24..32].copy_from_slice(&1u64.to_le_bytes());
         sector[80..84].copy_from_slice(&(MAX_ENTRIES + 1).to_le_bytes());
         sector[84..88].copy_from_slice(&128u32.to_le_bytes());
-        let crc = CRC32.checksum(&sector[..92]);
+        let crc = crc32(&sector[..92]);
         sector[16..20].copy_from_slice(&crc.to_le_bytes());
         let err = parse_header(&sector, 1).unwrap_err();
         assert!(err.contains("partition entries"), "{err}");

@@ -1,6 +1,7 @@
 //! The MBR of sector 0 and the chain of extended boot records (EBRs) that holds logical
 //! partitions. The chain is bounded ([`MAX_LOGICAL`]) and loop-safe (each EBR is visited once).
 
+use imgport_base::bytes::le32;
 use std::collections::HashSet;
 
 use super::{PartType, Partition, PartitionError, check_overlaps, read_at};
@@ -44,10 +45,6 @@ impl Mbr {
     pub fn is_hybrid(&self) -> bool {
         self.has_protective() && self.entries.iter().any(|e| e.kind != TYPE_GPT_PROTECTIVE)
     }
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 fn is_extended(kind: u8) -> bool {

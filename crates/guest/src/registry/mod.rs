@@ -17,6 +17,7 @@ mod value;
 #[cfg(test)]
 mod tests;
 
+use imgport_base::bytes::{le16, le32};
 pub use key::Key;
 pub use value::{Value, ValueData, ValueType};
 
@@ -59,14 +60,6 @@ pub struct Hive<'a> {
     secondary_seq: u32,
     major: u32,
     minor: u32,
-}
-
-fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 /// The base block checksum: XOR of the first 127 little-endian u32s, with 0 mapped to 1 and

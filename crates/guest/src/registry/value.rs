@@ -252,7 +252,7 @@ impl<'h> Value<'h> {
 
 fn utf16_units(raw: &[u8]) -> Vec<u16> {
     raw.chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .map(|c| imgport_base::bytes::le16(c, 0))
         .collect()
 }
 

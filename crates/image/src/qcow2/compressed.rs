@@ -3,8 +3,6 @@
 //! bound, so a "zip bomb" cluster costs at most one cluster of memory and time proportional
 //! to its (bounded) compressed input.
 
-use std::io::Read;
-
 use flate2::{Decompress, FlushDecompress, Status};
 
 use super::header::Compression;
@@ -50,23 +48,34 @@ fn inflate(input: &[u8], out: &mut [u8]) -> Result<(), String> {
 }
 
 fn unzstd(input: &[u8], out: &mut [u8]) -> Result<(), String> {
-    let mut dec =
-        ruzstd::decoding::StreamingDecoder::new_with_max_window_size(input, MAX_ZSTD_WINDOW)
-            .map_err(|e| format!("zstd frame header is invalid ({e})"))?;
-    let mut filled = 0;
-    while filled < out.len() {
-        let n = dec
-            .read(&mut out[filled..])
-            .map_err(|e| format!("zstd data is invalid ({e})"))?;
-        if n == 0 {
+    use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
+    use zstd::zstd_safe::DParameter;
+    let invalid = |e: std::io::Error| format!("zstd data is invalid ({e})");
+    let mut dec = Decoder::new().map_err(invalid)?;
+    dec.set_parameter(DParameter::WindowLogMax(MAX_ZSTD_WINDOW.ilog2()))
+        .map_err(invalid)?;
+    let want = out.len();
+    let mut src = InBuffer::around(input);
+    let mut dst = OutBuffer::around(out);
+    // Each pass either consumes input or produces output, so the loop ends within
+    // input.len() + out.len() passes; the guard makes that explicit.
+    for _ in 0..=input.len() + want {
+        let (i, o) = (src.pos(), dst.pos());
+        if o == want {
+            return Ok(());
+        }
+        let left = dec.run(&mut src, &mut dst).map_err(invalid)?;
+        if dst.pos() == want {
+            return Ok(());
+        }
+        if left == 0 || (src.pos() == i && dst.pos() == o) {
             return Err(format!(
-                "zstd data ends after {filled} of {} bytes of the cluster",
-                out.len()
+                "zstd data ends after {} of {want} bytes of the cluster",
+                dst.pos()
             ));
         }
-        filled += n;
     }
-    Ok(())
+    Err("zstd data makes no progress".into())
 }
 
 #[cfg(test)]
@@ -116,10 +125,7 @@ mod tests {
     #[test]
     fn zstd_frames_decode_and_stop_at_one_cluster() {
         let data: Vec<u8> = (0..8192u32).map(|i| (i / 3) as u8).collect();
-        let frame = ruzstd::encoding::compress_to_vec(
-            &data[..],
-            ruzstd::encoding::CompressionLevel::Fastest,
-        );
+        let frame = zstd::bulk::compress(&data, 1).unwrap();
         let mut out = vec![0u8; 8192];
         decompress(Compression::Zstd, &frame, &mut out).unwrap();
         assert_eq!(out, data);

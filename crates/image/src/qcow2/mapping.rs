@@ -323,7 +323,7 @@ impl Mapping {
         self.file.read_exact_at(&mut raw, l2)?;
         let words: Arc<[u64]> = raw
             .chunks_exact(8)
-            .map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .map(|c| imgport_base::bytes::be64(c, 0))
             .collect();
         let mut c = self.lock();
         if c.tables.insert(l2, words.clone()).is_none() {

@@ -203,7 +203,7 @@ fn bitmap_tables(
         };
         let table_offset = be64(e, 0);
         let table_bytes = u64::from(be32(e, 8)) * 8;
-        let name_size = usize::from(u16::from_be_bytes([e[18], e[19]]));
+        let name_size = usize::from(imgport_base::bytes::be16(e, 18));
         let extra = be32(e, 20) as usize;
         if !table_offset.is_multiple_of(cs)
             || table_offset == 0

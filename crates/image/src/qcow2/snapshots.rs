@@ -75,8 +75,8 @@ pub fn read(file: &ImageFile, h: &Header, v: &mut Verdict<'_>) -> Result<Snapsho
         }
         let mut e = [0u8; ENTRY_HEADER];
         file.read_exact_at(&mut e, pos)?;
-        let id_len = u32::from(u16::from_be_bytes([e[12], e[13]]));
-        let name_len = u32::from(u16::from_be_bytes([e[14], e[15]]));
+        let id_len = u32::from(imgport_base::bytes::be16(&e, 12));
+        let name_len = u32::from(imgport_base::bytes::be16(&e, 14));
         let extra = be32(&e, 36);
         if extra > MAX_EXTRA_DATA {
             v.refuse(

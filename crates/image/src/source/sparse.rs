@@ -24,12 +24,12 @@ impl SparseSource {
     /// keeps the bytes present.
     pub fn parse(data: &[u8]) -> Option<Self> {
         let rest = data.strip_prefix(MAGIC)?;
-        let size = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?).min(MAX_SIZE);
+        let size = imgport_base::bytes::get_le64(rest, 0)?.min(MAX_SIZE);
         let mut rest = &rest[8..];
         let mut chunks = Vec::new();
         while rest.len() >= 12 && chunks.len() < MAX_CHUNKS {
-            let offset = u64::from_le_bytes(rest[..8].try_into().ok()?);
-            let len = u32::from_le_bytes(rest[8..12].try_into().ok()?) as usize;
+            let offset = imgport_base::bytes::get_le64(rest, 0)?;
+            let len = imgport_base::bytes::get_le32(rest, 8)? as usize;
             let body = &rest[12..];
             let len = len.min(body.len());
             if offset < size {

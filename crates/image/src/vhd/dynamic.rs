@@ -168,7 +168,7 @@ pub(super) fn open_dynamic(
     file.read_exact_at(&mut raw, bat_off)?;
     let bat: Vec<u32> = raw
         .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .map(|c| imgport_base::bytes::be32(c, 0))
         .collect();
     drop(raw);
 

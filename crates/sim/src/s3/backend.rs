@@ -26,7 +26,6 @@ use super::Shared;
 use super::body::{file_body, stream_into};
 use super::multipart::{MAX_PART_NUMBER, MAX_PART_SIZE, UploadInfo, Uploads};
 use super::store::{Digest, Meta, Overwrite, Store};
-use imgport_transfer::digest::hex;
 
 /// The header OSS answers with the object's CRC-64/ECMA-182.
 const CRC64_HEADER: &str = "x-oss-hash-crc64ecma";
@@ -244,7 +243,7 @@ impl S3 for Backend {
         .await?;
         let (tmp, d) = stream_into(input.body, tmp, len.unwrap_or(MAX_PUT_SIZE)).await?;
         check_body(&d, len, input.content_md5.as_deref())?;
-        let mut meta = Meta::new(d.len, hex(&d.md5), d.crc64);
+        let mut meta = Meta::new(d.len, hex::encode(d.md5), d.crc64);
         meta.content_type = input.content_type;
         meta.metadata = user_metadata(input.metadata);
         let (store, bucket, key) = (self.store.clone(), input.bucket, input.key);
@@ -380,7 +379,7 @@ impl S3 for Backend {
         check_body(&d, len, input.content_md5.as_deref())?;
         blocking(move || claim.finish(&d)).await?;
         let mut resp = S3Response::new(UploadPartOutput {
-            e_tag: Some(strong(&hex(&d.md5))),
+            e_tag: Some(strong(&hex::encode(d.md5))),
             ..Default::default()
         });
         crc_header(&mut resp, d.crc64);

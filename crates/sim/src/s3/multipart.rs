@@ -39,7 +39,7 @@ use super::body::WriteAt;
 use super::store::{
     Digest, Meta, Overwrite, Store, copy_range, io_error, open_direct, write_at, write_atomic,
 };
-use imgport_transfer::digest::{crc64_combine, hex, multipart_etag};
+use imgport_transfer::digest::{crc64_combine, multipart_etag};
 
 /// S3's part numbers are 1..=10000.
 pub const MAX_PART_NUMBER: u32 = 10_000;
@@ -203,7 +203,7 @@ impl PartClaim {
         let part = Part {
             number: self.number,
             size: d.len,
-            md5: hex(&d.md5),
+            md5: hex::encode(d.md5),
             crc64: d.crc64,
             modified: now_ms(),
             at: self.place.clone(),

@@ -25,8 +25,6 @@ use md5::Digest as _;
 use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 use serde::{Deserialize, Serialize};
 
-use imgport_transfer::digest::hex;
-
 /// The server's own directory under the root; a leading dot makes it no valid bucket name.
 pub const INTERNAL_DIR: &str = ".imgport-s3";
 /// Temporary files placed next to an object (only when a rename must cross file systems)
@@ -575,7 +573,7 @@ impl Store {
             {
                 return Ok(found(meta));
             }
-            let mut meta = Meta::new(d.len, hex(&d.md5), d.crc64);
+            let mut meta = Meta::new(d.len, hex::encode(d.md5), d.crc64);
             meta.stamp = Some(stamp);
             self.write_sidecar(bucket, key, &meta);
             return Ok(found(meta));
@@ -798,7 +796,7 @@ mod tests {
     fn put(s: &Store, key: &str, body: &[u8], overwrite: Overwrite) -> S3Result<Meta> {
         let tmp = s.temp_file().unwrap();
         tmp.file.write_all_at(body, 0).unwrap();
-        let meta = Meta::new(body.len() as u64, hex(&md5(body)), crc64(body));
+        let meta = Meta::new(body.len() as u64, hex::encode(md5(body)), crc64(body));
         s.commit(&tmp.path, "bkt", key, meta, overwrite)
     }
 
@@ -854,14 +852,14 @@ mod tests {
         let body = b"by hand".to_vec();
         std::fs::write(dir.path().join("bkt/h"), &body).unwrap();
         let f = s.head("bkt", "h").unwrap();
-        assert_eq!(f.meta.etag, hex(&md5(&body)));
+        assert_eq!(f.meta.etag, hex::encode(md5(&body)));
         assert_eq!(f.meta.crc64, crc64(&body));
         assert_eq!(f.meta.size, body.len() as u64);
         put(&s, "r", b"first", Overwrite::Allow).unwrap();
         // Same size, new bytes, same inode.
         std::fs::write(dir.path().join("bkt/r"), b"other").unwrap();
         let f = s.head("bkt", "r").unwrap();
-        assert_eq!(f.meta.etag, hex(&md5(b"other")));
+        assert_eq!(f.meta.etag, hex::encode(md5(b"other")));
         assert_eq!(f.meta.crc64, crc64(b"other"));
         assert!(matches!(
             s.head("bkt", "missing").unwrap_err().code(),
@@ -881,9 +879,15 @@ mod tests {
         assert_eq!(e.status_code(), Some(hyper::StatusCode::CONFLICT));
         let e = put(&s, "k", b"two", Overwrite::ForbidS3).unwrap_err();
         assert!(matches!(e.code(), S3ErrorCode::PreconditionFailed));
-        assert_eq!(s.head("bkt", "k").unwrap().meta.etag, hex(&md5(b"one")));
+        assert_eq!(
+            s.head("bkt", "k").unwrap().meta.etag,
+            hex::encode(md5(b"one"))
+        );
         put(&s, "k", b"two", Overwrite::Allow).unwrap();
-        assert_eq!(s.head("bkt", "k").unwrap().meta.etag, hex(&md5(b"two")));
+        assert_eq!(
+            s.head("bkt", "k").unwrap().meta.etag,
+            hex::encode(md5(b"two"))
+        );
         assert!(
             std::fs::read_dir(&s.tmp).unwrap().next().is_none(),
             "no temp file left"

@@ -99,7 +99,7 @@ fn holes_are_never_read_and_parts_follow_the_layout() {
         let d = s.digests().unwrap();
         assert_eq!(s.digests().as_ref(), Some(&d), "digests stay available");
         assert_eq!(d.size, expect_offset);
-        assert_eq!(d.sha256, hex(&sha.finalize()));
+        assert_eq!(d.sha256, hex::encode(sha.finalize()));
         assert_eq!(d.crc64, crc);
         let read = file.bytes_read() - before;
         // Only the data extents are read (plus the spot checks above, which also skip holes).

@@ -4,6 +4,7 @@
 //! On-Disk Format" (fatgen103), sections "Boot Sector and BPB" and "FAT Type Determination".
 
 use super::super::FsError;
+use imgport_base::bytes::{self, le32};
 
 /// Which FAT variant, decided by the count of data clusters (fatgen103 §3.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,12 +37,9 @@ pub struct Bpb {
     pub label: Option<String>,
 }
 
+/// A 16-bit BPB field widened to the u32 the sums below use.
 fn le16(b: &[u8], at: usize) -> u32 {
-    u32::from(u16::from_le_bytes([b[at], b[at + 1]]))
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    u32::from(bytes::le16(b, at))
 }
 
 fn corrupt(what: &str, rule: String) -> FsError {

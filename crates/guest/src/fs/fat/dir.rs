@@ -74,14 +74,14 @@ impl Decoder {
         }
         let short = short_name(e);
         let name = long.unwrap_or_else(|| short.clone());
-        let hi = u32::from(u16::from_le_bytes([e[20], e[21]]));
-        let lo = u32::from(u16::from_le_bytes([e[26], e[27]]));
+        let hi = u32::from(imgport_base::bytes::le16(e, 20));
+        let lo = u32::from(imgport_base::bytes::le16(e, 26));
         Slot::Entry(Entry {
             name,
             short,
             is_dir: attr & ATTR_DIRECTORY != 0,
             first_cluster: hi << 16 | lo,
-            size: u32::from_le_bytes([e[28], e[29], e[30], e[31]]),
+            size: imgport_base::bytes::le32(e, 28),
         })
     }
 
@@ -104,7 +104,7 @@ impl Decoder {
         let mut units = [0u16; 13];
         let offs = [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30];
         for (u, &o) in units.iter_mut().zip(offs.iter()) {
-            *u = u16::from_le_bytes([e[o], e[o + 1]]);
+            *u = imgport_base::bytes::le16(e, o);
         }
         self.lfn[usize::from(seq) - 1] = units;
         self.expect = seq - 1;

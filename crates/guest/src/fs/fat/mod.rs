@@ -107,14 +107,11 @@ impl FatFs {
         match self.bpb.fat_type {
             FatType::Fat12 => {
                 let at = c + c / 2;
-                let v = u16::from_le_bytes([self.fat[at], self.fat[at + 1]]);
+                let v = imgport_base::bytes::le16(&self.fat, at);
                 u32::from(if c & 1 == 1 { v >> 4 } else { v & 0xFFF })
             }
-            FatType::Fat16 => u32::from(u16::from_le_bytes([self.fat[2 * c], self.fat[2 * c + 1]])),
-            FatType::Fat32 => {
-                let b = &self.fat[4 * c..4 * c + 4];
-                u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & 0x0FFF_FFFF
-            }
+            FatType::Fat16 => u32::from(imgport_base::bytes::le16(&self.fat, 2 * c)),
+            FatType::Fat32 => imgport_base::bytes::le32(&self.fat, 4 * c) & 0x0FFF_FFFF,
         }
     }
 

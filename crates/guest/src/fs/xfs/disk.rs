@@ -1,6 +1,8 @@
 //! Byte-level helpers of the XFS reader: big-endian fields that never panic, the CRC32C rule
 //! of v5 metadata, bounded reads from the volume and the one error constructor.
 
+pub use imgport_base::bytes::{be16, be32, be64};
+
 use crate::fs::FsError;
 use imgport_image::source::ByteSource;
 
@@ -13,42 +15,18 @@ pub fn corrupt(what: impl Into<String>, rule: impl Into<String>) -> FsError {
     }
 }
 
-fn field<const N: usize>(buf: &[u8], off: usize) -> [u8; N] {
-    off.checked_add(N)
-        .and_then(|end| buf.get(off..end))
-        .and_then(|s| s.try_into().ok())
-        .unwrap_or([0; N])
-}
-
-/// Big-endian u16 at `off`; 0 when it would pass the end (callers check lengths first).
-pub fn be16(buf: &[u8], off: usize) -> u16 {
-    u16::from_be_bytes(field(buf, off))
-}
-
-/// Big-endian u32 at `off`; 0 when it would pass the end.
-pub fn be32(buf: &[u8], off: usize) -> u32 {
-    u32::from_be_bytes(field(buf, off))
-}
-
-/// Big-endian u64 at `off`; 0 when it would pass the end.
-pub fn be64(buf: &[u8], off: usize) -> u64 {
-    u64::from_be_bytes(field(buf, off))
-}
-
-const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
-
 /// The v5 checksum rule (xfs_cksum.h): CRC32C of the whole buffer with its 4-byte CRC field
 /// taken as zero, stored little-endian in that field.
 pub fn crc_ok(buf: &[u8], crc_off: usize) -> bool {
     let Some(end) = crc_off.checked_add(4).filter(|&e| e <= buf.len()) else {
         return false;
     };
-    let mut d = CRC32C.digest();
+    let mut d = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
     d.update(&buf[..crc_off]);
     d.update(&[0; 4]);
     d.update(&buf[end..]);
-    let stored = u32::from_le_bytes(field(buf, crc_off));
-    d.finalize() == stored
+    let stored = imgport_base::bytes::le32(buf, crc_off);
+    d.finalize() == u64::from(stored)
 }
 
 /// Reads `len` bytes at `offset` of the volume.

@@ -289,8 +289,7 @@ impl FileSystem for XfsFs {
 
     fn uuid(&self) -> Option<String> {
         let u = &self.sb.uuid;
-        let hex =
-            |r: std::ops::Range<usize>| u[r].iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let hex = |r: std::ops::Range<usize>| hex::encode(&u[r]);
         Some(format!(
             "{}-{}-{}-{}-{}",
             hex(0..4),

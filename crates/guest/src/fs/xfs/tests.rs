@@ -381,7 +381,7 @@ fn mutate(block: &[u8], i: usize, x: u8, crc_off: Option<usize>) -> Vec<u8> {
         && !(off..off + 4).contains(&i)
     {
         b[off..off + 4].fill(0);
-        let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI).checksum(&b);
+        let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, &b) as u32;
         b[off..off + 4].copy_from_slice(&crc.to_le_bytes());
         assert!(crc_ok(&b, off));
     }

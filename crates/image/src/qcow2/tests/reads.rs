@@ -64,8 +64,7 @@ fn every_single_byte_corruption_of_the_metadata_is_handled() {
 #[test]
 fn zstd_clusters_read_through_the_image() {
     let data = pattern(0x33);
-    let frame =
-        ruzstd::encoding::compress_to_vec(&data[..], ruzstd::encoding::CompressionLevel::Fastest);
+    let frame = zstd::bulk::compress(&data, 1).unwrap();
     assert!(frame.len() < 400);
     let b = with(|b| {
         put64(b, 72, 1 << 3);
