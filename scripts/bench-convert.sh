@@ -3,7 +3,7 @@
 # written with fsync) against `qemu-img convert -O vpc` followed by `sha256sum` of its output,
 # and against `qemu-img convert -W -O vpc` alone; prints medians, ratios and peak RSS.
 #
-# The source is the "target-sized" image of performance-limits.md §B.1: 40 GiB virtual with
+# The source is a "target-sized" image: 40 GiB virtual with
 # 64 chunks of 64 MiB random data, one every 640 MiB (4 GiB of data). `--chunks N` scales it
 # down (N chunks: N × 640 MiB virtual, N × 64 MiB data) for quick runs. Images are cached in
 # $BENCH_DIR (default target/bench). Uses hyperfine when installed, else /usr/bin/time.

@@ -18,7 +18,7 @@
 # KiB) is counted apart.
 #
 # The source is cached in $BENCH_DIR (default $CARGO_TARGET_DIR/bench or target/bench):
-# CHUNKS extents of 64 MiB of random data, one every 640 MiB (performance-limits.md §B.1, as
+# CHUNKS extents of 64 MiB of random data, one every 640 MiB (as
 # scripts/bench-convert.sh), made as a sparse RAW that is deleted once converted to QCOW2.
 # Everything a run writes (the sim's objects, the chain's VHD) is in a directory removed at exit.
 # The sim keeps its objects in RAM (/dev/shm, when it has room; --server-on-disk to keep them

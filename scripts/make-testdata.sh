@@ -160,7 +160,7 @@ xz -c qcow2-7M.qcow2 > archive.qcow2.xz
 zstd -q -c qcow2-7M.qcow2 > archive.qcow2.zst
 tar -cf archive.tar qcow2-7M.qcow2
 
-# --- more oslo.utils format_inspector cases (test numbers from the reference §1.7) ---
+# --- more oslo.utils format_inspector cases (test numbers as in docs/INSPECTION.md §Oslo) ---
 q create -f qcow2 qcow2-oslo-5M.qcow2 5M
 xorriso -as mkisofs -quiet -V TEST -o oslo-iso9660.iso iso-src.bin 2>/dev/null
 genisoimage -quiet -udf -V TEST -o oslo-udf.iso iso-src.bin 2>/dev/null

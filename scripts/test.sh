@@ -9,6 +9,9 @@ df -h . "${TMPDIR:-/tmp}"
 scripts/install-deps.sh
 scripts/make-testdata.sh
 cargo fmt --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo test --all-targets --locked
+scripts/check-citations.sh
+scripts/check-cycles.sh
+cargo clippy --workspace --all-targets --locked -- -D warnings
+scripts/check-layers.sh
+cargo test --workspace --all-targets --locked
 scripts/fuzz-smoke.sh

@@ -1,22 +1,19 @@
 //! imgport: inspect local RAW, VHD and QCOW2 disk images, convert and checksum them in one
 //! streaming pass, upload them to OSS/S3 and import them as cloud images.
 //!
-//! The library never prints; progress leaves through [`report::Reporter`]. The binary in
-//! `main.rs` and the `cli` module are the only places that talk to a terminal.
+//! This crate is the command-line layer (clap, progress bars, exit codes) over the
+//! workspace's library crates; the library never prints. The old module paths are re-exported
+//! so that integration tests and fuzz targets can name library items as `imgport::…`.
 
 pub mod cli;
-pub mod cloud;
-pub mod destination;
-pub mod guest;
-pub mod image;
-mod mem;
-pub mod pipeline;
-pub mod plan;
-pub mod report;
-pub mod secret;
-pub mod sim;
-pub mod source;
-pub mod store;
-#[cfg(test)]
-pub mod test_support;
-pub mod transfer;
+
+pub use imgport_base::{destination, report, secret};
+pub use imgport_cloud as cloud;
+pub use imgport_core::{pipeline, plan};
+pub use imgport_credentials as credentials;
+pub use imgport_guest as guest;
+pub use imgport_image as image;
+pub use imgport_image::source;
+pub use imgport_sim as sim;
+pub use imgport_store as store;
+pub use imgport_transfer as transfer;

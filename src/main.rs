@@ -1,5 +1,6 @@
 //! The `imgport` binary: parse arguments, run the library, map errors to exit codes.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -34,11 +35,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// `-v` says what imgport does at each stage, `-vv` adds its debug detail; other crates
+/// (the AWS SDK, hyper, rustls) speak only from `-vvv`. `RUST_LOG` overrides all of it.
 fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
+        0 => "off,imgport=warn",
+        1 => "off,imgport=info",
+        2 => "off,imgport=debug",
+        3 => "info,imgport=debug",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -46,6 +50,7 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

@@ -10,7 +10,7 @@
 # Fixed identities so tests can assert them: root label debroot, UUID below, ESP serial
 # 1234-ABCD (the tree's fstab names both).
 #
-# The debootstrap tree is the slow step (~1-2 min): it is kept across rebuilds of this part
+# The debootstrap tree is the slow step: it is kept across rebuilds of this part
 # as long as the debootstrap command line below is unchanged (tree.key).
 suite=bookworm
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}

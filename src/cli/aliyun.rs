@@ -1,20 +1,16 @@
-//! Flags every Alibaba Cloud command shares (region, endpoint, AccessKey, STS token,
-//! signature version) and the exit codes of RPC errors. Secrets are parsed straight into
+//! Flags every Alibaba Cloud command shares (region, endpoint, credentials, signature
+//! version) and the exit codes of RPC errors. Secrets are parsed straight into
 //! [`Secret`], so neither `Debug` of the parsed flags nor an error shows them.
 
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 
+use super::credentials::CredentialFlags;
 use super::exit;
-use crate::cloud::aliyun::credentials::Credentials;
-use crate::cloud::aliyun::rpc::{ClientConfig, RpcError, SignatureVersion};
-use crate::secret::Secret;
-
-/// A secret from the command line or the environment.
-pub(crate) fn secret(s: &str) -> Result<Secret, std::convert::Infallible> {
-    Ok(Secret::new(s))
-}
+use imgport_cloud::aliyun::rpc::{ClientConfig, RpcError, SignatureVersion};
+use imgport_credentials::Credentials;
 
 /// Signature versions as command-line values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -34,15 +30,9 @@ pub struct AliyunFlags {
     /// Endpoint override, `host[:port]` or `http(s)://host[:port]` (e.g. `imgport sim`'s).
     #[arg(long)]
     pub endpoint: Option<String>,
-    /// AccessKey ID.
-    #[arg(long, env = "ALIBABA_CLOUD_ACCESS_KEY_ID", hide_env_values = true)]
-    pub access_key_id: String,
-    /// AccessKey secret (prefer the environment variable: flags show in `ps`).
-    #[arg(long, env = "ALIBABA_CLOUD_ACCESS_KEY_SECRET", hide_env_values = true, value_parser = secret)]
-    pub access_key_secret: Secret,
-    /// STS security token, for temporary credentials.
-    #[arg(long, env = "ALIBABA_CLOUD_SECURITY_TOKEN", hide_env_values = true, value_parser = secret)]
-    pub security_token: Option<Secret>,
+    /// As whom the cloud is called.
+    #[command(flatten)]
+    pub credentials: CredentialFlags,
     /// Request signature version.
     #[arg(long, value_enum, default_value = "v3")]
     pub signature: SignatureArg,
@@ -64,13 +54,14 @@ impl AliyunFlags {
         c
     }
 
-    /// The credentials.
-    pub fn credentials(&self) -> Credentials {
-        Credentials {
-            access_key_id: self.access_key_id.clone(),
-            access_key_secret: self.access_key_secret.clone(),
-            security_token: self.security_token.clone(),
-        }
+    /// The credentials of the flags, the environment, the CLI profile or the RAM role.
+    pub async fn resolve_credentials(&self) -> anyhow::Result<Credentials> {
+        let (credentials, _) = self
+            .credentials
+            .resolve(false)
+            .await
+            .context("finding credentials")?;
+        Ok(credentials)
     }
 }
 

@@ -20,14 +20,14 @@ use super::connect::{ConnectFlags, Connection};
 use super::convert::cancel_on_signals;
 use super::import::block_on;
 use super::{exit, print_json};
-use crate::image::OpenOptions;
-use crate::pipeline::batch::{
+use imgport_core::pipeline::batch::{
     self, BatchReport, BatchSettings, EXIT_IN_PROGRESS_ELSEWHERE, InFlight, RowReport, RowStatus,
 };
-use crate::pipeline::claims::{Holder, LeaseRules};
-use crate::pipeline::manifest::{self, BatchItem, RowOptions, Shard};
-use crate::pipeline::packer;
-use crate::plan::PlanOptions;
+use imgport_core::pipeline::claims::{Holder, LeaseRules};
+use imgport_core::pipeline::manifest::{self, BatchItem, RowOptions, Shard};
+use imgport_core::pipeline::packer;
+use imgport_core::plan::PlanOptions;
+use imgport_image::OpenOptions;
 
 /// Flags every batch-like command shares. The manifest keys among them (`--region`,
 /// `--bucket`, `--key-prefix`, `--family`, `--allow-no-os`, `--allow-nested`) win over the row's own value,
@@ -233,7 +233,7 @@ fn run_items(
             .join(format!(".imgport-batch-{name}.jsonl"))
     });
     let in_flight = flags.in_flight.map_or_else(
-        || InFlight::from_machine(base.stream.part_size),
+        || InFlight::from_machine(base.plan.part_size),
         InFlight::Fixed,
     );
     let settings = BatchSettings {

@@ -10,13 +10,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::convert::{
-    Output, ToArg, cancel_on_signals, failed, open_source_with, parse_size, print_human,
-};
-use super::{exit, print_json};
-use crate::transfer::content::content_digest;
-use crate::transfer::convert::{ConvertOptions, SHA256_ZERO_LIMIT, checksum, checksum_file};
-use crate::transfer::stream::StreamOptions;
+use super::convert::{ToArg, cancel_on_signals, open_source_with};
+use imgport_transfer::content::content_digest;
+use imgport_transfer::convert::{ConvertOptions, SHA256_ZERO_LIMIT, checksum, checksum_file};
+use imgport_transfer::stream::StreamOptions;
 
 #[derive(Debug, Args)]
 pub struct ChecksumArgs {
@@ -26,11 +23,11 @@ pub struct ChecksumArgs {
     #[arg(long, value_enum)]
     pub to: Option<ToArg>,
     /// Part size of the per-part digests, e.g. 64M; giving it adds each part's MD5 and the
-    /// multipart ETag an upload in these parts gets (default: 32 MiB parts, or larger to stay
-    /// within 10000, with CRC-64 only).
-    #[arg(long, value_parser = parse_size)]
-    pub part_size: Option<u64>,
-    /// Skip the SHA-256 of the whole output (it is serial at ~1.5 GiB/s, so it dominates for
+    /// multipart ETag an upload in these parts gets, so 100 KiB to 5 GiB as OSS takes
+    /// (default: 32 MiB parts, or larger to stay within 10000, with CRC-64 only).
+    #[arg(long, value_parser = super::values::part_size)]
+    pub part_size: Option<imgport_core::plan::PartSize>,
+    /// Skip the SHA-256 of the whole output (it is serial, one core, so it dominates for
     /// large sparse RAW or fixed VHD outputs); per-part digests are still computed.
     #[arg(long, conflicts_with = "sha256")]
     pub no_sha256: bool,
@@ -50,16 +47,16 @@ pub struct ChecksumArgs {
 /// Runs `imgport checksum`.
 pub fn run(args: ChecksumArgs) -> anyhow::Result<ExitCode> {
     let cancel = cancel_on_signals()?;
-    let open = crate::image::OpenOptions {
+    let open = imgport_image::OpenOptions {
         allow_nested: args.allow_nested,
-        ..crate::image::OpenOptions::default()
+        ..imgport_image::OpenOptions::default()
     };
     let opened = match open_source_with(&args.file, &open) {
         Ok(o) => o,
         Err(code) => return Ok(code),
     };
     let stream = StreamOptions {
-        part_size: args.part_size.unwrap_or(0),
+        part_size: args.part_size.map_or(0, imgport_core::plan::PartSize::get),
         buffers: 0,
         cancel: Some(cancel.clone()),
         skip_sha256: args.no_sha256,
@@ -82,19 +79,5 @@ pub fn run(args: ChecksumArgs) -> anyhow::Result<ExitCode> {
             Ok(r)
         }),
     };
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => return Ok(failed(&e)),
-    };
-    let out = Output {
-        source: args.file.clone(),
-        source_format: opened.image.format(),
-        report,
-    };
-    if args.json {
-        print_json(&out)?;
-    } else {
-        print_human(&out);
-    }
-    Ok(ExitCode::from(exit::OK))
+    super::convert::finish(result, &args.file, opened.image.format(), args.json)
 }

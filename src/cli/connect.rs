@@ -10,21 +10,21 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use super::convert::parse_size;
-use crate::cloud::aliyun::client::EcsClient;
-use crate::cloud::aliyun::credentials::{ChainOptions, CredentialSource, Credentials};
-use crate::cloud::aliyun::ehpc::EhpcClient;
-use crate::cloud::aliyun::poll::WaitOptions;
-use crate::cloud::aliyun::rpc::ClientConfig;
-use crate::destination::{Destination, account_id};
-use crate::image::OpenOptions;
-use crate::pipeline::batch::Connect;
-use crate::pipeline::import::ImportSettings;
-use crate::pipeline::sandbox::{DEFAULT_IMPORT_TIME, Sandbox};
-use crate::plan::PlanOptions;
-use crate::secret::Secret;
-use crate::store::{S3Store, StoreConfig, UploadOptions, journal};
-use crate::transfer::stream::StreamOptions;
+use super::credentials::CredentialFlags;
+use super::plan::RunFlags;
+use imgport_base::destination::{Destination, account_id};
+use imgport_cloud::aliyun::client::EcsClient;
+use imgport_cloud::aliyun::ehpc::EhpcClient;
+use imgport_cloud::aliyun::poll::WaitOptions;
+use imgport_cloud::aliyun::rpc::ClientConfig;
+use imgport_core::pipeline::batch::Connect;
+use imgport_core::pipeline::import::ImportSettings;
+use imgport_core::plan::PlanOptions;
+use imgport_credentials::{CredentialSource, Credentials};
+use imgport_image::OpenOptions;
+use imgport_sim::sandbox::{DEFAULT_IMPORT_TIME, Sandbox};
+use imgport_store::{S3Store, StoreConfig, UploadOptions, journal};
+use imgport_transfer::stream::StreamOptions;
 
 #[derive(Debug, Clone, Args)]
 pub struct ConnectFlags {
@@ -56,9 +56,6 @@ pub struct ConnectFlags {
     /// Path-style S3 addressing (for S3-compatible servers on an IP address).
     #[arg(long)]
     pub path_style: bool,
-    /// Part size, e.g. 64M (default: 5 MiB, or larger to stay within 10000 parts).
-    #[arg(long, value_parser = parse_size)]
-    pub part_size: Option<u64>,
     /// Parts in flight at once, per image.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
@@ -71,28 +68,11 @@ pub struct ConnectFlags {
     /// Give up waiting for an image after this many seconds.
     #[arg(long, default_value_t = 7200.0)]
     pub timeout: f64,
-    /// AccessKey ID (else ALIBABA_CLOUD_ACCESS_KEY_ID, ~/.aliyun/config.json, ECS RAM role).
-    #[arg(long)]
-    pub access_key_id: Option<String>,
-    /// AccessKey secret (prefer the environment: flags are visible to other local users).
-    #[arg(long, hide_env_values = true)]
-    pub access_key_secret: Option<String>,
-    /// STS security token.
-    #[arg(long, hide_env_values = true)]
-    pub security_token: Option<String>,
-    /// Profile of ~/.aliyun/config.json.
-    #[arg(long)]
-    pub profile: Option<String>,
-    /// Import even when an image with the same disks' content (tag imgport:content-digest)
-    /// exists already; skips the content-digest pass.
-    #[arg(long)]
-    pub no_dedupe: bool,
-    /// Once the new image is Available, deprecate the other images of its --family.
-    #[arg(long)]
-    pub replace: bool,
-    /// Register the imported image with E-HPC Instant under this name (AddImage).
-    #[arg(long)]
-    pub ehpc_name: Option<String>,
+    /// As whom the cloud is called.
+    #[command(flatten)]
+    pub credentials: CredentialFlags,
+    #[command(flatten)]
+    pub run: RunFlags,
 }
 
 fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
@@ -104,10 +84,10 @@ fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
 }
 
 impl ConnectFlags {
-    /// The import settings these flags give, around `plan`.
+    /// The import settings these flags give, around `plan` (with these flags' decisions).
     pub fn settings(
         &self,
-        plan: PlanOptions,
+        mut plan: PlanOptions,
         open: OpenOptions,
         cancel: Arc<AtomicBool>,
     ) -> anyhow::Result<ImportSettings> {
@@ -120,12 +100,12 @@ impl ConnectFlags {
             // The emulator finishes in seconds: poll it often.
             wait.interval = wait.interval.min(Duration::from_millis(500));
         }
+        self.run.apply(&mut plan);
         Ok(ImportSettings {
             open,
             plan,
             stream: StreamOptions {
-                part_size: self.part_size.unwrap_or(0),
-                // Every part in flight holds a buffer; two more keep the producer ahead.
+                // The part size is the plan's, per disk. Every part in flight holds a buffer; two more keep the producer ahead.
                 buffers: self.concurrency.max(1) + 2,
                 ..StreamOptions::default()
             },
@@ -136,9 +116,6 @@ impl ConnectFlags {
             },
             wait,
             cancel: Some(cancel),
-            no_dedupe: self.no_dedupe,
-            replace: self.replace,
-            ehpc_name: self.ehpc_name.clone(),
         })
     }
 }
@@ -158,17 +135,11 @@ impl Connection {
     /// run inside the tokio runtime that will serve the sandbox.
     pub async fn open(flags: &ConnectFlags, buckets: &[&str]) -> anyhow::Result<Self> {
         if !flags.sandbox {
-            let chain = ChainOptions {
-                access_key_id: flags.access_key_id.clone(),
-                access_key_secret: flags.access_key_secret.clone().map(Secret::new),
-                security_token: flags.security_token.clone().map(Secret::new),
-                profile: flags.profile.clone(),
-                allow_aws_env: false,
-            };
-            let (credentials, credential_source) =
-                crate::cloud::aliyun::credentials::resolve(&chain)
-                    .await
-                    .context("finding credentials")?;
+            let (credentials, credential_source) = flags
+                .credentials
+                .resolve(false)
+                .await
+                .context("finding credentials")?;
             return Ok(Self {
                 flags: flags.clone(),
                 credentials,
@@ -206,7 +177,7 @@ impl Connection {
     }
 
     /// What the sandbox's S3 server saw, for `--json` reports; `None` off the sandbox.
-    pub fn sandbox_stats(&self) -> Option<crate::sim::s3::S3Stats> {
+    pub fn sandbox_stats(&self) -> Option<imgport_sim::s3::S3Stats> {
         self.sandbox.as_ref().map(|s| s.s3().stats())
     }
 
@@ -249,7 +220,7 @@ impl Connection {
 impl Connect<S3Store> for Connection {
     fn connect(&self, region: &str) -> Result<(S3Store, EcsClient, Option<EhpcClient>), String> {
         let all = self.store(region).and_then(|s| {
-            let ehpc = match self.flags.ehpc_name {
+            let ehpc = match self.flags.run.ehpc_name {
                 Some(_) => Some(self.ehpc(region)?),
                 None => None,
             };
@@ -259,7 +230,7 @@ impl Connect<S3Store> for Connection {
     }
 
     fn destination(&self, region: &str, bucket: &str) -> Destination {
-        use crate::store::ObjectStore;
+        use imgport_store::ObjectStore;
         match self.store(region) {
             Ok(store) => store.destination(bucket),
             // No store can be configured for the region: a destination nothing else matches.

@@ -23,11 +23,11 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::{exit, human_bytes, print_json};
-use crate::image::{self, ImageError, ImageFormat, OpenOptions};
-use crate::transfer::TransferError;
-use crate::transfer::convert::{ConvertOptions, StreamReport};
-use crate::transfer::layout::OutputFormat;
-use crate::transfer::stream::StreamOptions;
+use imgport_image::{self as image, ImageError, ImageFormat, OpenOptions};
+use imgport_transfer::TransferError;
+use imgport_transfer::convert::{ConvertOptions, StreamReport};
+use imgport_transfer::layout::OutputFormat;
+use imgport_transfer::stream::StreamOptions;
 
 /// Output formats as command-line values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -59,11 +59,11 @@ pub struct ConvertArgs {
     #[arg(long, value_enum)]
     pub to: ToArg,
     /// Part size of the per-part digests, e.g. 64M; giving it adds each part's MD5 and the
-    /// multipart ETag an upload in these parts gets (default: 32 MiB parts, or larger to stay
-    /// within 10000, with CRC-64 only).
-    #[arg(long, value_parser = parse_size)]
-    pub part_size: Option<u64>,
-    /// Skip the SHA-256 of the whole output (it is serial at ~1.5 GiB/s, so it dominates for
+    /// multipart ETag an upload in these parts gets, so 100 KiB to 5 GiB as OSS takes
+    /// (default: 32 MiB parts, or larger to stay within 10000, with CRC-64 only).
+    #[arg(long, value_parser = super::values::part_size)]
+    pub part_size: Option<imgport_core::plan::PartSize>,
+    /// Skip the SHA-256 of the whole output (it is serial, one core, so it dominates for
     /// large sparse RAW or fixed VHD outputs); per-part digests are still computed.
     #[arg(long, conflicts_with = "sha256")]
     pub no_sha256: bool,
@@ -92,30 +92,6 @@ pub struct Output {
     pub source_format: ImageFormat,
     #[serde(flatten)]
     pub report: StreamReport,
-}
-
-/// Parses a byte size: a number with an optional K, M, G (binary) suffix, e.g. `64M`, `1GiB`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits);
-    let n: u64 = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
-    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("unknown unit in {s:?} (use K, M or G)")),
-    };
-    let v = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("size too large: {s:?}"))?;
-    if v == 0 || v > 5 << 30 {
-        return Err(format!(
-            "part size must be between 1 byte and 5 GiB, not {s:?}"
-        ));
-    }
-    Ok(v)
 }
 
 /// A cancellation flag set by SIGINT/SIGTERM; a second signal exits at once with 130.
@@ -231,52 +207,46 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     };
     let opts = ConvertOptions {
         stream: StreamOptions {
-            part_size: args.part_size.unwrap_or(0),
+            part_size: args.part_size.map_or(0, imgport_core::plan::PartSize::get),
             buffers: 0,
             cancel: Some(cancel),
             skip_sha256: args.no_sha256,
             skip_part_md5: args.part_size.is_none(),
         },
         content_digest: !args.no_content_digest,
-        sha256_zero_limit: (!args.sha256).then_some(crate::transfer::convert::SHA256_ZERO_LIMIT),
+        sha256_zero_limit: (!args.sha256).then_some(imgport_transfer::convert::SHA256_ZERO_LIMIT),
     };
     let reporter = super::progress::reporter();
-    let result = crate::transfer::convert::convert(
+    let result = imgport_transfer::convert::convert(
         opened.image.clone(),
         &args.dst,
         args.to.into(),
         &opts,
         reporter.as_ref(),
     );
+    finish(result, &args.src, opened.image.format(), args.json)
+}
+
+/// Prints what a stream over `source` produced (JSON or text), or its error; the exit code.
+pub fn finish(
+    result: Result<StreamReport, TransferError>,
+    source: &std::path::Path,
+    source_format: ImageFormat,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let report = match result {
         Ok(r) => r,
         Err(e) => return Ok(failed(&e)),
     };
     let out = Output {
-        source: args.src.clone(),
-        source_format: opened.image.format(),
+        source: source.to_path_buf(),
+        source_format,
         report,
     };
-    if args.json {
+    if json {
         print_json(&out)?;
     } else {
         print_human(&out);
     }
     Ok(ExitCode::from(exit::OK))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("64M"), Ok(64 << 20));
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("6G").is_err());
-        assert!(parse_size("12X").is_err());
-        assert!(parse_size("99999999999999999999G").is_err());
-    }
 }

@@ -13,12 +13,13 @@ use anyhow::Context;
 use clap::{ArgGroup, Args, Subcommand};
 use serde_json::json;
 
-use super::aliyun::{AliyunFlags, fail_rpc, secret};
+use super::aliyun::{AliyunFlags, fail_rpc};
+use super::values::secret;
 use super::{exit, print_json};
-use crate::cloud::aliyun::ehpc::{
+use imgport_base::secret::Secret;
+use imgport_cloud::aliyun::ehpc::{
     AddImageRequest, ContainerImageSpec, EhpcClient, ImageSpec, RegistryCredential,
 };
-use crate::secret::Secret;
 
 /// `imgport ehpc`.
 #[derive(Debug, Args)]
@@ -124,7 +125,7 @@ pub fn run(args: EhpcArgs) -> anyhow::Result<ExitCode> {
 
 async fn add_image(a: AddImageArgs) -> anyhow::Result<ExitCode> {
     let request = a.request();
-    let client = EhpcClient::new(a.cloud.config(), a.cloud.credentials())?;
+    let client = EhpcClient::new(a.cloud.config(), a.cloud.resolve_credentials().await?)?;
     let resp = match client.add_image(&request).await {
         Ok(r) => r,
         Err(e) => return fail_rpc(&e, a.json),

@@ -21,13 +21,13 @@ use serde_json::json;
 use super::aliyun::{AliyunFlags, fail_rpc};
 use super::plan::{architecture, boot_mode, imds, license_type, nvme, platform};
 use super::{exit, print_json};
-use crate::cloud::aliyun::client::EcsClient;
-use crate::cloud::aliyun::ecs::{
+use imgport_cloud::aliyun::client::EcsClient;
+use imgport_cloud::aliyun::ecs::{
     Action, CreateImageRequest, ImageSource, ModifyImageAttributeRequest, SnapshotDisk,
 };
-use crate::cloud::aliyun::poll::WaitOptions;
-use crate::cloud::aliyun::rpc::RpcError;
-use crate::cloud::aliyun::types::{
+use imgport_cloud::aliyun::poll::WaitOptions;
+use imgport_cloud::aliyun::rpc::RpcError;
+use imgport_cloud::aliyun::types::{
     Architecture, BootMode, ImdsSupport, LicenseType, ModifiableStatus, NvmeSupport, Platform,
 };
 
@@ -246,7 +246,7 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
         Ok(r) => r,
         Err(e) => return fail_rpc(&RpcError::Invalid(e), a.json),
     };
-    let client = EcsClient::new(a.cloud.config(), a.cloud.credentials())?;
+    let client = EcsClient::new(a.cloud.config(), a.cloud.resolve_credentials().await?)?;
     let started = Instant::now();
     let created = match client.create_image(request).await {
         Ok(c) => c,
@@ -329,7 +329,7 @@ async fn modify(a: ModifyArgs) -> anyhow::Result<ExitCode> {
         .filter(|(k, _)| k != "ImageId" && k != "RegionId" && k != "DryRun")
         .map(|(k, v)| (k, v.into()))
         .collect();
-    let client = EcsClient::new(a.cloud.config(), a.cloud.credentials())?;
+    let client = EcsClient::new(a.cloud.config(), a.cloud.resolve_credentials().await?)?;
     let request_id = match client.modify_image_attribute(&request).await {
         Ok(ack) => ack.request_id,
         Err(e) if a.dry_run && e.api().is_some_and(|x| x.is_dry_run_success()) => {
@@ -369,7 +369,7 @@ async fn modify(a: ModifyArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn cancel_import(a: CancelImportArgs) -> anyhow::Result<ExitCode> {
-    let client = EcsClient::new(a.cloud.config(), a.cloud.credentials())?;
+    let client = EcsClient::new(a.cloud.config(), a.cloud.resolve_credentials().await?)?;
     let cancelled = match client.cancel_import(&a.task_id).await {
         Ok(c) => c,
         Err(e) => return fail_rpc(&e, a.json),

@@ -6,8 +6,9 @@
 //! `--json` prints one object: `image_id`, `status`, `region`, `image_name`, `task_id`,
 //! `client_token`, `disks` (per disk: `device_index`, `source`, `format`, and the upload
 //! result: `bucket`, `key`, `size`, `sha256`, `crc64`, `parts_sent`, `parts_reused`, …),
-//! `finished`, `timings` (`stage`, `seconds`), `sandbox` (bool) and `credentials` (where they
-//! came from, never a secret).
+//! `finished`, `timings` (`stage`, `seconds`), `plan` (the plan the run executed: the `plan`
+//! of `imgport plan --json` for the same inputs), `sandbox` (bool) and `credentials` (where
+//! they came from, never a secret).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,8 +21,8 @@ use super::connect::{ConnectFlags, Connection};
 use super::convert::cancel_on_signals;
 use super::plan::{PlanArgs, PlanFlags};
 use super::{exit, human_bytes, print_json};
-use crate::cloud::aliyun::credentials::CredentialSource;
-use crate::pipeline::import::{self, ImportOutcome, ImportSettings, Targets};
+use imgport_core::pipeline::import::{self, ImportOutcome, ImportSettings, Targets};
+use imgport_credentials::CredentialSource;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -80,6 +81,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         return super::plan::run(PlanArgs {
             files: args.files,
             plan: args.plan,
+            run: args.connect.run,
             json: args.json,
             html: args.html,
             markdown: None,
@@ -97,7 +99,7 @@ async fn run_async(args: ImportArgs, settings: ImportSettings) -> anyhow::Result
     let conn = Connection::open(&args.connect, &[settings.plan.bucket.as_str()]).await?;
     let store = conn.store(&region)?;
     let ecs = conn.ecs(&region)?;
-    let ehpc = match settings.ehpc_name {
+    let ehpc = match settings.plan.ehpc_name {
         Some(_) => Some(conn.ehpc(&region)?),
         None => None,
     };

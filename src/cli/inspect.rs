@@ -9,9 +9,10 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{FormatArg, exit, human_bytes, print_json};
-use crate::guest::{self, facts::GuestFacts};
-use crate::image::{
-    self, ContainerReport, Finding, ImageError, ImageFormat, ImageSource, OpenOptions, Severity,
+use imgport_guest::{self as guest, facts::GuestFacts};
+use imgport_image::{
+    self as image, ContainerReport, Finding, ImageError, ImageFormat, ImageSource, OpenOptions,
+    Severity,
 };
 
 /// One file's result: the container report, plus `guest` when the image is safe to read.
@@ -207,7 +208,7 @@ fn print_guest(g: &GuestFacts) {
     print_findings(&g.findings);
 }
 
-fn print_findings(findings: &[crate::image::Finding]) {
+fn print_findings(findings: &[imgport_image::Finding]) {
     for f in findings {
         let tag = match f.severity {
             Severity::Info => "info",

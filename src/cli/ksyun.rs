@@ -1,6 +1,7 @@
 //! `imgport ksyun reinstall`: Kingsoft KEC (2016-03-04) ModifyInstanceImage, signed with AWS
 //! Signature V4: reinstall an instance's system, or replace it with another image. Checked by
-//! seed 002's rules before the call; the password is a [`Secret`] and never printed.
+//! the rules of docs/CLOUD-API.md §KEC before the call; the password is a [`Secret`] and never
+//! printed.
 //!
 //! Credentials: `--access-key`/`--secret-key` or `KSYUN_ACCESS_KEY`/`KSYUN_SECRET_KEY`;
 //! region `--region` or `KSYUN_REGION`. `--json` prints `instance_id`, `image_id` (null
@@ -19,14 +20,14 @@ use anyhow::Context;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use serde_json::json;
 
-use super::aliyun::secret;
+use super::values::secret;
 use super::{exit, print_json};
-use crate::cloud::ksyun::kec::{
+use imgport_base::secret::Secret;
+use imgport_cloud::ksyun::kec::{
     KecClient, Login, MAX_USER_DATA_BYTES, ModifyInstanceImageRequest, ResizeType,
 };
-use crate::cloud::ksyun::sigv4::{KsyunConfig, KsyunError};
-use crate::cloud::ksyun::{ENV_ACCESS_KEY, ENV_REGION, ENV_SECRET_KEY, KsyunCredentials};
-use crate::secret::Secret;
+use imgport_cloud::ksyun::sigv4::{KsyunConfig, KsyunError};
+use imgport_cloud::ksyun::{ENV_ACCESS_KEY, ENV_REGION, ENV_SECRET_KEY, KsyunCredentials};
 
 /// `imgport ksyun`.
 #[derive(Debug, Args)]

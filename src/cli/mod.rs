@@ -22,6 +22,7 @@ pub mod batch;
 pub mod checksum;
 pub mod connect;
 pub mod convert;
+pub mod credentials;
 pub mod ehpc;
 pub mod image;
 pub mod import;
@@ -31,12 +32,13 @@ pub mod plan;
 pub mod progress;
 pub mod sim;
 pub mod upload;
+pub mod values;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// Exit codes of the binary, as DESIGN.md fixes them.
+/// Exit codes of the binary, as README "Exit codes" lists them.
 pub mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;
@@ -51,7 +53,8 @@ pub mod exit {
 #[derive(Debug, Parser)]
 #[command(name = "imgport", version, about, propagate_version = true)]
 pub struct Cli {
-    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    /// More log output on stderr: -v each stage, -vv imgport's debug detail, -vvv other
+    /// crates too; RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
@@ -99,12 +102,12 @@ pub enum FormatArg {
     Qcow2,
 }
 
-impl From<FormatArg> for crate::image::ImageFormat {
+impl From<FormatArg> for imgport_image::ImageFormat {
     fn from(f: FormatArg) -> Self {
         match f {
-            FormatArg::Raw => crate::image::ImageFormat::Raw,
-            FormatArg::Vhd => crate::image::ImageFormat::Vhd,
-            FormatArg::Qcow2 => crate::image::ImageFormat::Qcow2,
+            FormatArg::Raw => imgport_image::ImageFormat::Raw,
+            FormatArg::Vhd => imgport_image::ImageFormat::Vhd,
+            FormatArg::Qcow2 => imgport_image::ImageFormat::Qcow2,
         }
     }
 }
@@ -154,15 +157,15 @@ pub fn human_bytes(n: u64) -> String {
 
 /// An error and its causes on one line, escaped for a terminal (see [`escape`]).
 pub fn error_chain(e: &dyn std::error::Error) -> String {
-    escape(&crate::report::error_chain(e)).into_owned()
+    escape(&imgport_base::report::error_chain(e)).into_owned()
 }
 
 /// `text` made safe to print for people: control characters and Unicode bidirectional
-/// overrides become visible escapes (see [`crate::report::escape`]). The one helper every
+/// overrides become visible escapes (see [`imgport_base::report::escape`]). The one helper every
 /// human-readable line built from a path or from image data goes through; JSON output
 /// escapes by itself.
 pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
-    crate::report::escape(text)
+    imgport_base::report::escape(text)
 }
 
 /// A path for a human-readable line: displayed lossily, then [`escape`]d.

@@ -9,14 +9,14 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use super::{FormatArg, exit, print_json};
-use crate::cloud::aliyun::types::{
+use imgport_cloud::aliyun::types::{
     Architecture, BootMode, DetectionStrategy, ImdsSupport, LicenseType, NvmeSupport, OsType,
     Platform,
 };
-use crate::image::OpenOptions;
-use crate::pipeline::prepare::{dry_run_report, inspect_disks, plan_import};
-use crate::pipeline::report::{render_html, render_markdown};
-use crate::plan::{ImageOptions, OutputFormat, PlanOptions};
+use imgport_core::pipeline::prepare::{dry_run_report, prepare};
+use imgport_core::pipeline::report::{render_html, render_markdown};
+use imgport_core::plan::{ImageOptions, OutputFormat, PartSize, PlanOptions};
+use imgport_image::OpenOptions;
 
 /// Output formats of disks as command-line values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -194,7 +194,39 @@ impl PlanFlags {
                 tags: self.tags.clone(),
             },
             allow_no_os: self.allow_no_os,
+            // Set by `RunFlags::apply`.
+            ..PlanOptions::default()
         }
+    }
+}
+
+/// Flags that decide what an import does beyond its image (dedupe, replace, E-HPC, part
+/// size): part of the plan, so `plan` takes them as `import`, `batch` and `packer` do.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunFlags {
+    /// Import even when an image with the same disks' content (tag imgport:content-digest)
+    /// exists already; skips the content-digest pass.
+    #[arg(long)]
+    pub no_dedupe: bool,
+    /// Once the new image is Available, deprecate the other images of its --family.
+    #[arg(long)]
+    pub replace: bool,
+    /// Register the imported image with E-HPC Instant under this name (AddImage).
+    #[arg(long)]
+    pub ehpc_name: Option<String>,
+    /// Part size, e.g. 64M (default: 5 MiB, or larger to stay within 10000 parts; OSS
+    /// accepts 100 KiB to 5 GiB).
+    #[arg(long, value_parser = super::values::part_size)]
+    pub part_size: Option<PartSize>,
+}
+
+impl RunFlags {
+    /// Sets these decisions in `opts`.
+    pub fn apply(&self, opts: &mut PlanOptions) {
+        opts.no_dedupe = self.no_dedupe;
+        opts.replace = self.replace;
+        opts.ehpc_name = self.ehpc_name.clone();
+        opts.part_size = self.part_size;
     }
 }
 
@@ -205,6 +237,8 @@ pub struct PlanArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub plan: PlanFlags,
+    #[command(flatten)]
+    pub run: RunFlags,
     /// Print the plan as JSON (the default prints Markdown).
     #[arg(long)]
     pub json: bool,
@@ -219,15 +253,13 @@ pub struct PlanArgs {
 /// Inspects, plans and renders; exit 0, 3 when a disk is refused, 2 when the plan needs the
 /// user (e.g. two bootable disks), 1 on I/O errors.
 pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let disks = match inspect_disks(&args.files, &args.plan.open_options()) {
-        Ok(d) => d,
-        Err(e) => return Ok(fail(&e, e.exit_code())),
-    };
-    let plan = match plan_import(&disks, &args.plan.options()) {
+    let mut opts = args.plan.options();
+    args.run.apply(&mut opts);
+    let prepared = match prepare(&args.files, &args.plan.open_options(), &opts) {
         Ok(p) => p,
         Err(e) => return Ok(fail(&e, e.exit_code())),
     };
-    let report = dry_run_report(&disks, &plan);
+    let report = dry_run_report(&prepared);
     if let Some(path) = &args.html {
         write_atomic(path, render_html(&report).as_bytes())?;
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::report::{Reporter, Silent};
+use imgport_base::report::{Reporter, Silent};
 
 /// Draws one bar per stage on stderr.
 struct Bar {

@@ -10,8 +10,8 @@ use anyhow::Context;
 use clap::Args;
 
 use super::exit;
-use crate::sim::ecs::EcsConfig;
-use crate::sim::server::{self, Faults, SimConfig};
+use imgport_sim::ecs::EcsConfig;
+use imgport_sim::server::{self, Faults, SimConfig};
 
 #[derive(Debug, Args)]
 pub struct SimArgs {
@@ -51,7 +51,7 @@ pub struct SimArgs {
     /// Test fault of the S3 server on UploadPart: PART:KIND or PART:KIND:TIMES, KIND one of 500,
     /// slowdown, drop, delay=MS; PART 0 means every part. Repeatable.
     #[arg(long)]
-    pub s3_fault: Vec<crate::sim::s3::PartFault>,
+    pub s3_fault: Vec<imgport_sim::s3::PartFault>,
 }
 
 /// Serves until killed.
@@ -93,10 +93,10 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         let buckets: Vec<&str> = args.bucket.iter().map(String::as_str).collect();
-        let s3 = crate::sim::s3::S3Server::start(args.s3_listen, &s3_root, &buckets)
+        let s3 = imgport_sim::s3::S3Server::start(args.s3_listen, &s3_root, &buckets)
             .await
             .with_context(|| format!("starting the S3 server on {}", args.s3_listen))?;
-        s3.set_faults(crate::sim::s3::S3Faults {
+        s3.set_faults(imgport_sim::s3::S3Faults {
             parts: args.s3_fault.clone(),
             tamper_after_complete: false,
             rate: 0.0,
@@ -120,7 +120,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             writeln!(text, "s3_root: {}", s3_root.display())?;
             writeln!(text, "s3_endpoint: {}", s3.endpoint())?;
             // The fixtures of CreateImage, E-HPC and KEC.
-            text.push_str(&crate::sim::fixtures_text());
+            text.push_str(&imgport_sim::fixtures_text());
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())?;
             out.flush()?;

@@ -28,16 +28,17 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use super::convert::{ToArg, cancel_on_signals, open_source_with, parse_size};
+use super::convert::{ToArg, cancel_on_signals, open_source_with};
+use super::credentials::CredentialFlags;
 use super::{exit, human_bytes, print_json};
-use crate::cloud::aliyun::credentials::{ChainOptions, CredentialSource};
-use crate::image::OpenOptions;
-use crate::secret::Secret;
-use crate::store::multipart::{UploadOptions, UploadOutcome};
-use crate::store::{ObjectTarget, S3Store, StoreConfig, StoreError, oss};
-use crate::transfer::PartSource;
-use crate::transfer::file::FileStream;
-use crate::transfer::stream::{LayoutStream, StreamOptions};
+use imgport_core::plan::{PartSize, Parts};
+use imgport_credentials::CredentialSource;
+use imgport_image::OpenOptions;
+use imgport_store::multipart::{UploadOptions, UploadOutcome};
+use imgport_store::{ObjectTarget, S3Store, StoreConfig, StoreError, oss};
+use imgport_transfer::PartSource;
+use imgport_transfer::file::FileStream;
+use imgport_transfer::stream::{LayoutStream, StreamOptions};
 
 #[derive(Debug, Args)]
 pub struct UploadArgs {
@@ -72,8 +73,8 @@ pub struct UploadArgs {
     pub allow_nested: bool,
     /// Part size, e.g. 64M (default: 5 MiB, or larger to stay within 10000 parts; OSS
     /// accepts 100 KiB to 5 GiB).
-    #[arg(long, value_parser = parse_size)]
-    pub part_size: Option<u64>,
+    #[arg(long, value_parser = super::values::part_size)]
+    pub part_size: Option<PartSize>,
     /// Parts in flight at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
@@ -106,19 +107,9 @@ pub struct UploadArgs {
     /// Content-MD5 already protects each part.
     #[arg(long)]
     pub sign_payload: bool,
-    /// AccessKey ID (else ALIBABA_CLOUD_ACCESS_KEY_ID, ~/.aliyun/config.json, ECS RAM role,
-    /// AWS_ACCESS_KEY_ID).
-    #[arg(long)]
-    pub access_key_id: Option<String>,
-    /// AccessKey secret (prefer the environment: flags are visible to other local users).
-    #[arg(long, hide_env_values = true)]
-    pub access_key_secret: Option<String>,
-    /// STS security token.
-    #[arg(long, hide_env_values = true)]
-    pub security_token: Option<String>,
-    /// Profile of ~/.aliyun/config.json.
-    #[arg(long)]
-    pub profile: Option<String>,
+    /// As whom the store is called (for a plain S3 `--endpoint`, the AWS variables last).
+    #[command(flatten)]
+    pub credentials: CredentialFlags,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -144,7 +135,7 @@ struct AbortOutput<'a> {
 #[derive(Serialize)]
 struct CleanOutput<'a> {
     endpoint: &'a str,
-    cleaned: &'a [crate::store::Cleaned],
+    cleaned: &'a [imgport_store::Cleaned],
 }
 
 /// `30s`, `15m`, `12h`, `7d` (a bare number is seconds).
@@ -281,7 +272,7 @@ fn store_config(args: &UploadArgs) -> Result<StoreConfig, StoreError> {
 fn source_id(path: &std::path::Path, to: Option<ToArg>, part_size: u64) -> String {
     format!(
         "{};to={};part_size={part_size}",
-        crate::store::journal::file_identity(path),
+        imgport_store::journal::file_identity(path),
         to.map_or("asis".to_string(), |t| format!("{t:?}").to_lowercase())
     )
 }
@@ -314,36 +305,43 @@ pub fn run(args: UploadArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Opens the bytes to upload: the file as it is, or its conversion.
+/// The stream of `src` (converted `to` a format, or as it is), cut in the parts
+/// [`Parts::for_object`] gives for its size and `part_size`: checked before any buffer exists.
 fn open_stream(
     src: &std::path::Path,
     to: Option<ToArg>,
     open: &OpenOptions,
+    part_size: Option<PartSize>,
     stream_opts: &StreamOptions,
 ) -> Result<Box<dyn PartSource>, ExitCode> {
-    match to {
-        None => match FileStream::with_options(src, stream_opts) {
-            Ok(s) => Ok(Box::new(s)),
-            Err(e) => Err(super::convert::failed(&e)),
-        },
+    let (image, layout) = match to {
+        None => FileStream::plan(src).map_err(|e| super::convert::failed(&e))?,
         Some(to) => {
             let opened = open_source_with(src, open)?;
-            match LayoutStream::convert(opened.image.clone(), to.into(), stream_opts) {
-                Ok(s) => Ok(Box::new(s)),
-                Err(e) => Err(super::convert::failed(&e)),
-            }
+            let layout = imgport_transfer::layout::Layout::plan(opened.image.as_ref(), to.into())
+                .map_err(|e| {
+                super::convert::failed(&imgport_transfer::TransferError::from(e))
+            })?;
+            (opened.image, layout)
         }
-    }
+    };
+    let parts = Parts::for_object(part_size, layout.size).map_err(|e| {
+        eprintln!("error: {}: {e}", src.display());
+        ExitCode::from(exit::USAGE)
+    })?;
+    let opts = StreamOptions {
+        part_size: parts.part_size.get(),
+        ..stream_opts.clone()
+    };
+    let stream: Result<Box<dyn PartSource>, _> = match to {
+        None => FileStream::from_plan(image, layout, &opts).map(|s| Box::new(s) as _),
+        Some(_) => LayoutStream::new(layout, image, &opts).map(|s| Box::new(s) as _),
+    };
+    stream.map_err(|e| super::convert::failed(&e))
 }
 
 async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<ExitCode> {
-    let chain = ChainOptions {
-        access_key_id: args.access_key_id.clone(),
-        access_key_secret: args.access_key_secret.clone().map(Secret::new),
-        security_token: args.security_token.clone().map(Secret::new),
-        profile: args.profile.clone(),
-        allow_aws_env: args.endpoint.is_some(),
-    };
-    let (credentials, cred_source) = match crate::store::credentials::resolve(&chain).await {
+    let (credentials, cred_source) = match args.credentials.resolve(args.endpoint.is_some()).await {
         Ok(c) => c,
         Err(e) => return Ok(fail(&StoreError::Credentials(e))),
     };
@@ -354,7 +352,7 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         Some(
             args.journal
                 .clone()
-                .unwrap_or_else(crate::store::journal::default_dir),
+                .unwrap_or_else(imgport_store::journal::default_dir),
         )
     };
     let cancel = cancel_on_signals()?;
@@ -368,7 +366,7 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
     };
     if args.clean_stale {
         let dir = opts.journal_dir.clone().unwrap_or_default();
-        return match crate::store::clean_stale(&store, &dir, args.older_than, &opts).await {
+        return match imgport_store::clean_stale(&store, &dir, args.older_than, &opts).await {
             Ok(cleaned) => {
                 if args.json {
                     print_json(&CleanOutput {
@@ -402,7 +400,7 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
     };
     let target = ObjectTarget { bucket, key };
     if args.abort {
-        let result = crate::store::abort(
+        let result = imgport_store::abort(
             &store,
             &target,
             opts.journal_dir.as_deref(),
@@ -436,13 +434,14 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         eprintln!("error: SRC is required");
         return Ok(ExitCode::from(exit::USAGE));
     };
-    // Parts the stream may hold: those in flight plus two being filled ahead.
+    // Parts the stream may hold: those in flight plus two being filled ahead (the part size
+    // is set per object by `open_stream`).
     let stream_opts = StreamOptions {
-        part_size: args.part_size.unwrap_or(0),
         buffers: opts.concurrency + 2,
         cancel: Some(cancel),
         skip_sha256: false,
         skip_part_md5: false,
+        ..StreamOptions::default()
     };
     let reporter = super::progress::reporter_or_log(Duration::from_secs(5));
     // A second pass only when kept state turned out stale (the journal is gone by then).
@@ -453,18 +452,15 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
             allow_nested: args.allow_nested,
             ..OpenOptions::default()
         };
-        let source = match open_stream(&src, args.to, &open, &stream_opts) {
+        let source = match open_stream(&src, args.to, &open, args.part_size, &stream_opts) {
             Ok(s) => s,
             Err(code) => return Ok(code),
         };
-        if let Err(e) = oss::check_part_size(source.part_size(), source.part_count()) {
-            return Ok(fail(&e));
-        }
         let opts = UploadOptions {
             source_id: source_id(&src, args.to, source.part_size()),
             ..opts.clone()
         };
-        match crate::store::upload(&store, source, &target, &opts, reporter.as_ref()).await {
+        match imgport_store::upload(&store, source, &target, &opts, reporter.as_ref()).await {
             Ok(o) => break o,
             Err(StoreError::Stale { target, what }) if attempt == 1 => {
                 reporter.message(&format!(
@@ -527,11 +523,11 @@ fn explain_state(
     opts: &UploadOptions,
     e: &StoreError,
 ) {
-    use crate::store::ObjectStore;
+    use imgport_store::ObjectStore;
     let journal = opts
         .journal_dir
         .as_ref()
-        .map(|d| crate::store::journal::path_for(d, &store.destination(&target.bucket), target));
+        .map(|d| imgport_store::journal::path_for(d, &store.destination(&target.bucket), target));
     match journal {
         Some(j) if j.exists() => {
             heprintln!("the upload stays resumable (journal {}):", j.display());

@@ -4,6 +4,8 @@
 //! Kubernetes/Slurm variables, and several processes against one emulator (`imgport sim`)
 //! import every image exactly once — with disjoint shards and with overlapping runs whose
 //! claims in the bucket keep them apart.
+//!
+//! Kept whole: one command's integration tests sharing one emulator harness.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -223,11 +225,7 @@ fn shards_come_from_the_flag_kubernetes_or_slurm() {
         }
         cmd.envs(env.iter().copied());
         let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::util::assert_ok(&out);
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let k8s = run_with(
@@ -274,13 +272,6 @@ fn finish(child: Child) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// Images the emulator holds, from its state file.
-fn sim_images(state: &Path) -> usize {
-    let text = std::fs::read_to_string(state.join("ecs-state.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v["images"].as_object().map_or(0, |m| m.len())
-}
-
 /// Row ids imported by the given reports, in order of the reports.
 fn imported_ids(reports: &[serde_json::Value]) -> Vec<String> {
     let mut ids: Vec<String> = reports
@@ -312,7 +303,7 @@ fn three_shards_as_three_processes_import_each_image_once() {
         assert_eq!(r["imported"], 2, "{r}");
         assert_eq!(r["other_shard"], 4);
     }
-    assert_eq!(sim_images(&state), 6);
+    assert_eq!(sim_images(&state).len(), 6);
 }
 
 #[test]
@@ -347,7 +338,7 @@ fn overlapping_runs_are_kept_apart_by_claims_in_the_bucket() {
             "{id}: {s:?}"
         );
     }
-    assert_eq!(sim_images(&state), 4);
+    assert_eq!(sim_images(&state).len(), 4);
 }
 
 #[test]
@@ -394,7 +385,7 @@ fn packer_stopped_by_sigterm_says_so_and_the_same_command_finishes() {
     );
     assert_eq!(row["result"]["status"], "Available", "{r}");
     assert_eq!(
-        sim_images(&dir.path().join("sandbox/ecs")),
+        sim_images(&dir.path().join("sandbox/ecs")).len(),
         1,
         "one image, {r}"
     );
@@ -472,20 +463,12 @@ pub(crate) fn batch_as(
         .arg(dir.join(format!("journal-{machine}.jsonl")))
         .args(extra)
         .env("IMGPORT_HOST_ID", machine)
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_ID",
-            imgport::sim::server::TEST_ACCESS_KEY_ID,
-        )
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-            imgport::sim::server::TEST_ACCESS_KEY_SECRET,
-        )
         .env_remove("JOB_COMPLETION_INDEX")
         .env_remove("SLURM_ARRAY_TASK_ID")
         .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    cmd.spawn().unwrap()
+    with_sim_keys(&mut cmd).spawn().unwrap()
 }
 
 /// Waits until some claim in the bucket names `machine`.
@@ -541,7 +524,7 @@ fn records_of_one_destination_never_satisfy_another() {
     assert_eq!(code, 0, "{r}\n{stderr}");
     assert_eq!(r["imported"], 2, "{r}");
     assert_eq!(r["already_imported"], 0, "{r}");
-    assert_eq!(sim_images(&state), 2);
+    assert_eq!(sim_images(&state).len(), 2);
     for row in r["rows"].as_array().unwrap() {
         assert!(
             row["destination"].as_str().unwrap().contains(&sim.s3),
@@ -735,7 +718,7 @@ fn a_lease_lapsed_while_its_holder_works_on_makes_no_second_image() {
     // uploads every holder named) and found the row done, or reached ImportImage, whose
     // ClientToken (same plan, same bytes) returned the first's image. Either way: one image
     // per row, both reports name it, and both say done.
-    assert_eq!(sim_images(&state), 2, "{ra}\n{rb}");
+    assert_eq!(sim_images(&state).len(), 2, "{ra}\n{rb}");
     for r in [&ra, &rb] {
         assert_eq!(
             r["imported"].as_u64().unwrap() + r["already_imported"].as_u64().unwrap(),
@@ -768,5 +751,5 @@ fn an_interrupted_batch_says_how_to_resume_and_the_rerun_takes_its_rows_back() {
     let (code, r, stderr) = ended(batch_as(&sim, dir.path(), &m, "m0", &json));
     assert_eq!(code, 0, "{r}\n{stderr}");
     assert_eq!(r["imported"], 2, "{r}");
-    assert_eq!(sim_images(&state), 2);
+    assert_eq!(sim_images(&state).len(), 2);
 }

@@ -145,26 +145,16 @@ fn lease_names_an_upload(state: &Path, machine: &str) -> bool {
 }
 
 /// Image id -> name, from the emulator's state file.
-fn sim_images(state: &Path) -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(state.join("ecs-state.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v["images"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(id, i)| {
-            (
-                id.clone(),
-                i["name"].as_str().unwrap_or_default().to_string(),
-            )
-        })
+fn sim_image_names(state: &Path) -> BTreeMap<String, String> {
+    sim_images(state)
+        .into_iter()
+        .map(|(id, i)| (id, i["name"].as_str().unwrap_or_default().to_string()))
         .collect()
 }
 
 /// Row id -> (state, image id) by `imgport batch --status`, which asks DescribeImages.
 fn status(sim: &Sim, dir: &Path, manifest: &Path) -> BTreeMap<String, (String, String)> {
-    let out = Command::new(env!("CARGO_BIN_EXE_imgport"))
-        .arg("batch")
+    let out = with_sim_keys(Command::new(env!("CARGO_BIN_EXE_imgport")).arg("batch"))
         .arg(manifest)
         .args([
             "--status",
@@ -174,23 +164,10 @@ fn status(sim: &Sim, dir: &Path, manifest: &Path) -> BTreeMap<String, (String, S
             &sim.ecs,
         ])
         .args(["--oss-endpoint", &sim.s3])
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_ID",
-            imgport::sim::server::TEST_ACCESS_KEY_ID,
-        )
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-            imgport::sim::server::TEST_ACCESS_KEY_SECRET,
-        )
         .current_dir(dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = ok_json(&out);
     v.as_array()
         .unwrap()
         .iter()
@@ -297,7 +274,7 @@ fn three_machines_killed_at_random_import_every_row_exactly_once() {
     }
     let elapsed = started.elapsed();
 
-    let images = sim_images(&state);
+    let images = sim_image_names(&state);
     let rows = status(&sim, dir.path(), &m);
     let all = ended
         .iter()

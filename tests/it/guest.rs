@@ -2,6 +2,8 @@
 //! disks (raw, qcow2, vhd), and two LVM layouts with real lvm2 metadata
 //! (`scripts/testdata/guest.sh`). Oracles: sfdisk for the tables, blkid for the file systems,
 //! the Debian tree itself for the OS facts.
+//!
+//! Kept whole: one stage's tests over the same real disks and oracles.
 
 use std::path::Path;
 use std::process::Command;
@@ -501,18 +503,8 @@ fn lvm_centos_layout_finds_xfs_and_swap_volumes() {
 #[test]
 fn plan_uses_the_guest_facts() {
     let path = image("guest/debian-gpt.raw");
-    let run = imgport([
-        "plan",
-        "--json",
-        "--region",
-        "cn-hangzhou",
-        "--bucket",
-        "my-images",
-        path.to_str().unwrap(),
-    ]);
-    run.expect_code(0);
     assert_params(
-        &import_params(&run.json()),
+        &planned_import_params(&path),
         &[
             ("Platform", "Debian"),
             ("OSType", "linux"),

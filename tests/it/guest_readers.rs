@@ -134,18 +134,8 @@ fn windows_server_2022_gpt_disk() {
     dedup.dedup();
     assert_eq!(c, dedup);
 
-    let run = imgport([
-        "plan",
-        "--json",
-        "--region",
-        "cn-hangzhou",
-        "--bucket",
-        "my-images",
-        path.to_str().unwrap(),
-    ]);
-    run.expect_code(0);
     assert_params(
-        &import_params(&run.json()),
+        &planned_import_params(&path),
         &[
             ("Platform", "Windows Server 2022"),
             ("OSType", "windows"),

@@ -43,15 +43,7 @@ fn object(dir: &Path, key: &str) -> std::path::PathBuf {
 
 /// Image records the emulator keeps in its state file.
 fn images_in_state(dir: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(dir.join("sandbox/ecs/ecs-state.json"))
-        .expect("emulator state file");
-    let v: serde_json::Value = serde_json::from_str(&text).expect("state JSON");
-    let images = &v["images"];
-    match images {
-        serde_json::Value::Array(a) => a.clone(),
-        serde_json::Value::Object(m) => m.values().cloned().collect(),
-        other => panic!("no images in the emulator state: {other}"),
-    }
+    sim_images(&dir.join("sandbox/ecs")).into_values().collect()
 }
 
 #[test]
@@ -76,14 +68,7 @@ fn sandbox_import_ends_available_with_the_converted_bytes() {
     // The object is exactly what `imgport convert --to vhd` writes, and the same disk.
     assert_eq!(disk["sha256"].as_str().unwrap(), sha256sum(&obj));
     let converted = dir.path().join("converted.vhd");
-    let convert: [&std::ffi::OsStr; 5] = [
-        "convert".as_ref(),
-        src.as_os_str(),
-        converted.as_os_str(),
-        "--to".as_ref(),
-        "vhd".as_ref(),
-    ];
-    imgport(convert).expect_code(0);
+    imgport_convert(&src, &converted, "vhd").expect_code(0);
     assert_eq!(sha256sum(&converted), sha256sum(&obj));
     sh(&format!(
         "qemu-img compare -f qcow2 -F vpc '{}' '{}'",

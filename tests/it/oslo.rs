@@ -1,7 +1,7 @@
-//! The oslo.utils `format_inspector` test suite (reference §1.7), replayed against imgport:
-//! our verdict must equal oslo's or be stricter, and must be right where oslo is known to be
-//! wrong (encrypted qcow2 passed, fixed VHD taken as raw, bad VHD checksum passed,
-//! differencing VHD passed).
+//! The oslo.utils `format_inspector` test suite (docs/INSPECTION.md §Oslo), replayed against
+//! imgport: our verdict must equal oslo's or be stricter, and must be right where oslo is known to
+//! be wrong (encrypted qcow2 passed, fixed VHD taken as raw, bad VHD checksum passed, differencing
+//! VHD passed).
 
 use crate::util::*;
 
@@ -134,7 +134,7 @@ fn case14_15_invalid_data() {
 
 /// Case 21: oslo's MBR checks. Invalid boot flag, no partitions, a protective entry with a
 /// wrong start CHS or LBA are refused; a hybrid MBR is legitimate and only warned about
-/// (oslo refuses it; the reference recommends accepting it).
+/// (oslo refuses it; docs/INSPECTION.md §Oslo).
 #[test]
 fn case21_mbr_checks() {
     for (case, code) in [
@@ -155,7 +155,7 @@ fn case21_mbr_checks() {
     assert!(finding_codes(&r).contains(&"mbr.hybrid".to_string()));
 }
 
-/// Where oslo is known to be wrong (reference §1.8): we must get these right.
+/// Where oslo is known to be wrong (docs/INSPECTION.md §Oslo): we must get these right.
 #[test]
 fn where_oslo_is_wrong() {
     // Encrypted qcow2 passes oslo: refused here.

@@ -1,4 +1,5 @@
-//! `imgport plan`: the dry run renders the plan that the real import would execute.
+//! `imgport plan`: the dry run renders the plan that the real import would execute, and a
+//! real import, batch row and Packer build record and execute exactly that plan.
 
 use crate::util::*;
 
@@ -97,4 +98,234 @@ fn plan_errors_have_their_exit_codes() {
     let run = imgport(&a);
     run.expect_code(3);
     assert!(run.stderr().contains("guest.no_os"), "{}", run.stderr());
+}
+
+/// `imgport plan --json FILES FLAGS`: the whole report.
+fn dry_run(files: &[&std::path::Path], flags: &[&str]) -> serde_json::Value {
+    let mut args: Vec<String> = vec!["plan".into(), "--json".into()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    args.extend(flags.iter().map(|s| s.to_string()));
+    let run = imgport(&args);
+    run.expect_code(0);
+    run.json()
+}
+
+/// `imgport plan --json FILES FLAGS`: its `plan`.
+fn dry_plan(files: &[&std::path::Path], flags: &[&str]) -> serde_json::Value {
+    dry_run(files, flags)["plan"].clone()
+}
+
+/// The plan a real run executed (an import's `plan`) is `planned`, value for value (the plan
+/// holds no timings, so nothing may differ), and the run did what it says: the objects and
+/// their parts, the content-digest lookup, the E-HPC registration.
+fn assert_executed(outcome: &serde_json::Value, planned: &serde_json::Value) {
+    let executed = &outcome["plan"];
+    assert!(executed.is_object(), "no executed plan in {outcome}");
+    assert!(
+        executed == planned,
+        "executed plan\n{executed:#}\ndiffers from imgport plan\n{planned:#}"
+    );
+    let disks = outcome["disks"].as_array().unwrap();
+    let planned_disks = planned["disks"].as_array().unwrap();
+    assert_eq!(disks.len(), planned_disks.len());
+    for (d, p) in disks.iter().zip(planned_disks) {
+        assert_eq!(d["device_index"], p["device_index"]);
+        assert_eq!(d["bucket"], p["bucket"]);
+        assert_eq!(d["key"], p["object_key"]);
+        assert_eq!(d["format"], p["output"]["value"]);
+        assert_eq!(d["size"], p["object_size"]);
+        assert_eq!(d["part_size"], p["parts"]["value"]["part_size"]);
+        assert_eq!(d["parts"], p["parts"]["value"]["count"]);
+    }
+    let looked_up = outcome["content_digest"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty());
+    assert_eq!(serde_json::Value::Bool(looked_up), planned["dedupe"]);
+    assert_eq!(outcome["ehpc_image"], planned["ehpc"]["name"]);
+    assert_eq!(outcome["image_name"], planned["image"]["name"]["value"]);
+}
+
+/// The sandbox flags of a run under `dir`.
+fn sandbox(dir: &std::path::Path) -> Vec<String> {
+    vec![
+        "--sandbox".into(),
+        "--sandbox-dir".into(),
+        dir.join("sandbox").display().to_string(),
+        "--sandbox-import-seconds".into(),
+        "0.5".into(),
+        "--journal".into(),
+        dir.join("journal").display().to_string(),
+    ]
+}
+
+#[test]
+fn a_single_import_executes_the_plan_that_plan_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = image("content.raw");
+    let decisions = [
+        "--region",
+        "cn-hangzhou",
+        "--bucket",
+        "sandbox",
+        "--allow-no-os",
+        "--family",
+        "golden",
+        "--replace",
+        "--ehpc-name",
+        "golden-hpc",
+        "--part-size",
+        "128K",
+        "--tag",
+        "team=infra",
+    ];
+    let report = dry_run(&[&src], &decisions);
+    let actions: Vec<String> = report["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {}", r["service"], r["action"]).replace('"', ""))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "ecs DescribeImages",
+            "oss MultipartUpload",
+            "ecs ImportImage",
+            "ecs ModifyImageAttribute",
+            "ecs ModifyImageAttribute",
+            "ehpc AddImage"
+        ]
+    );
+    let planned = report["plan"].clone();
+    assert_eq!(planned["ehpc"]["name"], "golden-hpc");
+    assert_eq!(
+        planned["disks"][0]["parts"]["value"]["part_size"],
+        128 << 10
+    );
+    let mut args: Vec<String> = vec!["import".into(), src.display().to_string(), "--json".into()];
+    args.extend(decisions.iter().map(|s| s.to_string()));
+    args.extend(sandbox(dir.path()));
+    let run = imgport_in(dir.path(), &args);
+    run.expect_code(0);
+    assert_executed(&run.json(), &planned);
+}
+
+#[test]
+fn a_batch_row_executes_the_plan_that_plan_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = image("content.qcow2");
+    let manifest = dir.path().join("batch.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[defaults]\nregion = \"cn-hangzhou\"\nbucket = \"images\"\nallow_no_os = true\n\n\
+             [[image]]\nname = \"row-a\"\nfiles = [\"{}\"]\nfamily = \"web\"\noutput = \"vhd\"\n",
+            src.display()
+        ),
+    )
+    .unwrap();
+    let decisions = ["--no-dedupe", "--part-size", "256K"];
+    let mut args: Vec<String> = vec!["batch".into(), manifest.display().to_string()];
+    args.push("--json".into());
+    args.extend(decisions.iter().map(|s| s.to_string()));
+    args.extend(sandbox(dir.path()));
+    let run = imgport_in(dir.path(), &args);
+    run.expect_code(0);
+    let report = run.json();
+    let row = &report["rows"][0];
+    assert_eq!(row["status"], "imported", "{report}");
+    // A batch row's objects go under a folder named by the row.
+    let mut flags = vec![
+        "--region",
+        "cn-hangzhou",
+        "--bucket",
+        "images",
+        "--allow-no-os",
+        "--key-prefix",
+        "imgport/row-a/",
+        "--name",
+        "row-a",
+        "--family",
+        "web",
+        "--to",
+        "vhd",
+    ];
+    flags.extend(decisions);
+    let planned = dry_plan(&[&src], &flags);
+    assert_eq!(planned["dedupe"], false);
+    assert_executed(&row["result"], &planned);
+}
+
+#[test]
+fn a_packer_build_executes_the_plan_that_plan_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = image("content.qcow2");
+    let manifest = dir.path().join("packer-manifest.json");
+    let text = serde_json::json!({
+        "builds": [
+            {"name": "web", "builder_type": "qemu", "packer_run_uuid": "run-2",
+             "files": [{"name": src.display().to_string(), "size": 1}]}
+        ],
+        "last_run_uuid": "run-2"
+    });
+    std::fs::write(&manifest, text.to_string()).unwrap();
+    let common = [
+        "--region",
+        "cn-hangzhou",
+        "--bucket",
+        "images",
+        "--allow-no-os",
+        "--family",
+        "web",
+    ];
+    let mut args: Vec<String> = vec![
+        "packer".into(),
+        "--manifest".into(),
+        manifest.display().to_string(),
+        "--json".into(),
+    ];
+    args.extend(common.iter().map(|s| s.to_string()));
+    args.extend(sandbox(dir.path()));
+    let run = imgport_in(dir.path(), &args);
+    run.expect_code(0);
+    let report = run.json();
+    let row = &report["rows"][0];
+    assert_eq!(row["status"], "imported", "{report}");
+    // A Packer build is the row `NAME:RUN`, its objects under a folder of that name.
+    let mut flags = vec!["--key-prefix", "imgport/web_run-2/", "--name", "web"];
+    flags.extend(common);
+    let planned = dry_plan(&[&src], &flags);
+    assert_eq!(planned["dedupe"], true);
+    assert_executed(&row["result"], &planned);
+}
+
+#[test]
+fn part_sizes_are_checked_against_oss_limits_where_the_plan_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2 GiB of holes: in 100 KiB parts, 20972 of them; OSS takes at most 10000.
+    let big = dir.path().join("big.raw");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let big = big.to_str().unwrap();
+    let mut args = vec!["plan", "--json", "--to", "raw"];
+    args.extend(BASE);
+    let run = imgport([&args[..], &["--part-size", "100K", big]].concat());
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("20972 parts") && run.stderr().contains("10000"),
+        "{}",
+        run.stderr()
+    );
+    // Below OSS's 100 KiB: refused as the flag is parsed.
+    let run = imgport([&args[..], &["--part-size", "99K", big]].concat());
+    run.expect_code(2);
+    assert!(run.stderr().contains("100 KiB"), "{}", run.stderr());
+    // Without one: 5 MiB parts (larger only when 10000 would not do).
+    let run = imgport([&args[..], &[big]].concat());
+    run.expect_code(0);
+    let parts = &run.json()["plan"]["disks"][0]["parts"]["value"];
+    assert_eq!(parts["part_size"], 5 << 20);
+    assert_eq!(parts["count"], 410);
 }

@@ -13,12 +13,7 @@ fn qemu_allocated(path: &Path) -> u64 {
         .arg(path)
         .output()
         .expect("run qemu-img map");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = ok_json(&out);
     v.as_array()
         .unwrap()
         .iter()

@@ -53,9 +53,7 @@ fn the_import_completes_with_ten_percent_of_requests_failing() {
     let uploads = s3["part_uploads"].as_object().unwrap();
     assert_eq!(uploads.len(), 13, "{s3}");
     assert!(uploads.values().all(|n| n == 1), "{s3}");
-    let state = std::fs::read_to_string(dir.path().join("sandbox/ecs/ecs-state.json")).unwrap();
-    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
-    assert_eq!(state["images"].as_object().unwrap().len(), 1);
+    assert_eq!(sim_images(&dir.path().join("sandbox/ecs")).len(), 1);
     let obj = dir
         .path()
         .join("sandbox/s3")
@@ -85,17 +83,10 @@ fn import_via(ecs: &str, s3: &str, dir: &Path, src: &Path, name: &str) -> Comman
         .arg("--journal")
         .arg(dir.join("uploads"))
         .env("TMPDIR", dir.join("tmp"))
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_ID",
-            imgport::sim::server::TEST_ACCESS_KEY_ID,
-        )
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-            imgport::sim::server::TEST_ACCESS_KEY_SECRET,
-        )
         .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    with_sim_keys(&mut cmd);
     cmd
 }
 
@@ -108,25 +99,14 @@ fn kill_9_at_twenty_random_points_then_a_rerun_completes() {
     // A disk of several parts, converted on the fly: kills land in every stage.
     let src = image("content.raw");
     let converted = dir.path().join("expected.vhd");
-    let convert: [&std::ffi::OsStr; 5] = [
-        "convert".as_ref(),
-        src.as_os_str(),
-        converted.as_os_str(),
-        "--to".as_ref(),
-        "vhd".as_ref(),
-    ];
-    imgport(convert).expect_code(0);
+    imgport_convert(&src, &converted, "vhd").expect_code(0);
     let expected = sha256sum(&converted);
     // How long a whole run takes, to spread the kill points over it.
     let started = Instant::now();
     let out = import_command(&sim, dir.path(), &src, "calibrate")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::util::assert_ok(&out);
     let full = started.elapsed();
     let mut seed = 0x5eed_u64;
     for round in 0..20 {
@@ -162,11 +142,7 @@ fn kill_9_at_twenty_random_points_then_a_rerun_completes() {
             .join(BUCKET)
             .join(r["disks"][0]["key"].as_str().unwrap());
         assert_eq!(sha256sum(&obj), expected, "round {round}: stored bytes");
-        let text = std::fs::read_to_string(state.join("ecs-state.json")).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let same_name = v["images"]
-            .as_object()
-            .unwrap()
+        let same_name = sim_images(&state)
             .values()
             .filter(|i| i["name"] == name.as_str())
             .count();

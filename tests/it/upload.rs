@@ -4,6 +4,8 @@
 //! every part stored exactly once, kill -9 then resume reuses the finished parts, a re-run
 //! after success does nothing, `--abort`, verification catches a changed object, the
 //! credential order, and no secret in any output or journal.
+//!
+//! Kept whole: one command's integration tests sharing one embedded S3 server harness.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 use imgport::sim::s3::{FaultKind, PartFault, S3Faults, S3Server, S3Thread};
 use imgport::sim::server::{TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET};
 
-use crate::util::image;
+use crate::util::{image, ok_json};
 
 const BUCKET: &str = "images";
 const MIB: usize = 1 << 20;
@@ -204,7 +206,7 @@ fn file_as_is_then_rerun_does_nothing() {
     );
     assert!(env.object("d/disk.raw.imgport.json").exists());
     let before = env.s3.stats();
-    // OSS framing (cloud-api.md §4): Content-MD5, no aws-chunked body, no checksum trailer.
+    // OSS framing (docs/CLOUD-API.md §OSS): Content-MD5, no aws-chunked body, no checksum trailer.
     let framing: Vec<&str> = before.part_framing.iter().map(String::as_str).collect();
     assert_eq!(
         framing,
@@ -264,11 +266,7 @@ fn converted_on_the_fly_equals_convert_output() {
             .stdout(Stdio::null())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::util::assert_ok(&out);
         let key = format!("disk.{to}");
         let j = env.upload(&[
             src.to_str().unwrap(),
@@ -379,12 +377,7 @@ fn permanent_failure_gives_up_then_abort_removes_the_upload() {
     };
     assert_eq!(uploads(), 1, "the unfinished upload stays for a resume");
     let out = env.run(&["--key", "f.bin", "--abort", "--json"], &keys());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let j = ok_json(&out);
     assert!(j["aborted"].is_string(), "{j}");
     assert_eq!(uploads(), 0, "the server forgot the upload");
     assert!(env.journal_text().is_empty(), "journal removed");
@@ -500,12 +493,7 @@ fn credentials_come_in_order_and_never_show() {
         env.run(&args, env_vars)
     };
     let kind = |out: &Output| -> String {
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let j = ok_json(out);
         j["credentials"]["kind"]
             .as_str()
             .unwrap_or_default()
@@ -640,11 +628,19 @@ fn open_uploads(env: &Env) -> usize {
 /// last part and the Complete are done here with the library's own S3 client, as the killed
 /// run's requests would have been. Returns the consumed upload id.
 fn complete_behind_the_journal(env: &Env, src: &Path, key: &str, parts: u32) -> String {
-    use imgport::cloud::aliyun::credentials::Credentials;
-    use imgport::store::{ObjectStore, ObjectTarget, S3Store, StoreConfig};
     let args = [src.to_str().unwrap(), "--key", key, "--part-size", "5M"];
     env.stop_at_part(&args, parts, &["--attempts", "2", "--concurrency", "1"]);
     let upload_id = journaled_upload_id(env);
+    complete_with_last_part(env, src, key, &upload_id, parts);
+    upload_id
+}
+
+/// Sends the last of `parts` 5 MiB parts of `src` to upload `upload_id` of `key` and
+/// completes it with the parts the server lists, using the library's own S3 client (as a
+/// killed run's last requests would have).
+fn complete_with_last_part(env: &Env, src: &Path, key: &str, upload_id: &str, parts: u32) {
+    use imgport::credentials::Credentials;
+    use imgport::store::{ObjectStore, ObjectTarget, S3Store, StoreConfig};
     let data = std::fs::read(src).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -662,11 +658,7 @@ fn complete_behind_the_journal(env: &Env, src: &Path, key: &str, parts: u32) -> 
             bucket: BUCKET.into(),
             key: key.into(),
         };
-        let listed = store
-            .list_parts(&target, &upload_id)
-            .await
-            .unwrap()
-            .unwrap();
+        let listed = store.list_parts(&target, upload_id).await.unwrap().unwrap();
         let mut etags: Vec<(u32, String)> = listed
             .iter()
             .map(|p| (p.number, p.etag.clone().unwrap()))
@@ -679,13 +671,12 @@ fn complete_behind_the_journal(env: &Env, src: &Path, key: &str, parts: u32) -> 
         let md5 = imgport::transfer::digest::md5(last);
         let data = imgport::transfer::pool::PartData::new(buf);
         let receipt = store
-            .upload_part(&target, &upload_id, parts, data, md5)
+            .upload_part(&target, upload_id, parts, data, md5)
             .await
             .unwrap();
         etags.push((parts, receipt.etag));
-        store.complete(&target, &upload_id, &etags).await.unwrap();
+        store.complete(&target, upload_id, &etags).await.unwrap();
     });
-    upload_id
 }
 
 /// Issue 26 cases 9 and 10: a run killed after its Complete went through. The re-run checks
@@ -788,24 +779,10 @@ fn a_run_killed_after_its_complete_is_checked_against_the_object() {
 /// part lines still name is aborted instead of left open.
 #[test]
 fn a_journal_with_a_garbage_header_aborts_its_upload() {
-    let env = Env::new();
-    let src = env.path("g.bin");
-    random_file(&src, 12 * MIB, 12);
-    let args = [src.to_str().unwrap(), "--key", "g.bin", "--part-size", "5M"];
-    env.stop_at_part(&args, 3, &["--attempts", "1", "--concurrency", "1"]);
-    assert_eq!(open_uploads(&env), 1);
-    let id = journaled_upload_id(&env);
-    for e in std::fs::read_dir(env.journal_dir()).unwrap().flatten() {
-        let text = std::fs::read_to_string(e.path()).unwrap();
+    damaged_journal_aborts_its_upload("g.bin", 12 * MIB, 12, 3, &["--concurrency", "1"], |text| {
         let rest = text.split_once('\n').unwrap().1;
-        std::fs::write(e.path(), format!("\u{1}garbage{{not a header\n{rest}")).unwrap();
-    }
-    let out = env.run(&[&args[..], &["--json"]].concat(), &keys());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(code(&out), 0, "{err}");
-    assert!(err.contains(&id), "the aborted upload is named: {err}");
-    assert_eq!(open_uploads(&env), 0, "the old upload was aborted");
-    assert_eq!(sha256_file(&env.object("g.bin")), sha256_file(&src));
+        format!("\u{1}garbage{{not a header\n{rest}")
+    });
 }
 
 /// Issue 26 case 10, checked on moto: a run killed before its first part leaves a journal of
@@ -813,24 +790,40 @@ fn a_journal_with_a_garbage_header_aborts_its_upload() {
 /// upload aborted (before, the journal was said to name no upload and the upload stayed).
 #[test]
 fn a_damaged_header_without_part_lines_still_aborts_its_upload() {
+    damaged_journal_aborts_its_upload("h.bin", 7 * MIB, 21, 0, &[], |text| {
+        assert_eq!(text.lines().count(), 1, "only the header");
+        text.replacen('{', "\u{1}", 1)
+    });
+}
+
+/// Uploads `len` random bytes (from `seed`) as `key` in 5 MiB parts, stopped at part `stop`
+/// with one attempt (and `extra`); rewrites each journal file with `damage`, then runs again:
+/// exit 0, the old upload (named in stderr) aborted, the object equal to the source.
+fn damaged_journal_aborts_its_upload(
+    key: &str,
+    len: usize,
+    seed: u64,
+    stop: u32,
+    extra: &[&str],
+    damage: fn(&str) -> String,
+) {
     let env = Env::new();
-    let src = env.path("h.bin");
-    random_file(&src, 7 * MIB, 21);
-    let args = [src.to_str().unwrap(), "--key", "h.bin", "--part-size", "5M"];
-    env.stop_at_part(&args, 0, &["--attempts", "1"]);
+    let src = env.path(key);
+    random_file(&src, len, seed);
+    let args = [src.to_str().unwrap(), "--key", key, "--part-size", "5M"];
+    env.stop_at_part(&args, stop, &[&["--attempts", "1"], extra].concat());
     assert_eq!(open_uploads(&env), 1);
     let id = journaled_upload_id(&env);
-    assert_eq!(env.journal_text().lines().count(), 1, "only the header");
     for e in std::fs::read_dir(env.journal_dir()).unwrap().flatten() {
         let text = std::fs::read_to_string(e.path()).unwrap();
-        std::fs::write(e.path(), text.replacen('{', "\u{1}", 1)).unwrap();
+        std::fs::write(e.path(), damage(&text)).unwrap();
     }
     let out = env.run(&[&args[..], &["--json"]].concat(), &keys());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(code(&out), 0, "{err}");
     assert!(err.contains(&id), "the aborted upload is named: {err}");
     assert_eq!(open_uploads(&env), 0, "the old upload was aborted");
-    assert_eq!(sha256_file(&env.object("h.bin")), sha256_file(&src));
+    assert_eq!(sha256_file(&env.object(key)), sha256_file(&src));
 }
 
 /// Issue 26 case 10, seen on moto: a killed run's Complete that the server finishes only after
@@ -839,8 +832,6 @@ fn a_damaged_header_without_part_lines_still_aborts_its_upload() {
 /// and exits 0 instead of failing with a "resumable" upload that no longer exists.
 #[test]
 fn an_upload_completed_under_a_resuming_run_is_checked_not_failed() {
-    use imgport::cloud::aliyun::credentials::Credentials;
-    use imgport::store::{ObjectStore, ObjectTarget, S3Store, StoreConfig};
     let env = Env::new();
     let src = env.path("late.bin");
     random_file(&src, 12 * MIB + 5, 22);
@@ -871,7 +862,7 @@ fn an_upload_completed_under_a_resuming_run_is_checked_not_failed() {
     env.s3.set_faults(S3Faults {
         parts: vec![PartFault {
             part: 3,
-            kind: FaultKind::DelayMs(5000),
+            kind: FaultKind::DelayMs(15_000),
             times: 1000,
         }],
         ..S3Faults::default()
@@ -892,45 +883,7 @@ fn an_upload_completed_under_a_resuming_run_is_checked_not_failed() {
         std::thread::sleep(Duration::from_millis(20));
     }
     env.s3.set_faults(S3Faults::default());
-    let data = std::fs::read(&src).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let config = StoreConfig::custom("us-east-1", &env.s3.endpoint(), true).unwrap();
-        let creds = Credentials {
-            access_key_id: TEST_ACCESS_KEY_ID.into(),
-            access_key_secret: imgport::secret::Secret::new(TEST_ACCESS_KEY_SECRET),
-            security_token: None,
-        };
-        let store = S3Store::new(&config, &creds);
-        let target = ObjectTarget {
-            bucket: BUCKET.into(),
-            key: "late.bin".into(),
-        };
-        let listed = store
-            .list_parts(&target, &upload_id)
-            .await
-            .unwrap()
-            .unwrap();
-        let mut etags: Vec<(u32, String)> = listed
-            .iter()
-            .map(|p| (p.number, p.etag.clone().unwrap()))
-            .collect();
-        let last = &data[10 * MIB..];
-        let pool = imgport::transfer::pool::BufferPool::new(last.len(), 1);
-        let mut buf = pool.get(last.len());
-        buf.copy_from_slice(last);
-        let md5 = imgport::transfer::digest::md5(last);
-        let part = imgport::transfer::pool::PartData::new(buf);
-        let receipt = store
-            .upload_part(&target, &upload_id, 3, part, md5)
-            .await
-            .unwrap();
-        etags.push((3, receipt.etag));
-        store.complete(&target, &upload_id, &etags).await.unwrap();
-    });
+    complete_with_last_part(&env, &src, "late.bin", &upload_id, 3);
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(code(&out), 0, "{err}");
@@ -1046,12 +999,7 @@ fn a_journal_names_its_destination_and_resumes_no_other() {
     )
     .output()
     .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let j = ok_json(&out);
     assert_eq!(j["parts_reused"], 0, "{j}");
     assert_eq!(j["parts_sent"], 3, "{j}");
     // The first destination's journal is untouched and still resumes.
@@ -1108,21 +1056,11 @@ fn clean_stale_aborts_old_uploads_and_removes_their_journals() {
     let id = journaled_upload_id(&env);
     // Younger than the default 7 days: kept.
     let out = env.run(&["--clean-stale", "--json"], &keys());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let j = ok_json(&out);
     assert_eq!(j["cleaned"].as_array().unwrap().len(), 0, "{j}");
     assert_eq!(open_uploads(&env), 1);
     let out = env.run(&["--clean-stale", "--older-than", "0s", "--json"], &keys());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let j = ok_json(&out);
     assert_eq!(j["cleaned"][0]["aborted"][0], id.as_str(), "{j}");
     assert_eq!(j["cleaned"][0]["removed"], true, "{j}");
     assert_eq!(open_uploads(&env), 0);

@@ -77,6 +77,17 @@ where
     imgport_in(dir.path(), args)
 }
 
+/// Runs `imgport convert SRC DST --to FORMAT` in a fresh temporary directory.
+pub fn imgport_convert(src: &Path, dst: &Path, to: &str) -> Run {
+    imgport([
+        "convert".as_ref(),
+        src.as_os_str(),
+        dst.as_os_str(),
+        "--to".as_ref(),
+        std::ffi::OsStr::new(to),
+    ])
+}
+
 /// Runs `imgport ARGS` in `dir`.
 pub fn imgport_in<I, S>(dir: &Path, args: I) -> Run
 where
@@ -95,6 +106,27 @@ where
     );
     let out = cmd.output().expect("run imgport");
     Run { cmd: text, out }
+}
+
+/// Asserts that a finished command succeeded, showing its stderr when not.
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts that a finished command succeeded (showing its stderr when not) and parses its
+/// stdout as JSON.
+pub fn ok_json(out: &Output) -> serde_json::Value {
+    assert_ok(out);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 /// `qemu-img info --output=json [-f FORMAT] PATH`, parsed.
@@ -217,6 +249,28 @@ pub fn start_sim_with(state: &Path, bucket: &str, extra: &[&str]) -> Sim {
     Sim { child, ecs, s3 }
 }
 
+/// Sets the emulator's test AccessKey (which `imgport sim` accepts) in `cmd`'s environment.
+pub fn with_sim_keys(cmd: &mut Command) -> &mut Command {
+    cmd.env(
+        "ALIBABA_CLOUD_ACCESS_KEY_ID",
+        imgport::sim::server::TEST_ACCESS_KEY_ID,
+    )
+    .env(
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+        imgport::sim::server::TEST_ACCESS_KEY_SECRET,
+    )
+}
+
+/// Image id -> image record, from the state file the emulator keeps in `state`.
+pub fn sim_images(state: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let path = state.join("ecs-state.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("emulator state {}: {e}", path.display()));
+    let v: serde_json::Value = serde_json::from_str(&text).expect("emulator state JSON");
+    serde_json::from_value(v["images"].clone())
+        .unwrap_or_else(|e| panic!("no image map in {}: {e}", path.display()))
+}
+
 /// The parameters of the `ImportImage` request that `imgport plan --json` printed.
 pub fn import_params(plan: &serde_json::Value) -> Vec<(String, String)> {
     let import = plan["requests"]
@@ -226,6 +280,22 @@ pub fn import_params(plan: &serde_json::Value) -> Vec<(String, String)> {
         .find(|r| r["action"] == "ImportImage")
         .expect("the plan holds an ImportImage request");
     serde_json::from_value(import["params"].clone()).expect("params are key/value pairs")
+}
+
+/// The `ImportImage` parameters `imgport plan --json` plans for `path` (region cn-hangzhou,
+/// bucket my-images); the plan must succeed.
+pub fn planned_import_params(path: &Path) -> Vec<(String, String)> {
+    let run = imgport([
+        "plan".as_ref(),
+        "--json".as_ref(),
+        "--region".as_ref(),
+        "cn-hangzhou".as_ref(),
+        "--bucket".as_ref(),
+        "my-images".as_ref(),
+        path.as_os_str(),
+    ]);
+    run.expect_code(0);
+    import_params(&run.json())
 }
 
 /// Asserts that every `(key, value)` of `want` is among `params`.

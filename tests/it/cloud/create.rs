@@ -1,9 +1,14 @@
 //! `imgport image create` (ECS CreateImage) against the emulator: each source waits for
 //! Available, idempotency by ClientToken, every local rule refused before sending, and the
-//! emulator's documented error codes (seed 001).
+//! emulator's documented error codes (docs/CLOUD-API.md §CreateImage).
 
 use super::*;
 use imgport::cloud::aliyun::ecs::{CreateImageRequest, ImageSource};
+
+/// Runs `imgport image create --endpoint EP --json ARGS`.
+fn create(ep: &str, args: &[&str]) -> crate::util::Run {
+    cli(&[&["image", "create", "--endpoint", ep, "--json"][..], args].concat())
+}
 
 #[test]
 fn create_from_each_source_waits_for_available() {
@@ -13,23 +18,40 @@ fn create_from_each_source_waits_for_available() {
     let ep = sim.endpoint.as_str();
     let client = sim.client(SignatureVersion::V3);
     let rt = runtime();
-    let cases: Vec<(Vec<&str>, &str, Vec<&str>)> = vec![
+    // A case: the image name (also the case's name), the source, more arguments, the disk
+    // sizes the image must have, and its family.
+    type Source<'a> = (&'a str, Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, &'a str);
+    let cases: Vec<Source<'_>> = vec![
         (
-            vec!["--snapshot", "s-simsystem40"],
             "from-snapshot",
+            vec!["--snapshot", "s-simsystem40"],
+            vec![],
             vec!["40"],
+            "",
         ),
         (
-            vec!["--instance", "i-simrunning"],
             "from-instance",
+            vec!["--instance", "i-simrunning"],
+            vec![
+                "--signature",
+                "v2",
+                "--image-version",
+                "v2",
+                "--family",
+                "golden",
+            ],
             vec!["40", "100"],
+            "golden",
         ),
         (
-            vec!["--instance", "i-simstopped"],
             "from-stopped",
+            vec!["--instance", "i-simstopped"],
+            vec![],
             vec!["20"],
+            "",
         ),
         (
+            "from-disks",
             vec![
                 "--disk",
                 "snapshot=s-simsystem40,size=60",
@@ -38,11 +60,12 @@ fn create_from_each_source_waits_for_available() {
                 "--disk",
                 "size=8",
             ],
-            "from-disks",
+            vec![],
             vec!["60", "100", "8"],
+            "",
         ),
     ];
-    for (i, (source, name, sizes)) in cases.iter().enumerate() {
+    for (name, source, extra, sizes, family) in &cases {
         let mut args = vec!["image", "create", "--endpoint", ep, "--json"];
         args.extend(source);
         args.extend([
@@ -53,52 +76,51 @@ fn create_from_each_source_waits_for_available() {
             "--wait-timeout",
             "30",
         ]);
-        if i == 1 {
-            args.extend([
-                "--signature",
-                "v2",
-                "--image-version",
-                "v2",
-                "--family",
-                "golden",
-            ]);
-        }
+        args.extend(extra);
         let run = cli(&args);
         run.expect_code(0);
         let v = run.json();
-        assert_eq!(v["status"], "Available", "{v}");
+        assert_eq!(v["status"], "Available", "{name}: {v}");
         let id = v["image_id"].as_str().unwrap().to_string();
         let img = rt
             .block_on(client.find_image(&id))
             .unwrap()
             .expect("listed");
-        assert_eq!(img.status(), Some(ImageStatus::Available));
-        assert_eq!(img.progress, "100%");
-        assert_eq!(img.image_name, *name);
         let got: Vec<&str> = img
             .disk_device_mappings
             .disk_device_mapping
             .iter()
             .map(|d| d.size.as_str())
             .collect();
-        assert_eq!(got, *sizes, "{name}");
-        if i == 1 {
-            assert_eq!(img.image_family, "golden");
-        }
+        assert_eq!(
+            (
+                img.status(),
+                img.progress.as_str(),
+                img.image_name.as_str(),
+                got,
+                img.image_family.as_str()
+            ),
+            (
+                Some(ImageStatus::Available),
+                "100%",
+                *name,
+                sizes.clone(),
+                *family
+            ),
+            "{name}: (status, progress, name, disk sizes, family)"
+        );
     }
     // --no-wait returns while the image is Creating; the poller then sees Progress grow.
-    let run = cli(&[
-        "image",
-        "create",
-        "--endpoint",
+    let run = create(
         ep,
-        "--json",
-        "--no-wait",
-        "--snapshot",
-        "s-simsystem40",
-        "--name",
-        "later",
-    ]);
+        &[
+            "--no-wait",
+            "--snapshot",
+            "s-simsystem40",
+            "--name",
+            "later",
+        ],
+    );
     run.expect_code(0);
     let v = run.json();
     assert_eq!(v["status"], "Creating");
@@ -150,117 +172,110 @@ fn client_token_makes_create_idempotent() {
 
 #[test]
 fn create_refuses_every_local_rule_before_sending() {
-    let base = ["image", "create", "--endpoint", DEAD_ENDPOINT];
     let (v41, d257, t65) = ("9".repeat(41), "d".repeat(257), "t".repeat(65));
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec![], "required"),
+    let disks18: Vec<String> = (0..18).map(|_| "size=5".to_string()).collect();
+    let many: Vec<&str> = disks18
+        .iter()
+        .flat_map(|d| ["--disk", d.as_str()])
+        .collect();
+    let s = ["--snapshot", "s-1"];
+    let cases: Vec<Local<'_>> = vec![
+        ("no source", vec![], "required"),
         (
+            "snapshot and instance",
             vec!["--snapshot", "s-1", "--instance", "i-1"],
             "cannot be used with",
         ),
-        (vec!["--snapshot", ""], "MissingParameter"),
-        (vec!["--instance", ""], "MissingParameter"),
-        (vec!["--disk", "snapshot=s-1,device=/dev/xvdb"], "/dev/xvda"),
+        ("empty snapshot", vec!["--snapshot", ""], "MissingParameter"),
+        ("empty instance", vec!["--instance", ""], "MissingParameter"),
         (
+            "system disk on xvdb",
+            vec!["--disk", "snapshot=s-1,device=/dev/xvdb"],
+            "/dev/xvda",
+        ),
+        (
+            "data disk on xvda",
             vec!["--disk", "snapshot=s-1", "--disk", "device=/dev/xvda"],
             "InvalidParameter.Malformed",
         ),
         (
+            "data disk on xvdc",
             vec!["--disk", "snapshot=s-1", "--disk", "device=/dev/xvdc"],
             "must be /dev/xvdb",
         ),
         (
+            "system disk 4 GiB",
             vec!["--disk", "snapshot=s-1,size=4"],
             "InvalidSize.ValueNotSupported",
         ),
         (
+            "system disk 20001 GiB",
             vec!["--disk", "snapshot=s-1,size=20001"],
             "InvalidSize.ValueNotSupported",
         ),
-        (vec!["--disk", "snapshot="], "InvalidSnapshotId.NotFound"),
-        (vec!["--disk", "snapshot=s-1,colour=red"], "unknown key"),
-        (vec!["--disk", "size=big"], "whole number"),
         (
-            vec!["--snapshot", "s-1", "--name", "9lives"],
+            "empty disk snapshot",
+            vec!["--disk", "snapshot="],
+            "InvalidSnapshotId.NotFound",
+        ),
+        (
+            "unknown disk key",
+            vec!["--disk", "snapshot=s-1,colour=red"],
+            "unknown key",
+        ),
+        (
+            "disk size not a number",
+            vec!["--disk", "size=big"],
+            "whole number",
+        ),
+        (
+            "name starts with a digit",
+            join(&s, &["--name", "9lives"]),
             "InvalidImageName.Malformed",
         ),
         (
-            vec!["--snapshot", "s-1", "--image-version", "1.0"],
+            "version with a dot",
+            join(&s, &["--image-version", "1.0"]),
             "InvalidImageVersion.Malformed",
         ),
         (
-            vec!["--snapshot", "s-1", "--image-version", &v41],
+            "version of 41 digits",
+            join(&s, &["--image-version", &v41]),
             "InvalidImageVersion.Malformed",
         ),
         (
-            vec!["--snapshot", "s-1", "--description", "https://example.com"],
+            "description with a URL",
+            join(&s, &["--description", "https://example.com"]),
             "InvalidDescription.Malformed",
         ),
         (
-            vec!["--snapshot", "s-1", "--description", &d257],
+            "description of 257 characters",
+            join(&s, &["--description", &d257]),
             "InvalidDescription.Malformed",
         ),
         (
-            vec!["--snapshot", "s-1", "--family", "_f"],
+            "family starts with _",
+            join(&s, &["--family", "_f"]),
             "InvalidImageFamily.Malformed",
         ),
         (
-            vec!["--snapshot", "s-1", "--client-token", &t65],
+            "client token of 65 characters",
+            join(&s, &["--client-token", &t65]),
             "InvalidClientToken.Malformed",
         ),
         (
-            vec!["--snapshot", "s-1", "--platform", "Windows 95"],
+            "unknown platform",
+            join(&s, &["--platform", "Windows 95"]),
             "unknown platform",
         ),
         (
-            vec!["--snapshot", "s-1", "--boot-mode", "CSM"],
+            "unknown boot mode",
+            join(&s, &["--boot-mode", "CSM"]),
             "unknown boot mode",
         ),
+        ("18 disks", many, "InvalidParameter.DiskDeviceMapping"),
     ];
-    let disks18: Vec<String> = (0..18).map(|_| "size=5".to_string()).collect();
-    let mut many: Vec<&str> = Vec::new();
-    for d in &disks18 {
-        many.extend(["--disk", d.as_str()]);
-    }
-    let mut all = cases;
-    all.push((many, "InvalidParameter.DiskDeviceMapping"));
-    for (extra, needle) in &all {
-        let mut args = base.to_vec();
-        args.extend(extra);
-        let run = cli(&args);
-        run.expect_code(2);
-        assert!(
-            run.stderr().contains(needle),
-            "{}: expected {needle:?} in\n{}",
-            run.cmd,
-            run.stderr()
-        );
-    }
-    // Under --json a local refusal is an error object with the code and field.
-    let run = cli(&[
-        "image",
-        "create",
-        "--endpoint",
-        DEAD_ENDPOINT,
-        "--json",
-        "--disk",
-        "size=4",
-    ]);
-    run.expect_code(2);
-    assert_eq!(json_code(&run), "InvalidSize.ValueNotSupported");
-    assert_eq!(run.json()["error"]["field"], "DiskDeviceMapping.1.Size");
-    // A valid request is sent: against the dead endpoint that is a cloud error (4).
-    cli(&[
-        "image",
-        "create",
-        "--endpoint",
-        DEAD_ENDPOINT,
-        "--snapshot",
-        "s-1",
-        "--timeout",
-        "2",
-    ])
-    .expect_code(4);
+    check_local_refusals(&["image", "create"], &cases, &[]);
 }
 
 #[test]
@@ -268,157 +283,142 @@ fn emulator_answers_create_image_error_codes() {
     let sim = SimProcess::start(&["--import-seconds", "30"]);
     let client = sim.client(SignatureVersion::V3);
     let rt = runtime();
+    let call = |params: &[(&str, &str)]| {
+        rt.block_on(answer(client.rpc(), "CreateImage", ECS_VERSION, params))
+    };
     let r = ("RegionId", REGION);
-    let cases: Vec<(Params, &str, u16)> = vec![
-        (vec![r], "MissingParameter", 400),
+    let snap = |id| ("SnapshotId", id);
+    let inst = |id| ("InstanceId", id);
+    let system = ("DiskDeviceMapping.1.SnapshotId", "s-simsystem40");
+    let s40 = snap("s-simsystem40");
+    let taken = [r, s40, ("ImageName", "taken")];
+    let cases: Vec<Answer<'_>> = vec![
+        ("no source", vec![r], "MissingParameter", 400),
+        ("no region", vec![s40], "MissingParameter", 400),
         (
-            vec![("SnapshotId", "s-simsystem40")],
-            "MissingParameter",
-            400,
-        ),
-        (
-            vec![r, ("SnapshotId", "s-nope")],
+            "unknown snapshot",
+            vec![r, snap("s-nope")],
             "InvalidSnapshotId.NotFound",
             404,
         ),
         (
-            vec![r, ("SnapshotId", "s-simold2012")],
+            "snapshot from 2012",
+            vec![r, snap("s-simold2012")],
             "InvalidSnapshot.TooOld",
             403,
         ),
         (
-            vec![r, ("SnapshotId", "s-simprogressing")],
+            "snapshot in progress",
+            vec![r, snap("s-simprogressing")],
             "InvalidSnapshotId.NotReady",
             403,
         ),
         (
-            vec![r, ("SnapshotId", "s-simdata100")],
+            "data-disk snapshot",
+            vec![r, snap("s-simdata100")],
             "OperationDenied",
             403,
         ),
         (
-            vec![r, ("InstanceId", "i-nope")],
+            "unknown instance",
+            vec![r, inst("i-nope")],
             "InvalidInstanceId.NotFound",
             400,
         ),
         (
-            vec![r, ("InstanceId", "i-simstarting")],
+            "instance starting",
+            vec![r, inst("i-simstarting")],
             "IncorrectInstanceStatus",
             400,
         ),
         (
-            vec![r, ("InstanceId", "i-simlocked")],
+            "instance locked",
+            vec![r, inst("i-simlocked")],
             "InstanceLockedForSecurity",
             400,
         ),
         (
+            "data-disk snapshot as system disk",
             vec![r, ("DiskDeviceMapping.1.SnapshotId", "s-simdata100")],
             "OperationDenied",
             400,
         ),
         (
+            "system snapshot as data disk",
             vec![
                 r,
-                ("DiskDeviceMapping.1.SnapshotId", "s-simsystem40"),
+                system,
                 ("DiskDeviceMapping.2.SnapshotId", "s-simsystem40"),
             ],
             "OperationDenied",
             400,
         ),
         (
-            vec![
-                r,
-                ("DiskDeviceMapping.1.SnapshotId", "s-simsystem40"),
-                ("DiskDeviceMapping.1.Size", "30"),
-            ],
+            "system disk below its snapshot",
+            vec![r, system, ("DiskDeviceMapping.1.Size", "30")],
             "InvalidSize.ValueNotSupported",
             400,
         ),
         (
-            vec![
-                r,
-                ("DiskDeviceMapping.1.SnapshotId", "s-simsystem40"),
-                ("DiskDeviceMapping.2.Size", "20001"),
-            ],
+            "data disk 20001 GiB",
+            vec![r, system, ("DiskDeviceMapping.2.Size", "20001")],
             "InvalidSize.ValueNotSupported",
             400,
         ),
         (
-            vec![
-                r,
-                ("DiskDeviceMapping.1.SnapshotId", "s-simsystem40"),
-                ("DiskDeviceMapping.2.Device", "/dev/xvdc"),
-            ],
+            "data disk on xvdc",
+            vec![r, system, ("DiskDeviceMapping.2.Device", "/dev/xvdc")],
             "InvalidParameter.Malformed",
             400,
         ),
         (
-            vec![
-                r,
-                ("DiskDeviceMapping.1.SnapshotId", "s-simsystem40"),
-                ("DiskDeviceMapping.3.Size", "10"),
-            ],
+            "disk 3 without disk 2",
+            vec![r, system, ("DiskDeviceMapping.3.Size", "10")],
             "InvalidParameter.Malformed",
             400,
         ),
         (
-            vec![
-                r,
-                ("SnapshotId", "s-simsystem40"),
-                ("ImageName", "http://x"),
-            ],
+            "name with a URL",
+            vec![r, s40, ("ImageName", "http://x")],
             "InvalidImageName.Malformed",
             400,
         ),
         (
-            vec![r, ("SnapshotId", "s-simsystem40"), ("ImageVersion", "v.1")],
+            "version with a dot",
+            vec![r, s40, ("ImageVersion", "v.1")],
             "InvalidImageVersion.Malformed",
             400,
         ),
         (
-            vec![
-                r,
-                ("SnapshotId", "s-simsystem40"),
-                ("Description", "https://x"),
-            ],
+            "description with a URL",
+            vec![r, s40, ("Description", "https://x")],
             "InvalidDescription.Malformed",
             400,
         ),
         (
-            vec![r, ("SnapshotId", "s-simsystem40"), ("DryRun", "true")],
+            "dry run",
+            vec![r, s40, ("DryRun", "true")],
             "DryRunOperation",
             400,
         ),
         (
-            vec![("RegionId", "Nowhere"), ("SnapshotId", "s-simsystem40")],
+            "unknown region",
+            vec![("RegionId", "Nowhere"), s40],
             "InvalidRegionId.NotFound",
             404,
         ),
+        // The same name twice: the first is made, the second refused.
+        ("first of a name", taken.to_vec(), "ok", 200),
+        (
+            "name already taken",
+            taken.to_vec(),
+            "InvalidImageName.Duplicated",
+            400,
+        ),
     ];
-    rt.block_on(async {
-        for (params, code, status) in &cases {
-            let got = raw_error(&client, "CreateImage", params).await;
-            assert_eq!((got.0.as_str(), got.1), (*code, *status), "{params:?}");
-        }
-        let first = [r, ("SnapshotId", "s-simsystem40"), ("ImageName", "taken")];
-        client
-            .rpc()
-            .call_raw("CreateImage", ECS_VERSION, &pairs(&first))
-            .await
-            .unwrap();
-        let got = raw_error(&client, "CreateImage", &first).await;
-        assert_eq!(got, ("InvalidImageName.Duplicated".to_string(), 400));
-    });
+    check_answers(&cases, call);
     // The CLI surfaces the service's code under --json, with exit 4.
-    let run = cli(&[
-        "image",
-        "create",
-        "--endpoint",
-        &sim.endpoint,
-        "--json",
-        "--snapshot",
-        "s-simold2012",
-    ]);
+    let run = create(&sim.endpoint, &["--snapshot", "s-simold2012"]);
     run.expect_code(4);
     assert_eq!(json_code(&run), "InvalidSnapshot.TooOld");
 }
@@ -427,17 +427,7 @@ fn emulator_answers_create_image_error_codes() {
 fn create_failed_is_exit_5_and_ctrl_c_is_130() {
     let sim = SimProcess::start(&["--import-seconds", "1"]);
     let ep = sim.endpoint.as_str();
-    let run = cli(&[
-        "image",
-        "create",
-        "--endpoint",
-        ep,
-        "--json",
-        "--snapshot",
-        "s-simbroken",
-        "--poll-interval",
-        "0.1",
-    ]);
+    let run = create(ep, &["--snapshot", "s-simbroken", "--poll-interval", "0.1"]);
     run.expect_code(5);
     assert!(run.stderr().contains("CreateFailed"), "{}", run.stderr());
     assert!(run.json()["image_id"].as_str().unwrap().starts_with("m-"));

@@ -1,6 +1,6 @@
-//! `imgport ehpc add-image` (E-HPC Instant 2023-07-01 AddImage, seed 004) against the
-//! emulator: VM and container images, the pipeline's `register_vm_image`, the password kept
-//! out of every output, every local rule refused before sending, and documented error codes.
+//! `imgport ehpc add-image` (E-HPC Instant 2023-07-01 AddImage, docs/CLOUD-API.md §EHPC) against
+//! the emulator: VM and container images, the pipeline's `register_vm_image`, the password kept out
+//! of every output, every local rule refused before sending, and documented error codes.
 
 use super::*;
 use imgport::cloud::aliyun::ecs::{CreateImageRequest, ImageSource};
@@ -27,27 +27,30 @@ fn ecs_image(sim: &SimProcess, rt: &tokio::runtime::Runtime, name: &str) -> Stri
     .image_id
 }
 
+/// Runs `imgport ehpc add-image --endpoint EP --json ARGS`.
+fn add_image(ep: &str, args: &[&str]) -> crate::util::Run {
+    cli(&[&["ehpc", "add-image", "--endpoint", ep, "--json"][..], args].concat())
+}
+
 #[test]
 fn add_vm_and_container_images() {
     let sim = SimProcess::start(&["--import-seconds", "0"]);
     let rt = runtime();
     let ep = sim.endpoint.as_str();
     let vm = ecs_image(&sim, &rt, "hpc-base");
-    let run = cli(&[
-        "ehpc",
-        "add-image",
-        "--endpoint",
+    let run = add_image(
         ep,
-        "--json",
-        "--name",
-        "app-image",
-        "--image-version",
-        "V1.0",
-        "--description",
-        "Test image",
-        "--vm-image-id",
-        &vm,
-    ]);
+        &[
+            "--name",
+            "app-image",
+            "--image-version",
+            "V1.0",
+            "--description",
+            "Test image",
+            "--vm-image-id",
+            &vm,
+        ],
+    );
     run.expect_code(0);
     let v = run.json();
     assert_eq!(
@@ -71,27 +74,25 @@ fn add_vm_and_container_images() {
         .unwrap();
     assert!(fresh.success && !fresh.request_id.is_empty());
     // A container image with ACR Enterprise and private-registry credentials.
-    let run = cli(&[
-        "ehpc",
-        "add-image",
-        "--endpoint",
+    let run = add_image(
         ep,
-        "--json",
-        "--name",
-        "nginx",
-        "--registry-url",
-        "registry-vpc.cn-hangzhou.aliyuncs.com/ehpc_open/nginx:latest",
-        "--acr",
-        "--acr-enterprise",
-        "--cri-id",
-        "cri-xyz795ygf8k9",
-        "--registry-server",
-        "registry-vpc.cn-hangzhou.aliyuncs.com",
-        "--registry-user",
-        "username",
-        "--registry-password",
-        PASSWORD,
-    ]);
+        &[
+            "--name",
+            "nginx",
+            "--registry-url",
+            "registry-vpc.cn-hangzhou.aliyuncs.com/ehpc_open/nginx:latest",
+            "--acr",
+            "--acr-enterprise",
+            "--cri-id",
+            "cri-xyz795ygf8k9",
+            "--registry-server",
+            "registry-vpc.cn-hangzhou.aliyuncs.com",
+            "--registry-user",
+            "username",
+            "--registry-password",
+            PASSWORD,
+        ],
+    );
     run.expect_code(0);
     let v = run.json();
     assert_eq!(v["image_type"], "Container");
@@ -99,23 +100,21 @@ fn add_vm_and_container_images() {
     assert_eq!(v["spec"]["credential"]["password"], "***");
     assert!(!run.stdout().contains(PASSWORD) && !run.stderr().contains(PASSWORD));
     // The same registry URL again is refused; the error output has no password either.
-    let run = cli(&[
-        "ehpc",
-        "add-image",
-        "--endpoint",
+    let run = add_image(
         ep,
-        "--json",
-        "--name",
-        "nginx-2",
-        "--registry-url",
-        "registry-vpc.cn-hangzhou.aliyuncs.com/ehpc_open/nginx:latest",
-        "--registry-server",
-        "r",
-        "--registry-user",
-        "u",
-        "--registry-password",
-        PASSWORD,
-    ]);
+        &[
+            "--name",
+            "nginx-2",
+            "--registry-url",
+            "registry-vpc.cn-hangzhou.aliyuncs.com/ehpc_open/nginx:latest",
+            "--registry-server",
+            "r",
+            "--registry-user",
+            "u",
+            "--registry-password",
+            PASSWORD,
+        ],
+    );
     run.expect_code(4);
     assert_eq!(json_code(&run), "ImageAlreadyExists");
     assert!(!run.stdout().contains(PASSWORD) && !run.stderr().contains(PASSWORD));
@@ -123,96 +122,70 @@ fn add_vm_and_container_images() {
 
 #[test]
 fn add_image_refuses_every_local_rule_before_sending() {
-    let base = ["ehpc", "add-image", "--endpoint", DEAD_ENDPOINT];
     let url = "registry.example.com/app:1";
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["--name", "n"], "required"),
-        (vec!["--vm-image-id", "m-1"], "--name"),
+    let n = ["--name", "n"];
+    let cases: Vec<Local<'_>> = vec![
+        ("no image", vec!["--name", "n"], "required"),
+        ("no name", vec!["--vm-image-id", "m-1"], "--name"),
         (
-            vec!["--name", "n", "--vm-image-id", "m-1", "--registry-url", url],
+            "VM and container",
+            join(&n, &["--vm-image-id", "m-1", "--registry-url", url]),
             "cannot be used with",
         ),
-        (vec!["--name", " ", "--vm-image-id", "m-1"], "Name"),
         (
-            vec!["--name", "n", "--vm-image-id", ""],
+            "blank name",
+            vec!["--name", " ", "--vm-image-id", "m-1"],
+            "Name",
+        ),
+        (
+            "empty VM image id",
+            join(&n, &["--vm-image-id", ""]),
             "VMImageSpec.ImageId",
         ),
         (
-            vec!["--name", "n", "--registry-url", ""],
+            "empty registry URL",
+            join(&n, &["--registry-url", ""]),
             "ContainerImageSpec.RegistryUrl",
         ),
         (
-            vec!["--name", "n", "--registry-url", url, "--acr-enterprise"],
+            "ACR Enterprise without ACR",
+            join(&n, &["--registry-url", url, "--acr-enterprise"]),
             "ContainerImageSpec.IsACREnterprise",
         ),
         (
-            vec![
-                "--name",
-                "n",
-                "--registry-url",
-                url,
-                "--acr",
-                "--cri-id",
-                "cri-1",
-            ],
+            "CRI id without ACR Enterprise",
+            join(&n, &["--registry-url", url, "--acr", "--cri-id", "cri-1"]),
             "ContainerImageSpec.RegistryCriId",
         ),
         (
-            vec![
-                "--name",
-                "n",
-                "--registry-url",
-                url,
-                "--registry-server",
-                "r",
-            ],
+            "registry server alone",
+            join(&n, &["--registry-url", url, "--registry-server", "r"]),
             "required",
         ),
         (
-            vec![
-                "--name",
-                "n",
-                "--registry-url",
-                url,
-                "--registry-server",
-                "r",
-                "--registry-user",
-                "u",
-                "--registry-password",
-                "",
-            ],
+            "empty registry password",
+            join(
+                &n,
+                &[
+                    "--registry-url",
+                    url,
+                    "--registry-server",
+                    "r",
+                    "--registry-user",
+                    "u",
+                    "--registry-password",
+                    "",
+                ],
+            ),
             "RegistryCredential.Password",
         ),
         (
-            vec!["--name", "n", "--vm-image-id", "m-1", "--acr"],
+            "ACR with a VM image",
+            join(&n, &["--vm-image-id", "m-1", "--acr"]),
             "cannot be used with",
         ),
     ];
-    for (extra, needle) in &cases {
-        let mut args = base.to_vec();
-        args.extend(extra);
-        let run = cli(&args);
-        run.expect_code(2);
-        assert!(
-            run.stderr().contains(needle),
-            "{}: expected {needle:?} in\n{}",
-            run.cmd,
-            run.stderr()
-        );
-    }
-    let run = cli(&[
-        "ehpc",
-        "add-image",
-        "--endpoint",
-        DEAD_ENDPOINT,
-        "--json",
-        "--name",
-        "n",
-        "--vm-image-id",
-        "",
-    ]);
-    run.expect_code(2);
-    assert_eq!(json_code(&run), "InvalidParams");
+    check_local_refusals(&["ehpc", "add-image"], &cases, &[]);
 }
 
 #[test]
@@ -223,42 +196,37 @@ fn emulator_answers_add_image_error_codes() {
     let client = ehpc_client(&sim, SignatureVersion::V3);
     let ecs = sim.client(SignatureVersion::V3);
     let spec = format!(r#"{{"ImageId":"{vm}"}}"#);
-    let raw = |params: Vec<(&str, &str)>, action: &'static str| {
-        let p = pairs(&params);
-        let rpc = ecs.rpc().clone();
-        rt.block_on(async move {
-            let err = rpc
-                .call_raw(action, EHPC_VERSION, &p)
-                .await
-                .expect_err("refused");
-            let api = err.api().cloned().unwrap_or_else(|| panic!("{err:?}"));
-            (api.code, api.http_status)
-        })
-    };
-    let cases: Vec<Case<'_>> = vec![
+    let n = ("Name", "n");
+    let vm_spec = ("VMImageSpec", spec.as_str());
+    let cases: Vec<Answer<'_>> = vec![
         (
-            vec![("ImageType", "VM"), ("VMImageSpec", &spec)],
+            "no name",
+            vec![("ImageType", "VM"), vm_spec],
             "InvalidParams",
             400,
         ),
         (
-            vec![("Name", "n"), ("ImageType", "ISO"), ("VMImageSpec", &spec)],
+            "image type ISO",
+            vec![n, ("ImageType", "ISO"), vm_spec],
             "InvalidParams",
             400,
         ),
         (
-            vec![("Name", "n"), ("VMImageSpec", "not json")],
+            "spec not JSON",
+            vec![n, ("VMImageSpec", "not json")],
             "InvalidParams",
             400,
         ),
         (
-            vec![("Name", "n"), ("VMImageSpec", "{}")],
+            "spec without image id",
+            vec![n, ("VMImageSpec", "{}")],
             "InvalidParams",
             400,
         ),
         (
+            "container spec without URL",
             vec![
-                ("Name", "n"),
+                n,
                 ("ImageType", "Container"),
                 ("ContainerImageSpec", r#"{"IsACRRegistry":true}"#),
             ],
@@ -266,17 +234,18 @@ fn emulator_answers_add_image_error_codes() {
             400,
         ),
         (
-            vec![("Name", "n"), ("VMImageSpec", r#"{"ImageId":"m-nope"}"#)],
+            "unknown ECS image",
+            vec![n, ("VMImageSpec", r#"{"ImageId":"m-nope"}"#)],
             "ImageNotFound",
             404,
         ),
     ];
-    for (params, code, status) in cases {
-        let got = raw(params.clone(), "AddImage");
-        assert_eq!((got.0.as_str(), got.1), (code, status), "{params:?}");
-    }
+    check_answers(&cases, |params| {
+        rt.block_on(answer(ecs.rpc(), "AddImage", EHPC_VERSION, params))
+    });
     assert_eq!(
-        raw(vec![("Name", "n")], "DeleteImage").0,
+        rt.block_on(answer(ecs.rpc(), "DeleteImage", EHPC_VERSION, &[n]))
+            .0,
         "InvalidAction.NotFound"
     );
     rt.block_on(client.add_image(&AddImageRequest::vm("n", &vm)))
@@ -288,17 +257,7 @@ fn emulator_answers_add_image_error_codes() {
     // An image that is still Creating is an ECS error.
     let slow = SimProcess::start(&["--import-seconds", "60"]);
     let creating = ecs_image(&slow, &rt, "creating");
-    let run = cli(&[
-        "ehpc",
-        "add-image",
-        "--endpoint",
-        &slow.endpoint,
-        "--json",
-        "--name",
-        "x",
-        "--vm-image-id",
-        &creating,
-    ]);
+    let run = add_image(&slow.endpoint, &["--name", "x", "--vm-image-id", &creating]);
     run.expect_code(4);
     assert_eq!(json_code(&run), "EcsError");
     assert_eq!(run.json()["error"]["http_status"], 406);
@@ -342,28 +301,22 @@ fn official_python_ehpc_sdk_against_the_emulator() {
     let sim = SimProcess::start(&["--import-seconds", "0"]);
     let rt = runtime();
     let image = ecs_image(&sim, &rt, "sdk-base");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ehpc-sdk-smoke.py");
-    let out = Command::new(py)
-        .arg(&script)
-        .env("SIM_ENDPOINT", sim.endpoint.trim_start_matches("http://"))
-        .env("SIM_ACCESS_KEY_ID", &sim.key_id)
-        .env("SIM_ACCESS_KEY_SECRET", &sim.secret)
-        .env("SIM_IMAGE_ID", &image)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "ehpc-sdk-smoke.py failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    let vm = format!("vm {image} success True");
+    super::sdk::run_smoke(
+        &py,
+        "ehpc-sdk-smoke.py",
+        &[
+            ("SIM_ENDPOINT", sim.endpoint.trim_start_matches("http://")),
+            ("SIM_ACCESS_KEY_ID", &sim.key_id),
+            ("SIM_ACCESS_KEY_SECRET", &sim.secret),
+            ("SIM_IMAGE_ID", &image),
+        ],
+        &[
+            &vm,
+            "again ImageAlreadyExists",
+            "success True",
+            "missing ImageNotFound",
+            "bad secret SignatureDoesNotMatch",
+        ],
     );
-    for line in [
-        format!("vm {image} success True"),
-        "again ImageAlreadyExists".to_string(),
-        "success True".to_string(),
-        "missing ImageNotFound".to_string(),
-        "bad secret SignatureDoesNotMatch".to_string(),
-    ] {
-        assert!(stdout.contains(&line), "{line:?} missing in\n{stdout}");
-    }
 }

@@ -8,75 +8,87 @@ fn emulator_answers_documented_error_codes() {
     sim.put_raw("disk.raw", (3 << 30) + 1);
     sim.put_raw("empty.raw", 0);
     sim.put_link("bad.vhd", &crate::util::image("content.vhd"));
+    sim.put_link("cd.iso", &crate::util::image("plain.iso"));
+    sim.put_link("vol.luks", &crate::util::image("luks.luks"));
+    sim.put_link("good.vhd", &crate::util::image("content-force.vhd"));
     let client = sim.client(SignatureVersion::V3);
-    let d1 = [
-        ("DiskDeviceMapping.1.OSSBucket", BUCKET),
-        ("DiskDeviceMapping.1.OSSObject", "disk.raw"),
-    ];
+    let rt = runtime();
+    let call = |params: &[(&str, &str)]| {
+        rt.block_on(answer(client.rpc(), "ImportImage", ECS_VERSION, params))
+    };
+    let r = ("RegionId", REGION);
+    let b = ("DiskDeviceMapping.1.OSSBucket", BUCKET);
+    let object = |key| ("DiskDeviceMapping.1.OSSObject", key);
+    let d1 = [b, object("disk.raw")];
+    // A valid request plus `extra`.
     let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
-        let mut v = vec![("RegionId", REGION)];
-        v.extend_from_slice(&d1);
+        let mut v = vec![r, b, object("disk.raw")];
         v.extend_from_slice(extra);
         v
     };
-    let cases: Vec<(Params, &str, u16)> = vec![
-        (d1.to_vec(), "MissingParameter", 400),
-        (vec![("RegionId", REGION)], "MissingParameter", 400),
+    let size = |v| ("DiskDeviceMapping.1.DiskImageSize", v);
+    let format = |v| ("DiskDeviceMapping.1.Format", v);
+    let cases: Vec<Answer<'_>> = vec![
+        ("no region", d1.to_vec(), "MissingParameter", 400),
+        ("no disk", vec![r], "MissingParameter", 400),
+        ("no object", vec![r, b], "MissingParameter", 400),
         (
-            vec![
-                ("RegionId", REGION),
-                ("DiskDeviceMapping.1.OSSBucket", BUCKET),
-            ],
-            "MissingParameter",
-            400,
-        ),
-        (
+            "name starts with a digit",
             with(&[("ImageName", "1-starts-with-digit")]),
             "InvalidImageName.Malformed",
             400,
         ),
         (
+            "name starts with aliyun",
             with(&[("ImageName", "aliyun-name")]),
             "InvalidImageName.Malformed",
             400,
         ),
         (
+            "description with a URL",
             with(&[("Description", "http://x")]),
             "InvalidDescription.Malformed",
             400,
         ),
         (
+            "unknown platform",
             with(&[("Platform", "Windows 95")]),
             "InvalidPlatform.Malformed",
             400,
         ),
         (
+            "unknown architecture",
             with(&[("Architecture", "mips")]),
             "InvalidArchitecture.Malformed",
             400,
         ),
-        (with(&[("OSType", "beos")]), "InvalidOSType.Malformed", 400),
         (
+            "unknown OS type",
+            with(&[("OSType", "beos")]),
+            "InvalidOSType.Malformed",
+            400,
+        ),
+        (
+            "unknown boot mode",
             with(&[("BootMode", "UEFI-Preferred")]),
             "InvalidBootMode.Malformed",
             400,
         ),
+        ("size 0", with(&[size("0")]), "InvalidImageSize", 400),
         (
-            with(&[("DiskDeviceMapping.1.DiskImageSize", "0")]),
+            "size not a number",
+            with(&[size("big")]),
             "InvalidImageSize",
             400,
         ),
         (
-            with(&[("DiskDeviceMapping.1.DiskImageSize", "big")]),
+            "size below the object",
+            with(&[size("3")]),
             "InvalidImageSize",
             400,
         ),
         (
-            with(&[("DiskDeviceMapping.1.DiskImageSize", "3")]),
-            "InvalidImageSize",
-            400,
-        ),
-        (
+            "data disk too big",
             with(&[
                 ("DiskDeviceMapping.2.OSSBucket", BUCKET),
                 ("DiskDeviceMapping.2.OSSObject", "disk.raw"),
@@ -86,22 +98,31 @@ fn emulator_answers_documented_error_codes() {
             400,
         ),
         (
-            with(&[("DiskDeviceMapping.1.Format", "QCOW2")]),
+            "QCOW2 format",
+            with(&[format("QCOW2")]),
             "InvalidImageFormat.Malformed",
             400,
         ),
         (
-            with(&[("DiskDeviceMapping.1.Format", "ISO")]),
+            "ISO format",
+            with(&[format("ISO")]),
             "InvalidImageFormat.Malformed",
             400,
         ),
         (
+            "non-ASCII client token",
             with(&[("ClientToken", "tök")]),
             "InvalidClientToken.Malformed",
             400,
         ),
-        (with(&[("DryRun", "true")]), "DryRunOperation", 400),
         (
+            "dry run",
+            with(&[("DryRun", "true")]),
+            "DryRunOperation",
+            400,
+        ),
+        (
+            "duplicate tag key",
             with(&[
                 ("Tag.1.Key", "k"),
                 ("Tag.1.Value", "a"),
@@ -112,111 +133,87 @@ fn emulator_answers_documented_error_codes() {
             403,
         ),
         (
+            "licence Free",
             with(&[("LicenseType", "Free")]),
             "InvalidLicenseType.NotSupported",
             400,
         ),
         (
+            "arm64 Windows",
             with(&[("Architecture", "arm64"), ("OSType", "windows")]),
             "InvalidArchitecture.PlatformUnsupported",
             403,
         ),
         (
+            "Windows with a detection strategy",
             with(&[("OSType", "windows"), ("DetectionStrategy", "Standard")]),
             "ImageCheckUnsupported.WindowsImage",
             403,
         ),
         (
-            vec![
-                ("RegionId", REGION),
-                ("DiskDeviceMapping.1.OSSBucket", BUCKET),
-                ("DiskDeviceMapping.1.OSSObject", "missing.raw"),
-            ],
+            "missing object",
+            vec![r, b, object("missing.raw")],
             "InvalidOSSObject.NotFound",
             400,
         ),
         (
+            "missing bucket",
             vec![
-                ("RegionId", REGION),
+                r,
                 ("DiskDeviceMapping.1.OSSBucket", "no-such-bucket"),
-                ("DiskDeviceMapping.1.OSSObject", "x.raw"),
+                object("x.raw"),
             ],
             "InvalidOSSBucket.NotFound",
             400,
         ),
         (
-            vec![
-                ("RegionId", REGION),
-                ("DiskDeviceMapping.1.OSSBucket", BUCKET),
-                ("DiskDeviceMapping.1.OSSObject", "empty.raw"),
-            ],
+            "empty object",
+            vec![r, b, object("empty.raw")],
             "InvalidOSSObject.Size",
             400,
         ),
         (
-            vec![
-                ("RegionId", REGION),
-                ("DiskDeviceMapping.1.OSSBucket", BUCKET),
-                ("DiskDeviceMapping.1.OSSObject", "bad.vhd"),
-            ],
+            "VHD whose size is not whole",
+            vec![r, b, object("bad.vhd")],
             "InvalidVHDImage.IncorrectSize",
             403,
         ),
         (
-            vec![
-                ("RegionId", "Not A Region"),
-                ("DiskDeviceMapping.1.OSSBucket", BUCKET),
-                ("DiskDeviceMapping.1.OSSObject", "disk.raw"),
-            ],
+            "unknown region",
+            vec![("RegionId", "Not A Region"), b, object("disk.raw")],
             "InvalidRegionId.NotFound",
             404,
         ),
-    ];
-    let rt = runtime();
-    rt.block_on(async {
-        for (params, code, status) in &cases {
-            let got = raw_error(&client, "ImportImage", params).await;
-            assert_eq!(
-                (got.0.as_str(), got.1),
-                (*code, *status),
-                "params {params:?}"
-            );
-        }
         // An image the inspector refuses (an ISO, a LUKS volume) is a malformed format.
-        for (key, file) in [("cd.iso", "plain.iso"), ("vol.luks", "luks.luks")] {
-            sim.put_link(key, &crate::util::image(file));
-            let got = raw_error(
-                &client,
-                "ImportImage",
-                &[
-                    ("RegionId", REGION),
-                    ("DiskDeviceMapping.1.OSSBucket", BUCKET),
-                    ("DiskDeviceMapping.1.OSSObject", key),
-                ],
-            )
-            .await;
-            assert_eq!(
-                got,
-                ("InvalidImageFormat.Malformed".to_string(), 400),
-                "{file}"
-            );
-        }
-        // A dynamic VHD made with force_size passes; declared as RAW it is refused.
-        sim.put_link("good.vhd", &crate::util::image("content-force.vhd"));
-        let vhd = [
-            ("RegionId", REGION),
-            ("DiskDeviceMapping.1.OSSBucket", BUCKET),
-            ("DiskDeviceMapping.1.OSSObject", "good.vhd"),
-        ];
-        let mut as_raw = vhd.to_vec();
-        as_raw.push(("DiskDeviceMapping.1.Format", "RAW"));
-        let got = raw_error(&client, "ImportImage", &as_raw).await;
-        assert_eq!(got, ("InvalidImageFormat.Malformed".to_string(), 400));
-        let mut as_vhd = vhd.to_vec();
-        as_vhd.push(("DiskDeviceMapping.1.Format", "VHD"));
+        (
+            "ISO image",
+            vec![r, b, object("cd.iso")],
+            "InvalidImageFormat.Malformed",
+            400,
+        ),
+        (
+            "LUKS volume",
+            vec![r, b, object("vol.luks")],
+            "InvalidImageFormat.Malformed",
+            400,
+        ),
+        // A dynamic VHD made with force_size passes (below); declared as RAW it is refused.
+        (
+            "VHD declared RAW",
+            vec![r, b, object("good.vhd"), format("RAW")],
+            "InvalidImageFormat.Malformed",
+            400,
+        ),
+    ];
+    check_answers(&cases, call);
+    rt.block_on(async {
         let body = client
             .rpc()
-            .call_raw("ImportImage", ECS_VERSION, &pairs(&as_vhd))
+            .call_raw(
+                "ImportImage",
+                ECS_VERSION,
+                &pairs(&[r, b, object("good.vhd"), format("VHD")]),
+            )
             .await
             .expect("a force_size VHD is accepted");
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -227,73 +224,79 @@ fn emulator_answers_documented_error_codes() {
             .unwrap();
         let disk = &img.disk_device_mappings.disk_device_mapping[0];
         assert_eq!((disk.format.as_str(), disk.size.as_str()), ("VHD", "1"));
-        // Duplicate names are refused once an image holds the name.
-        client
-            .rpc()
-            .call_raw(
-                "ImportImage",
-                ECS_VERSION,
-                &pairs(&with(&[("ImageName", "taken")])),
-            )
-            .await
-            .unwrap();
-        sim.put_raw("other.raw", 1 << 20);
-        let got = raw_error(
-            &client,
-            "ImportImage",
-            &[
-                ("RegionId", REGION),
-                ("ImageName", "taken"),
-                ("DiskDeviceMapping.1.OSSBucket", BUCKET),
-                ("DiskDeviceMapping.1.OSSObject", "other.raw"),
-            ],
-        )
-        .await;
-        assert_eq!(got, ("InvalidImageName.Duplicated".to_string(), 400));
-        // Other actions.
-        let got = raw_error(
-            &client,
-            "ModifyImageAttribute",
-            &[("RegionId", REGION), ("ImageId", "m-nope")],
-        )
-        .await;
-        assert_eq!(got, ("InvalidImageId.NotFound".to_string(), 404));
-        let got = raw_error(
-            &client,
-            "DescribeTaskAttribute",
-            &[("RegionId", REGION), ("TaskId", "t-nope")],
-        )
-        .await;
-        assert_eq!(got, ("InvalidTaskId.NotFound".to_string(), 404));
-        let got = raw_error(&client, "DescribeImages", &[]).await;
-        assert_eq!(got, ("MissingParameter".to_string(), 400));
-        let got = raw_error(&client, "NoSuchAction", &[("RegionId", REGION)]).await;
-        assert_eq!(got, ("InvalidAction.NotFound".to_string(), 404));
-        // An importing image can be neither modified nor deleted.
-        let listed = client
-            .describe_images(&DescribeImagesRequest::new(REGION).image_name("taken"))
-            .await
-            .unwrap();
-        let id = listed.images.image[0].image_id.clone();
-        let got = raw_error(
-            &client,
-            "ModifyImageAttribute",
-            &[
-                ("RegionId", REGION),
-                ("ImageId", &id),
-                ("Description", "later"),
-            ],
-        )
-        .await;
-        assert_eq!(got, ("InvalidStatus.ImageIsCreating".to_string(), 403));
-        let got = raw_error(
-            &client,
-            "DeleteImage",
-            &[("RegionId", REGION), ("ImageId", &id)],
-        )
-        .await;
-        assert_eq!(got, ("IncorrectImageStatus".to_string(), 400));
     });
+    sim.put_raw("other.raw", 1 << 20);
+    // An image importing under the name "taken": the state the next table needs.
+    assert_eq!(call(&with(&[("ImageName", "taken")])), ("ok".into(), 200));
+    let id = rt
+        .block_on(client.describe_images(&DescribeImagesRequest::new(REGION).image_name("taken")))
+        .unwrap()
+        .images
+        .image[0]
+        .image_id
+        .clone();
+    let i = ("ImageId", id.as_str());
+    let actions: Vec<(&'static str, Answer<'_>)> = vec![
+        (
+            "ImportImage",
+            (
+                "name already taken",
+                vec![r, ("ImageName", "taken"), b, object("other.raw")],
+                "InvalidImageName.Duplicated",
+                400,
+            ),
+        ),
+        (
+            "ModifyImageAttribute",
+            (
+                "unknown image",
+                vec![r, ("ImageId", "m-nope")],
+                "InvalidImageId.NotFound",
+                404,
+            ),
+        ),
+        (
+            "DescribeTaskAttribute",
+            (
+                "unknown task",
+                vec![r, ("TaskId", "t-nope")],
+                "InvalidTaskId.NotFound",
+                404,
+            ),
+        ),
+        (
+            "DescribeImages",
+            ("no region", vec![], "MissingParameter", 400),
+        ),
+        (
+            "NoSuchAction",
+            ("unknown action", vec![r], "InvalidAction.NotFound", 404),
+        ),
+        // An importing image can be neither modified nor deleted.
+        (
+            "ModifyImageAttribute",
+            (
+                "modify while importing",
+                vec![r, i, ("Description", "later")],
+                "InvalidStatus.ImageIsCreating",
+                403,
+            ),
+        ),
+        (
+            "DeleteImage",
+            (
+                "delete while importing",
+                vec![r, i],
+                "IncorrectImageStatus",
+                400,
+            ),
+        ),
+    ];
+    for (action, case) in actions {
+        check_answers(&[case], |params| {
+            rt.block_on(answer(client.rpc(), action, ECS_VERSION, params))
+        });
+    }
 }
 
 /// Sends one prepared request over HTTP and returns (status, Code).
@@ -304,85 +307,158 @@ async fn send(req: HttpRequest) -> (u16, String) {
     (resp.status, v["Code"].as_str().unwrap_or("").to_string())
 }
 
+/// Drops the signature from a V3 `Authorization` header, keeping its other parts.
+fn drop_v3_signature(req: &mut HttpRequest) {
+    for (k, v) in &mut req.headers {
+        if k == "authorization" {
+            *v = v.split(",Signature=").next().unwrap().to_string();
+        }
+    }
+}
+
 #[test]
 fn emulator_authenticates_like_the_service() {
     let sim = SimProcess::start(&[]);
     let rt = runtime();
     let params = pairs(&[("RegionId", REGION)]);
     let rpc = |version, creds: Credentials| RpcClient::new(sim.config(version), creds).unwrap();
+    let good = sim.credentials();
+    let mut bad_secret = sim.credentials();
+    bad_secret.access_key_secret = Secret::new("not-the-secret");
+    let mut unknown = sim.credentials();
+    unknown.access_key_id = "LTAInobody".into();
+    let sts = Credentials {
+        access_key_id: sim.sts_key_id.clone(),
+        access_key_secret: Secret::new(sim.secret.clone()),
+        security_token: Some(Secret::new(sim.token.clone())),
+    };
+    let mut stolen = sts.clone();
+    stolen.security_token = Some(Secret::new("stolen"));
+    let untouched: fn(&mut HttpRequest) = |_| {};
+    let tamper: fn(&mut HttpRequest) = |req| {
+        req.url = req
+            .url
+            .replace("RegionId=cn-hangzhou", "RegionId=cn-beijing");
+    };
+    let unsigned: fn(&mut HttpRequest) = |req| req.headers.retain(|(k, _)| k != "authorization");
+    // A case: name, signature version, credentials, age in minutes, a change made after
+    // signing, and the expected (status, code).
+    type Auth<'a> = (
+        &'a str,
+        SignatureVersion,
+        &'a Credentials,
+        i64,
+        fn(&mut HttpRequest),
+        (u16, &'a str),
+    );
+    let mut cases: Vec<Auth<'_>> = Vec::new();
+    for v in [SignatureVersion::V3, SignatureVersion::V2] {
+        cases.extend([
+            ("good request", v, &good, 0, untouched, (200, "")),
+            (
+                "tampered parameter",
+                v,
+                &good,
+                0,
+                tamper,
+                (400, "SignatureDoesNotMatch"),
+            ),
+            (
+                "wrong secret",
+                v,
+                &bad_secret,
+                0,
+                untouched,
+                (400, "SignatureDoesNotMatch"),
+            ),
+            (
+                "unknown key",
+                v,
+                &unknown,
+                0,
+                untouched,
+                (404, "InvalidAccessKeyId.NotFound"),
+            ),
+            ("STS key with its token", v, &sts, 0, untouched, (200, "")),
+            (
+                "STS key with another token",
+                v,
+                &stolen,
+                0,
+                untouched,
+                (400, "InvalidSecurityToken.MismatchWithAccessKey"),
+            ),
+        ]);
+    }
+    // Old timestamps: V3 allows 15 minutes, V2 31 minutes.
+    let (v3, v2) = (SignatureVersion::V3, SignatureVersion::V2);
+    cases.extend([
+        ("V3 14 minutes old", v3, &good, 14, untouched, (200, "")),
+        (
+            "V3 20 minutes old",
+            v3,
+            &good,
+            20,
+            untouched,
+            (400, "IllegalTimestamp"),
+        ),
+        ("V2 20 minutes old", v2, &good, 20, untouched, (200, "")),
+        (
+            "V2 40 minutes old",
+            v2,
+            &good,
+            40,
+            untouched,
+            (400, "InvalidTimeStamp.Expired"),
+        ),
+        // A V3 request whose Authorization lacks a part, and one with no signature at all.
+        (
+            "V3 without Signature=",
+            v3,
+            &good,
+            0,
+            drop_v3_signature,
+            (400, "IncompleteSignature"),
+        ),
+        (
+            "V3 unsigned",
+            v3,
+            &good,
+            0,
+            unsigned,
+            (400, "IncompleteSignature"),
+        ),
+    ]);
+    let mut failed = Vec::new();
     rt.block_on(async {
-        for version in [SignatureVersion::V3, SignatureVersion::V2] {
-            let client = rpc(version, sim.credentials());
-            // A good request passes; the same nonce again is refused.
-            let req = client.build_request(
+        for (name, version, creds, minutes, change, want) in &cases {
+            let mut req = rpc(*version, (*creds).clone()).build_request(
+                "DescribeImages",
+                ECS_VERSION,
+                &params,
+                &new_nonce(),
+                unix_now() - minutes * 60,
+            );
+            change(&mut req);
+            let got = send(req).await;
+            if (got.0, got.1.as_str()) != *want {
+                failed.push(format!("{name} ({version:?}): got {got:?}, want {want:?}"));
+            }
+        }
+        // The same nonce again is refused.
+        for version in [v3, v2] {
+            let req = rpc(version, good.clone()).build_request(
                 "DescribeImages",
                 ECS_VERSION,
                 &params,
                 &new_nonce(),
                 unix_now(),
             );
-            assert_eq!(send(req.clone()).await, (200, String::new()));
-            assert_eq!(send(req).await, (400, "SignatureNonceUsed".into()));
-            // A tampered parameter breaks the signature.
-            let mut req = client.build_request(
-                "DescribeImages",
-                ECS_VERSION,
-                &params,
-                &new_nonce(),
-                unix_now(),
-            );
-            req.url = req
-                .url
-                .replace("RegionId=cn-hangzhou", "RegionId=cn-beijing");
-            assert_eq!(send(req).await, (400, "SignatureDoesNotMatch".into()));
-            // A wrong secret too.
-            let mut bad = sim.credentials();
-            bad.access_key_secret = Secret::new("not-the-secret");
-            let req = rpc(version, bad).build_request(
-                "DescribeImages",
-                ECS_VERSION,
-                &params,
-                &new_nonce(),
-                unix_now(),
-            );
-            assert_eq!(send(req).await, (400, "SignatureDoesNotMatch".into()));
-            // An unknown key.
-            let mut unknown = sim.credentials();
-            unknown.access_key_id = "LTAInobody".into();
-            let req = rpc(version, unknown).build_request(
-                "DescribeImages",
-                ECS_VERSION,
-                &params,
-                &new_nonce(),
-                unix_now(),
-            );
-            assert_eq!(send(req).await, (404, "InvalidAccessKeyId.NotFound".into()));
-            // STS: the key needs its token.
-            let sts = Credentials {
-                access_key_id: sim.sts_key_id.clone(),
-                access_key_secret: Secret::new(sim.secret.clone()),
-                security_token: Some(Secret::new(sim.token.clone())),
-            };
-            let req = rpc(version, sts.clone()).build_request(
-                "DescribeImages",
-                ECS_VERSION,
-                &params,
-                &new_nonce(),
-                unix_now(),
-            );
-            assert_eq!(send(req).await, (200, String::new()));
-            let mut wrong = sts;
-            wrong.security_token = Some(Secret::new("stolen"));
-            let req = rpc(version, wrong).build_request(
-                "DescribeImages",
-                ECS_VERSION,
-                &params,
-                &new_nonce(),
-                unix_now(),
-            );
+            assert_eq!(send(req.clone()).await, (200, String::new()), "{version:?}");
             assert_eq!(
-                send(req).await.1,
-                "InvalidSecurityToken.MismatchWithAccessKey"
+                send(req).await,
+                (400, "SignatureNonceUsed".into()),
+                "nonce used twice ({version:?})"
             );
         }
         // A plain GET signed with V2 by hand (the doc's request style) is accepted.
@@ -412,64 +488,11 @@ fn emulator_authenticates_like_the_service() {
             headers: Vec::new(),
             body: Vec::new(),
         };
-        assert_eq!(send(req).await, (200, String::new()));
-        // Old timestamps: V3 allows 15 minutes, V2 31 minutes.
-        let v3 = rpc(SignatureVersion::V3, sim.credentials());
-        let req = v3.build_request(
-            "DescribeImages",
-            ECS_VERSION,
-            &params,
-            &new_nonce(),
-            unix_now() - 14 * 60,
+        assert_eq!(
+            send(req).await,
+            (200, String::new()),
+            "V2 GET signed by hand"
         );
-        assert_eq!(send(req).await.0, 200);
-        let req = v3.build_request(
-            "DescribeImages",
-            ECS_VERSION,
-            &params,
-            &new_nonce(),
-            unix_now() - 20 * 60,
-        );
-        assert_eq!(send(req).await, (400, "IllegalTimestamp".into()));
-        let v2 = rpc(SignatureVersion::V2, sim.credentials());
-        let req = v2.build_request(
-            "DescribeImages",
-            ECS_VERSION,
-            &params,
-            &new_nonce(),
-            unix_now() - 20 * 60,
-        );
-        assert_eq!(send(req).await.0, 200);
-        let req = v2.build_request(
-            "DescribeImages",
-            ECS_VERSION,
-            &params,
-            &new_nonce(),
-            unix_now() - 40 * 60,
-        );
-        assert_eq!(send(req).await, (400, "InvalidTimeStamp.Expired".into()));
-        // A V3 request whose Authorization lacks a part, and one with no signature at all.
-        let mut req = v3.build_request(
-            "DescribeImages",
-            ECS_VERSION,
-            &params,
-            &new_nonce(),
-            unix_now(),
-        );
-        for (k, v) in &mut req.headers {
-            if k == "authorization" {
-                *v = v.split(",Signature=").next().unwrap().to_string();
-            }
-        }
-        assert_eq!(send(req).await, (400, "IncompleteSignature".into()));
-        let mut req = v3.build_request(
-            "DescribeImages",
-            ECS_VERSION,
-            &params,
-            &new_nonce(),
-            unix_now(),
-        );
-        req.headers.retain(|(k, _)| k != "authorization");
-        assert_eq!(send(req).await, (400, "IncompleteSignature".into()));
     });
+    assert_all_passed(&failed, cases.len());
 }

@@ -146,54 +146,64 @@ fn client_retries_injected_throttling_and_5xx() {
         }
     });
     drop(sim);
-    let sim = SimProcess::start(&["--throttle-rate", "1"]);
-    let mut cfg = sim.config(SignatureVersion::V3);
-    cfg.retry.max_attempts = 3;
-    let client = EcsClient::new(cfg, sim.credentials()).unwrap();
-    rt.block_on(async {
-        let err = client
-            .describe_images(&DescribeImagesRequest::new(REGION))
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), Some("Throttling.User"));
+    // Faults that outlast the retries: a case is its name, the emulator's fault flags, the
+    // signature, the attempts, the client's timeout, and what the final error must be.
+    type Fault<'a> = (
+        &'a str,
+        [&'a str; 2],
+        SignatureVersion,
+        u32,
+        Duration,
+        fn(&RpcError) -> bool,
+    );
+    let cases: Vec<Fault<'_>> = vec![
         // The emulator hints its backoff in milliseconds, as the service does.
-        assert_eq!(
-            err.api().and_then(|e| e.retry_after),
-            Some(Duration::from_millis(20))
-        );
-    });
-    drop(sim);
-    let sim = SimProcess::start(&["--error-rate", "1"]);
-    let mut cfg = sim.config(SignatureVersion::V2);
-    cfg.retry.max_attempts = 2;
-    let client = EcsClient::new(cfg, sim.credentials()).unwrap();
-    rt.block_on(async {
-        let err = client
-            .describe_images(&DescribeImagesRequest::new(REGION))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            err.api().map(|e| (e.code.as_str(), e.http_status)),
-            Some(("ServiceUnavailable", 503))
-        );
-    });
-    drop(sim);
-    // A slow answer is a timeout, retried, then reported as such.
-    let sim = SimProcess::start(&["--delay-ms", "500"]);
-    let mut cfg = sim.config(SignatureVersion::V3);
-    cfg.timeout = Duration::from_millis(100);
-    cfg.retry.max_attempts = 2;
-    let client = EcsClient::new(cfg, sim.credentials()).unwrap();
-    rt.block_on(async {
-        let err = client
-            .describe_images(&DescribeImagesRequest::new(REGION))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&err, RpcError::Transport { source, .. } if source.kind == TransportErrorKind::Timeout),
-            "{err:?}"
-        );
-    });
+        (
+            "always throttled",
+            ["--throttle-rate", "1"],
+            SignatureVersion::V3,
+            3,
+            Duration::from_secs(20),
+            |e| {
+                e.code() == Some("Throttling.User")
+                    && e.api().and_then(|a| a.retry_after) == Some(Duration::from_millis(20))
+            },
+        ),
+        (
+            "always unavailable",
+            ["--error-rate", "1"],
+            SignatureVersion::V2,
+            2,
+            Duration::from_secs(20),
+            |e| {
+                e.api().map(|a| (a.code.as_str(), a.http_status))
+                    == Some(("ServiceUnavailable", 503))
+            },
+        ),
+        // A slow answer is a timeout, retried, then reported as such.
+        (
+            "always slower than the timeout",
+            ["--delay-ms", "500"],
+            SignatureVersion::V3,
+            2,
+            Duration::from_millis(100),
+            |e| matches!(e, RpcError::Transport { source, .. } if source.kind == TransportErrorKind::Timeout),
+        ),
+    ];
+    let mut failed = Vec::new();
+    for (name, flags, version, attempts, timeout, expected) in &cases {
+        let sim = SimProcess::start(flags);
+        let mut cfg = sim.config(*version);
+        cfg.timeout = *timeout;
+        cfg.retry.max_attempts = *attempts;
+        let client = EcsClient::new(cfg, sim.credentials()).unwrap();
+        let got = rt.block_on(client.describe_images(&DescribeImagesRequest::new(REGION)));
+        match got {
+            Err(e) if expected(&e) => {}
+            other => failed.push(format!("{name}: {other:?}")),
+        }
+    }
+    assert_all_passed(&failed, cases.len());
 }
 
 #[test]
@@ -275,40 +285,24 @@ fn poll_times_out_fails_typed_and_cancels() {
     sim.put_raw("cancel.raw", 1 << 20);
     let client = sim.client(SignatureVersion::V3);
     let rt = runtime();
+    // Imports `key`, then waits for it for up to `timeout`: the wait's error.
+    let import_then_wait = |key: &'static str, timeout: Duration| {
+        let client = &client;
+        async move {
+            let r = client.import_image(import_request(key)).await.unwrap();
+            wait_quietly(client, &r.image_id, &r.task_id, timeout)
+                .await
+                .unwrap_err()
+        }
+    };
     rt.block_on(async {
-        let slow = client
-            .import_image(import_request("slow.raw"))
-            .await
-            .unwrap();
-        let err = client
-            .wait_available(
-                &slow.image_id,
-                &slow.task_id,
-                fast_wait(Duration::from_millis(300)),
-                &imgport::report::Silent,
-                std::future::pending(),
-            )
-            .await
-            .unwrap_err();
+        let err = import_then_wait("slow.raw", Duration::from_millis(300)).await;
         assert!(
             matches!(&err, WaitError::Timeout { last_status, .. } if last_status == "Creating"),
             "{err:?}"
         );
 
-        let bad = client
-            .import_image(import_request("no-os.raw"))
-            .await
-            .unwrap();
-        let err = client
-            .wait_available(
-                &bad.image_id,
-                &bad.task_id,
-                fast_wait(Duration::from_secs(30)),
-                &imgport::report::Silent,
-                std::future::pending(),
-            )
-            .await
-            .unwrap_err();
+        let err = import_then_wait("no-os.raw", Duration::from_secs(30)).await;
         assert_eq!(err.exit_code(), 5);
         match err {
             WaitError::ImportFailed {
@@ -358,14 +352,7 @@ fn poll_times_out_fails_typed_and_cancels() {
         assert!(client.find_image(&c.image_id).await.unwrap().is_none());
 
         // A never-listed image is "not found" after the bounded number of polls.
-        let err = client
-            .wait_available(
-                "m-unknown",
-                "",
-                fast_wait(Duration::from_secs(30)),
-                &imgport::report::Silent,
-                std::future::pending(),
-            )
+        let err = wait_quietly(&client, "m-unknown", "", Duration::from_secs(30))
             .await
             .unwrap_err();
         assert!(

@@ -9,7 +9,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use imgport::cloud::aliyun::client::EcsClient;
-use imgport::cloud::aliyun::credentials::Credentials;
 use imgport::cloud::aliyun::ecs::{
     DescribeImagesRequest, DescribeTasksRequest, DiskDeviceMapping, ECS_VERSION,
     ImportImageRequest, ModifyImageAttributeRequest,
@@ -20,6 +19,7 @@ use imgport::cloud::aliyun::rpc::{
     SignatureVersion, Transport, TransportErrorKind, new_nonce, unix_now,
 };
 use imgport::cloud::aliyun::types::{DiskFormat, ImageStatus, ModifiableStatus, Platform};
+use imgport::credentials::Credentials;
 use imgport::report::Reporter;
 use imgport::secret::Secret;
 
@@ -159,27 +159,87 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Raw parameters of one call.
-type Params = Vec<(&'static str, &'static str)>;
+/// One answer the emulator must give: the case's name, raw parameters (sent as they are,
+/// past every local check), and the expected code and HTTP status (`("ok", 200)`: accepted).
+type Answer<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, u16);
 
-/// One error case: raw parameters, the expected code and HTTP status.
-type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, u16);
-
-/// Calls `action` with raw parameters (bypassing local validation) and returns the error.
-async fn raw_error(
-    client: &EcsClient,
+/// Calls `action` of API `version` with raw parameters and returns (code, HTTP status);
+/// `("ok", 200)` when the call succeeds.
+async fn answer(
+    rpc: &RpcClient,
     action: &'static str,
+    version: &str,
     params: &[(&str, &str)],
 ) -> (String, u16) {
-    let err = client
-        .rpc()
-        .call_raw(action, ECS_VERSION, &pairs(params))
-        .await
-        .expect_err("the emulator should refuse this request");
-    let api = err
-        .api()
-        .unwrap_or_else(|| panic!("not an API error: {err:?}"));
-    (api.code.clone(), api.http_status)
+    match rpc.call_raw(action, version, &pairs(params)).await {
+        Ok(_) => ("ok".to_string(), 200),
+        Err(err) => {
+            let api = err
+                .api()
+                .unwrap_or_else(|| panic!("{action} {params:?}: not an API error: {err:?}"));
+            (api.code.clone(), api.http_status)
+        }
+    }
+}
+
+/// Checks every case of a table with `call` (parameters → (code, status)); a failure lists
+/// each case that answered otherwise, by name.
+fn check_answers(cases: &[Answer<'_>], mut call: impl FnMut(&[(&str, &str)]) -> (String, u16)) {
+    let mut failed = Vec::new();
+    for (name, params, code, status) in cases {
+        let got = call(params);
+        if (got.0.as_str(), got.1) != (*code, *status) {
+            failed.push(format!(
+                "{name}: got {got:?}, want ({code:?}, {status}); params {params:?}"
+            ));
+        }
+    }
+    assert_all_passed(&failed, cases.len());
+}
+
+/// Fails with every failed case of a table of `total`, one line (or more) each.
+fn assert_all_passed(failed: &[String], total: usize) {
+    assert!(
+        failed.is_empty(),
+        "{} of {total} cases failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}
+
+/// `head` then `tail`: a case's arguments from shared ones.
+fn join<'a>(head: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
+    [head, tail].concat()
+}
+
+/// One request the CLI must refuse before sending: the case's name, the arguments after
+/// `COMMAND --endpoint DEAD_ENDPOINT`, and text that stderr must contain.
+type Local<'a> = (&'a str, Vec<&'a str>, &'a str);
+
+/// Runs `imgport COMMAND --endpoint DEAD_ENDPOINT ARGS` for each case: exit 2 (a sent request
+/// would be exit 4) with the case's text in stderr, and none of `secrets` in either stream.
+/// A failure lists each failing case by name, with its command and stderr.
+fn check_local_refusals(command: &[&str], cases: &[Local<'_>], secrets: &[&str]) {
+    let mut failed = Vec::new();
+    for (name, extra, needle) in cases {
+        let mut args = command.to_vec();
+        args.extend(["--endpoint", DEAD_ENDPOINT]);
+        args.extend(extra);
+        let run = cli(&args);
+        let (out, err) = (run.stdout(), run.stderr());
+        let leaked: Vec<&&str> = secrets
+            .iter()
+            .filter(|s| out.contains(**s) || err.contains(**s))
+            .collect();
+        if run.code() != 2 || !err.contains(needle) || !leaked.is_empty() {
+            failed.push(format!(
+                "{name}: `{}` exited {} (want 2 with {needle:?}; leaked {leaked:?})\n{err}",
+                run.cmd,
+                run.code()
+            ));
+        }
+    }
+    assert_all_passed(&failed, cases.len());
 }
 
 /// Collects progress messages.
@@ -200,11 +260,31 @@ fn fast_wait(timeout: Duration) -> WaitOptions {
     }
 }
 
+/// Polls image `image` (of import task `task`, or "") until it is Available, quietly, for up
+/// to `timeout`, never cancelled.
+async fn wait_quietly(
+    client: &EcsClient,
+    image: &str,
+    task: &str,
+    timeout: Duration,
+) -> Result<(), WaitError> {
+    client
+        .wait_available(
+            image,
+            task,
+            fast_wait(timeout),
+            &imgport::report::Silent,
+            std::future::pending(),
+        )
+        .await
+}
+
 mod create;
 mod ehpc;
 mod errors;
 mod flow;
 mod ksyun;
+mod local;
 mod modify;
 mod sdk;
 
@@ -217,16 +297,9 @@ const DEAD_ENDPOINT: &str = "http://127.0.0.1:1";
 fn cli(args: &[&str]) -> crate::util::Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgport"));
-    cmd.args(args)
+    crate::util::with_sim_keys(&mut cmd)
+        .args(args)
         .current_dir(dir.path())
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_ID",
-            imgport::sim::server::TEST_ACCESS_KEY_ID,
-        )
-        .env(
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-            imgport::sim::server::TEST_ACCESS_KEY_SECRET,
-        )
         .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
         .env("ALIBABA_CLOUD_REGION_ID", REGION)
         .env("KSYUN_ACCESS_KEY", imgport::sim::kec::TEST_ACCESS_KEY_ID)

@@ -1,6 +1,6 @@
-//! `imgport image modify` (ECS ModifyImageAttribute, seed 000) against the emulator: every
-//! attribute, deprecate and undo, DryRun, every local rule refused before sending, and the
-//! emulator's documented error codes.
+//! `imgport image modify` (ECS ModifyImageAttribute, docs/CLOUD-API.md §ModifyImageAttribute)
+//! against the emulator: every attribute, deprecate and undo, DryRun, every local rule refused
+//! before sending, and the emulator's documented error codes.
 
 use super::*;
 use imgport::cloud::aliyun::ecs::{CreateImageRequest, ImageSource};
@@ -15,18 +15,16 @@ fn available_image(client: &EcsClient, rt: &tokio::runtime::Runtime, name: &str)
                 .build()
                 .unwrap();
         let id = client.create_image(req).await.unwrap().image_id;
-        client
-            .wait_available(
-                &id,
-                "",
-                fast_wait(Duration::from_secs(10)),
-                &imgport::report::Silent,
-                std::future::pending(),
-            )
+        wait_quietly(client, &id, "", Duration::from_secs(10))
             .await
             .unwrap();
         id
     })
+}
+
+/// Runs `imgport image modify ID --endpoint EP ARGS`.
+fn modify(id: &str, ep: &str, args: &[&str]) -> crate::util::Run {
+    cli(&[&["image", "modify", id, "--endpoint", ep][..], args].concat())
 }
 
 #[test]
@@ -36,28 +34,27 @@ fn modify_sets_every_attribute_and_deprecates() {
     let rt = runtime();
     let id = available_image(&client, &rt, "plain");
     let ep = sim.endpoint.as_str();
-    let run = cli(&[
-        "image",
-        "modify",
+    let run = modify(
         &id,
-        "--endpoint",
         ep,
-        "--json",
-        "--name",
-        "golden:v1",
-        "--description",
-        "finished by imgport",
-        "--family",
-        "golden-family",
-        "--boot-mode",
-        "UEFI-Preferred",
-        "--license-type",
-        "BYOL",
-        "--nvme-support",
-        "supported",
-        "--imds-support",
-        "v2",
-    ]);
+        &[
+            "--json",
+            "--name",
+            "golden:v1",
+            "--description",
+            "finished by imgport",
+            "--family",
+            "golden-family",
+            "--boot-mode",
+            "UEFI-Preferred",
+            "--license-type",
+            "BYOL",
+            "--nvme-support",
+            "supported",
+            "--imds-support",
+            "v2",
+        ],
+    );
     run.expect_code(0);
     let v = run.json();
     assert_eq!(v["changed"]["ImageName"], "golden:v1", "{v}");
@@ -68,45 +65,16 @@ fn modify_sets_every_attribute_and_deprecates() {
     assert_eq!(img["ImageFamily"], "golden-family");
     assert_eq!(img["BootMode"], "UEFI-Preferred");
     // A DryRun checks and changes nothing.
-    let run = cli(&[
-        "image",
-        "modify",
-        &id,
-        "--endpoint",
-        ep,
-        "--json",
-        "--dry-run",
-        "--name",
-        "renamed",
-    ]);
+    let run = modify(&id, ep, &["--json", "--dry-run", "--name", "renamed"]);
     run.expect_code(0);
     assert_eq!(run.json()["dry_run"], true);
     let img = rt.block_on(client.find_image(&id)).unwrap().unwrap();
     assert_eq!(img.image_name, "golden:v1");
     // Deprecate, then make it Available again (V2 signing this time).
-    cli(&[
-        "image",
-        "modify",
-        &id,
-        "--endpoint",
-        ep,
-        "--status",
-        "Deprecated",
-    ])
-    .expect_code(0);
+    modify(&id, ep, &["--status", "Deprecated"]).expect_code(0);
     let img = rt.block_on(client.find_image(&id)).unwrap().unwrap();
     assert_eq!(img.status(), Some(ImageStatus::Deprecated));
-    let run = cli(&[
-        "image",
-        "modify",
-        &id,
-        "--endpoint",
-        ep,
-        "--signature",
-        "v2",
-        "--status",
-        "Available",
-    ]);
+    let run = modify(&id, ep, &["--signature", "v2", "--status", "Available"]);
     run.expect_code(0);
     assert!(
         run.stdout().contains("Status=Available"),
@@ -127,61 +95,70 @@ fn modify_sets_every_attribute_and_deprecates() {
 
 #[test]
 fn modify_refuses_every_local_rule_before_sending() {
-    let base = ["image", "modify", "m-1", "--endpoint", DEAD_ENDPOINT];
     let d257 = "d".repeat(257);
-    let cases: Vec<(Vec<&str>, &str)> = vec![
+    let cases: Vec<Local<'_>> = vec![
         (
+            "IMDS v1",
             vec!["--imds-support", "v1"],
             "InvalidParameter.FeaturesImdsSupport",
         ),
         (
+            "licence Auto",
             vec!["--license-type", "Auto"],
             "InvalidLicenseType.NotSupported",
         ),
         (
+            "licence Aliyun",
             vec!["--license-type", "Aliyun"],
             "InvalidLicenseType.NotSupported",
         ),
-        (vec!["--name", "x"], "InvalidImageName.Malformed"),
-        (vec!["--name", "acs:golden"], "InvalidImageName.Malformed"),
-        (vec!["--description", "x"], "InvalidDescription.Malformed"),
-        (vec!["--description", &d257], "InvalidDescription.Malformed"),
         (
+            "one-letter name",
+            vec!["--name", "x"],
+            "InvalidImageName.Malformed",
+        ),
+        (
+            "name starts with acs:",
+            vec!["--name", "acs:golden"],
+            "InvalidImageName.Malformed",
+        ),
+        (
+            "one-letter description",
+            vec!["--description", "x"],
+            "InvalidDescription.Malformed",
+        ),
+        (
+            "description of 257 characters",
+            vec!["--description", &d257],
+            "InvalidDescription.Malformed",
+        ),
+        (
+            "description with a URL",
             vec!["--description", "http://x.y"],
             "InvalidDescription.Malformed",
         ),
-        (vec!["--family", "1family"], "InvalidImageFamily.Malformed"),
-        (vec!["--status", "Creating"], "unknown status"),
-        (vec!["--boot-mode", "legacy"], "unknown boot mode"),
-        (vec!["--nvme-support", "maybe"], "unknown NVMe support"),
+        (
+            "family starts with a digit",
+            vec!["--family", "1family"],
+            "InvalidImageFamily.Malformed",
+        ),
+        (
+            "status Creating",
+            vec!["--status", "Creating"],
+            "unknown status",
+        ),
+        (
+            "boot mode legacy",
+            vec!["--boot-mode", "legacy"],
+            "unknown boot mode",
+        ),
+        (
+            "NVMe support maybe",
+            vec!["--nvme-support", "maybe"],
+            "unknown NVMe support",
+        ),
     ];
-    for (extra, needle) in &cases {
-        let mut args = base.to_vec();
-        args.extend(extra);
-        let run = cli(&args);
-        run.expect_code(2);
-        assert!(
-            run.stderr().contains(needle),
-            "{}: expected {needle:?} in\n{}",
-            run.cmd,
-            run.stderr()
-        );
-    }
-    let run = cli(&["image", "modify", "", "--endpoint", DEAD_ENDPOINT, "--json"]);
-    run.expect_code(2);
-    assert_eq!(json_code(&run), "MissingParameter");
-    let run = cli(&[
-        "image",
-        "modify",
-        "m-1",
-        "--endpoint",
-        DEAD_ENDPOINT,
-        "--json",
-        "--region",
-        "",
-    ]);
-    run.expect_code(2);
-    assert_eq!(json_code(&run), "MissingParameter");
+    check_local_refusals(&["image", "modify", "m-1"], &cases, &[]);
 }
 
 #[test]
@@ -192,74 +169,92 @@ fn emulator_answers_modify_error_codes() {
     let id = available_image(&client, &rt, "first");
     let _other = available_image(&client, &rt, "second");
     let ep = sim.endpoint.as_str();
+    // Through the CLI: exit 4 with the service's code and status under --json.
     let code_of = |args: &[&str]| {
         let mut all = vec!["image", "modify"];
         all.extend(args);
         all.extend(["--endpoint", ep, "--json"]);
         let run = cli(&all);
-        run.expect_code(4);
-        (
-            json_code(&run),
-            run.json()["error"]["http_status"].as_u64().unwrap_or(0),
-        )
-    };
-    assert_eq!(
-        code_of(&["m-nope", "--name", "abc"]),
-        ("InvalidImageId.NotFound".into(), 404)
-    );
-    assert_eq!(
-        code_of(&[&id, "--name", "second"]),
-        ("InvalidImageName.Duplicated".into(), 400)
-    );
-    assert_eq!(
-        code_of(&[&id, "--status", "Available"]),
-        ("ImageStatus.NotDeprecated".into(), 403)
-    );
-    cli(&[
-        "image",
-        "modify",
-        &id,
-        "--endpoint",
-        ep,
-        "--imds-support",
-        "v2",
-    ])
-    .expect_code(0);
-    rt.block_on(async {
-        let r = ("RegionId", REGION);
-        let i = ("ImageId", id.as_str());
-        let cases: Vec<Case<'_>> = vec![
-            (
-                vec![r, i, ("Features.ImdsSupport", "v1")],
-                "InvalidOperation.FeaturesImdsSupportNotMatch",
-                403,
-            ),
-            (
-                vec![r, i, ("BootMode", "Legacy")],
-                "InvalidBootMode.NotSupport",
-                400,
-            ),
-            (
-                vec![r, i, ("LicenseType", "Auto")],
-                "InvalidLicenseType.NotSupported",
-                400,
-            ),
-            (
-                vec![r, i, ("ImageFamily", "-x")],
-                "InvalidImageFamily.Malformed",
-                400,
-            ),
-            (
-                vec![r, i, ("Description", "y")],
-                "InvalidDescription.Malformed",
-                400,
-            ),
-            (vec![i], "MissingParameter", 400),
-        ];
-        for (params, code, status) in &cases {
-            let got = raw_error(&client, "ModifyImageAttribute", params).await;
-            assert_eq!((got.0.as_str(), got.1), (*code, *status), "{params:?}");
+        let http = run.json()["error"]["http_status"].as_u64().unwrap_or(0);
+        let code = json_code(&run);
+        if run.code() == 4 {
+            (code, u16::try_from(http).unwrap_or(0))
+        } else {
+            (format!("exit {} ({code})", run.code()), 0)
         }
+    };
+    let cli_cases: Vec<(&str, Vec<&str>, &str, u16)> = vec![
+        (
+            "unknown image",
+            vec!["m-nope", "--name", "abc"],
+            "InvalidImageId.NotFound",
+            404,
+        ),
+        (
+            "name of another image",
+            vec![&id, "--name", "second"],
+            "InvalidImageName.Duplicated",
+            400,
+        ),
+        (
+            "Available when not Deprecated",
+            vec![&id, "--status", "Available"],
+            "ImageStatus.NotDeprecated",
+            403,
+        ),
+    ];
+    let failed: Vec<String> = cli_cases
+        .iter()
+        .filter_map(|(name, args, code, status)| {
+            let got = code_of(args);
+            ((got.0.as_str(), got.1) != (*code, *status))
+                .then(|| format!("{name}: got {got:?}, want ({code:?}, {status})"))
+        })
+        .collect();
+    assert_all_passed(&failed, cli_cases.len());
+    modify(&id, ep, &["--imds-support", "v2"]).expect_code(0);
+    let r = ("RegionId", REGION);
+    let i = ("ImageId", id.as_str());
+    let cases: Vec<Answer<'_>> = vec![
+        (
+            "IMDS v1 after v2",
+            vec![r, i, ("Features.ImdsSupport", "v1")],
+            "InvalidOperation.FeaturesImdsSupportNotMatch",
+            403,
+        ),
+        (
+            "boot mode Legacy",
+            vec![r, i, ("BootMode", "Legacy")],
+            "InvalidBootMode.NotSupport",
+            400,
+        ),
+        (
+            "licence Auto",
+            vec![r, i, ("LicenseType", "Auto")],
+            "InvalidLicenseType.NotSupported",
+            400,
+        ),
+        (
+            "family starts with -",
+            vec![r, i, ("ImageFamily", "-x")],
+            "InvalidImageFamily.Malformed",
+            400,
+        ),
+        (
+            "one-letter description",
+            vec![r, i, ("Description", "y")],
+            "InvalidDescription.Malformed",
+            400,
+        ),
+        ("no region", vec![i], "MissingParameter", 400),
+    ];
+    check_answers(&cases, |params| {
+        rt.block_on(answer(
+            client.rpc(),
+            "ModifyImageAttribute",
+            ECS_VERSION,
+            params,
+        ))
     });
     // An image still being created cannot be modified.
     let slow = SimProcess::start(&["--import-seconds", "60"]);
@@ -274,29 +269,11 @@ fn emulator_answers_modify_error_codes() {
         )
         .unwrap()
         .image_id;
-    let run = cli(&[
-        "image",
-        "modify",
-        &creating,
-        "--endpoint",
-        &slow.endpoint,
-        "--json",
-        "--family",
-        "fam",
-    ]);
+    let run = modify(&creating, &slow.endpoint, &["--json", "--family", "fam"]);
     run.expect_code(4);
     assert_eq!(json_code(&run), "InvalidStatus.ImageIsCreating");
     // Deprecating a Deprecated image is refused too.
-    cli(&[
-        "image",
-        "modify",
-        &id,
-        "--endpoint",
-        ep,
-        "--status",
-        "Deprecated",
-    ])
-    .expect_code(0);
+    modify(&id, ep, &["--status", "Deprecated"]).expect_code(0);
     assert_eq!(
         code_of(&[&id, "--status", "Deprecated"]),
         ("ImageStatus.NotAvailable".into(), 403)

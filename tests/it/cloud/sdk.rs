@@ -55,29 +55,45 @@ fn official_python_sdk_imports_against_the_emulator() {
     };
     let sim = SimProcess::start(&["--import-seconds", "1"]);
     sim.put_raw("sdk/disk.raw", 1 << 20);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/sdk-smoke.py");
+    run_smoke(
+        &py,
+        "sdk-smoke.py",
+        &[
+            ("SIM_ENDPOINT", sim.endpoint.trim_start_matches("http://")),
+            ("SIM_ACCESS_KEY_ID", &sim.key_id),
+            ("SIM_ACCESS_KEY_SECRET", &sim.secret),
+            ("SIM_BUCKET", BUCKET),
+            ("SIM_OBJECT", "sdk/disk.raw"),
+        ],
+        &[
+            "status Available",
+            "error InvalidImageName.Malformed",
+            "bad secret SignatureDoesNotMatch",
+        ],
+    );
+}
+
+/// Runs `scripts/SCRIPT` with the venv's `py` and `env`; asserts that it succeeds and that
+/// its stdout holds every one of `lines`, showing both streams when not.
+pub(super) fn run_smoke(py: &Path, script: &str, env: &[(&str, &str)], lines: &[&str]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(script);
     let out = Command::new(py)
-        .arg(&script)
-        .env("SIM_ENDPOINT", sim.endpoint.trim_start_matches("http://"))
-        .env("SIM_ACCESS_KEY_ID", &sim.key_id)
-        .env("SIM_ACCESS_KEY_SECRET", &sim.secret)
-        .env("SIM_BUCKET", BUCKET)
-        .env("SIM_OBJECT", "sdk/disk.raw")
+        .arg(&path)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "sdk-smoke.py failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        "{script} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
     );
-    assert!(stdout.contains("status Available"), "{stdout}");
-    assert!(
-        stdout.contains("error InvalidImageName.Malformed"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("bad secret SignatureDoesNotMatch"),
-        "{stdout}"
-    );
+    for line in lines {
+        assert!(
+            stdout.contains(line),
+            "{script}: {line:?} missing in\n{stdout}"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //! from real tools (qemu-img, qemu-io) and byte patches, and runs under the same limits as
 //! the corpus ([`MAX_SECONDS`], [`MAX_RSS_KB`]).
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use super::{Expect, Limited, MAX_RSS_KB, MAX_SECONDS, Worst, be64, check_all, run_limited};
@@ -19,7 +19,7 @@ fn run_ok(dir: &Path, args: &[&OsStr], code: i32, worst: &mut Worst) -> Limited 
     assert!(!r.stderr.contains("panicked"), "panic: {what}");
     assert!(
         r.seconds <= MAX_SECONDS,
-        "slower than {MAX_SECONDS} s: {what}"
+        "more than {MAX_SECONDS} CPU-s: {what}"
     );
     assert!(r.rss_kb <= MAX_RSS_KB, "more than {MAX_RSS_KB} KiB: {what}");
     assert_eq!(r.code, code, "{what}");
@@ -28,6 +28,66 @@ fn run_ok(dir: &Path, args: &[&OsStr], code: i32, worst: &mut Worst) -> Limited 
 
 fn os(s: &str) -> &OsStr {
     s.as_ref()
+}
+
+/// The commands that read an image and print what they found: `inspect P`, `convert --to
+/// raw P OUT`, `checksum P`.
+fn reading_runs<'a>(p: &'a Path, out: &'a Path) -> Vec<Vec<&'a OsStr>> {
+    vec![
+        vec![os("inspect"), p.as_os_str()],
+        vec![
+            os("convert"),
+            os("--to"),
+            os("raw"),
+            p.as_os_str(),
+            out.as_os_str(),
+        ],
+        vec![os("checksum"), p.as_os_str()],
+    ]
+}
+
+/// `imgport COMMAND SRC` for region cn-hangzhou, `bucket` and `--allow-no-os`.
+fn upload_args(command: &str, src: &Path, bucket: &str) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![command.into(), src.into()];
+    for a in [
+        "--region",
+        "cn-hangzhou",
+        "--bucket",
+        bucket,
+        "--allow-no-os",
+    ] {
+        args.push(a.into());
+    }
+    args
+}
+
+/// `--sandbox` flags keeping the emulator's state and the journals under `d`, in
+/// directories named with `tag`.
+fn sandbox_args(d: &Path, tag: &str) -> Vec<OsString> {
+    [
+        "--sandbox",
+        "--sandbox-import-seconds",
+        "0.5",
+        "--sandbox-dir",
+        &d.join(format!("sandbox{tag}")).display().to_string(),
+        "--journal",
+        &d.join(format!("journal{tag}")).display().to_string(),
+    ]
+    .map(Into::into)
+    .to_vec()
+}
+
+/// Writes a batch manifest whose defaults are region cn-hangzhou, bucket `sandbox` and
+/// `allow_no_os`, plus `defaults` lines, and whose one image is `image` (TOML lines).
+fn write_manifest(path: &Path, defaults: &str, image: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "[defaults]\nregion = \"cn-hangzhou\"\nbucket = \"sandbox\"\nallow_no_os = true\n\
+             {defaults}\n\n[[image]]\n{image}\n"
+        ),
+    )
+    .unwrap();
 }
 
 /// Disks of huge virtual size holding 2 MiB of data: every command costs what the data
@@ -142,26 +202,16 @@ fn non_regular_inputs_are_refused_alike() {
     ] {
         let p = d.join(name);
         let out = d.join("out.raw");
-        let runs: [Vec<&OsStr>; 5] = [
-            vec![os("inspect"), p.as_os_str()],
-            vec![os("inspect"), os("--json"), p.as_os_str()],
-            vec![
-                os("convert"),
-                os("--to"),
-                os("raw"),
-                p.as_os_str(),
-                out.as_os_str(),
-            ],
-            vec![os("checksum"), p.as_os_str()],
-            vec![
-                os("plan"),
-                os("--region"),
-                os("cn-hangzhou"),
-                os("--bucket"),
-                os("b"),
-                p.as_os_str(),
-            ],
-        ];
+        let mut runs = reading_runs(&p, &out);
+        runs.push(vec![os("inspect"), os("--json"), p.as_os_str()]);
+        runs.push(vec![
+            os("plan"),
+            os("--region"),
+            os("cn-hangzhou"),
+            os("--bucket"),
+            os("b"),
+            p.as_os_str(),
+        ]);
         for args in runs {
             let r = run_ok(d, &args, 1, &mut worst);
             let want = format!("{}: is {kind}, not a regular file", p.display());
@@ -387,17 +437,7 @@ fn terminal_control_in_names_is_escaped() {
     assert!(p.exists());
     let mut worst = Worst::default();
     let out = d.join("out.raw");
-    let runs: [Vec<&OsStr>; 3] = [
-        vec![os("inspect"), p.as_os_str()],
-        vec![
-            os("convert"),
-            os("--to"),
-            os("raw"),
-            p.as_os_str(),
-            out.as_os_str(),
-        ],
-        vec![os("checksum"), p.as_os_str()],
-    ];
+    let runs = reading_runs(&p, &out);
     for args in runs {
         let r = run_ok(d, &args, 3, &mut worst);
         for (stream, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
@@ -423,41 +463,18 @@ fn terminal_control_in_names_is_escaped() {
         d.display()
     ));
     assert!(fine.exists());
-    let common = [
-        "--region",
-        "cn-hangzhou",
-        "--bucket",
-        "sandbox",
-        "--allow-no-os",
-    ];
-    let sandbox = [
-        "--sandbox",
-        "--sandbox-import-seconds",
-        "0.5",
-        "--sandbox-dir",
-        &d.join("sandbox").display().to_string(),
-        "--journal",
-        &d.join("journal").display().to_string(),
-    ]
-    .map(std::ffi::OsString::from);
     let manifest = d.join("batch.toml");
     // TOML's own escapes name the file: \u001b and \n.
-    std::fs::write(
+    write_manifest(
         &manifest,
-        format!(
-            "[defaults]\nregion = \"cn-hangzhou\"\nbucket = \"sandbox\"\nallow_no_os = true\n\n\
-             [[image]]\nfiles = [\"{}/evil\\u001b[2J\\nfine.vhd\"]\n",
-            d.display()
-        ),
-    )
-    .unwrap();
-    let mut plan: Vec<std::ffi::OsString> = vec!["plan".into(), fine.clone().into()];
-    plan.extend(common.map(Into::into));
-    let mut import: Vec<std::ffi::OsString> = vec!["import".into(), fine.clone().into()];
-    import.extend(common.map(Into::into));
-    import.extend(sandbox.clone());
-    let mut batch: Vec<std::ffi::OsString> = vec!["batch".into(), manifest.into()];
-    batch.extend(sandbox.clone());
+        "",
+        &format!("files = [\"{}/evil\\u001b[2J\\nfine.vhd\"]", d.display()),
+    );
+    let plan = upload_args("plan", &fine, "sandbox");
+    let mut import = upload_args("import", &fine, "sandbox");
+    import.extend(sandbox_args(d, ""));
+    let mut batch: Vec<OsString> = vec!["batch".into(), manifest.into()];
+    batch.extend(sandbox_args(d, ""));
     for args in [plan, import, batch] {
         let r = crate::util::imgport_in(d, &args);
         r.expect_code(0);
@@ -494,31 +511,9 @@ fn import_plan_and_batch_refuse_a_nested_image_unless_asked_for() {
         d.display()
     ));
     let src = d.join("outer.vhd");
-    let sandbox = |what: &str| -> Vec<std::ffi::OsString> {
-        [
-            "--sandbox",
-            "--sandbox-import-seconds",
-            "0.5",
-            "--sandbox-dir",
-            &d.join(format!("sandbox-{what}")).display().to_string(),
-            "--journal",
-            &d.join(format!("journal-{what}")).display().to_string(),
-        ]
-        .map(Into::into)
-        .to_vec()
-    };
     let import = |extra: &[&str]| {
-        let mut args: Vec<std::ffi::OsString> = vec!["import".into(), src.clone().into()];
-        for a in [
-            "--region",
-            "cn-hangzhou",
-            "--bucket",
-            "sandbox",
-            "--allow-no-os",
-        ] {
-            args.push(a.into());
-        }
-        args.extend(sandbox(&format!("import{}", extra.len())));
+        let mut args = upload_args("import", &src, "sandbox");
+        args.extend(sandbox_args(d, &format!("-import{}", extra.len())));
         args.extend(extra.iter().map(Into::into));
         crate::util::imgport_in(d, args)
     };
@@ -534,16 +529,7 @@ fn import_plan_and_batch_refuse_a_nested_image_unless_asked_for() {
     assert_eq!(accepted.json()["status"], "Available");
 
     let plan = |extra: &[&str]| {
-        let mut args: Vec<std::ffi::OsString> = vec!["plan".into(), src.clone().into()];
-        for a in [
-            "--region",
-            "cn-hangzhou",
-            "--bucket",
-            "plan-bucket",
-            "--allow-no-os",
-        ] {
-            args.push(a.into());
-        }
+        let mut args = upload_args("plan", &src, "plan-bucket");
         args.extend(extra.iter().map(Into::into));
         crate::util::imgport_in(d, args)
     };
@@ -558,17 +544,10 @@ fn import_plan_and_batch_refuse_a_nested_image_unless_asked_for() {
 
     let batch = |key: &str| {
         let m = d.join(format!("batch-{}.toml", key.len()));
-        std::fs::write(
-            &m,
-            format!(
-                "[defaults]\nregion = \"cn-hangzhou\"\nbucket = \"sandbox\"\nallow_no_os = true\n{key}\n\
-                 [[image]]\nname = \"nested\"\nfiles = [\"{}\"]\n",
-                src.display()
-            ),
-        )
-        .unwrap();
-        let mut args: Vec<std::ffi::OsString> = vec!["batch".into(), m.into(), "--json".into()];
-        args.extend(sandbox(&format!("batch{}", key.len())));
+        let image = format!("name = \"nested\"\nfiles = [\"{}\"]", src.display());
+        write_manifest(&m, key, &image);
+        let mut args: Vec<OsString> = vec!["batch".into(), m.into(), "--json".into()];
+        args.extend(sandbox_args(d, &format!("-batch{}", key.len())));
         crate::util::imgport_in(d, args)
     };
     let refused = batch("");

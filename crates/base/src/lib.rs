@@ -1,0 +1,10 @@
+//! The vocabulary every layer of imgport shares: endian field reads, progress and findings
+//! reporting, secrets
+//! that never print, destinations that name kept state, memory hints and the retry policy.
+
+pub mod bytes;
+pub mod destination;
+pub mod mem;
+pub mod report;
+pub mod retry;
+pub mod secret;

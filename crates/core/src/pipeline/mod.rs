@@ -1,0 +1,13 @@
+//! Running imports end to end: the only module that knows the order of the stages (inspect,
+//! plan, stream-convert-hash-upload, import, poll, finish), plus batches and reports.
+//!
+//! Must not parse formats, sign requests or talk HTTP itself: it calls the layers that do.
+
+pub mod batch;
+pub mod claims;
+pub mod import;
+pub mod manifest;
+pub mod packer;
+pub mod prepare;
+pub mod report;
+pub mod tuner;

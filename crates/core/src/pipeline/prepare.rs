@@ -1,0 +1,282 @@
+//! The stages before anything leaves the machine: inspect every disk (container and guest),
+//! plan the import, and render what would happen. `imgport plan` stops here; `imgport import`
+//! goes on with the same values.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::pipeline::report::{
+    DiskView, DryRunReport, MAP_BUCKETS, RenderedRequest, allocation_map,
+};
+use crate::plan::{self, DiskInput, ImportPlan, PlanError, PlanOptions, PlannedDisk};
+use imgport_guest::facts::GuestFacts;
+use imgport_image::{self as image, ImageError, OpenOptions, Opened};
+use imgport_transfer::layout::{Layout, LayoutError, OutputFormat};
+
+/// Why inspection or planning stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("inspecting {path}")]
+    Inspect {
+        path: PathBuf,
+        #[source]
+        source: ImageError,
+    },
+    #[error("planning the import")]
+    Plan(#[from] PlanError),
+}
+
+impl PrepareError {
+    /// Exit code: 3 when an image was refused by inspection (unsafe, or a system disk with
+    /// no operating system), 2 for a plan the user must correct (e.g. two bootable disks, a
+    /// malformed name), 1 for I/O errors.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PrepareError::Plan(crate::plan::PlanError::NoOs { .. }) => 3,
+            PrepareError::Inspect {
+                source: ImageError::Refused { .. },
+                ..
+            } => 3,
+            PrepareError::Inspect { .. } => 1,
+            PrepareError::Plan(_) => 2,
+        }
+    }
+}
+
+/// One inspected input disk: the opened image, its container report and what is inside.
+pub struct InspectedDisk {
+    pub path: PathBuf,
+    pub opened: Opened,
+    pub guest: Option<GuestFacts>,
+}
+
+/// Opens and inspects every disk with `open`; the first refused one stops the import.
+pub fn inspect_disks(
+    paths: &[PathBuf],
+    open: &OpenOptions,
+) -> Result<Vec<InspectedDisk>, PrepareError> {
+    paths
+        .iter()
+        .map(|path| {
+            let opened = image::open(path, open).map_err(|source| PrepareError::Inspect {
+                path: path.clone(),
+                source,
+            })?;
+            let guest = Some(imgport_guest::inspect(Arc::new(image::ImageSource(
+                opened.image.clone(),
+            ))));
+            Ok(InspectedDisk {
+                path: path.clone(),
+                opened,
+                guest,
+            })
+        })
+        .collect()
+}
+
+/// One disk of a prepared import: what the plan says of it, the opened image it comes from,
+/// and the layout of its object that the plan was sized by (the upload streams exactly it).
+pub struct PreparedDisk {
+    pub planned: PlannedDisk,
+    pub inspected: InspectedDisk,
+    pub layout: Layout,
+}
+
+/// An import ready to run: its plan, and every planned disk in device order.
+pub struct Prepared {
+    pub plan: ImportPlan,
+    pub disks: Vec<PreparedDisk>,
+}
+
+/// Inspects `paths` (opened with `open`) and plans their import under `opts`: everything a
+/// dry run shows and a real run executes.
+pub fn prepare(
+    paths: &[PathBuf],
+    open: &OpenOptions,
+    opts: &PlanOptions,
+) -> Result<Prepared, PrepareError> {
+    let disks = inspect_disks(paths, open)?;
+    plan_import(disks, opts)
+}
+
+/// The plan for `disks` (in the order given) under `opts`, each disk beside its planned part.
+pub fn plan_import(
+    disks: Vec<InspectedDisk>,
+    opts: &PlanOptions,
+) -> Result<Prepared, PrepareError> {
+    let layouts: RefCell<Vec<Option<Layout>>> = RefCell::new(disks.iter().map(|_| None).collect());
+    let size_of = |i: usize, format: OutputFormat| -> Result<u64, LayoutError> {
+        let layout = Layout::plan(disks[i].opened.image.as_ref(), format)?;
+        let size = layout.size;
+        if let Some(slot) = layouts.borrow_mut().get_mut(i) {
+            *slot = Some(layout);
+        }
+        Ok(size)
+    };
+    let inputs: Vec<DiskInput<'_>> = disks
+        .iter()
+        .map(|d| DiskInput {
+            path: &d.path,
+            container: &d.opened.report,
+            guest: d.guest.as_ref(),
+        })
+        .collect();
+    let plan = plan::infer(&inputs, opts, &size_of)?;
+    drop(inputs);
+    // Device order: the plan's position of each input disk.
+    let mut rank = vec![usize::MAX; disks.len()];
+    for (position, planned) in plan.disks.iter().enumerate() {
+        if let Some(r) = rank.get_mut(planned.input) {
+            *r = position;
+        }
+    }
+    let mut inputs: Vec<(usize, InspectedDisk, Option<Layout>)> = disks
+        .into_iter()
+        .zip(layouts.into_inner())
+        .enumerate()
+        .map(|(i, (d, l))| (rank[i], d, l))
+        .collect();
+    inputs.sort_by_key(|(rank, ..)| *rank);
+    let records = plan
+        .disks
+        .iter()
+        .zip(inputs)
+        .map(|(planned, (_, inspected, layout))| {
+            let layout = match layout {
+                Some(l) => l,
+                None => Layout::plan(inspected.opened.image.as_ref(), planned.output.value)
+                    .map_err(|source| PlanError::Layout {
+                        path: inspected.path.clone(),
+                        format: planned.output.value.name(),
+                        source,
+                    })?,
+            };
+            Ok(PreparedDisk {
+                planned: planned.clone(),
+                inspected,
+                layout,
+            })
+        })
+        .collect::<Result<Vec<_>, PrepareError>>()?;
+    Ok(Prepared {
+        plan,
+        disks: records,
+    })
+}
+
+/// What a dry run shows: the plan, the disks behind it, and the requests it would send.
+pub fn dry_run_report(prepared: &Prepared) -> DryRunReport {
+    let plan = &prepared.plan;
+    // The disks as given, in that order.
+    let mut given: Vec<&PreparedDisk> = prepared.disks.iter().collect();
+    given.sort_by_key(|d| d.planned.input);
+    let views = given
+        .into_iter()
+        .map(|d| &d.inspected)
+        .map(|d| {
+            let size = d.opened.image.virtual_size();
+            let allocation = d
+                .opened
+                .image
+                .extents()
+                .map(|e| allocation_map(&e, size, MAP_BUCKETS))
+                .unwrap_or_default();
+            DiskView {
+                container: d.opened.report.clone(),
+                guest: d.guest.clone(),
+                allocation,
+            }
+        })
+        .collect();
+    DryRunReport {
+        plan: plan.clone(),
+        disks: views,
+        requests: planned_requests(plan),
+    }
+}
+
+/// Every request the plan makes, in order; a value only the run can know (the image id, the
+/// content digest) is shown as `<...>`.
+fn planned_requests(plan: &ImportPlan) -> Vec<RenderedRequest> {
+    use imgport_cloud::aliyun::ecs::Action;
+    let rendered = |service: &str, action: &str, params: Vec<(String, String)>| RenderedRequest {
+        service: service.into(),
+        action: action.into(),
+        params,
+    };
+    let pairs = |p: &[(&str, String)]| -> Vec<(String, String)> {
+        p.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    };
+    let mut requests = Vec::new();
+    if plan.dedupe {
+        requests.push(rendered(
+            "ecs",
+            "DescribeImages",
+            pairs(&[
+                ("RegionId", plan.region.clone()),
+                ("Status", "Available".into()),
+                ("Tag.1.Key", plan::CONTENT_TAG.into()),
+                ("Tag.1.Value", "<content digest of the disks>".into()),
+            ]),
+        ));
+    }
+    for d in &plan.disks {
+        let parts = d.parts.value;
+        requests.push(rendered(
+            "oss",
+            "MultipartUpload",
+            pairs(&[
+                ("Bucket", d.bucket.clone()),
+                ("Key", d.object_key.clone()),
+                ("Format", d.output.value.name().into()),
+                ("VirtualSize", d.output_virtual_size.to_string()),
+                ("Size", d.object_size.to_string()),
+                ("PartSize", parts.part_size.get().to_string()),
+                ("Parts", parts.count.to_string()),
+            ]),
+        ));
+    }
+    if let Ok(req) = plan.import_request() {
+        let mut params = req.params().into_pairs();
+        params.push((
+            "ClientToken".into(),
+            "<digest of the plan and the uploaded bytes>".into(),
+        ));
+        if plan.dedupe {
+            let n = req.tags.len() + 1;
+            params.push((format!("Tag.{n}.Key"), plan::CONTENT_TAG.into()));
+            params.push((
+                format!("Tag.{n}.Value"),
+                "<content digest of the disks>".into(),
+            ));
+        }
+        requests.push(rendered("ecs", "ImportImage", params));
+    }
+    if let Some(Ok(req)) = plan.finishing_request("<image id>") {
+        requests.push(rendered(
+            "ecs",
+            "ModifyImageAttribute",
+            req.params().into_pairs(),
+        ));
+    }
+    if let (true, Some(family)) = (plan.replace, &plan.finishing.family) {
+        requests.push(rendered(
+            "ecs",
+            "ModifyImageAttribute",
+            pairs(&[
+                ("RegionId", plan.region.clone()),
+                (
+                    "ImageId",
+                    format!("<each other Available image of the family {family}>"),
+                ),
+                ("Status", "Deprecated".into()),
+            ]),
+        ));
+    }
+    if let Some(e) = &plan.ehpc {
+        let req = imgport_cloud::aliyun::ehpc::AddImageRequest::vm(e.name.clone(), "<image id>");
+        requests.push(rendered("ehpc", "AddImage", req.params().into_pairs()));
+    }
+    requests
+}

@@ -1,0 +1,1234 @@
+//! From inspected disks and user options to an [`ImportPlan`]: which disk is the system disk,
+//! the output format and object key of each, the `DiskDeviceMapping`, and every ImportImage
+//! field with where its value came from. Pure: no I/O, so every rule is a unit test.
+//!
+//! The dry-run report renders this value and the real run executes it, so "what would happen"
+//! and "what happens" cannot drift apart.
+//!
+//! Kept whole: every decision of the plan with its unit tests; pure, so it reads top to bottom.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use imgport_cloud::aliyun::ecs::{
+    DiskDeviceMapping, ImportImageRequest, ModifyImageAttributeRequest,
+};
+use imgport_cloud::aliyun::types::{
+    Architecture, BootMode, DetectionStrategy, DiskFormat, ImdsSupport, LicenseType, NvmeSupport,
+    OsType, Platform,
+};
+use imgport_cloud::aliyun::validate::{self, Invalid};
+use imgport_guest::facts::GuestFacts;
+use imgport_image::{ContainerReport, Finding, ImageFormat, Severity};
+use imgport_transfer::layout::LayoutError;
+pub use imgport_transfer::layout::OutputFormat;
+
+/// One GiB, the unit of `DiskImageSize`.
+pub const GIB: u64 = 1 << 30;
+/// ImportImage: `DiskDeviceMapping.N` with N = 1 (system) ..= 17.
+pub const MAX_DISKS: usize = 17;
+/// ImportImage: `DiskImageSize` is 1–2048 GiB for every disk.
+pub const MAX_DISK_IMAGE_SIZE_GIB: u64 = 2048;
+
+/// Tag carrying the content digest of an imported image's disks: how a later run finds that
+/// this content was imported already (with [`ImportPlan::dedupe`]).
+pub const CONTENT_TAG: &str = "imgport:content-digest";
+/// Smallest part OSS accepts but the last (UploadPart: 100 KB to 5 GB).
+pub const MIN_PART_SIZE: u64 = imgport_store::oss::MIN_PART_SIZE;
+/// Largest part OSS accepts.
+pub const MAX_PART_SIZE: u64 = imgport_store::oss::MAX_PART_SIZE;
+/// Most parts of one multipart upload.
+pub const MAX_PARTS: u64 = imgport_transfer::stream::MAX_PARTS;
+/// Part size of an upload when none is given: S3's minimum for every part but the last, so
+/// the parts in flight take little memory; larger (whole MiB) when the object needs it.
+pub const DEFAULT_PART_SIZE: u64 = imgport_transfer::stream::HASHED_PART_SIZE;
+
+/// A part size within OSS's bounds ([`MIN_PART_SIZE`] to [`MAX_PART_SIZE`]), as the user
+/// gives it; made only by [`PartSize::new`]. Whether it suits an object is [`Parts`]' rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct PartSize(u64);
+
+impl PartSize {
+    /// `bytes` when OSS accepts parts of that size.
+    pub fn new(bytes: u64) -> Result<PartSize, PartSizeError> {
+        if (MIN_PART_SIZE..=MAX_PART_SIZE).contains(&bytes) {
+            Ok(PartSize(bytes))
+        } else {
+            Err(PartSizeError::OutOfBounds { bytes })
+        }
+    }
+
+    /// The size in bytes.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// How one object is cut for its multipart upload: the part size and the part count, checked
+/// against OSS's limits for the object's size. Made only by [`Parts::for_object`], once, where
+/// the plan is made; the upload uses it unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Parts {
+    /// Size of every part but the last.
+    pub part_size: PartSize,
+    /// Number of parts (at least 1).
+    pub count: u32,
+}
+
+impl Parts {
+    /// The parts of an object of `object_size` bytes: `given` when it cuts the object into
+    /// at most [`MAX_PARTS`] parts; none given, [`DEFAULT_PART_SIZE`] or the smallest whole
+    /// MiB above it that does. An object larger than [`MAX_PARTS`] × [`MAX_PART_SIZE`] has no
+    /// parts OSS takes.
+    pub fn for_object(given: Option<PartSize>, object_size: u64) -> Result<Parts, PartSizeError> {
+        const MIB: u64 = 1 << 20;
+        let part_size = match given {
+            Some(p) => p,
+            None => {
+                let least = object_size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+                let bytes = DEFAULT_PART_SIZE.max(least);
+                if bytes > MAX_PART_SIZE {
+                    return Err(PartSizeError::ObjectTooLarge { object_size });
+                }
+                PartSize(bytes)
+            }
+        };
+        let count = object_size.div_ceil(part_size.0).max(1);
+        if count > MAX_PARTS {
+            return Err(PartSizeError::TooManyParts {
+                part_size: part_size.0,
+                object_size,
+                count,
+            });
+        }
+        Ok(Parts {
+            part_size,
+            count: count as u32,
+        })
+    }
+}
+
+/// Why a part size does not suit OSS or an object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PartSizeError {
+    #[error("part size {bytes}: OSS accepts parts of {MIN_PART_SIZE} bytes (100 KiB) to 5 GiB")]
+    OutOfBounds { bytes: u64 },
+    #[error(
+        "part size {part_size} cuts the {object_size}-byte object into {count} parts; OSS takes at most {MAX_PARTS}: give a larger --part-size"
+    )]
+    TooManyParts {
+        part_size: u64,
+        object_size: u64,
+        count: u64,
+    },
+    #[error("the object is {object_size} bytes; OSS takes at most {MAX_PARTS} parts of 5 GiB")]
+    ObjectTooLarge { object_size: u64 },
+}
+
+/// Where a planned value came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Source {
+    /// Given on the command line or in a manifest row.
+    User,
+    /// Inferred from what the inspector found, e.g. `/etc/os-release ID=debian`.
+    Inferred { from: String },
+    /// Nothing said otherwise: the documented default.
+    Default { why: String },
+}
+
+/// A planned value and its [`Source`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+impl<T> Sourced<T> {
+    fn user(value: T) -> Self {
+        Self {
+            value,
+            source: Source::User,
+        }
+    }
+
+    fn inferred(value: T, from: impl Into<String>) -> Self {
+        Self {
+            value,
+            source: Source::Inferred { from: from.into() },
+        }
+    }
+
+    fn default(value: T, why: impl Into<String>) -> Self {
+        Self {
+            value,
+            source: Source::Default { why: why.into() },
+        }
+    }
+}
+
+/// Role of a disk in the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskRole {
+    System,
+    Data,
+}
+
+/// Image-level values the user may set; each one overrides what inspection inferred.
+#[derive(Debug, Clone, Default)]
+pub struct ImageOptions {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub os_type: Option<OsType>,
+    pub platform: Option<Platform>,
+    pub architecture: Option<Architecture>,
+    pub boot_mode: Option<BootMode>,
+    pub license_type: Option<LicenseType>,
+    pub nvme_support: Option<NvmeSupport>,
+    pub imds_support: Option<ImdsSupport>,
+    pub family: Option<String>,
+    pub resource_group_id: Option<String>,
+    pub role_name: Option<String>,
+    pub detection_strategy: Option<DetectionStrategy>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Everything the user said about an import.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    pub region: String,
+    pub bucket: String,
+    /// Prefix of every object key, e.g. `imgport/`.
+    pub key_prefix: String,
+    /// Output format for every disk; `None` keeps qcow2 and vhd sources as they are and
+    /// turns raw sources into qcow2 (the smallest upload).
+    pub output: Option<OutputFormat>,
+    /// Index (0-based, in the order given) of the system disk, when inspection cannot tell.
+    pub system_disk: Option<usize>,
+    pub image: ImageOptions,
+    /// Import a system disk on which inspection found no operating system (`guest.no_os`);
+    /// without it such a disk is refused unless the OS facts are given (`platform` or
+    /// `os_type`).
+    pub allow_no_os: bool,
+    /// Skip the content-digest lookup: always upload and import, even when an image with
+    /// the same disks' content exists already.
+    pub no_dedupe: bool,
+    /// Once the new image is `Available`, deprecate the other images of its family.
+    pub replace: bool,
+    /// Register the image with E-HPC Instant under this name as the last stage (AddImage).
+    pub ehpc_name: Option<String>,
+    /// Part size of every upload; `None` picks one per object ([`Parts::for_object`]).
+    pub part_size: Option<PartSize>,
+}
+
+/// One inspected input disk.
+#[derive(Debug, Clone, Copy)]
+pub struct DiskInput<'a> {
+    pub path: &'a Path,
+    pub container: &'a ContainerReport,
+    pub guest: Option<&'a GuestFacts>,
+}
+
+/// The size in bytes of the object a disk becomes in an output format: `(index of the disk
+/// in the order given, format)`. Given to [`infer`] by the caller that can read the image's
+/// extents, so the planner itself stays free of I/O.
+pub type ObjectSizer<'a> = &'a dyn Fn(usize, OutputFormat) -> Result<u64, LayoutError>;
+
+/// One disk of the plan: what is uploaded where and how ImportImage will see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedDisk {
+    /// N of `DiskDeviceMapping.N`: 1 for the system disk, 2..=17 for data disks.
+    pub device_index: usize,
+    /// Position (0-based) of the disk in the order given: which input this disk is.
+    #[serde(skip)]
+    pub input: usize,
+    pub role: Sourced<DiskRole>,
+    pub source: PathBuf,
+    pub source_format: ImageFormat,
+    pub source_virtual_size: u64,
+    pub output: Sourced<OutputFormat>,
+    /// Virtual size of the uploaded disk (a dynamic VHD is rounded up to whole blocks).
+    pub output_virtual_size: u64,
+    pub bucket: String,
+    pub object_key: String,
+    /// Size in bytes of the uploaded object (the output format's bytes).
+    pub object_size: u64,
+    /// How the object is cut for its multipart upload.
+    pub parts: Sourced<Parts>,
+    pub disk_image_size_gib: Sourced<u64>,
+}
+
+/// The image-level fields of the ImportImage request, each with its source.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedImage {
+    pub name: Sourced<String>,
+    pub description: Option<Sourced<String>>,
+    pub os_type: Sourced<OsType>,
+    pub platform: Sourced<Platform>,
+    pub architecture: Sourced<Architecture>,
+    pub boot_mode: Sourced<BootMode>,
+    pub license_type: Option<Sourced<LicenseType>>,
+    pub nvme_support: Option<Sourced<NvmeSupport>>,
+    pub imds_support: Option<Sourced<ImdsSupport>>,
+    pub resource_group_id: Option<String>,
+    pub role_name: Option<String>,
+    pub detection_strategy: Option<DetectionStrategy>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// What ModifyImageAttribute sets once the image is `Available`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Finishing {
+    pub family: Option<String>,
+    /// `UEFI-Preferred` cannot be given to ImportImage; it is set afterwards.
+    pub boot_mode: Option<BootMode>,
+}
+
+/// Registration of the imported image with E-HPC Instant (AddImage), the last stage.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EhpcRegistration {
+    /// The name the image is registered under.
+    pub name: String,
+}
+
+/// The complete, serialisable list of what an import will do.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportPlan {
+    pub region: String,
+    pub image: PlannedImage,
+    pub disks: Vec<PlannedDisk>,
+    /// Compute the disks' content digest, look for an `Available` image that has it (and
+    /// import nothing when one exists), and tag the new image with it.
+    pub dedupe: bool,
+    pub finishing: Finishing,
+    /// Once the image is `Available`, deprecate the other `Available` images of
+    /// `finishing.family` (nothing without a family).
+    pub replace: bool,
+    /// Register the image with E-HPC Instant as the last stage.
+    pub ehpc: Option<EhpcRegistration>,
+    /// Notes for the user (rounded sizes, guessed defaults, readiness findings of the guest).
+    pub notes: Vec<Finding>,
+}
+
+/// Why no plan could be made.
+/// The finding code of a disk on which inspection found no operating system.
+pub const NO_OS_FINDING: &str = "guest.no_os";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("no disk given")]
+    NoDisks,
+    #[error("{count} disks given; ImportImage takes at most {MAX_DISKS} (1 system + 16 data)")]
+    TooManyDisks { count: usize },
+    #[error("{path}: refused by inspection; it cannot be imported")]
+    Refused { path: PathBuf },
+    #[error(
+        "no disk holds a bootable operating system; say which one is the system disk with --system-disk"
+    )]
+    NoSystemDisk,
+    #[error(
+        "both {first} and {second} hold an operating system; say which one is the system disk with --system-disk"
+    )]
+    TwoSystemDisks { first: PathBuf, second: PathBuf },
+    #[error(
+        "{path}: inspection found no operating system on the system disk ({NO_OS_FINDING}); \
+         a disk without one does not boot as an image: give its OS (--platform, --os-type) \
+         or import it anyway with --allow-no-os"
+    )]
+    NoOs { path: PathBuf },
+    #[error("--system-disk {index} is out of range: {count} disks were given (counting from 1)")]
+    SystemDiskOutOfRange { index: usize, count: usize },
+    #[error(
+        "{path}: virtual size {gib} GiB exceeds ImportImage's DiskImageSize limit of {MAX_DISK_IMAGE_SIZE_GIB} GiB"
+    )]
+    DiskTooLarge { path: PathBuf, gib: u64 },
+    #[error("{}: {} ({})", .0.field, .0.rule, .0.code)]
+    Invalid(Invalid),
+    #[error("{path}: laying out the {format} object")]
+    Layout {
+        path: PathBuf,
+        format: &'static str,
+        #[source]
+        source: LayoutError,
+    },
+    #[error("{path}: uploading as {format}")]
+    PartSize {
+        path: PathBuf,
+        format: &'static str,
+        #[source]
+        source: PartSizeError,
+    },
+}
+
+/// Builds the plan for importing `disks` (in the order given) with `opts`; `object_size`
+/// gives the size of each disk's object in its planned format.
+pub fn infer(
+    disks: &[DiskInput<'_>],
+    opts: &PlanOptions,
+    object_size: ObjectSizer<'_>,
+) -> Result<ImportPlan, PlanError> {
+    if disks.is_empty() {
+        return Err(PlanError::NoDisks);
+    }
+    if disks.len() > MAX_DISKS {
+        return Err(PlanError::TooManyDisks { count: disks.len() });
+    }
+    if let Some(refused) = disks.iter().find(|d| !d.container.safe) {
+        return Err(PlanError::Refused {
+            path: refused.path.to_path_buf(),
+        });
+    }
+    let (system, system_source) = choose_system_disk(disks, opts.system_disk)?;
+    let os_given = opts.image.platform.is_some() || opts.image.os_type.is_some();
+    if !has_os(&disks[system]) && !os_given && !opts.allow_no_os {
+        return Err(PlanError::NoOs {
+            path: disks[system].path.to_path_buf(),
+        });
+    }
+    let mut notes = Vec::new();
+    let order = std::iter::once(system).chain((0..disks.len()).filter(|&i| i != system));
+    let mut planned = Vec::with_capacity(disks.len());
+    for (n, i) in order.enumerate() {
+        let role = if i == system {
+            system_source.clone()
+        } else {
+            Sourced::default(
+                DiskRole::Data,
+                "every disk after the system disk is a data disk",
+            )
+        };
+        planned.push(plan_disk(
+            &disks[i],
+            (i, n + 1),
+            role,
+            opts,
+            object_size,
+            &mut notes,
+        )?);
+    }
+    let system_guest = disks[system].guest;
+    if let Some(g) = system_guest {
+        notes.extend(g.findings.iter().cloned());
+    }
+    let image = plan_image(&disks[system], system_guest, opts, &mut notes);
+    let finishing = Finishing {
+        family: opts.image.family.clone(),
+        boot_mode: (image.boot_mode.value == BootMode::Uefi
+            && system_guest.and_then(|g| g.boot_mode.as_deref()) == Some("UEFI-Preferred")
+            && opts.image.boot_mode.is_none())
+        .then_some(BootMode::UefiPreferred),
+    };
+    let ehpc = opts
+        .ehpc_name
+        .as_ref()
+        .map(|name| EhpcRegistration { name: name.clone() });
+    let plan = ImportPlan {
+        region: opts.region.clone(),
+        image,
+        disks: planned,
+        dedupe: !opts.no_dedupe,
+        finishing,
+        replace: opts.replace,
+        ehpc,
+        notes,
+    };
+    // Every request is checked here, before the first byte leaves the machine; those sent
+    // after the import differ from these checks only by the image id ImportImage returns.
+    plan.import_request().map_err(PlanError::Invalid)?;
+    if plan.dedupe {
+        // The run adds the content tag to ImportImage: it counts against the tag limit now,
+        // not after the upload.
+        let tags = plan
+            .image
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        validate::tags(tags.chain([(CONTENT_TAG, "0")])).map_err(|mut e| {
+            e.rule = format!(
+                "{}, and imgport adds its own {CONTENT_TAG} tag to find this image again \
+                 (--no-dedupe imports without it)",
+                e.rule
+            );
+            PlanError::Invalid(e)
+        })?;
+    }
+    if let Some(family) = &plan.finishing.family {
+        validate::image_family(family).map_err(PlanError::Invalid)?;
+    }
+    if let Some(e) = &plan.ehpc
+        && e.name.trim().is_empty()
+    {
+        return Err(PlanError::Invalid(Invalid::new(
+            "Name",
+            "MissingParameter",
+            "the E-HPC image name is required",
+        )));
+    }
+    Ok(plan)
+}
+
+impl ImportPlan {
+    /// The ImportImage request this plan sends, checked by every documented rule.
+    pub fn import_request(&self) -> Result<ImportImageRequest, Invalid> {
+        let i = &self.image;
+        let mut b = ImportImageRequest::builder(self.region.clone())
+            .image_name(i.name.value.clone())
+            .os_type(i.os_type.value)
+            .platform(i.platform.value)
+            .architecture(i.architecture.value)
+            .boot_mode(i.boot_mode.value);
+        if let Some(d) = &i.description {
+            b = b.description(d.value.clone());
+        }
+        if let Some(l) = &i.license_type {
+            b = b.license_type(l.value);
+        }
+        if let Some(n) = &i.nvme_support {
+            b = b.nvme_support(n.value);
+        }
+        if let Some(m) = &i.imds_support {
+            b = b.imds_support(m.value);
+        }
+        if let Some(r) = &i.resource_group_id {
+            b = b.resource_group_id(r.clone());
+        }
+        if let Some(r) = &i.role_name {
+            b = b.role_name(r.clone());
+        }
+        if let Some(d) = i.detection_strategy {
+            b = b.detection_strategy(d);
+        }
+        for (k, v) in &i.tags {
+            b = b.tag(k.clone(), v.clone());
+        }
+        for d in &self.disks {
+            b = b.disk(
+                DiskDeviceMapping::new(d.bucket.clone(), d.object_key.clone())
+                    .format(ecs_disk_format(d.output.value))
+                    .size_gib(d.disk_image_size_gib.value),
+            );
+        }
+        b.build()
+    }
+
+    /// The ModifyImageAttribute request that finishes `image_id`, when there is anything
+    /// to finish.
+    pub fn finishing_request(
+        &self,
+        image_id: &str,
+    ) -> Option<Result<ModifyImageAttributeRequest, Invalid>> {
+        let f = &self.finishing;
+        if f.family.is_none() && f.boot_mode.is_none() {
+            return None;
+        }
+        let mut b = ModifyImageAttributeRequest::builder(self.region.clone(), image_id);
+        if let Some(family) = &f.family {
+            b = b.image_family(family.clone());
+        }
+        if let Some(mode) = f.boot_mode {
+            b = b.boot_mode(mode);
+        }
+        Some(b.build())
+    }
+}
+
+fn has_os(d: &DiskInput<'_>) -> bool {
+    d.guest.is_some_and(|g| g.os_type.is_some())
+}
+
+fn choose_system_disk(
+    disks: &[DiskInput<'_>],
+    given: Option<usize>,
+) -> Result<(usize, Sourced<DiskRole>), PlanError> {
+    if let Some(index) = given {
+        if index >= disks.len() {
+            return Err(PlanError::SystemDiskOutOfRange {
+                index: index + 1,
+                count: disks.len(),
+            });
+        }
+        return Ok((index, Sourced::user(DiskRole::System)));
+    }
+    let bootable: Vec<usize> = (0..disks.len()).filter(|&i| has_os(&disks[i])).collect();
+    match bootable.as_slice() {
+        [only] => {
+            let g = disks[*only].guest.and_then(|g| g.product_name.clone());
+            let from = match g {
+                Some(name) => format!("the only disk with an operating system ({name})"),
+                None => "the only disk with an operating system".to_string(),
+            };
+            Ok((*only, Sourced::inferred(DiskRole::System, from)))
+        }
+        [] if disks.len() == 1 => Ok((
+            0,
+            Sourced::default(
+                DiskRole::System,
+                "a single disk is the system disk even though no operating system was found",
+            ),
+        )),
+        [] => Err(PlanError::NoSystemDisk),
+        [first, second, ..] => Err(PlanError::TwoSystemDisks {
+            first: disks[*first].path.to_path_buf(),
+            second: disks[*second].path.to_path_buf(),
+        }),
+    }
+}
+
+fn plan_disk(
+    d: &DiskInput<'_>,
+    (input, device_index): (usize, usize),
+    role: Sourced<DiskRole>,
+    opts: &PlanOptions,
+    object_size: ObjectSizer<'_>,
+    notes: &mut Vec<Finding>,
+) -> Result<PlannedDisk, PlanError> {
+    let source_format = d.container.format.unwrap_or(ImageFormat::Raw);
+    let source_virtual_size = d.container.virtual_size.unwrap_or(0);
+    let output = match opts.output {
+        Some(o) => Sourced::user(o),
+        None => match source_format {
+            ImageFormat::Qcow2 => Sourced::default(
+                OutputFormat::Qcow2,
+                "a qcow2 source is uploaded as qcow2, which ECS accepts",
+            ),
+            ImageFormat::Vhd if d.container.subformat.as_deref() == Some("fixed") => {
+                Sourced::default(
+                    OutputFormat::VhdFixed,
+                    "a fixed VHD source stays a fixed VHD",
+                )
+            }
+            ImageFormat::Vhd => Sourced::default(
+                OutputFormat::Vhd,
+                "a dynamic VHD source is rewritten as a dynamic VHD ECS accepts",
+            ),
+            ImageFormat::Raw => Sourced::default(
+                OutputFormat::Qcow2,
+                "raw sources are uploaded as qcow2: only allocated data travels",
+            ),
+        },
+    };
+    let output_virtual_size = output
+        .value
+        .output_virtual_size(source_virtual_size)
+        .unwrap_or(u64::MAX);
+    if output_virtual_size != source_virtual_size {
+        notes.push(Finding::new(
+            Severity::Info,
+            "plan.size_rounded",
+            format!(
+                "{}: the {} disk grows from {source_virtual_size} to {output_virtual_size} bytes, a multiple of {} bytes as the format requires",
+                d.path.display(),
+                output.value.name(),
+                output.value.size_alignment()
+            ),
+        ));
+    }
+    let gib = output_virtual_size.div_ceil(GIB).max(1);
+    if gib > MAX_DISK_IMAGE_SIZE_GIB {
+        return Err(PlanError::DiskTooLarge {
+            path: d.path.to_path_buf(),
+            gib,
+        });
+    }
+    let disk_image_size_gib = Sourced::inferred(
+        gib,
+        format!("virtual size {output_virtual_size} bytes rounded up to whole GiB"),
+    );
+    let object_key = object_key(&opts.key_prefix, d.path, device_index, output.value);
+    let format = output.value.name();
+    let size = object_size(input, output.value).map_err(|source| PlanError::Layout {
+        path: d.path.to_path_buf(),
+        format,
+        source,
+    })?;
+    let cut = Parts::for_object(opts.part_size, size).map_err(|source| PlanError::PartSize {
+        path: d.path.to_path_buf(),
+        format,
+        source,
+    })?;
+    let parts = match opts.part_size {
+        Some(_) => Sourced::user(cut),
+        None => Sourced::default(
+            cut,
+            format!(
+                "{DEFAULT_PART_SIZE}-byte parts, or larger to cut {size} bytes into at most {MAX_PARTS}"
+            ),
+        ),
+    };
+    Ok(PlannedDisk {
+        device_index,
+        input,
+        role,
+        source: d.path.to_path_buf(),
+        source_format,
+        source_virtual_size,
+        output,
+        output_virtual_size,
+        bucket: opts.bucket.clone(),
+        object_key,
+        object_size: size,
+        parts,
+        disk_image_size_gib,
+    })
+}
+
+/// ImportImage's `DiskDeviceMapping.N.Format` value for an output format.
+pub fn ecs_disk_format(output: OutputFormat) -> DiskFormat {
+    match output {
+        OutputFormat::Raw => DiskFormat::Raw,
+        OutputFormat::Vhd | OutputFormat::VhdFixed => DiskFormat::Vhd,
+        OutputFormat::Qcow2 => DiskFormat::Qcow2,
+    }
+}
+
+/// `<prefix><stem>-disk<N>.<suffix>`: stable across re-runs so a finished upload is found
+/// again, with the suffix ECS expects for the format.
+pub fn object_key(prefix: &str, path: &Path, device_index: usize, output: OutputFormat) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "disk".to_string());
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{prefix}{clean}-disk{device_index}.{}", output.suffix())
+}
+
+/// An ImageName that passes ECS's rules, derived from a file name: starts with a letter,
+/// only letters, digits, `.`, `:`, `_`, `-`, 2–128 characters.
+pub fn default_image_name(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut name: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        name.insert_str(0, "img-");
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with("aliyun") || lower.starts_with("acs:") {
+        name.insert_str(0, "img-");
+    }
+    if name.len() < 2 {
+        name.push_str("-image");
+    }
+    name.truncate(128);
+    name
+}
+
+/// `user` if given, else the guest's value parsed into the wire enum, else `default`.
+fn pick<T: Copy>(
+    user: Option<T>,
+    found: Option<&str>,
+    parse: fn(&str) -> Option<T>,
+    from: &str,
+    default: T,
+    why: &str,
+) -> Sourced<T> {
+    match (user, found.and_then(parse)) {
+        (Some(v), _) => Sourced::user(v),
+        (None, Some(v)) => Sourced::inferred(v, from),
+        (None, None) => Sourced::default(default, why),
+    }
+}
+
+fn plan_image(
+    system: &DiskInput<'_>,
+    guest: Option<&GuestFacts>,
+    opts: &PlanOptions,
+    notes: &mut Vec<Finding>,
+) -> PlannedImage {
+    let o = &opts.image;
+    let fact = |f: fn(&GuestFacts) -> &Option<String>| guest.and_then(|g| f(g).as_deref());
+    let os_type = pick(
+        o.os_type,
+        fact(|g| &g.os_type),
+        OsType::parse,
+        "the operating system found on the system disk",
+        OsType::Linux,
+        "ImportImage's default; no operating system was recognised",
+    );
+    let (default_platform, platform_why) = match os_type.value {
+        OsType::Windows => (
+            Platform::WindowsServer2022,
+            "the Windows version is not one ImportImage names",
+        ),
+        OsType::Linux => (
+            Platform::OthersLinux,
+            "the distribution is not one ImportImage names",
+        ),
+    };
+    let platform = pick(
+        o.platform,
+        fact(|g| &g.platform),
+        Platform::parse,
+        "the distribution found on the system disk",
+        default_platform,
+        platform_why,
+    );
+    let architecture = pick(
+        o.architecture,
+        fact(|g| &g.architecture),
+        Architecture::parse,
+        "the ELF/PE headers of system binaries",
+        Architecture::X86_64,
+        "ImportImage's default; the architecture could not be read",
+    );
+    // ImportImage takes BIOS or UEFI; UEFI-Preferred is set by ModifyImageAttribute afterwards.
+    let import_boot = |b: &str| match BootMode::parse(b) {
+        Some(BootMode::UefiPreferred) => Some(BootMode::Uefi),
+        other => other,
+    };
+    let mut boot_mode = pick(
+        o.boot_mode,
+        fact(|g| &g.boot_mode),
+        import_boot,
+        "the partition table and boot loaders on the system disk",
+        BootMode::Bios,
+        "ImportImage's default; no boot loader was recognised",
+    );
+    if architecture.value == Architecture::Arm64 && boot_mode.value != BootMode::Uefi {
+        if o.boot_mode.is_none() {
+            boot_mode = Sourced::inferred(BootMode::Uefi, "arm64 images boot only by UEFI");
+        } else {
+            notes.push(Finding::new(
+                Severity::Warning,
+                "plan.arm64_bios",
+                "arm64 images must boot by UEFI, but BIOS was asked for",
+            ));
+        }
+    }
+    let name = match &o.name {
+        Some(n) => Sourced::user(n.clone()),
+        None => Sourced::inferred(
+            default_image_name(system.path),
+            "the system disk's file name",
+        ),
+    };
+    let nvme_support = match (o.nvme_support, guest.and_then(|g| g.drivers.nvme)) {
+        (Some(v), _) => Some(Sourced::user(v)),
+        (None, Some(found)) => Some(Sourced::inferred(
+            if found {
+                NvmeSupport::Supported
+            } else {
+                NvmeSupport::Unsupported
+            },
+            "the NVMe driver lookup in the guest",
+        )),
+        (None, None) => None,
+    };
+    PlannedImage {
+        name,
+        description: o.description.clone().map(Sourced::user),
+        os_type,
+        platform,
+        architecture,
+        boot_mode,
+        license_type: o.license_type.map(Sourced::user),
+        nvme_support,
+        imds_support: o.imds_support.map(Sourced::user),
+        resource_group_id: o.resource_group_id.clone(),
+        role_name: o.role_name.clone(),
+        detection_strategy: o.detection_strategy,
+        tags: o.tags.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`super::infer`] with objects the size of each output's virtual disk.
+    fn infer(disks: &[DiskInput<'_>], opts: &PlanOptions) -> Result<ImportPlan, PlanError> {
+        super::infer(disks, opts, &|i, format| {
+            let size = disks[i].container.virtual_size.unwrap_or(0);
+            Ok(format.output_virtual_size(size).unwrap_or(u64::MAX))
+        })
+    }
+
+    #[test]
+    fn part_sizes_stay_within_oss_limits() {
+        assert!(PartSize::new(MIN_PART_SIZE - 1).is_err());
+        assert!(PartSize::new(MAX_PART_SIZE + 1).is_err());
+        let min = PartSize::new(MIN_PART_SIZE).unwrap();
+        assert_eq!(PartSize::new(MAX_PART_SIZE).unwrap().get(), MAX_PART_SIZE);
+        // None given: the default, or whole MiB large enough for 10000 parts.
+        let small = Parts::for_object(None, 1).unwrap();
+        assert_eq!((small.part_size.get(), small.count), (DEFAULT_PART_SIZE, 1));
+        assert_eq!(Parts::for_object(None, 0).unwrap().count, 1);
+        let big = Parts::for_object(None, 100 * GIB).unwrap();
+        assert_eq!(big.part_size.get() % (1 << 20), 0);
+        assert!(u64::from(big.count) <= MAX_PARTS);
+        assert!(big.part_size.get() > DEFAULT_PART_SIZE);
+        // Given: kept, unless the object needs more parts than OSS takes.
+        let given = Parts::for_object(Some(min), MIN_PART_SIZE * MAX_PARTS).unwrap();
+        assert_eq!((given.part_size, u64::from(given.count)), (min, MAX_PARTS));
+        assert!(matches!(
+            Parts::for_object(Some(min), MIN_PART_SIZE * MAX_PARTS + 1),
+            Err(PartSizeError::TooManyParts { count, .. }) if count == MAX_PARTS + 1
+        ));
+        assert!(matches!(
+            Parts::for_object(None, MAX_PART_SIZE * MAX_PARTS + 1),
+            Err(PartSizeError::ObjectTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn the_content_tag_counts_against_the_tag_limit() {
+        let r = report(ImageFormat::Qcow2, 3 * GIB);
+        let g = linux();
+        let one = [DiskInput {
+            path: Path::new("/d/root.qcow2"),
+            container: &r,
+            guest: Some(&g),
+        }];
+        let mut o = opts();
+        o.image.tags = (1..=20).map(|i| (format!("k{i}"), "v".into())).collect();
+        match infer(&one, &o) {
+            Err(PlanError::Invalid(e)) => {
+                assert_eq!(
+                    (e.field.as_str(), e.code),
+                    ("Tag.21", "InvalidTags.Malformed")
+                );
+                assert!(e.rule.contains("--no-dedupe"), "{}", e.rule);
+            }
+            other => panic!("20 tags and the content tag: {other:?}"),
+        }
+        o.image.tags.pop();
+        assert!(
+            infer(&one, &o).is_ok(),
+            "19 tags leave room for the content tag"
+        );
+        o.image.tags.push(("k20".into(), "v".into()));
+        o.no_dedupe = true;
+        assert!(
+            infer(&one, &o).is_ok(),
+            "without dedupe there is no content tag"
+        );
+    }
+
+    #[test]
+    fn run_decisions_are_part_of_the_plan() {
+        let r = report(ImageFormat::Qcow2, 3 * GIB);
+        let g = linux();
+        let one = [DiskInput {
+            path: Path::new("/d/root.qcow2"),
+            container: &r,
+            guest: Some(&g),
+        }];
+        let plan = infer(&one, &opts()).unwrap();
+        assert!(plan.dedupe && !plan.replace && plan.ehpc.is_none());
+        assert_eq!(plan.disks[0].object_size, 3 * GIB);
+        assert!(matches!(plan.disks[0].parts.source, Source::Default { .. }));
+        let mut o = opts();
+        o.no_dedupe = true;
+        o.replace = true;
+        o.image.family = Some("golden".into());
+        o.ehpc_name = Some("golden-hpc".into());
+        o.part_size = Some(PartSize::new(64 << 20).unwrap());
+        let plan = infer(&one, &o).unwrap();
+        assert!(!plan.dedupe && plan.replace);
+        assert_eq!(plan.ehpc.as_ref().unwrap().name, "golden-hpc");
+        assert_eq!(plan.disks[0].parts.value.part_size.get(), 64 << 20);
+        assert_eq!(plan.disks[0].parts.value.count, 48);
+        assert_eq!(plan.disks[0].parts.source, Source::User);
+        o.part_size = Some(PartSize::new(MIN_PART_SIZE).unwrap());
+        assert!(matches!(infer(&one, &o), Err(PlanError::PartSize { .. })));
+        o.part_size = None;
+        o.ehpc_name = Some(" ".into());
+        assert!(matches!(infer(&one, &o), Err(PlanError::Invalid(_))));
+    }
+
+    fn report(format: ImageFormat, size: u64) -> ContainerReport {
+        ContainerReport {
+            path: PathBuf::from("x"),
+            format: Some(format),
+            subformat: None,
+            recognised_as: None,
+            virtual_size: Some(size),
+            allocated_size: Some(0),
+            file_size: size,
+            bytes_read: 0,
+            safe: true,
+            findings: vec![],
+            details: None,
+        }
+    }
+
+    fn linux() -> GuestFacts {
+        GuestFacts {
+            os_type: Some("linux".into()),
+            distro: Some("debian".into()),
+            product_name: Some("Debian GNU/Linux 12 (bookworm)".into()),
+            platform: Some("Debian".into()),
+            architecture: Some("x86_64".into()),
+            boot_mode: Some("UEFI-Preferred".into()),
+            ..Default::default()
+        }
+    }
+
+    /// [`opts`] for disks without an OS (size and count rules).
+    fn no_os_allowed() -> PlanOptions {
+        PlanOptions {
+            allow_no_os: true,
+            ..opts()
+        }
+    }
+
+    fn opts() -> PlanOptions {
+        PlanOptions {
+            region: "cn-hangzhou".into(),
+            bucket: "images".into(),
+            key_prefix: "imgport/".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_system_disk_without_an_os_is_refused_unless_allowed_or_described() {
+        let c = report(ImageFormat::Raw, GIB);
+        let disks = [DiskInput {
+            path: Path::new("/d/fake.qcow2"),
+            container: &c,
+            guest: Some(&GuestFacts::default()),
+        }];
+        let e = infer(&disks, &opts()).unwrap_err();
+        assert!(matches!(e, PlanError::NoOs { .. }), "{e}");
+        assert!(e.to_string().contains(NO_OS_FINDING), "{e}");
+        let allowed = PlanOptions {
+            allow_no_os: true,
+            ..opts()
+        };
+        assert!(infer(&disks, &allowed).is_ok());
+        let mut described = opts();
+        described.image.os_type = Some(OsType::Linux);
+        assert!(infer(&disks, &described).is_ok());
+    }
+
+    #[test]
+    fn system_disk_is_the_bootable_one_and_data_disks_follow_in_order() {
+        let data = report(ImageFormat::Raw, 10 * GIB);
+        let sys = report(ImageFormat::Qcow2, 40 * GIB);
+        let g = linux();
+        let disks = [
+            DiskInput {
+                path: Path::new("/d/data1.raw"),
+                container: &data,
+                guest: None,
+            },
+            DiskInput {
+                path: Path::new("/d/root.qcow2"),
+                container: &sys,
+                guest: Some(&g),
+            },
+            DiskInput {
+                path: Path::new("/d/data2.raw"),
+                container: &data,
+                guest: None,
+            },
+        ];
+        let plan = infer(&disks, &opts()).unwrap();
+        let order: Vec<_> = plan.disks.iter().map(|d| d.source.clone()).collect();
+        assert_eq!(
+            order,
+            [
+                PathBuf::from("/d/root.qcow2"),
+                "/d/data1.raw".into(),
+                "/d/data2.raw".into()
+            ]
+        );
+        assert_eq!(plan.disks[0].device_index, 1);
+        assert_eq!(plan.disks[0].role.value, DiskRole::System);
+        assert!(matches!(plan.disks[0].role.source, Source::Inferred { .. }));
+        assert_eq!(plan.disks[2].device_index, 3);
+        assert_eq!(plan.disks[0].disk_image_size_gib.value, 40);
+        assert_eq!(plan.disks[0].object_key, "imgport/root-disk1.qcow2");
+        assert_eq!(plan.image.platform.value, Platform::Debian);
+        assert_eq!(plan.image.boot_mode.value, BootMode::Uefi);
+        assert_eq!(plan.finishing.boot_mode, Some(BootMode::UefiPreferred));
+        assert_eq!(plan.image.name.value, "root");
+        let req = plan.import_request().unwrap();
+        assert_eq!(req.disks.len(), 3);
+        assert_eq!(req.disks[0].oss_object, "imgport/root-disk1.qcow2");
+        assert_eq!(req.disks[0].format, Some(DiskFormat::Qcow2));
+        assert_eq!(req.disks[1].format, Some(DiskFormat::Qcow2));
+        let modify = plan.finishing_request("m-1").unwrap().unwrap();
+        assert_eq!(modify.boot_mode, Some(BootMode::UefiPreferred));
+    }
+
+    #[test]
+    fn none_or_two_bootable_disks_need_the_user() {
+        let r = report(ImageFormat::Raw, GIB);
+        let g = linux();
+        let two = [
+            DiskInput {
+                path: Path::new("a"),
+                container: &r,
+                guest: Some(&g),
+            },
+            DiskInput {
+                path: Path::new("b"),
+                container: &r,
+                guest: Some(&g),
+            },
+        ];
+        assert!(matches!(
+            infer(&two, &opts()),
+            Err(PlanError::TwoSystemDisks { .. })
+        ));
+        let mut o = opts();
+        o.system_disk = Some(1);
+        let plan = infer(&two, &o).unwrap();
+        assert_eq!(plan.disks[0].source, PathBuf::from("b"));
+        assert_eq!(plan.disks[0].role.source, Source::User);
+        let none = [
+            DiskInput {
+                path: Path::new("a"),
+                container: &r,
+                guest: None,
+            },
+            DiskInput {
+                path: Path::new("b"),
+                container: &r,
+                guest: None,
+            },
+        ];
+        assert!(matches!(
+            infer(&none, &opts()),
+            Err(PlanError::NoSystemDisk)
+        ));
+        o.system_disk = Some(5);
+        assert!(matches!(
+            infer(&none, &o),
+            Err(PlanError::SystemDiskOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn more_than_17_disks_or_over_2048_gib_is_refused() {
+        let r = report(ImageFormat::Raw, GIB);
+        let many: Vec<_> = (0..18)
+            .map(|_| DiskInput {
+                path: Path::new("a"),
+                container: &r,
+                guest: None,
+            })
+            .collect();
+        assert!(matches!(
+            infer(&many, &no_os_allowed()),
+            Err(PlanError::TooManyDisks { count: 18 })
+        ));
+        let huge = report(ImageFormat::Raw, 2049 * GIB);
+        let one = [DiskInput {
+            path: Path::new("a"),
+            container: &huge,
+            guest: None,
+        }];
+        assert!(matches!(
+            infer(&one, &no_os_allowed()),
+            Err(PlanError::DiskTooLarge { gib: 2049, .. })
+        ));
+        let edge = report(ImageFormat::Raw, 2048 * GIB);
+        let one = [DiskInput {
+            path: Path::new("a"),
+            container: &edge,
+            guest: None,
+        }];
+        assert_eq!(
+            infer(&one, &no_os_allowed()).unwrap().disks[0]
+                .disk_image_size_gib
+                .value,
+            2048
+        );
+    }
+
+    #[test]
+    fn vhd_output_rounds_to_blocks_and_small_disks_are_one_gib() {
+        let r = report(ImageFormat::Raw, 7 * 1024 * 1024 + 512);
+        let one = [DiskInput {
+            path: Path::new("a.raw"),
+            container: &r,
+            guest: None,
+        }];
+        let mut o = no_os_allowed();
+        o.output = Some(OutputFormat::Vhd);
+        let plan = infer(&one, &o).unwrap();
+        assert_eq!(plan.disks[0].output_virtual_size, 8 * 1024 * 1024);
+        assert_eq!(plan.disks[0].disk_image_size_gib.value, 1);
+        assert!(plan.notes.iter().any(|n| n.code == "plan.size_rounded"));
+        assert_eq!(plan.disks[0].object_key, "imgport/a-disk1.vhd");
+    }
+
+    #[test]
+    fn user_values_override_inferred_ones_and_arm64_forces_uefi() {
+        let r = report(ImageFormat::Qcow2, GIB);
+        let mut g = linux();
+        g.architecture = Some("arm64".into());
+        g.boot_mode = Some("BIOS".into());
+        let one = [DiskInput {
+            path: Path::new("a"),
+            container: &r,
+            guest: Some(&g),
+        }];
+        let plan = infer(&one, &opts()).unwrap();
+        assert_eq!(plan.image.boot_mode.value, BootMode::Uefi);
+        assert!(plan.finishing_request("m-1").is_none());
+        let mut o = opts();
+        o.image.platform = Some(Platform::CentOs);
+        o.image.name = Some("golden-1".into());
+        let plan = infer(&one, &o).unwrap();
+        assert_eq!(plan.image.platform, Sourced::user(Platform::CentOs));
+        assert_eq!(plan.image.name.value, "golden-1");
+        o.image.name = Some("http://bad".into());
+        assert!(matches!(infer(&one, &o), Err(PlanError::Invalid(_))));
+    }
+
+    #[test]
+    fn refused_disks_are_not_planned() {
+        let mut r = report(ImageFormat::Qcow2, GIB);
+        r.safe = false;
+        let one = [DiskInput {
+            path: Path::new("bad"),
+            container: &r,
+            guest: None,
+        }];
+        assert!(matches!(
+            infer(&one, &opts()),
+            Err(PlanError::Refused { .. })
+        ));
+    }
+
+    #[test]
+    fn default_names_follow_ecs_rules() {
+        assert_eq!(
+            default_image_name(Path::new("/x/centos 7.9.qcow2")),
+            "centos-7.9"
+        );
+        assert_eq!(default_image_name(Path::new("/x/7disk.raw")), "img-7disk");
+        assert_eq!(
+            default_image_name(Path::new("/x/aliyun-base.raw")),
+            "img-aliyun-base"
+        );
+        assert_eq!(default_image_name(Path::new("/x/a.raw")), "a-image");
+        assert!(default_image_name(Path::new(&"x".repeat(300))).len() <= 128);
+    }
+}

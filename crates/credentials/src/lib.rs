@@ -1,0 +1,565 @@
+//! Alibaba Cloud credentials (AccessKey pair, optional STS token) and the one chain that finds
+//! them, shared by the OSS uploader (`store`) and the ECS RPC client.
+//!
+//! Order (docs/CLOUD-API.md §Credentials): explicit values (flags) →
+//! `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` / `_SECURITY_TOKEN` → a profile of the CLI
+//! config (`ALIBABA_CLOUD_CONFIG_FILE` or `~/.aliyun/config.json`; modes `AK`, `StsToken`,
+//! `EcsRamRole`) → the ECS RAM role from instance metadata → for plain S3 only, the standard
+//! `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`.
+//!
+//! Instance metadata is asked only when a role is named (`ALIBABA_CLOUD_ECS_METADATA`, or an
+//! `EcsRamRole` profile): probing the link-local metadata address off ECS would send traffic
+//! where no server of ours is. Secrets stay in [`Secret`]; nothing here prints or logs them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use imgport_base::secret::Secret;
+
+/// An AccessKey pair with an optional STS security token.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub access_key_secret: Secret,
+    pub security_token: Option<Secret>,
+}
+
+/// Where the chain found the credentials (safe to print: it names no secret).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+pub enum CredentialSource {
+    /// Command-line flags.
+    Flags,
+    /// `ALIBABA_CLOUD_*` environment variables.
+    Environment,
+    /// A profile of the Alibaba CLI config file.
+    Profile(String),
+    /// The ECS RAM role of this instance.
+    EcsRamRole(String),
+    /// The standard AWS environment variables (plain S3).
+    AwsEnvironment,
+    /// The fixed test keys of imgport's own sandbox (`--sandbox`).
+    Sandbox,
+}
+
+/// What the chain may use besides the process environment.
+#[derive(Debug, Clone, Default)]
+pub struct ChainOptions {
+    /// `--access-key-id`.
+    pub access_key_id: Option<String>,
+    /// `--access-key-secret`.
+    pub access_key_secret: Option<Secret>,
+    /// `--security-token`.
+    pub security_token: Option<Secret>,
+    /// `--profile` (else `ALIBABA_CLOUD_PROFILE`, else the file's `current`).
+    pub profile: Option<String>,
+    /// Accept the standard AWS variables at the end of the chain (plain S3 targets).
+    pub allow_aws_env: bool,
+}
+
+/// Default ECS metadata service (docs/CLOUD-API.md §Credentials).
+pub const ECS_METADATA_ENDPOINT: &str = "http://100.100.100.200";
+/// Timeout of each metadata request (the Alibaba SDKs use 1 s).
+const METADATA_TIMEOUT: Duration = Duration::from_secs(1);
+/// Largest config file or metadata answer read.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Why no credentials could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("--access-key-id and --access-key-secret must be given together")]
+    Incomplete,
+    #[error("{path}: cannot read the Alibaba Cloud CLI config")]
+    ConfigRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid Alibaba Cloud CLI config")]
+    ConfigParse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}: no profile named {name:?}")]
+    NoProfile { path: PathBuf, name: String },
+    #[error("{path}: profile {name:?} has mode {mode:?}; supported: AK, StsToken, EcsRamRole")]
+    UnsupportedMode {
+        path: PathBuf,
+        name: String,
+        mode: String,
+    },
+    #[error("{path}: profile {name:?} lacks {field}")]
+    ProfileField {
+        path: PathBuf,
+        name: String,
+        field: &'static str,
+    },
+    #[error("ECS instance metadata: {step}")]
+    Metadata {
+        step: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    #[error(
+        "no credentials: pass --access-key-id/--access-key-secret, set ALIBABA_CLOUD_ACCESS_KEY_ID \
+         and ALIBABA_CLOUD_ACCESS_KEY_SECRET, configure ~/.aliyun/config.json, or name an ECS RAM \
+         role in ALIBABA_CLOUD_ECS_METADATA"
+    )]
+    NotFound,
+}
+
+#[derive(Deserialize)]
+struct ConfigFile {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    profiles: Vec<Profile>,
+}
+
+#[derive(Deserialize)]
+struct Profile {
+    name: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    access_key_id: String,
+    #[serde(default)]
+    access_key_secret: String,
+    #[serde(default)]
+    sts_token: String,
+    #[serde(default)]
+    ram_role_name: String,
+}
+
+/// What a profile asks for.
+enum ProfileCreds {
+    Static(Credentials),
+    EcsRole(String),
+}
+
+/// Resolves credentials with the process environment.
+pub async fn resolve(
+    opts: &ChainOptions,
+) -> Result<(Credentials, CredentialSource), CredentialError> {
+    resolve_with(opts, &|name| std::env::var(name).ok()).await
+}
+
+/// Resolves credentials with `env` standing for the process environment (tests).
+pub async fn resolve_with(
+    opts: &ChainOptions,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<(Credentials, CredentialSource), CredentialError> {
+    let var = |name: &str| env(name).filter(|v| !v.is_empty());
+    match (&opts.access_key_id, &opts.access_key_secret) {
+        (Some(id), Some(secret)) => {
+            return Ok((
+                Credentials {
+                    access_key_id: id.clone(),
+                    access_key_secret: secret.clone(),
+                    security_token: opts.security_token.clone(),
+                },
+                CredentialSource::Flags,
+            ));
+        }
+        (Some(_), None) | (None, Some(_)) => return Err(CredentialError::Incomplete),
+        (None, None) => {}
+    }
+    if let (Some(id), Some(secret)) = (
+        var("ALIBABA_CLOUD_ACCESS_KEY_ID"),
+        var("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
+    ) {
+        return Ok((
+            Credentials {
+                access_key_id: id,
+                access_key_secret: Secret::new(secret),
+                security_token: var("ALIBABA_CLOUD_SECURITY_TOKEN").map(Secret::new),
+            },
+            CredentialSource::Environment,
+        ));
+    }
+    let metadata =
+        var("IMGPORT_ECS_METADATA_ENDPOINT").unwrap_or_else(|| ECS_METADATA_ENDPOINT.to_string());
+    if var("ALIBABA_CLOUD_CLI_PROFILE_DISABLED").as_deref() != Some("true") {
+        let path = var("ALIBABA_CLOUD_CONFIG_FILE")
+            .map(PathBuf::from)
+            .or_else(|| var("HOME").map(|h| Path::new(&h).join(".aliyun/config.json")));
+        if let Some(path) = path.filter(|p| p.exists()) {
+            let wanted = opts
+                .profile
+                .clone()
+                .or_else(|| var("ALIBABA_CLOUD_PROFILE"));
+            let (name, creds) = read_profile(&path, wanted.as_deref())?;
+            return match creds {
+                ProfileCreds::Static(c) => Ok((c, CredentialSource::Profile(name))),
+                ProfileCreds::EcsRole(role) => {
+                    let c = ecs_role(&metadata, &role).await?;
+                    Ok((c, CredentialSource::EcsRamRole(role)))
+                }
+            };
+        } else if let Some(name) = &opts.profile {
+            return Err(CredentialError::NoProfile {
+                path: PathBuf::from("~/.aliyun/config.json"),
+                name: name.clone(),
+            });
+        }
+    }
+    if var("ALIBABA_CLOUD_ECS_METADATA_DISABLED").as_deref() != Some("true")
+        && let Some(role) = var("ALIBABA_CLOUD_ECS_METADATA")
+    {
+        let c = ecs_role(&metadata, &role).await?;
+        return Ok((c, CredentialSource::EcsRamRole(role)));
+    }
+    if opts.allow_aws_env
+        && let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
+    {
+        return Ok((
+            Credentials {
+                access_key_id: id,
+                access_key_secret: Secret::new(secret),
+                security_token: var("AWS_SESSION_TOKEN").map(Secret::new),
+            },
+            CredentialSource::AwsEnvironment,
+        ));
+    }
+    Err(CredentialError::NotFound)
+}
+
+fn read_profile(
+    path: &Path,
+    wanted: Option<&str>,
+) -> Result<(String, ProfileCreds), CredentialError> {
+    use std::io::Read;
+    let read_err = |source| CredentialError::ConfigRead {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .map_err(read_err)?
+        .take(MAX_CONFIG_BYTES)
+        .read_to_end(&mut text)
+        .map_err(read_err)?;
+    let file: ConfigFile =
+        serde_json::from_slice(&text).map_err(|source| CredentialError::ConfigParse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let name = wanted
+        .map(str::to_string)
+        .unwrap_or_else(|| file.current.clone());
+    let profile = file
+        .profiles
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| CredentialError::NoProfile {
+            path: path.to_path_buf(),
+            name: name.clone(),
+        })?;
+    let need = |value: String, field: &'static str| {
+        if value.is_empty() {
+            Err(CredentialError::ProfileField {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                field,
+            })
+        } else {
+            Ok(value)
+        }
+    };
+    let creds = match profile.mode.as_str() {
+        "AK" | "" => ProfileCreds::Static(Credentials {
+            access_key_id: need(profile.access_key_id, "access_key_id")?,
+            access_key_secret: Secret::new(need(profile.access_key_secret, "access_key_secret")?),
+            security_token: None,
+        }),
+        "StsToken" => ProfileCreds::Static(Credentials {
+            access_key_id: need(profile.access_key_id, "access_key_id")?,
+            access_key_secret: Secret::new(need(profile.access_key_secret, "access_key_secret")?),
+            security_token: Some(Secret::new(need(profile.sts_token, "sts_token")?)),
+        }),
+        "EcsRamRole" => ProfileCreds::EcsRole(need(profile.ram_role_name, "ram_role_name")?),
+        other => {
+            return Err(CredentialError::UnsupportedMode {
+                path: path.to_path_buf(),
+                name,
+                mode: other.to_string(),
+            });
+        }
+    };
+    Ok((name, creds))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RoleAnswer {
+    #[serde(default)]
+    code: String,
+    access_key_id: String,
+    access_key_secret: String,
+    security_token: String,
+}
+
+/// STS credentials of `role` from the metadata service at `base` (IMDSv2 token first, as
+/// the Alibaba SDKs do; a failed token step falls back to v1 requests).
+async fn ecs_role(base: &str, role: &str) -> Result<Credentials, CredentialError> {
+    let fail = |step: &str, e: Option<Box<dyn std::error::Error + Send + Sync>>| {
+        CredentialError::Metadata {
+            step: step.to_string(),
+            source: e,
+        }
+    };
+    let client = reqwest::Client::builder()
+        .timeout(METADATA_TIMEOUT)
+        .build()
+        .map_err(|e| fail("building the HTTP client", Some(Box::new(e))))?;
+    let token = client
+        .put(format!("{base}/latest/api/token"))
+        .header("X-aliyun-ecs-metadata-token-ttl-seconds", "21600")
+        .send()
+        .await
+        .ok()
+        .filter(|r| r.status().is_success());
+    let token = match token {
+        Some(r) => r.text().await.ok(),
+        None => None,
+    };
+    let mut req = client.get(format!(
+        "{base}/latest/meta-data/ram/security-credentials/{role}"
+    ));
+    if let Some(t) = &token {
+        req = req.header("x-aliyun-ecs-metadata-token", t.trim());
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| fail("requesting the role's credentials", Some(Box::new(e))))?;
+    if !resp.status().is_success() {
+        return Err(fail(
+            &format!("role {role:?}: HTTP {}", resp.status().as_u16()),
+            None,
+        ));
+    }
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| fail("reading the role's credentials", Some(Box::new(e))))?;
+    if body.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(fail("answer too large", None));
+    }
+    let answer: RoleAnswer = serde_json::from_slice(&body)
+        .map_err(|e| fail("parsing the role's credentials", Some(Box::new(e))))?;
+    if !answer.code.is_empty() && answer.code != "Success" {
+        return Err(fail(&format!("role {role:?}: Code {}", answer.code), None));
+    }
+    Ok(Credentials {
+        access_key_id: answer.access_key_id,
+        access_key_secret: Secret::new(answer.access_key_secret),
+        security_token: Some(Secret::new(answer.security_token)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn run(
+        opts: &ChainOptions,
+        vars: &[(&str, &str)],
+    ) -> Result<(Credentials, CredentialSource), CredentialError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let env = move |k: &str| map.get(k).cloned();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(resolve_with(opts, &env))
+    }
+
+    fn config(dir: &Path) -> PathBuf {
+        let p = dir.join("config.json");
+        std::fs::write(
+            &p,
+            r#"{"current":"default","profiles":[
+              {"name":"default","mode":"AK","access_key_id":"AKprof","access_key_secret":"sprof"},
+              {"name":"sts","mode":"StsToken","access_key_id":"STS.x","access_key_secret":"s2","sts_token":"tok"},
+              {"name":"odd","mode":"CloudSSO"}]}"#,
+        )
+        .unwrap();
+        p
+    }
+
+    #[test]
+    fn flags_then_env_then_profile_then_aws() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let cfg = cfg.to_str().unwrap();
+        let flags = ChainOptions {
+            access_key_id: Some("AKflag".into()),
+            access_key_secret: Some(Secret::new("sflag")),
+            allow_aws_env: true,
+            ..ChainOptions::default()
+        };
+        let env = [
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", "AKenv"),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "senv"),
+            ("ALIBABA_CLOUD_CONFIG_FILE", cfg),
+            ("AWS_ACCESS_KEY_ID", "AKaws"),
+            ("AWS_SECRET_ACCESS_KEY", "saws"),
+        ];
+        let (c, s) = run(&flags, &env).unwrap();
+        assert_eq!(
+            (c.access_key_id.as_str(), s),
+            ("AKflag", CredentialSource::Flags)
+        );
+        let none = ChainOptions {
+            allow_aws_env: true,
+            ..ChainOptions::default()
+        };
+        let (c, s) = run(&none, &env).unwrap();
+        assert_eq!(
+            (c.access_key_id.as_str(), s),
+            ("AKenv", CredentialSource::Environment)
+        );
+        let (c, s) = run(&none, &env[2..]).unwrap();
+        assert_eq!(c.access_key_id, "AKprof");
+        assert_eq!(s, CredentialSource::Profile("default".into()));
+        let (c, s) = run(&none, &env[3..]).unwrap();
+        assert_eq!(
+            (c.access_key_id.as_str(), s),
+            ("AKaws", CredentialSource::AwsEnvironment)
+        );
+        let no_aws = ChainOptions::default();
+        assert!(matches!(
+            run(&no_aws, &env[3..]),
+            Err(CredentialError::NotFound)
+        ));
+    }
+
+    #[test]
+    fn profiles_by_name_and_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let env = [("ALIBABA_CLOUD_CONFIG_FILE", cfg.to_str().unwrap())];
+        let sts = ChainOptions {
+            profile: Some("sts".into()),
+            ..ChainOptions::default()
+        };
+        let (c, _) = run(&sts, &env).unwrap();
+        assert_eq!(c.security_token.unwrap().expose(), "tok");
+        let odd = ChainOptions {
+            profile: Some("odd".into()),
+            ..ChainOptions::default()
+        };
+        let err = run(&odd, &env).unwrap_err();
+        assert!(
+            matches!(err, CredentialError::UnsupportedMode { .. }),
+            "{err}"
+        );
+        let missing = ChainOptions {
+            profile: Some("nope".into()),
+            ..ChainOptions::default()
+        };
+        assert!(matches!(
+            run(&missing, &env),
+            Err(CredentialError::NoProfile { .. })
+        ));
+        let half = ChainOptions {
+            access_key_id: Some("x".into()),
+            ..ChainOptions::default()
+        };
+        assert!(matches!(run(&half, &env), Err(CredentialError::Incomplete)));
+    }
+
+    /// A metadata service on 127.0.0.1 that wants the IMDSv2 token.
+    async fn metadata_server() -> String {
+        use http_body_util::Full;
+        use hyper::{Request, Response, body::Bytes};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let svc = hyper::service::service_fn(
+                    |req: Request<hyper::body::Incoming>| async move {
+                        let path = req.uri().path().to_string();
+                        let token = req
+                            .headers()
+                            .get("x-aliyun-ecs-metadata-token")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string);
+                        let (status, body) = match (req.method().as_str(), path.as_str()) {
+                        ("PUT", "/latest/api/token") => (200, "tok-1".to_string()),
+                        ("GET", "/latest/meta-data/ram/security-credentials/imgrole")
+                            if token.as_deref() == Some("tok-1") =>
+                        {
+                            (200, r#"{"Code":"Success","AccessKeyId":"STS.role","AccessKeySecret":"rs","SecurityToken":"rt","Expiration":"2099-01-01T00:00:00Z"}"#.to_string())
+                        }
+                        _ => (404, String::new()),
+                    };
+                        let mut resp = Response::new(Full::new(Bytes::from(body)));
+                        *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                        Ok::<_, std::convert::Infallible>(resp)
+                    },
+                );
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc),
+                );
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[test]
+    fn ecs_ram_role_from_instance_metadata() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let base = rt.block_on(metadata_server());
+        let vars: HashMap<String, String> = [
+            ("IMGPORT_ECS_METADATA_ENDPOINT", base.as_str()),
+            ("ALIBABA_CLOUD_ECS_METADATA", "imgrole"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let env = move |k: &str| vars.get(k).cloned();
+        let (c, s) = rt
+            .block_on(resolve_with(&ChainOptions::default(), &env))
+            .unwrap();
+        assert_eq!(s, CredentialSource::EcsRamRole("imgrole".into()));
+        assert_eq!(c.access_key_id, "STS.role");
+        assert_eq!(c.security_token.unwrap().expose(), "rt");
+        let vars2: HashMap<String, String> = [
+            ("IMGPORT_ECS_METADATA_ENDPOINT", base.as_str()),
+            ("ALIBABA_CLOUD_ECS_METADATA", "other"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let env2 = move |k: &str| vars2.get(k).cloned();
+        let err = rt
+            .block_on(resolve_with(&ChainOptions::default(), &env2))
+            .unwrap_err();
+        assert!(matches!(err, CredentialError::Metadata { .. }), "{err}");
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let c = Credentials {
+            access_key_id: "AK".into(),
+            access_key_secret: Secret::new("very-secret"),
+            security_token: Some(Secret::new("token-value")),
+        };
+        let text = format!("{c:?}");
+        assert!(!text.contains("very-secret") && !text.contains("token-value"));
+    }
+}

@@ -1,0 +1,333 @@
+//! Windows facts for each generated system volume (scripts/testdata/windows.sh and .py).
+
+use std::sync::Arc;
+
+use super::hives::{read_software, read_system, with_hive};
+use super::*;
+use crate::fs::fat::tests::test_image;
+use crate::fs::{fat, ntfs};
+use crate::registry::Hive;
+
+fn inspect_img(name: &str) -> WindowsFacts {
+    let fs = ntfs::open(Arc::new(test_image(name))).unwrap();
+    inspect(&fs).unwrap().expect("a Windows system volume")
+}
+
+fn codes(w: &WindowsFacts) -> Vec<&str> {
+    w.findings.iter().map(|f| f.code.as_str()).collect()
+}
+
+#[test]
+fn server_2022_with_virtio_and_cloudbase() {
+    let w = inspect_img("ntfs-win2022.img");
+    assert_eq!(w.systemroot, "/Windows");
+    assert_eq!(
+        w.product_name.as_deref(),
+        Some("Windows Server 2022 Datacenter")
+    );
+    assert_eq!(w.product.as_deref(), Some("Windows Server 2022"));
+    assert_eq!(w.platform.as_deref(), Some("Windows Server 2022"));
+    assert_eq!(w.edition_id.as_deref(), Some("ServerDatacenter"));
+    assert_eq!(w.installation_type.as_deref(), Some("Server"));
+    assert!(w.server);
+    assert_eq!(w.version.as_deref(), Some("10.0.20348"));
+    assert_eq!((w.build, w.ubr), (Some(20348), Some(2227)));
+    assert_eq!(w.display_version.as_deref(), Some("21H2"));
+    assert_eq!(w.architecture.as_deref(), Some("x86_64"));
+    assert_eq!(w.current_control_set.as_deref(), Some("ControlSet001"));
+    assert_eq!(w.hostname.as_deref(), Some("WIN-TEST"));
+    assert_eq!(w.drivers.virtio, Some(true));
+    assert_eq!(w.drivers.virtio_in_initramfs, Some(true));
+    assert_eq!(w.drivers.nvme, Some(true));
+    assert_eq!(w.drivers.nvme_in_initramfs, Some(true));
+    assert!(
+        w.drivers
+            .evidence
+            .contains(&"SYSTEM\\ControlSet001\\Services\\viostor Start=0".to_string()),
+        "{:?}",
+        w.drivers.evidence
+    );
+    assert_eq!(w.cloud_init, Some(true));
+    assert!(w.findings.is_empty(), "{:?}", w.findings);
+    let mut g = GuestFacts::default();
+    w.apply_to(&mut g);
+    assert_eq!(g.os_type.as_deref(), Some("windows"));
+    assert_eq!(g.platform.as_deref(), Some("Windows Server 2022"));
+    assert_eq!(g.architecture.as_deref(), Some("x86_64"));
+    assert_eq!(g.version.as_deref(), Some("10.0.20348"));
+}
+
+#[test]
+fn server_2019_current_control_set_dirty_hive_compressed_cmd() {
+    let w = inspect_img("ntfs-win2019.img");
+    assert_eq!(w.product.as_deref(), Some("Windows Server 2019"));
+    assert_eq!(w.platform.as_deref(), Some("Windows Server 2019"));
+    assert_eq!(w.version.as_deref(), Some("10.0.17763"));
+    // Select\Current = 2: the stale ControlSet001 (with viostor) is not read.
+    assert_eq!(w.current_control_set.as_deref(), Some("ControlSet002"));
+    assert_eq!(w.drivers.virtio, Some(false));
+    assert_eq!(w.drivers.virtio_in_initramfs, Some(false));
+    assert_eq!(w.drivers.nvme, Some(true));
+    assert_eq!(w.drivers.nvme_in_initramfs, Some(false));
+    assert_eq!(w.cloud_init, Some(false));
+    // cmd.exe is compressed: the architecture comes from PROCESSOR_ARCHITECTURE.
+    assert_eq!(w.architecture.as_deref(), Some("x86_64"));
+    let c = codes(&w);
+    assert!(c.contains(&"windows.dirty_hive"), "{c:?}");
+    assert!(c.contains(&"windows.no_virtio"), "{c:?}");
+    assert!(c.contains(&"windows.cmd_unreadable"), "{c:?}");
+    let dirty = w
+        .findings
+        .iter()
+        .find(|f| f.code == "windows.dirty_hive")
+        .unwrap();
+    assert!(dirty.message.contains("SYSTEM") && dirty.message.contains("9 and 8"));
+    let unreadable = w
+        .findings
+        .iter()
+        .find(|f| f.code == "windows.cmd_unreadable")
+        .unwrap();
+    assert!(
+        unreadable.message.contains("cmd.exe"),
+        "{}",
+        unreadable.message
+    );
+}
+
+#[test]
+fn server_2012_r2_from_current_version_string() {
+    let w = inspect_img("ntfs-win2012r2.img");
+    assert_eq!((w.major_version, w.minor_version), (Some(6), Some(3)));
+    assert_eq!(w.version.as_deref(), Some("6.3.9600"));
+    assert_eq!(w.product.as_deref(), Some("Windows Server 2012 R2"));
+    assert_eq!(w.platform.as_deref(), Some("Windows Server 2012"));
+    // viostor is installed but demand-start (3).
+    assert_eq!(w.drivers.virtio, Some(true));
+    assert_eq!(w.drivers.virtio_in_initramfs, Some(false));
+    assert_eq!(codes(&w), ["windows.virtio_not_boot_start"]);
+    // No service, but the program directory.
+    assert_eq!(w.cloud_init, Some(true));
+    assert!(
+        w.drivers
+            .evidence
+            .iter()
+            .any(|e| e.contains("Cloudbase-Init exists"))
+    );
+}
+
+#[test]
+fn windows_11_client_on_arm64() {
+    let w = inspect_img("ntfs-win11.img");
+    assert_eq!(w.product_name.as_deref(), Some("Windows 10 Pro"));
+    assert_eq!(w.product.as_deref(), Some("Windows 11"));
+    assert!(!w.server);
+    assert_eq!(w.platform, None);
+    assert_eq!(w.architecture.as_deref(), Some("arm64"));
+    let c = codes(&w);
+    assert!(c.contains(&"windows.client_edition"), "{c:?}");
+    assert!(c.contains(&"windows.no_virtio"), "{c:?}");
+    let f = w
+        .findings
+        .iter()
+        .find(|f| f.code == "windows.client_edition")
+        .unwrap();
+    assert!(f.message.contains("Windows Server"), "{}", f.message);
+}
+
+#[test]
+fn server_2025_has_no_documented_platform_and_is_hibernated() {
+    let w = inspect_img("ntfs-win2025.img");
+    assert_eq!(w.product.as_deref(), Some("Windows Server 2025"));
+    assert_eq!(w.platform, None);
+    let c = codes(&w);
+    assert!(c.contains(&"windows.platform_unlisted"), "{c:?}");
+    assert!(c.contains(&"windows.hibernated"), "{c:?}");
+}
+
+#[test]
+fn server_2008_i386() {
+    let w = inspect_img("ntfs-win2008.img");
+    assert_eq!(w.version.as_deref(), Some("6.0.6002"));
+    assert_eq!(w.product.as_deref(), Some("Windows Server 2008"));
+    assert_eq!(w.platform.as_deref(), Some("Windows Server 2008"));
+    assert_eq!(w.architecture.as_deref(), Some("i386"));
+    assert_eq!(w.drivers.virtio_in_initramfs, Some(true));
+    assert_eq!(codes(&w), ["windows.no_nvme"]);
+}
+
+#[test]
+fn a_truncated_hive_is_a_finding_and_the_rest_is_still_read() {
+    let w = inspect_img("ntfs-badhive.img");
+    let c = codes(&w);
+    assert!(c.contains(&"windows.hive_corrupt"), "{c:?}");
+    assert!(c.contains(&"windows.version_unknown"), "{c:?}");
+    let f = w
+        .findings
+        .iter()
+        .find(|f| f.code == "windows.hive_corrupt")
+        .unwrap();
+    assert!(
+        f.message.contains("SOFTWARE") && f.message.contains("0x28"),
+        "{}",
+        f.message
+    );
+    assert_eq!(w.product_name, None);
+    assert_eq!(w.platform, None);
+    // SYSTEM and cmd.exe are fine.
+    assert_eq!(w.architecture.as_deref(), Some("x86_64"));
+    assert_eq!(w.drivers.virtio_in_initramfs, Some(true));
+}
+
+#[test]
+fn a_volume_without_systemroot_is_not_windows() {
+    let fs = fat::open(Arc::new(test_image("esp32.img"))).unwrap();
+    assert!(inspect(&fs).unwrap().is_none());
+}
+
+#[test]
+fn facts_serialize() {
+    let w = inspect_img("ntfs-win2019.img");
+    let json = serde_json::to_value(&w).unwrap();
+    assert_eq!(json["platform"], "Windows Server 2019");
+    assert_eq!(json["findings"][0]["severity"], "warning");
+}
+
+/// Every string and number value our reader finds under `key` equals what hivexget (libhivex,
+/// an independent implementation) prints for it.
+fn agrees_with_hivexget(hive_file: &str, key: &str) -> usize {
+    let bytes = test_image(hive_file);
+    let hive = Hive::parse(&bytes).unwrap();
+    let k = hive.key(key).unwrap().unwrap();
+    let path = crate::fs::fat::tests::test_image_path(hive_file);
+    let mut checked = 0;
+    for v in k.values().unwrap() {
+        let ours = match v.data().unwrap() {
+            crate::registry::ValueData::String(s) | crate::registry::ValueData::ExpandString(s) => {
+                s
+            }
+            crate::registry::ValueData::Dword(d) => d.to_string(),
+            crate::registry::ValueData::Qword(q) => q.to_string(),
+            _ => continue,
+        };
+        let out = std::process::Command::new("hivexget")
+            .arg(&path)
+            .arg(key)
+            .arg(v.name())
+            .output()
+            .expect("hivexget (libhivex-bin) is installed by scripts/install-deps.sh");
+        assert!(out.status.success(), "hivexget {key} {}", v.name());
+        let theirs = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            ours,
+            theirs.trim_end_matches('\n'),
+            "{hive_file} {key} {}",
+            v.name()
+        );
+        checked += 1;
+    }
+    checked
+}
+
+#[test]
+fn registry_reads_match_hivexget() {
+    let mut checked = 0;
+    for set in [
+        "win2022",
+        "win2019",
+        "win2012r2",
+        "win11",
+        "win2025",
+        "win2008",
+    ] {
+        checked += agrees_with_hivexget(
+            &format!("hives/{set}/SOFTWARE"),
+            "Microsoft\\Windows NT\\CurrentVersion",
+        );
+        checked += agrees_with_hivexget(&format!("hives/{set}/SYSTEM"), "Select");
+        checked += agrees_with_hivexget(
+            &format!("hives/{set}/SYSTEM"),
+            "ControlSet001\\Control\\Session Manager\\Environment",
+        );
+    }
+    checked += agrees_with_hivexget("hives/win2022/SYSTEM", "ControlSet001\\Services\\viostor");
+    assert!(checked > 60, "{checked} values compared");
+}
+
+#[test]
+fn hostile_hives_become_findings_never_panics() {
+    let mut rng = fastrand::Rng::with_seed(0x4849_5645);
+    for file in ["hives/win2022/SOFTWARE", "hives/win2019/SYSTEM"] {
+        let good = test_image(file);
+        for _ in 0..300 {
+            let mut bytes = good.clone();
+            for _ in 0..rng.usize(1..10) {
+                let i = rng.usize(4096..bytes.len());
+                bytes[i] = rng.u8(..);
+            }
+            let mut w = WindowsFacts::default();
+            let ok = with_hive(&bytes, "SOFTWARE", &mut w, read_software);
+            let ok2 = with_hive(&bytes, "SYSTEM", &mut w, |h, w| read_system(h, w).map(drop));
+            // A failure is always reported as a finding.
+            assert!(ok && ok2 || w.findings.iter().any(|f| f.code == "windows.hive_corrupt"));
+            classify(&mut w);
+        }
+    }
+}
+
+#[test]
+fn architecture_cross_check_rules() {
+    // The ESP's BOOTX64.EFI is an x86_64 PE file; lower.txt is not a PE file.
+    let fs = fat::open(Arc::new(test_image("esp32.img"))).unwrap();
+    let run = |path: &str, reg: Option<&str>| {
+        let mut w = WindowsFacts::default();
+        architecture(&fs, path, reg.map(str::to_string), &mut w).unwrap();
+        (w.architecture.clone(), codes(&w).join(","))
+    };
+    let pe = "/EFI/BOOT/BOOTX64.EFI";
+    assert_eq!(
+        run(pe, Some("AMD64")),
+        (Some("x86_64".into()), String::new())
+    );
+    assert_eq!(
+        run(pe, Some("x86")),
+        (Some("x86_64".into()), "windows.arch_mismatch".into())
+    );
+    assert_eq!(
+        run(pe, Some("IA64")),
+        (Some("x86_64".into()), "windows.arch_unsupported".into())
+    );
+    assert_eq!(
+        run("/lower.txt", Some("ARM64")),
+        (Some("arm64".into()), "windows.cmd_not_pe".into())
+    );
+    assert_eq!(
+        run("/lower.txt", None),
+        (None, "windows.cmd_not_pe,windows.arch_unknown".into())
+    );
+}
+
+/// Issue 20 item 2: `\WINNT` (NT 4.0, 2000, 2003 upgraded from 2000) and any case of the
+/// path mark a system volume; a `Windows` folder without `System32\config` does not.
+#[test]
+fn system_config_in_winnt_and_any_case() {
+    use crate::fs::memfs::MemFs;
+    for (dir, want) in [
+        ("/Windows/System32/config", true),
+        ("/WINDOWS/system32/config", true),
+        ("/WINNT/system32/config", true),
+        ("/winnt/SYSTEM32/CONFIG", true),
+        ("/Win32/System32/config", true),
+        ("/Windows/System32", false),
+        ("/Data/Windows/System32/config", false),
+    ] {
+        let mut fs = MemFs::default();
+        fs.dir(dir);
+        assert_eq!(has_system_config(&fs).unwrap(), want, "{dir}");
+    }
+    // and the SystemRoot is found there
+    let mut fs = MemFs::default();
+    fs.dir("/WINNT/system32/config")
+        .file("/WINNT/system32/cmd.exe", b"MZ");
+    let w = inspect(&fs).unwrap().expect("a system volume");
+    assert_eq!(w.systemroot, "/WINNT");
+}

@@ -1,0 +1,393 @@
+//! The emulated CreateImage (docs/CLOUD-API.md §CreateImage): images from a snapshot, an instance,
+//! or several snapshots (`DiskDeviceMapping`), judged by the shared rules of
+//! [`imgport_cloud::aliyun::validate`] and answered with the documented error codes. The snapshots
+//! and instances it knows are fixed fixtures ([`SNAPSHOTS`], [`INSTANCES`], printed by `imgport
+//! sim`); a new image moves Creating → Available with Progress like an import.
+
+use serde_json::{Value, json};
+
+use super::ecs::{
+    ApiFault, DiskRec, Ecs, ImageRec, P, Tokened, check_region, dry_run_ok, duplicated_name,
+};
+use imgport_cloud::aliyun::types::{
+    Architecture, BootMode, DiskFormat, ImageStatus, ImdsSupport, LicenseType, Platform,
+};
+use imgport_cloud::aliyun::validate::{self, Invalid};
+
+/// A snapshot the emulator knows.
+#[derive(Debug, Clone, Copy)]
+pub struct SimSnapshot {
+    pub id: &'static str,
+    pub size_gib: u64,
+    /// Taken of a system disk (else a data disk).
+    pub system: bool,
+    /// `yyyy-mm-dd`; before 2013-07-15 it cannot make an image.
+    pub created: &'static str,
+    /// Finished (`accomplished`); an unfinished one is `InvalidSnapshotId.NotReady`.
+    pub ready: bool,
+    /// An image made from it ends in CreateFailed (a test fault).
+    pub fails: bool,
+}
+
+/// An instance the emulator knows.
+#[derive(Debug, Clone, Copy)]
+pub struct SimInstance {
+    pub id: &'static str,
+    /// `Running`, `Stopped`, `Starting` …; only Running and Stopped can make an image.
+    pub status: &'static str,
+    /// `OperationLocks` holds `LockReason: security`.
+    pub locked_for_security: bool,
+    /// Disk sizes in GiB, the system disk first.
+    pub disks_gib: &'static [u64],
+}
+
+/// The snapshots of every region of the emulator.
+pub const SNAPSHOTS: &[SimSnapshot] = &[
+    SimSnapshot {
+        id: "s-simsystem40",
+        size_gib: 40,
+        system: true,
+        created: "2024-05-01",
+        ready: true,
+        fails: false,
+    },
+    SimSnapshot {
+        id: "s-simdata100",
+        size_gib: 100,
+        system: false,
+        created: "2024-05-01",
+        ready: true,
+        fails: false,
+    },
+    SimSnapshot {
+        id: "s-simold2012",
+        size_gib: 20,
+        system: true,
+        created: "2012-12-31",
+        ready: true,
+        fails: false,
+    },
+    SimSnapshot {
+        id: "s-simprogressing",
+        size_gib: 40,
+        system: true,
+        created: "2024-05-01",
+        ready: false,
+        fails: false,
+    },
+    SimSnapshot {
+        id: "s-simbroken",
+        size_gib: 40,
+        system: true,
+        created: "2024-05-01",
+        ready: true,
+        fails: true,
+    },
+];
+
+/// The instances of every region of the emulator.
+pub const INSTANCES: &[SimInstance] = &[
+    SimInstance {
+        id: "i-simrunning",
+        status: "Running",
+        locked_for_security: false,
+        disks_gib: &[40, 100],
+    },
+    SimInstance {
+        id: "i-simstopped",
+        status: "Stopped",
+        locked_for_security: false,
+        disks_gib: &[20],
+    },
+    SimInstance {
+        id: "i-simstarting",
+        status: "Starting",
+        locked_for_security: false,
+        disks_gib: &[40],
+    },
+    SimInstance {
+        id: "i-simlocked",
+        status: "Stopped",
+        locked_for_security: true,
+        disks_gib: &[40],
+    },
+];
+
+/// docs/CLOUD-API.md §CreateImage: snapshots taken before this day cannot make images.
+const OLDEST_SNAPSHOT: &str = "2013-07-15";
+/// Size of a disk made without a snapshot when no Size is given (docs/CLOUD-API.md §CreateImage).
+const EMPTY_DISK_GIB: u64 = 5;
+
+fn snapshot(id: &str, field: &str) -> Result<&'static SimSnapshot, ApiFault> {
+    let s = SNAPSHOTS.iter().find(|s| s.id == id).ok_or_else(|| {
+        ApiFault::new(
+            404,
+            "InvalidSnapshotId.NotFound",
+            format!("The specified {field} {id:?} does not exist."),
+        )
+    })?;
+    if s.created < OLDEST_SNAPSHOT {
+        return Err(ApiFault::new(
+            403,
+            "InvalidSnapshot.TooOld",
+            format!(
+                "This operation is denied because the specified snapshot by {field} is created before 2013-07-15."
+            ),
+        ));
+    }
+    if !s.ready {
+        return Err(ApiFault::new(
+            403,
+            "InvalidSnapshotId.NotReady",
+            format!("The current status of the {field} does not support this operation."),
+        ));
+    }
+    Ok(s)
+}
+
+fn denied(status: u16, message: &str) -> ApiFault {
+    ApiFault::new(status, "OperationDenied", message)
+}
+
+impl Ecs {
+    pub(super) fn create_image(&self, p: &P<'_>, now_ms: u64) -> Result<Value, ApiFault> {
+        let region = p.required("RegionId")?;
+        check_region(region)?;
+        let name = p.get("ImageName").filter(|s| !s.is_empty());
+        if let Some(n) = name {
+            validate::image_name(n)?;
+        }
+        if let Some(v) = p.get("ImageVersion").filter(|s| !s.is_empty()) {
+            validate::image_version(v)?;
+        }
+        let description = p.get("Description").unwrap_or_default();
+        validate::create_description(description)?;
+        let family = p.get("ImageFamily").filter(|s| !s.is_empty());
+        if let Some(f) = family {
+            validate::image_family(f)?;
+        }
+        if let Some(t) = p.get("ClientToken") {
+            validate::client_token(t)?;
+        }
+        let platform = p
+            .parse("Platform", Platform::parse, "InvalidPlatform.Malformed")?
+            .unwrap_or(Platform::OthersLinux);
+        let arch = p
+            .parse(
+                "Architecture",
+                Architecture::parse,
+                "InvalidArchitecture.Malformed",
+            )?
+            .unwrap_or(Architecture::X86_64);
+        let boot_mode = p
+            .parse("BootMode", BootMode::parse, "InvalidBootMode.NotSupport")?
+            .unwrap_or(BootMode::UefiPreferred);
+        let snapshot_id = p.get("SnapshotId").filter(|s| !s.is_empty());
+        let instance_id = p.get("InstanceId").filter(|s| !s.is_empty());
+        let mapped = (1..=validate::MAX_DISKS + 1).any(|n| {
+            ["SnapshotId", "Size", "Device", "DiskType"]
+                .iter()
+                .any(|f| p.get(&format!("DiskDeviceMapping.{n}.{f}")).is_some())
+        });
+        let given = [snapshot_id.is_some(), instance_id.is_some(), mapped];
+        let mut fails = false;
+        let sizes: Vec<u64> = match given.iter().filter(|g| **g).count() {
+            0 => {
+                return Err(ApiFault::new(
+                    400,
+                    "MissingParameter",
+                    "The input parameter SnapshotId or InstanceId or DiskDeviceMapping that is mandatory for processing this request is not supplied.",
+                ));
+            }
+            1 => {
+                if let Some(id) = snapshot_id {
+                    let s = snapshot(id, "SnapshotId")?;
+                    if !s.system {
+                        return Err(denied(
+                            403,
+                            "The specified snapshot is not from system disk.",
+                        ));
+                    }
+                    fails = s.fails;
+                    vec![s.size_gib]
+                } else if let Some(id) = instance_id {
+                    instance_disks(id)?
+                } else {
+                    mapped_disks(p)?
+                }
+            }
+            _ => {
+                return Err(ApiFault::new(
+                    400,
+                    "InvalidParameter",
+                    "Give only one of SnapshotId, InstanceId and DiskDeviceMapping.",
+                ));
+            }
+        };
+        if p.flag("DryRun") {
+            return Err(dry_run_ok());
+        }
+        let token = Tokened::new("CreateImage", p);
+        let mut st = self.lock();
+        if let Some(replayed) = token.replay(&st) {
+            return replayed;
+        }
+        if let Some(n) = name
+            && st
+                .images
+                .values()
+                .any(|i| i.region_id == region && i.name == n)
+        {
+            return Err(duplicated_name());
+        }
+        let image_id = st.next("m");
+        let rec = ImageRec {
+            image_id: image_id.clone(),
+            region_id: region.to_string(),
+            name: name.map_or_else(|| format!("create-{image_id}"), str::to_string),
+            description: description.to_string(),
+            status: ImageStatus::Creating,
+            progress: 0,
+            created_ms: now_ms,
+            duration_ms: self.config.import_duration.as_millis() as u64,
+            architecture: arch,
+            os_type: if platform.as_str().starts_with("Windows") {
+                imgport_cloud::aliyun::types::OsType::Windows
+            } else {
+                imgport_cloud::aliyun::types::OsType::Linux
+            },
+            platform,
+            boot_mode,
+            license_type: LicenseType::Auto,
+            image_family: family.unwrap_or_default().to_string(),
+            nvme_support: None,
+            imds_support: ImdsSupport::V1,
+            resource_group_id: String::new(),
+            detection_strategy: None,
+            tags: Vec::new(),
+            disks: sizes
+                .iter()
+                .map(|&size_gib| DiskRec {
+                    bucket: String::new(),
+                    object: String::new(),
+                    format: DiskFormat::Raw,
+                    size_gib,
+                })
+                .collect(),
+            // CreateImage returns no task; the image alone is polled.
+            task_id: String::new(),
+            failure: fails.then(|| {
+                (
+                    "CreateImageFailed".to_string(),
+                    "the snapshot's data cannot be read".to_string(),
+                )
+            }),
+        };
+        st.images.insert(image_id.clone(), rec);
+        let answer = json!({ "ImageId": image_id });
+        token.record(&mut st, &answer);
+        st.refresh(now_ms);
+        self.persist(&st)?;
+        Ok(answer)
+    }
+}
+
+/// Approach 2: the instance must exist, be Running or Stopped, and not be locked.
+fn instance_disks(id: &str) -> Result<Vec<u64>, ApiFault> {
+    let i = INSTANCES.iter().find(|i| i.id == id).ok_or_else(|| {
+        ApiFault::new(
+            400,
+            "InvalidInstanceId.NotFound",
+            "The specified InstanceId does not exist.",
+        )
+    })?;
+    if i.locked_for_security {
+        return Err(ApiFault::new(
+            400,
+            "InstanceLockedForSecurity",
+            "The specified instance is locked for security reasons.",
+        ));
+    }
+    if !matches!(i.status, "Running" | "Stopped") {
+        return Err(ApiFault::new(
+            400,
+            "IncorrectInstanceStatus",
+            "The current status of the instance does not support this operation.",
+        ));
+    }
+    Ok(i.disks_gib.to_vec())
+}
+
+/// Approach 3: mappings 1..=17 in order, one system-disk snapshot first, data disks after,
+/// devices `/dev/xvda`, `/dev/xvdb` …, sizes 5–20000 GiB and not below their snapshot.
+fn mapped_disks(p: &P<'_>) -> Result<Vec<u64>, ApiFault> {
+    let mut sizes = Vec::new();
+    for n in 1..=validate::MAX_DISKS + 1 {
+        let get = |f: &str| p.get(&format!("DiskDeviceMapping.{n}.{f}"));
+        let fields = [
+            get("SnapshotId"),
+            get("Size"),
+            get("Device"),
+            get("DiskType"),
+        ];
+        if fields.iter().all(Option::is_none) {
+            if n <= validate::MAX_DISKS
+                && (n + 1..=validate::MAX_DISKS + 1).any(|m| {
+                    p.0.iter()
+                        .any(|(k, _)| k.starts_with(&format!("DiskDeviceMapping.{m}.")))
+                })
+            {
+                return Err(Invalid::new(
+                    format!("DiskDeviceMapping.{n}"),
+                    "InvalidParameter.Malformed",
+                    "mappings are numbered 1, 2, 3 … without gaps",
+                )
+                .into());
+            }
+            continue;
+        }
+        if let Some(dev) = get("Device").filter(|d| !d.is_empty()) {
+            validate::create_device(n, dev)?;
+        } else if n > validate::MAX_DISKS {
+            validate::create_device(n, "")?;
+        }
+        let kind = get("DiskType").filter(|d| !d.is_empty());
+        let snap = match get("SnapshotId").filter(|s| !s.is_empty()) {
+            Some(id) => Some(snapshot(id, &format!("DiskDeviceMapping.{n}.SnapshotId"))?),
+            None => None,
+        };
+        let system_snapshot = snap.map(|s| s.system);
+        if n == 1 && (system_snapshot != Some(true) || kind == Some("data")) {
+            return Err(denied(
+                400,
+                "The specified parameter DiskDeviceMapping.n.SnapshotId does not contain system disk snapshot.",
+            ));
+        }
+        if n > 1 && (system_snapshot == Some(true) || kind == Some("system")) {
+            return Err(denied(
+                400,
+                "The specified parameter DiskDeviceMapping.n.SnapshotId contains two or more system disk snapshots.",
+            ));
+        }
+        let floor = snap.map_or(EMPTY_DISK_GIB, |s| s.size_gib);
+        let size = match get("Size").filter(|s| !s.is_empty()) {
+            None => floor,
+            Some(s) => {
+                let gib: u64 = s.parse().unwrap_or(0);
+                validate::create_disk_size(n, gib)?;
+                if gib < floor {
+                    return Err(ApiFault::new(
+                        400,
+                        "InvalidSize.ValueNotSupported",
+                        format!(
+                            "The specified parameter DiskDeviceMapping.{n}.Size ({gib} GiB) is below the snapshot's size ({floor} GiB)."
+                        ),
+                    ));
+                }
+                gib
+            }
+        };
+        sizes.push(size);
+    }
+    Ok(sizes)
+}

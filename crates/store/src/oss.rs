@@ -1,0 +1,193 @@
+//! Where requests go and how the S3 client must behave for Alibaba OSS and for generic
+//! S3-compatible servers (docs/CLOUD-API.md §OSS). Pure values and rules; no I/O.
+
+use std::time::Duration;
+
+use super::StoreError;
+
+/// Settings of an [`S3Store`](super::S3Store).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    /// Region id: the OSS region (e.g. `cn-hangzhou`) or the S3 signing region.
+    pub region: String,
+    /// Endpoint URL (scheme and host, no bucket).
+    pub endpoint: String,
+    /// Address buckets as `endpoint/bucket/key` instead of `bucket.endpoint/key`. OSS accepts
+    /// only virtual-hosted style (403 `SecondLevelDomainForbidden` otherwise, docs/CLOUD-API.md
+    /// §OSS); generic servers on an IP address or `localhost` need path style.
+    pub path_style: bool,
+    /// Sign the SHA-256 of each part body. Off by default: it would be a second full SHA-256
+    /// pass on top of the stream's, while `Content-MD5` already protects every
+    /// part and TLS the transport; `x-amz-content-sha256: UNSIGNED-PAYLOAD` is accepted by S3
+    /// and used against OSS by other uploaders (stormkit-io PR #159).
+    pub sign_payload: bool,
+    /// Connect timeout of each request.
+    pub connect_timeout: Duration,
+    /// Timeout of each small request (Create, List, Complete, Head, Abort).
+    pub request_timeout: Duration,
+    /// Slowest transfer rate a part may have before its attempt times out (bytes/s); the
+    /// part's timeout is `request_timeout + size / min_rate`.
+    pub min_rate: u64,
+    /// The endpoint's identity in kept state (journals, records) when the URL is not stable:
+    /// a sandbox is named by its directory ([`imgport_base::destination::sandbox_endpoint`]), not by
+    /// its random port. `None`: the URL.
+    pub identity: Option<String>,
+}
+
+/// Default timeouts.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// 256 KiB/s: a 32 MiB part gets 60 s + 128 s.
+const MIN_RATE: u64 = 256 * 1024;
+
+impl StoreConfig {
+    /// OSS in `region` through its public endpoint `https://oss-<region>.aliyuncs.com`,
+    /// or the VPC one `oss-<region>-internal.aliyuncs.com` when `internal`.
+    pub fn oss(region: &str, internal: bool) -> Result<Self, StoreError> {
+        check_region(region)?;
+        let suffix = if internal { "-internal" } else { "" };
+        Ok(Self::with_endpoint(
+            region,
+            format!("https://oss-{region}{suffix}.aliyuncs.com"),
+            false,
+        ))
+    }
+
+    /// A custom endpoint (OSS custom domain, accelerate endpoint, or any S3-compatible
+    /// server). A URL without a scheme gets `https://`.
+    pub fn custom(region: &str, endpoint: &str, path_style: bool) -> Result<Self, StoreError> {
+        check_region(region)?;
+        let endpoint = endpoint.trim_end_matches('/');
+        let url = if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
+            endpoint.to_string()
+        } else {
+            format!("https://{endpoint}")
+        };
+        let host = url.split_once("://").map_or("", |(_, h)| h);
+        let host_ok = !host.is_empty()
+            && !host.starts_with(':')
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+        if !host_ok
+            || endpoint
+                .trim_start_matches("https:")
+                .trim_start_matches("http:")
+                .is_empty()
+        {
+            return Err(StoreError::Config(format!(
+                "endpoint {endpoint:?}: expected a scheme and host (and port), no path"
+            )));
+        }
+        Ok(Self::with_endpoint(region, url, path_style))
+    }
+
+    fn with_endpoint(region: &str, endpoint: String, path_style: bool) -> Self {
+        Self {
+            region: region.to_string(),
+            endpoint,
+            path_style,
+            sign_payload: false,
+            connect_timeout: CONNECT_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
+            min_rate: MIN_RATE,
+            identity: None,
+        }
+    }
+
+    /// Timeout of one UploadPart attempt of `size` bytes.
+    pub fn part_timeout(&self, size: u64) -> Duration {
+        self.request_timeout + Duration::from_secs(size / self.min_rate.max(1))
+    }
+}
+
+/// Smallest part OSS accepts but the last (UploadPart, help doc 31993: 100 KB–5 GB); the
+/// plan's `PartSize` is checked against these once, where the plan is made.
+pub const MIN_PART_SIZE: u64 = 100 * 1024;
+/// Largest part.
+pub const MAX_PART_SIZE: u64 = 5 << 30;
+
+/// Region ids are lower-case letters, digits and hyphens (they become part of a host name).
+fn check_region(region: &str) -> Result<(), StoreError> {
+    let ok = !region.is_empty()
+        && region.len() <= 64
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Config(format!(
+            "region {region:?}: expected lower-case letters, digits and '-'"
+        )))
+    }
+}
+
+/// OSS bucket names: 3–63 characters of lower-case letters, digits and hyphens, starting and
+/// ending with a letter or digit (OSS "Bucket naming conventions").
+pub fn check_bucket(bucket: &str) -> Result<(), StoreError> {
+    let b = bucket.as_bytes();
+    let ok = (3..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.first().is_some_and(|c| *c != b'-')
+        && b.last().is_some_and(|c| *c != b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Config(format!(
+            "bucket {bucket:?}: 3-63 lower-case letters, digits or '-', not starting or ending with '-'"
+        )))
+    }
+}
+
+/// Object keys: 1–1023 bytes of UTF-8, not starting with `/` or `\` (OSS "Object naming").
+pub fn check_key(key: &str) -> Result<(), StoreError> {
+    if key.is_empty() || key.len() > 1023 || key.starts_with('/') || key.starts_with('\\') {
+        return Err(StoreError::Config(format!(
+            "object key {key:?}: 1-1023 bytes, not starting with '/' or '\\'"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oss_endpoints_from_region() {
+        let c = StoreConfig::oss("cn-hangzhou", false).unwrap();
+        assert_eq!(c.endpoint, "https://oss-cn-hangzhou.aliyuncs.com");
+        assert!(!c.path_style, "OSS needs virtual-hosted style");
+        let c = StoreConfig::oss("cn-beijing", true).unwrap();
+        assert_eq!(c.endpoint, "https://oss-cn-beijing-internal.aliyuncs.com");
+        assert!(StoreConfig::oss("cn-hangzhou.evil.com/", false).is_err());
+        assert!(StoreConfig::oss("", false).is_err());
+    }
+
+    #[test]
+    fn custom_endpoints() {
+        let c = StoreConfig::custom("cn-hangzhou", "img.example.com", false).unwrap();
+        assert_eq!(c.endpoint, "https://img.example.com");
+        let c = StoreConfig::custom("us-east-1", "http://127.0.0.1:9000/", true).unwrap();
+        assert_eq!(c.endpoint, "http://127.0.0.1:9000");
+        assert!(c.path_style);
+        assert!(StoreConfig::custom("us-east-1", "http://h/path", true).is_err());
+        assert!(StoreConfig::custom("us-east-1", "https://", true).is_err());
+        assert!(StoreConfig::custom("us-east-1", "http://u@h", true).is_err());
+        assert!(StoreConfig::custom("us-east-1", "http://h?x", true).is_err());
+    }
+
+    #[test]
+    fn names_and_timeouts() {
+        assert!(check_bucket("images-01").is_ok());
+        for bad in ["ab", "Images", "-abc", "abc-", "a_b_c", &"a".repeat(64)] {
+            assert!(check_bucket(bad).is_err(), "{bad}");
+        }
+        assert!(check_key("disks/a.qcow2").is_ok());
+        assert!(check_key("/a").is_err() && check_key("").is_err());
+        let c = StoreConfig::oss("cn-hangzhou", false).unwrap();
+        assert_eq!(c.part_timeout(32 << 20), Duration::from_secs(60 + 128));
+    }
+}

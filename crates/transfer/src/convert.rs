@@ -1,0 +1,330 @@
+//! Converting to a file and checksumming streams: the consumers of a [`PartSource`] that live
+//! on the local machine.
+//!
+//! A conversion writes to a temporary name in the destination directory, fsyncs it and renames
+//! it into place; the temporary file is removed on any failure, including an interruption
+//! requested through [`StreamOptions::cancel`]. Ranges the layout says are zeros are left as
+//! holes, and so are all-zero 4 KiB blocks of data (as `qemu-img convert -S 4k` does): zero runs
+//! are never written.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::content::{ContentDigest, content_digest};
+use super::digest::multipart_etag;
+use super::layout::{Layout, OutputFormat};
+use super::output::OutputFile;
+use super::stream::{LayoutStream, MAX_PARTS, StreamOptions};
+use super::{Part, PartSource, TransferError};
+use imgport_base::report::Reporter;
+use imgport_image::DiskImage;
+
+/// Digests of one part, as the JSON output and the uploader's checks use them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartDigest {
+    /// 1-based part number.
+    pub number: u32,
+    /// Offset of the part in the stream.
+    pub offset: u64,
+    /// Bytes in the part.
+    pub size: u64,
+    /// MD5, lower-case hex; absent when no part size was asked for (only uploads need it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
+    /// CRC-64/XZ as OSS prints it (`x-oss-hash-crc64ecma`): unsigned decimal.
+    pub crc64: String,
+    /// CRC-64/XZ, lower-case hex (16 digits).
+    pub crc64_hex: String,
+}
+
+/// The result of streaming a layout: sizes, digests, parts and notices.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamReport {
+    /// Output format; `None` when the stream is a file as it is (`imgport checksum` without
+    /// `--to`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<OutputFormat>,
+    /// The file written, when one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<PathBuf>,
+    /// Virtual size of the source disk.
+    pub source_virtual_size: u64,
+    /// Virtual size of the output disk (after any rounding).
+    pub virtual_size: u64,
+    /// Bytes of the output stream.
+    pub size: u64,
+    /// SHA-256 of the output stream, lower-case hex (absent when skipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// CRC-64/XZ of the output stream as an unsigned decimal string (OSS's form).
+    pub crc64: String,
+    /// The same CRC-64/XZ in hex.
+    pub crc64_hex: String,
+    /// Part size the per-part digests were computed for.
+    pub part_size: u64,
+    /// Per-part digests, in order.
+    pub parts: Vec<PartDigest>,
+    /// The ETag S3/OSS give a multipart object of these parts: MD5 of the part MD5s, `-N`
+    /// (absent when the part MD5s were skipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multipart_etag: Option<String>,
+    /// Content digest of the source's virtual disk, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<ContentDigest>,
+    /// Facts the user should know (e.g. the size was rounded up).
+    pub notices: Vec<String>,
+}
+
+/// What [`drain`] collects: the whole-stream digests, each part's, and the multipart ETag
+/// (when every part had its MD5).
+struct Drained {
+    /// Digests of the whole stream.
+    pub digests: super::StreamDigests,
+    /// Digests of each part, in order.
+    pub parts: Vec<PartDigest>,
+    /// The multipart ETag of the parts.
+    pub multipart_etag: Option<String>,
+}
+
+/// Drains `stream`, handing each part to `sink`, and collects the digests.
+fn drain(
+    stream: &mut dyn PartSource,
+    reporter: &dyn Reporter,
+    mut sink: impl FnMut(&Part) -> Result<(), TransferError>,
+) -> Result<Drained, TransferError> {
+    // A local stream of a huge disk may have millions of parts: their list is kept only when
+    // it is one an object store could take, so memory stays bounded by MAX_PARTS entries.
+    let keep = u64::from(stream.part_count()) <= MAX_PARTS;
+    let mut parts = Vec::with_capacity(if keep {
+        stream.part_count() as usize
+    } else {
+        0
+    });
+    let mut md5s = Some(Vec::with_capacity(parts.capacity())).filter(|_| keep);
+    loop {
+        if !keep {
+            // Nothing per part is kept: a run of zero parts is passed over in one step.
+            let skipped = stream.skip_zero_parts();
+            if skipped > 0 {
+                reporter.advance(skipped);
+            }
+        }
+        let Some(part) = stream.next_part() else {
+            break;
+        };
+        let part = part?;
+        sink(&part)?;
+        reporter.advance(part.data.len() as u64);
+        if !keep {
+            continue;
+        }
+        md5s = md5s.zip(part.md5).map(|(mut all, m)| {
+            all.push(m);
+            all
+        });
+        parts.push(PartDigest {
+            number: part.number,
+            offset: part.offset,
+            size: part.data.len() as u64,
+            md5: part.md5.as_ref().map(hex::encode),
+            crc64: part.crc64.to_string(),
+            crc64_hex: format!("{:016x}", part.crc64),
+        });
+    }
+    let digests = stream.digests().ok_or(TransferError::WorkerLost)?;
+    Ok(Drained {
+        digests,
+        parts,
+        multipart_etag: md5s.map(|m| multipart_etag(&m)),
+    })
+}
+
+/// Says why a report lists no part digests (more parts than an upload could have).
+fn note_unlisted(r: &mut StreamReport) {
+    if r.parts.is_empty() && r.size > 0 {
+        r.notices.push(format!(
+            "per-part digests are not listed: the output's {} parts of {} bytes are more than an upload may have ({MAX_PARTS})",
+            r.size.div_ceil(r.part_size.max(1)),
+            r.part_size
+        ));
+    }
+}
+
+fn report(
+    layout: &Layout,
+    drained: Drained,
+    part_size: u64,
+    output: Option<PathBuf>,
+    content: Option<ContentDigest>,
+) -> StreamReport {
+    let Drained {
+        digests,
+        parts,
+        multipart_etag,
+    } = drained;
+    StreamReport {
+        format: Some(layout.format),
+        output,
+        source_virtual_size: layout.source_size,
+        virtual_size: layout.virtual_size,
+        size: digests.size,
+        sha256: Some(digests.sha256).filter(|s| !s.is_empty()),
+        crc64: digests.crc64.to_string(),
+        crc64_hex: format!("{:016x}", digests.crc64),
+        part_size,
+        multipart_etag,
+        parts,
+        content,
+        notices: layout.notices.clone(),
+    }
+}
+
+/// Options of [`convert`] and [`checksum`].
+#[derive(Debug, Clone, Default)]
+pub struct ConvertOptions {
+    /// Part size, buffers, cancellation.
+    pub stream: StreamOptions,
+    /// Also compute the content digest of the source disk (a second, parallel, hole-skipping
+    /// pass over the source's data).
+    pub content_digest: bool,
+    /// Skip the SHA-256 of the output (with a notice saying so) when the output holds more
+    /// than this many bytes of planned zeros: SHA-256 has to hash every one of them, so its
+    /// cost follows the virtual size, not the data. `None` always computes it (unless
+    /// [`StreamOptions::skip_sha256`]); either way a large cost is announced before streaming.
+    pub sha256_zero_limit: Option<u64>,
+}
+
+/// Planned zero bytes over which [`ConvertOptions::sha256_zero_limit`]'s default skips the
+/// SHA-256, and over which a requested one is announced as costly.
+pub const SHA256_ZERO_LIMIT: u64 = 4 << 30;
+
+/// `bytes` in GiB with one decimal, for notices.
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// The stream options for `layout`: the SHA-256 skipped when it would hash more planned zeros
+/// than allowed. The returned notice says what was decided and what it costs; callers send it
+/// to the reporter as soon as the work starts (before any byte is streamed) and keep it in
+/// the report.
+fn sha256_policy(layout: &Layout, opts: &ConvertOptions) -> (StreamOptions, Option<String>) {
+    let mut stream = opts.stream.clone();
+    let zeros = layout.zero_bytes();
+    if stream.skip_sha256 || zeros <= SHA256_ZERO_LIMIT {
+        return (stream, None);
+    }
+    let notice = match opts.sha256_zero_limit {
+        Some(limit) if zeros > limit => {
+            stream.skip_sha256 = true;
+            format!(
+                "sha256 skipped: the output holds {} of zeros (holes, never read) that a SHA-256 \
+                 of it would still have to hash; pass --sha256 to compute it anyway",
+                gib(zeros)
+            )
+        }
+        _ => format!(
+            "sha256 hashes {} of zeros (holes, never read) besides the data: its time follows \
+             the output size, not the data",
+            gib(zeros)
+        ),
+    };
+    (stream, Some(notice))
+}
+
+/// The digests of `src` converted to `format`, without writing anything.
+pub fn checksum(
+    src: Arc<dyn DiskImage>,
+    format: OutputFormat,
+    opts: &ConvertOptions,
+    reporter: &dyn Reporter,
+) -> Result<StreamReport, TransferError> {
+    let layout = Layout::plan(src.as_ref(), format)?;
+    let (stream_opts, notice) = sha256_policy(&layout, opts);
+    let mut stream = LayoutStream::new(layout, src.clone(), &stream_opts)?;
+    reporter.start("checksum", Some(stream.total_size()));
+    if let Some(n) = &notice {
+        reporter.message(n);
+    }
+    let drained = drain(&mut stream, reporter, |_| Ok(()))?;
+    reporter.finish();
+    let content = content_if(opts, src.as_ref(), reporter)?;
+    let mut r = report(stream.layout(), drained, stream.part_size(), None, content);
+    r.notices.extend(notice);
+    note_unlisted(&mut r);
+    Ok(r)
+}
+
+fn content_if(
+    opts: &ConvertOptions,
+    src: &dyn DiskImage,
+    reporter: &dyn Reporter,
+) -> Result<Option<ContentDigest>, TransferError> {
+    if opts.content_digest {
+        Ok(Some(content_digest(
+            src,
+            reporter,
+            opts.stream.cancel.as_deref(),
+        )?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// The digests of the file at `path` as it is (no conversion), e.g. before uploading it.
+/// `opts.content_digest` does not apply (the file is not read as a disk).
+pub fn checksum_file(
+    path: &Path,
+    opts: &ConvertOptions,
+    reporter: &dyn Reporter,
+) -> Result<StreamReport, TransferError> {
+    let (image, layout) = super::file::FileStream::plan(path)?;
+    let (stream_opts, notice) = sha256_policy(&layout, opts);
+    let mut stream = super::file::FileStream::from_plan(image, layout, &stream_opts)?;
+    reporter.start("checksum", Some(stream.total_size()));
+    if let Some(n) = &notice {
+        reporter.message(n);
+    }
+    let drained = drain(&mut stream, reporter, |_| Ok(()))?;
+    reporter.finish();
+    let mut r = report(stream.layout(), drained, stream.part_size(), None, None);
+    r.format = None;
+    r.notices.extend(notice);
+    note_unlisted(&mut r);
+    Ok(r)
+}
+
+/// Converts `src` to `format` into the file `dst` (atomically), computing the digests of the
+/// written bytes in the same pass.
+pub fn convert(
+    src: Arc<dyn DiskImage>,
+    dst: &Path,
+    format: OutputFormat,
+    opts: &ConvertOptions,
+    reporter: &dyn Reporter,
+) -> Result<StreamReport, TransferError> {
+    let layout = Layout::plan(src.as_ref(), format)?;
+    let (stream_opts, notice) = sha256_policy(&layout, opts);
+    let mut stream = LayoutStream::new(layout, src.clone(), &stream_opts)?;
+    let tmp = OutputFile::create(dst)?;
+    reporter.start("convert", Some(stream.total_size()));
+    if let Some(n) = &notice {
+        reporter.message(n);
+    }
+    let layout = stream.layout().clone();
+    let drained = drain(&mut stream, reporter, |part| tmp.write_part(&layout, part))?;
+    tmp.persist(drained.digests.size, dst)?;
+    reporter.finish();
+    let content = content_if(opts, src.as_ref(), reporter)?;
+    let mut r = report(
+        &layout,
+        drained,
+        stream.part_size(),
+        Some(dst.to_path_buf()),
+        content,
+    );
+    r.notices.extend(notice);
+    note_unlisted(&mut r);
+    Ok(r)
+}

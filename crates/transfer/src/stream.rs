@@ -1,0 +1,594 @@
+//! The streaming engine: produces the bytes of a [`Layout`] part by part, in order, as a
+//! [`PartSource`], with no temporary file.
+//!
+//! Each part is filled on the rayon pool in chunks (source reads and decompression run on
+//! several threads through `DiskImage::read_at`), its CRC-64 computed per chunk while the bytes
+//! are in cache and combined. Part MD5s are computed [`MD5_LANES`] parts at a time by the
+//! multi-buffer MD5 when that many fit the memory budget, else per part on the pool. SHA-256
+//! of the whole stream runs on its own thread over the same buffers. Parts come from a bounded
+//! [`BufferPool`], so memory is bounded by the buffer count × part size whatever the image size.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::digest::{crc64, crc64_combine};
+use super::layout::Layout;
+use super::pool::{BufferPool, PartData, PoolBuf, Zeros};
+use super::{Part, PartSource, StreamDigests, TransferError};
+use imgport_image::DiskImage;
+use imgport_md5x16::md5_many;
+
+/// Most parts S3 and OSS accept in one multipart upload.
+pub const MAX_PARTS: u64 = 10_000;
+/// Default part size: large enough for few requests, small enough that a handful of parts in
+/// flight stay within the memory budget.
+pub const DEFAULT_PART_SIZE: u64 = 32 * 1024 * 1024;
+/// Unit of parallel work inside a part.
+pub const CHUNK_SIZE: usize = 4 * 1024 * 1024;
+/// Default part size of a stream that hashes each part (an upload): S3's 5 MiB minimum for
+/// every part but the last (OSS takes 100 KiB), so a batch of [`MD5_LANES`] parts and those
+/// in flight take as little fresh memory as S3 allows (first touch is costly on VMs whose
+/// balloon reports free pages: docs/LIMITS.md §Memory).
+pub const HASHED_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// Memory the part buffers may use by default.
+pub const DEFAULT_BUFFER_BUDGET: u64 = 192 * 1024 * 1024;
+/// Fewest and most part buffers a stream keeps by default (when they fit the budget).
+const DEFAULT_BUFFERS: (u64, u64) = (3, 8);
+/// Largest part S3 and OSS accept; a hashed stream (an upload's) whose output needs larger
+/// parts to fit [`MAX_PARTS`] is refused before anything is allocated.
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// Largest part a stream that does not hash parts (a local conversion or checksum) picks by
+/// itself: it may then have more than [`MAX_PARTS`] parts, so a huge, mostly empty disk never
+/// gets part buffers sized from its virtual size.
+pub const LOCAL_MAX_PART_SIZE: u64 = 64 * 1024 * 1024;
+/// Most parts started ahead of the consumer. Zero parts take no buffer, so without this bound
+/// a long hole would queue every one of its parts at once.
+const MAX_AHEAD: usize = 64;
+/// Parts whose MD5s are computed together ([`imgport_md5x16::md5_many`]: one AVX-512 register).
+pub const MD5_LANES: usize = 16;
+
+/// How a stream cuts and buffers its output.
+#[derive(Debug, Clone, Default)]
+pub struct StreamOptions {
+    /// Size of every part but the last; 0 picks [`auto_part_size`].
+    pub part_size: u64,
+    /// Parts that may exist at once (being filled, hashed, or held by the consumer); 0 picks
+    /// as many as fit [`DEFAULT_BUFFER_BUDGET`] (at least 3, at most 8). A consumer that holds
+    /// this many parts blocks the next `next_part` until it drops one. A stream that batches
+    /// part MD5s adds the parts of one batch to this.
+    pub buffers: usize,
+    /// Set from a signal handler to stop the stream at the next part.
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Skip the whole-stream SHA-256 (serial on one core: it dominates for a large sparse RAW
+    /// output, where everything else is nearly free); [`StreamDigests::sha256`] is then empty.
+    pub skip_sha256: bool,
+    /// Skip the per-part MD5 (a full pass over every part), which only an upload's `Content-MD5`
+    /// and the multipart ETag need; [`Part::md5`] is then `None`.
+    pub skip_part_md5: bool,
+}
+
+/// Most memory the part buffers of one stream take with the default buffer count and
+/// `part_size` parts (0: the default size): for callers deciding how many streams fit.
+pub fn buffer_memory(part_size: u64) -> u64 {
+    let part = if part_size == 0 {
+        DEFAULT_PART_SIZE
+    } else {
+        part_size
+    };
+    // The buffers fill the budget (MD5 batches take only what is left of it), unless even the
+    // fewest buffers are over it.
+    DEFAULT_BUFFER_BUDGET.max(part.saturating_mul(DEFAULT_BUFFERS.0))
+}
+
+/// The part size used when none is given: [`DEFAULT_PART_SIZE`], or larger (whole MiB) when
+/// the stream would otherwise need more than [`MAX_PARTS`] parts.
+pub fn auto_part_size(total: u64) -> u64 {
+    part_size_at_least(DEFAULT_PART_SIZE, total)
+}
+
+/// `base`, or the smallest whole number of MiB above it that cuts `total` into at most
+/// [`MAX_PARTS`] parts.
+fn part_size_at_least(base: u64, total: u64) -> u64 {
+    const MIB: u64 = 1024 * 1024;
+    let min = total.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+    base.max(min)
+}
+
+/// MD5 (when computed) and CRC-64 of an all-zero part.
+type ZeroDigests = (Option<[u8; 16]>, u64);
+
+struct Shared {
+    layout: Layout,
+    src: Arc<dyn DiskImage>,
+    /// MD5 and CRC-64 of an all-zero part, by length: a sparse disk has many such parts.
+    zero_digests: Mutex<HashMap<usize, ZeroDigests>>,
+    /// What zero parts borrow instead of a buffer: allocated at the first zero part, `None`
+    /// when the allocator refused (zero parts are then filled like data parts).
+    zeros: std::sync::OnceLock<Option<Zeros>>,
+    /// Size of the zeros to allocate: the part buffer size.
+    zeros_len: usize,
+    /// CRC-64 of zero runs by length (chunks and parts of a hole).
+    zero_crcs: Mutex<HashMap<u64, u64>>,
+    part_md5: bool,
+    /// Part MD5s are left to the batch in [`LayoutStream::next_part`], not done per part.
+    batch_md5: bool,
+}
+
+struct Filled {
+    data: PartData,
+    md5: Option<[u8; 16]>,
+    crc64: u64,
+}
+
+/// A part started ahead: being filled by a worker, or (a zero part) already complete.
+enum Pending {
+    Filling(Receiver<Result<Filled, TransferError>>),
+    Ready(Filled),
+}
+
+enum ShaState {
+    Running(JoinHandle<String>),
+    Done(String),
+    Failed,
+}
+
+/// The bytes of a [`Layout`] as a [`PartSource`].
+pub struct LayoutStream {
+    shared: Arc<Shared>,
+    pool: BufferPool,
+    part_size: u64,
+    parts: u32,
+    next_launch: u32,
+    next_out: u32,
+    pending: VecDeque<(u32, Pending)>,
+    /// Filled parts whose MD5 batch is done, in order.
+    ready: VecDeque<(u32, Filled)>,
+    /// Parts per MD5 batch (1: MD5 per part on the pool).
+    md5_lanes: usize,
+    sha_tx: Option<SyncSender<PartData>>,
+    sha: Mutex<ShaState>,
+    crc: u64,
+    /// The CRC-64 shift for the usual part length, computed once.
+    combine: super::digest::Crc64Combiner,
+    /// The SHA-256 is skipped: parts are not sent to its thread at all.
+    skip_sha256: bool,
+    failed: bool,
+    cancel: Option<Arc<AtomicBool>>,
+}
+
+impl LayoutStream {
+    /// Streams `layout`, reading source ranges from `src`.
+    pub fn new(
+        layout: Layout,
+        src: Arc<dyn DiskImage>,
+        opts: &StreamOptions,
+    ) -> Result<Self, TransferError> {
+        let total = layout.size;
+        let part_size = match opts.part_size {
+            0 if !opts.skip_part_md5 => {
+                part_size_at_least(HASHED_PART_SIZE, total).min(MAX_PART_SIZE)
+            }
+            0 => auto_part_size(total).min(LOCAL_MAX_PART_SIZE),
+            given => given,
+        };
+        let parts = total.div_ceil(part_size).max(1);
+        // Only a stream whose parts are hashed (one an upload sends) is held to the object
+        // store's part count; a local one may have more (its per-part list is then dropped).
+        let max_parts = if opts.skip_part_md5 {
+            u64::from(u32::MAX)
+        } else {
+            MAX_PARTS
+        };
+        if parts > max_parts {
+            return Err(TransferError::TooManyParts {
+                part_size,
+                parts,
+                total,
+                max: max_parts,
+            });
+        }
+        let buffer_size = usize::try_from(part_size.min(total.max(1))).map_err(|_| {
+            TransferError::TooManyParts {
+                part_size,
+                parts,
+                total,
+                max: max_parts,
+            }
+        })?;
+        let buffers = if opts.buffers == 0 {
+            (DEFAULT_BUFFER_BUDGET / buffer_size as u64).clamp(DEFAULT_BUFFERS.0, DEFAULT_BUFFERS.1)
+                as usize
+        } else {
+            opts.buffers
+        };
+        // A batch of part MD5s needs its parts at once, on top of the buffers asked for.
+        let md5_lanes = if opts.skip_part_md5 || parts < 2 {
+            1
+        } else {
+            let room = DEFAULT_BUFFER_BUDGET.saturating_sub(buffers as u64 * buffer_size as u64);
+            (room / buffer_size as u64).clamp(1, MD5_LANES as u64) as usize
+        };
+        let buffers = if md5_lanes > 1 {
+            buffers + md5_lanes
+        } else {
+            buffers
+        };
+        let (tx, rx) = sync_channel::<PartData>(buffers);
+        let skip = opts.skip_sha256;
+        let sha = std::thread::Builder::new()
+            .name("imgport-sha256".into())
+            .spawn(move || {
+                let mut h = Sha256::new();
+                for part in rx {
+                    if !skip {
+                        h.update(&part[..]);
+                    }
+                }
+                if skip {
+                    String::new()
+                } else {
+                    hex::encode(h.finalize())
+                }
+            })
+            .map_err(TransferError::Thread)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                layout,
+                src,
+                zero_digests: Mutex::new(HashMap::new()),
+                zeros: std::sync::OnceLock::new(),
+                zeros_len: buffer_size,
+                zero_crcs: Mutex::new(HashMap::new()),
+                part_md5: !opts.skip_part_md5,
+                batch_md5: md5_lanes > 1,
+            }),
+            pool: BufferPool::new(buffer_size, buffers),
+            part_size,
+            parts: parts as u32,
+            next_launch: 1,
+            next_out: 1,
+            pending: VecDeque::new(),
+            ready: VecDeque::new(),
+            md5_lanes,
+            sha_tx: Some(tx),
+            sha: Mutex::new(ShaState::Running(sha)),
+            crc: 0,
+            combine: super::digest::Crc64Combiner::new(part_size),
+            skip_sha256: opts.skip_sha256,
+            failed: false,
+            cancel: opts.cancel.clone(),
+        })
+    }
+
+    /// Streams `src` converted to `format`: what the uploader uses to upload a conversion
+    /// without a temporary file.
+    pub fn convert(
+        src: Arc<dyn DiskImage>,
+        format: super::layout::OutputFormat,
+        opts: &StreamOptions,
+    ) -> Result<Self, TransferError> {
+        let layout = Layout::plan(src.as_ref(), format)?;
+        Self::new(layout, src, opts)
+    }
+
+    /// The layout being streamed.
+    pub fn layout(&self) -> &Layout {
+        &self.shared.layout
+    }
+
+    fn part_range(&self, number: u32) -> (u64, usize) {
+        let offset = u64::from(number - 1) * self.part_size;
+        let len = (self.shared.layout.size - offset).min(self.part_size) as usize;
+        (offset, len)
+    }
+
+    fn launch(&mut self, buf: PoolBuf) {
+        let number = self.next_launch;
+        self.next_launch += 1;
+        let (offset, _) = self.part_range(number);
+        let (tx, rx) = sync_channel(1);
+        let shared = self.shared.clone();
+        rayon::spawn(move || {
+            let _ = tx.send(fill_part(&shared, buf, offset));
+        });
+        self.pending.push_back((number, Pending::Filling(rx)));
+    }
+
+    /// Queues the next part, known from the layout to be all zeros: no buffer, no read, no
+    /// worker, digests from the cache.
+    fn launch_zero(&mut self, len: usize) {
+        // Only called once the zeros exist (see `launch_ahead`).
+        let Some(zeros) = self.shared.zeros() else {
+            return;
+        };
+        let filled = zero_part(&self.shared, zeros, len);
+        let number = self.next_launch;
+        self.next_launch += 1;
+        self.pending.push_back((number, Pending::Ready(filled)));
+    }
+
+    /// Starts filling parts ahead while buffers are free; waits for one only when nothing is
+    /// in flight.
+    fn launch_ahead(&mut self) {
+        while self.next_launch <= self.parts && self.pending.len() < MAX_AHEAD {
+            let (offset, len) = self.part_range(self.next_launch);
+            if self.shared.layout.is_zero(offset, len as u64) && self.shared.zeros().is_some() {
+                self.launch_zero(len);
+                continue;
+            }
+            let buf = if self.pending.is_empty() {
+                self.pool.get(len)
+            } else {
+                match self.pool.try_get(len) {
+                    Some(b) => b,
+                    None => break,
+                }
+            };
+            self.launch(buf);
+        }
+    }
+
+    /// The next filled part in order. With batched MD5s, the first part of a batch waits
+    /// for the whole batch to be filled and hashes it in one [`md5_many`] call.
+    fn next_filled(&mut self) -> Option<Result<(u32, Filled), TransferError>> {
+        if self.ready.is_empty() {
+            let want = if self.shared.batch_md5 {
+                self.md5_lanes
+            } else {
+                1
+            };
+            while self.ready.len() < want {
+                if self.pending.is_empty() {
+                    self.launch_ahead();
+                }
+                let Some((number, pending)) = self.pending.pop_front() else {
+                    break;
+                };
+                match pending {
+                    Pending::Ready(filled) => self.ready.push_back((number, filled)),
+                    Pending::Filling(rx) => match rx.recv() {
+                        Ok(Ok(filled)) => self.ready.push_back((number, filled)),
+                        Ok(Err(e)) => return Some(Err(e)),
+                        Err(_) => return Some(Err(TransferError::WorkerLost)),
+                    },
+                }
+                self.launch_ahead();
+            }
+            if self.shared.batch_md5 {
+                let md5s = {
+                    let unhashed: Vec<&[u8]> = self
+                        .ready
+                        .iter()
+                        .filter(|(_, f)| f.md5.is_none())
+                        .map(|(_, f)| &f.data[..])
+                        .collect();
+                    md5_many(&unhashed)
+                };
+                let unhashed = self.ready.iter_mut().filter(|(_, f)| f.md5.is_none());
+                for ((_, f), md5) in unhashed.zip(md5s) {
+                    f.md5 = Some(md5);
+                }
+            }
+        }
+        self.ready.pop_front().map(Ok)
+    }
+
+    fn finish_sha(&self) -> Option<String> {
+        let mut state = self.sha.lock().unwrap_or_else(|p| p.into_inner());
+        // Join the thread once (it ends when the last part has been sent) and keep the value.
+        let current = std::mem::replace(&mut *state, ShaState::Failed);
+        *state = match current {
+            ShaState::Running(handle) => handle.join().map_or(ShaState::Failed, ShaState::Done),
+            other => other,
+        };
+        match &*state {
+            ShaState::Done(hex) => Some(hex.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl Shared {
+    /// The shared zeros zero parts borrow, allocated on first use.
+    fn zeros(&self) -> Option<&Zeros> {
+        self.zeros
+            .get_or_init(|| Zeros::try_new(self.zeros_len))
+            .as_ref()
+    }
+
+    /// CRC-64 of `len` zero bytes, from the closed form, cached by length.
+    fn zero_crc(&self, len: u64) -> u64 {
+        let mut cache = self.zero_crcs.lock().unwrap_or_else(|p| p.into_inner());
+        *cache
+            .entry(len)
+            .or_insert_with(|| super::digest::crc64_zeros(len))
+    }
+
+    /// The MD5 of a part's bytes when it is computed per part.
+    fn md5_of(&self, data: &[u8]) -> Option<[u8; 16]> {
+        (self.part_md5 && !self.batch_md5).then(|| super::digest::md5(data))
+    }
+}
+
+/// A part of `len` zero bytes: a borrowed run of [`Zeros`], digests computed once per length.
+fn zero_part(shared: &Shared, zeros: &Zeros, len: usize) -> Filled {
+    let data = PartData::zeros(zeros, len);
+    let cached = shared
+        .zero_digests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&len)
+        .copied();
+    let (md5, crc) = match cached {
+        Some(d) => d,
+        None => {
+            let d = (
+                shared.part_md5.then(|| super::digest::md5(&data)),
+                shared.zero_crc(len as u64),
+            );
+            shared
+                .zero_digests
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(len, d);
+            d
+        }
+    };
+    Filled {
+        data,
+        md5,
+        crc64: crc,
+    }
+}
+
+fn fill_part(shared: &Shared, mut buf: PoolBuf, offset: u64) -> Result<Filled, TransferError> {
+    let layout = &shared.layout;
+    let (bytes, zero_map) = buf.with_zero_map(CHUNK_SIZE);
+    // Chunks the layout plans as zeros are written only when the reused buffer does not
+    // hold zeros there already, and their CRC has a closed form: a part with a little data
+    // in a large hole costs its data, not its length.
+    let crcs: Vec<(u64, u64)> = bytes
+        .par_chunks_mut(CHUNK_SIZE)
+        .zip(zero_map.par_iter_mut())
+        .enumerate()
+        .map(|(i, (chunk, known_zero))| {
+            let at = offset + (i * CHUNK_SIZE) as u64;
+            let len = chunk.len() as u64;
+            if layout.is_zero(at, len) {
+                if !*known_zero {
+                    chunk.fill(0);
+                    // A short chunk leaves the rest of the buffer's chunk as it was.
+                    *known_zero = chunk.len() == CHUNK_SIZE;
+                }
+                return Ok((shared.zero_crc(len), len));
+            }
+            *known_zero = false;
+            layout.read(shared.src.as_ref(), chunk, at)?;
+            Ok((crc64(chunk), len))
+        })
+        .collect::<Result<_, imgport_image::ImageError>>()?;
+    let crc = crcs
+        .iter()
+        .fold(0u64, |acc, &(c, n)| crc64_combine(acc, c, n));
+    let md5 = shared.md5_of(&buf);
+    Ok(Filled {
+        data: PartData::new(buf),
+        md5,
+        crc64: crc,
+    })
+}
+
+impl PartSource for LayoutStream {
+    fn total_size(&self) -> u64 {
+        self.shared.layout.size
+    }
+
+    fn part_size(&self) -> u64 {
+        self.part_size
+    }
+
+    fn next_part(&mut self) -> Option<Result<Part, TransferError>> {
+        if self.failed || self.next_out > self.parts {
+            return None;
+        }
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            self.failed = true;
+            self.sha_tx = None;
+            return Some(Err(TransferError::Interrupted));
+        }
+        self.launch_ahead();
+        let (number, filled) = match self.next_filled()? {
+            Ok(next) => next,
+            Err(e) => {
+                self.failed = true;
+                self.sha_tx = None;
+                return Some(Err(e));
+            }
+        };
+        let (offset, len) = self.part_range(number);
+        let data = filled.data;
+        if !self.skip_sha256
+            && let Some(tx) = &self.sha_tx
+            && tx.send(data.clone()).is_err()
+        {
+            self.sha_tx = None;
+        }
+        self.crc = self.combine.combine(self.crc, filled.crc64, len as u64);
+        self.next_out += 1;
+        if self.next_out > self.parts {
+            self.sha_tx = None; // ends the SHA-256 thread's loop
+        } else {
+            self.launch_ahead();
+        }
+        Some(Ok(Part {
+            number,
+            offset,
+            data,
+            md5: filled.md5,
+            crc64: filled.crc64,
+        }))
+    }
+
+    fn skip_zero_parts(&mut self) -> u64 {
+        if !self.skip_sha256 || self.failed || !self.ready.is_empty() {
+            return 0;
+        }
+        let mut skipped = 0u64;
+        // Zero parts already started ahead are complete: account for them in order.
+        while let Some((number, Pending::Ready(filled))) = self.pending.front()
+            && filled.data.is_zero_part()
+        {
+            let (_, len) = self.part_range(*number);
+            self.crc = self.combine.combine(self.crc, filled.crc64, len as u64);
+            self.next_out += 1;
+            skipped += len as u64;
+            self.pending.pop_front();
+        }
+        // Then the rest of the run, in one step, when nothing else is in flight.
+        if self.pending.is_empty() && self.next_launch == self.next_out {
+            let (offset, _) = self.part_range(self.next_out.min(self.parts));
+            let run_end = self.shared.layout.zero_run_end(offset);
+            let total = self.shared.layout.size;
+            let whole = if run_end >= total {
+                u64::from(self.parts + 1 - self.next_out)
+            } else {
+                (run_end - offset) / self.part_size
+            };
+            if self.next_out <= self.parts && whole > 0 {
+                let bytes = (whole * self.part_size).min(total - offset);
+                self.crc = crc64_combine(self.crc, super::digest::crc64_zeros(bytes), bytes);
+                self.next_out += whole as u32;
+                self.next_launch = self.next_out;
+                skipped += bytes;
+            }
+        }
+        if self.next_out > self.parts {
+            self.sha_tx = None;
+        }
+        skipped
+    }
+
+    fn digests(&self) -> Option<StreamDigests> {
+        if self.failed || self.next_out <= self.parts {
+            return None;
+        }
+        Some(StreamDigests {
+            size: self.shared.layout.size,
+            sha256: self.finish_sha()?,
+            crc64: self.crc,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

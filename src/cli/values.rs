@@ -1,0 +1,55 @@
+//! Value parsers for flags that several commands share: secrets, byte sizes, part sizes.
+
+use imgport_base::secret::Secret;
+use imgport_core::plan::PartSize;
+
+/// A secret from the command line or the environment.
+pub(crate) fn secret(s: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(s))
+}
+
+/// Parses a byte size: a number with an optional K, M, G (binary) suffix, e.g. `64M`, `1GiB`.
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("unknown unit in {s:?} (use K, M or G)")),
+    };
+    let v = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("size too large: {s:?}"))?;
+    if v == 0 || v > 5 << 30 {
+        return Err(format!(
+            "part size must be between 1 byte and 5 GiB, not {s:?}"
+        ));
+    }
+    Ok(v)
+}
+
+/// A part size (`64M`, `131072`) within OSS's bounds.
+pub(crate) fn part_size(s: &str) -> Result<PartSize, String> {
+    let bytes = parse_size(s)?;
+    PartSize::new(bytes).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("6G").is_err());
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
+}
