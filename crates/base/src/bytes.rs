@@ -34,6 +34,20 @@ readers! {
     get_be64, be64, u64, from_be_bytes, "Big-endian u64";
 }
 
+/// 16 bytes as UUID text in the order they are stored (`8-4-4-4-12` lower-case hex digits),
+/// as file systems and VHD footers keep them.
+pub fn uuid_text(b: &[u8; 16]) -> String {
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +65,11 @@ mod tests {
         assert_eq!(be32(&b, 6), 0);
         assert_eq!(get_le64(&b, usize::MAX - 2), None);
         assert_eq!(le16(&[], 0), 0);
+    }
+
+    #[test]
+    fn uuid_text_keeps_the_stored_order() {
+        let b: [u8; 16] = std::array::from_fn(|i| i as u8 * 17);
+        assert_eq!(uuid_text(&b), "00112233-4455-6677-8899-aabbccddeeff");
     }
 }

@@ -469,15 +469,7 @@ impl VhdImage {
     /// Footer facts, and for dynamic disks the header and BAT facts.
     pub fn details(&self) -> VhdDetails {
         let f = &self.footer;
-        let h = hex::encode(f.uuid);
-        let uuid = format!(
-            "{}-{}-{}-{}-{}",
-            &h[..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..]
-        );
+        let uuid = imgport_base::bytes::uuid_text(&f.uuid);
         VhdDetails {
             disk_type: self.subformat(),
             creator_app: creator_text(f.creator_app),

@@ -183,15 +183,7 @@ impl BtrfsFs {
             let t = String::from_utf8_lossy(&l[..end]).into_owned();
             (!t.is_empty()).then_some(t)
         };
-        let h = hex::encode(&sb[0x20..0x30]);
-        let uuid = format!(
-            "{}-{}-{}-{}-{}",
-            &h[..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..]
-        );
+        let uuid = imgport_base::bytes::uuid_text(&sb[0x20..0x30].try_into().unwrap_or([0; 16]));
         let mut fs = Self {
             dev,
             cache: Mutex::default(),

@@ -89,17 +89,8 @@ pub fn identity(kind: FsKind, head: &[u8]) -> (Option<String>, Option<String>) {
     let uuid = |at: usize| {
         head.get(at..at + 16)
             .filter(|b| b.iter().any(|&c| c != 0))
-            .map(|b| {
-                let h = hex::encode(b);
-                format!(
-                    "{}-{}-{}-{}-{}",
-                    &h[..8],
-                    &h[8..12],
-                    &h[12..16],
-                    &h[16..20],
-                    &h[20..]
-                )
-            })
+            .and_then(|b| <&[u8; 16]>::try_from(b).ok())
+            .map(imgport_base::bytes::uuid_text)
     };
     match kind {
         FsKind::Vfat => {
