@@ -15,10 +15,10 @@ pub struct CredentialFlags {
     #[arg(long)]
     pub access_key_id: Option<String>,
     /// AccessKey secret (prefer ALIBABA_CLOUD_ACCESS_KEY_SECRET: flags show in `ps`).
-    #[arg(long, hide_env_values = true, value_parser = secret)]
+    #[arg(long, value_parser = secret)]
     pub access_key_secret: Option<Secret>,
     /// STS security token (else ALIBABA_CLOUD_SECURITY_TOKEN).
-    #[arg(long, hide_env_values = true, value_parser = secret)]
+    #[arg(long, value_parser = secret)]
     pub security_token: Option<Secret>,
     /// Profile of ~/.aliyun/config.json (else ALIBABA_CLOUD_PROFILE, else its `current`).
     #[arg(long)]
