@@ -26,9 +26,9 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::from(exit::OK);
             }
-            eprintln!("error: {}", cli::escape(&err.to_string()));
+            eprintln!("error: {}", cli::output::escape(&err.to_string()));
             for cause in err.chain().skip(1) {
-                eprintln!("caused by: {}", cli::escape(&cause.to_string()));
+                eprintln!("caused by: {}", cli::output::escape(&cause.to_string()));
             }
             ExitCode::from(exit::FAILED)
         }

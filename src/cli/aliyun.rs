@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use super::credentials::CredentialFlags;
-use super::exit;
+use super::output::exit;
 use imgport_cloud::aliyun::rpc::{ClientConfig, RpcError, SignatureVersion};
 use imgport_credentials::Credentials;
 
@@ -87,16 +87,16 @@ pub fn rpc_error_json(e: &RpcError) -> serde_json::Value {
         (None, RpcError::Invalid(i)) => {
             serde_json::json!({"code": i.code, "field": i.field, "message": i.rule})
         }
-        (None, other) => serde_json::json!({"message": super::error_chain(other)}),
+        (None, other) => serde_json::json!({"message": super::output::error_chain(other)}),
     }
 }
 
 /// Prints `error: …` for `e` (and `{"error": …}` on stdout under `--json`) and returns its
 /// exit code.
 pub fn fail_rpc(e: &RpcError, json: bool) -> anyhow::Result<std::process::ExitCode> {
-    eprintln!("error: {}", super::error_chain(e));
+    eprintln!("error: {}", super::output::error_chain(e));
     if json {
-        super::print_json(&serde_json::json!({ "error": rpc_error_json(e) }))?;
+        super::output::print_json(&serde_json::json!({ "error": rpc_error_json(e) }))?;
     }
     Ok(std::process::ExitCode::from(rpc_exit(e)))
 }

@@ -19,7 +19,7 @@ use clap::Args;
 use super::connect::{ConnectFlags, Connection};
 use super::convert::cancel_on_signals;
 use super::import::block_on;
-use super::{exit, print_json};
+use super::output::{exit, print_json};
 use imgport_core::pipeline::batch::{
     self, BatchReport, BatchSettings, EXIT_IN_PROGRESS_ELSEWHERE, InFlight, RowReport, RowStatus,
 };
@@ -153,7 +153,7 @@ pub fn run_packer(args: PackerArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn usage(e: &dyn std::error::Error) -> ExitCode {
-    eprintln!("error: {}", super::error_chain(e));
+    eprintln!("error: {}", super::output::error_chain(e));
     ExitCode::from(exit::USAGE)
 }
 

@@ -22,7 +22,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::{exit, human_bytes, print_json};
+use super::output::{exit, human_bytes, print_json};
 use imgport_image::{self as image, ImageError, ImageFormat, OpenOptions};
 use imgport_transfer::TransferError;
 use imgport_transfer::convert::{ConvertOptions, StreamReport};
@@ -122,11 +122,11 @@ pub fn open_source_with(
     match image::open(path, opts) {
         Ok(o) => Ok(o),
         Err(e @ ImageError::Refused { .. }) => {
-            eprintln!("error: {}", super::error_chain(&e));
+            eprintln!("error: {}", super::output::error_chain(&e));
             Err(ExitCode::from(exit::REFUSED))
         }
         Err(e) => {
-            eprintln!("error: {}", super::error_chain(&e));
+            eprintln!("error: {}", super::output::error_chain(&e));
             Err(ExitCode::from(exit::FAILED))
         }
     }
@@ -134,7 +134,7 @@ pub fn open_source_with(
 
 /// Maps a transfer failure to its exit code, printing it.
 pub fn failed(e: &TransferError) -> ExitCode {
-    eprintln!("error: {}", super::error_chain(e));
+    eprintln!("error: {}", super::output::error_chain(e));
     ExitCode::from(match e {
         TransferError::Interrupted => exit::INTERRUPTED,
         _ => exit::FAILED,
@@ -192,7 +192,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     if same_file(&args.src, &args.dst) {
         eprintln!(
             "error: {} is the source itself; write the conversion to another file",
-            super::show_path(&args.dst)
+            super::output::show_path(&args.dst)
         );
         return Ok(ExitCode::from(exit::USAGE));
     }

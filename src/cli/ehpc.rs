@@ -14,8 +14,8 @@ use clap::{ArgGroup, Args, Subcommand};
 use serde_json::json;
 
 use super::aliyun::{AliyunFlags, fail_rpc};
+use super::output::{exit, print_json};
 use super::values::secret;
-use super::{exit, print_json};
 use imgport_base::secret::Secret;
 use imgport_cloud::aliyun::ehpc::{
     AddImageRequest, ContainerImageSpec, EhpcClient, ImageSpec, RegistryCredential,

@@ -19,8 +19,8 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::aliyun::{AliyunFlags, fail_rpc};
+use super::output::{exit, print_json};
 use super::plan::{architecture, boot_mode, imds, license_type, nvme, platform};
-use super::{exit, print_json};
 use imgport_cloud::aliyun::client::EcsClient;
 use imgport_cloud::aliyun::ecs::{
     Action, CreateImageRequest, ImageSource, ModifyImageAttributeRequest, SnapshotDisk,
@@ -267,7 +267,7 @@ async fn create(a: CreateArgs) -> anyhow::Result<ExitCode> {
             .wait_available(&created.image_id, "", options, reporter.as_ref(), cancel)
             .await
         {
-            eprintln!("error: {}", super::error_chain(&e));
+            eprintln!("error: {}", super::output::error_chain(&e));
             if a.json {
                 print_json(
                     &json!({"image_id": created.image_id, "error": {"message": e.to_string()}}),

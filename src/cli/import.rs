@@ -19,8 +19,8 @@ use serde::Serialize;
 
 use super::connect::{ConnectFlags, Connection};
 use super::convert::cancel_on_signals;
+use super::output::{exit, human_bytes, print_json};
 use super::plan::{PlanArgs, PlanFlags};
-use super::{exit, human_bytes, print_json};
 use imgport_core::pipeline::import::{self, ImportOutcome, ImportSettings, Targets};
 use imgport_credentials::CredentialSource;
 
@@ -135,7 +135,7 @@ async fn run_async(args: ImportArgs, settings: ImportSettings) -> anyhow::Result
             Ok(ExitCode::from(exit::OK))
         }
         Err(e) => {
-            eprintln!("error: {}", super::error_chain(&e));
+            eprintln!("error: {}", super::output::error_chain(&e));
             let code = e.exit_code();
             if code == exit::INTERRUPTED || matches!(e, import::ImportError::Upload { .. }) {
                 // The upload journal keeps the work: say how to go on, and how to drop it.

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use clap::Args;
 use serde::Serialize;
 
-use super::{FormatArg, exit, human_bytes, print_json};
+use super::output::{exit, human_bytes, print_json};
+use super::values::FormatArg;
 use imgport_guest::{self as guest, facts::GuestFacts};
 use imgport_image::{
     self as image, ContainerReport, Finding, ImageError, ImageFormat, ImageSource, OpenOptions,
@@ -67,7 +68,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
             }),
             Err(e) => {
                 io_failed = true;
-                eprintln!("error: {}", super::error_chain(&e));
+                eprintln!("error: {}", super::output::error_chain(&e));
             }
         }
     }

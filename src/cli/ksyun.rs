@@ -20,8 +20,8 @@ use anyhow::Context;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use serde_json::json;
 
+use super::output::{exit, print_json};
 use super::values::secret;
-use super::{exit, print_json};
 use imgport_base::secret::Secret;
 use imgport_cloud::ksyun::kec::{
     KecClient, Login, MAX_USER_DATA_BYTES, ModifyInstanceImageRequest, ResizeType,
@@ -168,7 +168,7 @@ fn reinstall(a: ReinstallArgs) -> anyhow::Result<ExitCode> {
     let resp = match runtime.block_on(client.modify_instance_image(&req)) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {}", super::error_chain(&e));
+            eprintln!("error: {}", super::output::error_chain(&e));
             if a.json {
                 let body = match &e {
                     KsyunError::Api { source, .. } => json!({
@@ -178,7 +178,7 @@ fn reinstall(a: ReinstallArgs) -> anyhow::Result<ExitCode> {
                     KsyunError::Invalid(i) => {
                         json!({"code": i.code, "field": i.field, "message": i.rule})
                     }
-                    other => json!({"message": super::error_chain(other)}),
+                    other => json!({"message": super::output::error_chain(other)}),
                 };
                 print_json(&json!({ "error": body }))?;
             }

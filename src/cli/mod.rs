@@ -6,14 +6,14 @@
 /// strings read from an image cannot carry terminal control into it.
 macro_rules! hprintln {
     ($($arg:tt)*) => {
-        println!("{}", $crate::cli::escape(&format!($($arg)*)))
+        println!("{}", $crate::cli::output::escape(&format!($($arg)*)))
     };
 }
 
 /// `eprintln!` for human output, escaped like [`hprintln!`].
 macro_rules! heprintln {
     ($($arg:tt)*) => {
-        eprintln!("{}", $crate::cli::escape(&format!($($arg)*)))
+        eprintln!("{}", $crate::cli::output::escape(&format!($($arg)*)))
     };
 }
 
@@ -28,6 +28,7 @@ pub mod image;
 pub mod import;
 pub mod inspect;
 pub mod ksyun;
+pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod sim;
@@ -36,18 +37,9 @@ pub mod values;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
-/// Exit codes of the binary, as README "Exit codes" lists them.
-pub mod exit {
-    pub const OK: u8 = 0;
-    pub const FAILED: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const REFUSED: u8 = 3;
-    pub const CLOUD: u8 = 4;
-    pub const IMPORT_FAILED: u8 = 5;
-    pub const INTERRUPTED: u8 = 130;
-}
+pub use output::exit;
 
 /// Turn local disk images into cloud images.
 #[derive(Debug, Parser)]
@@ -94,24 +86,6 @@ pub enum Command {
     Ksyun(ksyun::KsyunArgs),
 }
 
-/// Container formats as command-line values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
-    Raw,
-    Vhd,
-    Qcow2,
-}
-
-impl From<FormatArg> for imgport_image::ImageFormat {
-    fn from(f: FormatArg) -> Self {
-        match f {
-            FormatArg::Raw => imgport_image::ImageFormat::Raw,
-            FormatArg::Vhd => imgport_image::ImageFormat::Vhd,
-            FormatArg::Qcow2 => imgport_image::ImageFormat::Qcow2,
-        }
-    }
-}
-
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -127,63 +101,5 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(args) => image::run(args),
         Command::Ehpc(args) => ehpc::run(args),
         Command::Ksyun(args) => ksyun::run(args),
-    }
-}
-
-/// Writes `value` as pretty JSON to stdout followed by a newline.
-pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
-    Ok(())
-}
-
-/// Formats a byte count for people, e.g. `40.0 GiB (42949672960 bytes)`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {} ({n} bytes)", UNITS[unit])
-    }
-}
-
-/// An error and its causes on one line, escaped for a terminal (see [`escape`]).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    escape(&imgport_base::report::error_chain(e)).into_owned()
-}
-
-/// `text` made safe to print for people: control characters and Unicode bidirectional
-/// overrides become visible escapes (see [`imgport_base::report::escape`]). The one helper every
-/// human-readable line built from a path or from image data goes through; JSON output
-/// escapes by itself.
-pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
-    imgport_base::report::escape(text)
-}
-
-/// A path for a human-readable line: displayed lossily, then [`escape`]d.
-pub fn show_path(path: &std::path::Path) -> String {
-    escape(&path.display().to_string()).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape;
-
-    #[test]
-    fn control_characters_and_bidi_overrides_are_made_visible() {
-        assert_eq!(escape("plain/path.qcow2"), "plain/path.qcow2");
-        assert!(matches!(escape("ok"), std::borrow::Cow::Borrowed(_)));
-        assert_eq!(escape("evil\x1b[2J\nname"), "evil\\x1b[2J\\nname");
-        assert_eq!(escape("a\tb\rc\x7f\u{85}"), "a\\tb\\rc\\x7f\\x85");
-        assert_eq!(escape("x\u{202e}gpj.exe"), "x\\u{202e}gpj.exe");
-        assert_eq!(escape("naïve ünïcode"), "naïve ünïcode");
     }
 }

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use super::{FormatArg, exit, print_json};
+use super::output::{exit, print_json};
+use super::values::FormatArg;
 use imgport_cloud::aliyun::types::{
     Architecture, BootMode, DetectionStrategy, ImdsSupport, LicenseType, NvmeSupport, OsType,
     Platform,
@@ -275,7 +276,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn fail(e: &dyn std::error::Error, code: u8) -> ExitCode {
-    eprintln!("error: {}", super::error_chain(e));
+    eprintln!("error: {}", super::output::error_chain(e));
     ExitCode::from(code)
 }
 

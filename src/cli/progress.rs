@@ -25,7 +25,7 @@ impl Reporter for Bar {
             ),
             None => ProgressBar::new_spinner(),
         };
-        bar.set_message(super::escape(what).into_owned());
+        bar.set_message(super::output::escape(what).into_owned());
         if let Some(old) = self
             .bar
             .lock()
@@ -42,7 +42,7 @@ impl Reporter for Bar {
     }
     fn message(&self, text: &str) {
         if let Some(b) = &*self.bar.lock().unwrap_or_else(|p| p.into_inner()) {
-            b.println(super::escape(text));
+            b.println(super::output::escape(text));
         }
     }
     fn finish(&self) {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use super::exit;
+use super::output::exit;
 use imgport_sim::ecs::EcsConfig;
 use imgport_sim::server::{self, Faults, SimConfig};
 

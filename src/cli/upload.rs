@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use super::convert::{ToArg, cancel_on_signals, open_source_with};
 use super::credentials::CredentialFlags;
-use super::{exit, human_bytes, print_json};
+use super::output::{exit, human_bytes, print_json};
 use imgport_core::plan::{PartSize, Parts};
 use imgport_credentials::CredentialSource;
 use imgport_image::OpenOptions;
@@ -169,7 +169,7 @@ pub fn shell_quote(arg: &str) -> String {
     let printable = |c: char| {
         let mut utf8 = [0; 4];
         matches!(
-            super::escape(c.encode_utf8(&mut utf8)),
+            super::output::escape(c.encode_utf8(&mut utf8)),
             std::borrow::Cow::Borrowed(_)
         )
     };
@@ -278,7 +278,7 @@ fn source_id(path: &std::path::Path, to: Option<ToArg>, part_size: u64) -> Strin
 }
 
 fn fail(e: &StoreError) -> ExitCode {
-    eprintln!("error: {}", super::error_chain(e));
+    eprintln!("error: {}", super::output::error_chain(e));
     ExitCode::from(e.exit_code())
 }
 

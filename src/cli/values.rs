@@ -1,5 +1,6 @@
 //! Value parsers for flags that several commands share: secrets, byte sizes, part sizes.
 
+use clap::ValueEnum;
 use imgport_base::secret::Secret;
 use imgport_core::plan::PartSize;
 
@@ -51,5 +52,23 @@ mod tests {
         assert!(parse_size("6G").is_err());
         assert!(parse_size("12X").is_err());
         assert!(parse_size("99999999999999999999G").is_err());
+    }
+}
+
+/// Container formats as command-line values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Raw,
+    Vhd,
+    Qcow2,
+}
+
+impl From<FormatArg> for imgport_image::ImageFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Raw => imgport_image::ImageFormat::Raw,
+            FormatArg::Vhd => imgport_image::ImageFormat::Vhd,
+            FormatArg::Qcow2 => imgport_image::ImageFormat::Qcow2,
+        }
     }
 }
