@@ -3,6 +3,7 @@
 
 mod batch;
 mod batch_chaos;
+mod cli_generate;
 mod cloud;
 mod convert;
 mod guest;
