@@ -35,6 +35,7 @@ pub mod progress;
 pub mod sim;
 pub mod upload;
 pub mod values;
+pub mod vocab;
 
 use std::process::ExitCode;
 

@@ -4,6 +4,7 @@
 mod batch;
 mod batch_chaos;
 mod cli_generate;
+mod cli_help;
 mod cloud;
 mod convert;
 mod guest;
