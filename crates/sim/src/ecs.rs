@@ -160,7 +160,12 @@ pub(super) struct State {
 }
 
 impl State {
+    /// A new id. A fresh emulator starts its counter at a random point, so two runs (two
+    /// sandboxes) never hand out the same image id; kept state goes on counting.
     pub(super) fn next(&mut self, prefix: &str) -> String {
+        if self.next_id == 0 {
+            self.next_id = fastrand::u64(1..1 << 48);
+        }
         self.next_id += 1;
         format!("{prefix}-sim{:016x}", self.next_id ^ 0x5eed_0000)
     }

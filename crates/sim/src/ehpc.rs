@@ -172,6 +172,10 @@ impl Ehpc {
                 (image_id.clone(), image_id.clone())
             }
             ImageSpec::Container(c) => {
+                // Random start: ids differ between runs (see the ECS emulator's `next`).
+                if st.next_id == 0 {
+                    st.next_id = fastrand::u64(1..1 << 40);
+                }
                 st.next_id += 1;
                 (
                     format!("m-ehpcsim{:012x}", st.next_id),
