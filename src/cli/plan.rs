@@ -16,7 +16,9 @@ use imgport_cloud::aliyun::types::{
     Platform,
 };
 use imgport_core::pipeline::prepare::{dry_run_report, prepare};
-use imgport_core::pipeline::report::{DryRunReport, render_html, render_markdown};
+use imgport_core::pipeline::report::{
+    DryRunReport, render_html, render_markdown, render_refused_html, render_refused_markdown,
+};
 use imgport_core::plan::{ImageOptions, OutputFormat, PartSize, PlanOptions};
 use imgport_image::OpenOptions;
 
@@ -267,7 +269,8 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Inspects and plans `files`, writes the `html` and `markdown` reports asked for, and returns
-/// the report; or the exit code after printing why inspection or planning stopped.
+/// the report; or the exit code after printing why inspection or planning stopped. A refused
+/// image still gets its reports: why it was refused and its findings.
 pub fn reports(
     files: &[PathBuf],
     plan: &PlanFlags,
@@ -279,7 +282,17 @@ pub fn reports(
     run.apply(&mut opts);
     let prepared = match prepare(files, &plan.open_options(), &opts) {
         Ok(p) => p,
-        Err(e) => return Ok(Err(fail(&e, e.exit_code()))),
+        Err(e) => {
+            if let Some(refused) = e.refused_report() {
+                if let Some(path) = html {
+                    write_atomic(path, render_refused_html(&refused).as_bytes())?;
+                }
+                if let Some(path) = markdown {
+                    write_atomic(path, render_refused_markdown(&refused).as_bytes())?;
+                }
+            }
+            return Ok(Err(fail(&e, e.exit_code())));
+        }
     };
     let report = dry_run_report(&prepared);
     if let Some(path) = html {

@@ -5,6 +5,7 @@ mod batch;
 mod batch_chaos;
 mod cli_generate;
 mod cli_help;
+mod cli_messages;
 mod cloud;
 mod convert;
 mod guest;

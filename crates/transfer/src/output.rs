@@ -23,7 +23,10 @@ const WRITE_BLOCK: usize = 4096;
 
 /// A temporary output file, removed on drop unless [`OutputFile::persist`] renamed it.
 pub(crate) struct OutputFile {
+    /// The temporary file.
     path: PathBuf,
+    /// The destination: errors name it, never the temporary name the user did not choose.
+    dst: PathBuf,
     file: File,
     direct: Option<Direct>,
     /// Bytes written buffered since the last writeback request.
@@ -114,13 +117,14 @@ impl OutputFile {
             .create_new(true)
             .open(&path)
             .map_err(|e| TransferError::Write {
-                path: path.clone(),
-                step: "create the temporary file",
+                path: dst.to_path_buf(),
+                step: "create it (a temporary file in its directory, renamed when complete)",
                 source: e,
             })?;
         let direct = Direct::open(&path, &file);
         Ok(Self {
             path,
+            dst: dst.to_path_buf(),
             file,
             direct,
             buffered: Cell::new(false),
@@ -130,7 +134,7 @@ impl OutputFile {
 
     fn err(&self, step: &'static str, source: std::io::Error) -> TransferError {
         TransferError::Write {
-            path: self.path.clone(),
+            path: self.dst.clone(),
             step,
             source,
         }

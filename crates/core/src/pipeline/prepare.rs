@@ -11,13 +11,14 @@ use crate::pipeline::report::{
 };
 use crate::plan::{self, DiskInput, ImportPlan, PlanError, PlanOptions, PlannedDisk};
 use imgport_guest::facts::GuestFacts;
-use imgport_image::{self as image, ImageError, OpenOptions, Opened};
+use imgport_image::{self as image, Finding, ImageError, OpenOptions, Opened, Severity};
 use imgport_transfer::layout::{Layout, LayoutError, OutputFormat};
 
 /// Why inspection or planning stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
-    #[error("inspecting {path}")]
+    /// The image error names the file already (but for a read past the disk's end).
+    #[error("{}", inspecting(path, source))]
     Inspect {
         path: PathBuf,
         #[source]
@@ -27,7 +28,35 @@ pub enum PrepareError {
     Plan(#[from] PlanError),
 }
 
+/// "inspecting", with the path only when `source` does not name it, so a message names the
+/// file once.
+fn inspecting(path: &std::path::Path, source: &ImageError) -> String {
+    match source {
+        ImageError::OutOfRange { .. } => format!("inspecting {}", path.display()),
+        _ => "inspecting".to_string(),
+    }
+}
+
 impl PrepareError {
+    /// The report of a refusal (exit 3): why, and the refused disk's findings when
+    /// inspection refused it; `None` for other errors, which leave nothing to report.
+    pub fn refused_report(&self) -> Option<crate::pipeline::report::RefusedReport> {
+        if self.exit_code() != 3 {
+            return None;
+        }
+        let disks = match self {
+            PrepareError::Inspect {
+                source: ImageError::Refused { report },
+                ..
+            } => vec![(**report).clone()],
+            _ => Vec::new(),
+        };
+        Some(crate::pipeline::report::RefusedReport {
+            reason: imgport_base::report::error_chain(self),
+            disks,
+        })
+    }
+
     /// Exit code: 3 when an image was refused by inspection (unsafe, or a system disk with
     /// no operating system), 2 for a plan the user must correct (e.g. two bootable disks, a
     /// malformed name), 1 for I/O errors.
@@ -173,8 +202,9 @@ pub fn dry_run_report(prepared: &Prepared) -> DryRunReport {
     given.sort_by_key(|d| d.planned.input);
     let views = given
         .into_iter()
-        .map(|d| &d.inspected)
         .map(|d| {
+            let planned = &d.planned;
+            let d = &d.inspected;
             let size = d.opened.image.virtual_size();
             let allocation = d
                 .opened
@@ -182,8 +212,12 @@ pub fn dry_run_report(prepared: &Prepared) -> DryRunReport {
                 .extents()
                 .map(|e| allocation_map(&e, size, MAP_BUCKETS))
                 .unwrap_or_default();
+            let mut container = d.opened.report.clone();
+            for f in &mut container.findings {
+                settled_by_plan(f, planned);
+            }
             DiskView {
-                container: d.opened.report.clone(),
+                container,
                 guest: d.guest.clone(),
                 allocation,
             }
@@ -194,6 +228,29 @@ pub fn dry_run_report(prepared: &Prepared) -> DryRunReport {
         disks: views,
         requests: planned_requests(plan),
     }
+}
+
+/// Rewords a finding whose advice the plan already follows, so the report does not ask for
+/// what it does: inspection alone warns that ECS refuses a dynamic VHD whose block table does
+/// not match its size and advises converting it; a plan never uploads the file as is but
+/// the output imgport writes, sized as its format and ECS ask.
+fn settled_by_plan(f: &mut Finding, planned: &PlannedDisk) {
+    if f.code != "vhd.ecs_incorrect_size" {
+        return;
+    }
+    let at = f
+        .offset
+        .map(|o| format!(" at offset {o}"))
+        .unwrap_or_default();
+    f.severity = Severity::Info;
+    f.message = format!(
+        "the block table{at} does not cover exactly the disk's {} bytes, which ECS refuses \
+         in a VHD uploaded as is (InvalidVHDImage.IncorrectSize); this plan converts it: it \
+         uploads a {} written by imgport, {} bytes, which ECS accepts",
+        planned.source_virtual_size,
+        planned.output.value.name(),
+        planned.output_virtual_size
+    );
 }
 
 /// Every request the plan makes, in order; a value only the run can know (the image id, the
