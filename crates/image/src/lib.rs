@@ -323,7 +323,15 @@ pub(crate) struct Verdict<'a> {
     pub(crate) refused: bool,
 }
 
-impl Verdict<'_> {
+impl<'a> Verdict<'a> {
+    /// A verdict that has refused nothing yet, recording into `findings`.
+    pub(crate) fn new(findings: &'a mut Vec<Finding>) -> Self {
+        Verdict {
+            findings,
+            refused: false,
+        }
+    }
+
     /// Records a refusal of `code` about `field` at file offset `offset`.
     pub(crate) fn refuse(&mut self, code: &str, field: &str, offset: u64, msg: String) {
         self.refused = true;

@@ -101,10 +101,7 @@ impl Qcow2Image {
         file: Arc<ImageFile>,
         findings: &mut Vec<Finding>,
     ) -> Result<Option<Self>, ImageError> {
-        let mut v = Verdict {
-            findings,
-            refused: false,
-        };
+        let mut v = Verdict::new(findings);
         let size = file.size();
         let head = file.read_upto(0, header::DECODED_LEN)?;
         let Some(h) = Header::parse(&head) else {

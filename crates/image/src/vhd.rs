@@ -251,10 +251,7 @@ impl VhdImage {
         file: Arc<ImageFile>,
         findings: &mut Vec<Finding>,
     ) -> Result<Option<Self>, ImageError> {
-        let mut v = Verdict {
-            findings,
-            refused: false,
-        };
+        let mut v = Verdict::new(findings);
         let size = file.size();
         let tail_start = size.saturating_sub(FOOTER_LEN as u64);
         let tail = file.read_upto(tail_start, FOOTER_LEN)?;

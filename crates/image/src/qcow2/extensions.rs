@@ -184,10 +184,7 @@ mod tests {
 
     fn run(area: &[u8]) -> (Option<Extensions>, Vec<Finding>) {
         let mut findings = Vec::new();
-        let mut v = Verdict {
-            findings: &mut findings,
-            refused: false,
-        };
+        let mut v = Verdict::new(&mut findings);
         let e = parse(area, 112, &mut v);
         (e, findings)
     }
