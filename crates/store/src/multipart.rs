@@ -240,7 +240,7 @@ async fn reconcile<S: ObjectStore>(
         return Ok(Plan::Fresh);
     };
     let listed: BTreeMap<u32, _> = listed.into_iter().map(|p| (p.number, p)).collect();
-    let reusable = state
+    let reusable: BTreeMap<u32, JournalPart> = state
         .parts
         .into_iter()
         .filter(|(n, jp)| {
@@ -253,6 +253,11 @@ async fn reconcile<S: ObjectStore>(
             })
         })
         .collect();
+    reporter.message(&format!(
+        "resuming upload {id}: {} of {} parts are on the server already",
+        reusable.len(),
+        header.total_size.div_ceil(header.part_size.max(1))
+    ));
     Ok(Plan::Resume {
         upload_id: id,
         reusable,

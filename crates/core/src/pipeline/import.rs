@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::events::{self, Logged};
 use super::prepare::{PrepareError, Prepared, PreparedDisk};
 use crate::plan::{ImportPlan, PlanOptions};
 use imgport_base::report::{Reporter, Silent};
@@ -223,6 +224,7 @@ pub async fn run<S: ObjectStore>(
 ) -> Result<ImportOutcome, ImportError> {
     let started = Instant::now();
     let prepared = prepare(paths, settings)?;
+    events::planned(&prepared);
     let inspect = timing("inspect and plan", started);
     let mut outcome = execute(prepared, settings, targets, reporter).await?;
     outcome.timings.insert(0, inspect);
@@ -273,6 +275,11 @@ pub async fn execute<S: ObjectStore>(
     }) = lookup
     {
         timings.extend(lookup_timings);
+        tracing::info!(
+            "image {} ({}) has this content already: nothing is imported",
+            image.image_id,
+            image.status
+        );
         let ehpc_image = register_ehpc(&plan, &targets, &image.image_id).await?;
         timings.push(timing("total", run_started));
         return Ok(ImportOutcome {
@@ -316,11 +323,22 @@ pub async fn execute<S: ObjectStore>(
         request = request_with_tag(request, &content_digest);
     }
     let started = Instant::now();
+    tracing::info!(
+        "ImportImage: {} disk(s) as {} in {}",
+        plan.disks.len(),
+        plan.image.name.value,
+        plan.region
+    );
     let imported = targets
         .ecs
         .import_image(request)
         .await
         .map_err(ImportError::Import)?;
+    tracing::info!(
+        "ImportImage: image {}, task {}; waiting until it is Available",
+        imported.image_id,
+        imported.task_id
+    );
     timings.push(timing("ImportImage", started));
 
     let started = Instant::now();
@@ -330,7 +348,7 @@ pub async fn execute<S: ObjectStore>(
             &imported.image_id,
             &imported.task_id,
             settings.wait,
-            reporter,
+            &Logged::new(reporter, "import".to_string(), 0),
             cancelled(settings.cancel.clone()),
         )
         .await?;
@@ -349,6 +367,10 @@ pub async fn execute<S: ObjectStore>(
                 source,
             })?;
         finished = true;
+        tracing::info!(
+            "image {}: attributes set (ModifyImageAttribute)",
+            imported.image_id
+        );
         timings.push(timing("ModifyImageAttribute", started));
     }
     let mut deprecated = Vec::new();
@@ -357,6 +379,10 @@ pub async fn execute<S: ObjectStore>(
     {
         let started = Instant::now();
         deprecated = deprecate_family(targets.ecs, family, &imported.image_id).await?;
+        tracing::info!(
+            "family {family}: {} older image(s) deprecated",
+            deprecated.len()
+        );
         timings.push(timing("deprecate old images", started));
     }
     let started = Instant::now();
@@ -365,6 +391,11 @@ pub async fn execute<S: ObjectStore>(
         timings.push(timing("E-HPC AddImage", started));
     }
     timings.push(timing("total", run_started));
+    tracing::info!(
+        "done: image {} is Available in {}",
+        imported.image_id,
+        plan.region
+    );
 
     Ok(ImportOutcome {
         image_id: imported.image_id,
@@ -520,17 +551,25 @@ async fn upload_disk<S: ObjectStore>(
     upload_opts.cancel = Some(stop.clone());
     upload_opts.gate = gate;
     upload_opts.source_id = source_id(path, planned, stream.part_size());
-    reporter.start(
-        &format!("disk {}", planned.device_index),
-        Some(stream.layout().size),
+    let label = format!("disk {}", planned.device_index);
+    tracing::info!(
+        "{label}: uploading {} to {target} ({} bytes, {} parts)",
+        path.display(),
+        planned.object_size,
+        planned.parts.value.count
     );
-    let outcome = imgport_store::upload(store, Box::new(stream), &target, &upload_opts, reporter)
+    reporter.start(&label, Some(stream.layout().size));
+    let logged = Logged::new(reporter, label, planned.parts.value.count);
+    let outcome = imgport_store::upload(store, Box::new(stream), &target, &upload_opts, &logged)
         .await
         .map_err(|source| ImportError::Upload {
             target: target.clone(),
             source: Box::new(source),
         });
     reporter.finish();
+    if let Ok(o) = &outcome {
+        events::uploaded(planned, o);
+    }
     outcome
 }
 

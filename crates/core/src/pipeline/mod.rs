@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod claims;
+mod events;
 pub mod import;
 pub mod manifest;
 pub mod packer;
