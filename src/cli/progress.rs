@@ -13,19 +13,34 @@ struct Bar {
     bar: Mutex<Option<ProgressBar>>,
 }
 
+/// The stage the cloud's import reports in percent, not bytes: `Reporter::start` of the
+/// poller names it "importing image ID" with a total of 100.
+fn is_cloud_import(what: &str) -> bool {
+    what.starts_with("importing image")
+}
+
 impl Reporter for Bar {
     fn start(&self, what: &str, total: Option<u64>) {
+        let template = match total {
+            // The cloud's import: its status (the poller's messages) and percent.
+            Some(_) if is_cloud_import(what) => "{prefix} [{bar:30}] {pos:>3}%  {msg}  {elapsed}",
+            Some(_) => "{prefix:>16} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            None => "{prefix:>16} {spinner} {msg}",
+        };
         let bar = match total {
-            Some(t) => ProgressBar::new(t).with_style(
-                ProgressStyle::with_template(
-                    "{msg:>16} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                )
+            Some(t) => ProgressBar::new(t),
+            None => ProgressBar::new_spinner(),
+        }
+        .with_style(
+            ProgressStyle::with_template(template)
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
-            ),
-            None => ProgressBar::new_spinner(),
-        };
-        bar.set_message(super::output::escape(what).into_owned());
+        );
+        bar.set_prefix(super::output::escape(what).into_owned());
+        if is_cloud_import(what) {
+            bar.set_message("waiting for its status");
+            bar.enable_steady_tick(Duration::from_millis(500));
+        }
         if let Some(old) = self
             .bar
             .lock()
@@ -42,7 +57,16 @@ impl Reporter for Bar {
     }
     fn message(&self, text: &str) {
         if let Some(b) = &*self.bar.lock().unwrap_or_else(|p| p.into_inner()) {
-            b.println(super::output::escape(text));
+            let text = super::output::escape(text);
+            match b.prefix() {
+                // A status line of the cloud's import ("image ID: Creating 25%"): its status
+                // word goes into the bar, whose position is the percent.
+                p if is_cloud_import(&p) => {
+                    let status = text.rsplit_once(": ").map_or(&*text, |(_, s)| s);
+                    b.set_message(status.split(' ').next().unwrap_or(status).to_string());
+                }
+                _ => b.println(text),
+            }
         }
     }
     fn finish(&self) {

@@ -6,6 +6,7 @@ mod batch_chaos;
 mod cli_generate;
 mod cli_help;
 mod cli_messages;
+mod cli_progress;
 mod cli_verbose;
 mod cloud;
 mod convert;
