@@ -329,3 +329,54 @@ fn part_sizes_are_checked_against_oss_limits_where_the_plan_is_made() {
     assert_eq!(parts["part_size"], 5 << 20);
     assert_eq!(parts["count"], 410);
 }
+
+#[test]
+fn disk_image_size_is_given_per_disk_and_checked_where_the_plan_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2.5 GiB of holes: a DiskImageSize of at least 3 GiB.
+    let disk = dir.path().join("disk.raw");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(5 << 29)
+        .unwrap();
+    let disk = disk.to_str().unwrap();
+    let mut args = vec!["plan", "--json", "--to", "raw"];
+    args.extend(BASE);
+    let planned = |flags: &[&str]| imgport([&args[..], flags, &[disk]].concat());
+    let size_of = |run: &Run| run.json()["plan"]["disks"][0]["disk_image_size_gib"].clone();
+    let run = planned(&[]);
+    run.expect_code(0);
+    assert_eq!(size_of(&run)["value"], 3);
+    for flag in ["1=40", "40"] {
+        let run = planned(&["--disk-image-size", flag]);
+        run.expect_code(0);
+        let size = size_of(&run);
+        assert_eq!(
+            (&size["value"], &size["source"]["kind"]),
+            (&40.into(), &"user".into())
+        );
+        let import = &run.json()["requests"][2];
+        assert_eq!(import["action"], "ImportImage");
+        let params = import["params"].as_array().unwrap();
+        assert!(
+            params.contains(&serde_json::json!([
+                "DiskDeviceMapping.1.DiskImageSize",
+                "40"
+            ])),
+            "{import}"
+        );
+    }
+    // Below the disk's own size, over ImportImage's 2048 GiB, or a disk not given: refused
+    // before anything is uploaded, naming the flag.
+    for (flag, says) in [
+        ("1=2", "must be 3–2048 GiB"),
+        ("1=2049", "must be 3–2048 GiB"),
+        ("2=10", "there is no disk 2"),
+        ("0=10", "DISK counts from 1"),
+        ("1=big", "is not DISK=GIB"),
+    ] {
+        let run = planned(&["--disk-image-size", flag]);
+        run.expect_code(2);
+        assert!(run.stderr().contains(says), "{flag}: {}", run.stderr());
+    }
+}
