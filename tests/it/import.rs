@@ -233,16 +233,7 @@ fn a_refused_image_uploads_nothing() {
 fn dry_run_is_the_plan_and_calls_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let src = image("content.qcow2");
-    let common = [
-        "--region",
-        "cn-hangzhou",
-        "--bucket",
-        BUCKET,
-        "--system-disk",
-        "1",
-        "--allow-no-os",
-        "--json",
-    ];
+    let common = [&system_disk_flags(BUCKET)[..], &["--json"]].concat();
     let mut args: Vec<&std::ffi::OsStr> =
         vec!["import".as_ref(), src.as_os_str(), "--dry-run".as_ref()];
     args.extend(common.iter().map(std::ffi::OsStr::new));

@@ -181,37 +181,32 @@ fn a_known_secret_and_token_appear_in_no_output_log_or_journal() {
     let manifest = manifest.display().to_string();
     let uuid = "8c0a1e2b-3f4d-4e5f-8a6b-7c8d9e0f1a2b";
     // What `import` and `batch` are given: the dead cloud endpoints and the credentials.
-    let cloud = [
-        "--ecs-endpoint",
-        dead,
-        "--oss-endpoint",
-        dead,
-        "--path-style",
-        "--journal",
-        &journal,
+    let creds = [
         "--access-key-secret",
         SECRET,
         "--security-token",
         TOKEN,
         "--access-key-id",
         "AKIDTEST",
-        "--json",
-        "--no-dedupe",
     ];
+    let target = system_disk_flags(BUCKET);
+    let cloud = [
+        &[
+            "--ecs-endpoint",
+            dead,
+            "--oss-endpoint",
+            dead,
+            "--path-style",
+            "--journal",
+            &journal,
+        ][..],
+        &creds,
+        &["--json", "--no-dedupe"],
+    ]
+    .concat();
     let commands: Vec<Vec<String>> = [
         vec!["inspect", &s, "--json"],
-        vec![
-            "plan",
-            &s,
-            "--region",
-            REGION,
-            "--bucket",
-            BUCKET,
-            "--system-disk",
-            "1",
-            "--allow-no-os",
-            "--json",
-        ],
+        [&["plan", &s][..], &target, &["--json"]].concat(),
         vec![
             "upload",
             &s,
@@ -226,29 +221,12 @@ fn a_known_secret_and_token_appear_in_no_output_log_or_journal() {
             "1",
             "--journal",
             &journal,
-            "--access-key-secret",
-            SECRET,
-            "--security-token",
-            TOKEN,
-            "--access-key-id",
-            "AKIDTEST",
-            "--json",
-        ],
-        [
-            &[
-                "import",
-                &s,
-                "--region",
-                REGION,
-                "--bucket",
-                BUCKET,
-                "--system-disk",
-                "1",
-                "--allow-no-os",
-            ][..],
-            &cloud,
         ]
-        .concat(),
+        .into_iter()
+        .chain(creds)
+        .chain(["--json"])
+        .collect(),
+        [&["import", &s][..], &target, &cloud].concat(),
         vec![
             "image",
             "modify",
