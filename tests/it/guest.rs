@@ -132,6 +132,27 @@ pub(crate) fn fs_by_device<'a>(g: &'a Value, device: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no file system {device} in {}", g["filesystems"]))
 }
 
+/// Asserts that each `(key, value)` of `want` is a string fact of the guest report `g`.
+fn assert_facts(g: &Value, want: &[(&str, &str)]) {
+    for (key, value) in want {
+        assert_eq!(g[key], *value, "{key}");
+    }
+}
+
+/// Asserts that `device` of the guest report `g` holds the root file system, a btrfs with
+/// the UUID and label blkid reads at byte `offset` of `path`.
+fn assert_btrfs_root(g: &Value, path: &Path, device: &str, offset: u64) {
+    let root = fs_by_device(g, device);
+    let (kind, uuid, label) = blkid(path, offset);
+    assert_eq!(
+        (root["kind"].as_str(), kind.as_str()),
+        (Some("btrfs"), "btrfs")
+    );
+    assert_eq!(root["uuid"], uuid);
+    assert_eq!(root["label"], label);
+    assert_eq!(root["role"], "root");
+}
+
 /// The facts every Debian disk shares, each checked against the tree or a tool.
 fn assert_debian(g: &Value, path: &Path) {
     assert_eq!(g["os_type"], "linux");
@@ -433,12 +454,17 @@ fn lvm_ext4_root_over_two_segments() {
     assert_eq!(root["label"], "rockyroot");
     assert_eq!(root["role"], "root");
     assert_eq!(root["mountpoint"], "/");
-    assert_eq!(g["distro"], "rocky");
-    assert_eq!(g["version"], "8.8");
-    assert_eq!(g["platform"], "Rocky Linux");
-    assert_eq!(g["architecture"], "x86_64");
-    assert_eq!(g["hostname"], "rocky-lvm");
-    assert_eq!(g["kernel"], "4.18.0-477.10.1.el8_8.x86_64");
+    assert_facts(
+        &g,
+        &[
+            ("distro", "rocky"),
+            ("version", "8.8"),
+            ("platform", "Rocky Linux"),
+            ("architecture", "x86_64"),
+            ("hostname", "rocky-lvm"),
+            ("kernel", "4.18.0-477.10.1.el8_8.x86_64"),
+        ],
+    );
     assert_eq!(
         g["boot_mode"], "BIOS",
         "GPT with a BIOS boot partition and no ESP"
@@ -562,21 +588,19 @@ fn opensuse_on_btrfs() {
     let path = image("guest/suse-btrfs.raw");
     let g = guest_of("guest/suse-btrfs.raw");
     assert_table(&g, &path);
-    let root = fs_by_device(&g, "partition 2");
-    let (kind, uuid, label) = blkid(&path, g["partitions"][1]["start"].as_u64().unwrap());
-    assert_eq!(
-        (root["kind"].as_str(), kind.as_str()),
-        (Some("btrfs"), "btrfs")
+    let start = g["partitions"][1]["start"].as_u64().unwrap();
+    assert_btrfs_root(&g, &path, "partition 2", start);
+    // architecture: /usr/bin/bash (a regular extent) through the /bin -> usr/bin symlink
+    assert_facts(
+        &g,
+        &[
+            ("distro", "opensuse-leap"),
+            ("version", "15.5"),
+            ("platform", "OpenSUSE"),
+            ("architecture", "x86_64"),
+            ("hostname", "suse-btrfs"),
+        ],
     );
-    assert_eq!(root["uuid"], uuid);
-    assert_eq!(root["label"], label);
-    assert_eq!(root["role"], "root");
-    assert_eq!(g["distro"], "opensuse-leap");
-    assert_eq!(g["version"], "15.5");
-    assert_eq!(g["platform"], "OpenSUSE");
-    // /usr/bin/bash (a regular extent) through the /bin -> usr/bin symlink
-    assert_eq!(g["architecture"], "x86_64");
-    assert_eq!(g["hostname"], "suse-btrfs");
     assert_eq!(
         g["boot_mode"], "UEFI-Preferred",
         "ESP and BIOS boot partition"
@@ -876,15 +900,7 @@ fn debian_on_btrfs_with_esp() {
     assert_same_tree(&g, "debian-btrfs");
     assert_eq!(g["boot_mode"], "UEFI");
     assert_eq!(g["hostname"], "imgport-btrfs");
-    let root = fs_by_device(&g, "partition 2");
-    let (kind, uuid, label) = blkid(&path, 17 << 20);
-    assert_eq!(
-        (root["kind"].as_str(), kind.as_str()),
-        (Some("btrfs"), "btrfs")
-    );
-    assert_eq!(root["uuid"], uuid);
-    assert_eq!(root["label"], label);
-    assert_eq!(root["role"], "root");
+    assert_btrfs_root(&g, &path, "partition 2", 17 << 20);
     assert_eq!(fs_by_device(&g, "partition 1")["mountpoint"], "/boot/efi");
     assert!(warnings(&g).is_empty(), "{:?}", warnings(&g));
 }
