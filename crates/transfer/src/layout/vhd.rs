@@ -11,17 +11,15 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::{Layout, LayoutError, OutputFormat, SECTOR, SegmentBuilder, round_up, unit_runs};
+use super::segments::{
+    Layout, LayoutError, OutputFormat, SECTOR, SegmentBuilder, VHD_BLOCK_SIZE, round_up, unit_runs,
+};
 use imgport_image::Extent;
 use imgport_image::vhd::write::{dynamic_header, footer};
 use imgport_image::vhd::{DYN_HEADER_LEN, FOOTER_LEN, MAX_SECTORS, TYPE_DYNAMIC, TYPE_FIXED};
 
-/// Block size of dynamic VHD output (the spec's and QEMU's default).
-pub const VHD_BLOCK_SIZE: u64 = 2 * 1024 * 1024;
 /// Largest virtual size QEMU accepts for VHD (`VHD_MAX_SECTORS` = 0xFF000000 sectors).
 const VHD_MAX_SIZE: u64 = MAX_SECTORS * SECTOR;
-/// Fixed VHD sizes are whole MiB.
-pub(super) const FIXED_ALIGN: u64 = 1024 * 1024;
 
 /// A stable disk identifier derived from the disk's size and allocation, so that converting
 /// the same disk twice gives the same bytes (and the same SHA-256).
@@ -124,7 +122,7 @@ pub(super) fn dynamic(source_size: u64, data: &[Extent]) -> Result<Layout, Layou
         size: total,
         segments,
         notices,
-        qcow2: None,
+        tables: None,
     })
 }
 
@@ -152,7 +150,7 @@ pub(super) fn fixed(source_size: u64, data: &[Extent]) -> Result<Layout, LayoutE
         size: total,
         segments,
         notices,
-        qcow2: None,
+        tables: None,
     })
 }
 
