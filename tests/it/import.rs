@@ -38,7 +38,7 @@ fn import_args(dir: &Path, files: &[&Path], extra: &[&str]) -> Vec<std::ffi::OsS
 }
 
 fn object(dir: &Path, key: &str) -> std::path::PathBuf {
-    dir.join("sandbox/s3").join(BUCKET).join(key)
+    sandbox_object(dir, BUCKET, key)
 }
 
 /// Image records the emulator keeps in its state file.
@@ -325,11 +325,5 @@ fn ehpc_name_registers_the_imported_image_as_the_last_stage() {
     );
     bad.expect_code(2);
     assert!(bad.stderr().contains("Name"), "{}", bad.stderr());
-    assert!(
-        !dir.path()
-            .join("sandbox/s3")
-            .join(BUCKET)
-            .join("imgport/content-zero-disk1.qcow2")
-            .exists()
-    );
+    assert!(!object(dir.path(), "imgport/content-zero-disk1.qcow2").exists());
 }

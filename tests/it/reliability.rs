@@ -54,12 +54,14 @@ fn the_import_completes_with_ten_percent_of_requests_failing() {
     assert_eq!(uploads.len(), 13, "{s3}");
     assert!(uploads.values().all(|n| n == 1), "{s3}");
     assert_eq!(sim_images(&dir.path().join("sandbox/ecs")).len(), 1);
-    let obj = dir
-        .path()
-        .join("sandbox/s3")
-        .join(BUCKET)
-        .join(r["disks"][0]["key"].as_str().unwrap());
-    assert_eq!(sha256sum(&obj), sha256sum(&src));
+    assert_first_disk_stored(dir.path(), &r, &src);
+}
+
+/// Asserts that the sandbox under `dir` stores the first disk of the import report `r` with
+/// the bytes of `src` (a RAW upload of a RAW source).
+fn assert_first_disk_stored(dir: &Path, r: &serde_json::Value, src: &Path) {
+    let key = r["disks"][0]["key"].as_str().unwrap();
+    assert_eq!(sha256sum(&sandbox_object(dir, BUCKET, key)), sha256sum(src));
 }
 
 /// `imgport import` against the running emulator `sim`, with its test keys.
@@ -447,12 +449,7 @@ fn sandbox_import_stopped_mid_upload_resumes(signal: i32) {
             reused >= 2,
             "the re-run resumed ({journaled} journaled): {r}"
         );
-        let obj = dir
-            .path()
-            .join("sandbox/s3")
-            .join(BUCKET)
-            .join(r["disks"][0]["key"].as_str().unwrap());
-        assert_eq!(sha256sum(&obj), sha256sum(&src));
+        assert_first_disk_stored(dir.path(), &r, &src);
         let open = dir.path().join("sandbox/s3/.imgport-s3/uploads");
         assert!(files_under(&open).is_empty(), "no upload left open");
         assert!(files_under(&journal).is_empty(), "no journal left");

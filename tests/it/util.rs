@@ -200,6 +200,12 @@ pub fn system_disk_flags(bucket: &str) -> [&str; 7] {
     ]
 }
 
+/// The file in which the emulator's S3 server, run with `--sandbox-dir DIR/sandbox`, keeps
+/// object `key` of `bucket`.
+pub fn sandbox_object(dir: &Path, bucket: &str, key: &str) -> PathBuf {
+    dir.join("sandbox/s3").join(bucket).join(key)
+}
+
 /// Runs `script` with bash in the directory `dir`; see [`sh`].
 pub fn sh_in(dir: &Path, script: &str) -> String {
     sh(&format!("cd '{}' && {script}", dir.display()))

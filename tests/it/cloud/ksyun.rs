@@ -111,7 +111,7 @@ fn reinstall_refuses_every_local_rule_before_sending() {
     let on = ["--instance", i];
     let kept = ["--instance", i, "--keep-image-login"];
     let keep = |extra: &[&'static str]| join(&kept, extra);
-    let cases: Vec<Local<'_>> = vec![
+    let mut cases: Vec<Local<'_>> = vec![
         ("no login", on.to_vec(), "required"),
         (
             "password and keep-image-login",
@@ -132,36 +132,6 @@ fn reinstall_refuses_every_local_rule_before_sending() {
             "image id not a UUID",
             keep(&["--image", "img-1"]),
             "ImageIdInvalidParameterValue",
-        ),
-        (
-            "password of 7",
-            join(&on, &["--password", "1qaQ!ab"]),
-            "8 to 32",
-        ),
-        (
-            "password of 33",
-            join(&on, &["--password", &long]),
-            "8 to 32",
-        ),
-        (
-            "password without upper case",
-            join(&on, &["--password", "1qaq!abcd"]),
-            "upper-case",
-        ),
-        (
-            "password without lower case",
-            join(&on, &["--password", "1QAQ!ABCD"]),
-            "upper-case",
-        ),
-        (
-            "password without a digit",
-            join(&on, &["--password", "qaQ!abcde"]),
-            "upper-case",
-        ),
-        (
-            "password with a space",
-            join(&on, &["--password", "1qaQ abcd"]),
-            "visible",
         ),
         (
             "11 key pairs",
@@ -194,6 +164,18 @@ fn reinstall_refuses_every_local_rule_before_sending() {
             "opening",
         ),
     ];
+    // The password rules, each broken by one password.
+    cases.extend(
+        [
+            ("password of 7", "1qaQ!ab", "8 to 32"),
+            ("password of 33", long.as_str(), "8 to 32"),
+            ("password without upper case", "1qaq!abcd", "upper-case"),
+            ("password without lower case", "1QAQ!ABCD", "upper-case"),
+            ("password without a digit", "qaQ!abcde", "upper-case"),
+            ("password with a space", "1qaQ abcd", "visible"),
+        ]
+        .map(|(name, password, needle)| (name, join(&on, &["--password", password]), needle)),
+    );
     // No password, good or bad, is echoed.
     let secrets = [PASSWORD, long.as_str(), "1qaQ!ab"].map(|s| format!("{s:?}"));
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
