@@ -5,7 +5,7 @@
 //!
 //! Kept whole: one stage's tests over the same real disks and oracles.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -18,6 +18,20 @@ pub(crate) fn guest_of(name: &str) -> Value {
     let g = obj["guest"].clone();
     assert!(g.is_object(), "no guest object for {name}: {obj}");
     g
+}
+
+/// The cached disk `name` and its guest report.
+fn disk(name: &str) -> (PathBuf, Value) {
+    (image(name), guest_of(name))
+}
+
+/// The cached Debian disk `name` and its guest report, once its partition table and the
+/// facts of [`assert_debian`] are checked.
+fn debian_disk(name: &str) -> (PathBuf, Value) {
+    let (path, g) = disk(name);
+    assert_table(&g, &path);
+    assert_debian(&g, &path);
+    (path, g)
 }
 
 pub(crate) fn sh_out(cmd: &str) -> String {
@@ -292,8 +306,7 @@ fn assert_partitions(g: &Value, path: &Path, parts: &[(u64, u64, u64, String)]) 
 fn gpt_on_4096_byte_sectors() {
     // made by sgdisk on a loop device with 4096-byte logical blocks; sfdisk's JSON of that
     // device was saved beside the image as the oracle
-    let path = image("guest/tables-4kn.raw");
-    let g = guest_of("guest/tables-4kn.raw");
+    let (path, g) = disk("guest/tables-4kn.raw");
     let json = std::fs::read_to_string(image("guest/tables-4kn.sfdisk.json")).unwrap();
     let (label, parts) = sfdisk_parse(&json);
     assert_eq!(label, "gpt");
@@ -309,8 +322,7 @@ fn gpt_on_4096_byte_sectors() {
 
 #[test]
 fn mbr_extended_partition_and_logicals() {
-    let path = image("guest/tables-ebr.raw");
-    let g = guest_of("guest/tables-ebr.raw");
+    let (path, g) = disk("guest/tables-ebr.raw");
     assert_table(&g, &path);
     let idx: Vec<u64> = g["partitions"]
         .as_array()
@@ -324,8 +336,7 @@ fn mbr_extended_partition_and_logicals() {
 
 #[test]
 fn hybrid_mbr_is_reported() {
-    let path = image("guest/tables-hybrid.raw");
-    let g = guest_of("guest/tables-hybrid.raw");
+    let (path, g) = disk("guest/tables-hybrid.raw");
     let (label, parts) = sfdisk_partitions(&path);
     assert_eq!(label, "gpt");
     assert_eq!(g["partition_table"], "hybrid");
@@ -335,8 +346,7 @@ fn hybrid_mbr_is_reported() {
 
 #[test]
 fn corrupt_primary_gpt_uses_the_backup() {
-    let path = image("guest/tables-bad-primary.raw");
-    let g = guest_of("guest/tables-bad-primary.raw");
+    let (path, g) = disk("guest/tables-bad-primary.raw");
     // sfdisk also falls back to the backup table
     let (_, parts) = sfdisk_partitions(&path);
     assert_eq!(g["partition_table"], "gpt");
@@ -350,10 +360,7 @@ fn corrupt_primary_gpt_uses_the_backup() {
 
 #[test]
 fn debian_gpt_esp_ext4_raw() {
-    let path = image("guest/debian-gpt.raw");
-    let g = guest_of("guest/debian-gpt.raw");
-    assert_table(&g, &path);
-    assert_debian(&g, &path);
+    let (path, g) = debian_disk("guest/debian-gpt.raw");
     assert_eq!(g["boot_mode"], "UEFI");
     let names: Vec<&str> = g["partitions"]
         .as_array()
@@ -400,10 +407,7 @@ fn debian_gpt_esp_ext4_raw() {
 
 #[test]
 fn debian_mbr_ext4_raw() {
-    let path = image("guest/debian-mbr.raw");
-    let g = guest_of("guest/debian-mbr.raw");
-    assert_table(&g, &path);
-    assert_debian(&g, &path);
+    let (path, g) = debian_disk("guest/debian-mbr.raw");
     // GRUB's boot.img is in sector 0 and the partition is active
     let mut code = vec![0u8; 440];
     use std::io::Read;
@@ -438,8 +442,7 @@ fn debian_qcow2_matches_raw() {
 
 #[test]
 fn lvm_ext4_root_over_two_segments() {
-    let path = image("guest/lvm-ext4.raw");
-    let g = guest_of("guest/lvm-ext4.raw");
+    let (path, g) = disk("guest/lvm-ext4.raw");
     assert_table(&g, &path);
     assert_eq!(g["partitions"][0]["type_name"], "BIOS boot");
     // /boot is a partition of its own, mounted by the root's fstab (UUID=)
@@ -485,8 +488,7 @@ fn lvm_ext4_root_over_two_segments() {
 
 #[test]
 fn lvm_centos_layout_finds_xfs_and_swap_volumes() {
-    let path = image("guest/rhel-lvm.raw");
-    let g = guest_of("guest/rhel-lvm.raw");
+    let (path, g) = disk("guest/rhel-lvm.raw");
     assert_table(&g, &path);
     assert_eq!(g["partition_table"], "mbr");
     let boot = fs_by_device(&g, "partition 1");
@@ -557,8 +559,7 @@ fn human_output_shows_the_guest() {
 
 #[test]
 fn btrfs_luks_swap_and_ext2_are_detected() {
-    let path = image("guest/volumes.raw");
-    let g = guest_of("guest/volumes.raw");
+    let (path, g) = disk("guest/volumes.raw");
     let want = ["btrfs", "luks", "swap", "ext2"];
     // an empty btrfs and ext2 are read (no root on them), LUKS and swap are not
     for (i, kind) in want.iter().enumerate() {
@@ -585,8 +586,7 @@ fn btrfs_luks_swap_and_ext2_are_detected() {
 
 #[test]
 fn opensuse_on_btrfs() {
-    let path = image("guest/suse-btrfs.raw");
-    let g = guest_of("guest/suse-btrfs.raw");
+    let (path, g) = disk("guest/suse-btrfs.raw");
     assert_table(&g, &path);
     let start = g["partitions"][1]["start"].as_u64().unwrap();
     assert_btrfs_root(&g, &path, "partition 2", start);
@@ -895,8 +895,7 @@ fn assert_same_tree(g: &Value, name: &str) {
 
 #[test]
 fn debian_on_btrfs_with_esp() {
-    let path = image("guestbtrfs/debian-btrfs.raw");
-    let g = guest_of("guestbtrfs/debian-btrfs.raw");
+    let (path, g) = disk("guestbtrfs/debian-btrfs.raw");
     assert_same_tree(&g, "debian-btrfs");
     assert_eq!(g["boot_mode"], "UEFI");
     assert_eq!(g["hostname"], "imgport-btrfs");
@@ -925,8 +924,7 @@ fn usr_apart_whole_disk_and_4kn_roots() {
     assert!(c.contains(&"guest.no_partition_table".to_string()), "{c:?}");
     assert!(!c.contains(&"guest.no_os".to_string()), "{c:?}");
 
-    let path = image("guestlayouts/gpt-4kn.raw");
-    let g = guest_of("guestlayouts/gpt-4kn.raw");
+    let (path, g) = disk("guestlayouts/gpt-4kn.raw");
     assert_same_tree(&g, "gpt-4kn");
     let json = std::fs::read_to_string(image("guestlayouts/gpt-4kn.sfdisk.json")).unwrap();
     let (label, parts) = sfdisk_parse(&json);
@@ -943,8 +941,7 @@ fn usr_apart_whole_disk_and_4kn_roots() {
 /// reported as encrypted, never as a disk without an OS.
 #[test]
 fn luks_root_is_encrypted_not_no_os() {
-    let path = image("guestlayouts/luks-root.raw");
-    let g = guest_of("guestlayouts/luks-root.raw");
+    let (path, g) = disk("guestlayouts/luks-root.raw");
     let luks = &g["partitions"][2];
     assert_eq!(luks["filesystem"], "luks");
     let (blk, uuid, _) = blkid(&path, luks["start"].as_u64().unwrap());
