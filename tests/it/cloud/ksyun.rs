@@ -16,6 +16,14 @@ use imgport::sim::kec::{
 };
 
 const PASSWORD: &str = "1qaQ!abcXY";
+/// Reinstall the stopped instance with the custom image, keeping the image's login.
+const CUSTOM_ON_STOPPED: [&str; 5] = [
+    "--instance",
+    INSTANCE_STOPPED,
+    "--image",
+    IMAGE_CUSTOM,
+    "--keep-image-login",
+];
 
 fn kec(sim: &SimProcess, ak: &str, sk: &str) -> KecClient {
     let mut cfg = KsyunConfig::new("cn-beijing-6");
@@ -43,16 +51,7 @@ fn reinstall(ep: &str, args: &[&str]) -> crate::util::Run {
 fn reinstall_with_an_image_or_the_current_one() {
     let sim = SimProcess::start(&[]);
     let ep = sim.endpoint.as_str();
-    let run = reinstall(
-        ep,
-        &[
-            "--instance",
-            INSTANCE_STOPPED,
-            "--image",
-            IMAGE_CUSTOM,
-            "--keep-image-login",
-        ],
-    );
+    let run = reinstall(ep, &CUSTOM_ON_STOPPED);
     run.expect_code(0);
     let v = run.json();
     assert_eq!(
@@ -502,18 +501,7 @@ fn botocore_sigv4_signer_against_the_emulator() {
 fn kec_state_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let args = |ep: &str| {
-        reinstall(
-            ep,
-            &[
-                "--instance",
-                INSTANCE_STOPPED,
-                "--image",
-                IMAGE_CUSTOM,
-                "--keep-image-login",
-            ],
-        )
-    };
+    let args = |ep: &str| reinstall(ep, &CUSTOM_ON_STOPPED);
     {
         let sim = SimProcess::start_in(&state, &[]);
         args(&sim.endpoint).expect_code(0);
