@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_complete::Shell;
 
-use super::Cli;
 use super::output::exit;
 
 /// `imgport completions`.
@@ -36,18 +35,16 @@ pub struct ManArgs {
     pub out: Option<PathBuf>,
 }
 
-/// Prints the completion script for one shell on stdout.
-pub fn completions(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
-    let mut cmd = Cli::command();
+/// Prints the completion script of `cmd` (the whole command line) for one shell on stdout.
+pub fn completions(args: CompletionsArgs, mut cmd: clap::Command) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     clap_complete::generate(args.shell, &mut cmd, "imgport", &mut out);
     out.flush()?;
     Ok(ExitCode::from(exit::OK))
 }
 
-/// Prints the top-level manual page, or writes every page into `--out`.
-pub fn man(args: ManArgs) -> anyhow::Result<ExitCode> {
-    let cmd = Cli::command();
+/// Prints the top-level manual page of `cmd`, or writes every page into `--out`.
+pub fn man(args: ManArgs, cmd: clap::Command) -> anyhow::Result<ExitCode> {
     match args.out {
         Some(dir) => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -39,7 +39,7 @@ pub mod vocab;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 pub use output::exit;
 
@@ -107,7 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(args) => image::run(args),
         Command::Ehpc(args) => ehpc::run(args),
         Command::Ksyun(args) => ksyun::run(args),
-        Command::Completions(args) => generate::completions(args),
-        Command::Man(args) => generate::man(args),
+        Command::Completions(args) => generate::completions(args, Cli::command()),
+        Command::Man(args) => generate::man(args, Cli::command()),
     }
 }

@@ -1,5 +1,6 @@
 //! Byte-fixture tests: a dynamic and a fixed VHD built field by field, and a negative test
 //! for every rule of the verdict.
+use super::spec::dynh;
 use super::*;
 use crate::test_util;
 
