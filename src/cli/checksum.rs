@@ -55,7 +55,7 @@ pub fn run(args: ChecksumArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let stream = StreamOptions {
-        part_size: args.part_size.map_or(0, imgport_core::plan::PartSize::get),
+        part_size: args.part_size.map(imgport_core::plan::PartSize::non_zero),
         buffers: 0,
         cancel: Some(cancel.clone()),
         skip_sha256: args.no_sha256,

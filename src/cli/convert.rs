@@ -206,7 +206,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     };
     let opts = ConvertOptions {
         stream: StreamOptions {
-            part_size: args.part_size.map_or(0, imgport_core::plan::PartSize::get),
+            part_size: args.part_size.map(imgport_core::plan::PartSize::non_zero),
             buffers: 0,
             cancel: Some(cancel),
             skip_sha256: args.no_sha256,

@@ -7,6 +7,7 @@
 //!
 //! Kept whole: every decision of the plan with its unit tests; pure, so it reads top to bottom.
 
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -48,20 +49,24 @@ pub const DEFAULT_PART_SIZE: u64 = imgport_transfer::stream::HASHED_PART_SIZE;
 /// gives it; made only by [`PartSize::new`]. Whether it suits an object is [`Parts`]' rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
-pub struct PartSize(u64);
+pub struct PartSize(NonZeroU64);
 
 impl PartSize {
     /// `bytes` when OSS accepts parts of that size.
     pub fn new(bytes: u64) -> Result<PartSize, PartSizeError> {
-        if (MIN_PART_SIZE..=MAX_PART_SIZE).contains(&bytes) {
-            Ok(PartSize(bytes))
-        } else {
-            Err(PartSizeError::OutOfBounds { bytes })
-        }
+        NonZeroU64::new(bytes)
+            .filter(|_| (MIN_PART_SIZE..=MAX_PART_SIZE).contains(&bytes))
+            .map(PartSize)
+            .ok_or(PartSizeError::OutOfBounds { bytes })
     }
 
     /// The size in bytes.
     pub fn get(self) -> u64 {
+        self.0.get()
+    }
+
+    /// The size as the stream takes it.
+    pub fn non_zero(self) -> NonZeroU64 {
         self.0
     }
 }
@@ -92,13 +97,13 @@ impl Parts {
                 if bytes > MAX_PART_SIZE {
                     return Err(PartSizeError::ObjectTooLarge { object_size });
                 }
-                PartSize(bytes)
+                PartSize::new(bytes)?
             }
         };
-        let count = object_size.div_ceil(part_size.0).max(1);
+        let count = object_size.div_ceil(part_size.get()).max(1);
         if count > MAX_PARTS {
             return Err(PartSizeError::TooManyParts {
-                part_size: part_size.0,
+                part_size: part_size.get(),
                 object_size,
                 count,
             });
