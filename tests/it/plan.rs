@@ -210,6 +210,28 @@ fn a_single_import_executes_the_plan_that_plan_shows() {
     assert_executed(&run.json(), &planned);
 }
 
+/// Runs `command` (a batch or Packer run of one row) with `--json` in a sandbox under `dir`,
+/// asserts that the row imported and executed the plan `imgport plan` shows for `src` with
+/// `flags`, and returns that plan.
+fn assert_row_executes_plan(
+    dir: &std::path::Path,
+    command: &[String],
+    src: &std::path::Path,
+    flags: &[&str],
+) -> serde_json::Value {
+    let mut args = command.to_vec();
+    args.push("--json".into());
+    args.extend(sandbox(dir));
+    let run = imgport_in(dir, &args);
+    run.expect_code(0);
+    let report = run.json();
+    let row = &report["rows"][0];
+    assert_eq!(row["status"], "imported", "{report}");
+    let planned = dry_plan(&[src], flags);
+    assert_executed(&row["result"], &planned);
+    planned
+}
+
 #[test]
 fn a_batch_row_executes_the_plan_that_plan_shows() {
     let dir = tempfile::tempdir().unwrap();
@@ -225,15 +247,8 @@ fn a_batch_row_executes_the_plan_that_plan_shows() {
     )
     .unwrap();
     let decisions = ["--no-dedupe", "--part-size", "256K"];
-    let mut args: Vec<String> = vec!["batch".into(), manifest.display().to_string()];
-    args.push("--json".into());
-    args.extend(decisions.iter().map(|s| s.to_string()));
-    args.extend(sandbox(dir.path()));
-    let run = imgport_in(dir.path(), &args);
-    run.expect_code(0);
-    let report = run.json();
-    let row = &report["rows"][0];
-    assert_eq!(row["status"], "imported", "{report}");
+    let mut command: Vec<String> = vec!["batch".into(), manifest.display().to_string()];
+    command.extend(decisions.iter().map(|s| s.to_string()));
     // A batch row's objects go under a folder named by the row.
     let mut flags = vec![
         "--region",
@@ -251,9 +266,8 @@ fn a_batch_row_executes_the_plan_that_plan_shows() {
         "vhd",
     ];
     flags.extend(decisions);
-    let planned = dry_plan(&[&src], &flags);
+    let planned = assert_row_executes_plan(dir.path(), &command, &src, &flags);
     assert_eq!(planned["dedupe"], false);
-    assert_executed(&row["result"], &planned);
 }
 
 #[test]
@@ -278,25 +292,17 @@ fn a_packer_build_executes_the_plan_that_plan_shows() {
         "--family",
         "web",
     ];
-    let mut args: Vec<String> = vec![
+    let mut command: Vec<String> = vec![
         "packer".into(),
         "--manifest".into(),
         manifest.display().to_string(),
-        "--json".into(),
     ];
-    args.extend(common.iter().map(|s| s.to_string()));
-    args.extend(sandbox(dir.path()));
-    let run = imgport_in(dir.path(), &args);
-    run.expect_code(0);
-    let report = run.json();
-    let row = &report["rows"][0];
-    assert_eq!(row["status"], "imported", "{report}");
+    command.extend(common.iter().map(|s| s.to_string()));
     // A Packer build is the row `NAME:RUN`, its objects under a folder of that name.
     let mut flags = vec!["--key-prefix", "imgport/web_run-2/", "--name", "web"];
     flags.extend(common);
-    let planned = dry_plan(&[&src], &flags);
+    let planned = assert_row_executes_plan(dir.path(), &command, &src, &flags);
     assert_eq!(planned["dedupe"], true);
-    assert_executed(&row["result"], &planned);
 }
 
 #[test]
