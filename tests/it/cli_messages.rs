@@ -46,7 +46,7 @@ fn converting_into_a_missing_directory_names_the_destination_not_a_temporary_fil
 
 /// `imgport plan FILE --html H --markdown M`, in `dir`.
 fn plan_reports(dir: &Path, file: &Path, extra: &[&str]) -> (Run, String, String) {
-    let (html, md) = (dir.join("report.html"), dir.join("report.md"));
+    let (html, md) = (dir.join("report.html"), dir.join("report.markdown"));
     let mut args: Vec<std::ffi::OsString> = PLAN.iter().map(Into::into).collect();
     args.push(file.into());
     for a in ["--html".as_ref(), html.as_os_str(), "--markdown".as_ref()] {
@@ -82,7 +82,7 @@ fn a_refused_image_still_gets_its_reports() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["report.html", "report.md"]);
+    assert_eq!(names, ["report.html", "report.markdown"]);
 }
 
 #[test]
