@@ -370,9 +370,36 @@ impl SegmentBuilder {
         *cursor = i;
     }
 
-    pub(crate) fn finish(self) -> (Vec<Segment>, u64) {
-        (self.segments, self.pos)
+    /// The finished plan of a `format` file holding a `source_size` disk as a
+    /// `virtual_size` one: the segments built so far, no QCOW2 map.
+    pub(crate) fn layout(
+        self,
+        format: OutputFormat,
+        source_size: u64,
+        virtual_size: u64,
+        notices: Vec<String>,
+    ) -> Layout {
+        Layout {
+            format,
+            source_size,
+            virtual_size,
+            size: self.pos,
+            segments: self.segments,
+            notices,
+            qcow2: None,
+        }
     }
+}
+
+/// The notice that `what` was rounded up from `size` to `to` bytes (`why`); none when it was
+/// not.
+pub(crate) fn rounding_notice(what: &str, size: u64, to: u64, why: &str) -> Vec<String> {
+    if to == size {
+        return Vec::new();
+    }
+    vec![format!(
+        "{what} rounded up from {size} to {to} bytes ({why}); the padding reads as zeros"
+    )]
 }
 
 /// Runs of allocation units (VHD blocks, QCOW2 clusters) of `unit` bytes touched by `data`,
@@ -404,25 +431,16 @@ fn raw(size: u64, data: &[Extent], pad_sector: bool) -> Layout {
     } else {
         size
     };
-    let mut notices = Vec::new();
-    if virtual_size != size {
-        notices.push(format!(
-            "virtual size rounded up from {size} to {virtual_size} bytes (a whole number of 512-byte sectors); the padding reads as zeros"
-        ));
-    }
+    let notices = rounding_notice(
+        "virtual size",
+        size,
+        virtual_size,
+        "a whole number of 512-byte sectors",
+    );
     let mut b = SegmentBuilder::new();
     let mut cursor = 0;
     b.virtual_range(data, &mut cursor, 0, virtual_size);
-    let (segments, total) = b.finish();
-    Layout {
-        format: OutputFormat::Raw,
-        source_size: size,
-        virtual_size,
-        size: total,
-        segments,
-        notices,
-        qcow2: None,
-    }
+    b.layout(OutputFormat::Raw, size, virtual_size, notices)
 }
 
 #[cfg(test)]
@@ -444,9 +462,10 @@ mod tests {
         let mut c = 0;
         b.virtual_range(&data, &mut c, 0, 25);
         b.virtual_range(&data, &mut c, 25, 40);
-        let (segs, total) = b.finish();
-        assert_eq!(total, 40);
-        let kinds: Vec<(u64, u64, bool)> = segs
+        let l = b.layout(OutputFormat::Raw, 40, 40, Vec::new());
+        assert_eq!(l.size, 40);
+        let kinds: Vec<(u64, u64, bool)> = l
+            .segments
             .iter()
             .map(|s| (s.offset, s.length, matches!(s.piece, Piece::Zero)))
             .collect();
