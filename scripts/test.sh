@@ -10,7 +10,7 @@ scripts/install-deps.sh
 scripts/make-testdata.sh
 cargo fmt --check
 scripts/check-citations.sh
-scripts/check-cycles.sh
+scripts/check-cycles.sh --strict
 cargo clippy --workspace --all-targets --locked -- -D warnings
 scripts/check-layers.sh
 cargo test --workspace --all-targets --locked

@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use super::credentials::CredentialFlags;
 use super::output::exit;
+use super::vocab;
 use imgport_cloud::aliyun::rpc::{ClientConfig, RpcError, SignatureVersion};
 use imgport_credentials::Credentials;
 
@@ -24,8 +25,7 @@ pub enum SignatureArg {
 /// Where and as whom Alibaba Cloud is called.
 #[derive(Debug, Clone, Args)]
 pub struct AliyunFlags {
-    /// Region, e.g. cn-hangzhou.
-    #[arg(long, env = "ALIBABA_CLOUD_REGION_ID")]
+    #[arg(long, env = "ALIBABA_CLOUD_REGION_ID", help = vocab::REGION, value_parser = vocab::region)]
     pub region: String,
     /// Endpoint override, `host[:port]` or `http(s)://host[:port]` (e.g. `imgport sim`'s).
     #[arg(long)]
@@ -36,9 +36,9 @@ pub struct AliyunFlags {
     /// Request signature version.
     #[arg(long, value_enum, default_value = "v3")]
     pub signature: SignatureArg,
-    /// Seconds one HTTP exchange may take.
-    #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
+    // The old spelling `--timeout` stays as a hidden alias.
+    #[arg(long, alias = "timeout", help = vocab::REQUEST_TIMEOUT, default_value_t = vocab::REQUEST_TIMEOUT_DEFAULT)]
+    pub request_timeout: u64,
 }
 
 impl AliyunFlags {
@@ -50,7 +50,7 @@ impl AliyunFlags {
             SignatureArg::V3 => SignatureVersion::V3,
             SignatureArg::V2 => SignatureVersion::V2,
         };
-        c.timeout = Duration::from_secs(self.timeout.max(1));
+        c.timeout = Duration::from_secs(self.request_timeout.max(1));
         c
     }
 

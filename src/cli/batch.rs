@@ -30,30 +30,31 @@ use imgport_core::plan::PlanOptions;
 use imgport_image::OpenOptions;
 
 /// Flags every batch-like command shares. The manifest keys among them (`--region`,
-/// `--bucket`, `--key-prefix`, `--family`, `--allow-no-os`, `--allow-nested`) win over the row's own value,
+/// `--bucket`, `--key-prefix`, `--family`, `--allow-no-os`, `--allow-nested`) win over an entry's own value,
 /// which wins over the manifest's `[defaults]`.
 #[derive(Debug, Args)]
 pub struct BatchFlags {
-    /// Region of every row (over the row's `region` and `[defaults]`).
-    #[arg(long, env = "ALIBABA_CLOUD_REGION_ID")]
+    /// Region id of every image, e.g. cn-hangzhou or us-east-1 (over an entry's `region` and
+    /// `[defaults]`).
+    #[arg(long, env = "ALIBABA_CLOUD_REGION_ID", value_parser = super::vocab::region)]
     pub region: Option<String>,
-    /// Bucket of every row (over the row's `bucket` and `[defaults]`).
-    #[arg(long)]
+    /// OSS bucket of every image (over an entry's `bucket` and `[defaults]`).
+    #[arg(long, value_parser = super::vocab::bucket)]
     pub bucket: Option<String>,
-    /// Prefix of every object key (over the row's and `[defaults]`; default `imgport/`);
-    /// each row's objects go in a folder of their own under it.
+    /// Prefix of every object key (over an entry's and `[defaults]`; default `imgport/`);
+    /// each image's objects go in a folder of their own under it.
     #[arg(long)]
     pub key_prefix: Option<String>,
-    /// Image family of every row (over the row's `family` and `[defaults]`).
+    /// Image family of every image (over an entry's `family` and `[defaults]`).
     #[arg(long)]
     pub family: Option<String>,
     /// Import system disks on which inspection finds no operating system (finding
-    /// guest.no_os); without it such a row is refused (exit 3) unless it states its OS
+    /// guest.no_os); without it such an image is refused (exit 3) unless it states its OS
     /// (`platform` or `os_type`). Manifest key: `allow_no_os = true`.
     #[arg(long)]
     pub allow_no_os: bool,
     /// Import disks whose guest data starts with another image format's header (finding
-    /// nested.*) as they are; without it such a row is refused (exit 3). Manifest key:
+    /// nested.*) as they are; without it such an image is refused (exit 3). Manifest key:
     /// `allow_nested = true`.
     #[arg(long)]
     pub allow_nested: bool,
@@ -71,10 +72,10 @@ pub struct BatchFlags {
     /// (Kubernetes Indexed Jobs) or SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT when absent.
     #[arg(long)]
     pub shard: Option<String>,
-    /// Journal of finished rows (default: next to the manifest, `.imgport-batch-NAME.jsonl`).
+    /// Journal of finished images (default: next to the manifest, `.imgport-batch-NAME.jsonl`).
     #[arg(long)]
     pub batch_journal: Option<PathBuf>,
-    /// Seconds a claim held from another machine lives without renewal; then its rows are
+    /// Seconds a claim held from another machine lives without renewal; then its images are
     /// taken over. Claims of processes on this machine are taken over as soon as the process
     /// is gone (or the machine rebooted).
     #[arg(long, alias = "claim-ttl", default_value_t = LeaseRules::default().lease.as_secs_f64())]
@@ -82,20 +83,19 @@ pub struct BatchFlags {
     /// Seconds between two renewals of this process's claims.
     #[arg(long, default_value_t = LeaseRules::default().renew_every.as_secs_f64())]
     pub lease_renew_seconds: f64,
-    /// Wait for rows another live process holds (looking again every few seconds) until
+    /// Wait for images another live process holds (looking again every few seconds) until
     /// they are imported or free, instead of reporting them as in progress elsewhere
     /// (exit 75).
     #[arg(long)]
     pub wait_for_others: bool,
-    /// Seconds between two looks at rows held elsewhere, with --wait-for-others.
+    /// Seconds between two looks at images held elsewhere, with --wait-for-others.
     #[arg(long, default_value_t = 5.0, requires = "wait_for_others")]
     pub wait_interval: f64,
-    /// Change nothing: show every row's state at its destination (imported and Available,
+    /// Change nothing: show every image's state at its destination (imported and Available,
     /// in progress and where, interrupted, failed, not started) and exit.
     #[arg(long)]
     pub status: bool,
-    /// Print the JSON report instead of the summary table.
-    #[arg(long)]
+    #[arg(long, help = super::vocab::JSON)]
     pub json: bool,
     /// Also write the JSON report to this file.
     #[arg(long)]
@@ -104,25 +104,35 @@ pub struct BatchFlags {
     pub connect: ConnectFlags,
 }
 
-/// Exit codes and key precedence of `batch` and `packer`, for their help.
-const ROWS_HELP: &str = "Exit codes: 0 every row imported (its image confirmed Available) or \
-                         already imported; 3 refused by inspection, 4 cloud or storage error, 5 CreateFailed, 130 \
-                         interrupted (run the same command again to resume), 1 rows failed for different reasons; \
-                         75 no row failed but another live process (here or on another machine) still holds some \
-                         rows: run again later, or with --wait-for-others. A flag wins over the row's own value, \
-                         which wins over the manifest's [defaults].";
+/// Exit codes of `batch` and `packer`, for their help.
+macro_rules! exit_help {
+    () => {
+        "Exit codes: 0 every image imported (confirmed Available) or already imported; 3 \
+         refused by inspection, 4 cloud or storage error, 5 CreateFailed, 130 interrupted (run \
+         the same command again to resume), 1 images failed for different reasons; 75 none \
+         failed but another live process (here or on another machine) still holds some: run \
+         again later, or with --wait-for-others."
+    };
+}
+/// `batch`'s help after the flags: exit codes and key precedence.
+const BATCH_HELP: &str = concat!(
+    exit_help!(),
+    " A flag wins over a manifest entry's own value, which wins over the manifest's [defaults]."
+);
+/// `packer`'s help after the flags.
+const EXIT_HELP: &str = exit_help!();
 
 #[derive(Debug, Args)]
-#[command(after_help = ROWS_HELP)]
+#[command(after_help = BATCH_HELP)]
 pub struct BatchArgs {
-    /// The manifest: TOML (`[[image]]` rows, `[defaults]`) or CSV (`name,files,...`).
+    /// The manifest: TOML (`[[image]]` entries, `[defaults]`) or CSV (`name,files,...`).
     pub manifest: PathBuf,
     #[command(flatten)]
     pub flags: BatchFlags,
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = ROWS_HELP)]
+#[command(after_help = EXIT_HELP)]
 pub struct PackerArgs {
     /// The file Packer's `manifest` post-processor wrote.
     #[arg(long, default_value = "packer-manifest.json")]
@@ -279,12 +289,20 @@ fn run_items(
     let report = block_on(async move {
         let refs: Vec<&str> = buckets.iter().map(String::as_str).collect();
         let conn = Connection::open(&flags.connect, &refs).await?;
+        // One bar for the whole batch on a terminal; the rows themselves are printed once, in
+        // the summary table.
+        let bar = super::progress::images(items.len() as u64);
         let progress = |r: &RowReport| {
-            if !json {
-                heprintln!("{}", row_line(r));
+            if let Some(bar) = &bar {
+                bar.set_message(super::output::escape(&r.id).into_owned());
+                bar.inc(1);
             }
         };
-        Ok::<_, anyhow::Error>(batch::run(items, settings, Arc::new(conn), &progress).await)
+        let report = batch::run(items, settings, Arc::new(conn), &progress).await;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        Ok::<_, anyhow::Error>(report)
     })??;
     if let Some(path) = &report_path {
         let text = serde_json::to_vec_pretty(&report)?;
@@ -319,10 +337,11 @@ fn run_items(
 }
 
 fn print_status(rows: &[batch::RowState]) {
-    hprintln!("{:>4}  {:<40}  {:<22}  detail", "row", "image", "state");
+    let width = id_width(rows.iter().map(|r| r.id.as_str()));
+    hprintln!("{:>4}  {:<width$}  {:<22}  detail", "row", "image", "state");
     for r in rows {
         hprintln!(
-            "{:>4}  {:<40}  {:<22}  {}",
+            "{:>4}  {:<width$}  {:<22}  {}",
             r.position + 1,
             r.id,
             r.state.name(),
@@ -348,7 +367,15 @@ fn status_name(s: RowStatus) -> &'static str {
     }
 }
 
-fn row_line(r: &RowReport) -> String {
+/// Width of the image column: the longest id shown, at least the header's.
+fn id_width<'a>(ids: impl Iterator<Item = &'a str>) -> usize {
+    ids.map(|id| super::output::escape(id).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("image".len())
+}
+
+fn row_line(r: &RowReport, width: usize) -> String {
     let detail = match (&r.image_id, &r.error, &r.claimed_by) {
         (_, Some(e), _) => e.clone(),
         (Some(id), None, _) => id.clone(),
@@ -356,7 +383,7 @@ fn row_line(r: &RowReport) -> String {
         _ => String::new(),
     };
     format!(
-        "{:>4}  {:<40}  {:<21}  {:>7.1}s  {detail}",
+        "{:>4}  {:<width$}  {:<21}  {:>7.1}s  {detail}",
         r.position + 1,
         r.id,
         status_name(r.status),
@@ -365,16 +392,19 @@ fn row_line(r: &RowReport) -> String {
 }
 
 fn print_summary(report: &BatchReport) {
+    let shown = || {
+        report
+            .rows
+            .iter()
+            .filter(|r| r.status != RowStatus::OtherShard)
+    };
+    let width = id_width(shown().map(|r| r.id.as_str()));
     println!(
-        "{:>4}  {:<40}  {:<21}  {:>8}  image / error",
+        "{:>4}  {:<width$}  {:<21}  {:>8}  image id / error",
         "row", "image", "status", "time"
     );
-    for r in report
-        .rows
-        .iter()
-        .filter(|r| r.status != RowStatus::OtherShard)
-    {
-        hprintln!("{}", row_line(r));
+    for r in shown() {
+        hprintln!("{}", row_line(r, width));
     }
     let shard = report
         .shard

@@ -12,6 +12,7 @@ use clap::Args;
 
 use super::credentials::CredentialFlags;
 use super::plan::RunFlags;
+use super::vocab;
 use imgport_base::destination::{Destination, account_id};
 use imgport_cloud::aliyun::client::EcsClient;
 use imgport_cloud::aliyun::ehpc::EhpcClient;
@@ -47,8 +48,7 @@ pub struct ConnectFlags {
     /// E-HPC Instant endpoint instead of ehpcinstant.REGION.aliyuncs.com (for --ehpc-name).
     #[arg(long, env = "IMGPORT_EHPC_ENDPOINT")]
     pub ehpc_endpoint: Option<String>,
-    /// OSS/S3 endpoint instead of https://oss-REGION.aliyuncs.com.
-    #[arg(long, env = "IMGPORT_OSS_ENDPOINT")]
+    #[arg(long, env = "IMGPORT_OSS_ENDPOINT", help = vocab::OSS_ENDPOINT)]
     pub oss_endpoint: Option<String>,
     /// Use OSS's internal (VPC) endpoint.
     #[arg(long)]
@@ -56,18 +56,15 @@ pub struct ConnectFlags {
     /// Path-style S3 addressing (for S3-compatible servers on an IP address).
     #[arg(long)]
     pub path_style: bool,
-    /// Parts in flight at once, per image.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, help = vocab::CONCURRENCY)]
     pub concurrency: usize,
-    /// Directory of resume journals (default: ~/.cache/imgport/uploads).
-    #[arg(long)]
+    #[arg(long, help = vocab::JOURNAL)]
     pub journal: Option<PathBuf>,
-    /// Seconds between two polls of an importing image.
-    #[arg(long, default_value_t = 15.0)]
+    #[arg(long, help = vocab::POLL_INTERVAL, default_value_t = vocab::POLL_INTERVAL_DEFAULT)]
     pub poll_interval: f64,
-    /// Give up waiting for an image after this many seconds.
-    #[arg(long, default_value_t = 7200.0)]
-    pub timeout: f64,
+    // The old spelling `--timeout` stays as a hidden alias.
+    #[arg(long, alias = "timeout", help = vocab::WAIT_TIMEOUT, default_value_t = vocab::WAIT_TIMEOUT_DEFAULT)]
+    pub wait_timeout: f64,
     /// As whom the cloud is called.
     #[command(flatten)]
     pub credentials: CredentialFlags,
@@ -93,7 +90,7 @@ impl ConnectFlags {
     ) -> anyhow::Result<ImportSettings> {
         let mut wait = WaitOptions {
             interval: seconds("--poll-interval", self.poll_interval)?,
-            timeout: seconds("--timeout", self.timeout)?,
+            timeout: seconds("--wait-timeout", self.wait_timeout)?,
             ..WaitOptions::default()
         };
         if self.sandbox {

@@ -67,8 +67,7 @@ pub struct ConvertArgs {
     /// image format's header, and import that nested image as-is; by default it is refused.
     #[arg(long)]
     pub allow_nested: bool,
-    /// Print the result as JSON.
-    #[arg(long)]
+    #[arg(long, help = super::vocab::JSON)]
     pub json: bool,
 }
 

@@ -75,8 +75,7 @@ pub struct AddImageArgs {
     /// Registry password (prefer the environment variable; never printed).
     #[arg(long, env = "IMGPORT_REGISTRY_PASSWORD", hide_env_values = true, value_parser = secret, requires = "registry_server")]
     pub registry_password: Option<Secret>,
-    /// Print the result as JSON.
-    #[arg(long)]
+    #[arg(long, help = super::vocab::JSON)]
     pub json: bool,
 }
 

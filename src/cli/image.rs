@@ -21,6 +21,7 @@ use serde_json::json;
 use super::aliyun::{AliyunFlags, fail_rpc};
 use super::output::{exit, print_json};
 use super::plan::{architecture, boot_mode, imds, license_type, nvme, platform};
+use super::vocab;
 use imgport_cloud::aliyun::client::EcsClient;
 use imgport_cloud::aliyun::ecs::{
     Action, CreateImageRequest, ImageSource, ModifyImageAttributeRequest, SnapshotDisk,
@@ -127,14 +128,11 @@ pub struct CreateArgs {
     /// Return once the image is accepted (Creating), without waiting for Available.
     #[arg(long)]
     pub no_wait: bool,
-    /// Seconds between two polls.
-    #[arg(long, default_value_t = 15.0)]
+    #[arg(long, help = vocab::POLL_INTERVAL, default_value_t = vocab::POLL_INTERVAL_DEFAULT)]
     pub poll_interval: f64,
-    /// Seconds to wait for Available before giving up.
-    #[arg(long, default_value_t = 7200.0)]
+    #[arg(long, help = vocab::WAIT_TIMEOUT, default_value_t = vocab::WAIT_TIMEOUT_DEFAULT)]
     pub wait_timeout: f64,
-    /// Print the result as JSON.
-    #[arg(long)]
+    #[arg(long, help = vocab::JSON)]
     pub json: bool,
 }
 
@@ -172,8 +170,7 @@ pub struct ModifyArgs {
     /// Only let the service check the request (DryRun).
     #[arg(long)]
     pub dry_run: bool,
-    /// Print the result as JSON.
-    #[arg(long)]
+    #[arg(long, help = vocab::JSON)]
     pub json: bool,
 }
 
@@ -184,8 +181,7 @@ pub struct CancelImportArgs {
     pub task_id: String,
     #[command(flatten)]
     pub cloud: AliyunFlags,
-    /// Print the result as JSON.
-    #[arg(long)]
+    #[arg(long, help = vocab::JSON)]
     pub json: bool,
 }
 

@@ -1,7 +1,8 @@
 //! `imgport import FILE... --region R --bucket B`: inspect, plan, stream-convert-hash-upload
 //! every disk, ImportImage, wait until `Available`, finish. `--dry-run` stops after the plan
 //! (exactly `imgport plan`); `--sandbox` runs everything against the in-process emulator and
-//! S3 server on 127.0.0.1, with no cloud account.
+//! S3 server on 127.0.0.1, with no cloud account. `--html`/`--markdown` write the plan's
+//! report (as `imgport plan` does) before anything is uploaded, with or without `--dry-run`.
 //!
 //! `--json` prints one object: `image_id`, `status`, `region`, `image_name`, `task_id`,
 //! `client_token`, `disks` (per disk: `device_index`, `source`, `format`, and the upload
@@ -37,11 +38,11 @@ pub struct ImportArgs {
     /// call nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// With --dry-run: also write the report as one self-contained HTML file.
-    #[arg(long, requires = "dry_run")]
+    #[arg(long, help = super::vocab::HTML)]
     pub html: Option<PathBuf>,
-    /// Print the result as JSON.
-    #[arg(long)]
+    #[arg(long, help = super::vocab::MARKDOWN)]
+    pub markdown: Option<PathBuf>,
+    #[arg(long, help = super::vocab::JSON)]
     pub json: bool,
 }
 
@@ -84,8 +85,19 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             run: args.connect.run,
             json: args.json,
             html: args.html,
-            markdown: None,
+            markdown: args.markdown,
         });
+    }
+    if (args.html.is_some() || args.markdown.is_some())
+        && let Err(code) = super::plan::reports(
+            &args.files,
+            &args.plan,
+            &args.connect.run,
+            args.html.as_deref(),
+            args.markdown.as_deref(),
+        )?
+    {
+        return Ok(code);
     }
     let cancel = cancel_on_signals()?;
     let settings = args
@@ -148,7 +160,7 @@ async fn run_async(args: ImportArgs, settings: ImportSettings) -> anyhow::Result
                         .connect
                         .oss_endpoint
                         .as_deref()
-                        .map_or(String::new(), |e| format!(" --endpoint {}", q(e)));
+                        .map_or(String::new(), |e| format!(" --oss-endpoint {}", q(e)));
                     heprintln!(
                         "drop:   imgport upload --abort --bucket {} --key {} --region {}{endpoint}",
                         q(&target.bucket),

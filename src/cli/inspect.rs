@@ -30,8 +30,7 @@ pub struct InspectArgs {
     /// Image files to inspect.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Print a JSON array, one object per file.
-    #[arg(long)]
+    #[arg(long, help = super::vocab::JSON)]
     pub json: bool,
     /// The format the files are supposed to have; a different detected format is refused.
     #[arg(long, value_enum)]

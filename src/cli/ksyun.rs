@@ -57,7 +57,7 @@ pub enum ResizeArg {
 #[command(group = ArgGroup::new("login").required(true).multiple(false))]
 pub struct ReinstallArgs {
     /// Region of the credential scope, e.g. cn-beijing-6.
-    #[arg(long, env = ENV_REGION)]
+    #[arg(long, env = ENV_REGION, value_parser = super::vocab::region)]
     pub region: String,
     /// Endpoint override, `host[:port]` or `http(s)://host[:port]` (default kec.api.ksyun.com).
     #[arg(long)]
@@ -95,11 +95,10 @@ pub struct ReinstallArgs {
     /// File whose bytes become UserData (base64 encoded here).
     #[arg(long)]
     pub user_data_file: Option<PathBuf>,
-    /// Seconds the call may take.
-    #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
-    /// Print the result as JSON.
-    #[arg(long)]
+    // The old spelling `--timeout` stays as a hidden alias.
+    #[arg(long, alias = "timeout", help = super::vocab::REQUEST_TIMEOUT, default_value_t = super::vocab::REQUEST_TIMEOUT_DEFAULT)]
+    pub request_timeout: u64,
+    #[arg(long, help = super::vocab::JSON)]
     pub json: bool,
 }
 
@@ -155,7 +154,7 @@ fn reinstall(a: ReinstallArgs) -> anyhow::Result<ExitCode> {
     }
     let mut config = KsyunConfig::new(a.region.clone());
     config.endpoint = a.endpoint.clone();
-    config.timeout = Duration::from_secs(a.timeout.max(1));
+    config.timeout = Duration::from_secs(a.request_timeout.max(1));
     let credentials = KsyunCredentials {
         access_key_id: a.access_key.clone(),
         secret_access_key: a.secret_key.clone(),

@@ -24,6 +24,7 @@ pub mod connect;
 pub mod convert;
 pub mod credentials;
 pub mod ehpc;
+pub mod generate;
 pub mod image;
 pub mod import;
 pub mod inspect;
@@ -34,10 +35,11 @@ pub mod progress;
 pub mod sim;
 pub mod upload;
 pub mod values;
+pub mod vocab;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 pub use output::exit;
 
@@ -84,6 +86,10 @@ pub enum Command {
     Ehpc(ehpc::EhpcArgs),
     /// Kingsoft Cloud KEC: reinstall an instance with an image (ModifyInstanceImage).
     Ksyun(ksyun::KsyunArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(generate::CompletionsArgs),
+    /// Print the manual page (roff) on stdout, or write one page per command with --out.
+    Man(generate::ManArgs),
 }
 
 /// Runs the parsed command line.
@@ -101,5 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(args) => image::run(args),
         Command::Ehpc(args) => ehpc::run(args),
         Command::Ksyun(args) => ksyun::run(args),
+        Command::Completions(args) => generate::completions(args, Cli::command()),
+        Command::Man(args) => generate::man(args, Cli::command()),
     }
 }

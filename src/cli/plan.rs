@@ -10,12 +10,13 @@ use clap::{Args, ValueEnum};
 
 use super::output::{exit, print_json};
 use super::values::FormatArg;
+use super::vocab;
 use imgport_cloud::aliyun::types::{
     Architecture, BootMode, DetectionStrategy, ImdsSupport, LicenseType, NvmeSupport, OsType,
     Platform,
 };
 use imgport_core::pipeline::prepare::{dry_run_report, prepare};
-use imgport_core::pipeline::report::{render_html, render_markdown};
+use imgport_core::pipeline::report::{DryRunReport, render_html, render_markdown};
 use imgport_core::plan::{ImageOptions, OutputFormat, PartSize, PlanOptions};
 use imgport_image::OpenOptions;
 
@@ -88,11 +89,9 @@ fn tag(s: &str) -> Result<(String, String), String> {
 /// Flags that shape an import plan; every inferred value can be overridden here.
 #[derive(Debug, Clone, Args)]
 pub struct PlanFlags {
-    /// Region of the bucket and the image, e.g. cn-hangzhou.
-    #[arg(long, env = "ALIBABA_CLOUD_REGION_ID")]
+    #[arg(long, env = "ALIBABA_CLOUD_REGION_ID", help = vocab::REGION, value_parser = vocab::region)]
     pub region: String,
-    /// OSS bucket the disks are uploaded to (same region).
-    #[arg(long)]
+    #[arg(long, help = vocab::BUCKET, value_parser = vocab::bucket)]
     pub bucket: String,
     /// Prefix of every object key.
     #[arg(long, default_value = "imgport/")]
@@ -215,9 +214,7 @@ pub struct RunFlags {
     /// Register the imported image with E-HPC Instant under this name (AddImage).
     #[arg(long)]
     pub ehpc_name: Option<String>,
-    /// Part size, e.g. 64M (default: 5 MiB, or larger to stay within 10000 parts; OSS
-    /// accepts 100 KiB to 5 GiB).
-    #[arg(long, value_parser = super::values::part_size)]
+    #[arg(long, help = vocab::PART_SIZE, value_parser = super::values::part_size)]
     pub part_size: Option<PartSize>,
 }
 
@@ -240,39 +237,58 @@ pub struct PlanArgs {
     pub plan: PlanFlags,
     #[command(flatten)]
     pub run: RunFlags,
-    /// Print the plan as JSON (the default prints Markdown).
-    #[arg(long)]
+    #[arg(long, help = vocab::JSON)]
     pub json: bool,
-    /// Also write the report as one self-contained HTML file.
-    #[arg(long)]
+    #[arg(long, help = vocab::HTML)]
     pub html: Option<PathBuf>,
-    /// Also write the report as Markdown to this file.
-    #[arg(long)]
+    #[arg(long, help = vocab::MARKDOWN)]
     pub markdown: Option<PathBuf>,
 }
 
 /// Inspects, plans and renders; exit 0, 3 when a disk is refused, 2 when the plan needs the
 /// user (e.g. two bootable disks), 1 on I/O errors.
 pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let mut opts = args.plan.options();
-    args.run.apply(&mut opts);
-    let prepared = match prepare(&args.files, &args.plan.open_options(), &opts) {
-        Ok(p) => p,
-        Err(e) => return Ok(fail(&e, e.exit_code())),
+    let report = match reports(
+        &args.files,
+        &args.plan,
+        &args.run,
+        args.html.as_deref(),
+        args.markdown.as_deref(),
+    )? {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
     };
-    let report = dry_run_report(&prepared);
-    if let Some(path) = &args.html {
-        write_atomic(path, render_html(&report).as_bytes())?;
-    }
-    if let Some(path) = &args.markdown {
-        write_atomic(path, render_markdown(&report).as_bytes())?;
-    }
     if args.json {
         print_json(&report)?;
     } else {
         print!("{}", render_markdown(&report));
     }
     Ok(ExitCode::from(exit::OK))
+}
+
+/// Inspects and plans `files`, writes the `html` and `markdown` reports asked for, and returns
+/// the report; or the exit code after printing why inspection or planning stopped.
+pub fn reports(
+    files: &[PathBuf],
+    plan: &PlanFlags,
+    run: &RunFlags,
+    html: Option<&std::path::Path>,
+    markdown: Option<&std::path::Path>,
+) -> anyhow::Result<Result<DryRunReport, ExitCode>> {
+    let mut opts = plan.options();
+    run.apply(&mut opts);
+    let prepared = match prepare(files, &plan.open_options(), &opts) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(fail(&e, e.exit_code()))),
+    };
+    let report = dry_run_report(&prepared);
+    if let Some(path) = html {
+        write_atomic(path, render_html(&report).as_bytes())?;
+    }
+    if let Some(path) = markdown {
+        write_atomic(path, render_markdown(&report).as_bytes())?;
+    }
+    Ok(Ok(report))
 }
 
 fn fail(e: &dyn std::error::Error, code: u8) -> ExitCode {

@@ -142,3 +142,20 @@ pub fn reporter_or_log(every: Duration) -> Box<dyn Reporter> {
         })
     }
 }
+
+/// A bar counting finished images of a batch, with their combined rate and the time left, on
+/// stderr when it is a terminal; `None` otherwise (and then nothing is drawn).
+pub fn images(total: u64) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template(
+            "images [{bar:30}] {pos}/{len} {per_sec} eta {eta}  last: {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(500));
+    Some(bar)
+}

@@ -45,20 +45,18 @@ pub struct UploadArgs {
     /// File to upload (as it is, or the image to convert with --to).
     #[arg(required_unless_present_any = ["abort", "clean_stale"])]
     pub src: Option<PathBuf>,
-    /// Bucket.
-    #[arg(long, required_unless_present = "clean_stale")]
+    #[arg(long, required_unless_present = "clean_stale", help = super::vocab::BUCKET)]
     pub bucket: Option<String>,
     /// Object key.
     #[arg(long, required_unless_present = "clean_stale")]
     pub key: Option<String>,
-    /// Region: the OSS endpoint is oss-REGION.aliyuncs.com (HTTPS) unless --endpoint is given.
-    #[arg(long, env = "ALIBABA_CLOUD_REGION_ID", default_value = "cn-hangzhou")]
+    #[arg(long, env = "ALIBABA_CLOUD_REGION_ID", help = super::vocab::REGION, value_parser = super::vocab::region)]
     pub region: String,
     /// Use OSS's internal (VPC) endpoint oss-REGION-internal.aliyuncs.com.
     #[arg(long)]
     pub internal: bool,
-    /// Endpoint URL instead of OSS's: a custom domain, or any S3-compatible server.
-    #[arg(long)]
+    // The old spelling `--endpoint` stays as a hidden alias.
+    #[arg(long = "oss-endpoint", alias = "endpoint", env = "IMGPORT_OSS_ENDPOINT", help = super::vocab::OSS_ENDPOINT)]
     pub endpoint: Option<String>,
     /// Path-style addressing (endpoint/bucket/key), for S3-compatible servers on an IP
     /// address; OSS needs the default virtual-hosted style.
@@ -71,12 +69,9 @@ pub struct UploadArgs {
     /// (finding nested.*) as it is; without it such a source is refused (exit 3).
     #[arg(long, requires = "to")]
     pub allow_nested: bool,
-    /// Part size, e.g. 64M (default: 5 MiB, or larger to stay within 10000 parts; OSS
-    /// accepts 100 KiB to 5 GiB).
-    #[arg(long, value_parser = super::values::part_size)]
+    #[arg(long, help = super::vocab::PART_SIZE, value_parser = super::values::part_size)]
     pub part_size: Option<PartSize>,
-    /// Parts in flight at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, help = super::vocab::CONCURRENCY)]
     pub concurrency: usize,
     /// Attempts per request before giving up (temporary errors only are retried).
     #[arg(long, default_value_t = 8)]
@@ -84,8 +79,7 @@ pub struct UploadArgs {
     /// First retry backoff in milliseconds (doubles per attempt, with jitter, up to 20 s).
     #[arg(long, default_value_t = 200)]
     pub retry_base_ms: u64,
-    /// Directory of resume journals (default: ~/.cache/imgport/uploads).
-    #[arg(long)]
+    #[arg(long, help = super::vocab::JOURNAL)]
     pub journal: Option<PathBuf>,
     /// Upload without a journal: no resume, and a failure aborts the upload.
     #[arg(long, conflicts_with = "journal")]
@@ -107,11 +101,10 @@ pub struct UploadArgs {
     /// Content-MD5 already protects each part.
     #[arg(long)]
     pub sign_payload: bool,
-    /// As whom the store is called (for a plain S3 `--endpoint`, the AWS variables last).
+    /// As whom the store is called (for a plain S3 `--oss-endpoint`, the AWS variables last).
     #[command(flatten)]
     pub credentials: CredentialFlags,
-    /// Print the result as JSON.
-    #[arg(long)]
+    #[arg(long, help = super::vocab::JSON)]
     pub json: bool,
 }
 
@@ -245,7 +238,7 @@ fn abort_command(args: &UploadArgs, target: &ObjectTarget) -> String {
         shell_quote(&args.region),
     ];
     if let Some(e) = &args.endpoint {
-        cmd.extend(["--endpoint".into(), shell_quote(e)]);
+        cmd.extend(["--oss-endpoint".into(), shell_quote(e)]);
     }
     if args.path_style {
         cmd.push("--path-style".into());

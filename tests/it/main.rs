@@ -3,6 +3,8 @@
 
 mod batch;
 mod batch_chaos;
+mod cli_generate;
+mod cli_help;
 mod cloud;
 mod convert;
 mod guest;

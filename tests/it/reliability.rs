@@ -219,6 +219,8 @@ fn a_known_secret_and_token_appear_in_no_output_log_or_journal() {
             BUCKET,
             "--key",
             "k.qcow2",
+            "--region",
+            "cn-hangzhou",
             "--endpoint",
             dead,
             "--path-style",

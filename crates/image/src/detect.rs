@@ -68,6 +68,124 @@ fn at(buf: &[u8], offset: usize, magic: &[u8]) -> bool {
     buf.get(offset..offset + magic.len()) == Some(magic)
 }
 
+/// Offset 0 when `magic` starts `head`.
+fn at0(head: &[u8], magic: &[u8]) -> Option<u64> {
+    at(head, 0, magic).then_some(0)
+}
+
+/// The magic of a binary VMDK extent (sparse `KDMV`, ESX `COWD`).
+fn is_vmdk_extent(head: &[u8]) -> bool {
+    at(head, 0, b"KDMV") || at(head, 0, b"COWD")
+}
+
+/// How `head` holds a format detection always refuses: its name, where its signature lies
+/// (`None`: not this format) and what to do instead. Probed in this order, so a file that
+/// matches more than one names them in it.
+type RefusedFormat = (&'static str, fn(&[u8]) -> Option<u64>, &'static str);
+
+/// Every always-refused format found from the first bytes alone.
+const REFUSED_FORMATS: [RefusedFormat; 17] = [
+    (
+        "qed",
+        |h| at0(h, b"QED\0"),
+        "QED is not accepted by ECS; convert it to qcow2 or raw",
+    ),
+    (
+        "vhdx",
+        |h| at0(h, b"vhdxfile"),
+        "VHDX is not accepted by ECS; convert it to VHD or qcow2 (`qemu-img convert -O vpc`)",
+    ),
+    (
+        "vmdk",
+        |h| is_vmdk_extent(h).then_some(0),
+        "VMDK is not supported by imgport; convert it to qcow2 or raw first",
+    ),
+    (
+        "vmdk",
+        |h| (!is_vmdk_extent(h) && is_vmdk_descriptor(h)).then_some(0),
+        "a VMDK descriptor references extent files; convert the disk to qcow2 or raw first",
+    ),
+    (
+        "vdi",
+        |h| {
+            (le32(h, 0x40) == Some(0xBEDA_107F)
+                || at(h, 0, b"<<< Oracle VM VirtualBox Disk Image >>>"))
+            .then_some(0)
+        },
+        "VDI is not accepted by ECS; convert it to qcow2 or raw",
+    ),
+    (
+        "luks",
+        |h| at0(h, b"LUKS\xba\xbe").or(at0(h, b"SKUL\xba\xbe")),
+        "a LUKS-encrypted container cannot be inspected; import the decrypted disk",
+    ),
+    (
+        "parallels",
+        |h| at0(h, b"WithoutFreeSpace").or(at0(h, b"WithouFreSpacExt")),
+        "Parallels images are not accepted by ECS; convert to qcow2 or raw",
+    ),
+    (
+        "bochs",
+        |h| at0(h, b"Bochs Virtual HD Image\0"),
+        "Bochs images are not accepted by ECS; convert it to qcow2 or raw",
+    ),
+    (
+        "cloop",
+        |h| at0(h, b"#!/bin/sh\n#V2.0 Format\n").or(at0(h, b"#!/bin/sh\n#V4.0 Format\n")),
+        "a cloop compressed image; extract the disk image first",
+    ),
+    (
+        "iso",
+        // ISO 9660 / UDF volume descriptors at 32, 34 and 36 KiB: one match is enough.
+        |h| {
+            [0x8001usize, 0x8801, 0x9001]
+                .into_iter()
+                .find(|&off| {
+                    [b"CD001", b"BEA01", b"NSR02", b"NSR03"]
+                        .iter()
+                        .any(|magic| at(h, off, *magic))
+                })
+                .map(|off| off as u64)
+        },
+        "an ISO or UDF image is an installer or data disc, not a disk image; install it into a disk first",
+    ),
+    (
+        "gzip",
+        |h| at0(h, &[0x1f, 0x8b]),
+        "a gzip archive; decompress it first (`gunzip`)",
+    ),
+    (
+        "xz",
+        |h| at0(h, &[0xfd, b'7', b'z', b'X', b'Z', 0]),
+        "an xz archive; decompress it first (`unxz`)",
+    ),
+    (
+        "zstd",
+        |h| at0(h, &[0x28, 0xb5, 0x2f, 0xfd]),
+        "a zstd archive; decompress it first (`unzstd`)",
+    ),
+    (
+        "bzip2",
+        |h| (at(h, 0, b"BZh") && h.get(3).is_some_and(|c| (b'1'..=b'9').contains(c))).then_some(0),
+        "a bzip2 archive; decompress it first (`bunzip2`)",
+    ),
+    (
+        "zip",
+        |h| at0(h, b"PK\x03\x04"),
+        "a zip archive; extract the disk image first",
+    ),
+    (
+        "7z",
+        |h| at0(h, b"7z\xbc\xaf\x27\x1c"),
+        "a 7z archive; extract the disk image first",
+    ),
+    (
+        "tar",
+        |h| at(h, 257, b"ustar").then_some(257),
+        "a tar archive (an OVA is one); extract the disk image first",
+    ),
+];
+
 pub use super::raw::is_volume_boot_record;
 
 /// Every signature found in `head` (the first bytes) and `tail` (the last bytes) of a file of
@@ -106,148 +224,10 @@ fn probe(head: &[u8], tail: &[u8], size: u64) -> Vec<Signature> {
             sig("vhd", Kind::Supported(ImageFormat::Vhd), size - 511, "");
         }
     }
-    if at(head, 0, b"QED\0") {
-        sig(
-            "qed",
-            refused,
-            0,
-            "QED is not accepted by ECS; convert it to qcow2 or raw",
-        );
-    }
-    if at(head, 0, b"vhdxfile") {
-        sig(
-            "vhdx",
-            refused,
-            0,
-            "VHDX is not accepted by ECS; convert it to VHD or qcow2 (`qemu-img convert -O vpc`)",
-        );
-    }
-    if at(head, 0, b"KDMV") || at(head, 0, b"COWD") {
-        sig(
-            "vmdk",
-            refused,
-            0,
-            "VMDK is not supported by imgport; convert it to qcow2 or raw first",
-        );
-    } else if is_vmdk_descriptor(head) {
-        sig(
-            "vmdk",
-            refused,
-            0,
-            "a VMDK descriptor references extent files; convert the disk to qcow2 or raw first",
-        );
-    }
-    if le32(head, 0x40) == Some(0xBEDA_107F)
-        || at(head, 0, b"<<< Oracle VM VirtualBox Disk Image >>>")
-    {
-        sig(
-            "vdi",
-            refused,
-            0,
-            "VDI is not accepted by ECS; convert it to qcow2 or raw",
-        );
-    }
-    if at(head, 0, b"LUKS\xba\xbe") || at(head, 0, b"SKUL\xba\xbe") {
-        sig(
-            "luks",
-            refused,
-            0,
-            "a LUKS-encrypted container cannot be inspected; import the decrypted disk",
-        );
-    }
-    if at(head, 0, b"WithoutFreeSpace") || at(head, 0, b"WithouFreSpacExt") {
-        sig(
-            "parallels",
-            refused,
-            0,
-            "Parallels images are not accepted by ECS; convert to qcow2 or raw",
-        );
-    }
-    if at(head, 0, b"Bochs Virtual HD Image\0") {
-        sig(
-            "bochs",
-            refused,
-            0,
-            "Bochs images are not accepted by ECS; convert it to qcow2 or raw",
-        );
-    }
-    if at(head, 0, b"#!/bin/sh\n#V2.0 Format\n") || at(head, 0, b"#!/bin/sh\n#V4.0 Format\n") {
-        sig(
-            "cloop",
-            refused,
-            0,
-            "a cloop compressed image; extract the disk image first",
-        );
-    }
-    // ISO 9660 / UDF volume descriptors at 32, 34 and 36 KiB: one match is enough.
-    let iso = [0x8001usize, 0x8801, 0x9001].into_iter().find(|&off| {
-        [b"CD001", b"BEA01", b"NSR02", b"NSR03"]
-            .iter()
-            .any(|magic| at(head, off, *magic))
-    });
-    if let Some(off) = iso {
-        sig(
-            "iso",
-            refused,
-            off as u64,
-            "an ISO or UDF image is an installer or data disc, not a disk image; install it into a disk first",
-        );
-    }
-    if at(head, 0, &[0x1f, 0x8b]) {
-        sig(
-            "gzip",
-            refused,
-            0,
-            "a gzip archive; decompress it first (`gunzip`)",
-        );
-    }
-    if at(head, 0, &[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        sig(
-            "xz",
-            refused,
-            0,
-            "an xz archive; decompress it first (`unxz`)",
-        );
-    }
-    if at(head, 0, &[0x28, 0xb5, 0x2f, 0xfd]) {
-        sig(
-            "zstd",
-            refused,
-            0,
-            "a zstd archive; decompress it first (`unzstd`)",
-        );
-    }
-    if at(head, 0, b"BZh") && head.get(3).is_some_and(|c| (b'1'..=b'9').contains(c)) {
-        sig(
-            "bzip2",
-            refused,
-            0,
-            "a bzip2 archive; decompress it first (`bunzip2`)",
-        );
-    }
-    if at(head, 0, b"PK\x03\x04") {
-        sig(
-            "zip",
-            refused,
-            0,
-            "a zip archive; extract the disk image first",
-        );
-    }
-    if at(head, 0, b"7z\xbc\xaf\x27\x1c") {
-        sig(
-            "7z",
-            refused,
-            0,
-            "a 7z archive; extract the disk image first",
-        );
-    }
-    if at(head, 257, b"ustar") {
-        sig(
-            "tar",
-            refused,
-            257,
-            "a tar archive (an OVA is one); extract the disk image first",
-        );
+    for (name, find, hint) in REFUSED_FORMATS {
+        if let Some(offset) = find(head) {
+            sig(name, refused, offset, hint);
+        }
     }
     if tail.len() >= 512 && at(tail, tail.len() - 512, b"koly") {
         sig(

@@ -8,19 +8,16 @@
 //! or external data file, never decrypts, never writes; [`write`] lays out the header and
 //! table entries the converter writes, with the same offsets.
 
-use imgport_base::bytes::{be32, be64};
+use imgport_base::bytes::be64;
 use std::sync::Arc;
-
-use serde::Serialize;
 
 use super::{
     DiskImage, Extent, Finding, ImageError, ImageFile, ImageFormat, Severity, Verdict, check_read,
 };
-pub use extensions::ExtensionInfo;
-pub use header::Compression;
-pub use snapshots::{SnapshotInfo, Snapshots};
+pub use details::{Compression, ExtensionInfo, Qcow2Details, SnapshotInfo, Snapshots};
 
 mod compressed;
+mod details;
 mod extensions;
 mod header;
 mod mapping;
@@ -31,49 +28,6 @@ pub mod write;
 use extensions::Extensions;
 use header::{Header, off};
 use mapping::{Cluster, Geometry, Mapping, WalkError};
-
-/// Incompatible feature bits this reader knows (0–4).
-const INCOMPAT_KNOWN: u64 = 0x1F;
-
-/// Facts about a QCOW2 file, for `inspect`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Qcow2Details {
-    /// 2 or 3.
-    pub version: u32,
-    pub cluster_size: u64,
-    /// The header's `size` (the virtual size is this rounded down to whole sectors).
-    pub size: u64,
-    /// Width of a refcount entry in bits.
-    pub refcount_bits: u64,
-    /// How compressed clusters are compressed.
-    pub compression: Compression,
-    /// 128-bit L2 entries with 32 subclusters per cluster.
-    pub extended_l2: bool,
-    /// Compatible bit 0.
-    pub lazy_refcounts: bool,
-    /// Incompatible bit 0: refcounts may be stale (reads are unaffected).
-    pub dirty: bool,
-    pub incompatible_features: u64,
-    pub compatible_features: u64,
-    pub autoclear_features: u64,
-    pub header_length: u32,
-    pub l1_size: u32,
-    pub l1_table_offset: u64,
-    pub refcount_table_offset: u64,
-    pub refcount_table_clusters: u32,
-    /// L2 tables the active L1 table points to.
-    pub l2_tables: u64,
-    /// Guest clusters stored uncompressed (wholly or, with extended L2, in part).
-    pub data_clusters: u64,
-    pub compressed_clusters: u64,
-    /// Guest clusters that read as zeros by the zero flag or bitmap.
-    pub zero_clusters: u64,
-    /// Names (from the image's feature name table) of the feature bits that are set.
-    pub features: Vec<String>,
-    /// The header extensions found, in file order.
-    pub extensions: Vec<ExtensionInfo>,
-    pub snapshots: Snapshots,
-}
 
 /// Cluster counts gathered while the tables are checked.
 #[derive(Debug, Clone, Copy, Default)]
@@ -101,10 +55,7 @@ impl Qcow2Image {
         file: Arc<ImageFile>,
         findings: &mut Vec<Finding>,
     ) -> Result<Option<Self>, ImageError> {
-        let mut v = Verdict {
-            findings,
-            refused: false,
-        };
+        let mut v = Verdict::new(findings);
         let size = file.size();
         let head = file.read_upto(0, header::DECODED_LEN)?;
         let Some(h) = Header::parse(&head) else {

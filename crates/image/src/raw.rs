@@ -4,19 +4,12 @@
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
-use serde::Serialize;
+pub use crate::report::RawDetails;
 
 use super::{
     DiskImage, Extent, ExtentKind, Finding, ImageError, ImageFile, ImageFormat, Severity,
     check_read, push_extent,
 };
-
-/// Facts about a RAW file.
-#[derive(Debug, Clone, Serialize)]
-pub struct RawDetails {
-    /// Bytes the file system has allocated for the file (`st_blocks * 512`).
-    pub disk_usage: u64,
-}
 
 /// A RAW disk image.
 pub struct RawImage {

@@ -6,97 +6,34 @@
 //! Reading never writes and never follows a name found in the file; [`write`] lays out the
 //! footer and header the converter writes, with the same offsets and checksum.
 //!
-//! Kept whole: footer decoding, its checks and the reads are one format's reader; the dynamic disk,
-//! geometry and writer already live in `vhd/`.
+//! The spec's constants and checksum (`spec.rs`), the footer (`footer.rs`), the dynamic disk
+//! (`dynamic.rs`), geometry and the writer live in `vhd/`; this file judges and reads.
 
-use imgport_base::bytes::{be16, be32, be64};
 use std::sync::Arc;
-
-use serde::Serialize;
 
 use super::{
     DiskImage, Extent, ExtentKind, Finding, ImageError, ImageFile, ImageFormat, Severity, Verdict,
     check_read, push_extent,
 };
 
+mod details;
 mod dynamic;
+mod footer;
 mod geometry;
+mod spec;
 pub mod write;
 
+pub use details::{VhdDetails, VhdDynamicDetails};
 pub use geometry::{Geometry, SizeSource, chs_geometry, chs_round_up, qemu_size};
+pub use spec::{
+    BAT_UNALLOCATED, COOKIE, DYN_COOKIE, DYN_HEADER_LEN, FOOTER_LEN, LEGACY_FOOTER_LEN,
+    MAX_BAT_ENTRIES, MAX_GEOMETRY, MAX_SECTORS, TYPE_DIFFERENCING, TYPE_DYNAMIC, TYPE_FIXED,
+    VERSION, checksum,
+};
 
-/// Size of the hard disk footer (spec "Hard Disk Footer Format").
-pub const FOOTER_LEN: usize = 512;
-/// Virtual PC before 2004 wrote the footer one byte short (the last reserved byte dropped).
-pub const LEGACY_FOOTER_LEN: usize = 511;
-/// Size of the dynamic disk header (spec "Dynamic Disk Header Format").
-pub const DYN_HEADER_LEN: usize = 1024;
-/// Footer cookie.
-pub const COOKIE: &[u8; 8] = b"conectix";
-/// Dynamic disk header cookie.
-pub const DYN_COOKIE: &[u8; 8] = b"cxsparse";
-/// The only footer and dynamic-header version the spec defines.
-pub const VERSION: u32 = 0x0001_0000;
-/// Disk type 2: the data region is the disk.
-pub const TYPE_FIXED: u32 = 2;
-/// Disk type 3: blocks allocated on demand through the BAT.
-pub const TYPE_DYNAMIC: u32 = 3;
-/// Disk type 4: a dynamic disk whose unallocated blocks come from a parent file.
-pub const TYPE_DIFFERENCING: u32 = 4;
-/// BAT entry of a block that is not allocated.
-pub const BAT_UNALLOCATED: u32 = 0xFFFF_FFFF;
-/// QEMU's `VHD_MAX_SECTORS`: a virtual disk of at most 2040 GiB.
-pub const MAX_SECTORS: u64 = 0xFF00_0000;
-/// QEMU's `VHD_MAX_GEOMETRY`: the CHS product meaning "use current_size instead".
-pub const MAX_GEOMETRY: u64 = 65535 * 16 * 255;
-/// Largest BAT we load (64 MiB): with the usual 2 MiB blocks this covers 32 PiB, far beyond
-/// [`MAX_SECTORS`]; a larger table is refused rather than allocated.
-pub const MAX_BAT_ENTRIES: u32 = 16 << 20;
-
-const SECTOR: u64 = 512;
-
-/// Footer field offsets (spec "Hard Disk Footer Format").
-mod foot {
-    pub const FEATURES: usize = 8;
-    pub const VERSION: usize = 12;
-    pub const DATA_OFFSET: usize = 16;
-    pub const TIMESTAMP: usize = 24;
-    pub const CREATOR_APP: usize = 28;
-    pub const CREATOR_VERSION: usize = 32;
-    pub const CREATOR_OS: usize = 36;
-    pub const ORIGINAL_SIZE: usize = 40;
-    pub const CURRENT_SIZE: usize = 48;
-    pub const CYLINDERS: usize = 56;
-    pub const HEADS: usize = 58;
-    pub const SECTORS: usize = 59;
-    pub const DISK_TYPE: usize = 60;
-    pub const CHECKSUM: usize = 64;
-    pub const UUID: usize = 68;
-    pub const SAVED_STATE: usize = 84;
-}
-
-/// Dynamic disk header field offsets (spec "Dynamic Disk Header Format").
-mod dynh {
-    pub const DATA_OFFSET: usize = 8;
-    pub const TABLE_OFFSET: usize = 16;
-    pub const VERSION: usize = 24;
-    pub const MAX_TABLE_ENTRIES: usize = 28;
-    pub const BLOCK_SIZE: usize = 32;
-    pub const CHECKSUM: usize = 36;
-}
-
-/// The spec's checksum: one's complement of the byte sum, the 4-byte checksum field at
-/// `field` counted as zero.
-pub fn checksum(buf: &[u8], field: usize) -> u32 {
-    let sum = buf.iter().enumerate().fold(0u32, |acc, (i, &b)| {
-        if (field..field + 4).contains(&i) {
-            acc
-        } else {
-            acc.wrapping_add(u32::from(b))
-        }
-    });
-    !sum
-}
+use details::Layout;
+use footer::Footer;
+use spec::{SECTOR, foot};
 
 /// A 4-byte footer tag as text, non-printable bytes escaped (`wa\0\0`).
 fn creator_text(tag: [u8; 4]) -> String {
@@ -104,134 +41,6 @@ fn creator_text(tag: [u8; 4]) -> String {
         .flat_map(|b| std::ascii::escape_default(*b))
         .map(char::from)
         .collect()
-}
-
-/// The decoded hard disk footer.
-#[derive(Debug, Clone)]
-struct Footer {
-    /// The bytes as read (511 or 512), for the copy-at-0 comparison.
-    raw: Vec<u8>,
-    features: u32,
-    version: u32,
-    data_offset: u64,
-    timestamp: u32,
-    creator_app: [u8; 4],
-    creator_version: u32,
-    creator_os: [u8; 4],
-    original_size: u64,
-    current_size: u64,
-    geometry: Geometry,
-    disk_type: u32,
-    checksum: u32,
-    uuid: [u8; 16],
-    saved_state: u8,
-}
-
-impl Footer {
-    /// Decodes a 511- or 512-byte footer (a short one reads as if zero-padded).
-    fn parse(raw: &[u8]) -> Self {
-        let mut b = [0u8; FOOTER_LEN];
-        let n = raw.len().min(FOOTER_LEN);
-        b[..n].copy_from_slice(&raw[..n]);
-        let tag = |off: usize| [b[off], b[off + 1], b[off + 2], b[off + 3]];
-        let mut uuid = [0u8; 16];
-        uuid.copy_from_slice(&b[foot::UUID..foot::UUID + 16]);
-        Self {
-            raw: raw[..n].to_vec(),
-            features: be32(&b, foot::FEATURES),
-            version: be32(&b, foot::VERSION),
-            data_offset: be64(&b, foot::DATA_OFFSET),
-            timestamp: be32(&b, foot::TIMESTAMP),
-            creator_app: tag(foot::CREATOR_APP),
-            creator_version: be32(&b, foot::CREATOR_VERSION),
-            creator_os: tag(foot::CREATOR_OS),
-            original_size: be64(&b, foot::ORIGINAL_SIZE),
-            current_size: be64(&b, foot::CURRENT_SIZE),
-            geometry: Geometry {
-                cylinders: be16(&b, foot::CYLINDERS),
-                heads: b[foot::HEADS],
-                sectors_per_track: b[foot::SECTORS],
-            },
-            disk_type: be32(&b, foot::DISK_TYPE),
-            checksum: be32(&b, foot::CHECKSUM),
-            uuid,
-            saved_state: b[foot::SAVED_STATE],
-        }
-    }
-}
-
-/// Dynamic-disk facts for [`VhdDetails`].
-#[derive(Debug, Clone, Serialize)]
-pub struct VhdDynamicDetails {
-    /// File offset of the `cxsparse` header (the footer's data offset).
-    pub header_offset: u64,
-    /// File offset of the block allocation table.
-    pub bat_offset: u64,
-    /// Number of BAT entries.
-    pub max_table_entries: u32,
-    /// Bytes of virtual disk per block.
-    pub block_size: u32,
-    /// Bytes of the sector bitmap in front of each block.
-    pub bitmap_size: u64,
-    /// Blocks with a BAT entry.
-    pub allocated_blocks: u64,
-    /// `max_table_entries × block_size`, which ECS requires to equal the disk size.
-    pub table_coverage: u64,
-}
-
-/// Facts about a VHD file.
-#[derive(Debug, Clone, Serialize)]
-pub struct VhdDetails {
-    /// `fixed` or `dynamic`.
-    pub disk_type: &'static str,
-    /// Creator application tag (`qemu`, `vpc `, `win `, `wa\x00\x00` …).
-    pub creator_app: String,
-    /// Creator version as `major.minor`.
-    pub creator_version: String,
-    /// Creator host OS tag (`Wi2k`, `Mac `).
-    pub creator_host_os: String,
-    /// Seconds since 2000-01-01 00:00 UTC.
-    pub timestamp: u32,
-    /// Footer features field (bit 0 temporary, bit 1 reserved).
-    pub features: u32,
-    /// Size of the disk at creation.
-    pub original_size: u64,
-    /// Size of the disk now, as Hyper-V, Azure and ECS read it.
-    pub current_size: u64,
-    /// The stored CHS geometry.
-    pub geometry: Geometry,
-    /// Bytes the geometry addresses, as Virtual PC reads it.
-    pub chs_size: u64,
-    /// The size QEMU (and imgport) uses.
-    pub virtual_size: u64,
-    /// Which field the virtual size comes from.
-    pub size_source: SizeSource,
-    /// Why QEMU takes that field.
-    pub size_reason: &'static str,
-    /// Footer length at the end of the file: 512, or 511 for Virtual PC before 2004.
-    pub footer_length: usize,
-    /// File offset of the footer.
-    pub footer_offset: u64,
-    /// The VM was saved with this disk attached (its contents may be inconsistent).
-    pub saved_state: bool,
-    /// Disk UUID.
-    pub uuid: String,
-    /// Dynamic-disk header and BAT facts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dynamic: Option<Box<VhdDynamicDetails>>,
-}
-
-/// How the virtual disk maps onto the file.
-enum Layout {
-    /// The virtual disk is the first `virtual_size` bytes of the file.
-    Fixed,
-    /// Blocks through the BAT; each block is `bitmap_size` bytes of bitmap then data.
-    Dynamic {
-        block_size: u64,
-        bitmap_size: u64,
-        bat: Vec<u32>,
-        details: VhdDynamicDetails,
-    },
 }
 
 /// A fixed or dynamic VHD.
@@ -251,10 +60,7 @@ impl VhdImage {
         file: Arc<ImageFile>,
         findings: &mut Vec<Finding>,
     ) -> Result<Option<Self>, ImageError> {
-        let mut v = Verdict {
-            findings,
-            refused: false,
-        };
+        let mut v = Verdict::new(findings);
         let size = file.size();
         let tail_start = size.saturating_sub(FOOTER_LEN as u64);
         let tail = file.read_upto(tail_start, FOOTER_LEN)?;

@@ -27,102 +27,22 @@ mod backend;
 mod body;
 mod lanes;
 mod multipart;
+mod state;
 mod store;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use tokio::net::TcpListener;
 
+use self::state::Shared;
+pub use self::state::{FaultKind, PartFault, S3Faults, S3Stats};
 pub use self::store::INTERNAL_DIR;
 use super::server::{TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, TEST_STS_KEY_ID};
-
-/// What a chosen part's request suffers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultKind {
-    /// 500 InternalError.
-    Internal,
-    /// 503 SlowDown (S3's throttling answer).
-    SlowDown,
-    /// The connection is closed without an answer.
-    Drop,
-    /// The answer comes after this many milliseconds (and is then served normally).
-    DelayMs(u64),
-}
-
-/// A fault on the first `times` attempts of part `part` (0 = every part).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartFault {
-    pub part: u32,
-    pub kind: FaultKind,
-    pub times: u32,
-}
-
-impl std::str::FromStr for PartFault {
-    type Err = String;
-    /// `PART:KIND[:TIMES]` with KIND `500`, `slowdown`, `drop` or `delay=MS`, e.g. `3:slowdown:2`.
-    fn from_str(s: &str) -> Result<Self, String> {
-        let mut it = s.split(':');
-        let part = it
-            .next()
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| format!("{s:?}: expected PART:KIND[:TIMES]"))?;
-        let kind = match it.next().unwrap_or("") {
-            "500" => FaultKind::Internal,
-            "slowdown" => FaultKind::SlowDown,
-            "drop" => FaultKind::Drop,
-            k => match k.strip_prefix("delay=").and_then(|ms| ms.parse().ok()) {
-                Some(ms) => FaultKind::DelayMs(ms),
-                None => return Err(format!("{s:?}: KIND is 500, slowdown, drop or delay=MS")),
-            },
-        };
-        let times = match it.next() {
-            Some(t) => t.parse().map_err(|_| format!("{s:?}: TIMES is a number"))?,
-            None => 1,
-        };
-        Ok(Self { part, kind, times })
-    }
-}
-
-/// The fault plan, changeable while the server runs.
-#[derive(Debug, Clone, Default)]
-pub struct S3Faults {
-    pub parts: Vec<PartFault>,
-    /// After each successful Complete, append a byte to the object (a stand-in for an object
-    /// replaced behind our back), so verification must fail.
-    pub tamper_after_complete: bool,
-    /// Fraction (0..=1) of all requests failed, deterministically (the k-th request fails when
-    /// ⌊k·rate⌋ grows), in turn with 500 InternalError, 503 SlowDown and a dropped connection.
-    pub rate: f64,
-}
-
-/// What the server saw.
-#[derive(Debug, Clone, Default)]
-pub struct S3Stats {
-    /// Successful UploadPart answers by part number.
-    pub parts_ok: BTreeMap<u32, u32>,
-    /// Every request seen, and those failed by [`S3Faults::rate`].
-    pub requests: u64,
-    pub rate_faults: u64,
-    /// UploadPart requests by part number (including failed ones).
-    pub part_requests: BTreeMap<u32, u32>,
-    pub completes: u32,
-    /// How UploadPart requests were framed: `content-md5`, `x-amz-content-sha256=<value or
-    /// "hash">`, `content-encoding=<v>`, and the names of any `x-amz-checksum-*`,
-    /// `x-amz-sdk-checksum-algorithm` or `x-amz-trailer` headers (OSS refuses those).
-    pub part_framing: std::collections::BTreeSet<String>,
-}
-
-#[derive(Default)]
-struct Shared {
-    faults: Mutex<S3Faults>,
-    stats: Mutex<S3Stats>,
-}
 
 /// A running embedded S3 server.
 pub struct S3Server {

@@ -22,6 +22,20 @@ pub fn cached(name: &str) -> PathBuf {
     p
 }
 
+/// The qcow2 copies of `content.raw` that scripts/testdata writes with qemu-img (one per
+/// cluster size, compression, version and feature), with the subformat each must report.
+pub const QCOW2_CONTENT: [(&str, &str); 9] = [
+    ("content.qcow2", "v3"),
+    ("content-v2.qcow2", "v2"),
+    ("content-zlib.qcow2", "v3"),
+    ("content-zstd.qcow2", "v3"),
+    ("content-extl2.qcow2", "v3"),
+    ("content-4k.qcow2", "v3"),
+    ("content-2m.qcow2", "v3"),
+    ("content-snap.qcow2", "v3"),
+    ("content-zero.qcow2", "v3"),
+];
+
 /// The bytes of the cached file `name`.
 pub fn cached_bytes(name: &str) -> Vec<u8> {
     let p = cached(name);

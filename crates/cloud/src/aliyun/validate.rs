@@ -254,6 +254,37 @@ pub fn region_id(value: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// How a region id looks, checked before any call so that a typo is a usage error rather
+/// than a failed request: groups of lower-case letters and digits joined by `-`, the first
+/// of letters only, at least two groups, at most 64 characters (`cn-hangzhou`, `us-east-1`,
+/// `ap-southeast-1`, `cn-shanghai-finance-1`).
+pub fn region_name(value: &str) -> Result<(), Invalid> {
+    region_id(value)?;
+    let mut groups = value.split('-');
+    let first_ok = groups
+        .next()
+        .is_some_and(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_lowercase()));
+    let rest: Vec<&str> = groups.collect();
+    let rest_ok = !rest.is_empty()
+        && rest.iter().all(|g| {
+            !g.is_empty()
+                && g.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+    if value.len() <= 64 && first_ok && rest_ok {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            "RegionId",
+            "InvalidRegionId.Malformed",
+            format!(
+                "{value:?} is not a region id: one looks like cn-hangzhou, us-east-1 or \
+                 ap-southeast-1 (lower-case letters and digits in groups joined by `-`)"
+            ),
+        ))
+    }
+}
+
 /// The number of disks: 1 ..= [`MAX_DISKS`].
 pub fn disk_count(n: usize) -> Result<(), Invalid> {
     if n == 0 {
@@ -491,6 +522,26 @@ mod tests {
         );
         assert_eq!(code(region_id("")), "MissingParameter");
         assert_eq!(code(region_id("cn-hangzhou")), "ok");
+        for good in [
+            "cn-hangzhou",
+            "us-east-1",
+            "ap-southeast-1",
+            "cn-shanghai-finance-1",
+        ] {
+            assert_eq!(code(region_name(good)), "ok", "{good}");
+        }
+        for bad in [
+            "",
+            "hangzhou",
+            "cn-",
+            "-cn",
+            "cn--x",
+            "Cn-Hangzhou",
+            "cn_hangzhou",
+            "1-a",
+        ] {
+            assert_ne!(code(region_name(bad)), "ok", "{bad}");
+        }
     }
 
     #[test]

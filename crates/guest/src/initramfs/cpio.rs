@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use super::error::{At, InitramfsError};
 use super::header::{self, BIN_HEADER_LEN, BIN_MAGIC_BE, BIN_MAGIC_LE, Format, NEWC_HEADER_LEN};
-use super::{
+use super::model::{
     Compression, Entry, EntryKind, MAX_ENTRIES, MAX_LINK_TARGET, MAX_NAME_BYTES, MAX_TOTAL_BYTES,
     ReadOptions,
 };

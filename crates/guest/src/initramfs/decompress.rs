@@ -15,8 +15,8 @@
 
 use std::io::{self, Read};
 
-use super::Compression;
 use super::error::InitramfsError;
+use super::model::Compression;
 
 /// Decoder window or dictionary limit for xz, lzma and zstd (64 MiB; `xz -9` and `zstd -19`
 /// stay below it, dracut and initramfs-tools use far less).

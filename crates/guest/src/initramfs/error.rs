@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 
-use super::Compression;
+use super::model::Compression;
 
 /// Where in the initramfs a rule was broken: the archive (segment) and the byte inside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! state lives in [`super::cpio`].
 
 use super::error::{At, InitramfsError};
-use super::{MAX_NAME_LEN, MAX_TOTAL_BYTES};
+use super::model::{MAX_NAME_LEN, MAX_TOTAL_BYTES};
 
 pub(crate) const NEWC_MAGIC: &[u8; 6] = b"070701";
 pub(crate) const CRC_MAGIC: &[u8; 6] = b"070702";

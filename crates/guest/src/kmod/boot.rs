@@ -294,18 +294,9 @@ struct GrubCfg {
     default: Option<String>,
 }
 
-/// What an open `{` belongs to.
+/// What an open `{` belongs to: a menu node being filled, or any other block.
 enum Frame {
-    Entry {
-        title: String,
-        id: Option<String>,
-        linux: Option<String>,
-    },
-    Submenu {
-        title: String,
-        id: Option<String>,
-        children: Vec<Node>,
-    },
+    Menu(Node),
     Other,
 }
 
@@ -327,52 +318,50 @@ fn parse_grub(text: &str, bls: &[Node]) -> GrubCfg {
                     .windows(2)
                     .find(|w| w[0] == "--id" || w[0] == "$menuentry_id_option")
                     .map(|w| w[1].clone());
-                stack.push(if first == "menuentry" {
-                    Frame::Entry {
+                stack.push(Frame::Menu(if first == "menuentry" {
+                    Node::Entry {
                         title,
                         id,
                         linux: None,
                     }
                 } else {
-                    Frame::Submenu {
+                    Node::Submenu {
                         title,
                         id,
                         children: Vec::new(),
                     }
-                });
+                }));
             }
             "}" => {
-                let node = match stack.pop() {
-                    Some(Frame::Entry { title, id, linux }) => Node::Entry { title, id, linux },
-                    Some(Frame::Submenu {
-                        title,
-                        id,
-                        children,
-                    }) => Node::Submenu {
-                        title,
-                        id,
-                        children,
-                    },
-                    Some(Frame::Other) | None => continue,
+                let Some(Frame::Menu(node)) = stack.pop() else {
+                    continue;
                 };
                 count += 1;
                 if count > MAX_MENU_ENTRIES {
                     continue;
                 }
-                match stack.iter_mut().rev().find(|f| !matches!(f, Frame::Other)) {
-                    Some(Frame::Submenu { children, .. }) => children.push(node),
-                    Some(_) => {}
+                let parent = stack.iter_mut().rev().find_map(|f| match f {
+                    Frame::Menu(n) => Some(n),
+                    Frame::Other => None,
+                });
+                match parent {
+                    Some(Node::Submenu { children, .. }) => children.push(node),
+                    Some(Node::Entry { .. }) => {}
                     None => top.push(node),
                 }
             }
             "linux" | "linux16" | "linuxefi" | "kernel" => {
-                if let Some(Frame::Entry { linux, .. }) = stack.last_mut()
+                if let Some(Frame::Menu(Node::Entry { linux, .. })) = stack.last_mut()
                     && let Some(path) = words.get(1)
                 {
                     *linux = Some(path.clone());
                 }
             }
-            "set" if !stack.iter().any(|f| matches!(f, Frame::Entry { .. })) => {
+            "set"
+                if !stack
+                    .iter()
+                    .any(|f| matches!(f, Frame::Menu(Node::Entry { .. }))) =>
+            {
                 if let Some(v) = words.get(1).and_then(|w| w.strip_prefix("default="))
                     && !v.contains("next_entry")
                 {

@@ -160,14 +160,7 @@ fn built_in_drivers_boot_without_initramfs_modules() {
     assert_eq!(k.virtio_blk.module, Some(false));
     assert_eq!(k.virtio_blk.at_boot(), Some(true));
     assert_eq!(k.nvme.present(), Some(false));
-    assert!(
-        k.nvme
-            .evidence
-            .iter()
-            .any(|e| e.contains("CONFIG_BLK_DEV_NVME not set")),
-        "{:?}",
-        k.nvme.evidence
-    );
+    assert_evidence(&k.nvme.evidence, "CONFIG_BLK_DEV_NVME not set");
     assert_eq!(k.fw_cfg_sysfs, Some(false));
     let f = driver_facts(&k, Some("grub.cfg default \"0\""));
     assert_eq!(
@@ -178,12 +171,9 @@ fn built_in_drivers_boot_without_initramfs_modules() {
         f.evidence[0],
         "kernel 5.10.134-16.al8.x86_64: grub.cfg default \"0\""
     );
-    assert!(
-        f.evidence
-            .iter()
-            .any(|e| e.contains("virtio_blk present yes, at boot yes (CONFIG_VIRTIO_BLK=y")),
-        "{:?}",
-        f.evidence
+    assert_evidence(
+        &f.evidence,
+        "virtio_blk present yes, at boot yes (CONFIG_VIRTIO_BLK=y",
     );
 }
 
@@ -196,11 +186,9 @@ fn config_says_module_but_file_missing() {
     let k = kernel_drivers(&src);
     assert_eq!(k.virtio_blk.module, Some(true));
     assert_eq!(k.virtio_net.module, Some(false));
-    assert!(
-        k.virtio_net
-            .evidence
-            .iter()
-            .any(|e| e.contains("=m in /boot/config-6.1.0-18-amd64 but no virtio_net module file"))
+    assert_evidence(
+        &k.virtio_net.evidence,
+        "=m in /boot/config-6.1.0-18-amd64 but no virtio_net module file",
     );
     // Missing virtio_net makes `virtio` false even though the disk driver is there.
     assert_eq!(driver_facts(&k, None).virtio, Some(false));
@@ -218,11 +206,7 @@ fn nothing_known_is_unknown() {
         (f.virtio, f.virtio_in_initramfs, f.nvme, f.nvme_in_initramfs),
         (None, None, None, None)
     );
-    assert!(
-        f.evidence
-            .iter()
-            .any(|e| e.contains("/boot/config-1.2.3 not found"))
-    );
+    assert_evidence(&f.evidence, "/boot/config-1.2.3 not found");
 }
 
 #[test]
@@ -239,6 +223,14 @@ fn builtin_listing_and_modinfo() {
     assert!(k.virtio_blk.evidence[0].contains("modules.builtin.modinfo"));
 }
 
+/// Asserts that a line of `evidence` contains `text`.
+fn assert_evidence(evidence: &[String], text: &str) {
+    assert!(
+        evidence.iter().any(|e| e.contains(text)),
+        "no {text:?} in {evidence:?}"
+    );
+}
+
 // Real initramfs images.
 
 fn testdata(name: &str) -> Vec<u8> {
@@ -253,15 +245,22 @@ fn read_initramfs(name: &str) -> Initramfs {
     initramfs::parse(&testdata(name), &opts).unwrap()
 }
 
+/// Sources whose only initramfs, `ini`, was read at `path` (`/boot/initrd.img-VERSION`).
+fn reading_initramfs<'a>(path: &'a str, ini: &'a Initramfs) -> KernelSources<'a> {
+    let version = path.strip_prefix("/boot/initrd.img-").unwrap();
+    let mut src = KernelSources::new(version);
+    src.initramfs = InitramfsInput::Read {
+        path,
+        contents: ini,
+    };
+    src
+}
+
 #[test]
 fn real_initramfs_with_virtio_modules() {
     let ini = read_initramfs("early-virtio-zstd.img");
-    let mut src = KernelSources::new("6.1.0-test");
+    let mut src = reading_initramfs("/boot/initrd.img-6.1.0-test", &ini);
     src.config = Some(DEBIAN_CONFIG);
-    src.initramfs = InitramfsInput::Read {
-        path: "/boot/initrd.img-6.1.0-test",
-        contents: &ini,
-    };
     let k = kernel_drivers(&src);
     for d in Driver::ALL {
         assert_eq!(k.get(d).in_initramfs, Some(true), "{d:?}");
@@ -274,22 +273,17 @@ fn real_initramfs_with_virtio_modules() {
         (f.virtio, f.virtio_in_initramfs, f.nvme, f.nvme_in_initramfs),
         (Some(true), Some(true), Some(true), Some(true))
     );
-    assert!(
-        f.evidence
-            .iter()
-            .any(|e| e.contains("virtio_blk module in initramfs /boot/initrd.img-6.1.0-test"))
+    assert_evidence(
+        &f.evidence,
+        "virtio_blk module in initramfs /boot/initrd.img-6.1.0-test",
     );
 }
 
 #[test]
 fn real_initramfs_without_virtio_modules() {
     let ini = read_initramfs("early-plain-gzip.img");
-    let mut src = KernelSources::new("6.1.0-test");
+    let mut src = reading_initramfs("/boot/initrd.img-6.1.0-test", &ini);
     src.config = Some(DEBIAN_CONFIG);
-    src.initramfs = InitramfsInput::Read {
-        path: "/boot/initrd.img-6.1.0-test",
-        contents: &ini,
-    };
     let k = kernel_drivers(&src);
     assert_eq!(k.virtio_blk.in_initramfs, Some(false));
     assert_eq!(k.virtio_blk.at_boot(), Some(false));
@@ -299,38 +293,23 @@ fn real_initramfs_without_virtio_modules() {
         (f.virtio, f.virtio_in_initramfs, f.nvme_in_initramfs),
         (Some(true), Some(false), Some(false))
     );
-    assert!(
-        f.evidence
-            .iter()
-            .any(|e| e.contains("virtio_blk module not in initramfs"))
-    );
+    assert_evidence(&f.evidence, "virtio_blk module not in initramfs");
 }
 
 #[test]
 fn real_initramfs_for_another_version_and_blacklist() {
     let ini = read_initramfs("early-virtio-xz.img");
-    let mut src = KernelSources::new("6.1.0-other");
-    src.initramfs = InitramfsInput::Read {
-        path: "/boot/initrd.img-6.1.0-other",
-        contents: &ini,
-    };
+    let src = reading_initramfs("/boot/initrd.img-6.1.0-other", &ini);
     let k = kernel_drivers(&src);
     assert_eq!(k.virtio_blk.in_initramfs, Some(false));
-    assert!(
-        k.evidence
-            .iter()
-            .any(|e| e.contains("holds modules for 6.1.0-test but none for 6.1.0-other")),
-        "{:?}",
-        k.evidence
+    assert_evidence(
+        &k.evidence,
+        "holds modules for 6.1.0-test but none for 6.1.0-other",
     );
 
-    let mut src = KernelSources::new("6.1.0-test");
     let conf = [("/etc/modprobe.d/no-virtio.conf", "blacklist virtio_blk\n")];
+    let mut src = reading_initramfs("/boot/initrd.img-6.1.0-test", &ini);
     src.modprobe_d = &conf;
-    src.initramfs = InitramfsInput::Read {
-        path: "/boot/initrd.img-6.1.0-test",
-        contents: &ini,
-    };
     let k = kernel_drivers(&src);
     assert!(k.virtio_blk.disabled);
     assert_eq!(k.virtio_blk.at_boot(), Some(false));

@@ -452,40 +452,33 @@ fn fallbacks_without_os_release() {
 
 #[test]
 fn cloud_init_installed_and_enabled() {
-    let mut fs = MemFs::default();
-    fs.file("/usr/bin/cloud-init", b"").link(
-        "/etc/systemd/system/cloud-init.target.wants/cloud-init.service",
-        "/lib/systemd/system/cloud-init.service",
-    );
-    let g = Guest::new(Arc::new(fs));
-    assert_eq!(
-        cloud_init(&g),
-        CloudInit {
-            installed: true,
-            enabled: true
+    // (files present, whether systemd wants the service, installed, enabled)
+    let cases: [(&[&str], bool, bool, bool); 3] = [
+        (&["/usr/bin/cloud-init"], true, true, true),
+        (
+            &["/usr/bin/cloud-init", "/etc/cloud/cloud-init.disabled"],
+            true,
+            true,
+            false,
+        ),
+        (&[], false, false, false),
+    ];
+    for (files, wanted, installed, enabled) in cases {
+        let mut fs = MemFs::default();
+        for f in files {
+            fs.file(f, b"");
         }
-    );
-    let mut fs = MemFs::default();
-    fs.file("/usr/bin/cloud-init", b"")
-        .file("/etc/cloud/cloud-init.disabled", b"")
-        .link(
-            "/etc/systemd/system/cloud-init.target.wants/cloud-init.service",
-            "/lib/systemd/system/cloud-init.service",
+        if wanted {
+            fs.link(
+                "/etc/systemd/system/cloud-init.target.wants/cloud-init.service",
+                "/lib/systemd/system/cloud-init.service",
+            );
+        }
+        let g = Guest::new(Arc::new(fs));
+        assert_eq!(
+            cloud_init(&g),
+            CloudInit { installed, enabled },
+            "{files:?}, wanted {wanted}"
         );
-    let g = Guest::new(Arc::new(fs));
-    assert_eq!(
-        cloud_init(&g),
-        CloudInit {
-            installed: true,
-            enabled: false
-        }
-    );
-    let g = guest(&[]);
-    assert_eq!(
-        cloud_init(&g),
-        CloudInit {
-            installed: false,
-            enabled: false
-        }
-    );
+    }
 }

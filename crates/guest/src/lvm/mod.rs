@@ -11,7 +11,11 @@ use std::sync::Arc;
 
 use imgport_image::source::{ByteSource, check_bounds};
 
+mod error;
 mod text;
+
+pub use error::LvmError;
+use error::corrupt;
 
 use text::{Section, Value, get, int, parse, section, string};
 
@@ -26,26 +30,6 @@ pub const MAX_METADATA: u64 = 1 << 20;
 const MAX_AREAS: usize = 8;
 /// Most segments of one LV.
 const MAX_SEGMENTS: usize = 1024;
-
-/// Errors reading a PV.
-#[derive(Debug, thiserror::Error)]
-pub enum LvmError {
-    #[error("lvm2: reading the PV at byte {offset}")]
-    Io {
-        offset: u64,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("lvm2: {what}: {rule}")]
-    Corrupt { what: String, rule: String },
-}
-
-fn corrupt(what: &str, rule: impl Into<String>) -> LvmError {
-    LvmError::Corrupt {
-        what: what.into(),
-        rule: rule.into(),
-    }
-}
 
 /// lvm2's `calc_crc`: reflected CRC-32 (polynomial 0xEDB88320) seeded with 0xF597A6CF and
 /// no final XOR.

@@ -2,7 +2,7 @@
 //! `name { … }` sections of `key = value` pairs, where a value is an integer, a quoted string
 //! or a `[ … ]` list; `#` starts a comment. Depth and size are bounded.
 
-use super::{LvmError, corrupt};
+use super::error::{LvmError, corrupt};
 
 /// Deepest section nesting in the metadata text.
 const MAX_DEPTH: usize = 16;

@@ -3,7 +3,7 @@
 //! sectors of 512 and 4096 bytes are tried (4Kn disks put LBA 1 at byte 4096). A corrupt
 //! primary falls back to the backup with a warning.
 
-use super::{PartType, Partition, PartitionError, check_overlaps, read_at};
+use super::entry::{PartType, Partition, PartitionError, check_overlaps, read_at};
 use imgport_base::bytes::{le16, le32, le64};
 use imgport_image::source::ByteSource;
 use imgport_image::{Finding, Severity};

@@ -4,7 +4,7 @@
 use imgport_base::bytes::le32;
 use std::collections::HashSet;
 
-use super::{PartType, Partition, PartitionError, check_overlaps, read_at};
+use super::entry::{PartType, Partition, PartitionError, check_overlaps, read_at};
 use imgport_image::source::ByteSource;
 use imgport_image::{Finding, Severity};
 

@@ -1,7 +1,8 @@
 //! Key nodes (`nk`) and subkey lists (`lf`, `lh`, `li`, `ri`) of a hive.
 
+use super::hive::{Hive, RegistryError};
 use super::value::{Value, decode_name};
-use super::{Hive, RegistryError, le16, le32};
+use imgport_base::bytes::{le16, le32};
 
 /// Offset of the name in an `nk` cell (after the 2-byte signature); spec "Key node".
 const NK_NAME: usize = 0x4C;

@@ -1,6 +1,7 @@
 //! Values (`vk`), their data cells, and big data (`db`) segments.
 
-use super::{Hive, RegistryError, le16, le32};
+use super::hive::{Hive, RegistryError};
+use imgport_base::bytes::{le16, le32};
 
 /// Offset of the name in a `vk` cell; spec "Key value".
 const VK_NAME: usize = 0x14;

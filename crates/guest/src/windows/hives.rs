@@ -2,7 +2,7 @@
 //! version, the control set, boot drivers and cloudbase-init (docs/INSPECTION.md
 //! §Windows). Reads hives only through `guest::registry`.
 
-use super::WindowsFacts;
+use super::facts::WindowsFacts;
 use crate::registry::{Hive, Key, RegistryError};
 use imgport_image::{Finding, Severity};
 

@@ -7,65 +7,27 @@
 //! Problems inside the guest (an unreadable or dirty hive, a compressed `cmd.exe`, a client
 //! edition) become [`Finding`]s; only I/O failures of the volume are errors.
 
+mod facts;
 mod hives;
 mod version;
 
 #[cfg(test)]
 mod tests;
 
-use serde::{Deserialize, Serialize};
-
 use self::hives::{read_software, read_system, with_hive};
 use super::arch::{self, Arch};
-use super::facts::{DriverFacts, GuestFacts};
+use super::facts::GuestFacts;
 use super::fs::{FileSystem, FsError, NodeKind};
 use super::registry::MAX_HIVE_SIZE;
 use imgport_image::{Finding, Severity};
 
+pub use facts::WindowsFacts;
 pub use version::{Product, VersionInfo, WINDOWS_11_BUILD, product};
 
 /// SystemRoot candidates, in libguestfs's order (docs/INSPECTION.md §Windows).
 const SYSTEMROOTS: [&str; 5] = ["Windows", "WINNT", "Win32", "Win", "ReactOS"];
 /// Bytes of `cmd.exe` we read for its PE header.
 const PE_HEADER_BYTES: usize = 4096;
-
-/// Everything read from one Windows system volume.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct WindowsFacts {
-    /// The SystemRoot directory as found on the volume, e.g. `/Windows`.
-    pub systemroot: String,
-    /// `ProductName` as the registry says it (Windows 11 says "Windows 10 …").
-    pub product_name: Option<String>,
-    /// Our name for the product, e.g. `Windows Server 2022`, `Windows 11`.
-    pub product: Option<String>,
-    /// `EditionID`, e.g. `ServerDatacenter`, `Professional`.
-    pub edition_id: Option<String>,
-    /// `InstallationType`: `Server`, `Server Core` or `Client`.
-    pub installation_type: Option<String>,
-    /// True for server editions.
-    pub server: bool,
-    pub major_version: Option<u32>,
-    pub minor_version: Option<u32>,
-    /// `CurrentBuildNumber` (or `CurrentBuild`).
-    pub build: Option<u32>,
-    /// Update build revision (`UBR`).
-    pub ubr: Option<u32>,
-    /// `DisplayVersion`, e.g. `21H2`.
-    pub display_version: Option<String>,
-    /// `major.minor.build`, e.g. `10.0.20348`.
-    pub version: Option<String>,
-    /// ImportImage `Platform`, when documented for this product.
-    pub platform: Option<String>,
-    /// `i386`, `x86_64` or `arm64`.
-    pub architecture: Option<String>,
-    /// The control set `Select\Current` names, e.g. `ControlSet001`.
-    pub current_control_set: Option<String>,
-    pub hostname: Option<String>,
-    pub drivers: DriverFacts,
-    /// cloudbase-init installed (service or program directory) and not disabled.
-    pub cloud_init: Option<bool>,
-    pub findings: Vec<Finding>,
-}
 
 /// Reads the Windows facts of `fs`; `Ok(None)` when no SystemRoot is found (a SystemRoot
 /// needs `System32`, `System32\config` and `System32\cmd.exe`, so a data volume with a

@@ -5,7 +5,7 @@
 
 use flate2::{Decompress, FlushDecompress, Status};
 
-use super::header::Compression;
+use super::details::Compression;
 
 /// Largest zstd window accepted: four times the largest cluster. An honest frame for one
 /// cluster never needs more than the cluster; this bounds the decoder's allocation.

@@ -3,10 +3,9 @@
 //! area and each type at most once. Also the backing file name, which lives in the same
 //! cluster. Names are reported, never opened.
 
-use serde::Serialize;
-
-use super::{be32, be64};
+use super::details::ExtensionInfo;
 use crate::Verdict;
+use imgport_base::bytes::{be32, be64};
 
 /// End of the extension area.
 pub const EXT_END: u32 = 0x0000_0000;
@@ -24,19 +23,6 @@ pub const EXT_DATA_FILE: u32 = 0x4441_5441;
 const FEATURE_ENTRY: usize = 48;
 /// Longest name reported (the spec's backing-name limit, used for every name).
 pub const MAX_NAME: usize = 1023;
-
-/// One header extension as found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ExtensionInfo {
-    /// The type, as `0x%08x`.
-    pub kind: String,
-    /// What the type means, or `unknown`.
-    pub name: &'static str,
-    /// File offset of the extension's type field.
-    pub offset: u64,
-    /// Length of its data.
-    pub length: u32,
-}
 
 /// What the extensions say.
 #[derive(Debug, Clone, Default)]
@@ -184,10 +170,7 @@ mod tests {
 
     fn run(area: &[u8]) -> (Option<Extensions>, Vec<Finding>) {
         let mut findings = Vec::new();
-        let mut v = Verdict {
-            findings: &mut findings,
-            refused: false,
-        };
+        let mut v = Verdict::new(&mut findings);
         let e = parse(area, 112, &mut v);
         (e, findings)
     }

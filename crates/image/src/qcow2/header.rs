@@ -2,8 +2,9 @@
 //! slice, then judged field by field against the spec and QEMU's limits. Pure: no I/O, no
 //! extensions, no tables.
 
-use super::{INCOMPAT_KNOWN, be32, be64};
+use super::details::Compression;
 use crate::{Severity, Verdict};
+use imgport_base::bytes::{be32, be64};
 
 /// The QCOW magic `QFI\xfb`.
 pub const MAGIC: &[u8; 4] = b"QFI\xfb";
@@ -68,16 +69,6 @@ pub mod off {
     pub const REFCOUNT_ORDER: u64 = 96;
     pub const HEADER_LENGTH: u64 = 100;
     pub const COMPRESSION_TYPE: u64 = 104;
-}
-
-/// How compressed clusters are compressed (header byte 104).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    /// Raw deflate (RFC 1951, no zlib header); QEMU calls it `zlib`.
-    Deflate,
-    /// Zstandard frames.
-    Zstd,
 }
 
 /// The decoded header, one field per header field of qcow2.rst. Version 2 files leave the
@@ -452,3 +443,6 @@ impl Header {
         usable
     }
 }
+
+/// Incompatible feature bits this reader knows (0–4).
+const INCOMPAT_KNOWN: u64 = 0x1F;

@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use super::compressed;
-use super::header::Compression;
+use super::details::Compression;
 use crate::{Extent, ExtentKind, ImageError, ImageFile, push_extent};
 
 /// Bits 9–55 of L1 and standard L2 entries: the host offset.

@@ -8,11 +8,11 @@
 //! Everything collected is bounded by the file: entries whose range passes the end of the file
 //! cannot meet a data cluster (those are checked to lie inside it) and are not kept.
 
+use super::details::Snapshots;
 use super::extensions::{BitmapsExt, Extensions};
 use super::header::Header;
-use super::snapshots::Snapshots;
-use super::{be32, be64};
 use crate::{ImageError, ImageFile, Verdict};
+use imgport_base::bytes::{be32, be64};
 
 /// Mask of the offset in a refcount table entry (qcow2.rst: bits 9-63).
 const REFT_OFFSET_MASK: u64 = 0xffff_ffff_ffff_fe00;

@@ -2,48 +2,16 @@
 //! never followed (only the active L1 table is read and imported). Reads are bounded: at
 //! most [`MAX_LISTED`] entries, each of at most 40 + 1024 + 2 × 65535 bytes.
 
-use serde::Serialize;
-
+use super::details::{MAX_LISTED, SnapshotInfo, Snapshots};
 use super::extensions::escaped;
 use super::header::{Header, off};
-use super::{be32, be64};
 use crate::{ImageError, ImageFile, Severity, Verdict};
+use imgport_base::bytes::{be32, be64};
 
-/// Snapshots listed by name; the count is always reported.
-pub const MAX_LISTED: u32 = 64;
 /// QEMU's `QCOW_MAX_SNAPSHOT_EXTRA_DATA`.
 pub const MAX_EXTRA_DATA: u32 = 1024;
 /// Fixed part of a snapshot table entry.
 const ENTRY_HEADER: usize = 40;
-
-/// One snapshot as the table describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SnapshotInfo {
-    pub id: String,
-    pub name: String,
-    /// Seconds since the Epoch when it was taken.
-    pub date: u32,
-    /// Bytes of saved VM state (0 for a disk-only snapshot).
-    pub vm_state_size: u64,
-    /// The disk size when it was taken, when the entry records it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub disk_size: Option<u64>,
-}
-
-/// The snapshot table, bounded.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Snapshots {
-    /// `nb_snapshots` from the header.
-    pub count: u32,
-    /// The first [`MAX_LISTED`] entries.
-    pub listed: Vec<SnapshotInfo>,
-    /// True when more snapshots exist than are listed.
-    pub truncated: bool,
-    /// Metadata the snapshot table occupies in the file, for the overlap checks: the
-    /// table's read entries and each listed snapshot's L1 table (offset, bytes, what).
-    #[serde(skip)]
-    pub regions: Vec<(u64, u64, String)>,
-}
 
 /// Reads the first entries of the snapshot table (the header already checked the table
 /// offset) and reports their presence; a table that runs past the file is refused.

@@ -8,6 +8,7 @@
 use super::header::MAGIC;
 use super::*;
 use crate::ExtentKind;
+use crate::test_util;
 use flate2::write::DeflateEncoder;
 use std::io::Write;
 
@@ -101,26 +102,12 @@ fn expected_disk() -> Vec<u8> {
 }
 
 fn open_bytes(bytes: &[u8]) -> (Option<Qcow2Image>, Vec<Finding>) {
-    let mut tmp = tempfile::NamedTempFile::new().unwrap();
-    tmp.write_all(bytes).unwrap();
-    let file = Arc::new(ImageFile::open(tmp.path()).unwrap());
-    let mut findings = Vec::new();
-    let img = Qcow2Image::open(file, &mut findings).unwrap();
-    (img, findings)
+    test_util::open_bytes(bytes, Qcow2Image::open)
 }
 
 /// Asserts that `bytes` are refused with `code`, the finding naming its field and offset.
 fn refused(bytes: &[u8], code: &str) -> Finding {
-    let (img, findings) = open_bytes(bytes);
-    assert!(img.is_none(), "{code}: opened; findings {findings:?}");
-    let f = findings
-        .iter()
-        .find(|f| f.code == code && f.refuses())
-        .unwrap_or_else(|| panic!("no refusal {code} in {findings:?}"))
-        .clone();
-    assert!(f.field.is_some() && f.offset.is_some(), "{f:?}");
-    assert!(f.message.contains("offset"), "{f:?}");
-    f
+    test_util::refused(bytes, Qcow2Image::open, code)
 }
 
 fn with(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
@@ -157,12 +144,7 @@ fn fixture_reads_every_cluster_kind() {
         assert_eq!(b, want[off as usize..off as usize + len], "{off}+{len}");
     }
     assert!(img.read_at(&mut [0u8; 2], VSIZE - 1).is_err());
-    let kinds: Vec<(u64, u64, ExtentKind)> = img
-        .extents()
-        .unwrap()
-        .iter()
-        .map(|e| (e.offset, e.length, e.kind))
-        .collect();
+    let kinds = test_util::extent_kinds(&img);
     use ExtentKind::*;
     assert_eq!(
         kinds,

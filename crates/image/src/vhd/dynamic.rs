@@ -1,11 +1,15 @@
 //! Dynamic VHDs: the `cxsparse` header and the block allocation table, judged against the
 //! file (spec "Dynamic Disk Header Format", "Block Allocation Table and Data Blocks").
 
-use super::{
-    BAT_UNALLOCATED, DYN_COOKIE, DYN_HEADER_LEN, FOOTER_LEN, Footer, Layout, MAX_BAT_ENTRIES,
-    SECTOR, VERSION, Verdict, VhdDynamicDetails, be32, be64, checksum, dynh, foot,
+use imgport_base::bytes::{be32, be64};
+
+use super::details::{Layout, VhdDynamicDetails};
+use super::footer::Footer;
+use super::spec::{
+    BAT_UNALLOCATED, DYN_COOKIE, DYN_HEADER_LEN, FOOTER_LEN, MAX_BAT_ENTRIES, SECTOR, VERSION,
+    checksum, dynh, foot,
 };
-use crate::{ImageError, ImageFile, Severity};
+use crate::{ImageError, ImageFile, Severity, Verdict};
 
 /// A file range that metadata or a block occupies, for overlap checks.
 #[derive(Debug, Clone, Copy)]

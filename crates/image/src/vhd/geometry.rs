@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{MAX_GEOMETRY, SECTOR};
+use super::spec::{MAX_GEOMETRY, SECTOR};
 
 /// Cylinders / heads / sectors-per-track as stored in the footer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use super::*;
-use crate::test_util::data_ranges;
+use crate::test_util::{assert_parallel_reads, data_ranges, read_in_odd_chunks};
 use crate::{OpenOptions, open};
 use imgport_testdata::{cached, qemu_data_ranges};
 
@@ -33,14 +33,7 @@ fn content_vhds_read_as_the_raw_disk_and_map_like_qemu() {
         let img = opened.image;
         let size = img.virtual_size() as usize;
         assert!(size >= raw.len(), "{name}: {size}");
-        let mut disk = vec![0u8; size];
-        // Odd-sized chunks exercise reads that straddle blocks.
-        let mut pos = 0;
-        while pos < size {
-            let n = (3 << 20 | 777).min(size - pos);
-            img.read_at(&mut disk[pos..pos + n], pos as u64).unwrap();
-            pos += n;
-        }
+        let disk = read_in_odd_chunks(&*img);
         assert!(
             disk[..raw.len()] == raw[..],
             "{name}: contents differ from content.raw"
@@ -84,20 +77,5 @@ fn chs_round_up_matches_fresh_qemu_img_images() {
 fn concurrent_reads_agree_with_the_raw_disk() {
     let raw = std::fs::read(cached("content.raw")).unwrap();
     let opened = open(&cached("content.vhd"), &OpenOptions::default()).unwrap();
-    let img = opened.image;
-    let chunk = (1 << 20) + 4097;
-    std::thread::scope(|s| {
-        for t in 0..4usize {
-            let (img, raw) = (&img, &raw);
-            s.spawn(move || {
-                let mut buf = vec![0u8; chunk];
-                let mut pos = t * chunk;
-                while pos + chunk <= raw.len() {
-                    img.read_at(&mut buf, pos as u64).unwrap();
-                    assert!(buf[..] == raw[pos..pos + chunk], "thread {t} at {pos}");
-                    pos += 4 * chunk;
-                }
-            });
-        }
-    });
+    assert_parallel_reads("content.vhd", &*opened.image, &raw);
 }

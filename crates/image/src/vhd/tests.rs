@@ -1,7 +1,8 @@
 //! Byte-fixture tests: a dynamic and a fixed VHD built field by field, and a negative test
 //! for every rule of the verdict.
+use super::spec::dynh;
 use super::*;
-use std::io::Write;
+use crate::test_util;
 
 /// Block size of the fixtures: the smallest that gives a one-sector bitmap.
 const BS: u64 = 4096;
@@ -140,12 +141,7 @@ fn fixed() -> Vec<u8> {
 }
 
 fn open_bytes(bytes: &[u8]) -> (Option<VhdImage>, Vec<Finding>) {
-    let mut tmp = tempfile::NamedTempFile::new().unwrap();
-    tmp.write_all(bytes).unwrap();
-    let file = Arc::new(ImageFile::open(tmp.path()).unwrap());
-    let mut findings = Vec::new();
-    let img = VhdImage::open(file, &mut findings).unwrap();
-    (img, findings)
+    test_util::open_bytes(bytes, VhdImage::open)
 }
 
 fn codes(findings: &[Finding], sev: Severity) -> Vec<&str> {
@@ -156,18 +152,9 @@ fn codes(findings: &[Finding], sev: Severity) -> Vec<&str> {
         .collect()
 }
 
-/// Asserts that `bytes` are refused with `code` and that the finding names its field.
+/// Asserts that `bytes` are refused with `code`, the finding naming its field and offset.
 fn refused(bytes: &[u8], code: &str) -> Finding {
-    let (img, findings) = open_bytes(bytes);
-    assert!(img.is_none(), "{code}: opened; findings {findings:?}");
-    let f = findings
-        .iter()
-        .find(|f| f.code == code && f.refuses())
-        .unwrap_or_else(|| panic!("no refusal {code} in {findings:?}"))
-        .clone();
-    assert!(f.field.is_some() && f.offset.is_some(), "{f:?}");
-    assert!(f.message.contains("offset"), "{f:?}");
-    f
+    test_util::refused(bytes, VhdImage::open, code)
 }
 
 #[test]
@@ -194,12 +181,7 @@ fn dynamic_fixture_reads_blocks_and_zeros() {
     assert_eq!(&b[..4], &[0; 4]);
     assert_eq!(&b[4..], &want[2 * BS as usize..2 * BS as usize + 4]);
     assert!(img.read_at(&mut b, VSIZE - 4).is_err());
-    let kinds: Vec<(u64, u64, ExtentKind)> = img
-        .extents()
-        .unwrap()
-        .iter()
-        .map(|e| (e.offset, e.length, e.kind))
-        .collect();
+    let kinds = test_util::extent_kinds(&img);
     assert_eq!(
         kinds,
         [

@@ -8,9 +8,10 @@
 //! geometry is written exact when the spec's algorithm gives an exact product and as the
 //! maximum 65535/16/255 otherwise: either way every QEMU version takes `current_size`.
 
-use super::{
-    COOKIE, DYN_COOKIE, DYN_HEADER_LEN, FOOTER_LEN, Geometry, MAX_GEOMETRY, SECTOR, VERSION,
-    checksum, chs_geometry, dynh, foot,
+use super::geometry::{Geometry, chs_geometry};
+use super::spec::{
+    COOKIE, DYN_COOKIE, DYN_HEADER_LEN, FOOTER_LEN, MAX_GEOMETRY, SECTOR, VERSION, checksum, dynh,
+    foot,
 };
 
 /// Creator application written in the footer.

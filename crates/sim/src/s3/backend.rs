@@ -22,9 +22,9 @@ use s3s::dto::{
 };
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
-use super::Shared;
 use super::body::{file_body, stream_into};
 use super::multipart::{MAX_PART_NUMBER, MAX_PART_SIZE, UploadInfo, Uploads};
+use super::state::Shared;
 use super::store::{Digest, Meta, Overwrite, Store};
 
 /// The header OSS answers with the object's CRC-64/ECMA-182.

@@ -8,8 +8,9 @@
 
 use std::sync::Arc;
 
-use super::{
-    Layout, LayoutError, OutputFormat, Piece, SECTOR, SegmentBuilder, round_up, unit_runs,
+use super::segments::{
+    Layout, LayoutError, OutputFormat, Piece, Qcow2Tables, SECTOR, SegmentBuilder, round_up,
+    unit_runs,
 };
 use imgport_image::Extent;
 use imgport_image::qcow2::write::{HEADER_LEN, HeaderFields, MAX_L1_BYTES, header, table_entry};
@@ -42,9 +43,11 @@ impl Qcow2Map {
         let r = self.runs.get(i)?;
         (r.virt <= virt).then(|| r.host + (virt - r.virt))
     }
+}
 
+impl Qcow2Tables for Qcow2Map {
     /// Bytes `[skip, skip + dst.len())` of L2 table `table`.
-    pub(super) fn fill_l2(&self, table: u64, skip: u64, dst: &mut [u8]) {
+    fn fill_l2(&self, table: u64, skip: u64, dst: &mut [u8]) {
         let mut i = 0usize;
         let mut off = skip;
         while i < dst.len() {
@@ -63,7 +66,7 @@ impl Qcow2Map {
 
     /// Bytes `[skip, skip + dst.len())` of refcount block `block`: 1 for every cluster of the
     /// file, 0 past its end (big-endian u16 entries).
-    pub(super) fn fill_refcount(&self, block: u64, skip: u64, dst: &mut [u8]) {
+    fn fill_refcount(&self, block: u64, skip: u64, dst: &mut [u8]) {
         for (i, b) in dst.iter_mut().enumerate() {
             let j = skip + i as u64;
             let cluster = block * REFCOUNTS_PER_BLOCK + j / 2;
@@ -182,10 +185,10 @@ pub(super) fn plan(source_size: u64, data: &[Extent]) -> Result<Layout, LayoutEr
     }
     let mut layout = b.layout(OutputFormat::Qcow2, source_size, size, notices);
     debug_assert_eq!(layout.size, total_clusters * CLUSTER);
-    layout.qcow2 = Some(Qcow2Map {
+    layout.tables = Some(Arc::new(Qcow2Map {
         runs,
         total_clusters,
-    });
+    }));
     Ok(layout)
 }
 
@@ -209,10 +212,9 @@ mod tests {
             },
         ];
         let l = plan(6 * CLUSTER * L2_ENTRIES, &data).unwrap();
-        let map = l.qcow2.as_ref().unwrap();
+        let map = l.tables.as_ref().unwrap();
         // header, L1, refcount table, 1 refcount block, 2 L2 tables, 3 data clusters
-        assert_eq!(map.total_clusters, 1 + 1 + 1 + 1 + 2 + 3);
-        assert_eq!(l.size, map.total_clusters * CLUSTER);
+        assert_eq!(l.size, (1 + 1 + 1 + 1 + 2 + 3) * CLUSTER);
         let mut e = [0u8; 8];
         map.fill_l2(0, 0, &mut e);
         assert_eq!(u64::from_be_bytes(e), table_entry(6 << CLUSTER_BITS));

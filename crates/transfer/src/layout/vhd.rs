@@ -11,19 +11,16 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::{
-    Layout, LayoutError, OutputFormat, SECTOR, SegmentBuilder, round_up, rounding_notice, unit_runs,
+use super::segments::{
+    Layout, LayoutError, OutputFormat, SECTOR, SegmentBuilder, VHD_BLOCK_SIZE, round_up,
+    rounding_notice, unit_runs,
 };
 use imgport_image::Extent;
 use imgport_image::vhd::write::{dynamic_header, footer};
 use imgport_image::vhd::{DYN_HEADER_LEN, FOOTER_LEN, MAX_SECTORS, TYPE_DYNAMIC, TYPE_FIXED};
 
-/// Block size of dynamic VHD output (the spec's and QEMU's default).
-pub const VHD_BLOCK_SIZE: u64 = 2 * 1024 * 1024;
 /// Largest virtual size QEMU accepts for VHD (`VHD_MAX_SECTORS` = 0xFF000000 sectors).
 const VHD_MAX_SIZE: u64 = MAX_SECTORS * SECTOR;
-/// Fixed VHD sizes are whole MiB.
-pub(super) const FIXED_ALIGN: u64 = 1024 * 1024;
 
 /// A stable disk identifier derived from the disk's size and allocation, so that converting
 /// the same disk twice gives the same bytes (and the same SHA-256).

@@ -1,0 +1,44 @@
+//! What inspection reads from one Windows system volume.
+
+use serde::{Deserialize, Serialize};
+
+use crate::facts::DriverFacts;
+use imgport_image::Finding;
+
+/// Everything read from one Windows system volume.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WindowsFacts {
+    /// The SystemRoot directory as found on the volume, e.g. `/Windows`.
+    pub systemroot: String,
+    /// `ProductName` as the registry says it (Windows 11 says "Windows 10 …").
+    pub product_name: Option<String>,
+    /// Our name for the product, e.g. `Windows Server 2022`, `Windows 11`.
+    pub product: Option<String>,
+    /// `EditionID`, e.g. `ServerDatacenter`, `Professional`.
+    pub edition_id: Option<String>,
+    /// `InstallationType`: `Server`, `Server Core` or `Client`.
+    pub installation_type: Option<String>,
+    /// True for server editions.
+    pub server: bool,
+    pub major_version: Option<u32>,
+    pub minor_version: Option<u32>,
+    /// `CurrentBuildNumber` (or `CurrentBuild`).
+    pub build: Option<u32>,
+    /// Update build revision (`UBR`).
+    pub ubr: Option<u32>,
+    /// `DisplayVersion`, e.g. `21H2`.
+    pub display_version: Option<String>,
+    /// `major.minor.build`, e.g. `10.0.20348`.
+    pub version: Option<String>,
+    /// ImportImage `Platform`, when documented for this product.
+    pub platform: Option<String>,
+    /// `i386`, `x86_64` or `arm64`.
+    pub architecture: Option<String>,
+    /// The control set `Select\Current` names, e.g. `ControlSet001`.
+    pub current_control_set: Option<String>,
+    pub hostname: Option<String>,
+    pub drivers: DriverFacts,
+    /// cloudbase-init installed (service or program directory) and not disabled.
+    pub cloud_init: Option<bool>,
+    pub findings: Vec<Finding>,
+}
