@@ -52,9 +52,27 @@ where
         .map_err(|e| s3_error!(InternalError, "storage task: {e}"))?
 }
 
-fn crc_header<T>(resp: &mut S3Response<T>, crc: u64) {
+/// The response `out` with the object's (or part's) CRC-64 header, as OSS sends it.
+fn with_crc<T>(out: T, crc: u64) -> S3Response<T> {
+    let mut resp = S3Response::new(out);
     resp.headers
         .insert(CRC64_HEADER, hyper::header::HeaderValue::from(crc));
+    resp
+}
+
+/// The headers GET and HEAD both send about the object `found`, with the `$ty` fields given.
+macro_rules! object_output {
+    ($ty:ident, $found:expr, { $($field:ident: $value:expr),* $(,)? }) => {
+        $ty {
+            $($field: $value,)*
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(strong(&$found.meta.etag)),
+            last_modified: Some(Timestamp::from($found.modified)),
+            content_type: $found.meta.content_type.clone(),
+            metadata: metadata_out(&$found.meta),
+            ..Default::default()
+        }
+    };
 }
 
 fn strong(etag: &str) -> ETag {
@@ -253,12 +271,13 @@ impl S3 for Backend {
             committed
         })
         .await?;
-        let mut resp = S3Response::new(PutObjectOutput {
-            e_tag: Some(strong(&meta.etag)),
-            ..Default::default()
-        });
-        crc_header(&mut resp, meta.crc64);
-        Ok(resp)
+        Ok(with_crc(
+            PutObjectOutput {
+                e_tag: Some(strong(&meta.etag)),
+                ..Default::default()
+            },
+            meta.crc64,
+        ))
     }
 
     async fn get_object(
@@ -287,22 +306,17 @@ impl S3 for Backend {
         let whole = range.is_none();
         let size = found.meta.size;
         let body = file_body(file, start, len)?;
-        let mut resp = S3Response::new(GetObjectOutput {
+        let out = object_output!(GetObjectOutput, found, {
             body: Some(body),
             content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
             content_range: (!whole)
                 .then(|| format!("bytes {start}-{}/{size}", (start + len).saturating_sub(1))),
-            accept_ranges: Some("bytes".into()),
-            e_tag: Some(strong(&found.meta.etag)),
-            last_modified: Some(Timestamp::from(found.modified)),
-            content_type: found.meta.content_type.clone(),
-            metadata: metadata_out(&found.meta),
-            ..Default::default()
         });
-        if whole {
-            crc_header(&mut resp, found.meta.crc64);
-        }
-        Ok(resp)
+        Ok(if whole {
+            with_crc(out, found.meta.crc64)
+        } else {
+            S3Response::new(out)
+        })
     }
 
     async fn head_object(
@@ -311,18 +325,11 @@ impl S3 for Backend {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let (store, bucket, key) = (self.store.clone(), req.input.bucket, req.input.key);
         let found = blocking(move || store.head(&bucket, &key)).await?;
-        let mut resp = S3Response::new(HeadObjectOutput {
+        let out = object_output!(HeadObjectOutput, found, {
             content_length: Some(i64::try_from(found.meta.size).unwrap_or(i64::MAX)),
-            accept_ranges: Some("bytes".into()),
-            e_tag: Some(strong(&found.meta.etag)),
-            last_modified: Some(Timestamp::from(found.modified)),
-            content_type: found.meta.content_type.clone(),
-            metadata: metadata_out(&found.meta),
-            ..Default::default()
         });
         // OSS sends the object's CRC-64 on HEAD (docs/CLOUD-API.md §OSS).
-        crc_header(&mut resp, found.meta.crc64);
-        Ok(resp)
+        Ok(with_crc(out, found.meta.crc64))
     }
 
     async fn delete_object(
@@ -378,12 +385,13 @@ impl S3 for Backend {
         let (claim, d) = stream_into(input.body, claim, len.unwrap_or(MAX_PART_SIZE)).await?;
         check_body(&d, len, input.content_md5.as_deref())?;
         blocking(move || claim.finish(&d)).await?;
-        let mut resp = S3Response::new(UploadPartOutput {
-            e_tag: Some(strong(&hex::encode(d.md5))),
-            ..Default::default()
-        });
-        crc_header(&mut resp, d.crc64);
-        Ok(resp)
+        Ok(with_crc(
+            UploadPartOutput {
+                e_tag: Some(strong(&hex::encode(d.md5))),
+                ..Default::default()
+            },
+            d.crc64,
+        ))
     }
 
     async fn list_parts(
@@ -479,14 +487,15 @@ impl S3 for Backend {
             Ok(meta)
         })
         .await?;
-        let mut resp = S3Response::new(CompleteMultipartUploadOutput {
-            bucket: Some(input.bucket),
-            key: Some(input.key),
-            e_tag: Some(strong(&meta.etag)),
-            ..Default::default()
-        });
-        crc_header(&mut resp, meta.crc64);
-        Ok(resp)
+        Ok(with_crc(
+            CompleteMultipartUploadOutput {
+                bucket: Some(input.bucket),
+                key: Some(input.key),
+                e_tag: Some(strong(&meta.etag)),
+                ..Default::default()
+            },
+            meta.crc64,
+        ))
     }
 
     async fn list_multipart_uploads(
