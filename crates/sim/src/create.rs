@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use super::ecs::{ApiFault, DiskRec, Ecs, ImageRec, P, Tokened, check_region, duplicated_name};
-use imgport_cloud::aliyun::types::{Architecture, BootMode, DiskFormat, Platform};
+use imgport_cloud::aliyun::types::{BootMode, DiskFormat};
 use imgport_cloud::aliyun::validate::{self, Invalid};
 
 /// A snapshot the emulator knows.
@@ -162,19 +162,9 @@ impl Ecs {
         if let Some(f) = family {
             validate::image_family(f)?;
         }
-        if let Some(t) = p.get("ClientToken") {
-            validate::client_token(t)?;
-        }
-        let platform = p
-            .parse("Platform", Platform::parse, "InvalidPlatform.Malformed")?
-            .unwrap_or(Platform::OthersLinux);
-        let arch = p
-            .parse(
-                "Architecture",
-                Architecture::parse,
-                "InvalidArchitecture.Malformed",
-            )?
-            .unwrap_or(Architecture::X86_64);
+        p.check_client_token()?;
+        let platform = p.platform()?;
+        let arch = p.architecture()?;
         let boot_mode = p
             .parse("BootMode", BootMode::parse, "InvalidBootMode.NotSupport")?
             .unwrap_or(BootMode::UefiPreferred);

@@ -297,6 +297,48 @@ impl<'a> P<'a> {
             }),
         }
     }
+
+    /// `Architecture` of ImportImage and CreateImage; x86_64 when absent.
+    pub(super) fn architecture(&self) -> Result<Architecture, ApiFault> {
+        let a = self.parse(
+            "Architecture",
+            Architecture::parse,
+            "InvalidArchitecture.Malformed",
+        )?;
+        Ok(a.unwrap_or(Architecture::X86_64))
+    }
+
+    /// `Platform` of ImportImage and CreateImage; Others Linux when absent.
+    pub(super) fn platform(&self) -> Result<Platform, ApiFault> {
+        let p = self.parse("Platform", Platform::parse, "InvalidPlatform.Malformed")?;
+        Ok(p.unwrap_or(Platform::OthersLinux))
+    }
+
+    /// `Features.NvmeSupport`, if given.
+    pub(super) fn nvme_support(&self) -> Result<Option<NvmeSupport>, ApiFault> {
+        self.parse(
+            "Features.NvmeSupport",
+            NvmeSupport::parse,
+            "InvalidParameter.FeaturesNvmeSupport",
+        )
+    }
+
+    /// `Features.ImdsSupport`, if given.
+    pub(super) fn imds_support(&self) -> Result<Option<ImdsSupport>, ApiFault> {
+        self.parse(
+            "Features.ImdsSupport",
+            ImdsSupport::parse,
+            "InvalidParameter.FeaturesImdsSupport",
+        )
+    }
+
+    /// Checks `ClientToken`'s documented form, when one is given.
+    pub(super) fn check_client_token(&self) -> Result<(), ApiFault> {
+        if let Some(t) = self.get("ClientToken") {
+            validate::client_token(t)?;
+        }
+        Ok(())
+    }
 }
 
 /// A request id in the service's shape (upper-case UUID).
@@ -664,16 +706,8 @@ impl Ecs {
             },
             "InvalidParameter.Status",
         )?;
-        let nvme = p.parse(
-            "Features.NvmeSupport",
-            NvmeSupport::parse,
-            "InvalidParameter.FeaturesNvmeSupport",
-        )?;
-        let imds = p.parse(
-            "Features.ImdsSupport",
-            ImdsSupport::parse,
-            "InvalidParameter.FeaturesImdsSupport",
-        )?;
+        let nvme = p.nvme_support()?;
+        let imds = p.imds_support()?;
         let mut st = self.lock();
         let current = st
             .images

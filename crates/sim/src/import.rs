@@ -12,7 +12,7 @@ use super::ecs::{
 };
 use imgport_cloud::aliyun::types::{
     Architecture, BootMode, DetectionStrategy, DiskFormat, ImageStatus, ImdsSupport, LicenseType,
-    NvmeSupport, OsType, Platform,
+    OsType,
 };
 use imgport_cloud::aliyun::validate;
 
@@ -67,19 +67,11 @@ impl Ecs {
         if !description.is_empty() {
             validate::description(description)?;
         }
-        let arch = p
-            .parse(
-                "Architecture",
-                Architecture::parse,
-                "InvalidArchitecture.Malformed",
-            )?
-            .unwrap_or(Architecture::X86_64);
+        let arch = p.architecture()?;
         let os_type = p
             .parse("OSType", OsType::parse, "InvalidOSType.Malformed")?
             .unwrap_or(OsType::Linux);
-        let platform = p
-            .parse("Platform", Platform::parse, "InvalidPlatform.Malformed")?
-            .unwrap_or(Platform::OthersLinux);
+        let platform = p.platform()?;
         let boot_mode = p.parse(
             "BootMode",
             |s| BootMode::parse(s).filter(|b| *b != BootMode::UefiPreferred),
@@ -97,22 +89,10 @@ impl Ecs {
             DetectionStrategy::parse,
             "InvalidParameter.DetectionStrategy",
         )?;
-        let nvme = p.parse(
-            "Features.NvmeSupport",
-            NvmeSupport::parse,
-            "InvalidParameter.FeaturesNvmeSupport",
-        )?;
-        let imds = p
-            .parse(
-                "Features.ImdsSupport",
-                ImdsSupport::parse,
-                "InvalidParameter.FeaturesImdsSupport",
-            )?
-            .unwrap_or(ImdsSupport::V1);
+        let nvme = p.nvme_support()?;
+        let imds = p.imds_support()?.unwrap_or(ImdsSupport::V1);
         let tags = collect_tags(p)?;
-        if let Some(t) = p.get("ClientToken") {
-            validate::client_token(t)?;
-        }
+        p.check_client_token()?;
         let windows = os_type == OsType::Windows || platform.as_str().starts_with("Windows");
         if arch == Architecture::Arm64 && windows {
             return Err(ApiFault::new(
