@@ -14,8 +14,8 @@ use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, Bucket, CommonPrefix,
     CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CreateBucketInput,
     CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteObjectInput,
-    DeleteObjectOutput, ETag, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
-    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput,
+    DeleteObjectOutput, ETag, ETagCondition, GetObjectInput, GetObjectOutput, HeadBucketInput,
+    HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput,
     ListMultipartUploadsInput, ListMultipartUploadsOutput, ListObjectsV2Input, ListObjectsV2Output,
     ListPartsInput, ListPartsOutput, Metadata, MultipartUpload, Object, PutObjectInput,
     PutObjectOutput, Timestamp, UploadPartInput, UploadPartOutput,
@@ -113,11 +113,35 @@ fn check_body(d: &Digest, len: Option<u64>, content_md5: Option<&str>) -> S3Resu
     Ok(())
 }
 
+/// A request that writes an object and may say whether it may replace one.
+trait Conditional {
+    /// Its `If-Match` and `If-None-Match`.
+    fn conditions(&self) -> (Option<&ETagCondition>, Option<&ETagCondition>);
+}
+
+impl Conditional for PutObjectInput {
+    fn conditions(&self) -> (Option<&ETagCondition>, Option<&ETagCondition>) {
+        (self.if_match.as_ref(), self.if_none_match.as_ref())
+    }
+}
+
+impl Conditional for CompleteMultipartUploadInput {
+    fn conditions(&self) -> (Option<&ETagCondition>, Option<&ETagCondition>) {
+        (self.if_match.as_ref(), self.if_none_match.as_ref())
+    }
+}
+
+/// [`overwrite_rule`] of the write `req`.
+fn overwrite_of<T: Conditional>(req: &S3Request<T>) -> S3Result<Overwrite> {
+    let (if_match, if_none_match) = req.input.conditions();
+    overwrite_rule(&req.headers, if_match, if_none_match)
+}
+
 /// OSS's create-only switch, then S3's `If-None-Match: *`; `If-Match` is not supported.
 fn overwrite_rule(
     headers: &hyper::HeaderMap,
-    if_match: Option<&s3s::dto::ETagCondition>,
-    if_none_match: Option<&s3s::dto::ETagCondition>,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
 ) -> S3Result<Overwrite> {
     if if_match.is_some() {
         return Err(s3_error!(NotImplemented, "If-Match"));
@@ -242,12 +266,8 @@ impl S3 for Backend {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        let overwrite = overwrite_of(&req)?;
         let input = req.input;
-        let overwrite = overwrite_rule(
-            &req.headers,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-        )?;
         let len = declared(input.content_length, MAX_PUT_SIZE)?;
         let (store, bucket, key) = (self.store.clone(), input.bucket.clone(), input.key.clone());
         // A create-only PUT of an existing object fails before its body is stored; the commit
@@ -440,12 +460,8 @@ impl S3 for Backend {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let overwrite = overwrite_of(&req)?;
         let input = req.input;
-        let overwrite = overwrite_rule(
-            &req.headers,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-        )?;
         let chosen = input
             .multipart_upload
             .and_then(|m| m.parts)
