@@ -72,37 +72,23 @@ pub trait ApiJson: std::error::Error + 'static {
     fn api_json(&self) -> serde_json::Value;
 }
 
-/// The JSON of a service's error answer.
-fn api_fields(code: &str, message: &str, request_id: &str, http_status: u16) -> serde_json::Value {
-    serde_json::json!({
-        "code": code,
-        "message": message,
-        "request_id": request_id,
-        "http_status": http_status,
-    })
+/// `ApiJson` of service errors that carry these four fields.
+macro_rules! api_json {
+    ($($t:ty),*) => {$(
+        impl ApiJson for $t {
+            fn api_json(&self) -> serde_json::Value {
+                serde_json::json!({
+                    "code": self.code,
+                    "message": self.message,
+                    "request_id": self.request_id,
+                    "http_status": self.http_status,
+                })
+            }
+        }
+    )*};
 }
 
-impl ApiJson for ApiError {
-    fn api_json(&self) -> serde_json::Value {
-        api_fields(
-            &self.code,
-            &self.message,
-            &self.request_id,
-            self.http_status,
-        )
-    }
-}
-
-impl ApiJson for KsyunApiError {
-    fn api_json(&self) -> serde_json::Value {
-        api_fields(
-            &self.code,
-            &self.message,
-            &self.request_id,
-            self.http_status,
-        )
-    }
-}
+api_json!(ApiError, KsyunApiError);
 
 /// Exit code of a cloud call's error: 2 when a rule was broken locally (nothing sent), 4
 /// otherwise.
