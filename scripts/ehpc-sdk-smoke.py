@@ -18,30 +18,11 @@ import sys
 
 from alibabacloud_ehpcinstant20230701 import models as ehpc
 from alibabacloud_ehpcinstant20230701.client import Client
-from alibabacloud_tea_openapi import utils_models as openapi
-
-
-def client(secret):
-    config = openapi.Config(
-        access_key_id=os.environ["SIM_ACCESS_KEY_ID"],
-        access_key_secret=secret,
-        endpoint=os.environ["SIM_ENDPOINT"],
-        protocol="http",
-        region_id="cn-hangzhou",
-    )
-    return Client(config)
-
-
-def code_of(call):
-    try:
-        call()
-    except Exception as e:  # the SDK raises ClientException / ServerException
-        return getattr(e, "code", None) or type(e).__name__
-    return None
+from sim_sdk import client, code_of
 
 
 def main():
-    sdk = client(os.environ["SIM_ACCESS_KEY_SECRET"])
+    sdk = client(Client, os.environ["SIM_ACCESS_KEY_SECRET"])
     image_id = os.environ["SIM_IMAGE_ID"]
     vm = ehpc.AddImageRequest(
         name="sdk-vm",
@@ -75,7 +56,7 @@ def main():
         vmimage_spec=ehpc.AddImageRequestVMImageSpec(image_id="m-doesnotexist"),
     )
     print(f"missing {code_of(lambda: sdk.add_image(missing))}")
-    bad = client("not-the-secret")
+    bad = client(Client, "not-the-secret")
     print(f"bad secret {code_of(lambda: bad.add_image(missing))}")
 
 

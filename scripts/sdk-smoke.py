@@ -19,32 +19,11 @@ import time
 
 from alibabacloud_ecs20140526 import models as ecs
 from alibabacloud_ecs20140526.client import Client
-from alibabacloud_tea_openapi import utils_models as openapi
-
-REGION = "cn-hangzhou"
-
-
-def client(secret):
-    config = openapi.Config(
-        access_key_id=os.environ["SIM_ACCESS_KEY_ID"],
-        access_key_secret=secret,
-        endpoint=os.environ["SIM_ENDPOINT"],
-        protocol="http",
-        region_id=REGION,
-    )
-    return Client(config)
-
-
-def code_of(call):
-    try:
-        call()
-    except Exception as e:  # the SDK raises ClientException / ServerException
-        return getattr(e, "code", None) or type(e).__name__
-    return None
+from sim_sdk import REGION, client, code_of
 
 
 def main():
-    sdk = client(os.environ["SIM_ACCESS_KEY_SECRET"])
+    sdk = client(Client, os.environ["SIM_ACCESS_KEY_SECRET"])
     disk = ecs.ImportImageRequestDiskDeviceMapping(
         ossbucket=os.environ["SIM_BUCKET"],
         ossobject=os.environ["SIM_OBJECT"],
@@ -96,7 +75,7 @@ def main():
     )
     print(f"error {code_of(lambda: sdk.import_image(bad_name))}")
 
-    wrong = client("not-the-secret")
+    wrong = client(Client, "not-the-secret")
     print(
         "bad secret "
         + str(code_of(lambda: wrong.describe_images(ecs.DescribeImagesRequest(region_id=REGION))))

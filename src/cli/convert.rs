@@ -95,7 +95,7 @@ impl DigestFlags {
     pub fn options(&self, cancel: Arc<AtomicBool>, content_digest: bool) -> ConvertOptions {
         ConvertOptions {
             stream: StreamOptions {
-                part_size: self.part_size.map_or(0, imgport_core::plan::PartSize::get),
+                part_size: self.part_size.map(imgport_core::plan::PartSize::non_zero),
                 buffers: 0,
                 cancel: Some(cancel),
                 skip_sha256: self.no_sha256,

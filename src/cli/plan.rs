@@ -80,6 +80,18 @@ pub(crate) fn detection(s: &str) -> Result<DetectionStrategy, String> {
         s,
     )
 }
+/// `DISK=GIB` (DISK counting from 1 in the order given), or `GIB` for disk 1.
+fn disk_image_size(s: &str) -> Result<(usize, u64), String> {
+    let (disk, gib) = s.split_once('=').unwrap_or(("1", s));
+    let bad = || format!("`{s}` is not DISK=GIB (DISK counts from 1; GIB is whole GiB)");
+    let disk: usize = disk.trim().parse().map_err(|_| bad())?;
+    let gib: u64 = gib.trim().parse().map_err(|_| bad())?;
+    if disk == 0 || gib == 0 {
+        return Err(bad());
+    }
+    Ok((disk, gib))
+}
+
 fn tag(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -158,6 +170,11 @@ pub struct PlanFlags {
     /// Tag the image: KEY=VALUE, repeatable.
     #[arg(long = "tag", value_parser = tag)]
     pub tags: Vec<(String, String)>,
+    /// DiskImageSize of one disk in GiB, as DISK=GIB (DISK counts from 1 in the order
+    /// given; a bare GIB is disk 1), repeatable; at least the disk's virtual size, at most
+    /// 2048. Default: the virtual size rounded up to whole GiB.
+    #[arg(long = "disk-image-size", value_name = "DISK=GIB", value_parser = disk_image_size)]
+    pub disk_image_sizes: Vec<(usize, u64)>,
 }
 
 impl PlanFlags {
@@ -194,6 +211,11 @@ impl PlanFlags {
                 tags: self.tags.clone(),
             },
             allow_no_os: self.allow_no_os,
+            disk_image_size_gib: self
+                .disk_image_sizes
+                .iter()
+                .map(|&(disk, gib)| (disk - 1, gib))
+                .collect(),
             // Set by `RunFlags::apply`.
             ..PlanOptions::default()
         }

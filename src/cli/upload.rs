@@ -323,7 +323,7 @@ fn open_stream(
         ExitCode::from(exit::USAGE)
     })?;
     let opts = StreamOptions {
-        part_size: parts.part_size.get(),
+        part_size: Some(parts.part_size.non_zero()),
         ..stream_opts.clone()
     };
     let stream: Result<Box<dyn PartSource>, _> = match to {

@@ -126,32 +126,10 @@ fn check_digests(v: &serde_json::Value, file: &Path, part_md5: bool) {
     );
 }
 
-/// The content digest computed the plain way from a RAW file: BLAKE3 of every 64 KiB block,
-/// then BLAKE3 over one record per block — a run of full all-zero blocks is one record
-/// (0, run length as u64 LE), any other block (1, its digest) — and the size (u64 LE).
+/// The content digest computed the plain way from a RAW file (see
+/// [`imgport_testdata::reference_content_digest`]).
 fn reference_content_digest(raw: &Path) -> String {
-    let bytes = std::fs::read(raw).unwrap();
-    let mut outer = blake3::Hasher::new();
-    let mut run = 0u64;
-    for block in bytes.chunks(64 * 1024) {
-        if block.len() == 64 * 1024 && block.iter().all(|&b| b == 0) {
-            run += 1;
-            continue;
-        }
-        if run > 0 {
-            outer.update(&[0]);
-            outer.update(&run.to_le_bytes());
-            run = 0;
-        }
-        outer.update(&[1]);
-        outer.update(blake3::hash(block).as_bytes());
-    }
-    if run > 0 {
-        outer.update(&[0]);
-        outer.update(&run.to_le_bytes());
-    }
-    outer.update(&(bytes.len() as u64).to_le_bytes());
-    hex::encode(outer.finalize().as_bytes())
+    imgport_testdata::reference_content_digest(&std::fs::read(raw).unwrap())
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //!
 //! Kept whole: one stage's tests over the same real disks and oracles.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -18,6 +18,20 @@ pub(crate) fn guest_of(name: &str) -> Value {
     let g = obj["guest"].clone();
     assert!(g.is_object(), "no guest object for {name}: {obj}");
     g
+}
+
+/// The cached disk `name` and its guest report.
+fn disk(name: &str) -> (PathBuf, Value) {
+    (image(name), guest_of(name))
+}
+
+/// The cached Debian disk `name` and its guest report, once its partition table and the
+/// facts of [`assert_debian`] are checked.
+fn debian_disk(name: &str) -> (PathBuf, Value) {
+    let (path, g) = disk(name);
+    assert_table(&g, &path);
+    assert_debian(&g, &path);
+    (path, g)
 }
 
 pub(crate) fn sh_out(cmd: &str) -> String {
@@ -130,6 +144,27 @@ pub(crate) fn fs_by_device<'a>(g: &'a Value, device: &str) -> &'a Value {
         .iter()
         .find(|f| f["device"] == device)
         .unwrap_or_else(|| panic!("no file system {device} in {}", g["filesystems"]))
+}
+
+/// Asserts that each `(key, value)` of `want` is a string fact of the guest report `g`.
+fn assert_facts(g: &Value, want: &[(&str, &str)]) {
+    for (key, value) in want {
+        assert_eq!(g[key], *value, "{key}");
+    }
+}
+
+/// Asserts that `device` of the guest report `g` holds the root file system, a btrfs with
+/// the UUID and label blkid reads at byte `offset` of `path`.
+fn assert_btrfs_root(g: &Value, path: &Path, device: &str, offset: u64) {
+    let root = fs_by_device(g, device);
+    let (kind, uuid, label) = blkid(path, offset);
+    assert_eq!(
+        (root["kind"].as_str(), kind.as_str()),
+        (Some("btrfs"), "btrfs")
+    );
+    assert_eq!(root["uuid"], uuid);
+    assert_eq!(root["label"], label);
+    assert_eq!(root["role"], "root");
 }
 
 /// The facts every Debian disk shares, each checked against the tree or a tool.
@@ -271,8 +306,7 @@ fn assert_partitions(g: &Value, path: &Path, parts: &[(u64, u64, u64, String)]) 
 fn gpt_on_4096_byte_sectors() {
     // made by sgdisk on a loop device with 4096-byte logical blocks; sfdisk's JSON of that
     // device was saved beside the image as the oracle
-    let path = image("guest/tables-4kn.raw");
-    let g = guest_of("guest/tables-4kn.raw");
+    let (path, g) = disk("guest/tables-4kn.raw");
     let json = std::fs::read_to_string(image("guest/tables-4kn.sfdisk.json")).unwrap();
     let (label, parts) = sfdisk_parse(&json);
     assert_eq!(label, "gpt");
@@ -288,8 +322,7 @@ fn gpt_on_4096_byte_sectors() {
 
 #[test]
 fn mbr_extended_partition_and_logicals() {
-    let path = image("guest/tables-ebr.raw");
-    let g = guest_of("guest/tables-ebr.raw");
+    let (path, g) = disk("guest/tables-ebr.raw");
     assert_table(&g, &path);
     let idx: Vec<u64> = g["partitions"]
         .as_array()
@@ -303,8 +336,7 @@ fn mbr_extended_partition_and_logicals() {
 
 #[test]
 fn hybrid_mbr_is_reported() {
-    let path = image("guest/tables-hybrid.raw");
-    let g = guest_of("guest/tables-hybrid.raw");
+    let (path, g) = disk("guest/tables-hybrid.raw");
     let (label, parts) = sfdisk_partitions(&path);
     assert_eq!(label, "gpt");
     assert_eq!(g["partition_table"], "hybrid");
@@ -314,8 +346,7 @@ fn hybrid_mbr_is_reported() {
 
 #[test]
 fn corrupt_primary_gpt_uses_the_backup() {
-    let path = image("guest/tables-bad-primary.raw");
-    let g = guest_of("guest/tables-bad-primary.raw");
+    let (path, g) = disk("guest/tables-bad-primary.raw");
     // sfdisk also falls back to the backup table
     let (_, parts) = sfdisk_partitions(&path);
     assert_eq!(g["partition_table"], "gpt");
@@ -329,10 +360,7 @@ fn corrupt_primary_gpt_uses_the_backup() {
 
 #[test]
 fn debian_gpt_esp_ext4_raw() {
-    let path = image("guest/debian-gpt.raw");
-    let g = guest_of("guest/debian-gpt.raw");
-    assert_table(&g, &path);
-    assert_debian(&g, &path);
+    let (path, g) = debian_disk("guest/debian-gpt.raw");
     assert_eq!(g["boot_mode"], "UEFI");
     let names: Vec<&str> = g["partitions"]
         .as_array()
@@ -379,10 +407,7 @@ fn debian_gpt_esp_ext4_raw() {
 
 #[test]
 fn debian_mbr_ext4_raw() {
-    let path = image("guest/debian-mbr.raw");
-    let g = guest_of("guest/debian-mbr.raw");
-    assert_table(&g, &path);
-    assert_debian(&g, &path);
+    let (path, g) = debian_disk("guest/debian-mbr.raw");
     // GRUB's boot.img is in sector 0 and the partition is active
     let mut code = vec![0u8; 440];
     use std::io::Read;
@@ -417,8 +442,7 @@ fn debian_qcow2_matches_raw() {
 
 #[test]
 fn lvm_ext4_root_over_two_segments() {
-    let path = image("guest/lvm-ext4.raw");
-    let g = guest_of("guest/lvm-ext4.raw");
+    let (path, g) = disk("guest/lvm-ext4.raw");
     assert_table(&g, &path);
     assert_eq!(g["partitions"][0]["type_name"], "BIOS boot");
     // /boot is a partition of its own, mounted by the root's fstab (UUID=)
@@ -433,12 +457,17 @@ fn lvm_ext4_root_over_two_segments() {
     assert_eq!(root["label"], "rockyroot");
     assert_eq!(root["role"], "root");
     assert_eq!(root["mountpoint"], "/");
-    assert_eq!(g["distro"], "rocky");
-    assert_eq!(g["version"], "8.8");
-    assert_eq!(g["platform"], "Rocky Linux");
-    assert_eq!(g["architecture"], "x86_64");
-    assert_eq!(g["hostname"], "rocky-lvm");
-    assert_eq!(g["kernel"], "4.18.0-477.10.1.el8_8.x86_64");
+    assert_facts(
+        &g,
+        &[
+            ("distro", "rocky"),
+            ("version", "8.8"),
+            ("platform", "Rocky Linux"),
+            ("architecture", "x86_64"),
+            ("hostname", "rocky-lvm"),
+            ("kernel", "4.18.0-477.10.1.el8_8.x86_64"),
+        ],
+    );
     assert_eq!(
         g["boot_mode"], "BIOS",
         "GPT with a BIOS boot partition and no ESP"
@@ -459,8 +488,7 @@ fn lvm_ext4_root_over_two_segments() {
 
 #[test]
 fn lvm_centos_layout_finds_xfs_and_swap_volumes() {
-    let path = image("guest/rhel-lvm.raw");
-    let g = guest_of("guest/rhel-lvm.raw");
+    let (path, g) = disk("guest/rhel-lvm.raw");
     assert_table(&g, &path);
     assert_eq!(g["partition_table"], "mbr");
     let boot = fs_by_device(&g, "partition 1");
@@ -531,8 +559,7 @@ fn human_output_shows_the_guest() {
 
 #[test]
 fn btrfs_luks_swap_and_ext2_are_detected() {
-    let path = image("guest/volumes.raw");
-    let g = guest_of("guest/volumes.raw");
+    let (path, g) = disk("guest/volumes.raw");
     let want = ["btrfs", "luks", "swap", "ext2"];
     // an empty btrfs and ext2 are read (no root on them), LUKS and swap are not
     for (i, kind) in want.iter().enumerate() {
@@ -559,24 +586,21 @@ fn btrfs_luks_swap_and_ext2_are_detected() {
 
 #[test]
 fn opensuse_on_btrfs() {
-    let path = image("guest/suse-btrfs.raw");
-    let g = guest_of("guest/suse-btrfs.raw");
+    let (path, g) = disk("guest/suse-btrfs.raw");
     assert_table(&g, &path);
-    let root = fs_by_device(&g, "partition 2");
-    let (kind, uuid, label) = blkid(&path, g["partitions"][1]["start"].as_u64().unwrap());
-    assert_eq!(
-        (root["kind"].as_str(), kind.as_str()),
-        (Some("btrfs"), "btrfs")
+    let start = g["partitions"][1]["start"].as_u64().unwrap();
+    assert_btrfs_root(&g, &path, "partition 2", start);
+    // architecture: /usr/bin/bash (a regular extent) through the /bin -> usr/bin symlink
+    assert_facts(
+        &g,
+        &[
+            ("distro", "opensuse-leap"),
+            ("version", "15.5"),
+            ("platform", "OpenSUSE"),
+            ("architecture", "x86_64"),
+            ("hostname", "suse-btrfs"),
+        ],
     );
-    assert_eq!(root["uuid"], uuid);
-    assert_eq!(root["label"], label);
-    assert_eq!(root["role"], "root");
-    assert_eq!(g["distro"], "opensuse-leap");
-    assert_eq!(g["version"], "15.5");
-    assert_eq!(g["platform"], "OpenSUSE");
-    // /usr/bin/bash (a regular extent) through the /bin -> usr/bin symlink
-    assert_eq!(g["architecture"], "x86_64");
-    assert_eq!(g["hostname"], "suse-btrfs");
     assert_eq!(
         g["boot_mode"], "UEFI-Preferred",
         "ESP and BIOS boot partition"
@@ -759,19 +783,11 @@ fn guest_facts_are_the_same_in_every_form_and_run() {
 /// does not give (no false "no ESP", "no cloud-init", "no OS").
 #[test]
 fn a_spent_budget_leaves_facts_unknown_never_wrong() {
-    const FACTS: [&str; 11] = [
-        "os_type",
-        "distro",
-        "version",
-        "product_name",
-        "platform",
-        "architecture",
-        "boot_mode",
-        "cloud_init",
-        "qemu_guest_agent",
-        "hostname",
-        "kernel",
-    ];
+    // The tree's facts, and two that depend on the disk around it.
+    let facts: Vec<&str> = OS_FACTS
+        .into_iter()
+        .chain(["boot_mode", "hostname"])
+        .collect();
     const DRIVERS: [&str; 4] = ["virtio", "virtio_in_initramfs", "nvme", "nvme_in_initramfs"];
     // What a cut budget may add: the findings that say what was not read.
     const CUT: [&str; 6] = [
@@ -814,7 +830,7 @@ fn a_spent_budget_leaves_facts_unknown_never_wrong() {
             );
             let c = codes(&cut);
             let mut changed = Vec::new();
-            for k in FACTS {
+            for &k in &facts {
                 if cut[k] != full[k] {
                     assert_eq!(
                         cut[k],
@@ -847,16 +863,14 @@ fn a_spent_budget_leaves_facts_unknown_never_wrong() {
     }
 }
 
-/// The facts a layout must not change: the Debian tree's, as debian-gpt.raw (ext4, GPT,
-/// ESP) gives them (`debian_gpt_esp_ext4_raw` checks those against the tree itself).
-const TREE_FACTS: [&str; 10] = [
+/// Facts read from the OS tree alone, whatever disk holds it (the drivers too, an object).
+const OS_FACTS: [&str; 9] = [
     "os_type",
     "distro",
     "version",
     "product_name",
     "platform",
     "architecture",
-    "drivers",
     "cloud_init",
     "qemu_guest_agent",
     "kernel",
@@ -864,27 +878,20 @@ const TREE_FACTS: [&str; 10] = [
 
 fn assert_same_tree(g: &Value, name: &str) {
     let want = guest_of("guest/debian-gpt.raw");
-    for k in TREE_FACTS {
+    // A layout must not change the Debian tree's facts, as debian-gpt.raw (ext4, GPT, ESP)
+    // gives them (`debian_gpt_esp_ext4_raw` checks those against the tree itself).
+    for k in OS_FACTS.into_iter().chain(["drivers"]) {
         assert_eq!(g[k], want[k], "{name}: {k}");
     }
 }
 
 #[test]
 fn debian_on_btrfs_with_esp() {
-    let path = image("guestbtrfs/debian-btrfs.raw");
-    let g = guest_of("guestbtrfs/debian-btrfs.raw");
+    let (path, g) = disk("guestbtrfs/debian-btrfs.raw");
     assert_same_tree(&g, "debian-btrfs");
     assert_eq!(g["boot_mode"], "UEFI");
     assert_eq!(g["hostname"], "imgport-btrfs");
-    let root = fs_by_device(&g, "partition 2");
-    let (kind, uuid, label) = blkid(&path, 17 << 20);
-    assert_eq!(
-        (root["kind"].as_str(), kind.as_str()),
-        (Some("btrfs"), "btrfs")
-    );
-    assert_eq!(root["uuid"], uuid);
-    assert_eq!(root["label"], label);
-    assert_eq!(root["role"], "root");
+    assert_btrfs_root(&g, &path, "partition 2", 17 << 20);
     assert_eq!(fs_by_device(&g, "partition 1")["mountpoint"], "/boot/efi");
     assert!(warnings(&g).is_empty(), "{:?}", warnings(&g));
 }
@@ -909,8 +916,7 @@ fn usr_apart_whole_disk_and_4kn_roots() {
     assert!(c.contains(&"guest.no_partition_table".to_string()), "{c:?}");
     assert!(!c.contains(&"guest.no_os".to_string()), "{c:?}");
 
-    let path = image("guestlayouts/gpt-4kn.raw");
-    let g = guest_of("guestlayouts/gpt-4kn.raw");
+    let (path, g) = disk("guestlayouts/gpt-4kn.raw");
     assert_same_tree(&g, "gpt-4kn");
     let json = std::fs::read_to_string(image("guestlayouts/gpt-4kn.sfdisk.json")).unwrap();
     let (label, parts) = sfdisk_parse(&json);
@@ -927,8 +933,7 @@ fn usr_apart_whole_disk_and_4kn_roots() {
 /// reported as encrypted, never as a disk without an OS.
 #[test]
 fn luks_root_is_encrypted_not_no_os() {
-    let path = image("guestlayouts/luks-root.raw");
-    let g = guest_of("guestlayouts/luks-root.raw");
+    let (path, g) = disk("guestlayouts/luks-root.raw");
     let luks = &g["partitions"][2];
     assert_eq!(luks["filesystem"], "luks");
     let (blk, uuid, _) = blkid(&path, luks["start"].as_u64().unwrap());

@@ -38,7 +38,7 @@ fn import_args(dir: &Path, files: &[&Path], extra: &[&str]) -> Vec<std::ffi::OsS
 }
 
 fn object(dir: &Path, key: &str) -> std::path::PathBuf {
-    dir.join("sandbox/s3").join(BUCKET).join(key)
+    sandbox_object(dir, BUCKET, key)
 }
 
 /// Image records the emulator keeps in its state file.
@@ -233,16 +233,7 @@ fn a_refused_image_uploads_nothing() {
 fn dry_run_is_the_plan_and_calls_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let src = image("content.qcow2");
-    let common = [
-        "--region",
-        "cn-hangzhou",
-        "--bucket",
-        BUCKET,
-        "--system-disk",
-        "1",
-        "--allow-no-os",
-        "--json",
-    ];
+    let common = [&system_disk_flags(BUCKET)[..], &["--json"]].concat();
     let mut args: Vec<&std::ffi::OsStr> =
         vec!["import".as_ref(), src.as_os_str(), "--dry-run".as_ref()];
     args.extend(common.iter().map(std::ffi::OsStr::new));
@@ -334,11 +325,5 @@ fn ehpc_name_registers_the_imported_image_as_the_last_stage() {
     );
     bad.expect_code(2);
     assert!(bad.stderr().contains("Name"), "{}", bad.stderr());
-    assert!(
-        !dir.path()
-            .join("sandbox/s3")
-            .join(BUCKET)
-            .join("imgport/content-zero-disk1.qcow2")
-            .exists()
-    );
+    assert!(!object(dir.path(), "imgport/content-zero-disk1.qcow2").exists());
 }

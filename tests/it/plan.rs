@@ -210,6 +210,28 @@ fn a_single_import_executes_the_plan_that_plan_shows() {
     assert_executed(&run.json(), &planned);
 }
 
+/// Runs `command` (a batch or Packer run of one row) with `--json` in a sandbox under `dir`,
+/// asserts that the row imported and executed the plan `imgport plan` shows for `src` with
+/// `flags`, and returns that plan.
+fn assert_row_executes_plan(
+    dir: &std::path::Path,
+    command: &[String],
+    src: &std::path::Path,
+    flags: &[&str],
+) -> serde_json::Value {
+    let mut args = command.to_vec();
+    args.push("--json".into());
+    args.extend(sandbox(dir));
+    let run = imgport_in(dir, &args);
+    run.expect_code(0);
+    let report = run.json();
+    let row = &report["rows"][0];
+    assert_eq!(row["status"], "imported", "{report}");
+    let planned = dry_plan(&[src], flags);
+    assert_executed(&row["result"], &planned);
+    planned
+}
+
 #[test]
 fn a_batch_row_executes_the_plan_that_plan_shows() {
     let dir = tempfile::tempdir().unwrap();
@@ -225,15 +247,8 @@ fn a_batch_row_executes_the_plan_that_plan_shows() {
     )
     .unwrap();
     let decisions = ["--no-dedupe", "--part-size", "256K"];
-    let mut args: Vec<String> = vec!["batch".into(), manifest.display().to_string()];
-    args.push("--json".into());
-    args.extend(decisions.iter().map(|s| s.to_string()));
-    args.extend(sandbox(dir.path()));
-    let run = imgport_in(dir.path(), &args);
-    run.expect_code(0);
-    let report = run.json();
-    let row = &report["rows"][0];
-    assert_eq!(row["status"], "imported", "{report}");
+    let mut command: Vec<String> = vec!["batch".into(), manifest.display().to_string()];
+    command.extend(decisions.iter().map(|s| s.to_string()));
     // A batch row's objects go under a folder named by the row.
     let mut flags = vec![
         "--region",
@@ -251,9 +266,8 @@ fn a_batch_row_executes_the_plan_that_plan_shows() {
         "vhd",
     ];
     flags.extend(decisions);
-    let planned = dry_plan(&[&src], &flags);
+    let planned = assert_row_executes_plan(dir.path(), &command, &src, &flags);
     assert_eq!(planned["dedupe"], false);
-    assert_executed(&row["result"], &planned);
 }
 
 #[test]
@@ -278,25 +292,17 @@ fn a_packer_build_executes_the_plan_that_plan_shows() {
         "--family",
         "web",
     ];
-    let mut args: Vec<String> = vec![
+    let mut command: Vec<String> = vec![
         "packer".into(),
         "--manifest".into(),
         manifest.display().to_string(),
-        "--json".into(),
     ];
-    args.extend(common.iter().map(|s| s.to_string()));
-    args.extend(sandbox(dir.path()));
-    let run = imgport_in(dir.path(), &args);
-    run.expect_code(0);
-    let report = run.json();
-    let row = &report["rows"][0];
-    assert_eq!(row["status"], "imported", "{report}");
+    command.extend(common.iter().map(|s| s.to_string()));
     // A Packer build is the row `NAME:RUN`, its objects under a folder of that name.
     let mut flags = vec!["--key-prefix", "imgport/web_run-2/", "--name", "web"];
     flags.extend(common);
-    let planned = dry_plan(&[&src], &flags);
+    let planned = assert_row_executes_plan(dir.path(), &command, &src, &flags);
     assert_eq!(planned["dedupe"], true);
-    assert_executed(&row["result"], &planned);
 }
 
 #[test]
@@ -328,4 +334,55 @@ fn part_sizes_are_checked_against_oss_limits_where_the_plan_is_made() {
     let parts = &run.json()["plan"]["disks"][0]["parts"]["value"];
     assert_eq!(parts["part_size"], 5 << 20);
     assert_eq!(parts["count"], 410);
+}
+
+#[test]
+fn disk_image_size_is_given_per_disk_and_checked_where_the_plan_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2.5 GiB of holes: a DiskImageSize of at least 3 GiB.
+    let disk = dir.path().join("disk.raw");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(5 << 29)
+        .unwrap();
+    let disk = disk.to_str().unwrap();
+    let mut args = vec!["plan", "--json", "--to", "raw"];
+    args.extend(BASE);
+    let planned = |flags: &[&str]| imgport([&args[..], flags, &[disk]].concat());
+    let size_of = |run: &Run| run.json()["plan"]["disks"][0]["disk_image_size_gib"].clone();
+    let run = planned(&[]);
+    run.expect_code(0);
+    assert_eq!(size_of(&run)["value"], 3);
+    for flag in ["1=40", "40"] {
+        let run = planned(&["--disk-image-size", flag]);
+        run.expect_code(0);
+        let size = size_of(&run);
+        assert_eq!(
+            (&size["value"], &size["source"]["kind"]),
+            (&40.into(), &"user".into())
+        );
+        let import = &run.json()["requests"][2];
+        assert_eq!(import["action"], "ImportImage");
+        let params = import["params"].as_array().unwrap();
+        assert!(
+            params.contains(&serde_json::json!([
+                "DiskDeviceMapping.1.DiskImageSize",
+                "40"
+            ])),
+            "{import}"
+        );
+    }
+    // Below the disk's own size, over ImportImage's 2048 GiB, or a disk not given: refused
+    // before anything is uploaded, naming the flag.
+    for (flag, says) in [
+        ("1=2", "must be 3–2048 GiB"),
+        ("1=2049", "must be 3–2048 GiB"),
+        ("2=10", "there is no disk 2"),
+        ("0=10", "DISK counts from 1"),
+        ("1=big", "is not DISK=GIB"),
+    ] {
+        let run = planned(&["--disk-image-size", flag]);
+        run.expect_code(2);
+        assert!(run.stderr().contains(says), "{flag}: {}", run.stderr());
+    }
 }

@@ -29,19 +29,8 @@ fn qcow2_sizes_and_subformats_match_qemu_img() {
         files.push((format!("qcow2-{s}.qcow2"), "v3"));
         files.push((format!("qcow2v2-{s}.qcow2"), "v2"));
     }
-    for (f, sub) in [
-        ("content.qcow2", "v3"),
-        ("content-v2.qcow2", "v2"),
-        ("content-zlib.qcow2", "v3"),
-        ("content-zstd.qcow2", "v3"),
-        ("content-extl2.qcow2", "v3"),
-        ("content-4k.qcow2", "v3"),
-        ("content-2m.qcow2", "v3"),
-        ("content-zero.qcow2", "v3"),
-        ("content-snap.qcow2", "v3"),
-        ("big.qcow2", "v3"),
-        ("qcow2-lazy.qcow2", "v3"),
-    ] {
+    let others = [("big.qcow2", "v3"), ("qcow2-lazy.qcow2", "v3")];
+    for (f, sub) in imgport_testdata::QCOW2_CONTENT.into_iter().chain(others) {
         files.push((f.to_string(), sub));
     }
     for (file, sub) in &files {

@@ -54,12 +54,14 @@ fn the_import_completes_with_ten_percent_of_requests_failing() {
     assert_eq!(uploads.len(), 13, "{s3}");
     assert!(uploads.values().all(|n| n == 1), "{s3}");
     assert_eq!(sim_images(&dir.path().join("sandbox/ecs")).len(), 1);
-    let obj = dir
-        .path()
-        .join("sandbox/s3")
-        .join(BUCKET)
-        .join(r["disks"][0]["key"].as_str().unwrap());
-    assert_eq!(sha256sum(&obj), sha256sum(&src));
+    assert_first_disk_stored(dir.path(), &r, &src);
+}
+
+/// Asserts that the sandbox under `dir` stores the first disk of the import report `r` with
+/// the bytes of `src` (a RAW upload of a RAW source).
+fn assert_first_disk_stored(dir: &Path, r: &serde_json::Value, src: &Path) {
+    let key = r["disks"][0]["key"].as_str().unwrap();
+    assert_eq!(sha256sum(&sandbox_object(dir, BUCKET, key)), sha256sum(src));
 }
 
 /// `imgport import` against the running emulator `sim`, with its test keys.
@@ -181,37 +183,32 @@ fn a_known_secret_and_token_appear_in_no_output_log_or_journal() {
     let manifest = manifest.display().to_string();
     let uuid = "8c0a1e2b-3f4d-4e5f-8a6b-7c8d9e0f1a2b";
     // What `import` and `batch` are given: the dead cloud endpoints and the credentials.
-    let cloud = [
-        "--ecs-endpoint",
-        dead,
-        "--oss-endpoint",
-        dead,
-        "--path-style",
-        "--journal",
-        &journal,
+    let creds = [
         "--access-key-secret",
         SECRET,
         "--security-token",
         TOKEN,
         "--access-key-id",
         "AKIDTEST",
-        "--json",
-        "--no-dedupe",
     ];
+    let target = system_disk_flags(BUCKET);
+    let cloud = [
+        &[
+            "--ecs-endpoint",
+            dead,
+            "--oss-endpoint",
+            dead,
+            "--path-style",
+            "--journal",
+            &journal,
+        ][..],
+        &creds,
+        &["--json", "--no-dedupe"],
+    ]
+    .concat();
     let commands: Vec<Vec<String>> = [
         vec!["inspect", &s, "--json"],
-        vec![
-            "plan",
-            &s,
-            "--region",
-            REGION,
-            "--bucket",
-            BUCKET,
-            "--system-disk",
-            "1",
-            "--allow-no-os",
-            "--json",
-        ],
+        [&["plan", &s][..], &target, &["--json"]].concat(),
         vec![
             "upload",
             &s,
@@ -228,29 +225,12 @@ fn a_known_secret_and_token_appear_in_no_output_log_or_journal() {
             "1",
             "--journal",
             &journal,
-            "--access-key-secret",
-            SECRET,
-            "--security-token",
-            TOKEN,
-            "--access-key-id",
-            "AKIDTEST",
-            "--json",
-        ],
-        [
-            &[
-                "import",
-                &s,
-                "--region",
-                REGION,
-                "--bucket",
-                BUCKET,
-                "--system-disk",
-                "1",
-                "--allow-no-os",
-            ][..],
-            &cloud,
         ]
-        .concat(),
+        .into_iter()
+        .chain(creds)
+        .chain(["--json"])
+        .collect(),
+        [&["import", &s][..], &target, &cloud].concat(),
         vec![
             "image",
             "modify",
@@ -469,12 +449,7 @@ fn sandbox_import_stopped_mid_upload_resumes(signal: i32) {
             reused >= 2,
             "the re-run resumed ({journaled} journaled): {r}"
         );
-        let obj = dir
-            .path()
-            .join("sandbox/s3")
-            .join(BUCKET)
-            .join(r["disks"][0]["key"].as_str().unwrap());
-        assert_eq!(sha256sum(&obj), sha256sum(&src));
+        assert_first_disk_stored(dir.path(), &r, &src);
         let open = dir.path().join("sandbox/s3/.imgport-s3/uploads");
         assert!(files_under(&open).is_empty(), "no upload left open");
         assert!(files_under(&journal).is_empty(), "no journal left");

@@ -187,6 +187,30 @@ pub fn sh(script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The flags that plan one system disk without an OS into `bucket` of cn-hangzhou.
+pub fn system_disk_flags(bucket: &str) -> [&str; 7] {
+    [
+        "--region",
+        "cn-hangzhou",
+        "--bucket",
+        bucket,
+        "--system-disk",
+        "1",
+        "--allow-no-os",
+    ]
+}
+
+/// The file in which the emulator's S3 server, run with `--sandbox-dir DIR/sandbox`, keeps
+/// object `key` of `bucket`.
+pub fn sandbox_object(dir: &Path, bucket: &str, key: &str) -> PathBuf {
+    dir.join("sandbox/s3").join(bucket).join(key)
+}
+
+/// Runs `script` with bash in the directory `dir`; see [`sh`].
+pub fn sh_in(dir: &Path, script: &str) -> String {
+    sh(&format!("cd '{}' && {script}", dir.display()))
+}
+
 /// The first whitespace-separated word of `s` (the digest of a `*sum` line).
 pub fn first_word(s: &str) -> String {
     s.split_whitespace().next().unwrap_or_default().to_string()

@@ -7,6 +7,7 @@
 //!
 //! Kept whole: every decision of the plan with its unit tests; pure, so it reads top to bottom.
 
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -48,20 +49,24 @@ pub const DEFAULT_PART_SIZE: u64 = imgport_transfer::stream::HASHED_PART_SIZE;
 /// gives it; made only by [`PartSize::new`]. Whether it suits an object is [`Parts`]' rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
-pub struct PartSize(u64);
+pub struct PartSize(NonZeroU64);
 
 impl PartSize {
     /// `bytes` when OSS accepts parts of that size.
     pub fn new(bytes: u64) -> Result<PartSize, PartSizeError> {
-        if (MIN_PART_SIZE..=MAX_PART_SIZE).contains(&bytes) {
-            Ok(PartSize(bytes))
-        } else {
-            Err(PartSizeError::OutOfBounds { bytes })
-        }
+        NonZeroU64::new(bytes)
+            .filter(|_| (MIN_PART_SIZE..=MAX_PART_SIZE).contains(&bytes))
+            .map(PartSize)
+            .ok_or(PartSizeError::OutOfBounds { bytes })
     }
 
     /// The size in bytes.
     pub fn get(self) -> u64 {
+        self.0.get()
+    }
+
+    /// The size as the stream takes it.
+    pub fn non_zero(self) -> NonZeroU64 {
         self.0
     }
 }
@@ -92,13 +97,13 @@ impl Parts {
                 if bytes > MAX_PART_SIZE {
                     return Err(PartSizeError::ObjectTooLarge { object_size });
                 }
-                PartSize(bytes)
+                PartSize::new(bytes)?
             }
         };
-        let count = object_size.div_ceil(part_size.0).max(1);
+        let count = object_size.div_ceil(part_size.get()).max(1);
         if count > MAX_PARTS {
             return Err(PartSizeError::TooManyParts {
-                part_size: part_size.0,
+                part_size: part_size.get(),
                 object_size,
                 count,
             });
@@ -222,6 +227,9 @@ pub struct PlanOptions {
     pub ehpc_name: Option<String>,
     /// Part size of every upload; `None` picks one per object ([`Parts::for_object`]).
     pub part_size: Option<PartSize>,
+    /// `DiskImageSize` in GiB for some disks, by position (0-based, in the order given);
+    /// the others take their virtual size rounded up to whole GiB.
+    pub disk_image_size_gib: Vec<(usize, u64)>,
 }
 
 /// One inspected input disk.
@@ -345,6 +353,19 @@ pub enum PlanError {
         "{path}: virtual size {gib} GiB exceeds ImportImage's DiskImageSize limit of {MAX_DISK_IMAGE_SIZE_GIB} GiB"
     )]
     DiskTooLarge { path: PathBuf, gib: u64 },
+    #[error(
+        "--disk-image-size {index}={given}: DiskImageSize must be {least}–{MAX_DISK_IMAGE_SIZE_GIB} GiB for {path} (at least its virtual size, rounded up to whole GiB)"
+    )]
+    DiskImageSize {
+        index: usize,
+        given: u64,
+        least: u64,
+        path: PathBuf,
+    },
+    #[error(
+        "--disk-image-size {index}=…: there is no disk {index}; {count} were given (counting from 1)"
+    )]
+    DiskImageSizeOutOfRange { index: usize, count: usize },
     #[error("{}: {} ({})", .0.field, .0.rule, .0.code)]
     Invalid(Invalid),
     #[error("{path}: laying out the {format} object")]
@@ -379,6 +400,16 @@ pub fn infer(
     if let Some(refused) = disks.iter().find(|d| !d.container.safe) {
         return Err(PlanError::Refused {
             path: refused.path.to_path_buf(),
+        });
+    }
+    if let Some(&(i, _)) = opts
+        .disk_image_size_gib
+        .iter()
+        .find(|(i, _)| *i >= disks.len())
+    {
+        return Err(PlanError::DiskImageSizeOutOfRange {
+            index: i + 1,
+            count: disks.len(),
         });
     }
     let (system, system_source) = choose_system_disk(disks, opts.system_disk)?;
@@ -633,10 +664,26 @@ fn plan_disk(
             gib,
         });
     }
-    let disk_image_size_gib = Sourced::inferred(
-        gib,
-        format!("virtual size {output_virtual_size} bytes rounded up to whole GiB"),
-    );
+    let given = opts
+        .disk_image_size_gib
+        .iter()
+        .rev()
+        .find(|(i, _)| *i == input);
+    let disk_image_size_gib = match given {
+        Some(&(_, g)) if (gib..=MAX_DISK_IMAGE_SIZE_GIB).contains(&g) => Sourced::user(g),
+        Some(&(_, g)) => {
+            return Err(PlanError::DiskImageSize {
+                index: input + 1,
+                given: g,
+                least: gib,
+                path: d.path.to_path_buf(),
+            });
+        }
+        None => Sourced::inferred(
+            gib,
+            format!("virtual size {output_virtual_size} bytes rounded up to whole GiB"),
+        ),
+    };
     let object_key = object_key(&opts.key_prefix, d.path, device_index, output.value);
     let format = output.value.name();
     let size = object_size(input, output.value).map_err(|source| PlanError::Layout {

@@ -77,3 +77,32 @@ pub fn qemu_data_ranges(path: &Path, format: &str) -> Vec<(u64, u64)> {
     }
     ranges
 }
+
+/// The content digest built the plain way from the bytes of a RAW disk, as hex: BLAKE3 of
+/// every 64 KiB block, then BLAKE3 over one record per block (a run of full all-zero blocks
+/// is one record `0, run length as u64 LE`; any other block `1, its digest`) and the size
+/// (u64 LE). An oracle for the streaming digest of imgport-transfer, written apart from it.
+pub fn reference_content_digest(bytes: &[u8]) -> String {
+    const BLOCK: usize = 64 * 1024;
+    let mut outer = blake3::Hasher::new();
+    let mut run = 0u64;
+    let flush = |outer: &mut blake3::Hasher, run: &mut u64| {
+        if *run > 0 {
+            outer.update(&[0]);
+            outer.update(&run.to_le_bytes());
+            *run = 0;
+        }
+    };
+    for block in bytes.chunks(BLOCK) {
+        if block.len() == BLOCK && block.iter().all(|&b| b == 0) {
+            run += 1;
+            continue;
+        }
+        flush(&mut outer, &mut run);
+        outer.update(&[1]);
+        outer.update(blake3::hash(block).as_bytes());
+    }
+    flush(&mut outer, &mut run);
+    outer.update(&(bytes.len() as u64).to_le_bytes());
+    hex::encode(outer.finalize().as_bytes())
+}

@@ -2,6 +2,7 @@
 //! It runs on the same engine as conversions (an identity layout over the file read as RAW),
 //! so holes of a sparse file are never read.
 
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,17 +19,17 @@ pub struct FileStream {
 
 impl FileStream {
     /// Opens `path` to be streamed in parts of `part_size` bytes.
-    pub fn open(path: &Path, part_size: u64) -> Result<Self, TransferError> {
+    pub fn open(path: &Path, part_size: NonZeroU64) -> Result<Self, TransferError> {
         Self::with_options(
             path,
             &StreamOptions {
-                part_size: part_size.max(1),
+                part_size: Some(part_size),
                 ..StreamOptions::default()
             },
         )
     }
 
-    /// Opens `path` with full stream options (0 part size picks one).
+    /// Opens `path` with full stream options (no part size picks one).
     pub fn with_options(path: &Path, opts: &StreamOptions) -> Result<Self, TransferError> {
         let (image, layout) = Self::plan(path)?;
         Self::from_plan(image, layout, opts)
@@ -96,7 +97,7 @@ mod tests {
         let path = dir.path().join("f");
         let bytes: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
         std::fs::write(&path, &bytes).unwrap();
-        let mut s = FileStream::open(&path, 4096).unwrap();
+        let mut s = FileStream::open(&path, NonZeroU64::new(4096).unwrap()).unwrap();
         assert_eq!(s.part_count(), 3);
         let mut all = Vec::new();
         while let Some(p) = s.next_part() {
@@ -116,7 +117,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e");
         std::fs::write(&path, b"").unwrap();
-        let mut s = FileStream::open(&path, 4096).unwrap();
+        let mut s = FileStream::open(&path, NonZeroU64::new(4096).unwrap()).unwrap();
         let p = s.next_part().unwrap().unwrap();
         assert!(p.data.is_empty());
         assert!(s.next_part().is_none());

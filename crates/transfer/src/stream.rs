@@ -9,6 +9,7 @@
 //! [`BufferPool`], so memory is bounded by the buffer count × part size whatever the image size.
 
 use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -56,8 +57,8 @@ pub const MD5_LANES: usize = 16;
 /// How a stream cuts and buffers its output.
 #[derive(Debug, Clone, Default)]
 pub struct StreamOptions {
-    /// Size of every part but the last; 0 picks [`auto_part_size`].
-    pub part_size: u64,
+    /// Size of every part but the last; `None` picks [`auto_part_size`].
+    pub part_size: Option<NonZeroU64>,
     /// Parts that may exist at once (being filled, hashed, or held by the consumer); 0 picks
     /// as many as fit [`DEFAULT_BUFFER_BUDGET`] (at least 3, at most 8). A consumer that holds
     /// this many parts blocks the next `next_part` until it drops one. A stream that batches
@@ -74,13 +75,9 @@ pub struct StreamOptions {
 }
 
 /// Most memory the part buffers of one stream take with the default buffer count and
-/// `part_size` parts (0: the default size): for callers deciding how many streams fit.
-pub fn buffer_memory(part_size: u64) -> u64 {
-    let part = if part_size == 0 {
-        DEFAULT_PART_SIZE
-    } else {
-        part_size
-    };
+/// `part_size` parts (`None`: the default size): for callers deciding how many streams fit.
+pub fn buffer_memory(part_size: Option<NonZeroU64>) -> u64 {
+    let part = part_size.map_or(DEFAULT_PART_SIZE, NonZeroU64::get);
     // The buffers fill the budget (MD5 batches take only what is left of it), unless even the
     // fewest buffers are over it.
     DEFAULT_BUFFER_BUDGET.max(part.saturating_mul(DEFAULT_BUFFERS.0))
@@ -171,11 +168,11 @@ impl LayoutStream {
     ) -> Result<Self, TransferError> {
         let total = layout.size;
         let part_size = match opts.part_size {
-            0 if !opts.skip_part_md5 => {
+            Some(given) => given.get(),
+            None if !opts.skip_part_md5 => {
                 part_size_at_least(HASHED_PART_SIZE, total).min(MAX_PART_SIZE)
             }
-            0 => auto_part_size(total).min(LOCAL_MAX_PART_SIZE),
-            given => given,
+            None => auto_part_size(total).min(LOCAL_MAX_PART_SIZE),
         };
         let parts = total.div_ceil(part_size).max(1);
         // Only a stream whose parts are hashed (one an upload sends) is held to the object

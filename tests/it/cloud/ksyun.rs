@@ -16,6 +16,14 @@ use imgport::sim::kec::{
 };
 
 const PASSWORD: &str = "1qaQ!abcXY";
+/// Reinstall the stopped instance with the custom image, keeping the image's login.
+const CUSTOM_ON_STOPPED: [&str; 5] = [
+    "--instance",
+    INSTANCE_STOPPED,
+    "--image",
+    IMAGE_CUSTOM,
+    "--keep-image-login",
+];
 
 fn kec(sim: &SimProcess, ak: &str, sk: &str) -> KecClient {
     let mut cfg = KsyunConfig::new("cn-beijing-6");
@@ -43,16 +51,7 @@ fn reinstall(ep: &str, args: &[&str]) -> crate::util::Run {
 fn reinstall_with_an_image_or_the_current_one() {
     let sim = SimProcess::start(&[]);
     let ep = sim.endpoint.as_str();
-    let run = reinstall(
-        ep,
-        &[
-            "--instance",
-            INSTANCE_STOPPED,
-            "--image",
-            IMAGE_CUSTOM,
-            "--keep-image-login",
-        ],
-    );
+    let run = reinstall(ep, &CUSTOM_ON_STOPPED);
     run.expect_code(0);
     let v = run.json();
     assert_eq!(
@@ -111,7 +110,7 @@ fn reinstall_refuses_every_local_rule_before_sending() {
     let on = ["--instance", i];
     let kept = ["--instance", i, "--keep-image-login"];
     let keep = |extra: &[&'static str]| join(&kept, extra);
-    let cases: Vec<Local<'_>> = vec![
+    let mut cases: Vec<Local<'_>> = vec![
         ("no login", on.to_vec(), "required"),
         (
             "password and keep-image-login",
@@ -132,36 +131,6 @@ fn reinstall_refuses_every_local_rule_before_sending() {
             "image id not a UUID",
             keep(&["--image", "img-1"]),
             "ImageIdInvalidParameterValue",
-        ),
-        (
-            "password of 7",
-            join(&on, &["--password", "1qaQ!ab"]),
-            "8 to 32",
-        ),
-        (
-            "password of 33",
-            join(&on, &["--password", &long]),
-            "8 to 32",
-        ),
-        (
-            "password without upper case",
-            join(&on, &["--password", "1qaq!abcd"]),
-            "upper-case",
-        ),
-        (
-            "password without lower case",
-            join(&on, &["--password", "1QAQ!ABCD"]),
-            "upper-case",
-        ),
-        (
-            "password without a digit",
-            join(&on, &["--password", "qaQ!abcde"]),
-            "upper-case",
-        ),
-        (
-            "password with a space",
-            join(&on, &["--password", "1qaQ abcd"]),
-            "visible",
         ),
         (
             "11 key pairs",
@@ -194,6 +163,18 @@ fn reinstall_refuses_every_local_rule_before_sending() {
             "opening",
         ),
     ];
+    // The password rules, each broken by one password.
+    cases.extend(
+        [
+            ("password of 7", "1qaQ!ab", "8 to 32"),
+            ("password of 33", long.as_str(), "8 to 32"),
+            ("password without upper case", "1qaq!abcd", "upper-case"),
+            ("password without lower case", "1QAQ!ABCD", "upper-case"),
+            ("password without a digit", "qaQ!abcde", "upper-case"),
+            ("password with a space", "1qaQ abcd", "visible"),
+        ]
+        .map(|(name, password, needle)| (name, join(&on, &["--password", password]), needle)),
+    );
     // No password, good or bad, is echoed.
     let secrets = [PASSWORD, long.as_str(), "1qaQ!ab"].map(|s| format!("{s:?}"));
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
@@ -520,18 +501,7 @@ fn botocore_sigv4_signer_against_the_emulator() {
 fn kec_state_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let args = |ep: &str| {
-        reinstall(
-            ep,
-            &[
-                "--instance",
-                INSTANCE_STOPPED,
-                "--image",
-                IMAGE_CUSTOM,
-                "--keep-image-login",
-            ],
-        )
-    };
+    let args = |ep: &str| reinstall(ep, &CUSTOM_ON_STOPPED);
     {
         let sim = SimProcess::start_in(&state, &[]);
         args(&sim.endpoint).expect_code(0);

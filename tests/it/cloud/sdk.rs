@@ -73,14 +73,16 @@ fn official_python_sdk_imports_against_the_emulator() {
     );
 }
 
-/// Runs `scripts/SCRIPT` with the venv's `py` and `env`; asserts that it succeeds and that
+/// Runs `scripts/SCRIPT` (which imports scripts/sim_sdk.py) with the venv's `py` and `env`; asserts that it succeeds and that
 /// its stdout holds every one of `lines`, showing both streams when not.
 pub(super) fn run_smoke(py: &Path, script: &str, env: &[(&str, &str)], lines: &[&str]) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scripts")
         .join(script);
+    // scripts/sim_sdk.py is imported: no __pycache__ is left in the tree.
     let out = Command::new(py)
         .arg(&path)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .envs(env.iter().copied())
         .output()
         .unwrap();

@@ -8,7 +8,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use super::{Expect, Limited, MAX_RSS_KB, MAX_SECONDS, Worst, be64, check_all, run_limited};
-use crate::util::sh;
+use crate::util::{sh, sh_in};
 
 /// Runs `imgport ARGS` in `dir` under the limits and asserts it ends in exit `code` without a
 /// panic, within [`MAX_SECONDS`] and [`MAX_RSS_KB`].
@@ -90,23 +90,34 @@ fn write_manifest(path: &Path, defaults: &str, image: &str) {
     .unwrap();
 }
 
+/// Builds in `d` a qcow2 `inner.qcow2` naming `/etc/passwd` as its backing file, an 8 MiB
+/// `guest.raw` whose first bytes are that qcow2, and `outer.vhd`, that disk as a VHD.
+fn nested_image_files(d: &Path) {
+    sh_in(
+        d,
+        "qemu-img create -q -f qcow2 -b /etc/passwd -F raw inner.qcow2 1M && \
+         truncate -s 8M guest.raw && \
+         dd if=inner.qcow2 of=guest.raw conv=notrunc status=none && \
+         qemu-img convert -f raw -O vpc guest.raw outer.vhd",
+    );
+}
+
 /// Disks of huge virtual size holding 2 MiB of data: every command costs what the data
 /// costs, and a SHA-256 that would have to hash the holes of a RAW output is skipped, saying so.
 #[test]
 fn claimed_sizes_cost_only_their_data() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    sh(&format!(
-        "cd '{}' && \
-         qemu-img create -q -f qcow2 huge.qcow2 1P && \
+    sh_in(
+        d,
+        "qemu-img create -q -f qcow2 huge.qcow2 1P && \
          qemu-io -f qcow2 -c 'write -P 0x5a 0 1M' -c 'write -P 0xa5 700T 1M' huge.qcow2 >/dev/null && \
          qemu-img create -q -f qcow2 empty.qcow2 100G && \
          qemu-img create -q -f vpc -o subformat=dynamic big.vhd 2040G && \
          qemu-io -f vpc -c 'write -P 0x11 0 1M' -c 'write -P 0x22 1T 1M' big.vhd >/dev/null && \
          truncate -s 4T hole.raw && \
          qemu-io -f raw -c 'write -P 0x33 0 1M' -c 'write -P 0x44 3T 1M' hole.raw >/dev/null",
-        d.display()
-    ));
+    );
     let mut worst = Worst::default();
     for name in ["huge.qcow2", "empty.qcow2", "big.vhd", "hole.raw"] {
         let src = d.join(name);
@@ -190,10 +201,10 @@ fn claimed_sizes_cost_only_their_data() {
 fn non_regular_inputs_are_refused_alike() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    sh(&format!(
-        "cd '{}' && mkfifo fifo.raw && mkdir dir.raw && ln -s nowhere.raw dangling.raw",
-        d.display()
-    ));
+    sh_in(
+        d,
+        "mkfifo fifo.raw && mkdir dir.raw && ln -s nowhere.raw dangling.raw",
+    );
     let mut worst = Worst::default();
     for (name, kind) in [
         ("fifo.raw", "a FIFO"),
@@ -251,16 +262,11 @@ fn splice(src: &Path, dst: &Path, offset: u64, len: usize) {
 fn nested_images_are_refused_unless_asked_for() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    sh(&format!(
-        "cd '{}' && \
-         qemu-img create -q -f qcow2 -b /etc/passwd -F raw inner.qcow2 1M && \
-         truncate -s 8M guest.raw && \
-         dd if=inner.qcow2 of=guest.raw conv=notrunc status=none && \
-         qemu-img convert -f raw -O vpc guest.raw outer.vhd && \
-         qemu-img convert -f raw -O qcow2 guest.raw outer.qcow2 && \
-         truncate -s 8M part.raw",
-        d.display()
-    ));
+    nested_image_files(d);
+    sh_in(
+        d,
+        "qemu-img convert -f raw -O qcow2 guest.raw outer.qcow2 && truncate -s 8M part.raw",
+    );
     mbr_with_partition(&d.join("part.raw"), 2048, 8192);
     splice(
         &d.join("inner.qcow2"),
@@ -323,11 +329,13 @@ fn nested_images_are_refused_unless_asked_for() {
 /// A qcow2 with 64 KiB of data written by qemu-io, and its header fields.
 fn small_qcow2(d: &Path, name: &str, extra: &str) -> (PathBuf, Vec<u8>) {
     let p = d.join(name);
-    sh(&format!(
-        "cd '{}' && qemu-img create -q -f qcow2 {name} 64M && \
-         qemu-io -f qcow2 -c 'write -P 0x5a 0 64k' {name} >/dev/null {extra}",
-        d.display()
-    ));
+    sh_in(
+        d,
+        &format!(
+            "qemu-img create -q -f qcow2 {name} 64M && \
+         qemu-io -f qcow2 -c 'write -P 0x5a 0 64k' {name} >/dev/null {extra}"
+        ),
+    );
     let bytes = std::fs::read(&p).unwrap();
     (p, bytes)
 }
@@ -392,11 +400,11 @@ fn qcow2_overlaps_and_unreadable_features_are_refused() {
     cases.push((p, "qcow2.bitmap_directory"));
 
     // Deflate-compressed clusters under a header that says zstd.
-    sh(&format!(
-        "cd '{}' && head -c 1M /etc/services > text.raw; truncate -s 4M text.raw && \
+    sh_in(
+        d,
+        "head -c 1M /etc/services > text.raw; truncate -s 4M text.raw && \
          qemu-img convert -q -c -f raw -O qcow2 -o compression_type=zlib text.raw zlib.qcow2",
-        d.display()
-    ));
+    );
     let mut b = std::fs::read(d.join("zlib.qcow2")).unwrap();
     assert!(
         super::be32(&b, 100) >= 112,
@@ -430,10 +438,10 @@ fn terminal_control_in_names_is_escaped() {
     let d = dir.path();
     let name = "evil\x1b[2J\nname.qcow2";
     let p = d.join(name);
-    sh(&format!(
-        "cd '{}' && qemu-img create -q -f qcow2 -b /etc/passwd -F raw \"$(printf 'evil\\033[2J\\nname.qcow2')\" 1M",
-        d.display()
-    ));
+    sh_in(
+        d,
+        "qemu-img create -q -f qcow2 -b /etc/passwd -F raw \"$(printf 'evil\\033[2J\\nname.qcow2')\" 1M",
+    );
     assert!(p.exists());
     let mut worst = Worst::default();
     let out = d.join("out.raw");
@@ -458,10 +466,10 @@ fn terminal_control_in_names_is_escaped() {
     // summary, `batch` in its table; here the disk is readable and has a nested image allowed
     // in, so every line that names it is printed.
     let fine = d.join("evil\x1b[2J\nfine.vhd");
-    sh(&format!(
-        "cd '{}' && qemu-img create -q -f vpc -o subformat=dynamic \"$(printf 'evil\\033[2J\\nfine.vhd')\" 8M",
-        d.display()
-    ));
+    sh_in(
+        d,
+        "qemu-img create -q -f vpc -o subformat=dynamic \"$(printf 'evil\\033[2J\\nfine.vhd')\" 8M",
+    );
     assert!(fine.exists());
     let manifest = d.join("batch.toml");
     // TOML's own escapes name the file: \u001b and \n.
@@ -502,14 +510,7 @@ fn terminal_control_in_names_is_escaped() {
 fn import_plan_and_batch_refuse_a_nested_image_unless_asked_for() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    sh(&format!(
-        "cd '{}' && \
-         qemu-img create -q -f qcow2 -b /etc/passwd -F raw inner.qcow2 1M && \
-         truncate -s 8M guest.raw && \
-         dd if=inner.qcow2 of=guest.raw conv=notrunc status=none && \
-         qemu-img convert -f raw -O vpc guest.raw outer.vhd",
-        d.display()
-    ));
+    nested_image_files(d);
     let src = d.join("outer.vhd");
     let import = |extra: &[&str]| {
         let mut args = upload_args("import", &src, "sandbox");

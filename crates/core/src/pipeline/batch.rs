@@ -77,7 +77,7 @@ impl InFlight {
     /// batch's, when given).
     pub fn from_machine(part_size: Option<crate::plan::PartSize>) -> InFlight {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let part = part_size.map_or(imgport_transfer::stream::DEFAULT_PART_SIZE, |p| p.get());
+        let part = part_size.map(crate::plan::PartSize::non_zero);
         let row_memory = imgport_transfer::stream::buffer_memory(part) + ROW_OVERHEAD;
         Self::tuned_for(cores, imgport_base::mem::available(), row_memory)
     }
@@ -1321,7 +1321,7 @@ mod tests {
 
     #[test]
     fn the_default_starts_from_the_cores_and_stops_where_memory_does() {
-        let row = imgport_transfer::stream::buffer_memory(0) + ROW_OVERHEAD;
+        let row = imgport_transfer::stream::buffer_memory(None) + ROW_OVERHEAD;
         assert_eq!(row, 224 << 20);
         let tuned = |cores, memory| match InFlight::tuned_for(cores, memory, row) {
             InFlight::Tuned { start, max } => (start, max),

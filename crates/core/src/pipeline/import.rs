@@ -489,7 +489,7 @@ async fn upload_disk<S: ObjectStore>(
     let path = &disk.inspected.path;
     let mut stream_opts = settings.stream.clone();
     stream_opts.cancel = Some(stop.clone());
-    stream_opts.part_size = planned.parts.value.part_size.get();
+    stream_opts.part_size = Some(planned.parts.value.part_size.non_zero());
     let stream = LayoutStream::new(
         disk.layout.clone(),
         disk.inspected.opened.image.clone(),

@@ -39,7 +39,7 @@ fn part_md5s_are_batched_and_right_for_dense_data_and_any_part_count() {
     // lanes fit the budget; then one part, hashed on its own.
     for part_size in [1 << 20, 20 << 20, 64 << 20] {
         let opts = StreamOptions {
-            part_size,
+            part_size: NonZeroU64::new(part_size),
             buffers: 3,
             ..StreamOptions::default()
         };
@@ -72,7 +72,7 @@ fn holes_are_never_read_and_parts_follow_the_layout() {
         let before = file.bytes_read();
         let reference = Layout::plan(img.as_ref(), format).unwrap();
         let opts = StreamOptions {
-            part_size: 3 << 20 | 12345,
+            part_size: NonZeroU64::new(3 << 20 | 12345),
             buffers: 2,
             ..StreamOptions::default()
         };
@@ -117,7 +117,7 @@ fn part_md5_is_skipped_when_asked_and_nothing_else_changes() {
     let (_file, img) = sparse_image(dir.path());
     let run = |skip_part_md5| {
         let opts = StreamOptions {
-            part_size: 1 << 20,
+            part_size: NonZeroU64::new(1 << 20),
             skip_part_md5,
             ..StreamOptions::default()
         };
@@ -143,7 +143,7 @@ fn zero_parts_take_no_buffer_and_skipping_them_keeps_the_digests() {
     let dir = tempfile::tempdir().unwrap();
     let (_file, img) = sparse_image(dir.path());
     let opts = StreamOptions {
-        part_size: 1 << 20,
+        part_size: NonZeroU64::new(1 << 20),
         buffers: 2,
         skip_sha256: true,
         skip_part_md5: true,
@@ -195,7 +195,7 @@ fn cancel_stops_the_stream() {
     let (_file, img) = sparse_image(dir.path());
     let cancel = Arc::new(AtomicBool::new(false));
     let opts = StreamOptions {
-        part_size: 1 << 20,
+        part_size: NonZeroU64::new(1 << 20),
         cancel: Some(cancel.clone()),
         ..StreamOptions::default()
     };
@@ -217,7 +217,7 @@ fn too_many_parts_is_refused() {
     let (_file, img) = sparse_image(dir.path());
     let layout = Layout::plan(img.as_ref(), OutputFormat::Raw).unwrap();
     let opts = StreamOptions {
-        part_size: 4096,
+        part_size: NonZeroU64::new(4096),
         ..StreamOptions::default()
     };
     assert!(matches!(
