@@ -10,7 +10,8 @@ use clap::{Args, ValueEnum};
 use super::credentials::CredentialFlags;
 use super::output::exit;
 use super::vocab;
-use imgport_cloud::aliyun::rpc::{ClientConfig, RpcError, SignatureVersion};
+use imgport_cloud::aliyun::rpc::{ApiError, CallError, ClientConfig, SignatureVersion};
+use imgport_cloud::ksyun::sigv4::KsyunApiError;
 use imgport_credentials::Credentials;
 
 /// Signature versions as command-line values.
@@ -65,10 +66,35 @@ impl AliyunFlags {
     }
 }
 
-/// Exit code of an RPC error: 2 when a rule was broken locally (nothing sent), 4 otherwise.
-pub fn rpc_exit(e: &RpcError) -> u8 {
+/// A service's error answer as `--json` shows it, for Alibaba Cloud and ksyun alike.
+pub trait ApiJson: std::error::Error + 'static {
+    /// `code`, `message`, `request_id`, `http_status`.
+    fn api_json(&self) -> serde_json::Value;
+}
+
+/// `ApiJson` of service errors that carry these four fields.
+macro_rules! api_json {
+    ($($t:ty),*) => {$(
+        impl ApiJson for $t {
+            fn api_json(&self) -> serde_json::Value {
+                serde_json::json!({
+                    "code": self.code,
+                    "message": self.message,
+                    "request_id": self.request_id,
+                    "http_status": self.http_status,
+                })
+            }
+        }
+    )*};
+}
+
+api_json!(ApiError, KsyunApiError);
+
+/// Exit code of a cloud call's error: 2 when a rule was broken locally (nothing sent), 4
+/// otherwise.
+pub fn rpc_exit<A>(e: &CallError<A>) -> u8 {
     match e {
-        RpcError::Invalid(_) => exit::USAGE,
+        CallError::Invalid(_) => exit::USAGE,
         _ => exit::CLOUD,
     }
 }
@@ -76,15 +102,10 @@ pub fn rpc_exit(e: &RpcError) -> u8 {
 /// The JSON shape of a failed call under `--json`: for a service error `code`, `message`,
 /// `request_id`, `http_status`; for a rule broken locally `code`, `field`, `message`;
 /// otherwise `message`.
-pub fn rpc_error_json(e: &RpcError) -> serde_json::Value {
+pub fn rpc_error_json<A: ApiJson>(e: &CallError<A>) -> serde_json::Value {
     match (e.api(), e) {
-        (Some(api), _) => serde_json::json!({
-            "code": api.code,
-            "message": api.message,
-            "request_id": api.request_id,
-            "http_status": api.http_status,
-        }),
-        (None, RpcError::Invalid(i)) => {
+        (Some(api), _) => api.api_json(),
+        (None, CallError::Invalid(i)) => {
             serde_json::json!({"code": i.code, "field": i.field, "message": i.rule})
         }
         (None, other) => serde_json::json!({"message": super::output::error_chain(other)}),
@@ -93,7 +114,10 @@ pub fn rpc_error_json(e: &RpcError) -> serde_json::Value {
 
 /// Prints `error: …` for `e` (and `{"error": …}` on stdout under `--json`) and returns its
 /// exit code.
-pub fn fail_rpc(e: &RpcError, json: bool) -> anyhow::Result<std::process::ExitCode> {
+pub fn fail_rpc<A: ApiJson>(
+    e: &CallError<A>,
+    json: bool,
+) -> anyhow::Result<std::process::ExitCode> {
     eprintln!("error: {}", super::output::error_chain(e));
     if json {
         super::output::print_json(&serde_json::json!({ "error": rpc_error_json(e) }))?;

@@ -58,6 +58,22 @@ pub struct ConvertArgs {
     /// Output format.
     #[arg(long, value_enum)]
     pub to: ToArg,
+    #[command(flatten)]
+    pub digests: DigestFlags,
+    /// Skip the content digest of the source disk (a second pass over its data).
+    #[arg(long)]
+    pub no_content_digest: bool,
+    /// Accept guest data that begins (at the disk's or a partition's first byte) with another
+    /// image format's header, and import that nested image as-is; by default it is refused.
+    #[arg(long)]
+    pub allow_nested: bool,
+    #[arg(long, help = super::vocab::JSON)]
+    pub json: bool,
+}
+
+/// The digest flags of `convert` and `checksum`.
+#[derive(Debug, Args)]
+pub struct DigestFlags {
     /// Part size of the per-part digests, e.g. 64M; giving it adds each part's MD5 and the
     /// multipart ETag an upload in these parts gets, so 100 KiB to 5 GiB as OSS takes
     /// (default: 32 MiB parts, or larger to stay within 10000, with CRC-64 only).
@@ -71,15 +87,25 @@ pub struct ConvertArgs {
     /// must hash every one of them, so by default it is then skipped with a notice.
     #[arg(long)]
     pub sha256: bool,
-    /// Skip the content digest of the source disk (a second pass over its data).
-    #[arg(long)]
-    pub no_content_digest: bool,
-    /// Accept guest data that begins (at the disk's or a partition's first byte) with another
-    /// image format's header, and import that nested image as-is; by default it is refused.
-    #[arg(long)]
-    pub allow_nested: bool,
-    #[arg(long, help = super::vocab::JSON)]
-    pub json: bool,
+}
+
+impl DigestFlags {
+    /// The stream options these flags ask for, stopped by `cancel`; `content_digest` adds
+    /// the content digest of the source disk.
+    pub fn options(&self, cancel: Arc<AtomicBool>, content_digest: bool) -> ConvertOptions {
+        ConvertOptions {
+            stream: StreamOptions {
+                part_size: self.part_size.map(imgport_core::plan::PartSize::non_zero),
+                buffers: 0,
+                cancel: Some(cancel),
+                skip_sha256: self.no_sha256,
+                skip_part_md5: self.part_size.is_none(),
+            },
+            content_digest,
+            sha256_zero_limit: (!self.sha256)
+                .then_some(imgport_transfer::convert::SHA256_ZERO_LIMIT),
+        }
+    }
 }
 
 /// The JSON object `convert` and `checksum` print.
@@ -204,17 +230,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         Ok(o) => o,
         Err(code) => return Ok(code),
     };
-    let opts = ConvertOptions {
-        stream: StreamOptions {
-            part_size: args.part_size.map(imgport_core::plan::PartSize::non_zero),
-            buffers: 0,
-            cancel: Some(cancel),
-            skip_sha256: args.no_sha256,
-            skip_part_md5: args.part_size.is_none(),
-        },
-        content_digest: !args.no_content_digest,
-        sha256_zero_limit: (!args.sha256).then_some(imgport_transfer::convert::SHA256_ZERO_LIMIT),
-    };
+    let opts = args.digests.options(cancel, !args.no_content_digest);
     let reporter = super::progress::reporter();
     let result = imgport_transfer::convert::convert(
         opened.image.clone(),

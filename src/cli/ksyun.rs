@@ -26,7 +26,7 @@ use imgport_base::secret::Secret;
 use imgport_cloud::ksyun::kec::{
     KecClient, Login, MAX_USER_DATA_BYTES, ModifyInstanceImageRequest, ResizeType,
 };
-use imgport_cloud::ksyun::sigv4::{KsyunConfig, KsyunError};
+use imgport_cloud::ksyun::sigv4::KsyunConfig;
 use imgport_cloud::ksyun::{ENV_ACCESS_KEY, ENV_REGION, ENV_SECRET_KEY, KsyunCredentials};
 
 /// `imgport ksyun`.
@@ -166,27 +166,7 @@ fn reinstall(a: ReinstallArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     let resp = match runtime.block_on(client.modify_instance_image(&req)) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {}", super::output::error_chain(&e));
-            if a.json {
-                let body = match &e {
-                    KsyunError::Api { source, .. } => json!({
-                        "code": source.code, "message": source.message,
-                        "request_id": source.request_id, "http_status": source.http_status,
-                    }),
-                    KsyunError::Invalid(i) => {
-                        json!({"code": i.code, "field": i.field, "message": i.rule})
-                    }
-                    other => json!({"message": super::output::error_chain(other)}),
-                };
-                print_json(&json!({ "error": body }))?;
-            }
-            let code = match e {
-                KsyunError::Invalid(_) => exit::USAGE,
-                _ => exit::CLOUD,
-            };
-            return Ok(ExitCode::from(code));
-        }
+        Err(e) => return super::aliyun::fail_rpc(&e, a.json),
     };
     let login = if a.keep_image_login {
         "keep_image_login"

@@ -437,44 +437,25 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         ..StreamOptions::default()
     };
     let reporter = super::progress::reporter_or_log(Duration::from_secs(5));
-    // A second pass only when kept state turned out stale (the journal is gone by then).
-    let mut attempt = 0;
-    let outcome = loop {
-        attempt += 1;
-        let open = OpenOptions {
-            allow_nested: args.allow_nested,
-            ..OpenOptions::default()
-        };
-        let source = match open_stream(&src, args.to, &open, args.part_size, &stream_opts) {
-            Ok(s) => s,
-            Err(code) => return Ok(code),
-        };
-        let opts = UploadOptions {
-            source_id: source_id(&src, args.to, source.part_size()),
-            ..opts.clone()
-        };
-        match imgport_store::upload(&store, source, &target, &opts, reporter.as_ref()).await {
-            Ok(o) => break o,
-            Err(StoreError::Stale { target, what }) if attempt == 1 => {
-                reporter.message(&format!(
-                    "{target}: {what}; uploading the current bytes afresh"
-                ));
-            }
-            Err(StoreError::UploadGone {
-                target, upload_id, ..
-            }) if attempt == 1 => {
-                reporter.message(&format!(
-                    "{target}: upload {upload_id} went away while this run resumed it (a \
-                     killed run's Complete finishing late?); checking the object against the \
-                     source"
-                ));
-            }
-            Err(e) => {
-                let code = fail(&e);
-                explain_state(&args, &target, &store, &opts, &e);
-                return Ok(code);
-            }
+    let open = OpenOptions {
+        allow_nested: args.allow_nested,
+        ..OpenOptions::default()
+    };
+    let reopen = || {
+        let source = open_stream(&src, args.to, &open, args.part_size, &stream_opts)?;
+        let id = source_id(&src, args.to, source.part_size());
+        Ok((source, id))
+    };
+    let result =
+        imgport_store::upload_reopening(&store, reopen, &target, &opts, reporter.as_ref()).await;
+    let outcome = match result {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            let code = fail(&e);
+            explain_state(&args, &target, &store, &opts, &e);
+            return Ok(code);
         }
+        Err(code) => return Ok(code),
     };
     if args.json {
         print_json(&Output {

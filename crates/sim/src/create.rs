@@ -6,12 +6,8 @@
 
 use serde_json::{Value, json};
 
-use super::ecs::{
-    ApiFault, DiskRec, Ecs, ImageRec, P, Tokened, check_region, dry_run_ok, duplicated_name,
-};
-use imgport_cloud::aliyun::types::{
-    Architecture, BootMode, DiskFormat, ImageStatus, ImdsSupport, LicenseType, Platform,
-};
+use super::ecs::{ApiFault, DiskRec, Ecs, ImageRec, P, Tokened, check_region, duplicated_name};
+use imgport_cloud::aliyun::types::{BootMode, DiskFormat};
 use imgport_cloud::aliyun::validate::{self, Invalid};
 
 /// A snapshot the emulator knows.
@@ -166,19 +162,9 @@ impl Ecs {
         if let Some(f) = family {
             validate::image_family(f)?;
         }
-        if let Some(t) = p.get("ClientToken") {
-            validate::client_token(t)?;
-        }
-        let platform = p
-            .parse("Platform", Platform::parse, "InvalidPlatform.Malformed")?
-            .unwrap_or(Platform::OthersLinux);
-        let arch = p
-            .parse(
-                "Architecture",
-                Architecture::parse,
-                "InvalidArchitecture.Malformed",
-            )?
-            .unwrap_or(Architecture::X86_64);
+        p.check_client_token()?;
+        let platform = p.platform()?;
+        let arch = p.architecture()?;
         let boot_mode = p
             .parse("BootMode", BootMode::parse, "InvalidBootMode.NotSupport")?
             .unwrap_or(BootMode::UefiPreferred);
@@ -224,9 +210,7 @@ impl Ecs {
                 ));
             }
         };
-        if p.flag("DryRun") {
-            return Err(dry_run_ok());
-        }
+        p.dry_run()?;
         let token = Tokened::new("CreateImage", p);
         let mut st = self.lock();
         if let Some(replayed) = token.replay(&st) {
@@ -242,14 +226,6 @@ impl Ecs {
         }
         let image_id = st.next("m");
         let rec = ImageRec {
-            image_id: image_id.clone(),
-            region_id: region.to_string(),
-            name: name.map_or_else(|| format!("create-{image_id}"), str::to_string),
-            description: description.to_string(),
-            status: ImageStatus::Creating,
-            progress: 0,
-            created_ms: now_ms,
-            duration_ms: self.config.import_duration.as_millis() as u64,
             architecture: arch,
             os_type: if platform.as_str().starts_with("Windows") {
                 imgport_cloud::aliyun::types::OsType::Windows
@@ -258,13 +234,7 @@ impl Ecs {
             },
             platform,
             boot_mode,
-            license_type: LicenseType::Auto,
             image_family: family.unwrap_or_default().to_string(),
-            nvme_support: None,
-            imds_support: ImdsSupport::V1,
-            resource_group_id: String::new(),
-            detection_strategy: None,
-            tags: Vec::new(),
             disks: sizes
                 .iter()
                 .map(|&size_gib| DiskRec {
@@ -274,21 +244,24 @@ impl Ecs {
                     size_gib,
                 })
                 .collect(),
-            // CreateImage returns no task; the image alone is polled.
-            task_id: String::new(),
             failure: fails.then(|| {
                 (
                     "CreateImageFailed".to_string(),
                     "the snapshot's data cannot be read".to_string(),
                 )
             }),
+            // CreateImage returns no task (no task_id); the image alone is polled.
+            ..ImageRec::creating(
+                &image_id,
+                region,
+                name.map_or_else(|| format!("create-{image_id}"), str::to_string),
+                description,
+                now_ms,
+                self.config.import_duration.as_millis() as u64,
+            )
         };
-        st.images.insert(image_id.clone(), rec);
         let answer = json!({ "ImageId": image_id });
-        token.record(&mut st, &answer);
-        st.refresh(now_ms);
-        self.persist(&st)?;
-        Ok(answer)
+        self.add_image(&mut st, rec, token, answer, now_ms)
     }
 }
 

@@ -77,6 +77,44 @@ pub(super) struct ImageRec {
     pub(super) failure: Option<(String, String)>,
 }
 
+impl ImageRec {
+    /// A new image named `name`, `Creating` from `now_ms` for `duration_ms`, with ECS's
+    /// defaults for the rest; CreateImage and ImportImage set what their request says.
+    pub(super) fn creating(
+        image_id: &str,
+        region: &str,
+        name: String,
+        description: &str,
+        now_ms: u64,
+        duration_ms: u64,
+    ) -> Self {
+        Self {
+            image_id: image_id.to_string(),
+            region_id: region.to_string(),
+            name,
+            description: description.to_string(),
+            status: ImageStatus::Creating,
+            progress: 0,
+            created_ms: now_ms,
+            duration_ms,
+            architecture: Architecture::X86_64,
+            os_type: OsType::Linux,
+            platform: Platform::OthersLinux,
+            boot_mode: BootMode::Bios,
+            license_type: LicenseType::Auto,
+            image_family: String::new(),
+            nvme_support: None,
+            imds_support: ImdsSupport::V1,
+            resource_group_id: String::new(),
+            detection_strategy: None,
+            tags: Vec::new(),
+            disks: Vec::new(),
+            task_id: String::new(),
+            failure: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct DiskRec {
     pub(super) bucket: String,
@@ -234,6 +272,18 @@ impl<'a> P<'a> {
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
+    /// `DryRun=true` ends a request whose checks passed here, with `DryRunOperation`.
+    pub(super) fn dry_run(&self) -> Result<(), ApiFault> {
+        if self.flag("DryRun") {
+            return Err(ApiFault::new(
+                400,
+                "DryRunOperation",
+                "Request validation has been passed with DryRun flag set.",
+            ));
+        }
+        Ok(())
+    }
+
     /// Parses an enumerated parameter; an unknown value is `code`.
     pub(super) fn parse<T>(
         &self,
@@ -251,6 +301,48 @@ impl<'a> P<'a> {
                 )
             }),
         }
+    }
+
+    /// `Architecture` of ImportImage and CreateImage; x86_64 when absent.
+    pub(super) fn architecture(&self) -> Result<Architecture, ApiFault> {
+        let a = self.parse(
+            "Architecture",
+            Architecture::parse,
+            "InvalidArchitecture.Malformed",
+        )?;
+        Ok(a.unwrap_or(Architecture::X86_64))
+    }
+
+    /// `Platform` of ImportImage and CreateImage; Others Linux when absent.
+    pub(super) fn platform(&self) -> Result<Platform, ApiFault> {
+        let p = self.parse("Platform", Platform::parse, "InvalidPlatform.Malformed")?;
+        Ok(p.unwrap_or(Platform::OthersLinux))
+    }
+
+    /// `Features.NvmeSupport`, if given.
+    pub(super) fn nvme_support(&self) -> Result<Option<NvmeSupport>, ApiFault> {
+        self.parse(
+            "Features.NvmeSupport",
+            NvmeSupport::parse,
+            "InvalidParameter.FeaturesNvmeSupport",
+        )
+    }
+
+    /// `Features.ImdsSupport`, if given.
+    pub(super) fn imds_support(&self) -> Result<Option<ImdsSupport>, ApiFault> {
+        self.parse(
+            "Features.ImdsSupport",
+            ImdsSupport::parse,
+            "InvalidParameter.FeaturesImdsSupport",
+        )
+    }
+
+    /// Checks `ClientToken`'s documented form, when one is given.
+    pub(super) fn check_client_token(&self) -> Result<(), ApiFault> {
+        if let Some(t) = self.get("ClientToken") {
+            validate::client_token(t)?;
+        }
+        Ok(())
     }
 }
 
@@ -288,14 +380,6 @@ pub(super) fn check_region(region: &str) -> Result<(), ApiFault> {
             format!("The specified RegionId {region:?} does not exist."),
         ))
     }
-}
-
-pub(super) fn dry_run_ok() -> ApiFault {
-    ApiFault::new(
-        400,
-        "DryRunOperation",
-        "Request validation has been passed with DryRun flag set.",
-    )
 }
 
 pub(super) fn image_not_found(id: &str) -> ApiFault {
@@ -336,6 +420,23 @@ impl Ecs {
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The end of CreateImage and ImportImage: keeps `rec`, records `answer` for the
+    /// request's token, moves imports on to `now_ms` and saves the state.
+    pub(super) fn add_image(
+        &self,
+        st: &mut State,
+        rec: ImageRec,
+        token: Tokened,
+        answer: Value,
+        now_ms: u64,
+    ) -> Result<Value, ApiFault> {
+        st.images.insert(rec.image_id.clone(), rec);
+        token.record(st, &answer);
+        st.refresh(now_ms);
+        self.persist(st)?;
+        Ok(answer)
     }
 
     /// Writes the state atomically (temporary file, then rename).
@@ -610,16 +711,8 @@ impl Ecs {
             },
             "InvalidParameter.Status",
         )?;
-        let nvme = p.parse(
-            "Features.NvmeSupport",
-            NvmeSupport::parse,
-            "InvalidParameter.FeaturesNvmeSupport",
-        )?;
-        let imds = p.parse(
-            "Features.ImdsSupport",
-            ImdsSupport::parse,
-            "InvalidParameter.FeaturesImdsSupport",
-        )?;
+        let nvme = p.nvme_support()?;
+        let imds = p.imds_support()?;
         let mut st = self.lock();
         let current = st
             .images
@@ -665,9 +758,7 @@ impl Ecs {
         {
             return Err(duplicated_name());
         }
-        if p.flag("DryRun") {
-            return Err(dry_run_ok());
-        }
+        p.dry_run()?;
         let img = st
             .images
             .get_mut(image_id)
@@ -718,9 +809,7 @@ impl Ecs {
                 "The specified image is importing; cancel the import task first.",
             ));
         }
-        if p.flag("DryRun") {
-            return Err(dry_run_ok());
-        }
+        p.dry_run()?;
         st.images.remove(image_id);
         self.persist(&st)?;
         Ok(json!({}))

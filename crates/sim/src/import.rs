@@ -8,12 +8,11 @@ use serde_json::{Value, json};
 
 use super::disk::{self, ObjectFacts};
 use super::ecs::{
-    ApiFault, DiskRec, Ecs, ImageRec, P, State, TaskRec, Tokened, check_region, dry_run_ok,
-    duplicated_name,
+    ApiFault, DiskRec, Ecs, ImageRec, P, State, TaskRec, Tokened, check_region, duplicated_name,
 };
 use imgport_cloud::aliyun::types::{
     Architecture, BootMode, DetectionStrategy, DiskFormat, ImageStatus, ImdsSupport, LicenseType,
-    NvmeSupport, OsType, Platform,
+    OsType,
 };
 use imgport_cloud::aliyun::validate;
 
@@ -68,19 +67,11 @@ impl Ecs {
         if !description.is_empty() {
             validate::description(description)?;
         }
-        let arch = p
-            .parse(
-                "Architecture",
-                Architecture::parse,
-                "InvalidArchitecture.Malformed",
-            )?
-            .unwrap_or(Architecture::X86_64);
+        let arch = p.architecture()?;
         let os_type = p
             .parse("OSType", OsType::parse, "InvalidOSType.Malformed")?
             .unwrap_or(OsType::Linux);
-        let platform = p
-            .parse("Platform", Platform::parse, "InvalidPlatform.Malformed")?
-            .unwrap_or(Platform::OthersLinux);
+        let platform = p.platform()?;
         let boot_mode = p.parse(
             "BootMode",
             |s| BootMode::parse(s).filter(|b| *b != BootMode::UefiPreferred),
@@ -98,22 +89,10 @@ impl Ecs {
             DetectionStrategy::parse,
             "InvalidParameter.DetectionStrategy",
         )?;
-        let nvme = p.parse(
-            "Features.NvmeSupport",
-            NvmeSupport::parse,
-            "InvalidParameter.FeaturesNvmeSupport",
-        )?;
-        let imds = p
-            .parse(
-                "Features.ImdsSupport",
-                ImdsSupport::parse,
-                "InvalidParameter.FeaturesImdsSupport",
-            )?
-            .unwrap_or(ImdsSupport::V1);
+        let nvme = p.nvme_support()?;
+        let imds = p.imds_support()?.unwrap_or(ImdsSupport::V1);
         let tags = collect_tags(p)?;
-        if let Some(t) = p.get("ClientToken") {
-            validate::client_token(t)?;
-        }
+        p.check_client_token()?;
         let windows = os_type == OsType::Windows || platform.as_str().starts_with("Windows");
         if arch == Architecture::Arm64 && windows {
             return Err(ApiFault::new(
@@ -136,9 +115,7 @@ impl Ecs {
                 "Image check is not supported for Windows images.",
             ));
         }
-        if p.flag("DryRun") {
-            return Err(dry_run_ok());
-        }
+        p.dry_run()?;
         let token = Tokened::new("ImportImage", p);
         if let Some(replayed) = token.replay(&self.lock()) {
             return replayed;
@@ -180,20 +157,11 @@ impl Ecs {
         let image_id = st.next("m");
         let task_id = st.next("t");
         let rec = ImageRec {
-            image_id: image_id.clone(),
-            region_id: region.to_string(),
-            name: name.map_or_else(|| format!("import-{image_id}"), str::to_string),
-            description: description.to_string(),
-            status: ImageStatus::Creating,
-            progress: 0,
-            created_ms: now_ms,
-            duration_ms: self.config.import_duration.as_millis() as u64,
             architecture: arch,
             os_type,
             platform,
             boot_mode: boot_mode.unwrap_or(BootMode::Bios),
             license_type: license,
-            image_family: String::new(),
             nvme_support: nvme,
             imds_support: imds,
             resource_group_id: p.get("ResourceGroupId").unwrap_or_default().to_string(),
@@ -211,8 +179,15 @@ impl Ecs {
                 .collect(),
             task_id: task_id.clone(),
             failure,
+            ..ImageRec::creating(
+                &image_id,
+                region,
+                name.map_or_else(|| format!("import-{image_id}"), str::to_string),
+                description,
+                now_ms,
+                self.config.import_duration.as_millis() as u64,
+            )
         };
-        st.images.insert(image_id.clone(), rec);
         st.tasks.insert(
             task_id.clone(),
             TaskRec {
@@ -225,10 +200,7 @@ impl Ecs {
             },
         );
         let answer = json!({"ImageId": image_id, "TaskId": task_id, "RegionId": region});
-        token.record(&mut st, &answer);
-        st.refresh(now_ms);
-        self.persist(&st)?;
-        Ok(answer)
+        self.add_image(&mut st, rec, token, answer, now_ms)
     }
 }
 

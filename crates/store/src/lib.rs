@@ -37,7 +37,7 @@ use std::future::Future;
 pub use client::S3Store;
 pub use multipart::{
     Cleaned, CompleteGate, GateKeeper, UploadOptions, UploadOutcome, abort, clean_stale,
-    complete_gate, upload,
+    complete_gate, upload, upload_reopening,
 };
 pub use oss::StoreConfig;
 

@@ -536,6 +536,50 @@ pub async fn upload<S: ObjectStore>(
     }
 }
 
+/// A source to upload, as [`upload_reopening`] asks for it: the stream and the
+/// [`UploadOptions::source_id`] that names it.
+pub type Reopened = (Box<dyn PartSource>, String);
+
+/// [`upload`] of the source `open` gives, with the one policy on kept state that went wrong:
+/// when the first attempt finds it stale ([`StoreError::Stale`], the journal is removed by
+/// then) or the resumed upload id gone ([`StoreError::UploadGone`], the next attempt checks the
+/// object against the source), `open` is called again and the upload runs once more; any other
+/// error, or either of these a second time, is the answer. The outer `Err` is `open`'s.
+pub async fn upload_reopening<S: ObjectStore, E>(
+    store: &S,
+    mut open: impl FnMut() -> Result<Reopened, E>,
+    target: &ObjectTarget,
+    opts: &UploadOptions,
+    reporter: &dyn Reporter,
+) -> Result<Result<UploadOutcome, StoreError>, E> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (source, source_id) = open()?;
+        let opts = UploadOptions {
+            source_id,
+            ..opts.clone()
+        };
+        match upload(store, source, target, &opts, reporter).await {
+            Err(StoreError::Stale { target, what }) if attempt == 1 => {
+                reporter.message(&format!(
+                    "{target}: {what}; uploading the current bytes afresh"
+                ));
+            }
+            Err(StoreError::UploadGone {
+                target, upload_id, ..
+            }) if attempt == 1 => {
+                reporter.message(&format!(
+                    "{target}: upload {upload_id} went away while this run resumed it (a \
+                     killed run's Complete finishing late?); checking the object against the \
+                     source"
+                ));
+            }
+            other => return Ok(other),
+        }
+    }
+}
+
 /// Whether a failed part or Complete failed because the upload id went away while this run
 /// used it (the journal is still there): a killed run's Complete that the server finished
 /// only after this run's ListParts. S3 then answers NoSuchUpload, which is taken at its word:

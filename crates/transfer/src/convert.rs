@@ -88,12 +88,19 @@ struct Drained {
     pub multipart_etag: Option<String>,
 }
 
-/// Drains `stream`, handing each part to `sink`, and collects the digests.
+/// Drains `stream` as progress `task` (announcing `notice` first), handing each part to
+/// `sink`, and collects the digests; the caller finishes the progress.
 fn drain(
     stream: &mut dyn PartSource,
+    task: &str,
+    notice: Option<&str>,
     reporter: &dyn Reporter,
     mut sink: impl FnMut(&Part) -> Result<(), TransferError>,
 ) -> Result<Drained, TransferError> {
+    reporter.start(task, Some(stream.total_size()));
+    if let Some(n) = notice {
+        reporter.message(n);
+    }
     // A local stream of a huge disk may have millions of parts: their list is kept only when
     // it is one an object store could take, so memory stays bounded by MAX_PARTS entries.
     let keep = u64::from(stream.part_count()) <= MAX_PARTS;
@@ -141,8 +148,10 @@ fn drain(
     })
 }
 
-/// Says why a report lists no part digests (more parts than an upload could have).
-fn note_unlisted(r: &mut StreamReport) {
+/// `r` with the stream's `notice` added, and a note why it lists no part digests (more parts
+/// than an upload could have) when it lists none.
+fn with_notices(mut r: StreamReport, notice: Option<String>) -> StreamReport {
+    r.notices.extend(notice);
     if r.parts.is_empty() && r.size > 0 {
         r.notices.push(format!(
             "per-part digests are not listed: the output's {} parts of {} bytes are more than an upload may have ({MAX_PARTS})",
@@ -150,6 +159,7 @@ fn note_unlisted(r: &mut StreamReport) {
             r.part_size
         ));
     }
+    r
 }
 
 fn report(
@@ -233,6 +243,31 @@ fn sha256_policy(layout: &Layout, opts: &ConvertOptions) -> (StreamOptions, Opti
     (stream, Some(notice))
 }
 
+/// The stream of `src` converted to `format`, and the notice of its SHA-256 policy.
+fn planned_stream(
+    src: &Arc<dyn DiskImage>,
+    format: OutputFormat,
+    opts: &ConvertOptions,
+) -> Result<(LayoutStream, Option<String>), TransferError> {
+    let layout = Layout::plan(src.as_ref(), format)?;
+    let (stream_opts, notice) = sha256_policy(&layout, opts);
+    Ok((
+        LayoutStream::new(layout, src.clone(), &stream_opts)?,
+        notice,
+    ))
+}
+
+/// Reads `stream` to its end for its digests alone, announcing `notice` first.
+fn digests_only(
+    stream: &mut dyn PartSource,
+    notice: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<Drained, TransferError> {
+    let drained = drain(stream, "checksum", notice, reporter, |_| Ok(()))?;
+    reporter.finish();
+    Ok(drained)
+}
+
 /// The digests of `src` converted to `format`, without writing anything.
 pub fn checksum(
     src: Arc<dyn DiskImage>,
@@ -240,20 +275,11 @@ pub fn checksum(
     opts: &ConvertOptions,
     reporter: &dyn Reporter,
 ) -> Result<StreamReport, TransferError> {
-    let layout = Layout::plan(src.as_ref(), format)?;
-    let (stream_opts, notice) = sha256_policy(&layout, opts);
-    let mut stream = LayoutStream::new(layout, src.clone(), &stream_opts)?;
-    reporter.start("checksum", Some(stream.total_size()));
-    if let Some(n) = &notice {
-        reporter.message(n);
-    }
-    let drained = drain(&mut stream, reporter, |_| Ok(()))?;
-    reporter.finish();
+    let (mut stream, notice) = planned_stream(&src, format, opts)?;
+    let drained = digests_only(&mut stream, notice.as_deref(), reporter)?;
     let content = content_if(opts, src.as_ref(), reporter)?;
-    let mut r = report(stream.layout(), drained, stream.part_size(), None, content);
-    r.notices.extend(notice);
-    note_unlisted(&mut r);
-    Ok(r)
+    let r = report(stream.layout(), drained, stream.part_size(), None, content);
+    Ok(with_notices(r, notice))
 }
 
 fn content_if(
@@ -282,17 +308,10 @@ pub fn checksum_file(
     let (image, layout) = super::file::FileStream::plan(path)?;
     let (stream_opts, notice) = sha256_policy(&layout, opts);
     let mut stream = super::file::FileStream::from_plan(image, layout, &stream_opts)?;
-    reporter.start("checksum", Some(stream.total_size()));
-    if let Some(n) = &notice {
-        reporter.message(n);
-    }
-    let drained = drain(&mut stream, reporter, |_| Ok(()))?;
-    reporter.finish();
+    let drained = digests_only(&mut stream, notice.as_deref(), reporter)?;
     let mut r = report(stream.layout(), drained, stream.part_size(), None, None);
     r.format = None;
-    r.notices.extend(notice);
-    note_unlisted(&mut r);
-    Ok(r)
+    Ok(with_notices(r, notice))
 }
 
 /// Converts `src` to `format` into the file `dst` (atomically), computing the digests of the
@@ -304,27 +323,25 @@ pub fn convert(
     opts: &ConvertOptions,
     reporter: &dyn Reporter,
 ) -> Result<StreamReport, TransferError> {
-    let layout = Layout::plan(src.as_ref(), format)?;
-    let (stream_opts, notice) = sha256_policy(&layout, opts);
-    let mut stream = LayoutStream::new(layout, src.clone(), &stream_opts)?;
+    let (mut stream, notice) = planned_stream(&src, format, opts)?;
     let tmp = OutputFile::create(dst)?;
-    reporter.start("convert", Some(stream.total_size()));
-    if let Some(n) = &notice {
-        reporter.message(n);
-    }
     let layout = stream.layout().clone();
-    let drained = drain(&mut stream, reporter, |part| tmp.write_part(&layout, part))?;
+    let drained = drain(
+        &mut stream,
+        "convert",
+        notice.as_deref(),
+        reporter,
+        |part| tmp.write_part(&layout, part),
+    )?;
     tmp.persist(drained.digests.size, dst)?;
     reporter.finish();
     let content = content_if(opts, src.as_ref(), reporter)?;
-    let mut r = report(
+    let r = report(
         &layout,
         drained,
         stream.part_size(),
         Some(dst.to_path_buf()),
         content,
     );
-    r.notices.extend(notice);
-    note_unlisted(&mut r);
-    Ok(r)
+    Ok(with_notices(r, notice))
 }

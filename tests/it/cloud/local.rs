@@ -31,12 +31,6 @@ fn json_refusals_carry_the_code_and_field() {
             None,
         ),
         (
-            "modify: empty region",
-            vec!["image", "modify", "m-1", "--region", ""],
-            "MissingParameter",
-            None,
-        ),
-        (
             "ksyun: short password",
             vec![
                 "ksyun",

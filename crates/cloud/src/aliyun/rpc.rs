@@ -16,14 +16,14 @@ use std::time::Duration;
 
 use super::ecs::{Action, ECS_VERSION};
 use super::sign;
-use super::validate::Invalid;
 use imgport_base::retry::{Backoff, Verdict, retry};
 use imgport_credentials::Credentials;
 
 pub use super::time::{parse_utc_timestamp, unix_now, utc_timestamp};
+use super::transport::answer;
 pub use super::transport::{
-    HttpRequest, HttpResponse, ReqwestTransport, SendFuture, SetupError, Transport, TransportError,
-    TransportErrorKind, error_chain,
+    CallError, HttpRequest, HttpResponse, ReqwestTransport, SendFuture, SetupError, Transport,
+    TransportError, TransportErrorKind, error_chain,
 };
 
 /// Which signature the client sends.
@@ -215,52 +215,9 @@ pub fn parse_error(status: u16, headers: &[(String, String)], body: &[u8]) -> Ap
 }
 
 /// Errors of the RPC layer.
-#[derive(Debug, thiserror::Error)]
-pub enum RpcError {
-    /// A request broke a documented rule; nothing was sent.
-    #[error("request not sent")]
-    Invalid(#[from] Invalid),
-    /// The service answered with an error.
-    #[error("{action} failed")]
-    Api {
-        action: &'static str,
-        #[source]
-        source: Box<ApiError>,
-    },
-    /// No answer (connection refused, timeout …).
-    #[error("{action}: no answer from the endpoint")]
-    Transport {
-        action: &'static str,
-        #[source]
-        source: TransportError,
-    },
-    /// A 2xx answer that is not the expected JSON.
-    #[error("{action}: cannot decode the answer")]
-    Decode {
-        action: &'static str,
-        #[source]
-        source: serde_json::Error,
-    },
-    /// The HTTP client could not be built.
-    #[error("cannot set up the HTTP client: {0}")]
-    Setup(String),
-}
-
-impl From<SetupError> for RpcError {
-    fn from(e: SetupError) -> Self {
-        RpcError::Setup(e.0)
-    }
-}
+pub type RpcError = CallError<ApiError>;
 
 impl RpcError {
-    /// The service's error, when there is one.
-    pub fn api(&self) -> Option<&ApiError> {
-        match self {
-            RpcError::Api { source, .. } => Some(source.as_ref()),
-            _ => None,
-        }
-    }
-
     /// The service's error code, when there is one.
     pub fn code(&self) -> Option<&str> {
         self.api().map(|e| e.code.as_str())
@@ -446,14 +403,9 @@ impl RpcClient {
     ) -> Result<Vec<u8>, RpcError> {
         let send = || async {
             let req = self.build_request(action, version, params, &new_nonce(), unix_now());
-            match self.transport.send(req).await {
-                Ok(resp) if (200..300).contains(&resp.status) => Ok(resp.body),
-                Ok(resp) => Err(RpcError::Api {
-                    action,
-                    source: Box::new(parse_error(resp.status, &resp.headers, &resp.body)),
-                }),
-                Err(source) => Err(RpcError::Transport { action, source }),
-            }
+            answer(action, self.transport.send(req).await, |resp| {
+                parse_error(resp.status, &resp.headers, &resp.body)
+            })
         };
         let note = |attempt: u32, err: &RpcError, delay: Duration| {
             tracing::warn!(
@@ -482,6 +434,7 @@ impl RpcClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aliyun::validate::Invalid;
     use imgport_base::secret::Secret;
 
     fn creds(token: Option<&str>) -> Credentials {

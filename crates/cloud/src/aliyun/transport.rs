@@ -59,6 +59,77 @@ pub struct TransportError {
 #[error("cannot set up the HTTP client: {0}")]
 pub struct SetupError(pub String);
 
+/// How one call of a cloud API fails, its service's error answer being `A`: the one shape of
+/// [`RpcError`](super::rpc::RpcError) (Alibaba Cloud) and
+/// [`KsyunError`](crate::ksyun::sigv4::KsyunError) (ksyun).
+#[derive(Debug, thiserror::Error)]
+pub enum CallError<A> {
+    /// A request broke a documented rule; nothing was sent.
+    #[error("request not sent")]
+    Invalid(#[from] super::validate::Invalid),
+    /// The service answered with an error.
+    #[error("{action} failed")]
+    Api {
+        action: &'static str,
+        #[source]
+        source: Box<A>,
+    },
+    /// No answer (connection refused, timeout …).
+    #[error("{action}: no answer from the endpoint")]
+    Transport {
+        action: &'static str,
+        #[source]
+        source: TransportError,
+    },
+    /// A 2xx answer that is not the expected JSON.
+    #[error("{action}: cannot decode the answer")]
+    Decode {
+        action: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The request could not be signed (the message names no secret); only a SigV4 signer
+    /// can fail so.
+    #[error("cannot sign the request: {0}")]
+    Sign(String),
+    /// The HTTP client could not be built.
+    #[error("cannot set up the HTTP client: {0}")]
+    Setup(String),
+}
+
+impl<A> From<SetupError> for CallError<A> {
+    fn from(e: SetupError) -> Self {
+        CallError::Setup(e.0)
+    }
+}
+
+impl<A> CallError<A> {
+    /// The service's error, when there is one.
+    pub fn api(&self) -> Option<&A> {
+        match self {
+            CallError::Api { source, .. } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// The body of `action`'s answer `sent` when it is a success (2xx); else the service's error,
+/// which `parse` reads from the answer, or the transport's.
+pub fn answer<A>(
+    action: &'static str,
+    sent: Result<HttpResponse, TransportError>,
+    parse: impl FnOnce(&HttpResponse) -> A,
+) -> Result<Vec<u8>, CallError<A>> {
+    match sent {
+        Ok(resp) if (200..300).contains(&resp.status) => Ok(resp.body),
+        Ok(resp) => Err(CallError::Api {
+            action,
+            source: Box::new(parse(&resp)),
+        }),
+        Err(source) => Err(CallError::Transport { action, source }),
+    }
+}
+
 /// Future returned by [`Transport::send`].
 pub type SendFuture<'a> =
     Pin<Box<dyn Future<Output = Result<HttpResponse, TransportError>> + Send + 'a>>;

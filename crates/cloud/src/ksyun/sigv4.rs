@@ -16,9 +16,8 @@ use aws_sigv4::sign::v4::SigningParams;
 use super::KsyunCredentials;
 use crate::aliyun::sign::{canonical_query, percent_encode};
 use crate::aliyun::transport::{
-    HttpRequest, ReqwestTransport, Transport, TransportError, error_chain,
+    CallError, HttpRequest, ReqwestTransport, Transport, answer, error_chain,
 };
-use crate::aliyun::validate::Invalid;
 
 /// Content type of every request body.
 pub const FORM: &str = "application/x-www-form-urlencoded";
@@ -66,47 +65,12 @@ pub struct KsyunApiError {
 }
 
 /// Errors of the ksyun client.
-#[derive(Debug, thiserror::Error)]
-pub enum KsyunError {
-    /// A request broke a documented rule; nothing was sent.
-    #[error("request not sent")]
-    Invalid(#[from] Invalid),
-    /// The service answered with an error.
-    #[error("{action} failed")]
-    Api {
-        action: &'static str,
-        #[source]
-        source: Box<KsyunApiError>,
-    },
-    /// No answer.
-    #[error("{action}: no answer from the endpoint")]
-    Transport {
-        action: &'static str,
-        #[source]
-        source: TransportError,
-    },
-    /// A 2xx answer that is not the expected JSON.
-    #[error("{action}: cannot decode the answer")]
-    Decode {
-        action: &'static str,
-        #[source]
-        source: serde_json::Error,
-    },
-    /// The request could not be signed (the message names no secret).
-    #[error("cannot sign the request: {0}")]
-    Sign(String),
-    /// The HTTP client could not be built.
-    #[error("cannot set up the HTTP client: {0}")]
-    Setup(String),
-}
+pub type KsyunError = CallError<KsyunApiError>;
 
 impl KsyunError {
     /// The service's error code, when there is one.
     pub fn code(&self) -> Option<&str> {
-        match self {
-            KsyunError::Api { source, .. } => Some(source.code.as_str()),
-            _ => None,
-        }
+        self.api().map(|e| e.code.as_str())
     }
 }
 
@@ -249,14 +213,9 @@ impl SigV4Client {
         params: &[(String, String)],
     ) -> Result<Vec<u8>, KsyunError> {
         let req = self.build_request(service, action, version, params, SystemTime::now())?;
-        match self.transport.send(req).await {
-            Ok(resp) if (200..300).contains(&resp.status) => Ok(resp.body),
-            Ok(resp) => Err(KsyunError::Api {
-                action,
-                source: Box::new(parse_error(resp.status, &resp.body)),
-            }),
-            Err(source) => Err(KsyunError::Transport { action, source }),
-        }
+        answer(action, self.transport.send(req).await, |resp| {
+            parse_error(resp.status, &resp.body)
+        })
     }
 }
 

@@ -14,8 +14,8 @@ use s3s::dto::{
     AbortMultipartUploadInput, AbortMultipartUploadOutput, Bucket, CommonPrefix,
     CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CreateBucketInput,
     CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteObjectInput,
-    DeleteObjectOutput, ETag, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
-    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput,
+    DeleteObjectOutput, ETag, ETagCondition, GetObjectInput, GetObjectOutput, HeadBucketInput,
+    HeadBucketOutput, HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput,
     ListMultipartUploadsInput, ListMultipartUploadsOutput, ListObjectsV2Input, ListObjectsV2Output,
     ListPartsInput, ListPartsOutput, Metadata, MultipartUpload, Object, PutObjectInput,
     PutObjectOutput, Timestamp, UploadPartInput, UploadPartOutput,
@@ -52,9 +52,27 @@ where
         .map_err(|e| s3_error!(InternalError, "storage task: {e}"))?
 }
 
-fn crc_header<T>(resp: &mut S3Response<T>, crc: u64) {
+/// The response `out` with the object's (or part's) CRC-64 header, as OSS sends it.
+fn with_crc<T>(out: T, crc: u64) -> S3Response<T> {
+    let mut resp = S3Response::new(out);
     resp.headers
         .insert(CRC64_HEADER, hyper::header::HeaderValue::from(crc));
+    resp
+}
+
+/// The headers GET and HEAD both send about the object `found`, with the `$ty` fields given.
+macro_rules! object_output {
+    ($ty:ident, $found:expr, { $($field:ident: $value:expr),* $(,)? }) => {
+        $ty {
+            $($field: $value,)*
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(strong(&$found.meta.etag)),
+            last_modified: Some(Timestamp::from($found.modified)),
+            content_type: $found.meta.content_type.clone(),
+            metadata: metadata_out(&$found.meta),
+            ..Default::default()
+        }
+    };
 }
 
 fn strong(etag: &str) -> ETag {
@@ -95,11 +113,35 @@ fn check_body(d: &Digest, len: Option<u64>, content_md5: Option<&str>) -> S3Resu
     Ok(())
 }
 
+/// A request that writes an object and may say whether it may replace one.
+trait Conditional {
+    /// Its `If-Match` and `If-None-Match`.
+    fn conditions(&self) -> (Option<&ETagCondition>, Option<&ETagCondition>);
+}
+
+impl Conditional for PutObjectInput {
+    fn conditions(&self) -> (Option<&ETagCondition>, Option<&ETagCondition>) {
+        (self.if_match.as_ref(), self.if_none_match.as_ref())
+    }
+}
+
+impl Conditional for CompleteMultipartUploadInput {
+    fn conditions(&self) -> (Option<&ETagCondition>, Option<&ETagCondition>) {
+        (self.if_match.as_ref(), self.if_none_match.as_ref())
+    }
+}
+
+/// [`overwrite_rule`] of the write `req`.
+fn overwrite_of<T: Conditional>(req: &S3Request<T>) -> S3Result<Overwrite> {
+    let (if_match, if_none_match) = req.input.conditions();
+    overwrite_rule(&req.headers, if_match, if_none_match)
+}
+
 /// OSS's create-only switch, then S3's `If-None-Match: *`; `If-Match` is not supported.
 fn overwrite_rule(
     headers: &hyper::HeaderMap,
-    if_match: Option<&s3s::dto::ETagCondition>,
-    if_none_match: Option<&s3s::dto::ETagCondition>,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
 ) -> S3Result<Overwrite> {
     if if_match.is_some() {
         return Err(s3_error!(NotImplemented, "If-Match"));
@@ -224,12 +266,8 @@ impl S3 for Backend {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        let overwrite = overwrite_of(&req)?;
         let input = req.input;
-        let overwrite = overwrite_rule(
-            &req.headers,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-        )?;
         let len = declared(input.content_length, MAX_PUT_SIZE)?;
         let (store, bucket, key) = (self.store.clone(), input.bucket.clone(), input.key.clone());
         // A create-only PUT of an existing object fails before its body is stored; the commit
@@ -253,12 +291,13 @@ impl S3 for Backend {
             committed
         })
         .await?;
-        let mut resp = S3Response::new(PutObjectOutput {
-            e_tag: Some(strong(&meta.etag)),
-            ..Default::default()
-        });
-        crc_header(&mut resp, meta.crc64);
-        Ok(resp)
+        Ok(with_crc(
+            PutObjectOutput {
+                e_tag: Some(strong(&meta.etag)),
+                ..Default::default()
+            },
+            meta.crc64,
+        ))
     }
 
     async fn get_object(
@@ -287,22 +326,17 @@ impl S3 for Backend {
         let whole = range.is_none();
         let size = found.meta.size;
         let body = file_body(file, start, len)?;
-        let mut resp = S3Response::new(GetObjectOutput {
+        let out = object_output!(GetObjectOutput, found, {
             body: Some(body),
             content_length: Some(i64::try_from(len).unwrap_or(i64::MAX)),
             content_range: (!whole)
                 .then(|| format!("bytes {start}-{}/{size}", (start + len).saturating_sub(1))),
-            accept_ranges: Some("bytes".into()),
-            e_tag: Some(strong(&found.meta.etag)),
-            last_modified: Some(Timestamp::from(found.modified)),
-            content_type: found.meta.content_type.clone(),
-            metadata: metadata_out(&found.meta),
-            ..Default::default()
         });
-        if whole {
-            crc_header(&mut resp, found.meta.crc64);
-        }
-        Ok(resp)
+        Ok(if whole {
+            with_crc(out, found.meta.crc64)
+        } else {
+            S3Response::new(out)
+        })
     }
 
     async fn head_object(
@@ -311,18 +345,11 @@ impl S3 for Backend {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let (store, bucket, key) = (self.store.clone(), req.input.bucket, req.input.key);
         let found = blocking(move || store.head(&bucket, &key)).await?;
-        let mut resp = S3Response::new(HeadObjectOutput {
+        let out = object_output!(HeadObjectOutput, found, {
             content_length: Some(i64::try_from(found.meta.size).unwrap_or(i64::MAX)),
-            accept_ranges: Some("bytes".into()),
-            e_tag: Some(strong(&found.meta.etag)),
-            last_modified: Some(Timestamp::from(found.modified)),
-            content_type: found.meta.content_type.clone(),
-            metadata: metadata_out(&found.meta),
-            ..Default::default()
         });
         // OSS sends the object's CRC-64 on HEAD (docs/CLOUD-API.md §OSS).
-        crc_header(&mut resp, found.meta.crc64);
-        Ok(resp)
+        Ok(with_crc(out, found.meta.crc64))
     }
 
     async fn delete_object(
@@ -378,12 +405,13 @@ impl S3 for Backend {
         let (claim, d) = stream_into(input.body, claim, len.unwrap_or(MAX_PART_SIZE)).await?;
         check_body(&d, len, input.content_md5.as_deref())?;
         blocking(move || claim.finish(&d)).await?;
-        let mut resp = S3Response::new(UploadPartOutput {
-            e_tag: Some(strong(&hex::encode(d.md5))),
-            ..Default::default()
-        });
-        crc_header(&mut resp, d.crc64);
-        Ok(resp)
+        Ok(with_crc(
+            UploadPartOutput {
+                e_tag: Some(strong(&hex::encode(d.md5))),
+                ..Default::default()
+            },
+            d.crc64,
+        ))
     }
 
     async fn list_parts(
@@ -432,12 +460,8 @@ impl S3 for Backend {
         &self,
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let overwrite = overwrite_of(&req)?;
         let input = req.input;
-        let overwrite = overwrite_rule(
-            &req.headers,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-        )?;
         let chosen = input
             .multipart_upload
             .and_then(|m| m.parts)
@@ -479,14 +503,15 @@ impl S3 for Backend {
             Ok(meta)
         })
         .await?;
-        let mut resp = S3Response::new(CompleteMultipartUploadOutput {
-            bucket: Some(input.bucket),
-            key: Some(input.key),
-            e_tag: Some(strong(&meta.etag)),
-            ..Default::default()
-        });
-        crc_header(&mut resp, meta.crc64);
-        Ok(resp)
+        Ok(with_crc(
+            CompleteMultipartUploadOutput {
+                bucket: Some(input.bucket),
+                key: Some(input.key),
+                e_tag: Some(strong(&meta.etag)),
+                ..Default::default()
+            },
+            meta.crc64,
+        ))
     }
 
     async fn list_multipart_uploads(

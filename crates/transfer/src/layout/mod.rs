@@ -13,7 +13,7 @@ mod vhd;
 use imgport_image::{DiskImage, Extent, ExtentKind};
 
 pub use segments::{Layout, LayoutError, OutputFormat, Piece, SECTOR, Segment, VHD_BLOCK_SIZE};
-use segments::{SegmentBuilder, round_up};
+use segments::{SegmentBuilder, round_up, rounding_notice};
 
 impl Layout {
     /// Plans `format` output for `src`, from its extents only.
@@ -64,25 +64,16 @@ fn raw(size: u64, data: &[Extent], pad_sector: bool) -> Layout {
     } else {
         size
     };
-    let mut notices = Vec::new();
-    if virtual_size != size {
-        notices.push(format!(
-            "virtual size rounded up from {size} to {virtual_size} bytes (a whole number of 512-byte sectors); the padding reads as zeros"
-        ));
-    }
+    let notices = rounding_notice(
+        "virtual size",
+        size,
+        virtual_size,
+        "a whole number of 512-byte sectors",
+    );
     let mut b = SegmentBuilder::new();
     let mut cursor = 0;
     b.virtual_range(data, &mut cursor, 0, virtual_size);
-    let (segments, total) = b.finish();
-    Layout {
-        format: OutputFormat::Raw,
-        source_size: size,
-        virtual_size,
-        size: total,
-        segments,
-        notices,
-        tables: None,
-    }
+    b.layout(OutputFormat::Raw, size, virtual_size, notices)
 }
 
 #[cfg(test)]
@@ -105,9 +96,10 @@ mod tests {
         let mut c = 0;
         b.virtual_range(&data, &mut c, 0, 25);
         b.virtual_range(&data, &mut c, 25, 40);
-        let (segs, total) = b.finish();
-        assert_eq!(total, 40);
-        let kinds: Vec<(u64, u64, bool)> = segs
+        let l = b.layout(OutputFormat::Raw, 40, 40, Vec::new());
+        assert_eq!(l.size, 40);
+        let kinds: Vec<(u64, u64, bool)> = l
+            .segments
             .iter()
             .map(|s| (s.offset, s.length, matches!(s.piece, Piece::Zero)))
             .collect();

@@ -183,20 +183,13 @@ pub(super) fn plan(source_size: u64, data: &[Extent]) -> Result<Layout, LayoutEr
             (r.virt + r.count) * CLUSTER,
         );
     }
-    let (segments, total) = b.finish();
-    debug_assert_eq!(total, total_clusters * CLUSTER);
-    Ok(Layout {
-        format: OutputFormat::Qcow2,
-        source_size,
-        virtual_size: size,
-        size: total,
-        segments,
-        notices,
-        tables: Some(Arc::new(Qcow2Map {
-            runs,
-            total_clusters,
-        })),
-    })
+    let mut layout = b.layout(OutputFormat::Qcow2, source_size, size, notices);
+    debug_assert_eq!(layout.size, total_clusters * CLUSTER);
+    layout.tables = Some(Arc::new(Qcow2Map {
+        runs,
+        total_clusters,
+    }));
+    Ok(layout)
 }
 
 #[cfg(test)]

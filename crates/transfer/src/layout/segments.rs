@@ -326,9 +326,36 @@ impl SegmentBuilder {
         *cursor = i;
     }
 
-    pub(crate) fn finish(self) -> (Vec<Segment>, u64) {
-        (self.segments, self.pos)
+    /// The finished plan of a `format` file holding a `source_size` disk as a
+    /// `virtual_size` one: the segments built so far, no QCOW2 tables.
+    pub(crate) fn layout(
+        self,
+        format: OutputFormat,
+        source_size: u64,
+        virtual_size: u64,
+        notices: Vec<String>,
+    ) -> Layout {
+        Layout {
+            format,
+            source_size,
+            virtual_size,
+            size: self.pos,
+            segments: self.segments,
+            notices,
+            tables: None,
+        }
     }
+}
+
+/// The notice that `what` was rounded up from `size` to `to` bytes (`why`); none when it was
+/// not.
+pub(crate) fn rounding_notice(what: &str, size: u64, to: u64, why: &str) -> Vec<String> {
+    if to == size {
+        return Vec::new();
+    }
+    vec![format!(
+        "{what} rounded up from {size} to {to} bytes ({why}); the padding reads as zeros"
+    )]
 }
 
 /// Runs of allocation units (VHD blocks, QCOW2 clusters) of `unit` bytes touched by `data`,

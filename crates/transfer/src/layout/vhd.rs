@@ -12,7 +12,8 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::segments::{
-    Layout, LayoutError, OutputFormat, SECTOR, SegmentBuilder, VHD_BLOCK_SIZE, round_up, unit_runs,
+    Layout, LayoutError, OutputFormat, SECTOR, SegmentBuilder, VHD_BLOCK_SIZE, round_up,
+    rounding_notice, unit_runs,
 };
 use imgport_image::Extent;
 use imgport_image::vhd::write::{dynamic_header, footer};
@@ -49,13 +50,7 @@ fn rounded(size: u64, align: u64, what: &str) -> Result<(u64, Vec<String>), Layo
     if v > VHD_MAX_SIZE {
         return Err(too_large());
     }
-    let mut notices = Vec::new();
-    if v != size {
-        notices.push(format!(
-            "VHD virtual size rounded up from {size} to {v} bytes ({what}); the padding reads as zeros"
-        ));
-    }
-    Ok((v, notices))
+    Ok((v, rounding_notice("VHD virtual size", size, v, what)))
 }
 
 /// Plans a dynamic VHD.
@@ -114,16 +109,7 @@ pub(super) fn dynamic(source_size: u64, data: &[Extent]) -> Result<Layout, Layou
         }
     }
     b.bytes(foot);
-    let (segments, total) = b.finish();
-    Ok(Layout {
-        format: OutputFormat::Vhd,
-        source_size,
-        virtual_size: size,
-        size: total,
-        segments,
-        notices,
-        tables: None,
-    })
+    Ok(b.layout(OutputFormat::Vhd, source_size, size, notices))
 }
 
 /// Plans a fixed VHD.
@@ -142,16 +128,7 @@ pub(super) fn fixed(source_size: u64, data: &[Extent]) -> Result<Layout, LayoutE
         size,
         disk_uuid(size, data),
     )));
-    let (segments, total) = b.finish();
-    Ok(Layout {
-        format: OutputFormat::VhdFixed,
-        source_size,
-        virtual_size: size,
-        size: total,
-        segments,
-        notices,
-        tables: None,
-    })
+    Ok(b.layout(OutputFormat::VhdFixed, source_size, size, notices))
 }
 
 #[cfg(test)]
