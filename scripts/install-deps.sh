@@ -29,6 +29,8 @@ check pvcreate lvm2
 check losetup mount
 check mkfs.btrfs btrfs-progs
 check file file
+# Progress tests (tests/it/cli_progress.rs) run the binary on a pseudo-terminal with script(1).
+check script bsdutils
 # Hostile corpus (tests/it/hostile.rs): GNU time for wall time and max RSS (`command -v time`
 # finds the shell keyword, so look for the file), qemu-io and debugfs to build the images.
 [ -x /usr/bin/time ] || need+=(time)
