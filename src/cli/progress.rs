@@ -6,24 +6,19 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use imgport_base::report::{Reporter, Silent};
+use imgport_base::report::{Reporter, Silent, Stage};
 
 /// Draws one bar per stage on stderr.
 struct Bar {
-    bar: Mutex<Option<ProgressBar>>,
-}
-
-/// The stage the cloud's import reports in percent, not bytes: `Reporter::start` of the
-/// poller names it "importing image ID" with a total of 100.
-fn is_cloud_import(what: &str) -> bool {
-    what.starts_with("importing image")
+    bar: Mutex<Option<(Stage, ProgressBar)>>,
 }
 
 impl Reporter for Bar {
-    fn start(&self, what: &str, total: Option<u64>) {
+    fn start(&self, stage: Stage, what: &str, total: Option<u64>) {
+        let cloud = stage == Stage::CloudImport;
         let template = match total {
             // The cloud's import: its status (the poller's messages) and percent.
-            Some(_) if is_cloud_import(what) => "{prefix} [{bar:30}] {pos:>3}%  {msg}  {elapsed}",
+            Some(_) if cloud => "{prefix} [{bar:30}] {pos:>3}%  {msg}  {elapsed}",
             Some(_) => "{prefix:>16} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
             None => "{prefix:>16} {spinner} {msg}",
         };
@@ -37,31 +32,31 @@ impl Reporter for Bar {
                 .progress_chars("=> "),
         );
         bar.set_prefix(super::output::escape(what).into_owned());
-        if is_cloud_import(what) {
+        if cloud {
             bar.set_message("waiting for its status");
             bar.enable_steady_tick(Duration::from_millis(500));
         }
-        if let Some(old) = self
+        if let Some((_, old)) = self
             .bar
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .replace(bar)
+            .replace((stage, bar))
         {
             old.finish_and_clear();
         }
     }
     fn advance(&self, done: u64) {
-        if let Some(b) = &*self.bar.lock().unwrap_or_else(|p| p.into_inner()) {
+        if let Some((_, b)) = &*self.bar.lock().unwrap_or_else(|p| p.into_inner()) {
             b.inc(done);
         }
     }
     fn message(&self, text: &str) {
-        if let Some(b) = &*self.bar.lock().unwrap_or_else(|p| p.into_inner()) {
+        if let Some((stage, b)) = &*self.bar.lock().unwrap_or_else(|p| p.into_inner()) {
             let text = super::output::escape(text);
-            match b.prefix() {
+            match stage {
                 // A status line of the cloud's import ("image ID: Creating 25%"): its status
                 // word goes into the bar, whose position is the percent.
-                p if is_cloud_import(&p) => {
+                Stage::CloudImport => {
                     let status = text.rsplit_once(": ").map_or(&*text, |(_, s)| s);
                     b.set_message(status.split(' ').next().unwrap_or(status).to_string());
                 }
@@ -70,7 +65,7 @@ impl Reporter for Bar {
         }
     }
     fn finish(&self) {
-        if let Some(b) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some((_, b)) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
             b.finish_and_clear();
         }
     }
@@ -94,6 +89,7 @@ struct LogLines {
 }
 
 struct LogState {
+    stage: Stage,
     what: String,
     total: Option<u64>,
     done: u64,
@@ -106,6 +102,7 @@ impl LogLines {
         let secs = s.started.elapsed().as_secs_f64().max(1e-3);
         let rate = s.done as f64 / secs / (1024.0 * 1024.0);
         match s.total {
+            _ if s.stage == Stage::CloudImport => format!("{}: {}%", s.what, s.done),
             Some(t) if t > 0 => format!(
                 "{}: {} of {} MiB ({:.0}%), {rate:.1} MiB/s",
                 s.what,
@@ -119,9 +116,10 @@ impl LogLines {
 }
 
 impl Reporter for LogLines {
-    fn start(&self, what: &str, total: Option<u64>) {
+    fn start(&self, stage: Stage, what: &str, total: Option<u64>) {
         let now = Instant::now();
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = LogState {
+            stage,
             what: what.to_string(),
             total,
             done: 0,
@@ -157,6 +155,7 @@ pub fn reporter_or_log(every: Duration) -> Box<dyn Reporter> {
         Box::new(LogLines {
             every,
             state: Mutex::new(LogState {
+                stage: Stage::Read,
                 what: String::new(),
                 total: None,
                 done: 0,

@@ -3,9 +3,9 @@
 
 /// Receives progress of long operations. Every method has a no-op default.
 pub trait Reporter: Send + Sync {
-    /// A stage named `what` starts; `total` bytes (or units) are expected when known.
-    fn start(&self, _what: &str, _total: Option<u64>) {}
-    /// `done` more bytes (or units) of the current stage finished.
+    /// A `stage` named `what` starts; `total` is expected, in the stage's unit, when known.
+    fn start(&self, _stage: Stage, _what: &str, _total: Option<u64>) {}
+    /// `done` more bytes (or percent, for [`Stage::CloudImport`]) of the current stage finished.
     fn advance(&self, _done: u64) {}
     /// A free-form status line, e.g. "Progress 40%" from a polled cloud task.
     fn message(&self, _text: &str) {}
@@ -16,6 +16,20 @@ pub trait Reporter: Send + Sync {
     fn finish(&self) {}
     /// Every disk is uploaded (or found imported already): what is left is the cloud's work.
     fn transfers_done(&self) {}
+}
+
+/// What kind of work a stage is, and so what its amounts count: a display shows a transfer
+/// in bytes and rate, the cloud's import as a status and a percent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// A disk's bytes read, converted and hashed (bytes).
+    Read,
+    /// An object sent to the store (bytes; parts found there already count as `advance`).
+    Upload,
+    /// An uploaded object read back and checked (bytes).
+    Verify,
+    /// The cloud's own work on an image, polled (percent, 0–100).
+    CloudImport,
 }
 
 /// A reporter that discards everything.

@@ -23,7 +23,7 @@ pub use super::options::{CompleteGate, GateKeeper, UploadOptions, complete_gate}
 use super::retry::retry;
 use super::verify::{self, DigestRecord, Expected};
 use super::{ObjectStore, ObjectTarget, PartReceipt, StoreError};
-use imgport_base::report::Reporter;
+use imgport_base::report::{Reporter, Stage};
 use imgport_transfer::{Part, PartSource, StreamDigests, TransferError};
 
 /// What [`upload`] did.
@@ -372,7 +372,7 @@ async fn check_consumed<S: ObjectStore>(
             what,
         }
     };
-    reporter.start("verify", Some(source.total_size()));
+    reporter.start(Stage::Verify, "verify", Some(source.total_size()));
     let want: BTreeMap<u32, (String, u64)> = journaled
         .iter()
         .map(|(n, jp)| (*n, (jp.md5.clone(), jp.size)))
@@ -731,7 +731,7 @@ async fn send_all<S: ObjectStore>(
     reporter: &dyn Reporter,
 ) -> Result<Sent, StoreError> {
     let concurrency = opts.concurrency.max(1);
-    reporter.start("upload", Some(source.total_size()));
+    reporter.start(Stage::Upload, "upload", Some(source.total_size()));
     let (mut rx, producer) = spawn_producer(source);
     let mut tasks: JoinSet<PartResult> = JoinSet::new();
     let mut out = Sent {

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::TransferError;
 use super::pool::BufferPool;
-use imgport_base::report::Reporter;
+use imgport_base::report::{Reporter, Stage};
 use imgport_image::{DiskImage, Extent, ExtentKind, ImageError};
 
 /// Block size of the content digest.
@@ -118,7 +118,7 @@ pub fn content_digest(
         hasher: blake3::Hasher::new(),
         zero_run: 0,
     };
-    reporter.start("content digest", Some(size));
+    reporter.start(Stage::Read, "content digest", Some(size));
     let mut task = 0u64;
     while task < tasks {
         if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {

@@ -18,7 +18,7 @@ use super::layout::{Layout, OutputFormat};
 use super::output::OutputFile;
 use super::stream::{LayoutStream, MAX_PARTS, StreamOptions};
 use super::{Part, PartSource, TransferError};
-use imgport_base::report::Reporter;
+use imgport_base::report::{Reporter, Stage};
 use imgport_image::DiskImage;
 
 /// Digests of one part, as the JSON output and the uploader's checks use them.
@@ -97,7 +97,7 @@ fn drain(
     reporter: &dyn Reporter,
     mut sink: impl FnMut(&Part) -> Result<(), TransferError>,
 ) -> Result<Drained, TransferError> {
-    reporter.start(task, Some(stream.total_size()));
+    reporter.start(Stage::Read, task, Some(stream.total_size()));
     if let Some(n) = notice {
         reporter.message(n);
     }

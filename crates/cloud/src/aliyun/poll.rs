@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::client::EcsClient;
 use super::rpc::RpcError;
 use super::types::ImageStatus;
-use imgport_base::report::Reporter;
+use imgport_base::report::{Reporter, Stage};
 
 /// How to wait.
 #[derive(Debug, Clone, Copy)]
@@ -152,7 +152,11 @@ impl EcsClient {
         reporter: &dyn Reporter,
     ) -> Result<(), WaitError> {
         let started = Instant::now();
-        reporter.start(&format!("importing image {image_id}"), Some(100));
+        reporter.start(
+            Stage::CloudImport,
+            &format!("importing image {image_id}"),
+            Some(100),
+        );
         let mut reported = 0u64;
         let mut not_found = 0u32;
         let mut last_status = String::from("unknown");

@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use imgport_base::report::Reporter;
+use imgport_base::report::{Reporter, Stage};
 
 use super::prepare::Prepared;
 use crate::plan::PlannedDisk;
@@ -109,21 +109,21 @@ impl<'a> Logged<'a> {
 }
 
 impl Reporter for Logged<'_> {
-    fn start(&self, what: &str, total: Option<u64>) {
+    fn start(&self, stage: Stage, what: &str, total: Option<u64>) {
         {
             let mut c = self.count();
             *c = Count {
-                uploading: what == "upload",
+                uploading: stage == Stage::Upload,
                 ..Count::default()
             };
         }
         match total {
-            Some(t) if !what.starts_with("importing image") => {
+            Some(t) if stage != Stage::CloudImport => {
                 tracing::info!("{}: {what} ({t} bytes)", self.label)
             }
             _ => tracing::info!("{}: {what}", self.label),
         }
-        self.inner.start(what, total);
+        self.inner.start(stage, what, total);
     }
 
     fn advance(&self, done: u64) {

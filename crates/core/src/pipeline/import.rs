@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::events::{self, Logged};
 use super::prepare::{PrepareError, Prepared, PreparedDisk};
 use crate::plan::{ImportPlan, PlanOptions};
-use imgport_base::report::{Reporter, Silent};
+use imgport_base::report::{Reporter, Silent, Stage};
 use imgport_cloud::aliyun::client::EcsClient;
 use imgport_cloud::aliyun::ehpc::EhpcClient;
 use imgport_cloud::aliyun::poll::{WaitError, WaitOptions};
@@ -558,7 +558,7 @@ async fn upload_disk<S: ObjectStore>(
         planned.object_size,
         planned.parts.value.count
     );
-    reporter.start(&label, Some(stream.layout().size));
+    reporter.start(Stage::Read, &label, Some(stream.layout().size));
     let logged = Logged::new(reporter, label, planned.parts.value.count);
     let outcome = imgport_store::upload(store, Box::new(stream), &target, &upload_opts, &logged)
         .await
