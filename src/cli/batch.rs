@@ -23,6 +23,7 @@ use super::output::{exit, print_json};
 use imgport_core::pipeline::batch::{
     self, BatchReport, BatchSettings, EXIT_IN_PROGRESS_ELSEWHERE, InFlight, RowReport, RowStatus,
 };
+use imgport_core::pipeline::batch_plan::{self, BatchPlan};
 use imgport_core::pipeline::claims::{Holder, LeaseRules};
 use imgport_core::pipeline::manifest::{self, BatchItem, RowOptions, Shard};
 use imgport_core::pipeline::packer;
@@ -95,6 +96,11 @@ pub struct BatchFlags {
     /// in progress and where, interrupted, failed, not started) and exit.
     #[arg(long)]
     pub status: bool,
+    /// Change nothing: inspect and plan every image exactly as a run would, print the plans
+    /// (with --json, each image's `imgport plan --json` plan) and exit; no upload, no claim, no
+    /// call to any service.
+    #[arg(long, conflicts_with = "status")]
+    pub dry_run: bool,
     #[arg(long, help = super::vocab::JSON)]
     pub json: bool,
     /// Also write the JSON report to this file.
@@ -273,6 +279,18 @@ fn run_items(
     let json = flags.json;
     let report_path = flags.report.clone();
     let on_sandbox = flags.connect.sandbox;
+    if flags.dry_run {
+        let plan = batch_plan::plan(&items, &settings);
+        if let Some(path) = &report_path {
+            super::plan::write_atomic(path, &serde_json::to_vec_pretty(&plan)?)?;
+        }
+        if json {
+            print_json(&plan)?;
+        } else {
+            print_plans(&plan);
+        }
+        return Ok(ExitCode::from(plan.exit_code()));
+    }
     if flags.status {
         let rows = block_on(async move {
             let refs: Vec<&str> = buckets.iter().map(String::as_str).collect();
@@ -334,6 +352,35 @@ fn run_items(
         );
     }
     Ok(ExitCode::from(report.exit_code()))
+}
+
+/// One line per row of a dry run: the image it would make and where its disks would go, or
+/// why it has no plan.
+fn print_plans(plan: &BatchPlan) {
+    let width = id_width(plan.rows.iter().map(|r| r.id.as_str()));
+    for r in &plan.rows {
+        let id = super::output::escape(&r.id);
+        match (&r.plan, &r.error) {
+            (Some(p), _) => {
+                let objects: Vec<String> = p
+                    .disks
+                    .iter()
+                    .map(|d| format!("oss://{}/{}", d.bucket, d.object_key))
+                    .collect();
+                println!(
+                    "{id:<width$}  planned  {} in {}: {}",
+                    super::output::escape(&p.image.name.value),
+                    p.region,
+                    super::output::escape(&objects.join(", "))
+                );
+            }
+            (None, error) => println!(
+                "{id:<width$}  no plan  exit {}: {}",
+                r.exit_code,
+                super::output::escape(error.as_deref().unwrap_or("no plan"))
+            ),
+        }
+    }
 }
 
 fn print_status(rows: &[batch::RowState]) {

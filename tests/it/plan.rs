@@ -211,8 +211,8 @@ fn a_single_import_executes_the_plan_that_plan_shows() {
 }
 
 /// Runs `command` (a batch or Packer run of one row) with `--json` in a sandbox under `dir`,
-/// asserts that the row imported and executed the plan `imgport plan` shows for `src` with
-/// `flags`, and returns that plan.
+/// asserts that the row imported and executed the plan that the same command shows with
+/// `--dry-run`, which is the plan `imgport plan` shows for `src` with `flags`, and returns it.
 fn assert_row_executes_plan(
     dir: &std::path::Path,
     command: &[String],
@@ -222,14 +222,27 @@ fn assert_row_executes_plan(
     let mut args = command.to_vec();
     args.push("--json".into());
     args.extend(sandbox(dir));
+    let dry = imgport_in(dir, [&args[..], &["--dry-run".to_string()]].concat());
+    dry.expect_code(0);
+    let shown = dry.json()["rows"][0]["plan"].clone();
+    // The dry run changed nothing: no journal of finished rows, nothing in the sandbox.
+    let journals = std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with(".imgport-batch-")
+        })
+        .count();
+    assert_eq!(journals, 0);
+    assert!(!dir.join("sandbox").exists());
     let run = imgport_in(dir, &args);
     run.expect_code(0);
     let report = run.json();
     let row = &report["rows"][0];
     assert_eq!(row["status"], "imported", "{report}");
-    let planned = dry_plan(&[src], flags);
-    assert_executed(&row["result"], &planned);
-    planned
+    assert_executed(&row["result"], &shown);
+    assert_eq!(shown, dry_plan(&[src], flags));
+    shown
 }
 
 #[test]

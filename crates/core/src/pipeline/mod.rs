@@ -4,6 +4,7 @@
 //! Must not parse formats, sign requests or talk HTTP itself: it calls the layers that do.
 
 pub mod batch;
+pub mod batch_plan;
 pub mod claims;
 mod events;
 pub mod import;
