@@ -42,8 +42,16 @@ python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 check /usr/bin/time time
 
 if [ ${#need[@]} -gt 0 ]; then
+  mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
   echo "install-deps: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # apt's own chatter (debconf notes, dpkg progress) is not about imgport: kept in a log that
+  # is printed only when the install fails.
+  log=$(mktemp)
+  trap 'rm -f "$log"' EXIT
+  if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "install-deps: apt-get failed installing ${need[*]}" >&2
+    exit 1
+  fi
 fi

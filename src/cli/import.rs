@@ -95,6 +95,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             &args.connect.run,
             args.html.as_deref(),
             args.markdown.as_deref(),
+            false,
         )?
     {
         return Ok(code);

@@ -278,6 +278,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         &args.run,
         args.html.as_deref(),
         args.markdown.as_deref(),
+        args.json,
     )? {
         Ok(r) => r,
         Err(code) => return Ok(code),
@@ -292,13 +293,15 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
 
 /// Inspects and plans `files`, writes the `html` and `markdown` reports asked for, and returns
 /// the report; or the exit code after printing why inspection or planning stopped. A refused
-/// image still gets its reports: why it was refused and its findings.
+/// image still gets its reports: why it was refused and its findings, also on stdout as JSON
+/// when `refused_json`.
 pub fn reports(
     files: &[PathBuf],
     plan: &PlanFlags,
     run: &RunFlags,
     html: Option<&std::path::Path>,
     markdown: Option<&std::path::Path>,
+    refused_json: bool,
 ) -> anyhow::Result<Result<DryRunReport, ExitCode>> {
     let mut opts = plan.options();
     run.apply(&mut opts);
@@ -311,6 +314,9 @@ pub fn reports(
                 }
                 if let Some(path) = markdown {
                     write_atomic(path, render_refused_markdown(&refused).as_bytes())?;
+                }
+                if refused_json {
+                    print_json(&refused)?;
                 }
             }
             return Ok(Err(fail(&e, e.exit_code())));

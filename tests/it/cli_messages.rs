@@ -86,6 +86,49 @@ fn a_refused_image_still_gets_its_reports() {
 }
 
 #[test]
+fn a_plan_refused_after_inspection_reports_every_disk_and_what_is_inside() {
+    let dir = tempfile::tempdir().unwrap();
+    // A disk with partitions and no operating system: inspection passes it, the plan refuses
+    // it as a system disk (exit 3). A disk image size below the disk is a plan to correct
+    // (exit 2). Both reports carry the disk's container verdict and its guest findings.
+    for (extra, code, why) in [
+        (&[][..], 3, "guest.no_os"),
+        (
+            &["--allow-no-os", "--disk-image-size", "2=5"][..],
+            2,
+            "guest.no_os",
+        ),
+    ] {
+        let file = image("content.qcow2");
+        let (run, html, md) = plan_reports(dir.path(), &file, extra);
+        run.expect_code(code);
+        for page in [&html, &md] {
+            assert!(page.contains("refused"), "{page}");
+            assert!(page.contains("content.qcow2"), "{page}");
+            assert!(page.contains(why), "{extra:?}: {page}");
+        }
+        let mut args: Vec<&str> = PLAN.to_vec();
+        let path = file.display().to_string();
+        args.push(&path);
+        args.extend(extra);
+        args.push("--json");
+        let run = imgport(&args);
+        run.expect_code(code);
+        let v: serde_json::Value =
+            serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()));
+        let disk = &v["disks"][0];
+        assert_eq!(disk["format"], "qcow2", "{v}");
+        assert!(
+            disk["guest"]["partitions"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty()),
+            "{v}"
+        );
+        assert!(v["reason"].as_str().is_some_and(|r| !r.is_empty()), "{v}");
+    }
+}
+
+#[test]
 fn the_vhd_size_warning_does_not_ask_for_the_conversion_the_plan_makes() {
     let dir = tempfile::tempdir().unwrap();
     let (run, html, md) = plan_reports(dir.path(), &image("content.vhd"), &["--allow-no-os"]);

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::pipeline::report::{
-    DiskView, DryRunReport, MAP_BUCKETS, RenderedRequest, allocation_map,
+    DiskView, DryRunReport, MAP_BUCKETS, RefusedDisk, RefusedReport, RenderedRequest,
+    allocation_map,
 };
 use crate::plan::{self, DiskInput, ImportPlan, PlanError, PlanOptions, PlannedDisk};
 use imgport_guest::facts::GuestFacts;
@@ -24,8 +25,22 @@ pub enum PrepareError {
         #[source]
         source: ImageError,
     },
+    /// Planning stopped; `inspected` holds every disk inspected before it, for the report.
     #[error("planning the import")]
-    Plan(#[from] PlanError),
+    Plan {
+        #[source]
+        source: Box<PlanError>,
+        inspected: Vec<RefusedDisk>,
+    },
+}
+
+impl From<PlanError> for PrepareError {
+    fn from(source: PlanError) -> Self {
+        PrepareError::Plan {
+            source: Box::new(source),
+            inspected: Vec::new(),
+        }
+    }
 }
 
 /// "inspecting", with the path only when `source` does not name it, so a message names the
@@ -38,20 +53,22 @@ fn inspecting(path: &std::path::Path, source: &ImageError) -> String {
 }
 
 impl PrepareError {
-    /// The report of a refusal (exit 3): why, and the refused disk's findings when
-    /// inspection refused it; `None` for other errors, which leave nothing to report.
-    pub fn refused_report(&self) -> Option<crate::pipeline::report::RefusedReport> {
-        if self.exit_code() != 3 {
-            return None;
-        }
+    /// The report of a refusal (exit 3) or of a plan the user must correct (exit 2): why, and
+    /// the findings of the disk inspection refused or of every disk inspected before planning
+    /// stopped; `None` for I/O errors, which leave nothing to report.
+    pub fn refused_report(&self) -> Option<RefusedReport> {
         let disks = match self {
             PrepareError::Inspect {
                 source: ImageError::Refused { report },
                 ..
-            } => vec![(**report).clone()],
-            _ => Vec::new(),
+            } => vec![RefusedDisk {
+                container: (**report).clone(),
+                guest: None,
+            }],
+            PrepareError::Plan { inspected, .. } => inspected.clone(),
+            PrepareError::Inspect { .. } => return None,
         };
-        Some(crate::pipeline::report::RefusedReport {
+        Some(RefusedReport {
             reason: imgport_base::report::error_chain(self),
             disks,
         })
@@ -62,13 +79,13 @@ impl PrepareError {
     /// malformed name), 1 for I/O errors.
     pub fn exit_code(&self) -> u8 {
         match self {
-            PrepareError::Plan(crate::plan::PlanError::NoOs { .. }) => 3,
+            PrepareError::Plan { source, .. } if matches!(**source, PlanError::NoOs { .. }) => 3,
             PrepareError::Inspect {
                 source: ImageError::Refused { .. },
                 ..
             } => 3,
             PrepareError::Inspect { .. } => 1,
-            PrepareError::Plan(_) => 2,
+            PrepareError::Plan { .. } => 2,
         }
     }
 }
@@ -126,7 +143,20 @@ pub fn prepare(
     opts: &PlanOptions,
 ) -> Result<Prepared, PrepareError> {
     let disks = inspect_disks(paths, open)?;
-    plan_import(disks, opts)
+    let seen: Vec<RefusedDisk> = disks
+        .iter()
+        .map(|d| RefusedDisk {
+            container: d.opened.report.clone(),
+            guest: d.guest.clone(),
+        })
+        .collect();
+    plan_import(disks, opts).map_err(|e| match e {
+        PrepareError::Plan { source, .. } => PrepareError::Plan {
+            source,
+            inspected: seen,
+        },
+        other => other,
+    })
 }
 
 /// The plan for `disks` (in the order given) under `opts`, each disk beside its planned part.

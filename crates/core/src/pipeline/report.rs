@@ -454,14 +454,32 @@ pub fn render_html(report: &DryRunReport) -> String {
 pub struct RefusedReport {
     /// Why no plan was made, one line (the error and its causes).
     pub reason: String,
-    /// The refused disk's container report, when the refusal came from inspection.
-    pub disks: Vec<ContainerReport>,
+    /// The refused disk when inspection refused it; every inspected disk when planning did.
+    pub disks: Vec<RefusedDisk>,
+}
+
+/// One disk of a [`RefusedReport`]: the container verdict and, when inspection got that far,
+/// what is inside.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefusedDisk {
+    #[serde(flatten)]
+    pub container: ContainerReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest: Option<GuestFacts>,
+}
+
+impl RefusedDisk {
+    /// The container's findings, then the guest's.
+    fn findings(&self) -> impl Iterator<Item = &Finding> {
+        let guest = self.guest.iter().flat_map(|g| g.findings.iter());
+        self.container.findings.iter().chain(guest)
+    }
 }
 
 fn refused_title(r: &RefusedReport) -> String {
-    match r.disks.first() {
-        Some(d) => format!("imgport dry run: {} refused", d.path.display()),
-        None => "imgport dry run: refused".to_string(),
+    match r.disks.as_slice() {
+        [d] => format!("imgport dry run: {} refused", d.container.path.display()),
+        _ => "imgport dry run: refused".to_string(),
     }
 }
 
@@ -485,17 +503,20 @@ pub fn render_refused_markdown(r: &RefusedReport) -> String {
             md,
             "## `{}`
 ",
-            d.path.display()
+            d.container.path.display()
         );
-        let format = d.format.map_or("unknown".to_string(), |f| format!("{f:?}"));
+        let format = d
+            .container
+            .format
+            .map_or("unknown".to_string(), |f| format!("{f:?}"));
         let _ = writeln!(md, "- format: {format}");
         let _ = writeln!(
             md,
             "- file size: {} bytes
 ",
-            d.file_size
+            d.container.file_size
         );
-        for f in &d.findings {
+        for f in d.findings() {
             let _ = writeln!(
                 md,
                 "- {} `{}`: {}",
@@ -524,15 +545,18 @@ pub fn render_refused_html(r: &RefusedReport) -> String {
         html_escape(&r.reason)
     );
     for d in &r.disks {
-        let format = d.format.map_or("unknown".to_string(), |f| format!("{f:?}"));
+        let format = d
+            .container
+            .format
+            .map_or("unknown".to_string(), |f| format!("{f:?}"));
         let _ = write!(
             h,
             "<h2><code>{}</code></h2><p>format {} · {} bytes</p><h3>Findings</h3><ul>",
-            html_escape(&d.path.display().to_string()),
+            html_escape(&d.container.path.display().to_string()),
             html_escape(&format),
-            d.file_size
+            d.container.file_size
         );
-        for f in &d.findings {
+        for f in d.findings() {
             let class = severity_text(f.severity);
             let _ = write!(
                 h,
