@@ -278,7 +278,8 @@ fn fs_colour(fs: Option<&str>) -> &'static str {
     }
 }
 
-/// An SVG drawing of one disk: partitions as coloured spans over an allocation strip.
+/// An SVG drawing of one disk: partitions as coloured spans over an allocation strip. Each
+/// span carries its partition's index in `data-partition`, by which tools and tests find it.
 fn disk_svg(view: &DiskView) -> String {
     const W: f64 = 800.0;
     let size = view.container.virtual_size.unwrap_or(0).max(1) as f64;
@@ -300,7 +301,8 @@ fn disk_svg(view: &DiskView) -> String {
             );
             let _ = write!(
                 svg,
-                "<rect x=\"{x:.1}\" y=\"0\" width=\"{w:.1}\" height=\"36\" fill=\"{}\" stroke=\"#334\"><title>{}</title></rect>",
+                "<rect data-partition=\"{}\" x=\"{x:.1}\" y=\"0\" width=\"{w:.1}\" height=\"36\" fill=\"{}\" stroke=\"#334\"><title>{}</title></rect>",
+                p.index,
                 fs_colour(p.filesystem.as_deref()),
                 html_escape(&format!(
                     "partition {label}: {} bytes at {}",
