@@ -19,12 +19,13 @@ use crate::util::*;
 /// window or a tablet) where a long path or object key must wrap instead of widening the page.
 const WIDTHS: [u32; 2] = [1280, 600];
 
-/// A directory the images are linked from: paths on the page as long as a real one can be,
-/// without a hyphen or a space at which a browser would break a line anyway.
+/// A directory the images are linked from, so the page shows paths as long as real ones often
+/// are, with no hyphen or space at which a browser would break a line anyway.
 const LONG_DIR: &str = "images_from_the_build_host/exported_2026_release_candidate/\
      x86_64_bios_and_uefi/imgport_report_render_test";
 
-/// The longest the browser may take for one case before the test gives up on it.
+/// The longest the browser may take to render all cases at one width before the test gives
+/// up on it (a browser left waiting on the network would otherwise hang the suite).
 const RENDER_LIMIT: Duration = Duration::from_secs(300);
 
 /// One report to render: the images given to `imgport plan`, the flags, and the exit code.
@@ -114,14 +115,17 @@ struct Expected {
 /// Runs `imgport plan --json --html HTML` for `case` in `dir` and returns the run and what
 /// its page must show.
 fn plan_report(dir: &Path, case: &Case, html: &Path) -> (Run, Expected) {
-    let mut args: Vec<std::ffi::OsString> = ["plan", "--json", "--region", "cn-hangzhou"]
-        .iter()
-        .chain(&["--bucket", "my-images"])
-        .chain(case.flags)
-        .map(Into::into)
-        .collect();
-    // Each image is given through a link in a directory with a long name, so the page has
-    // paths as long as a real one can be; they must wrap within the window, not widen it.
+    let base = [
+        "plan",
+        "--json",
+        "--region",
+        "cn-hangzhou",
+        "--bucket",
+        "my-images",
+    ];
+    let mut args: Vec<std::ffi::OsString> = base.iter().chain(case.flags).map(Into::into).collect();
+    // Each image is given through a link in LONG_DIR: its long paths must wrap within the
+    // window, not widen the page.
     let long = dir.join(LONG_DIR);
     std::fs::create_dir_all(&long).unwrap();
     let paths: Vec<PathBuf> = case
