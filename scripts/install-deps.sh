@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the system packages the test suite and the test-data script need, only when
-# something is missing. Safe to run repeatedly.
+# Installs the system packages the test suite and the test-data script need, and the npm
+# package of the report render test, only when something is missing. Safe to run repeatedly.
 set -euo pipefail
 
 need=()
@@ -40,6 +40,11 @@ check debugfs e2fsprogs
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # The bench scripts time each process (wall, peak RSS, disk writes) with GNU time.
 check /usr/bin/time time
+# Report render test (tests/it/report_render.rs): Debian's Chromium, driven from Node.js by
+# playwright-core (tests/browser/package-lock.json, installed below).
+check chromium chromium
+check node nodejs
+check npm npm
 
 if [ ${#need[@]} -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
@@ -54,4 +59,14 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "install-deps: apt-get failed installing ${need[*]}" >&2
     exit 1
   fi
+fi
+
+# playwright-core, exactly as locked, with `npm ci`: again only when the lock file changed
+# since the last install (its digest is kept inside node_modules).
+browser=$(cd "$(dirname "$0")/../tests/browser" && pwd)
+lock=$(sha256sum "$browser/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$browser/node_modules/.imgport-lock" 2>/dev/null)" != "$lock" ]; then
+  echo "install-deps: npm ci in tests/browser" >&2
+  (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$lock" > "$browser/node_modules/.imgport-lock"
 fi

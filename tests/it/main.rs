@@ -19,6 +19,7 @@ mod oslo;
 mod plan;
 mod qcow2;
 mod reliability;
+mod report_render;
 mod upload;
 mod util;
 mod vhd;

@@ -278,7 +278,8 @@ fn fs_colour(fs: Option<&str>) -> &'static str {
     }
 }
 
-/// An SVG drawing of one disk: partitions as coloured spans over an allocation strip.
+/// An SVG drawing of one disk: partitions as coloured spans over an allocation strip. Each
+/// span carries its partition's index in `data-partition`, by which tools and tests find it.
 fn disk_svg(view: &DiskView) -> String {
     const W: f64 = 800.0;
     let size = view.container.virtual_size.unwrap_or(0).max(1) as f64;
@@ -300,7 +301,8 @@ fn disk_svg(view: &DiskView) -> String {
             );
             let _ = write!(
                 svg,
-                "<rect x=\"{x:.1}\" y=\"0\" width=\"{w:.1}\" height=\"36\" fill=\"{}\" stroke=\"#334\"><title>{}</title></rect>",
+                "<rect data-partition=\"{}\" x=\"{x:.1}\" y=\"0\" width=\"{w:.1}\" height=\"36\" fill=\"{}\" stroke=\"#334\"><title>{}</title></rect>",
+                p.index,
                 fs_colour(p.filesystem.as_deref()),
                 html_escape(&format!(
                     "partition {label}: {} bytes at {}",
@@ -337,17 +339,25 @@ pub fn render_html(report: &DryRunReport) -> String {
     let plan = &report.plan;
     let mut h = String::new();
     let title = format!("imgport dry run: {}", plan.image.name.value);
+    // A file path, an object key or an image name may have no place to break a line, and
+    // would widen the page past the window. `overflow-wrap` breaks it where it would run out
+    // of its box: `break-word` in text, `anywhere` in a disk's values (so a key shrinks its
+    // column, not the table), and the image table has fixed columns, in which `break-word`
+    // does it. The padding keeps text off the window's edges once the window is narrower
+    // than the page. tests/it/report_render.rs renders it narrow and wide.
     let _ = write!(
         h,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>\
-         body{{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:980px;color:#223}}\
+         body{{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:980px;padding:0 1rem;color:#223;overflow-wrap:break-word}}\
          h1{{font-size:1.5rem}} table{{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}}\
          td,th{{border:1px solid #ccd;padding:.3rem .5rem;text-align:left;vertical-align:top}}\
          th{{background:#f3f5f8}} code,pre{{font:12px/1.4 ui-monospace,monospace}}\
          pre{{background:#f6f8fa;padding:.6rem;overflow:auto}} .src{{color:#667;font-size:12px}}\
          .refused{{color:#b00020;font-weight:600}} .warning{{color:#a15c00}} .info{{color:#335}}\
          .disk{{border:1px solid #dde;border-radius:6px;padding:.8rem;margin:1rem 0}}\
-         .legend span{{display:inline-block;margin-right:1rem}}</style></head><body>",
+         .legend span{{display:inline-block;margin-right:1rem}} .disk td{{overflow-wrap:anywhere}}\
+         .fields{{table-layout:fixed}} .fields col:first-child{{width:13rem}} .fields col:nth-child(2){{width:30%}}\
+         </style></head><body>",
         html_escape(&title)
     );
     let _ = write!(
@@ -356,7 +366,7 @@ pub fn render_html(report: &DryRunReport) -> String {
         html_escape(&title),
         html_escape(&plan.region)
     );
-    h.push_str("<h2>Image</h2><table><tr><th>field</th><th>value</th><th>source</th></tr>");
+    h.push_str("<h2>Image</h2><table class=\"fields\"><col><col><col><tr><th>field</th><th>value</th><th>source</th></tr>");
     for (f, v, s) in image_rows(plan) {
         let _ = write!(
             h,
@@ -534,10 +544,11 @@ pub fn render_refused_markdown(r: &RefusedReport) -> String {
 pub fn render_refused_html(r: &RefusedReport) -> String {
     let title = html_escape(&refused_title(r));
     let mut h = String::new();
+    // Wrapping and padding as in render_html.
     let _ = write!(
         h,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title><style>\
-         body{{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:980px;color:#223}}\
+         body{{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:980px;padding:0 1rem;color:#223;overflow-wrap:break-word}}\
          h1{{font-size:1.5rem}} code{{font:12px/1.4 ui-monospace,monospace}}\
          .refused{{color:#b00020;font-weight:600}} .warning{{color:#a15c00}} .info{{color:#335}}\
          </style></head><body><h1>{title}</h1><p class=\"refused\">Nothing would be uploaded \
