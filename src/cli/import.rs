@@ -150,6 +150,13 @@ async fn run_async(args: ImportArgs, settings: ImportSettings) -> anyhow::Result
         Err(e) => {
             eprintln!("error: {}", super::output::error_chain(&e));
             let code = e.exit_code();
+            if code == exit::IMPORT_FAILED {
+                // Nothing is deleted before Available.
+                heprintln!(
+                    "the uploaded objects are kept (imgport deletes nothing before an image \
+                     is Available)"
+                );
+            }
             if code == exit::INTERRUPTED || matches!(e, import::ImportError::Upload { .. }) {
                 // The upload journal keeps the work: say how to go on, and how to drop it.
                 heprintln!("resume: {}", super::upload::resume_command());
@@ -202,6 +209,16 @@ pub fn print_human(o: &ImportOutcome, sandbox: bool) {
             d.format,
             human_bytes(d.upload.size),
             d.upload.sha256
+        );
+    }
+    if o.plan.delete_objects && !o.disks.is_empty() {
+        hprintln!(
+            "  objects: {}",
+            if o.objects_deleted {
+                "deleted, as planned (--delete-objects)"
+            } else {
+                "NOT all deleted: the warning above names each one left"
+            }
         );
     }
     let stages: Vec<String> = o

@@ -238,6 +238,10 @@ pub struct RunFlags {
     /// Register the imported image with E-HPC Instant under this name (AddImage).
     #[arg(long)]
     pub ehpc_name: Option<String>,
+    /// Once the image is Available and finished, delete the uploaded objects (kept by
+    /// default: a re-import of the same disks then uploads nothing).
+    #[arg(long)]
+    pub delete_objects: bool,
     #[arg(long, help = vocab::PART_SIZE, value_parser = super::values::part_size)]
     pub part_size: Option<PartSize>,
 }
@@ -248,6 +252,7 @@ impl RunFlags {
         opts.no_dedupe = self.no_dedupe;
         opts.replace = self.replace;
         opts.ehpc_name = self.ehpc_name.clone();
+        opts.delete_objects = self.delete_objects;
         opts.part_size = self.part_size;
     }
 }

@@ -92,6 +92,48 @@ fn sandbox_import_ends_available_with_the_converted_bytes() {
 }
 
 #[test]
+fn delete_objects_removes_the_uploads_once_the_image_is_available() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = image("content.qcow2");
+    let extra = ["--system-disk", "1", "--delete-objects"];
+    // The dry run shows the deletion, after every cloud call.
+    let mut dry = import_args(dir.path(), &[&src], &extra);
+    dry.push("--dry-run".into());
+    let planned = imgport_in(dir.path(), &dry);
+    planned.expect_code(0);
+    let planned = planned.json();
+    assert_eq!(planned["plan"]["delete_objects"], true, "{planned}");
+    let requests = planned["requests"].as_array().unwrap();
+    let last = requests.last().unwrap();
+    assert_eq!(last["action"], "DeleteObject", "{planned}");
+    let key = planned["plan"]["disks"][0]["object_key"].as_str().unwrap();
+    assert!(last.to_string().contains(key), "{last}");
+
+    let run = imgport_in(dir.path(), import_args(dir.path(), &[&src], &extra));
+    run.expect_code(0);
+    let r = run.json();
+    assert_eq!(r["status"], "Available", "{r}");
+    assert_eq!(r["objects_deleted"], true, "{r}");
+    assert_eq!(r["disks"][0]["key"], key, "{r}");
+    assert!(!object(dir.path(), key).exists(), "{key} is still stored");
+    let images = images_in_state(dir.path());
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0]["status"], "Available", "{images:?}");
+
+    // By default the objects stay (the plan says so too).
+    let kept = tempfile::tempdir().unwrap();
+    let run = imgport_in(
+        kept.path(),
+        import_args(kept.path(), &[&src], &["--system-disk", "1"]),
+    );
+    run.expect_code(0);
+    let r = run.json();
+    assert_eq!(r["objects_deleted"], false, "{r}");
+    assert_eq!(r["plan"]["delete_objects"], false, "{r}");
+    assert!(object(kept.path(), key).exists());
+}
+
+#[test]
 fn a_rerun_finds_the_image_by_its_content_and_creates_no_second_one() {
     let dir = tempfile::tempdir().unwrap();
     let src = image("content.qcow2");

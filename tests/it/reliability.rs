@@ -93,6 +93,35 @@ fn import_via(ecs: &str, s3: &str, dir: &Path, src: &Path, name: &str) -> Comman
 }
 
 #[test]
+fn an_import_ending_in_create_failed_says_why_and_keeps_its_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
+    let state = dir.path().join("sim");
+    // The emulator fails imports whose object key holds "content", as ECS does for a disk
+    // it cannot boot.
+    let sim = start_sim_with(&state, BUCKET, &["--fail-objects-containing", "content"]);
+    let src = image("content.raw");
+    let out = import_command(&sim, dir.path(), &src, "fails")
+        .arg("--delete-objects")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("CreateFailed"), "{err}");
+    assert!(
+        err.contains("ImportImageFailed: no operating system found"),
+        "{err}"
+    );
+    assert!(err.contains("the uploaded objects are kept"), "{err}");
+    // Even with --delete-objects: nothing is deleted before Available.
+    let stored: Vec<_> = files_under(&state)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "vhd"))
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+}
+
+#[test]
 fn kill_9_at_twenty_random_points_then_a_rerun_completes() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("tmp")).unwrap();

@@ -225,6 +225,8 @@ pub struct PlanOptions {
     pub replace: bool,
     /// Register the image with E-HPC Instant under this name as the last stage (AddImage).
     pub ehpc_name: Option<String>,
+    /// Once the image is `Available` and finished, delete the uploaded objects.
+    pub delete_objects: bool,
     /// Part size of every upload; `None` picks one per object ([`Parts::for_object`]).
     pub part_size: Option<PartSize>,
     /// `DiskImageSize` in GiB for some disks, by position (0-based, in the order given);
@@ -317,6 +319,10 @@ pub struct ImportPlan {
     pub replace: bool,
     /// Register the image with E-HPC Instant as the last stage.
     pub ehpc: Option<EhpcRegistration>,
+    /// Delete the uploaded objects once the image is `Available` and every stage before this
+    /// one is done. Kept otherwise (the default): a later import of the same disks finds
+    /// them verified and uploads nothing, and a failed import can be retried from them.
+    pub delete_objects: bool,
     /// Notes for the user (rounded sizes, guessed defaults, readiness findings of the guest).
     pub notes: Vec<Finding>,
 }
@@ -464,6 +470,7 @@ pub fn infer(
         finishing,
         replace: opts.replace,
         ehpc,
+        delete_objects: opts.delete_objects,
         notes,
     };
     // Every request is checked here, before the first byte leaves the machine; those sent

@@ -384,6 +384,23 @@ impl ObjectStore for S3Store {
         }
     }
 
+    async fn delete(&self, target: &ObjectTarget) -> Result<(), StoreError> {
+        match self
+            .client
+            .delete_object()
+            .bucket(&target.bucket)
+            .key(&target.key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match sdk_err("DeleteObject", target, e) {
+                StoreError::Service { status: 404, .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
     async fn head(&self, target: &ObjectTarget) -> Result<Option<ObjectHead>, StoreError> {
         let capture = CaptureHeader::new(CRC64_HEADER);
         let out = match self

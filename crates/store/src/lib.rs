@@ -163,6 +163,8 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
         prefix: &str,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+    /// DeleteObject; an object already gone counts as deleted.
+    fn delete(&self, target: &ObjectTarget) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// GetObject of a small object, at most `limit` bytes; `Ok(None)` when absent.
     fn get_small(
         &self,

@@ -98,6 +98,9 @@ pub struct ImportOutcome {
     pub deprecated: Vec<String>,
     /// The name the image was registered under in E-HPC (`ehpc_name`).
     pub ehpc_image: Option<String>,
+    /// The plan's `delete_objects` was carried out: every uploaded object is gone. `false`
+    /// when the plan keeps them, or a deletion failed (a warning names the object).
+    pub objects_deleted: bool,
     pub timings: Vec<StageTiming>,
     /// The plan this import executed: equal to what `imgport plan` shows for the same inputs.
     pub plan: ImportPlan,
@@ -295,6 +298,7 @@ pub async fn execute<S: ObjectStore>(
             already_imported: true,
             deprecated: Vec::new(),
             ehpc_image,
+            objects_deleted: false,
             timings,
             plan,
         });
@@ -390,6 +394,12 @@ pub async fn execute<S: ObjectStore>(
     if ehpc_image.is_some() {
         timings.push(timing("E-HPC AddImage", started));
     }
+    let mut objects_deleted = false;
+    if plan.delete_objects {
+        let started = Instant::now();
+        objects_deleted = delete_objects(targets.store, &uploaded).await;
+        timings.push(timing("delete objects", started));
+    }
     timings.push(timing("total", run_started));
     tracing::info!(
         "done: image {} is Available in {}",
@@ -410,9 +420,33 @@ pub async fn execute<S: ObjectStore>(
         already_imported: false,
         deprecated,
         ehpc_image,
+        objects_deleted,
         timings,
         plan,
     })
+}
+
+/// Deletes the objects of `uploaded` once the image no longer needs them; `false`, with a
+/// warning naming each object left, when a deletion failed (the image stays `Available`).
+async fn delete_objects<S: ObjectStore>(store: &S, uploaded: &[UploadedDisk]) -> bool {
+    let mut all = true;
+    for disk in uploaded {
+        let target = ObjectTarget {
+            bucket: disk.upload.bucket.clone(),
+            key: disk.upload.key.clone(),
+        };
+        match store.delete(&target).await {
+            Ok(()) => tracing::info!("deleted oss://{target}"),
+            Err(e) => {
+                all = false;
+                tracing::warn!(
+                    "oss://{target} is kept: deleting it failed: {}",
+                    imgport_base::report::error_chain(&e)
+                );
+            }
+        }
+    }
+    all
 }
 
 /// Uploads every disk in device order, with their stage timings. A failure sets `stop`, so

@@ -365,5 +365,14 @@ fn planned_requests(plan: &ImportPlan) -> Vec<RenderedRequest> {
         let req = imgport_cloud::aliyun::ehpc::AddImageRequest::vm(e.name.clone(), "<image id>");
         requests.push(rendered("ehpc", "AddImage", req.params().into_pairs()));
     }
+    if plan.delete_objects {
+        for d in &plan.disks {
+            requests.push(rendered(
+                "oss",
+                "DeleteObject",
+                pairs(&[("Bucket", d.bucket.clone()), ("Key", d.object_key.clone())]),
+            ));
+        }
+    }
     requests
 }
