@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite and the test-data script need, and the npm
 # package of the report render test, only when something is missing. Safe to run repeatedly.
+# `--images`: only what scripts/make-testdata.sh needs (not the browser of the render test).
 set -euo pipefail
+images_only=0
+[ "${1:-}" = --images ] && images_only=1
 
 need=()
 check() { command -v "$1" >/dev/null 2>&1 || need+=("$2"); }
@@ -42,9 +45,11 @@ python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 check /usr/bin/time time
 # Report render test (tests/it/report_render.rs): Debian's Chromium, driven from Node.js by
 # playwright-core (tests/browser/package-lock.json, installed below).
-check chromium chromium
-check node nodejs
-check npm npm
+if [ $images_only = 0 ]; then
+  check chromium chromium
+  check node nodejs
+  check npm npm
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
   mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
@@ -61,12 +66,20 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+[ $images_only = 1 ] && exit 0
 # playwright-core, exactly as locked, with `npm ci`: again only when the lock file changed
 # since the last install (its digest is kept inside node_modules).
 browser=$(cd "$(dirname "$0")/../tests/browser" && pwd)
 lock=$(sha256sum "$browser/package-lock.json" | cut -d' ' -f1)
 if [ "$(cat "$browser/node_modules/.imgport-lock" 2>/dev/null)" != "$lock" ]; then
   echo "install-deps: npm ci in tests/browser" >&2
-  (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
+  npm_log=$(mktemp)
+  if ! (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error) >"$npm_log" 2>&1; then
+    cat "$npm_log" >&2
+    rm -f "$npm_log"
+    echo "install-deps: npm ci failed in tests/browser" >&2
+    exit 1
+  fi
+  rm -f "$npm_log"
   echo "$lock" > "$browser/node_modules/.imgport-lock"
 fi

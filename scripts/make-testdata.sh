@@ -19,10 +19,16 @@ part_sources() {
   if [ -f "${1%.sh}.py" ]; then cat "${1%.sh}.py"; fi
 }
 
+# build_parts [NAME...]: every part, or only the ones named.
 build_parts() {
-  local part name stamp
-  for part in "$root"/scripts/testdata/*.sh; do
-    [ -e "$part" ] || continue
+  local part name stamp parts=()
+  if [ $# -eq 0 ]; then
+    parts=("$root"/scripts/testdata/*.sh)
+  else
+    for name in "$@"; do parts+=("$root/scripts/testdata/$name.sh"); done
+  fi
+  for part in "${parts[@]}"; do
+    [ -e "$part" ] || { echo "make-testdata: no part $part" >&2; exit 2; }
     name=$(basename "$part" .sh)
     stamp=$(part_sources "$part" | sha256sum | cut -c1-16)
     if [ -f "$out/$name/STAMP" ] && [ "$(cat "$out/$name/STAMP")" = "$stamp" ]; then
@@ -38,12 +44,20 @@ build_parts() {
   done
 }
 
+# `make-testdata.sh NAME...` builds only those parts (scripts/testdata/NAME.sh), not the main set.
+if [ $# -gt 0 ]; then
+  "$root/scripts/install-deps.sh" --images
+  mkdir -p "$out"
+  build_parts "$@"
+  exit 0
+fi
+
 stamp_src=$(cat "$0" "$root"/scripts/testdata/patch.py | sha256sum | cut -c1-16)
 if [ -f "$out/STAMP" ] && [ "$(cat "$out/STAMP")" = "$stamp_src" ]; then
   build_parts
   exit 0
 fi
-"$root/scripts/install-deps.sh"
+"$root/scripts/install-deps.sh" --images
 rm -rf "$out.tmp"
 mkdir -p "$out.tmp"
 cd "$out.tmp"
