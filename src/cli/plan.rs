@@ -16,9 +16,8 @@ use imgport_cloud::aliyun::types::{
     Platform,
 };
 use imgport_core::pipeline::prepare::{dry_run_report, prepare};
-use imgport_core::pipeline::report::{
-    DryRunReport, render_html, render_markdown, render_refused_html, render_refused_markdown,
-};
+use imgport_core::pipeline::refused::{render_refused_html, render_refused_markdown};
+use imgport_core::pipeline::report::{DryRunReport, render_html, render_markdown};
 use imgport_core::plan::{ImageOptions, OutputFormat, PartSize, PlanOptions};
 use imgport_image::OpenOptions;
 

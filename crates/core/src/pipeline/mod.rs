@@ -11,5 +11,6 @@ pub mod import;
 pub mod manifest;
 pub mod packer;
 pub mod prepare;
+pub mod refused;
 pub mod report;
 pub mod tuner;

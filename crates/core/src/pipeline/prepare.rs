@@ -6,9 +6,9 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::pipeline::refused::{RefusedDisk, RefusedReport};
 use crate::pipeline::report::{
-    DiskView, DryRunReport, MAP_BUCKETS, RefusedDisk, RefusedReport, RenderedRequest,
-    allocation_map,
+    DiskView, DryRunReport, MAP_BUCKETS, RenderedRequest, allocation_map,
 };
 use crate::plan::{self, DiskInput, ImportPlan, PlanError, PlanOptions, PlannedDisk};
 use imgport_guest::facts::GuestFacts;
