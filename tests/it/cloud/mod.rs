@@ -281,6 +281,7 @@ async fn wait_quietly(
 
 mod create;
 mod ehpc;
+mod endpoints;
 mod errors;
 mod flow;
 mod ksyun;

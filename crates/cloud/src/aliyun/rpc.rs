@@ -57,50 +57,73 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Endpoint of ECS in `region`: `ecs.<region>.aliyuncs.com`, except where the Go SDK's
-/// EndpointMap (`ecs-20140526/client/client.go`, docs/CLOUD-API.md §Endpoints) says otherwise.
-pub fn ecs_endpoint(region: &str) -> String {
-    /// Regions the Go SDK sends to the central endpoint (cn-wuhan and cn-zhangbei per
-    /// docs/CLOUD-API.md §Endpoints; the gov/finance/internal ones from the same map).
-    const CENTRAL: &[&str] = &[
-        "cn-wuhan",
-        "cn-zhangbei",
-        "cn-beijing-finance-1",
-        "cn-beijing-finance-pop",
-        "cn-beijing-gov-1",
-        "cn-beijing-nu16-b01",
-        "cn-edge-1",
-        "cn-fujian",
-        "cn-haidian-cm12-c01",
-        "cn-hangzhou-bj-b01",
+/// ECS hosts that differ from `ecs.<region>.aliyuncs.com`: the official SDKs' endpoint map of
+/// ECS 2014-05-26 (docs/CLOUD-API.md §Endpoints), region → host, sorted by region.
+pub const ECS_ENDPOINTS: &[(&str, &str)] = &[
+    ("ap-northeast-2-pop", "ecs.aliyuncs.com"),
+    ("cn-beijing-finance-pop", "ecs.aliyuncs.com"),
+    ("cn-beijing-gov-1", "ecs.aliyuncs.com"),
+    ("cn-beijing-nu16-b01", "ecs-cn-hangzhou.aliyuncs.com"),
+    ("cn-edge-1", "ecs.cn-qingdao-nebula.aliyuncs.com"),
+    ("cn-fujian", "ecs-cn-hangzhou.aliyuncs.com"),
+    ("cn-haidian-cm12-c01", "ecs-cn-hangzhou.aliyuncs.com"),
+    ("cn-hangzhou", "ecs-cn-hangzhou.aliyuncs.com"),
+    ("cn-hangzhou-bj-b01", "ecs-cn-hangzhou.aliyuncs.com"),
+    ("cn-hangzhou-finance", "ecs.aliyuncs.com"),
+    (
         "cn-hangzhou-internal-prod-1",
+        "ecs-cn-hangzhou.aliyuncs.com",
+    ),
+    (
         "cn-hangzhou-internal-test-1",
+        "ecs-cn-hangzhou.aliyuncs.com",
+    ),
+    (
         "cn-hangzhou-internal-test-2",
+        "ecs-cn-hangzhou.aliyuncs.com",
+    ),
+    (
         "cn-hangzhou-internal-test-3",
-        "cn-hangzhou-test-306",
-        "cn-hongkong-finance-pop",
+        "ecs-cn-hangzhou.aliyuncs.com",
+    ),
+    ("cn-hangzhou-test-306", "ecs-cn-hangzhou.aliyuncs.com"),
+    ("cn-hongkong-finance-pop", "ecs.aliyuncs.com"),
+    (
         "cn-huhehaote-nebula-1",
-        "cn-qingdao-nebula",
-        "cn-shanghai-et15-b01",
-        "cn-shanghai-et2-b01",
-        "cn-shanghai-inner",
+        "ecs.cn-qingdao-nebula.aliyuncs.com",
+    ),
+    ("cn-north-2-gov-1", "ecs.aliyuncs.com"),
+    ("cn-shanghai-et15-b01", "ecs-cn-hangzhou.aliyuncs.com"),
+    ("cn-shanghai-et2-b01", "ecs-cn-hangzhou.aliyuncs.com"),
+    ("cn-shanghai-finance-1", "ecs-cn-hangzhou.aliyuncs.com"),
+    ("cn-shanghai-inner", "ecs.aliyuncs.com"),
+    (
         "cn-shanghai-internal-test-1",
-        "cn-shenzhen-inner",
-        "cn-shenzhen-st4-d01",
-        "cn-shenzhen-su18-b01",
-        "cn-yushanfang",
-        "cn-zhangbei-na61-b01",
-        "cn-zhangjiakou-na62-a01",
+        "ecs-cn-hangzhou.aliyuncs.com",
+    ),
+    ("cn-shenzhen-finance-1", "ecs-cn-hangzhou.aliyuncs.com"),
+    ("cn-shenzhen-inner", "ecs.aliyuncs.com"),
+    ("cn-shenzhen-st4-d01", "ecs-cn-hangzhou.aliyuncs.com"),
+    ("cn-shenzhen-su18-b01", "ecs-cn-hangzhou.aliyuncs.com"),
+    ("cn-wuhan", "ecs.aliyuncs.com"),
+    ("cn-yushanfang", "ecs.aliyuncs.com"),
+    ("cn-zhangbei", "ecs.aliyuncs.com"),
+    ("cn-zhangbei-na61-b01", "ecs-cn-hangzhou.aliyuncs.com"),
+    ("cn-zhangjiakou-na62-a01", "ecs.cn-zhangjiakou.aliyuncs.com"),
+    (
         "cn-zhengzhou-nebula-1",
-        "eu-west-1-oxs",
-        "rus-west-1-pop",
-    ];
-    if region == "cn-hangzhou" {
-        "ecs-cn-hangzhou.aliyuncs.com".to_string()
-    } else if CENTRAL.contains(&region) {
-        "ecs.aliyuncs.com".to_string()
-    } else {
-        format!("ecs.{region}.aliyuncs.com")
+        "ecs.cn-qingdao-nebula.aliyuncs.com",
+    ),
+    ("eu-west-1-oxs", "ecs.cn-shenzhen-cloudstone.aliyuncs.com"),
+    ("rus-west-1-pop", "ecs.aliyuncs.com"),
+];
+
+/// Endpoint of ECS in `region`: [`ECS_ENDPOINTS`]' host where it names the region, else
+/// `ecs.<region>.aliyuncs.com` (the SDKs' regional rule).
+pub fn ecs_endpoint(region: &str) -> String {
+    match ECS_ENDPOINTS.binary_search_by_key(&region, |(r, _)| r) {
+        Ok(i) => ECS_ENDPOINTS[i].1.to_string(),
+        Err(_) => format!("ecs.{region}.aliyuncs.com"),
     }
 }
 
@@ -450,6 +473,11 @@ mod tests {
         assert_eq!(ecs_endpoint("cn-hangzhou"), "ecs-cn-hangzhou.aliyuncs.com");
         assert_eq!(ecs_endpoint("cn-wuhan"), "ecs.aliyuncs.com");
         assert_eq!(ecs_endpoint("cn-zhangbei"), "ecs.aliyuncs.com");
+        assert_eq!(
+            ecs_endpoint("cn-shanghai-finance-1"),
+            "ecs-cn-hangzhou.aliyuncs.com"
+        );
+        assert!(ECS_ENDPOINTS.windows(2).all(|w| w[0].0 < w[1].0));
         assert_eq!(
             ecs_endpoint("eu-central-1"),
             "ecs.eu-central-1.aliyuncs.com"
