@@ -22,6 +22,7 @@ pub mod s3;
 pub mod sandbox;
 pub mod server;
 pub mod sigv4;
+pub mod wire;
 
 /// The fixed test fixtures `imgport sim` prints after its endpoint and credentials, one
 /// `name: value` line each: KEC's test AccessKey, instances, images and key pair, and the
