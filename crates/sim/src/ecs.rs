@@ -3,9 +3,9 @@
 //!
 //! Parameters are judged by the documented rules (docs/CLOUD-API.md §ImportImage,
 //! §ModifyImageAttribute, §CreateImage, §Polling) with the documented error codes and HTTP
-//! statuses; the rules are the emulator's own ([`super::params`]). An import moves Creating →
-//! Available (or CreateFailed) over a configured time, computed from the clock on each read, so
-//! state survives restarts. State is one JSON file in the state directory,
+//! statuses; the rules are the emulator's own ([`super::params`]). An import moves Waiting (when
+//! a queue time is configured) → Creating → Available, or CreateFailed, or UnAvailable, over a
+//! configured time, computed from the clock on each read, so state survives restarts. State is one JSON file in the state directory,
 //! replaced atomically after each change.
 //!
 //! Kept whole: the emulated image API is one state machine over one state file; CreateImage and
@@ -92,6 +92,12 @@ pub struct EcsConfig {
     pub fail_objects_containing: Option<String>,
     /// Extra failure decision, see [`ImportHook`].
     pub import_hook: Option<ImportHook>,
+    /// Time a new image stays `Waiting` (queued) before it turns `Creating`; zero skips the
+    /// state. A test fault: the real queue time is not documented.
+    pub queue_duration: Duration,
+    /// Imports whose system-disk object key contains this text finish as `UnAvailable`: the
+    /// image exists but cannot be used (a test fault).
+    pub unavailable_objects_containing: Option<String>,
 }
 
 /// One image of the emulator.
@@ -121,6 +127,12 @@ pub(super) struct ImageRec {
     pub(super) task_id: String,
     /// `(ErrorCode, ErrorMsg)` the import will fail with.
     pub(super) failure: Option<(String, String)>,
+    /// Time it stays `Waiting` before `Creating` (absent in state kept by older emulators).
+    #[serde(default)]
+    pub(super) queue_ms: u64,
+    /// The import ends `UnAvailable` instead of `Available`.
+    #[serde(default)]
+    pub(super) ends_unavailable: bool,
 }
 
 impl ImageRec {
@@ -157,6 +169,8 @@ impl ImageRec {
             disks: Vec::new(),
             task_id: String::new(),
             failure: None,
+            queue_ms: 0,
+            ends_unavailable: false,
         }
     }
 }
@@ -276,8 +290,8 @@ impl State {
                 } else {
                     "Failed".into()
                 };
-                let ran = now_ms.saturating_sub(img.created_ms);
-                task.finished_ms = Some(img.created_ms + ran.min(img.duration_ms));
+                let ran = now_ms.saturating_sub(img.created_ms + img.queue_ms);
+                task.finished_ms = Some(img.created_ms + img.queue_ms + ran.min(img.duration_ms));
             }
         }
         changed
@@ -285,14 +299,21 @@ impl State {
 }
 
 impl ImageRec {
-    /// `(Status, Progress)` at `now_ms`: `Creating` with progress over the duration, then
-    /// `Available`; a failing import stops half-way in `CreateFailed`.
+    /// `(Status, Progress)` at `now_ms`: `Waiting` for the queue time, then `Creating` with
+    /// progress over the duration, then `Available`; a failing import stops half-way in
+    /// `CreateFailed`, an unusable one ends `UnAvailable` (docs/CLOUD-API.md §Polling).
     fn stage_at(&self, now_ms: u64) -> (ImageStatus, u64) {
-        let elapsed = now_ms.saturating_sub(self.created_ms);
+        let since = now_ms.saturating_sub(self.created_ms);
+        if since < self.queue_ms {
+            return (ImageStatus::Waiting, 0);
+        }
+        let elapsed = since - self.queue_ms;
         // A zero duration (`--import-seconds 0`) is done at once, not after a millisecond.
         let duration = self.duration_ms;
         if self.failure.is_some() && elapsed >= duration / 2 {
             (ImageStatus::CreateFailed, 50)
+        } else if elapsed >= duration && self.ends_unavailable {
+            (ImageStatus::UnAvailable, 100)
         } else if elapsed >= duration {
             (ImageStatus::Available, 100)
         } else {
@@ -528,9 +549,16 @@ impl Ecs {
             .ok_or_else(|| task_not_found(task_id))?;
         let image = st.images.get(&task.image_id);
         let progress = image.map_or(100, |i| i.progress);
+        let unusable = image.is_some_and(|i| i.status == ImageStatus::UnAvailable);
         let (op_status, code, msg) =
             match (task.status.as_str(), image.and_then(|i| i.failure.clone())) {
                 ("Failed", Some((c, m))) => ("Failed", c, m),
+                // The emulator's wording: the pages give no reason for an UnAvailable image.
+                ("Failed", None) if unusable => (
+                    "Failed",
+                    "ImportImageFailed".to_string(),
+                    "The image was created but is not available for use.".to_string(),
+                ),
                 ("Failed", None) => ("Failed", "ImportImageFailed".to_string(), String::new()),
                 ("Finished", _) => ("Success", String::new(), String::new()),
                 ("Cancelled", _) => ("Cancelled", String::new(), String::new()),
@@ -846,6 +874,8 @@ mod tests {
             import_duration,
             fail_objects_containing: None,
             import_hook: None,
+            queue_duration: Duration::ZERO,
+            unavailable_objects_containing: None,
         };
         Ecs::open(config, None).unwrap()
     }

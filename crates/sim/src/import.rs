@@ -92,6 +92,16 @@ impl Ecs {
                 "no operating system found".to_string(),
             ));
         }
+        // An image that imports but cannot be used (docs/CLOUD-API.md §Polling: UnAvailable).
+        let ends_unavailable = self
+            .config
+            .unavailable_objects_containing
+            .as_ref()
+            .is_some_and(|text| {
+                disks
+                    .first()
+                    .is_some_and(|d| d.object.contains(text.as_str()))
+            });
         let mut st = self.lock();
         conflicts(&st, region, name, &disks)?;
         let image_id = st.next("m");
@@ -119,6 +129,8 @@ impl Ecs {
                 .collect(),
             task_id: task_id.clone(),
             failure,
+            queue_ms: self.config.queue_duration.as_millis() as u64,
+            ends_unavailable,
             ..ImageRec::creating(
                 &image_id,
                 region,

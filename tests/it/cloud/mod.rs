@@ -287,6 +287,7 @@ mod ksyun;
 mod local;
 mod modify;
 mod sdk;
+mod statuses;
 
 /// An endpoint where nothing listens: a command that sent its request would fail with a
 /// transport error (exit 4), so exit 2 proves it refused the request locally.
