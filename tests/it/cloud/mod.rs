@@ -286,6 +286,7 @@ mod flow;
 mod ksyun;
 mod local;
 mod modify;
+mod rules;
 mod sdk;
 mod statuses;
 

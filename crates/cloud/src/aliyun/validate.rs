@@ -1,5 +1,6 @@
-//! The documented parameter rules of the ECS image APIs, as pure functions shared by the
-//! client (checks before any call) and the emulator (answers with the documented error code).
+//! The documented parameter rules of the ECS image APIs, as pure functions the client checks
+//! before any call. The emulator has its own (imgport-sim `params.rs`); both are held to the
+//! cases of `tests/data/ecs-rules.toml`.
 //!
 //! Source: docs/CLOUD-API.md §ImportImage, §ModifyImageAttribute and §CreateImage. Each failure
 //! carries the ECS error code the service returns.
