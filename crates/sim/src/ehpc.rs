@@ -1,7 +1,7 @@
 //! The emulated E-HPC Instant AddImage (EhpcInstant 2023-07-01, docs/CLOUD-API.md §EHPC): RPC calls
 //! signed like ECS (V3 or V2, [`super::auth`]) and routed here by their `Version`. A VM image must
 //! be an `Available` image of the emulated ECS; every image is registered once. Parameters are
-//! judged by the emulator's reading of the AddImage page ([`request_of`]) and answered with the
+//! judged by the emulator's reading of the AddImage page (`request_of`) and answered with the
 //! documented codes (`InvalidParams`, `ImageAlreadyExists`, `ImageNotFound`,
 //! `EcsError`). Registrations live in memory and, with a state directory, in `ehpc-state.json`.
 

@@ -1,6 +1,6 @@
 //! The emulated Kingsoft KEC (2016-03-04) ModifyInstanceImage: requests signed with AWS
 //! Signature V4 (verified by [`super::sigv4`]), form or query parameters, the rules of
-//! docs/CLOUD-API.md §KEC (the emulator's own, in [`rules`] below) and the documented
+//! docs/CLOUD-API.md §KEC (the emulator's own, in `rules` below) and the documented
 //! error codes, answered as `{"RequestId","Error":{"Code","Message"}}`. It knows fixed instances,
 //! images and key pairs (the constants below, printed by `imgport sim`); a reinstall changes the
 //! instance's image and boots it (Running), so a second one is refused until it is stopped. With a

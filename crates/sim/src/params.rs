@@ -2,8 +2,8 @@
 //! parameter is a string under its wire name in the query or the form. Each action has a table
 //! of its scalar parameters ([`IMPORT_IMAGE`], [`CREATE_IMAGE`], [`MODIFY_IMAGE_ATTRIBUTE`]):
 //! the name, the shape the value must have, and the error code a misfit answers with. The
-//! numbered groups (`DiskDeviceMapping.N.*`, `Tag.N.*`) are read by [`import_disks`] and
-//! [`tags`].
+//! numbered groups (`DiskDeviceMapping.N.*`, `Tag.N.*`) are read by `import_disks` and
+//! `tags`.
 //!
 //! Written from the vendor pages (ImportImage, CreateImage, ModifyImageAttribute) as summed up
 //! in docs/CLOUD-API.md §ImportImage, §CreateImage and §ModifyImageAttribute, apart from the
@@ -268,7 +268,7 @@ impl<'a> P<'a> {
         Ok(())
     }
 
-    /// Judges the scalar parameters of `table` ([`params::check`]).
+    /// Judges the scalar parameters of `table` ([`check`]).
     pub(crate) fn check(&self, table: &[Param]) -> Result<(), ApiFault> {
         check(self, table)
     }
