@@ -41,6 +41,13 @@ pub struct SimArgs {
     /// CreateFailed ("no operating system found").
     #[arg(long)]
     pub fail_objects_containing: Option<String>,
+    /// Test fault: seconds a new image stays Waiting (queued) before it turns Creating.
+    #[arg(long, default_value_t = 0.0)]
+    pub queue_seconds: f64,
+    /// Test fault: imports whose system-disk object key contains this text end UnAvailable
+    /// (the image exists but cannot be used).
+    #[arg(long)]
+    pub unavailable_objects_containing: Option<String>,
     /// Address of the embedded S3 server serving the object root (port 0 picks one; the
     /// `s3_endpoint` line shows it).
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -68,6 +75,9 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     } else {
         anyhow::bail!("--import-seconds must be a non-negative number");
     };
+    if !(args.queue_seconds.is_finite() && args.queue_seconds >= 0.0) {
+        anyhow::bail!("--queue-seconds must be a non-negative number");
+    }
     let config = SimConfig {
         listen: args.listen,
         state_dir: args.state.clone(),
@@ -76,6 +86,8 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             import_duration: Duration::from_secs_f64(import_seconds),
             fail_objects_containing: args.fail_objects_containing.clone(),
             import_hook: None,
+            queue_duration: Duration::from_secs_f64(args.queue_seconds),
+            unavailable_objects_containing: args.unavailable_objects_containing.clone(),
         },
         faults: Faults {
             throttle_rate: args.throttle_rate,

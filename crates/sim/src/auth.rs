@@ -1,14 +1,17 @@
 //! Authentication of RPC requests as Alibaba Cloud does it: V3 (`Authorization:
 //! ACS3-HMAC-SHA256 …`, 15-minute `x-acs-date` window) or V2 (`Signature` parameter,
 //! HMAC-SHA1, 31-minute `Timestamp` window), nonces used once, STS tokens checked against
-//! their key. Signatures are recomputed with the shared pure functions of
-//! [`imgport_cloud::aliyun::sign`] from what the request actually carries.
+//! their key. Signatures are recomputed by the emulator's own canonicalisation (below, on
+//! [`super::wire`]) from what the request actually carries, not by the client's signer: a
+//! mistake on either side is a `SignatureDoesNotMatch` in the tests. The unit tests pin the
+//! public vectors of the V2 and V3 signature docs and of `darabonba-openapi-util`.
 
 use std::collections::HashMap;
 
+use base64::Engine;
+
 use super::fault::ApiFault;
-use imgport_cloud::aliyun::rpc::parse_utc_timestamp;
-use imgport_cloud::aliyun::sign;
+use super::wire::{self, parse_iso_utc};
 
 /// V3 requests must be dated within this many seconds of now (docs/CLOUD-API.md §Signing).
 pub const V3_WINDOW_SECS: i64 = 15 * 60;
@@ -87,6 +90,117 @@ const V2_COMMON: &[&str] = &[
     "Signature",
 ];
 
+/// Name of the V3 algorithm (`Authorization: ACS3-HMAC-SHA256 …`).
+pub const V3_ALGORITHM: &str = "ACS3-HMAC-SHA256";
+
+/// The fields of a V3 `Authorization` header value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V3Authorization {
+    pub access_key_id: String,
+    /// Lower-case names, in the order the client listed them.
+    pub signed_headers: Vec<String>,
+    /// Lower-case hex.
+    pub signature: String,
+}
+
+/// Reads `ACS3-HMAC-SHA256 Credential=<id>,SignedHeaders=<a;b>,Signature=<hex>`; `None` when
+/// the algorithm differs or one of the three is missing or empty.
+pub fn parse_v3_authorization(value: &str) -> Option<V3Authorization> {
+    let fields = value.trim().strip_prefix(V3_ALGORITHM)?;
+    if !fields.starts_with(' ') {
+        return None;
+    }
+    let mut found: [Option<&str>; 3] = [None; 3];
+    for item in fields.trim().split(',') {
+        let (name, val) = item.trim().split_once('=')?;
+        let slot = match name {
+            "Credential" => 0,
+            "SignedHeaders" => 1,
+            "Signature" => 2,
+            _ => continue,
+        };
+        found[slot] = Some(val).filter(|v| !v.is_empty());
+    }
+    let [Some(id), Some(signed), Some(signature)] = found else {
+        return None;
+    };
+    Some(V3Authorization {
+        access_key_id: id.to_string(),
+        signed_headers: signed.split(';').map(str::to_ascii_lowercase).collect(),
+        signature: signature.to_string(),
+    })
+}
+
+/// The V3 canonical request (docs/CLOUD-API.md §Signing): method, path, the sorted encoded
+/// query, one `name:value` line per signed header (values of a name sent more than once
+/// trimmed, sorted and joined by `,`), a blank line, the names joined by `;`, the payload hash.
+pub fn v3_canonical_request(
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+    headers: &[(String, String)],
+    signed: &[String],
+    payload_hash: &str,
+) -> String {
+    let mut names: Vec<String> = signed.iter().map(|n| n.to_ascii_lowercase()).collect();
+    names.sort();
+    names.dedup();
+    let mut lines = String::new();
+    for name in &names {
+        let mut values: Vec<&str> = headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+            .collect();
+        values.sort_unstable();
+        lines.push_str(&format!("{name}:{}\n", values.join(",")));
+    }
+    [
+        method,
+        path,
+        &wire::sorted_query(query),
+        &lines,
+        &names.join(";"),
+        payload_hash,
+    ]
+    .join("\n")
+}
+
+/// The V3 signature of `canonical_request`: lower-case hex HMAC-SHA256, keyed with the plain
+/// secret, of `ACS3-HMAC-SHA256\n` + hex SHA-256 of the canonical request.
+pub fn v3_signature(secret: &str, canonical_request: &str) -> String {
+    let string_to_sign = format!(
+        "{V3_ALGORITHM}\n{}",
+        wire::sha256_hex(canonical_request.as_bytes())
+    );
+    hex::encode(wire::hmac_sha256(
+        secret.as_bytes(),
+        string_to_sign.as_bytes(),
+    ))
+}
+
+/// The V2 string to sign: `METHOD&%2F&` + the encoded canonical query (every parameter but
+/// `Signature`), so each value ends up encoded twice (docs/CLOUD-API.md §Signing).
+pub fn v2_string_to_sign(method: &str, params: &[(String, String)]) -> String {
+    let signed: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| k != "Signature")
+        .cloned()
+        .collect();
+    format!(
+        "{method}&{}&{}",
+        wire::encode("/"),
+        wire::encode(&wire::sorted_query(&signed))
+    )
+}
+
+/// The V2 signature: Base64 of HMAC-SHA1 keyed with `secret + "&"`.
+pub fn v2_signature(secret: &str, string_to_sign: &str) -> String {
+    let key = format!("{secret}&");
+    base64::engine::general_purpose::STANDARD
+        .encode(wire::hmac_sha1(key.as_bytes(), string_to_sign.as_bytes()))
+}
+
 fn incomplete(what: &str) -> ApiFault {
     ApiFault::new(
         400,
@@ -151,7 +265,7 @@ fn v3(
     nonces: &mut NonceCache,
     now: i64,
 ) -> Result<Call, ApiFault> {
-    let auth = sign::parse_v3_authorization(req.header("authorization").unwrap_or_default())
+    let auth = parse_v3_authorization(req.header("authorization").unwrap_or_default())
         .ok_or_else(|| incomplete("malformed Authorization header"))?;
     for required in [
         "x-acs-action",
@@ -182,7 +296,7 @@ fn v3(
     }
     let key = find_key(keys, &auth.access_key_id)?;
     let date = req.header("x-acs-date").unwrap_or_default();
-    let when = parse_utc_timestamp(date).ok_or_else(|| {
+    let when = parse_iso_utc(date).ok_or_else(|| {
         ApiFault::new(
             400,
             "IllegalTimestamp",
@@ -198,7 +312,7 @@ fn v3(
             "The input parameter \"x-acs-date\" that is mandatory for processing this request is not within 15 minutes of the server time.",
         ));
     }
-    let payload_hash = sign::sha256_hex(req.body);
+    let payload_hash = wire::sha256_hex(req.body);
     if let Some(claimed) = req.header("x-acs-content-sha256")
         && !claimed.eq_ignore_ascii_case(&payload_hash)
     {
@@ -210,29 +324,28 @@ fn v3(
     }
     let mut query: Vec<(String, String)> = req.query.to_vec();
     query.extend(req.form.iter().cloned());
-    let input = sign::V3Input {
-        method: req.method,
-        uri: req.path,
-        query: req.query,
-        headers: req.headers,
-        hashed_payload: &payload_hash,
-    };
+    // The names as the client listed them must be sorted and unique, and every one present.
     let mut wanted = auth.signed_headers.clone();
     wanted.sort();
     wanted.dedup();
-    // Every signed header must be present.
     if let Some(name) = wanted.iter().find(|n| req.header(n).is_none()) {
         return Err(incomplete(&format!("signed header {name} is missing")));
     }
-    let canonical = sign::v3_canonical_request_for(&input, &wanted);
-    let string_to_sign = sign::v3_string_to_sign(&canonical);
-    let expected = sign::v3_signature(&key.secret, &string_to_sign);
+    let canonical = v3_canonical_request(
+        req.method,
+        req.path,
+        req.query,
+        req.headers,
+        &wanted,
+        &payload_hash,
+    );
+    let expected = v3_signature(&key.secret, &canonical);
     if expected != auth.signature || wanted.join(";") != auth.signed_headers.join(";") {
         return Err(ApiFault::new(
             400,
             "SignatureDoesNotMatch",
             format!(
-                "Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}"
+                "Specified signature is not matched with our calculation. server canonical request is:{canonical}"
             ),
         ));
     }
@@ -287,7 +400,7 @@ fn v2(
     }
     let key = find_key(keys, get("AccessKeyId").unwrap_or_default())?;
     let ts = get("Timestamp").unwrap_or_default();
-    let when = parse_utc_timestamp(ts).ok_or_else(|| {
+    let when = parse_iso_utc(ts).ok_or_else(|| {
         ApiFault::new(
             400,
             "InvalidTimeStamp.Format",
@@ -301,8 +414,8 @@ fn v2(
             "Specified time stamp or date value is expired.",
         ));
     }
-    let string_to_sign = sign::v2_string_to_sign(req.method, &all);
-    let expected = sign::v2_signature(&key.secret, &string_to_sign);
+    let string_to_sign = v2_string_to_sign(req.method, &all);
+    let expected = v2_signature(&key.secret, &string_to_sign);
     if get("Signature") != Some(expected.as_str()) {
         return Err(ApiFault::new(
             400,
@@ -427,5 +540,140 @@ mod tests {
                 .code,
             "InvalidTimeStamp.Expired"
         );
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Alibaba Cloud "Request syntax and signature method V2 for RPC APIs": the DescribeRegions
+    /// example (string to sign and signature) and the newer DescribeDedicatedHosts example.
+    #[test]
+    fn v2_matches_the_signature_doc_examples() {
+        let p = pairs(&[
+            ("AccessKeyId", "testid"),
+            ("Action", "DescribeRegions"),
+            ("Format", "XML"),
+            ("SignatureMethod", "HMAC-SHA1"),
+            ("SignatureNonce", "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf"),
+            ("SignatureVersion", "1.0"),
+            ("Timestamp", "2016-02-23T12:46:24Z"),
+            ("Version", "2014-05-26"),
+        ]);
+        let sts = v2_string_to_sign("GET", &p);
+        assert_eq!(
+            sts,
+            "GET&%2F&AccessKeyId%3Dtestid%26Action%3DDescribeRegions%26Format%3DXML%26SignatureMethod%3DHMAC-SHA1%26SignatureNonce%3D3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf%26SignatureVersion%3D1.0%26Timestamp%3D2016-02-23T12%253A46%253A24Z%26Version%3D2014-05-26"
+        );
+        assert_eq!(
+            v2_signature("testsecret", &sts),
+            "OLeaidS1JvxuMvnyHOwuJ+uX5qY="
+        );
+        let p = pairs(&[
+            ("AccessKeyId", "testid"),
+            ("Action", "DescribeDedicatedHosts"),
+            ("Format", "JSON"),
+            ("RegionId", "cn-beijing"),
+            ("SignatureMethod", "HMAC-SHA1"),
+            ("SignatureNonce", "edb2b34af0af9a6d14deaf7c1a5315eb"),
+            ("SignatureVersion", "1.0"),
+            ("Timestamp", "2023-03-13T08:34:30Z"),
+            ("Version", "2014-05-26"),
+        ]);
+        assert_eq!(
+            v2_signature("testsecret", &v2_string_to_sign("GET", &p)),
+            "9NaGiOspFP5UPcwX8Iwt2YJXXuk="
+        );
+    }
+
+    /// The unit-test vectors of `darabonba-openapi-util` (Python and Go) for V2.
+    #[test]
+    fn v2_matches_the_darabonba_vectors() {
+        let p = pairs(&[("query", "test"), ("body", "test")]);
+        assert_eq!(
+            v2_signature("secret", &v2_string_to_sign("GET", &p)),
+            "XlUyV4sXjOuX5FnjUz9IF9tm5rU="
+        );
+        let p = pairs(&[("test", "ok")]);
+        assert_eq!(
+            v2_signature("accessKeySecret", &v2_string_to_sign("", &p)),
+            "jHx/oHoHNrbVfhncHEvPdHXZwHU="
+        );
+    }
+
+    /// Alibaba Cloud "Request syntax and signature method V3": the worked RunInstances example.
+    #[test]
+    fn v3_matches_the_signature_doc_example() {
+        let query = pairs(&[
+            (
+                "ImageId",
+                "win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd",
+            ),
+            ("RegionId", "cn-shanghai"),
+        ]);
+        let headers = pairs(&[
+            ("host", "ecs.cn-shanghai.aliyuncs.com"),
+            ("x-acs-action", "RunInstances"),
+            ("x-acs-version", "2014-05-26"),
+            ("x-acs-date", "2023-10-26T10:22:32Z"),
+            ("x-acs-signature-nonce", "3156853299f313e23d1673dc12e1703d"),
+            ("x-acs-content-sha256", wire::EMPTY_PAYLOAD_SHA256),
+        ]);
+        let auth = parse_v3_authorization(
+            "ACS3-HMAC-SHA256 Credential=YourAccessKeyId,SignedHeaders=host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0",
+        )
+        .unwrap();
+        assert_eq!(auth.access_key_id, "YourAccessKeyId");
+        let canonical = v3_canonical_request(
+            "POST",
+            "/",
+            &query,
+            &headers,
+            &auth.signed_headers,
+            wire::EMPTY_PAYLOAD_SHA256,
+        );
+        assert_eq!(
+            wire::sha256_hex(canonical.as_bytes()),
+            "7ea06492da5221eba5297e897ce16e55f964061054b7695beedaac1145b1e259"
+        );
+        assert_eq!(
+            v3_signature("YourAccessKeySecret", &canonical),
+            auth.signature
+        );
+    }
+
+    /// The `darabonba-openapi-util` V3 vectors: an empty query value (`empty=`) and one header
+    /// sent under two spellings, canonical `x-acs-test:http,https`.
+    #[test]
+    fn v3_matches_the_darabonba_vectors() {
+        let query = pairs(&[("test", "ok"), ("empty", "")]);
+        let headers = pairs(&[("x-acs-test", "http"), ("x-acs-TEST", "https")]);
+        let payload = "55e12e91650d2fec56ec74e1d3e4ddbfce2ef3a65890c2a19ecf88a307e76a23";
+        let signed = ["x-acs-test".to_string()];
+        let canonical =
+            |method| v3_canonical_request(method, "/", &query, &headers, &signed, payload);
+        assert!(canonical("GET").contains("\nempty=&test=ok\nx-acs-test:http,https\n\n"));
+        assert_eq!(
+            v3_signature("secret", &canonical("GET")),
+            "d16b30a7699ae9e43875b13195b2f81bcc3ed10c14a9b5eb780e51619aa50be1"
+        );
+        assert_eq!(
+            v3_signature("secret", &canonical("")),
+            "4ab59fffe3c5738ff8a2729f90cc04fe18b02a4b15b2102cbaf92f9ff3df2ea3"
+        );
+    }
+
+    #[test]
+    fn a_malformed_v3_authorization_is_refused() {
+        for bad in [
+            "ACS3-HMAC-SHA256 Credential=a,SignedHeaders=host",
+            "ACS3-HMAC-SHA256Credential=a,SignedHeaders=host,Signature=x",
+            "AWS4-HMAC-SHA256 Credential=a,SignedHeaders=host,Signature=x",
+            "ACS3-HMAC-SHA256 Credential=,SignedHeaders=host,Signature=x",
+        ] {
+            assert_eq!(parse_v3_authorization(bad), None, "{bad}");
+        }
     }
 }

@@ -1,14 +1,13 @@
 //! The emulated CreateImage (docs/CLOUD-API.md §CreateImage): images from a snapshot, an instance,
-//! or several snapshots (`DiskDeviceMapping`), judged by the shared rules of
-//! [`imgport_cloud::aliyun::validate`] and answered with the documented error codes. The snapshots
+//! or several snapshots (`DiskDeviceMapping`), judged by the emulator's own rules
+//! ([`super::params`]) and answered with the documented error codes. The snapshots
 //! and instances it knows are fixed fixtures ([`SNAPSHOTS`], [`INSTANCES`], printed by `imgport
 //! sim`); a new image moves Creating → Available with Progress like an import.
 
 use serde_json::{Value, json};
 
-use super::ecs::{ApiFault, DiskRec, Ecs, ImageRec, P, Tokened, check_region, duplicated_name};
-use imgport_cloud::aliyun::types::{BootMode, DiskFormat};
-use imgport_cloud::aliyun::validate::{self, Invalid};
+use super::ecs::{ApiFault, DiskRec, Ecs, ImageRec, Tokened, check_region, duplicated_name};
+use super::params::{self, CREATE_DISK_GIB, CREATE_IMAGE, DISK_SLOTS, P};
 
 /// A snapshot the emulator knows.
 #[derive(Debug, Clone, Copy)]
@@ -149,28 +148,16 @@ impl Ecs {
     pub(super) fn create_image(&self, p: &P<'_>, now_ms: u64) -> Result<Value, ApiFault> {
         let region = p.required("RegionId")?;
         check_region(region)?;
+        p.check(CREATE_IMAGE)?;
         let name = p.get("ImageName").filter(|s| !s.is_empty());
-        if let Some(n) = name {
-            validate::image_name(n)?;
-        }
-        if let Some(v) = p.get("ImageVersion").filter(|s| !s.is_empty()) {
-            validate::image_version(v)?;
-        }
         let description = p.get("Description").unwrap_or_default();
-        validate::create_description(description)?;
         let family = p.get("ImageFamily").filter(|s| !s.is_empty());
-        if let Some(f) = family {
-            validate::image_family(f)?;
-        }
-        p.check_client_token()?;
-        let platform = p.platform()?;
-        let arch = p.architecture()?;
-        let boot_mode = p
-            .parse("BootMode", BootMode::parse, "InvalidBootMode.NotSupport")?
-            .unwrap_or(BootMode::UefiPreferred);
+        let platform = p.choice_or(CREATE_IMAGE, "Platform", "Others Linux");
+        let arch = p.choice_or(CREATE_IMAGE, "Architecture", "x86_64");
+        let boot_mode = p.choice_or(CREATE_IMAGE, "BootMode", "UEFI-Preferred");
         let snapshot_id = p.get("SnapshotId").filter(|s| !s.is_empty());
         let instance_id = p.get("InstanceId").filter(|s| !s.is_empty());
-        let mapped = (1..=validate::MAX_DISKS + 1).any(|n| {
+        let mapped = (1..=DISK_SLOTS + 1).any(|n| {
             ["SnapshotId", "Size", "Device", "DiskType"]
                 .iter()
                 .any(|f| p.get(&format!("DiskDeviceMapping.{n}.{f}")).is_some())
@@ -227,10 +214,10 @@ impl Ecs {
         let image_id = st.next("m");
         let rec = ImageRec {
             architecture: arch,
-            os_type: if platform.as_str().starts_with("Windows") {
-                imgport_cloud::aliyun::types::OsType::Windows
+            os_type: if platform.starts_with("Windows") {
+                "windows".into()
             } else {
-                imgport_cloud::aliyun::types::OsType::Linux
+                "linux".into()
             },
             platform,
             boot_mode,
@@ -240,7 +227,7 @@ impl Ecs {
                 .map(|&size_gib| DiskRec {
                     bucket: String::new(),
                     object: String::new(),
-                    format: DiskFormat::Raw,
+                    format: "RAW".into(),
                     size_gib,
                 })
                 .collect(),
@@ -295,7 +282,7 @@ fn instance_disks(id: &str) -> Result<Vec<u64>, ApiFault> {
 /// devices `/dev/xvda`, `/dev/xvdb` …, sizes 5–20000 GiB and not below their snapshot.
 fn mapped_disks(p: &P<'_>) -> Result<Vec<u64>, ApiFault> {
     let mut sizes = Vec::new();
-    for n in 1..=validate::MAX_DISKS + 1 {
+    for n in 1..=DISK_SLOTS + 1 {
         let get = |f: &str| p.get(&format!("DiskDeviceMapping.{n}.{f}"));
         let fields = [
             get("SnapshotId"),
@@ -304,25 +291,39 @@ fn mapped_disks(p: &P<'_>) -> Result<Vec<u64>, ApiFault> {
             get("DiskType"),
         ];
         if fields.iter().all(Option::is_none) {
-            if n <= validate::MAX_DISKS
-                && (n + 1..=validate::MAX_DISKS + 1).any(|m| {
+            if n <= DISK_SLOTS
+                && (n + 1..=DISK_SLOTS + 1).any(|m| {
                     p.0.iter()
                         .any(|(k, _)| k.starts_with(&format!("DiskDeviceMapping.{m}.")))
                 })
             {
-                return Err(Invalid::new(
-                    format!("DiskDeviceMapping.{n}"),
+                return Err(params::malformed(
                     "InvalidParameter.Malformed",
+                    &format!("DiskDeviceMapping.{n}"),
                     "mappings are numbered 1, 2, 3 … without gaps",
-                )
-                .into());
+                ));
             }
             continue;
         }
-        if let Some(dev) = get("Device").filter(|d| !d.is_empty()) {
-            validate::create_device(n, dev)?;
-        } else if n > validate::MAX_DISKS {
-            validate::create_device(n, "")?;
+        // One system disk /dev/xvda, then data disks /dev/xvdb, /dev/xvdc … in order, without
+        // gaps or repeats (docs/CLOUD-API.md §CreateImage).
+        let device = get("Device").filter(|d| !d.is_empty());
+        match params::create_device(n) {
+            None => {
+                return Err(params::malformed(
+                    "InvalidParameter.DiskDeviceMapping",
+                    &format!("DiskDeviceMapping.{n}.Device"),
+                    &format!("at most {DISK_SLOTS} disks"),
+                ));
+            }
+            Some(want) if device.is_some_and(|d| d != want) => {
+                return Err(params::malformed(
+                    "InvalidParameter.Malformed",
+                    &format!("DiskDeviceMapping.{n}.Device"),
+                    &format!("mapping {n} is {want}"),
+                ));
+            }
+            Some(_) => {}
         }
         let kind = get("DiskType").filter(|d| !d.is_empty());
         let snap = match get("SnapshotId").filter(|s| !s.is_empty()) {
@@ -346,8 +347,18 @@ fn mapped_disks(p: &P<'_>) -> Result<Vec<u64>, ApiFault> {
         let size = match get("Size").filter(|s| !s.is_empty()) {
             None => floor,
             Some(s) => {
-                let gib: u64 = s.parse().unwrap_or(0);
-                validate::create_disk_size(n, gib)?;
+                let (lo, hi) = CREATE_DISK_GIB;
+                let gib = s
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|g| (lo..=hi).contains(g))
+                    .ok_or_else(|| {
+                        params::malformed(
+                            "InvalidSize.ValueNotSupported",
+                            &format!("DiskDeviceMapping.{n}.Size"),
+                            &format!("{s:?} is not a whole number of GiB from {lo} to {hi}"),
+                        )
+                    })?;
                 if gib < floor {
                     return Err(ApiFault::new(
                         400,

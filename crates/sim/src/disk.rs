@@ -10,7 +10,6 @@ use imgport_base::bytes::{get_be32 as be32, get_be64 as be64};
 use std::path::{Component, Path, PathBuf};
 
 use super::fault::ApiFault;
-use imgport_cloud::aliyun::types::DiskFormat;
 use imgport_image::{ImageFormat, OpenOptions};
 
 const GIB: u64 = 1 << 30;
@@ -33,11 +32,11 @@ pub struct ObjectFacts {
 
 impl ObjectFacts {
     /// The `DiskDeviceMapping.N.Format` the cloud records when a request names none.
-    pub fn disk_format(&self) -> DiskFormat {
+    pub fn disk_format(&self) -> &'static str {
         match self.format {
-            ImageFormat::Raw => DiskFormat::Raw,
-            ImageFormat::Vhd => DiskFormat::Vhd,
-            ImageFormat::Qcow2 => DiskFormat::Qcow2,
+            ImageFormat::Raw => "RAW",
+            ImageFormat::Vhd => "VHD",
+            ImageFormat::Qcow2 => "QCOW2",
         }
     }
 }
@@ -103,14 +102,15 @@ fn malformed(n: usize, why: String) -> ApiFault {
     )
 }
 
-/// Checks disk `n` (1-based) read from `bucket`/`key` under `root`, as ImportImage would.
+/// Checks disk `n` (1-based) read from `bucket`/`key` under `root`, as ImportImage would;
+/// `declared` is its `Format` as listed (`RAW`, `VHD`, `QCOW2`, `VMDK`), if given.
 /// Blocking: call from a blocking thread.
 pub fn check_object(
     root: &Path,
     n: usize,
     bucket: &str,
     key: &str,
-    declared: Option<DiskFormat>,
+    declared: Option<&str>,
     disk_image_size_gib: Option<u64>,
 ) -> Result<ObjectFacts, ApiFault> {
     let not_found = || {
@@ -166,13 +166,13 @@ pub fn check_object(
     }
     let declared_format = match declared {
         None => None,
-        Some(DiskFormat::Raw) => Some(ImageFormat::Raw),
-        Some(DiskFormat::Vhd) => Some(ImageFormat::Vhd),
-        Some(DiskFormat::Qcow2) => Some(ImageFormat::Qcow2),
-        Some(DiskFormat::Vmdk) => {
+        Some("RAW") => Some(ImageFormat::Raw),
+        Some("VHD") => Some(ImageFormat::Vhd),
+        Some("QCOW2") => Some(ImageFormat::Qcow2),
+        Some(other) => {
             return Err(malformed(
                 n,
-                "VMDK images are not accepted by this emulator".into(),
+                format!("{other} images are not accepted by this emulator"),
             ));
         }
     };
@@ -304,15 +304,13 @@ mod tests {
         std::fs::create_dir(dir.path().join("b")).unwrap();
         let f = std::fs::File::create(dir.path().join("b/d.raw")).unwrap();
         f.set_len(GIB + 512).unwrap();
-        let facts =
-            check_object(dir.path(), 1, "b", "d.raw", Some(DiskFormat::Raw), Some(2)).unwrap();
+        let facts = check_object(dir.path(), 1, "b", "d.raw", Some("RAW"), Some(2)).unwrap();
         assert_eq!((facts.format, facts.size_gib), (ImageFormat::Raw, 2));
         let e = check_object(dir.path(), 1, "b", "d.raw", None, Some(1)).unwrap_err();
         assert_eq!(e.code, "InvalidImageSize");
         let e = check_object(dir.path(), 2, "b", "d.raw", None, Some(1)).unwrap_err();
         assert_eq!(e.code, "InvalidDataDiskSize");
-        let e =
-            check_object(dir.path(), 1, "b", "d.raw", Some(DiskFormat::Qcow2), None).unwrap_err();
+        let e = check_object(dir.path(), 1, "b", "d.raw", Some("QCOW2"), None).unwrap_err();
         assert_eq!(e.code, "InvalidImageFormat.Malformed");
     }
 }

@@ -3,9 +3,9 @@
 //!
 //! Parameters are judged by the documented rules (docs/CLOUD-API.md §ImportImage,
 //! §ModifyImageAttribute, §CreateImage, §Polling) with the documented error codes and HTTP
-//! statuses; the rule functions are the shared ones of [`imgport_cloud::aliyun::validate`]. An
-//! import moves Creating → Available (or CreateFailed) over a configured time, computed from the
-//! clock on each read, so state survives restarts. State is one JSON file in the state directory,
+//! statuses; the rules are the emulator's own ([`super::params`]). An import moves Waiting (when
+//! a queue time is configured) → Creating → Available, or CreateFailed, or UnAvailable, over a
+//! configured time, computed from the clock on each read, so state survives restarts. State is one JSON file in the state directory,
 //! replaced atomically after each change.
 //!
 //! Kept whole: the emulated image API is one state machine over one state file; CreateImage and
@@ -21,12 +21,8 @@ use serde_json::{Value, json};
 
 use super::auth::Call;
 use super::disk::ObjectFacts;
-use imgport_cloud::aliyun::rpc::utc_timestamp;
-use imgport_cloud::aliyun::types::{
-    Architecture, BootMode, DetectionStrategy, DiskFormat, ImageStatus, ImdsSupport, LicenseType,
-    NvmeSupport, OsType, Platform,
-};
-use imgport_cloud::aliyun::validate;
+use super::params::{self, P};
+use super::wire::iso_utc;
 
 pub use super::fault::ApiFault;
 
@@ -34,6 +30,55 @@ pub use super::fault::ApiFault;
 /// connects guest inspection here ("no operating system found").
 pub type ImportHook =
     Arc<dyn Fn(&[PathBuf], &[ObjectFacts]) -> Option<(String, String)> + Send + Sync>;
+
+/// The `Status` of an image in DescribeImages (docs/CLOUD-API.md §Polling), spelled as the
+/// service spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ImageStatus {
+    /// Queued: the import has not started yet.
+    Waiting,
+    Creating,
+    Available,
+    /// The image exists but cannot be used.
+    UnAvailable,
+    CreateFailed,
+    Deprecated,
+}
+
+impl ImageStatus {
+    const ALL: [ImageStatus; 6] = [
+        Self::Waiting,
+        Self::Creating,
+        Self::Available,
+        Self::UnAvailable,
+        Self::CreateFailed,
+        Self::Deprecated,
+    ];
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "Waiting",
+            Self::Creating => "Creating",
+            Self::Available => "Available",
+            Self::UnAvailable => "UnAvailable",
+            Self::CreateFailed => "CreateFailed",
+            Self::Deprecated => "Deprecated",
+        }
+    }
+
+    /// Reads a wire spelling, ASCII case ignored.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// Still on its way: Waiting or Creating.
+    pub fn in_progress(self) -> bool {
+        matches!(self, Self::Waiting | Self::Creating)
+    }
+}
 
 /// How the emulated ECS behaves.
 #[derive(Clone)]
@@ -47,6 +92,12 @@ pub struct EcsConfig {
     pub fail_objects_containing: Option<String>,
     /// Extra failure decision, see [`ImportHook`].
     pub import_hook: Option<ImportHook>,
+    /// Time a new image stays `Waiting` (queued) before it turns `Creating`; zero skips the
+    /// state. A test fault: the real queue time is not documented.
+    pub queue_duration: Duration,
+    /// Imports whose system-disk object key contains this text finish as `UnAvailable`: the
+    /// image exists but cannot be used (a test fault).
+    pub unavailable_objects_containing: Option<String>,
 }
 
 /// One image of the emulator.
@@ -60,21 +111,28 @@ pub(super) struct ImageRec {
     pub(super) progress: u64,
     pub(super) created_ms: u64,
     pub(super) duration_ms: u64,
-    pub(super) architecture: Architecture,
-    pub(super) os_type: OsType,
-    pub(super) platform: Platform,
-    pub(super) boot_mode: BootMode,
-    pub(super) license_type: LicenseType,
+    /// Wire spellings from here on (`x86_64`, `linux`, `Others Linux`, `BIOS` …).
+    pub(super) architecture: String,
+    pub(super) os_type: String,
+    pub(super) platform: String,
+    pub(super) boot_mode: String,
+    pub(super) license_type: String,
     pub(super) image_family: String,
-    pub(super) nvme_support: Option<NvmeSupport>,
-    pub(super) imds_support: ImdsSupport,
+    pub(super) nvme_support: Option<String>,
+    pub(super) imds_support: String,
     pub(super) resource_group_id: String,
-    pub(super) detection_strategy: Option<DetectionStrategy>,
+    pub(super) detection_strategy: Option<String>,
     pub(super) tags: Vec<(String, String)>,
     pub(super) disks: Vec<DiskRec>,
     pub(super) task_id: String,
     /// `(ErrorCode, ErrorMsg)` the import will fail with.
     pub(super) failure: Option<(String, String)>,
+    /// Time it stays `Waiting` before `Creating` (absent in state kept by older emulators).
+    #[serde(default)]
+    pub(super) queue_ms: u64,
+    /// The import ends `UnAvailable` instead of `Available`.
+    #[serde(default)]
+    pub(super) ends_unavailable: bool,
 }
 
 impl ImageRec {
@@ -97,20 +155,22 @@ impl ImageRec {
             progress: 0,
             created_ms: now_ms,
             duration_ms,
-            architecture: Architecture::X86_64,
-            os_type: OsType::Linux,
-            platform: Platform::OthersLinux,
-            boot_mode: BootMode::Bios,
-            license_type: LicenseType::Auto,
+            architecture: "x86_64".into(),
+            os_type: "linux".into(),
+            platform: "Others Linux".into(),
+            boot_mode: "BIOS".into(),
+            license_type: "Auto".into(),
             image_family: String::new(),
             nvme_support: None,
-            imds_support: ImdsSupport::V1,
+            imds_support: "v1".into(),
             resource_group_id: String::new(),
             detection_strategy: None,
             tags: Vec::new(),
             disks: Vec::new(),
             task_id: String::new(),
             failure: None,
+            queue_ms: 0,
+            ends_unavailable: false,
         }
     }
 }
@@ -119,7 +179,8 @@ impl ImageRec {
 pub(super) struct DiskRec {
     pub(super) bucket: String,
     pub(super) object: String,
-    pub(super) format: DiskFormat,
+    /// `RAW`, `VHD`, `QCOW2` or `VMDK`.
+    pub(super) format: String,
     pub(super) size_gib: u64,
 }
 
@@ -212,29 +273,16 @@ impl State {
     pub(super) fn refresh(&mut self, now_ms: u64) -> bool {
         let mut changed = false;
         for img in self.images.values_mut() {
-            if img.status != ImageStatus::Creating {
+            if !img.status.in_progress() {
                 continue;
             }
-            let elapsed = now_ms.saturating_sub(img.created_ms);
-            // A zero duration (`--import-seconds 0`) is done at once, not after a millisecond.
-            let duration = img.duration_ms;
-            let fail_at = duration / 2;
-            let (status, progress) = if img.failure.is_some() && elapsed >= fail_at {
-                (ImageStatus::CreateFailed, 50)
-            } else if elapsed >= duration {
-                (ImageStatus::Available, 100)
-            } else {
-                (
-                    ImageStatus::Creating,
-                    (elapsed.saturating_mul(100) / duration).min(99),
-                )
-            };
+            let (status, progress) = img.stage_at(now_ms);
             if status != img.status || progress != img.progress {
                 changed = true;
                 img.status = status;
                 img.progress = progress;
             }
-            if status != ImageStatus::Creating
+            if !status.in_progress()
                 && let Some(task) = self.tasks.get_mut(&img.task_id)
             {
                 task.status = if status == ImageStatus::Available {
@@ -242,107 +290,38 @@ impl State {
                 } else {
                     "Failed".into()
                 };
-                task.finished_ms = Some(img.created_ms + elapsed.min(duration));
+                let ran = now_ms.saturating_sub(img.created_ms + img.queue_ms);
+                task.finished_ms = Some(img.created_ms + img.queue_ms + ran.min(img.duration_ms));
             }
         }
         changed
     }
 }
 
-/// Operation parameters of one call.
-pub(super) struct P<'a>(pub(super) &'a [(String, String)]);
-
-impl<'a> P<'a> {
-    pub(super) fn get(&self, name: &str) -> Option<&'a str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub(super) fn required(&self, name: &str) -> Result<&'a str, ApiFault> {
-        match self.get(name) {
-            Some(v) if !v.is_empty() => Ok(v),
-            _ => Err(validate::missing(name).into()),
+impl ImageRec {
+    /// `(Status, Progress)` at `now_ms`: `Waiting` for the queue time, then `Creating` with
+    /// progress over the duration, then `Available`; a failing import stops half-way in
+    /// `CreateFailed`, an unusable one ends `UnAvailable` (docs/CLOUD-API.md §Polling).
+    fn stage_at(&self, now_ms: u64) -> (ImageStatus, u64) {
+        let since = now_ms.saturating_sub(self.created_ms);
+        if since < self.queue_ms {
+            return (ImageStatus::Waiting, 0);
         }
-    }
-
-    pub(super) fn flag(&self, name: &str) -> bool {
-        self.get(name)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    }
-
-    /// `DryRun=true` ends a request whose checks passed here, with `DryRunOperation`.
-    pub(super) fn dry_run(&self) -> Result<(), ApiFault> {
-        if self.flag("DryRun") {
-            return Err(ApiFault::new(
-                400,
-                "DryRunOperation",
-                "Request validation has been passed with DryRun flag set.",
-            ));
+        let elapsed = since - self.queue_ms;
+        // A zero duration (`--import-seconds 0`) is done at once, not after a millisecond.
+        let duration = self.duration_ms;
+        if self.failure.is_some() && elapsed >= duration / 2 {
+            (ImageStatus::CreateFailed, 50)
+        } else if elapsed >= duration && self.ends_unavailable {
+            (ImageStatus::UnAvailable, 100)
+        } else if elapsed >= duration {
+            (ImageStatus::Available, 100)
+        } else {
+            (
+                ImageStatus::Creating,
+                (elapsed.saturating_mul(100) / duration).min(99),
+            )
         }
-        Ok(())
-    }
-
-    /// Parses an enumerated parameter; an unknown value is `code`.
-    pub(super) fn parse<T>(
-        &self,
-        name: &str,
-        parse: fn(&str) -> Option<T>,
-        code: &str,
-    ) -> Result<Option<T>, ApiFault> {
-        match self.get(name) {
-            None | Some("") => Ok(None),
-            Some(v) => parse(v).map(Some).ok_or_else(|| {
-                ApiFault::new(
-                    400,
-                    code,
-                    format!("The specified parameter \"{name}\" value {v:?} is not valid."),
-                )
-            }),
-        }
-    }
-
-    /// `Architecture` of ImportImage and CreateImage; x86_64 when absent.
-    pub(super) fn architecture(&self) -> Result<Architecture, ApiFault> {
-        let a = self.parse(
-            "Architecture",
-            Architecture::parse,
-            "InvalidArchitecture.Malformed",
-        )?;
-        Ok(a.unwrap_or(Architecture::X86_64))
-    }
-
-    /// `Platform` of ImportImage and CreateImage; Others Linux when absent.
-    pub(super) fn platform(&self) -> Result<Platform, ApiFault> {
-        let p = self.parse("Platform", Platform::parse, "InvalidPlatform.Malformed")?;
-        Ok(p.unwrap_or(Platform::OthersLinux))
-    }
-
-    /// `Features.NvmeSupport`, if given.
-    pub(super) fn nvme_support(&self) -> Result<Option<NvmeSupport>, ApiFault> {
-        self.parse(
-            "Features.NvmeSupport",
-            NvmeSupport::parse,
-            "InvalidParameter.FeaturesNvmeSupport",
-        )
-    }
-
-    /// `Features.ImdsSupport`, if given.
-    pub(super) fn imds_support(&self) -> Result<Option<ImdsSupport>, ApiFault> {
-        self.parse(
-            "Features.ImdsSupport",
-            ImdsSupport::parse,
-            "InvalidParameter.FeaturesImdsSupport",
-        )
-    }
-
-    /// Checks `ClientToken`'s documented form, when one is given.
-    pub(super) fn check_client_token(&self) -> Result<(), ApiFault> {
-        if let Some(t) = self.get("ClientToken") {
-            validate::client_token(t)?;
-        }
-        Ok(())
     }
 }
 
@@ -361,7 +340,7 @@ pub fn new_request_id() -> String {
 }
 
 pub(super) fn minutes_time(ms: u64) -> String {
-    let full = utc_timestamp((ms / 1000) as i64);
+    let full = iso_utc((ms / 1000) as i64);
     format!("{}Z", &full[..16])
 }
 
@@ -570,9 +549,16 @@ impl Ecs {
             .ok_or_else(|| task_not_found(task_id))?;
         let image = st.images.get(&task.image_id);
         let progress = image.map_or(100, |i| i.progress);
+        let unusable = image.is_some_and(|i| i.status == ImageStatus::UnAvailable);
         let (op_status, code, msg) =
             match (task.status.as_str(), image.and_then(|i| i.failure.clone())) {
                 ("Failed", Some((c, m))) => ("Failed", c, m),
+                // The emulator's wording: the pages give no reason for an UnAvailable image.
+                ("Failed", None) if unusable => (
+                    "Failed",
+                    "ImportImageFailed".to_string(),
+                    "The image was created but is not available for use.".to_string(),
+                ),
                 ("Failed", None) => ("Failed", "ImportImageFailed".to_string(), String::new()),
                 ("Finished", _) => ("Success", String::new(), String::new()),
                 ("Cancelled", _) => ("Cancelled", String::new(), String::new()),
@@ -582,7 +568,7 @@ impl Ecs {
         if let Some(d) = image.and_then(|i| i.disks.first()) {
             items.push(json!({"Name": "OSSBucket", "Value": d.bucket}));
             items.push(json!({"Name": "OSSObject", "Value": d.object}));
-            items.push(json!({"Name": "ImageFormat", "Value": d.format.as_str()}));
+            items.push(json!({"Name": "ImageFormat", "Value": d.format}));
         }
         Ok(json!({
             "RegionId": region,
@@ -685,48 +671,31 @@ impl Ecs {
     fn modify_image_attribute(&self, p: &P<'_>) -> Result<Value, ApiFault> {
         let region = p.required("RegionId")?;
         let image_id = p.required("ImageId")?;
-        let name = p.get("ImageName").filter(|s| !s.is_empty());
-        if let Some(n) = name {
-            validate::image_name(n)?;
-        }
-        let description = p.get("Description").filter(|s| !s.is_empty());
-        if let Some(d) = description {
-            validate::description(d)?;
-        }
-        let family = p.get("ImageFamily").filter(|s| !s.is_empty());
-        if let Some(f) = family {
-            validate::image_family(f)?;
-        }
-        let boot = p.parse("BootMode", BootMode::parse, "InvalidBootMode.NotSupport")?;
-        let license = p.parse(
-            "LicenseType",
-            |s| LicenseType::parse(s).filter(|l| *l == LicenseType::Byol),
-            "InvalidLicenseType.NotSupported",
-        )?;
-        let status = p.parse(
-            "Status",
-            |s| {
-                ImageStatus::parse(s)
-                    .filter(|s| matches!(s, ImageStatus::Deprecated | ImageStatus::Available))
-            },
-            "InvalidParameter.Status",
-        )?;
-        let nvme = p.nvme_support()?;
-        let imds = p.imds_support()?;
+        p.check(params::MODIFY_IMAGE_ATTRIBUTE)?;
+        let table = params::MODIFY_IMAGE_ATTRIBUTE;
+        let given = |name: &str| p.get(name).filter(|s| !s.is_empty());
+        let name = given("ImageName");
+        let description = given("Description");
+        let family = given("ImageFamily");
+        let boot = params::choice(p, table, "BootMode");
+        let license = params::choice(p, table, "LicenseType");
+        let status = params::choice(p, table, "Status").and_then(ImageStatus::parse);
+        let nvme = params::choice(p, table, "Features.NvmeSupport");
+        let imds = params::choice(p, table, "Features.ImdsSupport");
         let mut st = self.lock();
         let current = st
             .images
             .get(image_id)
             .filter(|i| i.region_id == region)
             .ok_or_else(|| image_not_found(image_id))?;
-        if current.status == ImageStatus::Creating {
+        if current.status.in_progress() {
             return Err(ApiFault::new(
                 403,
                 "InvalidStatus.ImageIsCreating",
                 "The operation cannot be performed because the image is creating. Please wait until the creation is complete and try again.",
             ));
         }
-        if imds == Some(ImdsSupport::V1) && current.imds_support == ImdsSupport::V2 {
+        if imds == Some("v1") && current.imds_support == "v2" {
             return Err(ApiFault::new(
                 403,
                 "InvalidOperation.FeaturesImdsSupportNotMatch",
@@ -773,19 +742,19 @@ impl Ecs {
             img.image_family = f.to_string();
         }
         if let Some(b) = boot {
-            img.boot_mode = b;
+            img.boot_mode = b.to_string();
         }
         if let Some(l) = license {
-            img.license_type = l;
+            img.license_type = l.to_string();
         }
         if let Some(s) = status {
             img.status = s;
         }
         if let Some(n) = nvme {
-            img.nvme_support = Some(n);
+            img.nvme_support = Some(n.to_string());
         }
         if let Some(i) = imds {
-            img.imds_support = i;
+            img.imds_support = i.to_string();
         }
         self.persist(&st)?;
         Ok(json!({}))
@@ -800,7 +769,7 @@ impl Ecs {
             .get(image_id)
             .filter(|i| i.region_id == region)
             .ok_or_else(|| image_not_found(image_id))?;
-        if img.status == ImageStatus::Creating {
+        if img.status.in_progress() {
             // An importing image cannot be deleted; cancel its task (docs/CLOUD-API.md
             // §ImportImage).
             return Err(ApiFault::new(
@@ -843,7 +812,7 @@ fn image_json(i: &ImageRec) -> Value {
             json!({
                 "Device": format!("/dev/xvd{letter}"),
                 "Size": d.size_gib.to_string(),
-                "Format": d.format.as_str(),
+                "Format": d.format,
                 "ImportOSSBucket": d.bucket,
                 "ImportOSSObject": d.object,
                 "Type": if n == 0 { "system" } else { "data" },
@@ -855,9 +824,9 @@ fn image_json(i: &ImageRec) -> Value {
         .iter()
         .map(|(k, v)| json!({"TagKey": k, "TagValue": v}))
         .collect();
-    let mut features = json!({"ImdsSupport": i.imds_support.as_str()});
-    if let Some(n) = i.nvme_support {
-        features["NvmeSupport"] = json!(n.as_str());
+    let mut features = json!({"ImdsSupport": i.imds_support});
+    if let Some(n) = &i.nvme_support {
+        features["NvmeSupport"] = json!(n);
     }
     json!({
         "ImageId": i.image_id,
@@ -866,16 +835,16 @@ fn image_json(i: &ImageRec) -> Value {
         "Status": i.status.as_str(),
         "Progress": format!("{}%", i.progress),
         "Size": size,
-        "Architecture": i.architecture.as_str(),
-        "OSType": i.os_type.as_str(),
-        "Platform": i.platform.as_str(),
-        "OSName": i.platform.as_str(),
-        "BootMode": i.boot_mode.as_str(),
-        "LicenseType": i.license_type.as_str(),
+        "Architecture": i.architecture,
+        "OSType": i.os_type,
+        "Platform": i.platform,
+        "OSName": i.platform,
+        "BootMode": i.boot_mode,
+        "LicenseType": i.license_type,
         "ImageFamily": i.image_family,
         "ImageOwnerAlias": "self",
         "ResourceGroupId": i.resource_group_id,
-        "CreationTime": utc_timestamp((i.created_ms / 1000) as i64),
+        "CreationTime": iso_utc((i.created_ms / 1000) as i64),
         "DetectionOptions": {"Status": if i.detection_strategy.is_some() { "Finished" } else { "" }},
         "Features": features,
         "DiskDeviceMappings": {"DiskDeviceMapping": disks},
@@ -905,6 +874,8 @@ mod tests {
             import_duration,
             fail_objects_containing: None,
             import_hook: None,
+            queue_duration: Duration::ZERO,
+            unavailable_objects_containing: None,
         };
         Ecs::open(config, None).unwrap()
     }

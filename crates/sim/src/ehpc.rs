@@ -1,8 +1,8 @@
 //! The emulated E-HPC Instant AddImage (EhpcInstant 2023-07-01, docs/CLOUD-API.md §EHPC): RPC calls
 //! signed like ECS (V3 or V2, [`super::auth`]) and routed here by their `Version`. A VM image must
 //! be an `Available` image of the emulated ECS; every image is registered once. Parameters are
-//! judged by the client's own rules ([`AddImageRequest::validate`]) rebuilt from the wire, and
-//! answered with the documented codes (`InvalidParams`, `ImageAlreadyExists`, `ImageNotFound`,
+//! judged by the emulator's reading of the AddImage page (`request_of`) and answered with the
+//! documented codes (`InvalidParams`, `ImageAlreadyExists`, `ImageNotFound`,
 //! `EcsError`). Registrations live in memory and, with a state directory, in `ehpc-state.json`.
 
 use std::collections::BTreeMap;
@@ -13,12 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::auth::Call;
-use super::ecs::{ApiFault, Ecs, P};
-use imgport_base::secret::Secret;
-use imgport_cloud::aliyun::ehpc::{
-    AddImageRequest, ContainerImageSpec, ImageSpec, RegistryCredential,
-};
-use imgport_cloud::aliyun::types::ImageStatus;
+use super::ecs::{ApiFault, Ecs, ImageStatus};
+use super::params::P;
 
 /// One registered image (never the registry password).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,45 +47,89 @@ fn params_error(field: &str, why: &str) -> ApiFault {
     )
 }
 
-/// Rebuilds the typed request from the wire parameters.
-fn request_of(p: &P<'_>) -> Result<AddImageRequest, ApiFault> {
-    let name = p.get("Name").unwrap_or_default().to_string();
-    let image_type = p.get("ImageType").filter(|s| !s.is_empty()).unwrap_or("VM");
-    let json_of = |field: &str| -> Result<Value, ApiFault> {
-        let text = p.get(field).unwrap_or("{}");
-        serde_json::from_str::<Value>(text)
+/// What an AddImage request registers.
+enum Source {
+    /// `ImageType=VM`: `VMImageSpec.ImageId`, an ECS image.
+    Vm(String),
+    /// `ImageType=Container`: `ContainerImageSpec.RegistryUrl`.
+    Container(String),
+}
+
+/// An AddImage request read from the wire.
+struct AddImage {
+    name: String,
+    version: String,
+    image_type: &'static str,
+    source: Source,
+}
+
+/// Reads AddImage (docs/CLOUD-API.md §EHPC): `Name` is required; `ImageType` is `VM` (the
+/// default) or `Container`; each spec is one JSON object in its parameter, and only the one of
+/// the type may be given. A VM needs `ImageId`; a container needs `RegistryUrl`; an ACR
+/// Enterprise registry is an ACR registry; `RegistryCriId` belongs to ACR Enterprise; a
+/// `RegistryCredential` names server, user and password. Every misfit is `InvalidParams`.
+fn request_of(p: &P<'_>) -> Result<AddImage, ApiFault> {
+    let given = |k: &str| p.get(k).filter(|v| !v.trim().is_empty());
+    let name = given("Name").ok_or_else(|| params_error("Name", "the image name is required"))?;
+    let object = |field: &str| -> Result<Value, ApiFault> {
+        serde_json::from_str::<Value>(p.get(field).unwrap_or("{}"))
             .ok()
             .filter(Value::is_object)
             .ok_or_else(|| params_error(field, "not a JSON object"))
     };
-    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    let spec = match image_type {
+    let text = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_string)
+    };
+    let (image_type, source) = match given("ImageType").unwrap_or("VM") {
         "VM" => {
             if p.get("ContainerImageSpec").is_some() {
                 return Err(params_error("ContainerImageSpec", "not for a VM image"));
             }
-            let vm = json_of("VMImageSpec")?;
-            ImageSpec::Vm {
-                image_id: text(&vm, "ImageId").unwrap_or_default(),
-            }
+            let id = text(&object("VMImageSpec")?, "ImageId").ok_or_else(|| {
+                params_error("VMImageSpec.ImageId", "a VM image needs the ECS image id")
+            })?;
+            ("VM", Source::Vm(id))
         }
         "Container" => {
             if p.get("VMImageSpec").is_some() {
                 return Err(params_error("VMImageSpec", "not for a container image"));
             }
-            let c = json_of("ContainerImageSpec")?;
-            let credential = c.get("RegistryCredential").map(|cred| RegistryCredential {
-                server: text(cred, "Server").unwrap_or_default(),
-                user_name: text(cred, "UserName").unwrap_or_default(),
-                password: Secret::new(text(cred, "Password").unwrap_or_default()),
-            });
-            ImageSpec::Container(ContainerImageSpec {
-                registry_url: text(&c, "RegistryUrl").unwrap_or_default(),
-                is_acr_registry: c.get("IsACRRegistry").and_then(Value::as_bool),
-                is_acr_enterprise: c.get("IsACREnterprise").and_then(Value::as_bool),
-                registry_cri_id: text(&c, "RegistryCriId"),
-                credential,
-            })
+            let c = object("ContainerImageSpec")?;
+            let url = text(&c, "RegistryUrl").ok_or_else(|| {
+                params_error(
+                    "ContainerImageSpec.RegistryUrl",
+                    "a container image needs its registry URL",
+                )
+            })?;
+            let flag = |k: &str| c.get(k).and_then(Value::as_bool) == Some(true);
+            if flag("IsACREnterprise") && !flag("IsACRRegistry") {
+                return Err(params_error(
+                    "ContainerImageSpec.IsACREnterprise",
+                    "an ACR Enterprise registry is an ACR registry",
+                ));
+            }
+            if c.get("RegistryCriId").is_some() && !flag("IsACREnterprise") {
+                return Err(params_error(
+                    "ContainerImageSpec.RegistryCriId",
+                    "only for an ACR Enterprise registry",
+                ));
+            }
+            if let Some(cred) = c.get("RegistryCredential")
+                && let Some(k) = ["Server", "UserName", "Password"].into_iter().find(|k| {
+                    cred.get(k)
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty)
+                })
+            {
+                return Err(params_error(
+                    &format!("ContainerImageSpec.RegistryCredential.{k}"),
+                    "registry credentials need server, user name and password",
+                ));
+            }
+            ("Container", Source::Container(url))
         }
         other => {
             return Err(params_error(
@@ -98,15 +138,12 @@ fn request_of(p: &P<'_>) -> Result<AddImageRequest, ApiFault> {
             ));
         }
     };
-    let req = AddImageRequest {
-        name,
-        image_version: p.get("ImageVersion").map(str::to_string),
-        description: p.get("Description").map(str::to_string),
-        spec,
-    };
-    req.validate()
-        .map_err(|e| params_error(&e.field, &e.rule))?;
-    Ok(req)
+    Ok(AddImage {
+        name: name.to_string(),
+        version: p.get("ImageVersion").unwrap_or_default().to_string(),
+        image_type,
+        source,
+    })
 }
 
 impl Ehpc {
@@ -151,9 +188,9 @@ impl Ehpc {
         }
         let req = request_of(&P(&call.params))?;
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let version = req.image_version.clone().unwrap_or_default();
-        let (image_id, source) = match &req.spec {
-            ImageSpec::Vm { image_id } => {
+        let version = req.version.clone();
+        let (image_id, source) = match &req.source {
+            Source::Vm(image_id) => {
                 let mut ecs_state = ecs.lock();
                 ecs_state.refresh(now_ms);
                 let img = ecs_state.images.get(image_id).ok_or_else(|| {
@@ -165,22 +202,19 @@ impl Ehpc {
                         "EcsError",
                         format!(
                             "An error occurred while calling the ECS API operation: image {image_id} is {}.",
-                            img.status
+                            img.status.as_str()
                         ),
                     ));
                 }
                 (image_id.clone(), image_id.clone())
             }
-            ImageSpec::Container(c) => {
+            Source::Container(url) => {
                 // Random start: ids differ between runs (see the ECS emulator's `next`).
                 if st.next_id == 0 {
                     st.next_id = fastrand::u64(1..1 << 40);
                 }
                 st.next_id += 1;
-                (
-                    format!("m-ehpcsim{:012x}", st.next_id),
-                    c.registry_url.clone(),
-                )
+                (format!("m-ehpcsim{:012x}", st.next_id), url.clone())
             }
         };
         // "The image id already exists" (docs/CLOUD-API.md §EHPC): one registration per image.
@@ -198,7 +232,7 @@ impl Ehpc {
                 image_id: image_id.clone(),
                 name: req.name.clone(),
                 version,
-                image_type: req.image_type().to_string(),
+                image_type: req.image_type.to_string(),
                 source,
             },
         );

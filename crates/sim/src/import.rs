@@ -1,4 +1,5 @@
-//! The emulated ImportImage: every documented parameter rule with its error code, ClientToken
+//! The emulated ImportImage: every documented parameter rule with its error code
+//! ([`super::params`]), ClientToken
 //! idempotency, name and busy-object conflicts, the object checks of [`super::disk`] run off
 //! the async threads, then a new image in Creating and its task.
 
@@ -8,100 +9,36 @@ use serde_json::{Value, json};
 
 use super::disk::{self, ObjectFacts};
 use super::ecs::{
-    ApiFault, DiskRec, Ecs, ImageRec, P, State, TaskRec, Tokened, check_region, duplicated_name,
+    ApiFault, DiskRec, Ecs, ImageRec, State, TaskRec, Tokened, check_region, duplicated_name,
 };
-use imgport_cloud::aliyun::types::{
-    Architecture, BootMode, DetectionStrategy, DiskFormat, ImageStatus, ImdsSupport, LicenseType,
-    OsType,
-};
-use imgport_cloud::aliyun::validate;
-
-/// A disk as ImportImage asked for it: N, bucket, key, declared format, DiskImageSize.
-type RequestedDisk = (usize, String, String, Option<DiskFormat>, Option<u64>);
+use super::params::{self, IMPORT_IMAGE, ImportDisk, P};
 
 impl Ecs {
     pub(super) async fn import_image(&self, p: &P<'_>, now_ms: u64) -> Result<Value, ApiFault> {
         let region = p.required("RegionId")?;
         check_region(region)?;
-        // Disks 1..=17 (N > 17 is ignored, docs/CLOUD-API.md §ImportImage).
-        let mut disks: Vec<RequestedDisk> = Vec::new();
-        for n in 1..=validate::MAX_DISKS {
-            let key = |f: &str| format!("DiskDeviceMapping.{n}.{f}");
-            let bucket = p.get(&key("OSSBucket"));
-            let object = p.get(&key("OSSObject"));
-            if bucket.is_none() && object.is_none() {
-                if n == 1 {
-                    return Err(validate::missing("DiskDeviceMapping.1.OSSBucket").into());
-                }
-                continue;
-            }
-            let bucket = p.required(&key("OSSBucket"))?;
-            let object = p.required(&key("OSSObject"))?;
-            validate::oss_bucket(n, bucket)?;
-            validate::oss_object(n, object)?;
-            let format = p.parse(
-                &key("Format"),
-                DiskFormat::parse,
-                "InvalidImageFormat.Malformed",
-            )?;
-            let size = p
-                .get(&key("DiskImageSize"))
-                .or_else(|| p.get(&key("DiskImSize")))
-                .filter(|s| !s.is_empty());
-            let size = match size {
-                None => None,
-                Some(s) => {
-                    // A value that is not a whole number is out of range like 0 is.
-                    let gib: u64 = s.parse().unwrap_or(0);
-                    validate::disk_image_size(n, gib)?;
-                    Some(gib)
-                }
-            };
-            disks.push((n, bucket.to_string(), object.to_string(), format, size));
-        }
+        let disks = params::import_disks(p)?;
+        p.check(IMPORT_IMAGE)?;
         let name = p.get("ImageName").filter(|s| !s.is_empty());
-        if let Some(n) = name {
-            validate::image_name(n)?;
-        }
         let description = p.get("Description").unwrap_or_default();
-        if !description.is_empty() {
-            validate::description(description)?;
-        }
-        let arch = p.architecture()?;
-        let os_type = p
-            .parse("OSType", OsType::parse, "InvalidOSType.Malformed")?
-            .unwrap_or(OsType::Linux);
-        let platform = p.platform()?;
-        let boot_mode = p.parse(
-            "BootMode",
-            |s| BootMode::parse(s).filter(|b| *b != BootMode::UefiPreferred),
-            "InvalidBootMode.Malformed",
-        )?;
-        let license = p
-            .parse(
-                "LicenseType",
-                LicenseType::parse,
-                "InvalidLicenseType.NotSupported",
-            )?
-            .unwrap_or(LicenseType::Auto);
-        let detection = p.parse(
-            "DetectionStrategy",
-            DetectionStrategy::parse,
-            "InvalidParameter.DetectionStrategy",
-        )?;
-        let nvme = p.nvme_support()?;
-        let imds = p.imds_support()?.unwrap_or(ImdsSupport::V1);
-        let tags = collect_tags(p)?;
-        p.check_client_token()?;
-        let windows = os_type == OsType::Windows || platform.as_str().starts_with("Windows");
-        if arch == Architecture::Arm64 && windows {
+        let arch = p.choice_or(IMPORT_IMAGE, "Architecture", "x86_64");
+        let os_type = p.choice_or(IMPORT_IMAGE, "OSType", "linux");
+        let platform = p.choice_or(IMPORT_IMAGE, "Platform", "Others Linux");
+        let boot_mode = params::choice(p, IMPORT_IMAGE, "BootMode");
+        let license = p.choice_or(IMPORT_IMAGE, "LicenseType", "Auto");
+        let detection = params::choice(p, IMPORT_IMAGE, "DetectionStrategy");
+        let nvme = params::choice(p, IMPORT_IMAGE, "Features.NvmeSupport");
+        let imds = p.choice_or(IMPORT_IMAGE, "Features.ImdsSupport", "v1");
+        let tags = params::tags(p)?;
+        let windows = os_type == "windows" || platform.starts_with("Windows");
+        if arch == "arm64" && windows {
             return Err(ApiFault::new(
                 403,
                 "InvalidArchitecture.PlatformUnsupported",
                 "The specified architecture arm64 does not support this platform.",
             ));
         }
-        if arch == Architecture::Arm64 && boot_mode == Some(BootMode::Bios) {
+        if arch == "arm64" && boot_mode == Some("BIOS") {
             return Err(ApiFault::new(
                 400,
                 "InvalidBootMode.NotSupport",
@@ -129,9 +66,10 @@ impl Ecs {
         let plan = disks.clone();
         let checked = tokio::task::spawn_blocking(move || {
             plan.iter()
-                .map(|(n, b, o, f, s)| {
-                    let facts = disk::check_object(&root, *n, b, o, *f, *s)?;
-                    let path = disk::object_path(&root, b, o).unwrap_or_default();
+                .map(|d| {
+                    let facts =
+                        disk::check_object(&root, d.n, &d.bucket, &d.object, d.format, d.size_gib)?;
+                    let path = disk::object_path(&root, &d.bucket, &d.object).unwrap_or_default();
                     Ok((path, facts))
                 })
                 .collect::<Result<Vec<(PathBuf, ObjectFacts)>, ApiFault>>()
@@ -145,13 +83,25 @@ impl Ecs {
             .as_ref()
             .and_then(|hook| hook(&paths, &facts));
         if let Some(text) = &self.config.fail_objects_containing
-            && disks.first().is_some_and(|d| d.2.contains(text.as_str()))
+            && disks
+                .first()
+                .is_some_and(|d| d.object.contains(text.as_str()))
         {
             failure = Some((
                 "ImportImageFailed".to_string(),
                 "no operating system found".to_string(),
             ));
         }
+        // An image that imports but cannot be used (docs/CLOUD-API.md §Polling: UnAvailable).
+        let ends_unavailable = self
+            .config
+            .unavailable_objects_containing
+            .as_ref()
+            .is_some_and(|text| {
+                disks
+                    .first()
+                    .is_some_and(|d| d.object.contains(text.as_str()))
+            });
         let mut st = self.lock();
         conflicts(&st, region, name, &disks)?;
         let image_id = st.next("m");
@@ -160,25 +110,27 @@ impl Ecs {
             architecture: arch,
             os_type,
             platform,
-            boot_mode: boot_mode.unwrap_or(BootMode::Bios),
+            boot_mode: boot_mode.unwrap_or("BIOS").to_string(),
             license_type: license,
-            nvme_support: nvme,
+            nvme_support: nvme.map(str::to_string),
             imds_support: imds,
             resource_group_id: p.get("ResourceGroupId").unwrap_or_default().to_string(),
-            detection_strategy: detection,
+            detection_strategy: detection.map(str::to_string),
             tags,
             disks: disks
                 .iter()
                 .zip(&facts)
-                .map(|((_, b, o, f, s), fact)| DiskRec {
-                    bucket: b.clone(),
-                    object: o.clone(),
-                    format: f.unwrap_or(fact.disk_format()),
-                    size_gib: s.unwrap_or(fact.size_gib),
+                .map(|(d, fact)| DiskRec {
+                    bucket: d.bucket.clone(),
+                    object: d.object.clone(),
+                    format: d.format.unwrap_or(fact.disk_format()).to_string(),
+                    size_gib: d.size_gib.unwrap_or(fact.size_gib),
                 })
                 .collect(),
             task_id: task_id.clone(),
             failure,
+            queue_ms: self.config.queue_duration.as_millis() as u64,
+            ends_unavailable,
             ..ImageRec::creating(
                 &image_id,
                 region,
@@ -209,17 +161,17 @@ fn conflicts(
     st: &State,
     region: &str,
     name: Option<&str>,
-    disks: &[RequestedDisk],
+    disks: &[ImportDisk],
 ) -> Result<(), ApiFault> {
     for img in st.images.values().filter(|i| i.region_id == region) {
         if name.is_some_and(|n| n == img.name) {
             return Err(duplicated_name());
         }
-        if img.status == ImageStatus::Creating
+        if img.status.in_progress()
             && img.disks.iter().any(|d| {
                 disks
                     .iter()
-                    .any(|(_, b, o, _, _)| *b == d.bucket && *o == d.object)
+                    .any(|r| r.bucket == d.bucket && r.object == d.object)
             })
         {
             return Err(ApiFault::new(
@@ -230,21 +182,4 @@ fn conflicts(
         }
     }
     Ok(())
-}
-
-fn collect_tags(p: &P<'_>) -> Result<Vec<(String, String)>, ApiFault> {
-    let mut tags = Vec::new();
-    for n in 1..=validate::MAX_TAGS + 1 {
-        let key = p.get(&format!("Tag.{n}.Key"));
-        let value = p.get(&format!("Tag.{n}.Value"));
-        match (key, value) {
-            (None, None) => continue,
-            (k, v) => tags.push((
-                k.unwrap_or_default().to_string(),
-                v.unwrap_or_default().to_string(),
-            )),
-        }
-    }
-    validate::tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    Ok(tags)
 }

@@ -1,6 +1,6 @@
 //! The emulated Kingsoft KEC (2016-03-04) ModifyInstanceImage: requests signed with AWS
 //! Signature V4 (verified by [`super::sigv4`]), form or query parameters, the rules of
-//! docs/CLOUD-API.md §KEC (shared with the client, [`imgport_cloud::ksyun::kec`]) and the documented
+//! docs/CLOUD-API.md §KEC (the emulator's own, in `rules` below) and the documented
 //! error codes, answered as `{"RequestId","Error":{"Code","Message"}}`. It knows fixed instances,
 //! images and key pairs (the constants below, printed by `imgport sim`); a reinstall changes the
 //! instance's image and boots it (Running), so a second one is refused until it is stopped. With a
@@ -17,8 +17,90 @@ use serde_json::{Value, json};
 
 use super::auth::Incoming;
 use super::sigv4::{self, Signable};
-use imgport_cloud::aliyun::sign::sha256_hex;
-use imgport_cloud::ksyun::kec::{self as rules, KEC_SERVICE, KEC_VERSION, MAX_KEYS};
+use super::wire::sha256_hex;
+
+/// The KEC API version (docs/CLOUD-API.md §KEC).
+pub const KEC_VERSION: &str = "2016-03-04";
+/// The SigV4 service name of KEC.
+pub const KEC_SERVICE: &str = "kec";
+/// Most `KeyId.N` per instance (docs/CLOUD-API.md §KEC).
+pub const MAX_KEYS: usize = 10;
+
+/// ModifyInstanceImage's parameter rules as the ksyun page states them (docs/CLOUD-API.md
+/// §KEC): each returns the documented `(code, message)` of a value that does not fit.
+mod rules {
+    use base64::Engine;
+
+    type Misfit = (&'static str, String);
+
+    /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in lower-case hex.
+    fn uuid(s: &str) -> bool {
+        let groups: Vec<&str> = s.split('-').collect();
+        groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+            && groups
+                .iter()
+                .all(|g| g.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    }
+
+    pub fn image_id(s: &str) -> Result<(), Misfit> {
+        if uuid(s) {
+            return Ok(());
+        }
+        Err((
+            "ImageIdInvalidParameterValue",
+            "An invalid or out-of-range value was supplied for the \"ImageId\" parameter.".into(),
+        ))
+    }
+
+    /// 8–32 visible ASCII characters holding upper- and lower-case letters and digits; the
+    /// code follows the documented `<Field>InvalidParameterValue` pattern (unverified).
+    pub fn password(p: &str) -> Result<(), Misfit> {
+        let visible = p.bytes().all(|b| (0x21..=0x7e).contains(&b));
+        let has = |f: fn(u8) -> bool| p.bytes().any(f);
+        let ok = (8..=32).contains(&p.len())
+            && visible
+            && has(|b| b.is_ascii_uppercase())
+            && has(|b| b.is_ascii_lowercase())
+            && has(|b| b.is_ascii_digit());
+        if ok {
+            return Ok(());
+        }
+        Err((
+            "InstancePasswordInvalidParameterValue",
+            "An invalid value was supplied for the \"InstancePassword\" parameter: 8 to 32 visible characters with upper- and lower-case letters and digits.".into(),
+        ))
+    }
+
+    /// `KeyId.N`: at most [`super::MAX_KEYS`], each a key pair id (a UUID).
+    pub fn key_ids(keys: &[String]) -> Result<(), Misfit> {
+        if keys.len() > super::MAX_KEYS {
+            return Err((
+                "InvalidParameter.InstanceKeyLimitExceeded",
+                format!("An instance holds at most {} key pairs.", super::MAX_KEYS),
+            ));
+        }
+        match keys.iter().find(|k| !uuid(k)) {
+            None => Ok(()),
+            Some(k) => Err((
+                "KeyIdInvalidParameterValue",
+                format!(
+                    "An invalid or out-of-range value was supplied for the \"KeyId\" parameter: {k}."
+                ),
+            )),
+        }
+    }
+
+    /// UserData must be base64.
+    pub fn user_data(u: &str) -> Result<(), Misfit> {
+        match base64::engine::general_purpose::STANDARD.decode(u) {
+            Ok(_) => Ok(()),
+            Err(_) => Err((
+                "UserDataInvalidParameterValue",
+                "The \"UserData\" parameter must be base64 encoded.".into(),
+            )),
+        }
+    }
+}
 
 /// AccessKey ID the emulated KEC accepts (a fixed test value).
 pub const TEST_ACCESS_KEY_ID: &str = "AKLTimgportSimKsyunKey";
@@ -179,7 +261,7 @@ impl Kec {
         &self,
         get: &dyn Fn(&str) -> Option<&'a str>,
     ) -> Result<Value, (u16, Value)> {
-        let bad = |e: imgport_cloud::aliyun::validate::Invalid| fault(400, e.code, e.rule);
+        let bad = |(code, message): (&str, String)| fault(400, code, message);
         let instance_id = get("InstanceId").unwrap_or_default();
         let mut instances = self.instances.lock().unwrap_or_else(|p| p.into_inner());
         let Some(instance) = instances.get(instance_id).cloned() else {

@@ -5,9 +5,11 @@
 //! it (`auth.rs`), the ECS image API state machine (`ecs.rs`; ImportImage in `import.rs`),
 //! and the check of imported objects (`disk.rs`); CreateImage and its snapshot/instance
 //! fixtures (`create.rs`), E-HPC AddImage (`ehpc.rs`, routed by API version) and Kingsoft
-//! KEC ModifyInstanceImage (`kec.rs`, routed by its SigV4 signature, verified by `sigv4.rs`).
-//! Must not touch the client side (`cloud`) beyond sharing its pure signing and validation functions, so the emulator judges requests by the documented rules
-//! and not by what our client happens to send.
+//! KEC ModifyInstanceImage (`kec.rs`, routed by its SigV4 signature, verified by `sigv4.rs`);
+//! the parameter rules (`params.rs`) and the signature primitives (`wire.rs`).
+//! Shares no code with the client (`imgport-cloud` is a dev-dependency only, for tests that
+//! drive it against the emulator): its rules and signature checks are written from the
+//! documents (docs/CLOUD-API.md), so a wrong rule on either side fails a test.
 
 pub mod auth;
 pub mod create;
@@ -18,10 +20,12 @@ pub mod fault;
 pub mod form;
 pub mod import;
 pub mod kec;
+pub mod params;
 pub mod s3;
 pub mod sandbox;
 pub mod server;
 pub mod sigv4;
+pub mod wire;
 
 /// The fixed test fixtures `imgport sim` prints after its endpoint and credentials, one
 /// `name: value` line each: KEC's test AccessKey, instances, images and key pair, and the

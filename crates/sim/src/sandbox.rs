@@ -61,6 +61,8 @@ impl Sandbox {
                 import_duration: import_time,
                 fail_objects_containing: None,
                 import_hook: None,
+                queue_duration: Duration::ZERO,
+                unavailable_objects_containing: None,
             },
             faults: Faults {
                 error_rate: fault_rate,

@@ -19,9 +19,12 @@ use super::ecs::{ApiFault, Ecs, EcsConfig};
 use super::ehpc::Ehpc;
 use super::form::parse_form;
 use super::kec::Kec;
-use imgport_cloud::aliyun::ecs::ECS_VERSION;
-use imgport_cloud::aliyun::ehpc::EHPC_VERSION;
-use imgport_cloud::aliyun::rpc::unix_now;
+use super::wire::unix_now;
+
+/// The `Version` of the ECS API (docs/CLOUD-API.md §ImportImage).
+pub const ECS_VERSION: &str = "2014-05-26";
+/// The `Version` of E-HPC Instant (docs/CLOUD-API.md §EHPC).
+pub const EHPC_VERSION: &str = "2023-07-01";
 
 /// AccessKey ID the emulator accepts (a fixed test value).
 pub const TEST_ACCESS_KEY_ID: &str = "LTAI-imgport-sim-key";

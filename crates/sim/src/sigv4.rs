@@ -5,10 +5,7 @@
 //! signs with, so a passing exchange checks one against the other; the unit tests pin the AWS
 //! `get-vanilla` vector and the KEC example of docs/CLOUD-API.md §KEC.
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
-
-use imgport_cloud::aliyun::sign::{canonical_query, sha256_hex};
+use super::wire::{self, sha256_hex};
 
 /// Name of the algorithm.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -102,7 +99,7 @@ pub fn canonical_request(s: &Signable<'_>) -> String {
         "{}\n{}\n{}\n{}\n{}\n{}",
         s.method,
         s.path,
-        canonical_query(s.query),
+        wire::sorted_query(s.query),
         block,
         s.signed.join(";"),
         s.payload_hash
@@ -110,10 +107,7 @@ pub fn canonical_request(s: &Signable<'_>) -> String {
 }
 
 fn hmac(key: &[u8], data: &str) -> Vec<u8> {
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts keys of any length");
-    mac.update(data.as_bytes());
-    mac.finalize().into_bytes().to_vec()
+    wire::hmac_sha256(key, data.as_bytes())
 }
 
 /// The hex signature of `s` with `secret`.
@@ -147,7 +141,7 @@ pub fn parse_amz_date(s: &str) -> Option<i64> {
         s.get(11..13)?,
         s.get(13..15)?
     );
-    imgport_cloud::aliyun::time::parse_utc_timestamp(&iso)
+    wire::parse_iso_utc(&iso)
 }
 
 #[cfg(test)]
@@ -173,7 +167,7 @@ mod tests {
             query: &[],
             headers: &headers,
             signed: &signed,
-            payload_hash: imgport_cloud::aliyun::sign::EMPTY_SHA256,
+            payload_hash: wire::EMPTY_PAYLOAD_SHA256,
             amz_date: "20150830T123600Z",
             region: "us-east-1",
             service: "service",
@@ -204,7 +198,7 @@ mod tests {
             query: &query,
             headers: &headers,
             signed: &signed,
-            payload_hash: imgport_cloud::aliyun::sign::EMPTY_SHA256,
+            payload_hash: wire::EMPTY_PAYLOAD_SHA256,
             amz_date: "20240101T000000Z",
             region: "cn-beijing-6",
             service: "kec",

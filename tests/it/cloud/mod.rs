@@ -287,7 +287,9 @@ mod flow;
 mod ksyun;
 mod local;
 mod modify;
+mod rules;
 mod sdk;
+mod statuses;
 
 /// An endpoint where nothing listens: a command that sent its request would fail with a
 /// transport error (exit 4), so exit 2 proves it refused the request locally.

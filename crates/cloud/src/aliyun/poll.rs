@@ -46,7 +46,10 @@ pub enum WaitError {
         source: RpcError,
     },
     /// The import ended in `CreateFailed` or `UnAvailable` (exit code 5).
-    #[error("import of image {image_id} ended in {status}: {code}: {message}")]
+    #[error(
+        "import of image {image_id} ended in {status}: {}",
+        failure_text(*.status, .code, .message)
+    )]
     ImportFailed {
         image_id: String,
         status: ImageStatus,
@@ -85,6 +88,21 @@ impl WaitError {
             WaitError::Interrupted { .. } => 130,
             _ => 4,
         }
+    }
+}
+
+/// The reason of a failed import for people: the task's code and message, or what the status
+/// itself says when the task gave none (`UnAvailable`: the image exists but cannot be used,
+/// docs/CLOUD-API.md §Polling).
+fn failure_text(status: ImageStatus, code: &str, message: &str) -> String {
+    match (code.is_empty(), message.is_empty()) {
+        (false, false) => format!("{code}: {message}"),
+        (false, true) => code.to_string(),
+        (true, false) => message.to_string(),
+        (true, true) if status == ImageStatus::UnAvailable => {
+            "the image exists but cannot be used; the service gave no reason".to_string()
+        }
+        (true, true) => "the service gave no reason".to_string(),
     }
 }
 
@@ -245,7 +263,32 @@ impl EcsClient {
 
 #[cfg(test)]
 mod tests {
-    use super::percent;
+    use super::{ImageStatus, WaitError, percent};
+
+    #[test]
+    fn a_failure_without_a_reason_still_says_what_happened() {
+        let e = |status, code: &str, message: &str| {
+            WaitError::ImportFailed {
+                image_id: "m-1".into(),
+                status,
+                code: code.into(),
+                message: message.into(),
+            }
+            .to_string()
+        };
+        assert_eq!(
+            e(ImageStatus::UnAvailable, "", ""),
+            "import of image m-1 ended in UnAvailable: the image exists but cannot be used; the service gave no reason"
+        );
+        assert_eq!(
+            e(ImageStatus::CreateFailed, "ImportImageFailed", "no OS"),
+            "import of image m-1 ended in CreateFailed: ImportImageFailed: no OS"
+        );
+        assert_eq!(
+            e(ImageStatus::CreateFailed, "X", ""),
+            "import of image m-1 ended in CreateFailed: X"
+        );
+    }
 
     #[test]
     fn parses_progress() {

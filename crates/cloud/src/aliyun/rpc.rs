@@ -513,7 +513,7 @@ mod tests {
             auth.signed_headers
                 .contains(&"x-acs-security-token".to_string())
         );
-        // Recompute exactly as the emulator does.
+        // Recompute from the signed headers, as a verifier does.
         let signed: Vec<(String, String)> = req
             .headers
             .iter()

@@ -1,7 +1,7 @@
 //! Pure signing functions for Alibaba Cloud RPC APIs: the classic V2 signature (HMAC-SHA1,
 //! `SignatureVersion=1.0`) and V3 (`ACS3-HMAC-SHA256`), with the RFC 3986 percent-encoding
-//! Alibaba specifies. No I/O, no clock, no randomness: the client and the emulator both call
-//! these with explicit inputs, and the unit tests pin every published vector
+//! Alibaba specifies. No I/O, no clock, no randomness: the client calls these with explicit
+//! inputs (the emulator verifies with its own code), and the unit tests pin every published vector
 //! (docs/CLOUD-API.md §Signing).
 
 use base64::Engine as _;

@@ -1,5 +1,6 @@
-//! The documented parameter rules of the ECS image APIs, as pure functions shared by the
-//! client (checks before any call) and the emulator (answers with the documented error code).
+//! The documented parameter rules of the ECS image APIs, as pure functions the client checks
+//! before any call. The emulator has its own (imgport-sim `params.rs`); both are held to the
+//! cases of `tests/data/ecs-rules.toml`.
 //!
 //! Source: docs/CLOUD-API.md §ImportImage, §ModifyImageAttribute and §CreateImage. Each failure
 //! carries the ECS error code the service returns.
@@ -44,17 +45,26 @@ fn starts_reserved(s: &str) -> bool {
     s.starts_with("acs:") || s.starts_with("aliyun")
 }
 
-/// A name of 2–128 characters that starts with a letter (Latin or CJK/kana, docs/CLOUD-API.md
-/// §ImportImage), does not start with `acs:`/`aliyun`, holds no `http(s)://`, and uses only
-/// letters, digits and `. : _ -`. Shared by ImageName and ImageFamily.
+/// What the ImportImage page lets a name start with: an English letter, or a Chinese
+/// character, hiragana or katakana (CJK unified ideographs with extension A, the kana blocks).
+fn name_start(c: char) -> bool {
+    c.is_ascii_alphabetic()
+        || matches!(c, '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}')
+        || matches!(c, '\u{3040}'..='\u{309F}' | '\u{30A0}'..='\u{30FF}')
+}
+
+/// A name of 2–128 characters that starts with an English letter or a CJK/kana character
+/// (docs/CLOUD-API.md §ImportImage), does not start with `acs:`/`aliyun`, holds no
+/// `http(s)://`, and uses only letters, digits and `. : _ -`. Shared by ImageName and
+/// ImageFamily.
 fn name_rule(field: &str, value: &str, code: &'static str) -> Result<(), Invalid> {
     let fail = |rule: &str| Err(Invalid::new(field, code, format!("{rule} (got {value:?})")));
     let len = value.chars().count();
     if !(2..=128).contains(&len) {
         return fail("must be 2 to 128 characters long");
     }
-    if !value.chars().next().is_some_and(char::is_alphabetic) {
-        return fail("must start with a letter");
+    if !value.chars().next().is_some_and(name_start) {
+        return fail("must start with an English letter, a Chinese character or kana");
     }
     if starts_reserved(value) {
         return fail("must not start with `acs:` or `aliyun`");
@@ -420,6 +430,7 @@ mod tests {
             "ahttps://x",     // URL
             "has space",      // space not allowed
             "slash/name",     // slash not allowed
+            "Ωmega",          // a letter, but neither English nor CJK/kana
         ] {
             assert_eq!(code(image_name(bad)), "InvalidImageName.Malformed", "{bad}");
         }

@@ -1,6 +1,6 @@
 //! KEC (API 2016-03-04) ModifyInstanceImage: reinstall an instance's operating system, or
 //! replace it with another image (docs/CLOUD-API.md §KEC). Its documented rules are pure
-//! functions shared by the client (checked before any call) and the emulator.
+//! functions the client checks before any call; the emulator has its own reading of them.
 
 use base64::Engine as _;
 use serde::Deserialize;
