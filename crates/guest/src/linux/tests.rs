@@ -502,7 +502,11 @@ fn release_files_map_to_their_platform() {
 /// The Linux `Platform` values docs/CLOUD-API.md §ImportImage lists: the backquoted words of
 /// its `Platform` item that do not name Windows.
 fn documented_linux_platforms() -> Vec<String> {
-    let doc = include_str!("../../../../docs/CLOUD-API.md");
+    let doc = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../",
+        "docs/CLOUD-API.md"
+    ));
     let start = doc
         .find("- `Platform`:")
         .expect("docs/CLOUD-API.md lists Platform");
