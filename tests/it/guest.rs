@@ -1033,3 +1033,39 @@ fn luks_root_is_encrypted_not_no_os() {
     assert!(c.contains(&"guest.encrypted_volume".to_string()), "{c:?}");
     assert!(!c.contains(&"guest.no_os".to_string()), "{c:?}");
 }
+
+/// Issue 20 item 4: openSUSE's Btrfs layout (`scripts/testdata/guestsnapper.sh`): the root
+/// is the default subvolume, a snapper snapshot left by a rollback, not the top level, not
+/// `@` and not the first snapshot; `/home`, `/var` and `/usr/local` are subvolumes of `@`.
+#[test]
+fn opensuse_root_is_the_default_snapper_snapshot() {
+    let (path, g) = disk("guestsnapper/leap-snapper.raw");
+    // btrfs-progs' own account of the image: which subvolume is the default.
+    let default = std::fs::read_to_string(image("guestsnapper/subvolume-default.txt")).unwrap();
+    assert!(
+        default.trim_end().ends_with("path @/.snapshots/2/snapshot"),
+        "{default}"
+    );
+    assert_table(&g, &path);
+    let start = g["partitions"][1]["start"].as_u64().unwrap();
+    assert_btrfs_root(&g, &path, "partition 2", start);
+    // Snapshot 1 says leap-old and 15.4; only the default (snapshot 2) says these.
+    assert_facts(
+        &g,
+        &[
+            ("os_type", "linux"),
+            ("distro", "opensuse-leap"),
+            ("version", "15.5"),
+            ("platform", "OpenSUSE"),
+            ("architecture", "x86_64"),
+            ("hostname", "leap-rollback"),
+            ("boot_mode", "UEFI"),
+        ],
+    );
+    assert_eq!(fs_by_device(&g, "partition 2")["mountpoint"], "/");
+    assert_eq!(fs_by_device(&g, "partition 1")["mountpoint"], "/boot/efi");
+    let c = codes(&g);
+    for bad in ["guest.no_os", "guest.fs_unreadable", "guest.read_failed"] {
+        assert!(!c.contains(&bad.to_string()), "{c:?}");
+    }
+}
