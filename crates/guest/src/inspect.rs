@@ -662,6 +662,24 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
             }
         }
     }
+    if facts.os_type.is_none()
+        && let Some((p, os)) = table.iter().flat_map(|t| &t.partitions).find_map(|p| {
+            let id = p.part_type.id();
+            unreadable_os(&id).map(|os| (p, os))
+        })
+    {
+        // The OS may well be there; its file systems are not read, so its facts are unknown.
+        os_unknown = true;
+        findings.push(Finding::new(
+            Severity::Warning,
+            "guest.os_unreadable",
+            format!(
+                "partition {} is a {os} partition (type {}): its file systems (UFS, ZFS) are                  not read, so the OS, architecture and drivers are unknown; give the                  platform explicitly",
+                p.index,
+                p.part_type.id()
+            ),
+        ));
+    }
     if facts.os_type.is_some() {
         os_unknown = false;
     }
@@ -827,6 +845,18 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
     facts
 }
 
+/// The system a partition type belongs to when its file systems are ones imgport does not
+/// read: the MBR FreeBSD slice (`0xa5`) and the GPT freebsd-ufs and freebsd-zfs types
+/// (FreeBSD gpart(8)).
+fn unreadable_os(type_id: &str) -> Option<&'static str> {
+    match type_id {
+        "0xa5"
+        | "516E7CB6-6ECF-11D6-8FF8-00022D09712B"
+        | "516E7CBA-6ECF-11D6-8FF8-00022D09712B" => Some("FreeBSD"),
+        _ => None,
+    }
+}
+
 fn partition_fact(p: &Partition, kind: Option<FsKind>) -> PartitionFact {
     PartitionFact {
         index: p.index,
@@ -898,6 +928,24 @@ mod tests {
         assert_eq!(facts.partitions[0].filesystem.as_deref(), Some("bitlocker"));
         assert!(codes.contains(&"guest.encrypted_volume"), "{codes:?}");
         assert!(!codes.contains(&"guest.no_os"), "{codes:?}");
+    }
+
+    /// A FreeBSD slice (MBR type 0xA5, UFS inside, which is not read) leaves the OS unknown
+    /// with a finding that says why, never "no OS" (ImportImage has a FreeBSD Platform).
+    #[test]
+    fn freebsd_slice_is_os_unknown_not_no_os() {
+        let mut d = vec![0u8; 4096 * 512];
+        entry(&mut d[..512], 0, 0xa5, 2048, 2048);
+        let facts = inspect(Arc::new(d));
+        let codes: Vec<&str> = facts.findings.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(facts.os_type, None);
+        assert!(codes.contains(&"guest.os_unreadable"), "{codes:?}");
+        assert!(!codes.contains(&"guest.no_os"), "{codes:?}");
+        assert_eq!(
+            unreadable_os("516E7CB6-6ECF-11D6-8FF8-00022D09712B"),
+            Some("FreeBSD")
+        );
+        assert_eq!(unreadable_os("0x83"), None);
     }
 
     /// Two RAID1 members (md metadata 1.2, type 0xFD): the array's data is read once, from

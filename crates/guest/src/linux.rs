@@ -179,6 +179,8 @@ const RELEASE_FILES: &[(&str, &[(&str, &str)])] = &[
         &[
             ("Fedora", "fedora"),
             ("Red Hat", "rhel"),
+            // CentOS Stream 8 and 9 say so here too; before "CentOS", which it contains
+            ("CentOS Stream", "centos"),
             ("CentOS", "centos"),
             ("Rocky", "rocky"),
             ("AlmaLinux", "almalinux"),

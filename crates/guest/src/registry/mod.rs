@@ -16,7 +16,7 @@ mod key;
 mod value;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use hive::{
     BASE_BLOCK_SIZE, Hive, MAX_HIVE_SIZE, MAX_KEY_DEPTH, RegistryError, base_block_checksum,

@@ -5,14 +5,14 @@ use super::*;
 
 /// Builds hive bins cell by cell (test-only; the generator for real test images is
 /// scripts/testdata/windows.py).
-struct Builder {
+pub(crate) struct Builder {
     bins: Vec<u8>,
 }
 
 const B: usize = BASE_BLOCK_SIZE;
 
 impl Builder {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut bins = vec![0u8; 32];
         bins[0..4].copy_from_slice(b"hbin");
         Self { bins }
@@ -28,7 +28,7 @@ impl Builder {
         off as u32
     }
 
-    fn vk(&mut self, name: &str, ty: u32, data: &[u8]) -> u32 {
+    pub(crate) fn vk(&mut self, name: &str, ty: u32, data: &[u8]) -> u32 {
         let (size, off) = if data.len() <= 4 {
             let mut d = [0u8; 4];
             d[..data.len()].copy_from_slice(data);
@@ -64,7 +64,7 @@ impl Builder {
     }
 
     /// A key node with ASCII `name`, an `lh` list of `subkeys` and a value list.
-    fn nk(&mut self, name: &str, subkeys: &[u32], values: &[u32]) -> u32 {
+    pub(crate) fn nk(&mut self, name: &str, subkeys: &[u32], values: &[u32]) -> u32 {
         let list = if subkeys.is_empty() {
             u32::MAX
         } else {
@@ -119,7 +119,7 @@ impl Builder {
         f
     }
 
-    fn finish(self, root: u32) -> Vec<u8> {
+    pub(crate) fn finish(self, root: u32) -> Vec<u8> {
         self.finish_seq(root, (7, 7))
     }
 }
@@ -129,7 +129,7 @@ fn fix_checksum(f: &mut [u8]) {
     f[508..512].copy_from_slice(&c.to_le_bytes());
 }
 
-fn utf16z(s: &str) -> Vec<u8> {
+pub(crate) fn utf16z(s: &str) -> Vec<u8> {
     s.encode_utf16()
         .chain([0])
         .flat_map(u16::to_le_bytes)

@@ -16,8 +16,11 @@ pub struct WindowsFacts {
     pub product: Option<String>,
     /// `EditionID`, e.g. `ServerDatacenter`, `Professional`.
     pub edition_id: Option<String>,
-    /// `InstallationType`: `Server`, `Server Core` or `Client`.
+    /// `InstallationType`: `Client`, `Server`, `Server Core` or `Nano Server`.
     pub installation_type: Option<String>,
+    /// `ProductType` of the SYSTEM hive's `Control\ProductOptions`: `WinNT` on a
+    /// workstation, `ServerNT` or `LanmanNT` on a server (the one mark every NT version has).
+    pub product_type: Option<String>,
     /// True for server editions.
     pub server: bool,
     pub major_version: Option<u32>,

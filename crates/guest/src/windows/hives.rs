@@ -129,6 +129,9 @@ pub(super) fn read_system(
         Some(env) => string_value(&env, "PROCESSOR_ARCHITECTURE")?,
         None => None,
     };
+    if let Some(o) = h.key(&format!("{ccs}\\Control\\ProductOptions"))? {
+        w.product_type = string_value(&o, "ProductType")?;
+    }
     if let Some(p) = h.key(&format!("{ccs}\\Services\\Tcpip\\Parameters"))? {
         w.hostname = string_value(&p, "Hostname")?;
     }

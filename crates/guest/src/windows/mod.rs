@@ -306,9 +306,13 @@ fn architecture(
 /// Names the product, sets the platform and the client/server findings.
 fn classify(w: &mut WindowsFacts) {
     let pn = w.product_name.clone().unwrap_or_default();
-    w.server = match w.installation_type.as_deref() {
-        Some(t) => t.starts_with("Server"),
-        None => {
+    // InstallationType (`Client`, `Server`, `Server Core`, `Nano Server`) exists from
+    // Windows 7 / 2008 R2 on; ProductType on every NT; ProductName and EditionID are the
+    // last resort (Windows 2000 Server's ProductName does not say "Server").
+    w.server = match (w.installation_type.as_deref(), w.product_type.as_deref()) {
+        (Some(t), _) => t.contains("Server"),
+        (None, Some(t)) => !t.eq_ignore_ascii_case("WinNT"),
+        (None, None) => {
             pn.contains("Server")
                 || w.edition_id
                     .as_deref()

@@ -331,3 +331,276 @@ fn system_config_in_winnt_and_any_case() {
     let w = inspect(&fs).unwrap().expect("a system volume");
     assert_eq!(w.systemroot, "/WINNT");
 }
+
+/// Issue 20 item 3: the values of `CurrentVersion` (ProductName, EditionID,
+/// InstallationType, the version and CurrentBuild) and SYSTEM's ProductType → our product
+/// name and the ImportImage `Platform` (docs/CLOUD-API.md §ImportImage lists Windows Server
+/// 2003 to 2022 and no value for client editions), with the finding that says why a
+/// Platform is missing.
+#[test]
+fn editions_map_to_documented_platforms() {
+    /// ProductName, EditionID, InstallationType, ProductType, major.minor.build; then our
+    /// product name, the Platform, and the finding (if any).
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<&'static str>,
+        (u32, u32, u32),
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+    );
+    const UNLISTED: Option<&str> = Some("windows.platform_unlisted");
+    const CLIENT: Option<&str> = Some("windows.client_edition");
+    let s = Some;
+    let cases: &[Case] = &[
+        (
+            "Windows Server 2025 Datacenter",
+            s("ServerDatacenter"),
+            s("Server"),
+            s("ServerNT"),
+            (10, 0, 26100),
+            "Windows Server 2025",
+            None,
+            UNLISTED,
+        ),
+        (
+            "Windows Server 2022 Standard",
+            s("ServerStandard"),
+            s("Server Core"),
+            None,
+            (10, 0, 20348),
+            "Windows Server 2022",
+            s("Windows Server 2022"),
+            None,
+        ),
+        (
+            "Windows Server 2022 Datacenter: Azure Edition",
+            s("ServerTurbine"),
+            s("Server"),
+            None,
+            (10, 0, 20348),
+            "Windows Server 2022",
+            s("Windows Server 2022"),
+            None,
+        ),
+        (
+            "Windows Server 2019 Datacenter",
+            s("ServerDatacenter"),
+            s("Server"),
+            s("LanmanNT"),
+            (10, 0, 17763),
+            "Windows Server 2019",
+            s("Windows Server 2019"),
+            None,
+        ),
+        (
+            "Windows Server 2016 Datacenter",
+            s("ServerDatacenterNano"),
+            s("Nano Server"),
+            None,
+            (10, 0, 14393),
+            "Windows Server 2016",
+            s("Windows Server 2016"),
+            None,
+        ),
+        (
+            "Windows Server 2016 Standard Evaluation",
+            s("ServerStandardEval"),
+            None,
+            None,
+            (10, 0, 14393),
+            "Windows Server 2016",
+            s("Windows Server 2016"),
+            None,
+        ),
+        (
+            "Windows Server Datacenter",
+            s("ServerDatacenterACor"),
+            s("Server Core"),
+            None,
+            (10, 0, 19042),
+            "Windows Server (build 19042)",
+            None,
+            UNLISTED,
+        ),
+        (
+            "Windows Server 2012 R2 Datacenter",
+            s("ServerDatacenter"),
+            s("Server"),
+            None,
+            (6, 3, 9600),
+            "Windows Server 2012 R2",
+            s("Windows Server 2012"),
+            None,
+        ),
+        (
+            "Windows Server 2012 Standard",
+            s("ServerStandard"),
+            s("Server"),
+            None,
+            (6, 2, 9200),
+            "Windows Server 2012",
+            s("Windows Server 2012"),
+            None,
+        ),
+        (
+            "Windows Server 2008 R2 Enterprise",
+            s("ServerEnterprise"),
+            s("Server"),
+            None,
+            (6, 1, 7601),
+            "Windows Server 2008 R2",
+            s("Windows Server 2008"),
+            None,
+        ),
+        (
+            "Windows Server (R) 2008 Standard",
+            s("ServerStandard"),
+            None,
+            None,
+            (6, 0, 6002),
+            "Windows Server 2008",
+            s("Windows Server 2008"),
+            None,
+        ),
+        (
+            "Microsoft Windows Server 2003 R2",
+            None,
+            None,
+            None,
+            (5, 2, 3790),
+            "Windows Server 2003 R2",
+            s("Windows Server 2003"),
+            None,
+        ),
+        (
+            "Microsoft Windows Server 2003",
+            None,
+            None,
+            s("ServerNT"),
+            (5, 2, 3790),
+            "Windows Server 2003",
+            s("Windows Server 2003"),
+            None,
+        ),
+        // Windows 2000 Server says "Server" nowhere but in ProductType.
+        (
+            "Microsoft Windows 2000",
+            None,
+            None,
+            s("LanmanNT"),
+            (5, 0, 2195),
+            "Windows 2000 Server",
+            None,
+            UNLISTED,
+        ),
+        (
+            "Microsoft Windows 2000",
+            None,
+            None,
+            s("WinNT"),
+            (5, 0, 2195),
+            "Windows 2000",
+            None,
+            CLIENT,
+        ),
+        (
+            "Microsoft Windows XP",
+            None,
+            None,
+            s("WinNT"),
+            (5, 2, 3790),
+            "Windows XP",
+            None,
+            CLIENT,
+        ),
+        // Multi-session Windows 10 has a server EditionID; InstallationType decides.
+        (
+            "Windows 10 Enterprise multi-session",
+            s("ServerRdsh"),
+            s("Client"),
+            s("WinNT"),
+            (10, 0, 19045),
+            "Windows 10",
+            None,
+            CLIENT,
+        ),
+        (
+            "Windows 10 Pro",
+            s("Professional"),
+            s("Client"),
+            None,
+            (10, 0, 26100),
+            "Windows 11",
+            None,
+            CLIENT,
+        ),
+        (
+            "Windows 7 Professional",
+            s("Professional"),
+            s("Client"),
+            None,
+            (6, 1, 7601),
+            "Windows 7",
+            None,
+            CLIENT,
+        ),
+    ];
+    for &(name, edition, installation, product_type, (ma, mi, b), product, platform, finding) in
+        cases
+    {
+        let mut w = WindowsFacts {
+            product_name: Some(name.into()),
+            edition_id: edition.map(str::to_string),
+            installation_type: installation.map(str::to_string),
+            product_type: product_type.map(str::to_string),
+            major_version: Some(ma),
+            minor_version: Some(mi),
+            build: Some(b),
+            ..Default::default()
+        };
+        classify(&mut w);
+        let what = format!("{name} ({edition:?}, {installation:?}, {ma}.{mi}.{b})");
+        assert_eq!(w.product.as_deref(), Some(product), "{what}");
+        assert_eq!(w.platform.as_deref(), platform, "{what}");
+        assert_eq!(codes(&w), finding.into_iter().collect::<Vec<_>>(), "{what}");
+        assert_eq!(w.version, Some(format!("{ma}.{mi}.{b}")), "{what}");
+    }
+}
+
+/// ProductType is read from the current control set's `Control\ProductOptions` (a SYSTEM
+/// hive made by the registry tests' builder): Windows 2000 Server says "Server" nowhere else.
+#[test]
+fn product_type_from_the_current_control_set() {
+    use crate::registry::tests::{Builder, utf16z};
+    const REG_SZ: u32 = 1;
+    const REG_DWORD: u32 = 4;
+    let mut b = Builder::new();
+    let current = b.vk("Current", REG_DWORD, &2u32.to_le_bytes());
+    let select = b.nk("Select", &[], &[current]);
+    // ControlSet001 says workstation, ControlSet002 (the current one) server.
+    let control_set = |b: &mut Builder, name: &str, product_type: &str| {
+        let t = b.vk("ProductType", REG_SZ, &utf16z(product_type));
+        let options = b.nk("ProductOptions", &[], &[t]);
+        let control = b.nk("Control", &[options], &[]);
+        b.nk(name, &[control], &[])
+    };
+    let cs1 = control_set(&mut b, "ControlSet001", "WinNT");
+    let cs2 = control_set(&mut b, "ControlSet002", "LanmanNT");
+    let root = b.nk("SYSTEM", &[select, cs1, cs2], &[]);
+    let hive = b.finish(root);
+    let mut w = WindowsFacts {
+        product_name: Some("Microsoft Windows 2000".into()),
+        major_version: Some(5),
+        minor_version: Some(0),
+        build: Some(2195),
+        ..Default::default()
+    };
+    assert!(with_hive(&hive, "SYSTEM", &mut w, |h, w| read_system(h, w).map(drop)));
+    assert_eq!(w.product_type.as_deref(), Some("LanmanNT"));
+    classify(&mut w);
+    assert!(w.server);
+    assert_eq!(w.product.as_deref(), Some("Windows 2000 Server"));
+}

@@ -79,6 +79,8 @@ pub fn product(v: &VersionInfo) -> Option<Product> {
             (6, 0) => "Windows Server 2008".into(),
             (5, 2) if r2 => "Windows Server 2003 R2".into(),
             (5, 2) => "Windows Server 2003".into(),
+            (5, 0) => "Windows 2000 Server".into(),
+            (4, 0) => "Windows NT 4.0 Server".into(),
             _ => format!("Windows Server {major}.{minor}"),
         }
     } else {
@@ -90,6 +92,8 @@ pub fn product(v: &VersionInfo) -> Option<Product> {
             (6, 1) => "Windows 7".into(),
             (6, 0) => "Windows Vista".into(),
             (5, 1) | (5, 2) => "Windows XP".into(),
+            (5, 0) => "Windows 2000".into(),
+            (4, 0) => "Windows NT 4.0".into(),
             _ => format!("Windows {major}.{minor}"),
         }
     };
