@@ -5,6 +5,9 @@
 //! [`super::wire`]) from what the request actually carries, not by the client's signer: a
 //! mistake on either side is a `SignatureDoesNotMatch` in the tests. The unit tests pin the
 //! public vectors of the V2 and V3 signature docs and of `darabonba-openapi-util`.
+//!
+//! Kept whole: V2 and V3 share the nonce and time-window checks, and the tests beside them pin
+//! the public vectors of both.
 
 use std::collections::HashMap;
 

@@ -8,6 +8,9 @@
 //! Written from the vendor pages (ImportImage, CreateImage, ModifyImageAttribute) as summed up
 //! in docs/CLOUD-API.md §ImportImage, §CreateImage and §ModifyImageAttribute, apart from the
 //! client's own checks: the table in `tests/data/ecs-rules.toml` holds both to the documents.
+//!
+//! Kept whole: one table per action and the readers of the numbered groups share the value
+//! shapes; apart, each table would repeat them.
 
 use super::fault::ApiFault;
 

@@ -4,6 +4,9 @@
 //!
 //! Source: docs/CLOUD-API.md §ImportImage, §ModifyImageAttribute and §CreateImage. Each failure
 //! carries the ECS error code the service returns.
+//!
+//! Kept whole: every client-side rule of the image APIs is here and nowhere else; the tests at
+//! the end pin one documented limit each.
 
 /// A parameter that breaks a documented rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,4 +1,7 @@
 //! Tests of the Linux recipes on in-memory guest trees.
+//!
+//! Kept whole: the release-file and os-release tables and the driver/boot cases share one
+//! in-memory tree builder; each table is read against docs/CLOUD-API.md.
 
 use std::sync::Arc;
 

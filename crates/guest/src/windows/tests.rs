@@ -1,4 +1,7 @@
 //! Windows facts for each generated system volume (scripts/testdata/windows.sh and .py).
+//!
+//! Kept whole: the edition table and the per-volume cases share the generated volumes and the
+//! hive builder.
 
 use std::sync::Arc;
 
