@@ -82,6 +82,11 @@ done
 # it has two segments.
 lvmcfg='global { activation = 0 } backup { backup = 0 archive = 0 } devices { obtain_device_list_from_udev = 0 }'
 export LVM_SUPPRESS_FD_WARNINGS=1
+# lvm, without the two notes that this configuration makes it print on every call (no
+# activation, no metadata backup); any other message still shows.
+lvmq() {
+  "$@" 2> >(grep -v -e 'Activation disabled' -e 'metadata update is NOT backed up' >&2)
+}
 gp="python3 $root/scripts/testdata/guest.py"
 
 lvm_on() { # DISK OFFSET SIZE: a loop device over the PV partition, in $loop
@@ -89,9 +94,9 @@ lvm_on() { # DISK OFFSET SIZE: a loop device over the PV partition, in $loop
 }
 lvm_place() { # DISK OFFSET VG LV IMAGE
   local pe_start extent segs
-  pe_start=$(pvs --config "$lvmcfg" --noheadings --units b --nosuffix -o pe_start "$loop" | tr -d ' ')
-  extent=$(vgs --config "$lvmcfg" --noheadings --units b --nosuffix -o vg_extent_size "$3" | tr -d ' ')
-  segs=$(lvs --config "$lvmcfg" --noheadings --segments -o seg_start_pe,seg_pe_ranges "$3/$4" \
+  pe_start=$(lvmq pvs --config "$lvmcfg" --noheadings --units b --nosuffix -o pe_start "$loop" | tr -d ' ')
+  extent=$(lvmq vgs --config "$lvmcfg" --noheadings --units b --nosuffix -o vg_extent_size "$3" | tr -d ' ')
+  segs=$(lvmq lvs --config "$lvmcfg" --noheadings --segments -o seg_start_pe,seg_pe_ranges "$3/$4" \
     | awk '{print $1":"$2}')
   # shellcheck disable=SC2086
   $gp place "$1" "$2" "$pe_start" "$extent" "$5" $segs
@@ -146,8 +151,8 @@ printf 'label: dos\nlabel-id: 0x0c3e7057\nstart=2048, size=655360, type=83, boot
 dd if=boot.xfs of=rhel-lvm.raw bs=1M seek=1 conv=notrunc,sparse status=none
 pv_off=$((657408 * 512)); pv_len=$(( 1024 * 1048576 - pv_off ))
 lvm_on rhel-lvm.raw $pv_off $pv_len
-pvcreate --config "$lvmcfg" -q -ff -y "$loop" >/dev/null
-vgcreate --config "$lvmcfg" -q centos "$loop" >/dev/null
+lvmq pvcreate --config "$lvmcfg" -q -ff -y "$loop" >/dev/null
+lvmq vgcreate --config "$lvmcfg" -q centos "$loop" >/dev/null
 lvcreate --config "$lvmcfg" -q -an -Zn -y -L 320M -n root centos >/dev/null 2>&1
 lvcreate --config "$lvmcfg" -q -an -Zn -y -L 32M -n swap centos >/dev/null 2>&1
 lvextend --config "$lvmcfg" -q -L +80M centos/root >/dev/null 2>&1
@@ -190,8 +195,8 @@ pv_start=$(sgdisk -i 3 lvm-ext4.raw | awk '/First sector/ {print $3}')
 pv_end=$(sgdisk -i 3 lvm-ext4.raw | awk '/Last sector/ {print $3}')
 pv_off=$((pv_start * 512)); pv_len=$(( (pv_end - pv_start + 1) * 512 ))
 lvm_on lvm-ext4.raw $pv_off $pv_len
-pvcreate --config "$lvmcfg" -q -ff -y "$loop" >/dev/null
-vgcreate --config "$lvmcfg" -q -s 1M vg-test "$loop" >/dev/null
+lvmq pvcreate --config "$lvmcfg" -q -ff -y "$loop" >/dev/null
+lvmq vgcreate --config "$lvmcfg" -q -s 1M vg-test "$loop" >/dev/null
 lvcreate --config "$lvmcfg" -q -an -Zn -y -L 64M -n root vg-test >/dev/null 2>&1
 lvcreate --config "$lvmcfg" -q -an -Zn -y -L 8M -n data vg-test >/dev/null 2>&1
 lvextend --config "$lvmcfg" -q -L +32M vg-test/root >/dev/null 2>&1
