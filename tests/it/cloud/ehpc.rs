@@ -277,6 +277,7 @@ pub(super) fn venv_with(package: &str, module: &str) -> Option<PathBuf> {
     let py = super::sdk::sdk_python()?;
     let present = Command::new(&py)
         .args(["-c", &format!("import {module}")])
+        .stderr(Stdio::null()) // a missing module is the answer, not an error to show
         .status()
         .is_ok_and(|s| s.success());
     if !present {

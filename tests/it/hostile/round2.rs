@@ -220,7 +220,7 @@ fn non_regular_inputs_are_refused_alike() {
             os("--region"),
             os("cn-hangzhou"),
             os("--bucket"),
-            os("b"),
+            os("bkt"),
             p.as_os_str(),
         ]);
         for args in runs {
