@@ -330,6 +330,10 @@ fn ctrl_c_while_waiting_cancels_the_task_and_exits_130() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        stderr.contains("the same command waits for it again") && stderr.contains("cancel-import"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -73,7 +73,8 @@ pub enum WaitError {
     /// waiting again (the same ImportImage ClientToken names the same image) picks it up, and
     /// CancelTask of `task_id` stops it.
     #[error(
-        "waiting for image {image_id} was interrupted; its import goes on in the cloud{}",
+        "waiting for image {image_id} was interrupted; its import goes on in the cloud: the \
+         same command waits for it again{}",
         stop_hint(task_id)
     )]
     Interrupted { image_id: String, task_id: String },
