@@ -120,7 +120,8 @@ touch "$work/marker"
   cd "$work/imgport-cwd"
   timed imgport env TMPDIR="$work/imgport-tmp" "$bin" import "$src" --region cn-hangzhou \
     --bucket bench --to vhd --ecs-endpoint "$sim_endpoint" --oss-endpoint "$sim_s3_endpoint" \
-    --path-style --poll-interval "$poll" --journal "$work/imgport-journal" --json
+    --path-style --poll-interval "$poll" --journal "$work/imgport-journal" --json \
+    --allow-no-os # the source is random data, no system disk
 ) &
 run_pid=$!
 (
