@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::report::{html_escape, severity_text};
+use super::report::{html_escape, push_finding_li, severity_text};
 use imgport_guest::facts::GuestFacts;
 use imgport_image::{ContainerReport, Finding};
 
@@ -119,13 +119,7 @@ pub fn render_refused_html(r: &RefusedReport) -> String {
             d.container.file_size
         );
         for f in d.findings() {
-            let class = severity_text(f.severity);
-            let _ = write!(
-                h,
-                "<li class=\"{class}\">{class} <code>{}</code>: {}</li>",
-                html_escape(&f.code),
-                html_escape(&f.message)
-            );
+            push_finding_li(&mut h, f);
         }
         h.push_str("</ul>");
     }

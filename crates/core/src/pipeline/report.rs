@@ -250,6 +250,17 @@ fn md_escape(s: &str) -> String {
         .replace('`', "'")
 }
 
+/// One finding as an HTML list item, classed by its severity.
+pub(crate) fn push_finding_li(h: &mut String, f: &Finding) {
+    let class = severity_text(f.severity);
+    let _ = write!(
+        h,
+        "<li class=\"{class}\">{class} <code>{}</code>: {}</li>",
+        html_escape(&f.code),
+        html_escape(&f.message)
+    );
+}
+
 pub(crate) fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -431,13 +442,7 @@ pub fn render_html(report: &DryRunReport) -> String {
     if !findings.is_empty() {
         h.push_str("<h2>Findings</h2><ul>");
         for f in findings {
-            let class = severity_text(f.severity);
-            let _ = write!(
-                h,
-                "<li class=\"{class}\">{class} <code>{}</code>: {}</li>",
-                html_escape(&f.code),
-                html_escape(&f.message)
-            );
+            push_finding_li(&mut h, f);
         }
         h.push_str("</ul>");
     }
