@@ -69,33 +69,19 @@ fn verbose_import_logs_every_stage_once_per_event() {
 
 #[test]
 fn verbose_resume_says_how_many_parts_are_there_already() {
-    let parts_in = |journal: &Path| -> usize {
-        std::fs::read_dir(journal)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|f| {
-                std::fs::read_to_string(f.path())
-                    .unwrap_or_default()
-                    .lines()
-                    .filter(|l| l.starts_with("{\"part\""))
-                    .count()
-            })
-            .sum()
-    };
     // The kill must land during the upload; a run that finished first is tried again.
     for attempt in 0..5 {
         let dir = tempfile::tempdir().unwrap();
         let journal = dir.path().join("uploads");
         let mut child = import(dir.path(), false).spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while parts_in(&journal) < 2 && child.try_wait().unwrap().is_none() {
+        while journaled_parts(&journal) < 2 && child.try_wait().unwrap().is_none() {
             assert!(Instant::now() < deadline, "no progress");
             std::thread::sleep(Duration::from_millis(2));
         }
         child.kill().unwrap();
         child.wait().unwrap();
-        let journaled = parts_in(&journal);
+        let journaled = journaled_parts(&journal);
         if journaled < 2 {
             eprintln!("attempt {attempt}: the run ended before the kill; again");
             continue;

@@ -408,18 +408,6 @@ fn a_sandbox_import_killed_mid_upload_resumes_in_the_same_directory() {
 
 fn sandbox_import_stopped_mid_upload_resumes(signal: i32) {
     let src = image("content.raw");
-    let parts_in = |journal: &Path| -> usize {
-        files_under(journal)
-            .iter()
-            .map(|f| {
-                std::fs::read_to_string(f)
-                    .unwrap_or_default()
-                    .lines()
-                    .filter(|l| l.starts_with("{\"part\""))
-                    .count()
-            })
-            .sum()
-    };
     // The kill must land during the upload; a run that finished first is tried again.
     for attempt in 0..5 {
         let dir = tempfile::tempdir().unwrap();
@@ -449,7 +437,7 @@ fn sandbox_import_stopped_mid_upload_resumes(signal: i32) {
         };
         let mut child = command().spawn().unwrap();
         let deadline = Instant::now() + std::time::Duration::from_secs(60);
-        while parts_in(&journal) < 2 && child.try_wait().unwrap().is_none() {
+        while journaled_parts(&journal) < 2 && child.try_wait().unwrap().is_none() {
             assert!(Instant::now() < deadline, "no progress");
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
@@ -457,7 +445,7 @@ fn sandbox_import_stopped_mid_upload_resumes(signal: i32) {
         // SAFETY: signalling our own child process.
         unsafe { libc::kill(pid, signal) };
         let stopped = child.wait_with_output().unwrap();
-        let journaled = parts_in(&journal);
+        let journaled = journaled_parts(&journal);
         if journaled < 2 {
             eprintln!("attempt {attempt}: the run ended before the kill; again");
             continue;

@@ -347,3 +347,17 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Parts an upload journal under `dir` records as sent (its `{"part"…}` lines).
+pub fn journaled_parts(dir: &Path) -> usize {
+    files_under(dir)
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.starts_with("{\"part\""))
+                .count()
+        })
+        .sum()
+}
