@@ -42,6 +42,10 @@ pub struct ConnectFlags {
     /// S3: 500, SlowDown or a dropped connection), to see retries at work.
     #[arg(long, requires = "sandbox", default_value_t = 0.0)]
     pub sandbox_fault_rate: f64,
+    /// Test fault: the sandbox's account starts without the RAM import role, as an account
+    /// that never imported (ImportImage fails until --create-role creates it).
+    #[arg(long, requires = "sandbox")]
+    pub sandbox_no_import_role: bool,
     /// ECS endpoint instead of ecs.REGION.aliyuncs.com (`http://` for a local emulator).
     #[arg(long, env = "IMGPORT_ECS_ENDPOINT")]
     pub ecs_endpoint: Option<String>,
@@ -156,9 +160,13 @@ impl Connection {
         if !(0.0..=1.0).contains(&flags.sandbox_fault_rate) {
             anyhow::bail!("--sandbox-fault-rate must be between 0 and 1");
         }
-        let sandbox = Sandbox::start(&dir, buckets, import_time, flags.sandbox_fault_rate)
-            .await
-            .context("starting the sandbox")?;
+        let ram = imgport_sim::ram::RamConfig {
+            import_role: !flags.sandbox_no_import_role,
+        };
+        let sandbox =
+            Sandbox::start_with(&dir, buckets, import_time, flags.sandbox_fault_rate, ram)
+                .await
+                .context("starting the sandbox")?;
         Ok(Self {
             flags: flags.clone(),
             credentials: sandbox.credentials(),

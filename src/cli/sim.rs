@@ -59,6 +59,10 @@ pub struct SimArgs {
     /// slowdown, drop, delay=MS; PART 0 means every part. Repeatable.
     #[arg(long)]
     pub s3_fault: Vec<imgport_sim::s3::PartFault>,
+    /// Start the account without the RAM role AliyunECSImageImportDefaultRole: ImportImage
+    /// then fails with NoSetRoletoECSServiceAcount until the role is created.
+    #[arg(long)]
+    pub no_import_role: bool,
 }
 
 /// Serves until killed.
@@ -93,6 +97,9 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             throttle_rate: args.throttle_rate,
             error_rate: args.error_rate,
             delay: Duration::from_millis(args.delay_ms),
+        },
+        ram: imgport_sim::ram::RamConfig {
+            import_role: !args.no_import_role,
         },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

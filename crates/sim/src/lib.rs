@@ -6,6 +6,7 @@
 //! and the check of imported objects (`disk.rs`); CreateImage and its snapshot/instance
 //! fixtures (`create.rs`), E-HPC AddImage (`ehpc.rs`, routed by API version) and Kingsoft
 //! KEC ModifyInstanceImage (`kec.rs`, routed by its SigV4 signature, verified by `sigv4.rs`);
+//! RAM's import role (`ram.rs`, routed by API version, consulted by ImportImage);
 //! the parameter rules (`params.rs`) and the signature primitives (`wire.rs`).
 //! Shares no code with the client (`imgport-cloud` is a dev-dependency only, for tests that
 //! drive it against the emulator): its rules and signature checks are written from the
@@ -21,6 +22,7 @@ pub mod form;
 pub mod import;
 pub mod kec;
 pub mod params;
+pub mod ram;
 pub mod s3;
 pub mod sandbox;
 pub mod server;

@@ -19,12 +19,15 @@ use super::ecs::{ApiFault, Ecs, EcsConfig};
 use super::ehpc::Ehpc;
 use super::form::parse_form;
 use super::kec::Kec;
+use super::ram::{Ram, RamConfig};
 use super::wire::unix_now;
 
 /// The `Version` of the ECS API (docs/CLOUD-API.md §ImportImage).
 pub const ECS_VERSION: &str = "2014-05-26";
 /// The `Version` of E-HPC Instant (docs/CLOUD-API.md §EHPC).
 pub const EHPC_VERSION: &str = "2023-07-01";
+/// The `Version` of RAM (docs/CLOUD-API.md §RAM).
+pub const RAM_VERSION: &str = "2015-05-01";
 
 /// AccessKey ID the emulator accepts (a fixed test value).
 pub const TEST_ACCESS_KEY_ID: &str = "LTAI-imgport-sim-key";
@@ -61,6 +64,8 @@ pub struct SimConfig {
     pub state_dir: Option<PathBuf>,
     pub ecs: EcsConfig,
     pub faults: Faults,
+    /// Whether the account starts with the import role.
+    pub ram: RamConfig,
 }
 
 struct FaultState {
@@ -72,6 +77,7 @@ pub struct Sim {
     ecs: Ecs,
     ehpc: Ehpc,
     kec: Kec,
+    ram: Arc<Ram>,
     keys: Vec<Key>,
     nonces: Mutex<NonceCache>,
     faults: Faults,
@@ -88,8 +94,10 @@ pub struct Bound {
 impl Sim {
     /// The service for `config` (loads the state directory).
     pub fn new(config: &SimConfig) -> std::io::Result<Self> {
+        let ram = Arc::new(Ram::open(config.ram, config.state_dir.as_deref())?);
         Ok(Self {
-            ecs: Ecs::open(config.ecs.clone(), config.state_dir.as_deref())?,
+            ecs: Ecs::open(config.ecs.clone(), config.state_dir.as_deref())?.with_ram(ram.clone()),
+            ram,
             ehpc: Ehpc::open(config.state_dir.as_deref())?,
             kec: Kec::open(config.state_dir.as_deref())?,
             keys: vec![
@@ -206,6 +214,12 @@ impl Sim {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
             return match self.ehpc.handle(&call, &self.ecs, now_ms) {
+                Ok(v) => (200, v),
+                Err(f) => fault_body(f),
+            };
+        }
+        if call.version == RAM_VERSION {
+            return match self.ram.handle(&call) {
                 Ok(v) => (200, v),
                 Err(f) => fault_body(f),
             };

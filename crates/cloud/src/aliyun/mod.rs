@@ -5,6 +5,7 @@ pub mod client;
 pub mod ecs;
 pub mod ehpc;
 pub mod poll;
+pub mod ram;
 pub mod rpc;
 pub mod sign;
 pub mod time;

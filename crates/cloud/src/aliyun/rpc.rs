@@ -332,6 +332,18 @@ impl RpcClient {
         &self.config
     }
 
+    /// The same credentials and transport calling `endpoint` instead: the client of a
+    /// companion service (RAM beside ECS).
+    pub fn with_endpoint(&self, endpoint: String) -> Self {
+        let mut config = self.config.clone();
+        config.endpoint = Some(endpoint);
+        Self {
+            config,
+            credentials: self.credentials.clone(),
+            transport: self.transport.clone(),
+        }
+    }
+
     /// Builds the signed request for one attempt (pure: nonce and time are inputs).
     pub fn build_request(
         &self,
