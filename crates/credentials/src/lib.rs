@@ -2,21 +2,32 @@
 //! them, shared by the OSS uploader (`store`) and the ECS RPC client.
 //!
 //! Order (docs/CLOUD-API.md §Credentials): explicit values (flags) →
-//! `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` / `_SECURITY_TOKEN` → a profile of the CLI
-//! config (`ALIBABA_CLOUD_CONFIG_FILE` or `~/.aliyun/config.json`; modes `AK`, `StsToken`,
+//! `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` / `_SECURITY_TOKEN` → the OIDC role of
+//! Kubernetes RRSA (`ALIBABA_CLOUD_ROLE_ARN`, `_OIDC_PROVIDER_ARN`, `_OIDC_TOKEN_FILE`:
+//! AssumeRoleWithOIDC) → a profile of the CLI config (`ALIBABA_CLOUD_CONFIG_FILE` or
+//! `~/.aliyun/config.json`; modes `AK`, `StsToken`, `RamRoleArn` (AssumeRole), `OIDC`,
 //! `EcsRamRole`) → the ECS RAM role from instance metadata → for plain S3 only, the standard
 //! `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`.
+//!
+//! STS and ECS-role credentials expire: [`resolve_provider`] gives a [`Provider`] that renews
+//! them before they do ([`sts`]). STS is at `IMGPORT_STS_ENDPOINT` when set (tests, the
+//! emulator), else `sts.<ALIBABA_CLOUD_STS_REGION or the profile's sts_region>.aliyuncs.com`,
+//! else `sts.aliyuncs.com`.
 //!
 //! Instance metadata is asked only when a role is named (`ALIBABA_CLOUD_ECS_METADATA`, or an
 //! `EcsRamRole` profile): probing the link-local metadata address off ECS would send traffic
 //! where no server of ours is. Secrets stay in [`Secret`]; nothing here prints or logs them.
 
+pub mod sts;
+
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
 use imgport_base::secret::Secret;
+use sts::Renew;
+pub use sts::{AssumeRole, AssumeRoleWithOidc, Issued, Provider, Sts, StsFuture, StsHandle};
 
 /// An AccessKey pair with an optional STS security token.
 #[derive(Debug, Clone)]
@@ -38,6 +49,10 @@ pub enum CredentialSource {
     Profile(String),
     /// The ECS RAM role of this instance.
     EcsRamRole(String),
+    /// STS credentials of this RAM role ARN (a `RamRoleArn` profile), renewed by AssumeRole.
+    RamRoleArn(String),
+    /// STS credentials of this RAM role ARN for an OIDC token, renewed by AssumeRoleWithOIDC.
+    Oidc(String),
     /// The standard AWS environment variables (plain S3).
     AwsEnvironment,
     /// The fixed test keys of imgport's own sandbox (`--sandbox`).
@@ -57,6 +72,8 @@ pub struct ChainOptions {
     pub profile: Option<String>,
     /// Accept the standard AWS variables at the end of the chain (plain S3 targets).
     pub allow_aws_env: bool,
+    /// The STS calls of `RamRoleArn` and OIDC credentials; without it those modes fail.
+    pub sts: Option<StsHandle>,
 }
 
 /// Default ECS metadata service (docs/CLOUD-API.md §Credentials).
@@ -85,7 +102,9 @@ pub enum CredentialError {
     },
     #[error("{path}: no profile named {name:?}")]
     NoProfile { path: PathBuf, name: String },
-    #[error("{path}: profile {name:?} has mode {mode:?}; supported: AK, StsToken, EcsRamRole")]
+    #[error(
+        "{path}: profile {name:?} has mode {mode:?}; supported: AK, StsToken, RamRoleArn, OIDC, EcsRamRole"
+    )]
     UnsupportedMode {
         path: PathBuf,
         name: String,
@@ -97,6 +116,14 @@ pub enum CredentialError {
         name: String,
         field: &'static str,
     },
+    #[error("STS: {step}")]
+    Sts {
+        step: String,
+        #[source]
+        source: sts::StsFailure,
+    },
+    #[error("RamRoleArn and OIDC credentials need STS, which this command cannot call")]
+    NoSts,
     #[error("ECS instance metadata: {step}")]
     Metadata {
         step: String,
@@ -132,12 +159,81 @@ struct Profile {
     sts_token: String,
     #[serde(default)]
     ram_role_name: String,
+    #[serde(default)]
+    ram_role_arn: String,
+    #[serde(default)]
+    ram_session_name: String,
+    #[serde(default)]
+    expired_seconds: u32,
+    #[serde(default)]
+    sts_region: String,
+    #[serde(default)]
+    oidc_provider_arn: String,
+    #[serde(default)]
+    oidc_token_file: String,
 }
 
 /// What a profile asks for.
 enum ProfileCreds {
     Static(Credentials),
     EcsRole(String),
+    /// AssumeRole with these caller credentials.
+    Role {
+        caller: Credentials,
+        arn: String,
+        session: String,
+        seconds: u32,
+        sts_region: String,
+    },
+    /// AssumeRoleWithOIDC.
+    Oidc {
+        arn: String,
+        provider: String,
+        token_file: PathBuf,
+        session: String,
+        seconds: u32,
+        sts_region: String,
+    },
+}
+
+/// Default lifetime asked of STS (its own default).
+const DEFAULT_STS_SECONDS: u32 = 3600;
+
+/// The STS endpoint: `IMGPORT_STS_ENDPOINT`, else the regional or global host.
+fn sts_endpoint(var: &dyn Fn(&str) -> Option<String>, region: &str) -> String {
+    if let Some(e) = var("IMGPORT_STS_ENDPOINT") {
+        return e;
+    }
+    match var("ALIBABA_CLOUD_STS_REGION")
+        .or_else(|| Some(region.to_string()).filter(|r| !r.is_empty()))
+    {
+        Some(r) => format!("sts.{r}.aliyuncs.com"),
+        None => "sts.aliyuncs.com".to_string(),
+    }
+}
+
+/// A session name: the given one, else `ALIBABA_CLOUD_ROLE_SESSION_NAME`, else one naming
+/// imgport and the time.
+fn session_name(var: &dyn Fn(&str) -> Option<String>, given: &str) -> String {
+    if !given.is_empty() {
+        return given.to_string();
+    }
+    var("ALIBABA_CLOUD_ROLE_SESSION_NAME").unwrap_or_else(|| {
+        let t = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        format!("imgport-{t}")
+    })
+}
+
+/// The first credentials of `renew` and the provider that renews them.
+async fn renewing(renew: Renew, sts: Option<StsHandle>) -> Result<Provider, CredentialError> {
+    let issued = sts::renew_once(&renew, sts.as_ref()).await?;
+    Ok(Provider::with(
+        issued.credentials,
+        Some(issued.expiration),
+        Some((renew, sts)),
+    ))
 }
 
 /// Resolves credentials with the process environment.
@@ -152,17 +248,35 @@ pub async fn resolve_with(
     opts: &ChainOptions,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<(Credentials, CredentialSource), CredentialError> {
+    let (p, source) = resolve_provider_with(opts, env).await?;
+    Ok((p.current(), source))
+}
+
+/// Resolves credentials that renew themselves when they expire, with the process
+/// environment.
+pub async fn resolve_provider(
+    opts: &ChainOptions,
+) -> Result<(Provider, CredentialSource), CredentialError> {
+    resolve_provider_with(opts, &|name| std::env::var(name).ok()).await
+}
+
+/// [`resolve_provider`] with `env` standing for the process environment (tests).
+pub async fn resolve_provider_with(
+    opts: &ChainOptions,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<(Provider, CredentialSource), CredentialError> {
     let var = |name: &str| env(name).filter(|v| !v.is_empty());
+    let fixed = |c: Credentials, s: CredentialSource| Ok((Provider::fixed(c), s));
     match (&opts.access_key_id, &opts.access_key_secret) {
         (Some(id), Some(secret)) => {
-            return Ok((
+            return fixed(
                 Credentials {
                     access_key_id: id.clone(),
                     access_key_secret: secret.clone(),
                     security_token: opts.security_token.clone(),
                 },
                 CredentialSource::Flags,
-            ));
+            );
         }
         (Some(_), None) | (None, Some(_)) => return Err(CredentialError::Incomplete),
         (None, None) => {}
@@ -171,14 +285,22 @@ pub async fn resolve_with(
         var("ALIBABA_CLOUD_ACCESS_KEY_ID"),
         var("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
     ) {
-        return Ok((
+        return fixed(
             Credentials {
                 access_key_id: id,
                 access_key_secret: Secret::new(secret),
                 security_token: var("ALIBABA_CLOUD_SECURITY_TOKEN").map(Secret::new),
             },
             CredentialSource::Environment,
-        ));
+        );
+    }
+    if let (Some(arn), Some(provider), Some(file)) = (
+        var("ALIBABA_CLOUD_ROLE_ARN"),
+        var("ALIBABA_CLOUD_OIDC_PROVIDER_ARN"),
+        var("ALIBABA_CLOUD_OIDC_TOKEN_FILE"),
+    ) {
+        let p = oidc(&var, opts, arn.clone(), provider, file.into(), "", 0, "").await?;
+        return Ok((p, CredentialSource::Oidc(arn)));
     }
     let metadata =
         var("IMGPORT_ECS_METADATA_ENDPOINT").unwrap_or_else(|| ECS_METADATA_ENDPOINT.to_string());
@@ -193,10 +315,48 @@ pub async fn resolve_with(
                 .or_else(|| var("ALIBABA_CLOUD_PROFILE"));
             let (name, creds) = read_profile(&path, wanted.as_deref())?;
             return match creds {
-                ProfileCreds::Static(c) => Ok((c, CredentialSource::Profile(name))),
+                ProfileCreds::Static(c) => fixed(c, CredentialSource::Profile(name)),
                 ProfileCreds::EcsRole(role) => {
-                    let c = ecs_role(&metadata, &role).await?;
-                    Ok((c, CredentialSource::EcsRamRole(role)))
+                    let p = ecs_provider(&metadata, &role).await?;
+                    Ok((p, CredentialSource::EcsRamRole(role)))
+                }
+                ProfileCreds::Role {
+                    caller,
+                    arn,
+                    session,
+                    seconds,
+                    sts_region,
+                } => {
+                    let req = AssumeRole {
+                        endpoint: sts_endpoint(&var, &sts_region),
+                        role_arn: arn.clone(),
+                        session_name: session_name(&var, &session),
+                        duration_seconds: seconds,
+                    };
+                    let renew = Renew::AssumeRole { caller, req };
+                    let p = renewing(renew, opts.sts.clone()).await?;
+                    Ok((p, CredentialSource::RamRoleArn(arn)))
+                }
+                ProfileCreds::Oidc {
+                    arn,
+                    provider,
+                    token_file,
+                    session,
+                    seconds,
+                    sts_region,
+                } => {
+                    let p = oidc(
+                        &var,
+                        opts,
+                        arn.clone(),
+                        provider,
+                        token_file,
+                        &session,
+                        seconds,
+                        &sts_region,
+                    )
+                    .await?;
+                    Ok((p, CredentialSource::Oidc(arn)))
                 }
             };
         } else if let Some(name) = &opts.profile {
@@ -209,22 +369,58 @@ pub async fn resolve_with(
     if var("ALIBABA_CLOUD_ECS_METADATA_DISABLED").as_deref() != Some("true")
         && let Some(role) = var("ALIBABA_CLOUD_ECS_METADATA")
     {
-        let c = ecs_role(&metadata, &role).await?;
-        return Ok((c, CredentialSource::EcsRamRole(role)));
+        let p = ecs_provider(&metadata, &role).await?;
+        return Ok((p, CredentialSource::EcsRamRole(role)));
     }
     if opts.allow_aws_env
         && let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
     {
-        return Ok((
+        return fixed(
             Credentials {
                 access_key_id: id,
                 access_key_secret: Secret::new(secret),
                 security_token: var("AWS_SESSION_TOKEN").map(Secret::new),
             },
             CredentialSource::AwsEnvironment,
-        ));
+        );
     }
     Err(CredentialError::NotFound)
+}
+
+/// Credentials of the ECS RAM role `role`, renewed from the metadata service at `base`.
+async fn ecs_provider(base: &str, role: &str) -> Result<Provider, CredentialError> {
+    let renew = Renew::EcsRole {
+        base: base.to_string(),
+        role: role.to_string(),
+    };
+    renewing(renew, None).await
+}
+
+/// Credentials of the OIDC role `arn`, renewed by AssumeRoleWithOIDC.
+#[allow(clippy::too_many_arguments)]
+async fn oidc(
+    var: &dyn Fn(&str) -> Option<String>,
+    opts: &ChainOptions,
+    arn: String,
+    provider: String,
+    token_file: PathBuf,
+    session: &str,
+    seconds: u32,
+    sts_region: &str,
+) -> Result<Provider, CredentialError> {
+    let req = AssumeRoleWithOidc {
+        endpoint: sts_endpoint(var, sts_region),
+        role_arn: arn,
+        provider_arn: provider,
+        token: Secret::new(String::new()),
+        session_name: session_name(var, session),
+        duration_seconds: if seconds == 0 {
+            DEFAULT_STS_SECONDS
+        } else {
+            seconds
+        },
+    };
+    renewing(Renew::Oidc { token_file, req }, opts.sts.clone()).await
 }
 
 fn read_profile(
@@ -281,6 +477,33 @@ fn read_profile(
             security_token: Some(Secret::new(need(profile.sts_token, "sts_token")?)),
         }),
         "EcsRamRole" => ProfileCreds::EcsRole(need(profile.ram_role_name, "ram_role_name")?),
+        "RamRoleArn" => ProfileCreds::Role {
+            caller: Credentials {
+                access_key_id: need(profile.access_key_id, "access_key_id")?,
+                access_key_secret: Secret::new(need(
+                    profile.access_key_secret,
+                    "access_key_secret",
+                )?),
+                security_token: Some(profile.sts_token)
+                    .filter(|t| !t.is_empty())
+                    .map(Secret::new),
+            },
+            arn: need(profile.ram_role_arn, "ram_role_arn")?,
+            session: profile.ram_session_name,
+            seconds: match profile.expired_seconds {
+                0 => DEFAULT_STS_SECONDS,
+                s => s,
+            },
+            sts_region: profile.sts_region,
+        },
+        "OIDC" => ProfileCreds::Oidc {
+            arn: need(profile.ram_role_arn, "ram_role_arn")?,
+            provider: need(profile.oidc_provider_arn, "oidc_provider_arn")?,
+            token_file: PathBuf::from(need(profile.oidc_token_file, "oidc_token_file")?),
+            session: profile.ram_session_name,
+            seconds: profile.expired_seconds,
+            sts_region: profile.sts_region,
+        },
         other => {
             return Err(CredentialError::UnsupportedMode {
                 path: path.to_path_buf(),
@@ -300,11 +523,16 @@ struct RoleAnswer {
     access_key_id: String,
     access_key_secret: String,
     security_token: String,
+    #[serde(default)]
+    expiration: String,
 }
 
 /// STS credentials of `role` from the metadata service at `base` (IMDSv2 token first, as
 /// the Alibaba SDKs do; a failed token step falls back to v1 requests).
-async fn ecs_role(base: &str, role: &str) -> Result<Credentials, CredentialError> {
+async fn ecs_role(
+    base: &str,
+    role: &str,
+) -> Result<(Credentials, Option<SystemTime>), CredentialError> {
     let fail = |step: &str, e: Option<Box<dyn std::error::Error + Send + Sync>>| {
         CredentialError::Metadata {
             step: step.to_string(),
@@ -354,11 +582,15 @@ async fn ecs_role(base: &str, role: &str) -> Result<Credentials, CredentialError
     if !answer.code.is_empty() && answer.code != "Success" {
         return Err(fail(&format!("role {role:?}: Code {}", answer.code), None));
     }
-    Ok(Credentials {
-        access_key_id: answer.access_key_id,
-        access_key_secret: Secret::new(answer.access_key_secret),
-        security_token: Some(Secret::new(answer.security_token)),
-    })
+    let expiration = sts::parse_expiration(&answer.expiration);
+    Ok((
+        Credentials {
+            access_key_id: answer.access_key_id,
+            access_key_secret: Secret::new(answer.access_key_secret),
+            security_token: Some(Secret::new(answer.security_token)),
+        },
+        expiration,
+    ))
 }
 
 #[cfg(test)]
