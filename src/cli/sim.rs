@@ -63,6 +63,10 @@ pub struct SimArgs {
     /// then fails with NoSetRoletoECSServiceAcount until the role is created.
     #[arg(long)]
     pub no_import_role: bool,
+    /// Test fault: STS credentials (AssumeRole, AssumeRoleWithOIDC) expire after this many
+    /// seconds whatever DurationSeconds asked, to see them renewed during a long run.
+    #[arg(long)]
+    pub sts_seconds: Option<f64>,
 }
 
 /// Serves until killed.
@@ -79,6 +83,12 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     } else {
         anyhow::bail!("--import-seconds must be a non-negative number");
     };
+    if args
+        .sts_seconds
+        .is_some_and(|s| !(s.is_finite() && s > 0.0))
+    {
+        anyhow::bail!("--sts-seconds must be a positive number");
+    }
     if !(args.queue_seconds.is_finite() && args.queue_seconds >= 0.0) {
         anyhow::bail!("--queue-seconds must be a non-negative number");
     }
@@ -100,6 +110,9 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         },
         ram: imgport_sim::ram::RamConfig {
             import_role: !args.no_import_role,
+        },
+        sts: imgport_sim::sts::StsConfig {
+            lifetime: args.sts_seconds.map(Duration::from_secs_f64),
         },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -24,7 +24,9 @@ pub const IMPORT_ROLE: &str = "AliyunECSImageImportDefaultRole";
 /// The system policy that lets ECS read OSS for an import.
 pub const IMPORT_POLICY: &str = "AliyunECSImageImportRolePolicy";
 /// The account id in the emulator's ARNs.
-const ACCOUNT: &str = "1234567890123456";
+pub const ACCOUNT: &str = "1234567890123456";
+/// A role of the emulated account that its users may assume (`RamRoleArn` tests).
+pub const ADMIN_ROLE: &str = "imgport-sim-admin";
 /// System policies the emulated account can attach.
 const SYSTEM_POLICIES: &[&str] = &[
     IMPORT_POLICY,
@@ -123,6 +125,19 @@ impl Ram {
             }
             _ => {
                 let mut st = RamState::default();
+                // A role the account's own users may assume (AssumeRole, RamRoleArn profiles).
+                st.roles.insert(
+                    ADMIN_ROLE.to_string(),
+                    RoleRec {
+                        role_id: "300000000000000002".into(),
+                        name: ADMIN_ROLE.into(),
+                        description: String::new(),
+                        trust: json!({"Statement":[{"Action":"sts:AssumeRole","Effect":"Allow",
+                            "Principal":{"RAM":[format!("acs:ram::{ACCOUNT}:root")]}}],"Version":"1"})
+                        .to_string(),
+                        policies: vec![("System".into(), "AliyunECSFullAccess".into())],
+                    },
+                );
                 if config.import_role {
                     st.roles.insert(
                         IMPORT_ROLE.to_string(),
@@ -161,6 +176,14 @@ impl Ram {
             .and_then(|t| std::fs::write(&tmp, t))
             .and_then(|()| std::fs::rename(&tmp, file))
             .map_err(|e| ApiFault::new(500, "InternalError", format!("saving state: {e}")))
+    }
+
+    /// Whether the role `name` exists (ARNs spell it in lower case).
+    pub fn has_role(&self, name: &str) -> bool {
+        self.lock()
+            .roles
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case(name))
     }
 
     /// Whether ImportImage may read OSS through `role` (the request's RoleName, else the

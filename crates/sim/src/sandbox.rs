@@ -83,6 +83,7 @@ impl Sandbox {
                 delay: Duration::ZERO,
             },
             ram,
+            sts: Default::default(),
         };
         let bound = server::bind(&config).await?;
         let ecs_endpoint = format!("http://{}", bound.addr);

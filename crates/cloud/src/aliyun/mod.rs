@@ -8,6 +8,7 @@ pub mod poll;
 pub mod ram;
 pub mod rpc;
 pub mod sign;
+pub mod sts;
 pub mod time;
 pub mod transport;
 pub mod types;
