@@ -18,24 +18,23 @@
 //! `EcsRamRole` profile): probing the link-local metadata address off ECS would send traffic
 //! where no server of ours is. Secrets stay in [`Secret`]; nothing here prints or logs them.
 
+#[cfg(test)]
+mod chain_tests;
+mod metadata;
+mod model;
+mod profile;
 pub mod sts;
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use model::DEFAULT_STS_SECONDS;
+pub use model::{CredentialError, Credentials};
 
-use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use imgport_base::secret::Secret;
+use profile::{ProfileCreds, read_profile};
 use sts::Renew;
 pub use sts::{AssumeRole, AssumeRoleWithOidc, Issued, Provider, Sts, StsFuture, StsHandle};
-
-/// An AccessKey pair with an optional STS security token.
-#[derive(Debug, Clone)]
-pub struct Credentials {
-    pub access_key_id: String,
-    pub access_key_secret: Secret,
-    pub security_token: Option<Secret>,
-}
 
 /// Where the chain found the credentials (safe to print: it names no secret).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -78,126 +77,6 @@ pub struct ChainOptions {
 
 /// Default ECS metadata service (docs/CLOUD-API.md §Credentials).
 pub const ECS_METADATA_ENDPOINT: &str = "http://100.100.100.200";
-/// Timeout of each metadata request (the Alibaba SDKs use 1 s).
-const METADATA_TIMEOUT: Duration = Duration::from_secs(1);
-/// Largest config file or metadata answer read.
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
-
-/// Why no credentials could be had.
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialError {
-    #[error("--access-key-id and --access-key-secret must be given together")]
-    Incomplete,
-    #[error("{path}: cannot read the Alibaba Cloud CLI config")]
-    ConfigRead {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: not a valid Alibaba Cloud CLI config")]
-    ConfigParse {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("{path}: no profile named {name:?}")]
-    NoProfile { path: PathBuf, name: String },
-    #[error(
-        "{path}: profile {name:?} has mode {mode:?}; supported: AK, StsToken, RamRoleArn, OIDC, EcsRamRole"
-    )]
-    UnsupportedMode {
-        path: PathBuf,
-        name: String,
-        mode: String,
-    },
-    #[error("{path}: profile {name:?} lacks {field}")]
-    ProfileField {
-        path: PathBuf,
-        name: String,
-        field: &'static str,
-    },
-    #[error("STS: {step}")]
-    Sts {
-        step: String,
-        #[source]
-        source: sts::StsFailure,
-    },
-    #[error("RamRoleArn and OIDC credentials need STS, which this command cannot call")]
-    NoSts,
-    #[error("ECS instance metadata: {step}")]
-    Metadata {
-        step: String,
-        #[source]
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    },
-    #[error(
-        "no credentials: pass --access-key-id/--access-key-secret, set ALIBABA_CLOUD_ACCESS_KEY_ID \
-         and ALIBABA_CLOUD_ACCESS_KEY_SECRET, configure ~/.aliyun/config.json, or name an ECS RAM \
-         role in ALIBABA_CLOUD_ECS_METADATA"
-    )]
-    NotFound,
-}
-
-#[derive(Deserialize)]
-struct ConfigFile {
-    #[serde(default)]
-    current: String,
-    #[serde(default)]
-    profiles: Vec<Profile>,
-}
-
-#[derive(Deserialize)]
-struct Profile {
-    name: String,
-    #[serde(default)]
-    mode: String,
-    #[serde(default)]
-    access_key_id: String,
-    #[serde(default)]
-    access_key_secret: String,
-    #[serde(default)]
-    sts_token: String,
-    #[serde(default)]
-    ram_role_name: String,
-    #[serde(default)]
-    ram_role_arn: String,
-    #[serde(default)]
-    ram_session_name: String,
-    #[serde(default)]
-    expired_seconds: u32,
-    #[serde(default)]
-    sts_region: String,
-    #[serde(default)]
-    oidc_provider_arn: String,
-    #[serde(default)]
-    oidc_token_file: String,
-}
-
-/// What a profile asks for.
-enum ProfileCreds {
-    Static(Credentials),
-    EcsRole(String),
-    /// AssumeRole with these caller credentials.
-    Role {
-        caller: Credentials,
-        arn: String,
-        session: String,
-        seconds: u32,
-        sts_region: String,
-    },
-    /// AssumeRoleWithOIDC.
-    Oidc {
-        arn: String,
-        provider: String,
-        token_file: PathBuf,
-        session: String,
-        seconds: u32,
-        sts_region: String,
-    },
-}
-
-/// Default lifetime asked of STS (its own default).
-const DEFAULT_STS_SECONDS: u32 = 3600;
 
 /// The STS endpoint: `IMGPORT_STS_ENDPOINT`, else the regional or global host.
 fn sts_endpoint(var: &dyn Fn(&str) -> Option<String>, region: &str) -> String {
@@ -421,176 +300,6 @@ async fn oidc(
         },
     };
     renewing(Renew::Oidc { token_file, req }, opts.sts.clone()).await
-}
-
-fn read_profile(
-    path: &Path,
-    wanted: Option<&str>,
-) -> Result<(String, ProfileCreds), CredentialError> {
-    use std::io::Read;
-    let read_err = |source| CredentialError::ConfigRead {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut text = Vec::new();
-    std::fs::File::open(path)
-        .map_err(read_err)?
-        .take(MAX_CONFIG_BYTES)
-        .read_to_end(&mut text)
-        .map_err(read_err)?;
-    let file: ConfigFile =
-        serde_json::from_slice(&text).map_err(|source| CredentialError::ConfigParse {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let name = wanted
-        .map(str::to_string)
-        .unwrap_or_else(|| file.current.clone());
-    let profile = file
-        .profiles
-        .into_iter()
-        .find(|p| p.name == name)
-        .ok_or_else(|| CredentialError::NoProfile {
-            path: path.to_path_buf(),
-            name: name.clone(),
-        })?;
-    let need = |value: String, field: &'static str| {
-        if value.is_empty() {
-            Err(CredentialError::ProfileField {
-                path: path.to_path_buf(),
-                name: name.clone(),
-                field,
-            })
-        } else {
-            Ok(value)
-        }
-    };
-    let creds = match profile.mode.as_str() {
-        "AK" | "" => ProfileCreds::Static(Credentials {
-            access_key_id: need(profile.access_key_id, "access_key_id")?,
-            access_key_secret: Secret::new(need(profile.access_key_secret, "access_key_secret")?),
-            security_token: None,
-        }),
-        "StsToken" => ProfileCreds::Static(Credentials {
-            access_key_id: need(profile.access_key_id, "access_key_id")?,
-            access_key_secret: Secret::new(need(profile.access_key_secret, "access_key_secret")?),
-            security_token: Some(Secret::new(need(profile.sts_token, "sts_token")?)),
-        }),
-        "EcsRamRole" => ProfileCreds::EcsRole(need(profile.ram_role_name, "ram_role_name")?),
-        "RamRoleArn" => ProfileCreds::Role {
-            caller: Credentials {
-                access_key_id: need(profile.access_key_id, "access_key_id")?,
-                access_key_secret: Secret::new(need(
-                    profile.access_key_secret,
-                    "access_key_secret",
-                )?),
-                security_token: Some(profile.sts_token)
-                    .filter(|t| !t.is_empty())
-                    .map(Secret::new),
-            },
-            arn: need(profile.ram_role_arn, "ram_role_arn")?,
-            session: profile.ram_session_name,
-            seconds: match profile.expired_seconds {
-                0 => DEFAULT_STS_SECONDS,
-                s => s,
-            },
-            sts_region: profile.sts_region,
-        },
-        "OIDC" => ProfileCreds::Oidc {
-            arn: need(profile.ram_role_arn, "ram_role_arn")?,
-            provider: need(profile.oidc_provider_arn, "oidc_provider_arn")?,
-            token_file: PathBuf::from(need(profile.oidc_token_file, "oidc_token_file")?),
-            session: profile.ram_session_name,
-            seconds: profile.expired_seconds,
-            sts_region: profile.sts_region,
-        },
-        other => {
-            return Err(CredentialError::UnsupportedMode {
-                path: path.to_path_buf(),
-                name,
-                mode: other.to_string(),
-            });
-        }
-    };
-    Ok((name, creds))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RoleAnswer {
-    #[serde(default)]
-    code: String,
-    access_key_id: String,
-    access_key_secret: String,
-    security_token: String,
-    #[serde(default)]
-    expiration: String,
-}
-
-/// STS credentials of `role` from the metadata service at `base` (IMDSv2 token first, as
-/// the Alibaba SDKs do; a failed token step falls back to v1 requests).
-async fn ecs_role(
-    base: &str,
-    role: &str,
-) -> Result<(Credentials, Option<SystemTime>), CredentialError> {
-    let fail = |step: &str, e: Option<Box<dyn std::error::Error + Send + Sync>>| {
-        CredentialError::Metadata {
-            step: step.to_string(),
-            source: e,
-        }
-    };
-    let client = reqwest::Client::builder()
-        .timeout(METADATA_TIMEOUT)
-        .build()
-        .map_err(|e| fail("building the HTTP client", Some(Box::new(e))))?;
-    let token = client
-        .put(format!("{base}/latest/api/token"))
-        .header("X-aliyun-ecs-metadata-token-ttl-seconds", "21600")
-        .send()
-        .await
-        .ok()
-        .filter(|r| r.status().is_success());
-    let token = match token {
-        Some(r) => r.text().await.ok(),
-        None => None,
-    };
-    let mut req = client.get(format!(
-        "{base}/latest/meta-data/ram/security-credentials/{role}"
-    ));
-    if let Some(t) = &token {
-        req = req.header("x-aliyun-ecs-metadata-token", t.trim());
-    }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| fail("requesting the role's credentials", Some(Box::new(e))))?;
-    if !resp.status().is_success() {
-        return Err(fail(
-            &format!("role {role:?}: HTTP {}", resp.status().as_u16()),
-            None,
-        ));
-    }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| fail("reading the role's credentials", Some(Box::new(e))))?;
-    if body.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(fail("answer too large", None));
-    }
-    let answer: RoleAnswer = serde_json::from_slice(&body)
-        .map_err(|e| fail("parsing the role's credentials", Some(Box::new(e))))?;
-    if !answer.code.is_empty() && answer.code != "Success" {
-        return Err(fail(&format!("role {role:?}: Code {}", answer.code), None));
-    }
-    let expiration = sts::parse_expiration(&answer.expiration);
-    Ok((
-        Credentials {
-            access_key_id: answer.access_key_id,
-            access_key_secret: Secret::new(answer.access_key_secret),
-            security_token: Some(Secret::new(answer.security_token)),
-        },
-        expiration,
-    ))
 }
 
 #[cfg(test)]
