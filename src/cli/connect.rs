@@ -21,7 +21,7 @@ use imgport_cloud::aliyun::rpc::ClientConfig;
 use imgport_core::pipeline::batch::Connect;
 use imgport_core::pipeline::import::ImportSettings;
 use imgport_core::plan::PlanOptions;
-use imgport_credentials::{CredentialSource, Credentials};
+use imgport_credentials::{CredentialSource, Provider};
 use imgport_image::OpenOptions;
 use imgport_sim::sandbox::{DEFAULT_IMPORT_TIME, Sandbox};
 use imgport_store::{S3Store, StoreConfig, UploadOptions, journal};
@@ -42,6 +42,10 @@ pub struct ConnectFlags {
     /// S3: 500, SlowDown or a dropped connection), to see retries at work.
     #[arg(long, requires = "sandbox", default_value_t = 0.0)]
     pub sandbox_fault_rate: f64,
+    /// Test fault: the sandbox's account starts without the RAM import role, as an account
+    /// that never imported (ImportImage fails until --create-role creates it).
+    #[arg(long, requires = "sandbox")]
+    pub sandbox_no_import_role: bool,
     /// ECS endpoint instead of ecs.REGION.aliyuncs.com (`http://` for a local emulator).
     #[arg(long, env = "IMGPORT_ECS_ENDPOINT")]
     pub ecs_endpoint: Option<String>,
@@ -120,7 +124,8 @@ impl ConnectFlags {
 /// Where imports go: the real services, or a sandbox running in this process.
 pub struct Connection {
     flags: ConnectFlags,
-    credentials: Credentials,
+    /// Renewed before they expire during a long import (STS, ECS role).
+    credentials: Provider,
     /// Where the credentials came from (safe to print).
     pub credential_source: CredentialSource,
     sandbox: Option<Sandbox>,
@@ -134,7 +139,7 @@ impl Connection {
         if !flags.sandbox {
             let (credentials, credential_source) = flags
                 .credentials
-                .resolve(false)
+                .resolve_provider(false)
                 .await
                 .context("finding credentials")?;
             return Ok(Self {
@@ -156,12 +161,16 @@ impl Connection {
         if !(0.0..=1.0).contains(&flags.sandbox_fault_rate) {
             anyhow::bail!("--sandbox-fault-rate must be between 0 and 1");
         }
-        let sandbox = Sandbox::start(&dir, buckets, import_time, flags.sandbox_fault_rate)
-            .await
-            .context("starting the sandbox")?;
+        let ram = imgport_sim::ram::RamConfig {
+            import_role: !flags.sandbox_no_import_role,
+        };
+        let sandbox =
+            Sandbox::start_with(&dir, buckets, import_time, flags.sandbox_fault_rate, ram)
+                .await
+                .context("starting the sandbox")?;
         Ok(Self {
             flags: flags.clone(),
-            credentials: sandbox.credentials(),
+            credentials: Provider::fixed(sandbox.credentials()),
             credential_source: CredentialSource::Sandbox,
             sandbox: Some(sandbox),
             _sandbox_tmp: tmp,
@@ -190,7 +199,7 @@ impl Connection {
             (None, None) => StoreConfig::oss(region, self.flags.internal),
         }
         .context("configuring the object store")?;
-        Ok(S3Store::new(&config, &self.credentials))
+        Ok(S3Store::with_provider(&config, self.credentials.clone()))
     }
 
     /// The E-HPC client of `region` (the sandbox's emulator serves E-HPC too).
@@ -200,7 +209,8 @@ impl Connection {
             Some(s) => Some(s.ecs_endpoint.clone()),
             None => self.flags.ehpc_endpoint.clone(),
         };
-        EhpcClient::new(config, self.credentials.clone()).context("building the E-HPC client")
+        EhpcClient::with_provider(config, self.credentials.clone())
+            .context("building the E-HPC client")
     }
 
     /// The ECS client of `region`.
@@ -210,7 +220,8 @@ impl Connection {
             Some(s) => Some(s.ecs_endpoint.clone()),
             None => self.flags.ecs_endpoint.clone(),
         };
-        EcsClient::new(config, self.credentials.clone()).context("building the ECS client")
+        EcsClient::with_provider(config, self.credentials.clone())
+            .context("building the ECS client")
     }
 }
 
@@ -232,7 +243,7 @@ impl Connect<S3Store> for Connection {
             Ok(store) => store.destination(bucket),
             // No store can be configured for the region: a destination nothing else matches.
             Err(_) => Destination {
-                account: account_id(&self.credentials.access_key_id),
+                account: account_id(&self.credentials.current().access_key_id),
                 region: region.to_string(),
                 endpoint: String::new(),
                 bucket: bucket.to_string(),

@@ -1,11 +1,15 @@
 //! The one way every command says as whom it calls the cloud: flags first, then the chain of
-//! [`imgport_credentials`] (environment, `~/.aliyun/config.json`, the ECS RAM role).
+//! [`imgport_credentials`] (environment, the OIDC role, `~/.aliyun/config.json` with its
+//! RamRoleArn and OIDC modes, the ECS RAM role), with STS called by the RPC client.
 
 use clap::Args;
 
 use super::values::secret;
 use imgport_base::secret::Secret;
-use imgport_credentials::{ChainOptions, CredentialError, CredentialSource, Credentials};
+use imgport_cloud::aliyun::sts::RpcSts;
+use imgport_credentials::{
+    ChainOptions, CredentialError, CredentialSource, Credentials, Provider, StsHandle,
+};
 
 /// Credential flags shared by `import`, `plan`, `batch`, `packer`, `upload`, `image` and
 /// `ehpc`; each is optional because the chain fills what is missing.
@@ -35,7 +39,17 @@ impl CredentialFlags {
             security_token: self.security_token.clone(),
             profile: self.profile.clone(),
             allow_aws_env,
+            sts: Some(StsHandle(std::sync::Arc::new(RpcSts::default()))),
         }
+    }
+
+    /// Like [`CredentialFlags::resolve`], as credentials renewed before they expire (STS,
+    /// ECS role): for commands that run long (imports).
+    pub async fn resolve_provider(
+        &self,
+        allow_aws_env: bool,
+    ) -> Result<(Provider, CredentialSource), CredentialError> {
+        imgport_credentials::resolve_provider(&self.chain(allow_aws_env)).await
     }
 
     /// Credentials from the flags, else the first link of the chain that has them.

@@ -243,6 +243,11 @@ pub struct RunFlags {
     pub delete_objects: bool,
     #[arg(long, help = vocab::PART_SIZE, value_parser = super::values::part_size)]
     pub part_size: Option<PartSize>,
+    /// Before the upload, create the RAM role ECS reads the bucket as (--role-name, default
+    /// AliyunECSImageImportDefaultRole) trusting ecs.aliyuncs.com, or attach its policy
+    /// AliyunECSImageImportRolePolicy, when the check finds it missing.
+    #[arg(long)]
+    pub create_role: bool,
 }
 
 impl RunFlags {
@@ -253,6 +258,7 @@ impl RunFlags {
         opts.ehpc_name = self.ehpc_name.clone();
         opts.delete_objects = self.delete_objects;
         opts.part_size = self.part_size;
+        opts.create_role = self.create_role;
     }
 }
 

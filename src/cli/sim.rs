@@ -59,6 +59,14 @@ pub struct SimArgs {
     /// slowdown, drop, delay=MS; PART 0 means every part. Repeatable.
     #[arg(long)]
     pub s3_fault: Vec<imgport_sim::s3::PartFault>,
+    /// Start the account without the RAM role AliyunECSImageImportDefaultRole: ImportImage
+    /// then fails with NoSetRoletoECSServiceAcount until the role is created.
+    #[arg(long)]
+    pub no_import_role: bool,
+    /// Test fault: STS credentials (AssumeRole, AssumeRoleWithOIDC) expire after this many
+    /// seconds whatever DurationSeconds asked, to see them renewed during a long run.
+    #[arg(long)]
+    pub sts_seconds: Option<f64>,
 }
 
 /// Serves until killed.
@@ -75,6 +83,12 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     } else {
         anyhow::bail!("--import-seconds must be a non-negative number");
     };
+    if args
+        .sts_seconds
+        .is_some_and(|s| !(s.is_finite() && s > 0.0))
+    {
+        anyhow::bail!("--sts-seconds must be a positive number");
+    }
     if !(args.queue_seconds.is_finite() && args.queue_seconds >= 0.0) {
         anyhow::bail!("--queue-seconds must be a non-negative number");
     }
@@ -93,6 +107,12 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             throttle_rate: args.throttle_rate,
             error_rate: args.error_rate,
             delay: Duration::from_millis(args.delay_ms),
+        },
+        ram: imgport_sim::ram::RamConfig {
+            import_role: !args.no_import_role,
+        },
+        sts: imgport_sim::sts::StsConfig {
+            lifetime: args.sts_seconds.map(Duration::from_secs_f64),
         },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

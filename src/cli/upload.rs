@@ -334,11 +334,15 @@ fn open_stream(
 }
 
 async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<ExitCode> {
-    let (credentials, cred_source) = match args.credentials.resolve(args.endpoint.is_some()).await {
+    let (credentials, cred_source) = match args
+        .credentials
+        .resolve_provider(args.endpoint.is_some())
+        .await
+    {
         Ok(c) => c,
         Err(e) => return Ok(fail(&StoreError::Credentials(e))),
     };
-    let store = S3Store::new(&config, &credentials);
+    let store = S3Store::with_provider(&config, credentials);
     let journal_dir = if args.no_journal {
         None
     } else {

@@ -18,6 +18,7 @@ mod inspect_container;
 mod oslo;
 mod plan;
 mod qcow2;
+mod ram_role;
 mod reliability;
 mod report_render;
 mod upload;

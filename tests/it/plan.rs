@@ -143,6 +143,12 @@ fn assert_executed(outcome: &serde_json::Value, planned: &serde_json::Value) {
     assert_eq!(serde_json::Value::Bool(looked_up), planned["dedupe"]);
     assert_eq!(outcome["ehpc_image"], planned["ehpc"]["name"]);
     assert_eq!(outcome["image_name"], planned["image"]["name"]["value"]);
+    // The role checked is the plan's, and the check's finding is reported.
+    assert_eq!(
+        outcome["import_role"]["role"],
+        planned["import_role"]["role_name"]
+    );
+    assert!(outcome["import_role"]["status"].is_string(), "{outcome}");
 }
 
 /// The sandbox flags of a run under `dir`.
@@ -188,6 +194,8 @@ fn a_single_import_executes_the_plan_that_plan_shows() {
     assert_eq!(
         actions,
         [
+            "ram GetRole",
+            "ram ListPoliciesForRole",
             "ecs DescribeImages",
             "oss MultipartUpload",
             "ecs ImportImage",
@@ -374,7 +382,13 @@ fn disk_image_size_is_given_per_disk_and_checked_where_the_plan_is_made() {
             (&size["value"], &size["source"]["kind"]),
             (&40.into(), &"user".into())
         );
-        let import = &run.json()["requests"][2];
+        let json = run.json();
+        let import = json["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["action"] == "ImportImage")
+            .unwrap();
         assert_eq!(import["action"], "ImportImage");
         let params = import["params"].as_array().unwrap();
         assert!(

@@ -227,6 +227,8 @@ pub struct PlanOptions {
     pub ehpc_name: Option<String>,
     /// Once the image is `Available` and finished, delete the uploaded objects.
     pub delete_objects: bool,
+    /// Create the import role (and attach its policy) when the check finds it missing.
+    pub create_role: bool,
     /// Part size of every upload; `None` picks one per object ([`Parts::for_object`]).
     pub part_size: Option<PartSize>,
     /// `DiskImageSize` in GiB for some disks, by position (0-based, in the order given);
@@ -304,10 +306,23 @@ pub struct EhpcRegistration {
     pub name: String,
 }
 
+/// The check of the RAM role ECS reads the bucket as, before anything is uploaded
+/// (docs/CLOUD-API.md §RAM): GetRole and ListPoliciesForRole; with `create`, CreateRole and
+/// AttachPolicyToRole for what is missing.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RoleCheck {
+    /// `--role-name`, else ImportImage's default role.
+    pub role_name: String,
+    /// Create the role, or attach its policy, when missing (`--create-role`).
+    pub create: bool,
+}
+
 /// The complete, serialisable list of what an import will do.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportPlan {
     pub region: String,
+    /// The import role is checked (and created when asked) before the upload.
+    pub import_role: RoleCheck,
     pub image: PlannedImage,
     pub disks: Vec<PlannedDisk>,
     /// Compute the disks' content digest, look for an `Available` image that has it (and
@@ -464,6 +479,14 @@ pub fn infer(
         .map(|name| EhpcRegistration { name: name.clone() });
     let plan = ImportPlan {
         region: opts.region.clone(),
+        import_role: RoleCheck {
+            role_name: opts
+                .image
+                .role_name
+                .clone()
+                .unwrap_or_else(|| imgport_cloud::aliyun::ram::IMPORT_ROLE.to_string()),
+            create: opts.create_role,
+        },
         image,
         disks: planned,
         dedupe: !opts.no_dedupe,

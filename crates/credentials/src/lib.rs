@@ -2,29 +2,39 @@
 //! them, shared by the OSS uploader (`store`) and the ECS RPC client.
 //!
 //! Order (docs/CLOUD-API.md §Credentials): explicit values (flags) →
-//! `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` / `_SECURITY_TOKEN` → a profile of the CLI
-//! config (`ALIBABA_CLOUD_CONFIG_FILE` or `~/.aliyun/config.json`; modes `AK`, `StsToken`,
+//! `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` / `_SECURITY_TOKEN` → the OIDC role of
+//! Kubernetes RRSA (`ALIBABA_CLOUD_ROLE_ARN`, `_OIDC_PROVIDER_ARN`, `_OIDC_TOKEN_FILE`:
+//! AssumeRoleWithOIDC) → a profile of the CLI config (`ALIBABA_CLOUD_CONFIG_FILE` or
+//! `~/.aliyun/config.json`; modes `AK`, `StsToken`, `RamRoleArn` (AssumeRole), `OIDC`,
 //! `EcsRamRole`) → the ECS RAM role from instance metadata → for plain S3 only, the standard
 //! `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`.
+//!
+//! STS and ECS-role credentials expire: [`resolve_provider`] gives a [`Provider`] that renews
+//! them before they do ([`sts`]). STS is at `IMGPORT_STS_ENDPOINT` when set (tests, the
+//! emulator), else `sts.<ALIBABA_CLOUD_STS_REGION or the profile's sts_region>.aliyuncs.com`,
+//! else `sts.aliyuncs.com`.
 //!
 //! Instance metadata is asked only when a role is named (`ALIBABA_CLOUD_ECS_METADATA`, or an
 //! `EcsRamRole` profile): probing the link-local metadata address off ECS would send traffic
 //! where no server of ours is. Secrets stay in [`Secret`]; nothing here prints or logs them.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+#[cfg(test)]
+mod chain_tests;
+mod metadata;
+mod model;
+mod profile;
+pub mod sts;
 
-use serde::Deserialize;
+use model::DEFAULT_STS_SECONDS;
+pub use model::{CredentialError, Credentials};
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use imgport_base::secret::Secret;
-
-/// An AccessKey pair with an optional STS security token.
-#[derive(Debug, Clone)]
-pub struct Credentials {
-    pub access_key_id: String,
-    pub access_key_secret: Secret,
-    pub security_token: Option<Secret>,
-}
+use profile::{ProfileCreds, read_profile};
+use sts::Renew;
+pub use sts::{AssumeRole, AssumeRoleWithOidc, Issued, Provider, Sts, StsFuture, StsHandle};
 
 /// Where the chain found the credentials (safe to print: it names no secret).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -38,6 +48,10 @@ pub enum CredentialSource {
     Profile(String),
     /// The ECS RAM role of this instance.
     EcsRamRole(String),
+    /// STS credentials of this RAM role ARN (a `RamRoleArn` profile), renewed by AssumeRole.
+    RamRoleArn(String),
+    /// STS credentials of this RAM role ARN for an OIDC token, renewed by AssumeRoleWithOIDC.
+    Oidc(String),
     /// The standard AWS environment variables (plain S3).
     AwsEnvironment,
     /// The fixed test keys of imgport's own sandbox (`--sandbox`).
@@ -57,87 +71,48 @@ pub struct ChainOptions {
     pub profile: Option<String>,
     /// Accept the standard AWS variables at the end of the chain (plain S3 targets).
     pub allow_aws_env: bool,
+    /// The STS calls of `RamRoleArn` and OIDC credentials; without it those modes fail.
+    pub sts: Option<StsHandle>,
 }
 
 /// Default ECS metadata service (docs/CLOUD-API.md §Credentials).
 pub const ECS_METADATA_ENDPOINT: &str = "http://100.100.100.200";
-/// Timeout of each metadata request (the Alibaba SDKs use 1 s).
-const METADATA_TIMEOUT: Duration = Duration::from_secs(1);
-/// Largest config file or metadata answer read.
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
-/// Why no credentials could be had.
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialError {
-    #[error("--access-key-id and --access-key-secret must be given together")]
-    Incomplete,
-    #[error("{path}: cannot read the Alibaba Cloud CLI config")]
-    ConfigRead {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: not a valid Alibaba Cloud CLI config")]
-    ConfigParse {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("{path}: no profile named {name:?}")]
-    NoProfile { path: PathBuf, name: String },
-    #[error("{path}: profile {name:?} has mode {mode:?}; supported: AK, StsToken, EcsRamRole")]
-    UnsupportedMode {
-        path: PathBuf,
-        name: String,
-        mode: String,
-    },
-    #[error("{path}: profile {name:?} lacks {field}")]
-    ProfileField {
-        path: PathBuf,
-        name: String,
-        field: &'static str,
-    },
-    #[error("ECS instance metadata: {step}")]
-    Metadata {
-        step: String,
-        #[source]
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    },
-    #[error(
-        "no credentials: pass --access-key-id/--access-key-secret, set ALIBABA_CLOUD_ACCESS_KEY_ID \
-         and ALIBABA_CLOUD_ACCESS_KEY_SECRET, configure ~/.aliyun/config.json, or name an ECS RAM \
-         role in ALIBABA_CLOUD_ECS_METADATA"
-    )]
-    NotFound,
+/// The STS endpoint: `IMGPORT_STS_ENDPOINT`, else the regional or global host.
+fn sts_endpoint(var: &dyn Fn(&str) -> Option<String>, region: &str) -> String {
+    if let Some(e) = var("IMGPORT_STS_ENDPOINT") {
+        return e;
+    }
+    match var("ALIBABA_CLOUD_STS_REGION")
+        .or_else(|| Some(region.to_string()).filter(|r| !r.is_empty()))
+    {
+        Some(r) => format!("sts.{r}.aliyuncs.com"),
+        None => "sts.aliyuncs.com".to_string(),
+    }
 }
 
-#[derive(Deserialize)]
-struct ConfigFile {
-    #[serde(default)]
-    current: String,
-    #[serde(default)]
-    profiles: Vec<Profile>,
+/// A session name: the given one, else `ALIBABA_CLOUD_ROLE_SESSION_NAME`, else one naming
+/// imgport and the time.
+fn session_name(var: &dyn Fn(&str) -> Option<String>, given: &str) -> String {
+    if !given.is_empty() {
+        return given.to_string();
+    }
+    var("ALIBABA_CLOUD_ROLE_SESSION_NAME").unwrap_or_else(|| {
+        let t = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        format!("imgport-{t}")
+    })
 }
 
-#[derive(Deserialize)]
-struct Profile {
-    name: String,
-    #[serde(default)]
-    mode: String,
-    #[serde(default)]
-    access_key_id: String,
-    #[serde(default)]
-    access_key_secret: String,
-    #[serde(default)]
-    sts_token: String,
-    #[serde(default)]
-    ram_role_name: String,
-}
-
-/// What a profile asks for.
-enum ProfileCreds {
-    Static(Credentials),
-    EcsRole(String),
+/// The first credentials of `renew` and the provider that renews them.
+async fn renewing(renew: Renew, sts: Option<StsHandle>) -> Result<Provider, CredentialError> {
+    let issued = sts::renew_once(&renew, sts.as_ref()).await?;
+    Ok(Provider::with(
+        issued.credentials,
+        Some(issued.expiration),
+        Some((renew, sts)),
+    ))
 }
 
 /// Resolves credentials with the process environment.
@@ -152,17 +127,35 @@ pub async fn resolve_with(
     opts: &ChainOptions,
     env: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<(Credentials, CredentialSource), CredentialError> {
+    let (p, source) = resolve_provider_with(opts, env).await?;
+    Ok((p.current(), source))
+}
+
+/// Resolves credentials that renew themselves when they expire, with the process
+/// environment.
+pub async fn resolve_provider(
+    opts: &ChainOptions,
+) -> Result<(Provider, CredentialSource), CredentialError> {
+    resolve_provider_with(opts, &|name| std::env::var(name).ok()).await
+}
+
+/// [`resolve_provider`] with `env` standing for the process environment (tests).
+pub async fn resolve_provider_with(
+    opts: &ChainOptions,
+    env: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<(Provider, CredentialSource), CredentialError> {
     let var = |name: &str| env(name).filter(|v| !v.is_empty());
+    let fixed = |c: Credentials, s: CredentialSource| Ok((Provider::fixed(c), s));
     match (&opts.access_key_id, &opts.access_key_secret) {
         (Some(id), Some(secret)) => {
-            return Ok((
+            return fixed(
                 Credentials {
                     access_key_id: id.clone(),
                     access_key_secret: secret.clone(),
                     security_token: opts.security_token.clone(),
                 },
                 CredentialSource::Flags,
-            ));
+            );
         }
         (Some(_), None) | (None, Some(_)) => return Err(CredentialError::Incomplete),
         (None, None) => {}
@@ -171,14 +164,22 @@ pub async fn resolve_with(
         var("ALIBABA_CLOUD_ACCESS_KEY_ID"),
         var("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
     ) {
-        return Ok((
+        return fixed(
             Credentials {
                 access_key_id: id,
                 access_key_secret: Secret::new(secret),
                 security_token: var("ALIBABA_CLOUD_SECURITY_TOKEN").map(Secret::new),
             },
             CredentialSource::Environment,
-        ));
+        );
+    }
+    if let (Some(arn), Some(provider), Some(file)) = (
+        var("ALIBABA_CLOUD_ROLE_ARN"),
+        var("ALIBABA_CLOUD_OIDC_PROVIDER_ARN"),
+        var("ALIBABA_CLOUD_OIDC_TOKEN_FILE"),
+    ) {
+        let p = oidc(&var, opts, arn.clone(), provider, file.into(), "", 0, "").await?;
+        return Ok((p, CredentialSource::Oidc(arn)));
     }
     let metadata =
         var("IMGPORT_ECS_METADATA_ENDPOINT").unwrap_or_else(|| ECS_METADATA_ENDPOINT.to_string());
@@ -193,10 +194,48 @@ pub async fn resolve_with(
                 .or_else(|| var("ALIBABA_CLOUD_PROFILE"));
             let (name, creds) = read_profile(&path, wanted.as_deref())?;
             return match creds {
-                ProfileCreds::Static(c) => Ok((c, CredentialSource::Profile(name))),
+                ProfileCreds::Static(c) => fixed(c, CredentialSource::Profile(name)),
                 ProfileCreds::EcsRole(role) => {
-                    let c = ecs_role(&metadata, &role).await?;
-                    Ok((c, CredentialSource::EcsRamRole(role)))
+                    let p = ecs_provider(&metadata, &role).await?;
+                    Ok((p, CredentialSource::EcsRamRole(role)))
+                }
+                ProfileCreds::Role {
+                    caller,
+                    arn,
+                    session,
+                    seconds,
+                    sts_region,
+                } => {
+                    let req = AssumeRole {
+                        endpoint: sts_endpoint(&var, &sts_region),
+                        role_arn: arn.clone(),
+                        session_name: session_name(&var, &session),
+                        duration_seconds: seconds,
+                    };
+                    let renew = Renew::AssumeRole { caller, req };
+                    let p = renewing(renew, opts.sts.clone()).await?;
+                    Ok((p, CredentialSource::RamRoleArn(arn)))
+                }
+                ProfileCreds::Oidc {
+                    arn,
+                    provider,
+                    token_file,
+                    session,
+                    seconds,
+                    sts_region,
+                } => {
+                    let p = oidc(
+                        &var,
+                        opts,
+                        arn.clone(),
+                        provider,
+                        token_file,
+                        &session,
+                        seconds,
+                        &sts_region,
+                    )
+                    .await?;
+                    Ok((p, CredentialSource::Oidc(arn)))
                 }
             };
         } else if let Some(name) = &opts.profile {
@@ -209,156 +248,58 @@ pub async fn resolve_with(
     if var("ALIBABA_CLOUD_ECS_METADATA_DISABLED").as_deref() != Some("true")
         && let Some(role) = var("ALIBABA_CLOUD_ECS_METADATA")
     {
-        let c = ecs_role(&metadata, &role).await?;
-        return Ok((c, CredentialSource::EcsRamRole(role)));
+        let p = ecs_provider(&metadata, &role).await?;
+        return Ok((p, CredentialSource::EcsRamRole(role)));
     }
     if opts.allow_aws_env
         && let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"))
     {
-        return Ok((
+        return fixed(
             Credentials {
                 access_key_id: id,
                 access_key_secret: Secret::new(secret),
                 security_token: var("AWS_SESSION_TOKEN").map(Secret::new),
             },
             CredentialSource::AwsEnvironment,
-        ));
+        );
     }
     Err(CredentialError::NotFound)
 }
 
-fn read_profile(
-    path: &Path,
-    wanted: Option<&str>,
-) -> Result<(String, ProfileCreds), CredentialError> {
-    use std::io::Read;
-    let read_err = |source| CredentialError::ConfigRead {
-        path: path.to_path_buf(),
-        source,
+/// Credentials of the ECS RAM role `role`, renewed from the metadata service at `base`.
+async fn ecs_provider(base: &str, role: &str) -> Result<Provider, CredentialError> {
+    let renew = Renew::EcsRole {
+        base: base.to_string(),
+        role: role.to_string(),
     };
-    let mut text = Vec::new();
-    std::fs::File::open(path)
-        .map_err(read_err)?
-        .take(MAX_CONFIG_BYTES)
-        .read_to_end(&mut text)
-        .map_err(read_err)?;
-    let file: ConfigFile =
-        serde_json::from_slice(&text).map_err(|source| CredentialError::ConfigParse {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let name = wanted
-        .map(str::to_string)
-        .unwrap_or_else(|| file.current.clone());
-    let profile = file
-        .profiles
-        .into_iter()
-        .find(|p| p.name == name)
-        .ok_or_else(|| CredentialError::NoProfile {
-            path: path.to_path_buf(),
-            name: name.clone(),
-        })?;
-    let need = |value: String, field: &'static str| {
-        if value.is_empty() {
-            Err(CredentialError::ProfileField {
-                path: path.to_path_buf(),
-                name: name.clone(),
-                field,
-            })
+    renewing(renew, None).await
+}
+
+/// Credentials of the OIDC role `arn`, renewed by AssumeRoleWithOIDC.
+#[allow(clippy::too_many_arguments)]
+async fn oidc(
+    var: &dyn Fn(&str) -> Option<String>,
+    opts: &ChainOptions,
+    arn: String,
+    provider: String,
+    token_file: PathBuf,
+    session: &str,
+    seconds: u32,
+    sts_region: &str,
+) -> Result<Provider, CredentialError> {
+    let req = AssumeRoleWithOidc {
+        endpoint: sts_endpoint(var, sts_region),
+        role_arn: arn,
+        provider_arn: provider,
+        token: Secret::new(String::new()),
+        session_name: session_name(var, session),
+        duration_seconds: if seconds == 0 {
+            DEFAULT_STS_SECONDS
         } else {
-            Ok(value)
-        }
+            seconds
+        },
     };
-    let creds = match profile.mode.as_str() {
-        "AK" | "" => ProfileCreds::Static(Credentials {
-            access_key_id: need(profile.access_key_id, "access_key_id")?,
-            access_key_secret: Secret::new(need(profile.access_key_secret, "access_key_secret")?),
-            security_token: None,
-        }),
-        "StsToken" => ProfileCreds::Static(Credentials {
-            access_key_id: need(profile.access_key_id, "access_key_id")?,
-            access_key_secret: Secret::new(need(profile.access_key_secret, "access_key_secret")?),
-            security_token: Some(Secret::new(need(profile.sts_token, "sts_token")?)),
-        }),
-        "EcsRamRole" => ProfileCreds::EcsRole(need(profile.ram_role_name, "ram_role_name")?),
-        other => {
-            return Err(CredentialError::UnsupportedMode {
-                path: path.to_path_buf(),
-                name,
-                mode: other.to_string(),
-            });
-        }
-    };
-    Ok((name, creds))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RoleAnswer {
-    #[serde(default)]
-    code: String,
-    access_key_id: String,
-    access_key_secret: String,
-    security_token: String,
-}
-
-/// STS credentials of `role` from the metadata service at `base` (IMDSv2 token first, as
-/// the Alibaba SDKs do; a failed token step falls back to v1 requests).
-async fn ecs_role(base: &str, role: &str) -> Result<Credentials, CredentialError> {
-    let fail = |step: &str, e: Option<Box<dyn std::error::Error + Send + Sync>>| {
-        CredentialError::Metadata {
-            step: step.to_string(),
-            source: e,
-        }
-    };
-    let client = reqwest::Client::builder()
-        .timeout(METADATA_TIMEOUT)
-        .build()
-        .map_err(|e| fail("building the HTTP client", Some(Box::new(e))))?;
-    let token = client
-        .put(format!("{base}/latest/api/token"))
-        .header("X-aliyun-ecs-metadata-token-ttl-seconds", "21600")
-        .send()
-        .await
-        .ok()
-        .filter(|r| r.status().is_success());
-    let token = match token {
-        Some(r) => r.text().await.ok(),
-        None => None,
-    };
-    let mut req = client.get(format!(
-        "{base}/latest/meta-data/ram/security-credentials/{role}"
-    ));
-    if let Some(t) = &token {
-        req = req.header("x-aliyun-ecs-metadata-token", t.trim());
-    }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| fail("requesting the role's credentials", Some(Box::new(e))))?;
-    if !resp.status().is_success() {
-        return Err(fail(
-            &format!("role {role:?}: HTTP {}", resp.status().as_u16()),
-            None,
-        ));
-    }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| fail("reading the role's credentials", Some(Box::new(e))))?;
-    if body.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(fail("answer too large", None));
-    }
-    let answer: RoleAnswer = serde_json::from_slice(&body)
-        .map_err(|e| fail("parsing the role's credentials", Some(Box::new(e))))?;
-    if !answer.code.is_empty() && answer.code != "Success" {
-        return Err(fail(&format!("role {role:?}: Code {}", answer.code), None));
-    }
-    Ok(Credentials {
-        access_key_id: answer.access_key_id,
-        access_key_secret: Secret::new(answer.access_key_secret),
-        security_token: Some(Secret::new(answer.security_token)),
-    })
+    renewing(Renew::Oidc { token_file, req }, opts.sts.clone()).await
 }
 
 #[cfg(test)]

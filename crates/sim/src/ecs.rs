@@ -374,6 +374,8 @@ pub struct Ecs {
     pub(super) config: EcsConfig,
     state: Mutex<State>,
     state_file: Option<PathBuf>,
+    /// The account's RAM, which ImportImage asks for the import role (none: no check).
+    pub(super) ram: Option<Arc<super::ram::Ram>>,
 }
 
 impl Ecs {
@@ -394,7 +396,14 @@ impl Ecs {
             config,
             state: Mutex::new(state),
             state_file,
+            ram: None,
         })
+    }
+
+    /// This ECS with `ram` deciding whether ImportImage may read OSS.
+    pub fn with_ram(mut self, ram: Arc<super::ram::Ram>) -> Self {
+        self.ram = Some(ram);
+        self
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -57,6 +57,10 @@ impl Ecs {
         if let Some(replayed) = token.replay(&self.lock()) {
             return replayed;
         }
+        // ECS reads the objects as the import role (docs/CLOUD-API.md §RAM).
+        if let Some(ram) = &self.ram {
+            ram.import_ready(p.get("RoleName"))?;
+        }
         {
             let st = self.lock();
             conflicts(&st, region, name, &disks)?;

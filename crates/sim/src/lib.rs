@@ -6,6 +6,8 @@
 //! and the check of imported objects (`disk.rs`); CreateImage and its snapshot/instance
 //! fixtures (`create.rs`), E-HPC AddImage (`ehpc.rs`, routed by API version) and Kingsoft
 //! KEC ModifyInstanceImage (`kec.rs`, routed by its SigV4 signature, verified by `sigv4.rs`);
+//! RAM's import role (`ram.rs`, routed by API version, consulted by ImportImage); STS
+//! (`sts.rs`: AssumeRole, AssumeRoleWithOIDC, credentials that expire);
 //! the parameter rules (`params.rs`) and the signature primitives (`wire.rs`).
 //! Shares no code with the client (`imgport-cloud` is a dev-dependency only, for tests that
 //! drive it against the emulator): its rules and signature checks are written from the
@@ -21,10 +23,12 @@ pub mod form;
 pub mod import;
 pub mod kec;
 pub mod params;
+pub mod ram;
 pub mod s3;
 pub mod sandbox;
 pub mod server;
 pub mod sigv4;
+pub mod sts;
 pub mod wire;
 
 /// The fixed test fixtures `imgport sim` prints after its endpoint and credentials, one

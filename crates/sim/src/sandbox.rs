@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::ecs::EcsConfig;
+use super::ram::RamConfig;
 use super::s3::{S3Faults, S3Server};
 use super::server::{self, Faults, SimConfig};
 use imgport_base::destination::sandbox_endpoint;
@@ -46,6 +47,18 @@ impl Sandbox {
         import_time: Duration,
         fault_rate: f64,
     ) -> std::io::Result<Self> {
+        Self::start_with(dir, buckets, import_time, fault_rate, RamConfig::default()).await
+    }
+
+    /// [`Sandbox::start`] with the account's RAM starting as `ram` says (e.g. without the
+    /// import role).
+    pub async fn start_with(
+        dir: &Path,
+        buckets: &[&str],
+        import_time: Duration,
+        fault_rate: f64,
+        ram: RamConfig,
+    ) -> std::io::Result<Self> {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let s3_root = dir.join("s3");
         let s3 = S3Server::start(loopback, &s3_root, buckets).await?;
@@ -69,6 +82,8 @@ impl Sandbox {
                 throttle_rate: fault_rate / 2.0,
                 delay: Duration::ZERO,
             },
+            ram,
+            sts: Default::default(),
         };
         let bound = server::bind(&config).await?;
         let ecs_endpoint = format!("http://{}", bound.addr);

@@ -19,12 +19,16 @@ use super::ecs::{ApiFault, Ecs, EcsConfig};
 use super::ehpc::Ehpc;
 use super::form::parse_form;
 use super::kec::Kec;
+use super::ram::{Ram, RamConfig};
+use super::sts::{STS_VERSION, Sts, StsConfig};
 use super::wire::unix_now;
 
 /// The `Version` of the ECS API (docs/CLOUD-API.md §ImportImage).
 pub const ECS_VERSION: &str = "2014-05-26";
 /// The `Version` of E-HPC Instant (docs/CLOUD-API.md §EHPC).
 pub const EHPC_VERSION: &str = "2023-07-01";
+/// The `Version` of RAM (docs/CLOUD-API.md §RAM).
+pub const RAM_VERSION: &str = "2015-05-01";
 
 /// AccessKey ID the emulator accepts (a fixed test value).
 pub const TEST_ACCESS_KEY_ID: &str = "LTAI-imgport-sim-key";
@@ -61,6 +65,10 @@ pub struct SimConfig {
     pub state_dir: Option<PathBuf>,
     pub ecs: EcsConfig,
     pub faults: Faults,
+    /// Whether the account starts with the import role.
+    pub ram: RamConfig,
+    /// How long issued STS credentials live.
+    pub sts: StsConfig,
 }
 
 struct FaultState {
@@ -72,6 +80,8 @@ pub struct Sim {
     ecs: Ecs,
     ehpc: Ehpc,
     kec: Kec,
+    ram: Arc<Ram>,
+    sts: Sts,
     keys: Vec<Key>,
     nonces: Mutex<NonceCache>,
     faults: Faults,
@@ -88,8 +98,11 @@ pub struct Bound {
 impl Sim {
     /// The service for `config` (loads the state directory).
     pub fn new(config: &SimConfig) -> std::io::Result<Self> {
+        let ram = Arc::new(Ram::open(config.ram, config.state_dir.as_deref())?);
         Ok(Self {
-            ecs: Ecs::open(config.ecs.clone(), config.state_dir.as_deref())?,
+            ecs: Ecs::open(config.ecs.clone(), config.state_dir.as_deref())?.with_ram(ram.clone()),
+            ram,
+            sts: Sts::new(config.sts),
             ehpc: Ehpc::open(config.state_dir.as_deref())?,
             kec: Kec::open(config.state_dir.as_deref())?,
             keys: vec![
@@ -187,9 +200,34 @@ impl Sim {
         if Kec::is_sigv4(&headers) {
             return self.kec.handle(&incoming, unix_now());
         }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        // AssumeRoleWithOIDC is anonymous: the OIDC token is the proof.
+        let param = |name: &str| {
+            query
+                .iter()
+                .chain(&form)
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        if param("Action") == Some("AssumeRoleWithOIDC") && param("Version") == Some(STS_VERSION) {
+            let params: Vec<(String, String)> = query.iter().chain(&form).cloned().collect();
+            return match self.sts.assume_role_with_oidc(&params, &self.ram, now_ms) {
+                Ok(v) => (200, v),
+                Err(f) => fault_body(f),
+            };
+        }
+        if let Some(id) = access_key_of(&incoming)
+            && let Err(f) = self.sts.check_expired(&id, now_ms)
+        {
+            return fault_body(f);
+        }
         let call = {
             let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
-            auth::authenticate(&incoming, &self.keys, &mut nonces, unix_now())
+            let mut keys = self.keys.clone();
+            keys.extend(self.sts.valid_keys(now_ms));
+            auth::authenticate(&incoming, &keys, &mut nonces, unix_now())
         };
         let call = match call {
             Ok(c) => c,
@@ -210,6 +248,18 @@ impl Sim {
                 Err(f) => fault_body(f),
             };
         }
+        if call.version == STS_VERSION && call.action == "AssumeRole" {
+            return match self.sts.assume_role(&call.params, &self.ram, now_ms) {
+                Ok(v) => (200, v),
+                Err(f) => fault_body(f),
+            };
+        }
+        if call.version == RAM_VERSION {
+            return match self.ram.handle(&call) {
+                Ok(v) => (200, v),
+                Err(f) => fault_body(f),
+            };
+        }
         if call.version != ECS_VERSION {
             return fault_body(ApiFault::new(
                 400,
@@ -225,6 +275,23 @@ impl Sim {
             Err(f) => fault_body(f),
         }
     }
+}
+
+/// The AccessKey ID a request claims: V3 `Credential=`, else V2 `AccessKeyId`.
+fn access_key_of(req: &Incoming<'_>) -> Option<String> {
+    let v3 = req
+        .headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .and_then(|(_, v)| auth::parse_v3_authorization(v))
+        .map(|a| a.access_key_id);
+    v3.or_else(|| {
+        req.query
+            .iter()
+            .chain(req.form)
+            .find(|(k, _)| k == "AccessKeyId")
+            .map(|(_, v)| v.clone())
+    })
 }
 
 fn fault_body(f: ApiFault) -> (u16, Value) {

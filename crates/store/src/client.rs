@@ -22,7 +22,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use base64::Engine as _;
 use bytes::Bytes;
 
-use super::credentials::{Credentials, to_sdk};
+use super::credentials::{Credentials, Provider, Renewing, to_sdk};
 use super::oss::StoreConfig;
 use super::{
     ListedPart, ObjectHead, ObjectStore, ObjectTarget, PartReceipt, StoreError, TransportKind,
@@ -47,12 +47,34 @@ pub struct S3Store {
 impl S3Store {
     /// A client for `config` signing with `credentials`. Needs a tokio runtime to run calls.
     pub fn new(config: &StoreConfig, credentials: &Credentials) -> Self {
+        Self::build(
+            config,
+            aws_credential_types::provider::SharedCredentialsProvider::new(to_sdk(credentials)),
+            &credentials.access_key_id,
+        )
+    }
+
+    /// A client for `config` whose credentials `provider` renews before they expire.
+    pub fn with_provider(config: &StoreConfig, provider: Provider) -> Self {
+        let id = provider.current().access_key_id;
+        Self::build(
+            config,
+            aws_credential_types::provider::SharedCredentialsProvider::new(Renewing(provider)),
+            &id,
+        )
+    }
+
+    fn build(
+        config: &StoreConfig,
+        credentials: aws_credential_types::provider::SharedCredentialsProvider,
+        access_key_id: &str,
+    ) -> Self {
         let sdk = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()))
             .endpoint_url(config.endpoint.clone())
             .force_path_style(config.path_style)
-            .credentials_provider(to_sdk(credentials))
+            .credentials_provider(credentials)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .retry_config(RetryConfig::disabled())
@@ -66,7 +88,7 @@ impl S3Store {
         Self {
             client: aws_sdk_s3::Client::from_conf(sdk),
             config: config.clone(),
-            account: account_id(&credentials.access_key_id),
+            account: account_id(access_key_id),
         }
     }
 

@@ -3,7 +3,37 @@
 //! credentials. The secret leaves its [`Secret`](imgport_base::secret::Secret) only here, into the
 //! SDK's own redacting credentials type.
 
-pub use imgport_credentials::{ChainOptions, CredentialSource, Credentials, resolve};
+pub use imgport_credentials::{ChainOptions, CredentialSource, Credentials, Provider, resolve};
+
+use aws_credential_types::provider::{ProvideCredentials, error::CredentialsError, future};
+
+/// The chain's [`Provider`] as the SDK's credentials provider: each load gives the renewed
+/// credentials with their expiry, so the SDK's identity cache loads again before they expire
+/// and a long upload never signs with an expired STS token.
+#[derive(Debug)]
+pub struct Renewing(pub Provider);
+
+impl ProvideCredentials for Renewing {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            let c = self
+                .0
+                .fresh()
+                .await
+                .map_err(CredentialsError::provider_error)?;
+            Ok(aws_credential_types::Credentials::new(
+                c.access_key_id.clone(),
+                c.access_key_secret.expose().to_string(),
+                c.security_token.as_ref().map(|t| t.expose().to_string()),
+                self.0.expiration(),
+                "imgport",
+            ))
+        })
+    }
+}
 
 /// The SDK's credentials for `c`; an STS token becomes the session token
 /// (`x-amz-security-token`, docs/CLOUD-API.md §Credentials).

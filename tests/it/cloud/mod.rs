@@ -290,6 +290,7 @@ mod modify;
 mod rules;
 mod sdk;
 mod statuses;
+mod sts;
 
 /// An endpoint where nothing listens: a command that sent its request would fail with a
 /// transport error (exit 4), so exit 2 proves it refused the request locally.

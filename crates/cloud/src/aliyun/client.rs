@@ -24,6 +24,16 @@ impl EcsClient {
         })
     }
 
+    /// A client whose credentials `provider` renews before they expire.
+    pub fn with_provider(
+        config: ClientConfig,
+        provider: imgport_credentials::Provider,
+    ) -> Result<Self, RpcError> {
+        Ok(Self {
+            rpc: RpcClient::with_provider(config, provider)?,
+        })
+    }
+
     /// A client over an already built [`RpcClient`] (e.g. with another transport).
     pub fn from_rpc(rpc: RpcClient) -> Self {
         Self { rpc }

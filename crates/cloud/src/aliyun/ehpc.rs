@@ -225,6 +225,19 @@ impl EhpcClient {
         })
     }
 
+    /// [`EhpcClient::new`] with credentials `provider` renews before they expire.
+    pub fn with_provider(
+        mut config: ClientConfig,
+        provider: imgport_credentials::Provider,
+    ) -> Result<Self, RpcError> {
+        if config.endpoint.is_none() {
+            config.endpoint = Some(ehpc_endpoint(&config.region));
+        }
+        Ok(Self {
+            rpc: RpcClient::with_provider(config, provider)?,
+        })
+    }
+
     /// AddImage (checked first). AddImage is not idempotent: a retried call after a lost
     /// answer may be refused with `ImageAlreadyExists`, which means it was registered.
     pub async fn add_image(&self, request: &AddImageRequest) -> Result<AddImageResponse, RpcError> {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use super::ecs::{Action, ECS_VERSION};
 use super::sign;
 use imgport_base::retry::{Backoff, Verdict, retry};
-use imgport_credentials::Credentials;
+use imgport_credentials::{Credentials, Provider};
 
 pub use super::time::{parse_utc_timestamp, unix_now, utc_timestamp};
 use super::transport::answer;
@@ -294,7 +294,8 @@ pub fn new_client_token() -> String {
 #[derive(Clone)]
 pub struct RpcClient {
     config: ClientConfig,
-    credentials: Credentials,
+    /// Renewed before each attempt when they expire soon (STS, ECS role).
+    credentials: Provider,
     transport: Arc<dyn Transport>,
 }
 
@@ -322,14 +323,36 @@ impl RpcClient {
     ) -> Self {
         Self {
             config,
-            credentials,
+            credentials: Provider::fixed(credentials),
             transport,
         }
+    }
+
+    /// A client over the real transport whose credentials `provider` renews.
+    pub fn with_provider(config: ClientConfig, provider: Provider) -> Result<Self, RpcError> {
+        let transport = Arc::new(ReqwestTransport::new(config.timeout)?);
+        Ok(Self {
+            config,
+            credentials: provider,
+            transport,
+        })
     }
 
     /// The configuration.
     pub fn config(&self) -> &ClientConfig {
         &self.config
+    }
+
+    /// The same credentials and transport calling `endpoint` instead: the client of a
+    /// companion service (RAM beside ECS).
+    pub fn with_endpoint(&self, endpoint: String) -> Self {
+        let mut config = self.config.clone();
+        config.endpoint = Some(endpoint);
+        Self {
+            config,
+            credentials: self.credentials.clone(),
+            transport: self.transport.clone(),
+        }
     }
 
     /// Builds the signed request for one attempt (pure: nonce and time are inputs).
@@ -343,7 +366,8 @@ impl RpcClient {
     ) -> HttpRequest {
         let (scheme, authority) = self.config.base();
         let date = utc_timestamp(unix_time);
-        let secret = self.credentials.access_key_secret.expose();
+        let credentials = self.credentials.current();
+        let secret = credentials.access_key_secret.expose();
         match self.config.signature {
             SignatureVersion::V3 => {
                 let mut headers = vec![
@@ -357,7 +381,7 @@ impl RpcClient {
                         sign::EMPTY_SHA256.to_string(),
                     ),
                 ];
-                if let Some(token) = &self.credentials.security_token {
+                if let Some(token) = &credentials.security_token {
                     headers.push((
                         "x-acs-security-token".to_string(),
                         token.expose().to_string(),
@@ -370,7 +394,7 @@ impl RpcClient {
                     headers: &headers,
                     hashed_payload: sign::EMPTY_SHA256,
                 };
-                let auth = sign::v3_authorization(&input, &self.credentials.access_key_id, secret);
+                let auth = sign::v3_authorization(&input, &credentials.access_key_id, secret);
                 headers.push(("authorization".to_string(), auth));
                 headers.push(("accept".to_string(), "application/json".to_string()));
                 headers.push((
@@ -390,14 +414,14 @@ impl RpcClient {
                     ("Action", action),
                     ("Version", version),
                     ("Format", "JSON"),
-                    ("AccessKeyId", self.credentials.access_key_id.as_str()),
+                    ("AccessKeyId", credentials.access_key_id.as_str()),
                     ("SignatureMethod", "HMAC-SHA1"),
                     ("SignatureVersion", "1.0"),
                     ("SignatureNonce", nonce),
                     ("Timestamp", date.as_str()),
                 ];
                 all.extend(common.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-                if let Some(token) = &self.credentials.security_token {
+                if let Some(token) = &credentials.security_token {
                     all.push(("SecurityToken".to_string(), token.expose().to_string()));
                 }
                 let signature = sign::v2_sign("POST", &all, secret);
@@ -425,6 +449,11 @@ impl RpcClient {
         params: &[(String, String)],
     ) -> Result<Vec<u8>, RpcError> {
         let send = || async {
+            // Expiring credentials are renewed first; a failed renewal is the service's to
+            // refuse (its error names the expired token), with the reason logged here.
+            if let Err(e) = self.credentials.fresh().await {
+                tracing::warn!(action, error = %error_chain(&e), "renewing the credentials failed");
+            }
             let req = self.build_request(action, version, params, &new_nonce(), unix_now());
             answer(action, self.transport.send(req).await, |resp| {
                 parse_error(resp.status, &resp.headers, &resp.body)

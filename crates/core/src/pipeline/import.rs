@@ -27,6 +27,7 @@ use imgport_base::report::{Reporter, Silent, Stage};
 use imgport_cloud::aliyun::client::EcsClient;
 use imgport_cloud::aliyun::ehpc::EhpcClient;
 use imgport_cloud::aliyun::poll::{WaitError, WaitOptions};
+use imgport_cloud::aliyun::ram::{RamClient, RoleStatus, check_import_role};
 use imgport_cloud::aliyun::rpc::RpcError;
 use imgport_cloud::aliyun::validate::Invalid;
 use imgport_image::DiskImage;
@@ -98,6 +99,8 @@ pub struct ImportOutcome {
     pub deprecated: Vec<String>,
     /// The name the image was registered under in E-HPC (`ehpc_name`).
     pub ehpc_image: Option<String>,
+    /// What the check of the import role found (`unknown` when it could not be verified).
+    pub import_role: RoleStatus,
     /// The plan's `delete_objects` was carried out: every uploaded object is gone. `false`
     /// when the plan keeps them, or a deletion failed (a warning names the object).
     pub objects_deleted: bool,
@@ -125,8 +128,17 @@ pub enum ImportError {
     },
     #[error("{}: {} ({})", .0.field, .0.rule, .0.code)]
     Invalid(Invalid),
-    #[error("ImportImage")]
+    #[error("ImportImage{}", role_hint(.0))]
     Import(#[source] RpcError),
+    /// The import role is known to be unusable; nothing was uploaded.
+    #[error("{}", .0.message())]
+    Role(RoleStatus),
+    #[error("setting up the RAM role {role} (--create-role)")]
+    RoleSetup {
+        role: String,
+        #[source]
+        source: RpcError,
+    },
     #[error("waiting for the image")]
     Wait(#[from] WaitError),
     #[error("looking for an image with the same content")]
@@ -185,6 +197,8 @@ impl ImportError {
             } => 130,
             ImportError::Upload { source, .. } => source.exit_code(),
             ImportError::Import(_)
+            | ImportError::Role(_)
+            | ImportError::RoleSetup { .. }
             | ImportError::Finish { .. }
             | ImportError::Lookup(_)
             | ImportError::Ehpc { .. }
@@ -254,6 +268,7 @@ pub async fn execute<S: ObjectStore>(
     if plan.ehpc.is_some() && targets.ehpc.is_none() {
         return Err(ImportError::NoEhpcClient);
     }
+    let import_role = check_role(&plan, targets.ecs).await?;
 
     // The parts go up while the content digest is computed and looked up; an image with the
     // same content found meanwhile withdraws the uploads before their Complete.
@@ -298,6 +313,7 @@ pub async fn execute<S: ObjectStore>(
             already_imported: true,
             deprecated: Vec::new(),
             ehpc_image,
+            import_role,
             objects_deleted: false,
             timings,
             plan,
@@ -420,10 +436,49 @@ pub async fn execute<S: ObjectStore>(
         already_imported: false,
         deprecated,
         ehpc_image,
+        import_role,
         objects_deleted,
         timings,
         plan,
     })
+}
+
+/// The plan's check of the import role, before anything is uploaded: a role known to be
+/// unusable stops the import here; one that could not be verified is logged and reported.
+async fn check_role(plan: &ImportPlan, ecs: &EcsClient) -> Result<RoleStatus, ImportError> {
+    let check = &plan.import_role;
+    let status = check_import_role(&RamClient::beside(ecs), &check.role_name, check.create)
+        .await
+        .map_err(|source| ImportError::RoleSetup {
+            role: check.role_name.clone(),
+            source,
+        })?;
+    if status.is_refusal() {
+        return Err(ImportError::Role(status));
+    }
+    match &status {
+        RoleStatus::Unknown { .. } => tracing::warn!("{}", status.message()),
+        _ => tracing::info!("{}", status.message()),
+    }
+    Ok(status)
+}
+
+/// What to do about an ImportImage error that says ECS may not read the bucket.
+fn role_hint(e: &RpcError) -> String {
+    match e.code() {
+        Some("NoSetRoletoECSServiceAcount" | "NoSetRoletoECSServiceAccount") => format!(
+            " (ECS has no RAM role to read OSS: run again with --create-role, or create the role \
+             {} trusting ecs.aliyuncs.com with the policy {})",
+            imgport_cloud::aliyun::ram::IMPORT_ROLE,
+            imgport_cloud::aliyun::ram::IMPORT_POLICY
+        ),
+        Some("InvalidOSS.NotAuthorized") => format!(
+            " (the import role may not read the bucket: run again with --create-role to attach \
+             {}, or grant oss:GetObject, oss:GetBucketLocation and oss:GetBucketInfo)",
+            imgport_cloud::aliyun::ram::IMPORT_POLICY
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Deletes the objects of `uploaded` once the image no longer needs them; `false`, with a

@@ -296,6 +296,34 @@ fn planned_requests(plan: &ImportPlan) -> Vec<RenderedRequest> {
         p.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
     };
     let mut requests = Vec::new();
+    let role = &plan.import_role.role_name;
+    for action in ["GetRole", "ListPoliciesForRole"] {
+        requests.push(rendered(
+            "ram",
+            action,
+            pairs(&[("RoleName", role.clone())]),
+        ));
+    }
+    if plan.import_role.create {
+        use imgport_cloud::aliyun::ram::{IMPORT_POLICY, import_trust_policy};
+        requests.push(rendered(
+            "ram",
+            "CreateRole",
+            pairs(&[
+                ("RoleName", format!("{role} <when missing>")),
+                ("AssumeRolePolicyDocument", import_trust_policy()),
+            ]),
+        ));
+        requests.push(rendered(
+            "ram",
+            "AttachPolicyToRole",
+            pairs(&[
+                ("PolicyType", "System".into()),
+                ("PolicyName", format!("{IMPORT_POLICY} <when missing>")),
+                ("RoleName", role.clone()),
+            ]),
+        ));
+    }
     if plan.dedupe {
         requests.push(rendered(
             "ecs",

@@ -1,0 +1,100 @@
+//! The credential chain's STS modes against the emulator over 127.0.0.1
+//! (docs/CLOUD-API.md §Credentials): a `RamRoleArn` profile assumes the role through the
+//! emulated STS and ECS accepts the issued credentials; short-lived credentials are renewed
+//! before they expire; an expired token is refused with the service's code; no secret shows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use imgport::cloud::aliyun::sts::RpcSts;
+use imgport::credentials::{ChainOptions, CredentialSource, StsHandle, resolve_provider_with};
+
+const ROLE_ARN: &str = "acs:ram::1234567890123456:role/imgport-sim-admin";
+
+fn role_profile(dir: &Path, sim: &SimProcess) -> PathBuf {
+    let cfg = dir.join("config.json");
+    let text = serde_json::json!({
+        "current": "role",
+        "profiles": [{
+            "name": "role", "mode": "RamRoleArn",
+            "access_key_id": sim.key_id, "access_key_secret": sim.secret,
+            "ram_role_arn": ROLE_ARN, "ram_session_name": "it-test", "expired_seconds": 900
+        }]
+    });
+    std::fs::write(&cfg, text.to_string()).unwrap();
+    cfg
+}
+
+#[test]
+fn a_ram_role_arn_profile_calls_ecs_as_the_assumed_role() {
+    let sim = SimProcess::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = role_profile(dir.path(), &sim);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imgport"))
+        .args([
+            "image",
+            "modify",
+            "m-doesnotexist00000001",
+            "--region",
+            REGION,
+        ])
+        .args(["--endpoint", &sim.endpoint, "--name", "renamed", "--json"])
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        .env_remove("ALIBABA_CLOUD_ROLE_ARN")
+        .env("HOME", dir.path())
+        .env("ALIBABA_CLOUD_CONFIG_FILE", &cfg)
+        .env("IMGPORT_STS_ENDPOINT", &sim.endpoint)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Authenticated as the role: the answer is about the image, not the key.
+    assert!(
+        stdout.contains("InvalidImageId.NotFound"),
+        "{stdout}\n{stderr}"
+    );
+    for secret in [sim.secret.as_str(), "sim-sts-secret-", "CAISsim"] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "a secret shows: {stdout}\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn short_lived_sts_credentials_are_renewed_and_expired_ones_refused() {
+    let sim = SimProcess::start(&["--sts-seconds", "2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = role_profile(dir.path(), &sim);
+    let vars = [
+        ("ALIBABA_CLOUD_CONFIG_FILE", cfg.display().to_string()),
+        ("IMGPORT_STS_ENDPOINT", sim.endpoint.clone()),
+    ];
+    let env = move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+    let opts = ChainOptions {
+        sts: Some(StsHandle(Arc::new(RpcSts::default()))),
+        ..ChainOptions::default()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (provider, source) = rt.block_on(resolve_provider_with(&opts, &env)).unwrap();
+    assert_eq!(source, CredentialSource::RamRoleArn(ROLE_ARN.into()));
+    let first = provider.current();
+    assert!(first.access_key_id.starts_with("STS."), "{first:?}");
+
+    let config = sim.config(SignatureVersion::V3);
+    // A client holding the first credentials as they are, without renewal.
+    let stale = EcsClient::new(config.clone(), first.clone()).unwrap();
+    let renewing = EcsClient::with_provider(config, provider.clone()).unwrap();
+    let list = |c: &EcsClient| {
+        let req = DescribeImagesRequest::new(REGION);
+        rt.block_on(async { c.describe_images(&req).await })
+    };
+    list(&renewing).expect("fresh STS credentials are accepted");
+    std::thread::sleep(Duration::from_millis(2200));
+    let err = list(&stale).unwrap_err();
+    assert_eq!(err.code(), Some("InvalidSecurityToken.Expired"), "{err:?}");
+    list(&renewing).expect("renewed before they expired");
+    assert_ne!(provider.current().access_key_id, first.access_key_id);
+}
