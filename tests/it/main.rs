@@ -11,6 +11,7 @@ mod cli_verbose;
 mod cloud;
 mod convert;
 mod guest;
+mod guest_read_errors;
 mod guest_readers;
 mod hostile;
 mod import;

@@ -197,16 +197,7 @@ fn read_initrd(
         ));
         return unreadable("skipped for the read budget".into());
     }
-    // The decompressed output (tens of MiB of fresh pages) is faulted in on the idle core
-    // while the file is read.
-    let hint = match guest.read_range(path.as_bytes(), size.saturating_sub(4), 4) {
-        Ok(Some(tail)) => initramfs::output_size_hint(&tail, size),
-        _ => None,
-    };
-    let scratch = hint.map(|n| std::thread::spawn(move || imgport_base::mem::prefaulted(n)));
-    let data = guest.read_file(path.as_bytes(), initramfs::MAX_IMAGE_BYTES);
-    let scratch = scratch.and_then(|t| t.join().ok()).unwrap_or_default();
-    let data = match data {
+    let data = match guest.read_file(path.as_bytes(), initramfs::MAX_IMAGE_BYTES) {
         Ok(Some(d)) => d,
         Ok(None) => return Initrd::Absent,
         Err(e) => return unreadable(e.to_string()),
@@ -216,7 +207,7 @@ fn read_initrd(
         want: &kmod::initramfs_wanted,
         ..Default::default()
     };
-    match initramfs::parse_into(&data, &opts, scratch) {
+    match initramfs::parse(&data, &opts) {
         Ok(contents) => Initrd::Read { path, contents },
         Err(e) => {
             findings.push(Finding::new(

@@ -6,12 +6,10 @@
 //! `lz4 -l` writes (`lib/decompress_unlz4.c`): magic 0x184C2102, then blocks of a little-endian
 //! u32 compressed size and an LZ4 block of at most 8 MiB output.
 //!
-//! gzip, the common case, is first decoded whole into a buffer sized from the member's ISIZE
-//! and capped by [`MAX_WHOLE_GZIP`] (one contiguous output, no chunk copies); anything that
-//! path does not take (a wrong size guess, old-style magic, corrupt data) is decoded again by
-//! the streaming decoder, which also words the errors. Both use flate2, the one deflate crate
-//! of the workspace (docs/DEPENDENCIES.md). zstd (Debian's and Ubuntu's default) is decoded
-//! by libzstd through the `zstd` crate.
+//! gzip, the common case, is streamed through flate2 (zlib-rs backend, the one deflate crate
+//! of the workspace: docs/DEPENDENCIES.md) in [`CHUNK`] pieces: the output is never held
+//! whole, so a 50 MiB initramfs costs no 50 MiB buffer nor the page faults to fill it. zstd
+//! (Debian's and Ubuntu's default) is decoded by libzstd through the `zstd` crate.
 
 use std::io::{self, Read};
 
@@ -34,11 +32,6 @@ const MAX_FRAMES: usize = 4096;
 fn is_skippable(b: &[u8]) -> bool {
     b.len() >= 8 && (b[0] & 0xF0) == 0x50 && b[1..4] == [0x2A, 0x4D, 0x18]
 }
-
-/// Largest output decoded in one call; a bigger gzip member is streamed. The buffer is sized
-/// from the member's ISIZE, a field the image writes, so it stays well inside the memory an
-/// inspection may take (docs/RELIABILITY.md) whatever that field claims.
-const MAX_WHOLE_GZIP: usize = 96 << 20;
 
 /// Size of the buffer decoders fill before a push.
 const CHUNK: usize = 64 << 10;
@@ -65,13 +58,11 @@ pub(crate) fn detect(bytes: &[u8]) -> Option<Compression> {
 
 /// Decompresses the stream at the front of `input` (of kind `method`, found at file offset
 /// `offset`) into `sink`; returns how many input bytes the stream used. Errors from the sink
-/// come back unchanged; decoder errors become [`InitramfsError::Decompress`]. A gzip member
-/// decoded whole goes into `scratch` when it has room (see [`output_size_hint`]).
+/// come back unchanged; decoder errors become [`InitramfsError::Decompress`].
 pub(crate) fn decompress(
     method: Compression,
     input: &[u8],
     offset: u64,
-    scratch: &mut Vec<u8>,
     sink: &mut dyn FnMut(&[u8]) -> Result<(), InitramfsError>,
 ) -> Result<usize, InitramfsError> {
     let fail = |source: io::Error| InitramfsError::Decompress {
@@ -82,9 +73,6 @@ pub(crate) fn decompress(
     let mut rest: &[u8] = input;
     match method {
         Compression::Gzip => {
-            if let Some(used) = gzip_whole(input, scratch, sink)? {
-                return Ok(used);
-            }
             let mut dec = flate2::bufread::GzDecoder::new(&mut rest);
             pump(&mut dec, sink, fail)?;
         }
@@ -145,58 +133,6 @@ pub(crate) fn decompress(
         }
     }
     Ok(input.len() - rest.len())
-}
-
-/// Decodes the gzip member at the front of `input` in one pass into a buffer of its ISIZE and
-/// pushes that output into `sink`; `Ok(None)` when this path cannot take it and the caller
-/// must stream.
-fn gzip_whole(
-    input: &[u8],
-    scratch: &mut Vec<u8>,
-    sink: &mut dyn FnMut(&[u8]) -> Result<(), InitramfsError>,
-) -> Result<Option<usize>, InitramfsError> {
-    // The member usually runs to the end of the file, so its ISIZE (output size mod 2^32) is
-    // the file's last word; otherwise the guess is wrong, the output says so, and we stream.
-    let Some(isize) = last_word(input).filter(|&n| n != 0 && n <= MAX_WHOLE_GZIP) else {
-        return Ok(None);
-    };
-    let mut out = if scratch.capacity() >= isize {
-        std::mem::take(scratch)
-    } else {
-        let fresh: Vec<u8> = Vec::with_capacity(isize);
-        imgport_base::mem::advise_huge_pages(fresh.as_ptr(), fresh.capacity());
-        fresh
-    };
-    out.clear();
-    let mut rest: &[u8] = input;
-    // One byte past the guess is enough to learn that the guess was wrong; the decoder checks
-    // the member's CRC32 and ISIZE when it reaches the end.
-    let whole = flate2::bufread::GzDecoder::new(&mut rest)
-        .take(isize as u64 + 1)
-        .read_to_end(&mut out)
-        .is_ok_and(|n| n == isize);
-    if !whole {
-        return Ok(None);
-    }
-    let used = input.len() - rest.len();
-    sink(&out)?;
-    Ok(Some(used))
-}
-
-/// The little-endian word that ends `bytes`: a gzip member's ISIZE when it ends the file.
-fn last_word(bytes: &[u8]) -> Option<usize> {
-    let at = bytes.len().checked_sub(4)?;
-    Some(imgport_base::bytes::le32(bytes, at) as usize)
-}
-
-/// How large a buffer the whole-member gzip path would want for an initramfs of `file_len`
-/// bytes ending in `tail` (its last 4 bytes), so a caller can prepare it while reading the
-/// file; `None` when no gzip member is likely to end there. Bounded by [`MAX_WHOLE_GZIP`]
-/// and by 16 times the file, beyond real initramfs ratios (2–5), so a word that is not an
-/// ISIZE (the end of a zstd stream, say) wastes little.
-pub fn output_size_hint(tail: &[u8], file_len: u64) -> Option<usize> {
-    let n = last_word(tail).filter(|&n| tail.len() == 4 && n != 0)?;
-    (n <= MAX_WHOLE_GZIP && n as u64 <= file_len.saturating_mul(16)).then_some(n)
 }
 
 /// Decodes the one zstd frame at the front of `input` through `out` into `sink` with

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use decompress::{MAX_WINDOW, output_size_hint};
+pub use decompress::MAX_WINDOW;
 pub use error::{At, InitramfsError};
 pub use model::{
     Compression, Entry, EntryKind, MAX_ARCHIVES, MAX_ENTRIES, MAX_IMAGE_BYTES, MAX_LINK_TARGET,
@@ -77,16 +77,6 @@ impl Initramfs {
 /// the archive and offset; nothing on any input panics, and work and memory are bounded by
 /// the input size and the `MAX_*` caps.
 pub fn parse(data: &[u8], opts: &ReadOptions<'_>) -> Result<Initramfs, InitramfsError> {
-    parse_into(data, opts, Vec::new())
-}
-
-/// [`parse`], decoding a whole gzip member into `scratch` when it has room for it: a buffer
-/// of [`output_size_hint`] bytes the caller prepared (pages faulted in) while it read the file.
-pub fn parse_into(
-    data: &[u8],
-    opts: &ReadOptions<'_>,
-    mut scratch: Vec<u8>,
-) -> Result<Initramfs, InitramfsError> {
     if data.len() as u64 > MAX_IMAGE_BYTES {
         return Err(InitramfsError::ImageTooLarge {
             len: data.len() as u64,
@@ -118,7 +108,7 @@ pub fn parse_into(
             (Compression::None, used, p.members)
         } else if let Some(method) = decompress::detect(rest) {
             let mut p = cpio::Parser::new(&mut out, offset, method, 0, true);
-            let used = decompress::decompress(method, rest, offset, &mut scratch, &mut |chunk| {
+            let used = decompress::decompress(method, rest, offset, &mut |chunk| {
                 p.feed(chunk).map(|_| ())
             })?;
             if !p.at_end() {
