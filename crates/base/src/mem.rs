@@ -15,19 +15,6 @@ pub fn advise_huge_pages(ptr: *const u8, len: usize) {
     }
 }
 
-/// An empty buffer with room for `len` bytes whose pages are already faulted in (huge pages
-/// advised): made on an idle core while the caller does other work, so the thread that fills
-/// it later does not pay the first-touch cost on its critical path.
-pub fn prefaulted(len: usize) -> Vec<u8> {
-    let mut buf: Vec<u8> = Vec::with_capacity(len);
-    advise_huge_pages(buf.as_ptr(), buf.capacity());
-    let spare = buf.spare_capacity_mut();
-    for page in spare.chunks_mut(4096) {
-        page[0].write(0);
-    }
-    buf
-}
-
 /// Bytes of memory this process may still take without swapping or meeting its container's
 /// limit: the kernel's `MemAvailable`, lowered by the room left under a cgroup (v2 or v1)
 /// limit. `None` where neither is known (not Linux).
