@@ -51,6 +51,20 @@ pub const LOCAL_MAX_PART_SIZE: u64 = 64 * 1024 * 1024;
 /// Most parts started ahead of the consumer. Zero parts take no buffer, so without this bound
 /// a long hole would queue every one of its parts at once.
 const MAX_AHEAD: usize = 64;
+/// Memory a stream that batches part MD5s adds to the buffers its caller asks for: 3 parts
+/// of S3's smallest size ([`md5_extra_buffers`]).
+pub const MD5_BATCH_BUDGET: u64 = 3 * HASHED_PART_SIZE;
+
+/// Buffers of `part_size` bytes a stream that batches part MD5s adds to those its caller
+/// asks for (the parts in flight and two filled ahead): as many as [`MD5_BATCH_BUDGET`]
+/// holds, at least one. A batch takes every buffer not held by the consumer, up to
+/// [`MD5_LANES`] parts, so with a consumer that returns its parts quickly it is nearly full,
+/// and with one that holds many it is smaller (MD5 costs more per byte: the lanes run in
+/// lockstep, so 8 parts take as long as 16) but memory stays the same.
+pub fn md5_extra_buffers(part_size: u64) -> usize {
+    (MD5_BATCH_BUDGET / part_size.max(1)).clamp(1, MD5_LANES as u64) as usize
+}
+
 /// Parts whose MD5s are computed together ([`imgport_md5x16::md5_many`]: one AVX-512 register).
 pub const MD5_LANES: usize = 16;
 
@@ -83,10 +97,42 @@ pub fn buffer_memory(part_size: Option<NonZeroU64>) -> u64 {
     DEFAULT_BUFFER_BUDGET.max(part.saturating_mul(DEFAULT_BUFFERS.0))
 }
 
+/// Buffers of `buffer_size` bytes a stream keeps when not told: one per thread filling parts,
+/// one the consumer holds and one the SHA-256 thread reads, at least [`DEFAULT_BUFFERS`]'
+/// fewest and at most what fits [`DEFAULT_BUFFER_BUDGET`] (the fewest at least): more only
+/// queue parts ahead of whichever of those is the bottleneck, and cost memory.
+fn default_buffers(buffer_size: u64) -> usize {
+    let wanted = (rayon::current_num_threads() as u64 + 2).min(DEFAULT_BUFFERS.1);
+    let fit = DEFAULT_BUFFER_BUDGET / buffer_size.max(1);
+    wanted.min(fit).max(DEFAULT_BUFFERS.0) as usize
+}
+
 /// The part size used when none is given: [`DEFAULT_PART_SIZE`], or larger (whole MiB) when
 /// the stream would otherwise need more than [`MAX_PARTS`] parts.
 pub fn auto_part_size(total: u64) -> u64 {
     part_size_at_least(DEFAULT_PART_SIZE, total)
+}
+
+/// The part size a local stream (no part MD5s) lists its per-part digests in:
+/// [`auto_part_size`], at most [`LOCAL_MAX_PART_SIZE`].
+pub fn local_part_size(total: u64) -> u64 {
+    auto_part_size(total).min(LOCAL_MAX_PART_SIZE)
+}
+
+/// Buffer unit of a local stream whose digests are listed in `report_part` parts: the
+/// largest of [`CHUNK_SIZE`], 2 MiB and 1 MiB that divides `report_part` (a part's CRC is
+/// then combined from whole buffers), or `report_part` itself when none does or when the
+/// buffers of a `total`-byte stream would be too many to number.
+pub fn local_buffer_part(report_part: u64, total: u64) -> u64 {
+    const MIB: u64 = 1024 * 1024;
+    [CHUNK_SIZE as u64, 2 * MIB, MIB]
+        .into_iter()
+        .find(|&unit| {
+            unit <= report_part
+                && report_part.is_multiple_of(unit)
+                && total.div_ceil(unit) <= u64::from(u32::MAX)
+        })
+        .unwrap_or(report_part)
 }
 
 /// `base`, or the smallest whole number of MiB above it that cuts `total` into at most
@@ -148,6 +194,8 @@ pub struct LayoutStream {
     ready: VecDeque<(u32, Filled)>,
     /// Parts per MD5 batch (1: MD5 per part on the pool).
     md5_lanes: usize,
+    /// Most parts holding a buffer that are filled ahead of the consumer.
+    fill_ahead: usize,
     sha_tx: Option<SyncSender<PartData>>,
     sha: Mutex<ShaState>,
     crc: u64,
@@ -172,7 +220,7 @@ impl LayoutStream {
             None if !opts.skip_part_md5 => {
                 part_size_at_least(HASHED_PART_SIZE, total).min(MAX_PART_SIZE)
             }
-            None => auto_part_size(total).min(LOCAL_MAX_PART_SIZE),
+            None => local_part_size(total),
         };
         let parts = total.div_ceil(part_size).max(1);
         // Only a stream whose parts are hashed (one an upload sends) is held to the object
@@ -199,20 +247,19 @@ impl LayoutStream {
             }
         })?;
         let buffers = if opts.buffers == 0 {
-            (DEFAULT_BUFFER_BUDGET / buffer_size as u64).clamp(DEFAULT_BUFFERS.0, DEFAULT_BUFFERS.1)
-                as usize
+            default_buffers(buffer_size as u64)
         } else {
             opts.buffers
         };
-        // A batch of part MD5s needs its parts at once, on top of the buffers asked for.
+        // A batch of part MD5s holds its parts at once: a few buffers on top of those asked
+        // for, and whatever the consumer does not hold.
         let md5_lanes = if opts.skip_part_md5 || parts < 2 {
             1
         } else {
-            let room = DEFAULT_BUFFER_BUDGET.saturating_sub(buffers as u64 * buffer_size as u64);
-            (room / buffer_size as u64).clamp(1, MD5_LANES as u64) as usize
+            MD5_LANES
         };
         let buffers = if md5_lanes > 1 {
-            buffers + md5_lanes
+            buffers + md5_extra_buffers(buffer_size as u64)
         } else {
             buffers
         };
@@ -253,6 +300,11 @@ impl LayoutStream {
             pending: VecDeque::new(),
             ready: VecDeque::new(),
             md5_lanes,
+            fill_ahead: if md5_lanes > 1 {
+                md5_lanes
+            } else {
+                rayon::current_num_threads() + 1
+            },
             sha_tx: Some(tx),
             sha: Mutex::new(ShaState::Running(sha)),
             crc: 0,
@@ -272,6 +324,12 @@ impl LayoutStream {
     ) -> Result<Self, TransferError> {
         let layout = Layout::plan(src.as_ref(), format)?;
         Self::new(layout, src, opts)
+    }
+
+    /// Most bytes the part buffers can ever hold (the pool's buffers × their size): set by the
+    /// part size and the parts the caller lets be in flight, never by the disk's size.
+    pub fn buffer_capacity(&self) -> u64 {
+        self.pool.max_buffers() as u64 * self.pool.buffer_size() as u64
     }
 
     /// The layout being streamed.
@@ -311,7 +369,8 @@ impl LayoutStream {
     }
 
     /// Starts filling parts ahead while buffers are free; waits for one only when nothing is
-    /// in flight.
+    /// in flight or filled (else the consumer may hold every buffer while it waits for a part
+    /// that is ready).
     fn launch_ahead(&mut self) {
         while self.next_launch <= self.parts && self.pending.len() < MAX_AHEAD {
             let (offset, len) = self.part_range(self.next_launch);
@@ -319,7 +378,12 @@ impl LayoutStream {
                 self.launch_zero(len);
                 continue;
             }
-            let buf = if self.pending.is_empty() {
+            // Parts filled ahead of the consumer: one MD5 batch, or one per filling thread
+            // and one more. More would only take buffers (memory) from the parts in flight.
+            if self.buffered_ahead() >= self.fill_ahead {
+                break;
+            }
+            let buf = if self.pending.is_empty() && self.ready.is_empty() {
                 self.pool.get(len)
             } else {
                 match self.pool.try_get(len) {
@@ -331,8 +395,22 @@ impl LayoutStream {
         }
     }
 
+    /// Parts started or filled ahead of the consumer that hold a buffer.
+    fn buffered_ahead(&self) -> usize {
+        let held = |d: &PartData| !d.is_zero_part();
+        self.pending
+            .iter()
+            .filter(|(_, p)| match p {
+                Pending::Filling(_) => true,
+                Pending::Ready(f) => held(&f.data),
+            })
+            .count()
+            + self.ready.iter().filter(|(_, f)| held(&f.data)).count()
+    }
+
     /// The next filled part in order. With batched MD5s, the first part of a batch waits
-    /// for the whole batch to be filled and hashes it in one [`md5_many`] call.
+    /// for the whole batch to be filled and hashes it in one [`md5_many`] call; a batch is
+    /// up to [`MD5_LANES`] parts, fewer when no more buffers are free.
     fn next_filled(&mut self) -> Option<Result<(u32, Filled), TransferError>> {
         if self.ready.is_empty() {
             let want = if self.shared.batch_md5 {
