@@ -27,10 +27,11 @@ use imgport_image::{DiskImage, Extent, ExtentKind, ImageError};
 pub const CONTENT_BLOCK: u64 = 64 * 1024;
 /// Name of the construction, reported next to the value.
 pub const CONTENT_ALGORITHM: &str = "imgport-blk-blake3-64k-zrun";
-/// Blocks handled by one parallel task.
-const BLOCKS_PER_TASK: u64 = 64;
+/// Blocks handled by one parallel task: 1 MiB, so the read buffers (one per thread and one
+/// more) hold 3 MiB on two cores while an upload's parts hold the rest of the memory.
+const BLOCKS_PER_TASK: u64 = 16;
 /// Tasks whose block digests are kept before the outer hash consumes them.
-const TASKS_PER_WINDOW: u64 = 64;
+const TASKS_PER_WINDOW: u64 = 256;
 
 /// The content digest of a virtual disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -7,16 +7,17 @@
 //! holes, and so are all-zero 4 KiB blocks of data (as `qemu-img convert -S 4k` does): zero runs
 //! are never written.
 
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::content::{ContentDigest, content_digest};
-use super::digest::multipart_etag;
+use super::digest::{crc64_combine, multipart_etag};
 use super::layout::{Layout, OutputFormat};
 use super::output::OutputFile;
-use super::stream::{LayoutStream, MAX_PARTS, StreamOptions};
+use super::stream::{LayoutStream, MAX_PARTS, StreamOptions, local_buffer_part, local_part_size};
 use super::{Part, PartSource, TransferError};
 use imgport_base::report::{Reporter, Stage};
 use imgport_image::DiskImage;
@@ -89,9 +90,13 @@ struct Drained {
 }
 
 /// Drains `stream` as progress `task` (announcing `notice` first), handing each part to
-/// `sink`, and collects the digests; the caller finishes the progress.
+/// `sink`, and collects the digests; the caller finishes the progress. `report_part` is the
+/// part size the per-part digests are listed for: the stream's own, or a multiple of it when
+/// the stream's parts are only buffers (their CRCs are then combined; MD5s cannot be, so a
+/// stream with part MD5s is listed in its own parts).
 fn drain(
     stream: &mut dyn PartSource,
+    report_part: u64,
     task: &str,
     notice: Option<&str>,
     reporter: &dyn Reporter,
@@ -101,15 +106,16 @@ fn drain(
     if let Some(n) = notice {
         reporter.message(n);
     }
+    let report_part = report_part.max(stream.part_size());
+    let report_count = stream.total_size().div_ceil(report_part).max(1);
     // A local stream of a huge disk may have millions of parts: their list is kept only when
     // it is one an object store could take, so memory stays bounded by MAX_PARTS entries.
-    let keep = u64::from(stream.part_count()) <= MAX_PARTS;
-    let mut parts = Vec::with_capacity(if keep {
-        stream.part_count() as usize
-    } else {
-        0
-    });
+    let keep = report_count <= MAX_PARTS;
+    let mut parts = Vec::with_capacity(if keep { report_count as usize } else { 0 });
     let mut md5s = Some(Vec::with_capacity(parts.capacity())).filter(|_| keep);
+    // The listed part being combined from stream parts: (offset, size, crc).
+    let mut group: Option<(u64, u64, u64)> = None;
+    let total = stream.total_size();
     loop {
         if !keep {
             // Nothing per part is kept: a run of zero parts is passed over in one step.
@@ -123,22 +129,35 @@ fn drain(
         };
         let part = part?;
         sink(&part)?;
-        reporter.advance(part.data.len() as u64);
+        let len = part.data.len() as u64;
+        reporter.advance(len);
         if !keep {
             continue;
         }
-        md5s = md5s.zip(part.md5).map(|(mut all, m)| {
-            all.push(m);
-            all
-        });
-        parts.push(PartDigest {
-            number: part.number,
-            offset: part.offset,
-            size: part.data.len() as u64,
-            md5: part.md5.as_ref().map(hex::encode),
-            crc64: part.crc64.to_string(),
-            crc64_hex: format!("{:016x}", part.crc64),
-        });
+        if report_part == stream.part_size() {
+            md5s = md5s.zip(part.md5).map(|(mut all, m)| {
+                all.push(m);
+                all
+            });
+            parts.push(part_digest(
+                part.number,
+                part.offset,
+                len,
+                part.md5,
+                part.crc64,
+            ));
+            continue;
+        }
+        md5s = None;
+        let (offset, size, crc) = group.unwrap_or((part.offset, 0, 0));
+        let (size, crc) = (size + len, crc64_combine(crc, part.crc64, len));
+        if size == report_part || offset + size == total {
+            let number = u32::try_from(offset / report_part + 1).unwrap_or(u32::MAX);
+            parts.push(part_digest(number, offset, size, None, crc));
+            group = None;
+        } else {
+            group = Some((offset, size, crc));
+        }
     }
     let digests = stream.digests().ok_or(TransferError::WorkerLost)?;
     Ok(Drained {
@@ -146,6 +165,17 @@ fn drain(
         parts,
         multipart_etag: md5s.map(|m| multipart_etag(&m)),
     })
+}
+
+fn part_digest(number: u32, offset: u64, size: u64, md5: Option<[u8; 16]>, crc: u64) -> PartDigest {
+    PartDigest {
+        number,
+        offset,
+        size,
+        md5: md5.as_ref().map(hex::encode),
+        crc64: crc.to_string(),
+        crc64_hex: format!("{crc:016x}"),
+    }
 }
 
 /// `r` with the stream's `notice` added, and a note why it lists no part digests (more parts
@@ -243,27 +273,53 @@ fn sha256_policy(layout: &Layout, opts: &ConvertOptions) -> (StreamOptions, Opti
     (stream, Some(notice))
 }
 
-/// The stream of `src` converted to `format`, and the notice of its SHA-256 policy.
+/// A stream planned for a local consumer: the stream, the notice of its SHA-256 policy, and
+/// the part size its per-part digests are listed in.
+struct Planned {
+    stream: LayoutStream,
+    notice: Option<String>,
+    report_part: u64,
+}
+
+/// The stream of `src` converted to `format`. Without a part size given (no part MD5s), the
+/// digests are listed in [`local_part_size`] parts while the stream itself moves the bytes in
+/// [`local_buffer_part`] buffers, so a conversion holds a few MiB, not a few listed parts.
 fn planned_stream(
     src: &Arc<dyn DiskImage>,
     format: OutputFormat,
     opts: &ConvertOptions,
-) -> Result<(LayoutStream, Option<String>), TransferError> {
+) -> Result<Planned, TransferError> {
     let layout = Layout::plan(src.as_ref(), format)?;
-    let (stream_opts, notice) = sha256_policy(&layout, opts);
-    Ok((
-        LayoutStream::new(layout, src.clone(), &stream_opts)?,
+    let (mut stream_opts, notice) = sha256_policy(&layout, opts);
+    let mut report_part = 0;
+    if stream_opts.part_size.is_none() && stream_opts.skip_part_md5 {
+        report_part = local_part_size(layout.size);
+        stream_opts.part_size = NonZeroU64::new(local_buffer_part(report_part, layout.size));
+    }
+    let stream = LayoutStream::new(layout, src.clone(), &stream_opts)?;
+    Ok(Planned {
+        report_part: report_part.max(stream.part_size()),
+        stream,
         notice,
-    ))
+    })
 }
 
-/// Reads `stream` to its end for its digests alone, announcing `notice` first.
+/// Reads `stream` to its end for its digests alone (listed in `report_part` parts),
+/// announcing `notice` first.
 fn digests_only(
     stream: &mut dyn PartSource,
+    report_part: u64,
     notice: Option<&str>,
     reporter: &dyn Reporter,
 ) -> Result<Drained, TransferError> {
-    let drained = drain(stream, "checksum", notice, reporter, |_| Ok(()))?;
+    let drained = drain(
+        stream,
+        report_part,
+        "checksum",
+        notice,
+        reporter,
+        |_| Ok(()),
+    )?;
     reporter.finish();
     Ok(drained)
 }
@@ -275,10 +331,14 @@ pub fn checksum(
     opts: &ConvertOptions,
     reporter: &dyn Reporter,
 ) -> Result<StreamReport, TransferError> {
-    let (mut stream, notice) = planned_stream(&src, format, opts)?;
-    let drained = digests_only(&mut stream, notice.as_deref(), reporter)?;
+    let Planned {
+        mut stream,
+        notice,
+        report_part,
+    } = planned_stream(&src, format, opts)?;
+    let drained = digests_only(&mut stream, report_part, notice.as_deref(), reporter)?;
     let content = content_if(opts, src.as_ref(), reporter)?;
-    let r = report(stream.layout(), drained, stream.part_size(), None, content);
+    let r = report(stream.layout(), drained, report_part, None, content);
     Ok(with_notices(r, notice))
 }
 
@@ -308,7 +368,8 @@ pub fn checksum_file(
     let (image, layout) = super::file::FileStream::plan(path)?;
     let (stream_opts, notice) = sha256_policy(&layout, opts);
     let mut stream = super::file::FileStream::from_plan(image, layout, &stream_opts)?;
-    let drained = digests_only(&mut stream, notice.as_deref(), reporter)?;
+    let report_part = stream.part_size();
+    let drained = digests_only(&mut stream, report_part, notice.as_deref(), reporter)?;
     let mut r = report(stream.layout(), drained, stream.part_size(), None, None);
     r.format = None;
     Ok(with_notices(r, notice))
@@ -323,11 +384,16 @@ pub fn convert(
     opts: &ConvertOptions,
     reporter: &dyn Reporter,
 ) -> Result<StreamReport, TransferError> {
-    let (mut stream, notice) = planned_stream(&src, format, opts)?;
+    let Planned {
+        mut stream,
+        notice,
+        report_part,
+    } = planned_stream(&src, format, opts)?;
     let tmp = OutputFile::create(dst)?;
     let layout = stream.layout().clone();
     let drained = drain(
         &mut stream,
+        report_part,
         "convert",
         notice.as_deref(),
         reporter,
@@ -339,9 +405,77 @@ pub fn convert(
     let r = report(
         &layout,
         drained,
-        stream.part_size(),
+        report_part,
         Some(dst.to_path_buf()),
         content,
     );
     Ok(with_notices(r, notice))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imgport_base::report::Silent;
+    use imgport_image::ImageFile;
+    use imgport_image::raw::RawImage;
+    use std::io::{Seek, SeekFrom, Write};
+
+    /// A sparse RAW disk of `size` bytes with 40 MiB of varied data at 20 MiB.
+    fn disk(dir: &Path, size: u64) -> Arc<dyn DiskImage> {
+        let path = dir.join(format!("disk-{size}.raw"));
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.set_len(size).unwrap();
+        f.seek(SeekFrom::Start(20 << 20)).unwrap();
+        let data: Vec<u8> = (0..40u32 << 20).map(|i| (i % 253) as u8 + 1).collect();
+        f.write_all(&data).unwrap();
+        drop(f);
+        let file = Arc::new(ImageFile::open(&path).unwrap());
+        Arc::new(RawImage::open(file, &mut Vec::new()).unwrap())
+    }
+
+    fn local_opts() -> ConvertOptions {
+        ConvertOptions {
+            stream: StreamOptions {
+                skip_part_md5: true,
+                ..StreamOptions::default()
+            },
+            ..ConvertOptions::default()
+        }
+    }
+
+    #[test]
+    fn listed_parts_combine_small_buffers_into_the_usual_part_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = disk(dir.path(), 100 << 20);
+        let out = dir.path().join("out.raw");
+        let r = convert(src, &out, OutputFormat::Raw, &local_opts(), &Silent).unwrap();
+        let bytes = std::fs::read(&out).unwrap();
+        assert_eq!(
+            r.part_size,
+            32 << 20,
+            "the listed part size is the usual one"
+        );
+        assert_eq!(r.parts.len(), 4);
+        for p in &r.parts {
+            let range = &bytes[p.offset as usize..(p.offset + p.size) as usize];
+            assert_eq!(p.crc64, super::super::digest::crc64(range).to_string());
+            assert_eq!(p.size, (32 << 20).min(bytes.len() as u64 - p.offset));
+            assert!(p.md5.is_none());
+        }
+        assert_eq!(r.crc64, super::super::digest::crc64(&bytes).to_string());
+    }
+
+    #[test]
+    fn a_conversion_holds_a_few_small_buffers_whatever_the_disk_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let capacity = |size: u64| {
+            let planned =
+                planned_stream(&disk(dir.path(), size), OutputFormat::Vhd, &local_opts()).unwrap();
+            assert_eq!(planned.stream.part_size(), 4 << 20);
+            planned.stream.buffer_capacity()
+        };
+        let small = capacity(1 << 30);
+        assert_eq!(small, capacity(2040 << 30));
+        assert!(small <= 32 << 20, "{small} bytes of buffers");
+    }
 }

@@ -3,8 +3,9 @@
 //!
 //! Each part is filled on the rayon pool in chunks (source reads and decompression run on
 //! several threads through `DiskImage::read_at`), its CRC-64 computed per chunk while the bytes
-//! are in cache and combined. Part MD5s are computed [`MD5_LANES`] parts at a time by the
-//! multi-buffer MD5 when that many fit the memory budget, else per part on the pool. SHA-256
+//! are in cache and combined. Part MD5s are computed up to [`MD5_LANES`] parts at a time by the
+//! multi-buffer MD5 (as many as the buffers the consumer leaves free), else per part on the
+//! pool. SHA-256
 //! of the whole stream runs on its own thread over the same buffers. Parts come from a bounded
 //! [`BufferPool`], so memory is bounded by the buffer count × part size whatever the image size.
 
@@ -25,34 +26,10 @@ use super::{Part, PartSource, StreamDigests, TransferError};
 use imgport_image::DiskImage;
 use imgport_md5x16::md5_many;
 
-/// Most parts S3 and OSS accept in one multipart upload.
-pub const MAX_PARTS: u64 = 10_000;
-/// Default part size: large enough for few requests, small enough that a handful of parts in
-/// flight stay within the memory budget.
-pub const DEFAULT_PART_SIZE: u64 = 32 * 1024 * 1024;
-/// Unit of parallel work inside a part.
-pub const CHUNK_SIZE: usize = 4 * 1024 * 1024;
-/// Default part size of a stream that hashes each part (an upload): S3's 5 MiB minimum for
-/// every part but the last (OSS takes 100 KiB), so a batch of [`MD5_LANES`] parts and those
-/// in flight take as little fresh memory as S3 allows (first touch is costly on VMs whose
-/// balloon reports free pages: docs/LIMITS.md §Memory).
-pub const HASHED_PART_SIZE: u64 = 5 * 1024 * 1024;
-/// Memory the part buffers may use by default.
-pub const DEFAULT_BUFFER_BUDGET: u64 = 192 * 1024 * 1024;
-/// Fewest and most part buffers a stream keeps by default (when they fit the budget).
-const DEFAULT_BUFFERS: (u64, u64) = (3, 8);
-/// Largest part S3 and OSS accept; a hashed stream (an upload's) whose output needs larger
-/// parts to fit [`MAX_PARTS`] is refused before anything is allocated.
-pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
-/// Largest part a stream that does not hash parts (a local conversion or checksum) picks by
-/// itself: it may then have more than [`MAX_PARTS`] parts, so a huge, mostly empty disk never
-/// gets part buffers sized from its virtual size.
-pub const LOCAL_MAX_PART_SIZE: u64 = 64 * 1024 * 1024;
-/// Most parts started ahead of the consumer. Zero parts take no buffer, so without this bound
-/// a long hole would queue every one of its parts at once.
-const MAX_AHEAD: usize = 64;
-/// Parts whose MD5s are computed together ([`imgport_md5x16::md5_many`]: one AVX-512 register).
-pub const MD5_LANES: usize = 16;
+mod sizing;
+
+pub use sizing::*;
+use sizing::{MAX_AHEAD, default_buffers, part_size_at_least};
 
 /// How a stream cuts and buffers its output.
 #[derive(Debug, Clone, Default)]
@@ -60,9 +37,9 @@ pub struct StreamOptions {
     /// Size of every part but the last; `None` picks [`auto_part_size`].
     pub part_size: Option<NonZeroU64>,
     /// Parts that may exist at once (being filled, hashed, or held by the consumer); 0 picks
-    /// as many as fit [`DEFAULT_BUFFER_BUDGET`] (at least 3, at most 8). A consumer that holds
+    /// one per thread filling parts and two more, within [`DEFAULT_BUFFER_BUDGET`]. A consumer that holds
     /// this many parts blocks the next `next_part` until it drops one. A stream that batches
-    /// part MD5s adds the parts of one batch to this.
+    /// part MD5s adds [`md5_extra_buffers`] to this.
     pub buffers: usize,
     /// Set from a signal handler to stop the stream at the next part.
     pub cancel: Option<Arc<AtomicBool>>,
@@ -72,29 +49,6 @@ pub struct StreamOptions {
     /// Skip the per-part MD5 (a full pass over every part), which only an upload's `Content-MD5`
     /// and the multipart ETag need; [`Part::md5`] is then `None`.
     pub skip_part_md5: bool,
-}
-
-/// Most memory the part buffers of one stream take with the default buffer count and
-/// `part_size` parts (`None`: the default size): for callers deciding how many streams fit.
-pub fn buffer_memory(part_size: Option<NonZeroU64>) -> u64 {
-    let part = part_size.map_or(DEFAULT_PART_SIZE, NonZeroU64::get);
-    // The buffers fill the budget (MD5 batches take only what is left of it), unless even the
-    // fewest buffers are over it.
-    DEFAULT_BUFFER_BUDGET.max(part.saturating_mul(DEFAULT_BUFFERS.0))
-}
-
-/// The part size used when none is given: [`DEFAULT_PART_SIZE`], or larger (whole MiB) when
-/// the stream would otherwise need more than [`MAX_PARTS`] parts.
-pub fn auto_part_size(total: u64) -> u64 {
-    part_size_at_least(DEFAULT_PART_SIZE, total)
-}
-
-/// `base`, or the smallest whole number of MiB above it that cuts `total` into at most
-/// [`MAX_PARTS`] parts.
-fn part_size_at_least(base: u64, total: u64) -> u64 {
-    const MIB: u64 = 1024 * 1024;
-    let min = total.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
-    base.max(min)
 }
 
 /// MD5 (when computed) and CRC-64 of an all-zero part.
@@ -148,6 +102,8 @@ pub struct LayoutStream {
     ready: VecDeque<(u32, Filled)>,
     /// Parts per MD5 batch (1: MD5 per part on the pool).
     md5_lanes: usize,
+    /// Most parts holding a buffer that are filled ahead of the consumer.
+    fill_ahead: usize,
     sha_tx: Option<SyncSender<PartData>>,
     sha: Mutex<ShaState>,
     crc: u64,
@@ -172,7 +128,7 @@ impl LayoutStream {
             None if !opts.skip_part_md5 => {
                 part_size_at_least(HASHED_PART_SIZE, total).min(MAX_PART_SIZE)
             }
-            None => auto_part_size(total).min(LOCAL_MAX_PART_SIZE),
+            None => local_part_size(total),
         };
         let parts = total.div_ceil(part_size).max(1);
         // Only a stream whose parts are hashed (one an upload sends) is held to the object
@@ -199,20 +155,19 @@ impl LayoutStream {
             }
         })?;
         let buffers = if opts.buffers == 0 {
-            (DEFAULT_BUFFER_BUDGET / buffer_size as u64).clamp(DEFAULT_BUFFERS.0, DEFAULT_BUFFERS.1)
-                as usize
+            default_buffers(buffer_size as u64)
         } else {
             opts.buffers
         };
-        // A batch of part MD5s needs its parts at once, on top of the buffers asked for.
+        // A batch of part MD5s holds its parts at once: a few buffers on top of those asked
+        // for, and whatever the consumer does not hold.
         let md5_lanes = if opts.skip_part_md5 || parts < 2 {
             1
         } else {
-            let room = DEFAULT_BUFFER_BUDGET.saturating_sub(buffers as u64 * buffer_size as u64);
-            (room / buffer_size as u64).clamp(1, MD5_LANES as u64) as usize
+            MD5_LANES
         };
         let buffers = if md5_lanes > 1 {
-            buffers + md5_lanes
+            buffers + md5_extra_buffers(buffer_size as u64)
         } else {
             buffers
         };
@@ -253,6 +208,11 @@ impl LayoutStream {
             pending: VecDeque::new(),
             ready: VecDeque::new(),
             md5_lanes,
+            fill_ahead: if md5_lanes > 1 {
+                md5_lanes
+            } else {
+                rayon::current_num_threads() + 1
+            },
             sha_tx: Some(tx),
             sha: Mutex::new(ShaState::Running(sha)),
             crc: 0,
@@ -272,6 +232,12 @@ impl LayoutStream {
     ) -> Result<Self, TransferError> {
         let layout = Layout::plan(src.as_ref(), format)?;
         Self::new(layout, src, opts)
+    }
+
+    /// Most bytes the part buffers can ever hold (the pool's buffers × their size): set by the
+    /// part size and the parts the caller lets be in flight, never by the disk's size.
+    pub fn buffer_capacity(&self) -> u64 {
+        self.pool.max_buffers() as u64 * self.pool.buffer_size() as u64
     }
 
     /// The layout being streamed.
@@ -311,7 +277,8 @@ impl LayoutStream {
     }
 
     /// Starts filling parts ahead while buffers are free; waits for one only when nothing is
-    /// in flight.
+    /// in flight or filled (else the consumer may hold every buffer while it waits for a part
+    /// that is ready).
     fn launch_ahead(&mut self) {
         while self.next_launch <= self.parts && self.pending.len() < MAX_AHEAD {
             let (offset, len) = self.part_range(self.next_launch);
@@ -319,7 +286,12 @@ impl LayoutStream {
                 self.launch_zero(len);
                 continue;
             }
-            let buf = if self.pending.is_empty() {
+            // Parts filled ahead of the consumer: one MD5 batch, or one per filling thread
+            // and one more. More would only take buffers (memory) from the parts in flight.
+            if self.buffered_ahead() >= self.fill_ahead {
+                break;
+            }
+            let buf = if self.pending.is_empty() && self.ready.is_empty() {
                 self.pool.get(len)
             } else {
                 match self.pool.try_get(len) {
@@ -331,8 +303,22 @@ impl LayoutStream {
         }
     }
 
+    /// Parts started or filled ahead of the consumer that hold a buffer.
+    fn buffered_ahead(&self) -> usize {
+        let held = |d: &PartData| !d.is_zero_part();
+        self.pending
+            .iter()
+            .filter(|(_, p)| match p {
+                Pending::Filling(_) => true,
+                Pending::Ready(f) => held(&f.data),
+            })
+            .count()
+            + self.ready.iter().filter(|(_, f)| held(&f.data)).count()
+    }
+
     /// The next filled part in order. With batched MD5s, the first part of a batch waits
-    /// for the whole batch to be filled and hashes it in one [`md5_many`] call.
+    /// for the whole batch to be filled and hashes it in one [`md5_many`] call; a batch is
+    /// up to [`MD5_LANES`] parts, fewer when no more buffers are free.
     fn next_filled(&mut self) -> Option<Result<(u32, Filled), TransferError>> {
         if self.ready.is_empty() {
             let want = if self.shared.batch_md5 {

@@ -35,8 +35,9 @@ fn part_md5s_are_batched_and_right_for_dense_data_and_any_part_count() {
     std::fs::write(&path, &data).unwrap();
     let file = Arc::new(ImageFile::open(&path).unwrap());
     let img: Arc<dyn DiskImage> = Arc::new(RawImage::open(file, &mut Vec::new()).unwrap());
-    // 38 parts: two full batches of 16 and a short one; then a size where batches of 6
-    // lanes fit the budget; then one part, hashed on its own.
+    // 38 parts: two full batches of 16 and a short one; then a size where one buffer is
+    // added, so batches are as large as the buffers the consumer leaves free; then one part,
+    // hashed on its own.
     for part_size in [1 << 20, 20 << 20, 64 << 20] {
         let opts = StreamOptions {
             part_size: NonZeroU64::new(part_size),
@@ -225,4 +226,42 @@ fn too_many_parts_is_refused() {
         Err(TransferError::TooManyParts { .. })
     ));
     assert_eq!(auto_part_size(1 << 40), 105 << 20);
+}
+
+/// A sparse RAW disk of `size` bytes holding 12 MiB of data at 500 MiB.
+fn sized_image(dir: &std::path::Path, size: u64) -> Arc<dyn DiskImage> {
+    let path = dir.join(format!("disk-{size}.raw"));
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.set_len(size).unwrap();
+    f.seek(SeekFrom::Start(500 << 20)).unwrap();
+    f.write_all(&vec![7u8; 12 << 20]).unwrap();
+    drop(f);
+    let file = Arc::new(ImageFile::open(&path).unwrap());
+    Arc::new(RawImage::open(file, &mut Vec::new()).unwrap())
+}
+
+#[test]
+fn buffer_capacity_follows_the_parts_in_flight_not_the_disk_size() {
+    let dir = tempfile::tempdir().unwrap();
+    // An upload's stream: 5 MiB parts, 8 in flight and 2 filled ahead, part MD5s in batches.
+    let opts = StreamOptions {
+        part_size: NonZeroU64::new(HASHED_PART_SIZE),
+        buffers: 10,
+        ..StreamOptions::default()
+    };
+    let capacity = |size: u64| {
+        let img = sized_image(dir.path(), size);
+        let s = LayoutStream::convert(img, OutputFormat::Vhd, &opts).unwrap();
+        assert!(s.part_count() > 1, "the MD5s are batched");
+        s.buffer_capacity()
+    };
+    let small = capacity(1 << 30);
+    assert_eq!(
+        small,
+        capacity(2040 << 30),
+        "a 2040 GiB disk with the same data"
+    );
+    let extra = md5_extra_buffers(HASHED_PART_SIZE) as u64;
+    assert_eq!(extra, 3);
+    assert_eq!(small, (10 + extra) * HASHED_PART_SIZE);
 }
