@@ -17,7 +17,7 @@ pub fn inflate(input: &[u8], out: &mut [u8]) -> Result<usize, String> {
             // Full: the stream must end here, without one more byte.
             let mut extra = [0u8; 1];
             let status = d
-                .decompress(&input[i..], &mut extra, FlushDecompress::Finish)
+                .decompress(&input[i..], &mut extra, FlushDecompress::None)
                 .map_err(|e| format!("deflate data is invalid ({e})"))?;
             if d.total_out() as usize > o {
                 return Err(format!(
@@ -34,7 +34,7 @@ pub fn inflate(input: &[u8], out: &mut [u8]) -> Result<usize, String> {
             };
         }
         let status = d
-            .decompress(&input[i..], &mut out[o..], FlushDecompress::Finish)
+            .decompress(&input[i..], &mut out[o..], FlushDecompress::None)
             .map_err(|e| format!("deflate data is invalid ({e})"))?;
         if status == Status::StreamEnd {
             return Ok(d.total_out() as usize);
