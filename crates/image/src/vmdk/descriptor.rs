@@ -280,12 +280,12 @@ fn parse_extent(
 pub fn check_name(name: &str) -> Result<(), String> {
     let rule = if name.is_empty() {
         "the extent file name is empty"
+    } else if name.contains(':') {
+        "holds ':', which QEMU reads as a protocol (json:, nbd:, file:)"
     } else if name.contains('/') || name.contains('\\') {
         "names a path (holds / or \\), not a file in the descriptor's directory"
     } else if name == "." || name == ".." {
         "names a directory, not a file in the descriptor's directory"
-    } else if name.contains(':') {
-        "holds ':', which QEMU reads as a protocol (json:, nbd:, file:)"
     } else {
         return Ok(());
     };

@@ -58,7 +58,7 @@ mod tests {
     use std::io::Write;
 
     fn zlib(data: &[u8]) -> Vec<u8> {
-        let mut e = ZlibEncoder::new(Vec::new(), Compression::fast());
+        let mut e = ZlibEncoder::new(Vec::new(), Compression::best());
         e.write_all(data).unwrap();
         e.finish().unwrap()
     }
@@ -73,9 +73,11 @@ mod tests {
 
     #[test]
     fn refuses_a_grain_that_inflates_past_one_grain() {
-        let mut out = vec![0u8; 4096];
-        let e = inflate(&zlib(&[0u8; 4097]), &mut out).unwrap_err();
-        assert!(e.contains("past one grain"), "{e}");
+        for (grain, data) in [(4096, 4097), (65536, 131072)] {
+            let mut out = vec![0u8; grain];
+            let e = inflate(&zlib(&vec![0u8; data]), &mut out).unwrap_err();
+            assert!(e.contains("past one grain"), "{grain}: {e}");
+        }
     }
 
     #[test]
