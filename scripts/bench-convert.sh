@@ -8,7 +8,10 @@
 # down (N chunks: N × 640 MiB virtual, N × 64 MiB data) for quick runs. Images are cached in
 # $BENCH_DIR (default target/bench). Uses hyperfine when installed, else /usr/bin/time.
 #
-# usage: scripts/bench-convert.sh [--chunks N] [--runs R] [--source raw|qcow2]
+# `--source vmdk` converts from a streamOptimized VMDK (deflate-compressed grains) that
+# qemu-img makes from the raw source.
+#
+# usage: scripts/bench-convert.sh [--chunks N] [--runs R] [--source raw|qcow2|vmdk]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 chunks=64
@@ -19,7 +22,7 @@ while [ $# -gt 0 ]; do
     --chunks) chunks=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --source) source_fmt=$2; shift 2 ;;
-    *) echo "usage: $0 [--chunks N] [--runs R] [--source raw|qcow2]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--chunks N] [--runs R] [--source raw|qcow2|vmdk]" >&2; exit 2 ;;
   esac
 done
 dir=${BENCH_DIR:-$root/target/bench}
@@ -40,9 +43,13 @@ fi
 if [ "$source_fmt" = qcow2 ] && [ ! -f "$src" ]; then
   qemu-img convert -f raw -O qcow2 "$src_raw" "$src.tmp" && mv "$src.tmp" "$src"
 fi
+if [ "$source_fmt" = vmdk ] && [ ! -f "$src" ]; then
+  qemu-img convert -f raw -O vmdk -o subformat=streamOptimized "$src_raw" "$src.tmp" &&
+    mv "$src.tmp" "$src"
+fi
 
 (cd "$root" && cargo build --release --quiet)
-imgport=$root/target/release/imgport
+imgport=${CARGO_TARGET_DIR:-$root/target}/release/imgport
 out=$dir/out
 rm -f "$out".*
 
