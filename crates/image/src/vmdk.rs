@@ -8,8 +8,8 @@
 //! rules below do not vouch for are refused with a `vmdk.*` finding. imgport never writes a
 //! VMDK: it is converted to RAW, VHD or QCOW2.
 //!
-//! The descriptor is parsed in `vmdk/descriptor.rs`, a sparse extent's header, footer and
-//! tables in `vmdk/sparse.rs` (constants in `vmdk/header.rs`), compressed grains in
+//! The descriptor is parsed in `vmdk/descriptor.rs`, a sparse extent's header and footer in
+//! `vmdk/header.rs`, its tables and grains in `vmdk/sparse.rs`, compressed grains in
 //! `vmdk/grain.rs`; this file puts the extents together and reads across them.
 
 use std::sync::Arc;
@@ -126,7 +126,7 @@ fn open_monolithic(
     file: Arc<ImageFile>,
     v: &mut Verdict<'_>,
 ) -> Result<Option<VmdkImage>, ImageError> {
-    let Some((h, footer)) = sparse::judge_header(&file, "", true, v)? else {
+    let Some((h, footer)) = header::judge_header(&file, "", true, v)? else {
         return Ok(None);
     };
     let base = h.descriptor_offset * SECTOR;
@@ -369,7 +369,7 @@ fn open_descriptor(
                 }
             } else {
                 let label = format!("extent {:?}", e.file);
-                let Some((h, footer)) = sparse::judge_header(&f, &label, false, v)? else {
+                let Some((h, footer)) = header::judge_header(&f, &label, false, v)? else {
                     return Ok(None);
                 };
                 if h.capacity != e.sectors {
