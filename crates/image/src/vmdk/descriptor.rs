@@ -198,6 +198,12 @@ pub fn parse(bytes: &[u8]) -> Result<Descriptor, DescError> {
     Ok(d)
 }
 
+/// The first white-space-separated word of `s` and what follows it.
+fn token(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    s.split_once(char::is_whitespace).unwrap_or((s, ""))
+}
+
 fn unquote(v: &str) -> &str {
     v.strip_prefix('"')
         .and_then(|v| v.strip_suffix('"'))
@@ -212,14 +218,12 @@ fn parse_extent(
     at: u64,
 ) -> Result<ExtentLine, DescError> {
     let bad = |rule: String| err("vmdk.extent_line", line_no, at, rule);
-    let mut parts = line.splitn(3, char::is_whitespace);
-    parts.next();
-    let sectors = parts.next().unwrap_or_default();
+    let (_, rest) = token(line);
+    let (sectors, rest) = token(rest);
     let sectors: u64 = sectors
         .parse()
         .map_err(|_| bad(format!("the size {sectors:?} is not a sector count")))?;
-    let rest = parts.next().unwrap_or_default().trim_start();
-    let (kind_word, rest) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let (kind_word, rest) = token(rest);
     let kind = match kind_word.to_ascii_uppercase().as_str() {
         "FLAT" => ExtentType::Flat,
         "SPARSE" => ExtentType::Sparse,

@@ -402,7 +402,7 @@ fn refused_dir(files: &[(&str, &[u8])], code: &str) -> Finding {
 fn descriptor_files_join_flat_zero_and_sparse_extents() {
     let text = descriptor(
         "twoGbMaxExtentFlat",
-        "RW 2 FLAT \"a.bin\" 1\nRW 3 ZERO\nRDONLY 1 FLAT \"b.bin\"",
+        "RW 2 FLAT \"a.bin\" 1\nRW 3 ZERO\nRDONLY  1\tFLAT  \"b.bin\"",
     );
     let a: Vec<u8> = (0..1536u32).map(|i| (i / 512) as u8 + 1).collect();
     let (img, findings, _dir) = open_dir(&[
