@@ -11,7 +11,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 rm -rf "$corpus"
-mkdir -p "$corpus"/{detect,qcow2,vhd,xfs,ext4,fat,ntfs,registry,initramfs,partition,lvm,btrfs}
+mkdir -p "$corpus"/{detect,qcow2,vhd,vmdk,xfs,ext4,fat,ntfs,registry,initramfs,partition,lvm,btrfs}
 
 # A small guest tree shared by the file-system seeds.
 mkdir -p tree/etc/sub tree/boot
@@ -37,6 +37,17 @@ qemu-img create -q -f vpc -o subformat=fixed f.vhd 16K
 qemu-img create -q -f raw r16.raw 16K && qemu-io -f raw -c "write -P 0x11 0 4k" r16.raw >/dev/null
 qemu-img convert -q -O vpc -o subformat=fixed r16.raw fdata.vhd
 cp d.vhd f.vhd fdata.vhd "$cache/vhd-diff.vhd" "$corpus/vhd/"
+
+# vmdk: the sparse subformats of a 128 KiB disk with 4 KiB of data (one 64 KiB grain), one
+# in VMware's layout (directory at the end, footer), and a flat descriptor.
+qemu-img create -q -f raw v.raw 128K && qemu-io -f raw -c "write -P 0x11 0 4k" v.raw >/dev/null
+for s in monolithicSparse streamOptimized monolithicFlat; do
+  qemu-img convert -q -O vmdk -o subformat=$s v.raw "vmdk-$s.vmdk"
+done
+cp vmdk-streamOptimized.vmdk vmdk-gd-at-end.vmdk
+python3 "$here/../scripts/testdata/vmdk.py" gd-at-end vmdk-gd-at-end.vmdk
+cp vmdk-monolithicSparse.vmdk vmdk-streamOptimized.vmdk vmdk-gd-at-end.vmdk vmdk-monolithicFlat.vmdk \
+  "$corpus/vmdk/"
 
 # detect: one of each thing the detector tells apart.
 cp q3.qcow2 d.vhd f.vhd "$cache/vdi-7M.vdi" "$cache/vmdk-flat.vmdk" "$cache/zeros-512.raw" \

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use imgport::guest::fs::{FileSystem, NodeKind};
 use imgport::guest::{initramfs, registry};
 use imgport::image::detect::{self, OpenOptions};
-use imgport::image::{DiskImage, ImageFile, ImageFormat, qcow2::Qcow2Image, vhd::VhdImage};
+use imgport::image::{
+    DiskImage, ImageFile, ImageFormat, qcow2::Qcow2Image, vhd::VhdImage, vmdk::VmdkImage,
+};
 use imgport::source::ByteSource;
 
 pub use imgport::source::sparse::SparseSource;
@@ -220,6 +222,21 @@ pub fn vhd(data: &[u8]) {
     };
     let mut findings = Vec::new();
     if let Ok(Some(image)) = VhdImage::open(Arc::new(file), &mut findings) {
+        let _ = image.details();
+        read_disk(&image);
+    }
+}
+
+/// The VMDK reader on its own, past the detector. A descriptor input may name extent files
+/// beside the input file; only regular files there can be opened.
+pub fn vmdk(data: &[u8]) {
+    let _bounds = Bounded::start("vmdk");
+    let path = write_input(data);
+    let Ok(file) = ImageFile::open(&path) else {
+        return;
+    };
+    let mut findings = Vec::new();
+    if let Ok(Some(image)) = VmdkImage::open(Arc::new(file), &mut findings) {
         let _ = image.details();
         read_disk(&image);
     }

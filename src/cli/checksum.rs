@@ -16,7 +16,7 @@ use imgport_transfer::convert::{checksum, checksum_file};
 
 #[derive(Debug, Args)]
 pub struct ChecksumArgs {
-    /// Image file (RAW, VHD or QCOW2).
+    /// Image file (RAW, VHD, QCOW2 or VMDK).
     pub file: PathBuf,
     /// Checksum the file converted to this format instead of the file itself.
     #[arg(long, value_enum)]

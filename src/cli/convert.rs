@@ -51,11 +51,11 @@ impl From<ToArg> for OutputFormat {
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// Source image (RAW, VHD or QCOW2).
+    /// Source image (RAW, VHD, QCOW2 or VMDK).
     pub src: PathBuf,
     /// Destination file; written under a temporary name and renamed when complete.
     pub dst: PathBuf,
-    /// Output format.
+    /// Output format (VMDK is read, never written).
     #[arg(long, value_enum)]
     pub to: ToArg,
     #[command(flatten)]

@@ -13,6 +13,7 @@ use std::process::Command;
 use crate::util::{image, testdata};
 
 mod round2;
+mod vmdk;
 
 /// CPU time (user + system) one command may use (a bad image never makes a command hang;
 /// docs/RELIABILITY.md "Untrusted input").

@@ -25,3 +25,4 @@ mod report_render;
 mod upload;
 mod util;
 mod vhd;
+mod vmdk;

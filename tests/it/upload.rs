@@ -291,6 +291,29 @@ fn converted_on_the_fly_equals_convert_output() {
 }
 
 #[test]
+fn a_vmdk_converted_on_the_fly_equals_convert_output() {
+    let env = Env::new();
+    let src = image("vmdk/streamOptimized.vmdk");
+    let converted = env.path("c.qcow2");
+    let out = Command::new(env!("CARGO_BIN_EXE_imgport"))
+        .args([
+            "convert",
+            src.to_str().unwrap(),
+            converted.to_str().unwrap(),
+            "--to",
+            "qcow2",
+        ])
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    crate::util::assert_ok(&out);
+    let j = env.upload(&[src.to_str().unwrap(), "--key", "v.qcow2", "--to", "qcow2"]);
+    let want = sha256_file(&converted);
+    assert_eq!(sha256_file(&env.object("v.qcow2")), want, "object bytes");
+    assert_eq!(j["sha256"], want.as_str());
+}
+
+#[test]
 fn faults_are_retried_and_each_part_is_stored_once() {
     let env = Env::new();
     let src = env.path("f.bin");
