@@ -33,6 +33,8 @@ pub struct Opened {
     pub image: Arc<dyn DiskImage>,
     pub report: ContainerReport,
     pub file: Arc<ImageFile>,
+    /// The OVA/OVF package the disk came from, with the descriptor's hints.
+    pub package: Option<crate::ova::PackageDisk>,
 }
 
 /// What a signature says the file is.
@@ -182,7 +184,7 @@ const REFUSED_FORMATS: [RefusedFormat; 17] = [
     (
         "tar",
         |h| at(h, 257, b"ustar").then_some(257),
-        "a tar archive (an OVA is one); extract the disk image first",
+        "a tar archive; an OVA is read when its name ends in .ova, other archives must be extracted first",
     ),
 ];
 
@@ -402,8 +404,28 @@ pub fn inspect(path: &Path, opts: &OpenOptions) -> Result<ContainerReport, Image
 }
 
 /// Opens `path` when it is safe; a refused file is [`ImageError::Refused`] with its report.
+/// An OVA/OVF package of one disk opens as that disk; `vm.ova/disk2.vmdk` opens one disk of
+/// a package (see [`open_all`] for every disk).
 pub fn open(path: &Path, opts: &OpenOptions) -> Result<Opened, ImageError> {
-    let file = Arc::new(ImageFile::open(path)?);
+    if let Some((package, member)) = crate::ova::package_path(path) {
+        return crate::ova::Package::read(&package)?.open_one(member.as_deref(), opts);
+    }
+    open_file(Arc::new(ImageFile::open(path)?), opts)
+}
+
+/// Every disk `path` names: the disks of an OVA/OVF package in its descriptor's order, or
+/// the one disk [`open`] opens.
+pub fn open_all(path: &Path, opts: &OpenOptions) -> Result<Vec<Opened>, ImageError> {
+    match crate::ova::package_path(path) {
+        Some((package, None)) => crate::ova::Package::read(&package)?.open_all(opts),
+        _ => open(path, opts).map(|o| vec![o]),
+    }
+}
+
+/// Detects and opens an image file already opened (a file, or a window of an archive).
+pub(crate) fn open_file(file: Arc<ImageFile>, opts: &OpenOptions) -> Result<Opened, ImageError> {
+    let path = file.path().to_path_buf();
+    let path = path.as_path();
     let size = file.size();
     let head = file.read_upto(0, HEAD_LEN)?;
     let tail_start = size.saturating_sub(TAIL_LEN as u64);
@@ -558,6 +580,7 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Opened, ImageError> {
                 image,
                 report,
                 file,
+                package: None,
             })
         }
         _ => {

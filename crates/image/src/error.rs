@@ -36,6 +36,17 @@ pub enum ImageError {
     },
     #[error("{}: refused: {}", .report.path.display(), refusal_summary(.report))]
     Refused { report: Box<ContainerReport> },
+    /// An archive member's bytes do not have the digest its manifest gives.
+    #[error(
+        "{path}: the manifest {manifest} gives {algorithm} {expected} but the member's bytes hash to {actual}; the archive was changed or damaged after it was written"
+    )]
+    ManifestMismatch {
+        path: PathBuf,
+        manifest: String,
+        algorithm: &'static str,
+        expected: String,
+        actual: String,
+    },
     #[error("read of {length} bytes at offset {offset} passes the virtual disk size {size}")]
     OutOfRange { offset: u64, length: u64, size: u64 },
 }

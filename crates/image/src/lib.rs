@@ -1,5 +1,5 @@
 //! Container formats: how the bytes of a RAW, VHD or QCOW2 file map to a virtual disk, and
-//! whether the file is safe to read at all.
+//! whether the file is safe to read at all; OVA/OVF packages of such disks (`ova.rs`).
 //!
 //! Owns: the [`DiskImage`] seam, one reader per format (`raw.rs`, `vhd.rs`, `qcow2.rs`) and the
 //! one place that chooses among them (`detect.rs`). Must not touch what is inside the virtual
@@ -13,6 +13,7 @@ mod extent;
 mod file;
 mod finding;
 mod format;
+pub mod ova;
 pub mod qcow2;
 pub mod raw;
 mod report;
@@ -21,7 +22,7 @@ pub mod source;
 mod test_util;
 pub mod vhd;
 
-pub use detect::{OpenOptions, Opened, inspect, open};
+pub use detect::{OpenOptions, Opened, inspect, open, open_all};
 pub use disk::{DiskImage, ImageSource};
 pub use error::{ImageError, check_read};
 pub use extent::{Extent, ExtentKind, push_extent};
