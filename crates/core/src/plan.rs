@@ -25,6 +25,9 @@ use imgport_image::{ContainerReport, Finding, ImageFormat, Severity};
 use imgport_transfer::layout::LayoutError;
 pub use imgport_transfer::layout::OutputFormat;
 
+mod ovf;
+pub use ovf::{Hint, OvfEvidence};
+
 /// One GiB, the unit of `DiskImageSize`.
 pub const GIB: u64 = 1 << 30;
 /// ImportImage: `DiskDeviceMapping.N` with N = 1 (system) ..= 17.
@@ -240,6 +243,8 @@ pub struct DiskInput<'a> {
     pub path: &'a Path,
     pub container: &'a ContainerReport,
     pub guest: Option<&'a GuestFacts>,
+    /// The OVA/OVF package the disk came from (its descriptor's hints), if any.
+    pub package: Option<&'a imgport_image::ova::PackageDisk>,
 }
 
 /// The size in bytes of the object a disk becomes in an output format: `(index of the disk
@@ -325,6 +330,10 @@ pub struct ImportPlan {
     pub delete_objects: bool,
     /// Notes for the user (rounded sizes, guessed defaults, readiness findings of the guest).
     pub notes: Vec<Finding>,
+    /// The OVF descriptor's hints beside what inspection found, when the system disk came
+    /// from an OVA/OVF package.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ovf: Option<OvfEvidence>,
 }
 
 /// Why no plan could be made.
@@ -450,7 +459,10 @@ pub fn infer(
     if let Some(g) = system_guest {
         notes.extend(g.findings.iter().cloned());
     }
-    let image = plan_image(&disks[system], system_guest, opts, &mut notes);
+    let mut image = plan_image(&disks[system], system_guest, opts, &mut notes);
+    let ovf = disks[system]
+        .package
+        .map(|p| ovf::weigh(p, system_guest, &mut image, &mut notes));
     let finishing = Finishing {
         family: opts.image.family.clone(),
         boot_mode: (image.boot_mode.value == BootMode::Uefi
@@ -472,6 +484,7 @@ pub fn infer(
         ehpc,
         delete_objects: opts.delete_objects,
         notes,
+        ovf,
     };
     // Every request is checked here, before the first byte leaves the machine; those sent
     // after the import differ from these checks only by the image id ImportImage returns.
@@ -954,6 +967,7 @@ mod tests {
             path: Path::new("/d/root.qcow2"),
             container: &r,
             guest: Some(&g),
+            package: None,
         }];
         let mut o = opts();
         o.image.tags = (1..=20).map(|i| (format!("k{i}"), "v".into())).collect();
@@ -988,6 +1002,7 @@ mod tests {
             path: Path::new("/d/root.qcow2"),
             container: &r,
             guest: Some(&g),
+            package: None,
         }];
         let plan = infer(&one, &opts()).unwrap();
         assert!(plan.dedupe && !plan.replace && plan.ehpc.is_none());
@@ -1064,6 +1079,7 @@ mod tests {
             path: Path::new("/d/fake.qcow2"),
             container: &c,
             guest: Some(&GuestFacts::default()),
+            package: None,
         }];
         let e = infer(&disks, &opts()).unwrap_err();
         assert!(matches!(e, PlanError::NoOs { .. }), "{e}");
@@ -1088,16 +1104,19 @@ mod tests {
                 path: Path::new("/d/data1.raw"),
                 container: &data,
                 guest: None,
+                package: None,
             },
             DiskInput {
                 path: Path::new("/d/root.qcow2"),
                 container: &sys,
                 guest: Some(&g),
+                package: None,
             },
             DiskInput {
                 path: Path::new("/d/data2.raw"),
                 container: &data,
                 guest: None,
+                package: None,
             },
         ];
         let plan = infer(&disks, &opts()).unwrap();
@@ -1138,11 +1157,13 @@ mod tests {
                 path: Path::new("a"),
                 container: &r,
                 guest: Some(&g),
+                package: None,
             },
             DiskInput {
                 path: Path::new("b"),
                 container: &r,
                 guest: Some(&g),
+                package: None,
             },
         ];
         assert!(matches!(
@@ -1159,11 +1180,13 @@ mod tests {
                 path: Path::new("a"),
                 container: &r,
                 guest: None,
+                package: None,
             },
             DiskInput {
                 path: Path::new("b"),
                 container: &r,
                 guest: None,
+                package: None,
             },
         ];
         assert!(matches!(
@@ -1185,6 +1208,7 @@ mod tests {
                 path: Path::new("a"),
                 container: &r,
                 guest: None,
+                package: None,
             })
             .collect();
         assert!(matches!(
@@ -1196,6 +1220,7 @@ mod tests {
             path: Path::new("a"),
             container: &huge,
             guest: None,
+            package: None,
         }];
         assert!(matches!(
             infer(&one, &no_os_allowed()),
@@ -1206,6 +1231,7 @@ mod tests {
             path: Path::new("a"),
             container: &edge,
             guest: None,
+            package: None,
         }];
         assert_eq!(
             infer(&one, &no_os_allowed()).unwrap().disks[0]
@@ -1222,6 +1248,7 @@ mod tests {
             path: Path::new("a.raw"),
             container: &r,
             guest: None,
+            package: None,
         }];
         let mut o = no_os_allowed();
         o.output = Some(OutputFormat::Vhd);
@@ -1242,6 +1269,7 @@ mod tests {
             path: Path::new("a"),
             container: &r,
             guest: Some(&g),
+            package: None,
         }];
         let plan = infer(&one, &opts()).unwrap();
         assert_eq!(plan.image.boot_mode.value, BootMode::Uefi);
@@ -1264,6 +1292,7 @@ mod tests {
             path: Path::new("bad"),
             container: &r,
             guest: None,
+            package: None,
         }];
         assert!(matches!(
             infer(&one, &opts()),

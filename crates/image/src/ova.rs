@@ -488,6 +488,38 @@ impl Package {
     }
 }
 
+/// The bytes `path` names, as stored: a file, or the member `vm.ova/disk1.vmdk` (or the one
+/// disk of a package) as a window of its archive, with its manifest digest to check.
+pub fn open_bytes(path: &Path) -> Result<ImageFile, ImageError> {
+    let Some((package, member)) = package_path(path) else {
+        return ImageFile::open(path);
+    };
+    let pkg = Package::read(&package)?;
+    let disk = match &member {
+        Some(m) => pkg.disks.iter().find(|d| d.href == *m),
+        None if pkg.disks.len() == 1 => pkg.disks.first(),
+        None => None,
+    };
+    let Some(d) = disk else {
+        // The same refusal opening it as a disk gives.
+        return Err(pkg
+            .open_one(member.as_deref(), &OpenOptions::default())
+            .err()
+            .unwrap_or_else(|| refused(&package, 0, "ova", Vec::new())));
+    };
+    match (&d.place, &pkg.archive) {
+        (Place::Member { start, len }, Some(archive)) => ImageFile::window(
+            archive,
+            package.join(&d.href),
+            *start,
+            *len,
+            d.digest.clone(),
+        ),
+        (Place::Beside(p), _) => Ok(ImageFile::open(p)?.with_digest(d.digest.clone())),
+        (Place::Member { .. }, None) => unreachable_member(&package),
+    }
+}
+
 fn unreachable_member(path: &Path) -> Result<ImageFile, ImageError> {
     Err(ImageError::Corrupt {
         path: path.to_path_buf(),
