@@ -12,6 +12,7 @@ use std::process::Command;
 
 use crate::util::{image, testdata};
 
+mod ova;
 mod round2;
 
 /// CPU time (user + system) one command may use (a bad image never makes a command hang;
