@@ -16,8 +16,8 @@ use imgport_transfer::convert::{checksum, checksum_file};
 
 #[derive(Debug, Args)]
 pub struct ChecksumArgs {
-    /// Image file (RAW, VHD or QCOW2), an OVA/OVF of one disk, or `vm.ova/disk2.vmdk`; the
-    /// package manifest's digest of the disk is checked.
+    /// Image file (RAW, VHD, QCOW2 or VMDK), an OVA/OVF of one disk, or `vm.ova/disk2.vmdk`;
+    /// the package manifest's digest of the disk is checked.
     pub file: PathBuf,
     /// Checksum the file converted to this format instead of the file itself.
     #[arg(long, value_enum)]

@@ -51,12 +51,12 @@ impl From<ToArg> for OutputFormat {
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// Source image (RAW, VHD or QCOW2), an OVA/OVF of one disk, or one disk of a package
-    /// as `vm.ova/disk2.vmdk`.
+    /// Source image (RAW, VHD, QCOW2 or VMDK), an OVA/OVF of one disk, or one disk of a
+    /// package as `vm.ova/disk2.vmdk`.
     pub src: PathBuf,
     /// Destination file; written under a temporary name and renamed when complete.
     pub dst: PathBuf,
-    /// Output format.
+    /// Output format (VMDK is read, never written).
     #[arg(long, value_enum)]
     pub to: ToArg,
     #[command(flatten)]

@@ -61,6 +61,8 @@ pub enum FormatArg {
     Raw,
     Vhd,
     Qcow2,
+    /// Read only: converted to an output format.
+    Vmdk,
 }
 
 impl From<FormatArg> for imgport_image::ImageFormat {
@@ -69,6 +71,7 @@ impl From<FormatArg> for imgport_image::ImageFormat {
             FormatArg::Raw => imgport_image::ImageFormat::Raw,
             FormatArg::Vhd => imgport_image::ImageFormat::Vhd,
             FormatArg::Qcow2 => imgport_image::ImageFormat::Qcow2,
+            FormatArg::Vmdk => imgport_image::ImageFormat::Vmdk,
         }
     }
 }

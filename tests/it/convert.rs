@@ -326,7 +326,7 @@ fn dir_names(dir: &Path) -> Vec<String> {
 fn failed_conversions_leave_no_file() {
     let dir = tempfile::tempdir().unwrap();
     // Source refused: exit 3, nothing created.
-    let run = imgport_convert(&image("vmdk-7M.vmdk"), &dir.path().join("o.vhd"), "vhd");
+    let run = imgport_convert(&image("vdi-7M.vdi"), &dir.path().join("o.vhd"), "vhd");
     run.expect_code(3);
     assert!(dir_names(dir.path()).is_empty());
 
@@ -497,7 +497,7 @@ fn converting_a_file_onto_itself_is_refused() {
 
 #[test]
 fn checksum_of_a_refused_image_exits_3() {
-    let run = imgport(["checksum".as_ref(), image("vmdk-7M.vmdk").as_os_str()]);
+    let run = imgport(["checksum".as_ref(), image("vdi-7M.vdi").as_os_str()]);
     run.expect_code(3);
     let run = imgport([
         "checksum".as_ref(),

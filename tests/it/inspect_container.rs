@@ -20,9 +20,6 @@ fn refused_containers_are_named_with_a_hint() {
     for (file, what) in [
         ("vdi-7M.vdi", "vdi"),
         ("vhdx-7M.vhdx", "vhdx"),
-        ("vmdk-7M.vmdk", "vmdk"),
-        ("vmdk-flat.vmdk", "vmdk"),
-        ("vmdk-stream.vmdk", "vmdk"),
         ("qed.qed", "qed"),
         ("plain.iso", "iso"),
         ("luks.luks", "luks"),
@@ -103,7 +100,7 @@ fn text_file_is_raw_and_usage_errors_exit_2() {
     run.expect_code(0);
     assert_eq!(r["format"], "raw");
     imgport(["inspect"]).expect_code(2);
-    imgport(["inspect", "--declared-format", "vmdk", "x"]).expect_code(2);
+    imgport(["inspect", "--declared-format", "vhdx", "x"]).expect_code(2);
 }
 
 #[test]

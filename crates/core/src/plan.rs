@@ -659,6 +659,10 @@ fn plan_disk(
                 OutputFormat::Qcow2,
                 "raw sources are uploaded as qcow2: only allocated data travels",
             ),
+            ImageFormat::Vmdk => Sourced::default(
+                OutputFormat::Qcow2,
+                "a VMDK source is converted to qcow2 (imgport never uploads a VMDK): only allocated data travels",
+            ),
         },
     };
     let output_virtual_size = output

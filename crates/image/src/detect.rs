@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::qcow2::Qcow2Image;
 use super::raw::RawImage;
 use super::vhd::VhdImage;
+use super::vmdk::VmdkImage;
 use super::{
     ContainerReport, DiskImage, Finding, FormatDetails, ImageError, ImageFile, ImageFormat,
     Severity,
@@ -75,10 +76,8 @@ fn at0(head: &[u8], magic: &[u8]) -> Option<u64> {
     at(head, 0, magic).then_some(0)
 }
 
-/// The magic of a binary VMDK extent (sparse `KDMV`, ESX `COWD`).
-fn is_vmdk_extent(head: &[u8]) -> bool {
-    at(head, 0, b"KDMV") || at(head, 0, b"COWD")
-}
+/// The magic of a hosted sparse VMDK extent.
+const VMDK_MAGIC: &[u8; 4] = b"KDMV";
 
 /// How `head` holds a format detection always refuses: its name, where its signature lies
 /// (`None`: not this format) and what to do instead. Probed in this order, so a file that
@@ -86,7 +85,7 @@ fn is_vmdk_extent(head: &[u8]) -> bool {
 type RefusedFormat = (&'static str, fn(&[u8]) -> Option<u64>, &'static str);
 
 /// Every always-refused format found from the first bytes alone.
-const REFUSED_FORMATS: [RefusedFormat; 17] = [
+const REFUSED_FORMATS: [RefusedFormat; 16] = [
     (
         "qed",
         |h| at0(h, b"QED\0"),
@@ -99,13 +98,8 @@ const REFUSED_FORMATS: [RefusedFormat; 17] = [
     ),
     (
         "vmdk",
-        |h| is_vmdk_extent(h).then_some(0),
-        "VMDK is not supported by imgport; convert it to qcow2 or raw first",
-    ),
-    (
-        "vmdk",
-        |h| (!is_vmdk_extent(h) && is_vmdk_descriptor(h)).then_some(0),
-        "a VMDK descriptor references extent files; convert the disk to qcow2 or raw first",
+        |h| at0(h, b"COWD"),
+        "an ESX vmfsSparse (COWD) VMDK extent is a datastore snapshot file; export the disk from ESXi first",
     ),
     (
         "vdi",
@@ -225,6 +219,9 @@ fn probe(head: &[u8], tail: &[u8], size: u64) -> Vec<Signature> {
         } else if footer_511 {
             sig("vhd", Kind::Supported(ImageFormat::Vhd), size - 511, "");
         }
+    }
+    if at(head, 0, VMDK_MAGIC) || (!at(head, 0, b"COWD") && is_vmdk_descriptor(head)) {
+        sig("vmdk", Kind::Supported(ImageFormat::Vmdk), 0, "");
     }
     for (name, find, hint) in REFUSED_FORMATS {
         if let Some(offset) = find(head) {
@@ -559,6 +556,14 @@ pub(crate) fn open_file(file: Arc<ImageFile>, opts: &OpenOptions) -> Result<Open
             img.map(|img| {
                 report.subformat = Some(img.subformat().to_string());
                 report.details = Some(FormatDetails::Qcow2(img.details()));
+                Arc::new(img) as Arc<dyn DiskImage>
+            })
+        }
+        ImageFormat::Vmdk => {
+            let img = VmdkImage::open(file.clone(), &mut findings)?;
+            img.map(|img| {
+                report.subformat = Some(img.subformat().to_string());
+                report.details = Some(FormatDetails::Vmdk(img.details()));
                 Arc::new(img) as Arc<dyn DiskImage>
             })
         }

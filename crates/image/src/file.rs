@@ -29,6 +29,16 @@ pub struct ImageFile {
 impl ImageFile {
     /// Opens `path` read-only.
     pub fn open(path: &Path) -> Result<Self, ImageError> {
+        Self::open_flags(path, 0)
+    }
+
+    /// Opens `path` read-only like [`ImageFile::open`], but refuses a symbolic link as the
+    /// last component (`O_NOFOLLOW`): for files named inside another file (VMDK extents).
+    pub fn open_no_follow(path: &Path) -> Result<Self, ImageError> {
+        Self::open_flags(path, libc::O_NOFOLLOW)
+    }
+
+    fn open_flags(path: &Path, extra: libc::c_int) -> Result<Self, ImageError> {
         let io_err = |source| ImageError::Io {
             path: path.to_path_buf(),
             source,
@@ -42,10 +52,13 @@ impl ImageFile {
         // and the reads.
         let file = match std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | extra)
             .open(path)
         {
             Ok(f) => f,
+            Err(e) if extra & libc::O_NOFOLLOW != 0 && e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(not_regular("a symbolic link"));
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let dangling = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink());
                 return Err(if dangling {

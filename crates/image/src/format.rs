@@ -4,13 +4,16 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// The container formats imgport reads and writes.
+/// The container formats imgport reads; all but the input-only ones (see
+/// [`ImageFormat::is_input_only`]) it also writes and uploads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageFormat {
     Raw,
     Vhd,
     Qcow2,
+    /// Read only: converted to RAW, VHD or QCOW2, never written or given to ImportImage.
+    Vmdk,
 }
 
 impl ImageFormat {
@@ -20,7 +23,14 @@ impl ImageFormat {
             ImageFormat::Raw => "raw",
             ImageFormat::Vhd => "vhd",
             ImageFormat::Qcow2 => "qcow2",
+            ImageFormat::Vmdk => "vmdk",
         }
+    }
+
+    /// True for a format imgport reads but never writes or uploads as is (VMDK): a plan
+    /// converts it to an output format.
+    pub fn is_input_only(self) -> bool {
+        matches!(self, ImageFormat::Vmdk)
     }
 }
 

@@ -1,8 +1,8 @@
-//! Container formats: how the bytes of a RAW, VHD or QCOW2 file map to a virtual disk, and
-//! whether the file is safe to read at all; OVA/OVF packages of such disks (`ova.rs`).
+//! Container formats: how the bytes of a RAW, VHD, QCOW2 or VMDK file map to a virtual disk,
+//! and whether the file is safe to read at all; OVA/OVF packages of such disks (`ova.rs`).
 //!
-//! Owns: the [`DiskImage`] seam, one reader per format (`raw.rs`, `vhd.rs`, `qcow2.rs`) and the
-//! one place that chooses among them (`detect.rs`). Must not touch what is inside the virtual
+//! Owns: the [`DiskImage`] seam, one reader per format (`raw.rs`, `vhd.rs`, `qcow2.rs`,
+//! `vmdk.rs`, an input only) and the one place that chooses among them (`detect.rs`). Must not touch what is inside the virtual
 //! disk (partitions, file systems: that is `guest`) nor write files; the metadata bytes the
 //! converter writes are laid out beside each reader (`vhd/write.rs`, `qcow2/write.rs`).
 
@@ -21,6 +21,7 @@ pub mod source;
 #[cfg(test)]
 mod test_util;
 pub mod vhd;
+pub mod vmdk;
 
 pub use detect::{OpenOptions, Opened, inspect, open, open_all};
 pub use disk::{DiskImage, ImageSource};

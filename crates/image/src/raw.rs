@@ -110,9 +110,19 @@ fn seek(file: &ImageFile, offset: u64, whence: libc::c_int) -> Result<Option<u64
 /// `SEEK_DATA` / `SEEK_HOLE` answers (holes are never read). Shared by RAW and fixed VHD,
 /// whose data region starts at offset 0 of the file.
 pub(crate) fn file_extents(file: &ImageFile, len: u64) -> Result<Vec<Extent>, ImageError> {
-    let size = len.min(file.size());
+    file_extents_from(file, 0, len)
+}
+
+/// Like [`file_extents`] for the `len` bytes from file offset `start` (a flat VMDK extent),
+/// with offsets relative to `start`.
+pub(crate) fn file_extents_from(
+    file: &ImageFile,
+    start: u64,
+    len: u64,
+) -> Result<Vec<Extent>, ImageError> {
+    let size = start.saturating_add(len).min(file.size());
     let mut extents = Vec::new();
-    let mut pos = 0u64;
+    let mut pos = start.min(size);
     while pos < size {
         if extents.len() >= MAX_SEEK_EXTENTS {
             push_extent(
@@ -149,6 +159,9 @@ pub(crate) fn file_extents(file: &ImageFile, len: u64) -> Result<Vec<Extent>, Im
             },
         );
         pos = hole;
+    }
+    for e in &mut extents {
+        e.offset -= start;
     }
     Ok(extents)
 }

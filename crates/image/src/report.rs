@@ -8,6 +8,7 @@ use crate::finding::Finding;
 use crate::format::ImageFormat;
 use crate::qcow2::Qcow2Details;
 use crate::vhd::VhdDetails;
+use crate::vmdk::VmdkDetails;
 
 /// Format-specific facts reported by `inspect`.
 #[derive(Debug, Clone, Serialize)]
@@ -16,6 +17,7 @@ pub enum FormatDetails {
     Raw(RawDetails),
     Vhd(VhdDetails),
     Qcow2(Qcow2Details),
+    Vmdk(VmdkDetails),
 }
 
 /// The container-level result of inspecting one file.
@@ -23,11 +25,12 @@ pub enum FormatDetails {
 pub struct ContainerReport {
     pub path: PathBuf,
     /// The detected format; `None` when the file is refused before a format was settled
-    /// (e.g. a VMDK, or two formats matching).
+    /// (e.g. a VDI, or two formats matching).
     pub format: Option<ImageFormat>,
-    /// e.g. `fixed` / `dynamic` for VHD, `v2` / `v3` for QCOW2, `sparse` / `full` for RAW.
+    /// e.g. `fixed` / `dynamic` for VHD, `v2` / `v3` for QCOW2, `sparse` / `full` for RAW,
+    /// the `createType` (`streamOptimized`, …) for VMDK.
     pub subformat: Option<String>,
-    /// What the file really is when it is a format imgport refuses (e.g. `vmdk`, `iso`).
+    /// What the file really is when it is a format imgport refuses (e.g. `vdi`, `iso`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recognised_as: Option<String>,
     pub virtual_size: Option<u64>,

@@ -37,6 +37,7 @@ impl ObjectFacts {
             ImageFormat::Raw => "RAW",
             ImageFormat::Vhd => "VHD",
             ImageFormat::Qcow2 => "QCOW2",
+            ImageFormat::Vmdk => "VMDK",
         }
     }
 }
@@ -199,6 +200,14 @@ pub fn check_object(
                 return Err(malformed(n, why));
             }
             match (report.format, report.virtual_size) {
+                // imgport converts a VMDK before it uploads; the emulator takes only what
+                // imgport writes.
+                (Some(f), _) if f.is_input_only() => {
+                    return Err(malformed(
+                        n,
+                        format!("{} images are not accepted by this emulator", f.name()),
+                    ));
+                }
                 (Some(f), Some(v)) => (f, v),
                 _ => return Err(malformed(n, "no format detected".into())),
             }
