@@ -620,6 +620,20 @@ fn choose_system_disk(
                 "a single disk is the system disk even though no operating system was found",
             ),
         )),
+        // One OVA/OVF package: its descriptor orders the disks, the system disk first.
+        [] if disks[0].package.is_some()
+            && disks
+                .iter()
+                .all(|d| d.package.map(|p| &p.package) == disks[0].package.map(|p| &p.package)) =>
+        {
+            Ok((
+                0,
+                Sourced::default(
+                    DiskRole::System,
+                    "the first disk of the OVF descriptor's DiskSection; no disk holds an operating system",
+                ),
+            ))
+        }
         [] => Err(PlanError::NoSystemDisk),
         [first, second, ..] => Err(PlanError::TwoSystemDisks {
             first: disks[*first].path.to_path_buf(),
@@ -890,10 +904,17 @@ fn plan_image(
     }
     let name = match &o.name {
         Some(n) => Sourced::user(n.clone()),
-        None => Sourced::inferred(
-            default_image_name(system.path),
-            "the system disk's file name",
-        ),
+        // An OVA/OVF names the machine; its disks' names only number it.
+        None => match system.package {
+            Some(p) => Sourced::inferred(
+                default_image_name(&p.package),
+                "the OVA/OVF package's file name",
+            ),
+            None => Sourced::inferred(
+                default_image_name(system.path),
+                "the system disk's file name",
+            ),
+        },
     };
     let nvme_support = match (o.nvme_support, guest.and_then(|g| g.drivers.nvme)) {
         (Some(v), _) => Some(Sourced::user(v)),
