@@ -254,3 +254,44 @@ fn a_manifest_mismatch_stops_the_import_before_importimage() {
         "an image was imported"
     );
 }
+
+#[test]
+fn a_batch_row_of_an_ova_imports_every_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("batch.toml");
+    std::fs::write(
+        &m,
+        format!(
+            "[defaults]\nregion = \"cn-hangzhou\"\nbucket = \"{BUCKET}\"\n\n\
+             [[image]]\nname = \"from-ova\"\nfiles = [\"{}\"]\n",
+            image("ova/small.ova").display()
+        ),
+    )
+    .unwrap();
+    let sandbox = dir.path().join("sandbox");
+    let journal = dir.path().join("uploads");
+    let run = imgport_in(
+        dir.path(),
+        [
+            "batch".as_ref(),
+            m.as_os_str(),
+            "--json".as_ref(),
+            "--allow-no-os".as_ref(),
+            "--sandbox".as_ref(),
+            "--sandbox-import-seconds".as_ref(),
+            "0.5".as_ref(),
+            "--sandbox-dir".as_ref(),
+            sandbox.as_os_str(),
+            "--journal".as_ref(),
+            journal.as_os_str(),
+        ],
+    );
+    run.expect_code(0);
+    let r = run.json();
+    assert_eq!(r["rows"][0]["status"], "imported", "{r}");
+    assert_eq!(
+        r["rows"][0]["result"]["disks"].as_array().unwrap().len(),
+        2,
+        "{r}"
+    );
+}
