@@ -8,9 +8,11 @@
 //! ([`ImageFile::verify_digest`]); the descriptor's own digest is checked when it is read.
 //! The descriptor's hints (OS, firmware, controllers) travel with each disk for the plan.
 
+mod assemble;
 pub mod digest;
 mod manifest;
 pub mod ovf;
+mod read;
 pub mod tar;
 
 use std::path::{Path, PathBuf};
@@ -52,7 +54,7 @@ pub struct PackageDisk {
 
 /// Where a disk's bytes are.
 #[derive(Debug, Clone)]
-enum Place {
+pub(super) enum Place {
     /// `[start, start + len)` of the archive.
     Member { start: u64, len: u64 },
     /// A file beside the descriptor.
@@ -60,7 +62,7 @@ enum Place {
 }
 
 #[derive(Debug, Clone)]
-struct Located {
+pub(super) struct Located {
     def: DiskDef,
     href: String,
     place: Place,
@@ -111,28 +113,14 @@ fn refused(path: &Path, size: u64, kind: &str, findings: Vec<Finding>) -> ImageE
     }
 }
 
-fn rule(code: &str, field: &str, message: String) -> Finding {
+pub(super) fn rule(code: &str, field: &str, message: String) -> Finding {
     let mut f = Finding::new(Severity::Refuse, code, message);
     f.field = Some(field.to_string());
     f
 }
 
-/// The text of a descriptor or manifest of `len` bytes; `Err` is the rule it breaks.
-fn text(bytes: Vec<u8>, what: &str) -> Result<String, String> {
-    let bytes = match bytes.strip_prefix(b"\xef\xbb\xbf") {
-        Some(rest) => rest.to_vec(),
-        None => bytes,
-    };
-    String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "{what} is not UTF-8 (byte {})",
-            e.utf8_error().valid_up_to()
-        )
-    })
-}
-
 /// The rule an `ovf:href` breaks, if any: a plain name in the package, never a URL or path.
-fn href_rule(href: &str) -> Option<&'static str> {
+pub(super) fn href_rule(href: &str) -> Option<&'static str> {
     if href.contains(':') {
         Some("a URL; imgport reads only files inside the package")
     } else {
@@ -157,217 +145,6 @@ impl Package {
             Self::read_ovf(path, &file)?
         };
         result.map_err(|f| refused(path, size, kind, f))
-    }
-
-    fn read_ova(
-        path: &Path,
-        file: &Arc<ImageFile>,
-    ) -> Result<Result<Package, Vec<Finding>>, ImageError> {
-        let members = match tar::index(file)? {
-            Ok(m) => m,
-            Err(f) => return Ok(Err(vec![f])),
-        };
-        let lower = |m: &tar::Member, ext: &str| m.name.to_ascii_lowercase().ends_with(ext);
-        let Some(first) = members.first().filter(|m| lower(m, ".ovf")) else {
-            let what = members
-                .first()
-                .map_or("nothing".to_string(), |m| format!("{:?}", m.name));
-            return Ok(Err(vec![rule(
-                "ova.order",
-                "tar member 1",
-                format!(
-                    "the first member is {what}, not the .ovf descriptor; an OVA starts with its descriptor (OVF specification, OVA section)"
-                ),
-            )]));
-        };
-        if let Some(second) = members.iter().skip(1).find(|m| lower(m, ".ovf")) {
-            return Ok(Err(vec![rule(
-                "ova.second_descriptor",
-                &second.name,
-                format!(
-                    "member {:?} is a second descriptor; an OVA holds one",
-                    second.name
-                ),
-            )]));
-        }
-        let read_member = |m: &tar::Member,
-                           max: u64,
-                           what: &str|
-         -> Result<Result<String, Finding>, ImageError> {
-            if m.size > max {
-                return Ok(Err(rule(
-                    &format!("ova.{what}.too_large"),
-                    &m.name,
-                    format!(
-                        "{what} {:?} is {} bytes; imgport reads at most {max}",
-                        m.name, m.size
-                    ),
-                )));
-            }
-            let mut buf = vec![0u8; m.size as usize];
-            file.read_exact_at(&mut buf, m.data)?;
-            Ok(text(buf, &format!("{what} {:?}", m.name))
-                .map_err(|e| rule(&format!("ova.{what}.invalid"), &m.name, e)))
-        };
-        let descriptor = match read_member(first, MAX_DESCRIPTOR, "descriptor")? {
-            Ok(t) => t,
-            Err(f) => return Ok(Err(vec![f])),
-        };
-        let manifests: Vec<&tar::Member> = members.iter().filter(|m| lower(m, ".mf")).collect();
-        if manifests.len() > 1 {
-            return Ok(Err(vec![rule(
-                "ova.second_manifest",
-                &manifests[1].name,
-                format!(
-                    "member {:?} is a second manifest; an OVA holds one",
-                    manifests[1].name
-                ),
-            )]));
-        }
-        let manifest = match manifests.first() {
-            Some(m) => match read_member(m, manifest::MAX_MANIFEST, "manifest")? {
-                Ok(t) => Some((m.name.clone(), t)),
-                Err(f) => return Ok(Err(vec![f])),
-            },
-            None => None,
-        };
-        let find = |name: &str| {
-            members
-                .iter()
-                .find(|m| m.name == name)
-                .map(|m| (m.data, m.size))
-        };
-        let mut pkg = match assemble(path, &first.name, &descriptor, manifest, &|href| {
-            Ok(find(href).map(|(start, len)| (Place::Member { start, len }, len)))
-        })? {
-            Ok(p) => p,
-            Err(f) => return Ok(Err(f)),
-        };
-        // Every member must be the descriptor, the manifest, a certificate or a referenced file.
-        let referenced = |name: &str| pkg.referenced.iter().any(|h| h == name);
-        for m in &members[1..] {
-            if lower(m, ".mf") {
-                continue;
-            }
-            if lower(m, ".cert") {
-                pkg.package.findings.push(Finding::new(
-                    Severity::Info,
-                    "ova.certificate",
-                    format!("{:?}: the package's signature is not checked by imgport; the manifest digests are", m.name),
-                ));
-                continue;
-            }
-            if !referenced(&m.name) {
-                return Ok(Err(vec![rule(
-                    "ova.unreferenced_member",
-                    &m.name,
-                    format!(
-                        "member {:?} is not referenced by the descriptor's References; an OVA holds only the files its descriptor names",
-                        m.name
-                    ),
-                )]));
-            }
-        }
-        pkg.package.archive = Some(file.clone());
-        Ok(Ok(pkg.package))
-    }
-
-    fn read_ovf(
-        path: &Path,
-        file: &Arc<ImageFile>,
-    ) -> Result<Result<Package, Vec<Finding>>, ImageError> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if file.size() > MAX_DESCRIPTOR {
-            return Ok(Err(vec![rule(
-                "ova.descriptor.too_large",
-                &name,
-                format!(
-                    "descriptor {name:?} is {} bytes; imgport reads at most {MAX_DESCRIPTOR}",
-                    file.size()
-                ),
-            )]));
-        }
-        let descriptor = match text(
-            file.read_upto(0, MAX_DESCRIPTOR as usize)?,
-            &format!("descriptor {name:?}"),
-        ) {
-            Ok(t) => t,
-            Err(e) => return Ok(Err(vec![rule("ova.descriptor.invalid", &name, e)])),
-        };
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let beside = |href: &str| -> Result<Result<Option<PathBuf>, Finding>, ImageError> {
-            let p = dir.join(href);
-            match std::fs::symlink_metadata(&p) {
-                Err(_) => Ok(Ok(None)),
-                Ok(m) if m.is_symlink() => Ok(Err(rule(
-                    "ova.symlink",
-                    href,
-                    format!(
-                        "{}: is a symbolic link; the files of an .ovf must be regular files beside it",
-                        p.display()
-                    ),
-                ))),
-                Ok(m) if !m.is_file() => Ok(Err(rule(
-                    "ova.not_regular",
-                    href,
-                    format!("{}: is not a regular file", p.display()),
-                ))),
-                Ok(_) => Ok(Ok(Some(p))),
-            }
-        };
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mf_name = format!("{stem}.mf");
-        let manifest = match beside(&mf_name)? {
-            Err(f) => return Ok(Err(vec![f])),
-            Ok(None) => None,
-            Ok(Some(p)) => {
-                let mf = ImageFile::open(&p)?;
-                if mf.size() > manifest::MAX_MANIFEST {
-                    return Ok(Err(vec![rule(
-                        "ova.manifest.too_large",
-                        &mf_name,
-                        format!(
-                            "manifest {mf_name:?} is {} bytes; imgport reads at most {}",
-                            mf.size(),
-                            manifest::MAX_MANIFEST
-                        ),
-                    )]));
-                }
-                match text(
-                    mf.read_upto(0, manifest::MAX_MANIFEST as usize)?,
-                    &format!("manifest {mf_name:?}"),
-                ) {
-                    Ok(t) => Some((mf_name.clone(), t)),
-                    Err(e) => return Ok(Err(vec![rule("ova.manifest.invalid", &mf_name, e)])),
-                }
-            }
-        };
-        let locate = |href: &str| -> Result<Option<(Place, u64)>, ImageError> {
-            match beside(href)? {
-                Ok(Some(p)) => {
-                    let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-                    Ok(Some((Place::Beside(p), len)))
-                }
-                _ => Ok(None),
-            }
-        };
-        // A symbolic link or a special file is refused with its own rule, before "missing".
-        if let Ok(d) = ovf::parse(&descriptor) {
-            for f in &d.files {
-                if href_rule(&f.href).is_none()
-                    && let Err(finding) = beside(&f.href)?
-                {
-                    return Ok(Err(vec![finding]));
-                }
-            }
-        }
-        Ok(assemble(path, &name, &descriptor, manifest, &locate)?.map(|a| a.package))
     }
 
     /// The package's findings (certificate notes, disks not imported).
@@ -545,233 +322,6 @@ fn member_note(p: &PackageDisk, def: &DiskDef) -> Finding {
                 ))
         ),
     )
-}
-
-struct Assembled {
-    package: Package,
-    /// Every `ovf:href` of References.
-    referenced: Vec<String>,
-}
-
-type Locate<'a> = &'a dyn Fn(&str) -> Result<Option<(Place, u64)>, ImageError>;
-
-/// Checks the descriptor against the files found (`locate`) and the manifest, and lays out
-/// the disks in the descriptor's order.
-fn assemble(
-    path: &Path,
-    descriptor_name: &str,
-    descriptor: &str,
-    manifest: Option<(String, String)>,
-    locate: Locate,
-) -> Result<Result<Assembled, Vec<Finding>>, ImageError> {
-    let fail = |code: &str, field: &str, m: String| Ok(Err(vec![rule(code, field, m)]));
-    let d = match ovf::parse(descriptor) {
-        Ok(d) => d,
-        Err(e) => {
-            return fail(
-                "ova.descriptor.invalid",
-                descriptor_name,
-                format!("descriptor {descriptor_name:?}: {e}"),
-            );
-        }
-    };
-    let entries = match &manifest {
-        Some((name, t)) => match manifest::parse(t) {
-            Ok(e) => e,
-            Err(e) => {
-                return fail(
-                    "ova.manifest.invalid",
-                    name,
-                    format!("manifest {name:?}: {e}"),
-                );
-            }
-        },
-        None => manifest::Entries::new(),
-    };
-    let mf_name = manifest
-        .as_ref()
-        .map(|(n, _)| n.clone())
-        .unwrap_or_default();
-    let mut findings = Vec::new();
-    if let Some((alg, want)) = entries.get(descriptor_name) {
-        let got = alg.hash(descriptor.as_bytes());
-        // The BOM, if any, was stripped: compare against the bytes as stored too.
-        if got != *want
-            && alg.hash(&[b"\xef\xbb\xbf".as_slice(), descriptor.as_bytes()].concat()) != *want
-        {
-            return fail(
-                "ova.manifest.mismatch",
-                descriptor_name,
-                format!(
-                    "descriptor {descriptor_name:?}: the manifest {mf_name:?} gives {} {want} but its bytes hash to {got}",
-                    alg.name()
-                ),
-            );
-        }
-    } else if manifest.is_some() {
-        findings.push(Finding::new(
-            Severity::Warning,
-            "ova.manifest.unlisted",
-            format!(
-                "the manifest {mf_name:?} gives no digest of the descriptor {descriptor_name:?}"
-            ),
-        ));
-    }
-    let mut located_files = Vec::new();
-    for f in &d.files {
-        if let Some(r) = href_rule(&f.href) {
-            return fail(
-                "ova.href",
-                &f.href,
-                format!("File {:?}: ovf:href {:?} is {r}", f.id, f.href),
-            );
-        }
-        if let Some(c) = &f.compression {
-            return fail(
-                "ova.compressed",
-                &f.href,
-                format!(
-                    "File {:?} ({}) is stored {c}-compressed (ovf:compression); imgport reads disks in place and does not decompress members: re-export without compression",
-                    f.id, f.href
-                ),
-            );
-        }
-        let Some((place, len)) = locate(&f.href)? else {
-            return fail(
-                "ova.missing_member",
-                &f.href,
-                format!(
-                    "File {:?}: {:?} is referenced by the descriptor but is not in the package",
-                    f.id, f.href
-                ),
-            );
-        };
-        if let Some(size) = f.size
-            && size != len
-        {
-            return fail(
-                "ova.size_mismatch",
-                &f.href,
-                format!(
-                    "File {:?}: the descriptor gives ovf:size {size} but {:?} holds {len} bytes",
-                    f.id, f.href
-                ),
-            );
-        }
-        if located_files
-            .iter()
-            .any(|(h, _): &(String, Place)| *h == f.href)
-        {
-            return fail(
-                "ova.duplicate_reference",
-                &f.href,
-                format!("{:?} is referenced twice in References", f.href),
-            );
-        }
-        located_files.push((f.href.clone(), place));
-    }
-    for name in entries.keys() {
-        if name != descriptor_name && !d.files.iter().any(|f| f.href == *name) {
-            return fail(
-                "ova.manifest.unknown_file",
-                name,
-                format!(
-                    "the manifest {mf_name:?} gives a digest of {name:?}, which the descriptor does not reference"
-                ),
-            );
-        }
-    }
-    if d.disks.is_empty() {
-        return fail(
-            "ova.no_disks",
-            descriptor_name,
-            format!(
-                "descriptor {descriptor_name:?} has no DiskSection disk; there is nothing to import"
-            ),
-        );
-    }
-    let mut disks: Vec<Located> = Vec::new();
-    for def in &d.disks {
-        let Some(file_ref) = &def.file_ref else {
-            return fail(
-                "ova.disk_without_file",
-                &def.disk_id,
-                format!(
-                    "disk {:?} has no ovf:fileRef: an empty disk created on deployment has no bytes to import",
-                    def.disk_id
-                ),
-            );
-        };
-        let Some(f) = d.files.iter().find(|f| f.id == *file_ref) else {
-            return fail(
-                "ova.dangling_file_ref",
-                &def.disk_id,
-                format!(
-                    "disk {:?}: ovf:fileRef {file_ref:?} names no File of References",
-                    def.disk_id
-                ),
-            );
-        };
-        if disks.iter().any(|l| l.href == f.href) {
-            return fail(
-                "ova.shared_file",
-                &f.href,
-                format!("{:?} backs two disks", f.href),
-            );
-        }
-        let place = located_files
-            .iter()
-            .find(|(h, _)| *h == f.href)
-            .map(|(_, p)| p.clone())
-            .ok_or_else(|| ImageError::Corrupt {
-                path: path.to_path_buf(),
-                field: f.href.clone(),
-                offset: 0,
-                rule: "located above".into(),
-            })?;
-        let digest = entries
-            .get(&f.href)
-            .map(|(algorithm, expected)| MemberDigest {
-                algorithm: *algorithm,
-                expected: expected.clone(),
-                manifest: mf_name.clone(),
-            });
-        if digest.is_none() && manifest.is_some() {
-            findings.push(Finding::new(
-                Severity::Warning,
-                "ova.manifest.unlisted",
-                format!("the manifest {mf_name:?} gives no digest of disk {:?}: its bytes are not checked", f.href),
-            ));
-        }
-        disks.push(Located {
-            def: def.clone(),
-            href: f.href.clone(),
-            place,
-            digest,
-        });
-    }
-    for f in &d.files {
-        if !disks.iter().any(|l| l.href == f.href) {
-            findings.push(Finding::new(
-                Severity::Info,
-                "ova.not_a_disk",
-                format!(
-                    "{:?} is referenced but backs no disk of the DiskSection: not imported",
-                    f.href
-                ),
-            ));
-        }
-    }
-    Ok(Ok(Assembled {
-        referenced: d.files.iter().map(|f| f.href.clone()).collect(),
-        package: Package {
-            path: path.to_path_buf(),
-            archive: None,
-            disks,
-            hints: d.hints,
-            findings,
-        },
-    }))
 }
 
 #[cfg(test)]
