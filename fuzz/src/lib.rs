@@ -216,7 +216,7 @@ pub fn ova(data: &[u8]) {
             let _ = imgport::image::ova::open_bytes(&opened.report.path);
         }
     }
-    let _ = detect::inspect(&path, &OpenOptions::default());
+    let _ = imgport::image::inspect(&path, &OpenOptions::default());
     let _ = fs::remove_file(&path);
 }
 

@@ -460,9 +460,40 @@ pub fn infer(
         notes.extend(g.findings.iter().cloned());
     }
     let mut image = plan_image(&disks[system], system_guest, opts, &mut notes);
-    let ovf = disks[system]
-        .package
-        .map(|p| ovf::weigh(p, system_guest, &mut image, &mut notes));
+    let ovf = disks[system].package.map(|p| {
+        let was = |s: &Source| match s {
+            Source::User => ovf::Was::Given,
+            Source::Inferred { .. } => ovf::Was::Found,
+            Source::Default { .. } => ovf::Was::Default,
+        };
+        let now = ovf::Current {
+            platform: was(&image.platform.source),
+            os_type: was(&image.os_type.source),
+            boot_mode: was(&image.boot_mode.source),
+            nvme: image
+                .nvme_support
+                .as_ref()
+                .map_or(ovf::Was::Default, |s| was(&s.source)),
+        };
+        let w = ovf::weigh(p, system_guest, now);
+        if let Some((v, why)) = w.platform {
+            image.platform = Sourced::inferred(v, why);
+        }
+        if let Some((v, why)) = w.os_type {
+            image.os_type = Sourced::inferred(v, why);
+        }
+        if let Some((v, why)) = w.boot_mode {
+            image.boot_mode = Sourced::inferred(v, why);
+        }
+        if let Some((v, why)) = w.nvme {
+            image.nvme_support = Some(Sourced::inferred(v, why));
+        }
+        notes.extend(w.notes);
+        OvfEvidence {
+            package: p.package.clone(),
+            hints: w.hints,
+        }
+    });
     let finishing = Finishing {
         family: opts.image.family.clone(),
         boot_mode: (image.boot_mode.value == BootMode::Uefi

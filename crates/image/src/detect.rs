@@ -35,7 +35,7 @@ pub struct Opened {
     pub report: ContainerReport,
     pub file: Arc<ImageFile>,
     /// The OVA/OVF package the disk came from, with the descriptor's hints.
-    pub package: Option<crate::ova::PackageDisk>,
+    pub package: Option<crate::ova::disk::PackageDisk>,
 }
 
 /// What a signature says the file is.
@@ -400,23 +400,10 @@ pub fn inspect(path: &Path, opts: &OpenOptions) -> Result<ContainerReport, Image
     }
 }
 
-/// Opens `path` when it is safe; a refused file is [`ImageError::Refused`] with its report.
-/// An OVA/OVF package of one disk opens as that disk; `vm.ova/disk2.vmdk` opens one disk of
-/// a package (see [`open_all`] for every disk).
+/// Opens the image file `path` when it is safe; a refused file is [`ImageError::Refused`]
+/// with its report. (`crate::open` also takes OVA/OVF packages and their members.)
 pub fn open(path: &Path, opts: &OpenOptions) -> Result<Opened, ImageError> {
-    if let Some((package, member)) = crate::ova::package_path(path) {
-        return crate::ova::Package::read(&package)?.open_one(member.as_deref(), opts);
-    }
     open_file(Arc::new(ImageFile::open(path)?), opts)
-}
-
-/// Every disk `path` names: the disks of an OVA/OVF package in its descriptor's order, or
-/// the one disk [`open`] opens.
-pub fn open_all(path: &Path, opts: &OpenOptions) -> Result<Vec<Opened>, ImageError> {
-    match crate::ova::package_path(path) {
-        Some((package, None)) => crate::ova::Package::read(&package)?.open_all(opts),
-        _ => open(path, opts).map(|o| vec![o]),
-    }
 }
 
 /// Detects and opens an image file already opened (a file, or a window of an archive).

@@ -13,6 +13,7 @@ mod extent;
 mod file;
 mod finding;
 mod format;
+mod input;
 pub mod ova;
 pub mod qcow2;
 pub mod raw;
@@ -23,7 +24,7 @@ mod test_util;
 pub mod vhd;
 pub mod vmdk;
 
-pub use detect::{OpenOptions, Opened, inspect, open, open_all};
+pub use detect::{OpenOptions, Opened};
 pub use disk::{DiskImage, ImageSource};
 pub use error::{ImageError, check_read};
 pub use extent::{Extent, ExtentKind, push_extent};
@@ -31,6 +32,7 @@ pub use file::ImageFile;
 pub(crate) use finding::Verdict;
 pub use finding::{Finding, Severity};
 pub use format::ImageFormat;
+pub use input::{inspect, open, open_all};
 pub use report::{ContainerReport, FormatDetails};
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 mod assemble;
 pub mod digest;
+pub(crate) mod disk;
 mod manifest;
 pub mod ovf;
 mod read;
@@ -18,39 +19,16 @@ pub mod tar;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use crate::detect::{OpenOptions, Opened, open_file};
 use crate::file::ImageFile;
 use crate::finding::{Finding, Severity};
 use crate::{ContainerReport, ImageError};
 use digest::MemberDigest;
+pub use disk::PackageDisk;
 use ovf::{DiskDef, OvfHints};
 
 /// Largest descriptor read: real ones are a few KiB to a few hundred KiB.
 pub const MAX_DESCRIPTOR: u64 = 4 << 20;
-
-/// What an opened disk knows of the package it came from, for the plan and the report.
-#[derive(Debug, Clone, Serialize)]
-pub struct PackageDisk {
-    /// The `.ova` or `.ovf` path.
-    pub package: PathBuf,
-    /// `ovf:diskId`.
-    pub disk_id: String,
-    /// The file's `ovf:href` (the archive member or the file beside the descriptor).
-    pub href: String,
-    /// The descriptor's capacity in bytes, checked against the disk's virtual size.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub capacity: Option<u64>,
-    /// The controller the descriptor attaches the disk to (e.g. `NVMe`, `SCSI (lsilogic)`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub controller: Option<String>,
-    /// The manifest digest the disk's bytes must have, e.g. `SHA256 from vm.mf`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub manifest: Option<String>,
-    /// The machine-level hints of the descriptor (the same for each disk of a package).
-    pub hints: OvfHints,
-}
 
 /// Where a disk's bytes are.
 #[derive(Debug, Clone)]
@@ -198,7 +176,7 @@ impl Package {
             (Place::Member { start, len }, Some(archive)) => {
                 ImageFile::window(archive, display, *start, *len, d.digest.clone())?
             }
-            (Place::Beside(p), _) => ImageFile::open(p)?.with_digest(d.digest.clone()),
+            (Place::Beside(p), _) => ImageFile::open_no_follow(p)?.with_digest(d.digest.clone()),
             (Place::Member { .. }, None) => unreachable_member(&self.path)?,
         };
         let package = PackageDisk {
@@ -292,7 +270,7 @@ pub fn open_bytes(path: &Path) -> Result<ImageFile, ImageError> {
             *len,
             d.digest.clone(),
         ),
-        (Place::Beside(p), _) => Ok(ImageFile::open(p)?.with_digest(d.digest.clone())),
+        (Place::Beside(p), _) => Ok(ImageFile::open_no_follow(p)?.with_digest(d.digest.clone())),
         (Place::Member { .. }, None) => unreachable_member(&package),
     }
 }

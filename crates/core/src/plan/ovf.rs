@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{PlannedImage, Source, Sourced};
 use imgport_cloud::aliyun::types::{BootMode, NvmeSupport, OsType, Platform};
 use imgport_guest::facts::GuestFacts;
 use imgport_image::ova::PackageDisk;
@@ -37,18 +36,44 @@ pub struct OvfEvidence {
     pub hints: Vec<Hint>,
 }
 
-/// Weighs `package`'s hints against `guest` (inspection of the system disk) and updates
-/// `image` where inspection and the user left a default; disagreements become `notes`.
-pub(super) fn weigh(
-    package: &PackageDisk,
-    guest: Option<&GuestFacts>,
-    image: &mut PlannedImage,
-    notes: &mut Vec<Finding>,
-) -> OvfEvidence {
+/// How a plan field was set before the hints are weighed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Was {
+    /// By the user: a hint never changes it.
+    Given,
+    /// From inspection.
+    Found,
+    /// A default: a hint may fill it.
+    Default,
+}
+
+/// How each field the hints bear on was set.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Current {
+    pub platform: Was,
+    pub os_type: Was,
+    pub boot_mode: Was,
+    pub nvme: Was,
+}
+
+/// The hints weighed: the evidence to show, disagreements, and the values a hint fills (each
+/// with where it came from).
+#[derive(Debug, Default)]
+pub(crate) struct Weighed {
+    pub hints: Vec<Hint>,
+    pub notes: Vec<Finding>,
+    pub platform: Option<(Platform, String)>,
+    pub os_type: Option<(OsType, String)>,
+    pub boot_mode: Option<(BootMode, String)>,
+    pub nvme: Option<(NvmeSupport, String)>,
+}
+
+/// Weighs `package`'s hints against `guest` (inspection of the system disk), given how each
+/// field was set: inspection wins (a disagreement is a note), a hint fills only a default.
+pub(crate) fn weigh(package: &PackageDisk, guest: Option<&GuestFacts>, now: Current) -> Weighed {
     let h = &package.hints;
-    let mut hints = Vec::new();
-    let is_default = |s: &Source| matches!(s, Source::Default { .. });
-    let mut disagree = |field: &str, ovf: &str, from: &str, found: &str| {
+    let mut w = Weighed::default();
+    let disagree = |notes: &mut Vec<Finding>, field: &str, ovf: &str, from: &str, found: &str| {
         notes.push(Finding::new(
             Severity::Warning,
             "ovf.hint_disagrees",
@@ -62,28 +87,28 @@ pub(super) fn weigh(
         && let Some(platform) = Platform::parse(p)
     {
         let found = guest.and_then(|g| g.platform.as_deref());
-        let outcome = if image.platform.source == Source::User {
+        let outcome = if now.platform == Was::Given {
             "given"
         } else if let Some(f) = found.and_then(Platform::parse) {
             if f == platform {
                 "agrees"
             } else {
-                disagree("platform", p, from, found.unwrap_or_default());
+                disagree(&mut w.notes, "platform", p, from, found.unwrap_or_default());
                 "inspection wins"
             }
-        } else if is_default(&image.platform.source) {
+        } else if now.platform == Was::Default {
             let why = format!("the OVF descriptor ({from}); inspection found no distribution");
-            image.platform = Sourced::inferred(platform, why.clone());
+            w.platform = Some((platform, why.clone()));
             if let Some(os) = h.os_type.as_deref().and_then(OsType::parse)
-                && is_default(&image.os_type.source)
+                && now.os_type == Was::Default
             {
-                image.os_type = Sourced::inferred(os, why);
+                w.os_type = Some((os, why));
             }
             "used"
         } else {
             "inspection wins"
         };
-        hints.push(Hint {
+        w.hints.push(Hint {
             field: "platform".into(),
             ovf: p.clone(),
             from: from.clone(),
@@ -99,25 +124,31 @@ pub(super) fn weigh(
             BootMode::UefiPreferred => BootMode::Uefi,
             m => m,
         };
-        let outcome = if image.boot_mode.source == Source::User {
+        let outcome = if now.boot_mode == Was::Given {
             "given"
         } else if let Some(f) = found.and_then(BootMode::parse) {
             if as_import(f) == mode {
                 "agrees"
             } else {
-                disagree("boot mode", b, from, found.unwrap_or_default());
+                disagree(
+                    &mut w.notes,
+                    "boot mode",
+                    b,
+                    from,
+                    found.unwrap_or_default(),
+                );
                 "inspection wins"
             }
-        } else if is_default(&image.boot_mode.source) {
-            image.boot_mode = Sourced::inferred(
+        } else if now.boot_mode == Was::Default {
+            w.boot_mode = Some((
                 mode,
                 format!("the OVF descriptor ({from}); inspection found no boot loader"),
-            );
+            ));
             "used"
         } else {
             "inspection wins"
         };
-        hints.push(Hint {
+        w.hints.push(Hint {
             field: "boot_mode".into(),
             ovf: b.clone(),
             from: from.clone(),
@@ -136,16 +167,10 @@ pub(super) fn weigh(
             }
         });
         let outcome = match (c.as_str(), nvme) {
-            (_, _)
-                if image
-                    .nvme_support
-                    .as_ref()
-                    .is_some_and(|s| s.source == Source::User) =>
-            {
-                "given"
-            }
+            _ if now.nvme == Was::Given => "given",
             ("NVMe", Some(false)) => {
                 disagree(
+                    &mut w.notes,
                     "the system disk's controller is",
                     c,
                     &from,
@@ -155,15 +180,15 @@ pub(super) fn weigh(
             }
             ("NVMe", Some(true)) => "agrees",
             ("NVMe", None) => {
-                image.nvme_support = Some(Sourced::inferred(
+                w.nvme = Some((
                     NvmeSupport::Supported,
-                    "the OVF descriptor: the system disk booted from an NVMe controller",
+                    "the OVF descriptor: the system disk booted from an NVMe controller".into(),
                 ));
                 "used"
             }
             _ => "shown",
         };
-        hints.push(Hint {
+        w.hints.push(Hint {
             field: "driver".into(),
             ovf: c.clone(),
             from,
@@ -171,116 +196,8 @@ pub(super) fn weigh(
             outcome: outcome.into(),
         });
     }
-    OvfEvidence {
-        package: package.package.clone(),
-        hints,
-    }
+    w
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::{Path, PathBuf};
-
-    use super::super::{DiskInput, GIB, PlanOptions, infer};
-    use imgport_cloud::aliyun::types::{BootMode, NvmeSupport, Platform};
-    use imgport_guest::facts::GuestFacts;
-    use imgport_image::ova::PackageDisk;
-    use imgport_image::ova::ovf::OvfHints;
-    use imgport_image::{ContainerReport, ImageFormat};
-
-    fn report() -> ContainerReport {
-        ContainerReport {
-            path: PathBuf::from("vm.ova/disk1.vmdk"),
-            format: Some(ImageFormat::Qcow2),
-            subformat: None,
-            recognised_as: None,
-            virtual_size: Some(GIB),
-            allocated_size: Some(0),
-            file_size: GIB,
-            bytes_read: 0,
-            safe: true,
-            findings: vec![],
-            details: None,
-        }
-    }
-
-    fn package() -> PackageDisk {
-        PackageDisk {
-            package: PathBuf::from("vm.ova"),
-            disk_id: "vmdisk1".into(),
-            href: "disk1.vmdk".into(),
-            capacity: Some(GIB),
-            controller: Some("NVMe".into()),
-            manifest: None,
-            hints: OvfHints {
-                platform: Some("Ubuntu".into()),
-                os_type: Some("linux".into()),
-                os_from: Some("vmw:osType=\"ubuntu64Guest\"".into()),
-                boot_mode: Some("UEFI".into()),
-                boot_from: Some("vmw:Config firmware=\"efi\"".into()),
-                controllers: vec![("vmdisk1".into(), "NVMe".into())],
-            },
-        }
-    }
-
-    fn plan(guest: &GuestFacts) -> super::super::ImportPlan {
-        let r = report();
-        let p = package();
-        let disks = [DiskInput {
-            path: Path::new("vm.ova/disk1.vmdk"),
-            container: &r,
-            guest: Some(guest),
-            package: Some(&p),
-        }];
-        let opts = PlanOptions {
-            region: "cn-hangzhou".into(),
-            bucket: "images".into(),
-            allow_no_os: true,
-            ..Default::default()
-        };
-        infer(&disks, &opts, &|_, _| Ok(GIB)).unwrap()
-    }
-
-    #[test]
-    fn inspection_wins_and_the_disagreement_is_a_finding() {
-        let guest = GuestFacts {
-            os_type: Some("linux".into()),
-            platform: Some("Debian".into()),
-            boot_mode: Some("BIOS".into()),
-            ..Default::default()
-        };
-        let p = plan(&guest);
-        assert_eq!(p.image.platform.value, Platform::Debian);
-        assert_eq!(p.image.boot_mode.value, BootMode::Bios);
-        let e = p.ovf.unwrap();
-        assert_eq!(e.hints[0].outcome, "inspection wins");
-        assert_eq!(e.hints[0].inspection.as_deref(), Some("Debian"));
-        let disagreements = p
-            .notes
-            .iter()
-            .filter(|n| n.code == "ovf.hint_disagrees")
-            .count();
-        assert_eq!(disagreements, 2, "{:?}", p.notes);
-    }
-
-    #[test]
-    fn hints_fill_what_inspection_did_not_find() {
-        let p = plan(&GuestFacts::default());
-        assert_eq!(p.image.platform.value, Platform::Ubuntu);
-        assert_eq!(p.image.boot_mode.value, BootMode::Uefi);
-        assert_eq!(
-            p.image.nvme_support.as_ref().map(|s| s.value),
-            Some(NvmeSupport::Supported)
-        );
-        let outcomes: Vec<&str> = p
-            .ovf
-            .as_ref()
-            .unwrap()
-            .hints
-            .iter()
-            .map(|h| h.outcome.as_str())
-            .collect();
-        assert_eq!(outcomes, ["used", "used", "used"]);
-        assert!(!p.notes.iter().any(|n| n.code == "ovf.hint_disagrees"));
-    }
-}
+mod tests;

@@ -193,10 +193,12 @@ impl Tracker {
         } else {
             Err(ImageError::ManifestMismatch {
                 path: path.to_path_buf(),
-                manifest: self.want.manifest.clone(),
-                algorithm: self.want.algorithm.name(),
-                expected: self.want.expected.clone(),
-                actual,
+                detail: format!(
+                    "the manifest {} gives {} {} but the member's bytes hash to {actual}",
+                    self.want.manifest,
+                    self.want.algorithm.name(),
+                    self.want.expected
+                ),
             })
         }
     }

@@ -193,7 +193,7 @@ impl Package {
             Err(f) => return Ok(Err(vec![f])),
             Ok(None) => None,
             Ok(Some(p)) => {
-                let mf = ImageFile::open(&p)?;
+                let mf = ImageFile::open_no_follow(&p)?;
                 if mf.size() > manifest::MAX_MANIFEST {
                     return Ok(Err(vec![rule(
                         "ova.manifest.too_large",
