@@ -11,7 +11,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 rm -rf "$corpus"
-mkdir -p "$corpus"/{detect,qcow2,vhd,vmdk,xfs,ext4,fat,ntfs,registry,initramfs,partition,lvm,btrfs}
+mkdir -p "$corpus"/{detect,qcow2,vhd,vmdk,xfs,ext4,fat,ntfs,registry,initramfs,partition,lvm,btrfs,ova}
 
 # A small guest tree shared by the file-system seeds.
 mkdir -p tree/etc/sub tree/boot
@@ -138,3 +138,20 @@ head -c 9000 /dev/urandom > btree/etc/blob
 truncate -s 120M b.img
 mkfs.btrfs -q -r btree b.img
 $sparse b.img "$corpus/btrfs/small"
+
+# ova: VMware's layout (descriptor, SHA-256 manifest, a streamOptimized VMDK), one with a
+# qcow2 disk and no manifest, and the loose descriptor's shape with a SHA-1 manifest.
+qemu-img create -q -f raw o.raw 128K && qemu-io -f raw -c "write -P 0x5a 0 4k" o.raw >/dev/null
+qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized o.raw o-disk1.vmdk
+qemu-img convert -q -f raw -O qcow2 -o cluster_size=512 o.raw o-disk1.qcow2
+ovf() { # HREF
+  printf '<?xml version="1.0"?><Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData" xmlns:vmw="http://www.vmware.com/schema/ovf"><References><File ovf:href="%s" ovf:id="file1"/></References><DiskSection><Disk ovf:capacity="128" ovf:capacityAllocationUnits="byte * 2^10" ovf:diskId="vmdisk1" ovf:fileRef="file1"/></DiskSection><VirtualSystem ovf:id="vm"><OperatingSystemSection ovf:id="94" vmw:osType="ubuntu64Guest"/><VirtualHardwareSection><Item><rasd:InstanceID>3</rasd:InstanceID><rasd:ResourceSubType>vmware.nvme.controller</rasd:ResourceSubType><rasd:ResourceType>20</rasd:ResourceType></Item><Item><rasd:HostResource>ovf:/disk/vmdisk1</rasd:HostResource><rasd:InstanceID>5</rasd:InstanceID><rasd:Parent>3</rasd:Parent><rasd:ResourceType>17</rasd:ResourceType></Item><vmw:Config ovf:required="false" vmw:key="firmware" vmw:value="efi"/></VirtualHardwareSection></VirtualSystem></Envelope>' "$1"
+}
+ovf o-disk1.vmdk > vmware.ovf
+printf 'SHA256(vmware.ovf)= %s\nSHA256(o-disk1.vmdk)= %s\n' "$(sha256sum vmware.ovf | cut -c1-64)" "$(sha256sum o-disk1.vmdk | cut -c1-64)" > vmware.mf
+tar --format=ustar -cf "$corpus/ova/vmware.ova" vmware.ovf vmware.mf o-disk1.vmdk
+ovf o-disk1.qcow2 > qcow2.ovf
+tar --format=ustar -cf "$corpus/ova/qcow2.ova" qcow2.ovf o-disk1.qcow2
+printf 'SHA1(qcow2.ovf)= %s\nSHA1(o-disk1.qcow2)= %s\n' "$(sha1sum qcow2.ovf | cut -c1-40)" "$(sha1sum o-disk1.qcow2 | cut -c1-40)" > qcow2.mf
+tar --format=ustar -cf "$corpus/ova/qcow2-sha1.ova" qcow2.ovf qcow2.mf o-disk1.qcow2
+du -sh "$corpus/ova"

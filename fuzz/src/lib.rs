@@ -199,6 +199,29 @@ pub fn detect(data: &[u8]) {
     }
 }
 
+/// An OVA package: the tar index, descriptor, manifest and each disk through detection, then
+/// each disk's manifest digest (its member's bytes, at most the input's size).
+pub fn ova(data: &[u8]) {
+    let _bounds = Bounded::start("ova");
+    let input = write_input(data);
+    // The package is named by its extension; the input file is linked under that name.
+    let path = input.with_extension("ova");
+    let _ = fs::remove_file(&path);
+    if fs::hard_link(&*input, &path).is_err() {
+        return;
+    }
+    if let Ok(disks) = imgport::image::open_all(&path, &OpenOptions::default()) {
+        for opened in &disks {
+            opened.file.track_digest();
+            read_disk(opened.image.as_ref());
+            let _ = opened.file.verify_digest();
+            let _ = imgport::image::ova::open_bytes(&opened.report.path);
+        }
+    }
+    let _ = imgport::image::inspect(&path, &OpenOptions::default());
+    let _ = fs::remove_file(&path);
+}
+
 /// The qcow2 reader on its own, past the detector (so mutated magic still reaches it).
 pub fn qcow2(data: &[u8]) {
     let _bounds = Bounded::start("qcow2");

@@ -16,7 +16,8 @@ use imgport_transfer::convert::{checksum, checksum_file};
 
 #[derive(Debug, Args)]
 pub struct ChecksumArgs {
-    /// Image file (RAW, VHD, QCOW2 or VMDK).
+    /// Image file (RAW, VHD, QCOW2 or VMDK), an OVA/OVF of one disk, or `vm.ova/disk2.vmdk`;
+    /// the package manifest's digest of the disk is checked.
     pub file: PathBuf,
     /// Checksum the file converted to this format instead of the file itself.
     #[arg(long, value_enum)]
@@ -44,6 +45,7 @@ pub fn run(args: ChecksumArgs) -> anyhow::Result<ExitCode> {
     };
     let reporter = super::progress::reporter();
     let opts = args.digests.options(cancel.clone(), true);
+    opened.file.track_digest();
     let result = match args.to {
         Some(to) => checksum(opened.image.clone(), to.into(), &opts, reporter.as_ref()),
         None => checksum_file(&args.file, &opts, reporter.as_ref()).and_then(|mut r| {
@@ -55,5 +57,6 @@ pub fn run(args: ChecksumArgs) -> anyhow::Result<ExitCode> {
             Ok(r)
         }),
     };
+    let result = super::convert::manifest_checked(result, &opened.file, None);
     super::convert::finish(result, &args.file, opened.image.format(), args.json)
 }

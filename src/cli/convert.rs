@@ -51,7 +51,8 @@ impl From<ToArg> for OutputFormat {
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// Source image (RAW, VHD, QCOW2 or VMDK).
+    /// Source image (RAW, VHD, QCOW2 or VMDK), an OVA/OVF of one disk, or one disk of a
+    /// package as `vm.ova/disk2.vmdk`.
     pub src: PathBuf,
     /// Destination file; written under a temporary name and renamed when complete.
     pub dst: PathBuf,
@@ -232,6 +233,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     };
     let opts = args.digests.options(cancel, !args.no_content_digest);
     let reporter = super::progress::reporter();
+    opened.file.track_digest();
     let result = imgport_transfer::convert::convert(
         opened.image.clone(),
         &args.dst,
@@ -239,7 +241,33 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         &opts,
         reporter.as_ref(),
     );
+    let result = manifest_checked(result, &opened.file, Some(&args.dst));
     finish(result, &args.src, opened.image.format(), args.json)
+}
+
+/// `result`, once the manifest digest of an OVA/OVF disk (`file`) is checked: hashed from
+/// the bytes the stream read (and any it skipped). A mismatch fails the run and removes
+/// `written`, the output just made from those bytes.
+pub fn manifest_checked(
+    result: Result<StreamReport, TransferError>,
+    file: &imgport_image::ImageFile,
+    written: Option<&std::path::Path>,
+) -> Result<StreamReport, TransferError> {
+    let mut report = result?;
+    match file.verify_digest() {
+        Ok(Some(digest)) => report.notices.push(format!(
+            "the package manifest's digest of {} matches ({digest})",
+            file.path().display()
+        )),
+        Ok(None) => {}
+        Err(e) => {
+            if let Some(w) = written {
+                let _ = std::fs::remove_file(w);
+            }
+            return Err(e.into());
+        }
+    }
+    Ok(report)
 }
 
 /// Prints what a stream over `source` produced (JSON or text), or its error; the exit code.

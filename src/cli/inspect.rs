@@ -23,11 +23,14 @@ struct Inspected {
     report: ContainerReport,
     #[serde(skip_serializing_if = "Option::is_none")]
     guest: Option<GuestFacts>,
+    /// The OVA/OVF package the disk came from and its descriptor's hints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    package: Option<image::ova::PackageDisk>,
 }
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Image files to inspect.
+    /// Image files to inspect; an OVA/OVF package is inspected disk by disk.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     #[arg(long, help = super::vocab::JSON)]
@@ -53,17 +56,25 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let mut reports = Vec::new();
     let mut io_failed = false;
     for path in &args.files {
-        match image::open(path, &opts) {
-            Ok(opened) => {
-                let guest = (!args.no_guest)
-                    .then(|| guest::inspect(Arc::new(ImageSource(opened.image.clone()))));
-                let mut report = opened.report;
-                report.findings.extend(extension_mismatch(&report));
-                reports.push(Inspected { report, guest });
+        // An OVA/OVF package: each of its disks, in its descriptor's order.
+        match image::open_all(path, &opts) {
+            Ok(all) => {
+                for opened in all {
+                    let guest = (!args.no_guest)
+                        .then(|| guest::inspect(Arc::new(ImageSource(opened.image.clone()))));
+                    let mut report = opened.report;
+                    report.findings.extend(extension_mismatch(&report));
+                    reports.push(Inspected {
+                        report,
+                        guest,
+                        package: opened.package,
+                    });
+                }
             }
             Err(ImageError::Refused { report }) => reports.push(Inspected {
                 report: *report,
                 guest: None,
+                package: None,
             }),
             Err(e) => {
                 io_failed = true;
@@ -139,9 +150,32 @@ fn print_human(i: &Inspected) {
         hprintln!("  allocated size: {}", human_bytes(a));
     }
     hprintln!("  file size:      {}", human_bytes(r.file_size));
+    if let Some(p) = &i.package {
+        hprintln!("  ovf hints:      {}", ovf_hints(p));
+    }
     print_findings(&r.findings);
     if let Some(g) = &i.guest {
         print_guest(g);
+    }
+}
+
+/// The descriptor's hints for one disk, in a line.
+fn ovf_hints(p: &image::ova::PackageDisk) -> String {
+    let h = &p.hints;
+    let mut parts = Vec::new();
+    if let (Some(v), Some(from)) = (&h.platform, &h.os_from) {
+        parts.push(format!("platform {v} ({from})"));
+    }
+    if let (Some(v), Some(from)) = (&h.boot_mode, &h.boot_from) {
+        parts.push(format!("boot mode {v} ({from})"));
+    }
+    if let Some(c) = &p.controller {
+        parts.push(format!("{c} controller"));
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
     }
 }
 

@@ -461,6 +461,15 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         }
         Err(code) => return Ok(code),
     };
+    // A disk of an OVA/OVF package: its manifest digest, from the member's bytes.
+    let checked = imgport_image::ova::open_bytes(&src).and_then(|f| f.verify_digest());
+    if let Err(e) = checked {
+        eprintln!(
+            "error: {}; the object {target} was uploaded from these bytes and must not be used",
+            super::output::error_chain(&e)
+        );
+        return Ok(ExitCode::from(exit::FAILED));
+    }
     if args.json {
         print_json(&Output {
             endpoint: &config.endpoint,

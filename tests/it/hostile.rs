@@ -12,6 +12,7 @@ use std::process::Command;
 
 use crate::util::{image, testdata};
 
+mod ova;
 mod round2;
 mod vmdk;
 

@@ -17,6 +17,7 @@ mod hostile;
 mod import;
 mod inspect_container;
 mod oslo;
+mod ova;
 mod plan;
 mod qcow2;
 mod ram_role;

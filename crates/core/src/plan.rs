@@ -25,6 +25,9 @@ use imgport_image::{ContainerReport, Finding, ImageFormat, Severity};
 use imgport_transfer::layout::LayoutError;
 pub use imgport_transfer::layout::OutputFormat;
 
+mod ovf;
+pub use ovf::{Hint, OvfEvidence};
+
 /// One GiB, the unit of `DiskImageSize`.
 pub const GIB: u64 = 1 << 30;
 /// ImportImage: `DiskDeviceMapping.N` with N = 1 (system) ..= 17.
@@ -242,6 +245,8 @@ pub struct DiskInput<'a> {
     pub path: &'a Path,
     pub container: &'a ContainerReport,
     pub guest: Option<&'a GuestFacts>,
+    /// The OVA/OVF package the disk came from (its descriptor's hints), if any.
+    pub package: Option<&'a imgport_image::ova::PackageDisk>,
 }
 
 /// The size in bytes of the object a disk becomes in an output format: `(index of the disk
@@ -340,6 +345,10 @@ pub struct ImportPlan {
     pub delete_objects: bool,
     /// Notes for the user (rounded sizes, guessed defaults, readiness findings of the guest).
     pub notes: Vec<Finding>,
+    /// The OVF descriptor's hints beside what inspection found, when the system disk came
+    /// from an OVA/OVF package.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ovf: Option<OvfEvidence>,
 }
 
 /// Why no plan could be made.
@@ -465,7 +474,41 @@ pub fn infer(
     if let Some(g) = system_guest {
         notes.extend(g.findings.iter().cloned());
     }
-    let image = plan_image(&disks[system], system_guest, opts, &mut notes);
+    let mut image = plan_image(&disks[system], system_guest, opts, &mut notes);
+    let ovf = disks[system].package.map(|p| {
+        let was = |s: &Source| match s {
+            Source::User => ovf::Was::Given,
+            Source::Inferred { .. } => ovf::Was::Found,
+            Source::Default { .. } => ovf::Was::Default,
+        };
+        let now = ovf::Current {
+            platform: was(&image.platform.source),
+            os_type: was(&image.os_type.source),
+            boot_mode: was(&image.boot_mode.source),
+            nvme: image
+                .nvme_support
+                .as_ref()
+                .map_or(ovf::Was::Default, |s| was(&s.source)),
+        };
+        let w = ovf::weigh(p, system_guest, now);
+        if let Some((v, why)) = w.platform {
+            image.platform = Sourced::inferred(v, why);
+        }
+        if let Some((v, why)) = w.os_type {
+            image.os_type = Sourced::inferred(v, why);
+        }
+        if let Some((v, why)) = w.boot_mode {
+            image.boot_mode = Sourced::inferred(v, why);
+        }
+        if let Some((v, why)) = w.nvme {
+            image.nvme_support = Some(Sourced::inferred(v, why));
+        }
+        notes.extend(w.notes);
+        OvfEvidence {
+            package: p.package.clone(),
+            hints: w.hints,
+        }
+    });
     let finishing = Finishing {
         family: opts.image.family.clone(),
         boot_mode: (image.boot_mode.value == BootMode::Uefi
@@ -495,6 +538,7 @@ pub fn infer(
         ehpc,
         delete_objects: opts.delete_objects,
         notes,
+        ovf,
     };
     // Every request is checked here, before the first byte leaves the machine; those sent
     // after the import differ from these checks only by the image id ImportImage returns.
@@ -630,6 +674,20 @@ fn choose_system_disk(
                 "a single disk is the system disk even though no operating system was found",
             ),
         )),
+        // One OVA/OVF package: its descriptor orders the disks, the system disk first.
+        [] if disks[0].package.is_some()
+            && disks
+                .iter()
+                .all(|d| d.package.map(|p| &p.package) == disks[0].package.map(|p| &p.package)) =>
+        {
+            Ok((
+                0,
+                Sourced::default(
+                    DiskRole::System,
+                    "the first disk of the OVF descriptor's DiskSection; no disk holds an operating system",
+                ),
+            ))
+        }
         [] => Err(PlanError::NoSystemDisk),
         [first, second, ..] => Err(PlanError::TwoSystemDisks {
             first: disks[*first].path.to_path_buf(),
@@ -900,10 +958,17 @@ fn plan_image(
     }
     let name = match &o.name {
         Some(n) => Sourced::user(n.clone()),
-        None => Sourced::inferred(
-            default_image_name(system.path),
-            "the system disk's file name",
-        ),
+        // An OVA/OVF names the machine; its disks' names only number it.
+        None => match system.package {
+            Some(p) => Sourced::inferred(
+                default_image_name(&p.package),
+                "the OVA/OVF package's file name",
+            ),
+            None => Sourced::inferred(
+                default_image_name(system.path),
+                "the system disk's file name",
+            ),
+        },
     };
     let nvme_support = match (o.nvme_support, guest.and_then(|g| g.drivers.nvme)) {
         (Some(v), _) => Some(Sourced::user(v)),
@@ -981,6 +1046,7 @@ mod tests {
             path: Path::new("/d/root.qcow2"),
             container: &r,
             guest: Some(&g),
+            package: None,
         }];
         let mut o = opts();
         o.image.tags = (1..=20).map(|i| (format!("k{i}"), "v".into())).collect();
@@ -1015,6 +1081,7 @@ mod tests {
             path: Path::new("/d/root.qcow2"),
             container: &r,
             guest: Some(&g),
+            package: None,
         }];
         let plan = infer(&one, &opts()).unwrap();
         assert!(plan.dedupe && !plan.replace && plan.ehpc.is_none());
@@ -1091,6 +1158,7 @@ mod tests {
             path: Path::new("/d/fake.qcow2"),
             container: &c,
             guest: Some(&GuestFacts::default()),
+            package: None,
         }];
         let e = infer(&disks, &opts()).unwrap_err();
         assert!(matches!(e, PlanError::NoOs { .. }), "{e}");
@@ -1115,16 +1183,19 @@ mod tests {
                 path: Path::new("/d/data1.raw"),
                 container: &data,
                 guest: None,
+                package: None,
             },
             DiskInput {
                 path: Path::new("/d/root.qcow2"),
                 container: &sys,
                 guest: Some(&g),
+                package: None,
             },
             DiskInput {
                 path: Path::new("/d/data2.raw"),
                 container: &data,
                 guest: None,
+                package: None,
             },
         ];
         let plan = infer(&disks, &opts()).unwrap();
@@ -1165,11 +1236,13 @@ mod tests {
                 path: Path::new("a"),
                 container: &r,
                 guest: Some(&g),
+                package: None,
             },
             DiskInput {
                 path: Path::new("b"),
                 container: &r,
                 guest: Some(&g),
+                package: None,
             },
         ];
         assert!(matches!(
@@ -1186,11 +1259,13 @@ mod tests {
                 path: Path::new("a"),
                 container: &r,
                 guest: None,
+                package: None,
             },
             DiskInput {
                 path: Path::new("b"),
                 container: &r,
                 guest: None,
+                package: None,
             },
         ];
         assert!(matches!(
@@ -1212,6 +1287,7 @@ mod tests {
                 path: Path::new("a"),
                 container: &r,
                 guest: None,
+                package: None,
             })
             .collect();
         assert!(matches!(
@@ -1223,6 +1299,7 @@ mod tests {
             path: Path::new("a"),
             container: &huge,
             guest: None,
+            package: None,
         }];
         assert!(matches!(
             infer(&one, &no_os_allowed()),
@@ -1233,6 +1310,7 @@ mod tests {
             path: Path::new("a"),
             container: &edge,
             guest: None,
+            package: None,
         }];
         assert_eq!(
             infer(&one, &no_os_allowed()).unwrap().disks[0]
@@ -1249,6 +1327,7 @@ mod tests {
             path: Path::new("a.raw"),
             container: &r,
             guest: None,
+            package: None,
         }];
         let mut o = no_os_allowed();
         o.output = Some(OutputFormat::Vhd);
@@ -1269,6 +1348,7 @@ mod tests {
             path: Path::new("a"),
             container: &r,
             guest: Some(&g),
+            package: None,
         }];
         let plan = infer(&one, &opts()).unwrap();
         assert_eq!(plan.image.boot_mode.value, BootMode::Uefi);
@@ -1291,6 +1371,7 @@ mod tests {
             path: Path::new("bad"),
             container: &r,
             guest: None,
+            package: None,
         }];
         assert!(matches!(
             infer(&one, &opts()),

@@ -34,6 +34,8 @@ pub struct Opened {
     pub image: Arc<dyn DiskImage>,
     pub report: ContainerReport,
     pub file: Arc<ImageFile>,
+    /// The OVA/OVF package the disk came from, with the descriptor's hints.
+    pub package: Option<crate::ova::disk::PackageDisk>,
 }
 
 /// What a signature says the file is.
@@ -176,7 +178,7 @@ const REFUSED_FORMATS: [RefusedFormat; 16] = [
     (
         "tar",
         |h| at(h, 257, b"ustar").then_some(257),
-        "a tar archive (an OVA is one); extract the disk image first",
+        "a tar archive; an OVA is read when its name ends in .ova, other archives must be extracted first",
     ),
 ];
 
@@ -398,9 +400,16 @@ pub fn inspect(path: &Path, opts: &OpenOptions) -> Result<ContainerReport, Image
     }
 }
 
-/// Opens `path` when it is safe; a refused file is [`ImageError::Refused`] with its report.
+/// Opens the image file `path` when it is safe; a refused file is [`ImageError::Refused`]
+/// with its report. (`crate::open` also takes OVA/OVF packages and their members.)
 pub fn open(path: &Path, opts: &OpenOptions) -> Result<Opened, ImageError> {
-    let file = Arc::new(ImageFile::open(path)?);
+    open_file(Arc::new(ImageFile::open(path)?), opts)
+}
+
+/// Detects and opens an image file already opened (a file, or a window of an archive).
+pub(crate) fn open_file(file: Arc<ImageFile>, opts: &OpenOptions) -> Result<Opened, ImageError> {
+    let path = file.path().to_path_buf();
+    let path = path.as_path();
     let size = file.size();
     let head = file.read_upto(0, HEAD_LEN)?;
     let tail_start = size.saturating_sub(TAIL_LEN as u64);
@@ -563,6 +572,7 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Opened, ImageError> {
                 image,
                 report,
                 file,
+                package: None,
             })
         }
         _ => {

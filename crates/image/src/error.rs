@@ -36,6 +36,10 @@ pub enum ImageError {
     },
     #[error("{}: refused: {}", .report.path.display(), refusal_summary(.report))]
     Refused { report: Box<ContainerReport> },
+    /// An archive member's bytes do not have the digest its manifest gives; `detail` names
+    /// the manifest, the algorithm and both digests.
+    #[error("{path}: {detail}; the archive was changed or damaged after it was written")]
+    ManifestMismatch { path: PathBuf, detail: String },
     #[error("read of {length} bytes at offset {offset} passes the virtual disk size {size}")]
     OutOfRange { offset: u64, length: u64, size: u64 },
 }

@@ -1,5 +1,5 @@
 //! Container formats: how the bytes of a RAW, VHD, QCOW2 or VMDK file map to a virtual disk,
-//! and whether the file is safe to read at all.
+//! and whether the file is safe to read at all; OVA/OVF packages of such disks (`ova.rs`).
 //!
 //! Owns: the [`DiskImage`] seam, one reader per format (`raw.rs`, `vhd.rs`, `qcow2.rs`,
 //! `vmdk.rs`, an input only) and the one place that chooses among them (`detect.rs`). Must not touch what is inside the virtual
@@ -13,6 +13,8 @@ mod extent;
 mod file;
 mod finding;
 mod format;
+mod input;
+pub mod ova;
 pub mod qcow2;
 pub mod raw;
 mod report;
@@ -22,7 +24,7 @@ mod test_util;
 pub mod vhd;
 pub mod vmdk;
 
-pub use detect::{OpenOptions, Opened, inspect, open};
+pub use detect::{OpenOptions, Opened};
 pub use disk::{DiskImage, ImageSource};
 pub use error::{ImageError, check_read};
 pub use extent::{Extent, ExtentKind, push_extent};
@@ -30,6 +32,7 @@ pub use file::ImageFile;
 pub(crate) use finding::Verdict;
 pub use finding::{Finding, Severity};
 pub use format::ImageFormat;
+pub use input::{inspect, open, open_all};
 pub use report::{ContainerReport, FormatDetails};
 
 #[cfg(test)]

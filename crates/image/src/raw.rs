@@ -70,14 +70,25 @@ impl RawImage {
 /// `lseek(fd, offset, whence)`; `None` when the kernel says ENXIO (no more data/holes).
 fn seek(file: &ImageFile, offset: u64, whence: libc::c_int) -> Result<Option<u64>, ImageError> {
     let fd = file.file().as_raw_fd();
-    let Ok(pos) = libc::off_t::try_from(offset) else {
+    // An archive member is a window of its file: offsets move by its base, and the answer
+    // is clipped to the window.
+    let base = file.base();
+    let Some(pos) = offset
+        .checked_add(base)
+        .and_then(|p| libc::off_t::try_from(p).ok())
+    else {
         return Ok(None);
     };
     // SAFETY: lseek on a valid, owned descriptor has no memory effects; the shared file
     // position it moves is never used (all reads are positional).
     let r = unsafe { libc::lseek(fd, pos, whence) };
     if r >= 0 {
-        return Ok(Some(r as u64));
+        let at = (r as u64).saturating_sub(base);
+        return Ok(if at >= file.size() {
+            (whence != libc::SEEK_DATA).then_some(file.size())
+        } else {
+            Some(at)
+        });
     }
     let err = std::io::Error::last_os_error();
     match err.raw_os_error() {

@@ -107,7 +107,15 @@ pub fn path_for(dir: &Path, destination: &Destination, target: &ObjectTarget) ->
 pub fn file_identity(path: &Path) -> String {
     use std::os::unix::fs::MetadataExt;
     let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let (size, mtime, ctime, ino) = std::fs::metadata(path)
+    // A member of an archive (`vm.ova/disk1.vmdk`) is named by a path that does not exist:
+    // the archive's identity stands for it, with the member's name kept in the path.
+    let stat = path.ancestors().find_map(|p| {
+        std::fs::metadata(p)
+            .ok()
+            .filter(|m| p == path || m.is_file())
+    });
+    let (size, mtime, ctime, ino) = stat
+        .ok_or(())
         .map(|m| {
             (
                 m.len(),

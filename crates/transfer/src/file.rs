@@ -9,8 +9,8 @@ use std::sync::Arc;
 use super::layout::Layout;
 use super::stream::{LayoutStream, StreamOptions};
 use super::{Part, PartSource, StreamDigests, TransferError};
+use imgport_image::DiskImage;
 use imgport_image::raw::RawImage;
-use imgport_image::{DiskImage, ImageFile};
 
 /// Reads a file part by part, hashing as it goes.
 pub struct FileStream {
@@ -38,7 +38,8 @@ impl FileStream {
     /// The file at `path` read as RAW and its identity layout, for a caller that decides the
     /// stream options from the layout (e.g. whether a SHA-256 over its holes is worth it).
     pub fn plan(path: &Path) -> Result<(Arc<dyn DiskImage>, Layout), TransferError> {
-        let file = Arc::new(ImageFile::open(path)?);
+        // `vm.ova/disk1.vmdk` (or an OVA of one disk): the member's bytes, read in place.
+        let file = Arc::new(imgport_image::ova::open_bytes(path)?);
         // The file is read as bytes, whatever it contains: RAW's verdicts do not apply.
         let mut ignored = Vec::new();
         let image: Arc<dyn DiskImage> = Arc::new(RawImage::open(file, &mut ignored)?);

@@ -114,6 +114,10 @@ pub struct ImportOutcome {
 pub enum ImportError {
     #[error(transparent)]
     Prepare(#[from] PrepareError),
+    /// A disk of an OVA/OVF package whose bytes do not have its manifest digest: found
+    /// after its upload, before ImportImage, which is then never sent.
+    #[error("checking the package manifest; ImportImage was not sent")]
+    Manifest(#[source] imgport_image::ImageError),
     #[error("{path}: streaming the disk")]
     Stream {
         path: PathBuf,
@@ -210,7 +214,7 @@ impl ImportError {
             } => 130,
             ImportError::Digest { .. } => 1,
             ImportError::Wait(e) => e.exit_code(),
-            ImportError::Stream { .. } | ImportError::Drift { .. } => 1,
+            ImportError::Stream { .. } | ImportError::Drift { .. } | ImportError::Manifest(_) => 1,
         }
     }
 }
@@ -293,6 +297,14 @@ pub async fn execute<S: ObjectStore>(
     }) = lookup
     {
         timings.extend(lookup_timings);
+        // Content read from a package is that content only if its manifest agrees.
+        for d in &disks {
+            d.inspected
+                .opened
+                .file
+                .verify_digest()
+                .map_err(ImportError::Manifest)?;
+        }
         tracing::info!(
             "image {} ({}) has this content already: nothing is imported",
             image.image_id,
@@ -607,6 +619,8 @@ async fn upload_disk<S: ObjectStore>(
 ) -> Result<UploadOutcome, ImportError> {
     let planned = &disk.planned;
     let path = &disk.inspected.path;
+    // A package disk's manifest digest is hashed from the bytes this stream reads.
+    disk.inspected.opened.file.track_digest();
     let mut stream_opts = settings.stream.clone();
     stream_opts.cancel = Some(stop.clone());
     stream_opts.part_size = Some(planned.parts.value.part_size.non_zero());
@@ -658,6 +672,18 @@ async fn upload_disk<S: ObjectStore>(
     reporter.finish();
     if let Ok(o) = &outcome {
         events::uploaded(planned, o);
+        if let Some(digest) = disk
+            .inspected
+            .opened
+            .file
+            .verify_digest()
+            .map_err(ImportError::Manifest)?
+        {
+            tracing::info!(
+                "disk {}: the package manifest's digest matches ({digest})",
+                planned.device_index
+            );
+        }
     }
     outcome
 }

@@ -102,23 +102,25 @@ pub fn inspect_disks(
     paths: &[PathBuf],
     open: &OpenOptions,
 ) -> Result<Vec<InspectedDisk>, PrepareError> {
-    paths
-        .iter()
-        .map(|path| {
-            let opened = image::open(path, open).map_err(|source| PrepareError::Inspect {
-                path: path.clone(),
-                source,
-            })?;
+    let mut disks = Vec::new();
+    for path in paths {
+        // An OVA/OVF package gives every disk of its descriptor, in its order.
+        let opened = image::open_all(path, open).map_err(|source| PrepareError::Inspect {
+            path: path.clone(),
+            source,
+        })?;
+        for opened in opened {
             let guest = Some(imgport_guest::inspect(Arc::new(image::ImageSource(
                 opened.image.clone(),
             ))));
-            Ok(InspectedDisk {
-                path: path.clone(),
+            disks.push(InspectedDisk {
+                path: opened.report.path.clone(),
                 opened,
                 guest,
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    Ok(disks)
 }
 
 /// One disk of a prepared import: what the plan says of it, the opened image it comes from,
@@ -179,6 +181,7 @@ pub fn plan_import(
             path: &d.path,
             container: &d.opened.report,
             guest: d.guest.as_ref(),
+            package: d.opened.package.as_ref(),
         })
         .collect();
     let plan = plan::infer(&inputs, opts, &size_of)?;

@@ -131,6 +131,31 @@ fn image_rows(plan: &ImportPlan) -> Vec<(String, String, String)> {
     rows
 }
 
+/// Rows of (hint, the OVF says, from, inspection found, outcome) for an OVA/OVF import.
+fn ovf_rows(plan: &ImportPlan) -> Vec<[String; 5]> {
+    plan.ovf
+        .iter()
+        .flat_map(|e| e.hints.iter())
+        .map(|h| {
+            [
+                h.field.clone(),
+                h.ovf.clone(),
+                h.from.clone(),
+                h.inspection.clone().unwrap_or_else(|| "nothing".into()),
+                h.outcome.clone(),
+            ]
+        })
+        .collect()
+}
+
+const OVF_HEAD: [&str; 5] = [
+    "hint",
+    "the OVF says",
+    "from",
+    "inspection found",
+    "outcome",
+];
+
 fn all_findings(report: &DryRunReport) -> Vec<&Finding> {
     let mut v: Vec<&Finding> = report
         .disks
@@ -158,6 +183,16 @@ pub fn render_markdown(report: &DryRunReport) -> String {
     md.push_str("## Image\n\n| field | value | source |\n|---|---|---|\n");
     for (f, v, s) in image_rows(plan) {
         let _ = writeln!(md, "| {f} | `{}` | {} |", md_escape(&v), md_escape(&s));
+    }
+    let ovf = ovf_rows(plan);
+    if !ovf.is_empty() {
+        md.push_str("\n## OVF descriptor hints (inspection wins)\n\n| ");
+        md.push_str(&OVF_HEAD.join(" | "));
+        md.push_str(" |\n|---|---|---|---|---|\n");
+        for row in ovf {
+            let cells: Vec<String> = row.iter().map(|c| md_escape(c)).collect();
+            let _ = writeln!(md, "| {} |", cells.join(" | "));
+        }
     }
     md.push_str("\n## Disks\n\n| N | role | source | format | virtual size | upload as | object | DiskImageSize |\n|---|---|---|---|---|---|---|---|\n");
     for d in &plan.disks {
@@ -387,7 +422,26 @@ pub fn render_html(report: &DryRunReport) -> String {
             html_escape(&s)
         );
     }
-    h.push_str("</table><h2>Disks</h2>");
+    h.push_str("</table>");
+    let ovf = ovf_rows(plan);
+    if !ovf.is_empty() {
+        h.push_str(
+            "<h2>OVF descriptor hints (inspection wins)</h2><table class=\"fields ovf\"><tr>",
+        );
+        for c in OVF_HEAD {
+            let _ = write!(h, "<th>{c}</th>");
+        }
+        h.push_str("</tr>");
+        for row in ovf {
+            h.push_str("<tr>");
+            for c in row {
+                let _ = write!(h, "<td>{}</td>", html_escape(&c));
+            }
+            h.push_str("</tr>");
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("<h2>Disks</h2>");
     for (d, view) in plan.disks.iter().zip(plan_order_views(report)) {
         let _ = write!(
             h,
