@@ -25,6 +25,7 @@ pub mod s3;
 pub mod sandbox;
 pub mod server;
 pub mod sigv4;
+pub mod wan;
 pub mod wire;
 
 /// The fixed test fixtures `imgport sim` prints after its endpoint and credentials, one
