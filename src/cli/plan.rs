@@ -243,6 +243,8 @@ pub struct RunFlags {
     pub delete_objects: bool,
     #[arg(long, help = vocab::PART_SIZE, value_parser = super::values::part_size)]
     pub part_size: Option<PartSize>,
+    #[arg(long, help = vocab::CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: Option<u16>,
 }
 
 impl RunFlags {
@@ -253,6 +255,7 @@ impl RunFlags {
         opts.ehpc_name = self.ehpc_name.clone();
         opts.delete_objects = self.delete_objects;
         opts.part_size = self.part_size;
+        opts.parts_in_flight = self.concurrency.map(usize::from);
     }
 }
 

@@ -71,7 +71,7 @@ pub struct UploadArgs {
     pub allow_nested: bool,
     #[arg(long, help = super::vocab::PART_SIZE, value_parser = super::values::part_size)]
     pub part_size: Option<PartSize>,
-    #[arg(long, default_value_t = 8, help = super::vocab::CONCURRENCY)]
+    #[arg(long, default_value_t = imgport_core::plan::DEFAULT_PARTS_IN_FLIGHT, help = super::vocab::CONCURRENCY)]
     pub concurrency: usize,
     /// Attempts per request before giving up (temporary errors only are retried).
     #[arg(long, default_value_t = 8)]
@@ -350,7 +350,9 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
     };
     let cancel = cancel_on_signals()?;
     let opts = UploadOptions {
-        concurrency: args.concurrency.clamp(1, 64),
+        concurrency: args
+            .concurrency
+            .clamp(1, imgport_core::plan::MAX_PARTS_IN_FLIGHT),
         max_attempts: args.attempts.max(1),
         retry_base: Duration::from_millis(args.retry_base_ms),
         journal_dir,

@@ -28,7 +28,8 @@ pub const HTML: &str = "Also write the report as one self-contained HTML file";
 /// `--markdown FILE`.
 pub const MARKDOWN: &str = "Also write the report as Markdown to this file";
 /// `--concurrency`.
-pub const CONCURRENCY: &str = "Parts of one image in flight at once";
+pub const CONCURRENCY: &str = "Most parts of one image in flight at once; fewer are used when \
+                                more do not raise the measured rate";
 /// `--journal`.
 pub const JOURNAL: &str = "Directory of resume journals (default: ~/.cache/imgport/uploads)";
 /// `--part-size`.
