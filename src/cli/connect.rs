@@ -60,8 +60,6 @@ pub struct ConnectFlags {
     /// Path-style S3 addressing (for S3-compatible servers on an IP address).
     #[arg(long)]
     pub path_style: bool,
-    #[arg(long, default_value_t = 8, help = vocab::CONCURRENCY)]
-    pub concurrency: usize,
     #[arg(long, help = vocab::JOURNAL)]
     pub journal: Option<PathBuf>,
     #[arg(long, help = vocab::POLL_INTERVAL, default_value_t = vocab::POLL_INTERVAL_DEFAULT)]
@@ -105,13 +103,10 @@ impl ConnectFlags {
         Ok(ImportSettings {
             open,
             plan,
-            stream: StreamOptions {
-                // The part size is the plan's, per disk. Every part in flight holds a buffer; two more keep the producer ahead.
-                buffers: self.concurrency.max(1) + 2,
-                ..StreamOptions::default()
-            },
+            // The part size and the buffers (the parts in flight the plan allows, and two
+            // more to keep the producer ahead) are the plan's, per disk.
+            stream: StreamOptions::default(),
             upload: UploadOptions {
-                concurrency: self.concurrency.max(1),
                 journal_dir: Some(self.journal.clone().unwrap_or_else(journal::default_dir)),
                 ..UploadOptions::default()
             },

@@ -248,6 +248,8 @@ pub struct RunFlags {
     /// AliyunECSImageImportRolePolicy, when the check finds it missing.
     #[arg(long)]
     pub create_role: bool,
+    #[arg(long, help = vocab::CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: Option<u16>,
 }
 
 impl RunFlags {
@@ -259,6 +261,7 @@ impl RunFlags {
         opts.delete_objects = self.delete_objects;
         opts.part_size = self.part_size;
         opts.create_role = self.create_role;
+        opts.parts_in_flight = self.concurrency.map(usize::from);
     }
 }
 

@@ -67,6 +67,14 @@ pub struct SimArgs {
     /// seconds whatever DurationSeconds asked, to see them renewed during a long run.
     #[arg(long)]
     pub sts_seconds: Option<f64>,
+    /// Test link: put a proxy in front of the S3 server that adds this round-trip time
+    /// (milliseconds) and a TCP-like window per connection, like a far region; the
+    /// `s3_endpoint` line then shows the proxy (`s3_direct_endpoint` the server).
+    #[arg(long)]
+    pub wan_rtt_ms: Option<u64>,
+    /// Test link: bytes (KiB) each direction of a proxied connection may have unacknowledged.
+    #[arg(long, requires = "wan_rtt_ms", default_value_t = 4096)]
+    pub wan_window_kib: usize,
 }
 
 /// Serves until killed.
@@ -133,6 +141,20 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             tamper_after_complete: false,
             rate: 0.0,
         });
+        let wan = match args.wan_rtt_ms {
+            Some(ms) => {
+                let link = imgport_sim::wan::WanLink {
+                    rtt: Duration::from_millis(ms),
+                    window: args.wan_window_kib.saturating_mul(1024),
+                };
+                let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+                let proxy = imgport_sim::wan::WanProxy::bind(listen, s3.addr(), link)
+                    .await
+                    .context("starting the WAN proxy")?;
+                Some(proxy)
+            }
+            None => None,
+        };
         {
             use std::fmt::Write as _;
             use std::io::Write;
@@ -150,7 +172,13 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             writeln!(text, "sts_access_key_id: {}", server::TEST_STS_KEY_ID)?;
             writeln!(text, "security_token: {}", server::TEST_SECURITY_TOKEN)?;
             writeln!(text, "s3_root: {}", s3_root.display())?;
-            writeln!(text, "s3_endpoint: {}", s3.endpoint())?;
+            match &wan {
+                Some(p) => {
+                    writeln!(text, "s3_endpoint: http://{}", p.addr())?;
+                    writeln!(text, "s3_direct_endpoint: {}", s3.endpoint())?;
+                }
+                None => writeln!(text, "s3_endpoint: {}", s3.endpoint())?,
+            }
             // The fixtures of CreateImage, E-HPC and KEC.
             text.push_str(&imgport_sim::fixtures_text());
             let mut out = std::io::stdout().lock();
@@ -158,6 +186,9 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             out.flush()?;
         }
         tokio::spawn(s3.serve());
+        if let Some(p) = wan {
+            tokio::spawn(p.serve());
+        }
         bound.serve().await.context("serving")?;
         Ok::<_, anyhow::Error>(())
     })?;

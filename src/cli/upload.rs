@@ -71,8 +71,8 @@ pub struct UploadArgs {
     pub allow_nested: bool,
     #[arg(long, help = super::vocab::PART_SIZE, value_parser = super::values::part_size)]
     pub part_size: Option<PartSize>,
-    #[arg(long, default_value_t = 8, help = super::vocab::CONCURRENCY)]
-    pub concurrency: usize,
+    #[arg(long, help = super::vocab::CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: Option<u16>,
     /// Attempts per request before giving up (temporary errors only are retried).
     #[arg(long, default_value_t = 8)]
     pub attempts: u32,
@@ -354,7 +354,9 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
     };
     let cancel = cancel_on_signals()?;
     let opts = UploadOptions {
-        concurrency: args.concurrency.clamp(1, 64),
+        concurrency: args
+            .concurrency
+            .map_or(imgport_core::plan::DEFAULT_PARTS_IN_FLIGHT, usize::from),
         max_attempts: args.attempts.max(1),
         retry_base: Duration::from_millis(args.retry_base_ms),
         journal_dir,

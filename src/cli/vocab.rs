@@ -27,8 +27,9 @@ pub const JSON: &str = "Print the result as JSON on stdout instead of text";
 pub const HTML: &str = "Also write the report as one self-contained HTML file";
 /// `--markdown FILE`.
 pub const MARKDOWN: &str = "Also write the report as Markdown to this file";
-/// `--concurrency`.
-pub const CONCURRENCY: &str = "Parts of one image in flight at once";
+/// `--concurrency` (32 is `imgport_core::plan::DEFAULT_PARTS_IN_FLIGHT`).
+pub const CONCURRENCY: &str = "Most parts of one image in flight at once, 1 to 256 (default: 32); \
+                                fewer are used when more do not raise the measured rate";
 /// `--journal`.
 pub const JOURNAL: &str = "Directory of resume journals (default: ~/.cache/imgport/uploads)";
 /// `--part-size`.

@@ -27,3 +27,4 @@ mod upload;
 mod util;
 mod vhd;
 mod vmdk;
+mod wan;

@@ -48,6 +48,14 @@ pub const MAX_PARTS: u64 = imgport_transfer::stream::MAX_PARTS;
 /// the parts in flight take little memory; larger (whole MiB) when the object needs it.
 pub const DEFAULT_PART_SIZE: u64 = imgport_transfer::stream::HASHED_PART_SIZE;
 
+/// Most parts of one upload in flight at once when the user does not say (`--concurrency`):
+/// enough to cover the bandwidth-delay product of a far region (150 ms at a few hundred MB/s
+/// with 5 MiB parts, scripts/bench-wan.sh); the upload uses fewer when the measured rate does
+/// not grow with more, and the buffer pool takes memory only for the parts in use.
+pub const DEFAULT_PARTS_IN_FLIGHT: usize = 32;
+/// Most parts in flight the user may ask for.
+pub const MAX_PARTS_IN_FLIGHT: usize = 256;
+
 /// A part size within OSS's bounds ([`MIN_PART_SIZE`] to [`MAX_PART_SIZE`]), as the user
 /// gives it; made only by [`PartSize::new`]. Whether it suits an object is [`Parts`]' rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -234,6 +242,8 @@ pub struct PlanOptions {
     pub create_role: bool,
     /// Part size of every upload; `None` picks one per object ([`Parts::for_object`]).
     pub part_size: Option<PartSize>,
+    /// Most parts of one upload in flight; `None` is [`DEFAULT_PARTS_IN_FLIGHT`].
+    pub parts_in_flight: Option<usize>,
     /// `DiskImageSize` in GiB for some disks, by position (0-based, in the order given);
     /// the others take their virtual size rounded up to whole GiB.
     pub disk_image_size_gib: Vec<(usize, u64)>,
@@ -343,6 +353,10 @@ pub struct ImportPlan {
     /// one is done. Kept otherwise (the default): a later import of the same disks finds
     /// them verified and uploads nothing, and a failed import can be retried from them.
     pub delete_objects: bool,
+    /// Most parts of each upload in flight at once: the memory bound (the buffer pool holds
+    /// this many parts plus two being filled). Within it each upload picks the number from
+    /// its measured rate and round-trip time, reported in its outcome (`in_flight`).
+    pub parts_in_flight_max: Sourced<usize>,
     /// Notes for the user (rounded sizes, guessed defaults, readiness findings of the guest).
     pub notes: Vec<Finding>,
     /// The OVF descriptor's hints beside what inspection found, when the system disk came
@@ -537,6 +551,13 @@ pub fn infer(
         replace: opts.replace,
         ehpc,
         delete_objects: opts.delete_objects,
+        parts_in_flight_max: match opts.parts_in_flight {
+            Some(n) => Sourced::user(n.clamp(1, MAX_PARTS_IN_FLIGHT)),
+            None => Sourced::default(
+                DEFAULT_PARTS_IN_FLIGHT,
+                "enough for a far region; fewer are used when more do not raise the rate",
+            ),
+        },
         notes,
         ovf,
     };

@@ -29,6 +29,7 @@ pub mod sandbox;
 pub mod server;
 pub mod sigv4;
 pub mod sts;
+pub mod wan;
 pub mod wire;
 
 /// The fixed test fixtures `imgport sim` prints after its endpoint and credentials, one

@@ -24,6 +24,7 @@
 
 pub mod client;
 pub mod credentials;
+pub mod in_flight;
 pub mod journal;
 pub mod multipart;
 mod options;
@@ -35,6 +36,7 @@ use std::fmt;
 use std::future::Future;
 
 pub use client::S3Store;
+pub use in_flight::InFlightReport;
 pub use multipart::{
     Cleaned, CompleteGate, GateKeeper, UploadOptions, UploadOutcome, abort, clean_stale,
     complete_gate, upload, upload_reopening,

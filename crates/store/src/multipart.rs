@@ -12,11 +12,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::task::JoinSet;
 
+use super::in_flight::{InFlightReport, Pacer};
 use super::journal::{self, Header, Journal, JournalPart};
 use super::options::Verdict;
 pub use super::options::{CompleteGate, GateKeeper, UploadOptions, complete_gate};
@@ -27,7 +28,7 @@ use imgport_base::report::{Reporter, Stage};
 use imgport_transfer::{Part, PartSource, StreamDigests, TransferError};
 
 /// What [`upload`] did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UploadOutcome {
     pub bucket: String,
     pub key: String,
@@ -55,6 +56,8 @@ pub struct UploadOutcome {
     pub already_present: bool,
     pub upload_id: Option<String>,
     pub journal: Option<PathBuf>,
+    /// The parts in flight this run chose within the cap (empty when nothing was sent).
+    pub in_flight: InFlightReport,
 }
 
 /// Uploads one part with retries, from a task.
@@ -64,13 +67,8 @@ async fn send_part<S: ObjectStore>(
     upload_id: String,
     part: Part,
     opts: UploadOptions,
-) -> (
-    u32,
-    u64,
-    [u8; 16],
-    Vec<String>,
-    Result<PartReceipt, StoreError>,
-) {
+) -> PartResult {
+    let started = Instant::now();
     let mut notes = Vec::new();
     let (number, size, md5) = (part.number, part.data.len() as u64, part.md5_digest());
     let result = retry(
@@ -104,7 +102,7 @@ async fn send_part<S: ObjectStore>(
         }
         Ok(receipt)
     });
-    (number, size, md5, notes, result)
+    (number, size, md5, notes, result, started.elapsed())
 }
 
 /// Reads parts on a blocking thread and hands them over one at a time.
@@ -292,6 +290,7 @@ impl Job<'_> {
             already_present: false,
             upload_id: None,
             journal: None,
+            in_flight: InFlightReport::default(),
         }
     }
 
@@ -483,6 +482,7 @@ pub async fn upload<S: ObjectStore>(
             already_present: true,
             upload_id: None,
             journal: None,
+            in_flight: InFlightReport::default(),
         });
     }
     let plan = match existing {
@@ -682,6 +682,7 @@ async fn send_and_complete<S: ObjectStore>(
     out.parts_reused = sent.reused;
     out.retries = retries;
     out.upload_id = Some(upload_id.to_string());
+    out.in_flight = sent.in_flight;
     if let Some(c) = complete_crc
         && c != d.crc64
     {
@@ -709,14 +710,18 @@ struct Sent {
     reused: u32,
     retries: u32,
     digests: StreamDigests,
+    in_flight: InFlightReport,
 }
 
+/// A part's number, size and MD5, the notes of its failed attempts, the answer, and the time
+/// from sending to the answer.
 type PartResult = (
     u32,
     u64,
     [u8; 16],
     Vec<String>,
     Result<PartReceipt, StoreError>,
+    Duration,
 );
 
 #[allow(clippy::too_many_arguments)]
@@ -730,7 +735,7 @@ async fn send_all<S: ObjectStore>(
     opts: &UploadOptions,
     reporter: &dyn Reporter,
 ) -> Result<Sent, StoreError> {
-    let concurrency = opts.concurrency.max(1);
+    let mut pacer = Pacer::new(opts.concurrency.max(1));
     reporter.start(Stage::Upload, "upload", Some(source.total_size()));
     let (mut rx, producer) = spawn_producer(source);
     let mut tasks: JoinSet<PartResult> = JoinSet::new();
@@ -745,12 +750,13 @@ async fn send_all<S: ObjectStore>(
             sha256: String::new(),
             crc64: 0,
         },
+        in_flight: InFlightReport::default(),
     };
     let finish = |r: Result<PartResult, tokio::task::JoinError>,
                   out: &mut Sent,
                   journal: &mut Option<&mut Journal>|
-     -> Result<(), StoreError> {
-        let (number, size, md5, notes, result) =
+     -> Result<(u64, Duration), StoreError> {
+        let (number, size, md5, notes, result, took) =
             r.map_err(|_| StoreError::Source(TransferError::WorkerLost))?;
         out.retries += notes.len() as u32;
         for n in &notes {
@@ -775,15 +781,19 @@ async fn send_all<S: ObjectStore>(
         out.sent += 1;
         reporter.sent(size);
         reporter.advance(size);
-        Ok(())
+        Ok((size, took))
     };
     let result: Result<(), StoreError> = async {
         loop {
             // Take the next part when there is room; meanwhile record parts as they finish,
             // so the journal is current when the process is killed.
-            let part = if tasks.len() >= concurrency {
+            // Each finished part tells the pacer whether it waited for the link (every slot
+            // taken, the next part ready) and may change the parts in flight.
+            let part = if tasks.len() >= pacer.limit() {
+                let n = tasks.len();
                 if let Some(r) = tasks.join_next().await {
-                    finish(r, &mut out, &mut journal)?;
+                    let (size, took) = finish(r, &mut out, &mut journal)?;
+                    paced(&mut pacer, size, took, n, !rx.is_empty());
                 }
                 continue;
             } else if tasks.is_empty() {
@@ -792,7 +802,8 @@ async fn send_all<S: ObjectStore>(
                 tokio::select! {
                     biased;
                     Some(r) = tasks.join_next() => {
-                        finish(r, &mut out, &mut journal)?;
+                        let (size, took) = finish(r, &mut out, &mut journal)?;
+                        paced(&mut pacer, size, took, tasks.len() + 1, !rx.is_empty());
                         continue;
                     }
                     p = rx.recv() => p,
@@ -829,7 +840,8 @@ async fn send_all<S: ObjectStore>(
             ));
         }
         while let Some(r) = tasks.join_next().await {
-            finish(r, &mut out, &mut journal)?;
+            let (size, took) = finish(r, &mut out, &mut journal)?;
+            paced(&mut pacer, size, took, tasks.len() + 1, false);
         }
         Ok(())
     }
@@ -853,12 +865,18 @@ async fn send_all<S: ObjectStore>(
         return Err(e);
     }
     reporter.finish();
+    out.in_flight = pacer.report();
     out.digests = producer
         .await
         .ok()
         .flatten()
         .ok_or(StoreError::Source(TransferError::WorkerLost))?;
     Ok(out)
+}
+
+/// Tells `pacer` about a finished part (its changes are in the outcome).
+fn paced(pacer: &mut Pacer, size: u64, took: Duration, in_flight: usize, ready: bool) {
+    pacer.finished(Instant::now(), size, took, in_flight, ready);
 }
 
 /// Aborts the unfinished upload recorded in the journal of `target` (or `upload_id` when

@@ -10,7 +10,8 @@ use std::time::Duration;
 /// How [`upload`](crate::multipart::upload) behaves.
 #[derive(Debug, Clone)]
 pub struct UploadOptions {
-    /// Parts in flight at once (at least 1).
+    /// Most parts in flight at once (at least 1): the cap the buffer pool is sized for.
+    /// Within it the upload picks the number from the measured rate (see `in_flight.rs`).
     pub concurrency: usize,
     /// Attempts per request before giving up (at least 1).
     pub max_attempts: u32,

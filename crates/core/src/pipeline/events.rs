@@ -67,6 +67,22 @@ pub(super) fn uploaded(planned: &PlannedDisk, o: &UploadOutcome) {
             o.parts_reused,
             o.retries
         );
+        let f = &o.in_flight;
+        let steps: Vec<String> = f.changes.iter().map(|c| c.to.to_string()).collect();
+        tracing::info!(
+            "disk {}: parts in flight: {} chosen from the measured rate (start {}, cap {}{}), \
+             median part {:.3} s",
+            planned.device_index,
+            f.chosen,
+            f.start,
+            f.max,
+            if steps.is_empty() {
+                String::new()
+            } else {
+                format!(", went to {}", steps.join(", "))
+            },
+            f.part_seconds_median
+        );
     }
 }
 

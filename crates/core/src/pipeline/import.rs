@@ -47,10 +47,11 @@ pub struct ImportSettings {
     /// whether a nested image is imported as-is (`--allow-nested`).
     pub open: OpenOptions,
     pub plan: PlanOptions,
-    /// Buffers; its `part_size` is replaced by the plan's, its `cancel` by
-    /// [`ImportSettings::cancel`].
+    /// Stream options; its `part_size` and `buffers` are replaced by the plan's part size
+    /// and parts in flight, its `cancel` by [`ImportSettings::cancel`].
     pub stream: StreamOptions,
-    /// Concurrency, retries, journal directory; `source_id` and `cancel` are set per disk.
+    /// Retries, journal directory; `concurrency` is the plan's `parts_in_flight_max`,
+    /// `source_id` and `cancel` are set per disk.
     pub upload: UploadOptions,
     pub wait: WaitOptions,
     /// Set (e.g. on Ctrl-C) to stop: uploads stop after the parts in flight and stay
@@ -255,9 +256,9 @@ pub async fn run<S: ObjectStore>(
     Ok(outcome)
 }
 
-/// Executes a prepared import: every decision (formats, objects and their parts, dedupe,
-/// family, replace, E-HPC registration) comes from `prepared.plan`; `settings` gives only
-/// buffers, concurrency, polling and cancellation.
+/// Executes a prepared import: every decision (formats, objects and their parts, the most
+/// parts in flight, dedupe, family, replace, E-HPC registration) comes from `prepared.plan`;
+/// `settings` gives only retries, polling and cancellation.
 pub async fn execute<S: ObjectStore>(
     prepared: Prepared,
     settings: &ImportSettings,
@@ -285,7 +286,16 @@ pub async fn execute<S: ObjectStore>(
         }
     };
     let lookup = find_imported(&disks, targets.ecs, keeper, &stop, reporter);
-    let uploads = upload_disks(&disks, settings, targets.store, gate, &stop, reporter);
+    let in_flight_max = plan.parts_in_flight_max.value;
+    let uploads = upload_disks(
+        &disks,
+        in_flight_max,
+        settings,
+        targets.store,
+        gate,
+        &stop,
+        reporter,
+    );
     let (uploads, lookup) = tokio::select! {
         both = async { tokio::join!(uploads, lookup) } => both,
         never = mirror_cancel(settings.cancel.clone(), stop.clone()) => match never {},
@@ -516,10 +526,12 @@ async fn delete_objects<S: ObjectStore>(store: &S, uploaded: &[UploadedDisk]) ->
     all
 }
 
-/// Uploads every disk in device order, with their stage timings. A failure sets `stop`, so
+/// Uploads every disk in device order (at most `in_flight_max` parts in flight), with their
+/// stage timings. A failure sets `stop`, so
 /// the content digest under way ends too.
 async fn upload_disks<S: ObjectStore>(
     disks: &[PreparedDisk],
+    in_flight_max: usize,
     settings: &ImportSettings,
     store: &S,
     gate: Option<CompleteGate>,
@@ -531,9 +543,17 @@ async fn upload_disks<S: ObjectStore>(
     for disk in disks {
         let planned = &disk.planned;
         let started = Instant::now();
-        let upload = upload_disk(disk, settings, store, gate.clone(), stop, reporter)
-            .await
-            .inspect_err(|_| stop.store(true, Ordering::SeqCst))?;
+        let upload = upload_disk(
+            disk,
+            in_flight_max,
+            settings,
+            store,
+            gate.clone(),
+            stop,
+            reporter,
+        )
+        .await
+        .inspect_err(|_| stop.store(true, Ordering::SeqCst))?;
         timings.push(timing(
             &format!("upload disk {}", planned.device_index),
             started,
@@ -609,8 +629,10 @@ async fn mirror_cancel(user: Option<Arc<AtomicBool>>, stop: Arc<AtomicBool>) -> 
 
 /// Streams one disk in its planned layout and parts into its object: converted and hashed in
 /// one pass, no temporary file.
+#[allow(clippy::too_many_arguments)]
 async fn upload_disk<S: ObjectStore>(
     disk: &PreparedDisk,
+    in_flight_max: usize,
     settings: &ImportSettings,
     store: &S,
     gate: Option<CompleteGate>,
@@ -623,6 +645,9 @@ async fn upload_disk<S: ObjectStore>(
     disk.inspected.opened.file.track_digest();
     let mut stream_opts = settings.stream.clone();
     stream_opts.cancel = Some(stop.clone());
+    // The plan's cap on parts in flight bounds the buffers: those in flight plus two being
+    // filled ahead.
+    stream_opts.buffers = in_flight_max + 2;
     stream_opts.part_size = Some(planned.parts.value.part_size.non_zero());
     let stream = LayoutStream::new(
         disk.layout.clone(),
@@ -651,6 +676,7 @@ async fn upload_disk<S: ObjectStore>(
         key: planned.object_key.clone(),
     };
     let mut upload_opts = settings.upload.clone();
+    upload_opts.concurrency = in_flight_max;
     upload_opts.cancel = Some(stop.clone());
     upload_opts.gate = gate;
     upload_opts.source_id = source_id(path, planned, stream.part_size());

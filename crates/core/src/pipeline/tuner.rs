@@ -9,101 +9,38 @@
 //! Pure: it sees ticks of (seconds, bytes, parts, rows sending), so its tests drive it with a
 //! modelled link instead of a clock.
 
-use std::collections::BTreeMap;
+pub use imgport_base::climb::{ChangeReason, LimitChange};
+use imgport_base::climb::{Climber, Pace, Step};
 
-use serde::Serialize;
+/// Rows are measured over at least 5 s and 12 finished parts per sending row (parts finishing
+/// in bursts must not decide the rate), one row at a time.
+const ROWS: Pace = Pace {
+    min_window_secs: 5.0,
+    min_parts_per_unit: 12,
+    step: Step::One,
+    reprobe_factor: 1.5,
+    reprobe_after: 12,
+};
 
-/// A measurement counts once it spans this long...
-const MIN_WINDOW_SECS: f64 = 5.0;
-/// ...and this many finished parts per sending row, so that parts finishing in bursts do not
-/// decide the rate.
-const MIN_PARTS_PER_ROW: u64 = 12;
-/// The rate settled on may drift this far either way before the tuner probes again.
-const REPROBE_FACTOR: f64 = 1.5;
-/// Settled this many measurements, the tuner tries one more row anyway: rows limited by their
-/// own connections keep the rate flat when the link behind them grows.
-const REPROBE_AFTER: u32 = 12;
-
-/// One change of the limit, for the batch report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LimitChange {
-    /// Seconds since the batch started.
-    pub at_seconds: f64,
-    pub from: usize,
-    pub to: usize,
-    /// Combined upload rate measured at `from`, bytes per second.
-    pub rate_at_from: f64,
-    pub why: ChangeReason,
-}
-
-/// Why the limit changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeReason {
-    /// Trying one more row: the last one added paid off (or none was tried yet).
-    ProbeUp,
-    /// Trying one row fewer: the rate fell, fewer rows may carry it as well.
-    ProbeDown,
-    /// The row tried last did not bring its share: back to the level before it.
-    StepBack,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Phase {
-    Up,
-    Down,
-    /// Holding the limit at the rate measured there, for this many measurements so far.
-    Settled(f64, u32),
-}
-
-/// Picks the number of rows uploading at once from the rate they reach together.
+/// Picks the number of rows uploading at once from the rate they reach together (the shared
+/// [`Climber`] at the pace of rows).
 #[derive(Debug)]
-pub struct Tuner {
-    limit: usize,
-    max: usize,
-    phase: Phase,
-    /// Rate measured at each limit since the last (re)start of probing.
-    rates: BTreeMap<usize, f64>,
-    window: Window,
-    elapsed: f64,
-    changes: Vec<LimitChange>,
-}
-
-#[derive(Debug, Default)]
-struct Window {
-    secs: f64,
-    bytes: u64,
-    parts: u64,
-}
-
-/// An added row pays off when it brings at least half the rate an average row brought before.
-fn pays_off(rate_below: f64, rows_below: usize, rate_above: f64) -> bool {
-    rate_above - rate_below >= 0.5 * rate_below / rows_below.max(1) as f64
-}
+pub struct Tuner(Climber);
 
 impl Tuner {
     /// Starts at `start` rows and never goes above `max` (nor below one).
     pub fn new(start: usize, max: usize) -> Tuner {
-        let max = max.max(1);
-        Tuner {
-            limit: start.clamp(1, max),
-            max,
-            phase: Phase::Up,
-            rates: BTreeMap::new(),
-            window: Window::default(),
-            elapsed: 0.0,
-            changes: Vec::new(),
-        }
+        Tuner(Climber::new(start, max, ROWS))
     }
 
     /// Rows that may upload at once now.
     pub fn limit(&self) -> usize {
-        self.limit
+        self.0.limit()
     }
 
     /// Every change so far, oldest first.
     pub fn changes(&self) -> &[LimitChange] {
-        &self.changes
+        self.0.changes()
     }
 
     /// One tick of `secs`: `bytes` in `parts` finished uploading, `sending` rows were in their
@@ -119,93 +56,16 @@ impl Tuner {
         sending: usize,
         more_waiting: bool,
     ) -> Option<LimitChange> {
-        self.elapsed += secs;
         // More rows than the limit send for a while after it was lowered.
-        if sending != self.limit || !more_waiting {
-            self.window = Window::default();
-            return None;
-        }
-        self.window.secs += secs;
-        self.window.bytes += bytes;
-        self.window.parts += parts;
-        let rows = self.limit as u64;
-        if self.window.secs < MIN_WINDOW_SECS || self.window.parts < MIN_PARTS_PER_ROW * rows {
-            return None;
-        }
-        let rate = self.window.bytes as f64 / self.window.secs;
-        self.window = Window::default();
-        self.measured(rate)
-    }
-
-    fn measured(&mut self, rate: f64) -> Option<LimitChange> {
-        let n = self.limit;
-        match self.phase {
-            Phase::Settled(at, held) => {
-                let try_more = rate > at * REPROBE_FACTOR || held + 1 >= REPROBE_AFTER;
-                if try_more && n < self.max {
-                    self.restart(rate, Phase::Up);
-                    self.change(n + 1, rate, ChangeReason::ProbeUp)
-                } else if rate * REPROBE_FACTOR < at && n > 1 {
-                    self.restart(rate, Phase::Down);
-                    self.change(n - 1, rate, ChangeReason::ProbeDown)
-                } else {
-                    self.phase = Phase::Settled(at, (held + 1).min(REPROBE_AFTER));
-                    None
-                }
-            }
-            Phase::Up => {
-                self.rates.insert(n, rate);
-                match self.rates.get(&(n - 1)).copied() {
-                    Some(below) if !pays_off(below, n - 1, rate) => {
-                        self.phase = Phase::Settled(below, 0);
-                        self.change(n - 1, rate, ChangeReason::StepBack)
-                    }
-                    _ if n < self.max => self.change(n + 1, rate, ChangeReason::ProbeUp),
-                    _ => {
-                        self.phase = Phase::Settled(rate, 0);
-                        None
-                    }
-                }
-            }
-            Phase::Down => {
-                self.rates.insert(n, rate);
-                match self.rates.get(&(n + 1)).copied() {
-                    Some(above) if pays_off(rate, n, above) => {
-                        self.phase = Phase::Settled(above, 0);
-                        self.change(n + 1, rate, ChangeReason::StepBack)
-                    }
-                    _ if n > 1 => self.change(n - 1, rate, ChangeReason::ProbeDown),
-                    _ => {
-                        self.phase = Phase::Settled(rate, 0);
-                        None
-                    }
-                }
-            }
-        }
-    }
-
-    fn restart(&mut self, rate: f64, phase: Phase) {
-        self.rates.clear();
-        self.rates.insert(self.limit, rate);
-        self.phase = phase;
-    }
-
-    fn change(&mut self, to: usize, rate: f64, why: ChangeReason) -> Option<LimitChange> {
-        let change = LimitChange {
-            at_seconds: self.elapsed,
-            from: self.limit,
-            to,
-            rate_at_from: rate,
-            why,
-        };
-        self.limit = to;
-        self.changes.push(change.clone());
-        Some(change)
+        let busy = sending == self.limit() && more_waiting;
+        self.0.tick(secs, bytes, parts, busy)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     /// A link where each row reaches `per_row` bytes/s until the link's `cap` is shared.
@@ -327,13 +187,5 @@ mod tests {
             }
         }
         assert_eq!(t.limit(), 3);
-    }
-
-    #[test]
-    fn pays_off_asks_half_an_average_rows_share() {
-        assert!(pays_off(100.0, 1, 150.0));
-        assert!(!pays_off(100.0, 1, 149.0));
-        assert!(pays_off(700.0, 7, 750.0));
-        assert!(!pays_off(700.0, 7, 749.0));
     }
 }

@@ -1,0 +1,153 @@
+//! How many parts of one upload are in flight: never more than
+//! [`UploadOptions::concurrency`](crate::UploadOptions::concurrency) (the cap the buffer pool is
+//! sized for), and within it as many as the measured rate asks for. A near server answers a
+//! part in milliseconds and the stream, not the link, sets the rate: the start level stays. A
+//! far one answers after a round trip, so a part waits for a free slot while the link idles:
+//! the shared [`Climber`] doubles the parts in flight until the rate stops growing (the
+//! bandwidth-delay product is covered, or the link is full) or the cap is reached.
+//!
+//! A measurement is the time between two finished parts in which every slot was taken and
+//! the next part was ready: only then did the link decide the rate.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use imgport_base::climb::{Climber, LimitChange, Pace, Step};
+
+/// Parts in flight when an upload starts (or the cap, when it is lower).
+pub const START: usize = 8;
+
+/// Windows of at least a quarter second and one finished part per slot: a part's round
+/// trip, so that a far link is found in a few of them.
+const PARTS: Pace = Pace {
+    min_window_secs: 0.25,
+    min_parts_per_unit: 1,
+    step: Step::Double,
+    reprobe_factor: 1.5,
+    reprobe_after: 12,
+};
+
+/// The parts in flight one upload chose, for its outcome and the `-v` log.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct InFlightReport {
+    /// The cap (`--concurrency`): the buffer pool holds this many parts plus those being
+    /// filled.
+    pub max: usize,
+    pub start: usize,
+    /// The level held for the most time: what the measured rate chose.
+    pub chosen: usize,
+    /// The level at the end.
+    pub last: usize,
+    /// Median seconds from sending a part to its answer (retries included).
+    pub part_seconds_median: f64,
+    /// Every change of the level, oldest first.
+    pub changes: Vec<LimitChange>,
+}
+
+/// The parts-in-flight controller of one upload.
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    climber: Climber,
+    start: usize,
+    last_finish: Instant,
+    latencies: Vec<f32>,
+}
+
+impl Pacer {
+    /// At most `cap` parts in flight.
+    pub(crate) fn new(cap: usize) -> Pacer {
+        let climber = Climber::new(START, cap, PARTS);
+        Pacer {
+            start: climber.limit(),
+            climber,
+            last_finish: Instant::now(),
+            latencies: Vec::new(),
+        }
+    }
+
+    /// Parts that may be in flight now.
+    pub(crate) fn limit(&self) -> usize {
+        self.climber.limit()
+    }
+
+    /// A part of `bytes` finished `now` after `latency`; `in_flight` parts were out just
+    /// before (this one included) and `ready` says whether the next part was waiting to be
+    /// sent. Returns a change of the level.
+    pub(crate) fn finished(
+        &mut self,
+        now: Instant,
+        bytes: u64,
+        latency: Duration,
+        in_flight: usize,
+        ready: bool,
+    ) -> Option<LimitChange> {
+        let secs = now.duration_since(self.last_finish).as_secs_f64();
+        self.last_finish = now;
+        self.latencies.push(latency.as_secs_f32());
+        let busy = in_flight == self.climber.limit() && ready;
+        self.climber.tick(secs, bytes, 1, busy)
+    }
+
+    /// What was chosen so far.
+    pub(crate) fn report(&self) -> InFlightReport {
+        let mut l = self.latencies.clone();
+        l.sort_by(f32::total_cmp);
+        InFlightReport {
+            max: self.climber.max(),
+            start: self.start,
+            chosen: self.climber.held_longest(),
+            last: self.climber.limit(),
+            part_seconds_median: l.get(l.len() / 2).map_or(0.0, |&s| f64::from(s)),
+            changes: self.climber.changes().to_vec(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_and_cap_bound_the_level() {
+        assert_eq!(Pacer::new(64).limit(), START);
+        assert_eq!(Pacer::new(2).limit(), 2);
+        assert_eq!(Pacer::new(0).limit(), 1);
+        let r = Pacer::new(3).report();
+        assert_eq!((r.max, r.start, r.chosen, r.last), (3, 3, 3, 3));
+    }
+
+    #[test]
+    fn parts_that_wait_for_slots_raise_the_level() {
+        // Every slot taken and the next part ready at every finish: the link decides.
+        let mut p = Pacer::new(32);
+        let mut now = Instant::now();
+        let rtt = Duration::from_millis(150);
+        for _ in 0..2000 {
+            // The level's parts finish a round trip apart: the rate grows with the level.
+            now += rtt / p.limit() as u32;
+            p.finished(now, 1 << 20, rtt, p.limit(), true);
+        }
+        assert_eq!(p.limit(), 32, "{:?}", p.report());
+        assert!(
+            p.report()
+                .changes
+                .iter()
+                .all(|c| c.why == imgport_base::climb::ChangeReason::ProbeUp)
+        );
+    }
+
+    #[test]
+    fn a_producer_behind_keeps_the_start() {
+        let mut p = Pacer::new(32);
+        let mut now = Instant::now();
+        for _ in 0..200 {
+            now += Duration::from_millis(20);
+            p.finished(now, 1 << 20, Duration::from_millis(150), START, false);
+        }
+        let r = p.report();
+        assert_eq!((r.last, r.chosen), (START, START));
+        assert!(r.changes.is_empty());
+        assert!((r.part_seconds_median - 0.15).abs() < 1e-6);
+    }
+}
