@@ -104,6 +104,8 @@ impl ConnectFlags {
             stream: StreamOptions {
                 // The part size is the plan's, per disk. Every part in flight holds a buffer; two more keep the producer ahead.
                 buffers: self.concurrency.max(1) + 2,
+                // Each UploadPart is signed with its SHA-256 (OSS wants it on PUT).
+                part_sha256: true,
                 ..StreamOptions::default()
             },
             upload: UploadOptions {

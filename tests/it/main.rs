@@ -16,6 +16,7 @@ mod hostile;
 mod import;
 mod inspect_container;
 mod oslo;
+mod oss_checks;
 mod plan;
 mod qcow2;
 mod reliability;

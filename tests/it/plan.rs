@@ -189,7 +189,9 @@ fn a_single_import_executes_the_plan_that_plan_shows() {
         actions,
         [
             "ecs DescribeImages",
+            "oss GetBucketLocation",
             "oss MultipartUpload",
+            "oss HeadObject",
             "ecs ImportImage",
             "ecs ModifyImageAttribute",
             "ecs ModifyImageAttribute",
@@ -374,7 +376,7 @@ fn disk_image_size_is_given_per_disk_and_checked_where_the_plan_is_made() {
             (&size["value"], &size["source"]["kind"]),
             (&40.into(), &"user".into())
         );
-        let import = &run.json()["requests"][2];
+        let import = &run.json()["requests"][4];
         assert_eq!(import["action"], "ImportImage");
         let params = import["params"].as_array().unwrap();
         assert!(

@@ -227,6 +227,8 @@ pub struct PlanOptions {
     pub ehpc_name: Option<String>,
     /// Once the image is `Available` and finished, delete the uploaded objects.
     pub delete_objects: bool,
+    /// Create a missing bucket in the import's region before the upload.
+    pub create_bucket: bool,
     /// Part size of every upload; `None` picks one per object ([`Parts::for_object`]).
     pub part_size: Option<PartSize>,
     /// `DiskImageSize` in GiB for some disks, by position (0-based, in the order given);
@@ -323,6 +325,10 @@ pub struct ImportPlan {
     /// one is done. Kept otherwise (the default): a later import of the same disks finds
     /// them verified and uploads nothing, and a failed import can be retried from them.
     pub delete_objects: bool,
+    /// Before the first byte is sent, every bucket is checked to be in `region` (OSS
+    /// GetBucketLocation); a missing one is created there when this is set (CreateBucket),
+    /// refused otherwise. After the upload, HeadObject checks no object is archived.
+    pub create_bucket: bool,
     /// Notes for the user (rounded sizes, guessed defaults, readiness findings of the guest).
     pub notes: Vec<Finding>,
 }
@@ -471,6 +477,7 @@ pub fn infer(
         replace: opts.replace,
         ehpc,
         delete_objects: opts.delete_objects,
+        create_bucket: opts.create_bucket,
         notes,
     };
     // Every request is checked here, before the first byte leaves the machine; those sent

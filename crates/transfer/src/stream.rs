@@ -72,6 +72,10 @@ pub struct StreamOptions {
     /// Skip the per-part MD5 (a full pass over every part), which only an upload's `Content-MD5`
     /// and the multipart ETag need; [`Part::md5`] is then `None`.
     pub skip_part_md5: bool,
+    /// Also compute each part's SHA-256 ([`Part::sha256`]) while the part is produced, on the
+    /// worker that filled it: OSS wants PUT bodies signed with their SHA-256
+    /// (docs/CLOUD-API.md §OSS), and the part is then hashed while it is still in memory.
+    pub part_sha256: bool,
 }
 
 /// Most memory the part buffers of one stream take with the default buffer count and
@@ -97,8 +101,8 @@ fn part_size_at_least(base: u64, total: u64) -> u64 {
     base.max(min)
 }
 
-/// MD5 (when computed) and CRC-64 of an all-zero part.
-type ZeroDigests = (Option<[u8; 16]>, u64);
+/// MD5 (when computed), CRC-64 and SHA-256 (when computed) of an all-zero part.
+type ZeroDigests = (Option<[u8; 16]>, u64, Option<[u8; 32]>);
 
 struct Shared {
     layout: Layout,
@@ -113,6 +117,7 @@ struct Shared {
     /// CRC-64 of zero runs by length (chunks and parts of a hole).
     zero_crcs: Mutex<HashMap<u64, u64>>,
     part_md5: bool,
+    part_sha256: bool,
     /// Part MD5s are left to the batch in [`LayoutStream::next_part`], not done per part.
     batch_md5: bool,
 }
@@ -121,6 +126,7 @@ struct Filled {
     data: PartData,
     md5: Option<[u8; 16]>,
     crc64: u64,
+    sha256: Option<[u8; 32]>,
 }
 
 /// A part started ahead: being filled by a worker, or (a zero part) already complete.
@@ -243,6 +249,7 @@ impl LayoutStream {
                 zeros_len: buffer_size,
                 zero_crcs: Mutex::new(HashMap::new()),
                 part_md5: !opts.skip_part_md5,
+                part_sha256: opts.part_sha256,
                 batch_md5: md5_lanes > 1,
             }),
             pool: BufferPool::new(buffer_size, buffers),
@@ -422,12 +429,13 @@ fn zero_part(shared: &Shared, zeros: &Zeros, len: usize) -> Filled {
         .unwrap_or_else(|p| p.into_inner())
         .get(&len)
         .copied();
-    let (md5, crc) = match cached {
+    let (md5, crc, sha256) = match cached {
         Some(d) => d,
         None => {
             let d = (
                 shared.part_md5.then(|| super::digest::md5(&data)),
                 shared.zero_crc(len as u64),
+                shared.part_sha256.then(|| super::digest::sha256(&data)),
             );
             shared
                 .zero_digests
@@ -441,6 +449,7 @@ fn zero_part(shared: &Shared, zeros: &Zeros, len: usize) -> Filled {
         data,
         md5,
         crc64: crc,
+        sha256,
     }
 }
 
@@ -474,10 +483,12 @@ fn fill_part(shared: &Shared, mut buf: PoolBuf, offset: u64) -> Result<Filled, T
         .iter()
         .fold(0u64, |acc, &(c, n)| crc64_combine(acc, c, n));
     let md5 = shared.md5_of(&buf);
+    let sha256 = shared.part_sha256.then(|| super::digest::sha256(&buf));
     Ok(Filled {
         data: PartData::new(buf),
         md5,
         crc64: crc,
+        sha256,
     })
 }
 
@@ -533,6 +544,7 @@ impl PartSource for LayoutStream {
             data,
             md5: filled.md5,
             crc64: filled.crc64,
+            sha256: filled.sha256,
         }))
     }
 
