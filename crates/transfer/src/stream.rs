@@ -7,6 +7,9 @@
 //! multi-buffer MD5 when that many fit the memory budget, else per part on the pool. SHA-256
 //! of the whole stream runs on its own thread over the same buffers. Parts come from a bounded
 //! [`BufferPool`], so memory is bounded by the buffer count × part size whatever the image size.
+//!
+//! Kept whole: one streaming engine (parts filled ahead on workers with every per-part digest,
+//! zero parts, MD5 batches, the whole-stream SHA-256); its tests are in `stream/tests.rs`.
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU64;
@@ -72,9 +75,8 @@ pub struct StreamOptions {
     /// Skip the per-part MD5 (a full pass over every part), which only an upload's `Content-MD5`
     /// and the multipart ETag need; [`Part::md5`] is then `None`.
     pub skip_part_md5: bool,
-    /// Also compute each part's SHA-256 ([`Part::sha256`]) while the part is produced, on the
-    /// worker that filled it: OSS wants PUT bodies signed with their SHA-256
-    /// (docs/CLOUD-API.md §OSS), and the part is then hashed while it is still in memory.
+    /// Also compute each part's SHA-256 ([`Part::sha256`]) on the worker that fills it: the
+    /// signed payload hash of its UploadPart (docs/CLOUD-API.md §OSS).
     pub part_sha256: bool,
 }
 
@@ -432,10 +434,11 @@ fn zero_part(shared: &Shared, zeros: &Zeros, len: usize) -> Filled {
     let (md5, crc, sha256) = match cached {
         Some(d) => d,
         None => {
+            let (md5, sha) = (super::digest::md5, super::digest::sha256);
             let d = (
-                shared.part_md5.then(|| super::digest::md5(&data)),
+                shared.part_md5.then(|| md5(&data)),
                 shared.zero_crc(len as u64),
-                shared.part_sha256.then(|| super::digest::sha256(&data)),
+                shared.part_sha256.then(|| sha(&data)),
             );
             shared
                 .zero_digests
@@ -483,12 +486,11 @@ fn fill_part(shared: &Shared, mut buf: PoolBuf, offset: u64) -> Result<Filled, T
         .iter()
         .fold(0u64, |acc, &(c, n)| crc64_combine(acc, c, n));
     let md5 = shared.md5_of(&buf);
-    let sha256 = shared.part_sha256.then(|| super::digest::sha256(&buf));
     Ok(Filled {
+        sha256: shared.part_sha256.then(|| super::digest::sha256(&buf)),
         data: PartData::new(buf),
         md5,
         crc64: crc,
-        sha256,
     })
 }
 
