@@ -272,7 +272,12 @@ fn run_items(
     };
     let mut buckets: Vec<String> = items
         .iter()
-        .filter_map(|i| batch::effective_options(i, &settings.flags).bucket)
+        .filter_map(|i| {
+            // A sandbox bucket is made in the region of its import (`NAME:REGION`).
+            let o = batch::effective_options(i, &settings.flags);
+            o.bucket
+                .map(|b| format!("{b}:{}", o.region.unwrap_or_default()))
+        })
         .collect();
     buckets.sort();
     buckets.dedup();

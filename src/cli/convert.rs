@@ -101,6 +101,7 @@ impl DigestFlags {
                 cancel: Some(cancel),
                 skip_sha256: self.no_sha256,
                 skip_part_md5: self.part_size.is_none(),
+                part_sha256: false,
             },
             content_digest,
             sha256_zero_limit: (!self.sha256)

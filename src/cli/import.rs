@@ -109,7 +109,9 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
 
 async fn run_async(args: ImportArgs, settings: ImportSettings) -> anyhow::Result<ExitCode> {
     let region = settings.plan.region.clone();
-    let conn = Connection::open(&args.connect, &[settings.plan.bucket.as_str()]).await?;
+    // A sandbox bucket is made in the import's region (`NAME:REGION`).
+    let sandbox_bucket = format!("{}:{region}", settings.plan.bucket);
+    let conn = Connection::open(&args.connect, &[sandbox_bucket.as_str()]).await?;
     let store = conn.store(&region)?;
     let ecs = conn.ecs(&region)?;
     let ehpc = match settings.plan.ehpc_name {

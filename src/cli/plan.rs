@@ -241,6 +241,10 @@ pub struct RunFlags {
     /// default: a re-import of the same disks then uploads nothing).
     #[arg(long)]
     pub delete_objects: bool,
+    /// Create a missing bucket in the import's region (OSS CreateBucket) before the upload;
+    /// without it a missing bucket is refused before any byte is sent.
+    #[arg(long)]
+    pub create_bucket: bool,
     #[arg(long, help = vocab::PART_SIZE, value_parser = super::values::part_size)]
     pub part_size: Option<PartSize>,
     /// Before the upload, create the RAM role ECS reads the bucket as (--role-name, default
@@ -259,6 +263,7 @@ impl RunFlags {
         opts.replace = self.replace;
         opts.ehpc_name = self.ehpc_name.clone();
         opts.delete_objects = self.delete_objects;
+        opts.create_bucket = self.create_bucket;
         opts.part_size = self.part_size;
         opts.create_role = self.create_role;
         opts.parts_in_flight = self.concurrency.map(usize::from);

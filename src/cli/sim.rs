@@ -52,8 +52,10 @@ pub struct SimArgs {
     /// `s3_endpoint` line shows it).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub s3_listen: SocketAddr,
-    /// Buckets to create in the object root at start.
-    #[arg(long)]
+    /// Buckets to create in the object root at start, as NAME[:REGION[:CLASS]]: the region
+    /// GetBucketLocation answers and ImportImage requires (default cn-hangzhou), and the
+    /// storage class (Standard, IA, Archive, ColdArchive, DeepColdArchive; default Standard).
+    #[arg(long, value_parser = bucket_spec)]
     pub bucket: Vec<String>,
     /// Test fault of the S3 server on UploadPart: PART:KIND or PART:KIND:TIMES, KIND one of 500,
     /// slowdown, drop, delay=MS; PART 0 means every part. Repeatable.
@@ -75,6 +77,12 @@ pub struct SimArgs {
     /// Test link: bytes (KiB) each direction of a proxied connection may have unacknowledged.
     #[arg(long, requires = "wan_rtt_ms", default_value_t = 4096)]
     pub wan_window_kib: usize,
+}
+
+/// Checks a `--bucket` value (kept as text: the S3 server parses it again).
+fn bucket_spec(s: &str) -> Result<String, String> {
+    s.parse::<imgport_sim::bucket::BucketSpec>()?;
+    Ok(s.to_string())
 }
 
 /// Serves until killed.

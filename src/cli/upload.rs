@@ -97,10 +97,10 @@ pub struct UploadArgs {
     /// Age from which --clean-stale takes a journal: a number with s, m, h or d (e.g. 12h).
     #[arg(long, requires = "clean_stale", default_value = "7d", value_parser = parse_age)]
     pub older_than: Duration,
-    /// Sign each part's SHA-256 (x-amz-content-sha256); default UNSIGNED-PAYLOAD, since
-    /// Content-MD5 already protects each part.
+    /// Send parts with x-amz-content-sha256: UNSIGNED-PAYLOAD instead of their SHA-256 (computed
+    /// while each part is produced): for S3 servers only, OSS refuses it on PUT.
     #[arg(long)]
-    pub sign_payload: bool,
+    pub unsigned_payload: bool,
     /// As whom the store is called (for a plain S3 `--oss-endpoint`, the AWS variables last).
     #[command(flatten)]
     pub credentials: CredentialFlags,
@@ -257,7 +257,7 @@ fn store_config(args: &UploadArgs) -> Result<StoreConfig, StoreError> {
         Some(e) => StoreConfig::custom(&args.region, e, args.path_style)?,
         None => StoreConfig::oss(&args.region, args.internal)?,
     };
-    c.sign_payload = args.sign_payload;
+    c.sign_payload = !args.unsigned_payload;
     Ok(c)
 }
 
@@ -440,6 +440,7 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         cancel: Some(cancel),
         skip_sha256: false,
         skip_part_md5: false,
+        part_sha256: !args.unsigned_payload,
         ..StreamOptions::default()
     };
     let reporter = super::progress::reporter_or_log(Duration::from_secs(5));

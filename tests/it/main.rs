@@ -18,6 +18,7 @@ mod import;
 mod inspect_container;
 mod oslo;
 mod ova;
+mod oss_checks;
 mod plan;
 mod qcow2;
 mod ram_role;

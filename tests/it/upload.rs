@@ -210,8 +210,8 @@ fn file_as_is_then_rerun_does_nothing() {
     let framing: Vec<&str> = before.part_framing.iter().map(String::as_str).collect();
     assert_eq!(
         framing,
-        ["content-md5", "x-amz-content-sha256=UNSIGNED-PAYLOAD"],
-        "UploadPart headers"
+        ["content-md5", "x-amz-content-sha256=hash"],
+        "UploadPart headers: OSS wants the body's SHA-256 signed on PUT"
     );
     assert!(before.parts_ok.values().all(|&n| n == 1), "{before:?}");
 
@@ -232,21 +232,34 @@ fn file_as_is_then_rerun_does_nothing() {
 }
 
 #[test]
-fn signed_payload_when_asked() {
+fn unsigned_payload_is_refused_like_oss() {
     let env = Env::new();
     let src = env.path("s.bin");
     random_file(&src, 6 * MIB, 8);
-    env.upload(&[
-        src.to_str().unwrap(),
-        "--key",
-        "s.bin",
-        "--part-size",
-        "5M",
-        "--sign-payload",
-    ]);
+    let out = env.run(
+        &[
+            src.to_str().unwrap(),
+            "--key",
+            "s.bin",
+            "--part-size",
+            "5M",
+            "--unsigned-payload",
+        ],
+        &keys(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 4, "{err}");
+    // OSS wants the SHA-256 of a PUT body (docs/CLOUD-API.md §OSS).
+    assert!(
+        err.contains("InvalidArgument") && err.contains("X-Amz-Content-SHA256"),
+        "{err}"
+    );
     let framing: Vec<String> = env.s3.stats().part_framing.into_iter().collect();
-    assert_eq!(framing, ["content-md5", "x-amz-content-sha256=hash"]);
-    assert_eq!(sha256_file(&env.object("s.bin")), sha256_file(&src));
+    assert_eq!(
+        framing,
+        ["content-md5", "x-amz-content-sha256=UNSIGNED-PAYLOAD"]
+    );
+    assert!(!env.object("s.bin").exists());
 }
 
 #[test]
@@ -694,7 +707,7 @@ fn complete_with_last_part(env: &Env, src: &Path, key: &str, upload_id: &str, pa
         let md5 = imgport::transfer::digest::md5(last);
         let data = imgport::transfer::pool::PartData::new(buf);
         let receipt = store
-            .upload_part(&target, upload_id, parts, data, md5)
+            .upload_part(&target, upload_id, parts, data, md5, None)
             .await
             .unwrap();
         etags.push((parts, receipt.etag));

@@ -240,6 +240,8 @@ pub struct PlanOptions {
     pub delete_objects: bool,
     /// Create the import role (and attach its policy) when the check finds it missing.
     pub create_role: bool,
+    /// Create a missing bucket in the import's region before the upload.
+    pub create_bucket: bool,
     /// Part size of every upload; `None` picks one per object ([`Parts::for_object`]).
     pub part_size: Option<PartSize>,
     /// Most parts of one upload in flight; `None` is [`DEFAULT_PARTS_IN_FLIGHT`].
@@ -357,6 +359,10 @@ pub struct ImportPlan {
     /// this many parts plus two being filled). Within it each upload picks the number from
     /// its measured rate and round-trip time, reported in its outcome (`in_flight`).
     pub parts_in_flight_max: Sourced<usize>,
+    /// Before the first byte is sent, every bucket is checked to be in `region` (OSS
+    /// GetBucketLocation); a missing one is created there when this is set (CreateBucket),
+    /// refused otherwise. After the upload, HeadObject checks no object is archived.
+    pub create_bucket: bool,
     /// Notes for the user (rounded sizes, guessed defaults, readiness findings of the guest).
     pub notes: Vec<Finding>,
     /// The OVF descriptor's hints beside what inspection found, when the system disk came
@@ -558,6 +564,7 @@ pub fn infer(
                 "enough for a far region; fewer are used when more do not raise the rate",
             ),
         },
+        create_bucket: opts.create_bucket,
         notes,
         ovf,
     };

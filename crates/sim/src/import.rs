@@ -3,10 +3,11 @@
 //! idempotency, name and busy-object conflicts, the object checks of [`super::disk`] run off
 //! the async threads, then a new image in Creating and its task.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use super::bucket;
 use super::disk::{self, ObjectFacts};
 use super::ecs::{
     ApiFault, DiskRec, Ecs, ImageRec, State, TaskRec, Tokened, check_region, duplicated_name,
@@ -68,9 +69,11 @@ impl Ecs {
         // Read the objects off the async threads.
         let root = self.config.s3_root.clone();
         let plan = disks.clone();
+        let import_region = region.to_string();
         let checked = tokio::task::spawn_blocking(move || {
             plan.iter()
                 .map(|d| {
+                    bucket_fits(&root, &import_region, d.n, &d.bucket, &d.object)?;
                     let facts =
                         disk::check_object(&root, d.n, &d.bucket, &d.object, d.format, d.size_gib)?;
                     let path = disk::object_path(&root, &d.bucket, &d.object).unwrap_or_default();
@@ -158,6 +161,45 @@ impl Ecs {
         let answer = json!({"ImageId": image_id, "TaskId": task_id, "RegionId": region});
         self.add_image(&mut st, rec, token, answer, now_ms)
     }
+}
+
+/// The bucket of disk `n` is in the import's region and its object is not archived
+/// (docs/CLOUD-API.md §ImportImage: the bucket must be in the image's region; an archived
+/// object must be restored first). The service's table has no code named for the region;
+/// `InvalidOSSBucket.NotMatched` is the one that names a bucket not matching the request.
+fn bucket_fits(
+    root: &Path,
+    region: &str,
+    n: usize,
+    bucket: &str,
+    key: &str,
+) -> Result<(), ApiFault> {
+    if !root.join(bucket).is_dir() {
+        return Ok(()); // InvalidOSSBucket.NotFound comes from the object check
+    }
+    let (found, class) = bucket::facts(root, bucket);
+    if found != region {
+        return Err(ApiFault::new(
+            400,
+            "InvalidOSSBucket.NotMatched",
+            format!(
+                "The OSS bucket {bucket:?} of DiskDeviceMapping.{n} is in region {found}, \
+                 not in {region}."
+            ),
+        ));
+    }
+    if class.is_archive() {
+        return Err(ApiFault::new(
+            400,
+            "InvalidOSSObject.NeedRestore",
+            format!(
+                "The OSS object {key:?} of DiskDeviceMapping.{n} is of storage class {} and \
+                 must be restored first.",
+                class.as_str()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Name already used, or one of the objects already being imported.

@@ -14,6 +14,7 @@
 //! documents (docs/CLOUD-API.md), so a wrong rule on either side fails a test.
 
 pub mod auth;
+pub mod bucket;
 pub mod create;
 pub mod disk;
 pub mod ecs;

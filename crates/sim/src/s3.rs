@@ -27,6 +27,7 @@ mod backend;
 mod body;
 mod lanes;
 mod multipart;
+mod oss;
 mod state;
 mod store;
 
@@ -62,11 +63,14 @@ pub struct S3Thread {
 
 impl S3Server {
     /// Binds `listen` and serves `root` on the current tokio runtime. Buckets are the
-    /// directories of `root`; `buckets` are created first.
+    /// directories of `root`; `buckets` (`NAME[:REGION[:CLASS]]`, [`crate::bucket::BucketSpec`])
+    /// are created first, with their region and storage class.
     pub async fn start(listen: SocketAddr, root: &Path, buckets: &[&str]) -> std::io::Result<Self> {
         std::fs::create_dir_all(root)?;
         for b in buckets {
-            std::fs::create_dir_all(root.join(b))?;
+            let spec: crate::bucket::BucketSpec = b.parse().map_err(std::io::Error::other)?;
+            std::fs::create_dir_all(root.join(&spec.name))?;
+            crate::bucket::record(root, &spec)?;
         }
         let root = root.canonicalize()?;
         let store = Arc::new(store::Store::open(&root)?);
@@ -77,13 +81,16 @@ impl S3Server {
             uploads,
             shared: shared.clone(),
         });
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        // Virtual-hosted requests name the bucket in the host: `<bucket>.localhost:<port>`.
+        let named = format!("{}:{}", oss::NAMED_HOST, addr.port());
+        builder.set_host(s3s::host::SingleDomain::new(&named).map_err(std::io::Error::other)?);
         let mut auth = s3s::auth::SimpleAuth::new();
         auth.register(TEST_ACCESS_KEY_ID.into(), TEST_ACCESS_KEY_SECRET.into());
         auth.register(TEST_STS_KEY_ID.into(), TEST_ACCESS_KEY_SECRET.into());
         builder.set_auth(auth);
         let service = builder.build();
-        let listener = TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
         let shared2 = shared.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -191,12 +198,30 @@ fn upload_part_number<B>(req: &Request<B>) -> Option<u32> {
 /// and closing while the client still writes would make its error a broken pipe instead of
 /// the status the test injected.
 async fn error_response(req: Request<Incoming>, status: u16, code: &str) -> Response<s3s::Body> {
+    xml_error(
+        req,
+        status,
+        code,
+        "injected by the imgport test server",
+        None,
+    )
+    .await
+}
+
+/// An S3 error answer (with OSS's `x-oss-ec` when given), sent once the body is read.
+async fn xml_error(
+    req: Request<Incoming>,
+    status: u16,
+    code: &str,
+    message: &str,
+    ec: Option<&str>,
+) -> Response<s3s::Body> {
     use http_body_util::BodyExt as _;
     let mut body = req.into_body();
     while let Some(Ok(_)) = body.frame().await {}
     let xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
-         <Message>injected by the imgport test server</Message></Error>"
+         <Message>{message}</Message></Error>"
     );
     let mut resp = Response::new(s3s::Body::from(xml));
     *resp.status_mut() =
@@ -205,6 +230,9 @@ async fn error_response(req: Request<Incoming>, status: u16, code: &str) -> Resp
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/xml"),
     );
+    if let Some(ec) = ec.and_then(|e| hyper::header::HeaderValue::from_str(e).ok()) {
+        resp.headers_mut().insert("x-oss-ec", ec);
+    }
     resp
 }
 
@@ -294,6 +322,10 @@ async fn faulty(
             Some(FaultKind::DelayMs(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
             None => {}
         }
+    }
+    // After the counters above: a test sees what was sent, and then OSS's refusal.
+    if let Some(r) = oss::refusal(&req) {
+        return Ok(xml_error(req, r.status, r.code, r.message, r.ec).await);
     }
     let resp = service.call(req.map(s3s::Body::from)).await?;
     if resp.status().is_success() {

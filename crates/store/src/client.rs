@@ -9,7 +9,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef;
+use aws_runtime::auth::PayloadSigningOverride;
+use aws_sdk_s3::config::interceptors::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+};
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
@@ -38,7 +41,7 @@ const MAX_LIST_PAGES: usize = 100;
 /// An S3 client for one endpoint.
 #[derive(Clone, Debug)]
 pub struct S3Store {
-    client: aws_sdk_s3::Client,
+    pub(crate) client: aws_sdk_s3::Client,
     config: StoreConfig,
     /// [`account_id`] of the AccessKey ID: names the account in kept state, no secret.
     account: String,
@@ -143,8 +146,30 @@ impl Intercept for CaptureHeader {
     }
 }
 
+/// Signs a request with a payload hash computed beforehand (the stream's, per part) instead
+/// of letting the SDK hash the body again.
+#[derive(Debug)]
+struct PrecomputedPayload(String);
+
+impl Intercept for PrecomputedPayload {
+    fn name(&self) -> &'static str {
+        "imgport-precomputed-payload"
+    }
+
+    fn modify_before_signing(
+        &self,
+        _context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        cfg.interceptor_state()
+            .store_put(PayloadSigningOverride::Precomputed(self.0.clone()));
+        Ok(())
+    }
+}
+
 /// Maps an SDK failure to a [`StoreError`] that the retry predicate can judge.
-fn sdk_err<E>(op: &'static str, target: &ObjectTarget, e: SdkError<E>) -> StoreError
+pub(crate) fn sdk_err<E>(op: &'static str, target: &ObjectTarget, e: SdkError<E>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -223,6 +248,18 @@ impl ObjectStore for S3Store {
         &self.config.endpoint
     }
 
+    async fn bucket_region(&self, bucket: &str) -> Result<Option<String>, StoreError> {
+        self.get_bucket_region(bucket).await
+    }
+
+    async fn create_bucket(&self, bucket: &str, region: &str) -> Result<(), StoreError> {
+        self.make_bucket(bucket, region).await
+    }
+
+    async fn storage_class(&self, target: &ObjectTarget) -> Result<Option<String>, StoreError> {
+        self.object_class(target).await
+    }
+
     fn destination(&self, bucket: &str) -> Destination {
         Destination {
             account: self.account.clone(),
@@ -264,6 +301,7 @@ impl ObjectStore for S3Store {
         number: u32,
         data: PartData,
         md5: [u8; 16],
+        sha256: Option<[u8; 32]>,
     ) -> Result<PartReceipt, StoreError> {
         let size = data.len() as u64;
         let capture = CaptureHeader::new(CRC64_HEADER);
@@ -287,9 +325,12 @@ impl ObjectStore for S3Store {
             .customize()
             .config_override(aws_sdk_s3::Config::builder().timeout_config(timeouts))
             .interceptor(capture.clone());
-        if !self.config.sign_payload {
-            op = op.disable_payload_signing();
-        }
+        op = match (self.config.sign_payload, sha256) {
+            (false, _) => op.disable_payload_signing(),
+            // The SHA-256 the stream computed: the SDK would hash the body a second time.
+            (true, Some(hash)) => op.interceptor(PrecomputedPayload(hex::encode(hash))),
+            (true, None) => op,
+        };
         let out = op
             .send()
             .await

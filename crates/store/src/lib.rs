@@ -22,6 +22,7 @@
 //! ```
 //! Errors are [`StoreError`]; [`StoreError::is_temporary`] is the retry predicate.
 
+pub mod bucket;
 pub mod client;
 pub mod credentials;
 pub mod in_flight;
@@ -96,12 +97,30 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
     /// The destination `bucket` is at (account, region, endpoint identity, bucket): what
     /// journals and records name, so that state kept for one never resumes another.
     fn destination(&self, bucket: &str) -> imgport_base::destination::Destination;
+    /// GetBucketLocation: the region id `bucket` is in (OSS's `oss-` prefix removed);
+    /// `Ok(None)` when there is no such bucket.
+    fn bucket_region(
+        &self,
+        bucket: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// CreateBucket in `region`.
+    fn create_bucket(
+        &self,
+        bucket: &str,
+        region: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The storage class HeadObject reports for `target` (`x-amz-storage-class`), if any.
+    fn storage_class(
+        &self,
+        target: &ObjectTarget,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     /// CreateMultipartUpload; returns the upload id.
     fn create_multipart(
         &self,
         target: &ObjectTarget,
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
-    /// UploadPart with `Content-MD5: md5`.
+    /// UploadPart with `Content-MD5: md5`, its payload signed with `sha256` when given (the
+    /// stream computed it).
     fn upload_part(
         &self,
         target: &ObjectTarget,
@@ -109,6 +128,7 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
         number: u32,
         data: PartData,
         md5: [u8; 16],
+        sha256: Option<[u8; 32]>,
     ) -> impl Future<Output = Result<PartReceipt, StoreError>> + Send;
     /// ListParts (all pages); `Ok(None)` when the server no longer knows the upload.
     fn list_parts(

@@ -78,7 +78,16 @@ async fn send_part<S: ObjectStore>(
                 "part {number}: attempt {attempt} failed ({e}); retrying"
             ))
         },
-        || store.upload_part(&target, &upload_id, number, part.data.clone(), md5),
+        || {
+            store.upload_part(
+                &target,
+                &upload_id,
+                number,
+                part.data.clone(),
+                md5,
+                part.sha256,
+            )
+        },
     )
     .await;
     let result = result.and_then(|(receipt, _)| {

@@ -16,10 +16,10 @@ pub struct StoreConfig {
     /// only virtual-hosted style (403 `SecondLevelDomainForbidden` otherwise, docs/CLOUD-API.md
     /// §OSS); generic servers on an IP address or `localhost` need path style.
     pub path_style: bool,
-    /// Sign the SHA-256 of each part body. Off by default: it would be a second full SHA-256
-    /// pass on top of the stream's, while `Content-MD5` already protects every
-    /// part and TLS the transport; `x-amz-content-sha256: UNSIGNED-PAYLOAD` is accepted by S3
-    /// and used against OSS by other uploaders (stormkit-io PR #159).
+    /// Sign the SHA-256 of each part body (`x-amz-content-sha256`). On by default: OSS wants
+    /// PUT and POST bodies signed with their SHA-256 (docs/CLOUD-API.md §OSS); the stream
+    /// computes each part's hash while it produces the part, so the body is not hashed twice.
+    /// Off sends `UNSIGNED-PAYLOAD`, which S3 accepts (`Content-MD5` still protects every part).
     pub sign_payload: bool,
     /// Connect timeout of each request.
     pub connect_timeout: Duration,
@@ -54,7 +54,10 @@ impl StoreConfig {
     }
 
     /// A custom endpoint (OSS custom domain, accelerate endpoint, or any S3-compatible
-    /// server). A URL without a scheme gets `https://`.
+    /// server). A URL without a scheme gets `https://`. Buckets are addressed in the host
+    /// (`bucket.endpoint`, the only style OSS accepts) unless the host is an IP address, which
+    /// cannot carry one; `path_style` forces `endpoint/bucket` on a named host too (S3
+    /// servers that want it; OSS answers 403 `SecondLevelDomainForbidden`).
     pub fn custom(region: &str, endpoint: &str, path_style: bool) -> Result<Self, StoreError> {
         check_region(region)?;
         let endpoint = endpoint.trim_end_matches('/');
@@ -79,6 +82,7 @@ impl StoreConfig {
                 "endpoint {endpoint:?}: expected a scheme and host (and port), no path"
             )));
         }
+        let path_style = path_style || host_is_ip(host);
         Ok(Self::with_endpoint(region, url, path_style))
     }
 
@@ -87,7 +91,7 @@ impl StoreConfig {
             region: region.to_string(),
             endpoint,
             path_style,
-            sign_payload: false,
+            sign_payload: true,
             connect_timeout: CONNECT_TIMEOUT,
             request_timeout: REQUEST_TIMEOUT,
             min_rate: MIN_RATE,
@@ -99,6 +103,16 @@ impl StoreConfig {
     pub fn part_timeout(&self, size: u64) -> Duration {
         self.request_timeout + Duration::from_secs(size / self.min_rate.max(1))
     }
+}
+
+/// The host of `host[:port]` is an IPv4 or bracketed IPv6 address.
+fn host_is_ip(host_port: &str) -> bool {
+    let host = match host_port.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
+        _ => host_port,
+    };
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    bare.unwrap_or(host).parse::<std::net::IpAddr>().is_ok()
 }
 
 /// Smallest part OSS accepts but the last (UploadPart, help doc 31993: 100 KB–5 GB); the
@@ -173,6 +187,29 @@ mod tests {
         let c = StoreConfig::custom("us-east-1", "http://127.0.0.1:9000/", true).unwrap();
         assert_eq!(c.endpoint, "http://127.0.0.1:9000");
         assert!(c.path_style);
+        // Virtual-hosted on a name, path style only on an IP address (or when forced).
+        let c = StoreConfig::custom("cn-hangzhou", "http://localhost:9000", false).unwrap();
+        assert!(!c.path_style);
+        assert!(
+            StoreConfig::custom("cn-hangzhou", "http://127.0.0.1:9000", false)
+                .unwrap()
+                .path_style
+        );
+        assert!(
+            StoreConfig::custom("cn-hangzhou", "http://[::1]:9000", false)
+                .unwrap()
+                .path_style
+        );
+        assert!(
+            StoreConfig::custom("cn-hangzhou", "10.0.0.1", false)
+                .unwrap()
+                .path_style
+        );
+        assert!(
+            StoreConfig::custom("cn-hangzhou", "http://localhost:9000", true)
+                .unwrap()
+                .path_style
+        );
         assert!(StoreConfig::custom("us-east-1", "http://h/path", true).is_err());
         assert!(StoreConfig::custom("us-east-1", "https://", true).is_err());
         assert!(StoreConfig::custom("us-east-1", "http://u@h", true).is_err());

@@ -120,6 +120,12 @@ pub fn md5(data: &[u8]) -> [u8; 16] {
     md5::Md5::digest(data).into()
 }
 
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(data).into()
+}
+
 /// S3's multipart ETag from the part MD5s: `md5(md5_1 || … || md5_n)-n`.
 pub fn multipart_etag(md5s: &[[u8; 16]]) -> String {
     format!("{}-{}", hex::encode(md5(md5s.as_flattened())), md5s.len())

@@ -32,6 +32,9 @@ pub struct Part {
     pub md5: Option<[u8; 16]>,
     /// CRC-64/XZ of `data` (OSS `x-oss-hash-crc64ecma`).
     pub crc64: u64,
+    /// SHA-256 of `data`, computed beside the MD5 when the stream was asked for it
+    /// ([`stream::StreamOptions::part_sha256`]): the signed payload hash of its UploadPart.
+    pub sha256: Option<[u8; 32]>,
 }
 
 impl Part {

@@ -8,6 +8,9 @@
 //! pool. SHA-256
 //! of the whole stream runs on its own thread over the same buffers. Parts come from a bounded
 //! [`BufferPool`], so memory is bounded by the buffer count × part size whatever the image size.
+//!
+//! Kept whole: one streaming engine (parts filled ahead on workers with every per-part digest,
+//! zero parts, MD5 batches, the whole-stream SHA-256); its tests are in `stream/tests.rs`.
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU64;
@@ -49,10 +52,13 @@ pub struct StreamOptions {
     /// Skip the per-part MD5 (a full pass over every part), which only an upload's `Content-MD5`
     /// and the multipart ETag need; [`Part::md5`] is then `None`.
     pub skip_part_md5: bool,
+    /// Also compute each part's SHA-256 ([`Part::sha256`]) on the worker that fills it: the
+    /// signed payload hash of its UploadPart (docs/CLOUD-API.md §OSS).
+    pub part_sha256: bool,
 }
 
-/// MD5 (when computed) and CRC-64 of an all-zero part.
-type ZeroDigests = (Option<[u8; 16]>, u64);
+/// MD5 (when computed), CRC-64 and SHA-256 (when computed) of an all-zero part.
+type ZeroDigests = (Option<[u8; 16]>, u64, Option<[u8; 32]>);
 
 struct Shared {
     layout: Layout,
@@ -67,6 +73,7 @@ struct Shared {
     /// CRC-64 of zero runs by length (chunks and parts of a hole).
     zero_crcs: Mutex<HashMap<u64, u64>>,
     part_md5: bool,
+    part_sha256: bool,
     /// Part MD5s are left to the batch in [`LayoutStream::next_part`], not done per part.
     batch_md5: bool,
 }
@@ -75,6 +82,7 @@ struct Filled {
     data: PartData,
     md5: Option<[u8; 16]>,
     crc64: u64,
+    sha256: Option<[u8; 32]>,
 }
 
 /// A part started ahead: being filled by a worker, or (a zero part) already complete.
@@ -198,6 +206,7 @@ impl LayoutStream {
                 zeros_len: buffer_size,
                 zero_crcs: Mutex::new(HashMap::new()),
                 part_md5: !opts.skip_part_md5,
+                part_sha256: opts.part_sha256,
                 batch_md5: md5_lanes > 1,
             }),
             pool: BufferPool::new(buffer_size, buffers),
@@ -408,12 +417,14 @@ fn zero_part(shared: &Shared, zeros: &Zeros, len: usize) -> Filled {
         .unwrap_or_else(|p| p.into_inner())
         .get(&len)
         .copied();
-    let (md5, crc) = match cached {
+    let (md5, crc, sha256) = match cached {
         Some(d) => d,
         None => {
+            let (md5, sha) = (super::digest::md5, super::digest::sha256);
             let d = (
-                shared.part_md5.then(|| super::digest::md5(&data)),
+                shared.part_md5.then(|| md5(&data)),
                 shared.zero_crc(len as u64),
+                shared.part_sha256.then(|| sha(&data)),
             );
             shared
                 .zero_digests
@@ -427,6 +438,7 @@ fn zero_part(shared: &Shared, zeros: &Zeros, len: usize) -> Filled {
         data,
         md5,
         crc64: crc,
+        sha256,
     }
 }
 
@@ -461,6 +473,7 @@ fn fill_part(shared: &Shared, mut buf: PoolBuf, offset: u64) -> Result<Filled, T
         .fold(0u64, |acc, &(c, n)| crc64_combine(acc, c, n));
     let md5 = shared.md5_of(&buf);
     Ok(Filled {
+        sha256: shared.part_sha256.then(|| super::digest::sha256(&buf)),
         data: PartData::new(buf),
         md5,
         crc64: crc,
@@ -519,6 +532,7 @@ impl PartSource for LayoutStream {
             data,
             md5: filled.md5,
             crc64: filled.crc64,
+            sha256: filled.sha256,
         }))
     }
 

@@ -174,6 +174,8 @@ pub enum ImportError {
         #[source]
         source: RpcError,
     },
+    #[error(transparent)]
+    Bucket(#[from] super::bucket::BucketError),
     #[error("interrupted")]
     Interrupted,
     #[error(
@@ -195,6 +197,7 @@ impl ImportError {
         match self {
             ImportError::Prepare(e) => e.exit_code(),
             ImportError::Invalid(_) => 2,
+            ImportError::Bucket(e) => e.exit_code(),
             ImportError::Interrupted
             | ImportError::Stream {
                 source: TransferError::Interrupted,
@@ -274,6 +277,10 @@ pub async fn execute<S: ObjectStore>(
         return Err(ImportError::NoEhpcClient);
     }
     let import_role = check_role(&plan, targets.ecs).await?;
+    // Before the first byte leaves: every bucket exists in the import's region.
+    let started = Instant::now();
+    super::bucket::check_buckets(targets.store, &plan).await?;
+    timings.push(timing("bucket checks", started));
 
     // The parts go up while the content digest is computed and looked up; an image with the
     // same content found meanwhile withdraws the uploads before their Complete.
@@ -357,6 +364,16 @@ pub async fn execute<S: ObjectStore>(
     timings.extend(upload_timings);
     check_cancel(settings)?;
     reporter.transfers_done();
+
+    // An archived object is refused here rather than by ImportImage.
+    let objects: Vec<ObjectTarget> = uploaded
+        .iter()
+        .map(|d| ObjectTarget {
+            bucket: d.upload.bucket.clone(),
+            key: d.upload.key.clone(),
+        })
+        .collect();
+    super::bucket::check_classes(targets.store, &objects).await?;
 
     let client_token = client_token(&plan, &uploaded, &content_digest);
     let mut request = request;

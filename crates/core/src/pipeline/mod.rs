@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod batch_plan;
+pub mod bucket;
 pub mod claims;
 mod events;
 pub mod import;

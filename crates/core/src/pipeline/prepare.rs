@@ -339,6 +339,24 @@ fn planned_requests(plan: &ImportPlan) -> Vec<RenderedRequest> {
             ]),
         ));
     }
+    for bucket in super::bucket::buckets(plan) {
+        requests.push(rendered(
+            "oss",
+            "GetBucketLocation",
+            pairs(&[("Bucket", bucket.clone()), ("Expect", plan.region.clone())]),
+        ));
+        if plan.create_bucket {
+            requests.push(rendered(
+                "oss",
+                "CreateBucket",
+                pairs(&[
+                    ("Bucket", bucket),
+                    ("LocationConstraint", format!("oss-{}", plan.region)),
+                    ("When", "the bucket does not exist".into()),
+                ]),
+            ));
+        }
+    }
     for d in &plan.disks {
         let parts = d.parts.value;
         requests.push(rendered(
@@ -352,6 +370,17 @@ fn planned_requests(plan: &ImportPlan) -> Vec<RenderedRequest> {
                 ("Size", d.object_size.to_string()),
                 ("PartSize", parts.part_size.get().to_string()),
                 ("Parts", parts.count.to_string()),
+            ]),
+        ));
+    }
+    for d in &plan.disks {
+        requests.push(rendered(
+            "oss",
+            "HeadObject",
+            pairs(&[
+                ("Bucket", d.bucket.clone()),
+                ("Key", d.object_key.clone()),
+                ("Expect", "a storage class that is not archived".into()),
             ]),
         ));
     }

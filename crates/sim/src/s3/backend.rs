@@ -20,12 +20,14 @@ use s3s::dto::{
     ListPartsInput, ListPartsOutput, Metadata, MultipartUpload, Object, PutObjectInput,
     PutObjectOutput, Timestamp, UploadPartInput, UploadPartOutput,
 };
+use s3s::dto::{BucketLocationConstraint, GetBucketLocationInput, GetBucketLocationOutput};
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
 use super::body::{file_body, stream_into};
 use super::multipart::{MAX_PART_NUMBER, MAX_PART_SIZE, UploadInfo, Uploads};
 use super::state::Shared;
 use super::store::{Digest, Meta, Overwrite, Store};
+use crate::bucket::{self, BucketSpec};
 
 /// The header OSS answers with the object's CRC-64/ECMA-182.
 const CRC64_HEADER: &str = "x-oss-hash-crc64ecma";
@@ -173,9 +175,39 @@ impl S3 for Backend {
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
+        // OSS makes a bucket in the region its LocationConstraint names (`oss-<region>` as
+        // GetBucketLocation answers, or the bare region id); without one, the default.
+        let region = req
+            .input
+            .create_bucket_configuration
+            .as_ref()
+            .and_then(|c| c.location_constraint.as_ref())
+            .map(|l| l.as_str().trim_start_matches("oss-").to_string())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| bucket::DEFAULT_REGION.to_string());
+        let spec: BucketSpec = format!("{}:{region}", req.input.bucket)
+            .parse()
+            .map_err(|e: String| s3_error!(InvalidLocationConstraint, "{e}"))?;
         let store = self.store.clone();
-        blocking(move || store.create_bucket(&req.input.bucket)).await?;
+        blocking(move || {
+            store.create_bucket(&spec.name)?;
+            bucket::record(store.root(), &spec)
+                .map_err(|e| s3_error!(InternalError, "recording the bucket's region: {e}"))
+        })
+        .await?;
         Ok(S3Response::new(CreateBucketOutput::default()))
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.store.bucket_dir(&req.input.bucket)?;
+        let (region, _) = bucket::facts(self.store.root(), &req.input.bucket);
+        // OSS names its regions `oss-<region>` here (as its own GetBucketLocation does).
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint: Some(BucketLocationConstraint::from(format!("oss-{region}"))),
+        }))
     }
 
     async fn head_bucket(
@@ -344,9 +376,13 @@ impl S3 for Backend {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let (store, bucket, key) = (self.store.clone(), req.input.bucket, req.input.key);
+        let (_, class) = bucket::facts(self.store.root(), &bucket);
         let found = blocking(move || store.head(&bucket, &key)).await?;
+        // An object takes its bucket's storage class (imgport sets none on upload); OSS
+        // spells the class its own way in the S3 header too (*unverified*, docs/CLOUD-API.md §OSS).
         let out = object_output!(HeadObjectOutput, found, {
             content_length: Some(i64::try_from(found.meta.size).unwrap_or(i64::MAX)),
+            storage_class: Some(s3s::dto::StorageClass::from(class.as_str().to_string())),
         });
         // OSS sends the object's CRC-64 on HEAD (docs/CLOUD-API.md §OSS).
         Ok(with_crc(out, found.meta.crc64))

@@ -428,6 +428,11 @@ impl Store {
         })
     }
 
+    /// The object root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The directory of multipart uploads.
     pub fn uploads_dir(&self) -> PathBuf {
         self.root.join(INTERNAL_DIR).join("uploads")
