@@ -19,7 +19,7 @@ pub struct ChecksumArgs {
     /// Image file (RAW, VHD or QCOW2).
     pub file: PathBuf,
     /// Checksum the file converted to this format instead of the file itself.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::values::OutputParser::<ToArg>::new())]
     pub to: Option<ToArg>,
     #[command(flatten)]
     pub digests: DigestFlags,

@@ -56,7 +56,7 @@ pub struct ConvertArgs {
     /// Destination file; written under a temporary name and renamed when complete.
     pub dst: PathBuf,
     /// Output format.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::values::OutputParser::<ToArg>::new())]
     pub to: ToArg,
     #[command(flatten)]
     pub digests: DigestFlags,

@@ -646,6 +646,10 @@ fn plan_disk(
                 OutputFormat::Qcow2,
                 "raw sources are uploaded as qcow2: only allocated data travels",
             ),
+            ImageFormat::Vhdx => Sourced::default(
+                OutputFormat::Qcow2,
+                "a vhdx source is converted to qcow2 (ECS does not import VHDX): only allocated data travels",
+            ),
         },
     };
     let output_virtual_size = output

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::qcow2::Qcow2Image;
 use super::raw::RawImage;
 use super::vhd::VhdImage;
+use super::vhdx::VhdxImage;
 use super::{
     ContainerReport, DiskImage, Finding, FormatDetails, ImageError, ImageFile, ImageFormat,
     Severity,
@@ -84,16 +85,11 @@ fn is_vmdk_extent(head: &[u8]) -> bool {
 type RefusedFormat = (&'static str, fn(&[u8]) -> Option<u64>, &'static str);
 
 /// Every always-refused format found from the first bytes alone.
-const REFUSED_FORMATS: [RefusedFormat; 17] = [
+const REFUSED_FORMATS: [RefusedFormat; 16] = [
     (
         "qed",
         |h| at0(h, b"QED\0"),
         "QED is not accepted by ECS; convert it to qcow2 or raw",
-    ),
-    (
-        "vhdx",
-        |h| at0(h, b"vhdxfile"),
-        "VHDX is not accepted by ECS; convert it to VHD or qcow2 (`qemu-img convert -O vpc`)",
     ),
     (
         "vmdk",
@@ -223,6 +219,9 @@ fn probe(head: &[u8], tail: &[u8], size: u64) -> Vec<Signature> {
         } else if footer_511 {
             sig("vhd", Kind::Supported(ImageFormat::Vhd), size - 511, "");
         }
+    }
+    if at(head, 0, b"vhdxfile") {
+        sig("vhdx", Kind::Supported(ImageFormat::Vhdx), 0, "");
     }
     for (name, find, hint) in REFUSED_FORMATS {
         if let Some(offset) = find(head) {
@@ -537,6 +536,14 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Opened, ImageError> {
             img.map(|img| {
                 report.subformat = Some(img.subformat().to_string());
                 report.details = Some(FormatDetails::Qcow2(img.details()));
+                Arc::new(img) as Arc<dyn DiskImage>
+            })
+        }
+        ImageFormat::Vhdx => {
+            let img = VhdxImage::open(file.clone(), &mut findings)?;
+            img.map(|img| {
+                report.subformat = Some(img.subformat().to_string());
+                report.details = Some(FormatDetails::Vhdx(img.details()));
                 Arc::new(img) as Arc<dyn DiskImage>
             })
         }

@@ -4,13 +4,15 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// The container formats imgport reads and writes.
+/// The container formats imgport reads; all but the input-only ones it also writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageFormat {
     Raw,
     Vhd,
     Qcow2,
+    /// Read only: converted to one of the others, never written or imported as is.
+    Vhdx,
 }
 
 impl ImageFormat {
@@ -20,8 +22,20 @@ impl ImageFormat {
             ImageFormat::Raw => "raw",
             ImageFormat::Vhd => "vhd",
             ImageFormat::Qcow2 => "qcow2",
+            ImageFormat::Vhdx => "vhdx",
         }
     }
+}
+
+impl ImageFormat {
+    /// True for a format imgport reads but never writes, uploads as is or hands to an
+    /// import: it is always converted first.
+    pub fn input_only(self) -> bool {
+        Self::INPUT_ONLY.contains(&self)
+    }
+
+    /// The formats imgport reads but never writes.
+    pub const INPUT_ONLY: &[ImageFormat] = &[ImageFormat::Vhdx];
 }
 
 impl fmt::Display for ImageFormat {

@@ -1,7 +1,7 @@
-//! Container formats: how the bytes of a RAW, VHD or QCOW2 file map to a virtual disk, and
+//! Container formats: how the bytes of a RAW, VHD, QCOW2 or VHDX (read only) file map to a virtual disk, and
 //! whether the file is safe to read at all.
 //!
-//! Owns: the [`DiskImage`] seam, one reader per format (`raw.rs`, `vhd.rs`, `qcow2.rs`) and the
+//! Owns: the [`DiskImage`] seam, one reader per format (`raw.rs`, `vhd.rs`, `qcow2.rs`, `vhdx.rs`) and the
 //! one place that chooses among them (`detect.rs`). Must not touch what is inside the virtual
 //! disk (partitions, file systems: that is `guest`) nor write files; the metadata bytes the
 //! converter writes are laid out beside each reader (`vhd/write.rs`, `qcow2/write.rs`).
@@ -20,6 +20,7 @@ pub mod source;
 #[cfg(test)]
 mod test_util;
 pub mod vhd;
+pub mod vhdx;
 
 pub use detect::{OpenOptions, Opened, inspect, open};
 pub use disk::{DiskImage, ImageSource};

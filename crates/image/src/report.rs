@@ -8,6 +8,7 @@ use crate::finding::Finding;
 use crate::format::ImageFormat;
 use crate::qcow2::Qcow2Details;
 use crate::vhd::VhdDetails;
+use crate::vhdx::VhdxDetails;
 
 /// Format-specific facts reported by `inspect`.
 #[derive(Debug, Clone, Serialize)]
@@ -16,6 +17,7 @@ pub enum FormatDetails {
     Raw(RawDetails),
     Vhd(VhdDetails),
     Qcow2(Qcow2Details),
+    Vhdx(VhdxDetails),
 }
 
 /// The container-level result of inspecting one file.

@@ -37,6 +37,8 @@ impl ObjectFacts {
             ImageFormat::Raw => "RAW",
             ImageFormat::Vhd => "VHD",
             ImageFormat::Qcow2 => "QCOW2",
+            // Refused before facts are made (an input-only format is never imported).
+            ImageFormat::Vhdx => "VHDX",
         }
     }
 }
@@ -199,6 +201,12 @@ pub fn check_object(
                 return Err(malformed(n, why));
             }
             match (report.format, report.virtual_size) {
+                (Some(f), _) if f.input_only() => {
+                    return Err(malformed(
+                        n,
+                        format!("{} images are not accepted", f.name().to_uppercase()),
+                    ));
+                }
                 (Some(f), Some(v)) => (f, v),
                 _ => return Err(malformed(n, "no format detected".into())),
             }
