@@ -23,3 +23,4 @@ mod report_render;
 mod upload;
 mod util;
 mod vhd;
+mod vhdx;
