@@ -111,7 +111,10 @@ fn a_bat_across_chunks_skips_the_sector_bitmap_entry() {
         path.display(),
         qraw.display()
     ));
-    assert_eq!(v["content"]["digest"].as_str().unwrap(), content_digest(&qraw));
+    assert_eq!(
+        v["content"]["digest"].as_str().unwrap(),
+        content_digest(&qraw)
+    );
 }
 
 #[test]
@@ -141,7 +144,10 @@ fn hostile_vhdx_files_are_refused_by_their_rule() {
             .iter()
             .find(|f| f["code"] == code)
             .unwrap();
-        assert!(f["offset"].is_u64() && f["field"].is_string(), "{name}: {f}");
+        assert!(
+            f["offset"].is_u64() && f["field"].is_string(),
+            "{name}: {f}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.raw");
         let run = imgport_convert(&path, &out, "raw");
