@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use imgport::guest::fs::{FileSystem, NodeKind};
 use imgport::guest::{initramfs, registry};
 use imgport::image::detect::{self, OpenOptions};
-use imgport::image::{DiskImage, ImageFile, ImageFormat, qcow2::Qcow2Image, vhd::VhdImage};
+use imgport::image::{
+    DiskImage, ImageFile, ImageFormat, qcow2::Qcow2Image, vhd::VhdImage, vhdx::VhdxImage,
+};
 use imgport::source::ByteSource;
 
 pub use imgport::source::sparse::SparseSource;
@@ -185,7 +187,12 @@ pub fn detect(data: &[u8]) {
     let _bounds = Bounded::start("detect");
     let path = write_input(data);
     let _ = detect::inspect(&path, &OpenOptions::default());
-    for declared in [None, Some(ImageFormat::Qcow2), Some(ImageFormat::Vhd)] {
+    for declared in [
+        None,
+        Some(ImageFormat::Qcow2),
+        Some(ImageFormat::Vhd),
+        Some(ImageFormat::Vhdx),
+    ] {
         let opts = OpenOptions {
             declared,
             ..OpenOptions::default()
@@ -223,6 +230,43 @@ pub fn vhd(data: &[u8]) {
         let _ = image.details();
         read_disk(&image);
     }
+}
+
+/// The VHDX reader on its own, past the detector. Its structures sit at MiB offsets, so a
+/// seed in the SPRS form (fuzz/sparse.py) is expanded into a sparse file of its size.
+pub fn vhdx(data: &[u8]) {
+    let _bounds = Bounded::start("vhdx");
+    let path = match SparseSource::parse(data) {
+        Some(sparse) => write_sparse_input(&sparse),
+        None => write_input(data),
+    };
+    let Ok(file) = ImageFile::open(&path) else {
+        return;
+    };
+    let mut findings = Vec::new();
+    if let Ok(Some(image)) = VhdxImage::open(Arc::new(file), &mut findings) {
+        let _ = image.details();
+        read_disk(&image);
+    }
+}
+
+/// Writes `src` to the per-process input file, leaving its zero pieces as holes.
+fn write_sparse_input(src: &SparseSource) -> Input {
+    use std::os::unix::fs::FileExt;
+    let path = input_path();
+    let f = fs::File::create(path).expect("create the fuzz input file");
+    f.set_len(src.size()).expect("size the fuzz input file");
+    let mut buf = vec![0u8; 64 << 10];
+    let mut at = 0u64;
+    while at < src.size() {
+        let n = (src.size() - at).min(buf.len() as u64) as usize;
+        if src.read_exact_at(&mut buf[..n], at).is_ok() && buf[..n].iter().any(|&b| b != 0) {
+            f.write_all_at(&buf[..n], at)
+                .expect("write the fuzz input file");
+        }
+        at += n as u64;
+    }
+    Input(path)
 }
 
 /// The volume a file-system target reads: a [`SparseSource`] when the input is in that

@@ -136,6 +136,18 @@ pub(super) fn read_bat(
                             ),
                             "vhdx.bat_entry_past_eof",
                         );
+                    } else if stored.len() as u64 >= file.size() / block {
+                        // More stored blocks than the file holds: some share storage. Stop
+                        // collecting, so the list stays bounded by the file size.
+                        note_bad(
+                            format!("BAT entry {i} (block {b})"),
+                            at,
+                            format!(
+                                "more present blocks than {} bytes of file hold; two disk ranges would share storage",
+                                file.size()
+                            ),
+                            "vhdx.bat_overlap",
+                        );
                     } else {
                         stored.push((off, b));
                     }

@@ -33,9 +33,9 @@ pub const MAX_VIRTUAL_SIZE: u64 = 64 << 40;
 /// Block sizes allowed (spec §2.6.2.1: a power of two from 1 MiB to 256 MiB).
 pub const MIN_BLOCK_SIZE: u32 = 1 << 20;
 pub const MAX_BLOCK_SIZE: u32 = 256 << 20;
-/// Largest BAT imgport loads (128 MiB, 16 Mi entries: 16 TiB at 1 MiB blocks, 64 TiB at
-/// 4 MiB); a larger one is refused rather than allocated.
-pub const MAX_BAT_BYTES: u64 = 128 << 20;
+/// Largest BAT imgport loads (64 MiB, 8 Mi entries: 8 TiB in 1 MiB blocks, the whole 64 TiB
+/// from 8 MiB blocks up); a larger one is refused rather than allocated.
+pub const MAX_BAT_BYTES: u64 = 64 << 20;
 /// Log entry signature `loge` (spec §2.3.1.1).
 pub const LOG_ENTRY_SIGNATURE: &[u8; 4] = b"loge";
 /// Log entries are whole 4 KiB sectors.

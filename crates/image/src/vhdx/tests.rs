@@ -459,3 +459,14 @@ fn guids_read_as_the_spec_writes_them() {
         "2FA54224-CD1B-4876-B211-5DBED83BF4B8"
     );
 }
+
+#[test]
+fn more_present_blocks_than_the_file_holds_are_refused_early() {
+    // 64 blocks all pointing at one stored block of a 6 MiB file.
+    let mut b = Built::new().poke(item(1), &(64u64 << 20).to_le_bytes());
+    for i in 0..64 {
+        b.bat(i, (4 << 20) | 6);
+    }
+    let f = refuses(&b, "vhdx.bat_overlap");
+    assert!(f.message.contains("share storage"), "{f:?}");
+}
