@@ -82,6 +82,12 @@ pub struct OutputParser<T>(std::marker::PhantomData<T>);
 
 impl<T> OutputParser<T> {
     pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<T> Default for OutputParser<T> {
+    fn default() -> Self {
         Self(std::marker::PhantomData)
     }
 }

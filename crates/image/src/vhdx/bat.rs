@@ -94,7 +94,7 @@ pub(super) fn read_bat(
             let at = bat_offset + i * 8;
             let st = entry_state(e);
             let off = entry_offset(e);
-            let is_bitmap = (i + 1) % (ratio + 1) == 0;
+            let is_bitmap = (i + 1).is_multiple_of(ratio + 1);
             if is_bitmap {
                 match st {
                     0 => {}

@@ -343,10 +343,7 @@ fn bat_entries_are_checked_in_the_file_and_apart() {
         b
     };
     refuses(&bat(2, (6 << 20) | 6), "vhdx.bat_entry_past_eof");
-    refuses(
-        &bat(2, (u64::MAX & !0xfffff) | 6),
-        "vhdx.bat_entry_past_eof",
-    );
+    refuses(&bat(2, !0xfffff_u64 | 6), "vhdx.bat_entry_past_eof");
     refuses(&bat(2, 6), "vhdx.bat_entry_past_eof");
     refuses(&bat(2, (4 << 20) | 6), "vhdx.bat_overlap");
     refuses(&bat(2, (3 << 20) | 6), "vhdx.bat_overlap");
