@@ -185,6 +185,21 @@ fn vhdx_is_an_input_format_only() {
         run.stderr()
     );
     assert!(!out.exists());
+    let src = vhdx("dynamic.vhdx");
+    for cmd in ["checksum", "plan", "upload"] {
+        let run = imgport([
+            cmd.as_ref(),
+            src.as_os_str(),
+            "--to".as_ref(),
+            "vhdx".as_ref(),
+        ]);
+        run.expect_code(2);
+        assert!(
+            run.stderr().contains("input format only"),
+            "{cmd}: {}",
+            run.stderr()
+        );
+    }
     // The plan converts a VHDX to qcow2, which ECS imports.
     let run = imgport([
         "plan".as_ref(),
