@@ -307,6 +307,22 @@ mod tests {
     }
 
     #[test]
+    fn a_vhdx_object_is_refused_as_ecs_does_not_import_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("b")).unwrap();
+        let out = std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "vhdx"])
+            .arg(dir.path().join("b/d.vhdx"))
+            .arg("8M")
+            .output()
+            .expect("run qemu-img create");
+        assert!(out.status.success());
+        let e = check_object(dir.path(), 1, "b", "d.vhdx", None, None).unwrap_err();
+        assert_eq!(e.code, "InvalidImageFormat.Malformed");
+        assert!(e.message.contains("VHDX"), "{}", e.message);
+    }
+
+    #[test]
     fn raw_size_and_declared_format() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("b")).unwrap();
