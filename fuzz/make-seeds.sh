@@ -11,7 +11,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 rm -rf "$corpus"
-mkdir -p "$corpus"/{detect,qcow2,vhd,vmdk,xfs,ext4,fat,ntfs,registry,initramfs,partition,lvm,btrfs,ova}
+mkdir -p "$corpus"/{detect,qcow2,vhd,vhdx,vmdk,xfs,ext4,fat,ntfs,registry,initramfs,partition,lvm,btrfs,ova}
 
 # A small guest tree shared by the file-system seeds.
 mkdir -p tree/etc/sub tree/boot
@@ -48,6 +48,17 @@ cp vmdk-streamOptimized.vmdk vmdk-gd-at-end.vmdk
 python3 "$here/../scripts/testdata/vmdk.py" gd-at-end vmdk-gd-at-end.vmdk
 cp vmdk-monolithicSparse.vmdk vmdk-streamOptimized.vmdk vmdk-gd-at-end.vmdk vmdk-monolithicFlat.vmdk \
   "$corpus/vmdk/"
+
+# vhdx: dynamic (1 MiB blocks, a hole), fixed, and 4096-byte sectors in the SPRS form
+# (structures at MiB offsets), plus one dirty log; vhdx.py is the test-data part's patcher.
+vx="python3 $here/../scripts/testdata/vhdx.py"
+qemu-img create -q -f raw rx.raw 3M
+qemu-io -f raw -c "write -P 0x5a 0 4k" -c "write -P 0xa5 2M 512" rx.raw >/dev/null
+qemu-img convert -q -O vhdx -o block_size=1M rx.raw dx.vhdx
+qemu-img convert -q -O vhdx -o subformat=fixed,block_size=1M rx.raw fx.vhdx
+cp dx.vhdx d4k.vhdx && $vx 4k d4k.vhdx
+cp dx.vhdx dlog.vhdx && $vx dirty-log dlog.vhdx
+for f in dx fx d4k dlog; do $sparse $f.vhdx "$corpus/vhdx/$f"; done
 
 # detect: one of each thing the detector tells apart.
 cp q3.qcow2 d.vhd f.vhd "$cache/vdi-7M.vdi" "$cache/vmdk-flat.vmdk" "$cache/zeros-512.raw" \

@@ -20,7 +20,7 @@ pub struct ChecksumArgs {
     /// the package manifest's digest of the disk is checked.
     pub file: PathBuf,
     /// Checksum the file converted to this format instead of the file itself.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::values::OutputParser::<ToArg>::new())]
     pub to: Option<ToArg>,
     #[command(flatten)]
     pub digests: DigestFlags,

@@ -56,8 +56,8 @@ pub struct ConvertArgs {
     pub src: PathBuf,
     /// Destination file; written under a temporary name and renamed when complete.
     pub dst: PathBuf,
-    /// Output format (VMDK is read, never written).
-    #[arg(long, value_enum)]
+    /// Output format (VMDK and VHDX are read, never written).
+    #[arg(long, value_parser = super::values::OutputParser::<ToArg>::new())]
     pub to: ToArg,
     #[command(flatten)]
     pub digests: DigestFlags,

@@ -111,7 +111,7 @@ pub struct PlanFlags {
     pub key_prefix: String,
     /// Upload every disk in this format (default: qcow2 stays qcow2, VHD becomes an
     /// ECS-sized dynamic VHD, raw becomes qcow2).
-    #[arg(long = "to", value_enum)]
+    #[arg(long = "to", value_parser = super::values::OutputParser::<OutputArg>::new())]
     pub output: Option<OutputArg>,
     /// Which disk (counting from 1, in the order given) is the system disk, when inspection
     /// finds none or several.

@@ -63,7 +63,7 @@ pub struct UploadArgs {
     #[arg(long)]
     pub path_style: bool,
     /// Convert on the fly to this format (default: upload the file as it is).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::values::OutputParser::<ToArg>::new())]
     pub to: Option<ToArg>,
     /// With --to: convert an image whose guest data starts with another image format's header
     /// (finding nested.*) as it is; without it such a source is refused (exit 3).

@@ -63,6 +63,8 @@ pub enum FormatArg {
     Qcow2,
     /// Read only: converted to an output format.
     Vmdk,
+    /// Read only: converted to an output format.
+    Vhdx,
 }
 
 impl From<FormatArg> for imgport_image::ImageFormat {
@@ -72,6 +74,66 @@ impl From<FormatArg> for imgport_image::ImageFormat {
             FormatArg::Vhd => imgport_image::ImageFormat::Vhd,
             FormatArg::Qcow2 => imgport_image::ImageFormat::Qcow2,
             FormatArg::Vmdk => imgport_image::ImageFormat::Vmdk,
+            FormatArg::Vhdx => imgport_image::ImageFormat::Vhdx,
         }
+    }
+}
+
+/// The parser of an output format flag (`--to`): the values of `T`, and for a format imgport
+/// only reads (VHDX) a refusal that says so instead of clap's "invalid value".
+#[derive(Clone)]
+pub struct OutputParser<T>(std::marker::PhantomData<T>);
+
+impl<T> OutputParser<T> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<T> Default for OutputParser<T> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<T: ValueEnum + Clone + Send + Sync + 'static> clap::builder::TypedValueParser
+    for OutputParser<T>
+{
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let given = value.to_string_lossy();
+        if let Some(f) = imgport_image::ImageFormat::INPUT_ONLY
+            .iter()
+            .find(|f| f.name().eq_ignore_ascii_case(&given))
+        {
+            let flag = arg
+                .and_then(|a| a.get_long())
+                .map_or("--to".to_string(), |l| format!("--{l}"));
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!(
+                    "{flag} {given}: {} is an input format only; imgport reads it and converts it to raw, vhd, vhd-fixed or qcow2, but never writes it (ECS does not import it)\n",
+                    f.name().to_uppercase()
+                ),
+            )
+            .with_cmd(cmd));
+        }
+        clap::builder::EnumValueParser::<T>::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            T::value_variants()
+                .iter()
+                .filter_map(|v| v.to_possible_value()),
+        ))
     }
 }

@@ -501,7 +501,7 @@ fn checksum_of_a_refused_image_exits_3() {
     run.expect_code(3);
     let run = imgport([
         "checksum".as_ref(),
-        image("vhdx-7M.vhdx").as_os_str(),
+        image("vdi-7M.vdi").as_os_str(),
         "--to".as_ref(),
         "raw".as_ref(),
     ]);

@@ -14,6 +14,7 @@ use crate::util::{image, testdata};
 
 mod ova;
 mod round2;
+mod vhdx;
 mod vmdk;
 
 /// CPU time (user + system) one command may use (a bad image never makes a command hang;

@@ -27,5 +27,6 @@ mod report_render;
 mod upload;
 mod util;
 mod vhd;
+mod vhdx;
 mod vmdk;
 mod wan;

@@ -755,9 +755,9 @@ fn plan_disk(
                 OutputFormat::Qcow2,
                 "raw sources are uploaded as qcow2: only allocated data travels",
             ),
-            ImageFormat::Vmdk => Sourced::default(
+            ImageFormat::Vmdk | ImageFormat::Vhdx => Sourced::default(
                 OutputFormat::Qcow2,
-                "a VMDK source is converted to qcow2 (imgport never uploads a VMDK): only allocated data travels",
+                "a VMDK or VHDX source is converted to qcow2 (imgport uploads only formats it writes): only allocated data travels",
             ),
         },
     };

@@ -438,7 +438,7 @@ fn matches(v: &Volume, spec: &DeviceSpec) -> bool {
 }
 
 /// Inspects the virtual disk `source`. Never fails: problems become findings, and a panic in
-/// a reader is caught here and reported (docs/INSPECTION.md §Safety item 7: fail closed at stage
+/// a reader is caught here and reported (docs/INSPECTION.md §Safety item 9: fail closed at stage
 /// level).
 pub fn inspect(source: Arc<dyn ByteSource>) -> GuestFacts {
     inspect_within(source, READ_BUDGET)

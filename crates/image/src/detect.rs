@@ -14,6 +14,7 @@ use super::qcow2::Qcow2Image;
 use super::raw::RawImage;
 use super::vhd::VhdImage;
 use super::vmdk::VmdkImage;
+use super::vhdx::VhdxImage;
 use super::{
     ContainerReport, DiskImage, Finding, FormatDetails, ImageError, ImageFile, ImageFormat,
     Severity,
@@ -90,11 +91,6 @@ const REFUSED_FORMATS: [RefusedFormat; 16] = [
         "qed",
         |h| at0(h, b"QED\0"),
         "QED is not accepted by ECS; convert it to qcow2 or raw",
-    ),
-    (
-        "vhdx",
-        |h| at0(h, b"vhdxfile"),
-        "VHDX is not accepted by ECS; convert it to VHD or qcow2 (`qemu-img convert -O vpc`)",
     ),
     (
         "vmdk",
@@ -222,6 +218,9 @@ fn probe(head: &[u8], tail: &[u8], size: u64) -> Vec<Signature> {
     }
     if at(head, 0, VMDK_MAGIC) || (!at(head, 0, b"COWD") && is_vmdk_descriptor(head)) {
         sig("vmdk", Kind::Supported(ImageFormat::Vmdk), 0, "");
+    }
+    if at(head, 0, b"vhdxfile") {
+        sig("vhdx", Kind::Supported(ImageFormat::Vhdx), 0, "");
     }
     for (name, find, hint) in REFUSED_FORMATS {
         if let Some(offset) = find(head) {
@@ -551,6 +550,14 @@ pub(crate) fn open_file(file: Arc<ImageFile>, opts: &OpenOptions) -> Result<Open
             img.map(|img| {
                 report.subformat = Some(img.subformat().to_string());
                 report.details = Some(FormatDetails::Vmdk(img.details()));
+                Arc::new(img) as Arc<dyn DiskImage>
+            })
+        }
+        ImageFormat::Vhdx => {
+            let img = VhdxImage::open(file.clone(), &mut findings)?;
+            img.map(|img| {
+                report.subformat = Some(img.subformat().to_string());
+                report.details = Some(FormatDetails::Vhdx(img.details()));
                 Arc::new(img) as Arc<dyn DiskImage>
             })
         }

@@ -14,6 +14,8 @@ pub enum ImageFormat {
     Qcow2,
     /// Read only: converted to RAW, VHD or QCOW2, never written or given to ImportImage.
     Vmdk,
+    /// Read only: converted to one of the others, never written or imported as is.
+    Vhdx,
 }
 
 impl ImageFormat {
@@ -24,14 +26,18 @@ impl ImageFormat {
             ImageFormat::Vhd => "vhd",
             ImageFormat::Qcow2 => "qcow2",
             ImageFormat::Vmdk => "vmdk",
+            ImageFormat::Vhdx => "vhdx",
         }
     }
 
-    /// True for a format imgport reads but never writes or uploads as is (VMDK): a plan
-    /// converts it to an output format.
+    /// True for a format imgport reads but never writes, uploads as is or hands to an
+    /// import (VMDK, VHDX): a plan converts it to an output format first.
     pub fn is_input_only(self) -> bool {
-        matches!(self, ImageFormat::Vmdk)
+        Self::INPUT_ONLY.contains(&self)
     }
+
+    /// The formats imgport reads but never writes.
+    pub const INPUT_ONLY: &[ImageFormat] = &[ImageFormat::Vmdk, ImageFormat::Vhdx];
 }
 
 impl fmt::Display for ImageFormat {

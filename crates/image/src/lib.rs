@@ -1,10 +1,11 @@
-//! Container formats: how the bytes of a RAW, VHD, QCOW2 or VMDK file map to a virtual disk,
-//! and whether the file is safe to read at all; OVA/OVF packages of such disks (`ova.rs`).
+//! Container formats: how the bytes of a RAW, VHD, QCOW2, VMDK or VHDX file map to a virtual
+//! disk, and whether the file is safe to read at all; OVA/OVF packages of such disks (`ova.rs`).
 //!
-//! Owns: the [`DiskImage`] seam, one reader per format (`raw.rs`, `vhd.rs`, `qcow2.rs`,
-//! `vmdk.rs`, an input only) and the one place that chooses among them (`detect.rs`). Must not touch what is inside the virtual
-//! disk (partitions, file systems: that is `guest`) nor write files; the metadata bytes the
-//! converter writes are laid out beside each reader (`vhd/write.rs`, `qcow2/write.rs`).
+//! Owns: the [`DiskImage`] seam, one reader per format (`raw.rs`, `vhd.rs`, `qcow2.rs`, and the
+//! input-only `vmdk.rs` and `vhdx.rs`) and the one place that chooses among them (`detect.rs`).
+//! Must not touch what is inside the virtual disk (partitions, file systems: that is `guest`)
+//! nor write files; the metadata bytes the converter writes are laid out beside each reader
+//! (`vhd/write.rs`, `qcow2/write.rs`).
 
 pub mod detect;
 mod disk;
@@ -22,6 +23,7 @@ pub mod source;
 #[cfg(test)]
 mod test_util;
 pub mod vhd;
+pub mod vhdx;
 pub mod vmdk;
 
 pub use detect::{OpenOptions, Opened};

@@ -9,6 +9,7 @@ use crate::format::ImageFormat;
 use crate::qcow2::Qcow2Details;
 use crate::vhd::VhdDetails;
 use crate::vmdk::VmdkDetails;
+use crate::vhdx::VhdxDetails;
 
 /// Format-specific facts reported by `inspect`.
 #[derive(Debug, Clone, Serialize)]
@@ -18,6 +19,7 @@ pub enum FormatDetails {
     Vhd(VhdDetails),
     Qcow2(Qcow2Details),
     Vmdk(VmdkDetails),
+    Vhdx(VhdxDetails),
 }
 
 /// The container-level result of inspecting one file.

@@ -38,6 +38,7 @@ impl ObjectFacts {
             ImageFormat::Vhd => "VHD",
             ImageFormat::Qcow2 => "QCOW2",
             ImageFormat::Vmdk => "VMDK",
+            ImageFormat::Vhdx => "VHDX",
         }
     }
 }
@@ -200,7 +201,7 @@ pub fn check_object(
                 return Err(malformed(n, why));
             }
             match (report.format, report.virtual_size) {
-                // imgport converts a VMDK before it uploads; the emulator takes only what
+                // imgport converts a VMDK or VHDX before it uploads; the emulator takes only what
                 // imgport writes.
                 (Some(f), _) if f.is_input_only() => {
                     return Err(malformed(
@@ -305,6 +306,22 @@ mod tests {
         assert_eq!(e.code, "InvalidOSSObject.NotFound");
         let e = check_object(dir.path(), 1, "nobucket", "x", None, None).unwrap_err();
         assert_eq!(e.code, "InvalidOSSBucket.NotFound");
+    }
+
+    #[test]
+    fn a_vhdx_object_is_refused_as_ecs_does_not_import_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("b")).unwrap();
+        let out = std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "vhdx"])
+            .arg(dir.path().join("b/d.vhdx"))
+            .arg("8M")
+            .output()
+            .expect("run qemu-img create");
+        assert!(out.status.success());
+        let e = check_object(dir.path(), 1, "b", "d.vhdx", None, None).unwrap_err();
+        assert_eq!(e.code, "InvalidImageFormat.Malformed");
+        assert!(e.message.contains("VHDX"), "{}", e.message);
     }
 
     #[test]
