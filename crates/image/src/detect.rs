@@ -13,8 +13,8 @@ use std::sync::Arc;
 use super::qcow2::Qcow2Image;
 use super::raw::RawImage;
 use super::vhd::VhdImage;
-use super::vmdk::VmdkImage;
 use super::vhdx::VhdxImage;
+use super::vmdk::VmdkImage;
 use super::{
     ContainerReport, DiskImage, Finding, FormatDetails, ImageError, ImageFile, ImageFormat,
     Severity,
@@ -86,7 +86,7 @@ const VMDK_MAGIC: &[u8; 4] = b"KDMV";
 type RefusedFormat = (&'static str, fn(&[u8]) -> Option<u64>, &'static str);
 
 /// Every always-refused format found from the first bytes alone.
-const REFUSED_FORMATS: [RefusedFormat; 16] = [
+const REFUSED_FORMATS: [RefusedFormat; 15] = [
     (
         "qed",
         |h| at0(h, b"QED\0"),

@@ -8,8 +8,8 @@ use crate::finding::Finding;
 use crate::format::ImageFormat;
 use crate::qcow2::Qcow2Details;
 use crate::vhd::VhdDetails;
-use crate::vmdk::VmdkDetails;
 use crate::vhdx::VhdxDetails;
+use crate::vmdk::VmdkDetails;
 
 /// Format-specific facts reported by `inspect`.
 #[derive(Debug, Clone, Serialize)]
