@@ -99,7 +99,7 @@ fn text_file_is_raw_and_usage_errors_exit_2() {
     run.expect_code(0);
     assert_eq!(r["format"], "raw");
     imgport(["inspect"]).expect_code(2);
-    imgport(["inspect", "--declared-format", "vhdx", "x"]).expect_code(2);
+    imgport(["inspect", "--declared-format", "vdi", "x"]).expect_code(2);
 }
 
 #[test]
