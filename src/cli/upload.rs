@@ -22,6 +22,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -33,9 +34,9 @@ use super::credentials::CredentialFlags;
 use super::output::{exit, human_bytes, print_json};
 use imgport_core::plan::{PartSize, Parts};
 use imgport_credentials::CredentialSource;
-use imgport_image::OpenOptions;
+use imgport_image::{ImageFile, OpenOptions};
 use imgport_store::multipart::{UploadOptions, UploadOutcome};
-use imgport_store::{ObjectTarget, S3Store, StoreConfig, StoreError, oss};
+use imgport_store::{ObjectStore, ObjectTarget, S3Store, StoreConfig, StoreError, oss};
 use imgport_transfer::PartSource;
 use imgport_transfer::file::FileStream;
 use imgport_transfer::stream::{LayoutStream, StreamOptions};
@@ -306,6 +307,7 @@ fn open_stream(
     open: &OpenOptions,
     part_size: Option<PartSize>,
     stream_opts: &StreamOptions,
+    member: &Mutex<Option<Arc<ImageFile>>>,
 ) -> Result<Box<dyn PartSource>, ExitCode> {
     let (image, layout) = match to {
         None => FileStream::plan(src).map_err(|e| super::convert::failed(&e))?,
@@ -315,6 +317,12 @@ fn open_stream(
                 .map_err(|e| {
                 super::convert::failed(&imgport_transfer::TransferError::from(e))
             })?;
+            // A disk of an OVA/OVF package: its manifest digest is taken from the bytes this
+            // pass reads (those it skips are hashed after).
+            if opened.file.has_digest() {
+                opened.file.track_digest();
+                *member.lock().unwrap_or_else(|p| p.into_inner()) = Some(opened.file.clone());
+            }
             (opened.image, layout)
         }
     };
@@ -448,8 +456,9 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         allow_nested: args.allow_nested,
         ..OpenOptions::default()
     };
+    let member = Mutex::new(None);
     let reopen = || {
-        let source = open_stream(&src, args.to, &open, args.part_size, &stream_opts)?;
+        let source = open_stream(&src, args.to, &open, args.part_size, &stream_opts, &member)?;
         let id = source_id(&src, args.to, source.part_size());
         Ok((source, id))
     };
@@ -464,13 +473,22 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         }
         Err(code) => return Ok(code),
     };
-    // A disk of an OVA/OVF package: its manifest digest, from the member's bytes.
-    let checked = imgport_image::ova::open_bytes(&src).and_then(|f| f.verify_digest());
+    // A disk of an OVA/OVF package: its manifest digest, from the bytes the upload read (or,
+    // sent as is without `--to`, from the member read again).
+    let tracked = member.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let checked = match tracked {
+        Some(file) => file.verify_digest(),
+        None => imgport_image::ova::open_bytes(&src).and_then(|f| f.verify_digest()),
+    };
     if let Err(e) = checked {
-        eprintln!(
-            "error: {}; the object {target} was uploaded from these bytes and must not be used",
-            super::output::error_chain(&e)
-        );
+        let object = match store.delete(&target).await {
+            Ok(()) => format!("the object {target} uploaded from these bytes was deleted"),
+            Err(d) => format!(
+                "the object {target} was uploaded from these bytes and must not be used (deleting it failed: {})",
+                super::output::error_chain(&d)
+            ),
+        };
+        eprintln!("error: {}; {object}", super::output::error_chain(&e));
         return Ok(ExitCode::from(exit::FAILED));
     }
     if args.json {

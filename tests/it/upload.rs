@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use imgport::sim::s3::{FaultKind, PartFault, S3Faults, S3Server, S3Thread};
 use imgport::sim::server::{TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET};
 
-use crate::util::{image, ok_json};
+use crate::util::{image, ok_json, sh_in};
 
 const BUCKET: &str = "images";
 const MIB: usize = 1 << 20;
@@ -1101,4 +1101,49 @@ fn clean_stale_aborts_old_uploads_and_removes_their_journals() {
     assert_eq!(j["cleaned"][0]["removed"], true, "{j}");
     assert_eq!(open_uploads(&env), 0);
     assert!(env.journal_text().is_empty());
+}
+
+/// A disk of an OVA uploads in one pass whose bytes give its manifest digest; a package whose
+/// manifest disagrees fails (exit 1) and leaves no object behind.
+#[test]
+fn an_ova_disk_uploads_only_when_its_manifest_digest_holds() {
+    let env = Env::new();
+    let loose = image("ova/small");
+    sh_in(
+        env.dir.path(),
+        &format!(
+            "cp '{d}'/small.ovf '{d}'/small.mf '{d}'/small-disk1.vmdk '{d}'/small-disk2.vmdk . && \
+             tar --format=ustar -cf good.ova small.ovf small.mf small-disk1.vmdk small-disk2.vmdk && \
+             sed '/^SHA256(small-disk2.vmdk)= /{{s/= 0/= 1/;t;s/= ./= 0/}}' small.mf > bad.mf && \
+             ! cmp -s small.mf bad.mf && mv bad.mf small.mf && \
+             tar --format=ustar -cf bad.ova small.ovf small.mf small-disk1.vmdk small-disk2.vmdk",
+            d = loose.display()
+        ),
+    );
+    let good = env.path("good.ova/small-disk2.vmdk");
+    let v = env.upload(&[
+        good.to_str().unwrap(),
+        "--to",
+        "qcow2",
+        "--key",
+        "good.qcow2",
+    ]);
+    assert!(v["sha256"].is_string(), "{v}");
+    assert!(env.object("good.qcow2").exists());
+
+    let bad = env.path("bad.ova/small-disk2.vmdk");
+    let out = env.run(
+        &[bad.to_str().unwrap(), "--to", "qcow2", "--key", "bad.qcow2"],
+        &keys(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 1, "{err}");
+    assert!(
+        err.contains("manifest") && err.contains("was deleted"),
+        "{err}"
+    );
+    assert!(
+        !env.object("bad.qcow2").exists(),
+        "the mismatching object was kept"
+    );
 }
