@@ -43,3 +43,49 @@ pub fn push_extent(extents: &mut Vec<Extent>, next: Extent) {
     }
     extents.push(next);
 }
+
+/// The extents of a disk cut into `block_size` blocks whose kinds come in order from a block
+/// table (a VHD or VHDX BAT); the last block is cut at `virtual_size`, entries past it ignored.
+pub fn block_extents(
+    virtual_size: u64,
+    block_size: u64,
+    kinds: impl IntoIterator<Item = ExtentKind>,
+) -> Vec<Extent> {
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    for kind in kinds {
+        if pos >= virtual_size {
+            break;
+        }
+        let length = block_size.min(virtual_size - pos);
+        push_extent(
+            &mut out,
+            Extent {
+                offset: pos,
+                length,
+                kind,
+            },
+        );
+        pos += length;
+    }
+    out
+}
+
+/// Fills `buf` (the disk's bytes from `offset`) one `block_size` block at a time: `fill` gets
+/// the block's index, the offset inside it and the piece of `buf` that lies in it.
+pub fn read_blocks<E>(
+    buf: &mut [u8],
+    offset: u64,
+    block_size: u64,
+    mut fill: impl FnMut(u64, u64, &mut [u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut done = 0usize;
+    while done < buf.len() {
+        let pos = offset + done as u64;
+        let within = pos % block_size;
+        let n = ((block_size - within) as usize).min(buf.len() - done);
+        fill(pos / block_size, within, &mut buf[done..done + n])?;
+        done += n;
+    }
+    Ok(())
+}

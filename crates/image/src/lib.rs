@@ -29,7 +29,7 @@ pub mod vmdk;
 pub use detect::{OpenOptions, Opened};
 pub use disk::{DiskImage, ImageSource};
 pub use error::{ImageError, check_read};
-pub use extent::{Extent, ExtentKind, push_extent};
+pub use extent::{Extent, ExtentKind, block_extents, push_extent, read_blocks};
 pub use file::ImageFile;
 pub(crate) use finding::Verdict;
 pub use finding::{Finding, Severity};

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::{
     DiskImage, Extent, ExtentKind, Finding, ImageError, ImageFile, ImageFormat, Severity, Verdict,
-    check_read, push_extent,
+    block_extents, check_read, read_blocks,
 };
 
 mod details;
@@ -321,27 +321,18 @@ impl DiskImage for VhdImage {
                 bitmap_size,
                 bat,
                 ..
-            } => {
-                let mut done = 0usize;
-                while done < buf.len() {
-                    let pos = offset + done as u64;
-                    let index = pos / block_size;
-                    let within = pos % block_size;
-                    let n = ((block_size - within) as usize).min(buf.len() - done);
-                    let chunk = &mut buf[done..done + n];
-                    // QEMU ignores the sector bitmap of a dynamic disk: an allocated block is
-                    // read whole, an unallocated one reads zeros.
-                    match bat.get(index as usize).copied() {
-                        Some(e) if e != BAT_UNALLOCATED => {
-                            let at = u64::from(e) * SECTOR + bitmap_size + within;
-                            self.file.read_exact_at(chunk, at)?;
-                        }
-                        _ => chunk.fill(0),
+            } => read_blocks(buf, offset, *block_size, |index, within, chunk| {
+                // QEMU ignores the sector bitmap of a dynamic disk: an allocated block is
+                // read whole, an unallocated one reads zeros.
+                match bat.get(index as usize).copied() {
+                    Some(e) if e != BAT_UNALLOCATED => {
+                        let at = u64::from(e) * SECTOR + bitmap_size + within;
+                        self.file.read_exact_at(chunk, at)?;
                     }
-                    done += n;
+                    _ => chunk.fill(0),
                 }
                 Ok(())
-            }
+            }),
         }
     }
 
@@ -351,29 +342,14 @@ impl DiskImage for VhdImage {
             Layout::Dynamic {
                 block_size, bat, ..
             } => {
-                let mut out = Vec::new();
-                let mut pos = 0u64;
-                for &e in bat {
-                    if pos >= self.virtual_size {
-                        break;
-                    }
-                    let length = (*block_size).min(self.virtual_size - pos);
-                    let kind = if e == BAT_UNALLOCATED {
+                let kinds = bat.iter().map(|&e| {
+                    if e == BAT_UNALLOCATED {
                         ExtentKind::Unallocated
                     } else {
                         ExtentKind::Data
-                    };
-                    push_extent(
-                        &mut out,
-                        Extent {
-                            offset: pos,
-                            length,
-                            kind,
-                        },
-                    );
-                    pos += length;
-                }
-                Ok(out)
+                    }
+                });
+                Ok(block_extents(self.virtual_size, *block_size, kinds))
             }
         }
     }

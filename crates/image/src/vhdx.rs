@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::{
     DiskImage, Extent, ExtentKind, Finding, ImageError, ImageFile, ImageFormat, Verdict,
-    check_read, push_extent,
+    block_extents, check_read, read_blocks,
 };
 
 mod bat;
@@ -166,13 +166,7 @@ impl DiskImage for VhdxImage {
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), ImageError> {
         check_read(self.virtual_size, buf.len(), offset)?;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            let index = pos / self.block_size;
-            let within = pos % self.block_size;
-            let n = ((self.block_size - within) as usize).min(buf.len() - done);
-            let chunk = &mut buf[done..done + n];
+        read_blocks(buf, offset, self.block_size, |index, within, chunk| {
             match self.payload.get(index as usize).copied() {
                 // Opening checked every present block inside the file.
                 Some(e) if entry_state(e) == state::FULLY_PRESENT => {
@@ -181,35 +175,17 @@ impl DiskImage for VhdxImage {
                 // NOT_PRESENT, UNDEFINED, ZERO, UNMAPPED: no parent, so zeros.
                 _ => chunk.fill(0),
             }
-            done += n;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn extents(&self) -> Result<Vec<Extent>, ImageError> {
-        let mut out = Vec::new();
-        let mut pos = 0u64;
-        for &e in &self.payload {
-            if pos >= self.virtual_size {
-                break;
-            }
-            let length = self.block_size.min(self.virtual_size - pos);
-            let kind = match entry_state(e) {
-                state::FULLY_PRESENT => ExtentKind::Data,
-                state::ZERO => ExtentKind::Zero,
-                _ => ExtentKind::Unallocated,
-            };
-            push_extent(
-                &mut out,
-                Extent {
-                    offset: pos,
-                    length,
-                    kind,
-                },
-            );
-            pos += length;
-        }
-        Ok(out)
+        let kinds = self.payload.iter().map(|&e| match entry_state(e) {
+            state::FULLY_PRESENT => ExtentKind::Data,
+            state::ZERO => ExtentKind::Zero,
+            _ => ExtentKind::Unallocated,
+        });
+        Ok(block_extents(self.virtual_size, self.block_size, kinds))
     }
 }
 
