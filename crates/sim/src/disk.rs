@@ -201,12 +201,15 @@ pub fn check_object(
                 return Err(malformed(n, why));
             }
             match (report.format, report.virtual_size) {
-                // imgport converts a VMDK or VHDX before it uploads; the emulator takes only what
-                // imgport writes.
+                // ECS imports no VHDX. It does take VMDK, but imgport converts both before it
+                // uploads, so the emulator takes only the formats imgport writes.
                 (Some(f), _) if f.is_input_only() => {
                     return Err(malformed(
                         n,
-                        format!("{} images are not accepted by this emulator", f.name()),
+                        format!(
+                            "{} images are not accepted by this emulator",
+                            f.name().to_uppercase()
+                        ),
                     ));
                 }
                 (Some(f), Some(v)) => (f, v),
