@@ -11,29 +11,11 @@ use crate::util::*;
 
 const BUCKET: &str = "sandbox";
 
-/// `imgport import --sandbox` with a sandbox and journal under `dir`.
+/// `imgport import --sandbox` with a sandbox and journal under `dir`; the test disks hold
+/// no OS.
 fn import_args(dir: &Path, files: &[&Path], extra: &[&str]) -> Vec<std::ffi::OsString> {
-    let mut args: Vec<std::ffi::OsString> = vec!["import".into()];
-    args.extend(files.iter().map(|f| f.as_os_str().to_owned()));
-    for a in [
-        "--region",
-        "cn-hangzhou",
-        "--bucket",
-        BUCKET,
-        "--sandbox",
-        "--json",
-        // The test disks hold no OS.
-        "--allow-no-os",
-    ] {
-        args.push(a.into());
-    }
-    args.push("--sandbox-dir".into());
-    args.push(dir.join("sandbox").into());
-    args.push("--journal".into());
-    args.push(dir.join("journal").into());
-    args.push("--sandbox-import-seconds".into());
-    args.push("1".into());
-    args.extend(extra.iter().map(Into::into));
+    let mut args = sandbox_import_args(dir, BUCKET, files, extra);
+    args.push("--allow-no-os".into());
     args
 }
 

@@ -11,26 +11,7 @@ use crate::util::*;
 const BUCKET: &str = "sandbox";
 
 fn import_args(dir: &Path, files: &[&Path], extra: &[&str]) -> Vec<std::ffi::OsString> {
-    let mut args: Vec<std::ffi::OsString> = vec!["import".into()];
-    args.extend(files.iter().map(|f| f.as_os_str().to_owned()));
-    for a in [
-        "--region",
-        "cn-hangzhou",
-        "--bucket",
-        BUCKET,
-        "--sandbox",
-        "--json",
-        "--sandbox-import-seconds",
-        "1",
-    ] {
-        args.push(a.into());
-    }
-    args.push("--sandbox-dir".into());
-    args.push(dir.join("sandbox").into());
-    args.push("--journal".into());
-    args.push(dir.join("journal").into());
-    args.extend(extra.iter().map(Into::into));
-    args
+    sandbox_import_args(dir, BUCKET, files, extra)
 }
 
 /// The content digest `imgport checksum` (or `convert`) reports for `args`.

@@ -361,3 +361,33 @@ pub fn journaled_parts(dir: &Path) -> usize {
         })
         .sum()
 }
+
+/// `imgport import FILES --sandbox --json` into `bucket`, with the sandbox and journal under
+/// `dir`, a 1 s cloud import, then `extra`.
+pub fn sandbox_import_args(
+    dir: &Path,
+    bucket: &str,
+    files: &[&Path],
+    extra: &[&str],
+) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["import".into()];
+    args.extend(files.iter().map(|f| f.as_os_str().to_owned()));
+    for a in [
+        "--region",
+        "cn-hangzhou",
+        "--bucket",
+        bucket,
+        "--sandbox",
+        "--json",
+    ] {
+        args.push(a.into());
+    }
+    args.push("--sandbox-dir".into());
+    args.push(dir.join("sandbox").into());
+    args.push("--journal".into());
+    args.push(dir.join("journal").into());
+    args.push("--sandbox-import-seconds".into());
+    args.push("1".into());
+    args.extend(extra.iter().map(Into::into));
+    args
+}
