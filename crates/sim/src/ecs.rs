@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use super::auth::Call;
 use super::disk::ObjectFacts;
 use super::params::{self, P};
+use super::state_file::StateFile;
 use super::wire::iso_utc;
 
 pub use super::fault::ApiFault;
@@ -373,7 +374,7 @@ pub(super) fn image_not_found(id: &str) -> ApiFault {
 pub struct Ecs {
     pub(super) config: EcsConfig,
     state: Mutex<State>,
-    state_file: Option<PathBuf>,
+    state_file: StateFile,
     /// The account's RAM, which ImportImage asks for the import role (none: no check).
     pub(super) ram: Option<Arc<super::ram::Ram>>,
 }
@@ -381,17 +382,8 @@ pub struct Ecs {
 impl Ecs {
     /// Loads the state of `state_dir` (empty when absent) or keeps it in memory only.
     pub fn open(config: EcsConfig, state_dir: Option<&Path>) -> std::io::Result<Self> {
-        let state_file = state_dir.map(|d| d.join("ecs-state.json"));
-        let state = match &state_file {
-            Some(f) if f.exists() => {
-                let text = std::fs::read(f)?;
-                serde_json::from_slice(&text).map_err(std::io::Error::other)?
-            }
-            _ => State::default(),
-        };
-        if let Some(d) = state_dir {
-            std::fs::create_dir_all(d)?;
-        }
+        let state_file = StateFile::new(state_dir, "ecs-state.json")?;
+        let state = state_file.load()?.unwrap_or_default();
         Ok(Self {
             config,
             state: Mutex::new(state),
@@ -429,13 +421,8 @@ impl Ecs {
 
     /// Writes the state atomically (temporary file, then rename).
     pub(super) fn persist(&self, state: &State) -> Result<(), ApiFault> {
-        let Some(file) = &self.state_file else {
-            return Ok(());
-        };
-        let tmp = file.with_extension("json.tmp");
-        let text = serde_json::to_vec_pretty(state).map_err(std::io::Error::other);
-        text.and_then(|t| std::fs::write(&tmp, t))
-            .and_then(|()| std::fs::rename(&tmp, file))
+        self.state_file
+            .save(state)
             .map_err(|e| ApiFault::new(500, "InternalError", format!("saving state: {e}")))
     }
 

@@ -6,7 +6,7 @@
 //! `EcsError`). Registrations live in memory and, with a state directory, in `ehpc-state.json`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::auth::Call;
 use super::ecs::{ApiFault, Ecs, ImageStatus};
 use super::params::P;
+use super::state_file::StateFile;
 
 /// One registered image (never the registry password).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,7 +37,7 @@ struct EhpcState {
 /// The emulated E-HPC Instant service.
 pub struct Ehpc {
     state: Mutex<EhpcState>,
-    state_file: Option<PathBuf>,
+    state_file: StateFile,
 }
 
 fn params_error(field: &str, why: &str) -> ApiFault {
@@ -149,13 +150,8 @@ fn request_of(p: &P<'_>) -> Result<AddImage, ApiFault> {
 impl Ehpc {
     /// Loads `ehpc-state.json` of `state_dir` (empty when absent) or keeps state in memory.
     pub fn open(state_dir: Option<&Path>) -> std::io::Result<Self> {
-        let state_file = state_dir.map(|d| d.join("ehpc-state.json"));
-        let state = match &state_file {
-            Some(f) if f.exists() => {
-                serde_json::from_slice(&std::fs::read(f)?).map_err(std::io::Error::other)?
-            }
-            _ => EhpcState::default(),
-        };
+        let state_file = StateFile::new(state_dir, "ehpc-state.json")?;
+        let state = state_file.load()?.unwrap_or_default();
         Ok(Self {
             state: Mutex::new(state),
             state_file,
@@ -163,14 +159,8 @@ impl Ehpc {
     }
 
     fn persist(&self, st: &EhpcState) -> Result<(), ApiFault> {
-        let Some(file) = &self.state_file else {
-            return Ok(());
-        };
-        let tmp = file.with_extension("json.tmp");
-        serde_json::to_vec_pretty(st)
-            .map_err(std::io::Error::other)
-            .and_then(|t| std::fs::write(&tmp, t))
-            .and_then(|()| std::fs::rename(&tmp, file))
+        self.state_file
+            .save(st)
             .map_err(|e| ApiFault::new(406, "DbError", format!("A database error occurred: {e}")))
     }
 

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::auth::Incoming;
 use super::sigv4::{self, Signable};
+use super::state_file::StateFile;
 use super::wire::sha256_hex;
 
 /// The KEC API version (docs/CLOUD-API.md §KEC).
@@ -149,7 +150,7 @@ pub struct Kec {
     instances: Mutex<BTreeMap<String, Instance>>,
     images: BTreeMap<&'static str, Image>,
     /// `kec-state.json` of the state directory, when there is one.
-    state_file: Option<std::path::PathBuf>,
+    state_file: StateFile,
 }
 
 /// An error answer of KEC.
@@ -196,7 +197,7 @@ impl Kec {
         Self {
             instances: Mutex::new(instances),
             images,
-            state_file: None,
+            state_file: StateFile::default(),
         }
     }
 
@@ -204,10 +205,8 @@ impl Kec {
     /// fixtures when absent), or in memory only.
     pub fn open(state_dir: Option<&std::path::Path>) -> std::io::Result<Self> {
         let mut kec = Self::new();
-        kec.state_file = state_dir.map(|d| d.join("kec-state.json"));
-        if let Some(f) = kec.state_file.as_ref().filter(|f| f.exists()) {
-            let saved: BTreeMap<String, Instance> =
-                serde_json::from_slice(&std::fs::read(f)?).map_err(std::io::Error::other)?;
+        kec.state_file = StateFile::new(state_dir, "kec-state.json")?;
+        if let Some(saved) = kec.state_file.load()? {
             kec.instances = Mutex::new(saved);
         }
         Ok(kec)
@@ -215,14 +214,8 @@ impl Kec {
 
     /// Writes the instances atomically (temporary file, then rename).
     fn persist(&self, instances: &BTreeMap<String, Instance>) -> Result<(), (u16, Value)> {
-        let Some(file) = &self.state_file else {
-            return Ok(());
-        };
-        let tmp = file.with_extension("json.tmp");
-        serde_json::to_vec_pretty(instances)
-            .map_err(std::io::Error::other)
-            .and_then(|t| std::fs::write(&tmp, t))
-            .and_then(|()| std::fs::rename(&tmp, file))
+        self.state_file
+            .save(instances)
             .map_err(|e| fault(500, "InternalError", format!("saving state: {e}")))
     }
 

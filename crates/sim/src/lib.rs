@@ -29,6 +29,7 @@ pub mod s3;
 pub mod sandbox;
 pub mod server;
 pub mod sigv4;
+pub mod state_file;
 pub mod sts;
 pub mod wan;
 pub mod wire;

@@ -9,7 +9,7 @@
 //! memory and, with a state directory, in `ram-state.json`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use super::auth::Call;
 use super::fault::ApiFault;
 use super::params::P;
+use super::state_file::StateFile;
 
 /// The role ImportImage uses when its request names none (docs/CLOUD-API.md §ImportImage).
 pub const IMPORT_ROLE: &str = "AliyunECSImageImportDefaultRole";
@@ -66,7 +67,7 @@ struct RamState {
 /// The emulated RAM service.
 pub struct Ram {
     state: Mutex<RamState>,
-    state_file: Option<PathBuf>,
+    state_file: StateFile,
 }
 
 fn entity_not_exist_role(name: &str) -> ApiFault {
@@ -118,12 +119,10 @@ fn role_json(r: &RoleRec) -> Value {
 impl Ram {
     /// Loads `ram-state.json` of `state_dir`, else starts as `config` says.
     pub fn open(config: RamConfig, state_dir: Option<&Path>) -> std::io::Result<Self> {
-        let state_file = state_dir.map(|d| d.join("ram-state.json"));
-        let state = match &state_file {
-            Some(f) if f.exists() => {
-                serde_json::from_slice(&std::fs::read(f)?).map_err(std::io::Error::other)?
-            }
-            _ => {
+        let state_file = StateFile::new(state_dir, "ram-state.json")?;
+        let state = match state_file.load()? {
+            Some(saved) => saved,
+            None => {
                 let mut st = RamState::default();
                 // A role the account's own users may assume (AssumeRole, RamRoleArn profiles).
                 st.roles.insert(
@@ -153,9 +152,6 @@ impl Ram {
                 st
             }
         };
-        if let Some(d) = state_dir {
-            std::fs::create_dir_all(d)?;
-        }
         Ok(Self {
             state: Mutex::new(state),
             state_file,
@@ -167,14 +163,8 @@ impl Ram {
     }
 
     fn persist(&self, st: &RamState) -> Result<(), ApiFault> {
-        let Some(file) = &self.state_file else {
-            return Ok(());
-        };
-        let tmp = file.with_extension("json.tmp");
-        serde_json::to_vec_pretty(st)
-            .map_err(std::io::Error::other)
-            .and_then(|t| std::fs::write(&tmp, t))
-            .and_then(|()| std::fs::rename(&tmp, file))
+        self.state_file
+            .save(st)
             .map_err(|e| ApiFault::new(500, "InternalError", format!("saving state: {e}")))
     }
 
