@@ -208,23 +208,21 @@ impl Ram {
     /// Handles one authenticated RAM call.
     pub fn handle(&self, call: &Call) -> Result<Value, ApiFault> {
         let p = P(&call.params);
+        // The role a read call names, as the service looks it up.
+        let named_role = |st: &RamState| -> Result<RoleRec, ApiFault> {
+            let name = p.required("RoleName")?;
+            st.roles
+                .get(name)
+                .cloned()
+                .ok_or_else(|| entity_not_exist_role(name))
+        };
         match call.action.as_str() {
             "GetRole" => {
-                let name = p.required("RoleName")?;
-                let st = self.lock();
-                let rec = st
-                    .roles
-                    .get(name)
-                    .ok_or_else(|| entity_not_exist_role(name))?;
-                Ok(json!({ "Role": role_json(rec) }))
+                let rec = named_role(&self.lock())?;
+                Ok(json!({ "Role": role_json(&rec) }))
             }
             "ListPoliciesForRole" => {
-                let name = p.required("RoleName")?;
-                let st = self.lock();
-                let rec = st
-                    .roles
-                    .get(name)
-                    .ok_or_else(|| entity_not_exist_role(name))?;
+                let rec = named_role(&self.lock())?;
                 let list: Vec<Value> = rec
                     .policies
                     .iter()
