@@ -9,7 +9,8 @@
 # against uploading the already-converted file.
 #
 # Targets (issue 5): imgport wall ≤ 0.67 × aws, imgport CPU-s/GiB ≤ 0.5 × aws's;
-# convert+upload ≤ 1.1 × upload of the converted file.
+# convert+upload ≤ 1.1 × upload of the converted file. It also prints what signing the part
+# payloads costs against `--unsigned-payload`.
 #
 # usage: scripts/bench-upload.sh [--size-mib N] [--server-on-disk]   (default 1024 MiB)
 # Uses target/release/imgport (build it first: cargo build --release), or $IMGPORT_BIN; the
@@ -45,7 +46,8 @@ bench_server_store "$dir/state" $((size_mib * 3)) "$server_on_disk"
 state=$server_store
 [ "$state" != "$dir/state" ] || rm -rf "$state"
 trap 'kill "${sim_pid:-}" 2>/dev/null || true; bench_server_store_cleanup' EXIT
-bench_sim_start "${IMGPORT_SIM_BIN:-$bin}" "$dir" --state "$state" --bucket bench
+bench_sim_start "${IMGPORT_SIM_BIN:-$bin}" "$dir" --state "$state" --bucket bench \
+  --s3-unsigned-payload
 endpoint=$sim_s3_endpoint key_id=$sim_key_id secret=$sim_secret
 echo "server: $endpoint (imgport sim, pid $sim_pid)"
 
@@ -89,6 +91,16 @@ cpu_imgport=$(awk "BEGIN{print $(cpu imgport-upload)/$gib}")
 echo "aws CPU-s/GiB $cpu_aws, imgport CPU-s/GiB $cpu_imgport"
 echo "ratio wall imgport/aws: $wall_ratio (target <= 0.67)"
 echo "ratio CPU  imgport/aws: $(ratio "$cpu_imgport" "$cpu_aws") (target <= 0.5)"
+
+# What signing each part's payload costs (issue 21: OSS wants the body's SHA-256 in
+# x-amz-content-sha256): the same upload with UNSIGNED-PAYLOAD.
+measure imgport-unsigned "$bin" upload "$src" --bucket bench --key unsigned.bin \
+  --endpoint "$endpoint" --path-style --region us-east-1 --journal "$dir/journal" --json \
+  --unsigned-payload
+cpu_unsigned=$(awk "BEGIN{print $(cpu imgport-unsigned)/$gib}")
+echo "signed part payloads: CPU-s/GiB $cpu_imgport vs $cpu_unsigned unsigned" \
+  "(+$(awk "BEGIN{printf \"%.2f\", $cpu_imgport-$cpu_unsigned}") s/GiB)," \
+  "wall ratio signed/unsigned $(ratio "$(val imgport-upload)" "$(val imgport-unsigned)")"
 
 # Convert + upload in one pass vs upload of the already-converted file. The source is a
 # sparse disk: the random file's data spread over twice its size as a QCOW2 (qemu-img), or

@@ -77,6 +77,10 @@ pub struct SimArgs {
     /// Test link: bytes (KiB) each direction of a proxied connection may have unacknowledged.
     #[arg(long, requires = "wan_rtt_ms", default_value_t = 4096)]
     pub wan_window_kib: usize,
+    /// Test link: the S3 server takes `UNSIGNED-PAYLOAD` uploads like AWS S3 (OSS refuses them),
+    /// so that `upload --unsigned-payload` can be compared with signed parts.
+    #[arg(long)]
+    pub s3_unsigned_payload: bool,
 }
 
 /// Checks a `--bucket` value (kept as text: the S3 server parses it again).
@@ -149,6 +153,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             tamper_after_complete: false,
             rate: 0.0,
         });
+        s3.take_unsigned_payload(args.s3_unsigned_payload);
         let wan = match args.wan_rtt_ms {
             Some(ms) => {
                 let link = imgport_sim::wan::WanLink {

@@ -260,6 +260,25 @@ fn unsigned_payload_is_refused_like_oss() {
         ["content-md5", "x-amz-content-sha256=UNSIGNED-PAYLOAD"]
     );
     assert!(!env.object("s.bin").exists());
+
+    // A plain S3 server takes the same upload, and its bytes arrive whole.
+    env.s3.take_unsigned_payload(true);
+    let out = env.run(
+        &[
+            src.to_str().unwrap(),
+            "--key",
+            "s.bin",
+            "--part-size",
+            "5M",
+            "--unsigned-payload",
+        ],
+        &keys(),
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        std::fs::read(env.object("s.bin")).unwrap(),
+        std::fs::read(&src).unwrap()
+    );
 }
 
 #[test]

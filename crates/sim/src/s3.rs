@@ -150,6 +150,14 @@ impl S3Server {
         *self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
     }
 
+    /// Takes `UNSIGNED-PAYLOAD` on PUT and POST as AWS S3 and MinIO do, where OSS refuses it:
+    /// a plain S3 server, to measure what signing part payloads costs.
+    pub fn take_unsigned_payload(&self, on: bool) {
+        self.shared
+            .unsigned_payload_ok
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// A copy of the counters.
     pub fn stats(&self) -> S3Stats {
         self.shared
@@ -324,7 +332,10 @@ async fn faulty(
         }
     }
     // After the counters above: a test sees what was sent, and then OSS's refusal.
-    if let Some(r) = oss::refusal(&req) {
+    let unsigned_ok = shared
+        .unsigned_payload_ok
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if let Some(r) = oss::refusal(&req, unsigned_ok) {
         return Ok(xml_error(req, r.status, r.code, r.message, r.ec).await);
     }
     let resp = service.call(req.map(s3s::Body::from)).await?;

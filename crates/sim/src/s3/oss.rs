@@ -31,8 +31,9 @@ pub(super) struct Refusal {
 /// The named host of the emulator's endpoint (its port aside).
 pub(super) const NAMED_HOST: &str = "localhost";
 
-/// The refusal OSS gives `req` before any operation, if any.
-pub(super) fn refusal<B>(req: &Request<B>) -> Option<Refusal> {
+/// The refusal OSS gives `req` before any operation, if any; `unsigned_ok` lets
+/// `UNSIGNED-PAYLOAD` writes through, as a plain S3 server would.
+pub(super) fn refusal<B>(req: &Request<B>, unsigned_ok: bool) -> Option<Refusal> {
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -64,7 +65,7 @@ pub(super) fn refusal<B>(req: &Request<B>) -> Option<Refusal> {
         });
     }
     let writes = req.method() == hyper::Method::PUT || req.method() == hyper::Method::POST;
-    if writes && sha == "UNSIGNED-PAYLOAD" && header("authorization").is_some() {
+    if writes && !unsigned_ok && sha == "UNSIGNED-PAYLOAD" && header("authorization").is_some() {
         return Some(Refusal {
             status: 400,
             code: "InvalidArgument",
@@ -107,7 +108,7 @@ mod tests {
 
     #[test]
     fn addressing() {
-        let code = |r: &Request<()>| refusal(r).map(|r| r.code);
+        let code = |r: &Request<()>| refusal(r, false).map(|r| r.code);
         assert_eq!(
             code(&req("GET", "localhost:9000", "/b/k", &[])),
             Some("SecondLevelDomainForbidden")
@@ -124,7 +125,7 @@ mod tests {
 
     #[test]
     fn payload_rules() {
-        let code = |r: &Request<()>| refusal(r).map(|r| r.ec);
+        let code = |r: &Request<()>| refusal(r, false).map(|r| r.ec);
         let ip = "127.0.0.1:1";
         let auth = ("authorization", "AWS4-HMAC-SHA256 Credential=x");
         let trailer = [
@@ -152,6 +153,8 @@ mod tests {
             Some(Some("0002-00000427"))
         );
         assert_eq!(code(&req("GET", ip, "/b/k", &unsigned)), None);
+        // A plain S3 server (`imgport sim --s3-unsigned-payload`) takes them.
+        assert_eq!(refusal(&req("PUT", ip, "/b/k", &unsigned), true), None);
         let hashed = [
             (
                 "x-amz-content-sha256",

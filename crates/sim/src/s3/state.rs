@@ -83,4 +83,6 @@ pub struct S3Stats {
 pub(super) struct Shared {
     pub(super) faults: Mutex<S3Faults>,
     pub(super) stats: Mutex<S3Stats>,
+    /// Take `UNSIGNED-PAYLOAD` on PUT and POST, as AWS S3 does ([`super::S3Server::take_unsigned_payload`]).
+    pub(super) unsigned_payload_ok: std::sync::atomic::AtomicBool,
 }
