@@ -47,5 +47,24 @@ bench_server_store_cleanup() {
   case ${server_store:-} in /dev/shm/imgport-bench.*) rm -rf "$server_store" ;; esac
 }
 
+# bench_e2e_source CACHE CHUNKS: sets src to CACHE/e2e-CHUNKS.qcow2, made once: CHUNKS × 640 MiB
+# virtual, each 640 MiB starting with 64 MiB of random data. While it builds, raw and src.tmp
+# name its temporary files, for the caller's cleanup.
+bench_e2e_source() {
+  local cache=$1 chunks=$2 i
+  src=$cache/e2e-$chunks.qcow2
+  [ -f "$src" ] && return 0
+  echo "building $src ($((chunks * 640)) MiB virtual, $((chunks * 64)) MiB random data)" >&2
+  raw=$cache/e2e-$chunks.raw.tmp
+  truncate -s "$((chunks * 640))M" "$raw"
+  for i in $(seq 0 $((chunks - 1))); do
+    dd if=/dev/urandom of="$raw" bs=1M count=64 iflag=fullblock seek=$((i * 640)) \
+      conv=notrunc status=none
+  done
+  qemu-img convert -f raw -O qcow2 "$raw" "$src.tmp"
+  rm -f "$raw"
+  mv "$src.tmp" "$src"
+}
+
 # bench_ratio A B: A/B with three decimals.
 bench_ratio() { awk "BEGIN{printf \"%.3f\", $1/$2}"; }

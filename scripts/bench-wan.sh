@@ -69,19 +69,7 @@ bin=${IMGPORT_BIN:-$target/release/imgport}
 
 virtual_mib=$((chunks * 640))
 data_mib=$((chunks * 64))
-src=$cache/e2e-$chunks.qcow2
-if [ ! -f "$src" ]; then
-  echo "building $src ($virtual_mib MiB virtual, $data_mib MiB random data)" >&2
-  raw=$cache/e2e-$chunks.raw.tmp
-  truncate -s "${virtual_mib}M" "$raw"
-  for i in $(seq 0 $((chunks - 1))); do
-    dd if=/dev/urandom of="$raw" bs=1M count=64 iflag=fullblock seek=$((i * 640)) \
-      conv=notrunc status=none
-  done
-  qemu-img convert -f raw -O qcow2 "$raw" "$src.tmp"
-  rm -f "$raw"
-  mv "$src.tmp" "$src"
-fi
+bench_e2e_source "$cache" "$chunks"
 
 work=$(mktemp -d "$cache/wan-run.XXXXXX")
 # One object at a time, removed after its run.
