@@ -1,8 +1,9 @@
 //! What the emulated ImportImage checks about each OSS object before it accepts it, in one
 //! place: the object exists and is not empty, a dynamic VHD's size equals MaxTableEntries ×
-//! BlockSize (`InvalidVHDImage.IncorrectSize`), the container is safe and its format matches
-//! the declared `Format` (`InvalidImageFormat.Malformed`, judged by [`imgport_image::inspect`]),
-//! and `DiskImageSize` covers the virtual size (`InvalidImageSize`/`InvalidDataDiskSize`).
+//! BlockSize (`InvalidVHDImage.IncorrectSize`), its header is one ImportImage takes and its
+//! format matches the declared `Format` (`InvalidImageFormat.Malformed`, judged by the
+//! emulator's own header reading in `disk/sniff.rs`), and `DiskImageSize` covers the virtual
+//! size (`InvalidImageSize`/`InvalidDataDiskSize`).
 //!
 //! Objects are plain files at `<s3 root>/<bucket>/<key>`.
 
@@ -10,13 +11,17 @@ use imgport_base::bytes::{get_be32 as be32, get_be64 as be64};
 use std::path::{Component, Path, PathBuf};
 
 use super::fault::ApiFault;
-use imgport_image::{ImageFormat, OpenOptions};
+use imgport_image::ImageFormat;
+use sniff::{Sniffed, VhdKind};
+
+mod sniff;
 
 const GIB: u64 = 1 << 30;
 /// VHD footer length (VHD spec §"Hard Disk Footer Format").
 const VHD_FOOTER: u64 = 512;
 /// VHD dynamic disk type (footer "Disk Type" = 3); 2 is fixed, 4 differencing.
 const VHD_DYNAMIC: u32 = 3;
+const VHD_DIFFERENCING: u32 = 4;
 
 /// What the check learned about an accepted object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +64,8 @@ pub fn object_path(root: &Path, bucket: &str, key: &str) -> Option<PathBuf> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct VhdFacts {
     current_size: u64,
+    /// Footer Disk Type: 2 fixed, 3 dynamic, 4 differencing.
+    disk_type: u32,
     /// `(MaxTableEntries, BlockSize)` of a dynamic VHD.
     dynamic: Option<(u32, u32)>,
 }
@@ -92,6 +99,7 @@ fn read_vhd(path: &Path, size: u64) -> std::io::Result<Option<VhdFacts>> {
     }
     Ok(Some(VhdFacts {
         current_size,
+        disk_type,
         dynamic,
     }))
 }
@@ -153,6 +161,7 @@ pub fn check_object(
     if let Some(VhdFacts {
         current_size,
         dynamic: Some((entries, block)),
+        ..
     }) = vhd
     {
         let covered = u64::from(entries).saturating_mul(u64::from(block));
@@ -178,61 +187,28 @@ pub fn check_object(
             ));
         }
     };
-    // The cloud judges the object's own format, not what its guest data holds: refusing an
-    // image nested in guest data is imgport's rule, which `--allow-nested` lifts. (A RAW
-    // object that *is* another image is still refused: its detected format differs.)
-    let opts = OpenOptions {
-        declared: declared_format,
-        allow_nested: true,
-    };
-    // A format reader that is not finished yet may panic; the VHD facts above stand in for
-    // the VHD reader until it exists, anything else is an internal error.
-    let inspected = std::panic::catch_unwind(|| imgport_image::inspect(&path, &opts));
-    let (format, virtual_size) = match inspected {
-        Ok(Ok(report)) => {
-            if !report.safe {
-                let why = report
-                    .findings
-                    .iter()
-                    .filter(|f| f.severity == imgport_image::Severity::Refuse)
-                    .map(|f| f.message.clone())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                return Err(malformed(n, why));
-            }
-            match (report.format, report.virtual_size) {
-                // ECS imports no VHDX. It does take VMDK, but imgport converts both before it
-                // uploads, so the emulator takes only the formats imgport writes.
-                (Some(f), _) if f.is_input_only() => {
-                    return Err(malformed(
-                        n,
-                        format!(
-                            "{} images are not accepted by this emulator",
-                            f.name().to_uppercase()
-                        ),
-                    ));
-                }
-                (Some(f), Some(v)) => (f, v),
-                _ => return Err(malformed(n, "no format detected".into())),
-            }
-        }
-        Ok(Err(e)) => return Err(internal(std::io::Error::other(e.to_string()))),
-        Err(_) => match vhd {
-            Some(v) => {
-                if declared_format.is_some_and(|d| d != ImageFormat::Vhd) {
-                    return Err(malformed(n, "the object is a VHD".into()));
-                }
-                (ImageFormat::Vhd, v.current_size)
-            }
-            None => {
-                return Err(ApiFault::new(
-                    500,
-                    "InternalError",
-                    "the image reader for this format failed",
-                ));
-            }
+    // The cloud judges the object's own format, not what its guest data holds: a RAW object
+    // whose first bytes are another image's header is that image, and then differs from RAW.
+    let vhd_kind = vhd.map(|v| match v.disk_type {
+        VHD_DIFFERENCING => VhdKind::Differencing,
+        _ => VhdKind::Disk {
+            current_size: v.current_size,
         },
+    });
+    let (format, virtual_size) = match sniff::sniff(&path, object_size, vhd_kind) {
+        Ok(Sniffed::Image {
+            format,
+            virtual_size,
+        }) => (format, virtual_size),
+        Ok(Sniffed::Refused(why)) => return Err(malformed(n, why)),
+        Err(e) => return Err(internal(e)),
     };
+    if declared_format.is_some_and(|d| d != format) {
+        return Err(malformed(
+            n,
+            format!("the object is a {} image", format.name().to_uppercase()),
+        ));
+    }
     let size_gib = virtual_size.div_ceil(GIB).max(1);
     if let Some(gib) = disk_image_size_gib
         && gib < size_gib
