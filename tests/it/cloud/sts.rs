@@ -127,7 +127,14 @@ fn an_import_outlives_its_sts_credentials_by_renewing_them() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_imgport"))
         .arg("import")
         .arg(image("content.raw"))
-        .args(["--region", REGION, "--bucket", BUCKET, "--name", "sts-renewal"])
+        .args([
+            "--region",
+            REGION,
+            "--bucket",
+            BUCKET,
+            "--name",
+            "sts-renewal",
+        ])
         .args(["--system-disk", "1", "--to", "raw", "--part-size", "5M"])
         .args(["--concurrency", "2", "--allow-no-os", "--no-dedupe"])
         .args(["--poll-interval", "0.2", "--json"])
@@ -155,7 +162,10 @@ fn an_import_outlives_its_sts_credentials_by_renewing_them() {
     )
     .expect("the S3 server accepted STS credentials");
     let keys: Vec<&str> = keys.lines().collect();
-    assert!(keys.len() > 1, "one STS key served the whole upload: {keys:?}");
+    assert!(
+        keys.len() > 1,
+        "one STS key served the whole upload: {keys:?}"
+    );
     assert!(keys.iter().all(|k| k.starts_with("STS.")), "{keys:?}");
     for secret in ["sim-sts-secret-", "CAISsim"] {
         assert!(!stderr.contains(secret), "a secret shows: {stderr}");

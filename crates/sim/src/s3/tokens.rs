@@ -169,14 +169,23 @@ mod tests {
             Some("InvalidSecurityToken")
         );
         // Keys STS did not issue are left to the signature check.
-        assert_eq!(code(&req(Some(&auth_of("STS.unknown")), Some(&token))), None);
+        assert_eq!(
+            code(&req(Some(&auth_of("STS.unknown")), Some(&token))),
+            None
+        );
         assert_eq!(code(&req(Some(&auth_of(TEST_ACCESS_KEY_ID)), None)), None);
         assert_eq!(
             code(&req(Some(&auth_of(TEST_STS_KEY_ID)), Some("wrong"))),
             Some("InvalidSecurityToken")
         );
         assert_eq!(
-            shared.stats.lock().unwrap().sts_keys.iter().collect::<Vec<_>>(),
+            shared
+                .stats
+                .lock()
+                .unwrap()
+                .sts_keys
+                .iter()
+                .collect::<Vec<_>>(),
             [&id]
         );
         // A presigned URL carries both in the query.
@@ -195,7 +204,10 @@ mod tests {
         shared.set_sts(sts);
         std::thread::sleep(std::time::Duration::from_millis(5));
         let r = refusal(&req(Some(&auth_of(&id)), Some(&token)), &shared).unwrap();
-        assert_eq!((r.status, r.code, r.ec), (403, "SecurityTokenExpired", Some("0002-00000007")));
+        assert_eq!(
+            (r.status, r.code, r.ec),
+            (403, "SecurityTokenExpired", Some("0002-00000007"))
+        );
         assert!(shared.stats.lock().unwrap().sts_keys.is_empty());
     }
 
@@ -210,10 +222,16 @@ mod tests {
             .build()
             .unwrap();
         use s3s::auth::S3Auth as _;
-        assert!(rt.block_on(store.get_secret_key(&id)).is_err(), "no STS shared yet");
+        assert!(
+            rt.block_on(store.get_secret_key(&id)).is_err(),
+            "no STS shared yet"
+        );
         shared.set_sts(sts);
         assert!(rt.block_on(store.get_secret_key(&id)).is_ok());
         assert!(rt.block_on(store.get_secret_key("STS.other")).is_err());
-        assert!(rt.block_on(store.get_secret_key(TEST_ACCESS_KEY_ID)).is_ok());
+        assert!(
+            rt.block_on(store.get_secret_key(TEST_ACCESS_KEY_ID))
+                .is_ok()
+        );
     }
 }
