@@ -14,12 +14,17 @@
 //! emulator), else `sts.<ALIBABA_CLOUD_STS_REGION or the profile's sts_region>.aliyuncs.com`,
 //! else `sts.aliyuncs.com`.
 //!
+//! Kingsoft Cloud (KEC) credentials come from the same entry points with
+//! [`ChainOptions::cloud`] = [`Cloud::Kingsoft`]: flags, its environment variables and the
+//! Kingsoft SDK's credentials and config files ([`ksyun`], docs/CLOUD-API.md §KEC).
+//!
 //! Instance metadata is asked only when a role is named (`ALIBABA_CLOUD_ECS_METADATA`, or an
 //! `EcsRamRole` profile): probing the link-local metadata address off ECS would send traffic
 //! where no server of ours is. Secrets stay in [`Secret`]; nothing here prints or logs them.
 
 #[cfg(test)]
 mod chain_tests;
+mod ksyun;
 mod metadata;
 mod model;
 mod profile;
@@ -44,7 +49,8 @@ pub enum CredentialSource {
     Flags,
     /// `ALIBABA_CLOUD_*` environment variables.
     Environment,
-    /// A profile of the Alibaba CLI config file.
+    /// A profile of the Alibaba CLI config file, or of the Kingsoft SDK's credentials or
+    /// config file.
     Profile(String),
     /// The ECS RAM role of this instance.
     EcsRamRole(String),
@@ -58,16 +64,29 @@ pub enum CredentialSource {
     Sandbox,
 }
 
+/// Whose credentials the chain looks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Cloud {
+    /// Alibaba Cloud (ECS, OSS, STS, RAM).
+    #[default]
+    Alibaba,
+    /// Kingsoft Cloud (KEC): no STS, no instance role; fixed AccessKeys only.
+    Kingsoft,
+}
+
 /// What the chain may use besides the process environment.
 #[derive(Debug, Clone, Default)]
 pub struct ChainOptions {
+    /// Whose credentials (the order of links differs per cloud).
+    pub cloud: Cloud,
     /// `--access-key-id`.
     pub access_key_id: Option<String>,
     /// `--access-key-secret`.
     pub access_key_secret: Option<Secret>,
     /// `--security-token`.
     pub security_token: Option<Secret>,
-    /// `--profile` (else `ALIBABA_CLOUD_PROFILE`, else the file's `current`).
+    /// `--profile` (else `ALIBABA_CLOUD_PROFILE`, else the file's `current`; for Kingsoft
+    /// `KS_PROFILE`, else `default`).
     pub profile: Option<String>,
     /// Accept the standard AWS variables at the end of the chain (plain S3 targets).
     pub allow_aws_env: bool,
@@ -146,6 +165,10 @@ pub async fn resolve_provider_with(
 ) -> Result<(Provider, CredentialSource), CredentialError> {
     let var = |name: &str| env(name).filter(|v| !v.is_empty());
     let fixed = |c: Credentials, s: CredentialSource| Ok((Provider::fixed(c), s));
+    if opts.cloud == Cloud::Kingsoft {
+        let (c, s) = ksyun::resolve(opts, &var)?;
+        return fixed(c, s);
+    }
     match (&opts.access_key_id, &opts.access_key_secret) {
         (Some(id), Some(secret)) => {
             return fixed(

@@ -71,6 +71,19 @@ pub enum CredentialError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    #[error("{path}: {}{rule}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    KsyunFile {
+        path: PathBuf,
+        /// 1-based line, when the rule is about one.
+        line: Option<usize>,
+        rule: &'static str,
+    },
+    #[error(
+        "no Kingsoft Cloud credentials: pass --access-key/--secret-key, set KSYUN_ACCESS_KEY \
+         and KSYUN_SECRET_KEY (or KS_ACCESS_KEY_ID and KS_SECRET_ACCESS_KEY), or write them to \
+         ~/.ks/credentials (ks_access_key_id, ks_secret_access_key under [default])"
+    )]
+    KsyunNotFound,
     #[error(
         "no credentials: pass --access-key-id/--access-key-secret, set ALIBABA_CLOUD_ACCESS_KEY_ID \
          and ALIBABA_CLOUD_ACCESS_KEY_SECRET, configure ~/.aliyun/config.json, or name an ECS RAM \
