@@ -206,3 +206,43 @@ fn path_style_on_a_named_host_is_refused_like_oss() {
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// `imgport upload` runs the import's bucket check (one piece of code): `--create-bucket`
+/// makes a missing bucket in --region before the upload. The emulator's address is not an OSS
+/// host, so, as for any S3 server, the region is not compared there (an S3 server names its
+/// regions its own way); without the flag nothing extra is asked of such a server.
+#[test]
+fn upload_creates_a_missing_bucket_with_create_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("sim");
+    let sim = start_sim(&state, "other:cn-beijing");
+    let src = dir.path().join("small.bin");
+    std::fs::write(&src, vec![7u8; 300_000]).unwrap();
+    let upload = |bucket: &str, extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgport"));
+        cmd.arg("upload")
+            .arg(&src)
+            .args(["--region", REGION, "--bucket", bucket, "--key", "k"])
+            .args(["--oss-endpoint", &sim.s3, "--json"])
+            .arg("--journal")
+            .arg(dir.path().join("uploads"))
+            .args(extra);
+        with_sim_keys(&mut cmd);
+        cmd.output().unwrap()
+    };
+    let out = upload("made-by-upload", &["--create-bucket"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let facts =
+        std::fs::read_to_string(state.join("s3/.imgport-s3/buckets/made-by-upload")).unwrap();
+    assert_eq!(facts.lines().next(), Some(REGION));
+    assert_eq!(
+        sha256sum(&state.join("s3/made-by-upload/k")),
+        sha256sum(&src)
+    );
+    // A bucket of another region on a non-OSS endpoint: not compared, the upload goes on.
+    let out = upload("other", &["--create-bucket"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Without the flag a missing bucket is the server's own answer, after no extra request.
+    let out = upload("absent", &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+}
