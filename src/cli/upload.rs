@@ -6,10 +6,8 @@
 //! untouched for D (default 7d) and removes them. A finished upload's journal is removed; a
 //! re-run knows the object from its digest record.
 //!
-//! Before the first byte, an upload to OSS runs the import's bucket checks
-//! (docs/CLOUD-API.md §OSS): the bucket exists in --region, or is created there with
-//! `--create-bucket`; to another S3 server, `--create-bucket` makes a missing bucket and no
-//! region is compared (exit 2 for a bucket to correct).
+//! An upload to OSS first runs the import's bucket checks (docs/CLOUD-API.md §OSS; exit 2);
+//! elsewhere only `--create-bucket` asks, without the region.
 //!
 //! On an interrupt or a failure with a journal, stderr says how to resume (the same command,
 //! secrets left out) and how to drop the upload (`imgport upload --abort …`); without a
@@ -453,10 +451,8 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         eprintln!("error: SRC is required");
         return Ok(ExitCode::from(exit::USAGE));
     };
-    // Before the first byte, the import's bucket checks (one piece of code). On OSS: the
-    // bucket exists (or is created) in --region. Elsewhere only with --create-bucket and
-    // without the region: an S3 server's GetBucketLocation names its regions its own way (empty
-    // for its default), and --region there is only the signing region.
+    // The import's bucket check. Elsewhere than OSS not the region: an S3 server names its
+    // regions its own way (empty for its default); --region there only signs.
     let on_oss = config.is_oss();
     if on_oss || args.create_bucket {
         let region = on_oss.then_some((args.region.as_str(), UPLOAD_REGION_RULE));

@@ -15,8 +15,16 @@ use std::path::{Path, PathBuf};
 
 use imgport_base::secret::Secret;
 
-use super::model::{CredentialError, Credentials, MAX_CONFIG_BYTES};
-use super::{ChainOptions, CredentialSource};
+use super::model::{CredentialError, CredentialSource, Credentials, MAX_CONFIG_BYTES};
+
+/// What the command line gave.
+#[derive(Debug, Default)]
+pub(crate) struct Flags<'a> {
+    pub access_key_id: Option<&'a str>,
+    pub access_key_secret: Option<&'a Secret>,
+    pub security_token: Option<&'a Secret>,
+    pub profile: Option<&'a str>,
+}
 
 /// Key of the AccessKey ID in the SDK's files.
 const KEY_ID: &str = "ks_access_key_id";
@@ -25,17 +33,17 @@ const KEY_SECRET: &str = "ks_secret_access_key";
 /// Keys of an STS token, in the SDK's order.
 const KEY_TOKENS: [&str; 2] = ["ks_security_token", "ks_session_token"];
 
-/// Kingsoft credentials from `opts` and `var` (the environment).
+/// Kingsoft credentials from `opts` (the flags) and `var` (the environment).
 pub(crate) fn resolve(
-    opts: &ChainOptions,
+    opts: &Flags<'_>,
     var: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Credentials, CredentialSource), CredentialError> {
-    match (&opts.access_key_id, &opts.access_key_secret) {
+    match (opts.access_key_id, opts.access_key_secret) {
         (Some(id), Some(secret)) => {
             let c = Credentials {
-                access_key_id: id.clone(),
+                access_key_id: id.to_string(),
                 access_key_secret: secret.clone(),
-                security_token: opts.security_token.clone(),
+                security_token: opts.security_token.cloned(),
             };
             return Ok((c, CredentialSource::Flags));
         }
@@ -53,7 +61,7 @@ pub(crate) fn resolve(
     }
     let named = opts
         .profile
-        .clone()
+        .map(str::to_string)
         .or_else(|| var("KS_PROFILE"))
         .or_else(|| var("KS_DEFAULT_PROFILE"));
     if named.is_none()
@@ -196,7 +204,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn run(
-        opts: &ChainOptions,
+        opts: &Flags<'_>,
         vars: &[(&str, &str)],
     ) -> Result<(Credentials, CredentialSource), CredentialError> {
         let map: HashMap<String, String> = vars
@@ -235,10 +243,11 @@ mod tests {
             ("KS_SESSION_TOKEN", "tok"),
             ("HOME", h),
         ];
-        let flags = ChainOptions {
-            access_key_id: Some("AKLTflag".into()),
-            access_key_secret: Some(Secret::new("s0")),
-            ..ChainOptions::default()
+        let s0 = Secret::new("s0");
+        let flags = Flags {
+            access_key_id: Some("AKLTflag"),
+            access_key_secret: Some(&s0),
+            ..Flags::default()
         };
         let id = |r: Result<(Credentials, CredentialSource), CredentialError>| {
             let (c, s) = r.unwrap();
@@ -248,7 +257,7 @@ mod tests {
             id(run(&flags, &env)),
             ("AKLTflag".into(), CredentialSource::Flags)
         );
-        let none = ChainOptions::default();
+        let none = Flags::default();
         assert_eq!(
             id(run(&none, &env)),
             ("AKLTtf".into(), CredentialSource::Environment)
@@ -275,9 +284,9 @@ mod tests {
             "[profile ops]\nks_access_key_id = AKLTops\nks_secret_access_key = so\n",
         );
         let h = home.path().to_str().unwrap();
-        let named = |p: &str| ChainOptions {
-            profile: Some(p.into()),
-            ..ChainOptions::default()
+        let named = |p| Flags {
+            profile: Some(p),
+            ..Flags::default()
         };
         // A named profile wins over the SDK's key variables, as in the SDK.
         let env = [
@@ -291,11 +300,7 @@ mod tests {
         assert_eq!(s, CredentialSource::Profile("work".into()));
         let (c, _) = run(&named("ops"), &env).unwrap();
         assert_eq!(c.access_key_id, "AKLTops");
-        let (c, _) = run(
-            &ChainOptions::default(),
-            &[("HOME", h), ("KS_PROFILE", "work")],
-        )
-        .unwrap();
+        let (c, _) = run(&Flags::default(), &[("HOME", h), ("KS_PROFILE", "work")]).unwrap();
         assert_eq!(c.access_key_id, "AKLTw");
         let err = run(&named("nope"), &env).unwrap_err();
         assert!(
@@ -310,7 +315,7 @@ mod tests {
         )
         .unwrap();
         let (c, _) = run(
-            &ChainOptions::default(),
+            &Flags::default(),
             &[("KS_SHARED_CREDENTIALS_FILE", other.to_str().unwrap())],
         )
         .unwrap();
@@ -351,7 +356,7 @@ mod tests {
         for (text, at, rule) in cases {
             let home = home_with(&text, "");
             let env = [("HOME", home.path().to_str().unwrap())];
-            let err = run(&ChainOptions::default(), &env).unwrap_err().to_string();
+            let err = run(&Flags::default(), &env).unwrap_err().to_string();
             let path = home.path().join(".ks/credentials");
             assert!(
                 err.contains(path.to_str().unwrap()) && err.contains(at) && err.contains(rule),
@@ -362,7 +367,7 @@ mod tests {
         let home = home_with("", "");
         std::fs::write(home.path().join(".ks/credentials"), [0xffu8, 0xfe, b'\n']).unwrap();
         let env = [("HOME", home.path().to_str().unwrap())];
-        let err = run(&ChainOptions::default(), &env).unwrap_err().to_string();
+        let err = run(&Flags::default(), &env).unwrap_err().to_string();
         assert!(err.contains("not UTF-8"), "{err}");
     }
 }

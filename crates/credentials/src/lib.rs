@@ -31,7 +31,7 @@ mod profile;
 pub mod sts;
 
 use model::DEFAULT_STS_SECONDS;
-pub use model::{CredentialError, Credentials};
+pub use model::{CredentialError, CredentialSource, Credentials};
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -40,29 +40,6 @@ use imgport_base::secret::Secret;
 use profile::{ProfileCreds, read_profile};
 use sts::Renew;
 pub use sts::{AssumeRole, AssumeRoleWithOidc, Issued, Provider, Sts, StsFuture, StsHandle};
-
-/// Where the chain found the credentials (safe to print: it names no secret).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
-pub enum CredentialSource {
-    /// Command-line flags.
-    Flags,
-    /// `ALIBABA_CLOUD_*` environment variables.
-    Environment,
-    /// A profile of the Alibaba CLI config file, or of the Kingsoft SDK's credentials or
-    /// config file.
-    Profile(String),
-    /// The ECS RAM role of this instance.
-    EcsRamRole(String),
-    /// STS credentials of this RAM role ARN (a `RamRoleArn` profile), renewed by AssumeRole.
-    RamRoleArn(String),
-    /// STS credentials of this RAM role ARN for an OIDC token, renewed by AssumeRoleWithOIDC.
-    Oidc(String),
-    /// The standard AWS environment variables (plain S3).
-    AwsEnvironment,
-    /// The fixed test keys of imgport's own sandbox (`--sandbox`).
-    Sandbox,
-}
 
 /// Whose credentials the chain looks for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -166,7 +143,13 @@ pub async fn resolve_provider_with(
     let var = |name: &str| env(name).filter(|v| !v.is_empty());
     let fixed = |c: Credentials, s: CredentialSource| Ok((Provider::fixed(c), s));
     if opts.cloud == Cloud::Kingsoft {
-        let (c, s) = ksyun::resolve(opts, &var)?;
+        let flags = ksyun::Flags {
+            access_key_id: opts.access_key_id.as_deref(),
+            access_key_secret: opts.access_key_secret.as_ref(),
+            security_token: opts.security_token.as_ref(),
+            profile: opts.profile.as_deref(),
+        };
+        let (c, s) = ksyun::resolve(&flags, &var)?;
         return fixed(c, s);
     }
     match (&opts.access_key_id, &opts.access_key_secret) {
