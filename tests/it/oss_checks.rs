@@ -2,7 +2,8 @@
 //! real signatures (docs/CLOUD-API.md §OSS): a bucket in another region, a missing bucket, an
 //! archive-class bucket are each refused with exit 2 and a message naming the bucket and what
 //! to do (the first two before any byte is sent); `--create-bucket` makes a missing bucket in
-//! the import's region; the plan lists every check; path style on a named host is refused.
+//! the import's region; the plan lists every check; path style on a named host is refused;
+//! `imgport upload` runs the same bucket check (`--create-bucket`, the region on OSS only).
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -245,4 +246,51 @@ fn upload_creates_a_missing_bucket_with_create_bucket() {
     // Without the flag a missing bucket is the server's own answer, after no extra request.
     let out = upload("absent", &[]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+}
+
+/// The check `imgport upload` runs on an OSS endpoint (the emulator is not at an OSS host, so
+/// it is called here as the upload calls it there): a bucket of another region is refused
+/// naming both regions; without a region to compare (another S3 server) it passes.
+#[test]
+fn the_upload_check_compares_the_region_only_when_given_one() {
+    use imgport::pipeline::bucket::{BucketError, check_bucket};
+    use imgport::store::{S3Store, StoreConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_sim(&dir.path().join("sim"), "images:cn-beijing");
+    let store = S3Store::new(
+        &StoreConfig::custom(REGION, &sim.s3, false).unwrap(),
+        &imgport::credentials::Credentials {
+            access_key_id: imgport::sim::server::TEST_ACCESS_KEY_ID.into(),
+            access_key_secret: imgport::secret::Secret::new(
+                imgport::sim::server::TEST_ACCESS_KEY_SECRET,
+            ),
+            security_token: None,
+        },
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let why = "OSS serves a bucket only at the endpoint of its own region";
+    let err = rt
+        .block_on(check_bucket(
+            &store,
+            "images",
+            REGION,
+            Some((REGION, why)),
+            false,
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(&err, BucketError::WrongRegion { found, .. } if found == "cn-beijing"),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(why) && text.contains("--region cn-beijing"),
+        "{text}"
+    );
+    rt.block_on(check_bucket(&store, "images", REGION, None, false))
+        .expect("no region to compare");
+    let err = rt
+        .block_on(check_bucket(&store, "absent", REGION, None, false))
+        .unwrap_err();
+    assert!(matches!(err, BucketError::Missing { .. }), "{err}");
 }
