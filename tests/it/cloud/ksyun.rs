@@ -514,10 +514,10 @@ fn kec_state_survives_a_restart() {
 }
 
 /// With no key in flags or the environment, `imgport ksyun` reads the Kingsoft SDK's
-/// credentials file under HOME (docs/CLOUD-API.md §KEC, "Credentials"), by `--profile`; a
-/// malformed file is refused naming the file and line, without the secret.
+/// credentials file under HOME (docs/CLOUD-API.md §KEC, "Credentials"), by `--profile`, or
+/// its config file; a malformed file is refused naming the file and line, not the secret.
 #[test]
-fn reinstall_with_only_the_sdk_credentials_file() {
+fn reinstall_with_only_the_sdk_credentials_or_config_file() {
     let sim = SimProcess::start(&[]);
     let home = tempfile::tempdir().unwrap();
     std::fs::create_dir(home.path().join(".ks")).unwrap();
@@ -530,11 +530,11 @@ fn reinstall_with_only_the_sdk_credentials_file() {
         ),
     )
     .unwrap();
-    let run = |extra: &[&str]| {
+    let run_on = |target: &[&str], extra: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_imgport"))
             .args(["ksyun", "reinstall", "--endpoint", &sim.endpoint, "--json"])
             .args(["--region", "cn-beijing-6"])
-            .args(CUSTOM_ON_STOPPED)
+            .args(target)
             .args(extra)
             .env_clear()
             .env("HOME", home.path())
@@ -542,10 +542,11 @@ fn reinstall_with_only_the_sdk_credentials_file() {
             .output()
             .unwrap();
         crate::util::Run {
-            cmd: format!("imgport ksyun reinstall {extra:?}"),
+            cmd: format!("imgport ksyun reinstall {target:?} {extra:?}"),
             out,
         }
     };
+    let run = |extra: &[&str]| run_on(&CUSTOM_ON_STOPPED, extra);
     // The default profile's key is not the emulator's: the call is made and refused.
     let refused = run(&[]);
     refused.expect_code(4);
@@ -566,4 +567,26 @@ fn reinstall_with_only_the_sdk_credentials_file() {
         "{err}"
     );
     assert!(!err.contains(TEST_SECRET_KEY) && !bad.stdout().contains(TEST_SECRET_KEY));
+    // Only the SDK's config file, its default section.
+    std::fs::remove_file(&creds).unwrap();
+    std::fs::write(
+        home.path().join(".ks/config"),
+        format!(
+            "[default]\nks_access_key_id = {TEST_ACCESS_KEY_ID}\n\
+             ks_secret_access_key = {TEST_SECRET_KEY}\n"
+        ),
+    )
+    .unwrap();
+    let ok = run_on(
+        &[
+            "--instance",
+            INSTANCE_STOPPED_2,
+            "--image",
+            IMAGE_CUSTOM,
+            "--keep-image-login",
+        ],
+        &[],
+    );
+    ok.expect_code(0);
+    assert_eq!(ok.json()["return"], true, "{}", ok.stdout());
 }
