@@ -171,3 +171,48 @@ fn an_import_outlives_its_sts_credentials_by_renewing_them() {
         assert!(!stderr.contains(secret), "a secret shows: {stderr}");
     }
 }
+
+/// The emulator's S3 takes the STS credentials its STS issued, as OSS does through its
+/// S3-compatible API (docs/CLOUD-API.md §OSS, "STS credentials"): with their token they are
+/// accepted; with another token they are 403 InvalidSecurityToken; once expired, 403
+/// SecurityTokenExpired; a key STS never issued is 403 InvalidAccessKeyId.
+#[test]
+fn the_emulators_s3_checks_sts_tokens_and_their_expiry() {
+    use imgport::store::{ObjectStore, S3Store, StoreConfig, StoreError};
+    let sim = SimProcess::start(&["--sts-seconds", "3"]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = role_profile(dir.path(), &sim);
+    let vars = [
+        ("ALIBABA_CLOUD_CONFIG_FILE", cfg.display().to_string()),
+        ("IMGPORT_STS_ENDPOINT", sim.endpoint.clone()),
+    ];
+    let env = move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+    let opts = ChainOptions {
+        sts: Some(StsHandle(Arc::new(RpcSts::default()))),
+        ..ChainOptions::default()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (provider, _) = rt.block_on(resolve_provider_with(&opts, &env)).unwrap();
+    let issued = provider.current();
+    let config = StoreConfig::custom(REGION, &sim.s3_endpoint, false).unwrap();
+    let code = |c: &Credentials| {
+        let store = S3Store::new(&config, c);
+        match rt.block_on(store.bucket_region(BUCKET)) {
+            Ok(_) => "ok".to_string(),
+            Err(StoreError::Service { code, status, .. }) => format!("{status} {code}"),
+            Err(e) => panic!("not a service answer: {e:?}"),
+        }
+    };
+    assert_eq!(code(&issued), "ok");
+    let mut wrong = issued.clone();
+    wrong.security_token = Some(Secret::new("CAISnotthetoken"));
+    assert_eq!(code(&wrong), "403 InvalidSecurityToken");
+    let mut none = issued.clone();
+    none.security_token = None;
+    assert_eq!(code(&none), "403 InvalidSecurityToken");
+    let mut unknown = issued.clone();
+    unknown.access_key_id = "STS.neverissued".into();
+    assert_eq!(code(&unknown), "403 InvalidAccessKeyId");
+    std::thread::sleep(Duration::from_millis(3200));
+    assert_eq!(code(&issued), "403 SecurityTokenExpired");
+}
