@@ -99,7 +99,7 @@ fn short_lived_sts_credentials_are_renewed_and_expired_ones_refused() {
     assert_ne!(provider.current().access_key_id, first.access_key_id);
 }
 
-/// An import whose STS credentials live 2 s while its upload takes several: the client renews
+/// An import whose STS credentials live 4 s while its upload takes 5 or more: the client renews
 /// them before they expire, so the emulator's S3, which refuses expired tokens as OSS does
 /// (403 SecurityTokenExpired), accepts every request, and it saw more than one STS key.
 #[test]
@@ -111,7 +111,7 @@ fn an_import_outlives_its_sts_credentials_by_renewing_them() {
     let sim = start_sim_with(
         &state,
         BUCKET,
-        &["--sts-seconds", "2", "--s3-fault", "0:delay=800:1000"],
+        &["--sts-seconds", "4", "--s3-fault", "0:delay=800:1000"],
     );
     let cfg = dir.path().join("config.json");
     let profile = serde_json::json!({
