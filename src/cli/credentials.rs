@@ -34,6 +34,7 @@ impl CredentialFlags {
     /// (plain S3 targets).
     pub fn chain(&self, allow_aws_env: bool) -> ChainOptions {
         ChainOptions {
+            cloud: imgport_credentials::Cloud::Alibaba,
             access_key_id: self.access_key_id.clone(),
             access_key_secret: self.access_key_secret.clone(),
             security_token: self.security_token.clone(),

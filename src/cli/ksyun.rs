@@ -3,8 +3,10 @@
 //! the rules of docs/CLOUD-API.md §KEC before the call; the password is a [`Secret`] and never
 //! printed.
 //!
-//! Credentials: `--access-key`/`--secret-key` or `KSYUN_ACCESS_KEY`/`KSYUN_SECRET_KEY`;
-//! region `--region` or `KSYUN_REGION`. `--json` prints `instance_id`, `image_id` (null
+//! Credentials: the chain of `imgport-credentials` for Kingsoft (docs/CLOUD-API.md §KEC):
+//! `--access-key`/`--secret-key`, `KSYUN_ACCESS_KEY`/`KSYUN_SECRET_KEY`,
+//! `KS_ACCESS_KEY_ID`/`KS_SECRET_ACCESS_KEY`, then `~/.ks/credentials` and `~/.ks/config`
+//! (`--profile`, else `KS_PROFILE`, else `default`); region `--region` or `KSYUN_REGION`. `--json` prints `instance_id`, `image_id` (null
 //! when the current image is reinstalled), `return`, `request_id`, `login`
 //! (`password` | `keep_image_login`), `key_ids`, `user_data_bytes`. Errors:
 //! `{"error":{code,message,request_id,http_status}}`. Exit codes: 0 ok, 2 usage or a rule
@@ -27,7 +29,8 @@ use imgport_cloud::ksyun::kec::{
     KecClient, Login, MAX_USER_DATA_BYTES, ModifyInstanceImageRequest, ResizeType,
 };
 use imgport_cloud::ksyun::sigv4::KsyunConfig;
-use imgport_cloud::ksyun::{ENV_ACCESS_KEY, ENV_REGION, ENV_SECRET_KEY, KsyunCredentials};
+use imgport_cloud::ksyun::{ENV_REGION, KsyunCredentials};
+use imgport_credentials::{ChainOptions, Cloud};
 
 /// `imgport ksyun`.
 #[derive(Debug, Args)]
@@ -62,12 +65,15 @@ pub struct ReinstallArgs {
     /// Endpoint override, `host[:port]` or `http(s)://host[:port]` (default kec.api.ksyun.com).
     #[arg(long)]
     pub endpoint: Option<String>,
-    /// AccessKey ID.
-    #[arg(long, env = ENV_ACCESS_KEY, hide_env_values = true)]
-    pub access_key: String,
-    /// Secret key (prefer the environment variable: flags show in `ps`).
-    #[arg(long, env = ENV_SECRET_KEY, hide_env_values = true, value_parser = secret)]
-    pub secret_key: Secret,
+    /// AccessKey ID (else KSYUN_ACCESS_KEY, KS_ACCESS_KEY_ID, ~/.ks/credentials).
+    #[arg(long)]
+    pub access_key: Option<String>,
+    /// Secret key (prefer KSYUN_SECRET_KEY or ~/.ks/credentials: flags show in `ps`).
+    #[arg(long, value_parser = secret)]
+    pub secret_key: Option<Secret>,
+    /// Profile of ~/.ks/credentials or ~/.ks/config (else KS_PROFILE, else `default`).
+    #[arg(long)]
+    pub profile: Option<String>,
     /// The instance (UUID); it must be Stopped.
     #[arg(long)]
     pub instance: String,
@@ -155,15 +161,37 @@ fn reinstall(a: ReinstallArgs) -> anyhow::Result<ExitCode> {
     let mut config = KsyunConfig::new(a.region.clone());
     config.endpoint = a.endpoint.clone();
     config.timeout = Duration::from_secs(a.request_timeout.max(1));
-    let credentials = KsyunCredentials {
-        access_key_id: a.access_key.clone(),
-        secret_access_key: a.secret_key.clone(),
-    };
-    let client = KecClient::new(config, credentials)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let chain = ChainOptions {
+        cloud: Cloud::Kingsoft,
+        access_key_id: a.access_key.clone(),
+        access_key_secret: a.secret_key.clone(),
+        profile: a.profile.clone(),
+        ..ChainOptions::default()
+    };
+    let (found, source) = match runtime.block_on(imgport_credentials::resolve(&chain)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(exit::USAGE));
+        }
+    };
+    if found.security_token.is_some() {
+        // The KEC client signs with an AccessKey pair only.
+        eprintln!(
+            "error: the Kingsoft credentials found ({source:?}) carry a security token; \
+             imgport signs KEC requests with an AccessKey pair only"
+        );
+        return Ok(ExitCode::from(exit::USAGE));
+    }
+    let credentials = KsyunCredentials {
+        access_key_id: found.access_key_id,
+        secret_access_key: found.access_key_secret,
+    };
+    let client = KecClient::new(config, credentials)?;
     let resp = match runtime.block_on(client.modify_instance_image(&req)) {
         Ok(r) => r,
         Err(e) => return super::aliyun::fail_rpc(&e, a.json),

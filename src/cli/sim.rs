@@ -148,6 +148,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         let s3 = imgport_sim::s3::S3Server::start(args.s3_listen, &s3_root, &buckets)
             .await
             .with_context(|| format!("starting the S3 server on {}", args.s3_listen))?;
+        s3.accept_sts(bound.sts());
         s3.set_faults(imgport_sim::s3::S3Faults {
             parts: args.s3_fault.clone(),
             tamper_after_complete: false,

@@ -6,6 +6,9 @@
 //! untouched for D (default 7d) and removes them. A finished upload's journal is removed; a
 //! re-run knows the object from its digest record.
 //!
+//! An upload to OSS first runs the import's bucket checks (docs/CLOUD-API.md §OSS; exit 2);
+//! elsewhere only `--create-bucket` asks, without the region.
+//!
 //! On an interrupt or a failure with a journal, stderr says how to resume (the same command,
 //! secrets left out) and how to drop the upload (`imgport upload --abort …`); without a
 //! journal the upload is aborted.
@@ -102,6 +105,10 @@ pub struct UploadArgs {
     /// while each part is produced): for S3 servers only, OSS refuses it on PUT.
     #[arg(long)]
     pub unsigned_payload: bool,
+    /// Create a missing bucket in --region (CreateBucket) before the upload. On OSS a
+    /// missing bucket, or one of another region, is otherwise refused before any byte is sent.
+    #[arg(long)]
+    pub create_bucket: bool,
     /// As whom the store is called (for a plain S3 `--oss-endpoint`, the AWS variables last).
     #[command(flatten)]
     pub credentials: CredentialFlags,
@@ -151,6 +158,9 @@ fn parse_age(s: &str) -> Result<Duration, String> {
         .map(Duration::from_secs)
         .ok_or_else(|| format!("{s:?}: too large"))
 }
+
+/// Why an upload to OSS must name the bucket's region.
+const UPLOAD_REGION_RULE: &str = "OSS serves a bucket only at the endpoint of its own region";
 
 /// Credential flags: never repeated in a suggested command (the secret must not show, and
 /// the key id alone is refused without it).
@@ -441,6 +451,24 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
         eprintln!("error: SRC is required");
         return Ok(ExitCode::from(exit::USAGE));
     };
+    // The import's bucket check. Elsewhere than OSS not the region: an S3 server names its
+    // regions its own way (empty for its default); --region there only signs.
+    let on_oss = config.is_oss();
+    if on_oss || args.create_bucket {
+        let region = on_oss.then_some((args.region.as_str(), UPLOAD_REGION_RULE));
+        let checked = imgport_core::pipeline::bucket::check_bucket(
+            &store,
+            &target.bucket,
+            &args.region,
+            region,
+            args.create_bucket,
+        )
+        .await;
+        if let Err(e) = checked {
+            eprintln!("error: {}", super::output::error_chain(&e));
+            return Ok(ExitCode::from(e.exit_code()));
+        }
+    }
     // Parts the stream may hold: those in flight plus two being filled ahead (the part size
     // is set per object by `open_stream`).
     let stream_opts = StreamOptions {

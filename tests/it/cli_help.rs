@@ -202,6 +202,11 @@ const OWN_TEXT: &[(&str, &str, &str)] = &[
         "another cloud's regions (KSYUN_REGION)",
     ),
     (
+        "ksyun reinstall",
+        "profile",
+        "another cloud's profiles (the Kingsoft SDK's ~/.ks files)",
+    ),
+    (
         "sim",
         "bucket",
         "the emulator's buckets to create, not a destination",

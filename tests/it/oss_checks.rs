@@ -2,7 +2,8 @@
 //! real signatures (docs/CLOUD-API.md §OSS): a bucket in another region, a missing bucket, an
 //! archive-class bucket are each refused with exit 2 and a message naming the bucket and what
 //! to do (the first two before any byte is sent); `--create-bucket` makes a missing bucket in
-//! the import's region; the plan lists every check; path style on a named host is refused.
+//! the import's region; the plan lists every check; path style on a named host is refused;
+//! `imgport upload` runs the same bucket check (`--create-bucket`, the region on OSS only).
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -205,4 +206,91 @@ fn path_style_on_a_named_host_is_refused_like_oss() {
     with_sim_keys(&mut cmd);
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// `imgport upload` runs the import's bucket check (one piece of code): `--create-bucket`
+/// makes a missing bucket in --region before the upload. The emulator's address is not an OSS
+/// host, so, as for any S3 server, the region is not compared there (an S3 server names its
+/// regions its own way); without the flag nothing extra is asked of such a server.
+#[test]
+fn upload_creates_a_missing_bucket_with_create_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("sim");
+    let sim = start_sim(&state, "other:cn-beijing");
+    let src = dir.path().join("small.bin");
+    std::fs::write(&src, vec![7u8; 300_000]).unwrap();
+    let upload = |bucket: &str, extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgport"));
+        cmd.arg("upload")
+            .arg(&src)
+            .args(["--region", REGION, "--bucket", bucket, "--key", "k"])
+            .args(["--oss-endpoint", &sim.s3, "--json"])
+            .arg("--journal")
+            .arg(dir.path().join("uploads"))
+            .args(extra);
+        with_sim_keys(&mut cmd);
+        cmd.output().unwrap()
+    };
+    let out = upload("made-by-upload", &["--create-bucket"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let facts =
+        std::fs::read_to_string(state.join("s3/.imgport-s3/buckets/made-by-upload")).unwrap();
+    assert_eq!(facts.lines().next(), Some(REGION));
+    assert_eq!(
+        sha256sum(&state.join("s3/made-by-upload/k")),
+        sha256sum(&src)
+    );
+    // A bucket of another region on a non-OSS endpoint: not compared, the upload goes on.
+    let out = upload("other", &["--create-bucket"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Without the flag a missing bucket is the server's own answer, after no extra request.
+    let out = upload("absent", &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+}
+
+/// The check `imgport upload` runs on an OSS endpoint (the emulator is not at an OSS host, so
+/// it is called here as the upload calls it there): a bucket of another region is refused
+/// naming both regions; without a region to compare (another S3 server) it passes.
+#[test]
+fn the_upload_check_compares_the_region_only_when_given_one() {
+    use imgport::pipeline::bucket::{BucketError, check_bucket};
+    use imgport::store::{S3Store, StoreConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_sim(&dir.path().join("sim"), "images:cn-beijing");
+    let store = S3Store::new(
+        &StoreConfig::custom(REGION, &sim.s3, false).unwrap(),
+        &imgport::credentials::Credentials {
+            access_key_id: imgport::sim::server::TEST_ACCESS_KEY_ID.into(),
+            access_key_secret: imgport::secret::Secret::new(
+                imgport::sim::server::TEST_ACCESS_KEY_SECRET,
+            ),
+            security_token: None,
+        },
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let why = "OSS serves a bucket only at the endpoint of its own region";
+    let err = rt
+        .block_on(check_bucket(
+            &store,
+            "images",
+            REGION,
+            Some((REGION, why)),
+            false,
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(&err, BucketError::WrongRegion { found, .. } if found == "cn-beijing"),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(why) && text.contains("--region cn-beijing"),
+        "{text}"
+    );
+    rt.block_on(check_bucket(&store, "images", REGION, None, false))
+        .expect("no region to compare");
+    let err = rt
+        .block_on(check_bucket(&store, "absent", REGION, None, false))
+        .unwrap_err();
+    assert!(matches!(err, BucketError::Missing { .. }), "{err}");
 }

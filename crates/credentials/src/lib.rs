@@ -14,19 +14,24 @@
 //! emulator), else `sts.<ALIBABA_CLOUD_STS_REGION or the profile's sts_region>.aliyuncs.com`,
 //! else `sts.aliyuncs.com`.
 //!
+//! Kingsoft Cloud (KEC) credentials come from the same entry points with
+//! [`ChainOptions::cloud`] = [`Cloud::Kingsoft`]: flags, its environment variables and the
+//! Kingsoft SDK's credentials and config files ([`ksyun`], docs/CLOUD-API.md §KEC).
+//!
 //! Instance metadata is asked only when a role is named (`ALIBABA_CLOUD_ECS_METADATA`, or an
 //! `EcsRamRole` profile): probing the link-local metadata address off ECS would send traffic
 //! where no server of ours is. Secrets stay in [`Secret`]; nothing here prints or logs them.
 
 #[cfg(test)]
 mod chain_tests;
+mod ksyun;
 mod metadata;
 mod model;
 mod profile;
 pub mod sts;
 
 use model::DEFAULT_STS_SECONDS;
-pub use model::{CredentialError, Credentials};
+pub use model::{CredentialError, CredentialSource, Credentials};
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -36,38 +41,29 @@ use profile::{ProfileCreds, read_profile};
 use sts::Renew;
 pub use sts::{AssumeRole, AssumeRoleWithOidc, Issued, Provider, Sts, StsFuture, StsHandle};
 
-/// Where the chain found the credentials (safe to print: it names no secret).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
-pub enum CredentialSource {
-    /// Command-line flags.
-    Flags,
-    /// `ALIBABA_CLOUD_*` environment variables.
-    Environment,
-    /// A profile of the Alibaba CLI config file.
-    Profile(String),
-    /// The ECS RAM role of this instance.
-    EcsRamRole(String),
-    /// STS credentials of this RAM role ARN (a `RamRoleArn` profile), renewed by AssumeRole.
-    RamRoleArn(String),
-    /// STS credentials of this RAM role ARN for an OIDC token, renewed by AssumeRoleWithOIDC.
-    Oidc(String),
-    /// The standard AWS environment variables (plain S3).
-    AwsEnvironment,
-    /// The fixed test keys of imgport's own sandbox (`--sandbox`).
-    Sandbox,
+/// Whose credentials the chain looks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Cloud {
+    /// Alibaba Cloud (ECS, OSS, STS, RAM).
+    #[default]
+    Alibaba,
+    /// Kingsoft Cloud (KEC): no STS, no instance role; fixed AccessKeys only.
+    Kingsoft,
 }
 
 /// What the chain may use besides the process environment.
 #[derive(Debug, Clone, Default)]
 pub struct ChainOptions {
+    /// Whose credentials (the order of links differs per cloud).
+    pub cloud: Cloud,
     /// `--access-key-id`.
     pub access_key_id: Option<String>,
     /// `--access-key-secret`.
     pub access_key_secret: Option<Secret>,
     /// `--security-token`.
     pub security_token: Option<Secret>,
-    /// `--profile` (else `ALIBABA_CLOUD_PROFILE`, else the file's `current`).
+    /// `--profile` (else `ALIBABA_CLOUD_PROFILE`, else the file's `current`; for Kingsoft
+    /// `KS_PROFILE`, else `default`).
     pub profile: Option<String>,
     /// Accept the standard AWS variables at the end of the chain (plain S3 targets).
     pub allow_aws_env: bool,
@@ -146,6 +142,16 @@ pub async fn resolve_provider_with(
 ) -> Result<(Provider, CredentialSource), CredentialError> {
     let var = |name: &str| env(name).filter(|v| !v.is_empty());
     let fixed = |c: Credentials, s: CredentialSource| Ok((Provider::fixed(c), s));
+    if opts.cloud == Cloud::Kingsoft {
+        let flags = ksyun::Flags {
+            access_key_id: opts.access_key_id.as_deref(),
+            access_key_secret: opts.access_key_secret.as_ref(),
+            security_token: opts.security_token.as_ref(),
+            profile: opts.profile.as_deref(),
+        };
+        let (c, s) = ksyun::resolve(&flags, &var)?;
+        return fixed(c, s);
+    }
     match (&opts.access_key_id, &opts.access_key_secret) {
         (Some(id), Some(secret)) => {
             return fixed(

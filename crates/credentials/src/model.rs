@@ -17,6 +17,29 @@ pub struct Credentials {
     pub security_token: Option<Secret>,
 }
 
+/// Where the chain found the credentials (safe to print: it names no secret).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+pub enum CredentialSource {
+    /// Command-line flags.
+    Flags,
+    /// `ALIBABA_CLOUD_*` environment variables.
+    Environment,
+    /// A profile of the Alibaba CLI config file, or of the Kingsoft SDK's credentials or
+    /// config file.
+    Profile(String),
+    /// The ECS RAM role of this instance.
+    EcsRamRole(String),
+    /// STS credentials of this RAM role ARN (a `RamRoleArn` profile), renewed by AssumeRole.
+    RamRoleArn(String),
+    /// STS credentials of this RAM role ARN for an OIDC token, renewed by AssumeRoleWithOIDC.
+    Oidc(String),
+    /// The standard AWS environment variables (plain S3).
+    AwsEnvironment,
+    /// The fixed test keys of imgport's own sandbox (`--sandbox`).
+    Sandbox,
+}
+
 /// Timeout of each metadata request (the Alibaba SDKs use 1 s).
 pub(crate) const METADATA_TIMEOUT: Duration = Duration::from_secs(1);
 /// Largest config file or metadata answer read.
@@ -71,6 +94,19 @@ pub enum CredentialError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    #[error("{path}: {}{rule}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    KsyunFile {
+        path: PathBuf,
+        /// 1-based line, when the rule is about one.
+        line: Option<usize>,
+        rule: &'static str,
+    },
+    #[error(
+        "no Kingsoft Cloud credentials: pass --access-key/--secret-key, set KSYUN_ACCESS_KEY \
+         and KSYUN_SECRET_KEY (or KS_ACCESS_KEY_ID and KS_SECRET_ACCESS_KEY), or write them to \
+         ~/.ks/credentials (ks_access_key_id, ks_secret_access_key under [default])"
+    )]
+    KsyunNotFound,
     #[error(
         "no credentials: pass --access-key-id/--access-key-secret, set ALIBABA_CLOUD_ACCESS_KEY_ID \
          and ALIBABA_CLOUD_ACCESS_KEY_SECRET, configure ~/.aliyun/config.json, or name an ECS RAM \

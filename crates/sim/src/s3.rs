@@ -1,5 +1,7 @@
-//! The embedded S3 server: s3s (HTTP, SigV4 via `SimpleAuth`) on 127.0.0.1 in front of our
-//! own file-system backend, serving the emulator's object root. Used by `imgport sim`, the
+//! The embedded S3 server: s3s (HTTP, SigV4) on 127.0.0.1 in front of our own file-system
+//! backend, serving the emulator's object root. It accepts the fixed test keys and the STS
+//! credentials of the emulated STS it is given (`tokens.rs`: token and expiry as OSS checks
+//! them). Used by `imgport sim`, the
 //! sandbox (`imgport import --sandbox`), the integration tests and the upload benchmarks.
 //!
 //! Layout (ImportImage reads objects through `disk::object_path`): an object `bucket`/`key`
@@ -30,6 +32,7 @@ mod multipart;
 mod oss;
 mod state;
 mod store;
+mod tokens;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -43,7 +46,11 @@ use tokio::net::TcpListener;
 use self::state::Shared;
 pub use self::state::{FaultKind, PartFault, S3Faults, S3Stats};
 pub use self::store::INTERNAL_DIR;
-use super::server::{TEST_ACCESS_KEY_ID, TEST_ACCESS_KEY_SECRET, TEST_STS_KEY_ID};
+use super::sts::Sts;
+
+/// The file under [`INTERNAL_DIR`] listing each STS AccessKey ID the server accepted, one a
+/// line, in the order first seen (key IDs only: no secret, no token).
+pub const STS_KEYS_FILE: &str = "sts-keys";
 
 /// A running embedded S3 server.
 pub struct S3Server {
@@ -75,7 +82,10 @@ impl S3Server {
         let root = root.canonicalize()?;
         let store = Arc::new(store::Store::open(&root)?);
         let uploads = Arc::new(multipart::Uploads::open(store.uploads_dir())?);
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            sts_log: Some(root.join(INTERNAL_DIR).join(STS_KEYS_FILE)),
+            ..Shared::default()
+        });
         let mut builder = s3s::service::S3ServiceBuilder::new(backend::Backend {
             store,
             uploads,
@@ -86,10 +96,9 @@ impl S3Server {
         // Virtual-hosted requests name the bucket in the host: `<bucket>.localhost:<port>`.
         let named = format!("{}:{}", oss::NAMED_HOST, addr.port());
         builder.set_host(s3s::host::SingleDomain::new(&named).map_err(std::io::Error::other)?);
-        let mut auth = s3s::auth::SimpleAuth::new();
-        auth.register(TEST_ACCESS_KEY_ID.into(), TEST_ACCESS_KEY_SECRET.into());
-        auth.register(TEST_STS_KEY_ID.into(), TEST_ACCESS_KEY_SECRET.into());
-        builder.set_auth(auth);
+        builder.set_auth(tokens::KeyStore {
+            shared: shared.clone(),
+        });
         let service = builder.build();
         let shared2 = shared.clone();
         let task = tokio::spawn(async move {
@@ -143,6 +152,12 @@ impl S3Server {
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Accepts the credentials `sts` issues (with their token, until they expire), as OSS
+    /// accepts those of Alibaba Cloud's STS; `imgport sim` shares its emulated STS here.
+    pub fn accept_sts(&self, sts: Arc<Sts>) {
+        self.shared.set_sts(sts);
     }
 
     /// Replaces the fault plan.
@@ -272,6 +287,10 @@ async fn faulty(
     let part = upload_part_number(&req);
     let is_complete = req.method() == hyper::Method::POST
         && req.uri().query().is_some_and(|q| q.contains("uploadId="));
+    // OSS authenticates when the request arrives: expired or unknown STS tokens first.
+    if let Some(r) = tokens::refusal(&req, &shared) {
+        return Ok(xml_error(req, r.status, r.code, r.message, r.ec).await);
+    }
     if let Some(kind) = rate_fault(&shared) {
         match kind {
             0 => return Ok(error_response(req, 500, "InternalError").await),

@@ -86,6 +86,7 @@ impl Sandbox {
             sts: Default::default(),
         };
         let bound = server::bind(&config).await?;
+        s3.accept_sts(bound.sts());
         let ecs_endpoint = format!("http://{}", bound.addr);
         let ecs = tokio::spawn(async move {
             if let Err(e) = bound.serve().await {

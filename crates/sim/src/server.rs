@@ -81,7 +81,7 @@ pub struct Sim {
     ehpc: Ehpc,
     kec: Kec,
     ram: Arc<Ram>,
-    sts: Sts,
+    sts: Arc<Sts>,
     keys: Vec<Key>,
     nonces: Mutex<NonceCache>,
     faults: Faults,
@@ -102,7 +102,7 @@ impl Sim {
         Ok(Self {
             ecs: Ecs::open(config.ecs.clone(), config.state_dir.as_deref())?.with_ram(ram.clone()),
             ram,
-            sts: Sts::new(config.sts),
+            sts: Arc::new(Sts::new(config.sts)),
             ehpc: Ehpc::open(config.state_dir.as_deref())?,
             kec: Kec::open(config.state_dir.as_deref())?,
             keys: vec![
@@ -318,6 +318,11 @@ pub async fn bind(config: &SimConfig) -> std::io::Result<Bound> {
 }
 
 impl Bound {
+    /// The emulated STS, for the S3 server to accept the credentials it issues.
+    pub fn sts(&self) -> Arc<Sts> {
+        self.sim.sts.clone()
+    }
+
     /// Serves until the process ends.
     pub async fn serve(self) -> std::io::Result<()> {
         loop {

@@ -2,7 +2,9 @@
 //! of the account, and AssumeRoleWithOIDC, anonymous, both for a role of the emulated RAM.
 //! Issued credentials expire after `DurationSeconds` (900–3600, the default 3600), or after
 //! [`StsConfig::lifetime`] when a test asks for short-lived ones; the server refuses an
-//! expired token with `InvalidSecurityToken.Expired` before it checks the signature.
+//! expired token with `InvalidSecurityToken.Expired` before it checks the signature. The
+//! embedded S3 server shares this STS ([`crate::s3::S3Server::accept_sts`]) and refuses the
+//! issued credentials the way OSS does once they expire.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -70,6 +72,15 @@ impl Sts {
     /// How many credentials were issued.
     pub fn issued_count(&self) -> usize {
         self.lock().len()
+    }
+
+    /// The issued key `access_key_id` and when it expires (ms since the epoch), if STS
+    /// issued it (the S3 server's check of `x-amz-security-token`).
+    pub fn issued(&self, access_key_id: &str) -> Option<(Key, u64)> {
+        self.lock()
+            .iter()
+            .find(|k| k.key.id == access_key_id)
+            .map(|k| (k.key.clone(), k.expires_ms))
     }
 
     /// `InvalidSecurityToken.Expired` when `access_key_id` is an issued key expired at

@@ -99,6 +99,21 @@ impl StoreConfig {
         }
     }
 
+    /// The endpoint is Alibaba Cloud OSS: its host is under `aliyuncs.com` (the regional,
+    /// internal and accelerate endpoints). Other endpoints may be any S3-compatible server.
+    pub fn is_oss(&self) -> bool {
+        let host = self
+            .endpoint
+            .split_once("://")
+            .map_or(self.endpoint.as_str(), |(_, h)| h);
+        let name = host
+            .rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(h, _)| h)
+            .to_ascii_lowercase();
+        name.ends_with(".aliyuncs.com")
+    }
+
     /// Timeout of one UploadPart attempt of `size` bytes.
     pub fn part_timeout(&self, size: u64) -> Duration {
         self.request_timeout + Duration::from_secs(size / self.min_rate.max(1))
@@ -214,6 +229,34 @@ mod tests {
         assert!(StoreConfig::custom("us-east-1", "https://", true).is_err());
         assert!(StoreConfig::custom("us-east-1", "http://u@h", true).is_err());
         assert!(StoreConfig::custom("us-east-1", "http://h?x", true).is_err());
+    }
+
+    #[test]
+    fn oss_endpoints_are_told_from_other_s3_servers() {
+        let oss = |r: Result<StoreConfig, StoreError>| r.unwrap().is_oss();
+        assert!(oss(StoreConfig::oss("cn-hangzhou", false)));
+        assert!(oss(StoreConfig::oss("cn-hangzhou", true)));
+        assert!(oss(StoreConfig::custom(
+            "cn-hangzhou",
+            "oss-accelerate.aliyuncs.com",
+            false
+        )));
+        assert!(oss(StoreConfig::custom(
+            "cn-hangzhou",
+            "https://OSS-CN-HANGZHOU.ALIYUNCS.COM:443",
+            false
+        )));
+        for other in [
+            "http://127.0.0.1:9000",
+            "minio.example.com",
+            "s3.amazonaws.com",
+            "aliyuncs.com.example.net",
+        ] {
+            assert!(
+                !oss(StoreConfig::custom("us-east-1", other, false)),
+                "{other}"
+            );
+        }
     }
 
     #[test]

@@ -512,3 +512,81 @@ fn kec_state_survives_a_restart() {
     run.expect_code(4);
     assert_eq!(json_code(&run), "InstanceStateNotSupported");
 }
+
+/// With no key in flags or the environment, `imgport ksyun` reads the Kingsoft SDK's
+/// credentials file under HOME (docs/CLOUD-API.md §KEC, "Credentials"), by `--profile`, or
+/// its config file; a malformed file is refused naming the file and line, not the secret.
+#[test]
+fn reinstall_with_only_the_sdk_credentials_or_config_file() {
+    let sim = SimProcess::start(&[]);
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".ks")).unwrap();
+    let creds = home.path().join(".ks/credentials");
+    std::fs::write(
+        &creds,
+        format!(
+            "[default]\nks_access_key_id = AKLTnotthesimkey\nks_secret_access_key = wrong\n\n\
+             [kec]\nks_access_key_id = {TEST_ACCESS_KEY_ID}\nks_secret_access_key = {TEST_SECRET_KEY}\n"
+        ),
+    )
+    .unwrap();
+    let run_on = |target: &[&str], extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_imgport"))
+            .args(["ksyun", "reinstall", "--endpoint", &sim.endpoint, "--json"])
+            .args(["--region", "cn-beijing-6"])
+            .args(target)
+            .args(extra)
+            .env_clear()
+            .env("HOME", home.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .output()
+            .unwrap();
+        crate::util::Run {
+            cmd: format!("imgport ksyun reinstall {target:?} {extra:?}"),
+            out,
+        }
+    };
+    let run = |extra: &[&str]| run_on(&CUSTOM_ON_STOPPED, extra);
+    // The default profile's key is not the emulator's: the call is made and refused.
+    let refused = run(&[]);
+    refused.expect_code(4);
+    let ok = run(&["--profile", "kec"]);
+    ok.expect_code(0);
+    assert_eq!(ok.json()["return"], true, "{}", ok.stdout());
+    // A broken line is named; the secret on it is not shown.
+    std::fs::write(
+        &creds,
+        format!("[kec]\nks_access_key_id = {TEST_ACCESS_KEY_ID}\n{TEST_SECRET_KEY}\n"),
+    )
+    .unwrap();
+    let bad = run(&["--profile", "kec"]);
+    bad.expect_code(2);
+    let err = bad.stderr();
+    assert!(
+        err.contains(creds.to_str().unwrap()) && err.contains("line 3"),
+        "{err}"
+    );
+    assert!(!err.contains(TEST_SECRET_KEY) && !bad.stdout().contains(TEST_SECRET_KEY));
+    // Only the SDK's config file, its default section.
+    std::fs::remove_file(&creds).unwrap();
+    std::fs::write(
+        home.path().join(".ks/config"),
+        format!(
+            "[default]\nks_access_key_id = {TEST_ACCESS_KEY_ID}\n\
+             ks_secret_access_key = {TEST_SECRET_KEY}\n"
+        ),
+    )
+    .unwrap();
+    let ok = run_on(
+        &[
+            "--instance",
+            INSTANCE_STOPPED_2,
+            "--image",
+            IMAGE_CUSTOM,
+            "--keep-image-login",
+        ],
+        &[],
+    );
+    ok.expect_code(0);
+    assert_eq!(ok.json()["return"], true, "{}", ok.stdout());
+}

@@ -34,6 +34,8 @@ struct SimProcess {
     secret: String,
     sts_key_id: String,
     token: String,
+    /// The embedded S3 server (`s3_endpoint`).
+    s3_endpoint: String,
     state: PathBuf,
     _dir: Option<tempfile::TempDir>,
 }
@@ -80,6 +82,7 @@ impl SimProcess {
         let sts_key_id = field("sts_access_key_id");
         let token = field("security_token");
         let _ = field("s3_root");
+        let s3_endpoint = field("s3_endpoint");
         Self {
             child,
             endpoint,
@@ -87,6 +90,7 @@ impl SimProcess {
             secret,
             sts_key_id,
             token,
+            s3_endpoint,
             state: state.to_path_buf(),
             _dir: None,
         }

@@ -98,3 +98,121 @@ fn short_lived_sts_credentials_are_renewed_and_expired_ones_refused() {
     list(&renewing).expect("renewed before they expired");
     assert_ne!(provider.current().access_key_id, first.access_key_id);
 }
+
+/// An import whose STS credentials live 4 s while its upload takes 5 or more: the client renews
+/// them before they expire, so the emulator's S3, which refuses expired tokens as OSS does
+/// (403 SecurityTokenExpired), accepts every request, and it saw more than one STS key.
+#[test]
+fn an_import_outlives_its_sts_credentials_by_renewing_them() {
+    use crate::util::{image, start_sim_with};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("sim");
+    // Every UploadPart answered after 800 ms: 13 parts two at a time take about 5 s.
+    let sim = start_sim_with(
+        &state,
+        BUCKET,
+        &["--sts-seconds", "4", "--s3-fault", "0:delay=800:1000"],
+    );
+    let cfg = dir.path().join("config.json");
+    let profile = serde_json::json!({
+        "current": "role",
+        "profiles": [{
+            "name": "role", "mode": "RamRoleArn",
+            "access_key_id": imgport::sim::server::TEST_ACCESS_KEY_ID,
+            "access_key_secret": imgport::sim::server::TEST_ACCESS_KEY_SECRET,
+            "ram_role_arn": ROLE_ARN, "ram_session_name": "it-renew", "expired_seconds": 900
+        }]
+    });
+    std::fs::write(&cfg, profile.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imgport"))
+        .arg("import")
+        .arg(image("content.raw"))
+        .args([
+            "--region",
+            REGION,
+            "--bucket",
+            BUCKET,
+            "--name",
+            "sts-renewal",
+        ])
+        .args(["--system-disk", "1", "--to", "raw", "--part-size", "5M"])
+        .args(["--concurrency", "2", "--allow-no-os", "--no-dedupe"])
+        .args(["--poll-interval", "0.2", "--json"])
+        .args(["--ecs-endpoint", &sim.ecs, "--oss-endpoint", &sim.s3])
+        .arg("--journal")
+        .arg(dir.path().join("uploads"))
+        .current_dir(dir.path())
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        .env_remove("ALIBABA_CLOUD_ROLE_ARN")
+        .env("HOME", dir.path())
+        .env("ALIBABA_CLOUD_CONFIG_FILE", &cfg)
+        .env("IMGPORT_STS_ENDPOINT", &sim.ecs)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["status"], "Available", "{r}");
+    let keys = std::fs::read_to_string(
+        state
+            .join("s3")
+            .join(imgport::sim::s3::INTERNAL_DIR)
+            .join(imgport::sim::s3::STS_KEYS_FILE),
+    )
+    .expect("the S3 server accepted STS credentials");
+    let keys: Vec<&str> = keys.lines().collect();
+    assert!(
+        keys.len() > 1,
+        "one STS key served the whole upload: {keys:?}"
+    );
+    assert!(keys.iter().all(|k| k.starts_with("STS.")), "{keys:?}");
+    for secret in ["sim-sts-secret-", "CAISsim"] {
+        assert!(!stderr.contains(secret), "a secret shows: {stderr}");
+    }
+}
+
+/// The emulator's S3 takes the STS credentials its STS issued, as OSS does through its
+/// S3-compatible API (docs/CLOUD-API.md §OSS, "STS credentials"): with their token they are
+/// accepted; with another token they are 403 InvalidSecurityToken; once expired, 403
+/// SecurityTokenExpired; a key STS never issued is 403 InvalidAccessKeyId.
+#[test]
+fn the_emulators_s3_checks_sts_tokens_and_their_expiry() {
+    use imgport::store::{ObjectStore, S3Store, StoreConfig, StoreError};
+    let sim = SimProcess::start(&["--sts-seconds", "3"]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = role_profile(dir.path(), &sim);
+    let vars = [
+        ("ALIBABA_CLOUD_CONFIG_FILE", cfg.display().to_string()),
+        ("IMGPORT_STS_ENDPOINT", sim.endpoint.clone()),
+    ];
+    let env = move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+    let opts = ChainOptions {
+        sts: Some(StsHandle(Arc::new(RpcSts::default()))),
+        ..ChainOptions::default()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (provider, _) = rt.block_on(resolve_provider_with(&opts, &env)).unwrap();
+    let issued = provider.current();
+    let config = StoreConfig::custom(REGION, &sim.s3_endpoint, false).unwrap();
+    let code = |c: &Credentials| {
+        let store = S3Store::new(&config, c);
+        match rt.block_on(store.bucket_region(BUCKET)) {
+            Ok(_) => "ok".to_string(),
+            Err(StoreError::Service { code, status, .. }) => format!("{status} {code}"),
+            Err(e) => panic!("not a service answer: {e:?}"),
+        }
+    };
+    assert_eq!(code(&issued), "ok");
+    let mut wrong = issued.clone();
+    wrong.security_token = Some(Secret::new("CAISnotthetoken"));
+    assert_eq!(code(&wrong), "403 InvalidSecurityToken");
+    let mut none = issued.clone();
+    none.security_token = None;
+    assert_eq!(code(&none), "403 InvalidSecurityToken");
+    let mut unknown = issued.clone();
+    unknown.access_key_id = "STS.neverissued".into();
+    assert_eq!(code(&unknown), "403 InvalidAccessKeyId");
+    std::thread::sleep(Duration::from_millis(3200));
+    assert_eq!(code(&issued), "403 SecurityTokenExpired");
+}

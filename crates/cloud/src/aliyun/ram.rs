@@ -4,12 +4,17 @@
 //! (CreateRole) and attaches the system policy (AttachPolicyToRole).
 //!
 //! A check that could not be made (RAM answered AccessDenied, or no answer) is
-//! [`RoleStatus::Unknown`]: reported as such, never as a role that is fine.
+//! [`RoleStatus::Unknown`]: reported as such, never as a role that is fine. The look-ups are
+//! a pre-flight check, so they retry by [`CHECK_RETRY`] (two attempts): an unreachable RAM
+//! endpoint gives "unknown" within a second instead of after ECS's retries (about 15 s);
+//! CreateRole and AttachPolicyToRole, asked for, keep the client's own policy.
 
 use serde::{Deserialize, Serialize};
 
+use std::time::Duration;
+
 use super::client::EcsClient;
-use super::rpc::{RpcClient, RpcError};
+use super::rpc::{RetryPolicy, RpcClient, RpcError};
 
 /// The RAM API version.
 pub const RAM_VERSION: &str = "2015-05-01";
@@ -78,10 +83,20 @@ struct PolicyList {
     policy: Vec<AttachedPolicy>,
 }
 
+/// Retries of the role look-ups (GetRole, ListPoliciesForRole): two attempts, 100 ms apart.
+pub const CHECK_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 2,
+    base_delay: Duration::from_millis(100),
+    max_delay: Duration::from_millis(500),
+};
+
 /// Typed RAM calls.
 #[derive(Debug, Clone)]
 pub struct RamClient {
+    /// For the changes asked for (CreateRole, AttachPolicyToRole).
     rpc: RpcClient,
+    /// For the look-ups of the pre-flight check, retried by [`CHECK_RETRY`].
+    lookup: RpcClient,
 }
 
 impl RamClient {
@@ -94,14 +109,15 @@ impl RamClient {
             .endpoint
             .clone()
             .unwrap_or_else(|| RAM_ENDPOINT.to_string());
-        Self {
-            rpc: ecs.rpc().with_endpoint(endpoint),
-        }
+        Self::from_rpc(ecs.rpc().with_endpoint(endpoint))
     }
 
     /// A client over an already built [`RpcClient`] (its endpoint must be RAM's).
     pub fn from_rpc(rpc: RpcClient) -> Self {
-        Self { rpc }
+        Self {
+            lookup: rpc.with_retry(CHECK_RETRY),
+            rpc,
+        }
     }
 
     async fn call<T: serde::de::DeserializeOwned>(
@@ -113,7 +129,11 @@ impl RamClient {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let body = self.rpc.call_raw(action, RAM_VERSION, &params).await?;
+        let client = match action {
+            "GetRole" | "ListPoliciesForRole" => &self.lookup,
+            _ => &self.rpc,
+        };
+        let body = client.call_raw(action, RAM_VERSION, &params).await?;
         serde_json::from_slice(&body).map_err(|source| RpcError::Decode { action, source })
     }
 
@@ -359,6 +379,71 @@ mod tests {
             r#"{"Statement":[{"Effect":"Deny","Principal":{"Service":["ecs.aliyuncs.com"]}}]}"#
         ));
         assert!(!trusts_ecs("not json"));
+    }
+
+    /// The real transport to `127.0.0.1:port`, counting the attempts.
+    struct Counting {
+        inner: super::super::rpc::ReqwestTransport,
+        sent: std::sync::atomic::AtomicU32,
+    }
+
+    impl super::super::rpc::Transport for Counting {
+        fn send(
+            &self,
+            req: super::super::rpc::HttpRequest,
+        ) -> super::super::transport::SendFuture<'_> {
+            self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.send(req)
+        }
+    }
+
+    /// A RAM endpoint nobody listens on: the check is "unknown" (never fine), after the short
+    /// look-up policy's attempts, not the client's own six.
+    #[test]
+    fn an_unreachable_ram_endpoint_is_unknown_after_the_short_policy() {
+        use imgport_base::secret::Secret;
+        use imgport_credentials::Credentials;
+        // A port that was free a moment ago and is closed now.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut config = super::super::rpc::ClientConfig::new("cn-hangzhou");
+        config.endpoint = Some(format!("http://127.0.0.1:{port}"));
+        assert!(config.retry.max_attempts > CHECK_RETRY.max_attempts);
+        let transport = std::sync::Arc::new(Counting {
+            inner: super::super::rpc::ReqwestTransport::new(Duration::from_secs(5)).unwrap(),
+            sent: std::sync::atomic::AtomicU32::new(0),
+        });
+        let rpc = RpcClient::with_transport(
+            config,
+            Credentials {
+                access_key_id: "LTAIunit".into(),
+                access_key_secret: Secret::new("unit-secret"),
+                security_token: None,
+            },
+            transport.clone(),
+        );
+        let ram = RamClient::from_rpc(rpc);
+        let status = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(check_import_role(&ram, IMPORT_ROLE, false))
+            .unwrap();
+        match &status {
+            RoleStatus::Unknown { role, reason } => {
+                assert_eq!(role, IMPORT_ROLE);
+                assert!(reason.starts_with("GetRole"), "{reason}");
+            }
+            other => panic!("expected unknown, got {other:?}"),
+        }
+        assert!(!status.is_refusal());
+        assert_eq!(
+            transport.sent.load(std::sync::atomic::Ordering::SeqCst),
+            CHECK_RETRY.max_attempts
+        );
     }
 
     #[test]

@@ -355,6 +355,14 @@ impl RpcClient {
         }
     }
 
+    /// The same client retrying by `retry` instead: a pre-flight look-up that may give up
+    /// early (its failure is reported as unverified, not fatal) uses a short policy.
+    pub fn with_retry(&self, retry: RetryPolicy) -> Self {
+        let mut client = self.clone();
+        client.config.retry = retry;
+        client
+    }
+
     /// Builds the signed request for one attempt (pure: nonce and time are inputs).
     pub fn build_request(
         &self,

@@ -1,5 +1,5 @@
-//! The OSS checks of an import, run from its plan: before the first byte is sent, every
-//! bucket of the plan exists (or is created, when the plan says so) and is in the import's
+//! The OSS checks of an import (and, through [`check_bucket`], of `imgport upload`), run from
+//! its plan: before the first byte is sent, every bucket of the plan exists (or is created, when the plan says so) and is in the import's
 //! region; once the objects are uploaded and before ImportImage, none is of an archive class
 //! (docs/CLOUD-API.md §OSS, §ImportImage: ImportImage reads only a bucket of its own region,
 //! and an archived object must be restored first).
@@ -18,14 +18,15 @@ pub enum BucketError {
     )]
     Missing { bucket: String, region: String },
     #[error(
-        "bucket {bucket} is in region {found}, the import is in {wanted}: ImportImage reads \
-         only buckets of its own region; give a bucket of {wanted} (--create-bucket makes a new \
-         one there), or import into --region {found}"
+        "bucket {bucket} is in region {found}, not {wanted}: {why}; give a bucket of {wanted} \
+         (--create-bucket makes a new one there), or use --region {found}"
     )]
     WrongRegion {
         bucket: String,
         found: String,
         wanted: String,
+        /// Why the region must match, for this command.
+        why: &'static str,
     },
     #[error(
         "oss://{bucket}/{key} has storage class {class}: ImportImage cannot read an archived \
@@ -61,6 +62,9 @@ pub fn buckets(plan: &ImportPlan) -> Vec<String> {
     set.into_iter().map(str::to_string).collect()
 }
 
+/// Why an import's buckets must be in its region.
+pub const IMPORT_REGION_RULE: &str = "ImportImage reads only buckets of its own region";
+
 /// Every bucket of `plan` exists in the plan's region; a missing one is created there when
 /// the plan says `create_bucket`. Sends nothing else.
 pub async fn check_buckets<S: ObjectStore>(
@@ -68,36 +72,50 @@ pub async fn check_buckets<S: ObjectStore>(
     plan: &ImportPlan,
 ) -> Result<(), BucketError> {
     for bucket in buckets(plan) {
-        let check = |source| BucketError::Check {
-            bucket: bucket.clone(),
-            source,
-        };
-        let found = match store.bucket_region(&bucket).await.map_err(check)? {
-            Some(region) => region,
-            None if plan.create_bucket => {
-                tracing::info!("creating bucket {bucket} in {}", plan.region);
-                store
-                    .create_bucket(&bucket, &plan.region)
-                    .await
-                    .map_err(check)?;
-                continue;
-            }
-            None => {
-                return Err(BucketError::Missing {
-                    bucket,
-                    region: plan.region.clone(),
-                });
-            }
-        };
-        if found != plan.region {
-            return Err(BucketError::WrongRegion {
-                bucket,
-                found,
-                wanted: plan.region.clone(),
+        let region = Some((plan.region.as_str(), IMPORT_REGION_RULE));
+        check_bucket(store, &bucket, &plan.region, region, plan.create_bucket).await?;
+    }
+    Ok(())
+}
+
+/// The check of one bucket, for imports and uploads alike (GetBucketLocation, then
+/// CreateBucket in `create_in` when it is missing and `create`): `bucket` exists, and when
+/// `region` is given (the region and why it must match), is in that region.
+pub async fn check_bucket<S: ObjectStore>(
+    store: &S,
+    bucket: &str,
+    create_in: &str,
+    region: Option<(&str, &'static str)>,
+    create: bool,
+) -> Result<(), BucketError> {
+    let check = |source| BucketError::Check {
+        bucket: bucket.to_string(),
+        source,
+    };
+    let found = match store.bucket_region(bucket).await.map_err(check)? {
+        Some(found) => found,
+        None if create => {
+            tracing::info!("creating bucket {bucket} in {create_in}");
+            return store.create_bucket(bucket, create_in).await.map_err(check);
+        }
+        None => {
+            return Err(BucketError::Missing {
+                bucket: bucket.to_string(),
+                region: create_in.to_string(),
             });
         }
-        tracing::debug!("bucket {bucket} is in {found}");
+    };
+    if let Some((wanted, why)) = region
+        && found != wanted
+    {
+        return Err(BucketError::WrongRegion {
+            bucket: bucket.to_string(),
+            found,
+            wanted: wanted.to_string(),
+            why,
+        });
     }
+    tracing::debug!("bucket {bucket} is in {found}");
     Ok(())
 }
 

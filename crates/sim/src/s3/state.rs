@@ -1,7 +1,9 @@
 //! State the server's handlers share with its owner: injected faults and what was seen.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use crate::sts::Sts;
 
 /// What a chosen part's request suffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,12 +79,52 @@ pub struct S3Stats {
     /// "hash">`, `content-encoding=<v>`, and the names of any `x-amz-checksum-*`,
     /// `x-amz-sdk-checksum-algorithm` or `x-amz-trailer` headers (OSS refuses those).
     pub part_framing: std::collections::BTreeSet<String>,
+    /// AccessKey IDs of the STS credentials accepted (expiry and token checked), in order of
+    /// ID: more than one means the client renewed its credentials during the run.
+    pub sts_keys: std::collections::BTreeSet<String>,
 }
 
 #[derive(Default)]
 pub(super) struct Shared {
     pub(super) faults: Mutex<S3Faults>,
     pub(super) stats: Mutex<S3Stats>,
+    /// The emulated STS whose credentials the server accepts, once shared.
+    pub(super) sts: Mutex<Option<Arc<Sts>>>,
+    /// Where each newly accepted STS key is appended (`<root>/.imgport-s3/sts-keys`), so a
+    /// test of the `imgport sim` process can see them.
+    pub(super) sts_log: Option<std::path::PathBuf>,
     /// Take `UNSIGNED-PAYLOAD` on PUT and POST, as AWS S3 does ([`super::S3Server::take_unsigned_payload`]).
     pub(super) unsigned_payload_ok: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    pub(super) fn sts(&self) -> Option<Arc<Sts>> {
+        self.sts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(super) fn set_sts(&self, sts: Arc<Sts>) {
+        *self.sts.lock().unwrap_or_else(|p| p.into_inner()) = Some(sts);
+    }
+
+    /// Records an accepted STS key; the first time, also in the log file.
+    pub(super) fn note_sts_key(&self, id: &str) {
+        let new = self
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sts_keys
+            .insert(id.to_string());
+        if new && let Some(path) = &self.sts_log {
+            use std::io::Write as _;
+            let line = format!("{id}\n");
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| f.write_all(line.as_bytes()));
+            if let Err(e) = written {
+                tracing::warn!("{}: cannot record STS key: {e}", path.display());
+            }
+        }
+    }
 }
