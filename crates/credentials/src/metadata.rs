@@ -1,6 +1,6 @@
 //! The ECS instance metadata service: the STS credentials of the instance's RAM role
 //! (docs/CLOUD-API.md §Credentials) and the instance's region (docs/CLOUD-API.md
-//! §Instance metadata). One client for both: the IMDSv2 token first (hardened mode), as the
+//! §Metadata). One client for both: the IMDSv2 token first (hardened mode), as the
 //! Alibaba SDKs do; a failed token step falls back to v1 requests.
 
 use std::time::{Duration, SystemTime};

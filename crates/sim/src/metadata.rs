@@ -1,5 +1,5 @@
 //! The ECS instance metadata service as an instance sees it at 100.100.100.200, on its own
-//! 127.0.0.1 socket (docs/CLOUD-API.md §Instance metadata): `PUT /latest/api/token` (hardened
+//! 127.0.0.1 socket (docs/CLOUD-API.md §Metadata): `PUT /latest/api/token` (hardened
 //! mode, `X-aliyun-ecs-metadata-token-ttl-seconds` 1–21600), then `GET`s under
 //! `/latest/meta-data/`: `region-id`, and `ram/security-credentials/[<role>]` with the
 //! emulator's STS test keys. A request with a wrong token is refused (401), one without a
