@@ -277,49 +277,58 @@ impl RunFlags {
         opts.parts_in_flight = self.concurrency.map(usize::from);
     }
 
-    /// What decides the OSS endpoint's kind: `given` (an explicit endpoint, named), else
-    /// `--internal` / `--no-internal`, else the instance metadata service's answer (asked
-    /// here, once, unless `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true`). Call it outside an
-    /// async runtime.
+    /// What decides the OSS endpoint's kind for these flags ([`internal_choice`]).
     pub fn internal_choice(&self, given: Option<&str>) -> InternalChoice {
-        if let Some(what) = given {
-            return InternalChoice::Given {
-                what: what.to_string(),
-            };
-        }
-        if self.internal {
-            return InternalChoice::Forced;
-        }
-        if self.no_internal {
-            return InternalChoice::Refused;
-        }
-        if std::env::var("ALIBABA_CLOUD_ECS_METADATA_DISABLED").as_deref() == Ok("true") {
-            return InternalChoice::NotOnEcs {
-                why: "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true".into(),
-            };
-        }
-        let base = imgport_credentials::metadata_endpoint();
-        let asked = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-            .and_then(|rt| {
-                rt.block_on(imgport_credentials::instance_region(
-                    &base,
-                    imgport_credentials::PROBE_TIMEOUT,
-                ))
-                .map_err(|e| {
-                    let chain = super::output::error_chain(&e);
-                    let step = chain
-                        .strip_prefix("ECS instance metadata: ")
-                        .unwrap_or(&chain);
+        internal_choice(given, self.internal, self.no_internal)
+    }
+}
+
+/// What decides the OSS endpoint's kind: `given` (an explicit endpoint, named), else
+/// `forced` (`--internal`) / `refused` (`--no-internal`), else the instance metadata
+/// service's answer, asked here once within 300 ms unless
+/// `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true`. Call it outside an async runtime.
+pub fn internal_choice(given: Option<&str>, forced: bool, refused: bool) -> InternalChoice {
+    if let Some(what) = given {
+        return InternalChoice::Given {
+            what: what.to_string(),
+        };
+    }
+    if forced {
+        return InternalChoice::Forced;
+    }
+    if refused {
+        return InternalChoice::Refused;
+    }
+    if std::env::var("ALIBABA_CLOUD_ECS_METADATA_DISABLED").as_deref() == Ok("true") {
+        return InternalChoice::NotOnEcs {
+            why: "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true".into(),
+        };
+    }
+    let base = imgport_credentials::metadata_endpoint();
+    let asked = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(imgport_credentials::instance_region(
+                &base,
+                imgport_credentials::PROBE_TIMEOUT,
+            ))
+            .map_err(|e| {
+                let chain = super::output::error_chain(&e);
+                let step = chain
+                    .strip_prefix("ECS instance metadata: ")
+                    .unwrap_or(&chain);
+                if step.starts_with(&base) {
+                    step.to_string()
+                } else {
                     format!("{base}: {step}")
-                })
-            });
-        match asked {
-            Ok(region) => InternalChoice::Instance { region },
-            Err(why) => InternalChoice::NotOnEcs { why },
-        }
+                }
+            })
+        });
+    match asked {
+        Ok(region) => InternalChoice::Instance { region },
+        Err(why) => InternalChoice::NotOnEcs { why },
     }
 }
 

@@ -3,7 +3,8 @@
 //! for the instance's region, and the plan says internal only for a bucket in that region;
 //! `--internal` / `--no-internal` override it, an explicit endpoint is not probed. The
 //! internal hosts cannot be reached from a test, so the plan (`plan --json`,
-//! `import --dry-run`) is what is checked: the run connects to what the plan names.
+//! `import --dry-run`) is what is checked: the run connects to what the plan names. The same
+//! emulated service hands the instance's RAM role to the credential chain.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
@@ -14,6 +15,8 @@ use crate::util::*;
 struct Instance {
     child: Child,
     metadata: String,
+    /// The emulator's S3 server (bucket `images` in cn-hangzhou).
+    s3: String,
 }
 
 impl Drop for Instance {
@@ -27,19 +30,27 @@ impl Instance {
     fn start(region: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_imgport"))
             .args(["sim", "--instance-region", region])
-            .args(["--instance-role", "imgport-test-role"])
+            .args(["--instance-role", "imgport-test-role", "--bucket", "images"])
             .current_dir(std::env::temp_dir())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start imgport sim");
         let stdout = child.stdout.take().expect("stdout");
-        let metadata = BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("metadata_endpoint: ").map(str::to_string))
-            .expect("imgport sim printed no metadata_endpoint");
-        Self { child, metadata }
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        let mut field = |name: &str| {
+            let prefix = format!("{name}: ");
+            lines
+                .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+                .unwrap_or_else(|| panic!("imgport sim printed no {name}"))
+        };
+        let s3 = field("s3_endpoint");
+        let metadata = field("metadata_endpoint");
+        Self {
+            child,
+            metadata,
+            s3,
+        }
     }
 }
 
@@ -187,4 +198,32 @@ fn an_explicit_endpoint_is_not_probed_and_unknown_regions_are_refused() {
         err.contains("me-central-1") && err.contains("--oss-endpoint"),
         "{err}"
     );
+}
+
+#[test]
+fn the_emulated_instance_serves_its_ram_role_to_the_credential_chain() {
+    let ecs = Instance::start("cn-hangzhou");
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("small.bin");
+    std::fs::write(&src, vec![7u8; 300 << 10]).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_imgport"))
+        .arg("upload")
+        .arg(&src)
+        .args(["--bucket", "images", "--key", "role/small.bin", "--json"])
+        .args(["--region", "cn-hangzhou", "--path-style", "--oss-endpoint"])
+        .arg(&ecs.s3)
+        .arg("--journal")
+        .arg(dir.path().join("journal"))
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("IMGPORT_ECS_METADATA_ENDPOINT", &ecs.metadata)
+        .env("ALIBABA_CLOUD_ECS_METADATA", "imgport-test-role")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let v = ok_json(&out);
+    assert_eq!(v["credentials"]["kind"], "ecs_ram_role", "{v}");
+    assert_eq!(v["credentials"]["name"], "imgport-test-role", "{v}");
+    assert_eq!(v["size"], 300 << 10, "{v}");
 }

@@ -109,7 +109,7 @@ pub async fn instance_region(base: &str, timeout: Duration) -> Result<String, Cr
     };
     let body = tokio::time::timeout(timeout, ask).await.map_err(|_| {
         fail(
-            &format!("no answer from {base} within {} ms", timeout.as_millis()),
+            &format!("{base}: no answer within {} ms", timeout.as_millis()),
             None,
         )
     })??;
