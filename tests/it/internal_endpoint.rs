@@ -227,3 +227,43 @@ fn the_emulated_instance_serves_its_ram_role_to_the_credential_chain() {
     assert_eq!(v["credentials"]["name"], "imgport-test-role", "{v}");
     assert_eq!(v["size"], 300 << 10, "{v}");
 }
+
+#[test]
+fn each_batch_row_decides_with_its_own_region() {
+    let ecs = Instance::start("cn-hangzhou");
+    let dir = tempfile::tempdir().unwrap();
+    let src = image("content.raw");
+    let manifest = dir.path().join("b.toml");
+    let row = |name: &str, region: &str| {
+        format!(
+            "[[image]]\nname = \"{name}\"\nregion = \"{region}\"\nfiles = [\"{}\"]\n\n",
+            src.display()
+        )
+    };
+    let text = format!(
+        "[defaults]\nbucket = \"images\"\nallow_no_os = true\n\n{}{}",
+        row("hz", "cn-hangzhou"),
+        row("bj", "cn-beijing")
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_imgport"))
+        .arg("batch")
+        .arg(&manifest)
+        .args(["--dry-run", "--json"])
+        .env("IMGPORT_ECS_METADATA_ENDPOINT", &ecs.metadata)
+        .env_remove("ALIBABA_CLOUD_ECS_METADATA_DISABLED")
+        .env_remove("IMGPORT_OSS_ENDPOINT")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let v = ok_json(&out);
+    let endpoint = |i: usize| v["rows"][i]["plan"]["oss_endpoint"].clone();
+    assert_eq!(endpoint(0)["internal"], true, "{v}");
+    assert_eq!(endpoint(0)["why"], "instance in cn-hangzhou", "{v}");
+    assert_eq!(endpoint(1)["internal"], false, "{v}");
+    assert_eq!(
+        endpoint(1)["url"],
+        "https://oss-cn-beijing.aliyuncs.com",
+        "{v}"
+    );
+}
