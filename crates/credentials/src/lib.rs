@@ -493,6 +493,14 @@ mod tests {
             .block_on(instance_region(&format!("http://{addr}"), PROBE_TIMEOUT))
             .unwrap_err();
         assert!(matches!(err, CredentialError::Metadata { .. }), "{err}");
+        // A peer that accepts and never answers: the probe gives up at its budget.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let err = rt
+            .block_on(instance_region(&format!("http://{addr}"), PROBE_TIMEOUT))
+            .unwrap_err();
+        assert!(err.to_string().contains("no answer within 300 ms"), "{err}");
+        drop(silent);
     }
 
     #[test]
