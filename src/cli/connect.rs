@@ -80,17 +80,21 @@ fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
 }
 
 impl ConnectFlags {
-    /// What decides the OSS endpoint's kind (see [`RunFlags::internal_choice`]): an explicit
-    /// endpoint (`--sandbox`, `--oss-endpoint`) is not probed.
-    pub fn internal_choice(&self) -> InternalChoice {
-        let given = if self.sandbox {
+    /// The explicit object-store endpoint, named: `sandbox` or `--oss-endpoint`.
+    pub fn endpoint_given(&self) -> Option<&'static str> {
+        if self.sandbox {
             Some("sandbox")
         } else if self.oss_endpoint.is_some() {
             Some("--oss-endpoint")
         } else {
             None
-        };
-        self.run.internal_choice(given)
+        }
+    }
+
+    /// What decides the OSS endpoint's kind (see [`RunFlags::internal_choice`]): an explicit
+    /// endpoint is not probed.
+    pub fn internal_choice(&self) -> InternalChoice {
+        self.run.internal_choice(self.endpoint_given())
     }
 
     /// The import settings these flags give, around `plan` (with these flags' decisions).

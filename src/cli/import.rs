@@ -79,6 +79,7 @@ pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
 /// Runs `imgport import`.
 pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     if args.dry_run {
+        let endpoint_given = args.connect.endpoint_given().map(String::from);
         return super::plan::run(PlanArgs {
             files: args.files,
             plan: args.plan,
@@ -86,16 +87,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             json: args.json,
             html: args.html,
             markdown: args.markdown,
-            endpoint_given: (args.connect.sandbox || args.connect.oss_endpoint.is_some()).then(
-                || {
-                    if args.connect.sandbox {
-                        "sandbox"
-                    } else {
-                        "--oss-endpoint"
-                    }
-                    .to_string()
-                },
-            ),
+            endpoint_given,
         });
     }
     // Asked once: the reports and the run plan with the same answer.
