@@ -236,9 +236,14 @@ fn run_items(
     if !flags.json {
         note_overrides(&items, &row_flags);
     }
+    // Asked once for every row; each row's plan decides with its own region.
+    let base_opts = PlanOptions {
+        internal: flags.connect.internal_choice(),
+        ..PlanOptions::default()
+    };
     let base = flags
         .connect
-        .settings(PlanOptions::default(), OpenOptions::default(), cancel)?;
+        .settings(base_opts, OpenOptions::default(), cancel)?;
     let journal = flags.batch_journal.clone().unwrap_or_else(|| {
         let name = manifest_path
             .file_name()

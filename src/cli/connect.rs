@@ -20,7 +20,7 @@ use imgport_cloud::aliyun::poll::WaitOptions;
 use imgport_cloud::aliyun::rpc::ClientConfig;
 use imgport_core::pipeline::batch::Connect;
 use imgport_core::pipeline::import::ImportSettings;
-use imgport_core::plan::PlanOptions;
+use imgport_core::plan::{InternalChoice, PlanOptions};
 use imgport_credentials::{CredentialSource, Provider};
 use imgport_image::OpenOptions;
 use imgport_sim::sandbox::{DEFAULT_IMPORT_TIME, Sandbox};
@@ -54,9 +54,6 @@ pub struct ConnectFlags {
     pub ehpc_endpoint: Option<String>,
     #[arg(long, env = "IMGPORT_OSS_ENDPOINT", help = vocab::OSS_ENDPOINT)]
     pub oss_endpoint: Option<String>,
-    /// Use OSS's internal (VPC) endpoint.
-    #[arg(long)]
-    pub internal: bool,
     /// Path-style S3 addressing (for S3-compatible servers on an IP address).
     #[arg(long)]
     pub path_style: bool,
@@ -83,6 +80,23 @@ fn seconds(what: &str, s: f64) -> anyhow::Result<Duration> {
 }
 
 impl ConnectFlags {
+    /// The explicit object-store endpoint, named: `sandbox` or `--oss-endpoint`.
+    pub fn endpoint_given(&self) -> Option<&'static str> {
+        if self.sandbox {
+            Some("sandbox")
+        } else if self.oss_endpoint.is_some() {
+            Some("--oss-endpoint")
+        } else {
+            None
+        }
+    }
+
+    /// What decides the OSS endpoint's kind (see [`RunFlags::internal_choice`]): an explicit
+    /// endpoint is not probed.
+    pub fn internal_choice(&self) -> InternalChoice {
+        self.run.internal_choice(self.endpoint_given())
+    }
+
     /// The import settings these flags give, around `plan` (with these flags' decisions).
     pub fn settings(
         &self,
@@ -186,8 +200,9 @@ impl Connection {
         self.sandbox.as_ref().map(|s| s.s3().stats())
     }
 
-    /// The object store of `region`.
-    pub fn store(&self, region: &str) -> anyhow::Result<S3Store> {
+    /// The object store of `region`, through OSS's internal endpoint when `internal` (the
+    /// plan's choice; a given endpoint or the sandbox is used as it is).
+    pub fn store(&self, region: &str, internal: bool) -> anyhow::Result<S3Store> {
         let config = match (&self.sandbox, &self.flags.oss_endpoint) {
             // Kept state names the sandbox by its directory, not its random port.
             (Some(s), _) => StoreConfig::custom(region, &s.s3_endpoint, true).map(|mut c| {
@@ -195,7 +210,7 @@ impl Connection {
                 c
             }),
             (None, Some(e)) => StoreConfig::custom(region, e, self.flags.path_style),
-            (None, None) => StoreConfig::oss(region, self.flags.internal),
+            (None, None) => StoreConfig::oss(region, internal),
         }
         .context("configuring the object store")?;
         Ok(S3Store::with_provider(&config, self.credentials.clone()))
@@ -225,8 +240,12 @@ impl Connection {
 }
 
 impl Connect<S3Store> for Connection {
-    fn connect(&self, region: &str) -> Result<(S3Store, EcsClient, Option<EhpcClient>), String> {
-        let all = self.store(region).and_then(|s| {
+    fn connect(
+        &self,
+        region: &str,
+        internal: bool,
+    ) -> Result<(S3Store, EcsClient, Option<EhpcClient>), String> {
+        let all = self.store(region, internal).and_then(|s| {
             let ehpc = match self.flags.run.ehpc_name {
                 Some(_) => Some(self.ehpc(region)?),
                 None => None,
@@ -238,7 +257,8 @@ impl Connect<S3Store> for Connection {
 
     fn destination(&self, region: &str, bucket: &str) -> Destination {
         use imgport_store::ObjectStore;
-        match self.store(region) {
+        // The internal and public endpoints name the same destination.
+        match self.store(region, false) {
             Ok(store) => store.destination(bucket),
             // No store can be configured for the region: a destination nothing else matches.
             Err(_) => Destination {

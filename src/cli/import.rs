@@ -79,6 +79,7 @@ pub fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
 /// Runs `imgport import`.
 pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     if args.dry_run {
+        let endpoint_given = args.connect.endpoint_given().map(String::from);
         return super::plan::run(PlanArgs {
             files: args.files,
             plan: args.plan,
@@ -86,13 +87,17 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             json: args.json,
             html: args.html,
             markdown: args.markdown,
+            endpoint_given,
         });
     }
+    // Asked once: the reports and the run plan with the same answer.
+    let internal = args.connect.internal_choice();
     if (args.html.is_some() || args.markdown.is_some())
         && let Err(code) = super::plan::reports(
             &args.files,
             &args.plan,
             &args.connect.run,
+            &internal,
             args.html.as_deref(),
             args.markdown.as_deref(),
             false,
@@ -101,9 +106,11 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         return Ok(code);
     }
     let cancel = cancel_on_signals()?;
+    let mut opts = args.plan.options();
+    opts.internal = internal;
     let settings = args
         .connect
-        .settings(args.plan.options(), args.plan.open_options(), cancel)?;
+        .settings(opts, args.plan.open_options(), cancel)?;
     block_on(run_async(args, settings))?
 }
 
@@ -112,7 +119,9 @@ async fn run_async(args: ImportArgs, settings: ImportSettings) -> anyhow::Result
     // A sandbox bucket is made in the import's region (`NAME:REGION`).
     let sandbox_bucket = format!("{}:{region}", settings.plan.bucket);
     let conn = Connection::open(&args.connect, &[sandbox_bucket.as_str()]).await?;
-    let store = conn.store(&region)?;
+    // The endpoint the plan will name (the plan is made from the same options).
+    let internal = settings.plan.internal.decide(&region)?.internal;
+    let store = conn.store(&region, internal)?;
     let ecs = conn.ecs(&region)?;
     let ehpc = match settings.plan.ehpc_name {
         Some(_) => Some(conn.ehpc(&region)?),

@@ -18,7 +18,7 @@ use imgport_cloud::aliyun::types::{
 use imgport_core::pipeline::prepare::{dry_run_report, prepare};
 use imgport_core::pipeline::refused::{render_refused_html, render_refused_markdown};
 use imgport_core::pipeline::report::{DryRunReport, render_html, render_markdown};
-use imgport_core::plan::{ImageOptions, OutputFormat, PartSize, PlanOptions};
+use imgport_core::plan::{ImageOptions, InternalChoice, OutputFormat, PartSize, PlanOptions};
 use imgport_image::OpenOptions;
 
 /// Output formats of disks as command-line values.
@@ -254,6 +254,14 @@ pub struct RunFlags {
     pub create_role: bool,
     #[arg(long, help = vocab::CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: Option<u16>,
+    /// Upload through OSS's internal (VPC) endpoint of the bucket's region. Default: chosen
+    /// by asking the ECS instance metadata service (once, within 300 ms) whether this
+    /// machine is an ECS instance in the bucket's region.
+    #[arg(long)]
+    pub internal: bool,
+    /// Upload through OSS's public endpoint, without asking the instance metadata service.
+    #[arg(long, conflicts_with = "internal")]
+    pub no_internal: bool,
 }
 
 impl RunFlags {
@@ -267,6 +275,60 @@ impl RunFlags {
         opts.part_size = self.part_size;
         opts.create_role = self.create_role;
         opts.parts_in_flight = self.concurrency.map(usize::from);
+    }
+
+    /// What decides the OSS endpoint's kind for these flags ([`internal_choice`]).
+    pub fn internal_choice(&self, given: Option<&str>) -> InternalChoice {
+        internal_choice(given, self.internal, self.no_internal)
+    }
+}
+
+/// What decides the OSS endpoint's kind: `given` (an explicit endpoint, named), else
+/// `forced` (`--internal`) / `refused` (`--no-internal`), else the instance metadata
+/// service's answer, asked here once within 300 ms unless
+/// `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true`. Call it outside an async runtime.
+pub fn internal_choice(given: Option<&str>, forced: bool, refused: bool) -> InternalChoice {
+    if let Some(what) = given {
+        return InternalChoice::Given {
+            what: what.to_string(),
+        };
+    }
+    if forced {
+        return InternalChoice::Forced;
+    }
+    if refused {
+        return InternalChoice::Refused;
+    }
+    if std::env::var("ALIBABA_CLOUD_ECS_METADATA_DISABLED").as_deref() == Ok("true") {
+        return InternalChoice::NotOnEcs {
+            why: "ALIBABA_CLOUD_ECS_METADATA_DISABLED=true".into(),
+        };
+    }
+    let base = imgport_credentials::metadata_endpoint();
+    let asked = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(imgport_credentials::instance_region(
+                &base,
+                imgport_credentials::PROBE_TIMEOUT,
+            ))
+            .map_err(|e| {
+                let chain = super::output::error_chain(&e);
+                let step = chain
+                    .strip_prefix("ECS instance metadata: ")
+                    .unwrap_or(&chain);
+                if step.starts_with(&base) {
+                    step.to_string()
+                } else {
+                    format!("{base}: {step}")
+                }
+            })
+        });
+    match asked {
+        Ok(region) => InternalChoice::Instance { region },
+        Err(why) => InternalChoice::NotOnEcs { why },
     }
 }
 
@@ -285,15 +347,20 @@ pub struct PlanArgs {
     pub html: Option<PathBuf>,
     #[arg(long, help = vocab::MARKDOWN)]
     pub markdown: Option<PathBuf>,
+    /// The endpoint `import --dry-run` was given (`--oss-endpoint`, the sandbox): no probe.
+    #[arg(skip)]
+    pub endpoint_given: Option<String>,
 }
 
 /// Inspects, plans and renders; exit 0, 3 when a disk is refused, 2 when the plan needs the
 /// user (e.g. two bootable disks), 1 on I/O errors.
 pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let internal = args.run.internal_choice(args.endpoint_given.as_deref());
     let report = match reports(
         &args.files,
         &args.plan,
         &args.run,
+        &internal,
         args.html.as_deref(),
         args.markdown.as_deref(),
         args.json,
@@ -317,12 +384,14 @@ pub fn reports(
     files: &[PathBuf],
     plan: &PlanFlags,
     run: &RunFlags,
+    internal: &InternalChoice,
     html: Option<&std::path::Path>,
     markdown: Option<&std::path::Path>,
     refused_json: bool,
 ) -> anyhow::Result<Result<DryRunReport, ExitCode>> {
     let mut opts = plan.options();
     run.apply(&mut opts);
+    opts.internal = internal.clone();
     let prepared = match prepare(files, &plan.open_options(), &opts) {
         Ok(p) => p,
         Err(e) => {

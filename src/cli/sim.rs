@@ -81,6 +81,16 @@ pub struct SimArgs {
     /// so that `upload --unsigned-payload` can be compared with signed parts.
     #[arg(long)]
     pub s3_unsigned_payload: bool,
+    /// Also serve the ECS instance metadata service of an instance in this region (its
+    /// region-id); the `metadata_endpoint` line shows it, for IMGPORT_ECS_METADATA_ENDPOINT.
+    #[arg(long, value_parser = super::vocab::region)]
+    pub instance_region: Option<String>,
+    /// The RAM role attached to that instance: its credentials are the STS test keys.
+    #[arg(long, requires = "instance_region")]
+    pub instance_role: Option<String>,
+    /// Address of the metadata service (port 0 picks one).
+    #[arg(long, requires = "instance_region", default_value = "127.0.0.1:0")]
+    pub metadata_listen: SocketAddr,
 }
 
 /// Checks a `--bucket` value (kept as text: the S3 server parses it again).
@@ -169,6 +179,19 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             }
             None => None,
         };
+        let metadata = match &args.instance_region {
+            Some(region) => {
+                let instance = imgport_sim::metadata::InstanceConfig {
+                    region: region.clone(),
+                    role: args.instance_role.clone(),
+                };
+                let m = imgport_sim::metadata::MetadataServer::bind(args.metadata_listen, instance)
+                    .await
+                    .with_context(|| format!("listening on {}", args.metadata_listen))?;
+                Some(m)
+            }
+            None => None,
+        };
         {
             use std::fmt::Write as _;
             use std::io::Write;
@@ -193,6 +216,9 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
                 }
                 None => writeln!(text, "s3_endpoint: {}", s3.endpoint())?,
             }
+            if let Some(m) = &metadata {
+                writeln!(text, "metadata_endpoint: {}", m.endpoint())?;
+            }
             // The fixtures of CreateImage, E-HPC and KEC.
             text.push_str(&imgport_sim::fixtures_text());
             let mut out = std::io::stdout().lock();
@@ -202,6 +228,9 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(s3.serve());
         if let Some(p) = wan {
             tokio::spawn(p.serve());
+        }
+        if let Some(m) = metadata {
+            tokio::spawn(m.serve());
         }
         bound.serve().await.context("serving")?;
         Ok::<_, anyhow::Error>(())

@@ -56,9 +56,14 @@ pub struct UploadArgs {
     pub key: Option<String>,
     #[arg(long, env = "ALIBABA_CLOUD_REGION_ID", help = super::vocab::REGION, value_parser = super::vocab::region)]
     pub region: String,
-    /// Use OSS's internal (VPC) endpoint oss-REGION-internal.aliyuncs.com.
+    /// Use OSS's internal (VPC) endpoint of the region. Default: used when the ECS instance
+    /// metadata service (asked once, within 300 ms) says this machine is an instance in
+    /// --region.
     #[arg(long)]
     pub internal: bool,
+    /// Use OSS's public endpoint, without asking the instance metadata service.
+    #[arg(long, conflicts_with = "internal")]
+    pub no_internal: bool,
     // The old spelling `--endpoint` stays as a hidden alias.
     #[arg(long = "oss-endpoint", alias = "endpoint", env = "IMGPORT_OSS_ENDPOINT", help = super::vocab::OSS_ENDPOINT)]
     pub endpoint: Option<String>,
@@ -257,6 +262,9 @@ fn abort_command(args: &UploadArgs, target: &ObjectTarget) -> String {
     if args.internal {
         cmd.push("--internal".into());
     }
+    if args.no_internal {
+        cmd.push("--no-internal".into());
+    }
     if let Some(j) = &args.journal {
         cmd.extend(["--journal".into(), shell_quote(&j.display().to_string())]);
     }
@@ -266,7 +274,11 @@ fn abort_command(args: &UploadArgs, target: &ObjectTarget) -> String {
 fn store_config(args: &UploadArgs) -> Result<StoreConfig, StoreError> {
     let mut c = match &args.endpoint {
         Some(e) => StoreConfig::custom(&args.region, e, args.path_style)?,
-        None => StoreConfig::oss(&args.region, args.internal)?,
+        None => {
+            let choice = super::plan::internal_choice(None, args.internal, args.no_internal);
+            let endpoint = choice.decide(&args.region)?;
+            StoreConfig::oss(&args.region, endpoint.internal)?
+        }
     };
     c.sign_payload = !args.unsigned_payload;
     Ok(c)

@@ -16,6 +16,7 @@ mod guest_readers;
 mod hostile;
 mod import;
 mod inspect_container;
+mod internal_endpoint;
 mod oslo;
 mod oss_checks;
 mod ova;

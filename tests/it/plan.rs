@@ -100,9 +100,12 @@ fn plan_errors_have_their_exit_codes() {
     assert!(run.stderr().contains("guest.no_os"), "{}", run.stderr());
 }
 
-/// `imgport plan --json FILES FLAGS`: the whole report.
+/// `imgport import --dry-run --sandbox --json FILES FLAGS`, which is `imgport plan` for a run
+/// in the sandbox (the plan names the endpoint it was given): the whole report.
 fn dry_run(files: &[&std::path::Path], flags: &[&str]) -> serde_json::Value {
-    let mut args: Vec<String> = vec!["plan".into(), "--json".into()];
+    let mut args: Vec<String> = ["import", "--dry-run", "--sandbox", "--json"]
+        .map(String::from)
+        .to_vec();
     args.extend(files.iter().map(|f| f.display().to_string()));
     args.extend(flags.iter().map(|s| s.to_string()));
     let run = imgport(&args);
@@ -110,7 +113,7 @@ fn dry_run(files: &[&std::path::Path], flags: &[&str]) -> serde_json::Value {
     run.json()
 }
 
-/// `imgport plan --json FILES FLAGS`: its `plan`.
+/// [`dry_run`]'s `plan`.
 fn dry_plan(files: &[&std::path::Path], flags: &[&str]) -> serde_json::Value {
     dry_run(files, flags)["plan"].clone()
 }

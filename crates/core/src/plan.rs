@@ -25,7 +25,9 @@ use imgport_image::{ContainerReport, Finding, ImageFormat, Severity};
 use imgport_transfer::layout::LayoutError;
 pub use imgport_transfer::layout::OutputFormat;
 
+mod endpoint;
 mod ovf;
+pub use endpoint::{InternalChoice, OssEndpoint};
 pub use ovf::{Hint, OvfEvidence};
 
 /// One GiB, the unit of `DiskImageSize`.
@@ -249,6 +251,8 @@ pub struct PlanOptions {
     /// `DiskImageSize` in GiB for some disks, by position (0-based, in the order given);
     /// the others take their virtual size rounded up to whole GiB.
     pub disk_image_size_gib: Vec<(usize, u64)>,
+    /// What decides whether the upload uses OSS's internal endpoint ([`InternalChoice`]).
+    pub internal: InternalChoice,
 }
 
 /// One inspected input disk.
@@ -363,6 +367,9 @@ pub struct ImportPlan {
     /// GetBucketLocation); a missing one is created there when this is set (CreateBucket),
     /// refused otherwise. After the upload, HeadObject checks no object is archived.
     pub create_bucket: bool,
+    /// Whether the upload goes through OSS's internal (VPC) endpoint, and why; the run
+    /// connects to exactly this.
+    pub oss_endpoint: OssEndpoint,
     /// Notes for the user (rounded sizes, guessed defaults, readiness findings of the guest).
     pub notes: Vec<Finding>,
     /// The OVF descriptor's hints beside what inspection found, when the system disk came
@@ -418,6 +425,9 @@ pub enum PlanError {
     DiskImageSizeOutOfRange { index: usize, count: usize },
     #[error("{}: {} ({})", .0.field, .0.rule, .0.code)]
     Invalid(Invalid),
+    /// No OSS endpoint can be chosen for the bucket's region.
+    #[error("OSS endpoint: {0}")]
+    OssEndpoint(String),
     #[error("{path}: laying out the {format} object")]
     Layout {
         path: PathBuf,
@@ -565,6 +575,10 @@ pub fn infer(
             ),
         },
         create_bucket: opts.create_bucket,
+        oss_endpoint: opts
+            .internal
+            .decide(&opts.region)
+            .map_err(|e| PlanError::OssEndpoint(e.to_string()))?,
         notes,
         ovf,
     };

@@ -18,9 +18,12 @@
 //! [`ChainOptions::cloud`] = [`Cloud::Kingsoft`]: flags, its environment variables and the
 //! Kingsoft SDK's credentials and config files ([`ksyun`], docs/CLOUD-API.md §KEC).
 //!
-//! Instance metadata is asked only when a role is named (`ALIBABA_CLOUD_ECS_METADATA`, or an
-//! `EcsRamRole` profile): probing the link-local metadata address off ECS would send traffic
-//! where no server of ours is. Secrets stay in [`Secret`]; nothing here prints or logs them.
+//! The chain asks instance metadata only when a role is named (`ALIBABA_CLOUD_ECS_METADATA`,
+//! or an `EcsRamRole` profile): probing the link-local metadata address off ECS would send
+//! traffic where no server of ours is. The one other question, the instance's region
+//! ([`instance_region`], for choosing OSS's internal endpoint), goes through the same client,
+//! once, within [`PROBE_TIMEOUT`], and only when the user leaves that choice to imgport.
+//! Secrets stay in [`Secret`]; nothing here prints or logs them.
 
 #[cfg(test)]
 mod chain_tests;
@@ -30,6 +33,7 @@ mod model;
 mod profile;
 pub mod sts;
 
+pub use metadata::{PROBE_TIMEOUT, instance_region};
 use model::DEFAULT_STS_SECONDS;
 pub use model::{CredentialError, CredentialSource, Credentials};
 
@@ -73,6 +77,15 @@ pub struct ChainOptions {
 
 /// Default ECS metadata service (docs/CLOUD-API.md §Credentials).
 pub const ECS_METADATA_ENDPOINT: &str = "http://100.100.100.200";
+
+/// The metadata service the process environment names: `IMGPORT_ECS_METADATA_ENDPOINT`
+/// (tests, the emulator), else [`ECS_METADATA_ENDPOINT`].
+pub fn metadata_endpoint() -> String {
+    std::env::var("IMGPORT_ECS_METADATA_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| ECS_METADATA_ENDPOINT.to_string())
+}
 
 /// The STS endpoint: `IMGPORT_STS_ENDPOINT`, else the regional or global host.
 fn sts_endpoint(var: &dyn Fn(&str) -> Option<String>, region: &str) -> String {
@@ -447,6 +460,11 @@ mod tests {
                         {
                             (200, r#"{"Code":"Success","AccessKeyId":"STS.role","AccessKeySecret":"rs","SecurityToken":"rt","Expiration":"2099-01-01T00:00:00Z"}"#.to_string())
                         }
+                        ("GET", "/latest/meta-data/region-id")
+                            if token.as_deref() == Some("tok-1") =>
+                        {
+                            (200, "cn-shanghai\n".to_string())
+                        }
                         _ => (404, String::new()),
                     };
                         let mut resp = Response::new(Full::new(Bytes::from(body)));
@@ -461,6 +479,34 @@ mod tests {
             }
         });
         format!("http://{addr}")
+    }
+
+    #[test]
+    fn instance_region_from_metadata_with_a_token() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let base = rt.block_on(metadata_server());
+        let region = rt.block_on(instance_region(&base, PROBE_TIMEOUT)).unwrap();
+        assert_eq!(region, "cn-shanghai");
+        // A closed port: an error, not a wait.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let err = rt
+            .block_on(instance_region(&format!("http://{addr}"), PROBE_TIMEOUT))
+            .unwrap_err();
+        assert!(matches!(err, CredentialError::Metadata { .. }), "{err}");
+        // A peer that accepts and never answers: the probe gives up at its budget.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let err = rt
+            .block_on(instance_region(&format!("http://{addr}"), PROBE_TIMEOUT))
+            .unwrap_err();
+        assert!(err.to_string().contains("no answer within 300 ms"), "{err}");
+        drop(silent);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! fixtures (`create.rs`), E-HPC AddImage (`ehpc.rs`, routed by API version) and Kingsoft
 //! KEC ModifyInstanceImage (`kec.rs`, routed by its SigV4 signature, verified by `sigv4.rs`);
 //! RAM's import role (`ram.rs`, routed by API version, consulted by ImportImage); STS
-//! (`sts.rs`: AssumeRole, AssumeRoleWithOIDC, credentials that expire);
+//! (`sts.rs`: AssumeRole, AssumeRoleWithOIDC, credentials that expire); the ECS instance
+//! metadata service of an emulated instance (`metadata.rs`: region, RAM role credentials);
 //! the parameter rules (`params.rs`) and the signature primitives (`wire.rs`).
 //! Shares no code with the client (`imgport-cloud` is a dev-dependency only, for tests that
 //! drive it against the emulator): its rules and signature checks are written from the
@@ -23,6 +24,7 @@ pub mod fault;
 pub mod form;
 pub mod import;
 pub mod kec;
+pub mod metadata;
 pub mod params;
 pub mod ram;
 pub mod s3;

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use super::StoreError;
 
+mod regions;
+pub use regions::{OSS_REGIONS, OssRegion, oss_region};
+
 /// Settings of an [`S3Store`](super::S3Store).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreConfig {
@@ -41,16 +44,33 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const MIN_RATE: u64 = 256 * 1024;
 
 impl StoreConfig {
-    /// OSS in `region` through its public endpoint `https://oss-<region>.aliyuncs.com`,
-    /// or the VPC one `oss-<region>-internal.aliyuncs.com` when `internal`.
+    /// OSS in `region` through its public endpoint, or its internal (VPC) one when
+    /// `internal`: the hosts OSS documents for the region ([`OSS_REGIONS`],
+    /// docs/CLOUD-API.md §Endpoints). Kept state names the bucket by the public endpoint
+    /// either way, so an upload started on one resumes on the other.
     pub fn oss(region: &str, internal: bool) -> Result<Self, StoreError> {
         check_region(region)?;
-        let suffix = if internal { "-internal" } else { "" };
-        Ok(Self::with_endpoint(
-            region,
-            format!("https://oss-{region}{suffix}.aliyuncs.com"),
-            false,
-        ))
+        let Some(hosts) = oss_region(region) else {
+            return Err(StoreError::Config(format!(
+                "region {region:?}: OSS documents no endpoint for it (the regions imgport knows \
+                 are in docs/CLOUD-API.md §Endpoints); give the bucket's endpoint with \
+                 --oss-endpoint"
+            )));
+        };
+        let public = format!("https://{}", hosts.public);
+        let host = match (internal, hosts.internal) {
+            (false, _) => return Ok(Self::with_endpoint(region, public, false)),
+            (true, Some(h)) => h,
+            (true, None) => {
+                return Err(StoreError::Config(format!(
+                    "region {region:?}: OSS documents no internal endpoint for it; upload \
+                     without --internal"
+                )));
+            }
+        };
+        let mut c = Self::with_endpoint(region, format!("https://{host}"), false);
+        c.identity = Some(public);
+        Ok(c)
     }
 
     /// A custom endpoint (OSS custom domain, accelerate endpoint, or any S3-compatible
@@ -191,6 +211,17 @@ mod tests {
         assert!(!c.path_style, "OSS needs virtual-hosted style");
         let c = StoreConfig::oss("cn-beijing", true).unwrap();
         assert_eq!(c.endpoint, "https://oss-cn-beijing-internal.aliyuncs.com");
+        // Kept state names the bucket by its public endpoint either way.
+        assert_eq!(
+            c.identity.as_deref(),
+            Some("https://oss-cn-beijing.aliyuncs.com")
+        );
+        let c = StoreConfig::oss("cn-shenzhen-finance-1", true).unwrap();
+        assert_eq!(c.endpoint, "https://oss-cn-szfinance-internal.aliyuncs.com");
+        let e = StoreConfig::oss("cn-atlantis-1", false).unwrap_err();
+        assert!(e.to_string().contains("--oss-endpoint"), "{e}");
+        let e = StoreConfig::oss("rg-china-mainland", true).unwrap_err();
+        assert!(e.to_string().contains("without --internal"), "{e}");
         assert!(StoreConfig::oss("cn-hangzhou.evil.com/", false).is_err());
         assert!(StoreConfig::oss("", false).is_err());
     }

@@ -502,8 +502,14 @@ fn failed(item: &BatchItem, code: u8, error: String) -> RowReport {
 
 /// Connects to the services of a region: the object store and the ECS client.
 pub trait Connect<S: ObjectStore>: Send + Sync {
-    /// The clients for `region`: object store, ECS, and E-HPC when images are registered there.
-    fn connect(&self, region: &str) -> Result<(S, EcsClient, Option<EhpcClient>), String>;
+    /// The clients for `region`: object store (through OSS's internal endpoint when
+    /// `internal`, the plan's [`OssEndpoint`](crate::plan::OssEndpoint)), ECS, and E-HPC when
+    /// images are registered there.
+    fn connect(
+        &self,
+        region: &str,
+        internal: bool,
+    ) -> Result<(S, EcsClient, Option<EhpcClient>), String>;
     /// The destination `bucket` in `region` is, as kept state names it.
     fn destination(&self, region: &str, bucket: &str) -> Destination;
 }
@@ -676,7 +682,11 @@ async fn import_row<S: ObjectStore>(
         destination: Some(dest.to_string()),
         ..r
     };
-    let (store, ecs, ehpc) = match connect.connect(&region) {
+    let internal = match row_settings.plan.internal.decide(&region) {
+        Ok(e) => e.internal,
+        Err(e) => return with_dest(failed(&item, 2, e.to_string())),
+    };
+    let (store, ecs, ehpc) = match connect.connect(&region, internal) {
         Ok(c) => c,
         Err(e) => return with_dest(failed(&item, 2, e)),
     };
@@ -1196,7 +1206,13 @@ async fn row_state<S: ObjectStore>(
 ) -> Result<RowState, String> {
     let s = row_settings(item, &settings.base, &settings.flags)?;
     let dest = connect.destination(&s.plan.region, &s.plan.bucket);
-    let (store, ecs, _) = connect.connect(&s.plan.region)?;
+    let internal = s
+        .plan
+        .internal
+        .decide(&s.plan.region)
+        .map_err(|e| e.to_string())?
+        .internal;
+    let (store, ecs, _) = connect.connect(&s.plan.region, internal)?;
     let mut r = RowState {
         id: item.id.clone(),
         position: item.position,

@@ -166,6 +166,14 @@ fn all_findings(report: &DryRunReport) -> Vec<&Finding> {
     v
 }
 
+/// `yes (instance in cn-hangzhou)`, with the URL when imgport picked it.
+fn endpoint_line(e: &crate::plan::OssEndpoint) -> String {
+    match &e.url {
+        Some(url) => format!("{}, OSS endpoint {url}", e.summary()),
+        None => e.summary(),
+    }
+}
+
 /// The report as Markdown.
 pub fn render_markdown(report: &DryRunReport) -> String {
     let plan = &report.plan;
@@ -179,6 +187,11 @@ pub fn render_markdown(report: &DryRunReport) -> String {
         md,
         "Region `{}`. Nothing was uploaded and no cloud API was called.\n",
         md_escape(&plan.region)
+    );
+    let _ = writeln!(
+        md,
+        "Internal endpoint: {}.\n",
+        md_escape(&endpoint_line(&plan.oss_endpoint))
     );
     md.push_str("## Image\n\n| field | value | source |\n|---|---|---|\n");
     for (f, v, s) in image_rows(plan) {
@@ -411,6 +424,11 @@ pub fn render_html(report: &DryRunReport) -> String {
         "<h1>{}</h1><p>Region <code>{}</code>. This is a dry run: nothing was uploaded and no cloud API was called.</p>",
         html_escape(&title),
         html_escape(&plan.region)
+    );
+    let _ = write!(
+        h,
+        "<p>Internal endpoint: {}.</p>",
+        html_escape(&endpoint_line(&plan.oss_endpoint))
     );
     h.push_str("<h2>Image</h2><table class=\"fields\"><col><col><col><tr><th>field</th><th>value</th><th>source</th></tr>");
     for (f, v, s) in image_rows(plan) {
