@@ -44,4 +44,8 @@ pub struct WindowsFacts {
     /// cloudbase-init installed (service or program directory) and not disabled.
     pub cloud_init: Option<bool>,
     pub findings: Vec<Finding>,
+    /// The facts that failed reads left unknown, e.g. `the version, edition and Platform`
+    /// (the reads themselves are in the caller's `ReadLog`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<String>,
 }

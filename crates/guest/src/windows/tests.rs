@@ -13,7 +13,9 @@ use crate::registry::Hive;
 
 fn inspect_img(name: &str) -> WindowsFacts {
     let fs = ntfs::open(Arc::new(test_image(name))).unwrap();
-    inspect(&fs).unwrap().expect("a Windows system volume")
+    inspect(&fs, &ReadLog::default())
+        .unwrap()
+        .expect("a Windows system volume")
 }
 
 fn codes(w: &WindowsFacts) -> Vec<&str> {
@@ -184,7 +186,7 @@ fn a_truncated_hive_is_a_finding_and_the_rest_is_still_read() {
 #[test]
 fn a_volume_without_systemroot_is_not_windows() {
     let fs = fat::open(Arc::new(test_image("esp32.img"))).unwrap();
-    assert!(inspect(&fs).unwrap().is_none());
+    assert!(inspect(&fs, &ReadLog::default()).unwrap().is_none());
 }
 
 #[test]
@@ -331,7 +333,9 @@ fn system_config_in_winnt_and_any_case() {
     let mut fs = MemFs::default();
     fs.dir("/WINNT/system32/config")
         .file("/WINNT/system32/cmd.exe", b"MZ");
-    let w = inspect(&fs).unwrap().expect("a system volume");
+    let w = inspect(&fs, &ReadLog::default())
+        .unwrap()
+        .expect("a system volume");
     assert_eq!(w.systemroot, "/WINNT");
 }
 
