@@ -26,7 +26,7 @@ use super::registry::MAX_HIVE_SIZE;
 use imgport_image::{Finding, Severity};
 
 pub use facts::WindowsFacts;
-pub use version::{Product, VersionInfo, WINDOWS_11_BUILD, product};
+pub use version::{OTHER_WINDOWS, Product, VersionInfo, WINDOWS_11_BUILD, product};
 
 /// SystemRoot candidates, in libguestfs's order (docs/INSPECTION.md §Windows).
 const SYSTEMROOTS: [&str; 5] = ["Windows", "WINNT", "Win32", "Win", "ReactOS"];
@@ -387,25 +387,25 @@ fn classify(w: &mut WindowsFacts, software_failed: bool) {
         ));
         return;
     };
-    w.platform = p.platform.map(str::to_string);
+    w.platform = Some(p.platform.to_string());
     if !w.server {
         w.findings.push(Finding::new(
             Severity::Warning,
             "windows.client_edition",
             format!(
-                "{} is a client edition ({}); ECS ImportImage lists only Windows Server \
-                 platforms (2003 to 2022), so no Platform value fits",
+                "{} is a client edition ({}); ECS ImportImage names only Windows Server \
+                 platforms (2003 to 2022), so its Platform is \"{OTHER_WINDOWS}\"",
                 p.name,
                 w.edition_id.as_deref().unwrap_or("edition unknown")
             ),
         ));
-    } else if w.platform.is_none() {
+    } else if p.platform == OTHER_WINDOWS {
         w.findings.push(Finding::new(
             Severity::Warning,
             "windows.platform_unlisted",
             format!(
-                "{} (build {}) has no ImportImage Platform value: the documented values stop \
-                 at Windows Server 2022; set the platform explicitly",
+                "{} (build {}) is not named in the ImportImage Platform list (Windows Server \
+                 2003 to 2022), so its Platform is \"{OTHER_WINDOWS}\"",
                 p.name,
                 w.build.map_or("unknown".into(), |b| b.to_string())
             ),
