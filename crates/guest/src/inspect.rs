@@ -27,8 +27,8 @@ use imgport_image::{Finding, Severity};
 
 /// Most bytes of the virtual disk one inspection may read: a bound for hostile disks that
 /// a whole distribution fits in. Sized from what real roots need: a full Debian 12 root
-/// (generic kernel) on Btrfs read the most, before the Btrfs reader kept its tree nodes; the
-/// bound is about twice that. `scripts/bench-guest.sh` reports what inspections read today.
+/// (generic kernel) on Btrfs reads 37.84 MiB, 30 % of it, the initramfs being 35.2 MiB of
+/// that (docs/INSPECTION.md §Budget; `scripts/bench-guest.sh --full-btrfs` repeats it).
 pub const READ_BUDGET: u64 = 128 * 1024 * 1024;
 
 /// A source that counts the bytes read through it and refuses reads past a budget. A refused
