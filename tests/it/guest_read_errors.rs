@@ -315,7 +315,8 @@ fn a_read_error_leaves_facts_unknown_never_not_found() {
 /// The Windows recipe's hives: a failed SOFTWARE read leaves the version, product and
 /// Platform unknown (never a wrong or fallback Platform, nor `windows.version_unknown`); a
 /// failed SYSTEM read leaves the boot drivers, host name and cloudbase-init unknown (never
-/// `windows.no_virtio`). The other hive's facts and the architecture stay known.
+/// `windows.no_virtio`). The other hive's facts and the architecture stay known; a failed
+/// read of cmd.exe leaves the architecture to the registry.
 #[test]
 fn a_windows_read_error_leaves_facts_unknown_never_not_found() {
     let img = image("guestwin/win2022-gpt.raw");
@@ -343,22 +344,31 @@ fn a_windows_read_error_leaves_facts_unknown_never_not_found() {
             ],
             never: &["guest.no_os", "windows.no_virtio", "windows.no_nvme"],
         },
+        Case {
+            what: "cmd.exe",
+            bad: ntfs_ranges(&img, sys, "/Windows/System32/cmd.exe"),
+            starts_only: false,
+            // The architecture still comes from the registry.
+            unknown: &[],
+            never: &["windows.arch_unknown", "windows.cmd_not_pe"],
+        },
     ];
     let cuts = check_cases(&img, cases);
-    // The finding names the hive; the failures are not all-or-nothing: the other hive's
-    // facts and the architecture (cmd.exe's PE header) stay known.
-    let kept: [(&str, &[&str]); 2] = [
+    // The finding names the file; the failures are not all-or-nothing: the other hive's
+    // facts and the architecture (cmd.exe's PE header, or the registry) stay known.
+    let kept: [(&str, &[&str]); 3] = [
         (
-            "SOFTWARE",
+            "config/SOFTWARE",
             &["drivers.virtio", "hostname", "cloud_init", "architecture"],
         ),
         (
-            "SYSTEM",
+            "config/SYSTEM",
             &["platform", "product_name", "version", "architecture"],
         ),
+        ("cmd.exe", &["architecture", "platform", "drivers.virtio"]),
     ];
-    for (cut, (hive, kept)) in cuts.iter().zip(kept) {
-        let path = format!("{config}/{hive}");
+    for (cut, (file, kept)) in cuts.iter().zip(kept) {
+        let path = format!("/Windows/System32/{file}");
         let names = cut["findings"].as_array().unwrap().iter().any(|f| {
             f["code"] == "guest.read_failed"
                 && f["message"].as_str().is_some_and(|m| m.contains(&path))
