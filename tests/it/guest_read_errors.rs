@@ -1,7 +1,8 @@
-//! Issue 20 item 2: a read error is told apart from "not found". The Debian GPT disk is
-//! inspected through a source whose reads fail wherever they touch the blocks of one guest
-//! file or directory (located by the file systems' own tools, the oracles: `debugfs` for the
-//! ext4 root, `mshowfat` and `minfo` for the FAT ESP); the facts that rest on it must become
+//! Issue 20 item 2: a read error is told apart from "not found". The Debian GPT disk and the
+//! Windows Server 2022 GPT disk are inspected through a source whose reads fail wherever they
+//! touch the blocks of one guest file or directory (located by the file systems' own tools,
+//! the oracles: `debugfs` for the ext4 root, `mshowfat` and `minfo` for the FAT ESP,
+//! `ntfsinfo` for the NTFS system volume); the facts that rest on it must become
 //! unknown with a `guest.read_failed` finding that names the error, never take another value,
 //! and no readiness finding may read the failure as absence (`guest.no_cloud_init` when the
 //! cloud-init files could not be read, say).
@@ -148,6 +149,54 @@ fn fat_ranges(img: &Path, start: u64, path: &str) -> Vec<(u64, u64)> {
     ranges(base, size, clusters.into_iter().map(|c| c - 2))
 }
 
+/// The disk byte ranges of the clusters of `path`'s unnamed data stream on the NTFS volume at
+/// byte `start` of `img`: the runlist and cluster size from `ntfsinfo`, which reads a volume
+/// only from the start of a file, so the volume is copied out first.
+fn ntfs_ranges(img: &Path, start: u64, path: &str) -> Vec<(u64, u64)> {
+    let dir = tempfile::tempdir().unwrap();
+    let vol = dir.path().join("volume.ntfs");
+    let t: Value =
+        serde_json::from_str(&sh_out(&format!("sfdisk -J '{}'", img.display()))).unwrap();
+    let size = t["partitiontable"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["start"].as_u64().unwrap() * 512 == start)
+        .and_then(|p| p["size"].as_u64())
+        .expect("a partition at start")
+        * 512;
+    sh(&format!(
+        "dd if='{}' of='{}' bs=64K iflag=skip_bytes,count_bytes skip={start} count={size} \
+         status=none",
+        img.display(),
+        vol.display()
+    ));
+    let info = sh_out(&format!("ntfsinfo -m '{}'", vol.display()));
+    let cluster: u64 = info
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Cluster Size:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no cluster size in ntfsinfo -m: {info}"));
+    let file = sh_out(&format!("ntfsinfo -v -F '{path}' '{}'", vol.display()));
+    let data = file
+        .split("Dumping attribute $DATA")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{path}: no $DATA attribute: {file}"));
+    // Run lines after the `Runlist:` header: `0x0  0xa00  0x8` (VCN, LCN, length).
+    let hex = |v: &str| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok();
+    let mut clusters = Vec::new();
+    for l in data.lines().skip_while(|l| !l.contains("Runlist:")).skip(1) {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let [_, lcn, len] = w[..] else { break };
+        let (Some(lcn), Some(len)) = (hex(lcn), hex(len)) else {
+            break;
+        };
+        clusters.extend(lcn..lcn + len);
+    }
+    assert!(!clusters.is_empty(), "{path}: no runs (resident?): {file}");
+    ranges(start, cluster, clusters)
+}
+
 /// True when `cut` says what `full` says, or less: the same value, or unknown (`null`, an
 /// empty list), at every level.
 fn same_or_unknown(cut: &Value, full: &Value) -> bool {
@@ -260,7 +309,83 @@ fn a_read_error_leaves_facts_unknown_never_not_found() {
             never: no_virtio,
         },
     ];
-    let (full, failed) = inspect_failing(&img, Vec::new(), false);
+    check_cases(&img, cases);
+}
+
+/// The Windows recipe's hives: a failed SOFTWARE read leaves the version, product and
+/// Platform unknown (never a wrong or fallback Platform, nor `windows.version_unknown`); a
+/// failed SYSTEM read leaves the boot drivers, host name and cloudbase-init unknown (never
+/// `windows.no_virtio`). The other hive's facts and the architecture stay known; a failed
+/// read of cmd.exe leaves the architecture to the registry.
+#[test]
+fn a_windows_read_error_leaves_facts_unknown_never_not_found() {
+    let img = image("guestwin/win2022-gpt.raw");
+    let sys = partition_start(&img, 2);
+    let config = "/Windows/System32/config";
+    let cases = [
+        Case {
+            what: "the SOFTWARE hive",
+            bad: ntfs_ranges(&img, sys, &format!("{config}/SOFTWARE")),
+            starts_only: false,
+            unknown: &["version", "product_name", "platform"],
+            never: &["guest.no_os", "windows.version_unknown"],
+        },
+        Case {
+            what: "the SYSTEM hive",
+            bad: ntfs_ranges(&img, sys, &format!("{config}/SYSTEM")),
+            starts_only: false,
+            unknown: &[
+                "drivers.virtio",
+                "drivers.virtio_in_initramfs",
+                "drivers.nvme",
+                "drivers.nvme_in_initramfs",
+                "hostname",
+                "cloud_init",
+            ],
+            never: &["guest.no_os", "windows.no_virtio", "windows.no_nvme"],
+        },
+        Case {
+            what: "cmd.exe",
+            bad: ntfs_ranges(&img, sys, "/Windows/System32/cmd.exe"),
+            starts_only: false,
+            // The architecture still comes from the registry.
+            unknown: &[],
+            never: &["windows.arch_unknown", "windows.cmd_not_pe"],
+        },
+    ];
+    let cuts = check_cases(&img, cases);
+    // The finding names the file; the failures are not all-or-nothing: the other hive's
+    // facts and the architecture (cmd.exe's PE header, or the registry) stay known.
+    let kept: [(&str, &[&str]); 3] = [
+        (
+            "config/SOFTWARE",
+            &["drivers.virtio", "hostname", "cloud_init", "architecture"],
+        ),
+        (
+            "config/SYSTEM",
+            &["platform", "product_name", "version", "architecture"],
+        ),
+        ("cmd.exe", &["architecture", "platform", "drivers.virtio"]),
+    ];
+    for (cut, (file, kept)) in cuts.iter().zip(kept) {
+        let path = format!("/Windows/System32/{file}");
+        let names = cut["findings"].as_array().unwrap().iter().any(|f| {
+            f["code"] == "guest.read_failed"
+                && f["message"].as_str().is_some_and(|m| m.contains(&path))
+        });
+        assert!(names, "no finding names {path}: {cut}");
+        for k in kept {
+            assert!(!fact(cut, k).is_null(), "{k} lost: {cut}");
+        }
+    }
+}
+
+/// Inspects `img` whole, then once per case with that case's reads failing, and checks each
+/// outcome (see the module comment); returns each case's facts.
+fn check_cases(img: &Path, cases: impl IntoIterator<Item = Case>) -> Vec<Value> {
+    let cases: Vec<Case> = cases.into_iter().collect();
+    let mut cuts = Vec::new();
+    let (full, failed) = inspect_failing(img, Vec::new(), false);
     assert_eq!(failed, 0);
     for c in &cases {
         assert!(
@@ -275,7 +400,7 @@ fn a_read_error_leaves_facts_unknown_never_not_found() {
         }
     }
     for c in cases {
-        let (cut, failed) = inspect_failing(&img, c.bad.clone(), c.starts_only);
+        let (cut, failed) = inspect_failing(img, c.bad.clone(), c.starts_only);
         let what = c.what;
         assert!(failed > 0, "{what}: no read touched {:?}", c.bad);
         let codes = codes(&cut);
@@ -307,5 +432,7 @@ fn a_read_error_leaves_facts_unknown_never_not_found() {
                 && f["message"].as_str().is_some_and(|m| m.contains(INJECTED))
         });
         assert!(named, "{what}: no finding names the read error: {cut}");
+        cuts.push(cut);
     }
+    cuts
 }

@@ -950,8 +950,8 @@ fn plan_image(
     );
     let (default_platform, platform_why) = match os_type.value {
         OsType::Windows => (
-            Platform::WindowsServer2022,
-            "the Windows version is not one ImportImage names",
+            Platform::OtherWindows,
+            "ImportImage's value for a Windows it does not name; the Windows version was not read",
         ),
         OsType::Linux => (
             Platform::OthersLinux,

@@ -14,7 +14,7 @@ use super::drivers;
 use super::elf;
 use super::facts::{FilesystemFact, GuestFacts, PartitionFact};
 use super::fs::resolve::ReadLog;
-use super::fs::{FileSystem, FsKind, Guest, NodeKind, open_filesystem, probe};
+use super::fs::{FileSystem, FsError, FsKind, Guest, NodeKind, open_filesystem, probe};
 use super::fstab::{self, DeviceSpec, FstabEntry};
 use super::linux;
 use super::lvm;
@@ -27,8 +27,8 @@ use imgport_image::{Finding, Severity};
 
 /// Most bytes of the virtual disk one inspection may read: a bound for hostile disks that
 /// a whole distribution fits in. Sized from what real roots need: a full Debian 12 root
-/// (generic kernel) on Btrfs read the most, before the Btrfs reader kept its tree nodes; the
-/// bound is about twice that. `scripts/bench-guest.sh` reports what inspections read today.
+/// (generic kernel) on Btrfs reads 37.84 MiB, 30 % of it, the initramfs being 35.2 MiB of
+/// that (docs/INSPECTION.md §Budget; `scripts/bench-guest.sh --full-btrfs` repeats it).
 pub const READ_BUDGET: u64 = 128 * 1024 * 1024;
 
 /// A source that counts the bytes read through it and refuses reads past a budget. A refused
@@ -643,13 +643,29 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
         facts.os_type = Some("windows".into());
         facts.distro = Some("windows".into());
         if let Some(fs) = &w.fs {
-            match windows::inspect(fs.as_ref()) {
+            let m = watch.mark();
+            let found = match windows::inspect(fs.as_ref(), &watch.log) {
+                // A failed read while looking for the SystemRoot: nothing is known.
+                Err(e @ FsError::Io(_)) => {
+                    watch.log.note(b"the SystemRoot", &e);
+                    Ok(None)
+                }
+                r => r,
+            };
+            let unknown = match &found {
+                Ok(Some(win)) if !win.unread.is_empty() => win.unread.join("; "),
+                _ => "the Windows version, Platform, architecture and drivers".into(),
+            };
+            let what = format!("the Windows files on {}", w.device);
+            let trouble = watch.trouble(&m, &what, &unknown);
+            match found {
                 Ok(Some(win)) => {
                     win.apply_to(&mut facts);
                     // apply_to extends `facts.findings`; this stage keeps its findings in
                     // `findings` until the end, so they move there (once).
                     findings.append(&mut facts.findings);
                 }
+                Ok(None) if trouble.is_some() => {}
                 Ok(None) => findings.push(Finding::new(
                     Severity::Warning,
                     "guest.windows_no_systemroot",
@@ -660,6 +676,7 @@ fn inspect_metered(disk: Arc<Metered>) -> GuestFacts {
                 )),
                 Err(e) => findings.push(fs_finding(&w.device, e)),
             }
+            findings.extend(trouble);
         }
     }
     if facts.os_type.is_none()

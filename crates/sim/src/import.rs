@@ -31,7 +31,7 @@ impl Ecs {
         let nvme = params::choice(p, IMPORT_IMAGE, "Features.NvmeSupport");
         let imds = p.choice_or(IMPORT_IMAGE, "Features.ImdsSupport", "v1");
         let tags = params::tags(p)?;
-        let windows = os_type == "windows" || platform.starts_with("Windows");
+        let windows = os_type == "windows" || platform.contains("Windows");
         if arch == "arm64" && windows {
             return Err(ApiFault::new(
                 403,

@@ -18,7 +18,7 @@ use super::fault::ApiFault;
 pub const ARCHITECTURES: &[&str] = &["i386", "x86_64", "arm64"];
 /// `OSType` values.
 pub const OS_TYPES: &[&str] = &["linux", "windows"];
-/// `Platform` values of ImportImage and CreateImage.
+/// `Platform` values of CreateImage; ImportImage's are [`IMPORT_PLATFORMS`].
 pub const PLATFORMS: &[&str] = &[
     "Aliyun",
     "Anolis",
@@ -46,6 +46,37 @@ pub const PLATFORMS: &[&str] = &[
     "Windows Server 2012",
     "Windows Server 2008",
     "Windows Server 2003",
+];
+/// `Platform` values of ImportImage: CreateImage's and `Other Windows`, any Windows the list
+/// does not name (docs/CLOUD-API.md §ImportImage).
+pub const IMPORT_PLATFORMS: &[&str] = &[
+    "Aliyun",
+    "Anolis",
+    "CentOS",
+    "Ubuntu",
+    "CoreOS",
+    "SUSE",
+    "Debian",
+    "OpenSUSE",
+    "FreeBSD",
+    "RedHat",
+    "Kylin",
+    "UOS",
+    "Fedora",
+    "Fedora CoreOS",
+    "CentOS Stream",
+    "AlmaLinux",
+    "Rocky Linux",
+    "Gentoo",
+    "Customized Linux",
+    "Others Linux",
+    "Windows Server 2022",
+    "Windows Server 2019",
+    "Windows Server 2016",
+    "Windows Server 2012",
+    "Windows Server 2008",
+    "Windows Server 2003",
+    "Other Windows",
 ];
 /// `BootMode` of ImportImage: `UEFI-Preferred` is not among them.
 pub const IMPORT_BOOT_MODES: &[&str] = &["BIOS", "UEFI"];
@@ -118,7 +149,7 @@ pub const IMPORT_IMAGE: &[Param] = &[
     param("OSType", Shape::OneOf(OS_TYPES), "InvalidOSType.Malformed"),
     param(
         "Platform",
-        Shape::OneOf(PLATFORMS),
+        Shape::OneOf(IMPORT_PLATFORMS),
         "InvalidPlatform.Malformed",
     ),
     param(

@@ -74,7 +74,8 @@ wire_enum! {
 }
 
 wire_enum! {
-    /// The 26 documented distributions (default `Others Linux`).
+    /// The 27 documented distributions of ImportImage (default `Others Linux`); CreateImage
+    /// names all but `Other Windows`.
     Platform {
         Aliyun => "Aliyun",
         Anolis => "Anolis",
@@ -102,6 +103,8 @@ wire_enum! {
         WindowsServer2012 => "Windows Server 2012",
         WindowsServer2008 => "Windows Server 2008",
         WindowsServer2003 => "Windows Server 2003",
+        /// Any Windows the list does not name (Server 2025, client editions).
+        OtherWindows => "Other Windows",
     }
 }
 
@@ -206,8 +209,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn platform_has_the_26_documented_values() {
-        assert_eq!(Platform::ALL.len(), 26);
+    fn platform_has_the_27_documented_values() {
+        assert_eq!(Platform::ALL.len(), 27);
+        assert_eq!(
+            Platform::parse("Other Windows"),
+            Some(Platform::OtherWindows)
+        );
         assert_eq!(Platform::parse("others linux"), Some(Platform::OthersLinux));
         assert_eq!(Platform::parse("Windows 95"), None);
     }

@@ -95,9 +95,9 @@ fn open_volume(source: Arc<dyn ByteSource>) -> Result<NtfsFs, FsError> {
         src: source.as_ref(),
         pos: 0,
     };
-    let mut ntfs = Ntfs::new(&mut r).map_err(|e| corrupt("boot sector", e.to_string()))?;
+    let mut ntfs = Ntfs::new(&mut r).map_err(|e| ntfs_err("boot sector", e))?;
     ntfs.read_upcase_table(&mut r)
-        .map_err(|e| corrupt("$UpCase", e.to_string()))?;
+        .map_err(|e| ntfs_err("$UpCase", e))?;
     let label = match ntfs.volume_name(&mut r) {
         Some(Ok(name)) => Some(name.name().to_string_lossy()).filter(|s| !s.is_empty()),
         _ => None,
@@ -112,6 +112,24 @@ fn open_volume(source: Arc<dyn ByteSource>) -> Result<NtfsFs, FsError> {
         label,
         dirty,
     })
+}
+
+/// The crate's error as ours: a read of the volume that failed stays [`FsError::Io`], so a
+/// caller can tell a failed read from damage; a read past the volume's end or a seek before
+/// its start (which only the volume's own metadata can ask for) and every other error is
+/// [`FsError::Corrupt`].
+fn ntfs_err(what: &str, e: ntfs::NtfsError) -> FsError {
+    match e {
+        ntfs::NtfsError::Io(io)
+            if !matches!(
+                io.kind(),
+                io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidInput
+            ) =>
+        {
+            FsError::Io(io)
+        }
+        e => corrupt(what, e.to_string()),
+    }
 }
 
 fn corrupt(what: &str, rule: String) -> FsError {
@@ -167,7 +185,7 @@ impl NtfsFs {
         path: &[u8],
     ) -> Result<Option<NtfsFile<'n>>, FsError> {
         let text = std::str::from_utf8(path).map_err(|_| path_err(path, "not UTF-8"))?;
-        let err = |e: ntfs::NtfsError| corrupt(&path_str(path), e.to_string());
+        let err = |e: ntfs::NtfsError| ntfs_err(&path_str(path), e);
         let mut file = self.ntfs.root_directory(r).map_err(err)?;
         for (depth, part) in text.split('/').filter(|p| !p.is_empty()).enumerate() {
             if depth >= MAX_PATH_DEPTH {
@@ -195,7 +213,7 @@ impl NtfsFs {
         let Some(file) = self.lookup(&mut r, path)? else {
             return Ok(None);
         };
-        let err = |e: ntfs::NtfsError| corrupt(&path_str(path), e.to_string());
+        let err = |e: ntfs::NtfsError| ntfs_err(&path_str(path), e);
         let kind = kind_of(&file).map_err(err)?;
         let size = match kind {
             NodeKind::File => match file.data(&mut r, "") {
@@ -219,7 +237,7 @@ impl NtfsFs {
         if !file.is_directory() {
             return Err(path_err(path, "not a directory"));
         }
-        let err = |e: ntfs::NtfsError| corrupt(&path_str(path), e.to_string());
+        let err = |e: ntfs::NtfsError| ntfs_err(&path_str(path), e);
         let index = file.directory_index(&mut r).map_err(err)?;
         let mut entries = index.entries();
         let mut out = Vec::new();
@@ -259,7 +277,7 @@ impl NtfsFs {
         let file = self
             .lookup(&mut r, path)?
             .ok_or_else(|| path_err(path, "no such file"))?;
-        let err = |e: ntfs::NtfsError| corrupt(&path_str(path), e.to_string());
+        let err = |e: ntfs::NtfsError| ntfs_err(&path_str(path), e);
         match kind_of(&file).map_err(err)? {
             NodeKind::File => {}
             NodeKind::Dir => return Err(path_err(path, "is a directory")),

@@ -33,7 +33,8 @@ pub struct WindowsFacts {
     pub display_version: Option<String>,
     /// `major.minor.build`, e.g. `10.0.20348`.
     pub version: Option<String>,
-    /// ImportImage `Platform`, when documented for this product.
+    /// ImportImage `Platform`: the product's own when the list names it, else `Other Windows`;
+    /// `None` when the version is unknown.
     pub platform: Option<String>,
     /// `i386`, `x86_64` or `arm64`.
     pub architecture: Option<String>,
@@ -44,4 +45,8 @@ pub struct WindowsFacts {
     /// cloudbase-init installed (service or program directory) and not disabled.
     pub cloud_init: Option<bool>,
     pub findings: Vec<Finding>,
+    /// The facts that failed reads left unknown, e.g. `the version, edition and Platform`
+    /// (the reads themselves are in the caller's `ReadLog`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<String>,
 }

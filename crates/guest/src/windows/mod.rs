@@ -5,7 +5,10 @@
 //! keys to read and what they mean. Reads only through [`FileSystem`] and the hive reader in
 //! `guest::registry`; it must not parse file systems or hives itself, nor touch partitions.
 //! Problems inside the guest (an unreadable or dirty hive, a compressed `cmd.exe`, a client
-//! edition) become [`Finding`]s; only I/O failures of the volume are errors.
+//! edition) become [`Finding`]s. A file whose read fails (I/O, or the read budget) is logged
+//! in the caller's [`ReadLog`] and leaves the facts it holds unknown ([`WindowsFacts::unread`]
+//! says which), never read as absent; only a failure while looking for the SystemRoot is an
+//! error.
 
 mod facts;
 mod hives;
@@ -17,12 +20,13 @@ mod tests;
 use self::hives::{read_software, read_system, with_hive};
 use super::arch::{self, Arch};
 use super::facts::GuestFacts;
+use super::fs::resolve::ReadLog;
 use super::fs::{FileSystem, FsError, NodeKind};
 use super::registry::MAX_HIVE_SIZE;
 use imgport_image::{Finding, Severity};
 
 pub use facts::WindowsFacts;
-pub use version::{Product, VersionInfo, WINDOWS_11_BUILD, product};
+pub use version::{OTHER_WINDOWS, Product, VersionInfo, WINDOWS_11_BUILD, product};
 
 /// SystemRoot candidates, in libguestfs's order (docs/INSPECTION.md §Windows).
 const SYSTEMROOTS: [&str; 5] = ["Windows", "WINNT", "Win32", "Win", "ReactOS"];
@@ -31,8 +35,9 @@ const PE_HEADER_BYTES: usize = 4096;
 
 /// Reads the Windows facts of `fs`; `Ok(None)` when no SystemRoot is found (a SystemRoot
 /// needs `System32`, `System32\config` and `System32\cmd.exe`, so a data volume with a
-/// `Windows` folder is not taken for a system volume).
-pub fn inspect(fs: &dyn FileSystem) -> Result<Option<WindowsFacts>, FsError> {
+/// `Windows` folder is not taken for a system volume). Reads that fail once the SystemRoot
+/// is found go to `log` (see the module comment).
+pub fn inspect(fs: &dyn FileSystem, log: &ReadLog) -> Result<Option<WindowsFacts>, FsError> {
     let Some(root) = find_systemroot(fs)? else {
         return Ok(None);
     };
@@ -40,8 +45,28 @@ pub fn inspect(fs: &dyn FileSystem) -> Result<Option<WindowsFacts>, FsError> {
         systemroot: root.root.clone(),
         ..Default::default()
     };
-    let software = read_hive(fs, &format!("{}/SOFTWARE", root.config), &mut w)?;
-    let system = read_hive(fs, &format!("{}/SYSTEM", root.config), &mut w)?;
+    let failed = Failed { log };
+    let software_path = format!("{}/SOFTWARE", root.config);
+    let software = match read_hive(fs, &software_path, &mut w) {
+        Ok(b) => b,
+        Err(e) => failed.read(
+            &software_path,
+            &e,
+            "the version, edition and Platform",
+            &mut w,
+        ),
+    };
+    let software_failed = !w.unread.is_empty();
+    let system_path = format!("{}/SYSTEM", root.config);
+    let system = match read_hive(fs, &system_path, &mut w) {
+        Ok(b) => b,
+        Err(e) => failed.read(
+            &system_path,
+            &e,
+            "the boot drivers, host name and cloudbase-init",
+            &mut w,
+        ),
+    };
     if let Some(bytes) = &software {
         with_hive(bytes, "SOFTWARE", &mut w, read_software);
     }
@@ -52,23 +77,40 @@ pub fn inspect(fs: &dyn FileSystem) -> Result<Option<WindowsFacts>, FsError> {
             Ok(())
         })
     });
-    let cloudbase_dir = find_path(
-        fs,
-        &["Program Files", "Cloudbase Solutions", "Cloudbase-Init"],
-    )?;
-    if let Some(dir) = cloudbase_dir {
+    let cloudbase = ["Program Files", "Cloudbase Solutions", "Cloudbase-Init"];
+    let cloudbase_dir = match find_path(fs, &cloudbase) {
+        Ok(dir) => Some(dir),
+        Err(e) => failed.read(&cloudbase.join("/"), &e, "cloudbase-init", &mut w),
+    };
+    if let Some(Some(dir)) = &cloudbase_dir {
         w.drivers.evidence.push(format!("{dir} exists"));
         // A disabled service wins over the files being there.
         w.cloud_init.get_or_insert(true);
     }
-    if system_read {
-        // No service and no program directory; unknown when SYSTEM could not be read.
+    if system_read && cloudbase_dir.is_some() {
+        // No service and no program directory; unknown when SYSTEM or the directory could
+        // not be read.
         w.cloud_init.get_or_insert(false);
     }
-    architecture(fs, &root.cmd, registry_arch, &mut w)?;
-    classify(&mut w);
-    hibernation(fs, &mut w)?;
+    architecture(fs, &root.cmd, registry_arch, &failed, &mut w);
+    classify(&mut w, software_failed);
+    hibernation(fs, &failed, &mut w);
     Ok(Some(w))
+}
+
+/// Where the reads that fail go: the caller's log, and the facts they leave unknown.
+struct Failed<'a> {
+    log: &'a ReadLog,
+}
+
+impl Failed<'_> {
+    /// Logs the failed read of `path` and notes `unknown` as left unknown; `None` to use as
+    /// the value that could not be read.
+    fn read<T>(&self, path: &str, e: &FsError, unknown: &str, w: &mut WindowsFacts) -> Option<T> {
+        self.log.note(path.as_bytes(), e);
+        w.unread.push(unknown.to_string());
+        None
+    }
 }
 
 impl WindowsFacts {
@@ -222,8 +264,9 @@ fn architecture(
     fs: &dyn FileSystem,
     cmd: &str,
     registry: Option<String>,
+    failed: &Failed<'_>,
     w: &mut WindowsFacts,
-) -> Result<(), FsError> {
+) {
     let reg = registry
         .as_deref()
         .map(|r| match r.to_ascii_uppercase().as_str() {
@@ -265,7 +308,7 @@ fn architecture(
             ));
             None
         }
-        Err(e) => return Err(e),
+        Err(e) => failed.read(cmd, &e, "cmd.exe's architecture", w),
     };
     let reg_arch = match reg {
         Some(Ok(a)) => Some(a),
@@ -294,17 +337,19 @@ fn architecture(
     }
     match pe.or(reg_arch) {
         Some(a) => w.architecture = Some(a.as_str().into()),
+        // A failed read already says why.
+        None if !w.unread.is_empty() => {}
         None => w.findings.push(Finding::new(
             Severity::Warning,
             "windows.arch_unknown",
             "neither cmd.exe nor the registry gave the architecture",
         )),
     }
-    Ok(())
 }
 
-/// Names the product, sets the platform and the client/server findings.
-fn classify(w: &mut WindowsFacts) {
+/// Names the product, sets the platform and the client/server findings; `software_failed`:
+/// the SOFTWARE hive could not be read, so a missing version is no finding of its own.
+fn classify(w: &mut WindowsFacts, software_failed: bool) {
     let pn = w.product_name.clone().unwrap_or_default();
     // InstallationType (`Client`, `Server`, `Server Core`, `Nano Server`) exists from
     // Windows 7 / 2008 R2 on; ProductType on every NT; ProductName and EditionID are the
@@ -332,6 +377,9 @@ fn classify(w: &mut WindowsFacts) {
         server: w.server,
         product_name: pn.clone(),
     }) else {
+        if software_failed {
+            return;
+        }
         w.findings.push(Finding::new(
             Severity::Warning,
             "windows.version_unknown",
@@ -339,25 +387,25 @@ fn classify(w: &mut WindowsFacts) {
         ));
         return;
     };
-    w.platform = p.platform.map(str::to_string);
+    w.platform = Some(p.platform.to_string());
     if !w.server {
         w.findings.push(Finding::new(
             Severity::Warning,
             "windows.client_edition",
             format!(
-                "{} is a client edition ({}); ECS ImportImage lists only Windows Server \
-                 platforms (2003 to 2022), so no Platform value fits",
+                "{} is a client edition ({}); ECS ImportImage names only Windows Server \
+                 platforms (2003 to 2022), so its Platform is \"{OTHER_WINDOWS}\"",
                 p.name,
                 w.edition_id.as_deref().unwrap_or("edition unknown")
             ),
         ));
-    } else if w.platform.is_none() {
+    } else if p.platform == OTHER_WINDOWS {
         w.findings.push(Finding::new(
             Severity::Warning,
             "windows.platform_unlisted",
             format!(
-                "{} (build {}) has no ImportImage Platform value: the documented values stop \
-                 at Windows Server 2022; set the platform explicitly",
+                "{} (build {}) is not named in the ImportImage Platform list (Windows Server \
+                 2003 to 2022), so its Platform is \"{OTHER_WINDOWS}\"",
                 p.name,
                 w.build.map_or("unknown".into(), |b| b.to_string())
             ),
@@ -368,9 +416,15 @@ fn classify(w: &mut WindowsFacts) {
 
 /// A non-zero `hiberfil.sys` header means hibernation or Fast Startup (docs/INSPECTION.md
 /// §Windows).
-fn hibernation(fs: &dyn FileSystem, w: &mut WindowsFacts) -> Result<(), FsError> {
-    let Some(path) = find_path(fs, &["hiberfil.sys"])? else {
-        return Ok(());
+fn hibernation(fs: &dyn FileSystem, failed: &Failed<'_>, w: &mut WindowsFacts) {
+    const UNKNOWN: &str = "whether Windows is hibernated";
+    let path = match find_path(fs, &["hiberfil.sys"]) {
+        Ok(Some(path)) => path,
+        Ok(None) => return,
+        Err(e) => {
+            failed.read::<()>("/hiberfil.sys", &e, UNKNOWN, w);
+            return;
+        }
     };
     let mut head = [0u8; 4];
     match fs.read_at(path.as_bytes(), 0, &mut head) {
@@ -384,7 +438,8 @@ fn hibernation(fs: &dyn FileSystem, w: &mut WindowsFacts) -> Result<(), FsError>
             ),
         )),
         Ok(_) | Err(FsError::Unsupported { .. } | FsError::Corrupt { .. }) => {}
-        Err(e) => return Err(e),
+        Err(e) => {
+            failed.read::<()>(&path, &e, UNKNOWN, w);
+        }
     }
-    Ok(())
 }

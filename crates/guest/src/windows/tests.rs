@@ -13,7 +13,9 @@ use crate::registry::Hive;
 
 fn inspect_img(name: &str) -> WindowsFacts {
     let fs = ntfs::open(Arc::new(test_image(name))).unwrap();
-    inspect(&fs).unwrap().expect("a Windows system volume")
+    inspect(&fs, &ReadLog::default())
+        .unwrap()
+        .expect("a Windows system volume")
 }
 
 fn codes(w: &WindowsFacts) -> Vec<&str> {
@@ -124,7 +126,7 @@ fn windows_11_client_on_arm64() {
     assert_eq!(w.product_name.as_deref(), Some("Windows 10 Pro"));
     assert_eq!(w.product.as_deref(), Some("Windows 11"));
     assert!(!w.server);
-    assert_eq!(w.platform, None);
+    assert_eq!(w.platform.as_deref(), Some(OTHER_WINDOWS));
     assert_eq!(w.architecture.as_deref(), Some("arm64"));
     let c = codes(&w);
     assert!(c.contains(&"windows.client_edition"), "{c:?}");
@@ -138,10 +140,10 @@ fn windows_11_client_on_arm64() {
 }
 
 #[test]
-fn server_2025_has_no_documented_platform_and_is_hibernated() {
+fn server_2025_is_other_windows_and_is_hibernated() {
     let w = inspect_img("ntfs-win2025.img");
     assert_eq!(w.product.as_deref(), Some("Windows Server 2025"));
-    assert_eq!(w.platform, None);
+    assert_eq!(w.platform.as_deref(), Some(OTHER_WINDOWS));
     let c = codes(&w);
     assert!(c.contains(&"windows.platform_unlisted"), "{c:?}");
     assert!(c.contains(&"windows.hibernated"), "{c:?}");
@@ -184,7 +186,7 @@ fn a_truncated_hive_is_a_finding_and_the_rest_is_still_read() {
 #[test]
 fn a_volume_without_systemroot_is_not_windows() {
     let fs = fat::open(Arc::new(test_image("esp32.img"))).unwrap();
-    assert!(inspect(&fs).unwrap().is_none());
+    assert!(inspect(&fs, &ReadLog::default()).unwrap().is_none());
 }
 
 #[test]
@@ -272,7 +274,7 @@ fn hostile_hives_become_findings_never_panics() {
             let ok2 = with_hive(&bytes, "SYSTEM", &mut w, |h, w| read_system(h, w).map(drop));
             // A failure is always reported as a finding.
             assert!(ok && ok2 || w.findings.iter().any(|f| f.code == "windows.hive_corrupt"));
-            classify(&mut w);
+            classify(&mut w, false);
         }
     }
 }
@@ -283,7 +285,15 @@ fn architecture_cross_check_rules() {
     let fs = fat::open(Arc::new(test_image("esp32.img"))).unwrap();
     let run = |path: &str, reg: Option<&str>| {
         let mut w = WindowsFacts::default();
-        architecture(&fs, path, reg.map(str::to_string), &mut w).unwrap();
+        let log = ReadLog::default();
+        architecture(
+            &fs,
+            path,
+            reg.map(str::to_string),
+            &Failed { log: &log },
+            &mut w,
+        );
+        assert_eq!(log.count(), 0);
         (w.architecture.clone(), codes(&w).join(","))
     };
     let pe = "/EFI/BOOT/BOOTX64.EFI";
@@ -331,15 +341,17 @@ fn system_config_in_winnt_and_any_case() {
     let mut fs = MemFs::default();
     fs.dir("/WINNT/system32/config")
         .file("/WINNT/system32/cmd.exe", b"MZ");
-    let w = inspect(&fs).unwrap().expect("a system volume");
+    let w = inspect(&fs, &ReadLog::default())
+        .unwrap()
+        .expect("a system volume");
     assert_eq!(w.systemroot, "/WINNT");
 }
 
 /// Issue 20 item 3: the values of `CurrentVersion` (ProductName, EditionID,
 /// InstallationType, the version and CurrentBuild) and SYSTEM's ProductType → our product
-/// name and the ImportImage `Platform` (docs/CLOUD-API.md §ImportImage lists Windows Server
-/// 2003 to 2022 and no value for client editions), with the finding that says why a
-/// Platform is missing.
+/// name and the ImportImage `Platform` (docs/CLOUD-API.md §ImportImage names Windows Server
+/// 2003 to 2022; Server 2025, Windows 2000 Server, build-only servers and client editions are
+/// `Other Windows`), with the finding that says why the Platform is not a named one.
 #[test]
 fn editions_map_to_documented_platforms() {
     /// ProductName, EditionID, InstallationType, ProductType, major.minor.build; then our
@@ -365,7 +377,7 @@ fn editions_map_to_documented_platforms() {
             s("ServerNT"),
             (10, 0, 26100),
             "Windows Server 2025",
-            None,
+            s(OTHER_WINDOWS),
             UNLISTED,
         ),
         (
@@ -425,7 +437,7 @@ fn editions_map_to_documented_platforms() {
             None,
             (10, 0, 19042),
             "Windows Server (build 19042)",
-            None,
+            s(OTHER_WINDOWS),
             UNLISTED,
         ),
         (
@@ -496,7 +508,7 @@ fn editions_map_to_documented_platforms() {
             s("LanmanNT"),
             (5, 0, 2195),
             "Windows 2000 Server",
-            None,
+            s(OTHER_WINDOWS),
             UNLISTED,
         ),
         (
@@ -506,7 +518,7 @@ fn editions_map_to_documented_platforms() {
             s("WinNT"),
             (5, 0, 2195),
             "Windows 2000",
-            None,
+            s(OTHER_WINDOWS),
             CLIENT,
         ),
         (
@@ -516,7 +528,7 @@ fn editions_map_to_documented_platforms() {
             s("WinNT"),
             (5, 2, 3790),
             "Windows XP",
-            None,
+            s(OTHER_WINDOWS),
             CLIENT,
         ),
         // Multi-session Windows 10 has a server EditionID; InstallationType decides.
@@ -527,7 +539,7 @@ fn editions_map_to_documented_platforms() {
             s("WinNT"),
             (10, 0, 19045),
             "Windows 10",
-            None,
+            s(OTHER_WINDOWS),
             CLIENT,
         ),
         (
@@ -537,7 +549,7 @@ fn editions_map_to_documented_platforms() {
             None,
             (10, 0, 26100),
             "Windows 11",
-            None,
+            s(OTHER_WINDOWS),
             CLIENT,
         ),
         (
@@ -547,7 +559,7 @@ fn editions_map_to_documented_platforms() {
             None,
             (6, 1, 7601),
             "Windows 7",
-            None,
+            s(OTHER_WINDOWS),
             CLIENT,
         ),
     ];
@@ -564,7 +576,7 @@ fn editions_map_to_documented_platforms() {
             build: Some(b),
             ..Default::default()
         };
-        classify(&mut w);
+        classify(&mut w, false);
         let what = format!("{name} ({edition:?}, {installation:?}, {ma}.{mi}.{b})");
         assert_eq!(w.product.as_deref(), Some(product), "{what}");
         assert_eq!(w.platform.as_deref(), platform, "{what}");
@@ -603,7 +615,7 @@ fn product_type_from_the_current_control_set() {
     };
     assert!(with_hive(&hive, "SYSTEM", &mut w, |h, w| read_system(h, w).map(drop)));
     assert_eq!(w.product_type.as_deref(), Some("LanmanNT"));
-    classify(&mut w);
+    classify(&mut w, false);
     assert!(w.server);
     assert_eq!(w.product.as_deref(), Some("Windows 2000 Server"));
 }

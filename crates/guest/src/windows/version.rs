@@ -2,16 +2,21 @@
 //!
 //! Pure functions. Rules from docs/INSPECTION.md §Windows (libguestfs osinfo mapping, build ≥ 22000
 //! is Windows 11, servers by build: 14393 = 2016, 17763 = 2019, 20348 = 2022, 26100 = 2025) and the
-//! ImportImage `Platform` list (docs/CLOUD-API.md §ImportImage), which stops at `Windows Server
-//! 2022`.
+//! ImportImage `Platform` list (docs/CLOUD-API.md §ImportImage): it names Windows Server 2003 to
+//! 2022; every other Windows (Server 2025, 2000, client editions) is [`OTHER_WINDOWS`].
+
+/// The ImportImage `Platform` of a Windows the list does not name (docs/CLOUD-API.md
+/// §ImportImage).
+pub const OTHER_WINDOWS: &str = "Other Windows";
 
 /// What the version values say about the product.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {
     /// E.g. `Windows Server 2022`, `Windows Server 2012 R2`, `Windows 11`.
     pub name: String,
-    /// The ImportImage `Platform` value, when one is documented for this product.
-    pub platform: Option<&'static str>,
+    /// The ImportImage `Platform` value: the product's own when the list names it, else
+    /// [`OTHER_WINDOWS`].
+    pub platform: &'static str,
 }
 
 /// Inputs read from `CurrentVersion`.
@@ -98,9 +103,9 @@ pub fn product(v: &VersionInfo) -> Option<Product> {
         }
     };
     let platform = if v.server {
-        server_platform(&name)
+        server_platform(&name).unwrap_or(OTHER_WINDOWS)
     } else {
-        None
+        OTHER_WINDOWS
     };
     Some(Product { name, platform })
 }
@@ -140,7 +145,7 @@ mod tests {
                 20348,
                 "x",
                 "Windows Server 2022",
-                Some("Windows Server 2022"),
+                "Windows Server 2022",
             ),
             (
                 10,
@@ -148,7 +153,7 @@ mod tests {
                 17763,
                 "x",
                 "Windows Server 2019",
-                Some("Windows Server 2019"),
+                "Windows Server 2019",
             ),
             (
                 10,
@@ -156,16 +161,16 @@ mod tests {
                 14393,
                 "x",
                 "Windows Server 2016",
-                Some("Windows Server 2016"),
+                "Windows Server 2016",
             ),
-            (10, 0, 26100, "x", "Windows Server 2025", None),
+            (10, 0, 26100, "x", "Windows Server 2025", OTHER_WINDOWS),
             (
                 10,
                 0,
                 19042,
                 "Windows Server Datacenter",
                 "Windows Server (build 19042)",
-                None,
+                OTHER_WINDOWS,
             ),
             (
                 10,
@@ -173,7 +178,7 @@ mod tests {
                 25398,
                 "Windows Server 2022 Datacenter",
                 "Windows Server 2022",
-                Some("Windows Server 2022"),
+                "Windows Server 2022",
             ),
             (
                 6,
@@ -181,7 +186,7 @@ mod tests {
                 9600,
                 "x",
                 "Windows Server 2012 R2",
-                Some("Windows Server 2012"),
+                "Windows Server 2012",
             ),
             (
                 6,
@@ -189,7 +194,7 @@ mod tests {
                 9200,
                 "x",
                 "Windows Server 2012",
-                Some("Windows Server 2012"),
+                "Windows Server 2012",
             ),
             (
                 6,
@@ -197,7 +202,7 @@ mod tests {
                 7601,
                 "x",
                 "Windows Server 2008 R2",
-                Some("Windows Server 2008"),
+                "Windows Server 2008",
             ),
             (
                 6,
@@ -205,7 +210,7 @@ mod tests {
                 6002,
                 "x",
                 "Windows Server 2008",
-                Some("Windows Server 2008"),
+                "Windows Server 2008",
             ),
             (
                 5,
@@ -213,7 +218,7 @@ mod tests {
                 3790,
                 "Windows Server 2003 R2",
                 "Windows Server 2003 R2",
-                Some("Windows Server 2003"),
+                "Windows Server 2003",
             ),
             (
                 5,
@@ -221,7 +226,7 @@ mod tests {
                 3790,
                 "x",
                 "Windows Server 2003",
-                Some("Windows Server 2003"),
+                "Windows Server 2003",
             ),
         ];
         for (ma, mi, b, pn, name, platform) in cases {
@@ -232,12 +237,13 @@ mod tests {
     }
 
     #[test]
-    fn clients_have_no_platform() {
+    fn clients_are_other_windows() {
         assert_eq!(client(10, 0, 22631).name, "Windows 11");
         assert_eq!(client(10, 0, 22000).name, "Windows 11");
         assert_eq!(client(10, 0, 19045).name, "Windows 10");
         assert_eq!(client(6, 1, 7601).name, "Windows 7");
-        assert!(client(10, 0, 22631).platform.is_none());
+        assert_eq!(client(10, 0, 22631).platform, OTHER_WINDOWS);
+        assert_eq!(client(6, 1, 7601).platform, OTHER_WINDOWS);
         assert!(
             product(&VersionInfo {
                 major: None,
