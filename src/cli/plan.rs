@@ -254,6 +254,8 @@ pub struct RunFlags {
     pub create_role: bool,
     #[arg(long, help = vocab::CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: Option<u16>,
+    #[arg(long, help = vocab::PART_MEMORY, value_parser = super::values::part_memory)]
+    pub part_memory: Option<u64>,
 }
 
 impl RunFlags {
@@ -267,6 +269,7 @@ impl RunFlags {
         opts.part_size = self.part_size;
         opts.create_role = self.create_role;
         opts.parts_in_flight = self.concurrency.map(usize::from);
+        opts.part_memory = self.part_memory;
     }
 }
 
