@@ -385,7 +385,12 @@ fn the_plan_caps_the_parts_in_flight_to_its_part_memory() {
     assert_eq!(p["parts_in_flight_max"]["value"], 32);
     let d = &p["disks"][0];
     assert_eq!(d["parts_in_flight"]["value"], 23, "{d}");
-    assert!(d["parts_in_flight"]["source"]["why"].as_str().unwrap().contains("64.0 MiB"));
+    assert!(
+        d["parts_in_flight"]["source"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("64.0 MiB")
+    );
     assert_eq!(d["buffer_memory"], 64 * MIB);
     // More memory: the cap (--concurrency, default 32) decides.
     let p = plan(&["--part-memory", "256M"]);
@@ -397,11 +402,19 @@ fn the_plan_caps_the_parts_in_flight_to_its_part_memory() {
     let p = plan(&["--part-size", "5M"]);
     assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 7);
     assert_eq!(p["disks"][0]["buffer_memory"], 12 * 5 * MIB);
-    assert!(notes(&p).contains("plan.part_memory_limits"), "{}", notes(&p));
+    assert!(
+        notes(&p).contains("plan.part_memory_limits"),
+        "{}",
+        notes(&p)
+    );
     // Parts too large for the budget: one in flight, and a warning that it is exceeded.
     let p = plan(&["--part-size", "5M", "--part-memory", "16M"]);
     assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 1);
-    assert!(notes(&p).contains("plan.part_memory_exceeded"), "{}", notes(&p));
+    assert!(
+        notes(&p).contains("plan.part_memory_exceeded"),
+        "{}",
+        notes(&p)
+    );
     // Below 1 MiB: refused as the flag is parsed.
     let run = imgport([&args[..], &["--part-memory", "512K", disk]].concat());
     run.expect_code(2);

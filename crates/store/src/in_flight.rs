@@ -19,7 +19,7 @@ use imgport_base::climb::{Climber, LimitChange, Pace, Step};
 pub const START: usize = 8;
 /// Bytes in flight when an upload starts: [`START`] parts of 5 MiB. Smaller parts start with
 /// more of them (within the cap), so a far link is covered in as few steps whatever the part
-/// size (2 MiB parts: 20; docs/PERFORMANCE.md §Long links).
+/// size (2 MiB parts: 20; docs/PERFORMANCE.md §WAN).
 pub const START_BYTES: u64 = 40 << 20;
 
 /// Windows of at least a quarter second and one finished part per slot: a part's round
