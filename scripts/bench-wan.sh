@@ -2,8 +2,9 @@
 # Uploads over long links (issue 25, point 6): one `imgport import` of the same source with 0,
 # 50 and 150 ms of round-trip time added between the client and the S3 server, side by side:
 # the upload stage's rate, its ratio to the zero-latency rate, and the parts in flight the
-# upload chose from the measured rate (within --concurrency, the cap the buffer pool is sized
-# for). Goal: at 50 and 150 ms, at least 0.90 of the zero-latency rate.
+# upload chose from the measured rate (within the plan's cap: --concurrency and the part-buffer
+# memory budget), and the client's peak RSS. Goals: at 50 and 150 ms, at least 0.90 of the
+# zero-latency rate; peak RSS at most 96 MiB with the defaults.
 #
 # The link: `imgport sim --wan-rtt-ms` puts a delaying TCP proxy in front of its S3 server
 # (crates/sim/src/wan.rs): every byte is delivered half a round trip after it was written, in
@@ -23,7 +24,7 @@
 # objects in RAM (/dev/shm when it has room), each removed after its run.
 #
 # usage: scripts/bench-wan.sh [--chunks N] [--rtts "0 50 150"] [--concurrency N]
-#                             [--window-kib K] [--to FORMAT]
+#                             [--part-size SIZE] [--part-memory SIZE] [--window-kib K] [--to FORMAT]
 #   (--chunks 24 = 1.5 GiB of data, the default)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +33,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 chunks=24
 rtts="0 50 150"
 concurrency=''
+part_size=''
+part_memory=''
 window_kib=4096
 to=vhd
 while [ $# -gt 0 ]; do
@@ -39,9 +42,11 @@ while [ $# -gt 0 ]; do
     --chunks) chunks=$2; shift 2 ;;
     --rtts) rtts=$2; shift 2 ;;
     --concurrency) concurrency=$2; shift 2 ;;
+    --part-size) part_size=$2; shift 2 ;;
+    --part-memory) part_memory=$2; shift 2 ;;
     --window-kib) window_kib=$2; shift 2 ;;
     --to) to=$2; shift 2 ;;
-    *) echo "usage: $0 [--chunks N] [--rtts \"0 50 150\"] [--concurrency N] [--window-kib K] [--to FORMAT]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--chunks N] [--rtts \"0 50 150\"] [--concurrency N] [--part-size SIZE] [--part-memory SIZE] [--window-kib K] [--to FORMAT]" >&2; exit 2 ;;
   esac
 done
 target=${CARGO_TARGET_DIR:-$root/target}
@@ -87,18 +92,21 @@ run() {
   bench_sim_start "$bin" "$work" --state "$server_store" --bucket bench --import-seconds 0.5 \
     "${wan[@]}"
   local flags=()
-  [ -z "$concurrency" ] || flags=(--concurrency "$concurrency")
+  [ -z "$concurrency" ] || flags+=(--concurrency "$concurrency")
+  [ -z "$part_size" ] || flags+=(--part-size "$part_size")
+  [ -z "$part_memory" ] || flags+=(--part-memory "$part_memory")
   cat "$src" > /dev/null
   ALIBABA_CLOUD_ACCESS_KEY_ID=$sim_key_id ALIBABA_CLOUD_ACCESS_KEY_SECRET=$sim_secret \
-    "$bin" -v import "$src" --region cn-hangzhou --bucket bench --to "$to" --name "wan-$name" \
+    /usr/bin/time -f %M -o "$work/$name.rss" "$bin" -v import "$src" --region cn-hangzhou --bucket bench --to "$to" --name "wan-$name" \
     --ecs-endpoint "$sim_endpoint" --oss-endpoint "$sim_s3_endpoint" --path-style \
     --poll-interval 0.2 --journal "$work/journal" --no-dedupe --allow-no-os --json \
     "${flags[@]}" > "$work/$name.out" 2> "$work/$name.err" \
     || { echo "import $name failed:" >&2; tail -20 "$work/$name.err" >&2; exit 1; }
   stop_sim
-  python3 - "$work/$name.out" "$name" "$rtt" >> "$work/results" <<'EOF'
+  python3 - "$work/$name.out" "$name" "$rtt" "$work/$name.rss" >> "$work/results" <<'EOF'
 import json, sys
 o = json.load(open(sys.argv[1]))
+rss = int(open(sys.argv[4]).read().split()[-1]) / 1024
 assert o["status"] == "Available", o["status"]
 d = o["disks"][0]
 t = {s["stage"]: s["seconds"] for s in o["timings"]}
@@ -106,7 +114,8 @@ up = t["upload disk 1"]
 f = d["in_flight"]
 changes = "-".join([str(f["start"])] + [str(c["to"]) for c in f["changes"]])
 print(sys.argv[2], sys.argv[3], "%.2f" % up, d["size"], "%.1f" % (d["size"] / up / 1e6),
-      f["chosen"], f["start"], f["max"], changes, "%.3f" % f["part_seconds_median"])
+      f["chosen"], f["start"], f["max"], changes, "%.3f" % f["part_seconds_median"],
+      "%.1f" % rss)
 EOF
 }
 
@@ -115,14 +124,14 @@ run direct direct
 for rtt in $rtts; do run "rtt$rtt" "$rtt"; done
 
 echo
-printf '%-14s %10s %12s %12s %10s %16s %10s  %s\n' "added RTT" "upload s" "MB/s" "vs 0 ms" \
-  "chosen" "cap" "part s" "parts in flight (start-changes)"
+printf '%-14s %10s %10s %8s %7s %5s %7s %9s  %s\n' "added RTT" "upload s" "MB/s" "vs 0 ms" \
+  "chosen" "cap" "part s" "RSS MiB" "parts in flight (start-changes)"
 zero=$(awk '$1 == "rtt0" {print $5}' "$work/results")
-while read -r name rtt up _bytes rate chosen _start max changes median; do
+while read -r name rtt up _bytes rate chosen _start max changes median rss; do
   label="$rtt ms"; [ "$rtt" = direct ] && label="none (direct)"
   ratio=-; [ -n "$zero" ] && ratio=$(bench_ratio "$rate" "$zero")
-  printf '%-14s %10s %12s %12s %10s %16s %10s  %s\n' "$label" "$up" "$rate" "$ratio" "$chosen" \
-    "$max" "$median" "$changes"
+  printf '%-14s %10s %10s %8s %7s %5s %7s %9s  %s\n' "$label" "$up" "$rate" "$ratio" "$chosen" \
+    "$max" "$median" "$rss" "$changes"
 done < "$work/results"
 echo
 echo "rates are the object's bytes over the 'upload disk 1' stage (convert+hash+upload, one pass)"
@@ -134,4 +143,9 @@ if [ -n "$zero" ]; then
     if awk "BEGIN{exit !($ratio >= 0.90)}"; then m=met; else m=MISSED; fi
     echo "goal ${rtt} ms >= 0.90 x zero-latency rate ($ratio): $m"
   done
+fi
+peak=$(awk '{if ($11 > m) m = $11} END {print m}' "$work/results")
+if [ -z "$concurrency$part_size$part_memory" ]; then
+  if awk "BEGIN{exit !($peak <= 96)}"; then m=met; else m=MISSED; fi
+  echo "goal peak RSS <= 96 MiB with the defaults ($peak MiB at most): $m"
 fi

@@ -15,9 +15,13 @@ pub mod exit {
 /// Writes `value` as pretty JSON to stdout followed by a newline.
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     use std::io::Write;
-    let mut out = std::io::stdout().lock();
+    // Stdout is line-buffered: unbuffered, a conversion's per-part list of a large disk
+    // would take one write per line (22,000 for an empty 100 GiB disk, docs/PERFORMANCE.md
+    // §Sparse).
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
+    out.flush()?;
     Ok(())
 }
 

@@ -262,6 +262,8 @@ pub struct RunFlags {
     /// Upload through OSS's public endpoint, without asking the instance metadata service.
     #[arg(long, conflicts_with = "internal")]
     pub no_internal: bool,
+    #[arg(long, help = vocab::PART_MEMORY, value_parser = super::values::part_memory)]
+    pub part_memory: Option<u64>,
 }
 
 impl RunFlags {
@@ -275,6 +277,7 @@ impl RunFlags {
         opts.part_size = self.part_size;
         opts.create_role = self.create_role;
         opts.parts_in_flight = self.concurrency.map(usize::from);
+        opts.part_memory = self.part_memory;
     }
 
     /// What decides the OSS endpoint's kind for these flags ([`internal_choice`]).

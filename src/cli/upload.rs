@@ -322,7 +322,8 @@ pub fn run(args: UploadArgs) -> anyhow::Result<ExitCode> {
 
 /// Opens the bytes to upload: the file as it is, or its conversion.
 /// The stream of `src` (converted `to` a format, or as it is), cut in the parts
-/// [`Parts::for_object`] gives for its size and `part_size`: checked before any buffer exists.
+/// [`Parts::for_object_from`] gives for its size and `part_size` (S3's 5 MiB by default):
+/// checked before any buffer exists.
 fn open_stream(
     src: &std::path::Path,
     to: Option<ToArg>,
@@ -348,7 +349,12 @@ fn open_stream(
             (opened.image, layout)
         }
     };
-    let parts = Parts::for_object(part_size, layout.size).map_err(|e| {
+    let parts = Parts::for_object_from(
+        imgport_transfer::stream::HASHED_PART_SIZE,
+        part_size,
+        layout.size,
+    )
+    .map_err(|e| {
         eprintln!("error: {}: {e}", src.display());
         ExitCode::from(exit::USAGE)
     })?;

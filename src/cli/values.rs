@@ -39,6 +39,15 @@ pub(crate) fn part_size(s: &str) -> Result<PartSize, String> {
     PartSize::new(bytes).map_err(|e| e.to_string())
 }
 
+/// A part-memory budget (`256M`): at least 1 MiB, at most what a byte size parses to.
+pub(crate) fn part_memory(s: &str) -> Result<u64, String> {
+    let bytes = parse_size(s).map_err(|e| e.replace("part size", "part memory"))?;
+    if bytes < 1 << 20 {
+        return Err(format!("part memory must be at least 1 MiB, not {s:?}"));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

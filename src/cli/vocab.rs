@@ -30,11 +30,16 @@ pub const MARKDOWN: &str = "Also write the report as Markdown to this file";
 /// `--concurrency` (32 is `imgport_core::plan::DEFAULT_PARTS_IN_FLIGHT`).
 pub const CONCURRENCY: &str = "Most parts of one image in flight at once, 1 to 256 (default: 32); \
                                 fewer are used when more do not raise the measured rate";
+/// `--part-memory`.
+pub const PART_MEMORY: &str = "Memory the part buffers of one upload may take, e.g. 256M \
+                               (default: 64M, for a peak RSS under 96 MiB); the parts in flight \
+                               are capped to fit it";
 /// `--journal`.
 pub const JOURNAL: &str = "Directory of resume journals (default: ~/.cache/imgport/uploads)";
 /// `--part-size`.
-pub const PART_SIZE: &str = "Part size, e.g. 64M (default: 5 MiB, or larger to stay within \
-                             10000 parts; OSS accepts 100 KiB to 5 GiB)";
+pub const PART_SIZE: &str = "Part size, e.g. 64M (default: 2 MiB for an import, 5 MiB \
+                             for an upload, or larger to stay within 10000 parts; OSS accepts \
+                             100 KiB to 5 GiB)";
 /// `--oss-endpoint`.
 pub const OSS_ENDPOINT: &str = "OSS/S3 endpoint URL instead of https://oss-REGION.aliyuncs.com: \
                                 a custom domain, or any S3-compatible server";

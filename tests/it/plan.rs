@@ -354,12 +354,74 @@ fn part_sizes_are_checked_against_oss_limits_where_the_plan_is_made() {
     let run = imgport([&args[..], &["--part-size", "99K", big]].concat());
     run.expect_code(2);
     assert!(run.stderr().contains("100 KiB"), "{}", run.stderr());
-    // Without one: 5 MiB parts (larger only when 10000 would not do).
+    // Without one: 2 MiB parts (larger only when 10000 would not do).
     let run = imgport([&args[..], &[big]].concat());
     run.expect_code(0);
     let parts = &run.json()["plan"]["disks"][0]["parts"]["value"];
-    assert_eq!(parts["part_size"], 5 << 20);
-    assert_eq!(parts["count"], 410);
+    assert_eq!(parts["part_size"], 2 << 20);
+    assert_eq!(parts["count"], 1024);
+}
+
+#[test]
+fn the_plan_caps_the_parts_in_flight_to_its_part_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk.raw");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let disk = disk.to_str().unwrap();
+    let mut args = vec!["plan", "--json", "--to", "raw"];
+    args.extend(BASE);
+    const MIB: u64 = 1 << 20;
+    let plan = |extra: &[&str]| {
+        let run = imgport([&args[..], extra, &[disk]].concat());
+        run.expect_code(0);
+        run.json()["plan"].clone()
+    };
+    let notes = |p: &serde_json::Value| p["notes"].to_string();
+    // The defaults: 64 MiB hold 23 parts of 2 MiB in flight, 2 filled ahead and 7 for MD5
+    // batches: 32 buffers, the whole budget.
+    let p = plan(&[]);
+    assert_eq!(p["part_memory"]["value"], 64 * MIB);
+    assert_eq!(p["part_memory"]["source"]["kind"], "default");
+    assert_eq!(p["parts_in_flight_max"]["value"], 32);
+    let d = &p["disks"][0];
+    assert_eq!(d["parts_in_flight"]["value"], 23, "{d}");
+    assert!(
+        d["parts_in_flight"]["source"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("64.0 MiB")
+    );
+    assert_eq!(d["buffer_memory"], 64 * MIB);
+    // More memory: the cap (--concurrency, default 32) decides.
+    let p = plan(&["--part-memory", "256M"]);
+    assert_eq!(p["part_memory"]["value"], 256 * MIB);
+    assert_eq!(p["part_memory"]["source"]["kind"], "user");
+    assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 32);
+    assert_eq!(p["disks"][0]["buffer_memory"], (32 + 2 + 7) * 2 * MIB);
+    // 5 MiB parts: 12 buffers, 7 in flight, said in a note.
+    let p = plan(&["--part-size", "5M"]);
+    assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 7);
+    assert_eq!(p["disks"][0]["buffer_memory"], 12 * 5 * MIB);
+    assert!(
+        notes(&p).contains("plan.part_memory_limits"),
+        "{}",
+        notes(&p)
+    );
+    // Parts too large for the budget: one in flight, and a warning that it is exceeded.
+    let p = plan(&["--part-size", "5M", "--part-memory", "16M"]);
+    assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 1);
+    assert!(
+        notes(&p).contains("plan.part_memory_exceeded"),
+        "{}",
+        notes(&p)
+    );
+    // Below 1 MiB: refused as the flag is parsed.
+    let run = imgport([&args[..], &["--part-memory", "512K", disk]].concat());
+    run.expect_code(2);
+    assert!(run.stderr().contains("at least 1 MiB"), "{}", run.stderr());
 }
 
 #[test]

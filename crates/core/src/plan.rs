@@ -46,14 +46,19 @@ pub const MIN_PART_SIZE: u64 = imgport_store::oss::MIN_PART_SIZE;
 pub const MAX_PART_SIZE: u64 = imgport_store::oss::MAX_PART_SIZE;
 /// Most parts of one multipart upload.
 pub const MAX_PARTS: u64 = imgport_transfer::stream::MAX_PARTS;
-/// Part size of an upload when none is given: S3's minimum for every part but the last, so
-/// the parts in flight take little memory; larger (whole MiB) when the object needs it.
-pub const DEFAULT_PART_SIZE: u64 = imgport_transfer::stream::HASHED_PART_SIZE;
+/// Part size of an import's upload when none is given (larger, in whole MiB, when the object
+/// needs it): ImportImage reads from OSS, which takes parts from 100 KB, and with parts this
+/// small [`DEFAULT_PART_MEMORY`] holds 23 in flight, faster on every link than 7 of 5 MiB
+/// (docs/PERFORMANCE.md §WAN; `imgport upload`, which may face plain S3, keeps S3's 5 MiB).
+pub const DEFAULT_PART_SIZE: u64 = 2 << 20;
+/// Memory the part buffers of one upload may take when the user does not say
+/// (`--part-memory`): with the rest of the process, the import's peak RSS stays under 96 MiB.
+pub const DEFAULT_PART_MEMORY: u64 = 64 << 20;
 
 /// Most parts of one upload in flight at once when the user does not say (`--concurrency`):
-/// enough to cover the bandwidth-delay product of a far region (150 ms at a few hundred MB/s
-/// with 5 MiB parts, scripts/bench-wan.sh); the upload uses fewer when the measured rate does
-/// not grow with more, and the buffer pool takes memory only for the parts in use.
+/// enough to cover the bandwidth-delay product of a far region (scripts/bench-wan.sh); each
+/// disk's cap is lowered to what [`DEFAULT_PART_MEMORY`] holds, and the upload uses fewer
+/// when the measured rate does not grow with more.
 pub const DEFAULT_PARTS_IN_FLIGHT: usize = 32;
 /// Most parts in flight the user may ask for.
 pub const MAX_PARTS_IN_FLIGHT: usize = 256;
@@ -101,12 +106,22 @@ impl Parts {
     /// MiB above it that does. An object larger than [`MAX_PARTS`] × [`MAX_PART_SIZE`] has no
     /// parts OSS takes.
     pub fn for_object(given: Option<PartSize>, object_size: u64) -> Result<Parts, PartSizeError> {
+        Self::for_object_from(DEFAULT_PART_SIZE, given, object_size)
+    }
+
+    /// [`Parts::for_object`] with `default` instead of [`DEFAULT_PART_SIZE`] when none is
+    /// given (`imgport upload` keeps S3's 5 MiB: it may face a plain S3 server).
+    pub fn for_object_from(
+        default: u64,
+        given: Option<PartSize>,
+        object_size: u64,
+    ) -> Result<Parts, PartSizeError> {
         const MIB: u64 = 1 << 20;
         let part_size = match given {
             Some(p) => p,
             None => {
                 let least = object_size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
-                let bytes = DEFAULT_PART_SIZE.max(least);
+                let bytes = default.max(least);
                 if bytes > MAX_PART_SIZE {
                     return Err(PartSizeError::ObjectTooLarge { object_size });
                 }
@@ -248,6 +263,8 @@ pub struct PlanOptions {
     pub part_size: Option<PartSize>,
     /// Most parts of one upload in flight; `None` is [`DEFAULT_PARTS_IN_FLIGHT`].
     pub parts_in_flight: Option<usize>,
+    /// Memory the part buffers of one upload may take; `None` is [`DEFAULT_PART_MEMORY`].
+    pub part_memory: Option<u64>,
     /// `DiskImageSize` in GiB for some disks, by position (0-based, in the order given);
     /// the others take their virtual size rounded up to whole GiB.
     pub disk_image_size_gib: Vec<(usize, u64)>,
@@ -291,6 +308,13 @@ pub struct PlannedDisk {
     pub object_size: u64,
     /// How the object is cut for its multipart upload.
     pub parts: Sourced<Parts>,
+    /// Most parts of this upload in flight: the plan's `parts_in_flight_max`, lowered to
+    /// what `part_memory` holds at this disk's part size (with the parts filled ahead and
+    /// those of an MD5 batch). The upload chooses the number within it from the measured rate.
+    pub parts_in_flight: Sourced<usize>,
+    /// Most bytes this upload's part buffers take: every buffer the stream may hold at
+    /// `parts_in_flight`, whatever the disk's size.
+    pub buffer_memory: u64,
     pub disk_image_size_gib: Sourced<u64>,
 }
 
@@ -359,10 +383,13 @@ pub struct ImportPlan {
     /// one is done. Kept otherwise (the default): a later import of the same disks finds
     /// them verified and uploads nothing, and a failed import can be retried from them.
     pub delete_objects: bool,
-    /// Most parts of each upload in flight at once: the memory bound (the buffer pool holds
-    /// this many parts plus two being filled). Within it each upload picks the number from
-    /// its measured rate and round-trip time, reported in its outcome (`in_flight`).
+    /// Most parts of each upload in flight at once (`--concurrency`), lowered per disk to what
+    /// `part_memory` holds (`disks[].parts_in_flight`). Within it each upload picks the number
+    /// from its measured rate and round-trip time, reported in its outcome (`in_flight`).
     pub parts_in_flight_max: Sourced<usize>,
+    /// Memory the part buffers of one upload may take (uploads run one after the other):
+    /// each disk's `parts_in_flight` is lowered to fit it.
+    pub part_memory: Sourced<u64>,
     /// Before the first byte is sent, every bucket is checked to be in `region` (OSS
     /// GetBucketLocation); a missing one is created there when this is set (CreateBucket),
     /// refused otherwise. After the upload, HeadObject checks no object is archived.
@@ -572,6 +599,13 @@ pub fn infer(
             None => Sourced::default(
                 DEFAULT_PARTS_IN_FLIGHT,
                 "enough for a far region; fewer are used when more do not raise the rate",
+            ),
+        },
+        part_memory: match opts.part_memory {
+            Some(n) => Sourced::user(n),
+            None => Sourced::default(
+                DEFAULT_PART_MEMORY,
+                "an import's peak RSS within 96 MiB; 23 parts of 2 MiB in flight",
             ),
         },
         create_bucket: opts.create_bucket,
@@ -839,6 +873,7 @@ fn plan_disk(
             ),
         ),
     };
+    let (parts_in_flight, buffer_memory) = in_flight_within_memory(opts, d.path, &cut, notes);
     Ok(PlannedDisk {
         device_index,
         input,
@@ -852,8 +887,70 @@ fn plan_disk(
         object_key,
         object_size: size,
         parts,
+        parts_in_flight,
+        buffer_memory,
         disk_image_size_gib,
     })
+}
+
+/// The most parts in flight of one disk's upload cut in `cut`: the user's or default cap,
+/// lowered to what the part-memory budget holds, and the memory its buffers then take at
+/// most. Parts too large for even one in flight within the budget (a huge object needs
+/// large parts to stay within 10,000) get one, with a note that the budget is exceeded.
+fn in_flight_within_memory(
+    opts: &PlanOptions,
+    path: &Path,
+    cut: &Parts,
+    notes: &mut Vec<Finding>,
+) -> (Sourced<usize>, u64) {
+    use imgport_transfer::stream::{in_flight_within, upload_buffers};
+    let cap = opts
+        .parts_in_flight
+        .map_or(DEFAULT_PARTS_IN_FLIGHT, |n| n.clamp(1, MAX_PARTS_IN_FLIGHT));
+    let budget = opts.part_memory.unwrap_or(DEFAULT_PART_MEMORY);
+    let part = cut.part_size.get();
+    let fit = in_flight_within(budget, part);
+    let n = fit.unwrap_or(1).min(cap);
+    let memory = upload_buffers(n, part) as u64 * part;
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    let why = format!(
+        "{:.1} MiB of part memory hold {n} parts of {:.1} MiB in flight, 2 filled ahead and \
+         {} for MD5 batches",
+        mib(budget),
+        mib(part),
+        upload_buffers(0, part) - imgport_transfer::stream::UPLOAD_FILLED_AHEAD
+    );
+    let sourced = match fit {
+        Some(f) if f >= cap => match opts.parts_in_flight {
+            Some(_) => Sourced::user(n),
+            None => Sourced::default(n, format!("{DEFAULT_PARTS_IN_FLIGHT}, within the memory")),
+        },
+        _ if opts.part_memory.is_some() => Sourced::user(n),
+        _ => Sourced::default(n, why),
+    };
+    if fit.is_none() {
+        notes.push(Finding::new(
+            Severity::Warning,
+            "plan.part_memory_exceeded",
+            format!(
+                "{}: parts of {part} bytes take {memory} bytes of buffers with one in flight, \
+                 more than the part memory of {budget} bytes (--part-memory); one part is sent \
+                 at a time",
+                path.display()
+            ),
+        ));
+    } else if n < imgport_store::in_flight::START && fit.is_some_and(|f| f < cap) {
+        notes.push(Finding::new(
+            Severity::Info,
+            "plan.part_memory_limits",
+            format!(
+                "{}: the part memory of {budget} bytes holds only {n} parts of {part} bytes in \
+                 flight; a far link may need more (--part-memory)",
+                path.display()
+            ),
+        ));
+    }
+    (sourced, memory)
 }
 
 /// ImportImage's `DiskDeviceMapping.N.Format` value for an output format.

@@ -15,8 +15,12 @@ use serde::Serialize;
 
 use imgport_base::climb::{Climber, LimitChange, Pace, Step};
 
-/// Parts in flight when an upload starts (or the cap, when it is lower).
+/// Fewest parts in flight when an upload starts (or the cap, when it is lower).
 pub const START: usize = 8;
+/// Bytes in flight when an upload starts: [`START`] parts of 5 MiB. Smaller parts start with
+/// more of them (within the cap), so a far link is covered in as few steps whatever the part
+/// size (2 MiB parts: 20; docs/PERFORMANCE.md §WAN).
+pub const START_BYTES: u64 = 40 << 20;
 
 /// Windows of at least a quarter second and one finished part per slot: a part's round
 /// trip, so that a far link is found in a few of them.
@@ -45,6 +49,12 @@ pub struct InFlightReport {
     pub changes: Vec<LimitChange>,
 }
 
+/// Parts in flight at the start for parts of `part_size` bytes: [`START_BYTES`] of them, at
+/// least [`START`].
+pub fn start(part_size: u64) -> usize {
+    usize::try_from(START_BYTES / part_size.max(1)).map_or(START, |n| n.max(START))
+}
+
 /// The parts-in-flight controller of one upload.
 #[derive(Debug)]
 pub(crate) struct Pacer {
@@ -55,9 +65,9 @@ pub(crate) struct Pacer {
 }
 
 impl Pacer {
-    /// At most `cap` parts in flight.
-    pub(crate) fn new(cap: usize) -> Pacer {
-        let climber = Climber::new(START, cap, PARTS);
+    /// At most `cap` parts of `part_size` bytes in flight.
+    pub(crate) fn new(cap: usize, part_size: u64) -> Pacer {
+        let climber = Climber::new(start(part_size), cap, PARTS);
         Pacer {
             start: climber.limit(),
             climber,
@@ -110,17 +120,26 @@ mod tests {
 
     #[test]
     fn the_start_and_cap_bound_the_level() {
-        assert_eq!(Pacer::new(64).limit(), START);
-        assert_eq!(Pacer::new(2).limit(), 2);
-        assert_eq!(Pacer::new(0).limit(), 1);
-        let r = Pacer::new(3).report();
+        assert_eq!(Pacer::new(64, 5 << 20).limit(), START);
+        assert_eq!(Pacer::new(2, 5 << 20).limit(), 2);
+        assert_eq!(Pacer::new(0, 5 << 20).limit(), 1);
+        let r = Pacer::new(3, 5 << 20).report();
         assert_eq!((r.max, r.start, r.chosen, r.last), (3, 3, 3, 3));
+    }
+
+    #[test]
+    fn smaller_parts_start_with_more_of_them() {
+        assert_eq!(start(5 << 20), START);
+        assert_eq!(start(2 << 20), 20);
+        assert_eq!(start(64 << 20), START);
+        assert_eq!(Pacer::new(23, 2 << 20).limit(), 20);
+        assert_eq!(Pacer::new(16, 100 << 10).limit(), 16);
     }
 
     #[test]
     fn parts_that_wait_for_slots_raise_the_level() {
         // Every slot taken and the next part ready at every finish: the link decides.
-        let mut p = Pacer::new(32);
+        let mut p = Pacer::new(32, 5 << 20);
         let mut now = Instant::now();
         let rtt = Duration::from_millis(150);
         for _ in 0..2000 {
@@ -139,7 +158,7 @@ mod tests {
 
     #[test]
     fn a_producer_behind_keeps_the_start() {
-        let mut p = Pacer::new(32);
+        let mut p = Pacer::new(32, 5 << 20);
         let mut now = Instant::now();
         for _ in 0..200 {
             now += Duration::from_millis(20);

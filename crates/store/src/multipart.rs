@@ -744,7 +744,7 @@ async fn send_all<S: ObjectStore>(
     opts: &UploadOptions,
     reporter: &dyn Reporter,
 ) -> Result<Sent, StoreError> {
-    let mut pacer = Pacer::new(opts.concurrency.max(1));
+    let mut pacer = Pacer::new(opts.concurrency.max(1), source.part_size());
     reporter.start(Stage::Upload, "upload", Some(source.total_size()));
     let (mut rx, producer) = spawn_producer(source);
     let mut tasks: JoinSet<PartResult> = JoinSet::new();

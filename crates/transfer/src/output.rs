@@ -224,11 +224,14 @@ impl OutputFile {
         self.file.sync_all().map_err(|e| self.err("fsync", e))?;
         std::fs::rename(&self.path, dst).map_err(|e| self.err("rename into place", e))?;
         self.done = true;
-        if let Some(dir) = dst.parent().filter(|p| !p.as_os_str().is_empty()) {
-            // Make the rename durable; a failure here leaves a complete file, so ignore it.
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
+        // Make the rename durable (a bare file name's directory is the current one); a
+        // failure here leaves a complete file, so ignore it.
+        let dir = match dst.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
         }
         Ok(())
     }

@@ -179,24 +179,25 @@ impl LayoutStream {
         } else {
             buffers
         };
-        let (tx, rx) = sync_channel::<PartData>(buffers);
-        let skip = opts.skip_sha256;
-        let sha = std::thread::Builder::new()
-            .name("imgport-sha256".into())
-            .spawn(move || {
-                let mut h = Sha256::new();
-                for part in rx {
-                    if !skip {
+        // The SHA-256 thread, when there is a SHA-256 to compute: skipped, no thread is
+        // started (a fixed cost that dominated an empty disk's conversion, docs/PERFORMANCE.md
+        // §Sparse).
+        let (sha_tx, sha) = if opts.skip_sha256 {
+            (None, ShaState::Done(String::new()))
+        } else {
+            let (tx, rx) = sync_channel::<PartData>(buffers);
+            let handle = std::thread::Builder::new()
+                .name("imgport-sha256".into())
+                .spawn(move || {
+                    let mut h = Sha256::new();
+                    for part in rx {
                         h.update(&part[..]);
                     }
-                }
-                if skip {
-                    String::new()
-                } else {
                     hex::encode(h.finalize())
-                }
-            })
-            .map_err(TransferError::Thread)?;
+                })
+                .map_err(TransferError::Thread)?;
+            (Some(tx), ShaState::Running(handle))
+        };
         Ok(Self {
             shared: Arc::new(Shared {
                 layout,
@@ -222,8 +223,8 @@ impl LayoutStream {
             } else {
                 rayon::current_num_threads() + 1
             },
-            sha_tx: Some(tx),
-            sha: Mutex::new(ShaState::Running(sha)),
+            sha_tx,
+            sha: Mutex::new(sha),
             crc: 0,
             combine: super::digest::Crc64Combiner::new(part_size),
             skip_sha256: opts.skip_sha256,

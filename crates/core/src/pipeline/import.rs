@@ -662,9 +662,10 @@ async fn upload_disk<S: ObjectStore>(
     disk.inspected.opened.file.track_digest();
     let mut stream_opts = settings.stream.clone();
     stream_opts.cancel = Some(stop.clone());
-    // The plan's cap on parts in flight bounds the buffers: those in flight plus two being
-    // filled ahead.
-    stream_opts.buffers = in_flight_max + 2;
+    // The plan's cap on parts in flight (within its part memory) bounds the buffers: those
+    // in flight plus those filled ahead (the stream adds an MD5 batch's).
+    let in_flight_max = planned.parts_in_flight.value.min(in_flight_max).max(1);
+    stream_opts.buffers = in_flight_max + imgport_transfer::stream::UPLOAD_FILLED_AHEAD;
     stream_opts.part_size = Some(planned.parts.value.part_size.non_zero());
     let stream = LayoutStream::new(
         disk.layout.clone(),

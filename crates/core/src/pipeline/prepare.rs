@@ -370,6 +370,9 @@ fn planned_requests(plan: &ImportPlan) -> Vec<RenderedRequest> {
                 ("Size", d.object_size.to_string()),
                 ("PartSize", parts.part_size.get().to_string()),
                 ("Parts", parts.count.to_string()),
+                ("PartsInFlightMax", d.parts_in_flight.value.to_string()),
+                ("PartMemory", plan.part_memory.value.to_string()),
+                ("BufferMemoryMax", d.buffer_memory.to_string()),
             ]),
         ));
     }

@@ -265,3 +265,34 @@ fn buffer_capacity_follows_the_parts_in_flight_not_the_disk_size() {
     assert_eq!(extra, 3);
     assert_eq!(small, (10 + extra) * HASHED_PART_SIZE);
 }
+
+#[test]
+fn an_upload_pool_never_holds_more_than_its_part_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    const MIB: u64 = 1 << 20;
+    let images = [1u64 << 30, 2040 << 30].map(|size| sized_image(dir.path(), size));
+    for budget in [16 * MIB, 64 * MIB, 200 * MIB] {
+        for part in [100 << 10, MIB, 2 * MIB, 5 * MIB, 11 * MIB] {
+            for cap in [1, 8, 32, 256] {
+                // What the plan does: the cap, lowered to what the budget holds.
+                let Some(fit) = in_flight_within(budget, part) else {
+                    assert!(upload_buffers(1, part) as u64 * part > budget);
+                    continue;
+                };
+                let in_flight = fit.min(cap);
+                let opts = StreamOptions {
+                    part_size: NonZeroU64::new(part),
+                    buffers: in_flight + UPLOAD_FILLED_AHEAD,
+                    ..StreamOptions::default()
+                };
+                for img in &images {
+                    let s = LayoutStream::convert(img.clone(), OutputFormat::Vhd, &opts).unwrap();
+                    assert!(s.part_count() > 1, "the MD5s are batched");
+                    let held = s.buffer_capacity();
+                    assert!(held <= budget, "{held} > {budget}: {part} × {in_flight}");
+                    assert_eq!(held, upload_buffers(in_flight, part) as u64 * part);
+                }
+            }
+        }
+    }
+}
