@@ -31,6 +31,19 @@ pub struct Pace {
     /// Settled this many measurements, one step up is tried anyway: units limited by their
     /// own connections keep the rate flat when the link behind them grows.
     pub reprobe_after: u32,
+    /// What a tick that was not busy does to the measurement under way.
+    pub gap: Gap,
+}
+
+/// What a tick that was not busy (a slot free, or no work waiting) does to a measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gap {
+    /// Starts it over: only an unbroken busy stretch measures the limit (batch rows, few and
+    /// long).
+    Restart,
+    /// Leaves it out: the busy ticks around it still add up (parts, which a stream delivers in
+    /// bursts, so that an unbroken stretch as long as the level is rare on a far link).
+    Skip,
 }
 
 /// How far one probe moves the limit.
@@ -164,13 +177,15 @@ impl Climber {
 
     /// One tick of `secs` in which `bytes` in `parts` finished. `busy` says that exactly
     /// `limit` units worked through the tick and more work was waiting for a slot; any other
-    /// tick (ramping up, after lowering, the producer behind) starts the measurement over.
-    /// Returns a change made.
+    /// tick (ramping up, after lowering, the producer behind) is a gap, which starts the
+    /// measurement over or is left out of it ([`Pace::gap`]). Returns a change made.
     pub fn tick(&mut self, secs: f64, bytes: u64, parts: u64, busy: bool) -> Option<LimitChange> {
         self.elapsed += secs;
         *self.held.entry(self.limit).or_default() += secs;
         if !busy {
-            self.window = Window::default();
+            if self.pace.gap == Gap::Restart {
+                self.window = Window::default();
+            }
             return None;
         }
         self.window.secs += secs;
@@ -268,6 +283,7 @@ mod tests {
         step: Step::Double,
         reprobe_factor: 1.5,
         reprobe_after: 12,
+        gap: Gap::Skip,
     };
     const MIB: f64 = 1048576.0;
 

@@ -7,13 +7,16 @@
 //! bandwidth-delay product is covered, or the link is full) or the cap is reached.
 //!
 //! A measurement is the time between two finished parts in which every slot was taken and
-//! the next part was ready: only then did the link decide the rate.
+//! the next part was ready: only then did the link decide the rate. Finishes that found a
+//! slot free or no part ready are left out of it, not a reason to start over: the stream
+//! hands parts over in bursts (an MD5 batch at a time), and a far link with many parts in
+//! flight would otherwise never see as many busy finishes in a row as it has slots.
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use imgport_base::climb::{Climber, LimitChange, Pace, Step};
+use imgport_base::climb::{Climber, Gap, LimitChange, Pace, Step};
 
 /// Fewest parts in flight when an upload starts (or the cap, when it is lower).
 pub const START: usize = 8;
@@ -30,6 +33,7 @@ const PARTS: Pace = Pace {
     step: Step::Double,
     reprobe_factor: 1.5,
     reprobe_after: 12,
+    gap: Gap::Skip,
 };
 
 /// The parts in flight one upload chose, for its outcome and the `-v` log.
@@ -154,6 +158,20 @@ mod tests {
                 .iter()
                 .all(|c| c.why == imgport_base::climb::ChangeReason::ProbeUp)
         );
+    }
+
+    #[test]
+    fn parts_handed_over_in_bursts_still_raise_the_level() {
+        // As above, but every 16th finish finds no part ready (the stream's MD5 batch is
+        // being hashed): those finishes are left out, the busy ones still measure the link.
+        let mut p = Pacer::new(32, 2 << 20);
+        let mut now = Instant::now();
+        let rtt = Duration::from_millis(150);
+        for i in 0..4000 {
+            now += rtt / p.limit() as u32;
+            p.finished(now, 2 << 20, rtt, p.limit(), i % 16 != 15);
+        }
+        assert_eq!(p.limit(), 32, "{:?}", p.report());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! modelled link instead of a clock.
 
 pub use imgport_base::climb::{ChangeReason, LimitChange};
-use imgport_base::climb::{Climber, Pace, Step};
+use imgport_base::climb::{Climber, Gap, Pace, Step};
 
 /// Rows are measured over at least 5 s and 12 finished parts per sending row (parts finishing
 /// in bursts must not decide the rate), one row at a time.
@@ -20,6 +20,7 @@ const ROWS: Pace = Pace {
     step: Step::One,
     reprobe_factor: 1.5,
     reprobe_after: 12,
+    gap: Gap::Restart,
 };
 
 /// Picks the number of rows uploading at once from the rate they reach together (the shared
