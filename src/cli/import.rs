@@ -170,11 +170,11 @@ async fn run_async(args: ImportArgs, settings: ImportSettings) -> anyhow::Result
             }
             if code == exit::INTERRUPTED || matches!(e, import::ImportError::Upload { .. }) {
                 // The upload journal keeps the work: say how to go on, and how to drop it.
-                heprintln!("resume: {}", super::upload::resume_command());
+                heprintln!("resume: {}", super::command_line::resume_command());
                 if let import::ImportError::Upload { target, .. } = &e
                     && !conn.is_sandbox()
                 {
-                    let q = super::upload::shell_quote;
+                    let q = super::command_line::shell_quote;
                     let endpoint = args
                         .connect
                         .oss_endpoint

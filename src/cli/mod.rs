@@ -20,6 +20,7 @@ macro_rules! heprintln {
 pub mod aliyun;
 pub mod batch;
 pub mod checksum;
+pub mod command_line;
 pub mod connect;
 pub mod convert;
 pub mod credentials;
