@@ -11,6 +11,14 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// Whether `s` has the shape of a region id: 1 to 64 lower-case letters, digits and hyphens,
+/// so that it is safe inside a host name (`oss-<region>.aliyuncs.com`).
+pub fn is_region_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// The account, region, endpoint and bucket that kept state describes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Destination {
@@ -66,6 +74,23 @@ fn hex16(digest: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn region_ids_are_host_safe() {
+        for ok in ["cn-hangzhou", "eu-central-1", "cn-beijing-finance-1"] {
+            assert!(is_region_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "CN-hangzhou",
+            "cn_hangzhou",
+            "a.b",
+            "x/y",
+            &"a".repeat(65),
+        ] {
+            assert!(!is_region_id(bad), "{bad}");
+        }
+    }
 
     fn dest(bucket: &str) -> Destination {
         Destination {

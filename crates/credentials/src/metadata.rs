@@ -114,12 +114,7 @@ pub async fn instance_region(base: &str, timeout: Duration) -> Result<String, Cr
         )
     })??;
     let region = String::from_utf8_lossy(&body).trim().to_string();
-    let ok = !region.is_empty()
-        && region.len() <= 64
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
+    if imgport_base::destination::is_region_id(&region) {
         Ok(region)
     } else {
         Err(fail(

@@ -158,12 +158,7 @@ pub const MAX_PART_SIZE: u64 = 5 << 30;
 
 /// Region ids are lower-case letters, digits and hyphens (they become part of a host name).
 fn check_region(region: &str) -> Result<(), StoreError> {
-    let ok = !region.is_empty()
-        && region.len() <= 64
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
+    if imgport_base::destination::is_region_id(region) {
         Ok(())
     } else {
         Err(StoreError::Config(format!(
