@@ -236,17 +236,11 @@ fn unsigned_payload_is_refused_like_oss() {
     let env = Env::new();
     let src = env.path("s.bin");
     random_file(&src, 6 * MIB, 8);
-    let out = env.run(
-        &[
-            src.to_str().unwrap(),
-            "--key",
-            "s.bin",
-            "--part-size",
-            "5M",
-            "--unsigned-payload",
-        ],
-        &keys(),
-    );
+    let unsigned = || {
+        let args = [src.to_str().unwrap(), "--key", "s.bin", "--part-size", "5M"];
+        env.run(&[&args[..], &["--unsigned-payload"]].concat(), &keys())
+    };
+    let out = unsigned();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(code(&out), 4, "{err}");
     // OSS wants the SHA-256 of a PUT body (docs/CLOUD-API.md §OSS).
@@ -263,17 +257,7 @@ fn unsigned_payload_is_refused_like_oss() {
 
     // A plain S3 server takes the same upload, and its bytes arrive whole.
     env.s3.take_unsigned_payload(true);
-    let out = env.run(
-        &[
-            src.to_str().unwrap(),
-            "--key",
-            "s.bin",
-            "--part-size",
-            "5M",
-            "--unsigned-payload",
-        ],
-        &keys(),
-    );
+    let out = unsigned();
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
         std::fs::read(env.object("s.bin")).unwrap(),
