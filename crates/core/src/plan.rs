@@ -1121,6 +1121,17 @@ fn plan_image(
         )),
         (None, None) => None,
     };
+    // ImportImage's documentation: OSType windows "must also set LicenseType" (docs/CLOUD-API.md
+    // §ImportImage), so a Windows plan names the documented default instead of leaving it out.
+    let license_type = match (o.license_type, os_type.value) {
+        (Some(v), _) => Some(Sourced::user(v)),
+        (None, OsType::Windows) => Some(Sourced::default(
+            LicenseType::Aliyun,
+            "ImportImage's default, which a Windows import must state: the instances' bill \
+             includes the Windows Server licence (--license-type BYOL to bring your own)",
+        )),
+        (None, OsType::Linux) => None,
+    };
     PlannedImage {
         name,
         description: o.description.clone().map(Sourced::user),
@@ -1128,7 +1139,7 @@ fn plan_image(
         platform,
         architecture,
         boot_mode,
-        license_type: o.license_type.map(Sourced::user),
+        license_type,
         nvme_support,
         imds_support: o.imds_support.map(Sourced::user),
         resource_group_id: o.resource_group_id.clone(),
@@ -1500,6 +1511,42 @@ mod tests {
         assert_eq!(plan.image.name.value, "golden-1");
         o.image.name = Some("http://bad".into());
         assert!(matches!(infer(&one, &o), Err(PlanError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_windows_plan_states_its_license_type() {
+        let r = report(ImageFormat::Qcow2, GIB);
+        let windows = GuestFacts {
+            os_type: Some("windows".into()),
+            architecture: Some("x86_64".into()),
+            ..Default::default()
+        };
+        let disks = |g| {
+            [DiskInput {
+                path: Path::new("w"),
+                container: &r,
+                guest: Some(g),
+                package: None,
+            }]
+        };
+        let plan = infer(&disks(&windows), &opts()).unwrap();
+        let license = plan.image.license_type.as_ref().unwrap();
+        assert_eq!(license.value, LicenseType::Aliyun);
+        assert!(matches!(license.source, Source::Default { .. }));
+        assert_eq!(
+            plan.import_request().unwrap().license_type,
+            Some(LicenseType::Aliyun)
+        );
+        let mut o = opts();
+        o.image.license_type = Some(LicenseType::Byol);
+        let plan = infer(&disks(&windows), &o).unwrap();
+        assert_eq!(
+            plan.image.license_type,
+            Some(Sourced::user(LicenseType::Byol))
+        );
+        // Linux: left to the service, as before.
+        let plan = infer(&disks(&linux()), &opts()).unwrap();
+        assert_eq!(plan.image.license_type, None);
     }
 
     #[test]
