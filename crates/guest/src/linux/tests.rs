@@ -514,14 +514,20 @@ fn documented_linux_platforms() -> Vec<String> {
         .find("- `Platform`:")
         .expect("docs/CLOUD-API.md lists Platform");
     let item = &doc[start + 2..];
-    let end = item.find("\n- ").unwrap_or(item.len());
+    // The list is the item's first sentence; the notes after it quote other words.
+    let end = item
+        .find(". ")
+        .into_iter()
+        .chain(item.find("\n- "))
+        .min()
+        .unwrap_or(item.len());
     let values: Vec<String> = item[..end]
         .split('`')
         .skip(3) // "Platform" and the text before the first value
         .step_by(2)
         .map(str::to_string)
-        // not the Windows years, nor the `%20` of the note on encoding
-        .filter(|v| v.starts_with(|c: char| c.is_ascii_alphabetic()) && !v.starts_with("Windows"))
+        // not the Windows values, nor the bare years of Windows Server
+        .filter(|v| v.starts_with(|c: char| c.is_ascii_alphabetic()) && !v.contains("Windows"))
         .collect();
     assert!(values.len() >= 18, "{values:?}");
     values
