@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use super::*;
 use imgport::cloud::aliyun::sts::RpcSts;
-use imgport::credentials::{ChainOptions, CredentialSource, StsHandle, resolve_provider_with};
+use imgport::credentials::{
+    ChainOptions, CredentialSource, Provider, StsHandle, resolve_provider_with,
+};
 
 const ROLE_ARN: &str = "acs:ram::1234567890123456:role/imgport-sim-admin";
 
@@ -24,6 +26,25 @@ fn role_profile(dir: &Path, sim: &SimProcess) -> PathBuf {
     });
     std::fs::write(&cfg, text.to_string()).unwrap();
     cfg
+}
+
+/// The credentials of a RamRoleArn profile in `dir`, assumed and renewed through `sim`'s STS.
+fn role_provider(
+    sim: &SimProcess,
+    dir: &Path,
+    rt: &tokio::runtime::Runtime,
+) -> (Provider, CredentialSource) {
+    let cfg = role_profile(dir, sim);
+    let vars = [
+        ("ALIBABA_CLOUD_CONFIG_FILE", cfg.display().to_string()),
+        ("IMGPORT_STS_ENDPOINT", sim.endpoint.clone()),
+    ];
+    let env = move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+    let opts = ChainOptions {
+        sts: Some(StsHandle(Arc::new(RpcSts::default()))),
+        ..ChainOptions::default()
+    };
+    rt.block_on(resolve_provider_with(&opts, &env)).unwrap()
 }
 
 #[test]
@@ -67,18 +88,8 @@ fn a_ram_role_arn_profile_calls_ecs_as_the_assumed_role() {
 fn short_lived_sts_credentials_are_renewed_and_expired_ones_refused() {
     let sim = SimProcess::start(&["--sts-seconds", "2"]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = role_profile(dir.path(), &sim);
-    let vars = [
-        ("ALIBABA_CLOUD_CONFIG_FILE", cfg.display().to_string()),
-        ("IMGPORT_STS_ENDPOINT", sim.endpoint.clone()),
-    ];
-    let env = move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
-    let opts = ChainOptions {
-        sts: Some(StsHandle(Arc::new(RpcSts::default()))),
-        ..ChainOptions::default()
-    };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (provider, source) = rt.block_on(resolve_provider_with(&opts, &env)).unwrap();
+    let (provider, source) = role_provider(&sim, dir.path(), &rt);
     assert_eq!(source, CredentialSource::RamRoleArn(ROLE_ARN.into()));
     let first = provider.current();
     assert!(first.access_key_id.starts_with("STS."), "{first:?}");
@@ -181,18 +192,8 @@ fn the_emulators_s3_checks_sts_tokens_and_their_expiry() {
     use imgport::store::{ObjectStore, S3Store, StoreConfig, StoreError};
     let sim = SimProcess::start(&["--sts-seconds", "3"]);
     let dir = tempfile::tempdir().unwrap();
-    let cfg = role_profile(dir.path(), &sim);
-    let vars = [
-        ("ALIBABA_CLOUD_CONFIG_FILE", cfg.display().to_string()),
-        ("IMGPORT_STS_ENDPOINT", sim.endpoint.clone()),
-    ];
-    let env = move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
-    let opts = ChainOptions {
-        sts: Some(StsHandle(Arc::new(RpcSts::default()))),
-        ..ChainOptions::default()
-    };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (provider, _) = rt.block_on(resolve_provider_with(&opts, &env)).unwrap();
+    let (provider, _) = role_provider(&sim, dir.path(), &rt);
     let issued = provider.current();
     let config = StoreConfig::custom(REGION, &sim.s3_endpoint, false).unwrap();
     let code = |c: &Credentials| {
