@@ -65,17 +65,8 @@ fn ecs_and_ehpc_endpoints_are_the_official_sdks_for_every_region() {
     };
     let ours: Vec<&str> = ECS_ENDPOINTS.iter().map(|(r, _)| *r).collect();
     let asked: Vec<&str> = PUBLIC.iter().chain(&ours).copied().collect();
-    let out = Command::new(py)
-        .args(["-c", RESOLVE, &serde_json::to_string(&asked).unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let (mapped, hosts): (Vec<String>, BTreeMap<String, [String; 2]>) =
-        serde_json::from_slice(&out.stdout).unwrap();
+        sdk_answer(&py, RESOLVE, &asked);
     // The same regions have exceptions on both sides.
     assert_eq!(mapped, ours, "regions of the SDK's endpoint map");
     let mut wrong = Vec::new();
@@ -143,16 +134,7 @@ fn oss_endpoints_are_the_documented_hosts_for_every_region() {
         panic!("python3 not found: scripts/install-deps.sh installs it");
     };
     let regions: Vec<&str> = OSS_REGIONS.iter().map(|r| r.region).collect();
-    let out = Command::new(py)
-        .args(["-c", OSS_RESOLVE, &serde_json::to_string(&regions).unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sdk: BTreeMap<String, [String; 2]> = serde_json::from_slice(&out.stdout).unwrap();
+    let sdk: BTreeMap<String, [String; 2]> = sdk_answer(&py, OSS_RESOLVE, &regions);
     let mut wrong = Vec::new();
     for region in &regions {
         let (public, internal) = match OSS_EXCEPTIONS.iter().find(|e| e.0 == *region) {
@@ -187,4 +169,22 @@ fn oss_endpoints_are_the_documented_hosts_for_every_region() {
     // A region OSS does not document is refused with what to do.
     let e = StoreConfig::oss("me-central-1", false).unwrap_err();
     assert!(e.to_string().contains("--oss-endpoint"), "{e}");
+}
+
+/// What the official SDK's `script` (run by `py`) prints as JSON for the regions `asked`.
+fn sdk_answer<T: serde::de::DeserializeOwned>(
+    py: &std::path::Path,
+    script: &str,
+    asked: &[&str],
+) -> T {
+    let out = Command::new(py)
+        .args(["-c", script, &serde_json::to_string(asked).unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
