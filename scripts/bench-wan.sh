@@ -15,7 +15,7 @@
 # module, which many CI machines and containers lack, and on the shared loopback it would slow
 # every other process using 127.0.0.1.
 #
-# On a 2-core machine the zero-latency rate is CPU-bound (convert + SHA-256 + per-part MD5 and
+# On a 2-core machine the zero-latency rate is CPU-bound (convert + SHA-256 + per-part SHA-256 and
 # CRC-64 in the client, and the emulator's own checks, on the same cores).
 #
 # The source is cached in $BENCH_DIR (default $CARGO_TARGET_DIR/bench or target/bench): a

@@ -120,10 +120,7 @@ impl ConnectFlags {
             // The part size and the buffers (the parts in flight the plan allows, and two
             // more to keep the producer ahead) are the plan's, per disk. Each UploadPart is
             // signed with its SHA-256, computed as the part is filled (OSS wants it on PUT).
-            stream: StreamOptions {
-                part_sha256: true,
-                ..StreamOptions::default()
-            },
+            stream: StreamOptions::upload(true),
             upload: UploadOptions {
                 journal_dir: Some(self.journal.clone().unwrap_or_else(journal::default_dir)),
                 ..UploadOptions::default()

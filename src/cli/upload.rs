@@ -417,10 +417,7 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
     let stream_opts = StreamOptions {
         buffers: opts.concurrency + 2,
         cancel: Some(cancel),
-        skip_sha256: false,
-        skip_part_md5: false,
-        part_sha256: !args.unsigned_payload,
-        ..StreamOptions::default()
+        ..StreamOptions::upload(!args.unsigned_payload)
     };
     let reporter = super::progress::reporter_or_log(Duration::from_secs(5));
     let open = OpenOptions {

@@ -380,14 +380,14 @@ fn the_plan_caps_the_parts_in_flight_to_its_part_memory() {
         run.json()["plan"].clone()
     };
     let notes = |p: &serde_json::Value| p["notes"].to_string();
-    // The defaults: 64 MiB hold 23 parts of 2 MiB in flight, 2 filled ahead and 7 for MD5
-    // batches: 32 buffers, the whole budget.
+    // The defaults: 64 MiB hold 30 parts of 2 MiB in flight and 2 filled ahead (signed parts
+    // batch no MD5s): 32 buffers, the whole budget.
     let p = plan(&[]);
     assert_eq!(p["part_memory"]["value"], 64 * MIB);
     assert_eq!(p["part_memory"]["source"]["kind"], "default");
     assert_eq!(p["parts_in_flight_max"]["value"], 32);
     let d = &p["disks"][0];
-    assert_eq!(d["parts_in_flight"]["value"], 23, "{d}");
+    assert_eq!(d["parts_in_flight"]["value"], 30, "{d}");
     assert!(
         d["parts_in_flight"]["source"]["why"]
             .as_str()
@@ -400,18 +400,30 @@ fn the_plan_caps_the_parts_in_flight_to_its_part_memory() {
     assert_eq!(p["part_memory"]["value"], 256 * MIB);
     assert_eq!(p["part_memory"]["source"]["kind"], "user");
     assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 32);
-    assert_eq!(p["disks"][0]["buffer_memory"], (32 + 2 + 7) * 2 * MIB);
-    // 5 MiB parts: 12 buffers, 7 in flight, said in a note.
+    assert_eq!(p["disks"][0]["buffer_memory"], (32 + 2) * 2 * MIB);
+    // 5 MiB parts: 12 buffers, 10 in flight.
     let p = plan(&["--part-size", "5M"]);
-    assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 7);
+    assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 10);
     assert_eq!(p["disks"][0]["buffer_memory"], 12 * 5 * MIB);
+    // 8 MiB parts: 8 buffers, 6 in flight, fewer than an upload starts with: said in a note.
+    let p = plan(&["--part-size", "8M"]);
+    assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 6);
+    assert_eq!(p["disks"][0]["buffer_memory"], 8 * 8 * MIB);
     assert!(
         notes(&p).contains("plan.part_memory_limits"),
         "{}",
         notes(&p)
     );
-    // Parts too large for the budget: one in flight, and a warning that it is exceeded.
+    // Three parts fit: one in flight.
     let p = plan(&["--part-size", "5M", "--part-memory", "16M"]);
+    assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 1);
+    assert!(
+        !notes(&p).contains("plan.part_memory_exceeded"),
+        "{}",
+        notes(&p)
+    );
+    // Parts too large for the budget: one in flight, and a warning that it is exceeded.
+    let p = plan(&["--part-size", "5M", "--part-memory", "12M"]);
     assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 1);
     assert!(
         notes(&p).contains("plan.part_memory_exceeded"),

@@ -206,11 +206,12 @@ fn file_as_is_then_rerun_does_nothing() {
     );
     assert!(env.object("d/disk.raw.imgport.json").exists());
     let before = env.s3.stats();
-    // OSS framing (docs/CLOUD-API.md §OSS): Content-MD5, no aws-chunked body, no checksum trailer.
+    // OSS framing (docs/CLOUD-API.md §OSS): the body's SHA-256 signed, no aws-chunked body, no
+    // checksum trailer, and no Content-MD5: the signed SHA-256 is the part's check.
     let framing: Vec<&str> = before.part_framing.iter().map(String::as_str).collect();
     assert_eq!(
         framing,
-        ["content-md5", "x-amz-content-sha256=hash"],
+        ["x-amz-content-sha256=hash"],
         "UploadPart headers: OSS wants the body's SHA-256 signed on PUT"
     );
     assert!(before.parts_ok.values().all(|&n| n == 1), "{before:?}");
@@ -710,7 +711,7 @@ fn complete_with_last_part(env: &Env, src: &Path, key: &str, upload_id: &str, pa
         let md5 = imgport::transfer::digest::md5(last);
         let data = imgport::transfer::pool::PartData::new(buf);
         let receipt = store
-            .upload_part(&target, upload_id, parts, data, md5, None)
+            .upload_part(&target, upload_id, parts, data, Some(md5), None)
             .await
             .unwrap();
         etags.push((parts, receipt.etag));
@@ -781,15 +782,18 @@ fn a_run_killed_after_its_complete_is_checked_against_the_object() {
     );
     assert_eq!(j["etag"], j["multipart_etag"], "{j}");
 
-    // A journal whose part MD5 disagrees with the source's (as after an edit that kept
+    // A journal whose part digest disagrees with the source's (as after an edit that kept
     // every time stamp): the object is not taken for the source's, the bytes go up afresh.
+    // A signed part is named by its SHA-256.
     complete_behind_the_journal(&env, &src, "k10.bin", 3);
+    let wrong = "0123456789abcdef".repeat(4);
     let jdir = env.journal_dir();
     for e in std::fs::read_dir(&jdir).unwrap().flatten() {
         let text = std::fs::read_to_string(e.path()).unwrap();
         let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
         let mut part: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
-        part["md5"] = "0123456789abcdef0123456789abcdef".into();
+        assert_eq!(part["sha256"].as_str().map(str::len), Some(64), "{part}");
+        part["sha256"] = wrong.as_str().into();
         lines[1] = part.to_string();
         std::fs::write(e.path(), lines.join("\n") + "\n").unwrap();
     }
@@ -806,7 +810,7 @@ fn a_run_killed_after_its_complete_is_checked_against_the_object() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(code(&out), 0, "{err}");
-    assert!(err.contains("0123456789abcdef0123456789abcdef"), "{err}");
+    assert!(err.contains(&wrong) && err.contains("SHA-256"), "{err}");
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["parts_sent"], 3, "{j}");
     assert_eq!(sha256_file(&env.object("k10.bin")), new);

@@ -309,8 +309,8 @@ pub struct PlannedDisk {
     /// How the object is cut for its multipart upload.
     pub parts: Sourced<Parts>,
     /// Most parts of this upload in flight: the plan's `parts_in_flight_max`, lowered to
-    /// what `part_memory` holds at this disk's part size (with the parts filled ahead and
-    /// those of an MD5 batch). The upload chooses the number within it from the measured rate.
+    /// what `part_memory` holds at this disk's part size (with the parts filled ahead). The
+    /// upload chooses the number within it from the measured rate.
     pub parts_in_flight: Sourced<usize>,
     /// Most bytes this upload's part buffers take: every buffer the stream may hold at
     /// `parts_in_flight`, whatever the disk's size.
@@ -909,16 +909,16 @@ fn in_flight_within_memory(
         .map_or(DEFAULT_PARTS_IN_FLIGHT, |n| n.clamp(1, MAX_PARTS_IN_FLIGHT));
     let budget = opts.part_memory.unwrap_or(DEFAULT_PART_MEMORY);
     let part = cut.part_size.get();
-    let fit = in_flight_within(budget, part);
+    // An import signs every part with its SHA-256, so its stream batches no part MD5s.
+    let fit = in_flight_within(budget, part, false);
     let n = fit.unwrap_or(1).min(cap);
-    let memory = upload_buffers(n, part) as u64 * part;
+    let memory = upload_buffers(n, part, false) as u64 * part;
     let mib = |b: u64| b as f64 / f64::from(1 << 20);
     let why = format!(
-        "{:.1} MiB of part memory hold {n} parts of {:.1} MiB in flight, 2 filled ahead and \
-         {} for MD5 batches",
+        "{:.1} MiB of part memory hold {n} parts of {:.1} MiB in flight and {} filled ahead",
         mib(budget),
         mib(part),
-        upload_buffers(0, part) - imgport_transfer::stream::UPLOAD_FILLED_AHEAD
+        imgport_transfer::stream::UPLOAD_FILLED_AHEAD
     );
     let sourced = match fit {
         Some(f) if f >= cap => match opts.parts_in_flight {

@@ -300,10 +300,12 @@ impl ObjectStore for S3Store {
         upload_id: &str,
         number: u32,
         data: PartData,
-        md5: [u8; 16],
+        md5: Option<[u8; 16]>,
         sha256: Option<[u8; 32]>,
     ) -> Result<PartReceipt, StoreError> {
         let size = data.len() as u64;
+        let signed = self.config.sign_payload;
+        let md5 = md5.or_else(|| (!signed).then(|| imgport_transfer::digest::md5(&data)));
         let capture = CaptureHeader::new(CRC64_HEADER);
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(self.config.connect_timeout)
@@ -319,13 +321,13 @@ impl ObjectStore for S3Store {
             .upload_id(upload_id)
             .part_number(number_i32)
             .content_length(i64::try_from(size).unwrap_or(i64::MAX))
-            .content_md5(b64(&md5))
+            .set_content_md5(md5.map(|m| b64(&m)))
             // The pooled buffer itself is the body: no copy.
             .body(ByteStream::from(Bytes::from_owner(data)))
             .customize()
             .config_override(aws_sdk_s3::Config::builder().timeout_config(timeouts))
             .interceptor(capture.clone());
-        op = match (self.config.sign_payload, sha256) {
+        op = match (signed, sha256) {
             (false, _) => op.disable_payload_signing(),
             // The SHA-256 the stream computed: the SDK would hash the body a second time.
             (true, Some(hash)) => op.interceptor(PrecomputedPayload(hex::encode(hash))),

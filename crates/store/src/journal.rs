@@ -55,8 +55,12 @@ pub struct Header {
 pub struct JournalPart {
     pub part: u32,
     pub size: u64,
-    /// MD5 of the part, hex.
+    /// MD5 of the part, hex: ours, or the store's ETag when the part was signed (the store
+    /// checked its bytes against the signed SHA-256).
     pub md5: String,
+    /// The signed payload SHA-256 of the part, hex: names its bytes when no MD5 of ours does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     /// ETag the server gave, without quotes.
     pub etag: String,
     /// The upload the part belongs to (see [`salvage`]).
@@ -323,6 +327,7 @@ mod tests {
             part: n,
             size: 5 << 20,
             md5: format!("{n:032x}"),
+            sha256: None,
             etag: format!("{n:032x}"),
             upload_id: "u-1".into(),
         }

@@ -119,15 +119,16 @@ pub trait ObjectStore: Clone + Send + Sync + 'static {
         &self,
         target: &ObjectTarget,
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
-    /// UploadPart with `Content-MD5: md5`, its payload signed with `sha256` when given (the
-    /// stream computed it).
+    /// UploadPart, its payload signed with `sha256` when given (the stream computed it), with
+    /// `Content-MD5: md5` when given. A part always carries one check the store makes: an
+    /// unsigned one without an MD5 gets its MD5 computed here.
     fn upload_part(
         &self,
         target: &ObjectTarget,
         upload_id: &str,
         number: u32,
         data: PartData,
-        md5: [u8; 16],
+        md5: Option<[u8; 16]>,
         sha256: Option<[u8; 32]>,
     ) -> impl Future<Output = Result<PartReceipt, StoreError>> + Send;
     /// ListParts (all pages); `Ok(None)` when the server no longer knows the upload.

@@ -1,6 +1,6 @@
 //! The multipart driver, generic over [`ObjectStore`]: takes parts in order from a
-//! [`PartSource`] (already cut, MD5'd and CRC'd by the stream — nothing is hashed again
-//! here), uploads at most `concurrency` at once with per-part retries, reuses the parts a
+//! [`PartSource`] (already cut and hashed by the stream — nothing is hashed again here but
+//! the rare part nothing else names), uploads at most `concurrency` at once with per-part retries, reuses the parts a
 //! journal and ListParts agree on, completes, verifies, and records the object's digests.
 //!
 //! Retries: `retry.rs` (one predicate, [`StoreError::is_temporary`]). Non-idempotent Create is guarded
@@ -42,7 +42,8 @@ pub struct UploadOutcome {
     pub server_crc64: Option<String>,
     /// The object's ETag.
     pub etag: String,
-    /// S3's multipart ETag computed from our part MD5s (equal to `etag` on S3-like servers).
+    /// S3's multipart ETag of the parts' MD5s ([`part_md5`]; equal to `etag` on S3-like
+    /// servers).
     pub multipart_etag: String,
     pub part_size: u64,
     pub parts: u32,
@@ -70,7 +71,7 @@ async fn send_part<S: ObjectStore>(
 ) -> PartResult {
     let started = Instant::now();
     let mut notes = Vec::new();
-    let (number, size, md5) = (part.number, part.data.len() as u64, part.md5_digest());
+    let (number, size, md5) = (part.number, part.data.len() as u64, part.md5);
     let result = retry(
         &opts,
         |attempt, e| {
@@ -91,16 +92,6 @@ async fn send_part<S: ObjectStore>(
     )
     .await;
     let result = result.and_then(|(receipt, _)| {
-        let want = hex::encode(md5);
-        // S3 and OSS give a part the MD5 of its bytes as ETag; check it when it has that form.
-        if receipt.etag.len() == 32 && !receipt.etag.eq_ignore_ascii_case(&want) {
-            return Err(StoreError::PartEtag {
-                target: target.to_string(),
-                number,
-                got: receipt.etag.clone(),
-                want,
-            });
-        }
         if let Some(c) = receipt.crc64
             && c != part.crc64
         {
@@ -109,9 +100,70 @@ async fn send_part<S: ObjectStore>(
                 what: format!("part {number}: server CRC-64 {c}, ours {}", part.crc64),
             });
         }
-        Ok(receipt)
+        // S3 and OSS give a part the MD5 of its bytes as ETag; check ours against it.
+        let md5 = part_md5(&part, &receipt.etag);
+        let want = hex::encode(md5);
+        if is_md5_hex(&receipt.etag) && !receipt.etag.eq_ignore_ascii_case(&want) {
+            return Err(StoreError::PartEtag {
+                target: target.to_string(),
+                number,
+                got: receipt.etag.clone(),
+                want,
+            });
+        }
+        Ok((receipt, md5))
     });
-    (number, size, md5, notes, result, started.elapsed())
+    let sha256 = part.sha256;
+    (number, size, sha256, notes, result, started.elapsed())
+}
+
+/// True for an ETag of the MD5 form: 32 hex digits.
+fn is_md5_hex(etag: &str) -> bool {
+    etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The MD5 of a sent part, for the multipart ETag: the stream's when it computed one; else the
+/// store's ETag, since the store checked the part's bytes against its signed SHA-256 (the
+/// client computes a `Content-MD5` for an unsigned part without one); else computed now.
+fn part_md5(part: &Part, etag: &str) -> [u8; 16] {
+    if let Some(m) = part.md5 {
+        return m;
+    }
+    let mut from_store = [0u8; 16];
+    if is_md5_hex(etag) && hex::decode_to_slice(etag, &mut from_store).is_ok() {
+        return from_store;
+    }
+    part.md5_digest()
+}
+
+/// Whether `part` holds the bytes `jp` recorded: by the signed SHA-256 when both have one,
+/// else by MD5 (computed now when the stream skipped it). Returns the digest compared on a
+/// mismatch: its name, the part's value now, the journal's.
+fn same_part(jp: &JournalPart, part: &Part) -> Result<(), (&'static str, String, String)> {
+    if jp.size != part.data.len() as u64 {
+        let now = part.data.len().to_string();
+        return Err(("size", now, jp.size.to_string()));
+    }
+    if let (Some(ours), Some(theirs)) = (part.sha256, &jp.sha256) {
+        let now = hex::encode(ours);
+        return if now.eq_ignore_ascii_case(theirs) {
+            Ok(())
+        } else {
+            Err(("SHA-256", now, theirs.clone()))
+        };
+    }
+    let now = hex::encode(part.md5_digest());
+    if now.eq_ignore_ascii_case(&jp.md5) {
+        Ok(())
+    } else {
+        Err(("MD5", now, jp.md5.clone()))
+    }
+}
+
+/// The MD5 a journal recorded for a part, as bytes.
+fn journaled_md5(jp: &JournalPart) -> Option<[u8; 16]> {
+    let mut md5 = [0u8; 16];
+    hex::decode_to_slice(&jp.md5, &mut md5).ok().map(|()| md5)
 }
 
 /// Reads parts on a blocking thread and hands them over one at a time.
@@ -359,8 +411,9 @@ impl Job<'_> {
 }
 
 /// A killed run's Complete went through ([`Plan::Consumed`]): reads the source (sending
-/// nothing) and accepts the object only when each part's MD5 equals the journal's and the
-/// object's multipart ETag (and CRC-64) equals the one of the bytes read here. Otherwise the
+/// nothing) and accepts the object only when each part's digest (signed SHA-256, else MD5)
+/// equals the journal's and the object's multipart ETag (and CRC-64) equals the one of the
+/// parts read here. Otherwise the
 /// journal is removed and [`StoreError::Stale`] asks for a fresh upload.
 async fn check_consumed<S: ObjectStore>(
     store: &S,
@@ -381,21 +434,19 @@ async fn check_consumed<S: ObjectStore>(
         }
     };
     reporter.start(Stage::Verify, "verify", Some(source.total_size()));
-    let want: BTreeMap<u32, (String, u64)> = journaled
-        .iter()
-        .map(|(n, jp)| (*n, (jp.md5.clone(), jp.size)))
-        .collect();
+    let want = journaled.clone();
     // Reads on a blocking thread; stops at the first part the journal disagrees with.
     let read = tokio::task::spawn_blocking(move || {
         let mut parts = Vec::new();
         while let Some(p) = source.next_part() {
             let p = p?;
-            let (md5, size) = (p.md5_digest(), p.data.len() as u64);
-            if let Some((jmd5, jsize)) = want.get(&p.number)
-                && (*jmd5 != hex::encode(md5) || *jsize != size)
-            {
-                return Ok(Err((p.number, hex::encode(md5), jmd5.clone())));
-            }
+            let md5 = match want.get(&p.number) {
+                Some(jp) => match same_part(jp, &p) {
+                    Err((what, now, then)) => return Ok(Err((p.number, what, now, then))),
+                    Ok(()) => journaled_md5(jp).unwrap_or_else(|| p.md5_digest()),
+                },
+                None => p.md5_digest(),
+            };
             parts.push(md5);
         }
         Ok::<_, TransferError>(Ok((parts, source.digests())))
@@ -405,9 +456,9 @@ async fn check_consumed<S: ObjectStore>(
     reporter.finish();
     let (md5s, digests) = match read? {
         Ok(r) => r,
-        Err((number, now, then)) => {
+        Err((number, what, now, then)) => {
             return Err(stale(format!(
-                "part {number} now has MD5 {now}, the journal recorded {then} when upload \
+                "part {number} now has {what} {now}, the journal recorded {then} when upload \
                  {upload_id} sent it: the source changed since, so the object holds other bytes"
             )));
         }
@@ -686,7 +737,8 @@ async fn send_and_complete<S: ObjectStore>(
         Err(e) => return Err(e),
     };
     let d = sent.digests;
-    let mut out = job.outcome(&d, &sent.md5s);
+    let md5s: Vec<[u8; 16]> = sent.md5s.into_values().collect();
+    let mut out = job.outcome(&d, &md5s);
     out.parts_sent = sent.sent;
     out.parts_reused = sent.reused;
     out.retries = retries;
@@ -714,7 +766,8 @@ async fn send_and_complete<S: ObjectStore>(
 
 struct Sent {
     etags: BTreeMap<u32, String>,
-    md5s: Vec<[u8; 16]>,
+    /// Each part's MD5 ([`part_md5`]), for the multipart ETag.
+    md5s: BTreeMap<u32, [u8; 16]>,
     sent: u32,
     reused: u32,
     retries: u32,
@@ -722,14 +775,14 @@ struct Sent {
     in_flight: InFlightReport,
 }
 
-/// A part's number, size and MD5, the notes of its failed attempts, the answer, and the time
-/// from sending to the answer.
+/// A part's number, size and signed SHA-256, the notes of its failed attempts, the answer
+/// with the part's MD5 ([`part_md5`]), and the time from sending to the answer.
 type PartResult = (
     u32,
     u64,
-    [u8; 16],
+    Option<[u8; 32]>,
     Vec<String>,
-    Result<PartReceipt, StoreError>,
+    Result<(PartReceipt, [u8; 16]), StoreError>,
     Duration,
 );
 
@@ -750,7 +803,7 @@ async fn send_all<S: ObjectStore>(
     let mut tasks: JoinSet<PartResult> = JoinSet::new();
     let mut out = Sent {
         etags: BTreeMap::new(),
-        md5s: Vec::new(),
+        md5s: BTreeMap::new(),
         sent: 0,
         reused: 0,
         retries: 0,
@@ -765,13 +818,13 @@ async fn send_all<S: ObjectStore>(
                   out: &mut Sent,
                   journal: &mut Option<&mut Journal>|
      -> Result<(u64, Duration), StoreError> {
-        let (number, size, md5, notes, result, took) =
+        let (number, size, sha256, notes, result, took) =
             r.map_err(|_| StoreError::Source(TransferError::WorkerLost))?;
         out.retries += notes.len() as u32;
         for n in &notes {
             reporter.message(n);
         }
-        let receipt = result.map_err(|e| StoreError::RetriesExhausted {
+        let (receipt, md5) = result.map_err(|e| StoreError::RetriesExhausted {
             target: target.to_string(),
             number,
             attempts: notes.len() as u32 + 1,
@@ -782,10 +835,12 @@ async fn send_all<S: ObjectStore>(
                 part: number,
                 size,
                 md5: hex::encode(md5),
+                sha256: sha256.map(hex::encode),
                 etag: receipt.etag.clone(),
                 upload_id: upload_id.to_string(),
             })?;
         }
+        out.md5s.insert(number, md5);
         out.etags.insert(number, receipt.etag);
         out.sent += 1;
         reporter.sent(size);
@@ -819,7 +874,7 @@ async fn send_all<S: ObjectStore>(
                 }
             };
             let Some(part) = part else { break };
-            let mut part = part?;
+            let part = part?;
             if opts
                 .cancel
                 .as_ref()
@@ -827,14 +882,12 @@ async fn send_all<S: ObjectStore>(
             {
                 return Err(StoreError::Interrupted);
             }
-            let md5 = part.md5_digest();
-            part.md5 = Some(md5);
-            out.md5s.push(md5);
             let size = part.data.len() as u64;
             if let Some(jp) = reusable.get(&part.number)
-                && jp.size == size
-                && jp.md5 == hex::encode(md5)
+                && same_part(jp, &part).is_ok()
+                && let Some(md5) = journaled_md5(jp)
             {
+                out.md5s.insert(part.number, md5);
                 out.etags.insert(part.number, jp.etag.clone());
                 out.reused += 1;
                 reporter.advance(size);

@@ -12,9 +12,10 @@
 //! the "done" record.
 //!
 //! What "verified" means: after Complete, HEAD's size equals the bytes sent, its ETag equals
-//! the multipart ETag computed here from the MD5 of every part (S3 and OSS both form it as
-//! `MD5(part MD5s)-N`), and where the server sends `x-oss-hash-crc64ecma` it equals the
-//! CRC-64 computed here. An ETag of another form counts only with a matching CRC-64.
+//! the multipart ETag of every part's MD5 (S3 and OSS both form it as `MD5(part MD5s)-N`; a
+//! signed part's MD5 is the store's ETag for it, the bytes having been checked against the
+//! signed SHA-256), and where the server sends `x-oss-hash-crc64ecma` it equals the CRC-64
+//! computed here. An ETag of another form counts only with a matching CRC-64.
 
 use serde::{Deserialize, Serialize};
 
@@ -65,7 +66,7 @@ pub fn record_target(target: &ObjectTarget) -> ObjectTarget {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
     pub size: u64,
-    /// The multipart ETag of the parts' MD5s computed here.
+    /// The multipart ETag of the parts' MD5s.
     pub etag: String,
     /// Combined CRC-64 of all parts.
     pub crc64: u64,

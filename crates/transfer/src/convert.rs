@@ -292,7 +292,7 @@ fn planned_stream(
     let layout = Layout::plan(src.as_ref(), format)?;
     let (mut stream_opts, notice) = sha256_policy(&layout, opts);
     let mut report_part = 0;
-    if stream_opts.part_size.is_none() && stream_opts.skip_part_md5 {
+    if stream_opts.part_size.is_none() && !stream_opts.for_upload() {
         report_part = local_part_size(layout.size);
         stream_opts.part_size = NonZeroU64::new(local_buffer_part(report_part, layout.size));
     }

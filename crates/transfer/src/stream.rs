@@ -50,11 +50,30 @@ pub struct StreamOptions {
     /// output, where everything else is nearly free); [`StreamDigests::sha256`] is then empty.
     pub skip_sha256: bool,
     /// Skip the per-part MD5 (a full pass over every part), which only an upload's `Content-MD5`
-    /// and the multipart ETag need; [`Part::md5`] is then `None`.
+    /// needs; [`Part::md5`] is then `None`.
     pub skip_part_md5: bool,
     /// Also compute each part's SHA-256 ([`Part::sha256`]) on the worker that fills it: the
     /// signed payload hash of its UploadPart (docs/CLOUD-API.md §OSS).
     pub part_sha256: bool,
+}
+
+impl StreamOptions {
+    /// Whether the parts go to an object store: each part is hashed for it (MD5 or SHA-256),
+    /// parts are at least S3's smallest by default, and at most [`MAX_PARTS`] of them.
+    pub fn for_upload(&self) -> bool {
+        !self.skip_part_md5 || self.part_sha256
+    }
+
+    /// Options for an upload's stream: each part checked by the store either through its
+    /// signed payload SHA-256 (`signed`) or, unsigned, through `Content-MD5`. One check per
+    /// part is enough, so a signed stream computes no MD5.
+    pub fn upload(signed: bool) -> Self {
+        Self {
+            part_sha256: signed,
+            skip_part_md5: signed,
+            ..Self::default()
+        }
+    }
 }
 
 /// MD5 (when computed), CRC-64 and SHA-256 (when computed) of an all-zero part.
@@ -133,18 +152,18 @@ impl LayoutStream {
         let total = layout.size;
         let part_size = match opts.part_size {
             Some(given) => given.get(),
-            None if !opts.skip_part_md5 => {
+            None if opts.for_upload() => {
                 part_size_at_least(HASHED_PART_SIZE, total).min(MAX_PART_SIZE)
             }
             None => local_part_size(total),
         };
         let parts = total.div_ceil(part_size).max(1);
-        // Only a stream whose parts are hashed (one an upload sends) is held to the object
-        // store's part count; a local one may have more (its per-part list is then dropped).
-        let max_parts = if opts.skip_part_md5 {
-            u64::from(u32::MAX)
-        } else {
+        // Only a stream an upload sends is held to the object store's part count; a local
+        // one may have more (its per-part list is then dropped).
+        let max_parts = if opts.for_upload() {
             MAX_PARTS
+        } else {
+            u64::from(u32::MAX)
         };
         if parts > max_parts {
             return Err(TransferError::TooManyParts {

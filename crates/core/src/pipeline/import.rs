@@ -48,7 +48,8 @@ pub struct ImportSettings {
     pub open: OpenOptions,
     pub plan: PlanOptions,
     /// Stream options; its `part_size` and `buffers` are replaced by the plan's part size
-    /// and parts in flight, its `cancel` by [`ImportSettings::cancel`].
+    /// and parts in flight, its `cancel` by [`ImportSettings::cancel`], and its parts are
+    /// always signed ([`StreamOptions::upload`]).
     pub stream: StreamOptions,
     /// Retries, journal directory; `concurrency` is the plan's `parts_in_flight_max`,
     /// `source_id` and `cancel` are set per disk.
@@ -663,7 +664,10 @@ async fn upload_disk<S: ObjectStore>(
     let mut stream_opts = settings.stream.clone();
     stream_opts.cancel = Some(stop.clone());
     // The plan's cap on parts in flight (within its part memory) bounds the buffers: those
-    // in flight plus those filled ahead (the stream adds an MD5 batch's).
+    // in flight plus those filled ahead. The plan counts no MD5 batch: every part is signed
+    // with its SHA-256, the one check per part the store makes.
+    stream_opts.part_sha256 = true;
+    stream_opts.skip_part_md5 = true;
     let in_flight_max = planned.parts_in_flight.value.min(in_flight_max).max(1);
     stream_opts.buffers = in_flight_max + imgport_transfer::stream::UPLOAD_FILLED_AHEAD;
     stream_opts.part_size = Some(planned.parts.value.part_size.non_zero());

@@ -48,18 +48,24 @@ pub fn md5_extra_buffers(part_size: u64) -> usize {
 pub const UPLOAD_FILLED_AHEAD: usize = 2;
 
 /// Part buffers an upload's stream keeps with at most `in_flight` parts of `part_size` bytes
-/// in flight: those, [`UPLOAD_FILLED_AHEAD`] and [`md5_extra_buffers`]. What
+/// in flight: those, [`UPLOAD_FILLED_AHEAD`], and [`md5_extra_buffers`] when it batches part
+/// MD5s (`md5_batch`: an unsigned upload's). What
 /// [`StreamOptions::buffers`](super::StreamOptions::buffers) is set from is this minus the
 /// MD5 batch's, which the stream adds itself.
-pub fn upload_buffers(in_flight: usize, part_size: u64) -> usize {
-    in_flight + UPLOAD_FILLED_AHEAD + md5_extra_buffers(part_size)
+pub fn upload_buffers(in_flight: usize, part_size: u64, md5_batch: bool) -> usize {
+    let batch = if md5_batch {
+        md5_extra_buffers(part_size)
+    } else {
+        0
+    };
+    in_flight + UPLOAD_FILLED_AHEAD + batch
 }
 
 /// Most parts of `part_size` bytes an upload may keep in flight so that all its part buffers
 /// ([`upload_buffers`]) fit in `budget` bytes; `None` when not even one does (the parts are
 /// too large for the budget).
-pub fn in_flight_within(budget: u64, part_size: u64) -> Option<usize> {
-    let fixed = upload_buffers(0, part_size) as u64;
+pub fn in_flight_within(budget: u64, part_size: u64, md5_batch: bool) -> Option<usize> {
+    let fixed = upload_buffers(0, part_size, md5_batch) as u64;
     let n = (budget / part_size.max(1)).checked_sub(fixed)?;
     (n >= 1).then(|| usize::try_from(n).unwrap_or(usize::MAX))
 }

@@ -140,6 +140,36 @@ fn part_md5_is_skipped_when_asked_and_nothing_else_changes() {
 }
 
 #[test]
+fn a_signed_upload_stream_hashes_each_part_once_and_is_held_to_the_part_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_file, img) = sparse_image(dir.path());
+    for signed in [true, false] {
+        let opts = StreamOptions {
+            part_size: NonZeroU64::new(1 << 20),
+            ..StreamOptions::upload(signed)
+        };
+        assert!(opts.for_upload());
+        let mut s = LayoutStream::convert(img.clone(), OutputFormat::Vhd, &opts).unwrap();
+        while let Some(p) = s.next_part() {
+            let p = p.unwrap();
+            // One store-checked digest per part: the signed SHA-256, else the MD5.
+            assert_eq!(p.sha256, signed.then(|| crate::digest::sha256(&p.data)));
+            assert_eq!(p.md5, (!signed).then(|| crate::digest::md5(&p.data)));
+        }
+        // 10,001 parts of 100 KiB: more than an object store takes.
+        let too_many = StreamOptions {
+            part_size: NonZeroU64::new(100 << 10),
+            ..StreamOptions::upload(signed)
+        };
+        let big = sized_image(dir.path(), (MAX_PARTS + 1) * (100 << 10));
+        assert!(matches!(
+            LayoutStream::convert(big, OutputFormat::Raw, &too_many),
+            Err(TransferError::TooManyParts { .. })
+        ));
+    }
+}
+
+#[test]
 fn zero_parts_take_no_buffer_and_skipping_them_keeps_the_digests() {
     let dir = tempfile::tempdir().unwrap();
     let (_file, img) = sparse_image(dir.path());
@@ -271,26 +301,31 @@ fn an_upload_pool_never_holds_more_than_its_part_memory() {
     let dir = tempfile::tempdir().unwrap();
     const MIB: u64 = 1 << 20;
     let images = [1u64 << 30, 2040 << 30].map(|size| sized_image(dir.path(), size));
-    for budget in [16 * MIB, 64 * MIB, 200 * MIB] {
-        for part in [100 << 10, MIB, 2 * MIB, 5 * MIB, 11 * MIB] {
-            for cap in [1, 8, 32, 256] {
-                // What the plan does: the cap, lowered to what the budget holds.
-                let Some(fit) = in_flight_within(budget, part) else {
-                    assert!(upload_buffers(1, part) as u64 * part > budget);
-                    continue;
-                };
-                let in_flight = fit.min(cap);
-                let opts = StreamOptions {
-                    part_size: NonZeroU64::new(part),
-                    buffers: in_flight + UPLOAD_FILLED_AHEAD,
-                    ..StreamOptions::default()
-                };
-                for img in &images {
-                    let s = LayoutStream::convert(img.clone(), OutputFormat::Vhd, &opts).unwrap();
-                    assert!(s.part_count() > 1, "the MD5s are batched");
-                    let held = s.buffer_capacity();
-                    assert!(held <= budget, "{held} > {budget}: {part} × {in_flight}");
-                    assert_eq!(held, upload_buffers(in_flight, part) as u64 * part);
+    // Signed uploads compute no part MD5 and batch none; unsigned ones batch them.
+    for signed in [false, true] {
+        for budget in [16 * MIB, 64 * MIB, 200 * MIB] {
+            for part in [100 << 10, MIB, 2 * MIB, 5 * MIB, 11 * MIB] {
+                for cap in [1, 8, 32, 256] {
+                    // What the plan does: the cap, lowered to what the budget holds.
+                    let batch = !signed;
+                    let Some(fit) = in_flight_within(budget, part, batch) else {
+                        assert!(upload_buffers(1, part, batch) as u64 * part > budget);
+                        continue;
+                    };
+                    let in_flight = fit.min(cap);
+                    let opts = StreamOptions {
+                        part_size: NonZeroU64::new(part),
+                        buffers: in_flight + UPLOAD_FILLED_AHEAD,
+                        ..StreamOptions::upload(signed)
+                    };
+                    for img in &images {
+                        let s =
+                            LayoutStream::convert(img.clone(), OutputFormat::Vhd, &opts).unwrap();
+                        assert!(s.part_count() > 1);
+                        let held = s.buffer_capacity();
+                        assert!(held <= budget, "{held} > {budget}: {part} × {in_flight}");
+                        assert_eq!(held, upload_buffers(in_flight, part, batch) as u64 * part);
+                    }
                 }
             }
         }
