@@ -198,6 +198,35 @@ fn volume(
             None
         }
     };
+    // An md member with its superblock at the end (0.90, 1.0) starts with the array's data
+    // and so probes as the file system inside; on a RAID-typed partition the end is read
+    // too, and such a member is a member, as blkid says (docs/INSPECTION.md §Probes). Its
+    // data is then read once, through the array (`md_volume`).
+    let raid_typed = partition
+        .as_ref()
+        .is_some_and(|p| p.part_type.is_linux_raid());
+    let probed = match probed {
+        Some(p) if raid_typed && p.kind != FsKind::MdRaid => match md::read_end(&*source) {
+            Ok(Some(_)) => Some(probe::Probed {
+                kind: FsKind::MdRaid,
+                label: None,
+                uuid: None,
+            }),
+            Ok(None) => Some(p),
+            Err(e) => {
+                findings.push(Finding::new(
+                    Severity::Warning,
+                    "guest.md_unreadable",
+                    format!(
+                        "{device}: the md RAID member cannot be read: {e}; its file system is \
+                         read in place"
+                    ),
+                ));
+                Some(p)
+            }
+        },
+        p => p,
+    };
     let kind = probed.as_ref().map(|p| p.kind);
     let fs: Option<Arc<dyn FileSystem>> = match kind {
         Some(k) => match open_filesystem(k, source.clone()) {
