@@ -216,7 +216,7 @@ pub fn read_end(source: &dyn ByteSource) -> Result<Option<Member>, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A version-1.2 superblock (4 KiB in) of a RAID1 member of `member` bytes whose data
@@ -256,7 +256,7 @@ mod tests {
 
     /// A version-0.90 RAID1 member of `member` bytes, its superblock (checksum set) where
     /// the kernel puts it, the array `size_kib` long.
-    fn member_090(member: usize, size_kib: u32) -> Vec<u8> {
+    pub(crate) fn member_090(member: usize, size_kib: u32) -> Vec<u8> {
         let mut d = vec![0u8; member];
         let sb = (member & !0xffff) - 0x10000;
         let mut put = |word: usize, v: u32| {
