@@ -7,17 +7,18 @@
 # `mkfs.ext4 -d` from the tree) onto each array, waits for the resync, stops the arrays and
 # powers off. The host then checks every member with `mdadm --examine` (which reads a plain
 # file) and fails loudly if the superblocks are not what was asked for.
-#   md12-a.{raw,qcow2,vhd}  GPT: 1 ESP, 2 Linux RAID (FD00) member of a RAID1, metadata 1.2
-#                           (superblock 4 KiB into the member, data at mdadm's data offset)
-#   md090-a.{raw,qcow2,vhd} MBR: 1 Linux raid autodetect (0xfd, active) member of a RAID1,
-#                           metadata 0.90 (superblock in the last 64 KiB-aligned 64 KiB of
-#                           the member, data from its first byte); GRUB's boot.img in sector 0
-#   *.examine.txt           `mdadm --examine` of each member partition, both members
+#   md12-a.raw           GPT: 1 ESP, 2 Linux RAID (FD00) member of a RAID1, metadata 1.2
+#                        (superblock 4 KiB into the member, data at mdadm's data offset)
+#   md090-a.raw          MBR: 1 Linux raid autodetect (0xfd, active) member of a RAID1,
+#                        metadata 0.90 (superblock in the last 64 KiB-aligned 64 KiB of the
+#                        member, data from its first byte); GRUB's boot.img in sector 0
+#   md*-{a,b}.examine.txt  `mdadm --examine` of each member partition, both members
 # Only member a of each pair is kept: imgport imports one disk, as an operator imports
-# /dev/sda of a RAID1 pair. The part runs after `guest` (parts run in name order).
+# /dev/sda of a RAID1 pair (tests/it/guest.rs converts every guest*/ raw disk to qcow2 and
+# VHD itself). Array UUIDs are fixed (--uuid) so tests can name the arrays. The part runs
+# after `guest` (parts run in name order); it takes about a minute under TCG.
 tree=$out/guest/tree
 [ -d "$tree/etc" ] || { echo "guestmd: run the guest part first ($tree is missing)" >&2; exit 1; }
-here=$root/scripts/testdata
 
 kver=$(basename "$(echo "$tree"/lib/modules/*)")
 [ -f "$tree/boot/vmlinuz-$kver" ] || { echo "guestmd: no kernel for $kver in $tree/boot" >&2; exit 1; }
@@ -166,7 +167,3 @@ done
 rm -f md12-b.raw md090-b.raw console.log
 # The VM wrote every byte of the arrays, zeros too: give the zeros back as holes.
 for d in md12-a md090-a; do fallocate --dig-holes "$d.raw"; done
-for d in md12-a md090-a; do
-  qemu-img convert -f raw -O qcow2 "$d.raw" "$d.qcow2"
-  qemu-img convert -f raw -O vpc "$d.raw" "$d.vhd"
-done
