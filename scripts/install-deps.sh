@@ -32,6 +32,12 @@ check pvcreate lvm2
 check losetup mount
 check mkfs.btrfs btrfs-progs
 check file file
+# md RAID part (scripts/testdata/guestmd.sh): real mdadm and Linux's md driver, run in an
+# emulated machine (qemu-system-x86_64) from an initramfs holding busybox.
+check mdadm mdadm
+check busybox busybox-static
+qemu_system=0
+command -v qemu-system-x86_64 >/dev/null 2>&1 || qemu_system=1
 # Progress tests (tests/it/cli_progress.rs) run the binary on a pseudo-terminal with script(1).
 check script bsdutils
 # Hostile corpus (tests/it/hostile.rs): GNU time for wall time and max RSS (`command -v time`
@@ -64,6 +70,33 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "install-deps: apt-get failed installing ${need[*]}" >&2
     exit 1
   fi
+fi
+
+# qemu-system-x86 at the version of the installed qemu-utils: Debian's own older one would
+# replace a backported qemu-img (the oracle of the tests), so a backport is matched from
+# bookworm-backports.
+if [ $qemu_system = 1 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  utils=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
+  target=()
+  if [[ $utils == *~bpo* ]]; then
+    suite=$(. /etc/os-release && echo "$VERSION_CODENAME")-backports
+    if ! grep -rqs "$suite" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        "$suite" > /etc/apt/sources.list.d/imgport-backports.sources
+    fi
+    target=(-t "$suite")
+  fi
+  echo "install-deps: installing qemu-system-x86 ${utils:+(as qemu-utils $utils)}" >&2
+  log=$(mktemp)
+  if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${target[@]}" \
+    "qemu-system-x86${utils:+=$utils}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "install-deps: apt-get failed installing qemu-system-x86" >&2
+    rm -f "$log"
+    exit 1
+  fi
+  rm -f "$log"
 fi
 
 [ $images_only = 1 ] && exit 0

@@ -1034,6 +1034,73 @@ fn luks_root_is_encrypted_not_no_os() {
     assert!(!c.contains(&"guest.no_os".to_string()), "{c:?}");
 }
 
+/// `mdadm --examine`'s value of `key` in the member report the guestmd part saved.
+fn examine_value(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| {
+            l.trim_start()
+                .strip_prefix(key)?
+                .trim_start()
+                .strip_prefix(": ")
+        })
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+        .trim()
+        .to_string()
+}
+
+/// Issue 20 item 4: one member disk of an md RAID1 root made by real mdadm and Linux's md
+/// driver (`scripts/testdata/guestmd.sh`), metadata 1.2 (GPT, superblock 4 KiB in, data at
+/// the data offset) and 0.90 (MBR 0xfd, superblock at the end, data from byte 0). The member
+/// is a member, as blkid says; the Debian facts come through the array, from one member
+/// (`guest_facts_are_the_same_in_every_form_and_run` checks qcow2 and VHD forms). Oracles: `mdadm --examine` (the array's UUID, data
+/// offset and size), blkid (the member, and the file system inside at that offset and size).
+#[test]
+fn md_raid1_member_disks_from_mdadm() {
+    for (name, part, boot) in [("md12-a", 2, "UEFI"), ("md090-a", 1, "BIOS")] {
+        let (path, g) = disk(&format!("guestmd/{name}.raw"));
+        assert_same_tree(&g, name);
+        assert_table(&g, &path);
+        assert_eq!(g["boot_mode"], boot, "{name}");
+        let member = &g["partitions"][part - 1];
+        assert_eq!(member["filesystem"], "linux_raid_member", "{name}");
+        assert_eq!(member["type_name"], "Linux RAID", "{name}");
+        let device = format!("partition {part}");
+        assert_eq!(fs_by_device(&g, &device)["role"], Value::Null, "{name}");
+
+        let examine = std::fs::read_to_string(image(&format!("guestmd/{name}.examine.txt")))
+            .expect("examine");
+        let (uuid, offset) = if name == "md12-a" {
+            let sectors = examine_value(&examine, "Data Offset");
+            let sectors: u64 = sectors.trim_end_matches(" sectors").parse().unwrap();
+            (examine_value(&examine, "Array UUID"), sectors * 512)
+        } else {
+            (examine_value(&examine, "UUID"), 0)
+        };
+        let kib: u64 = examine_value(&examine, "Array Size")
+            .split([' ', 'K'])
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let array = fs_by_device(&g, &format!("md {uuid} ({device})"));
+        let start = member["start"].as_u64().unwrap() + offset;
+        let inside = sh_out(&format!(
+            "blkid -p -O {start} -S {} -o export '{}'",
+            kib * 1024,
+            path.display()
+        ));
+        assert!(inside.contains("TYPE=ext4"), "{name}: {inside}");
+        assert!(
+            inside.contains(&format!("UUID={}", array["uuid"].as_str().unwrap())),
+            "{name}: {inside} vs {array}"
+        );
+        assert_eq!(array["kind"], "ext4", "{name}");
+        assert_eq!(array["role"], "root", "{name}");
+        assert_eq!(array["mountpoint"], "/", "{name}");
+        assert!(warnings(&g).is_empty(), "{name}: {:?}", warnings(&g));
+    }
+}
+
 /// Issue 20 item 4: openSUSE's Btrfs layout (`scripts/testdata/guestsnapper.sh`): the root
 /// is the default subvolume, a snapper snapshot left by a rollback, not the top level, not
 /// `@` and not the first snapshot; `/home`, `/var` and `/usr/local` are subvolumes of `@`.

@@ -198,6 +198,35 @@ fn volume(
             None
         }
     };
+    // An md member with its superblock at the end (0.90, 1.0) starts with the array's data
+    // and so probes as the file system inside; on a RAID-typed partition the end is read
+    // too, and such a member is a member, as blkid says (docs/INSPECTION.md §Probes). Its
+    // data is then read once, through the array (`md_volume`).
+    let raid_typed = partition
+        .as_ref()
+        .is_some_and(|p| p.part_type.is_linux_raid());
+    let probed = match probed {
+        Some(p) if raid_typed && p.kind != FsKind::MdRaid => match md::read_end(&*source) {
+            Ok(Some(_)) => Some(probe::Probed {
+                kind: FsKind::MdRaid,
+                label: None,
+                uuid: None,
+            }),
+            Ok(None) => Some(p),
+            Err(e) => {
+                findings.push(Finding::new(
+                    Severity::Warning,
+                    "guest.md_unreadable",
+                    format!(
+                        "{device}: the md RAID member cannot be read: {e}; its file system is \
+                         read in place"
+                    ),
+                ));
+                Some(p)
+            }
+        },
+        p => p,
+    };
     let kind = probed.as_ref().map(|p| p.kind);
     let fs: Option<Arc<dyn FileSystem>> = match kind {
         Some(k) => match open_filesystem(k, source.clone()) {
@@ -999,5 +1028,54 @@ mod tests {
         let codes: Vec<&str> = facts.findings.iter().map(|f| f.code.as_str()).collect();
         assert!(codes.contains(&"guest.md_not_read"), "{codes:?}");
         assert!(!codes.contains(&"guest.no_os"), "{codes:?}");
+    }
+
+    /// md metadata 0.90 keeps its superblock at the end and the data from byte 0, so the
+    /// member starts with the file system: on a RAID-typed partition it is a member, read
+    /// through its array; a broken superblock is a warning and the file system is read in
+    /// place; on a Linux-typed partition the end is not looked at.
+    #[test]
+    fn md_090_members_at_the_end() {
+        let member = crate::md::tests::member_090(4096 * 512, 1900);
+        let mut d = vec![0u8; 16384 * 512];
+        entry(&mut d[..512], 0, 0xfd, 2048, 4096);
+        entry(&mut d[..512], 1, 0xfd, 6144, 4096);
+        entry(&mut d[..512], 2, 0x83, 10240, 4096);
+        for (start, flip) in [(2048usize, false), (6144, true), (10240, false)] {
+            let at = start * 512;
+            d[at..at + member.len()].copy_from_slice(&member);
+            d[at + 1024 + 0x38] = 0x53; // ext2 magic
+            d[at + 1024 + 0x39] = 0xef;
+            if flip {
+                d[at + (4096 - 128) * 512 + 100] ^= 1; // in the superblock: bad checksum
+            }
+        }
+        let facts = inspect(Arc::new(d));
+        let kinds: Vec<(&str, &str)> = facts
+            .filesystems
+            .iter()
+            .map(|f| (f.device.as_str(), f.kind.as_str()))
+            .collect();
+        let md = "md 1b2c3d4e:5f6a7b8c:9d0e1f2a:3b4c5d6e (partition 1)";
+        assert_eq!(
+            kinds,
+            [
+                ("partition 1", "linux_raid_member"),
+                ("partition 2", "ext2"),
+                ("partition 3", "ext2"),
+                (md, "ext2"),
+            ]
+        );
+        let unreadable: Vec<&str> = facts
+            .findings
+            .iter()
+            .filter(|f| f.code == "guest.md_unreadable")
+            .map(|f| f.message.as_str())
+            .collect();
+        assert_eq!(unreadable.len(), 1, "{unreadable:?}");
+        assert!(
+            unreadable[0].starts_with("partition 2: ") && unreadable[0].contains("checksum"),
+            "{unreadable:?}"
+        );
     }
 }

@@ -1,11 +1,13 @@
-//! Linux md (software RAID) members with a version-1 superblock (`mdadm --metadata=1.1` at
-//! the start of the member, `1.2` 4 KiB in): where a RAID1 member keeps its copy of the
-//! array's data, so the file system inside can be read from one member.
+//! Linux md (software RAID) members: where a RAID1 member keeps its copy of the array's
+//! data, so the file system inside can be read from one member.
 //!
-//! Owns the superblock layout (`struct mdp_superblock_1`, Linux `include/uapi/linux/raid/
-//! md_p.h`). Metadata 0.90 and 1.0 sit at the end of the member with the data from its
-//! first byte: those members are read as the file system they start with. Striped or
-//! parity levels cannot be read from one member and are reported by kind only.
+//! Owns the superblock layouts (Linux `include/uapi/linux/raid/md_p.h`): version 1
+//! (`struct mdp_superblock_1`) at the start of the member (`mdadm --metadata=1.1`), 4 KiB in
+//! (`1.2`, the data at `data_offset`) or near its end (`1.0`), and version 0.90
+//! (`mdp_super_t`, 4 KiB in the last 64 KiB-aligned 64 KiB of the member, little-endian as
+//! x86 writes it). 1.0 and 0.90 members hold the data from their first byte, so they also
+//! probe as the file system inside; [`read_end`] tells them apart. Striped or parity levels
+//! cannot be read from one member and are reported by kind only.
 
 use imgport_base::bytes::{le32, le64};
 use imgport_image::source::ByteSource;
@@ -28,7 +30,20 @@ const SUPER_OFFSET: usize = 144;
 /// `level` of a mirror.
 const RAID1: i32 = 1;
 
-/// A version-1 md member.
+/// Bytes of a version-0.90 superblock (`MD_SB_BYTES`), all covered by its checksum.
+const SB090_LEN: usize = 4096;
+/// Room a version-0.90 superblock keeps at the end of the member (`MD_RESERVED_BYTES`).
+const SB090_RESERVED: u64 = 64 * 1024;
+/// Word indexes in `mdp_super_t` (32-bit words).
+const SB090_MAJOR: usize = 1;
+const SB090_UUID0: usize = 5;
+const SB090_LEVEL: usize = 7;
+const SB090_SIZE_KIB: usize = 8;
+const SB090_RAID_DISKS: usize = 10;
+const SB090_UUID123: usize = 13;
+const SB090_CSUM: usize = 38;
+
+/// An md member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     /// The array's UUID, as mdadm prints it (`xxxxxxxx:xxxxxxxx:xxxxxxxx:xxxxxxxx`).
@@ -95,28 +110,113 @@ pub fn parse(sb: &[u8], at: u64, member_size: u64) -> Result<Member, String> {
     })
 }
 
-/// The version-1 md member on `source`: `Ok(None)` when neither superblock place holds the
-/// magic; `Err` for a superblock that breaks a rule (the message names it) or a failed read.
+/// Parses the version-0.90 superblock `sb` (4096 bytes) found `at` bytes into its member;
+/// `Err` names the rule a field breaks.
+pub fn parse_090(sb: &[u8], at: u64) -> Result<Member, String> {
+    let word = |i: usize| le32(sb, i * 4);
+    if sb.len() < SB090_LEN || word(0) != MAGIC {
+        return Err("no md superblock magic".into());
+    }
+    if word(SB090_MAJOR) != 0 {
+        return Err(format!(
+            "superblock major version {} at a 0.90 superblock's place",
+            word(SB090_MAJOR)
+        ));
+    }
+    // The kernel's calc_sb_csum: the 32-bit words summed into 64 bits with the checksum
+    // word as zero, the carry folded back once.
+    let sum: u64 = (0..SB090_LEN / 4)
+        .filter(|&i| i != SB090_CSUM)
+        .map(|i| u64::from(word(i)))
+        .sum();
+    let csum = (sum & 0xffff_ffff) + (sum >> 32);
+    if csum as u32 != word(SB090_CSUM) {
+        return Err(format!(
+            "checksum {:08x} does not match the superblock's {:08x}",
+            csum as u32,
+            word(SB090_CSUM)
+        ));
+    }
+    let level = word(SB090_LEVEL) as i32;
+    let data = if level == RAID1 {
+        let len = u64::from(word(SB090_SIZE_KIB)) * 1024;
+        if len == 0 || len > at {
+            return Err(format!(
+                "data area of {len} bytes does not end before the superblock at byte {at}"
+            ));
+        }
+        Some((0, len))
+    } else {
+        None
+    };
+    let uuid = [
+        SB090_UUID0,
+        SB090_UUID123,
+        SB090_UUID123 + 1,
+        SB090_UUID123 + 2,
+    ]
+    .map(|i| format!("{:08x}", word(i)));
+    Ok(Member {
+        array_uuid: uuid.join(":"),
+        level,
+        raid_disks: word(SB090_RAID_DISKS),
+        data,
+    })
+}
+
+/// Reads `len` bytes at `at` of `source`; `None` when the magic is not there.
+fn superblock_at(source: &dyn ByteSource, at: u64, len: usize) -> Result<Option<Vec<u8>>, String> {
+    let mut sb = vec![0u8; len];
+    source
+        .read_exact_at(&mut sb, at)
+        .map_err(|e| format!("reading the md superblock at byte {at}: {e}"))?;
+    Ok((le32(&sb, 0) == MAGIC).then_some(sb))
+}
+
+/// The md member on `source`, its superblock at the start (1.1, 1.2) or the end (1.0, 0.90):
+/// `Ok(None)` when no superblock place holds the magic; `Err` for a superblock that breaks
+/// a rule (the message names it) or a failed read.
 pub fn read(source: &dyn ByteSource) -> Result<Option<Member>, String> {
     for at in SUPER_AT {
         if at + SUPER_LEN as u64 > source.size() {
             continue;
         }
-        let mut sb = vec![0u8; SUPER_LEN];
-        source
-            .read_exact_at(&mut sb, at)
-            .map_err(|e| format!("reading the md superblock at byte {at}: {e}"))?;
-        if le32(&sb, 0) == MAGIC {
+        if let Some(sb) = superblock_at(source, at, SUPER_LEN)? {
             return parse(&sb, at, source.size())
                 .map(Some)
                 .map_err(|rule| format!("md superblock at byte {at}: {rule}"));
+        }
+    }
+    read_end(source)
+}
+
+/// The md member whose superblock sits at the end of `source` (metadata 1.0, then 0.90, the
+/// order mdadm tries them in): `Ok(None)` when neither place holds the magic.
+pub fn read_end(source: &dyn ByteSource) -> Result<Option<Member>, String> {
+    let size = source.size();
+    // 1.0: 8 KiB from the end, rounded down to 4 KiB (md_p.h, `(sectors - 16) & ~7`).
+    if size >= 3 * 8192 {
+        let at = ((size / 512 - 16) & !7) * 512;
+        if let Some(sb) = superblock_at(source, at, SUPER_LEN)? {
+            return parse(&sb, at, size)
+                .map(Some)
+                .map_err(|rule| format!("md superblock at byte {at}: {rule}"));
+        }
+    }
+    // 0.90: the last 64 KiB-aligned 64 KiB (`MD_NEW_SIZE_SECTORS`).
+    if size >= 2 * SB090_RESERVED {
+        let at = (size & !(SB090_RESERVED - 1)) - SB090_RESERVED;
+        if let Some(sb) = superblock_at(source, at, SB090_LEN)? {
+            return parse_090(&sb, at)
+                .map(Some)
+                .map_err(|rule| format!("md 0.90 superblock at byte {at}: {rule}"));
         }
     }
     Ok(None)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A version-1.2 superblock (4 KiB in) of a RAID1 member of `member` bytes whose data
@@ -152,6 +252,68 @@ mod tests {
         assert_eq!(read(&d).unwrap().unwrap().data, None);
         // no superblock
         assert_eq!(read(&vec![0u8; size]).unwrap(), None);
+    }
+
+    /// A version-0.90 RAID1 member of `member` bytes, its superblock (checksum set) where
+    /// the kernel puts it, the array `size_kib` long.
+    pub(crate) fn member_090(member: usize, size_kib: u32) -> Vec<u8> {
+        let mut d = vec![0u8; member];
+        let sb = (member & !0xffff) - 0x10000;
+        let mut put = |word: usize, v: u32| {
+            d[sb + word * 4..sb + word * 4 + 4].copy_from_slice(&v.to_le_bytes())
+        };
+        put(0, MAGIC);
+        put(2, 90); // minor_version
+        put(5, 0x1b2c_3d4e); // set_uuid0
+        put(7, 1); // level
+        put(8, size_kib);
+        put(10, 2); // raid_disks
+        put(13, 0x5f6a_7b8c);
+        put(14, 0x9d0e_1f2a);
+        put(15, 0x3b4c_5d6e);
+        let sum: u64 = (0..1024).map(|i| u64::from(le32(&d, sb + i * 4))).sum();
+        let csum = ((sum & 0xffff_ffff) + (sum >> 32)) as u32;
+        d[sb + 152..sb + 156].copy_from_slice(&csum.to_le_bytes());
+        d
+    }
+
+    #[test]
+    fn end_superblocks_090_and_10() {
+        // 0.90: 4 MiB + 100 KiB member; the superblock 64 KiB below the last 64 KiB boundary
+        let size = (4 << 20) + 100 * 1024;
+        let d = member_090(size, 4032);
+        let m = read(&d).unwrap().unwrap();
+        assert_eq!(m.array_uuid, "1b2c3d4e:5f6a7b8c:9d0e1f2a:3b4c5d6e");
+        assert_eq!((m.level, m.raid_disks), (1, 2));
+        assert_eq!(m.data, Some((0, 4032 * 1024)));
+        assert_eq!(read_end(&d).unwrap(), Some(m));
+        // a flipped bit breaks the checksum; a data area over the superblock is refused
+        let mut bad = d.clone();
+        bad[(4 << 20) + 200] ^= 1;
+        assert!(
+            read(&bad).unwrap_err().contains("checksum"),
+            "{:?}",
+            read(&bad)
+        );
+        let d = member_090(size, 4100);
+        assert!(read(&d).unwrap_err().contains("does not end before"));
+
+        // 1.0: a version-1 superblock at ((sectors - 16) & ~7), the data from byte 0
+        let size = 4 << 20;
+        let mut d = vec![0u8; size];
+        let at = ((size as u64 / 512 - 16) & !7) * 512;
+        let sb = at as usize;
+        d[sb..sb + 4].copy_from_slice(&MAGIC.to_le_bytes());
+        d[sb + 4..sb + 8].copy_from_slice(&1u32.to_le_bytes());
+        d[sb + 72..sb + 76].copy_from_slice(&1i32.to_le_bytes());
+        d[sb + 80..sb + 88].copy_from_slice(&(at / 512).to_le_bytes()); // size
+        d[sb + 92..sb + 96].copy_from_slice(&2u32.to_le_bytes());
+        d[sb + 136..sb + 144].copy_from_slice(&(at / 512).to_le_bytes()); // data_size
+        d[sb + 144..sb + 152].copy_from_slice(&(at / 512).to_le_bytes()); // super_offset
+        let m = read_end(&d).unwrap().unwrap();
+        assert_eq!(m.data, Some((0, at)));
+        // nothing at either end place
+        assert_eq!(read_end(&vec![0u8; size]).unwrap(), None);
     }
 
     #[test]

@@ -166,6 +166,15 @@ impl PartType {
         matches!(self, PartType::Mbr(0x05 | 0x0f | 0x85))
     }
 
+    /// True for a Linux RAID member partition (MBR `0xFD`, GPT `A19D880F-…`), where an md
+    /// superblock may sit at the end, behind the file system the member starts with.
+    pub fn is_linux_raid(&self) -> bool {
+        match self {
+            PartType::Mbr(t) => *t == 0xfd,
+            PartType::Gpt(_) => self.id() == "A19D880F-05FC-4D3B-A006-743F0F84911E",
+        }
+    }
+
     /// True for a GRUB BIOS boot partition (GPT only).
     pub fn is_bios_boot(&self) -> bool {
         matches!(self, PartType::Gpt(_)) && self.id() == GUID_BIOS_BOOT
