@@ -93,6 +93,8 @@ pub enum Piece {
     Qcow2L2 { table: u64 },
     /// QCOW2 refcount block number `block`, generated.
     Qcow2Refcount { block: u64 },
+    /// A dynamic VHD's block allocation table, generated.
+    VhdBat(Arc<super::vhd::BatMap>),
 }
 
 /// A contiguous range `[offset, offset + length)` of the output and what it holds.
@@ -232,6 +234,7 @@ impl Layout {
                     Some(map) => map.fill_refcount(*block, skip, dst),
                     None => dst.fill(0),
                 },
+                Piece::VhdBat(bat) => bat.fill(skip, dst),
             }
             pos += n as u64;
             out = rest;
