@@ -7,6 +7,7 @@
 //! in pieces (`read_head_chunks`, the initramfs) comes back over a bounded channel while the
 //! thread reads on, so its reading and its parsing overlap.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::mpsc::{Sender, SyncSender, channel, sync_channel};
@@ -49,7 +50,13 @@ pub struct Ext4Fs {
     label: Option<String>,
     uuid: Option<String>,
     tx: Mutex<Sender<Request>>,
+    /// Answers of `lstat` calls that worked: the path resolver asks for every prefix of every
+    /// path, and each `ext4-view` lookup walks (and checksums) the directories from the root.
+    lstats: Mutex<HashMap<Vec<u8>, Option<NodeInfo>>>,
 }
+
+/// Most `lstat` answers kept (about 100 bytes each); past it, later answers are not kept.
+const MAX_LSTATS: usize = 8192;
 
 /// Block groups accepted (2^18: 32 TiB with 4 KiB blocks, far past ImportImage's 2 TiB). The
 /// `ext4-view` crate allocates its group-descriptor list from the superblock's counts before
@@ -353,6 +360,7 @@ impl Ext4Fs {
             label: label.filter(|l| !l.is_empty()),
             uuid: Some(uuid),
             tx: Mutex::new(tx),
+            lstats: Mutex::new(HashMap::new()),
         })
     }
 
@@ -390,7 +398,17 @@ impl FileSystem for Ext4Fs {
         self.uuid.clone()
     }
     fn lstat(&self, path: &[u8]) -> Result<Option<NodeInfo>, FsError> {
-        self.ask(|r| Request::Lstat(path.to_vec(), r))
+        if let Some(known) = self.lstats.lock().ok().and_then(|m| m.get(path).copied()) {
+            return Ok(known);
+        }
+        // A failed lookup is not kept: it is asked (and fails, or is logged) again.
+        let info = self.ask(|r| Request::Lstat(path.to_vec(), r))?;
+        if let Ok(mut m) = self.lstats.lock()
+            && m.len() < MAX_LSTATS
+        {
+            m.insert(path.to_vec(), info);
+        }
+        Ok(info)
     }
     fn read_link(&self, path: &[u8]) -> Result<Vec<u8>, FsError> {
         self.ask(|r| Request::ReadLink(path.to_vec(), r))
