@@ -157,14 +157,15 @@ enum Initrd {
 }
 
 /// Reads and parses the initramfs `/boot/<name>` when it fits in `budget_left` bytes of the
-/// disk read budget (less [`AFTER_DRIVERS_RESERVE`]). `fetched` is called (or dropped) once
-/// its bytes are in memory or known to be absent, so other readers can take the volume.
+/// disk read budget (less [`AFTER_DRIVERS_RESERVE`]), parsing it as it is read. `fetched` is
+/// called (or dropped) once all its bytes are read or it is known to be absent, so other
+/// readers can take the volume.
 fn read_initrd(
     guest: &Guest,
     name: Option<&str>,
     budget_left: u64,
     findings: &mut Vec<Finding>,
-    fetched: impl FnOnce(),
+    fetched: impl FnOnce() + Send + 'static,
 ) -> Initrd {
     let Some(name) = name else {
         return Initrd::Absent;
@@ -197,17 +198,27 @@ fn read_initrd(
         ));
         return unreadable("skipped for the read budget".into());
     }
-    let data = match guest.read_file(path.as_bytes(), initramfs::MAX_IMAGE_BYTES) {
-        Ok(Some(d)) => d,
+    let read = guest.read_file_chunks(
+        path.as_bytes(),
+        initramfs::MAX_IMAGE_BYTES,
+        Box::new(fetched),
+    );
+    let (len, mut chunks) = match read {
+        Ok(Some(c)) => c,
         Ok(None) => return Initrd::Absent,
         Err(e) => return unreadable(e.to_string()),
     };
-    fetched();
     let opts = ReadOptions {
         want: &kmod::initramfs_wanted,
         ..Default::default()
     };
-    match initramfs::parse(&data, &opts) {
+    let parsed = initramfs::parse_chunks(len, &mut chunks, &opts);
+    // The whole file is read wherever the parser stopped (so the disk reads never depend on
+    // the parse), and a failed read is the answer, as when the file was read before parsing.
+    if let Some(e) = chunks.finish() {
+        return unreadable(e.to_string());
+    }
+    match parsed {
         Ok(contents) => Initrd::Read { path, contents },
         Err(e) => {
             findings.push(Finding::new(

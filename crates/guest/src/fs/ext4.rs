@@ -3,11 +3,14 @@
 //!
 //! `ext4_view::Ext4` is reference-counted and not `Send`, while [`FileSystem`] must be shared
 //! across threads: the volume is therefore owned by one worker thread, and every call is a
-//! request to it over a channel. The thread ends when the [`Ext4Fs`] is dropped.
+//! request to it over a channel. The thread ends when the [`Ext4Fs`] is dropped. A file read
+//! in pieces (`read_head_chunks`, the initramfs) comes back over a bounded channel while the
+//! thread reads on, so its reading and its parsing overlap.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::mpsc::{Sender, channel};
+use std::sync::mpsc::{Sender, SyncSender, channel, sync_channel};
 
 use ext4_view::{Ext4, Ext4Error, Ext4Read};
 
@@ -25,7 +28,21 @@ enum Request {
     ReadLink(Vec<u8>, Reply<Vec<u8>>),
     ReadDir(Vec<u8>, Reply<Vec<DirEntry>>),
     ReadAt(Vec<u8>, u64, usize, Reply<Vec<u8>>),
+    /// The first `len` bytes in [`PIECE`]-byte pieces, then `done`.
+    ReadHead(
+        Vec<u8>,
+        usize,
+        SyncSender<Result<Vec<u8>, FsError>>,
+        Box<dyn FnOnce() + Send>,
+    ),
 }
+
+/// Size of the pieces [`FileSystem::read_head_chunks`] hands over: a multiple of every block
+/// size (at most 64 KiB), so the pieces take the same block reads as one whole read.
+const PIECE: usize = 256 << 10;
+/// Pieces read ahead of the caller: what a streamed file holds in memory is about
+/// `(PIECES_AHEAD + 2) * PIECE` bytes, not the file.
+const PIECES_AHEAD: usize = 4;
 
 /// An ext2/3/4 volume opened read-only.
 pub struct Ext4Fs {
@@ -33,7 +50,13 @@ pub struct Ext4Fs {
     label: Option<String>,
     uuid: Option<String>,
     tx: Mutex<Sender<Request>>,
+    /// Answers of `lstat` calls that worked: the path resolver asks for every prefix of every
+    /// path, and each `ext4-view` lookup walks (and checksums) the directories from the root.
+    lstats: Mutex<HashMap<Vec<u8>, Option<NodeInfo>>>,
 }
+
+/// Most `lstat` answers kept (about 100 bytes each); past it, later answers are not kept.
+const MAX_LSTATS: usize = 8192;
 
 /// Block groups accepted (2^18: 32 TiB with 4 KiB blocks, far past ImportImage's 2 TiB). The
 /// `ext4-view` crate allocates its group-descriptor list from the superblock's counts before
@@ -261,6 +284,42 @@ fn serve(fs: &Ext4, block_size: u64, req: Request) {
             });
             let _ = reply.send(r);
         }
+        Request::ReadHead(p, len, pieces, done) => {
+            let r = contained(&p, || {
+                path(&p).and_then(|path| {
+                    let mut file = fs.open(path).map_err(|e| corrupt(e, &p))?;
+                    let want = file.metadata().len().min(len as u64) as usize;
+                    file.seek_to(0).map_err(|e| corrupt(e, &p))?;
+                    // The same `read_bytes` calls as one whole read (ReadAt), into pieces.
+                    let mut filled = 0;
+                    while filled < want {
+                        let mut piece = vec![0u8; (want - filled).min(PIECE)];
+                        let mut got = 0;
+                        let mut end = false;
+                        while got < piece.len() {
+                            let n = file
+                                .read_bytes(&mut piece[got..])
+                                .map_err(|e| corrupt(e, &p))?;
+                            if n == 0 {
+                                end = true;
+                                break;
+                            }
+                            got += n;
+                        }
+                        piece.truncate(got);
+                        filled += got;
+                        if (got > 0 && pieces.send(Ok(piece)).is_err()) || end {
+                            break; // the caller is gone, or the file ended early
+                        }
+                    }
+                    Ok(())
+                })
+            });
+            if let Err(e) = r {
+                let _ = pieces.send(Err(e));
+            }
+            done();
+        }
     }
 }
 
@@ -301,6 +360,7 @@ impl Ext4Fs {
             label: label.filter(|l| !l.is_empty()),
             uuid: Some(uuid),
             tx: Mutex::new(tx),
+            lstats: Mutex::new(HashMap::new()),
         })
     }
 
@@ -338,7 +398,17 @@ impl FileSystem for Ext4Fs {
         self.uuid.clone()
     }
     fn lstat(&self, path: &[u8]) -> Result<Option<NodeInfo>, FsError> {
-        self.ask(|r| Request::Lstat(path.to_vec(), r))
+        if let Some(known) = self.lstats.lock().ok().and_then(|m| m.get(path).copied()) {
+            return Ok(known);
+        }
+        // A failed lookup is not kept: it is asked (and fails, or is logged) again.
+        let info = self.ask(|r| Request::Lstat(path.to_vec(), r))?;
+        if let Ok(mut m) = self.lstats.lock()
+            && m.len() < MAX_LSTATS
+        {
+            m.insert(path.to_vec(), info);
+        }
+        Ok(info)
     }
     fn read_link(&self, path: &[u8]) -> Result<Vec<u8>, FsError> {
         self.ask(|r| Request::ReadLink(path.to_vec(), r))
@@ -353,6 +423,26 @@ impl FileSystem for Ext4Fs {
     }
     fn read_head(&self, path: &[u8], len: usize) -> Result<Vec<u8>, FsError> {
         self.ask(|r| Request::ReadAt(path.to_vec(), 0, len, r))
+    }
+    fn read_head_chunks(
+        &self,
+        path: &[u8],
+        len: usize,
+        done: Box<dyn FnOnce() + Send>,
+    ) -> Box<dyn Iterator<Item = Result<Vec<u8>, FsError>> + '_> {
+        let (tx, rx) = sync_channel(PIECES_AHEAD);
+        let sent = self
+            .tx
+            .lock()
+            .map(|t| {
+                t.send(Request::ReadHead(path.to_vec(), len, tx, done))
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        if !sent {
+            return Box::new(std::iter::once(Err(stopped())));
+        }
+        Box::new(rx.into_iter())
     }
 }
 

@@ -119,6 +119,22 @@ pub trait FileSystem: Send + Sync {
         buf.truncate(n);
         Ok(buf)
     }
+    /// What [`FileSystem::read_head`] reads, handed over in pieces in file order (an error is
+    /// the last item), so a caller that streams them never holds the whole file. `done` runs
+    /// (or is dropped) once every read is made, maybe before the last pieces are taken: other
+    /// reads may start then without changing the order of the disk reads. The default reads
+    /// the file whole now; a reader that streams reads on its own thread, reading ahead of
+    /// the caller by a bounded number of pieces, and stops when the iterator is dropped.
+    fn read_head_chunks(
+        &self,
+        path: &[u8],
+        len: usize,
+        done: Box<dyn FnOnce() + Send>,
+    ) -> Box<dyn Iterator<Item = Result<Vec<u8>, FsError>> + '_> {
+        let r = self.read_head(path, len);
+        done();
+        Box::new(std::iter::once(r))
+    }
 }
 
 impl fmt::Debug for dyn FileSystem {

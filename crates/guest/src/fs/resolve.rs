@@ -70,6 +70,42 @@ impl ReadLog {
     }
 }
 
+/// The pieces of a file from [`Guest::read_file_chunks`]; they end at the first read error,
+/// which is logged against the file's path.
+pub struct FileChunks<'g> {
+    inner: Box<dyn Iterator<Item = Result<Vec<u8>, FsError>> + 'g>,
+    log: &'g ReadLog,
+    path: Vec<u8>,
+    error: Option<FsError>,
+}
+
+impl Iterator for FileChunks<'_> {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if self.error.is_some() {
+            return None;
+        }
+        match self.inner.next()? {
+            Ok(piece) => Some(piece),
+            Err(e) => {
+                self.log.record(&self.path, &e);
+                self.error = Some(e);
+                None
+            }
+        }
+    }
+}
+
+impl FileChunks<'_> {
+    /// Takes the pieces not taken yet, so the whole file is read wherever its consumer
+    /// stopped, and returns the read error, if any.
+    pub fn finish(mut self) -> Option<FsError> {
+        for _ in &mut self {}
+        self.error
+    }
+}
+
 /// A guest's directory tree: a root file system and the file systems mounted below it.
 #[derive(Clone)]
 pub struct Guest {
@@ -343,16 +379,46 @@ impl Guest {
     }
 
     fn read_file_unlogged(&self, path: &[u8], cap: u64) -> Result<Option<Vec<u8>>, FsError> {
-        let Some(Located(fs, inner, size)) = self.regular_file(path)? else {
+        let Some(Located(fs, inner, size)) = self.regular_file_within(path, cap)? else {
             return Ok(None);
         };
-        if size > cap {
+        Ok(Some(fs.read_head(&inner, size as usize)?))
+    }
+
+    /// The regular file at `path` when it is at most `cap` bytes.
+    fn regular_file_within(&self, path: &[u8], cap: u64) -> Result<Option<Located<'_>>, FsError> {
+        let located = self.regular_file(path)?;
+        if let Some(Located(_, _, size)) = &located
+            && *size > cap
+        {
             return Err(path_err(
                 path,
                 format!("{size} bytes is more than the {cap}-byte cap"),
             ));
         }
-        Ok(Some(fs.read_head(&inner, size as usize)?))
+        Ok(located)
+    }
+
+    /// [`Guest::read_file`] in pieces as the file system reads them (see
+    /// [`FileSystem::read_head_chunks`], which `done` is passed to): the file's size and its
+    /// pieces, whose read error is logged and kept ([`FileChunks::finish`]).
+    pub fn read_file_chunks(
+        &self,
+        path: &[u8],
+        cap: u64,
+        done: Box<dyn FnOnce() + Send>,
+    ) -> Result<Option<(u64, FileChunks<'_>)>, FsError> {
+        let r = self.regular_file_within(path, cap);
+        let Some(Located(fs, inner, size)) = self.logged(path, r)? else {
+            return Ok(None);
+        };
+        let chunks = FileChunks {
+            inner: fs.read_head_chunks(&inner, size as usize, done),
+            log: &self.log,
+            path: path.to_vec(),
+            error: None,
+        };
+        Ok(Some((size, chunks)))
     }
 
     fn read_prefix_unlogged(&self, path: &[u8], len: usize) -> Result<Option<Vec<u8>>, FsError> {

@@ -8,12 +8,14 @@
 //!
 //! gzip, the common case, is streamed through flate2 (zlib-rs backend, the one deflate crate
 //! of the workspace: docs/DEPENDENCIES.md) in [`CHUNK`] pieces: the output is never held
-//! whole, so a 50 MiB initramfs costs no 50 MiB buffer nor the page faults to fill it. zstd
+//! whole, so a 50 MiB initramfs costs no 50 MiB buffer nor the page faults to fill it; its
+//! input is read as the file system hands it over, so not held whole either. zstd
 //! (Debian's and Ubuntu's default) is decoded by libzstd through the `zstd` crate.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 
 use super::error::InitramfsError;
+use super::input::Input;
 use super::model::Compression;
 
 /// Decoder window or dictionary limit for xz, lzma and zstd (64 MiB; `xz -9` and `zstd -19`
@@ -57,9 +59,35 @@ pub(crate) fn detect(bytes: &[u8]) -> Option<Compression> {
 }
 
 /// Decompresses the stream at the front of `input` (of kind `method`, found at file offset
-/// `offset`) into `sink`; returns how many input bytes the stream used. Errors from the sink
-/// come back unchanged; decoder errors become [`InitramfsError::Decompress`].
+/// `offset`) into `sink`, reading it from `input`; returns how many input bytes the stream
+/// used. gzip is read as the pieces arrive; the other methods take the rest of the file as
+/// one slice. Errors from the sink come back unchanged; decoder errors become
+/// [`InitramfsError::Decompress`].
 pub(crate) fn decompress(
+    method: Compression,
+    input: &mut Input<'_>,
+    offset: u64,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), InitramfsError>,
+) -> Result<usize, InitramfsError> {
+    if method == Compression::Gzip {
+        let fail = |source: io::Error| InitramfsError::Decompress {
+            offset,
+            method: method.name(),
+            source,
+        };
+        let before = input.pos();
+        let mut dec = flate2::bufread::GzDecoder::new(&mut *input);
+        pump(&mut dec, sink, fail)?;
+        drop(dec);
+        return Ok((input.pos() - before) as usize);
+    }
+    let used = decompress_slice(method, input.contiguous(), offset, sink)?;
+    input.consume(used);
+    Ok(used)
+}
+
+/// [`decompress`] for the methods other than gzip, whose input is all in `input`.
+fn decompress_slice(
     method: Compression,
     input: &[u8],
     offset: u64,
@@ -72,10 +100,6 @@ pub(crate) fn decompress(
     };
     let mut rest: &[u8] = input;
     match method {
-        Compression::Gzip => {
-            let mut dec = flate2::bufread::GzDecoder::new(&mut rest);
-            pump(&mut dec, sink, fail)?;
-        }
         Compression::Xz => {
             let kib = u32::try_from(MAX_WINDOW >> 10).unwrap_or(u32::MAX);
             let mut dec = lzma_rust2::XzReader::new_mem_limit(&mut rest, false, kib);
@@ -125,7 +149,12 @@ pub(crate) fn decompress(
             }
         }
         Compression::Lz4Legacy => return lz4_legacy(input, sink, fail),
-        Compression::Bzip2 | Compression::Lzo | Compression::Lz4Frame | Compression::None => {
+        // gzip never comes here: `decompress` streams it.
+        Compression::Gzip
+        | Compression::Bzip2
+        | Compression::Lzo
+        | Compression::Lz4Frame
+        | Compression::None => {
             return Err(InitramfsError::Unsupported {
                 offset,
                 method: method.name(),

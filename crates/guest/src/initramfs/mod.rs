@@ -1,5 +1,6 @@
-//! Reader of Linux initramfs images given as bytes: the list of members (path, kind, mode,
-//! size, symlink target) and the contents of the few small files the caller asks for.
+//! Reader of Linux initramfs images given as bytes, whole ([`parse`]) or in pieces as they are
+//! read ([`parse_chunks`]): the list of members (path, kind, mode, size, symlink target) and
+//! the contents of the few small files the caller asks for.
 //!
 //! An initramfs is a sequence of archives (kernel `init/initramfs.c`, `unpack_to_rootfs`):
 //! typically an uncompressed early cpio with CPU microcode, zero padding, then a compressed
@@ -16,11 +17,18 @@ mod cpio;
 mod decompress;
 mod error;
 mod header;
+mod input;
 mod model;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+
+use input::Input;
+use std::io::BufRead;
+
+/// Bytes a magic is recognised by (the longest, xz's, is 6); an unknown one is named by as many.
+const MAGIC_LEN: usize = 6;
 
 pub use decompress::MAX_WINDOW;
 pub use error::{At, InitramfsError};
@@ -83,32 +91,79 @@ pub fn parse(data: &[u8], opts: &ReadOptions<'_>) -> Result<Initramfs, Initramfs
             limit: MAX_IMAGE_BYTES,
         });
     }
+    parse_input(Input::whole(data), opts)
+}
+
+/// [`parse`] for an image of `len` bytes given as the pieces `chunks` yields in file order
+/// (as a file system reads them): gzip archives, the usual kind, and uncompressed ones are
+/// parsed as the pieces arrive, so the image is never held whole; other compressions take the
+/// rest of the image in one buffer. Same answers and errors as [`parse`] on the joined bytes.
+pub fn parse_chunks(
+    len: u64,
+    chunks: &mut dyn Iterator<Item = Vec<u8>>,
+    opts: &ReadOptions<'_>,
+) -> Result<Initramfs, InitramfsError> {
+    if len > MAX_IMAGE_BYTES {
+        return Err(InitramfsError::ImageTooLarge {
+            len,
+            limit: MAX_IMAGE_BYTES,
+        });
+    }
+    // The pieces may hold more than `len` claimed; the cap holds whatever they do.
+    let mut seen = 0u64;
+    let mut capped = chunks.take_while(|c| {
+        seen = seen.saturating_add(c.len() as u64);
+        seen <= MAX_IMAGE_BYTES
+    });
+    let parsed = parse_input(Input::chunks(&mut capped), opts);
+    if seen > MAX_IMAGE_BYTES {
+        return Err(InitramfsError::ImageTooLarge {
+            len: seen,
+            limit: MAX_IMAGE_BYTES,
+        });
+    }
+    parsed
+}
+
+fn parse_input(mut input: Input<'_>, opts: &ReadOptions<'_>) -> Result<Initramfs, InitramfsError> {
     let mut out = cpio::Collector::new(opts);
     let mut archives = Vec::new();
-    let mut pos = 0usize;
-    while pos < data.len() {
-        if data[pos] == 0 {
-            pos += cpio::leading_zeros(&data[pos..]);
-            continue;
+    loop {
+        input.skip_zeros();
+        if input.at_end() {
+            break;
         }
-        let offset = pos as u64;
+        let offset = input.pos();
         if archives.len() >= MAX_ARCHIVES {
             return Err(InitramfsError::TooManyArchives {
                 offset,
                 limit: MAX_ARCHIVES,
             });
         }
-        let rest = &data[pos..];
-        let (compression, used, members) = if header::looks_like_cpio(rest) {
+        let head = input.peek(MAGIC_LEN);
+        let (compression, used, members) = if header::looks_like_cpio(head) {
             let mut p = cpio::Parser::new(&mut out, offset, Compression::None, offset, false);
-            let used = p.feed(rest)?;
+            let mut used = 0usize;
+            loop {
+                let piece = input.fill_buf().unwrap_or_default();
+                if piece.is_empty() {
+                    break;
+                }
+                let len = piece.len();
+                let n = p.feed(piece)?;
+                input.consume(n);
+                used += n;
+                if n < len {
+                    break; // the archive ended at its trailer
+                }
+            }
             if !p.at_end() {
                 return Err(p.truncated());
             }
             (Compression::None, used, p.members)
-        } else if let Some(method) = decompress::detect(rest) {
+        } else if let Some(method) = decompress::detect(head) {
             let mut p = cpio::Parser::new(&mut out, offset, method, 0, true);
-            let used = decompress::decompress(method, rest, offset, &mut |chunk| {
+            let used = decompress::decompress(method, &mut input, offset, &mut |chunk| {
                 p.feed(chunk).map(|_| ())
             })?;
             if !p.at_end() {
@@ -116,19 +171,20 @@ pub fn parse(data: &[u8], opts: &ReadOptions<'_>) -> Result<Initramfs, Initramfs
             }
             (method, used, p.members)
         } else {
-            let magic = hex::encode(&rest[..rest.len().min(6)]);
+            let magic = hex::encode(head);
             return Err(InitramfsError::UnknownMagic { offset, magic });
         };
         // A stream that used no input would loop forever; a decoder never returns that, but
         // the reader must not depend on it.
-        let used = used.max(1);
+        if used == 0 {
+            input.consume(1);
+        }
         archives.push(Archive {
             offset,
-            len: used as u64,
+            len: used.max(1) as u64,
             compression,
             members,
         });
-        pos = pos.saturating_add(used);
     }
     Ok(Initramfs {
         archives,
