@@ -156,8 +156,9 @@ print(f"{os.path.basename(img):<28} {ms:10.1f} {cpu:10.1f} {rss / 1024:9.1f} MiB
       f"{g['bytes_read'] / 1048576:8.2f} MiB{flag}")
 PY
 }
-for f in "$img" "$work/debian-6g.qcow2" "$data"/guest/*.raw "$data"/guest/*.qcow2 "$data"/guest/*.vhd \
-  "$data"/guestbtrfs/*.raw "$data"/guestlayouts/*.raw "$data"/guestwin/*.raw; do
+# Every guest test image: each guest part's raw disks, and the Debian disks' other forms.
+for f in "$img" "$work/debian-6g.qcow2" "$data"/guest*/*.raw "$data"/guest/*.qcow2 \
+  "$data"/guest/*.vhd; do
   [ -e "$f" ] && bench "$f"
 done
 echo "goals: <= 100 ms median, <= 96 MiB peak RSS"
