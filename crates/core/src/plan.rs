@@ -60,7 +60,7 @@ pub const DEFAULT_PART_MEMORY: u64 = 64 << 20;
 /// waiting for its answer holds no buffer, so [`DEFAULT_PART_MEMORY`] does not lower it; each
 /// is one HTTP connection, and the upload uses fewer when the measured rate does not grow
 /// with more.
-pub const DEFAULT_PARTS_IN_FLIGHT: usize = 32;
+pub const DEFAULT_PARTS_IN_FLIGHT: usize = 64;
 /// Most parts in flight the user may ask for.
 pub const MAX_PARTS_IN_FLIGHT: usize = 256;
 

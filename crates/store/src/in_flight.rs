@@ -1,6 +1,6 @@
 //! How many parts of one upload are in flight: never more than
-//! [`UploadOptions::concurrency`](crate::UploadOptions::concurrency) (the cap the buffer pool is
-//! sized for), and within it as many as the measured rate asks for. A near server answers a
+//! [`UploadOptions::concurrency`](crate::UploadOptions::concurrency) (a part waiting for its
+//! answer holds no buffer: the part memory does not bound this), and within it as many as the measured rate asks for. A near server answers a
 //! part in milliseconds and the stream, not the link, sets the rate: the start level stays. A
 //! far one answers after a round trip, so a part waits for a free slot while the link idles:
 //! the shared [`Climber`] doubles the parts in flight until the rate stops growing (the
@@ -39,8 +39,7 @@ const PARTS: Pace = Pace {
 /// The parts in flight one upload chose, for its outcome and the `-v` log.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct InFlightReport {
-    /// The cap (`--concurrency`): the buffer pool holds this many parts plus those being
-    /// filled.
+    /// The cap (`--concurrency`).
     pub max: usize,
     pub start: usize,
     /// The level held for the most time: what the measured rate chose.

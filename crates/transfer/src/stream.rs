@@ -34,10 +34,6 @@ mod sizing;
 pub use sizing::*;
 use sizing::{MAX_AHEAD, default_buffers, part_size_at_least};
 
-/// Part buffers an upload stream's [`reader`](PartSource::reader) fills parts again in, on top
-/// of the stream's own: retries are rare, so they take turns.
-pub const REREAD_BUFFERS: usize = 1;
-
 /// How a stream cuts and buffers its output.
 #[derive(Debug, Clone, Default)]
 pub struct StreamOptions {

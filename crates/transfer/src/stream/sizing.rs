@@ -43,13 +43,17 @@ pub fn md5_extra_buffers(part_size: u64) -> usize {
     (MD5_BATCH_BUDGET / part_size.max(1)).clamp(1, MD5_LANES as u64) as usize
 }
 
+/// Part buffers an upload stream's [`reader`](crate::PartSource::reader) fills parts again
+/// in, on top of the stream's own: retries are rare, so they take turns.
+pub const REREAD_BUFFERS: usize = 1;
+
 /// Parts of an upload filled ahead of those being sent: one waiting in the uploader's queue
 /// and one its producer holds ready.
 pub const UPLOAD_FILLED_AHEAD: usize = 2;
 
 /// Part buffers an upload's stream keeps with at most `writing` parts of `part_size` bytes
 /// being written at once: those, [`UPLOAD_FILLED_AHEAD`], the
-/// [`REREAD_BUFFERS`](super::REREAD_BUFFERS) retries read parts again in, and
+/// [`REREAD_BUFFERS`] retries read parts again in, and
 /// [`md5_extra_buffers`] when it batches part MD5s (`md5_batch`: an unsigned upload's). A
 /// part holds its buffer from its filling until its request has written it, not until the
 /// answer (the uploader reads a part again to retry it), so the parts in flight are not
@@ -61,7 +65,7 @@ pub fn upload_buffers(writing: usize, part_size: u64, md5_batch: bool) -> usize 
     } else {
         0
     };
-    writing + UPLOAD_FILLED_AHEAD + super::REREAD_BUFFERS + batch
+    writing + UPLOAD_FILLED_AHEAD + REREAD_BUFFERS + batch
 }
 
 /// Most parts of `part_size` bytes an upload may be writing at once so that all its part
