@@ -58,7 +58,7 @@ pub struct SimArgs {
     #[arg(long, value_parser = bucket_spec)]
     pub bucket: Vec<String>,
     /// Test fault of the S3 server on UploadPart: PART:KIND or PART:KIND:TIMES, KIND one of 500,
-    /// slowdown, drop, delay=MS; PART 0 means every part. Repeatable.
+    /// slowdown, drop, delay=MS, 500-after=MS; PART 0 means every part. Repeatable.
     #[arg(long)]
     pub s3_fault: Vec<imgport_sim::s3::PartFault>,
     /// Start the account without the RAM role AliyunECSImageImportDefaultRole: ImportImage

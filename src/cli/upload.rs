@@ -45,6 +45,10 @@ use imgport_transfer::PartSource;
 use imgport_transfer::file::FileStream;
 use imgport_transfer::stream::{LayoutStream, StreamOptions};
 
+/// Most parts `imgport upload` writes at once: its part buffers are this many and two filled
+/// ahead (the memory it took when 32 parts in flight held theirs until their answers).
+const WRITING_MAX: usize = 32;
+
 #[derive(Debug, Args)]
 pub struct UploadArgs {
     /// File to upload (as it is, or the image to convert with --to).
@@ -412,10 +416,11 @@ async fn run_async(args: UploadArgs, config: StoreConfig) -> anyhow::Result<Exit
             return Ok(ExitCode::from(e.exit_code()));
         }
     }
-    // Parts the stream may hold: those in flight plus two being filled ahead (the part size
-    // is set per object by `open_stream`).
+    // Parts the stream may hold: those being written (a part in flight holds its buffer only
+    // until its request has written it) plus two being filled ahead (the part size is set per
+    // object by `open_stream`).
     let stream_opts = StreamOptions {
-        buffers: opts.concurrency + 2,
+        buffers: opts.concurrency.min(WRITING_MAX) + 2,
         cancel: Some(cancel),
         ..StreamOptions::upload(!args.unsigned_payload)
     };

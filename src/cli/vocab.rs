@@ -27,13 +27,13 @@ pub const JSON: &str = "Print the result as JSON on stdout instead of text";
 pub const HTML: &str = "Also write the report as one self-contained HTML file";
 /// `--markdown FILE`.
 pub const MARKDOWN: &str = "Also write the report as Markdown to this file";
-/// `--concurrency` (32 is `imgport_core::plan::DEFAULT_PARTS_IN_FLIGHT`).
-pub const CONCURRENCY: &str = "Most parts of one image in flight at once, 1 to 256 (default: 32); \
+/// `--concurrency` (64 is `imgport_core::plan::DEFAULT_PARTS_IN_FLIGHT`).
+pub const CONCURRENCY: &str = "Most parts of one image in flight at once, 1 to 256 (default: 64); \
                                 fewer are used when more do not raise the measured rate";
 /// `--part-memory`.
 pub const PART_MEMORY: &str = "Memory the part buffers of one upload may take, e.g. 256M \
-                               (default: 64M, for a peak RSS under 96 MiB); the parts in flight \
-                               are capped to fit it";
+                               (default: 64M, for a peak RSS under 96 MiB): the parts being \
+                               filled and written; a part waiting for its answer holds none";
 /// `--journal`.
 pub const JOURNAL: &str = "Directory of resume journals (default: ~/.cache/imgport/uploads)";
 /// `--part-size`.

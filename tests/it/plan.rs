@@ -363,7 +363,7 @@ fn part_sizes_are_checked_against_oss_limits_where_the_plan_is_made() {
 }
 
 #[test]
-fn the_plan_caps_the_parts_in_flight_to_its_part_memory() {
+fn the_plan_sizes_its_part_buffers_to_its_part_memory_not_the_parts_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let disk = dir.path().join("disk.raw");
     std::fs::File::create(&disk)
@@ -380,51 +380,52 @@ fn the_plan_caps_the_parts_in_flight_to_its_part_memory() {
         run.json()["plan"].clone()
     };
     let notes = |p: &serde_json::Value| p["notes"].to_string();
-    // The defaults: 64 MiB hold 30 parts of 2 MiB in flight and 2 filled ahead (signed parts
-    // batch no MD5s): 32 buffers, the whole budget.
+    // The defaults: 64 MiB hold 29 parts of 2 MiB being written, 2 filled ahead and the one
+    // a retry reads a part again in (signed parts batch no MD5s): 32 buffers, the whole
+    // budget. A part waiting for its answer holds none: the cap alone bounds those.
     let p = plan(&[]);
     assert_eq!(p["part_memory"]["value"], 64 * MIB);
     assert_eq!(p["part_memory"]["source"]["kind"], "default");
-    assert_eq!(p["parts_in_flight_max"]["value"], 32);
+    assert_eq!(p["parts_in_flight_max"]["value"], 64);
     let d = &p["disks"][0];
-    assert_eq!(d["parts_in_flight"]["value"], 30, "{d}");
+    assert_eq!(d["parts_in_flight"]["value"], 64, "{d}");
     assert!(
         d["parts_in_flight"]["source"]["why"]
             .as_str()
             .unwrap()
-            .contains("64.0 MiB")
+            .contains("64.0 MiB of part memory hold 29 parts of 2.0 MiB being written"),
+        "{d}"
     );
     assert_eq!(d["buffer_memory"], 64 * MIB);
-    // More memory: the cap (--concurrency, default 32) decides.
+    // More memory: no more buffers than parts in flight (--concurrency, default 64).
     let p = plan(&["--part-memory", "256M"]);
     assert_eq!(p["part_memory"]["value"], 256 * MIB);
     assert_eq!(p["part_memory"]["source"]["kind"], "user");
-    assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 32);
-    assert_eq!(p["disks"][0]["buffer_memory"], (32 + 2) * 2 * MIB);
-    // 5 MiB parts: 12 buffers, 10 in flight.
+    assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 64);
+    assert_eq!(p["disks"][0]["buffer_memory"], (64 + 3) * 2 * MIB);
+    let p = plan(&["--concurrency", "8"]);
+    assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 8);
+    assert_eq!(p["disks"][0]["buffer_memory"], (8 + 3) * 2 * MIB);
+    // 5 MiB parts: 12 buffers, 9 being written; the parts in flight stay at the cap.
     let p = plan(&["--part-size", "5M"]);
-    assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 10);
+    assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 64);
     assert_eq!(p["disks"][0]["buffer_memory"], 12 * 5 * MIB);
-    // 8 MiB parts: 8 buffers, 6 in flight, fewer than an upload starts with: said in a note.
+    // 8 MiB parts: 8 buffers, 5 being written.
     let p = plan(&["--part-size", "8M"]);
-    assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 6);
+    assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 64);
     assert_eq!(p["disks"][0]["buffer_memory"], 8 * 8 * MIB);
-    assert!(
-        notes(&p).contains("plan.part_memory_limits"),
-        "{}",
-        notes(&p)
-    );
-    // Three parts fit: one in flight.
-    let p = plan(&["--part-size", "5M", "--part-memory", "16M"]);
-    assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 1);
+    // Four parts fit: one being written.
+    let p = plan(&["--part-size", "5M", "--part-memory", "20M"]);
+    assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 64);
+    assert_eq!(p["disks"][0]["buffer_memory"], 20 * MIB);
     assert!(
         !notes(&p).contains("plan.part_memory_exceeded"),
         "{}",
         notes(&p)
     );
-    // Parts too large for the budget: one in flight, and a warning that it is exceeded.
-    let p = plan(&["--part-size", "5M", "--part-memory", "12M"]);
-    assert_eq!(p["disks"][0]["parts_in_flight"]["value"], 1);
+    // Parts too large for the budget: one being written, and a warning that it is exceeded.
+    let p = plan(&["--part-size", "5M", "--part-memory", "16M"]);
+    assert_eq!(p["disks"][0]["buffer_memory"], 20 * MIB);
     assert!(
         notes(&p).contains("plan.part_memory_exceeded"),
         "{}",

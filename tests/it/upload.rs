@@ -373,6 +373,135 @@ fn faults_are_retried_and_each_part_is_stored_once() {
     assert_eq!(s.part_requests[&3], 2);
 }
 
+/// A part's buffer is not kept for its retry: the retry reads the part again from the source
+/// and checks it against the first read (CRC-64, SHA-256). Unchanged, the retried part is
+/// stored once; changed between the two reads, it is refused by name and nothing is
+/// completed (a kept buffer would have sent the old bytes and succeeded).
+#[test]
+fn a_retry_reads_its_part_again_and_refuses_a_changed_source() {
+    let late_failure = |ms| S3Faults {
+        parts: vec![PartFault {
+            part: 2,
+            kind: FaultKind::FailAfterMs(ms),
+            times: 1,
+        }],
+        ..S3Faults::default()
+    };
+    let env = Env::new();
+    let src = env.path("r.bin");
+    random_file(&src, 30 * MIB, 3);
+    env.s3.set_faults(late_failure(100));
+    let j = env.upload(&[src.to_str().unwrap(), "--key", "r.bin", "--part-size", "5M"]);
+    assert_eq!(j["retries"], 1, "{j}");
+    assert_eq!(sha256_file(&env.object("r.bin")), sha256_file(&src));
+    let s = env.s3.stats();
+    assert_eq!(s.part_requests[&2], 2);
+    assert!(s.parts_ok.values().all(|&n| n == 1), "exactly once: {s:?}");
+
+    // Part 2's first attempt fails 3 s after it arrived; meanwhile its bytes change.
+    let env = Env::new();
+    random_file(&src, 30 * MIB, 3);
+    env.s3.set_faults(late_failure(3000));
+    let args = [src.to_str().unwrap(), "--key", "c.bin", "--part-size", "5M"];
+    let child = env
+        .command(&args, &keys())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !env.s3.stats().part_requests.contains_key(&2) {
+        assert!(Instant::now() < deadline, "part 2 was never sent");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&src).unwrap();
+        f.write_all_at(&[0xAB; 4096], 5 * MIB as u64 + 4096)
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 1, "{err}");
+    assert!(
+        err.contains("part 2: read again from the source for a retry, it has CRC-64")
+            && err.contains("the source changed during the upload"),
+        "{err}"
+    );
+    assert!(!env.object("c.bin").exists());
+    assert_eq!(env.s3.stats().completes, 0);
+}
+
+/// A part's buffer goes back to the pool once its request has written it, not when the
+/// answer comes: through a link with a 1.5 s round trip, the one buffer of a pool is free
+/// again while its UploadPart still waits for its answer (the SDK keeps no copy of the body
+/// for a retry of its own). So the parts in flight are not bounded by the part memory.
+#[test]
+fn a_part_buffer_comes_back_before_its_answer() {
+    use imgport::credentials::Credentials;
+    use imgport::sim::wan::{WanLink, WanProxy};
+    use imgport::store::{ObjectStore, ObjectTarget, S3Store, StoreConfig};
+    use imgport::transfer::pool::{BufferPool, PartData};
+    let env = Env::new();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let upstream = env.s3.addr;
+        let link = WanLink {
+            rtt: Duration::from_millis(1500),
+            ..WanLink::default()
+        };
+        let proxy = WanProxy::bind("127.0.0.1:0".parse().unwrap(), upstream, link)
+            .await
+            .unwrap();
+        let endpoint = format!("http://{}", proxy.addr());
+        let proxy = tokio::spawn(proxy.serve());
+        let config = StoreConfig::custom("us-east-1", &endpoint, true).unwrap();
+        let creds = Credentials {
+            access_key_id: TEST_ACCESS_KEY_ID.into(),
+            access_key_secret: imgport::secret::Secret::new(TEST_ACCESS_KEY_SECRET),
+            security_token: None,
+        };
+        let store = S3Store::new(&config, &creds);
+        let target = ObjectTarget {
+            bucket: BUCKET.into(),
+            key: "far.bin".into(),
+        };
+        let id = store.create_multipart(&target).await.unwrap();
+        let pool = BufferPool::new(MIB, 1);
+        let mut buf = pool.get(MIB);
+        fastrand::Rng::with_seed(5).fill(&mut buf[..]);
+        let (md5, sha256) = (
+            imgport::transfer::digest::md5(&buf),
+            imgport::transfer::digest::sha256(&buf),
+        );
+        let data = PartData::new(buf);
+        let sending = tokio::spawn({
+            let (store, target, id) = (store.clone(), target.clone(), id.clone());
+            async move {
+                store
+                    .upload_part(&target, &id, 1, data, None, Some(sha256))
+                    .await
+            }
+        });
+        // Blocks until the part's buffer is back in the pool.
+        let again = tokio::task::spawn_blocking(move || pool.get(MIB).len());
+        assert_eq!(again.await.unwrap(), MIB);
+        assert!(
+            !sending.is_finished(),
+            "the buffer came back only with the answer"
+        );
+        let receipt = sending.await.unwrap().unwrap();
+        let md5: String = md5.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(receipt.etag, md5);
+        store.abort(&target, &id).await.unwrap();
+        proxy.abort();
+    });
+}
+
 #[test]
 fn permanent_failure_gives_up_then_abort_removes_the_upload() {
     let env = Env::new();

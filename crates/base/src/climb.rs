@@ -125,6 +125,8 @@ pub struct Climber {
     pace: Pace,
     limit: usize,
     max: usize,
+    /// The fewest units it ever allows ([`Climber::with_floor`]; 1 unless told).
+    floor: usize,
     phase: Phase,
     /// Rate measured at each limit since the last (re)start of probing.
     rates: BTreeMap<usize, f64>,
@@ -143,6 +145,7 @@ impl Climber {
             pace,
             limit: start.clamp(1, max),
             max,
+            floor: 1,
             phase: Phase::Up,
             rates: BTreeMap::new(),
             window: Window::default(),
@@ -150,6 +153,15 @@ impl Climber {
             held: BTreeMap::new(),
             changes: Vec::new(),
         }
+    }
+
+    /// Never goes below `floor` units (within 1 and the most): for units that cost nothing
+    /// while the producer, not the link, sets the rate, so that a dip of the rate cannot walk
+    /// the limit down below what a far link needs.
+    pub fn with_floor(mut self, floor: usize) -> Climber {
+        self.floor = floor.clamp(1, self.max);
+        self.limit = self.limit.max(self.floor);
+        self
     }
 
     /// Units that may work at once now.
@@ -204,7 +216,11 @@ impl Climber {
 
     fn measured(&mut self, rate: f64) -> Option<LimitChange> {
         let n = self.limit;
-        let (up, down) = (self.pace.step.up(n, self.max), self.pace.step.down(n));
+        let floor = self.floor;
+        let (up, down) = (
+            self.pace.step.up(n, self.max),
+            self.pace.step.down(n).max(floor),
+        );
         match self.phase {
             Phase::Settled(at, held) => {
                 let f = self.pace.reprobe_factor;
@@ -212,7 +228,7 @@ impl Climber {
                 if try_more && n < self.max {
                     self.restart(rate, Phase::Up);
                     self.change(up, rate, ChangeReason::ProbeUp)
-                } else if rate * f < at && n > 1 {
+                } else if rate * f < at && n > floor {
                     self.restart(rate, Phase::Down);
                     self.change(down, rate, ChangeReason::ProbeDown)
                 } else {
@@ -243,7 +259,7 @@ impl Climber {
                         self.phase = Phase::Settled(r, 0);
                         self.change(l, rate, ChangeReason::StepBack)
                     }
-                    _ if n > 1 => self.change(down, rate, ChangeReason::ProbeDown),
+                    _ if n > floor => self.change(down, rate, ChangeReason::ProbeDown),
                     _ => {
                         self.phase = Phase::Settled(rate, 0);
                         None

@@ -48,18 +48,19 @@ pub const MAX_PART_SIZE: u64 = imgport_store::oss::MAX_PART_SIZE;
 pub const MAX_PARTS: u64 = imgport_transfer::stream::MAX_PARTS;
 /// Part size of an import's upload when none is given (larger, in whole MiB, when the object
 /// needs it): ImportImage reads from OSS, which takes parts from 100 KB, and with parts this
-/// small [`DEFAULT_PART_MEMORY`] holds 23 in flight, faster on every link than 7 of 5 MiB
-/// (docs/PERFORMANCE.md §WAN; `imgport upload`, which may face plain S3, keeps S3's 5 MiB).
+/// small a far link's round trip is covered by few bytes in flight (docs/PERFORMANCE.md §WAN;
+/// `imgport upload`, which may face plain S3, keeps S3's 5 MiB).
 pub const DEFAULT_PART_SIZE: u64 = 2 << 20;
 /// Memory the part buffers of one upload may take when the user does not say
 /// (`--part-memory`): with the rest of the process, the import's peak RSS stays under 96 MiB.
 pub const DEFAULT_PART_MEMORY: u64 = 64 << 20;
 
 /// Most parts of one upload in flight at once when the user does not say (`--concurrency`):
-/// enough to cover the bandwidth-delay product of a far region (scripts/bench-wan.sh); each
-/// disk's cap is lowered to what [`DEFAULT_PART_MEMORY`] holds, and the upload uses fewer
-/// when the measured rate does not grow with more.
-pub const DEFAULT_PARTS_IN_FLIGHT: usize = 32;
+/// enough to cover the bandwidth-delay product of a far region (scripts/bench-wan.sh). A part
+/// waiting for its answer holds no buffer, so [`DEFAULT_PART_MEMORY`] does not lower it; each
+/// is one HTTP connection, and the upload uses fewer when the measured rate does not grow
+/// with more.
+pub const DEFAULT_PARTS_IN_FLIGHT: usize = 64;
 /// Most parts in flight the user may ask for.
 pub const MAX_PARTS_IN_FLIGHT: usize = 256;
 
@@ -308,12 +309,13 @@ pub struct PlannedDisk {
     pub object_size: u64,
     /// How the object is cut for its multipart upload.
     pub parts: Sourced<Parts>,
-    /// Most parts of this upload in flight: the plan's `parts_in_flight_max`, lowered to
-    /// what `part_memory` holds at this disk's part size (with the parts filled ahead). The
-    /// upload chooses the number within it from the measured rate.
+    /// Most parts of this upload in flight: the plan's `parts_in_flight_max` (a part waiting
+    /// for its answer holds no buffer: a retry reads it again). The upload chooses the number
+    /// within it from the measured rate.
     pub parts_in_flight: Sourced<usize>,
-    /// Most bytes this upload's part buffers take: every buffer the stream may hold at
-    /// `parts_in_flight`, whatever the disk's size.
+    /// Most bytes this upload's part buffers take: those being filled ahead and written
+    /// (within `part_memory`) and the one a retry reads a part again in, whatever the disk's
+    /// size.
     pub buffer_memory: u64,
     pub disk_image_size_gib: Sourced<u64>,
 }
@@ -383,12 +385,12 @@ pub struct ImportPlan {
     /// one is done. Kept otherwise (the default): a later import of the same disks finds
     /// them verified and uploads nothing, and a failed import can be retried from them.
     pub delete_objects: bool,
-    /// Most parts of each upload in flight at once (`--concurrency`), lowered per disk to what
-    /// `part_memory` holds (`disks[].parts_in_flight`). Within it each upload picks the number
-    /// from its measured rate and round-trip time, reported in its outcome (`in_flight`).
+    /// Most parts of each upload in flight at once (`--concurrency`, `disks[].parts_in_flight`).
+    /// Within it each upload picks the number from its measured rate and round-trip time,
+    /// reported in its outcome (`in_flight`).
     pub parts_in_flight_max: Sourced<usize>,
     /// Memory the part buffers of one upload may take (uploads run one after the other):
-    /// each disk's `parts_in_flight` is lowered to fit it.
+    /// the buffers being filled and written, not the parts waiting for their answers.
     pub part_memory: Sourced<u64>,
     /// Before the first byte is sent, every bucket is checked to be in `region` (OSS
     /// GetBucketLocation); a missing one is created there when this is set (CreateBucket),
@@ -603,10 +605,7 @@ pub fn infer(
         },
         part_memory: match opts.part_memory {
             Some(n) => Sourced::user(n),
-            None => Sourced::default(
-                DEFAULT_PART_MEMORY,
-                "an import's peak RSS within 96 MiB; 23 parts of 2 MiB in flight",
-            ),
+            None => Sourced::default(DEFAULT_PART_MEMORY, "an import's peak RSS within 96 MiB"),
         },
         create_bucket: opts.create_bucket,
         oss_endpoint: opts
@@ -893,64 +892,66 @@ fn plan_disk(
     })
 }
 
-/// The most parts in flight of one disk's upload cut in `cut`: the user's or default cap,
-/// lowered to what the part-memory budget holds, and the memory its buffers then take at
-/// most. Parts too large for even one in flight within the budget (a huge object needs
-/// large parts to stay within 10,000) get one, with a note that the budget is exceeded.
+/// The most parts in flight of one disk's upload cut in `cut` (the user's or default cap:
+/// a part in flight holds no buffer while it waits for its answer, since a retry reads it
+/// again from the source), and the memory its part buffers take at most: one per part being
+/// written, lowered to what the part-memory budget holds, with those filled ahead and the
+/// one retries read parts again in. Parts too large for even one buffer being written within
+/// the budget (a huge object needs large parts to stay within 10,000) get one, with a note
+/// that the budget is exceeded.
 fn in_flight_within_memory(
     opts: &PlanOptions,
     path: &Path,
     cut: &Parts,
     notes: &mut Vec<Finding>,
 ) -> (Sourced<usize>, u64) {
-    use imgport_transfer::stream::{in_flight_within, upload_buffers};
+    use imgport_transfer::stream::{upload_buffers, writing_within};
     let cap = opts
         .parts_in_flight
         .map_or(DEFAULT_PARTS_IN_FLIGHT, |n| n.clamp(1, MAX_PARTS_IN_FLIGHT));
     let budget = opts.part_memory.unwrap_or(DEFAULT_PART_MEMORY);
     let part = cut.part_size.get();
     // An import signs every part with its SHA-256, so its stream batches no part MD5s.
-    let fit = in_flight_within(budget, part, false);
-    let n = fit.unwrap_or(1).min(cap);
-    let memory = upload_buffers(n, part, false) as u64 * part;
+    let fit = writing_within(budget, part, false);
+    let writing = upload_writing(budget, part, cap);
+    let memory = upload_buffers(writing, part, false) as u64 * part;
     let mib = |b: u64| b as f64 / f64::from(1 << 20);
-    let why = format!(
-        "{:.1} MiB of part memory hold {n} parts of {:.1} MiB in flight and {} filled ahead",
-        mib(budget),
-        mib(part),
-        imgport_transfer::stream::UPLOAD_FILLED_AHEAD
-    );
-    let sourced = match fit {
-        Some(f) if f >= cap => match opts.parts_in_flight {
-            Some(_) => Sourced::user(n),
-            None => Sourced::default(n, format!("{DEFAULT_PARTS_IN_FLIGHT}, within the memory")),
-        },
-        _ if opts.part_memory.is_some() => Sourced::user(n),
-        _ => Sourced::default(n, why),
+    let sourced = match opts.parts_in_flight {
+        Some(_) => Sourced::user(cap),
+        None => Sourced::default(
+            cap,
+            format!(
+                "{DEFAULT_PARTS_IN_FLIGHT}; a part waiting for its answer holds no buffer, \
+                 and {:.1} MiB of part memory hold {writing} parts of {:.1} MiB being written \
+                 and {} filled ahead",
+                mib(budget),
+                mib(part),
+                imgport_transfer::stream::UPLOAD_FILLED_AHEAD
+            ),
+        ),
     };
     if fit.is_none() {
         notes.push(Finding::new(
             Severity::Warning,
             "plan.part_memory_exceeded",
             format!(
-                "{}: parts of {part} bytes take {memory} bytes of buffers with one in flight, \
-                 more than the part memory of {budget} bytes (--part-memory); one part is sent \
-                 at a time",
-                path.display()
-            ),
-        ));
-    } else if n < imgport_store::in_flight::START && fit.is_some_and(|f| f < cap) {
-        notes.push(Finding::new(
-            Severity::Info,
-            "plan.part_memory_limits",
-            format!(
-                "{}: the part memory of {budget} bytes holds only {n} parts of {part} bytes in \
-                 flight; a far link may need more (--part-memory)",
+                "{}: parts of {part} bytes take {memory} bytes of buffers with one being \
+                 written, more than the part memory of {budget} bytes (--part-memory); one \
+                 part is written at a time",
                 path.display()
             ),
         ));
     }
     (sourced, memory)
+}
+
+/// Parts of `part_size` bytes an upload with `cap` parts in flight may be writing at once
+/// within `budget` bytes of part memory: one buffer each (more than the cap would never be
+/// used), at least one.
+fn upload_writing(budget: u64, part_size: u64, cap: usize) -> usize {
+    imgport_transfer::stream::writing_within(budget, part_size, false)
+        .unwrap_or(1)
+        .min(cap.max(1))
 }
 
 /// ImportImage's `DiskDeviceMapping.N.Format` value for an output format.

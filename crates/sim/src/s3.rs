@@ -347,6 +347,10 @@ async fn faulty(
                 ))));
             }
             Some(FaultKind::DelayMs(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            Some(FaultKind::FailAfterMs(ms)) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                return Ok(error_response(req, 500, "InternalError").await);
+            }
             None => {}
         }
     }
@@ -389,6 +393,10 @@ mod tests {
             FaultKind::DelayMs(50)
         );
         assert_eq!("1:drop".parse::<PartFault>().unwrap().times, 1);
+        assert_eq!(
+            "2:500-after=900".parse::<PartFault>().unwrap().kind,
+            FaultKind::FailAfterMs(900)
+        );
         assert_eq!(
             "2:500:9".parse::<PartFault>().unwrap().kind,
             FaultKind::Internal

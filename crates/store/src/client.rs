@@ -322,8 +322,7 @@ impl ObjectStore for S3Store {
             .part_number(number_i32)
             .content_length(i64::try_from(size).unwrap_or(i64::MAX))
             .set_content_md5(md5.map(|m| b64(&m)))
-            // The pooled buffer itself is the body: no copy.
-            .body(ByteStream::from(Bytes::from_owner(data)))
+            .body(part_body(data, signed && sha256.is_none()))
             .customize()
             .config_override(aws_sdk_s3::Config::builder().timeout_config(timeouts))
             .interceptor(capture.clone());
@@ -671,6 +670,20 @@ impl ObjectStore for S3Store {
             });
         }
         Ok(Some(bytes.to_vec()))
+    }
+}
+
+/// An UploadPart body over the pooled buffer itself (no copy). A stream body the SDK cannot
+/// clone: it keeps no copy for a retry of its own (its retries are off; the uploader retries
+/// by reading the part again), so the buffer goes back to the pool once the connection has
+/// written it, not when the answer comes (docs/PERFORMANCE.md §WAN). `hashed_here`: the
+/// signer hashes the payload itself, which needs a body it can read before sending.
+fn part_body(data: PartData, hashed_here: bool) -> ByteStream {
+    let bytes = Bytes::from_owner(data);
+    if hashed_here {
+        ByteStream::from(bytes)
+    } else {
+        ByteStream::from_body_1_x(http_body_util::Full::new(bytes))
     }
 }
 

@@ -1,6 +1,6 @@
 //! How many parts of one upload are in flight: never more than
-//! [`UploadOptions::concurrency`](crate::UploadOptions::concurrency) (the cap the buffer pool is
-//! sized for), and within it as many as the measured rate asks for. A near server answers a
+//! [`UploadOptions::concurrency`](crate::UploadOptions::concurrency) (a part waiting for its
+//! answer holds no buffer: the part memory does not bound this), and within it as many as the measured rate asks for. A near server answers a
 //! part in milliseconds and the stream, not the link, sets the rate: the start level stays. A
 //! far one answers after a round trip, so a part waits for a free slot while the link idles:
 //! the shared [`Climber`] doubles the parts in flight until the rate stops growing (the
@@ -39,8 +39,7 @@ const PARTS: Pace = Pace {
 /// The parts in flight one upload chose, for its outcome and the `-v` log.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct InFlightReport {
-    /// The cap (`--concurrency`): the buffer pool holds this many parts plus those being
-    /// filled.
+    /// The cap (`--concurrency`).
     pub max: usize,
     pub start: usize,
     /// The level held for the most time: what the measured rate chose.
@@ -69,9 +68,14 @@ pub(crate) struct Pacer {
 }
 
 impl Pacer {
-    /// At most `cap` parts of `part_size` bytes in flight.
+    /// At most `cap` parts of `part_size` bytes in flight, and never fewer than the start: a
+    /// part waiting for its answer holds no buffer, and near a server the stream sets the rate
+    /// whatever the level, so fewer parts save nothing; on a far link a dip of the rate (a
+    /// busy CPU) would otherwise walk the level down to one part (scripts/bench-wan.sh saw
+    /// 20 → 1 at 150 ms, docs/PERFORMANCE.md §WAN).
     pub(crate) fn new(cap: usize, part_size: u64) -> Pacer {
-        let climber = Climber::new(start(part_size), cap, PARTS);
+        let start = start(part_size);
+        let climber = Climber::new(start, cap, PARTS).with_floor(start);
         Pacer {
             start: climber.limit(),
             climber,
@@ -172,6 +176,28 @@ mod tests {
             p.finished(now, 2 << 20, rtt, p.limit(), i % 16 != 15);
         }
         assert_eq!(p.limit(), 32, "{:?}", p.report());
+    }
+
+    #[test]
+    fn a_rate_dip_never_takes_the_level_below_its_start() {
+        // A rate the level does not change (the stream sets it) that halves for a while (a
+        // busy CPU): fewer parts would carry it as well, yet the level stays at its start or
+        // above, where a far link needs it once the CPU is free again.
+        let mut p = Pacer::new(64, 2 << 20);
+        let start = p.limit();
+        let mut now = Instant::now();
+        for i in 0..4000 {
+            let gap = if (1000..3000).contains(&i) { 20 } else { 5 };
+            now += Duration::from_millis(gap);
+            p.finished(now, 2 << 20, Duration::from_millis(150), p.limit(), true);
+            assert!(p.limit() >= start, "{:?}", p.report());
+        }
+        assert!(
+            p.report()
+                .changes
+                .iter()
+                .any(|c| c.why == imgport_base::climb::ChangeReason::ProbeUp)
+        );
     }
 
     #[test]

@@ -255,6 +255,17 @@ pub enum StoreError {
     },
     #[error("{target}: verification after Complete failed: {what}")]
     Verify { target: String, what: String },
+    /// A part read again for a retry gave other bytes than its first read: the source
+    /// changed while it was uploaded (the upload is left to resume or abort).
+    #[error(
+        "{target}: part {number}: read again from the source for a retry, it has {what}: the \
+         source changed during the upload; leave it unchanged and run the command again"
+    )]
+    SourceChanged {
+        target: String,
+        number: u32,
+        what: String,
+    },
     #[error("{target}: part {number}: gave up after {attempts} attempts")]
     RetriesExhausted {
         target: String,

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,8 @@ use super::retry::retry;
 use super::verify::{self, DigestRecord, Expected};
 use super::{ObjectStore, ObjectTarget, PartReceipt, StoreError};
 use imgport_base::report::{Reporter, Stage};
-use imgport_transfer::{Part, PartSource, StreamDigests, TransferError};
+use imgport_transfer::pool::PartData;
+use imgport_transfer::{Part, PartReader, PartSource, StreamDigests, TransferError};
 
 /// What [`upload`] did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,17 +63,30 @@ pub struct UploadOutcome {
     pub in_flight: InFlightReport,
 }
 
-/// Uploads one part with retries, from a task.
+/// Uploads one part with retries, from a task. The part's buffer is the first attempt's
+/// body and goes back to the pool once written; a retry reads the part again through
+/// `reader` and sends it only when its CRC-64 and SHA-256 equal the first read's. A source
+/// without a reader has its part kept for the retries instead.
 async fn send_part<S: ObjectStore>(
     store: S,
     target: ObjectTarget,
     upload_id: String,
     part: Part,
+    reader: Option<Arc<dyn PartReader>>,
     opts: UploadOptions,
 ) -> PartResult {
     let started = Instant::now();
     let mut notes = Vec::new();
-    let (number, size, md5) = (part.number, part.data.len() as u64, part.md5);
+    let first_read = FirstRead {
+        number: part.number,
+        size: part.data.len() as u64,
+        crc64: part.crc64,
+        sha256: part.sha256,
+    };
+    let (number, md5) = (part.number, part.md5);
+    let kept = reader.is_none().then(|| part.data.clone());
+    let mut first = Some(part.data);
+    let (store_ref, target_ref, id) = (&store, &target, upload_id.as_str());
     let result = retry(
         &opts,
         |attempt, e| {
@@ -80,41 +95,123 @@ async fn send_part<S: ObjectStore>(
             ))
         },
         || {
-            store.upload_part(
-                &target,
-                &upload_id,
-                number,
-                part.data.clone(),
-                md5,
-                part.sha256,
-            )
+            let data = first.take().or_else(|| kept.clone());
+            let reader = reader.clone();
+            async move {
+                let data = match data {
+                    Some(d) => d,
+                    None => first_read.read_again(reader, target_ref).await?,
+                };
+                store_ref
+                    .upload_part(target_ref, id, number, data, md5, first_read.sha256)
+                    .await
+            }
         },
     )
     .await;
-    let result = result.and_then(|(receipt, _)| {
-        if let Some(c) = receipt.crc64
-            && c != part.crc64
-        {
-            return Err(StoreError::Verify {
-                target: target.to_string(),
-                what: format!("part {number}: server CRC-64 {c}, ours {}", part.crc64),
-            });
-        }
-        // S3 and OSS give a part the MD5 of its bytes as ETag; check ours against it.
-        let md5 = part_md5(&part, &receipt.etag);
-        let want = hex::encode(md5);
-        if is_md5_hex(&receipt.etag) && !receipt.etag.eq_ignore_ascii_case(&want) {
-            return Err(StoreError::PartEtag {
+    let result = match result {
+        Ok((receipt, _)) => check_receipt(&target, &first_read, md5, kept, reader, receipt).await,
+        Err(e) => Err(e),
+    };
+    let (size, sha256) = (first_read.size, first_read.sha256);
+    (number, size, sha256, notes, result, started.elapsed())
+}
+
+/// What the uploader keeps of a part while its request waits for the answer: not its bytes
+/// (they go back to the pool once written), but what reads it again and checks it.
+#[derive(Clone, Copy)]
+struct FirstRead {
+    number: u32,
+    size: u64,
+    crc64: u64,
+    sha256: Option<[u8; 32]>,
+}
+
+impl FirstRead {
+    /// The part read again through `reader` (on a blocking thread), refused with
+    /// [`StoreError::SourceChanged`] when its size, CRC-64 or SHA-256 differ from the first
+    /// read's.
+    async fn read_again(
+        self,
+        reader: Option<Arc<dyn PartReader>>,
+        target: &ObjectTarget,
+    ) -> Result<PartData, StoreError> {
+        let reader = reader.ok_or(StoreError::Source(TransferError::WorkerLost))?;
+        let number = self.number;
+        let part = tokio::task::spawn_blocking(move || reader.read_part(number))
+            .await
+            .map_err(|_| StoreError::Source(TransferError::WorkerLost))??;
+        let size = part.data.len() as u64;
+        let what = if size != self.size {
+            Some(format!("{size} bytes, the first read {}", self.size))
+        } else if part.crc64 != self.crc64 {
+            Some(format!(
+                "CRC-64 {}, the first read {}",
+                part.crc64, self.crc64
+            ))
+        } else {
+            match (part.sha256, self.sha256) {
+                (Some(now), Some(then)) if now != then => Some(format!(
+                    "SHA-256 {}, the first read {}",
+                    hex::encode(now),
+                    hex::encode(then)
+                )),
+                _ => None,
+            }
+        };
+        match what {
+            Some(what) => Err(StoreError::SourceChanged {
                 target: target.to_string(),
                 number,
-                got: receipt.etag.clone(),
-                want,
-            });
+                what,
+            }),
+            None => Ok(part.data),
         }
-        Ok((receipt, md5))
-    });
-    let sha256 = part.sha256;
-    (number, size, sha256, notes, result, started.elapsed())
+    }
+}
+
+/// Checks a part's answer (the server's CRC-64, an MD5 ETag against ours) and gives the
+/// part's MD5 for the multipart ETag ([`part_md5`]).
+async fn check_receipt(
+    target: &ObjectTarget,
+    first: &FirstRead,
+    md5: Option<[u8; 16]>,
+    kept: Option<PartData>,
+    reader: Option<Arc<dyn PartReader>>,
+    receipt: PartReceipt,
+) -> Result<(PartReceipt, [u8; 16]), StoreError> {
+    let number = first.number;
+    if let Some(c) = receipt.crc64
+        && c != first.crc64
+    {
+        return Err(StoreError::Verify {
+            target: target.to_string(),
+            what: format!("part {number}: server CRC-64 {c}, ours {}", first.crc64),
+        });
+    }
+    let md5 = match part_md5(md5, &receipt.etag) {
+        Some(m) => m,
+        // Rare (a store whose part ETags are not MD5s, and a stream that computed none):
+        // the bytes are gone, so they are read again (and checked) for it.
+        None => {
+            let data = match kept {
+                Some(d) => d,
+                None => first.read_again(reader, target).await?,
+            };
+            imgport_transfer::digest::md5(&data)
+        }
+    };
+    // S3 and OSS give a part the MD5 of its bytes as ETag; check ours against it.
+    let want = hex::encode(md5);
+    if is_md5_hex(&receipt.etag) && !receipt.etag.eq_ignore_ascii_case(&want) {
+        return Err(StoreError::PartEtag {
+            target: target.to_string(),
+            number,
+            got: receipt.etag.clone(),
+            want,
+        });
+    }
+    Ok((receipt, md5))
 }
 
 /// True for an ETag of the MD5 form: 32 hex digits.
@@ -124,16 +221,14 @@ fn is_md5_hex(etag: &str) -> bool {
 
 /// The MD5 of a sent part, for the multipart ETag: the stream's when it computed one; else the
 /// store's ETag, since the store checked the part's bytes against its signed SHA-256 (the
-/// client computes a `Content-MD5` for an unsigned part without one); else computed now.
-fn part_md5(part: &Part, etag: &str) -> [u8; 16] {
-    if let Some(m) = part.md5 {
-        return m;
+/// client computes a `Content-MD5` for an unsigned part without one); else `None` (to be
+/// computed from the bytes).
+fn part_md5(md5: Option<[u8; 16]>, etag: &str) -> Option<[u8; 16]> {
+    if md5.is_some() {
+        return md5;
     }
     let mut from_store = [0u8; 16];
-    if is_md5_hex(etag) && hex::decode_to_slice(etag, &mut from_store).is_ok() {
-        return from_store;
-    }
-    part.md5_digest()
+    (is_md5_hex(etag) && hex::decode_to_slice(etag, &mut from_store).is_ok()).then_some(from_store)
 }
 
 /// Whether `part` holds the bytes `jp` recorded: by the signed SHA-256 when both have one,
@@ -799,6 +894,7 @@ async fn send_all<S: ObjectStore>(
 ) -> Result<Sent, StoreError> {
     let mut pacer = Pacer::new(opts.concurrency.max(1), source.part_size());
     reporter.start(Stage::Upload, "upload", Some(source.total_size()));
+    let reader = source.reader();
     let (mut rx, producer) = spawn_producer(source);
     let mut tasks: JoinSet<PartResult> = JoinSet::new();
     let mut out = Sent {
@@ -824,11 +920,15 @@ async fn send_all<S: ObjectStore>(
         for n in &notes {
             reporter.message(n);
         }
-        let (receipt, md5) = result.map_err(|e| StoreError::RetriesExhausted {
-            target: target.to_string(),
-            number,
-            attempts: notes.len() as u32 + 1,
-            last: Box::new(e),
+        let (receipt, md5) = result.map_err(|e| match e {
+            // Not the store's failure: the source's, named as such.
+            e @ (StoreError::SourceChanged { .. } | StoreError::Source(_)) => e,
+            e => StoreError::RetriesExhausted {
+                target: target.to_string(),
+                number,
+                attempts: notes.len() as u32 + 1,
+                last: Box::new(e),
+            },
         })?;
         if let Some(j) = journal.as_deref_mut() {
             j.record_part(&JournalPart {
@@ -898,6 +998,7 @@ async fn send_all<S: ObjectStore>(
                 target.clone(),
                 upload_id.to_string(),
                 part,
+                reader.clone(),
                 opts.clone(),
             ));
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::layout::Layout;
 use super::stream::{LayoutStream, StreamOptions};
-use super::{Part, PartSource, StreamDigests, TransferError};
+use super::{Part, PartReader, PartSource, StreamDigests, TransferError};
 use imgport_image::DiskImage;
 use imgport_image::raw::RawImage;
 
@@ -83,6 +83,10 @@ impl PartSource for FileStream {
 
     fn skip_zero_parts(&mut self) -> u64 {
         self.inner.skip_zero_parts()
+    }
+
+    fn reader(&self) -> Option<Arc<dyn PartReader>> {
+        self.inner.reader()
     }
 }
 

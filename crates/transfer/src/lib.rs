@@ -15,6 +15,7 @@ pub mod pool;
 pub mod stream;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -78,6 +79,22 @@ pub trait PartSource: Send {
     fn skip_zero_parts(&mut self) -> u64 {
         0
     }
+    /// A handle that reads any part again, e.g. for a retry after the first read's buffer
+    /// went back to the pool; `None` when the stream cannot (its consumer must then keep
+    /// each part until it is done with it).
+    fn reader(&self) -> Option<Arc<dyn PartReader>> {
+        None
+    }
+}
+
+/// Reads single parts of a stream again, from any thread: an uploader keeps only a part's
+/// number and digests while it waits for the answer, and reads the part again to retry it.
+pub trait PartReader: Send + Sync {
+    /// Part `number` (1-based) read again from the source into a fresh buffer, with its
+    /// CRC-64 and, when the stream computes them, its SHA-256 (never an MD5: the first
+    /// read's stands). Blocks: call it from a blocking thread. The caller compares the
+    /// digests with the first read's to tell whether the source changed.
+    fn read_part(&self, number: u32) -> Result<Part, TransferError>;
 }
 
 /// Errors of the transfer layer.
@@ -106,6 +123,8 @@ pub enum TransferError {
     WorkerLost,
     #[error("interrupted")]
     Interrupted,
+    #[error("part {number} is beyond the stream's last part {parts}")]
+    NoSuchPart { number: u32, parts: u32 },
     #[error(
         "part size {part_size} gives {parts} parts for {total} bytes; at most {max} are allowed"
     )]

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use super::digest::{crc64, crc64_combine};
 use super::layout::Layout;
 use super::pool::{BufferPool, PartData, PoolBuf, Zeros};
-use super::{Part, PartSource, StreamDigests, TransferError};
+use super::{Part, PartReader, PartSource, StreamDigests, TransferError};
 use imgport_image::DiskImage;
 use imgport_md5x16::md5_many;
 
@@ -140,6 +140,9 @@ pub struct LayoutStream {
     skip_sha256: bool,
     failed: bool,
     cancel: Option<Arc<AtomicBool>>,
+    /// The pool parts read again are filled in ([`REREAD_BUFFERS`], allocated on first use):
+    /// an upload's stream only (nothing retries a local one's parts).
+    reread_pool: Option<BufferPool>,
 }
 
 impl LayoutStream {
@@ -249,6 +252,9 @@ impl LayoutStream {
             skip_sha256: opts.skip_sha256,
             failed: false,
             cancel: opts.cancel.clone(),
+            reread_pool: opts
+                .for_upload()
+                .then(|| BufferPool::new(buffer_size, REREAD_BUFFERS)),
         })
     }
 
@@ -263,10 +269,13 @@ impl LayoutStream {
         Self::new(layout, src, opts)
     }
 
-    /// Most bytes the part buffers can ever hold (the pool's buffers × their size): set by the
-    /// part size and the parts the caller lets be in flight, never by the disk's size.
+    /// Most bytes the part buffers can ever hold (the pools' buffers × their size, with the
+    /// [`REREAD_BUFFERS`]): set by the part size and the buffers the caller asks for, never
+    /// by the disk's size.
     pub fn buffer_capacity(&self) -> u64 {
-        self.pool.max_buffers() as u64 * self.pool.buffer_size() as u64
+        let reread = self.reread_pool.as_ref().map_or(0, BufferPool::max_buffers);
+        let buffers = self.pool.max_buffers() + reread;
+        buffers as u64 * self.pool.buffer_size() as u64
     }
 
     /// The layout being streamed.
@@ -595,6 +604,16 @@ impl PartSource for LayoutStream {
         skipped
     }
 
+    fn reader(&self) -> Option<Arc<dyn PartReader>> {
+        let pool = self.reread_pool.clone()?;
+        Some(Arc::new(Reread {
+            shared: self.shared.clone(),
+            pool,
+            part_size: self.part_size,
+            parts: self.parts,
+        }))
+    }
+
     fn digests(&self) -> Option<StreamDigests> {
         if self.failed || self.next_out <= self.parts {
             return None;
@@ -603,6 +622,41 @@ impl PartSource for LayoutStream {
             size: self.shared.layout.size,
             sha256: self.finish_sha()?,
             crc64: self.crc,
+        })
+    }
+}
+
+/// Reads parts of a [`LayoutStream`] again: the same layout and source, its own pool.
+struct Reread {
+    shared: Arc<Shared>,
+    pool: BufferPool,
+    part_size: u64,
+    parts: u32,
+}
+
+impl PartReader for Reread {
+    fn read_part(&self, number: u32) -> Result<Part, TransferError> {
+        if number == 0 || number > self.parts {
+            return Err(TransferError::NoSuchPart {
+                number,
+                parts: self.parts,
+            });
+        }
+        let offset = u64::from(number - 1) * self.part_size;
+        let len = (self.shared.layout.size - offset).min(self.part_size) as usize;
+        let filled = match self.shared.zeros() {
+            Some(zeros) if self.shared.layout.is_zero(offset, len as u64) => {
+                zero_part(&self.shared, zeros, len)
+            }
+            _ => fill_part(&self.shared, self.pool.get(len), offset)?,
+        };
+        Ok(Part {
+            number,
+            offset,
+            data: filled.data,
+            md5: None,
+            crc64: filled.crc64,
+            sha256: filled.sha256,
         })
     }
 }

@@ -663,13 +663,19 @@ async fn upload_disk<S: ObjectStore>(
     disk.inspected.opened.file.track_digest();
     let mut stream_opts = settings.stream.clone();
     stream_opts.cancel = Some(stop.clone());
-    // The plan's cap on parts in flight (within its part memory) bounds the buffers: those
-    // in flight plus those filled ahead. The plan counts no MD5 batch: every part is signed
-    // with its SHA-256, the one check per part the store makes.
+    // The part memory bounds the buffers: those being written (at most one per part in
+    // flight) and those filled ahead; a part waiting for its answer holds none (a retry reads
+    // it again). The plan counts no MD5 batch: every part is signed with its SHA-256, the one
+    // check per part the store makes.
     stream_opts.part_sha256 = true;
     stream_opts.skip_part_md5 = true;
     let in_flight_max = planned.parts_in_flight.value.min(in_flight_max).max(1);
-    stream_opts.buffers = in_flight_max + imgport_transfer::stream::UPLOAD_FILLED_AHEAD;
+    // The plan's `buffer_memory` holds `upload_buffers(writing)` buffers of a part each.
+    let part = planned.parts.value.part_size.get();
+    let buffers = usize::try_from(planned.buffer_memory / part.max(1)).unwrap_or(usize::MAX);
+    let fixed = imgport_transfer::stream::upload_buffers(0, part, false);
+    let writing = buffers.saturating_sub(fixed).clamp(1, in_flight_max);
+    stream_opts.buffers = writing + imgport_transfer::stream::UPLOAD_FILLED_AHEAD;
     stream_opts.part_size = Some(planned.parts.value.part_size.non_zero());
     let stream = LayoutStream::new(
         disk.layout.clone(),

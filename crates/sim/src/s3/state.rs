@@ -16,6 +16,9 @@ pub enum FaultKind {
     Drop,
     /// The answer comes after this many milliseconds (and is then served normally).
     DelayMs(u64),
+    /// 500 InternalError after this many milliseconds, the body unread: a part whose first
+    /// attempt fails late (a test changes the source meanwhile).
+    FailAfterMs(u64),
 }
 
 /// A fault on the first `times` attempts of part `part` (0 = every part).
@@ -28,7 +31,8 @@ pub struct PartFault {
 
 impl std::str::FromStr for PartFault {
     type Err = String;
-    /// `PART:KIND[:TIMES]` with KIND `500`, `slowdown`, `drop` or `delay=MS`, e.g. `3:slowdown:2`.
+    /// `PART:KIND[:TIMES]` with KIND `500`, `slowdown`, `drop`, `delay=MS` or `500-after=MS`,
+    /// e.g. `3:slowdown:2`.
     fn from_str(s: &str) -> Result<Self, String> {
         let mut it = s.split(':');
         let part = it
@@ -39,10 +43,18 @@ impl std::str::FromStr for PartFault {
             "500" => FaultKind::Internal,
             "slowdown" => FaultKind::SlowDown,
             "drop" => FaultKind::Drop,
-            k => match k.strip_prefix("delay=").and_then(|ms| ms.parse().ok()) {
-                Some(ms) => FaultKind::DelayMs(ms),
-                None => return Err(format!("{s:?}: KIND is 500, slowdown, drop or delay=MS")),
-            },
+            k => {
+                let ms = |prefix: &str| k.strip_prefix(prefix).and_then(|ms| ms.parse().ok());
+                match (ms("delay="), ms("500-after=")) {
+                    (Some(ms), _) => FaultKind::DelayMs(ms),
+                    (_, Some(ms)) => FaultKind::FailAfterMs(ms),
+                    _ => {
+                        return Err(format!(
+                            "{s:?}: KIND is 500, slowdown, drop, delay=MS or 500-after=MS"
+                        ));
+                    }
+                }
+            }
         };
         let times = match it.next() {
             Some(t) => t.parse().map_err(|_| format!("{s:?}: TIMES is a number"))?,

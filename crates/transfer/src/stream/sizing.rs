@@ -43,28 +43,35 @@ pub fn md5_extra_buffers(part_size: u64) -> usize {
     (MD5_BATCH_BUDGET / part_size.max(1)).clamp(1, MD5_LANES as u64) as usize
 }
 
-/// Parts of an upload filled ahead of those in flight: one waiting in the uploader's queue and
-/// one its producer holds ready.
+/// Part buffers an upload stream's [`reader`](crate::PartSource::reader) fills parts again
+/// in, on top of the stream's own: retries are rare, so they take turns.
+pub const REREAD_BUFFERS: usize = 1;
+
+/// Parts of an upload filled ahead of those being sent: one waiting in the uploader's queue
+/// and one its producer holds ready.
 pub const UPLOAD_FILLED_AHEAD: usize = 2;
 
-/// Part buffers an upload's stream keeps with at most `in_flight` parts of `part_size` bytes
-/// in flight: those, [`UPLOAD_FILLED_AHEAD`], and [`md5_extra_buffers`] when it batches part
-/// MD5s (`md5_batch`: an unsigned upload's). What
-/// [`StreamOptions::buffers`](super::StreamOptions::buffers) is set from is this minus the
-/// MD5 batch's, which the stream adds itself.
-pub fn upload_buffers(in_flight: usize, part_size: u64, md5_batch: bool) -> usize {
+/// Part buffers an upload's stream keeps with at most `writing` parts of `part_size` bytes
+/// being written at once: those, [`UPLOAD_FILLED_AHEAD`], the
+/// [`REREAD_BUFFERS`] retries read parts again in, and
+/// [`md5_extra_buffers`] when it batches part MD5s (`md5_batch`: an unsigned upload's). A
+/// part holds its buffer from its filling until its request has written it, not until the
+/// answer (the uploader reads a part again to retry it), so the parts in flight are not
+/// bounded by this. What [`StreamOptions::buffers`](super::StreamOptions::buffers) is set
+/// from is `writing + UPLOAD_FILLED_AHEAD`: the stream adds the others itself.
+pub fn upload_buffers(writing: usize, part_size: u64, md5_batch: bool) -> usize {
     let batch = if md5_batch {
         md5_extra_buffers(part_size)
     } else {
         0
     };
-    in_flight + UPLOAD_FILLED_AHEAD + batch
+    writing + UPLOAD_FILLED_AHEAD + REREAD_BUFFERS + batch
 }
 
-/// Most parts of `part_size` bytes an upload may keep in flight so that all its part buffers
-/// ([`upload_buffers`]) fit in `budget` bytes; `None` when not even one does (the parts are
-/// too large for the budget).
-pub fn in_flight_within(budget: u64, part_size: u64, md5_batch: bool) -> Option<usize> {
+/// Most parts of `part_size` bytes an upload may be writing at once so that all its part
+/// buffers ([`upload_buffers`]) fit in `budget` bytes; `None` when not even one fits (the
+/// parts are too large for the budget).
+pub fn writing_within(budget: u64, part_size: u64, md5_batch: bool) -> Option<usize> {
     let fixed = upload_buffers(0, part_size, md5_batch) as u64;
     let n = (budget / part_size.max(1)).checked_sub(fixed)?;
     (n >= 1).then(|| usize::try_from(n).unwrap_or(usize::MAX))
