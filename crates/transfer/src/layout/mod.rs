@@ -12,7 +12,9 @@ mod vhd;
 
 use imgport_image::{DiskImage, Extent, ExtentKind};
 
-pub use segments::{Layout, LayoutError, OutputFormat, Piece, SECTOR, Segment, VHD_BLOCK_SIZE};
+pub use segments::{
+    Layout, LayoutError, OutputFormat, Piece, SECTOR, Segment, TableBytes, VHD_BLOCK_SIZE,
+};
 use segments::{SegmentBuilder, round_up, rounding_notice};
 
 impl Layout {

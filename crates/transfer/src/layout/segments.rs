@@ -93,8 +93,15 @@ pub enum Piece {
     Qcow2L2 { table: u64 },
     /// QCOW2 refcount block number `block`, generated.
     Qcow2Refcount { block: u64 },
-    /// A dynamic VHD's block allocation table, generated.
-    VhdBat(Arc<super::vhd::BatMap>),
+    /// A table generated on read (a dynamic VHD's block allocation table).
+    Table(Arc<dyn TableBytes>),
+}
+
+/// A metadata table whose bytes are made on read, so a layout holds what it was planned from
+/// rather than a table as large as the disk.
+pub trait TableBytes: std::fmt::Debug + Send + Sync {
+    /// Bytes `[skip, skip + dst.len())` of the table.
+    fn fill(&self, skip: u64, dst: &mut [u8]);
 }
 
 /// A contiguous range `[offset, offset + length)` of the output and what it holds.
@@ -234,7 +241,7 @@ impl Layout {
                     Some(map) => map.fill_refcount(*block, skip, dst),
                     None => dst.fill(0),
                 },
-                Piece::VhdBat(bat) => bat.fill(skip, dst),
+                Piece::Table(table) => table.fill(skip, dst),
             }
             pos += n as u64;
             out = rest;

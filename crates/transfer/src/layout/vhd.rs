@@ -12,8 +12,8 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::segments::{
-    Layout, LayoutError, OutputFormat, Piece, SECTOR, SegmentBuilder, VHD_BLOCK_SIZE, round_up,
-    rounding_notice, unit_runs,
+    Layout, LayoutError, OutputFormat, Piece, SECTOR, SegmentBuilder, TableBytes, VHD_BLOCK_SIZE,
+    round_up, rounding_notice, unit_runs,
 };
 use imgport_image::Extent;
 use imgport_image::vhd::write::{dynamic_header, footer};
@@ -78,10 +78,12 @@ impl BatMap {
         u32::try_from(last.unwrap_or(0)).ok()?;
         Some(Self { runs: out, stride })
     }
+}
 
-    /// Bytes `[skip, skip + dst.len())` of the table: big-endian sectors, `0xFFFFFFFF` for an
-    /// unallocated block and in the padding to a whole sector.
-    pub(super) fn fill(&self, skip: u64, dst: &mut [u8]) {
+impl TableBytes for BatMap {
+    /// Big-endian sectors, `0xFFFFFFFF` for an unallocated block and in the padding to a whole
+    /// sector.
+    fn fill(&self, skip: u64, dst: &mut [u8]) {
         dst.fill(0xff);
         let end = skip + dst.len() as u64;
         let (first, last) = (skip / 4, end.div_ceil(4));
@@ -137,7 +139,7 @@ pub(super) fn dynamic(source_size: u64, data: &[Extent]) -> Result<Layout, Layou
         entries as u32,
         VHD_BLOCK_SIZE as u32,
     )));
-    b.push(bat_len, Piece::VhdBat(Arc::new(bat)));
+    b.push(bat_len, Piece::Table(Arc::new(bat)));
     let mut cursor = 0;
     for &(start, count) in &runs {
         for block in start..start + count {
