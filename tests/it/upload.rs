@@ -150,6 +150,17 @@ impl Env {
     }
 }
 
+/// The library's own S3 client for the emulator at `endpoint`, with the test keys.
+fn test_store(endpoint: &str) -> imgport::store::S3Store {
+    let config = imgport::store::StoreConfig::custom("us-east-1", endpoint, true).unwrap();
+    let creds = imgport::credentials::Credentials {
+        access_key_id: TEST_ACCESS_KEY_ID.into(),
+        access_key_secret: imgport::secret::Secret::new(TEST_ACCESS_KEY_SECRET),
+        security_token: None,
+    };
+    imgport::store::S3Store::new(&config, &creds)
+}
+
 fn keys() -> Vec<(&'static str, &'static str)> {
     vec![
         ("ALIBABA_CLOUD_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID),
@@ -438,9 +449,8 @@ fn a_retry_reads_its_part_again_and_refuses_a_changed_source() {
 /// for a retry of its own). So the parts in flight are not bounded by the part memory.
 #[test]
 fn a_part_buffer_comes_back_before_its_answer() {
-    use imgport::credentials::Credentials;
     use imgport::sim::wan::{WanLink, WanProxy};
-    use imgport::store::{ObjectStore, ObjectTarget, S3Store, StoreConfig};
+    use imgport::store::{ObjectStore, ObjectTarget};
     use imgport::transfer::pool::{BufferPool, PartData};
     let env = Env::new();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -459,13 +469,7 @@ fn a_part_buffer_comes_back_before_its_answer() {
             .unwrap();
         let endpoint = format!("http://{}", proxy.addr());
         let proxy = tokio::spawn(proxy.serve());
-        let config = StoreConfig::custom("us-east-1", &endpoint, true).unwrap();
-        let creds = Credentials {
-            access_key_id: TEST_ACCESS_KEY_ID.into(),
-            access_key_secret: imgport::secret::Secret::new(TEST_ACCESS_KEY_SECRET),
-            security_token: None,
-        };
-        let store = S3Store::new(&config, &creds);
+        let store = test_store(&endpoint);
         let target = ObjectTarget {
             bucket: BUCKET.into(),
             key: "far.bin".into(),
@@ -808,21 +812,14 @@ fn complete_behind_the_journal(env: &Env, src: &Path, key: &str, parts: u32) -> 
 /// completes it with the parts the server lists, using the library's own S3 client (as a
 /// killed run's last requests would have).
 fn complete_with_last_part(env: &Env, src: &Path, key: &str, upload_id: &str, parts: u32) {
-    use imgport::credentials::Credentials;
-    use imgport::store::{ObjectStore, ObjectTarget, S3Store, StoreConfig};
+    use imgport::store::{ObjectStore, ObjectTarget};
     let data = std::fs::read(src).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        let config = StoreConfig::custom("us-east-1", &env.s3.endpoint(), true).unwrap();
-        let creds = Credentials {
-            access_key_id: TEST_ACCESS_KEY_ID.into(),
-            access_key_secret: imgport::secret::Secret::new(TEST_ACCESS_KEY_SECRET),
-            security_token: None,
-        };
-        let store = S3Store::new(&config, &creds);
+        let store = test_store(&env.s3.endpoint());
         let target = ObjectTarget {
             bucket: BUCKET.into(),
             key: key.into(),
